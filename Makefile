@@ -1,0 +1,93 @@
+# driftfs: a FUSE filesystem for a Drift account. See README.md.
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CC ?= cc
+PKGS := fuse3 libcurl libcjson sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wvla -Wno-format-nonliteral -Wno-format-truncation
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+ifdef WERROR
+WARN += -Werror
+endif
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) \
+	-DDRIFTFS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -pthread
+LDLIBS := $(PKG_LIBS) -pthread
+
+ifdef SANITIZE
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+BUILD := build/san
+else
+BUILD := build/default
+endif
+
+# The library both programs share, and each program's main.
+LIB_SRCS := buf log stats json names config http api store render sync tree \
+	ctl fs
+LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+all: $(BUILD)/driftfs driftfs
+
+driftfs: $(BUILD)/driftfs
+	ln -sf $(BUILD)/driftfs driftfs
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/driftfs: $(LIB_OBJS) $(BUILD)/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD):
+	mkdir -p $@
+
+$(BUILD)/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \
+		$(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+unit: $(UNIT_TESTS:%=$(BUILD)/%)
+	@fail=0; for t in $^; do $$t || fail=1; done; exit $$fail
+
+check: deps all unit
+	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs /usr/bin/python3 -m pytest -q \
+		-p no:cacheprovider tests/emulator tests/mount
+
+demo: deps all
+	@scripts/demo start $(MNT)
+
+demo-stop:
+	@scripts/demo stop $(MNT)
+
+bench: deps all
+	@scripts/bench
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
+	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1
+
+format:
+	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build driftfs
+
+.PHONY: all deps unit check demo demo-stop bench install uninstall format \
+	clean

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api: the Drift REST endpoints driftfs uses, parsed into plain rows.
+ *
+ * This is the only module that knows Drift's envelopes (which differ from
+ * endpoint to endpoint, see drift-api.md §3.1) and paging styles. Every
+ * response is treated as untrusted: wrong shapes, missing ids and repeating
+ * cursors are errors (logged, -EIO), never crashes or endless loops. cJSON
+ * trees stay inside this file; callers get rows whose `json` member is the
+ * object's canonical rendering, ready to store.
+ *
+ * Callbacks receive rows that live only for the call; they return 0 to go on
+ * or -errno to stop the walk (the walk then returns that value).
+ *
+ * Row release functions accept zeroed rows. Thread-safe as http.c is.
+ */
+#ifndef DRIFTFS_API_H
+#define DRIFTFS_API_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "http.h"
+
+struct api_contact {
+	int64_t id;
+	int64_t created;	/* ms */
+	char *email;		/* may be NULL */
+	char *external_id;	/* may be NULL */
+	char *name;		/* may be NULL */
+	struct buf json;	/* canonical GET /contacts/{id} data object */
+	struct buf tags;	/* the tags file: one name a line */
+};
+
+struct api_user {
+	int64_t id;
+	int64_t mtime;		/* updatedAt, else createdAt, ms */
+	char *email;
+	char *name;
+	int bot;
+	struct buf json;
+};
+
+struct api_conversation {
+	int64_t id;
+	int64_t contact_id;	/* 0 when unknown */
+	int64_t created;
+	int64_t updated;	/* updatedAt, else createdAt */
+	char status[16];	/* open, closed, pending, bulk_sent or "" */
+	struct buf json;	/* full object (empty for list summaries) */
+};
+
+struct api_attachment {
+	int64_t id;
+	char *file_name;
+	char *mime;
+};
+
+struct api_message {
+	int64_t id;
+	int64_t conversation_id;
+	int64_t created;
+	int64_t author_id;
+	char author_type[16];	/* "contact" or "user" */
+	int bot;
+	char type[24];		/* chat, private_note, ... */
+	char *body;		/* HTML as sent by the API */
+	struct buf json;
+	struct api_attachment *att;
+	size_t natt;
+};
+
+/* Playbooks (numeric id) and accounts (string id). */
+struct api_object {
+	int64_t id;
+	char *key;		/* string id; NULL for playbooks */
+	int64_t mtime;
+	struct buf json;
+};
+
+/* Where a conversation walk is; zero it to start from the newest. */
+struct api_cursor {
+	char *next;		/* path of the next page, NULL before the first */
+	int done;		/* no more pages */
+	int legacy_limit;	/* the server refused limit=100: use 50 */
+	unsigned pages;
+};
+
+typedef int (*api_contact_cb)(void *ctx, const struct api_contact *c);
+typedef int (*api_user_cb)(void *ctx, const struct api_user *u);
+typedef int (*api_conversation_cb)(void *ctx,
+				   const struct api_conversation *c);
+/* May take ownership of *m by copying it and zeroing the original. */
+typedef int (*api_message_cb)(void *ctx, struct api_message *m);
+typedef int (*api_object_cb)(void *ctx, const struct api_object *o);
+
+void api_contact_release(struct api_contact *c);
+void api_user_release(struct api_user *u);
+void api_conversation_release(struct api_conversation *c);
+void api_message_release(struct api_message *m);
+void api_object_release(struct api_object *o);
+void api_cursor_release(struct api_cursor *cur);
+
+int api_contact_get(struct http *h, int64_t id, struct api_contact *out);
+int api_contacts_by_email(struct http *h, const char *email, api_contact_cb cb,
+			  void *ctx);
+int api_contacts_by_external_id(struct http *h, const char *ext,
+				api_contact_cb cb, void *ctx);
+/* The custom attribute definitions, rendered canonically. */
+int api_contact_attributes(struct http *h, struct buf *json);
+
+int api_users_list(struct http *h, api_user_cb cb, void *ctx);
+int api_user_get(struct http *h, int64_t id, struct api_user *out);
+
+/*
+ * One page of the conversation list, newest updatedAt first, in whichever
+ * paging style the server answers with (legacy `next` or `page_token`).
+ * Sets cur->done after the last page.
+ */
+int api_conversations_page(struct http *h, struct api_cursor *cur,
+			   api_conversation_cb cb, void *ctx);
+int api_conversation_get(struct http *h, int64_t id,
+			 struct api_conversation *out);
+/* Every message of a conversation, oldest first, all pages. */
+int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
+		 void *ctx);
+/* The bytes of an attachment, at most max bytes. */
+int api_attachment_data(struct http *h, int64_t id, size_t max,
+			struct buf *out);
+
+int api_playbooks(struct http *h, api_object_cb cb, void *ctx);
+int api_accounts(struct http *h, api_object_cb cb, void *ctx);
+
+/* Percent-encodes s for a query string value (caller frees). */
+char *api_query_escape(const char *s);
+
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl: the control plane under .driftfs/: the status, stats and errors
+ * files, and the commands written to .driftfs/ctl.
+ */
+#ifndef DRIFTFS_CTL_H
+#define DRIFTFS_CTL_H
+
+#include "buf.h"
+#include "driftfs.h"
+
+int ctl_status(struct driftfs *d, struct buf *out);
+int ctl_stats(struct driftfs *d, struct buf *out);
+int ctl_errors(struct driftfs *d, struct buf *out);
+
+/*
+ * Runs the commands in text, one a line: "sync" (a full pass, waited for),
+ * "sync PATH" (refetch the object behind a tree path), "offline", "online".
+ * Returns 0, or the first failure (-EINVAL for an unknown command).
+ */
+int ctl_command(struct driftfs *d, const char *text, size_t len);
+
+#endif

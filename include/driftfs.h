@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * driftfs: the pieces of one running mount, wired together by main.c.
+ *
+ * Lock order (outermost first), for every module: fs node table lock, then
+ * sync state lock, then the store's pool lock, then the HTTP governor and
+ * pool locks, then the log ring and stats locks. No module calls outward
+ * (upward in this list) while holding its own lock.
+ */
+#ifndef DRIFTFS_DRIFTFS_H
+#define DRIFTFS_DRIFTFS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define DRIFTFS_NAME "driftfs"
+
+struct store;
+struct http;
+struct sync;
+struct fs;
+
+struct driftfs {
+	struct config cfg;
+	struct store *store;
+	struct http *http;
+	struct sync *sync;
+	struct fs *fs;		/* the FUSE side; NULL in driftctl */
+	uid_t uid;		/* owner shown on every node */
+	gid_t gid;
+	int64_t started_ms;	/* wall clock at start */
+};
+
+#endif

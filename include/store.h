@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the SQLite cache that every read is served from.
+ *
+ * One file (cache.db, 0600 in the 0700 cache directory) holds each object the
+ * tree shows together with its rendered bytes, so that getattr, readdir and
+ * read are single indexed queries and never render or touch the network.
+ * Sync state (watermarks, last sync) lives in the meta table, and the outbox
+ * table is where accepted writes wait for the API.
+ *
+ * Connections: a pool, one connection per concurrent user, each with its own
+ * prepared statements (WAL lets readers run beside the one writer). A thread
+ * that calls store_begin() keeps its connection until store_commit() or
+ * store_rollback(), so the sync's writes form one transaction.
+ *
+ * Readers use the generic query interface: each enum store_query names one
+ * prepared SELECT whose columns fill a struct store_row. The SQL stays here.
+ */
+#ifndef DRIFTFS_STORE_H
+#define DRIFTFS_STORE_H
+
+#include <stdint.h>
+
+#include "api.h"
+#include "buf.h"
+
+struct store;
+
+/* Opens (creating if needed) DIR/cache.db. NULL and errno on failure. */
+struct store *store_open(const char *dir);
+void store_close(struct store *st);
+
+/*
+ * What a query returns, column by column; absent columns are 0/NULL. Strings
+ * belong to the store and live until the callback returns (store_each) or
+ * the next call on this thread (store_one).
+ */
+struct store_row {
+	int64_t id;
+	int64_t id2;
+	int64_t mtime;		/* ms since the epoch */
+	int64_t size;		/* bytes of the rendered file */
+	const char *name;	/* encoded entry name */
+	const char *text;
+};
+
+enum store_query {
+	/* listings */
+	Q_CONTACTS,		/* id, -, mtime */
+	Q_CONTACT_CONVS,	/* (contact) id, -, mtime */
+	Q_EMAIL_NAMES,		/* name, id: oldest contact per email */
+	Q_EXTID_NAMES,		/* name, id */
+	Q_USERS,		/* id, -, mtime, size */
+	Q_USER_EMAIL_NAMES,	/* name, id */
+	Q_CONVS,		/* id, contact, mtime */
+	Q_CONVS_BY_STATUS,	/* (status text) id, -, mtime */
+	Q_MESSAGES,		/* (conv) id, -, mtime, size */
+	Q_ATTACHMENTS,		/* (conv) id, -, mtime, size, name */
+	Q_PLAYBOOKS,		/* id, -, mtime, size */
+	Q_ACCOUNTS,		/* id (hash), -, mtime, size, name, key */
+	Q_STATUS_COUNTS,	/* count as id, -, max mtime, -, status */
+	/* single rows */
+	Q_CONTACT,		/* (id) id, -, mtime, size(json), -, -, */
+	Q_CONTACT_TAGS,		/* (id) id, -, mtime, size(tags) */
+	Q_CONTACT_BY_EMAIL,	/* (name) id, -, mtime */
+	Q_CONTACT_BY_EXTID,	/* (name) id, -, mtime */
+	Q_USER,			/* (id) id, -, mtime, size */
+	Q_USER_BY_EMAIL,	/* (name) id, -, mtime, size */
+	Q_USER_NAME,		/* (id) id, bot, mtime, -, name */
+	Q_CONV,			/* (id) id, contact, mtime, size, -, status */
+	Q_TRANSCRIPT,		/* (id) id, contact, mtime, size */
+	Q_MESSAGE,		/* (id) id, conv, mtime, size */
+	Q_ATTACHMENT,		/* (id) id, conv, mtime, size, name */
+	Q_PLAYBOOK,		/* (id) id, -, mtime, size */
+	Q_ACCOUNT_BY_NAME,	/* (name) id, -, mtime, size, name, key */
+	Q_COUNTS,		/* one row: contacts, users, conversations... */
+	Q__COUNT
+};
+
+/* Calls cb for each row; cb returns 0 to go on. Returns 0 or -errno. */
+int store_each(struct store *st, enum store_query q, int64_t arg,
+	       const char *sarg, int (*cb)(void *ctx, const struct store_row *r),
+	       void *ctx);
+/* The first row; -ENOENT when there is none. */
+int store_one(struct store *st, enum store_query q, int64_t arg,
+	      const char *sarg, struct store_row *row);
+
+/* The file bytes behind a single-row query (Q_CONTACT ... Q_ACCOUNT_BY_NAME). */
+int store_blob(struct store *st, enum store_query q, int64_t arg,
+	       const char *sarg, struct buf *out);
+
+/* Counts for .driftfs/status: contacts, users, conversations, messages,
+ * attachments, playbooks, accounts, outbox, in that order. */
+int store_counts(struct store *st, int64_t counts[8]);
+
+/* Transactions (pin this thread's connection until commit/rollback). */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/*
+ * Writers, for the sync. *changed is set when the stored bytes differ from
+ * what was there (or the row is new), so the caller knows what to
+ * invalidate. gen tags rows seen by this pass for store_prune().
+ */
+int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
+		   int *changed);
+int store_put_contact(struct store *st, const struct api_contact *c,
+		      int *changed);
+int store_put_conversation(struct store *st, const struct api_conversation *c,
+			   const struct buf *transcript, int *changed);
+/* Replaces the conversation's messages (and their attachment rows). */
+int store_clear_messages(struct store *st, int64_t conv);
+int store_put_message(struct store *st, const struct api_message *m);
+int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
+			 int64_t mtime, const struct api_attachment *a,
+			 const struct buf *data);
+/* Whether the attachment's bytes are already stored (saves a download). */
+int store_has_attachment(struct store *st, int64_t id);
+int store_put_playbook(struct store *st, const struct api_object *o,
+		       int64_t gen, int *changed);
+int store_put_account(struct store *st, const struct api_object *o,
+		      int64_t gen, int *changed);
+int store_delete_contact(struct store *st, int64_t id);
+
+enum store_table { ST_USERS, ST_PLAYBOOKS, ST_ACCOUNTS };
+/* Deletes rows of table not seen by generation gen; counts them. */
+int store_prune(struct store *st, enum store_table t, int64_t gen,
+		int *deleted);
+
+/* The updatedAt at which a conversation was last fully synced (0 = never). */
+int64_t store_conversation_synced(struct store *st, int64_t id);
+
+/* Small named values (sync watermarks, attributes.json). */
+int store_meta_get(struct store *st, const char *key, struct buf *out);
+int store_meta_set(struct store *st, const char *key, const void *val,
+		   size_t len);
+int64_t store_meta_i64(struct store *st, const char *key);
+int store_meta_set_i64(struct store *st, const char *key, int64_t v);
+
+/* The inode-number hash of an account id (accounts have string ids). */
+int64_t store_account_hash(const char *key);
+
+#endif

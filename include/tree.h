@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tree: which node a name is, what it contains, and what it looks like.
+ *
+ * This is DESIGN.md §2 as code: every kind of node in the tree, how its
+ * inode number is derived (stable across mounts: from the kind and the
+ * object's id), its mode, and where its bytes come from. It knows neither
+ * FUSE (fs.c) nor HTTP: data comes from the store, and objects missing from
+ * the cache are fetched through sync.c's on-demand fetchers.
+ *
+ * Inode numbers: the root is 1 and the fixed nodes are small numbers below
+ * 32; every other node is (kind << 56) | id when the id fits in 56 bits, else
+ * (kind << 56) | a 56-bit hash of the id or name.
+ */
+#ifndef DRIFTFS_TREE_H
+#define DRIFTFS_TREE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "driftfs.h"
+
+enum tree_kind {
+	/* fixed nodes: the kind is the inode number */
+	T_ROOT = 1,
+	T_CONTACTS,
+	T_USERS,
+	T_CONVS,
+	T_PLAYBOOKS,
+	T_ACCOUNTS,
+	T_CTLDIR,
+	T_BY_EMAIL,
+	T_BY_EXTID,
+	T_ATTRIBUTES,
+	T_UNSUBSCRIBE,
+	T_CONTACTS_NEW,
+	T_USERS_BY_EMAIL,
+	T_BY_STATUS,
+	T_STATUS_OPEN,
+	T_STATUS_CLOSED,
+	T_STATUS_PENDING,
+	T_STATUS_BULK,
+	T_STATS_JSON,
+	T_CONVS_NEW,
+	T_CTL_STATUS,
+	T_CTL_STATS,
+	T_CTL_ERRORS,
+	T_OUTBOX,
+	T_CTL_CTL,
+	T__FIXED_END,
+	/* per-object nodes */
+	T_CONTACT = 32,
+	T_CONTACT_JSON,
+	T_CONTACT_TAGS,
+	T_CONTACT_TIMELINE,
+	T_CONTACT_CONVS,
+	T_CONTACT_CONV_LINK,	/* id: conversation */
+	T_EMAIL_LINK,		/* name: encoded email */
+	T_EXTID_LINK,		/* name: encoded external id */
+	T_USER_JSON,
+	T_USER_EMAIL_LINK,	/* name: encoded email + ".json" */
+	T_CONV,
+	T_CONV_JSON,
+	T_TRANSCRIPT,
+	T_MESSAGES,
+	T_MESSAGE_JSON,		/* id: message */
+	T_MESSAGES_NEW,
+	T_REPLY,
+	T_NOTE,
+	T_ATTACHMENTS,
+	T_ATTACHMENT,		/* id: attachment */
+	T_CONV_CONTACT_LINK,
+	T_STATUS_LINK,		/* id: conversation */
+	T_PLAYBOOK_JSON,
+	T_ACCOUNT_JSON,		/* name: encoded account id + ".json" */
+	T_OUTBOX_ITEM,		/* id: outbox sequence number */
+	T__END
+};
+
+/* A node: kind plus the id or name that picks the object. */
+struct tnode {
+	int kind;
+	int64_t id;
+	char *name;		/* for name-keyed kinds; owned by the holder */
+};
+
+struct tattr {
+	uint64_t ino;
+	mode_t mode;		/* type and permission bits */
+	int64_t size;
+	int64_t mtime_ms;
+	unsigned nlink;
+};
+
+/* What a file is for: how fs.c opens and caches it. */
+enum tree_access {
+	TA_DIR,
+	TA_LINK,
+	TA_RO,		/* read-only, cacheable: invalidated on change */
+	TA_RW,		/* readable and writable (writes: a later issue) */
+	TA_WO,		/* write-only (new, reply, note, unsubscribe, ...) */
+	TA_DYNAMIC,	/* generated on every open (.driftfs files) */
+	TA_CTL,		/* .driftfs/ctl: commands */
+};
+
+uint64_t tree_ino(const struct tnode *n);
+enum tree_access tree_access(int kind);
+/* Whether a node of this kind names its object by name (not id). */
+int tree_kind_named(int kind);
+
+/*
+ * Finds name in directory dir. child->name is allocated when set (release
+ * with tree_node_release()). -ENOENT when there is no such entry, -ENOTDIR
+ * when dir is not a directory, -EIO/-EAGAIN when fetching it failed.
+ */
+int tree_lookup(struct driftfs *d, const struct tnode *dir, const char *name,
+		struct tnode *child, struct tattr *attr);
+int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *attr);
+
+typedef int (*tree_list_cb)(void *ctx, const char *name,
+			    const struct tnode *child,
+			    const struct tattr *attr);
+/* Calls cb for every entry of dir (no "." or ".."). */
+int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
+	      void *ctx);
+int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out);
+/* The bytes of a file node. */
+int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out);
+
+void tree_node_release(struct tnode *n);
+int tree_node_copy(struct tnode *dst, const struct tnode *src);
+
+#endif

@@ -1,0 +1,791 @@
+// SPDX-License-Identifier: MIT
+/* api.c: Drift endpoints, envelopes and paging, parsed into rows (see api.h). */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+
+#define MAX_PAGES 100000
+#define JSON_MAX ((size_t)32 << 20)
+
+char *api_query_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b = BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int r;
+
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			r = buf_addc(&b, (char)*p);
+		} else {
+			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+
+			r = buf_add(&b, e, 3);
+		}
+		if (r) {
+			buf_release(&b);
+			return NULL;
+		}
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* GETs path and parses the body. NULL (and *err) on any failure. */
+static cJSON *get_json(struct http *h, const char *path, unsigned flags,
+		       int *err)
+{
+	struct http_response resp;
+	cJSON *v = NULL;
+
+	*err = http_call(h, "GET", path, NULL, NULL, 0, JSON_MAX, flags, &resp);
+	if (!*err) {
+		v = json_parse(resp.body.data ? resp.body.data : "",
+			       resp.body.len);
+		if (!v) {
+			log_error_event("GET %s: malformed JSON in a %ld "
+					"answer (%zu bytes)",
+					path, resp.status, resp.body.len);
+			*err = -EIO;
+		}
+	}
+	http_response_release(&resp);
+	return v;
+}
+
+static int shape_error(const char *path, const char *what)
+{
+	log_error_event("GET %s: unexpected response shape: %s", path, what);
+	return -EIO;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int64_t get_ms(const cJSON *obj, const char *key)
+{
+	int64_t v = 0;
+
+	if (json_get_i64(obj, key, &v) || v < 0)
+		return 0;
+	return v;
+}
+
+/* Replaces control characters so a tag stays on its own line. */
+static int add_tag_line(struct buf *out, const char *name)
+{
+	int r = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p && !r;
+	     p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			r = buf_printf(out, "%%%02X", *p);
+		else
+			r = buf_addc(out, (char)*p);
+	}
+	return r ? r : buf_addc(out, '\n');
+}
+
+void api_contact_release(struct api_contact *c)
+{
+	free(c->email);
+	free(c->external_id);
+	free(c->name);
+	buf_release(&c->json);
+	buf_release(&c->tags);
+	memset(c, 0, sizeof(*c));
+}
+
+static int parse_contact(const cJSON *v, struct api_contact *c)
+{
+	const cJSON *attrs, *tags, *ext;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if (!cJSON_IsObject(v) || json_get_i64(v, "id", &c->id) || c->id <= 0)
+		return -EINVAL;
+	c->created = get_ms(v, "createdAt");
+	attrs = cJSON_GetObjectItemCaseSensitive(v, "attributes");
+	c->email = dup_or_null(json_get_str(attrs, "email"));
+	c->name = dup_or_null(json_get_str(attrs, "name"));
+	ext = cJSON_GetObjectItemCaseSensitive(attrs, "externalId");
+	if (cJSON_IsString(ext)) {
+		c->external_id = strdup(ext->valuestring);
+	} else if (cJSON_IsNumber(ext) || cJSON_IsRaw(ext)) {
+		int64_t n;
+
+		if (!json_i64(ext, &n) &&
+		    asprintf(&c->external_id, "%lld", (long long)n) < 0)
+			c->external_id = NULL;
+	}
+	r = json_render(v, &c->json);
+	tags = cJSON_GetObjectItemCaseSensitive(attrs, "tags");
+	for (const cJSON *t = cJSON_IsArray(tags) ? tags->child : NULL;
+	     t && !r; t = t->next) {
+		const char *name = cJSON_IsString(t) ? t->valuestring
+						     : json_get_str(t, "name");
+
+		if (name)
+			r = add_tag_line(&c->tags, name);
+	}
+	if (r)
+		api_contact_release(c);
+	return r;
+}
+
+int api_contact_get(struct http *h, int64_t id, struct api_contact *out)
+{
+	char path[64];
+	cJSON *v;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/contacts/%lld", (long long)id);
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	err = parse_contact(cJSON_GetObjectItemCaseSensitive(v, "data"), out);
+	if (err == -EINVAL)
+		err = shape_error(path, "no contact object with an id in data");
+	else if (!err && out->id != id)
+		err = shape_error(path, "a different contact id in data"),
+		api_contact_release(out);
+	cJSON_Delete(v);
+	return err;
+}
+
+/* Walks a {"data": [contact...]} lookup answer. */
+static int contact_list(struct http *h, const char *path, api_contact_cb cb,
+			void *ctx)
+{
+	const cJSON *data;
+	cJSON *v;
+	int err;
+
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	/* The docs once showed a single object here: accept it too. */
+	if (cJSON_IsObject(data)) {
+		struct api_contact c;
+
+		err = parse_contact(data, &c);
+		if (!err) {
+			err = cb(ctx, &c);
+			api_contact_release(&c);
+		} else {
+			err = shape_error(path, "contact without an id");
+		}
+	} else if (cJSON_IsArray(data)) {
+		for (const cJSON *e = data->child; e && !err; e = e->next) {
+			struct api_contact c;
+
+			if (parse_contact(e, &c)) {
+				shape_error(path, "contact without an id");
+				continue;
+			}
+			err = cb(ctx, &c);
+			api_contact_release(&c);
+		}
+	} else {
+		err = shape_error(path, "data is not a list");
+	}
+	cJSON_Delete(v);
+	return err;
+}
+
+int api_contacts_by_email(struct http *h, const char *email, api_contact_cb cb,
+			  void *ctx)
+{
+	char *q = api_query_escape(email), *path = NULL;
+	int r = -ENOMEM;
+
+	if (q && asprintf(&path, "/contacts?email=%s", q) >= 0)
+		r = contact_list(h, path, cb, ctx);
+	else
+		path = NULL;
+	free(q);
+	free(path);
+	return r;
+}
+
+int api_contacts_by_external_id(struct http *h, const char *ext,
+				api_contact_cb cb, void *ctx)
+{
+	char *q = api_query_escape(ext), *path = NULL;
+	int r = -ENOMEM;
+
+	if (q && asprintf(&path, "/contacts?idType=external&id=%s", q) >= 0)
+		r = contact_list(h, path, cb, ctx);
+	else
+		path = NULL;
+	free(q);
+	free(path);
+	return r;
+}
+
+int api_contact_attributes(struct http *h, struct buf *json)
+{
+	const char *path = "/contacts/attributes";
+	const cJSON *data;
+	cJSON *v;
+	int err;
+
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	if (cJSON_IsObject(data) || cJSON_IsArray(data))
+		err = json_render(data, json);
+	else
+		err = shape_error(path, "no data object");
+	cJSON_Delete(v);
+	return err;
+}
+
+void api_user_release(struct api_user *u)
+{
+	free(u->email);
+	free(u->name);
+	buf_release(&u->json);
+	memset(u, 0, sizeof(*u));
+}
+
+static int parse_user(const cJSON *v, struct api_user *u)
+{
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	if (!cJSON_IsObject(v) || json_get_i64(v, "id", &u->id) || u->id <= 0)
+		return -EINVAL;
+	u->mtime = get_ms(v, "updatedAt");
+	if (!u->mtime)
+		u->mtime = get_ms(v, "createdAt");
+	u->email = dup_or_null(json_get_str(v, "email"));
+	u->name = dup_or_null(json_get_str(v, "name"));
+	if (!u->name)
+		u->name = dup_or_null(json_get_str(v, "alias"));
+	u->bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "bot"));
+	r = json_render(v, &u->json);
+	if (r)
+		api_user_release(u);
+	return r;
+}
+
+int api_users_list(struct http *h, api_user_cb cb, void *ctx)
+{
+	const char *path = "/users/list";
+	const cJSON *data;
+	cJSON *v;
+	int err;
+
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	/* A list, or (like the multi-get) a map keyed by id. */
+	if (!cJSON_IsArray(data) && !cJSON_IsObject(data)) {
+		err = shape_error(path, "data is not a list");
+		goto out;
+	}
+	for (const cJSON *e = data->child; e && !err; e = e->next) {
+		struct api_user u;
+
+		if (parse_user(e, &u)) {
+			shape_error(path, "user without an id");
+			continue;
+		}
+		err = cb(ctx, &u);
+		api_user_release(&u);
+	}
+out:
+	cJSON_Delete(v);
+	return err;
+}
+
+int api_user_get(struct http *h, int64_t id, struct api_user *out)
+{
+	char path[64];
+	cJSON *v;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/users/%lld", (long long)id);
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	err = parse_user(cJSON_GetObjectItemCaseSensitive(v, "data"), out);
+	if (err == -EINVAL)
+		err = shape_error(path, "no user object with an id in data");
+	cJSON_Delete(v);
+	return err;
+}
+
+void api_conversation_release(struct api_conversation *c)
+{
+	buf_release(&c->json);
+	memset(c, 0, sizeof(*c));
+}
+
+static int parse_conversation(const cJSON *v, int full,
+			      struct api_conversation *c)
+{
+	const char *status;
+
+	memset(c, 0, sizeof(*c));
+	if (!cJSON_IsObject(v) || json_get_i64(v, "id", &c->id) || c->id <= 0)
+		return -EINVAL;
+	if (json_get_i64(v, "contactId", &c->contact_id) || c->contact_id < 0)
+		c->contact_id = 0;
+	c->created = get_ms(v, "createdAt");
+	c->updated = get_ms(v, "updatedAt");
+	if (!c->updated)
+		c->updated = c->created;
+	status = json_get_str(v, "status");
+	if (status && strlen(status) < sizeof(c->status)) {
+		for (size_t i = 0; status[i]; i++)
+			c->status[i] = (char)(status[i] >= 'A' && status[i] <= 'Z'
+						      ? status[i] + 32
+						      : status[i]);
+	}
+	return full ? json_render(v, &c->json) : 0;
+}
+
+/* A paging cursor as a string (it may come as a string or a number). */
+static char *cursor_string(const cJSON *next)
+{
+	char *s = NULL;
+
+	if (cJSON_IsString(next) && next->valuestring[0])
+		return strdup(next->valuestring);
+	if (cJSON_IsRaw(next))
+		return strdup(next->valuestring);
+	if (cJSON_IsNumber(next) &&
+	    asprintf(&s, "%.0f", next->valuedouble) >= 0)
+		return s;
+	return NULL;
+}
+
+/* The path and query of an absolute or relative URL from a response. */
+static char *path_of_url(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (p) {
+		p = strchr(p + 3, '/');
+		if (!p)
+			return NULL;
+	} else if (url[0] == '/') {
+		p = url;
+	} else if (url[0] == '?') {
+		char *s = NULL;
+
+		return asprintf(&s, "/conversations/list%s", url) < 0 ? NULL : s;
+	} else {
+		return NULL;
+	}
+	return strdup(p);
+}
+
+int api_conversations_page(struct http *h, struct api_cursor *cur,
+			   api_conversation_cb cb, void *ctx)
+{
+	const cJSON *data, *links, *pag, *more, *next;
+	char *path = NULL, *newnext = NULL;
+	cJSON *v = NULL;
+	int err;
+
+	if (cur->done)
+		return 0;
+	if (cur->pages >= MAX_PAGES) {
+		log_error_event("GET /conversations/list: more than %d pages; "
+				"stopping",
+				MAX_PAGES);
+		cur->done = 1;
+		return -EIO;
+	}
+	if (cur->next) {
+		path = strdup(cur->next);
+	} else if (asprintf(&path, "/conversations/list?limit=%d",
+			    cur->legacy_limit ? 50 : 100) < 0) {
+		path = NULL;
+	}
+	if (!path)
+		return -ENOMEM;
+	v = get_json(h, path, 0, &err);
+	if (!v && err == -EINVAL && !cur->next && !cur->legacy_limit) {
+		/* A server of the legacy style may refuse limit=100. */
+		cur->legacy_limit = 1;
+		free(path);
+		return api_conversations_page(h, cur, cb, ctx);
+	}
+	if (!v)
+		goto out;
+	cur->pages++;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	if (!cJSON_IsArray(data)) {
+		err = shape_error(path, "data is not a list");
+		goto out;
+	}
+	/* Work out the next page before handing out rows. */
+	links = cJSON_GetObjectItemCaseSensitive(v, "links");
+	pag = cJSON_GetObjectItemCaseSensitive(v, "pagination");
+	next = cJSON_GetObjectItemCaseSensitive(links, "next");
+	if (cJSON_IsString(next) && next->valuestring[0]) {
+		newnext = path_of_url(next->valuestring);
+		if (!newnext) {
+			err = shape_error(path, "links.next is not a URL");
+			goto out;
+		}
+	} else if (cJSON_IsObject(pag)) {
+		more = cJSON_GetObjectItemCaseSensitive(pag, "more");
+		next = cJSON_GetObjectItemCaseSensitive(pag, "next");
+		char *nv = cJSON_IsFalse(more) ? NULL : cursor_string(next);
+
+		if (nv) {
+			char *q = api_query_escape(nv);
+
+			if (!q || asprintf(&newnext,
+					   "/conversations/list?limit=%d&next=%s",
+					   50, q) < 0)
+				newnext = NULL;
+			free(q);
+			free(nv);
+			if (!newnext) {
+				err = -ENOMEM;
+				goto out;
+			}
+		}
+	}
+	if (newnext && cur->next && !strcmp(newnext, cur->next)) {
+		err = shape_error(path, "the paging cursor repeats");
+		free(newnext);
+		newnext = NULL;
+	}
+	for (const cJSON *e = data->child; e && !err; e = e->next) {
+		struct api_conversation c;
+
+		if (parse_conversation(e, 0, &c)) {
+			shape_error(path, "conversation without an id");
+			continue;
+		}
+		err = cb(ctx, &c);
+		api_conversation_release(&c);
+	}
+out:
+	free(cur->next);
+	cur->next = newnext;
+	if (!newnext || err)
+		cur->done = 1;
+	cJSON_Delete(v);
+	free(path);
+	return err;
+}
+
+void api_cursor_release(struct api_cursor *cur)
+{
+	free(cur->next);
+	memset(cur, 0, sizeof(*cur));
+}
+
+int api_conversation_get(struct http *h, int64_t id,
+			 struct api_conversation *out)
+{
+	char path[64];
+	cJSON *v;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/conversations/%lld", (long long)id);
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	err = parse_conversation(cJSON_GetObjectItemCaseSensitive(v, "data"),
+				 1, out);
+	if (err == -EINVAL)
+		err = shape_error(path, "no conversation with an id in data");
+	cJSON_Delete(v);
+	return err;
+}
+
+void api_message_release(struct api_message *m)
+{
+	for (size_t i = 0; i < m->natt; i++) {
+		free(m->att[i].file_name);
+		free(m->att[i].mime);
+	}
+	free(m->att);
+	free(m->body);
+	buf_release(&m->json);
+	memset(m, 0, sizeof(*m));
+}
+
+/* The id of an attachment: its "id", else the one in .../attachments/N/... */
+static int attachment_id(const cJSON *a, int64_t *id)
+{
+	const char *url, *p;
+
+	if (!json_get_i64(a, "id", id) && *id > 0)
+		return 0;
+	url = json_get_str(a, "url");
+	p = url ? strstr(url, "/attachments/") : NULL;
+	if (p && sscanf(p, "/attachments/%lld", (long long *)id) == 1 &&
+	    *id > 0)
+		return 0;
+	return -EINVAL;
+}
+
+static int parse_attachments(const cJSON *list, struct api_message *m)
+{
+	size_t n = 0;
+
+	if (cJSON_IsObject(list)) {
+		n = 1;
+	} else if (cJSON_IsArray(list)) {
+		n = (size_t)cJSON_GetArraySize(list);
+		list = list->child;
+	} else {
+		return 0;
+	}
+	m->att = calloc(n ? n : 1, sizeof(*m->att));
+	if (!m->att)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && list; i++, list = list->next) {
+		struct api_attachment *a = &m->att[m->natt];
+		const char *fn = json_get_str(list, "fileName");
+
+		if (attachment_id(list, &a->id)) {
+			log_error_event("message %lld: attachment without an "
+					"id: not shown",
+					(long long)m->id);
+			continue;
+		}
+		a->file_name = strdup(fn ? fn : "");
+		a->mime = dup_or_null(json_get_str(list, "mimeType"));
+		if (!a->file_name)
+			return -ENOMEM;
+		m->natt++;
+	}
+	return 0;
+}
+
+static int parse_message(const cJSON *v, int64_t conv, struct api_message *m)
+{
+	const cJSON *author, *att;
+	const char *s;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (!cJSON_IsObject(v) || json_get_i64(v, "id", &m->id) || m->id <= 0)
+		return -EINVAL;
+	if (json_get_i64(v, "conversationId", &m->conversation_id))
+		m->conversation_id = conv;
+	m->created = get_ms(v, "createdAt");
+	author = cJSON_GetObjectItemCaseSensitive(v, "author");
+	if (json_get_i64(author, "id", &m->author_id))
+		m->author_id = 0;
+	s = json_get_str(author, "type");
+	snprintf(m->author_type, sizeof(m->author_type), "%s", s ? s : "");
+	m->bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(author, "bot"));
+	s = json_get_str(v, "type");
+	snprintf(m->type, sizeof(m->type), "%s", s ? s : "chat");
+	m->body = strdup((s = json_get_str(v, "body")) ? s : "");
+	if (!m->body)
+		return -ENOMEM;
+	att = cJSON_GetObjectItemCaseSensitive(v, "attachments");
+	if (!att)
+		att = cJSON_GetObjectItemCaseSensitive(v, "attachment");
+	r = parse_attachments(att, m);
+	r = r ? r : json_render(v, &m->json);
+	if (r)
+		api_message_release(m);
+	return r;
+}
+
+int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
+		 void *ctx)
+{
+	char path[512], *cursor = NULL;
+	int err = 0;
+
+	for (unsigned page = 0; page < MAX_PAGES; page++) {
+		const cJSON *data, *list, *pag, *more, *next;
+		char *q = NULL, *newcur = NULL;
+		cJSON *v;
+
+		if (cursor) {
+			q = api_query_escape(cursor);
+			if (!q) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		snprintf(path, sizeof(path), "/conversations/%lld/messages%s%s",
+			 (long long)conversation_id, q ? "?next=" : "",
+			 q ? q : "");
+		free(q);
+		v = get_json(h, path, 0, &err);
+		if (!v)
+			break;
+		data = cJSON_GetObjectItemCaseSensitive(v, "data");
+		list = cJSON_GetObjectItemCaseSensitive(data, "messages");
+		if (!list && cJSON_IsArray(data))
+			list = data;
+		if (!cJSON_IsArray(list)) {
+			err = shape_error(path, "no data.messages list");
+			cJSON_Delete(v);
+			break;
+		}
+		for (const cJSON *e = list->child; e && !err; e = e->next) {
+			struct api_message m;
+			int pr = parse_message(e, conversation_id, &m);
+
+			if (pr == -EINVAL) {
+				shape_error(path, "message without an id");
+				continue;
+			}
+			err = pr ? pr : cb(ctx, &m);
+			if (!pr)
+				api_message_release(&m);
+		}
+		pag = cJSON_GetObjectItemCaseSensitive(v, "pagination");
+		more = cJSON_GetObjectItemCaseSensitive(pag, "more");
+		next = cJSON_GetObjectItemCaseSensitive(pag, "next");
+		if (!err && !cJSON_IsFalse(more) && cJSON_GetArraySize(list) > 0) {
+			newcur = cursor_string(next);
+		}
+		cJSON_Delete(v);
+		if (!newcur || err)
+			break;
+		if (cursor && !strcmp(cursor, newcur)) {
+			err = shape_error(path, "the paging cursor repeats");
+			free(newcur);
+			break;
+		}
+		free(cursor);
+		cursor = newcur;
+	}
+	free(cursor);
+	return err;
+}
+
+int api_attachment_data(struct http *h, int64_t id, size_t max,
+			struct buf *out)
+{
+	struct http_response resp;
+	char path[64];
+	int err;
+
+	snprintf(path, sizeof(path), "/attachments/%lld/data", (long long)id);
+	err = http_call(h, "GET", path, NULL, NULL, 0, max, 0, &resp);
+	if (!err) {
+		*out = resp.body;
+		buf_init(&resp.body, 0);
+	}
+	http_response_release(&resp);
+	return err;
+}
+
+void api_object_release(struct api_object *o)
+{
+	free(o->key);
+	buf_release(&o->json);
+	memset(o, 0, sizeof(*o));
+}
+
+int api_playbooks(struct http *h, api_object_cb cb, void *ctx)
+{
+	const char *path = "/playbooks/list";
+	const cJSON *list;
+	cJSON *v;
+	int err;
+
+	v = get_json(h, path, 0, &err);
+	if (!v)
+		return err;
+	/* A bare array; tolerate the usual envelope as well. */
+	list = cJSON_IsArray(v) ? v : cJSON_GetObjectItemCaseSensitive(v, "data");
+	if (!cJSON_IsArray(list)) {
+		err = shape_error(path, "not a list of playbooks");
+		goto out;
+	}
+	for (const cJSON *e = list->child; e && !err; e = e->next) {
+		struct api_object o = { 0 };
+
+		if (json_get_i64(e, "id", &o.id) || o.id <= 0) {
+			shape_error(path, "playbook without an id");
+			continue;
+		}
+		o.mtime = get_ms(e, "updatedAt");
+		if (!o.mtime)
+			o.mtime = get_ms(e, "createdAt");
+		err = json_render(e, &o.json);
+		err = err ? err : cb(ctx, &o);
+		api_object_release(&o);
+	}
+out:
+	cJSON_Delete(v);
+	return err;
+}
+
+int api_accounts(struct http *h, api_object_cb cb, void *ctx)
+{
+	char *path = strdup("/accounts?index=0&size=65");
+	int err = 0;
+
+	for (unsigned page = 0; path && page < MAX_PAGES && !err; page++) {
+		const cJSON *data, *list, *next;
+		char *newpath = NULL;
+		cJSON *v = get_json(h, path, 0, &err);
+
+		if (!v)
+			break;
+		data = cJSON_GetObjectItemCaseSensitive(v, "data");
+		list = cJSON_GetObjectItemCaseSensitive(data, "accounts");
+		if (!cJSON_IsArray(list)) {
+			err = shape_error(path, "no data.accounts list");
+			cJSON_Delete(v);
+			break;
+		}
+		for (const cJSON *e = list->child; e && !err; e = e->next) {
+			struct api_object o = { 0 };
+			const char *id = json_get_str(e, "accountId");
+
+			if (!id || !*id) {
+				shape_error(path, "account without accountId");
+				continue;
+			}
+			o.key = strdup(id);
+			o.mtime = get_ms(e, "updateDateTime");
+			if (!o.mtime)
+				o.mtime = get_ms(e, "createDateTime");
+			err = o.key ? json_render(e, &o.json) : -ENOMEM;
+			err = err ? err : cb(ctx, &o);
+			api_object_release(&o);
+		}
+		next = cJSON_GetObjectItemCaseSensitive(data, "next");
+		if (!err && cJSON_IsString(next) && next->valuestring[0] &&
+		    cJSON_GetArraySize(list) > 0) {
+			newpath = path_of_url(next->valuestring);
+			if (newpath && !strcmp(newpath, path)) {
+				err = shape_error(path, "the paging cursor repeats");
+				free(newpath);
+				newpath = NULL;
+			}
+		}
+		cJSON_Delete(v);
+		free(path);
+		path = newpath;
+	}
+	free(path);
+	return err;
+}

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: MIT
+/* config.c: options, config file and token loading (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static char *xdg_path(const char *var, const char *fallback, const char *leaf)
+{
+	const char *base = getenv(var), *home = getenv("HOME");
+	char *p = NULL;
+	int n;
+
+	if (base && *base)
+		n = asprintf(&p, "%s/driftfs%s%s", base, leaf ? "/" : "",
+			     leaf ? leaf : "");
+	else
+		n = asprintf(&p, "%s/%s/driftfs%s%s", home ? home : "/tmp",
+			     fallback, leaf ? "/" : "", leaf ? leaf : "");
+	return n < 0 ? NULL : p;
+}
+
+char *config_default_path(void)
+{
+	return xdg_path("XDG_CONFIG_HOME", ".config", "config");
+}
+
+int config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->api_url = strdup("https://driftapi.com");
+	c->credentials = xdg_path("XDG_CONFIG_HOME", ".config", "credentials");
+	c->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", NULL);
+	c->refresh = 60;
+	c->timeout = 30;
+	c->conns = 4;
+	if (!c->api_url || !c->credentials || !c->cache_dir) {
+		config_release(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void config_release(struct config *c)
+{
+	free(c->api_url);
+	free(c->credentials);
+	free(c->cache_dir);
+	free(c->ca_file);
+	memset(c, 0, sizeof(*c));
+}
+
+static int set_str(char **slot, const char *value)
+{
+	char *p = strdup(value);
+
+	if (!p)
+		return -ENOMEM;
+	free(*slot);
+	*slot = p;
+	return 0;
+}
+
+static int parse_long(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < lo || n > hi)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	if (!v || !*v || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
+	    !strcasecmp(v, "true") || !strcasecmp(v, "on"))
+		*out = 1;
+	else if (!strcmp(v, "0") || !strcasecmp(v, "no") ||
+		 !strcasecmp(v, "false") || !strcasecmp(v, "off"))
+		*out = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int config_set(struct config *c, const char *name, const char *value)
+{
+	char key[64];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof(key); i++)
+		key[i] = name[i] == '-' ? '_' : name[i];
+	key[i] = '\0';
+
+	if (!strcmp(key, "offline"))
+		return parse_bool(value, &c->offline);
+	if (!value)
+		return -EINVAL;
+	if (!strcmp(key, "api_url")) {
+		size_t n = strlen(value);
+		int r = set_str(&c->api_url, value);
+
+		while (!r && n > 0 && c->api_url[n - 1] == '/')
+			c->api_url[--n] = '\0';
+		return r;
+	}
+	if (!strcmp(key, "credentials"))
+		return set_str(&c->credentials, value);
+	if (!strcmp(key, "cache_dir"))
+		return set_str(&c->cache_dir, value);
+	if (!strcmp(key, "ca_file"))
+		return set_str(&c->ca_file, value);
+	if (!strcmp(key, "refresh"))
+		return parse_long(value, 0, 86400 * 365, &c->refresh);
+	if (!strcmp(key, "timeout"))
+		return parse_long(value, 1, 3600, &c->timeout);
+	if (!strcmp(key, "conns"))
+		return parse_long(value, 1, 32, &c->conns);
+	if (!strcmp(key, "rate")) {
+		char *end;
+		double d;
+
+		if (!strcmp(value, "adaptive")) {
+			c->rate = 0;
+			return 0;
+		}
+		d = strtod(value, &end);
+		if (end == value || *end || !(d >= 0 && d <= 10000))
+			return -EINVAL;
+		c->rate = d;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_load_file(struct config *c, const char *path)
+{
+	char line[4096];
+	int lineno = 0, r = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *eq;
+
+		lineno++;
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (eq)
+			*eq = '\0';
+		r = config_set(c, trim(s), eq ? trim(eq + 1) : NULL);
+		if (r) {
+			log_err("%s:%d: %s option '%s'", path, lineno,
+				r == -ENOENT ? "unknown" : "bad value for",
+				trim(s));
+			r = -EINVAL;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+/* Whether the URL's host is a loopback name or address. */
+static int url_is_loopback(const char *url)
+{
+	const char *h = strstr(url, "://"), *e;
+	char host[256];
+	size_t n;
+
+	if (!h)
+		return 0;
+	h += 3;
+	if (*h == '[') {
+		e = strchr(h, ']');
+		return e && e - h == 4 && !strncmp(h, "[::1", 4);
+	}
+	e = h + strcspn(h, ":/?#");
+	n = (size_t)(e - h);
+	if (n == 0 || n >= sizeof(host))
+		return 0;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strchr(host, '@'))
+		return 0;
+	return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4);
+}
+
+int config_validate(const struct config *c)
+{
+	if (!strncmp(c->api_url, "https://", 8))
+		return 0;
+	if (!strncmp(c->api_url, "http://", 7)) {
+		if (url_is_loopback(c->api_url))
+			return 0;
+		log_err("api_url %s: plain http:// is accepted only for "
+			"loopback hosts; use https://",
+			c->api_url);
+		return -EINVAL;
+	}
+	log_err("api_url %s: must start with https://", c->api_url);
+	return -EINVAL;
+}
+
+int config_private_dir(const char *dir)
+{
+	char *tmp = strdup(dir);
+	struct stat st;
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			r = -errno;
+		*p = '/';
+		if (r)
+			goto out;
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	if (stat(tmp, &st)) {
+		r = -errno;
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		r = -ENOTDIR;
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		/* Ours and too open: tighten it; someone else's: refuse. */
+		if (st.st_uid == geteuid() && !chmod(tmp, 0700))
+			goto out;
+		log_err("%s is accessible to other users; refusing to keep "
+			"account data there (chmod 700 it)",
+			tmp);
+		r = -EACCES;
+	}
+out:
+	free(tmp);
+	return r;
+}
+
+/* Reads "name = value" or a single bare token from the credentials file. */
+static int read_credentials(const char *path, char **token)
+{
+	char line[8192], *bare = NULL, *access = NULL;
+	struct stat st;
+	int r = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	if (fstat(fileno(f), &st)) {
+		r = -errno;
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		log_err("%s is readable by other users; refusing to use it "
+			"(chmod 600 %s)",
+			path, path);
+		r = -EACCES;
+		goto out;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *eq;
+
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			if (!bare)
+				bare = strdup(s);
+			continue;
+		}
+		*eq = '\0';
+		if (!strcmp(trim(s), "access_token")) {
+			free(access);
+			access = strdup(trim(eq + 1));
+		}
+	}
+	*token = access ? access : bare;
+	if (access)
+		free(bare);
+	if (!*token)
+		r = -ENOKEY;
+out:
+	fclose(f);
+	return r;
+}
+
+int config_load_token(const struct config *c, char **token)
+{
+	const char *env = getenv("DRIFT_TOKEN");
+	int r;
+
+	*token = NULL;
+	if (env && *env) {
+		*token = strdup(env);
+		return *token ? 0 : -ENOMEM;
+	}
+	r = read_credentials(c->credentials, token);
+	if (r == -ENOENT || r == -ENOKEY)
+		log_err("no token: set DRIFT_TOKEN or run 'driftctl login' "
+			"(credentials file %s %s)",
+			c->credentials,
+			r == -ENOENT ? "does not exist" : "holds no token");
+	return r;
+}

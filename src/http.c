@@ -1,0 +1,636 @@
+// SPDX-License-Identifier: MIT
+/* http.c: pooled libcurl client with deadlines, retries and a rate governor. */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "json.h"
+#include "log.h"
+#include "stats.h"
+
+#define DEFAULT_MAX_BODY ((size_t)32 << 20)
+#define MAX_ATTEMPTS 5
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 8000
+#define RETRY_AFTER_CAP_S 60
+#define ADAPTIVE_START 20.0
+#define ADAPTIVE_MAX 200.0
+#define ADAPTIVE_MIN 0.5
+
+/*
+ * The rate governor. Every request takes one token from a bucket that refills
+ * at `rate` tokens a second (holding at most `burst`), and at most
+ * `max_inflight` requests are on the wire at once. A 429 pauses everyone
+ * until `paused_until` (Retry-After if given, else backoff) and, in adaptive
+ * mode, halves the rate; every success adds a little back (AIMD), never above
+ * `cap` when the user set one.
+ */
+struct governor {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	double rate;		/* tokens per second now */
+	double cap;		/* user's cap, 0 = adaptive up to ADAPTIVE_MAX */
+	double tokens;		/* tokens in the bucket */
+	double burst;		/* bucket size */
+	int64_t refilled_ms;	/* monotonic time of the last refill */
+	int64_t paused_until;	/* monotonic ms; no request starts before */
+	int inflight;		/* requests on the wire */
+	int max_inflight;	/* at most this many on the wire */
+	unsigned consecutive_429; /* for backoff when Retry-After is absent */
+	long total_429;		/* 429 answers seen */
+};
+
+/*
+ * The client. Easy handles are pooled so their connection caches, and so
+ * kept-alive connections, survive from one request to the next.
+ */
+struct http {
+	char *base_url;
+	char *auth_header;	/* "Authorization: Bearer ..." */
+	char *ca_file;
+	long timeout_ms;
+	int offline;
+	int reachable;
+	struct governor gov;
+	pthread_mutex_t pool_lock;
+	CURL **pool;		/* idle easy handles */
+	size_t pool_len, pool_alloc;
+};
+
+int64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t http_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (ms > 0 && nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static void cond_wait_ms(struct governor *g, int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+}
+
+static void gov_init(struct governor *g, double cap, int max_inflight)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	g->cap = cap;
+	g->rate = cap > 0 ? cap : ADAPTIVE_START;
+	g->burst = g->rate < 2 ? 1 : g->rate / 2;
+	g->tokens = g->burst;
+	g->refilled_ms = http_now_ms();
+	g->max_inflight = max_inflight > 0 ? max_inflight : 4;
+}
+
+static void gov_refill(struct governor *g, int64_t now)
+{
+	g->tokens += (double)(now - g->refilled_ms) * g->rate / 1000.0;
+	if (g->tokens > g->burst)
+		g->tokens = g->burst;
+	g->refilled_ms = now;
+}
+
+/* Waits for a token and a slot; -ETIMEDOUT if that would pass deadline. */
+static int gov_acquire(struct governor *g, int64_t deadline)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (;;) {
+		int64_t now = http_now_ms(), wait;
+
+		if (now >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		gov_refill(g, now);
+		if (now < g->paused_until)
+			wait = g->paused_until - now;
+		else if (g->inflight >= g->max_inflight)
+			wait = deadline - now;
+		else if (g->tokens < 1.0)
+			wait = (int64_t)((1.0 - g->tokens) * 1000.0 / g->rate) + 1;
+		else
+			break;
+		if (now + wait > deadline && now < g->paused_until) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		cond_wait_ms(g, wait < deadline - now ? wait : deadline - now);
+	}
+	if (!r) {
+		g->tokens -= 1.0;
+		g->inflight++;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+/* Returns the slot; retry_after_s < 0 means the header was absent. */
+static void gov_release(struct governor *g, long status, long retry_after_s)
+{
+	pthread_mutex_lock(&g->lock);
+	g->inflight--;
+	if (status == 429) {
+		int64_t pause;
+
+		g->total_429++;
+		g->consecutive_429++;
+		if (retry_after_s >= 0) {
+			if (retry_after_s > RETRY_AFTER_CAP_S)
+				retry_after_s = RETRY_AFTER_CAP_S;
+			pause = retry_after_s * 1000;
+		} else {
+			unsigned n = g->consecutive_429 < 6 ? g->consecutive_429 : 6;
+
+			pause = (int64_t)BACKOFF_BASE_MS << n;
+		}
+		if (http_now_ms() + pause > g->paused_until)
+			g->paused_until = http_now_ms() + pause;
+		if (g->rate > ADAPTIVE_MIN)
+			g->rate = g->rate / 2 > ADAPTIVE_MIN ? g->rate / 2
+							     : ADAPTIVE_MIN;
+		g->burst = g->rate < 2 ? 1 : g->rate / 2;
+		g->tokens = 0;
+	} else if (status > 0) {
+		double top = g->cap > 0 ? g->cap : ADAPTIVE_MAX;
+
+		g->consecutive_429 = 0;
+		if (g->rate < top) {
+			g->rate += 0.5;
+			if (g->rate > top)
+				g->rate = top;
+			g->burst = g->rate < 2 ? 1 : g->rate / 2;
+		}
+	}
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+int http_governor_render(struct http *h, struct buf *out)
+{
+	struct governor *g = &h->gov;
+	int64_t now = http_now_ms();
+	int r;
+
+	pthread_mutex_lock(&g->lock);
+	r = buf_printf(out,
+		       "rate_limit: %.1f req/s (%s), %d in flight, %ld "
+		       "throttled (429) answers%s",
+		       g->rate, g->cap > 0 ? "capped" : "adaptive",
+		       g->inflight, g->total_429,
+		       now < g->paused_until ? ", paused by 429" : "");
+	if (!r && now < g->paused_until)
+		r = buf_printf(out, " for %lld ms",
+			       (long long)(g->paused_until - now));
+	r = r ? r : buf_addc(out, '\n');
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+struct http *http_new(const struct http_opts *o)
+{
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		goto fail;
+	h->base_url = strdup(o->base_url);
+	h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+	if (asprintf(&h->auth_header, "Authorization: Bearer %s",
+		     o->token ? o->token : "") < 0)
+		h->auth_header = NULL;
+	if (!h->base_url || !h->auth_header || (o->ca_file && !h->ca_file))
+		goto fail;
+	h->timeout_ms = (o->timeout > 0 ? o->timeout : 30) * 1000;
+	h->offline = o->offline;
+	h->reachable = 1;
+	gov_init(&h->gov, o->rate, o->max_inflight);
+	pthread_mutex_init(&h->pool_lock, NULL);
+	return h;
+fail:
+	http_free(h);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->pool_len; i++)
+		curl_easy_cleanup(h->pool[i]);
+	free(h->pool);
+	if (h->auth_header) {
+		/* Scrub the token before the memory goes back to malloc. */
+		memset(h->auth_header, 0, strlen(h->auth_header));
+		free(h->auth_header);
+	}
+	free(h->base_url);
+	free(h->ca_file);
+	free(h);
+}
+
+void http_set_offline(struct http *h, int offline)
+{
+	__atomic_store_n(&h->offline, offline, __ATOMIC_RELAXED);
+}
+
+int http_offline(const struct http *h)
+{
+	return __atomic_load_n(&h->offline, __ATOMIC_RELAXED);
+}
+
+int http_reachable(const struct http *h)
+{
+	return __atomic_load_n(&h->reachable, __ATOMIC_RELAXED);
+}
+
+static CURL *pool_get(struct http *h)
+{
+	CURL *c = NULL;
+
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->pool_len)
+		c = h->pool[--h->pool_len];
+	pthread_mutex_unlock(&h->pool_lock);
+	return c ? c : curl_easy_init();
+}
+
+static void pool_put(struct http *h, CURL *c)
+{
+	pthread_mutex_lock(&h->pool_lock);
+	if (h->pool_len == h->pool_alloc) {
+		size_t n = h->pool_alloc ? h->pool_alloc * 2 : 8;
+		CURL **p = realloc(h->pool, n * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&h->pool_lock);
+			curl_easy_cleanup(c);
+			return;
+		}
+		h->pool = p;
+		h->pool_alloc = n;
+	}
+	h->pool[h->pool_len++] = c;
+	pthread_mutex_unlock(&h->pool_lock);
+}
+
+int http_errno(long status)
+{
+	switch (status) {
+	case 0:
+		return EIO;
+	case 400:
+	case 422:
+		return EINVAL;
+	case 401:
+	case 403:
+		return EACCES;
+	case 404:
+	case 410:
+		return ENOENT;
+	case 409:
+		return EEXIST;
+	case 413:
+		return EFBIG;
+	case 429:
+		return EAGAIN;
+	default:
+		if (status >= 200 && status < 300)
+			return 0;
+		if (status >= 500)
+			return EIO;
+		return EINVAL;
+	}
+}
+
+int http_transient(long status)
+{
+	return status == 0 || status == 408 || status == 429 || status >= 500;
+}
+
+/* Per-attempt state shared with curl's callbacks. */
+struct attempt {
+	struct buf *body;
+	int too_big;
+	long retry_after;	/* seconds, -1 when absent */
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+
+	if (buf_add(a->body, data, size * n)) {
+		a->too_big = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = size * n;
+	static const char name[] = "retry-after:";
+
+	if (len > sizeof(name) - 1 && !strncasecmp(data, name, sizeof(name) - 1)) {
+		const char *v = data + sizeof(name) - 1;
+		char *end;
+		long s;
+
+		while (*v == ' ' || *v == '\t')
+			v++;
+		s = strtol(v, &end, 10);
+		/* HTTP-dates are rare here; treat them as "absent". */
+		if (end != v && s >= 0)
+			a->retry_after = s;
+	}
+	return len;
+}
+
+/* The endpoint name for stats: the path with ids replaced by {id}. */
+static void endpoint_name(const char *method, const char *path, char *out,
+			  size_t size)
+{
+	size_t o = (size_t)snprintf(out, size, "%s ", method);
+	const char *p = path;
+
+	while (*p && *p != '?' && o + 5 < size) {
+		const char *seg = p + 1, *end = seg + strcspn(seg, "/?");
+		int id = end > seg;
+
+		for (const char *q = seg; q < end; q++)
+			if (!isdigit((unsigned char)*q) && *q != '_' && *q != '.')
+				id = 0;
+		if (id && end - seg > 0 && o + 5 < size) {
+			o += (size_t)snprintf(out + o, size - o, "/{id}");
+		} else {
+			size_t n = (size_t)(end - p);
+
+			if (o + n >= size)
+				n = size - o - 1;
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p = end;
+	}
+	out[o < size ? o : size - 1] = '\0';
+}
+
+/* Pulls the API's own message out of an error body, if it has one. */
+static void error_message(const struct buf *body, char *out, size_t size)
+{
+	cJSON *v, *e;
+	const char *msg = NULL, *type = NULL;
+
+	out[0] = '\0';
+	if (!body->len)
+		return;
+	v = json_parse(body->data, body->len);
+	if (!v) {
+		size_t n = body->len < size - 1 ? body->len : size - 1;
+
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)body->data[i];
+
+			out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		}
+		out[n] = '\0';
+		return;
+	}
+	e = cJSON_GetObjectItemCaseSensitive(v, "error");
+	if (cJSON_IsObject(e)) {
+		msg = json_get_str(e, "message");
+		type = json_get_str(e, "type");
+	} else if (cJSON_IsString(e)) {
+		msg = e->valuestring;
+	} else {
+		e = cJSON_GetObjectItemCaseSensitive(v, "errors");
+		if (cJSON_IsArray(e) && cJSON_GetArraySize(e) > 0) {
+			msg = json_get_str(cJSON_GetArrayItem(e, 0), "message");
+			type = json_get_str(cJSON_GetArrayItem(e, 0), "type");
+		} else {
+			msg = json_get_str(v, "message");
+		}
+	}
+	if (msg)
+		snprintf(out, size, "%s%s%s", type ? type : "",
+			 type ? ": " : "", msg);
+	cJSON_Delete(v);
+}
+
+static int perform_once(struct http *h, CURL *c, const char *method,
+			const char *url, struct curl_slist *hdrs,
+			const void *body, size_t body_len,
+			struct attempt *a, long *status, char *curl_err)
+{
+	CURLcode rc;
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 h->timeout_ms < 10000 ? h->timeout_ms : 10000L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "driftfs/" DRIFTFS_VERSION);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (h->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)body_len);
+	} else if (!strcmp(method, "HEAD")) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	}
+	curl_err[0] = '\0';
+	rc = curl_easy_perform(c);
+	*status = 0;
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		return 0;
+	}
+	if (!curl_err[0])
+		snprintf(curl_err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+	return (int)rc;
+}
+
+static int64_t backoff_ms(int attempt)
+{
+	int64_t ms = (int64_t)BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
+
+	if (ms > BACKOFF_CAP_MS)
+		ms = BACKOFF_CAP_MS;
+	/* Jitter, so retrying threads do not move in lockstep. */
+	return ms / 2 + rand() % (ms / 2 + 1);
+}
+
+int http_call(struct http *h, const char *method, const char *path,
+	      const char *ctype, const void *body, size_t body_len,
+	      size_t max_body, unsigned flags, struct http_response *resp)
+{
+	char *url = NULL, ct[160], endpoint[160], stat[200];
+	char curl_err[CURL_ERROR_SIZE];
+	struct curl_slist *hdrs = NULL;
+	int idempotent = !strcmp(method, "GET") || !strcmp(method, "HEAD") ||
+			 !strcmp(method, "PUT") || !strcmp(method, "DELETE") ||
+			 (flags & HTTP_IDEMPOTENT);
+	int max_attempts = (flags & HTTP_NO_RETRY) || !idempotent ? 1
+								  : MAX_ATTEMPTS;
+	int64_t deadline = http_now_ms() + h->timeout_ms * 3;
+	CURL *c = NULL;
+	int r = -EIO;
+
+	memset(resp, 0, sizeof(*resp));
+	buf_init(&resp->body, max_body ? max_body : DEFAULT_MAX_BODY);
+	endpoint_name(method, path, endpoint, sizeof(endpoint));
+
+	if (http_offline(h)) {
+		log_error_event("%s %s: offline mode: not sent", method, path);
+		return -EIO;
+	}
+	if (asprintf(&url, "%s%s", h->base_url, path) < 0) {
+		url = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	hdrs = curl_slist_append(hdrs, h->auth_header);
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (body) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s",
+			 ctype ? ctype : "application/json");
+		hdrs = curl_slist_append(hdrs, ct);
+	}
+	c = pool_get(h);
+	if (!hdrs || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	for (int attempt = 0; attempt < max_attempts; attempt++) {
+		struct attempt a = { &resp->body, 0, -1 };
+		long status = 0;
+		int rc;
+
+		buf_reset(&resp->body);
+		resp->message[0] = '\0';
+		r = gov_acquire(&h->gov, deadline);
+		if (r) {
+			snprintf(resp->message, sizeof(resp->message),
+				 "deadline passed while rate limited");
+			r = -EAGAIN;
+			break;
+		}
+		resp->attempts++;
+		rc = perform_once(h, c, method, url, hdrs, body, body_len, &a,
+				  &status, curl_err);
+		gov_release(&h->gov, status, a.retry_after);
+		__atomic_store_n(&h->reachable, rc == 0 || a.too_big,
+				 __ATOMIC_RELAXED);
+		resp->status = status;
+		snprintf(stat, sizeof(stat), "api %s %ld", endpoint, status);
+		stats_add(stat, 1);
+		if (attempt > 0)
+			stats_add("api retries", 1);
+
+		if (rc == 0 && status >= 200 && status < 300) {
+			r = 0;
+			break;
+		}
+		if (a.too_big) {
+			snprintf(resp->message, sizeof(resp->message),
+				 "response larger than %zu bytes: refused",
+				 resp->body.limit);
+			resp->status = 0;
+			r = -EIO;
+			break;
+		}
+		if (rc)
+			snprintf(resp->message, sizeof(resp->message), "%s",
+				 curl_err);
+		else
+			error_message(&resp->body, resp->message,
+				      sizeof(resp->message));
+		r = -http_errno(status);
+		if (!http_transient(status) || attempt + 1 >= max_attempts)
+			break;
+		/* 429s already paused the governor for everyone. */
+		if (status != 429) {
+			int64_t wait = backoff_ms(attempt);
+
+			if (http_now_ms() + wait >= deadline)
+				break;
+			sleep_ms(wait);
+		}
+	}
+	if (r && resp->status)
+		log_error_event("%s %s: HTTP %ld%s%s", method, path,
+				resp->status, resp->message[0] ? ": " : "",
+				resp->message);
+	else if (r)
+		log_error_event("%s %s: %s", method, path,
+				resp->message[0] ? resp->message
+						 : "no response");
+out:
+	if (c)
+		pool_put(h, c);
+	curl_slist_free_all(hdrs);
+	free(url);
+	return r;
+}
+
+void http_response_release(struct http_response *resp)
+{
+	buf_release(&resp->body);
+}

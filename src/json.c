@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+/* json.c: exact 64-bit parsing and canonical rendering (see json.h). */
+#include "json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks a quoted big integer until it is turned back into a Raw node. */
+#define BIGINT_MARK "\x01\x02"
+#define BIGINT_MARK_JSON "\\u0001\\u0002"
+#define BIGINT_DIGITS 15
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Copies text, quoting integer literals too long for a double. */
+static int quote_big_integers(const char *s, size_t len, struct buf *out)
+{
+	size_t i = 0, start = 0;
+	int r;
+
+	while (i < len) {
+		char c = s[i];
+
+		if (c == '"') {
+			/* Skip the string, honouring backslash escapes. */
+			for (i++; i < len && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+			i++;
+			continue;
+		}
+		if (c == '-' || is_digit(c)) {
+			size_t b = i, digits = 0;
+			int integral = 1;
+
+			if (s[i] == '-')
+				i++;
+			while (i < len && is_digit(s[i])) {
+				i++;
+				digits++;
+			}
+			while (i < len && (s[i] == '.' || s[i] == 'e' ||
+					   s[i] == 'E' || s[i] == '+' ||
+					   s[i] == '-' || is_digit(s[i]))) {
+				integral = 0;
+				i++;
+			}
+			if (integral && digits > BIGINT_DIGITS) {
+				r = buf_add(out, s + start, b - start);
+				r = r ? r : buf_adds(out, "\"" BIGINT_MARK_JSON);
+				r = r ? r : buf_add(out, s + b, i - b);
+				r = r ? r : buf_addc(out, '"');
+				if (r)
+					return r;
+				start = i;
+			}
+			continue;
+		}
+		i++;
+	}
+	return buf_add(out, s + start, len - start);
+}
+
+static void raw_from_marks(cJSON *v)
+{
+	for (cJSON *c = v; c; c = c->next) {
+		if (cJSON_IsString(c) && c->valuestring &&
+		    !strncmp(c->valuestring, BIGINT_MARK, 2)) {
+			size_t n = strlen(c->valuestring + 2);
+
+			memmove(c->valuestring, c->valuestring + 2, n + 1);
+			c->type = cJSON_Raw | (c->type & cJSON_StringIsConst);
+		}
+		if (c->child)
+			raw_from_marks(c->child);
+	}
+}
+
+cJSON *json_parse(const char *text, size_t len)
+{
+	struct buf tmp = BUF_INIT;
+	cJSON *v = NULL;
+
+	buf_init(&tmp, len + len / 4 + 64);
+	if (quote_big_integers(text, len, &tmp)) {
+		errno = ENOMEM;
+		goto out;
+	}
+	v = cJSON_ParseWithLength(tmp.data ? tmp.data : "", tmp.len);
+	if (!v) {
+		errno = EINVAL;
+		goto out;
+	}
+	raw_from_marks(v);
+out:
+	buf_release(&tmp);
+	return v;
+}
+
+static int render_string(const char *s, struct buf *out)
+{
+	int r = buf_addc(out, '"');
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && !r; p++) {
+		switch (*p) {
+		case '"':
+			r = buf_adds(out, "\\\"");
+			break;
+		case '\\':
+			r = buf_adds(out, "\\\\");
+			break;
+		case '\n':
+			r = buf_adds(out, "\\n");
+			break;
+		case '\r':
+			r = buf_adds(out, "\\r");
+			break;
+		case '\t':
+			r = buf_adds(out, "\\t");
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				r = buf_printf(out, "\\u%04x", *p);
+			else
+				r = buf_addc(out, (char)*p);
+		}
+	}
+	return r ? r : buf_addc(out, '"');
+}
+
+static int render_number(double d, struct buf *out)
+{
+	char tmp[64];
+
+	if (!isfinite(d))
+		return buf_adds(out, "null");
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		return buf_printf(out, "%" PRId64, (int64_t)d);
+	/* The shortest form that reads back as the same double. */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	return buf_adds(out, tmp);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a;
+	const cJSON *y = *(const cJSON *const *)b;
+
+	return strcmp(x->string ? x->string : "", y->string ? y->string : "");
+}
+
+static int indent(struct buf *out, int depth)
+{
+	int r = buf_addc(out, '\n');
+
+	for (int i = 0; i < depth && !r; i++)
+		r = buf_adds(out, "  ");
+	return r;
+}
+
+static int render_value(const cJSON *v, struct buf *out, int depth);
+
+static int render_object(const cJSON *v, struct buf *out, int depth)
+{
+	const cJSON **kids = NULL;
+	size_t n = 0, i;
+	int r = 0;
+
+	for (const cJSON *c = v->child; c; c = c->next)
+		n++;
+	if (!n)
+		return buf_adds(out, "{}");
+	kids = malloc(n * sizeof(*kids));
+	if (!kids)
+		return -ENOMEM;
+	i = 0;
+	for (const cJSON *c = v->child; c; c = c->next)
+		kids[i++] = c;
+	qsort(kids, n, sizeof(*kids), key_cmp);
+	r = buf_addc(out, '{');
+	for (i = 0; i < n && !r; i++) {
+		r = indent(out, depth + 1);
+		r = r ? r : render_string(kids[i]->string ? kids[i]->string : "",
+					  out);
+		r = r ? r : buf_adds(out, ": ");
+		r = r ? r : render_value(kids[i], out, depth + 1);
+		if (!r && i + 1 < n)
+			r = buf_addc(out, ',');
+	}
+	r = r ? r : indent(out, depth);
+	r = r ? r : buf_addc(out, '}');
+	free(kids);
+	return r;
+}
+
+static int render_array(const cJSON *v, struct buf *out, int depth)
+{
+	int r;
+
+	if (!v->child)
+		return buf_adds(out, "[]");
+	r = buf_addc(out, '[');
+	for (const cJSON *c = v->child; c && !r; c = c->next) {
+		r = indent(out, depth + 1);
+		r = r ? r : render_value(c, out, depth + 1);
+		if (!r && c->next)
+			r = buf_addc(out, ',');
+	}
+	r = r ? r : indent(out, depth);
+	return r ? r : buf_addc(out, ']');
+}
+
+static int render_value(const cJSON *v, struct buf *out, int depth)
+{
+	switch (v->type & 0xff) {
+	case cJSON_False:
+		return buf_adds(out, "false");
+	case cJSON_True:
+		return buf_adds(out, "true");
+	case cJSON_NULL:
+		return buf_adds(out, "null");
+	case cJSON_Number:
+		return render_number(v->valuedouble, out);
+	case cJSON_Raw:
+		return buf_adds(out, v->valuestring ? v->valuestring : "null");
+	case cJSON_String:
+		return render_string(v->valuestring ? v->valuestring : "", out);
+	case cJSON_Array:
+		return render_array(v, out, depth);
+	case cJSON_Object:
+		return render_object(v, out, depth);
+	default:
+		return -EINVAL;
+	}
+}
+
+int json_render(const cJSON *v, struct buf *out)
+{
+	int r = render_value(v, out, 0);
+
+	return r ? r : buf_addc(out, '\n');
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (!s || !*s || (!is_digit(*s) && *s != '-'))
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+int json_i64(const cJSON *v, int64_t *out)
+{
+	double d;
+
+	if (!v)
+		return -EINVAL;
+	if (cJSON_IsRaw(v) || cJSON_IsString(v))
+		return parse_i64(v->valuestring, out);
+	if (!cJSON_IsNumber(v))
+		return -EINVAL;
+	d = v->valuedouble;
+	if (d != floor(d) || fabs(d) >= 9007199254740992.0)
+		return -EINVAL;
+	*out = (int64_t)d;
+	return 0;
+}
+
+int json_get_i64(const cJSON *obj, const char *key, int64_t *out)
+{
+	if (!cJSON_IsObject(obj))
+		return -EINVAL;
+	return json_i64(cJSON_GetObjectItemCaseSensitive(obj, key), out);
+}
+
+const char *json_get_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v;
+
+	if (!cJSON_IsObject(obj))
+		return NULL;
+	v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}

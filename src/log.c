@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+/* log.c: daemon log and the ring of recent errors (see log.h). */
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#define ERR_RING 256
+#define ERR_LINE 1024
+
+static enum log_level threshold = LOG_LVL_INFO;
+static int to_syslog;
+
+/* The ring of recent errors: ring[(next - count + i) % ERR_RING], i < count. */
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static char ring[ERR_RING][ERR_LINE];
+static unsigned ring_next, ring_count;
+static unsigned long ring_total;
+
+static __thread char context[512];
+
+void log_setup(enum log_level level, int use_syslog)
+{
+	threshold = level;
+	if (use_syslog && !to_syslog)
+		openlog("driftfs", LOG_PID, LOG_DAEMON);
+	to_syslog = use_syslog;
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const char *const name[] = { "error", "warning", "info",
+					    "debug" };
+	char line[2048];
+
+	if (level > threshold)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (to_syslog)
+		syslog(prio[level], "%s", line);
+	else
+		fprintf(stderr, "driftfs: %s: %s\n", name[level], line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_error_event(const char *fmt, ...)
+{
+	char text[ERR_LINE - 64], stamp[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	va_list ap;
+	char *slot;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* One error, one line: the ring is read line by line. */
+	for (char *p = text; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	pthread_mutex_lock(&ring_lock);
+	slot = ring[ring_next];
+	if (context[0])
+		snprintf(slot, ERR_LINE, "%s %s: %s", stamp, context, text);
+	else
+		snprintf(slot, ERR_LINE, "%s %s", stamp, text);
+	ring_next = (ring_next + 1) % ERR_RING;
+	if (ring_count < ERR_RING)
+		ring_count++;
+	ring_total++;
+	pthread_mutex_unlock(&ring_lock);
+
+	if (context[0])
+		log_warn("%s: %s", context, text);
+	else
+		log_warn("%s", text);
+}
+
+void log_context_set(const char *ctx)
+{
+	snprintf(context, sizeof(context), "%s", ctx ? ctx : "");
+}
+
+const char *log_context(void)
+{
+	return context;
+}
+
+int log_errors_render(struct buf *out)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&ring_lock);
+	for (unsigned i = 0; i < ring_count && !r; i++) {
+		unsigned k = (ring_next + ERR_RING - ring_count + i) % ERR_RING;
+
+		r = buf_printf(out, "%s\n", ring[k]);
+	}
+	pthread_mutex_unlock(&ring_lock);
+	return r;
+}
+
+unsigned long log_errors_total(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&ring_lock);
+	n = ring_total;
+	pthread_mutex_unlock(&ring_lock);
+	return n;
+}

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+/* main.c: the driftfs command: options, wiring, mount and teardown. */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "driftfs.h"
+#include "fs.h"
+#include "http.h"
+#include "log.h"
+#include "names.h"
+#include "stats.h"
+#include "store.h"
+#include "sync.h"
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_SINGLE,
+	KEY_OURS,
+	KEY_TOKEN,
+};
+
+/* What the command line said beyond struct config. */
+struct cli {
+	struct config *cfg;
+	char *source;		/* fstab's "driftfs#NAME": a label, unused */
+	char *mountpoint;
+	int foreground, debug, single, help, version, bad;
+};
+
+static const struct fuse_opt spec[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("api_url=", KEY_OURS),
+	FUSE_OPT_KEY("api-url=", KEY_OURS),
+	FUSE_OPT_KEY("credentials=", KEY_OURS),
+	FUSE_OPT_KEY("cache_dir=", KEY_OURS),
+	FUSE_OPT_KEY("cache-dir=", KEY_OURS),
+	FUSE_OPT_KEY("refresh=", KEY_OURS),
+	FUSE_OPT_KEY("offline", KEY_OURS),
+	FUSE_OPT_KEY("offline=", KEY_OURS),
+	FUSE_OPT_KEY("ca_file=", KEY_OURS),
+	FUSE_OPT_KEY("ca-file=", KEY_OURS),
+	FUSE_OPT_KEY("rate=", KEY_OURS),
+	FUSE_OPT_KEY("timeout=", KEY_OURS),
+	FUSE_OPT_KEY("conns=", KEY_OURS),
+	FUSE_OPT_KEY("token=", KEY_TOKEN),
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] [ACCOUNT] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts a Drift account as a directory tree.\n"
+	       "\n"
+	       "general options:\n"
+	       "    -h, --help             print this help\n"
+	       "    -V, --version          print the version\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d, -o debug           debug output (implies -f)\n"
+	       "    -s                     single-threaded\n"
+	       "    -o opt[,opt...]        options, below, and FUSE's own\n"
+	       "\n"
+	       "driftfs options (also 'name = value' in %s):\n"
+	       "    -o api_url=URL         API base URL (https://driftapi.com)\n"
+	       "    -o credentials=FILE    token file (0600)\n"
+	       "    -o cache_dir=DIR       cache directory (0700)\n"
+	       "    -o refresh=SECONDS     seconds between syncs, 0 = never "
+	       "(60)\n"
+	       "    -o offline             never touch the network\n"
+	       "    -o ca_file=FILE        extra CA bundle\n"
+	       "    -o rate=N              cap on API requests per second\n"
+	       "    -o timeout=SECONDS     deadline of one request (30)\n"
+	       "    -o conns=N             concurrent requests when syncing "
+	       "(4)\n"
+	       "\n"
+	       "The token comes from DRIFT_TOKEN or the credentials file, "
+	       "never from the command line.\n",
+	       prog, "$XDG_CONFIG_HOME/driftfs/config");
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cli *c = data;
+	const char *eq;
+	char name[64];
+	size_t n;
+	int r;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		c->help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		c->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		c->debug = c->foreground = 1;
+		return 1;
+	case KEY_SINGLE:
+		c->single = 1;
+		return 0;
+	case KEY_TOKEN:
+		fprintf(stderr, "driftfs: a token is never accepted on the "
+				"command line (others can read it); set "
+				"DRIFT_TOKEN or use the credentials file\n");
+		c->bad = 1;
+		return 0;
+	case KEY_OURS:
+		eq = strchr(arg, '=');
+		n = eq ? (size_t)(eq - arg) : strlen(arg);
+		snprintf(name, sizeof(name), "%.*s", (int)n, arg);
+		r = config_set(c->cfg, name, eq ? eq + 1 : NULL);
+		if (r) {
+			fprintf(stderr, "driftfs: bad value for option %s\n",
+				name);
+			c->bad = 1;
+		}
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!c->mountpoint) {
+			c->mountpoint = strdup(arg);
+		} else if (!c->source) {
+			c->source = c->mountpoint;
+			c->mountpoint = strdup(arg);
+		} else {
+			fprintf(stderr, "driftfs: unexpected argument '%s'\n",
+				arg);
+			c->bad = 1;
+		}
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* The account's cache lives in a directory named after the API host. */
+static char *account_dir(const struct config *cfg)
+{
+	const char *h = strstr(cfg->api_url, "://");
+	char name[NAMES_MAX + 1], *out = NULL;
+	size_t n;
+
+	h = h ? h + 3 : cfg->api_url;
+	n = strcspn(h, "/?#");
+	names_encode(h, n, 200, name);
+	for (char *p = name; *p; p++)
+		if (*p == ':')
+			*p = '_';
+	if (asprintf(&out, "%s/%s", cfg->cache_dir, name) < 0)
+		return NULL;
+	return out;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct driftfs d;
+	struct cli cli;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop = NULL;
+	char *conf_path = NULL, *token = NULL, *dir = NULL;
+	int ret = 1, mounted = 0, r;
+
+	memset(&d, 0, sizeof(d));
+	memset(&cli, 0, sizeof(cli));
+	log_setup(LOG_LVL_INFO, 0);
+	if (config_defaults(&d.cfg)) {
+		fprintf(stderr, "driftfs: out of memory\n");
+		return 1;
+	}
+	cli.cfg = &d.cfg;
+	conf_path = config_default_path();
+	if (conf_path && config_load_file(&d.cfg, conf_path))
+		goto out;
+	if (fuse_opt_parse(&args, &cli, spec, opt_proc) || cli.bad)
+		goto out;
+	if (cli.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out;
+	}
+	if (cli.version) {
+		printf("driftfs %s (libfuse %s, %s)\n", DRIFTFS_VERSION,
+		       fuse_pkgversion(), curl_version());
+		ret = 0;
+		goto out;
+	}
+	if (!cli.mountpoint) {
+		fprintf(stderr, "driftfs: no mountpoint (see driftfs -h)\n");
+		goto out;
+	}
+	log_setup(cli.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	if (config_validate(&d.cfg))
+		goto out;
+	r = config_load_token(&d.cfg, &token);
+	if (r && !d.cfg.offline)
+		goto out;
+	dir = account_dir(&d.cfg);
+	if (!dir || config_private_dir(d.cfg.cache_dir) ||
+	    config_private_dir(dir))
+		goto out;
+
+	/* Everything with threads or libraries starts before the fork only
+	 * if it keeps no threads: curl's global state and SQLite files. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		fprintf(stderr, "driftfs: libcurl failed to initialise\n");
+		goto out;
+	}
+	d.uid = getuid();
+	d.gid = getgid();
+	d.started_ms = http_wall_ms();
+	d.store = store_open(dir);
+	if (!d.store) {
+		log_err("cannot open the cache in %s: %s", dir, strerror(errno));
+		goto out_curl;
+	}
+	{
+		struct http_opts ho = {
+			.base_url = d.cfg.api_url,
+			.token = token,
+			.ca_file = d.cfg.ca_file,
+			.timeout = d.cfg.timeout,
+			.rate = d.cfg.rate,
+			.max_inflight = (int)d.cfg.conns,
+			.offline = d.cfg.offline,
+		};
+
+		d.http = http_new(&ho);
+	}
+	d.fs = fs_new(&d);
+	d.sync = d.fs ? sync_new(&d, fs_on_change, d.fs) : NULL;
+	if (!d.http || !d.fs || !d.sync) {
+		log_err("out of memory");
+		goto out_curl;
+	}
+
+	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=driftfs,"
+				    "subtype=driftfs"))
+		goto out_curl;
+	se = fuse_session_new(&args, fs_ops(), sizeof(struct fuse_lowlevel_ops),
+			      d.fs);
+	if (!se)
+		goto out_curl;
+	if (fuse_set_signal_handlers(se))
+		goto out_session;
+	if (fuse_session_mount(se, cli.mountpoint))
+		goto out_signals;
+	mounted = 1;
+	if (fuse_daemonize(cli.foreground))
+		goto out_unmount;
+	if (!cli.foreground)
+		log_setup(LOG_LVL_INFO, 1);
+
+	if (fs_start(d.fs, se) || sync_start(d.sync)) {
+		log_err("cannot start worker threads");
+		goto out_unmount;
+	}
+	if (cli.single) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (!loop)
+			goto out_unmount;
+		fuse_loop_cfg_set_max_threads(loop, 16);
+		fuse_loop_cfg_set_idle_threads(loop, 8);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	ret = ret ? 1 : 0;
+	sync_stop(d.sync);
+	fs_stop(d.fs);
+out_unmount:
+	if (mounted)
+		fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_curl:
+	sync_free(d.sync);
+	fs_free(d.fs);
+	http_free(d.http);
+	store_close(d.store);
+	curl_global_cleanup();
+	stats_clear();
+out:
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+	}
+	free(dir);
+	free(conf_path);
+	free(cli.mountpoint);
+	free(cli.source);
+	config_release(&d.cfg);
+	fuse_opt_free_args(&args);
+	return ret;
+}

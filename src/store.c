@@ -1,0 +1,1062 @@
+// SPDX-License-Identifier: MIT
+/* store.c: the SQLite cache (see store.h). */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "names.h"
+
+#define SCHEMA_VERSION "1"
+
+/*
+ * The schema. Each object keeps its canonical rendering (json) beside the
+ * few columns the tree needs to list and look it up; *_name columns hold
+ * encoded entry names so a lookup by name is an index probe, even for names
+ * cut short and hashed by names_encode(). gen marks the rows a full listing
+ * saw, for pruning what the API no longer returns.
+ */
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB);"
+	"CREATE TABLE IF NOT EXISTS contacts(id INTEGER PRIMARY KEY,"
+	" created_at INTEGER NOT NULL, email TEXT, email_name TEXT,"
+	" external_id TEXT, ext_name TEXT, name TEXT,"
+	" json BLOB NOT NULL, tags BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS contacts_email ON"
+	" contacts(email_name, created_at, id);"
+	"CREATE INDEX IF NOT EXISTS contacts_ext ON"
+	" contacts(ext_name, created_at, id);"
+	"CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY,"
+	" mtime INTEGER NOT NULL, email TEXT, email_name TEXT, name TEXT,"
+	" bot INTEGER NOT NULL, json BLOB NOT NULL, gen INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS users_email ON users(email_name, id);"
+	"CREATE TABLE IF NOT EXISTS conversations(id INTEGER PRIMARY KEY,"
+	" contact_id INTEGER NOT NULL, status TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	" json BLOB NOT NULL, transcript BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS conv_contact ON conversations(contact_id);"
+	"CREATE INDEX IF NOT EXISTS conv_status ON conversations(status, id);"
+	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY,"
+	" conversation_id INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+	" author_type TEXT, author_id INTEGER, bot INTEGER, type TEXT,"
+	" body TEXT, json BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS msg_conv ON"
+	" messages(conversation_id, created_at, id);"
+	"CREATE TABLE IF NOT EXISTS attachments(id INTEGER PRIMARY KEY,"
+	" conversation_id INTEGER NOT NULL, message_id INTEGER NOT NULL,"
+	" name TEXT NOT NULL, file_name TEXT, mime TEXT,"
+	" mtime INTEGER NOT NULL, data BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS att_conv ON"
+	" attachments(conversation_id, name);"
+	"CREATE TABLE IF NOT EXISTS playbooks(id INTEGER PRIMARY KEY,"
+	" mtime INTEGER NOT NULL, json BLOB NOT NULL, gen INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS accounts(key TEXT PRIMARY KEY,"
+	" ino_id INTEGER NOT NULL, name TEXT NOT NULL, mtime INTEGER NOT NULL,"
+	" json BLOB NOT NULL, gen INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS accounts_name ON accounts(name);"
+	"CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY"
+	" AUTOINCREMENT, created INTEGER NOT NULL, path TEXT NOT NULL,"
+	" method TEXT NOT NULL, api_path TEXT NOT NULL, body BLOB,"
+	" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT);";
+
+/* Column order of every query: id, id2, mtime, size, name, text. */
+static const char *const query_sql[Q__COUNT] = {
+	[Q_CONTACTS] = "SELECT id, 0, created_at FROM contacts ORDER BY id",
+	[Q_CONTACT_CONVS] = "SELECT id, contact_id, updated_at FROM"
+			    " conversations WHERE contact_id = ?1 ORDER BY id",
+	[Q_EMAIL_NAMES] = "SELECT id, 0, created_at, 0, email_name,"
+			  " min(created_at * 1) FROM contacts"
+			  " WHERE email_name IS NOT NULL GROUP BY email_name",
+	[Q_EXTID_NAMES] = "SELECT id, 0, created_at, 0, ext_name,"
+			  " min(created_at * 1) FROM contacts"
+			  " WHERE ext_name IS NOT NULL GROUP BY ext_name",
+	[Q_USERS] = "SELECT id, 0, mtime, length(json) FROM users ORDER BY id",
+	[Q_USER_EMAIL_NAMES] = "SELECT min(id), 0, mtime, 0, email_name FROM"
+			       " users WHERE email_name IS NOT NULL"
+			       " GROUP BY email_name",
+	[Q_CONVS] = "SELECT id, contact_id, updated_at FROM conversations"
+		    " ORDER BY id",
+	[Q_CONVS_BY_STATUS] = "SELECT id, 0, updated_at FROM conversations"
+			      " WHERE status = ?2 ORDER BY id",
+	[Q_MESSAGES] = "SELECT id, conversation_id, created_at, length(json)"
+		       " FROM messages WHERE conversation_id = ?1"
+		       " ORDER BY created_at, id",
+	[Q_ATTACHMENTS] = "SELECT id, conversation_id, mtime, length(data),"
+			  " name FROM attachments WHERE conversation_id = ?1"
+			  " ORDER BY id",
+	[Q_PLAYBOOKS] = "SELECT id, 0, mtime, length(json) FROM playbooks"
+			" ORDER BY id",
+	[Q_ACCOUNTS] = "SELECT ino_id, 0, mtime, length(json), name, key FROM"
+		       " accounts ORDER BY key",
+	[Q_STATUS_COUNTS] = "SELECT count(*), 0, max(updated_at), 0, status"
+			    " FROM conversations GROUP BY status",
+	[Q_CONTACT] = "SELECT id, 0, created_at, length(json) FROM contacts"
+		      " WHERE id = ?1",
+	[Q_CONTACT_TAGS] = "SELECT id, 0, created_at, length(tags) FROM"
+			   " contacts WHERE id = ?1",
+	[Q_CONTACT_BY_EMAIL] = "SELECT id, 0, created_at FROM contacts WHERE"
+			       " email_name = ?2 ORDER BY created_at, id"
+			       " LIMIT 1",
+	[Q_CONTACT_BY_EXTID] = "SELECT id, 0, created_at FROM contacts WHERE"
+			       " ext_name = ?2 ORDER BY created_at, id LIMIT 1",
+	[Q_USER] = "SELECT id, 0, mtime, length(json) FROM users WHERE id = ?1",
+	[Q_USER_BY_EMAIL] = "SELECT id, 0, mtime, length(json) FROM users"
+			    " WHERE email_name = ?2 ORDER BY id LIMIT 1",
+	[Q_USER_NAME] = "SELECT id, bot, mtime, 0, name FROM users WHERE id = ?1",
+	[Q_CONV] = "SELECT id, contact_id, updated_at, length(json), NULL,"
+		   " status FROM conversations WHERE id = ?1",
+	[Q_TRANSCRIPT] = "SELECT id, contact_id, updated_at, length(transcript)"
+			 " FROM conversations WHERE id = ?1",
+	[Q_MESSAGE] = "SELECT id, conversation_id, created_at, length(json)"
+		      " FROM messages WHERE id = ?1",
+	[Q_ATTACHMENT] = "SELECT id, conversation_id, mtime, length(data), name"
+			 " FROM attachments WHERE id = ?1",
+	[Q_PLAYBOOK] = "SELECT id, 0, mtime, length(json) FROM playbooks"
+		       " WHERE id = ?1",
+	[Q_ACCOUNT_BY_NAME] = "SELECT ino_id, 0, mtime, length(json), name,"
+			      " key FROM accounts WHERE name = ?2",
+	[Q_COUNTS] = NULL,
+};
+
+/* The blob column of each single-row query, for store_blob(). */
+static const char *const blob_sql[Q__COUNT] = {
+	[Q_CONTACT] = "SELECT json FROM contacts WHERE id = ?1",
+	[Q_CONTACT_TAGS] = "SELECT tags FROM contacts WHERE id = ?1",
+	[Q_USER] = "SELECT json FROM users WHERE id = ?1",
+	[Q_USER_BY_EMAIL] = "SELECT json FROM users WHERE email_name = ?2"
+			    " ORDER BY id LIMIT 1",
+	[Q_CONV] = "SELECT json FROM conversations WHERE id = ?1",
+	[Q_TRANSCRIPT] = "SELECT transcript FROM conversations WHERE id = ?1",
+	[Q_MESSAGE] = "SELECT json FROM messages WHERE id = ?1",
+	[Q_ATTACHMENT] = "SELECT data FROM attachments WHERE id = ?1",
+	[Q_PLAYBOOK] = "SELECT json FROM playbooks WHERE id = ?1",
+	[Q_ACCOUNT_BY_NAME] = "SELECT json FROM accounts WHERE name = ?2",
+};
+
+/* Writer statements, prepared once per connection like the queries. */
+enum wstmt {
+	W_BEGIN,
+	W_COMMIT,
+	W_ROLLBACK,
+	W_USER,
+	W_USER_OLD,
+	W_CONTACT,
+	W_CONTACT_OLD,
+	W_CONV,
+	W_CONV_OLD,
+	W_CONV_SYNCED,
+	W_MSG_CLEAR,
+	W_ATT_CLEAR,
+	W_MSG,
+	W_ATT,
+	W_ATT_HAS,
+	W_PLAYBOOK,
+	W_PLAYBOOK_OLD,
+	W_ACCOUNT,
+	W_ACCOUNT_OLD,
+	W_PRUNE_USERS,
+	W_PRUNE_PLAYBOOKS,
+	W_PRUNE_ACCOUNTS,
+	W_CONTACT_DEL,
+	W_META_GET,
+	W_META_SET,
+	W_COUNTS,
+	W__COUNT
+};
+
+static const char *const wsql[W__COUNT] = {
+	[W_BEGIN] = "BEGIN IMMEDIATE",
+	[W_COMMIT] = "COMMIT",
+	[W_ROLLBACK] = "ROLLBACK",
+	[W_USER] = "INSERT OR REPLACE INTO users(id, mtime, email, email_name,"
+		   " name, bot, json, gen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[W_USER_OLD] = "SELECT json FROM users WHERE id = ?1",
+	[W_CONTACT] = "INSERT OR REPLACE INTO contacts(id, created_at, email,"
+		      " email_name, external_id, ext_name, name, json, tags)"
+		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+	[W_CONTACT_OLD] = "SELECT json FROM contacts WHERE id = ?1",
+	[W_CONV] = "INSERT OR REPLACE INTO conversations(id, contact_id,"
+		   " status, created_at, updated_at, json, transcript)"
+		   " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+	[W_CONV_OLD] = "SELECT json, transcript FROM conversations"
+		       " WHERE id = ?1",
+	[W_CONV_SYNCED] = "SELECT updated_at FROM conversations WHERE id = ?1",
+	[W_MSG_CLEAR] = "DELETE FROM messages WHERE conversation_id = ?1",
+	[W_ATT_CLEAR] = "DELETE FROM attachments WHERE conversation_id = ?1"
+			" AND message_id NOT IN (SELECT id FROM messages"
+			" WHERE conversation_id = ?1)",
+	[W_MSG] = "INSERT OR REPLACE INTO messages(id, conversation_id,"
+		  " created_at, author_type, author_id, bot, type, body, json)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+	[W_ATT] = "INSERT OR REPLACE INTO attachments(id, conversation_id,"
+		  " message_id, name, file_name, mime, mtime, data)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[W_ATT_HAS] = "SELECT 1 FROM attachments WHERE id = ?1",
+	[W_PLAYBOOK] = "INSERT OR REPLACE INTO playbooks(id, mtime, json, gen)"
+		       " VALUES(?1,?2,?3,?4)",
+	[W_PLAYBOOK_OLD] = "SELECT json FROM playbooks WHERE id = ?1",
+	[W_ACCOUNT] = "INSERT OR REPLACE INTO accounts(key, ino_id, name,"
+		      " mtime, json, gen) VALUES(?1,?2,?3,?4,?5,?6)",
+	[W_ACCOUNT_OLD] = "SELECT json FROM accounts WHERE key = ?1",
+	[W_PRUNE_USERS] = "DELETE FROM users WHERE gen != ?1",
+	[W_PRUNE_PLAYBOOKS] = "DELETE FROM playbooks WHERE gen != ?1",
+	[W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
+	[W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
+	[W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[W_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1,?2)",
+	[W_COUNTS] = "SELECT (SELECT count(*) FROM contacts),"
+		     " (SELECT count(*) FROM users),"
+		     " (SELECT count(*) FROM conversations),"
+		     " (SELECT count(*) FROM messages),"
+		     " (SELECT count(*) FROM attachments),"
+		     " (SELECT count(*) FROM playbooks),"
+		     " (SELECT count(*) FROM accounts),"
+		     " (SELECT count(*) FROM outbox)",
+};
+
+/* One connection and its statements; owned by the pool or by one thread. */
+struct db {
+	sqlite3 *sql;
+	sqlite3_stmt *q[Q__COUNT];
+	sqlite3_stmt *blob[Q__COUNT];
+	sqlite3_stmt *w[W__COUNT];
+	struct db *next;	/* in the idle list */
+	struct store_row row;	/* store_one()'s row ... */
+	char *row_name;		/* ... and copies of its strings */
+	char *row_text;
+};
+
+struct store {
+	char *path;
+	pthread_mutex_t lock;	/* guards idle */
+	struct db *idle;	/* connections not in use */
+};
+
+/* The connection pinned by store_begin() on this thread, if any. */
+static __thread struct db *pinned;
+
+static void db_close(struct db *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < Q__COUNT; i++) {
+		sqlite3_finalize(d->q[i]);
+		sqlite3_finalize(d->blob[i]);
+	}
+	for (int i = 0; i < W__COUNT; i++)
+		sqlite3_finalize(d->w[i]);
+	sqlite3_close(d->sql);
+	free(d->row_name);
+	free(d->row_text);
+	free(d);
+}
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EACCES;
+	case SQLITE_TOOBIG:
+		return -EFBIG;
+	default:
+		return -EIO;
+	}
+}
+
+static struct db *db_open(const char *path)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	int rc;
+
+	if (!d)
+		return NULL;
+	rc = sqlite3_open_v2(path, &d->sql,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		log_err("cache %s: %s", path,
+			d->sql ? sqlite3_errmsg(d->sql) : "cannot open");
+		db_close(d);
+		errno = -sql_errno(rc);
+		return NULL;
+	}
+	sqlite3_busy_timeout(d->sql, 10000);
+	rc = sqlite3_exec(d->sql,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  "PRAGMA trusted_schema=OFF; PRAGMA temp_store=MEMORY;"
+			  "PRAGMA mmap_size=268435456;",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_err("cache %s: %s", path, sqlite3_errmsg(d->sql));
+		errno = -sql_errno(rc);
+		db_close(d);
+		return NULL;
+	}
+	return d;
+}
+
+static struct db *db_get(struct store *st)
+{
+	struct db *d;
+
+	if (pinned)
+		return pinned;
+	pthread_mutex_lock(&st->lock);
+	d = st->idle;
+	if (d)
+		st->idle = d->next;
+	pthread_mutex_unlock(&st->lock);
+	return d ? d : db_open(st->path);
+}
+
+static void db_put(struct store *st, struct db *d)
+{
+	if (!d || d == pinned)
+		return;
+	pthread_mutex_lock(&st->lock);
+	d->next = st->idle;
+	st->idle = d;
+	pthread_mutex_unlock(&st->lock);
+}
+
+static sqlite3_stmt *prep(struct db *d, sqlite3_stmt **slot, const char *sql)
+{
+	if (*slot) {
+		sqlite3_reset(*slot);
+		sqlite3_clear_bindings(*slot);
+		return *slot;
+	}
+	if (sqlite3_prepare_v3(d->sql, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			       slot, NULL) != SQLITE_OK) {
+		log_err("cache: preparing \"%s\": %s", sql,
+			sqlite3_errmsg(d->sql));
+		*slot = NULL;
+	}
+	return *slot;
+}
+
+static sqlite3_stmt *wprep(struct db *d, enum wstmt w)
+{
+	return prep(d, &d->w[w], wsql[w]);
+}
+
+struct store *store_open(const char *dir)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	struct db *d = NULL;
+	int fd;
+
+	if (!st || asprintf(&st->path, "%s/cache.db", dir) < 0) {
+		free(st);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	/* Create the file ourselves so it is 0600 from the first byte. */
+	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+
+		log_err("cache %s: %s", st->path, strerror(e));
+		store_close(st);
+		errno = e;
+		return NULL;
+	}
+	fchmod(fd, 0600);
+	close(fd);
+	d = db_open(st->path);
+	if (!d)
+		goto fail;
+	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
+		errno = EIO;
+		goto fail;
+	}
+	db_put(st, d);
+	if (store_meta_set(st, "schema", SCHEMA_VERSION, 1)) {
+		errno = EIO;
+		d = NULL;
+		goto fail;
+	}
+	return st;
+fail:
+	{
+		int e = errno;
+
+		db_close(d);
+		store_close(st);
+		errno = e;
+	}
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	while (st->idle) {
+		struct db *d = st->idle;
+
+		st->idle = d->next;
+		db_close(d);
+	}
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+}
+
+static void bind_args(sqlite3_stmt *s, int64_t arg, const char *sarg)
+{
+	if (sqlite3_bind_parameter_count(s) >= 1)
+		sqlite3_bind_int64(s, 1, arg);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_text(s, 2, sarg ? sarg : "", -1, SQLITE_STATIC);
+}
+
+static void fill_row(sqlite3_stmt *s, struct store_row *r)
+{
+	int n = sqlite3_column_count(s);
+
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(s, 0);
+	if (n > 1)
+		r->id2 = sqlite3_column_int64(s, 1);
+	if (n > 2)
+		r->mtime = sqlite3_column_int64(s, 2);
+	if (n > 3)
+		r->size = sqlite3_column_int64(s, 3);
+	if (n > 4)
+		r->name = (const char *)sqlite3_column_text(s, 4);
+	if (n > 5)
+		r->text = (const char *)sqlite3_column_text(s, 5);
+}
+
+int store_each(struct store *st, enum store_query q, int64_t arg,
+	       const char *sarg, int (*cb)(void *ctx, const struct store_row *r),
+	       void *ctx)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if (!d)
+		return -errno;
+	s = prep(d, &d->q[q], query_sql[q]);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	bind_args(s, arg, sarg);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_row row;
+
+		fill_row(s, &row);
+		r = cb(ctx, &row);
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = sql_errno(rc);
+	sqlite3_reset(s);
+out:
+	db_put(st, d);
+	return r;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int store_one(struct store *st, enum store_query q, int64_t arg,
+	      const char *sarg, struct store_row *row)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if (!d)
+		return -errno;
+	s = prep(d, &d->q[q], query_sql[q]);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	bind_args(s, arg, sarg);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		fill_row(s, row);
+		/* Copy the strings: the statement goes back to the pool. */
+		free(d->row_name);
+		free(d->row_text);
+		d->row_name = dup_or_null(row->name);
+		d->row_text = dup_or_null(row->text);
+		row->name = d->row_name;
+		row->text = d->row_text;
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_reset(s);
+out:
+	db_put(st, d);
+	return r;
+}
+
+int store_blob(struct store *st, enum store_query q, int64_t arg,
+	       const char *sarg, struct buf *out)
+{
+	struct db *d;
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	if (!blob_sql[q])
+		return -EINVAL;
+	d = db_get(st);
+	if (!d)
+		return -errno;
+	s = prep(d, &d->blob[q], blob_sql[q]);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	bind_args(s, arg, sarg);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r = buf_add(out, sqlite3_column_blob(s, 0),
+			    (size_t)sqlite3_column_bytes(s, 0));
+	else
+		r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	sqlite3_reset(s);
+out:
+	db_put(st, d);
+	return r;
+}
+
+int store_counts(struct store *st, int64_t counts[8])
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r = -EIO;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_COUNTS);
+	if (s && sqlite3_step(s) == SQLITE_ROW) {
+		for (int i = 0; i < 8; i++)
+			counts[i] = sqlite3_column_int64(s, i);
+		r = 0;
+	}
+	if (s)
+		sqlite3_reset(s);
+	db_put(st, d);
+	return r;
+}
+
+/* Steps a writer statement to completion. */
+static int step_done(struct db *d, sqlite3_stmt *s)
+{
+	int rc;
+
+	if (!s)
+		return -EIO;
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_err("cache: %s", sqlite3_errmsg(d->sql));
+		return sql_errno(rc);
+	}
+	return 0;
+}
+
+int store_begin(struct store *st)
+{
+	struct db *d;
+	int r;
+
+	if (pinned)
+		return -EBUSY;
+	d = db_get(st);
+	if (!d)
+		return -errno;
+	pinned = d;
+	r = step_done(d, wprep(d, W_BEGIN));
+	if (r) {
+		pinned = NULL;
+		db_put(st, d);
+	}
+	return r;
+}
+
+int store_commit(struct store *st)
+{
+	struct db *d = pinned;
+	int r;
+
+	if (!d)
+		return -EINVAL;
+	r = step_done(d, wprep(d, W_COMMIT));
+	if (r) {
+		step_done(d, wprep(d, W_ROLLBACK));
+		log_err("cache: commit failed, changes rolled back");
+	}
+	pinned = NULL;
+	db_put(st, d);
+	return r;
+}
+
+void store_rollback(struct store *st)
+{
+	struct db *d = pinned;
+
+	if (!d)
+		return;
+	step_done(d, wprep(d, W_ROLLBACK));
+	pinned = NULL;
+	db_put(st, d);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_buf(sqlite3_stmt *s, int i, const struct buf *b)
+{
+	sqlite3_bind_blob(s, i, b->data ? b->data : "", (int)b->len,
+			  SQLITE_TRANSIENT);
+}
+
+/* Whether the single blob the old-row statement returns equals b. */
+static int differs(struct db *d, enum wstmt w, int64_t id, const char *key,
+		   const struct buf *b)
+{
+	sqlite3_stmt *s = wprep(d, w);
+	int diff = 1;
+
+	if (!s)
+		return 1;
+	if (key)
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		diff = (size_t)sqlite3_column_bytes(s, 0) != b->len ||
+		       memcmp(sqlite3_column_blob(s, 0), b->data ? b->data : "",
+			      b->len);
+	sqlite3_reset(s);
+	return diff;
+}
+
+/* Encodes an API string as an entry name, with a suffix; NULL for NULL. */
+static char *entry_name(const char *s, const char *suffix)
+{
+	char tmp[NAMES_MAX + 1];
+	size_t sl = strlen(suffix), n;
+	char *out;
+
+	if (!s)
+		return NULL;
+	n = names_encode(s, strlen(s), NAMES_MAX - sl, tmp);
+	out = malloc(n + sl + 1);
+	if (out) {
+		memcpy(out, tmp, n);
+		memcpy(out + n, suffix, sl + 1);
+	}
+	return out;
+}
+
+int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
+		   int *changed)
+{
+	struct db *d = db_get(st);
+	char *en = entry_name(u->email, ".json");
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d) {
+		free(en);
+		return -errno;
+	}
+	*changed = differs(d, W_USER_OLD, u->id, NULL, &u->json);
+	s = wprep(d, W_USER);
+	if (s) {
+		sqlite3_bind_int64(s, 1, u->id);
+		sqlite3_bind_int64(s, 2, u->mtime);
+		bind_text(s, 3, u->email);
+		bind_text(s, 4, en);
+		bind_text(s, 5, u->name);
+		sqlite3_bind_int(s, 6, u->bot);
+		bind_buf(s, 7, &u->json);
+		sqlite3_bind_int64(s, 8, gen);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	free(en);
+	return r;
+}
+
+int store_put_contact(struct store *st, const struct api_contact *c,
+		      int *changed)
+{
+	struct db *d = db_get(st);
+	char *en = entry_name(c->email, ""), *xn = entry_name(c->external_id, "");
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d) {
+		r = -errno;
+		goto out;
+	}
+	*changed = differs(d, W_CONTACT_OLD, c->id, NULL, &c->json);
+	s = wprep(d, W_CONTACT);
+	if (s) {
+		sqlite3_bind_int64(s, 1, c->id);
+		sqlite3_bind_int64(s, 2, c->created);
+		bind_text(s, 3, c->email);
+		bind_text(s, 4, en);
+		bind_text(s, 5, c->external_id);
+		bind_text(s, 6, xn);
+		bind_text(s, 7, c->name);
+		bind_buf(s, 8, &c->json);
+		bind_buf(s, 9, &c->tags);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+out:
+	free(en);
+	free(xn);
+	return r;
+}
+
+int store_put_conversation(struct store *st, const struct api_conversation *c,
+			   const struct buf *transcript, int *changed)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	*changed = 1;
+	s = wprep(d, W_CONV_OLD);
+	if (s) {
+		sqlite3_bind_int64(s, 1, c->id);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			*changed =
+				(size_t)sqlite3_column_bytes(s, 0) != c->json.len ||
+				memcmp(sqlite3_column_blob(s, 0),
+				       c->json.data ? c->json.data : "",
+				       c->json.len) ||
+				(size_t)sqlite3_column_bytes(s, 1) !=
+					transcript->len ||
+				memcmp(sqlite3_column_blob(s, 1),
+				       transcript->data ? transcript->data : "",
+				       transcript->len);
+		sqlite3_reset(s);
+	}
+	s = wprep(d, W_CONV);
+	if (s) {
+		sqlite3_bind_int64(s, 1, c->id);
+		sqlite3_bind_int64(s, 2, c->contact_id);
+		sqlite3_bind_text(s, 3, c->status, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 4, c->created);
+		sqlite3_bind_int64(s, 5, c->updated);
+		bind_buf(s, 6, &c->json);
+		bind_buf(s, 7, transcript);
+	}
+	r = step_done(d, s);
+	/* Attachments of messages that no longer exist go too. */
+	if (!r) {
+		s = wprep(d, W_ATT_CLEAR);
+		if (s)
+			sqlite3_bind_int64(s, 1, c->id);
+		r = step_done(d, s);
+	}
+	db_put(st, d);
+	return r;
+}
+
+int64_t store_conversation_synced(struct store *st, int64_t id)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int64_t v = 0;
+
+	if (!d)
+		return 0;
+	s = wprep(d, W_CONV_SYNCED);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			v = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+	}
+	db_put(st, d);
+	return v;
+}
+
+int store_clear_messages(struct store *st, int64_t conv)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_MSG_CLEAR);
+	if (s)
+		sqlite3_bind_int64(s, 1, conv);
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int store_put_message(struct store *st, const struct api_message *m)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_MSG);
+	if (s) {
+		sqlite3_bind_int64(s, 1, m->id);
+		sqlite3_bind_int64(s, 2, m->conversation_id);
+		sqlite3_bind_int64(s, 3, m->created);
+		bind_text(s, 4, m->author_type);
+		sqlite3_bind_int64(s, 5, m->author_id);
+		sqlite3_bind_int(s, 6, m->bot);
+		bind_text(s, 7, m->type);
+		bind_text(s, 8, m->body);
+		bind_buf(s, 9, &m->json);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int store_has_attachment(struct store *st, int64_t id)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int has = 0;
+
+	if (!d)
+		return 0;
+	s = wprep(d, W_ATT_HAS);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		has = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_reset(s);
+	}
+	db_put(st, d);
+	return has;
+}
+
+int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
+			 int64_t mtime, const struct api_attachment *a,
+			 const struct buf *data)
+{
+	char prefix[32], tmp[NAMES_MAX + 1], name[NAMES_MAX + 1];
+	size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "%lld-",
+				     (long long)a->id);
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	names_encode(a->file_name, strlen(a->file_name), NAMES_MAX - pl, tmp);
+	snprintf(name, sizeof(name), "%s%s", prefix, tmp);
+	s = wprep(d, W_ATT);
+	if (s) {
+		sqlite3_bind_int64(s, 1, a->id);
+		sqlite3_bind_int64(s, 2, conv);
+		sqlite3_bind_int64(s, 3, msg);
+		bind_text(s, 4, name);
+		bind_text(s, 5, a->file_name);
+		bind_text(s, 6, a->mime);
+		sqlite3_bind_int64(s, 7, mtime);
+		bind_buf(s, 8, data);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int store_put_playbook(struct store *st, const struct api_object *o,
+		       int64_t gen, int *changed)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	*changed = differs(d, W_PLAYBOOK_OLD, o->id, NULL, &o->json);
+	s = wprep(d, W_PLAYBOOK);
+	if (s) {
+		sqlite3_bind_int64(s, 1, o->id);
+		sqlite3_bind_int64(s, 2, o->mtime);
+		bind_buf(s, 3, &o->json);
+		sqlite3_bind_int64(s, 4, gen);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int64_t store_account_hash(const char *key)
+{
+	return (int64_t)(names_hash64(key, strlen(key), 0) >> 9);
+}
+
+int store_put_account(struct store *st, const struct api_object *o,
+		      int64_t gen, int *changed)
+{
+	struct db *d = db_get(st);
+	char *name = entry_name(o->key, ".json");
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d) {
+		free(name);
+		return -errno;
+	}
+	*changed = differs(d, W_ACCOUNT_OLD, 0, o->key, &o->json);
+	s = wprep(d, W_ACCOUNT);
+	if (s) {
+		bind_text(s, 1, o->key);
+		sqlite3_bind_int64(s, 2, store_account_hash(o->key));
+		bind_text(s, 3, name);
+		sqlite3_bind_int64(s, 4, o->mtime);
+		bind_buf(s, 5, &o->json);
+		sqlite3_bind_int64(s, 6, gen);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	free(name);
+	return r;
+}
+
+int store_delete_contact(struct store *st, int64_t id)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_CONTACT_DEL);
+	if (s)
+		sqlite3_bind_int64(s, 1, id);
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int store_prune(struct store *st, enum store_table t, int64_t gen,
+		int *deleted)
+{
+	static const enum wstmt which[] = { W_PRUNE_USERS, W_PRUNE_PLAYBOOKS,
+					    W_PRUNE_ACCOUNTS };
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, which[t]);
+	if (s)
+		sqlite3_bind_int64(s, 1, gen);
+	r = step_done(d, s);
+	*deleted = r ? 0 : sqlite3_changes(d->sql);
+	db_put(st, d);
+	return r;
+}
+
+int store_meta_get(struct store *st, const char *key, struct buf *out)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r = -ENOENT;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_META_GET);
+	if (s) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			r = buf_add(out, sqlite3_column_blob(s, 0),
+				    (size_t)sqlite3_column_bytes(s, 0));
+		sqlite3_reset(s);
+	}
+	db_put(st, d);
+	return r;
+}
+
+int store_meta_set(struct store *st, const char *key, const void *val,
+		   size_t len)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_META_SET);
+	if (s) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 2, val ? val : "", (int)len,
+				  SQLITE_TRANSIENT);
+	}
+	r = step_done(d, s);
+	db_put(st, d);
+	return r;
+}
+
+int64_t store_meta_i64(struct store *st, const char *key)
+{
+	struct buf b = BUF_INIT;
+	int64_t v = 0;
+
+	if (!store_meta_get(st, key, &b) && b.data)
+		v = strtoll(b.data, NULL, 10);
+	buf_release(&b);
+	return v;
+}
+
+int store_meta_set_i64(struct store *st, const char *key, int64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+
+	return store_meta_set(st, key, tmp, (size_t)n);
+}

@@ -1,0 +1,941 @@
+// SPDX-License-Identifier: MIT
+/* sync.c: background sync and on-demand fetches into the cache (see sync.h). */
+#include "sync.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+#include "names.h"
+#include "render.h"
+#include "store.h"
+
+#define MISS_SLOTS 256
+#define MISS_TTL_MS 60000
+#define ATTACHMENT_MAX ((size_t)64 << 20)
+
+/* A remembered "the API has no such object", so lookups of a missing name
+ * (shells probing, tab completion) do not cost a request every time. */
+struct miss {
+	uint64_t key;
+	int64_t until_ms;
+};
+
+struct sync {
+	struct driftfs *d;
+	sync_change_cb cb;
+	void *cb_ctx;
+
+	pthread_t thread;
+	int thread_started;
+
+	/* Guarded by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	unsigned long requested;	/* passes asked for */
+	unsigned long done_upto;	/* requests answered by a finished pass */
+	int last_result;		/* of the last finished pass */
+	int running;			/* a pass is under way */
+	unsigned long passes;
+	int64_t last_start_ms, last_end_ms, last_ok_ms, next_ms;
+	char phase[96];
+	long work_done, work_total;
+	struct miss misses[MISS_SLOTS];
+
+	/* Serialises whole passes (background and driftctl's). */
+	pthread_mutex_t pass_lock;
+};
+
+/* Changes gathered while writing, reported after the commit. */
+struct changes {
+	struct sync_change *v;
+	size_t n, alloc;
+};
+
+static int changes_add(struct changes *c, enum sync_object what, int64_t id,
+		       const char *key)
+{
+	struct sync_change *e;
+
+	if (c->n == c->alloc) {
+		size_t na = c->alloc ? c->alloc * 2 : 16;
+		struct sync_change *p = realloc(c->v, na * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->v = p;
+		c->alloc = na;
+	}
+	e = &c->v[c->n];
+	memset(e, 0, sizeof(*e));
+	e->what = what;
+	e->id = id;
+	if (key) {
+		e->key = strdup(key);
+		if (!e->key)
+			return -ENOMEM;
+	}
+	c->n++;
+	return 0;
+}
+
+static void changes_flush(struct sync *s, struct changes *c)
+{
+	if (c->n && s->cb)
+		s->cb(s->cb_ctx, c->v, c->n);
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].key);
+	c->n = 0;
+}
+
+static void changes_release(struct changes *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].key);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+static void set_phase(struct sync *s, const char *phase, long done, long total)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->phase, sizeof(s->phase), "%s", phase);
+	s->work_done = done;
+	s->work_total = total;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void add_work_done(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->work_done++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static uint64_t miss_key(int what, int64_t id, const char *key)
+{
+	uint64_t h = names_hash64(&id, sizeof(id), (uint64_t)what);
+
+	return key ? names_hash64(key, strlen(key), h) : h;
+}
+
+static int missed_recently(struct sync *s, uint64_t key)
+{
+	struct miss *m = &s->misses[key % MISS_SLOTS];
+	int hit;
+
+	pthread_mutex_lock(&s->lock);
+	hit = m->key == key && m->until_ms > http_now_ms();
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+static void remember_miss(struct sync *s, uint64_t key)
+{
+	struct miss *m = &s->misses[key % MISS_SLOTS];
+
+	pthread_mutex_lock(&s->lock);
+	m->key = key;
+	m->until_ms = http_now_ms() + MISS_TTL_MS;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct sync *sync_new(struct driftfs *d, sync_change_cb cb, void *ctx)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
+
+	if (!s)
+		return NULL;
+	s->d = d;
+	s->cb = cb;
+	s->cb_ctx = ctx;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->pass_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(s->phase, sizeof(s->phase), "idle");
+	return s;
+}
+
+void sync_free(struct sync *s)
+{
+	if (!s)
+		return;
+	sync_stop(s);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pass_lock);
+	free(s);
+}
+
+/* Writes one contact in its own transaction and reports it. */
+static int save_contact(struct sync *s, const struct api_contact *c)
+{
+	struct changes ch = { 0 };
+	int changed = 0, r;
+
+	r = store_begin(s->d->store);
+	if (r)
+		return r;
+	r = store_put_contact(s->d->store, c, &changed);
+	if (r) {
+		store_rollback(s->d->store);
+		return r;
+	}
+	r = store_commit(s->d->store);
+	if (!r && changed) {
+		changes_add(&ch, SO_CONTACT, c->id, NULL);
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		changes_flush(s, &ch);
+	}
+	changes_release(&ch);
+	return r;
+}
+
+/* A conversation being fetched: everything stored in one transaction. */
+struct conv_fetch {
+	struct api_conversation conv;
+	struct api_contact contact;
+	struct api_message *msgs;
+	size_t nmsgs, alloc;
+	struct buf *att_data;		/* parallel to a flat attachment list */
+	struct api_attachment **atts;
+	int64_t *att_msg, *att_mtime;
+	size_t natts;
+};
+
+static int take_message(void *ctx, struct api_message *m)
+{
+	struct conv_fetch *f = ctx;
+
+	if (f->nmsgs == f->alloc) {
+		size_t na = f->alloc ? f->alloc * 2 : 64;
+		struct api_message *p = realloc(f->msgs, na * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		f->msgs = p;
+		f->alloc = na;
+	}
+	f->msgs[f->nmsgs++] = *m;
+	memset(m, 0, sizeof(*m));
+	return 0;
+}
+
+static void conv_fetch_release(struct conv_fetch *f)
+{
+	api_conversation_release(&f->conv);
+	api_contact_release(&f->contact);
+	for (size_t i = 0; i < f->nmsgs; i++)
+		api_message_release(&f->msgs[i]);
+	for (size_t i = 0; i < f->natts; i++)
+		buf_release(&f->att_data[i]);
+	free(f->msgs);
+	free(f->att_data);
+	free(f->atts);
+	free(f->att_msg);
+	free(f->att_mtime);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Downloads the attachments the cache does not hold yet. */
+static int fetch_attachments(struct sync *s, struct conv_fetch *f)
+{
+	size_t total = 0, k = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < f->nmsgs; i++)
+		total += f->msgs[i].natt;
+	if (!total)
+		return 0;
+	f->att_data = calloc(total, sizeof(*f->att_data));
+	f->atts = calloc(total, sizeof(*f->atts));
+	f->att_msg = calloc(total, sizeof(*f->att_msg));
+	f->att_mtime = calloc(total, sizeof(*f->att_mtime));
+	if (!f->att_data || !f->atts || !f->att_msg || !f->att_mtime)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nmsgs && !r; i++) {
+		for (size_t j = 0; j < f->msgs[i].natt && !r; j++) {
+			struct api_attachment *a = &f->msgs[i].att[j];
+
+			if (store_has_attachment(s->d->store, a->id))
+				continue;
+			buf_init(&f->att_data[k], ATTACHMENT_MAX);
+			r = api_attachment_data(s->d->http, a->id,
+						ATTACHMENT_MAX,
+						&f->att_data[k]);
+			if (r) {
+				buf_release(&f->att_data[k]);
+				break;
+			}
+			f->atts[k] = a;
+			f->att_msg[k] = f->msgs[i].id;
+			f->att_mtime[k] = f->msgs[i].created;
+			k++;
+			f->natts = k;
+		}
+	}
+	return r;
+}
+
+/* Who wrote a message, for the transcript: name and role. */
+static void author_of(struct sync *s, const struct conv_fetch *f,
+		      const struct api_message *m, char *name, size_t size,
+		      const char **role)
+{
+	struct store_row row;
+
+	if (!strcmp(m->author_type, "contact")) {
+		const struct api_contact *c = &f->contact;
+
+		*role = "contact";
+		if (c->id && c->id == m->author_id && (c->name || c->email))
+			snprintf(name, size, "%s", c->name ? c->name : c->email);
+		else
+			snprintf(name, size, "Contact %lld",
+				 (long long)m->author_id);
+		return;
+	}
+	*role = m->bot ? "bot" : "agent";
+	if (!store_one(s->d->store, Q_USER_NAME, m->author_id, NULL, &row) &&
+	    row.name) {
+		snprintf(name, size, "%s", row.name);
+		if (row.id2)
+			*role = "bot";
+	} else {
+		snprintf(name, size, "User %lld", (long long)m->author_id);
+	}
+}
+
+static int render_transcript(struct sync *s, const struct conv_fetch *f,
+			     struct buf *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < f->nmsgs && !r; i++) {
+		const struct api_message *m = &f->msgs[i];
+		char name[256];
+		const char *role;
+
+		author_of(s, f, m, name, sizeof(name), &role);
+		r = render_transcript_block(m->created, name, role, m->type,
+					    m->body, out);
+	}
+	return r;
+}
+
+static int cmp_message(const void *a, const void *b)
+{
+	const struct api_message *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Fetches a conversation with its messages, contact and new attachments,
+ * and stores them in one transaction. The network work happens before the
+ * transaction, so the write lock is held only for the writes.
+ */
+static int sync_conversation(struct sync *s, int64_t id)
+{
+	struct store *st = s->d->store;
+	struct conv_fetch f;
+	struct changes ch = { 0 };
+	struct buf transcript = BUF_INIT;
+	struct store_row old;
+	int old_found, changed = 0, contact_changed = 0, r;
+
+	memset(&f, 0, sizeof(f));
+	r = api_conversation_get(s->d->http, id, &f.conv);
+	if (r)
+		goto out;
+	r = api_messages(s->d->http, id, take_message, &f);
+	if (r)
+		goto out;
+	qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
+	if (f.conv.contact_id > 0) {
+		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
+		if (r == -ENOENT)
+			r = 0;	/* a deleted contact: the link dangles */
+		if (r)
+			goto out;
+	}
+	r = fetch_attachments(s, &f);
+	if (r)
+		goto out;
+	r = render_transcript(s, &f, &transcript);
+	if (r)
+		goto out;
+
+	old_found = !store_one(st, Q_CONV, id, NULL, &old);
+	r = store_begin(st);
+	if (r)
+		goto out;
+	if (f.contact.id)
+		r = store_put_contact(st, &f.contact, &contact_changed);
+	r = r ? r : store_clear_messages(st, id);
+	for (size_t i = 0; i < f.nmsgs && !r; i++)
+		r = store_put_message(st, &f.msgs[i]);
+	for (size_t i = 0; i < f.natts && !r; i++)
+		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
+					 f.atts[i], &f.att_data[i]);
+	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
+	if (r) {
+		store_rollback(st);
+		goto out;
+	}
+	r = store_commit(st);
+	if (r)
+		goto out;
+	if (changed || f.natts) {
+		r = changes_add(&ch, SO_CONVERSATION, id, NULL);
+		if (!r && old_found) {
+			ch.v[ch.n - 1].old_contact = old.id2;
+			snprintf(ch.v[ch.n - 1].old_status,
+				 sizeof(ch.v[0].old_status), "%s",
+				 old.text ? old.text : "");
+		}
+	}
+	if (contact_changed)
+		changes_add(&ch, SO_CONTACT, f.contact.id, NULL);
+	if (ch.n) {
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(st, "changed_at", http_wall_ms());
+		changes_flush(s, &ch);
+	}
+out:
+	if (r == -ENOENT)
+		log_error_event("conversation %lld: not found", (long long)id);
+	buf_release(&transcript);
+	conv_fetch_release(&f);
+	changes_release(&ch);
+	return r;
+}
+
+/* The conversations a walk found changed, shared by the workers. */
+struct work {
+	struct sync *s;
+	int64_t *ids;
+	size_t n, next;
+	int failed;		/* first error */
+	size_t nfailed;
+	pthread_mutex_t lock;
+};
+
+static void *worker(void *arg)
+{
+	struct work *w = arg;
+
+	log_context_set("sync");
+	for (;;) {
+		size_t i;
+		int r;
+
+		pthread_mutex_lock(&w->lock);
+		i = w->next++;
+		pthread_mutex_unlock(&w->lock);
+		if (i >= w->n)
+			break;
+		r = sync_conversation(w->s, w->ids[i]);
+		add_work_done(w->s);
+		if (r) {
+			pthread_mutex_lock(&w->lock);
+			if (!w->failed)
+				w->failed = r;
+			w->nfailed++;
+			pthread_mutex_unlock(&w->lock);
+		}
+	}
+	return NULL;
+}
+
+/* What the walk of the conversation list collects. */
+struct walk {
+	struct sync *s;
+	int64_t watermark;	/* stop at items older than this */
+	int64_t newest;		/* the newest updatedAt seen */
+	int older_seen;		/* an item older than the watermark came */
+	int64_t *ids;
+	size_t n, alloc;
+};
+
+static int walk_item(void *ctx, const struct api_conversation *c)
+{
+	struct walk *w = ctx;
+
+	if (c->updated > w->newest)
+		w->newest = c->updated;
+	if (w->watermark && c->updated < w->watermark) {
+		w->older_seen = 1;
+		return 0;
+	}
+	if (store_conversation_synced(w->s->d->store, c->id) == c->updated &&
+	    c->updated)
+		return 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->ids[i] == c->id)
+			return 0;	/* listed twice (data moved under us) */
+	if (w->n == w->alloc) {
+		size_t na = w->alloc ? w->alloc * 2 : 256;
+		int64_t *p = realloc(w->ids, na * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		w->ids = p;
+		w->alloc = na;
+	}
+	w->ids[w->n++] = c->id;
+	return 0;
+}
+
+static int sync_conversations(struct sync *s)
+{
+	struct store *st = s->d->store;
+	struct api_cursor cur = { 0 };
+	struct walk w = { s, 0, 0, 0, NULL, 0, 0 };
+	struct work work = { 0 };
+	pthread_t th[32];
+	long nth, started = 0;
+	int r = 0;
+
+	w.watermark = store_meta_i64(st, "conv_watermark");
+	set_phase(s, "listing conversations", 0, 0);
+	while (!cur.done && !r && !w.older_seen) {
+		r = api_conversations_page(s->d->http, &cur, walk_item, &w);
+		set_phase(s, "listing conversations", (long)w.n, 0);
+	}
+	api_cursor_release(&cur);
+	if (r)
+		goto out;
+
+	set_phase(s, "fetching conversations", 0, (long)w.n);
+	work.s = s;
+	work.ids = w.ids;
+	work.n = w.n;
+	pthread_mutex_init(&work.lock, NULL);
+	nth = s->d->cfg.conns;
+	if (nth > (long)(sizeof(th) / sizeof(th[0])))
+		nth = (long)(sizeof(th) / sizeof(th[0]));
+	if (nth > (long)w.n)
+		nth = (long)w.n;
+	for (long i = 1; i < nth; i++)
+		if (!pthread_create(&th[i], NULL, worker, &work))
+			started = i;
+	worker(&work);
+	for (long i = 1; i <= started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&work.lock);
+	r = work.failed;
+	if (r)
+		log_error_event("sync: %zu of %zu changed conversations could "
+				"not be fetched; they are retried next pass",
+				work.nfailed, work.n);
+	/* Move the watermark only when nothing newer is left behind. */
+	if (!r && w.newest > w.watermark)
+		r = store_meta_set_i64(st, "conv_watermark", w.newest);
+out:
+	free(w.ids);
+	return r;
+}
+
+/* Users, playbooks and accounts: full lists, pruned of what disappeared. */
+struct list_ctx {
+	struct sync *s;
+	int64_t gen;
+	struct changes *ch;
+	enum sync_object what;
+};
+
+static int put_user(void *ctx, const struct api_user *u)
+{
+	struct list_ctx *l = ctx;
+	int changed = 0, r = store_put_user(l->s->d->store, u, l->gen, &changed);
+
+	return r || !changed ? r : changes_add(l->ch, SO_USER, u->id, NULL);
+}
+
+static int put_object(void *ctx, const struct api_object *o)
+{
+	struct list_ctx *l = ctx;
+	int changed = 0, r;
+
+	if (l->what == SO_PLAYBOOK)
+		r = store_put_playbook(l->s->d->store, o, l->gen, &changed);
+	else
+		r = store_put_account(l->s->d->store, o, l->gen, &changed);
+	return r || !changed ? r : changes_add(l->ch, l->what, o->id, o->key);
+}
+
+static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
+{
+	static const enum store_table table[] = {
+		[SO_USER] = ST_USERS,
+		[SO_PLAYBOOK] = ST_PLAYBOOKS,
+		[SO_ACCOUNT] = ST_ACCOUNTS,
+	};
+	struct changes ch = { 0 };
+	struct list_ctx l = { s, gen, &ch, what };
+	int deleted = 0, r;
+
+	r = store_begin(s->d->store);
+	if (r)
+		return r;
+	if (what == SO_USER)
+		r = api_users_list(s->d->http, put_user, &l);
+	else if (what == SO_PLAYBOOK)
+		r = api_playbooks(s->d->http, put_object, &l);
+	else
+		r = api_accounts(s->d->http, put_object, &l);
+	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
+	if (r) {
+		store_rollback(s->d->store);
+		changes_release(&ch);
+		return r;
+	}
+	r = store_commit(s->d->store);
+	if (!r && (ch.n || deleted)) {
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		changes_flush(s, &ch);
+	}
+	changes_release(&ch);
+	return r;
+}
+
+static int sync_attributes(struct sync *s)
+{
+	struct buf now = BUF_INIT, old = BUF_INIT;
+	struct changes ch = { 0 };
+	int r;
+
+	r = api_contact_attributes(s->d->http, &now);
+	if (!r) {
+		store_meta_get(s->d->store, "attributes", &old);
+		if (old.len != now.len ||
+		    memcmp(old.data ? old.data : "", now.data ? now.data : "",
+			   now.len)) {
+			r = store_meta_set(s->d->store, "attributes", now.data,
+					   now.len);
+			if (!r) {
+				changes_add(&ch, SO_LISTS, 0, NULL);
+				changes_flush(s, &ch);
+			}
+		}
+	}
+	buf_release(&now);
+	buf_release(&old);
+	changes_release(&ch);
+	return r;
+}
+
+/* One full pass. Steps are independent: a failing one does not stop the
+ * others, and the pass reports the first failure. */
+static int sync_pass(struct sync *s)
+{
+	int64_t gen = http_wall_ms();
+	int r, first = 0;
+
+	log_context_set("sync");
+	set_phase(s, "users", 0, 0);
+	r = sync_list(s, SO_USER, gen);
+	first = first ? first : r;
+	set_phase(s, "contact attributes", 0, 0);
+	r = sync_attributes(s);
+	/* Plans without these features answer 403/404: not a failure. */
+	if (r != -EACCES && r != -ENOENT)
+		first = first ? first : r;
+	set_phase(s, "playbooks", 0, 0);
+	r = sync_list(s, SO_PLAYBOOK, gen);
+	if (r != -EACCES && r != -ENOENT)
+		first = first ? first : r;
+	set_phase(s, "accounts", 0, 0);
+	r = sync_list(s, SO_ACCOUNT, gen);
+	if (r != -EACCES && r != -ENOENT)
+		first = first ? first : r;
+	r = sync_conversations(s);
+	first = first ? first : r;
+	set_phase(s, "idle", 0, 0);
+	return first;
+}
+
+int sync_run_once(struct sync *s)
+{
+	int64_t start = http_wall_ms();
+	int r;
+
+	pthread_mutex_lock(&s->pass_lock);
+	pthread_mutex_lock(&s->lock);
+	s->running = 1;
+	s->last_start_ms = start;
+	pthread_mutex_unlock(&s->lock);
+
+	if (http_offline(s->d->http))
+		r = -ENETDOWN;
+	else
+		r = sync_pass(s);
+
+	pthread_mutex_lock(&s->lock);
+	s->running = 0;
+	s->passes++;
+	s->last_result = r;
+	s->last_end_ms = http_wall_ms();
+	if (!r) {
+		s->last_ok_ms = s->last_end_ms;
+		store_meta_set_i64(s->d->store, "last_sync", s->last_ok_ms);
+	}
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->pass_lock);
+	if (r && r != -ENETDOWN)
+		log_warn("sync pass failed: %s", strerror(-r));
+	return r;
+}
+
+static void *sync_thread(void *arg)
+{
+	struct sync *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		unsigned long serving = s->requested;
+		long refresh = s->d->cfg.refresh;
+		int r;
+
+		pthread_mutex_unlock(&s->lock);
+		r = sync_run_once(s);
+		pthread_mutex_lock(&s->lock);
+		(void)r;
+		s->done_upto = serving;
+		pthread_cond_broadcast(&s->cond);
+		/* Sleep until the next pass is due or someone asks. */
+		s->next_ms = refresh > 0 ? http_now_ms() + refresh * 1000 : 0;
+		while (!s->stop && s->requested == serving) {
+			struct timespec ts;
+			int64_t due = s->next_ms;
+
+			if (!due) {
+				pthread_cond_wait(&s->cond, &s->lock);
+				continue;
+			}
+			if (http_now_ms() >= due)
+				break;
+			ts.tv_sec = due / 1000;
+			ts.tv_nsec = (due % 1000) * 1000000;
+			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int sync_start(struct sync *s)
+{
+	int r;
+
+	/* The first pass is implicitly requested: the cache may be empty. */
+	s->requested = 1;
+	r = pthread_create(&s->thread, NULL, sync_thread, s);
+	if (r)
+		return -r;
+	s->thread_started = 1;
+	return 0;
+}
+
+void sync_stop(struct sync *s)
+{
+	if (!s->thread_started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	s->thread_started = 0;
+}
+
+int sync_request(struct sync *s, long timeout_ms)
+{
+	int64_t deadline = http_now_ms() + timeout_ms;
+	unsigned long mine;
+	int r = 0;
+
+	if (!s->thread_started)
+		return sync_run_once(s);
+	pthread_mutex_lock(&s->lock);
+	mine = ++s->requested;
+	pthread_cond_broadcast(&s->cond);
+	while (s->done_upto < mine && !s->stop) {
+		struct timespec ts;
+
+		if (http_now_ms() >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		ts.tv_sec = deadline / 1000;
+		ts.tv_nsec = (deadline % 1000) * 1000000;
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	if (!r)
+		r = s->last_result;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sync_fetch_contact(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_CONTACT, id, NULL);
+	struct api_contact c;
+	int r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	r = api_contact_get(s->d->http, id, &c);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	if (r)
+		return r;
+	r = save_contact(s, &c);
+	api_contact_release(&c);
+	return r;
+}
+
+int sync_fetch_conversation(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_CONVERSATION, id, NULL);
+	int r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	r = sync_conversation(s, id);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	return r;
+}
+
+int sync_fetch_user(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_USER, id, NULL);
+	struct changes ch = { 0 };
+	struct api_user u;
+	int changed = 0, r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	r = api_user_get(s->d->http, id, &u);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	if (r)
+		return r;
+	r = store_put_user(s->d->store, &u, store_meta_i64(s->d->store,
+							    "last_sync"),
+			   &changed);
+	if (!r && changed) {
+		changes_add(&ch, SO_USER, id, NULL);
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		changes_flush(s, &ch);
+	}
+	changes_release(&ch);
+	api_user_release(&u);
+	return r;
+}
+
+/* Context of a lookup by email or external id. */
+struct lookup {
+	struct sync *s;
+	int found;
+	int err;
+};
+
+static int lookup_found(void *ctx, const struct api_contact *c)
+{
+	struct lookup *l = ctx;
+	int r = save_contact(l->s, c);
+
+	if (r)
+		l->err = r;
+	else
+		l->found++;
+	return 0;
+}
+
+static int lookup_by(struct sync *s, int what, const char *key)
+{
+	uint64_t mk = miss_key(what, 0, key);
+	struct lookup l = { s, 0, 0 };
+	int r;
+
+	if (missed_recently(s, mk))
+		return -ENOENT;
+	if (what == 1)
+		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
+	else
+		r = api_contacts_by_external_id(s->d->http, key, lookup_found,
+						&l);
+	r = r ? r : l.err;
+	if (!r && !l.found) {
+		remember_miss(s, mk);
+		r = -ENOENT;
+	}
+	return r;
+}
+
+int sync_lookup_email(struct sync *s, const char *email)
+{
+	return lookup_by(s, 1, email);
+}
+
+int sync_lookup_external_id(struct sync *s, const char *ext)
+{
+	return lookup_by(s, 2, ext);
+}
+
+static int add_time(struct buf *out, const char *key, int64_t ms)
+{
+	int r = buf_printf(out, "%s: ", key);
+
+	if (!ms)
+		return r ? r : buf_adds(out, "never\n");
+	r = r ? r : render_time(ms, out);
+	return r ? r : buf_addc(out, '\n');
+}
+
+int sync_status_render(struct sync *s, struct buf *out)
+{
+	int64_t now = http_now_ms(), last_ok;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	last_ok = s->last_ok_ms;
+	if (!last_ok)
+		last_ok = store_meta_i64(s->d->store, "last_sync");
+	r = add_time(out, "last_sync", last_ok);
+	r = r ? r : add_time(out, "last_attempt", s->last_end_ms);
+	r = r ? r : buf_printf(out, "last_result: %s\n",
+			       !s->passes ? "none yet"
+			       : s->last_result ? strerror(-s->last_result)
+						: "ok");
+	r = r ? r : buf_printf(out, "sync_passes: %lu\n", s->passes);
+	if (!r && s->running)
+		r = buf_printf(out, "syncing: yes (%s, %ld/%ld)\n", s->phase,
+			       s->work_done, s->work_total);
+	else if (!r)
+		r = buf_adds(out, "syncing: no\n");
+	if (!r && s->next_ms && !s->running)
+		r = buf_printf(out, "next_sync_in: %lld s\n",
+			       (long long)(s->next_ms > now
+						   ? (s->next_ms - now + 999) / 1000
+						   : 0));
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

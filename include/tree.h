@@ -99,7 +99,7 @@ enum tree_access {
 	TA_LINK,
 	TA_RO,		/* read-only, cacheable: invalidated on change */
 	TA_RW,		/* readable and writable (writes: a later issue) */
-	TA_WO,		/* write-only (new, reply, note, unsubscribe, ...) */
+	TA_WO,		/* only writes act (new, reply, note, ...); reads are empty */
 	TA_DYNAMIC,	/* generated on every open (.driftfs files) */
 	TA_CTL,		/* .driftfs/ctl: commands */
 };

@@ -569,10 +569,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -EACCES;
 		goto fail;
 	}
-	if (acc_mode != O_WRONLY && (acc == TA_WO || acc == TA_CTL)) {
-		r = -EACCES;
-		goto fail;
-	}
 	if (acc_mode != O_RDONLY && acc != TA_CTL) {
 		/* Writes through the API arrive with the outbox. */
 		log_error_event("writes are not supported yet: open for "

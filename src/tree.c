@@ -169,7 +169,12 @@ static mode_t kind_mode(int kind)
 		return S_IFREG | 0644;
 	case TA_WO:
 	case TA_CTL:
-		return S_IFREG | 0200;
+		/*
+		 * Readable (and empty) although only writes mean anything:
+		 * a 0200 file makes every "grep -r" and "rsync -a" of the
+		 * mount fail with EACCES.
+		 */
+		return S_IFREG | 0644;
 	default:
 		return S_IFREG | 0444;
 	}

@@ -20,6 +20,7 @@ import base64
 import binascii
 import collections
 import hashlib
+import io
 import json
 import math
 import os
@@ -1277,6 +1278,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         sock.close()
+        # http.server still flushes and closes these after the method returns.
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
 
     def send_partial(self, reply, rst):
         """Full Content-Length, half the body, then FIN (or RST)."""

@@ -47,6 +47,7 @@ struct store_row {
 enum store_query {
 	/* listings */
 	Q_CONTACTS,		/* id, -, mtime */
+	Q_CONTACTS_AFTER,	/* (id) the next 200 ids above id */
 	Q_CONTACT_CONVS,	/* (contact) id, -, mtime */
 	Q_EMAIL_NAMES,		/* name, id: oldest contact per email */
 	Q_EXTID_NAMES,		/* name, id */

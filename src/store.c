@@ -72,6 +72,8 @@ static const char schema[] =
 /* Column order of every query: id, id2, mtime, size, name, text. */
 static const char *const query_sql[Q__COUNT] = {
 	[Q_CONTACTS] = "SELECT id, 0, created_at FROM contacts ORDER BY id",
+	[Q_CONTACTS_AFTER] = "SELECT id FROM contacts WHERE id > ?1"
+			     " ORDER BY id LIMIT 200",
 	[Q_CONTACT_CONVS] = "SELECT id, contact_id, updated_at FROM"
 			    " conversations WHERE contact_id = ?1 ORDER BY id",
 	[Q_EMAIL_NAMES] = "SELECT id, 0, created_at, 0, email_name,"

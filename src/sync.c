@@ -18,6 +18,9 @@
 #define MISS_SLOTS 256
 #define MISS_TTL_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
+/* Contacts have no updatedAt and no list endpoint: each pass refreshes
+ * this many cached contacts, in id order, wrapping around. */
+#define CONTACT_ROTATION 200
 
 /* A remembered "the API has no such object", so lookups of a missing name
  * (shells probing, tab completion) do not cost a request every time. */
@@ -50,6 +53,11 @@ struct sync {
 
 	/* Serialises whole passes (background and driftctl's). */
 	pthread_mutex_t pass_lock;
+
+	/* Contacts fetched during the current pass (guarded by lock), so
+	 * the rotating refresh does not fetch them twice. */
+	int64_t *fetched;
+	size_t nfetched, afetched;
 };
 
 /* Changes gathered while writing, reported after the commit. */
@@ -174,7 +182,36 @@ void sync_free(struct sync *s)
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
+	free(s->fetched);
 	free(s);
+}
+
+static void note_fetched(struct sync *s, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->nfetched == s->afetched) {
+		size_t na = s->afetched ? s->afetched * 2 : 256;
+		int64_t *p = realloc(s->fetched, na * sizeof(*p));
+
+		if (p) {
+			s->fetched = p;
+			s->afetched = na;
+		}
+	}
+	if (s->nfetched < s->afetched)
+		s->fetched[s->nfetched++] = id;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int fetched_this_pass(struct sync *s, int64_t id)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nfetched && !found; i++)
+		found = s->fetched[i] == id;
+	pthread_mutex_unlock(&s->lock);
+	return found;
 }
 
 /* Writes one contact in its own transaction and reports it. */
@@ -410,6 +447,8 @@ static int sync_conversation(struct sync *s, int64_t id)
 	}
 	if (contact_changed)
 		changes_add(&ch, SO_CONTACT, f.contact.id, NULL);
+	if (f.contact.id)
+		note_fetched(s, f.contact.id);
 	if (ch.n) {
 		changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(st, "changed_at", http_wall_ms());
@@ -424,9 +463,10 @@ out:
 	return r;
 }
 
-/* The conversations a walk found changed, shared by the workers. */
+/* Objects to fetch, shared by the workers. */
 struct work {
 	struct sync *s;
+	int (*fetch)(struct sync *s, int64_t id);
 	int64_t *ids;
 	size_t n, next;
 	int failed;		/* first error */
@@ -448,7 +488,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (i >= w->n)
 			break;
-		r = sync_conversation(w->s, w->ids[i]);
+		r = w->fetch(w->s, w->ids[i]);
 		add_work_done(w->s);
 		if (r) {
 			pthread_mutex_lock(&w->lock);
@@ -459,6 +499,32 @@ static void *worker(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* Runs fetch over ids with up to cfg.conns threads (this one included). */
+static void run_workers(struct sync *s, struct work *work,
+			int (*fetch)(struct sync *, int64_t), int64_t *ids,
+			size_t n)
+{
+	pthread_t th[32];
+	long nth = s->d->cfg.conns, started = 0;
+
+	work->s = s;
+	work->fetch = fetch;
+	work->ids = ids;
+	work->n = n;
+	pthread_mutex_init(&work->lock, NULL);
+	if (nth > (long)(sizeof(th) / sizeof(th[0])))
+		nth = (long)(sizeof(th) / sizeof(th[0]));
+	if (nth > (long)n)
+		nth = (long)n;
+	for (long i = 1; i < nth; i++)
+		if (!pthread_create(&th[i], NULL, worker, work))
+			started = i;
+	worker(work);
+	for (long i = 1; i <= started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&work->lock);
 }
 
 /* What the walk of the conversation list collects. */
@@ -506,8 +572,6 @@ static int sync_conversations(struct sync *s)
 	struct api_cursor cur = { 0 };
 	struct walk w = { s, 0, 0, 0, NULL, 0, 0 };
 	struct work work = { 0 };
-	pthread_t th[32];
-	long nth, started = 0;
 	int r = 0;
 
 	w.watermark = store_meta_i64(st, "conv_watermark");
@@ -521,22 +585,7 @@ static int sync_conversations(struct sync *s)
 		goto out;
 
 	set_phase(s, "fetching conversations", 0, (long)w.n);
-	work.s = s;
-	work.ids = w.ids;
-	work.n = w.n;
-	pthread_mutex_init(&work.lock, NULL);
-	nth = s->d->cfg.conns;
-	if (nth > (long)(sizeof(th) / sizeof(th[0])))
-		nth = (long)(sizeof(th) / sizeof(th[0]));
-	if (nth > (long)w.n)
-		nth = (long)w.n;
-	for (long i = 1; i < nth; i++)
-		if (!pthread_create(&th[i], NULL, worker, &work))
-			started = i;
-	worker(&work);
-	for (long i = 1; i <= started; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&work.lock);
+	run_workers(s, &work, sync_conversation, w.ids, w.n);
 	r = work.failed;
 	if (r)
 		log_error_event("sync: %zu of %zu changed conversations could "
@@ -548,6 +597,83 @@ static int sync_conversations(struct sync *s)
 out:
 	free(w.ids);
 	return r;
+}
+
+/* Refetches one cached contact; one the API no longer has is removed. */
+static int refresh_contact(struct sync *s, int64_t id)
+{
+	struct changes ch = { 0 };
+	struct api_contact c;
+	int r;
+
+	if (fetched_this_pass(s, id))
+		return 0;
+	r = api_contact_get(s->d->http, id, &c);
+	if (!r) {
+		r = save_contact(s, &c);
+		api_contact_release(&c);
+		return r;
+	}
+	if (r != -ENOENT)
+		return r;
+	r = store_delete_contact(s->d->store, id);
+	if (!r) {
+		changes_add(&ch, SO_CONTACT, id, NULL);
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		changes_flush(s, &ch);
+	}
+	changes_release(&ch);
+	return r;
+}
+
+static int collect_id(void *ctx, const struct store_row *row)
+{
+	struct walk *w = ctx;
+
+	if (w->n == w->alloc)
+		return 1;
+	w->ids[w->n++] = row->id;
+	return 0;
+}
+
+/* The rotating refresh of cached contacts (see CONTACT_ROTATION). */
+static int sync_contacts(struct sync *s)
+{
+	struct walk w = { s, 0, 0, 0, NULL, 0, CONTACT_ROTATION };
+	struct work work = { 0 };
+	int64_t cursor = store_meta_i64(s->d->store, "contact_cursor");
+	int r;
+
+	w.ids = calloc(CONTACT_ROTATION, sizeof(*w.ids));
+	if (!w.ids)
+		return -ENOMEM;
+	r = store_each(s->d->store, Q_CONTACTS_AFTER, cursor, NULL, collect_id,
+		       &w);
+	if (r >= 0 && w.n < CONTACT_ROTATION && cursor) {
+		size_t before = w.n;
+
+		/* Wrap around, up to where this round started. */
+		r = store_each(s->d->store, Q_CONTACTS_AFTER, 0, NULL,
+			       collect_id, &w);
+		for (size_t i = before; i < w.n; i++) {
+			if (w.ids[i] > cursor) {
+				w.n = i;
+				break;
+			}
+		}
+	}
+	if (r < 0)
+		goto out;
+	set_phase(s, "refreshing contacts", 0, (long)w.n);
+	run_workers(s, &work, refresh_contact, w.ids, w.n);
+	r = work.failed;
+	if (!r && w.n)
+		r = store_meta_set_i64(s->d->store, "contact_cursor",
+				       w.ids[w.n - 1]);
+out:
+	free(w.ids);
+	return r < 0 ? r : 0;
 }
 
 /* Users, playbooks and accounts: full lists, pruned of what disappeared. */
@@ -666,7 +792,12 @@ static int sync_pass(struct sync *s)
 		first = first ? first : r;
 	r = sync_conversations(s);
 	first = first ? first : r;
+	r = sync_contacts(s);
+	first = first ? first : r;
 	set_phase(s, "idle", 0, 0);
+	pthread_mutex_lock(&s->lock);
+	s->nfetched = 0;
+	pthread_mutex_unlock(&s->lock);
 	return first;
 }
 

@@ -671,10 +671,12 @@ class Store:
     def contacts_by_external(self, ext_ids):
         """Contacts whose externalId is one of ext_ids, in request order."""
         out = []
+        ordered = sorted(self.contacts.values(), key=lambda c: (c["createdAt"], c["id"]))
         for ext in ext_ids:
-            for c in sorted(self.contacts.values(),
-                            key=lambda c: (c["createdAt"], c["id"])):
-                if c["attributes"].get("externalId") == ext and c not in out:
+            for c in ordered:
+                have = c["attributes"].get("externalId")
+                # externalIds may be numbers in JSON but come as query text
+                if have is not None and str(have) == str(ext) and c not in out:
                     out.append(c)
         return out
 

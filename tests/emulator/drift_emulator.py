@@ -156,9 +156,10 @@ class Request:
 class Router:
     """Maps (method, path) to an endpoint function.
 
-    Templates use ``{id}`` for a numeric segment and ``{name}`` for any
-    segment (percent-decoded after splitting, so %2F stays inside a tag
-    name). The template doubles as the endpoint key of the statistics.
+    Templates use ``{id}`` for a numeric id, ``{key}`` for a string id and
+    ``{name}`` for any other segment; captures are percent-decoded after
+    splitting, so %2F stays inside a tag name. The template (with ``{key}``
+    shown as ``{id}``) doubles as the endpoint key of the statistics.
     """
 
     def __init__(self):
@@ -167,7 +168,8 @@ class Router:
     def add(self, method, template, func, public=False):
         """Register an endpoint; ``public`` ones need no bearer token."""
         pattern = re.escape(template)
-        pattern = pattern.replace(r"\{id\}", r"(\d+)").replace(r"\{name\}", r"([^/]+)")
+        pattern = (pattern.replace(r"\{id\}", r"(\d+)")
+                   .replace(r"\{key\}", r"([^/]+)").replace(r"\{name\}", r"([^/]+)"))
         self.routes.append((method, template, re.compile(pattern + r"\Z"), func, public))
 
     def match(self, method, path):
@@ -188,7 +190,7 @@ class Router:
         """Statistics key: the template, or the path with ids -> {id}."""
         if template is None:
             template = re.sub(r"/\d+(?=/|\Z)", "/{id}", path)
-        return f"{method} {template}"
+        return f"{method} {template.replace('{key}', '{id}')}"
 
 
 # ----------------------------------------------------------------------
@@ -578,8 +580,8 @@ class Api:
         r.add("POST", "/accounts/create", self.account_create)
         r.add("PATCH", "/accounts/update", self.account_update)
         r.add("GET", "/accounts", self.accounts_list)
-        r.add("GET", "/accounts/{name}", self.account_get)
-        r.add("DELETE", "/accounts/{name}", self.account_delete)
+        r.add("GET", "/accounts/{key}", self.account_get)
+        r.add("DELETE", "/accounts/{key}", self.account_delete)
         r.add("GET", "/playbooks/list", self.playbooks)
         r.add("GET", "/playbooks/clp", self.clps)
 

@@ -323,6 +323,28 @@ def test_legacy_paging(emu):
     assert len(emu.json("GET", "/conversations/list")["data"]) == 25
 
 
+def test_legacy_paging_while_data_changes(fresh):
+    """Offset paging: a conversation bumped mid-walk may move to pages
+    already read (the next incremental sync finds it by its newer
+    updatedAt), but no untouched conversation is ever skipped."""
+    e = fresh
+    order = expected_order(e.admin("GET", "data"))
+    seen, nxt, bumped = [], None, []
+    while True:
+        q = "limit=7" + (f"&next={nxt}" if nxt is not None else "")
+        out = e.json("GET", "/conversations/list?" + q)
+        seen += [c["id"] for c in out["data"]]
+        if len(bumped) < 2:                 # bump one unseen, one seen
+            target = order[-1 - len(bumped)] if not bumped else seen[0]
+            e.admin("POST", "mutate", {"op": "add_message", "conversationId": target,
+                                       "body": "bump"})
+            bumped.append(target)
+        if "pagination" not in out:
+            break
+        nxt = out["pagination"]["next"]
+    assert set(order) - set(bumped) <= set(seen)
+
+
 def walk_token(e, first):
     """Follow links.next verbatim; returns (ids, pages)."""
     ids, pages, url = [], 0, first

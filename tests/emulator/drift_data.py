@@ -989,6 +989,24 @@ class Store:
         self._touch(conv)
         return msg
 
+    def edit_message(self, conv_id, msg_id, body):
+        """Admin: replace a message body in place (bumps updatedAt)."""
+        conv = self.conversation(conv_id)
+        _, msg = self.find_message(conv["id"], msg_id)
+        if not isinstance(body, str):
+            raise invalid("body must be a string")
+        msg["body"] = body
+        self._touch(conv)
+        return msg
+
+    def delete_message(self, conv_id, msg_id):
+        """Admin: remove a message (bumps updatedAt); returns it."""
+        conv = self.conversation(conv_id)
+        idx, msg = self.find_message(conv["id"], msg_id)
+        del self.messages[conv["id"]][idx]
+        self._touch(conv)
+        return msg
+
     def transcript(self, conv_id):
         """M3: a plain-text transcript, one block per message."""
         conv = self.conversation(conv_id)

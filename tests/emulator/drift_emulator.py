@@ -258,17 +258,17 @@ class Faults:
         """Apply any subset of the standing settings (validated first)."""
         if not isinstance(cfg, dict):
             raise invalid("settings must be an object")
-        number = (int, float)
-        checks = {"latency_ms": number, "rate": number, "burst": number,
-                  "retry_after": bool, "fail_rate": number, "fail_status": int,
-                  "report_limit": number}
+        numeric = ("latency_ms", "rate", "burst", "fail_rate", "fail_status",
+                   "report_limit")
         for key, value in cfg.items():
-            if key not in checks:
+            if key == "retry_after":
+                if not isinstance(value, bool):
+                    raise invalid("retry_after must be true or false")
+            elif key not in numeric:
                 raise invalid(f"unknown setting {key}")
-            if isinstance(value, bool) != (checks[key] is bool) or \
-                    not isinstance(value, checks[key]) or \
-                    (checks[key] is not bool and value < 0):
-                raise invalid(f"bad value for {key}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or value < 0:
+                raise invalid(f"{key} must be a non-negative number")
         if "fail_rate" in cfg and cfg["fail_rate"] > 1:
             raise invalid("fail_rate is a fraction 0..1")
         if "fail_status" in cfg and not 100 <= cfg["fail_status"] <= 599:
@@ -277,7 +277,7 @@ class Faults:
             self.latency_ms = cfg.get("latency_ms", self.latency_ms)
             self.retry_after = cfg.get("retry_after", self.retry_after)
             self.fail_rate = cfg.get("fail_rate", self.fail_rate)
-            self.fail_status = cfg.get("fail_status", self.fail_status)
+            self.fail_status = int(cfg.get("fail_status", self.fail_status))
             if "rate" in cfg or "burst" in cfg:
                 rate = cfg.get("rate", self.bucket.rate)
                 burst = cfg.get("burst", self.bucket.burst if "rate" not in cfg
@@ -1045,19 +1045,10 @@ class Admin:
                 store.admin_add_attachment(msg, spec)
             return msg
         if kind == "edit_message":
-            conv = store.conversation(op.get("conversationId"))
-            _, msg = store.find_message(conv["id"], op.get("messageId"))
-            if not isinstance(op.get("body"), str):
-                raise invalid("body must be a string")
-            msg["body"] = op["body"]
-            store._touch(conv)
-            return msg
+            return store.edit_message(op.get("conversationId"), op.get("messageId"),
+                                      op.get("body"))
         if kind == "delete_message":
-            conv = store.conversation(op.get("conversationId"))
-            idx, msg = store.find_message(conv["id"], op.get("messageId"))
-            del store.messages[conv["id"]][idx]
-            store._touch(conv)
-            return msg
+            return store.delete_message(op.get("conversationId"), op.get("messageId"))
         raise invalid(f"unknown op {kind!r}")
 
 

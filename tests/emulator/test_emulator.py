@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class Emu:
             self.stderr.seek(0)
             err = self.stderr.read()
             self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
         assert rc == 0, err
         assert out == b"", "the emulator must print nothing on stdout"
         assert "Traceback" not in err, err
@@ -707,18 +709,20 @@ def test_admin_log_and_stats(fresh):
     e.request("GET", f"/v1/conversations/{conv}/messages?next=0")
     e.request("POST", "/contacts", {"attributes": {"email": "log@x.example"}})
     e.request("GET", "/users/list", token="bad")
+    e.request("GET", "/accounts/123458_acme.example")
     stats = e.admin("GET", "stats")
-    assert stats["total"] == 4
+    assert stats["total"] == 5
     assert stats["by_endpoint"] == {"GET /conversations/{id}": 1,
                                     "GET /conversations/{id}/messages": 1,
-                                    "POST /contacts": 1, "GET /users/list": 1}
-    assert stats["by_status"] == {"200": 3, "401": 1}
+                                    "POST /contacts": 1, "GET /users/list": 1,
+                                    "GET /accounts/{id}": 1}
+    assert stats["by_status"] == {"200": 4, "401": 1}
     reqs = e.admin("GET", "requests")["requests"]
-    assert [r["seq"] for r in reqs] == [1, 2, 3, 4]
+    assert [r["seq"] for r in reqs] == [1, 2, 3, 4, 5]
     assert reqs[1]["path"] == f"/v1/conversations/{conv}/messages"
     assert reqs[1]["query"] == "next=0" and reqs[0]["body"] is None
     assert json.loads(reqs[2]["body"]) == {"attributes": {"email": "log@x.example"}}
-    assert [r["seq"] for r in e.admin("GET", "requests?since=3")["requests"]] == [4]
+    assert [r["seq"] for r in e.admin("GET", "requests?since=3")["requests"]] == [4, 5]
     e.admin("POST", "reset")
     assert e.admin("GET", "stats") == {"total": 0, "by_endpoint": {}, "by_status": {}}
 
@@ -752,6 +756,14 @@ def test_admin_mutate(fresh):
     user = e.admin("POST", "mutate", {"op": "update_user", "id": data["users"][2]["id"],
                                       "fields": {"availability": "ON_CALL"}})
     assert user["availability"] == "ON_CALL"
+    conv_msgs = e.json("GET", f"/conversations/{conv['id']}/messages")["data"]["messages"]
+    edited = e.admin("POST", "mutate", {"op": "edit_message", "conversationId": conv["id"],
+                                        "messageId": conv_msgs[0]["id"], "body": "<p>e</p>"})
+    assert edited["body"] == "<p>e</p>"
+    e.admin("POST", "mutate", [{"op": "delete_message", "conversationId": conv["id"],
+                                "messageId": conv_msgs[0]["id"]}])
+    after = e.json("GET", f"/conversations/{conv['id']}/messages")["data"]["messages"]
+    assert [m["id"] for m in after] == [m["id"] for m in conv_msgs[1:]]
     e.admin("POST", "mutate", {"op": "delete_contact", "id": cid})
     assert e.json("GET", f"/contacts/{cid}", expect=404)
     assert e.json("POST", "/_admin/mutate", {"op": "nope"}, token=None, expect=400)

@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: MIT
+"""Starting the emulator and a driftfs mount for tests, benchmarks and the demo.
+
+Everything here cleans up after itself: a mount is unmounted (fusermount3 -u,
+then -uz) and every process started is stopped by PID, even when a test fails.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+EMULATOR = os.path.join(HERE, "emulator", "drift_emulator.py")
+DRIFTFS = os.environ.get("DRIFTFS", os.path.join(ROOT, "build", "default", "driftfs"))
+TOKEN = "demo-token"
+
+# Daemon output that means a bug, whatever the test asserted.
+SUSPICIOUS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+              "Segmentation fault", "double free", "Assertion", "==ERROR")
+
+
+def fuse_unavailable():
+    """Why a mount cannot be made here, or None when it can."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse on this machine"
+    if not shutil.which("fusermount3"):
+        return "fusermount3 is not installed (package fuse3)"
+    if not os.path.exists(DRIFTFS):
+        return "driftfs is not built (%s); run make" % DRIFTFS
+    return None
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it is true; fails with what after timeout s."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Emulator:
+    """A Drift API emulator process on 127.0.0.1 with its admin API."""
+
+    def __init__(self, *args, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="drift-emu-")
+        os.makedirs(self.dir, exist_ok=True)
+        port_file = os.path.join(self.dir, "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.log = open(os.path.join(self.dir, "emulator.log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, EMULATOR, "--port", "0", "--port-file", port_file,
+             "--quiet", *[str(a) for a in args]],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
+                 60, "the emulator to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError("emulator exited: %s" % self.logtext())
+        with open(port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def admin(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "/_admin/" + path, data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def data(self):
+        return self.admin("GET", "data")
+
+    def requests(self):
+        return self.admin("GET", "requests")["requests"]
+
+    def stats(self):
+        return self.admin("GET", "stats")
+
+    def total(self):
+        return self.stats()["total"]
+
+    def reset(self):
+        self.admin("POST", "reset", {})
+
+    def faults(self, **settings):
+        return self.admin("POST", "faults", settings)
+
+    def add_fault(self, **fault):
+        return self.admin("POST", "faults/add", fault)
+
+    def clear_faults(self):
+        return self.admin("POST", "faults/clear", {})
+
+    def mutate(self, **op):
+        return self.admin("POST", "mutate", op)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Mount:
+    """A driftfs daemon in the foreground (-f) on a fresh mountpoint."""
+
+    def __init__(self, api_url, workdir, opts=(), env=None, wait_sync=True,
+                 cache_dir=None):
+        self.workdir = workdir
+        self.path = os.path.join(workdir, "mnt")
+        os.makedirs(self.path, exist_ok=True)
+        self.cache = cache_dir or os.path.join(workdir, "cache")
+        self.api_url = api_url
+        self.opts = list(opts)
+        self.env = dict(os.environ, DRIFT_TOKEN=TOKEN,
+                        XDG_CONFIG_HOME=os.path.join(workdir, "config"))
+        self.env.update(env or {})
+        self.proc = None
+        self.start(wait_sync)
+
+    def start(self, wait_sync=True):
+        o = ["api_url=" + self.api_url, "cache_dir=" + self.cache, "refresh=3600",
+             "timeout=5"] + self.opts
+        self.errlog = open(os.path.join(self.workdir, "driftfs.log"), "ab")
+        self.proc = subprocess.Popen([DRIFTFS, "-f", "-o", ",".join(o), self.path],
+                                     env=self.env, stdout=self.errlog,
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.ismount(self.path) or self.proc.poll() is not None,
+                 20, "the mount")
+        if self.proc.poll() is not None:
+            raise RuntimeError("driftfs exited with %s: %s" % (self.proc.returncode,
+                                                              self.logtext()))
+        if wait_sync:
+            self.wait_synced()
+
+    def logtext(self):
+        if not self.errlog.closed:
+            self.errlog.flush()
+        with open(self.errlog.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def status(self):
+        with open(os.path.join(self.path, ".driftfs", "status")) as f:
+            return dict(line.split(": ", 1) for line in f.read().splitlines()
+                        if ": " in line)
+
+    def wait_synced(self, passes=1, timeout=120):
+        wait_for(lambda: int(self.status().get("sync_passes", "0")) >= passes,
+                 timeout, "a sync pass")
+
+    def ctl(self, command):
+        with open(os.path.join(self.path, ".driftfs", "ctl"), "w") as f:
+            f.write(command + "\n")
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def read(self, *parts, mode="rb"):
+        with open(self.p(*parts), mode) as f:
+            return f.read()
+
+    def json(self, *parts):
+        return json.loads(self.read(*parts))
+
+    def unmount(self):
+        if self.proc is None:
+            return
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
+            self.proc.kill()
+            self.proc.wait()
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
+        self.errlog.close()
+        self.proc = None
+
+    def suspicious(self):
+        """Daemon output that betrays a crash or a sanitizer report."""
+        text = self.logtext()
+        return [line for line in text.splitlines() if any(s in line for s in SUSPICIOUS)]

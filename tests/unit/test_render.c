@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+/* test_render.c: unit tests of HTML-to-text and transcript blocks (render.h). */
+#include <string.h>
+
+#include "render.h"
+#include "unit.h"
+
+/* Renders html and checks the text is exactly want. */
+static void check_text(const char *html, const char *want)
+{
+	struct buf b = BUF_INIT;
+
+	unit_ctx = html;
+	CHECK_EQ_INT(render_html_text(html, &b), 0);
+	CHECK_EQ_STR(b.data ? b.data : "", want);
+	buf_release(&b);
+}
+
+static void test_tags_stripped(void)
+{
+	check_text("plain", "plain");
+	check_text("", "");
+	check_text("<b>bold</b> and <i>it</i>", "bold and it");
+	check_text("<a href=\"https://x/?a=1&b=2\">link</a>", "link");
+	check_text("<span style='color:red'>x</span><img src=y>z", "xz");
+	check_text("<p></p>", "");
+}
+
+static void test_line_breaks(void)
+{
+	check_text("a<br>b", "a\nb");
+	check_text("a<BR>b", "a\nb");
+	check_text("a<br/>b", "a\nb");
+	check_text("a<br />b", "a\nb");
+	check_text("<p>a</p>b", "a\nb");
+	check_text("<p>one</p><p>two</p>", "one\n\ntwo");
+	check_text("<p class=\"x\">one</p>", "one");
+	check_text("x<div>y</div>z", "x\ny\nz");
+	/* Tags that merely start with p or br do not break lines. */
+	check_text("a<pre>b</pre>c<brx>d", "abcd");
+}
+
+static void test_entities(void)
+{
+	check_text("&amp; &lt; &gt; &quot; &#39;", "& < > \" '");
+	check_text("&#x1F680;", "\xf0\x9f\x9a\x80");
+	check_text("&#X1f680;", "\xf0\x9f\x9a\x80");
+	check_text("&#65;&#x41;", "AA");
+	check_text("a&nbsp;b", "a\xc2\xa0" "b");
+	check_text("&lt;br&gt;", "<br>");
+	check_text("&amp;lt;", "&lt;");
+	/* Invalid code points become U+FFFD, not bytes. */
+	check_text("&#0;", "\xef\xbf\xbd");
+	check_text("&#xD800;", "\xef\xbf\xbd");
+	check_text("&#x110000;", "\xef\xbf\xbd");
+}
+
+static void test_unknown_entities_literal(void)
+{
+	check_text("&bogus;", "&bogus;");
+	check_text("AT&T", "AT&T");
+	check_text("a & b", "a & b");
+	check_text("&", "&");
+	check_text("&#;", "&#;");
+	check_text("&#xZZ;", "&#xZZ;");
+	check_text("&amp", "&amp");
+	check_text("fish &chips; &amp; more", "fish &chips; & more");
+}
+
+static void test_unterminated_tag(void)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(render_html_text("a <b", &b), 0);
+	CHECK(b.len >= 1 && b.data[0] == 'a');
+	CHECK(!b.data || !strchr(b.data, '\n'));
+	buf_release(&b);
+	CHECK_EQ_INT(render_html_text("<", &b), 0);
+	buf_release(&b);
+	CHECK_EQ_INT(render_html_text("x<br", &b), 0);
+	CHECK(b.len >= 1 && b.data[0] == 'x');
+	buf_release(&b);
+	check_text("<b>ok</b>", "ok");
+}
+
+static void test_controls_stripped(void)
+{
+	check_text("\x1b[31mred\x1b[0m", "red");
+	check_text("\x1b[1;38;5;196mbold\x1b[m!", "bold!");
+	check_text("a\x07" "b\x08" "c\x7f" "d\x01", "abcd");
+	check_text("a\tb\nc", "a\tb\nc");
+	check_text("a\r\nb", "a\nb");
+	/* C1 controls, as UTF-8 (U+009B is CSI) or from an entity. */
+	check_text("x\xc2\x9by\xc2\x80z", "xyz");
+	check_text("x&#x9b;y", "xy");
+	check_text("&#27;[31mx", "x");
+	/* Other UTF-8 survives, including U+00A0 (c2 a0). */
+	check_text("é\xc2\xa0\xe2\x82\xac", "é\xc2\xa0\xe2\x82\xac");
+}
+
+static void test_trailing_and_blank_runs(void)
+{
+	check_text("hello<br><br>  ", "hello");
+	check_text("hello \n\t", "hello");
+	check_text("<p>hello</p>\n", "hello");
+	check_text("a\n\n\n\n\nb", "a\n\nb");
+	check_text("a<br><br><br><br>b", "a\n\nb");
+	check_text("<br><br>a", "a");
+	check_text("<p>a</p>\n<p>b</p>\n\n<p>c</p>", "a\n\nb\n\nc");
+}
+
+static void check_time(int64_t ms, const char *want)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(render_time(ms, &b), 0);
+	CHECK_EQ_STR(b.data, want);
+	buf_release(&b);
+}
+
+static void test_time(void)
+{
+	struct buf b = BUF_INIT;
+
+	check_time(0, "1970-01-01 00:00:00Z");
+	/* date -u -d @1795428005: Mon Nov 23 10:00:05 UTC 2026 */
+	check_time(1795428005000LL, "2026-11-23 10:00:05Z");
+	check_time(1795428005999LL, "2026-11-23 10:00:05Z");
+	check_time(951782400000LL, "2000-02-29 00:00:00Z");
+	/* Appends to what the buffer holds. */
+	buf_adds(&b, "t=");
+	CHECK_EQ_INT(render_time(0, &b), 0);
+	CHECK_EQ_STR(b.data, "t=1970-01-01 00:00:00Z");
+	buf_release(&b);
+}
+
+static void test_transcript_block(void)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(render_transcript_block(1795428005000LL, "Grace Hopper",
+					     "agent", "chat",
+					     "<p>Hello world</p>", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[2026-11-23 10:00:05Z] Grace Hopper (agent, "
+			     "chat):\nHello world\n\n");
+	/* A second block follows the first. */
+	CHECK_EQ_INT(render_transcript_block(0, "Bot", "bot", "private_note",
+					     "a<br>b", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[2026-11-23 10:00:05Z] Grace Hopper (agent, "
+			     "chat):\nHello world\n\n"
+			     "[1970-01-01 00:00:00Z] Bot (bot, private_note):\n"
+			     "a\nb\n\n");
+	buf_release(&b);
+
+	CHECK_EQ_INT(render_transcript_block(1795428005000LL, "X", "contact",
+					     "chat", "", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[2026-11-23 10:00:05Z] X (contact, chat):\n\n");
+	buf_release(&b);
+}
+
+static void test_transcript_name_controls(void)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(render_transcript_block(
+			     1795428005000LL,
+			     "Gr\x07" "ace \x1b[31mHop\x1b[0mper\x7f\xc2\x9b",
+			     "agent", "chat", "hi", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[2026-11-23 10:00:05Z] Grace Hopper (agent, "
+			     "chat):\nhi\n\n");
+	buf_release(&b);
+	/* A newline in a name must not start a line of its own. */
+	CHECK_EQ_INT(render_transcript_block(0, "Eve\n[1970-01-01] Mallory",
+					     "contact", "chat", "x", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[1970-01-01 00:00:00Z] Eve [1970-01-01] Mallory "
+			     "(contact, chat):\nx\n\n");
+	buf_release(&b);
+}
+
+int main(void)
+{
+	UNIT_RUN(test_tags_stripped);
+	UNIT_RUN(test_line_breaks);
+	UNIT_RUN(test_entities);
+	UNIT_RUN(test_unknown_entities_literal);
+	UNIT_RUN(test_unterminated_tag);
+	UNIT_RUN(test_controls_stripped);
+	UNIT_RUN(test_trailing_and_blank_runs);
+	UNIT_RUN(test_time);
+	UNIT_RUN(test_transcript_block);
+	UNIT_RUN(test_transcript_name_controls);
+	return unit_summary();
+}

@@ -2,7 +2,9 @@
 /* config.c: options, config file and token loading (see config.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,29 +188,33 @@ int config_load_file(struct config *c, const char *path)
 	return r;
 }
 
-/* Whether the URL's host is a loopback name or address. */
+/*
+ * Whether the URL's host is a loopback name or address, as curl itself will
+ * read the URL (so "http://127.0.0.1.evil.com" or "http://localhost@evil.com"
+ * cannot pass). URLs with user info are refused outright.
+ */
 static int url_is_loopback(const char *url)
 {
-	const char *h = strstr(url, "://"), *e;
-	char host[256];
-	size_t n;
+	CURLU *u = curl_url();
+	char *host = NULL, *user = NULL;
+	struct in_addr a;
+	int ok = 0;
 
-	if (!h)
-		return 0;
-	h += 3;
-	if (*h == '[') {
-		e = strchr(h, ']');
-		return e && e - h == 4 && !strncmp(h, "[::1", 4);
-	}
-	e = h + strcspn(h, ":/?#");
-	n = (size_t)(e - h);
-	if (n == 0 || n >= sizeof(host))
-		return 0;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (strchr(host, '@'))
-		return 0;
-	return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4);
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user)
+		goto out;
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host)
+		goto out;
+	if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
+		ok = 1;
+	else if (inet_pton(AF_INET, host, &a) == 1)
+		ok = (ntohl(a.s_addr) >> 24) == 127;
+out:
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 int config_validate(const struct config *c)
@@ -271,6 +277,18 @@ out:
 	return r;
 }
 
+static int is_credential_name(const char *s)
+{
+	static const char *const names[] = { "access_token", "refresh_token",
+					     "expires_at", "client_id",
+					     "client_secret" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i]))
+			return 1;
+	return 0;
+}
+
 /* Reads "name = value" or a single bare token from the credentials file. */
 static int read_credentials(const char *path, char **token)
 {
@@ -298,12 +316,20 @@ static int read_credentials(const char *path, char **token)
 		if (!*s || *s == '#')
 			continue;
 		eq = strchr(s, '=');
+		/* A bare token may hold '=' (base64 padding): only a known
+		 * name before the '=' makes a "name = value" line. */
+		if (eq) {
+			*eq = '\0';
+			if (!is_credential_name(trim(s))) {
+				*eq = '=';
+				eq = NULL;
+			}
+		}
 		if (!eq) {
 			if (!bare)
 				bare = strdup(s);
 			continue;
 		}
-		*eq = '\0';
 		if (!strcmp(trim(s), "access_token")) {
 			free(access);
 			access = strdup(trim(eq + 1));

@@ -8,10 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-/* Marks a quoted big integer until it is turned back into a Raw node. */
+/*
+ * Marks a quoted big integer until it is turned back into a Raw node. A real
+ * string can begin with U+0001 only through a \u0001 escape; such strings
+ * get one more U+0001 in front (ESCAPE_MARK), removed again after parsing,
+ * so no string from the API can pass for a marked integer.
+ */
 #define BIGINT_MARK "\x01\x02"
 #define BIGINT_MARK_JSON "\\u0001\\u0002"
+#define ESCAPE_MARK_JSON "\\u0001"
 #define BIGINT_DIGITS 15
 
 static int is_digit(char c)
@@ -29,6 +36,13 @@ static int quote_big_integers(const char *s, size_t len, struct buf *out)
 		char c = s[i];
 
 		if (c == '"') {
+			if (len - i >= 7 && !strncasecmp(s + i + 1, "\\u0001", 6)) {
+				r = buf_add(out, s + start, i + 1 - start);
+				r = r ? r : buf_adds(out, ESCAPE_MARK_JSON);
+				if (r)
+					return r;
+				start = i + 1;
+			}
 			/* Skip the string, honouring backslash escapes. */
 			for (i++; i < len && s[i] != '"'; i++)
 				if (s[i] == '\\')
@@ -42,6 +56,9 @@ static int quote_big_integers(const char *s, size_t len, struct buf *out)
 
 			if (s[i] == '-')
 				i++;
+			/* JSON has no leading zeros; cJSON would accept them. */
+			if (i + 1 < len && s[i] == '0' && is_digit(s[i + 1]))
+				return -EINVAL;
 			while (i < len && is_digit(s[i])) {
 				i++;
 				digits++;
@@ -71,11 +88,12 @@ static int quote_big_integers(const char *s, size_t len, struct buf *out)
 static void raw_from_marks(cJSON *v)
 {
 	for (cJSON *c = v; c; c = c->next) {
-		if (cJSON_IsString(c) && c->valuestring &&
-		    !strncmp(c->valuestring, BIGINT_MARK, 2)) {
-			size_t n = strlen(c->valuestring + 2);
+		char *vs = cJSON_IsString(c) ? c->valuestring : NULL;
 
-			memmove(c->valuestring, c->valuestring + 2, n + 1);
+		if (vs && vs[0] == '\x01' && vs[1] == '\x01') {
+			memmove(vs, vs + 1, strlen(vs));
+		} else if (vs && !strncmp(vs, BIGINT_MARK, 2)) {
+			memmove(vs, vs + 2, strlen(vs + 2) + 1);
 			c->type = cJSON_Raw | (c->type & cJSON_StringIsConst);
 		}
 		if (c->child)
@@ -86,14 +104,27 @@ static void raw_from_marks(cJSON *v)
 cJSON *json_parse(const char *text, size_t len)
 {
 	struct buf tmp = BUF_INIT;
+	const char *end = NULL;
 	cJSON *v = NULL;
+	int r;
 
-	buf_init(&tmp, len + len / 4 + 64);
-	if (quote_big_integers(text, len, &tmp)) {
-		errno = ENOMEM;
+	/* Quoting adds at most 14 bytes to a token of at least 16. */
+	buf_init(&tmp, 2 * len + 64);
+	r = quote_big_integers(text, len, &tmp);
+	if (r) {
+		errno = -r == EINVAL ? EINVAL : ENOMEM;
 		goto out;
 	}
-	v = cJSON_ParseWithLength(tmp.data ? tmp.data : "", tmp.len);
+	v = cJSON_ParseWithLengthOpts(tmp.data ? tmp.data : "", tmp.len, &end,
+				      0);
+	/* Nothing but white space may follow the value. */
+	while (v && end && end < tmp.data + tmp.len &&
+	       (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (v && end != tmp.data + tmp.len) {
+		cJSON_Delete(v);
+		v = NULL;
+	}
 	if (!v) {
 		errno = EINVAL;
 		goto out;

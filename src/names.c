@@ -84,6 +84,8 @@ static int hexval(char c)
 
 int names_decode(const char *name, struct buf *out)
 {
+	char again[NAMES_MAX + 1];
+	size_t start = out->len;
 	int r = 0;
 
 	if (!strcmp(name, "%"))
@@ -104,5 +106,9 @@ int names_decode(const char *name, struct buf *out)
 		r = buf_addc(out, (char)(hi << 4 | lo));
 		p += 2;
 	}
-	return r;
+	if (r || strlen(name) > NAMES_MAX)
+		return r ? r : -EINVAL;
+	/* Only the encoder's own output decodes: one string, one name. */
+	names_encode(out->data + start, out->len - start, NAMES_MAX, again);
+	return strcmp(again, name) ? -EINVAL : 0;
 }

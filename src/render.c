@@ -60,10 +60,10 @@ static size_t decode_entity(const char *s, struct buf *tmp)
 		{ "ldquo", 0x201c }, { "copy", 0xa9 },  { "reg", 0xae },
 		{ "trade", 0x2122 }, { "euro", 0x20ac },
 	};
-	const char *semi = strchr(s, ';');
+	const char *semi = memchr(s, ';', strnlen(s, 13));
 	size_t len;
 
-	if (!semi || semi - s > 12)
+	if (!semi)
 		goto literal;
 	len = (size_t)(semi - s) + 1;
 	if (s[1] == '#') {

@@ -777,6 +777,10 @@ static int sync_pass(struct sync *s)
 	set_phase(s, "users", 0, 0);
 	r = sync_list(s, SO_USER, gen);
 	first = first ? first : r;
+	/* With the API unreachable every further step would only wait out
+	 * its retries: stop here and serve the cache. */
+	if (r && !http_reachable(s->d->http))
+		goto out;
 	set_phase(s, "contact attributes", 0, 0);
 	r = sync_attributes(s);
 	/* Plans without these features answer 403/404: not a failure. */
@@ -794,6 +798,7 @@ static int sync_pass(struct sync *s)
 	first = first ? first : r;
 	r = sync_contacts(s);
 	first = first ? first : r;
+out:
 	set_phase(s, "idle", 0, 0);
 	pthread_mutex_lock(&s->lock);
 	s->nfetched = 0;

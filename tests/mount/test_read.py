@@ -338,7 +338,7 @@ def test_cached_reads_survive_the_api_going_away(mount, emulator):
     assert mount.read(".driftfs", "errors")
 
 
-@pytest.mark.emulator_args("--paging", "token")
+@pytest.mark.emulator_args("--paging", "token", "--conversations", "250", "--messages", "2")
 def test_page_token_paging(mount, emulator):
     data = emulator.data()
     listed = {int(n) for n in os.listdir(mount.p("conversations")) if n.isdigit()}

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+/* test_config.c: unit tests of options, validation and the token (config.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "unit.h"
+
+static char tmpdir[64]; /* this run's scratch directory (mkdtemp) */
+
+/* Writes text to tmpdir/leaf with mode; returns the path (static). */
+static const char *write_file(const char *leaf, const char *text, mode_t mode)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, leaf);
+	unlink(path);
+	f = fopen(path, "w");
+	if (!f)
+		return NULL;
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+	return path;
+}
+
+static void test_defaults(void)
+{
+	struct config c;
+	char *path, *home;
+
+	setenv("XDG_CONFIG_HOME", "/cfg", 1);
+	setenv("XDG_CACHE_HOME", "/cache", 1);
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_STR(c.api_url, "https://driftapi.com");
+	CHECK_EQ_STR(c.credentials, "/cfg/driftfs/credentials");
+	CHECK_EQ_STR(c.cache_dir, "/cache/driftfs");
+	CHECK(c.ca_file == NULL);
+	CHECK_EQ_INT(c.refresh, 60);
+	CHECK_EQ_INT(c.timeout, 30);
+	CHECK_EQ_INT(c.conns, 4);
+	CHECK_EQ_INT(c.offline, 0);
+	CHECK(c.rate == 0);
+	CHECK_EQ_INT(config_validate(&c), 0);
+	config_release(&c);
+
+	/* Without XDG_CONFIG_HOME, the path is under $HOME/.config. */
+	unsetenv("XDG_CONFIG_HOME");
+	home = getenv("HOME");
+	home = home ? strdup(home) : NULL;
+	setenv("HOME", "/home/u", 1);
+	path = config_default_path();
+	CHECK_EQ_STR(path, "/home/u/.config/driftfs/config");
+	free(path);
+	if (home)
+		setenv("HOME", home, 1);
+	else
+		unsetenv("HOME");
+	free(home);
+	setenv("XDG_CONFIG_HOME", tmpdir, 1);
+}
+
+static void test_set_strings(void)
+{
+	struct config c;
+
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_INT(config_set(&c, "api_url", "https://a.example"), 0);
+	CHECK_EQ_STR(c.api_url, "https://a.example");
+	CHECK_EQ_INT(config_set(&c, "api-url", "https://b.example/"), 0);
+	CHECK_EQ_STR(c.api_url, "https://b.example");
+	CHECK_EQ_INT(config_set(&c, "api-url", "http://127.0.0.1:8080///"), 0);
+	CHECK_EQ_STR(c.api_url, "http://127.0.0.1:8080");
+	CHECK_EQ_INT(config_set(&c, "api_url", "https://c.example/v1/"), 0);
+	CHECK_EQ_STR(c.api_url, "https://c.example/v1");
+	CHECK_EQ_INT(config_set(&c, "api_url", NULL), -EINVAL);
+	CHECK_EQ_STR(c.api_url, "https://c.example/v1");
+	CHECK_EQ_INT(config_set(&c, "credentials", "/x/creds"), 0);
+	CHECK_EQ_STR(c.credentials, "/x/creds");
+	CHECK_EQ_INT(config_set(&c, "cache_dir", "/x/cache"), 0);
+	CHECK_EQ_STR(c.cache_dir, "/x/cache");
+	CHECK_EQ_INT(config_set(&c, "cache-dir", "/y/cache"), 0);
+	CHECK_EQ_STR(c.cache_dir, "/y/cache");
+	CHECK_EQ_INT(config_set(&c, "ca_file", "/x/ca.pem"), 0);
+	CHECK_EQ_STR(c.ca_file, "/x/ca.pem");
+	CHECK_EQ_INT(config_set(&c, "ca-file", "/y/ca.pem"), 0);
+	CHECK_EQ_STR(c.ca_file, "/y/ca.pem");
+	config_release(&c);
+}
+
+static void test_set_numbers(void)
+{
+	static const char *const bad[] = { "", "abc", "10x", "-1", "1.5" };
+	struct config c;
+
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_INT(config_set(&c, "refresh", "0"), 0);
+	CHECK_EQ_INT(c.refresh, 0);
+	CHECK_EQ_INT(config_set(&c, "refresh", "120"), 0);
+	CHECK_EQ_INT(c.refresh, 120);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		CHECK_EQ_INT(config_set(&c, "refresh", bad[i]), -EINVAL);
+		CHECK_EQ_INT(config_set(&c, "timeout", bad[i]), -EINVAL);
+		CHECK_EQ_INT(config_set(&c, "conns", bad[i]), -EINVAL);
+	}
+	unit_ctx = NULL;
+	/* A refused value leaves the old one. */
+	CHECK_EQ_INT(c.refresh, 120);
+	CHECK_EQ_INT(config_set(&c, "refresh", NULL), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "refresh", "99999999999999999999"),
+		     -EINVAL);
+
+	CHECK_EQ_INT(config_set(&c, "timeout", "0"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "timeout", "1"), 0);
+	CHECK_EQ_INT(c.timeout, 1);
+	CHECK_EQ_INT(config_set(&c, "timeout", "3601"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "timeout", "3600"), 0);
+	CHECK_EQ_INT(c.timeout, 3600);
+
+	CHECK_EQ_INT(config_set(&c, "conns", "0"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "conns", "33"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "conns", "8"), 0);
+	CHECK_EQ_INT(c.conns, 8);
+
+	CHECK_EQ_INT(config_set(&c, "rate", "2.5"), 0);
+	CHECK(c.rate == 2.5);
+	CHECK_EQ_INT(config_set(&c, "rate", "adaptive"), 0);
+	CHECK(c.rate == 0);
+	CHECK_EQ_INT(config_set(&c, "rate", "10"), 0);
+	CHECK(c.rate == 10);
+	CHECK_EQ_INT(config_set(&c, "rate", "-1"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "rate", "nan"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "rate", "inf"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "rate", "fast"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "rate", ""), -EINVAL);
+	CHECK(c.rate == 10);
+	config_release(&c);
+}
+
+static void test_set_offline_and_unknown(void)
+{
+	struct config c;
+
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_INT(config_set(&c, "offline", NULL), 0);
+	CHECK_EQ_INT(c.offline, 1);
+	CHECK_EQ_INT(config_set(&c, "offline", "off"), 0);
+	CHECK_EQ_INT(c.offline, 0);
+	CHECK_EQ_INT(config_set(&c, "offline", "yes"), 0);
+	CHECK_EQ_INT(c.offline, 1);
+	CHECK_EQ_INT(config_set(&c, "offline", "0"), 0);
+	CHECK_EQ_INT(c.offline, 0);
+	CHECK_EQ_INT(config_set(&c, "offline", "TRUE"), 0);
+	CHECK_EQ_INT(c.offline, 1);
+	CHECK_EQ_INT(config_set(&c, "offline", "maybe"), -EINVAL);
+	CHECK_EQ_INT(c.offline, 1);
+
+	CHECK_EQ_INT(config_set(&c, "nope", "1"), -ENOENT);
+	CHECK_EQ_INT(config_set(&c, "token", "secret"), -ENOENT);
+	CHECK_EQ_INT(config_set(&c, "api_url_x", "https://x"), -ENOENT);
+	CHECK_EQ_INT(config_set(&c, "", "1"), -ENOENT);
+	CHECK_EQ_STR(c.api_url, "https://driftapi.com");
+	config_release(&c);
+}
+
+static int validate(const char *url)
+{
+	struct config c;
+	int r;
+
+	if (config_defaults(&c))
+		return -ENOMEM;
+	free(c.api_url);
+	c.api_url = strdup(url);
+	unit_quiet(1);
+	r = config_validate(&c);
+	unit_quiet(0);
+	config_release(&c);
+	return r;
+}
+
+static void test_validate(void)
+{
+	static const char *const good[] = {
+		"https://x",		    "https://driftapi.com",
+		"http://127.0.0.1:8080",    "http://localhost",
+		"http://[::1]:5",	    "http://localhost:8080/api",
+		"http://127.0.0.1",	    "http://LOCALHOST:1",
+	};
+	static const char *const bad[] = {
+		"http://example.com",	 "http://localhost.evil.com",
+		"http://localhost@evil.com", "ftp://x",
+		"",			 "localhost",
+		"http://",		 "http://[::2]:5",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		unit_ctx = good[i];
+		CHECK_EQ_INT(validate(good[i]), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		CHECK_EQ_INT(validate(bad[i]), -EINVAL);
+	}
+}
+
+/*
+ * Hosts that only look like loopback: libcurl would connect to evil.com
+ * (checked with curl_url_get(CURLUPART_HOST)) and send the token there in
+ * clear text.
+ */
+static void test_validate_fake_loopback(void)
+{
+	static const char *const bad[] = {
+		"http://127.0.0.1.evil.com",	 "http://127.evil.com/",
+		"http://localhost:pw@evil.com/", "http://127.0.0.1:80@evil.com",
+		"http://[::1]@evil.com",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		CHECK_EQ_INT(validate(bad[i]), -EINVAL);
+	}
+}
+
+static void test_load_file(void)
+{
+	const char *path;
+	struct config c;
+
+	REQUIRE(config_defaults(&c) == 0);
+	path = write_file("config",
+			  "# comment\n\n  api-url = http://localhost:1/ \n"
+			  "refresh=5\noffline\nconns = 2\n",
+			  0600);
+	REQUIRE(path);
+	CHECK_EQ_INT(config_load_file(&c, path), 0);
+	CHECK_EQ_STR(c.api_url, "http://localhost:1");
+	CHECK_EQ_INT(c.refresh, 5);
+	CHECK_EQ_INT(c.offline, 1);
+	CHECK_EQ_INT(c.conns, 2);
+	path = write_file("config", "refresh = 7\nbogus = 1\n", 0600);
+	unit_quiet(1);
+	CHECK_EQ_INT(config_load_file(&c, path), -EINVAL);
+	path = write_file("config", "timeout = never\n", 0600);
+	CHECK_EQ_INT(config_load_file(&c, path), -EINVAL);
+	unit_quiet(0);
+	CHECK_EQ_INT(c.timeout, 30);
+	unlink(path);
+	/* A missing config file is not an error. */
+	CHECK_EQ_INT(config_load_file(&c, path), 0);
+	config_release(&c);
+}
+
+/* Loads the token from a credentials file holding text, mode mode. */
+static int token_from(const char *text, mode_t mode, char **token)
+{
+	struct config c;
+	const char *path = write_file("credentials", text, mode);
+	int r;
+
+	*token = NULL;
+	if (!path || config_defaults(&c))
+		return -ENOMEM;
+	free(c.credentials);
+	c.credentials = strdup(path);
+	unit_quiet(1);
+	r = config_load_token(&c, token);
+	unit_quiet(0);
+	config_release(&c);
+	return r;
+}
+
+static void test_token(void)
+{
+	char *tok = NULL;
+
+	unsetenv("DRIFT_TOKEN");
+	CHECK_EQ_INT(token_from("bare-token-123\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "bare-token-123");
+	free(tok);
+	CHECK_EQ_INT(token_from("# saved\n\n  tok456  \n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "tok456");
+	free(tok);
+	CHECK_EQ_INT(token_from("refresh_token = RRR\naccess_token = AAA\n"
+				"expires_at = 1795428005\nclient_id=cid\n",
+				0600, &tok),
+		     0);
+	CHECK_EQ_STR(tok, "AAA");
+	free(tok);
+	CHECK_EQ_INT(token_from("access_token=BBB", 0400, &tok), 0);
+	CHECK_EQ_STR(tok, "BBB");
+	free(tok);
+
+	/* Readable by others: refused, and nothing handed out. */
+	CHECK_EQ_INT(token_from("leaky\n", 0644, &tok), -EACCES);
+	CHECK(tok == NULL);
+	CHECK_EQ_INT(token_from("leaky\n", 0640, &tok), -EACCES);
+	CHECK(tok == NULL);
+	CHECK_EQ_INT(token_from("leaky\n", 0604, &tok), -EACCES);
+	CHECK(tok == NULL);
+
+	/* No token in it. */
+	CHECK(token_from("# nothing\n\n", 0600, &tok) < 0);
+	CHECK(tok == NULL);
+	CHECK(token_from("refresh_token = RRR\n", 0600, &tok) < 0);
+	CHECK(tok == NULL);
+
+	/* DRIFT_TOKEN wins over the file; an empty one does not count. */
+	setenv("DRIFT_TOKEN", "from-env", 1);
+	CHECK_EQ_INT(token_from("access_token = AAA\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "from-env");
+	free(tok);
+	CHECK_EQ_INT(token_from("leaky\n", 0644, &tok), 0);
+	CHECK_EQ_STR(tok, "from-env");
+	free(tok);
+	setenv("DRIFT_TOKEN", "", 1);
+	CHECK_EQ_INT(token_from("filetok\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "filetok");
+	free(tok);
+	unsetenv("DRIFT_TOKEN");
+}
+
+static void test_token_missing_file(void)
+{
+	struct config c;
+	char *tok = NULL;
+	char path[128];
+
+	unsetenv("DRIFT_TOKEN");
+	REQUIRE(config_defaults(&c) == 0);
+	snprintf(path, sizeof(path), "%s/no-such-file", tmpdir);
+	free(c.credentials);
+	c.credentials = strdup(path);
+	unit_quiet(1);
+	CHECK_EQ_INT(config_load_token(&c, &tok), -ENOENT);
+	unit_quiet(0);
+	CHECK(tok == NULL);
+	config_release(&c);
+}
+
+static void test_private_dir(void)
+{
+	char dir[128];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/a/b/c", tmpdir);
+	CHECK_EQ_INT(config_private_dir(dir), 0);
+	CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK_EQ_INT(st.st_mode & 0777, 0700);
+	/* Ours and too open: tightened. */
+	chmod(dir, 0755);
+	CHECK_EQ_INT(config_private_dir(dir), 0);
+	CHECK(stat(dir, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0700);
+	/* Not a directory. */
+	write_file("plain", "x", 0600);
+	snprintf(dir, sizeof(dir), "%s/plain", tmpdir);
+	CHECK_EQ_INT(config_private_dir(dir), -ENOTDIR);
+}
+
+static void remove_tree(void)
+{
+	static const char *const leaves[] = { "credentials", "config", "plain",
+					      "a/b/c", "a/b", "a" };
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, leaves[i]);
+		if (unlink(path))
+			rmdir(path);
+	}
+	rmdir(tmpdir);
+}
+
+int main(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/driftfs-unit-XXXXXX",
+		 t && *t && strlen(t) < 32 ? t : "/tmp");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	unsetenv("DRIFT_TOKEN");
+	setenv("XDG_CONFIG_HOME", tmpdir, 1);
+	setenv("XDG_CACHE_HOME", tmpdir, 1);
+	UNIT_RUN(test_defaults);
+	UNIT_RUN(test_set_strings);
+	UNIT_RUN(test_set_numbers);
+	UNIT_RUN(test_set_offline_and_unknown);
+	UNIT_RUN(test_validate);
+	UNIT_RUN(test_validate_fake_loopback);
+	UNIT_RUN(test_load_file);
+	UNIT_RUN(test_token);
+	UNIT_RUN(test_token_missing_file);
+	UNIT_RUN(test_private_dir);
+	remove_tree();
+	return unit_summary();
+}

@@ -182,6 +182,8 @@ static void gov_release(struct governor *g, long status, long retry_after_s)
 			unsigned n = g->consecutive_429 < 6 ? g->consecutive_429 : 6;
 
 			pause = (int64_t)BACKOFF_BASE_MS << n;
+			if (pause > BACKOFF_CAP_MS)
+				pause = BACKOFF_CAP_MS;
 		}
 		if (http_now_ms() + pause > g->paused_until)
 			g->paused_until = http_now_ms() + pause;

@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: MIT
+"""A mount under a failing API: no crash, no hang, only EIO/EAGAIN."""
+import errno
+import os
+import threading
+import time
+
+from helpers import Mount, wait_for
+
+
+def traverse(root, deadline):
+    """Reads every file under root; returns the errnos met (by path)."""
+    failures = {}
+    for d, dirs, files in os.walk(root, onerror=lambda e: failures.setdefault(
+            e.filename, e.errno)):
+        assert time.monotonic() < deadline, "traversal hung"
+        for n in files:
+            p = os.path.join(d, n)
+            try:
+                with open(p, "rb") as f:
+                    while f.read(1 << 16):
+                        pass
+            except OSError as e:
+                failures[p] = e.errno
+    return failures
+
+
+def test_traversal_with_503s_and_a_429_burst(emulator, tmp_path):
+    emulator.faults(fail_rate=0.2, fail_status=503)
+    emulator.add_fault(kind="burst429", count=8, retry_after=1)
+    emulator.add_fault(kind="burst429", count=4, retry_after=None)
+    m = Mount(emulator.url, str(tmp_path), opts=["timeout=3"], wait_sync=False)
+    try:
+        deadline = time.monotonic() + 300
+        # Traverse while the first sync runs, then again once it is done.
+        failures = {}
+        walker = threading.Thread(target=lambda: failures.update(
+            traverse(m.path, deadline)))
+        walker.start()
+        m.wait_synced(timeout=240)
+        # A pass may give up under the 429 burst; later ones get further.
+        for _ in range(3):
+            try:
+                m.ctl("sync")
+            except OSError as e:
+                assert e.errno in (errno.EIO, errno.EAGAIN)
+        walker.join(timeout=300)
+        assert not walker.is_alive(), "traversal hung"
+        failures.update(traverse(m.path, deadline))
+        bad = {p: e for p, e in failures.items() if e not in (errno.EIO, errno.EAGAIN)}
+        assert not bad, bad
+        stats = dict(l.rsplit(" ", 1) for l in m.read(".driftfs", "stats",
+                                                      mode="r").splitlines())
+        assert int(stats.get("api retries", 0)) > 0
+        assert any(k.endswith(" 503") for k in stats), stats
+        assert any(k.endswith(" 429") for k in stats)
+        # With the faults gone, one more sync brings the cache up to date.
+        emulator.faults(fail_rate=0)
+        emulator.clear_faults()
+        m.ctl("sync")
+        data = emulator.data()
+        listed = {int(n) for n in os.listdir(m.p("conversations")) if n.isdigit()}
+        assert listed == {c["id"] for c in data["conversations"]}
+        for c in data["conversations"]:
+            assert m.json("conversations", str(c["id"]), "conversation.json") == c
+    finally:
+        m.unmount()
+    assert not m.suspicious(), m.suspicious()
+
+
+def test_malformed_and_truncated_answers_do_not_poison_the_cache(emulator, tmp_path):
+    emulator.add_fault(kind="malformed", count=3, path="/conversations/[0-9]+$")
+    emulator.add_fault(kind="truncate", count=2, path="/messages$")
+    emulator.add_fault(kind="reset", count=2, path="/contacts/[0-9]+$")
+    m = Mount(emulator.url, str(tmp_path), opts=["timeout=3"])
+    try:
+        errors = m.read(".driftfs", "errors", mode="r")
+        assert "malformed JSON" in errors
+        assert m.status()["last_result"] != "ok"
+        m.ctl("sync")
+        assert m.status()["last_result"] == "ok"
+        data = emulator.data()
+        for c in data["conversations"]:
+            assert m.json("conversations", str(c["id"]), "conversation.json") == c
+    finally:
+        m.unmount()
+    assert not m.suspicious(), m.suspicious()

@@ -9,6 +9,12 @@
 #include "buf.h"
 #include "driftfs.h"
 
+/*
+ * The time the control files show: the last event that can have changed
+ * them (a request, an error, a sync pass starting or ending), so their
+ * size and time stay put while nothing happens.
+ */
+int64_t ctl_mtime(struct driftfs *d);
 int ctl_status(struct driftfs *d, struct buf *out);
 int ctl_stats(struct driftfs *d, struct buf *out);
 int ctl_errors(struct driftfs *d, struct buf *out);

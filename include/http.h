@@ -74,6 +74,8 @@ int http_transient(long status);
 /* Switches offline mode on or off at run time. */
 void http_set_offline(struct http *h, int offline);
 int http_offline(const struct http *h);
+/* Wall-clock ms when the last request ended (0 = none yet). */
+int64_t http_last_activity(const struct http *h);
 /* Whether the last request got an HTTP answer at all. */
 int http_reachable(const struct http *h);
 /* One line describing the governor: rate, pause, 429s seen. */

@@ -48,5 +48,7 @@ const char *log_context(void);
 int log_errors_render(struct buf *out);
 /* Number of errors recorded since start (not just those still in the ring). */
 unsigned long log_errors_total(void);
+/* Wall-clock ms of the last error recorded (0 = none). */
+long long log_errors_last_ms(void);
 
 #endif

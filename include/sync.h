@@ -68,6 +68,8 @@ int sync_fetch_user(struct sync *s, int64_t id);
 int sync_lookup_email(struct sync *s, const char *email);
 int sync_lookup_external_id(struct sync *s, const char *ext);
 
+/* Wall-clock ms of the last start or end of a pass (0 = none yet). */
+int64_t sync_last_event(struct sync *s);
 /* Appends "key: value" lines about the sync for .driftfs/status. */
 int sync_status_render(struct sync *s, struct buf *out);
 

@@ -15,6 +15,18 @@
 
 #define SYNC_WAIT_MS (10 * 60 * 1000)
 
+int64_t ctl_mtime(struct driftfs *d)
+{
+	int64_t t = d->started_ms, v;
+
+	v = http_last_activity(d->http);
+	t = v > t ? v : t;
+	v = log_errors_last_ms();
+	t = v > t ? v : t;
+	v = sync_last_event(d->sync);
+	return v > t ? v : t;
+}
+
 int ctl_status(struct driftfs *d, struct buf *out)
 {
 	static const char *const what[] = { "contacts",	    "users",

@@ -59,6 +59,7 @@ struct http {
 	long timeout_ms;
 	int offline;
 	int reachable;
+	int64_t last_activity;	/* wall ms, atomically updated */
 	struct governor gov;
 	pthread_mutex_t pool_lock;
 	CURL **pool;		/* idle easy handles */
@@ -278,6 +279,11 @@ void http_set_offline(struct http *h, int offline)
 int http_offline(const struct http *h)
 {
 	return __atomic_load_n(&h->offline, __ATOMIC_RELAXED);
+}
+
+int64_t http_last_activity(const struct http *h)
+{
+	return __atomic_load_n(&h->last_activity, __ATOMIC_RELAXED);
 }
 
 int http_reachable(const struct http *h)
@@ -579,6 +585,8 @@ int http_call(struct http *h, const char *method, const char *path,
 				  &status, curl_err);
 		gov_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable, rc == 0 || a.too_big,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&h->last_activity, http_wall_ms(),
 				 __ATOMIC_RELAXED);
 		resp->status = status;
 		snprintf(stat, sizeof(stat), "api %s %ld", endpoint, status);

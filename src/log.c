@@ -20,6 +20,7 @@ static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 static char ring[ERR_RING][ERR_LINE];
 static unsigned ring_next, ring_count;
 static unsigned long ring_total;
+static long long ring_last_ms;
 
 static __thread char context[512];
 
@@ -84,6 +85,7 @@ void log_error_event(const char *fmt, ...)
 	if (ring_count < ERR_RING)
 		ring_count++;
 	ring_total++;
+	ring_last_ms = (long long)now * 1000;
 	pthread_mutex_unlock(&ring_lock);
 
 	if (context[0])
@@ -114,6 +116,16 @@ int log_errors_render(struct buf *out)
 	}
 	pthread_mutex_unlock(&ring_lock);
 	return r;
+}
+
+long long log_errors_last_ms(void)
+{
+	long long t;
+
+	pthread_mutex_lock(&ring_lock);
+	t = ring_last_ms;
+	pthread_mutex_unlock(&ring_lock);
+	return t;
 }
 
 unsigned long log_errors_total(void)

@@ -47,6 +47,7 @@ struct sync {
 	int running;			/* a pass is under way */
 	unsigned long passes;
 	int64_t last_start_ms, last_end_ms, last_ok_ms, next_ms;
+	int64_t next_wall_ms;	/* next_ms on the wall clock, for status */
 	char phase[96];
 	long work_done, work_total;
 	struct miss misses[MISS_SLOTS];
@@ -856,6 +857,7 @@ static void *sync_thread(void *arg)
 		pthread_cond_broadcast(&s->cond);
 		/* Sleep until the next pass is due or someone asks. */
 		s->next_ms = refresh > 0 ? http_now_ms() + refresh * 1000 : 0;
+		s->next_wall_ms = refresh > 0 ? http_wall_ms() + refresh * 1000 : 0;
 		while (!s->stop && s->requested == serving) {
 			struct timespec ts;
 			int64_t due = s->next_ms;
@@ -1048,7 +1050,7 @@ static int add_time(struct buf *out, const char *key, int64_t ms)
 
 int sync_status_render(struct sync *s, struct buf *out)
 {
-	int64_t now = http_now_ms(), last_ok;
+	int64_t last_ok;
 	int r;
 
 	pthread_mutex_lock(&s->lock);
@@ -1067,11 +1069,20 @@ int sync_status_render(struct sync *s, struct buf *out)
 			       s->work_done, s->work_total);
 	else if (!r)
 		r = buf_adds(out, "syncing: no\n");
+	/* An absolute time: the file must not change while nothing happens
+	 * (a second rsync of the mount copies nothing). */
 	if (!r && s->next_ms && !s->running)
-		r = buf_printf(out, "next_sync_in: %lld s\n",
-			       (long long)(s->next_ms > now
-						   ? (s->next_ms - now + 999) / 1000
-						   : 0));
+		r = add_time(out, "next_sync", s->next_wall_ms);
 	pthread_mutex_unlock(&s->lock);
 	return r;
+}
+
+int64_t sync_last_event(struct sync *s)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&s->lock);
+	t = s->last_end_ms > s->last_start_ms ? s->last_end_ms : s->last_start_ms;
+	pthread_mutex_unlock(&s->lock);
+	return t;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+
 
 #include "ctl.h"
 #include "json.h"
@@ -372,7 +372,7 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 		} else if (tree_access(n->kind) == TA_DYNAMIC) {
 			r = generated(d, n->kind, &tmp);
 			a->size = (int64_t)tmp.len;
-			a->mtime_ms = (int64_t)time(NULL) * 1000;
+			a->mtime_ms = ctl_mtime(d);
 		}
 		goto out;
 	}

@@ -63,6 +63,7 @@ enum store_query {
 	/* single rows */
 	Q_CONTACT,		/* (id) id, -, mtime, size(json), -, -, */
 	Q_CONTACT_TAGS,		/* (id) id, -, mtime, size(tags) */
+	Q_CONTACT_NAME,		/* (id) id, -, mtime, -, name or email */
 	Q_CONTACT_BY_EMAIL,	/* (name) id, -, mtime */
 	Q_CONTACT_BY_EXTID,	/* (name) id, -, mtime */
 	Q_USER,			/* (id) id, -, mtime, size */

@@ -106,6 +106,8 @@ static const char *const query_sql[Q__COUNT] = {
 		      " WHERE id = ?1",
 	[Q_CONTACT_TAGS] = "SELECT id, 0, created_at, length(tags) FROM"
 			   " contacts WHERE id = ?1",
+	[Q_CONTACT_NAME] = "SELECT id, 0, created_at, 0, coalesce(name, email)"
+			   " FROM contacts WHERE id = ?1",
 	[Q_CONTACT_BY_EMAIL] = "SELECT id, 0, created_at FROM contacts WHERE"
 			       " email_name = ?2 ORDER BY created_at, id"
 			       " LIMIT 1",

@@ -187,9 +187,9 @@ void sync_free(struct sync *s)
 	free(s);
 }
 
-static void note_fetched(struct sync *s, int64_t id)
+/* Records id as fetched in this pass; the caller holds s->lock. */
+static void note_fetched_locked(struct sync *s, int64_t id)
 {
-	pthread_mutex_lock(&s->lock);
 	if (s->nfetched == s->afetched) {
 		size_t na = s->afetched ? s->afetched * 2 : 256;
 		int64_t *p = realloc(s->fetched, na * sizeof(*p));
@@ -201,18 +201,41 @@ static void note_fetched(struct sync *s, int64_t id)
 	}
 	if (s->nfetched < s->afetched)
 		s->fetched[s->nfetched++] = id;
-	pthread_mutex_unlock(&s->lock);
+}
+
+static int fetched_locked(struct sync *s, int64_t id)
+{
+	for (size_t i = 0; i < s->nfetched; i++)
+		if (s->fetched[i] == id)
+			return 1;
+	return 0;
 }
 
 static int fetched_this_pass(struct sync *s, int64_t id)
 {
-	int found = 0;
+	int found;
 
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->nfetched && !found; i++)
-		found = s->fetched[i] == id;
+	found = fetched_locked(s, id);
 	pthread_mutex_unlock(&s->lock);
 	return found;
+}
+
+/*
+ * Claims a contact for fetching in this pass: 1 if the caller should fetch
+ * it, 0 if another conversation of the pass already did (or is doing so).
+ */
+static int claim_contact(struct sync *s, int64_t id)
+{
+	int claimed = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!fetched_locked(s, id)) {
+		note_fetched_locked(s, id);
+		claimed = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return claimed;
 }
 
 /* Writes one contact in its own transaction and reports it. */
@@ -339,6 +362,9 @@ static void author_of(struct sync *s, const struct conv_fetch *f,
 		*role = "contact";
 		if (c->id && c->id == m->author_id && (c->name || c->email))
 			snprintf(name, size, "%s", c->name ? c->name : c->email);
+		else if (!store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
+				    NULL, &row) && row.name)
+			snprintf(name, size, "%s", row.name);
 		else
 			snprintf(name, size, "Contact %lld",
 				 (long long)m->author_id);
@@ -403,7 +429,8 @@ static int sync_conversation(struct sync *s, int64_t id)
 	if (r)
 		goto out;
 	qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
-	if (f.conv.contact_id > 0) {
+	/* A contact with many conversations is fetched once a pass. */
+	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
 		if (r == -ENOENT)
 			r = 0;	/* a deleted contact: the link dangles */
@@ -448,8 +475,6 @@ static int sync_conversation(struct sync *s, int64_t id)
 	}
 	if (contact_changed)
 		changes_add(&ch, SO_CONTACT, f.contact.id, NULL);
-	if (f.contact.id)
-		note_fetched(s, f.contact.id);
 	if (ch.n) {
 		changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(st, "changed_at", http_wall_ms());

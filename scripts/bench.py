@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""make bench: driftfs against the same tree copied to a tmpfs.
+
+Seeds a large emulated account, syncs it cold (counting API requests against
+the minimum the paging allows), copies the mounted tree to a tmpfs, then runs
+each workload on the mount and on the copy, interleaved, several times, and
+prints medians and their ratio. Nothing here asserts: it measures.
+"""
+import argparse
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from helpers import Emulator, Mount, fuse_unavailable  # noqa: E402
+
+PHRASE = "purple elephant quorum"
+
+
+def run(cmd, cwd=None):
+    t = time.perf_counter()
+    subprocess.run(cmd, shell=True, cwd=cwd, check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def minimum_requests(data, conv_page):
+    """What a cold sync must ask for at least, given the page sizes."""
+    convs = data["conversations"]
+    contacts = {c["contactId"] for c in convs if c.get("contactId")}
+    msgs = sum(max(1, math.ceil(len(data["messages"][str(c["id"])]) / 50)) for c in convs)
+    return (1 + 1 + 1                                  # users, attributes, playbooks
+            + max(1, math.ceil(len(data["accounts"]) / 65))
+            + max(1, math.ceil(len(convs) / conv_page))
+            + len(convs) + msgs + len(contacts) + len(data["attachments"]))
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--conversations", type=int, default=4000)
+    ap.add_argument("--messages", type=int, default=10)
+    ap.add_argument("--contacts", type=int, default=2500)
+    ap.add_argument("--attachments", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    why = fuse_unavailable()
+    if why:
+        print("SKIP: cannot benchmark: " + why)
+        return 0
+
+    work = tempfile.mkdtemp(prefix="driftfs-bench-")
+    shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
+    emu = m = None
+    try:
+        emu = Emulator("--conversations", a.conversations, "--messages", a.messages,
+                       "--contacts", a.contacts, "--attachments", a.attachments,
+                       workdir=os.path.join(work, "emu"))
+        data = emu.data()
+        nmsg = sum(len(v) for v in data["messages"].values())
+        emu.reset()
+        t = time.perf_counter()
+        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
+        m.wait_synced(timeout=3600)
+        cold = time.perf_counter() - t
+        requests = emu.total()
+        by_ep = emu.stats()["by_endpoint"]
+        pages = by_ep.get("GET /conversations/list", 0)
+        minimum = minimum_requests(data, 100 if pages <= math.ceil(len(data["conversations"]) / 100) + 1 else 50)
+
+        copy = os.path.join(shm, "copy")
+        subprocess.run(["rsync", "-a", m.path + "/", copy + "/"], check=True)
+        nfiles = sum(len(f) for _, _, f in os.walk(copy))
+        emu.reset()
+
+        workloads = [
+            ("ls -lR", lambda root: run("ls -lR %s" % root)),
+            ("cat every file", lambda root: run(
+                "find %s -type f -exec cat {} + " % root)),
+            ("grep -r", lambda root: run("grep -r '%s' %s/conversations" % (PHRASE, root))),
+            ("find -printf '%s %T@'", lambda root: run("find %s -printf '%%s %%T@\\n'" % root)),
+            ("du -s", lambda root: run("du -s %s" % root)),
+            ("rsync -a (first pass)", None),
+            ("rsync -a (second pass)", lambda root: run(
+                "rsync -a %s/ %s/" % (root, os.path.join(shm, "dst-" + os.path.basename(root))))),
+        ]
+        results = []
+        for name, fn in workloads:
+            tm, tc = [], []
+            for i in range(a.runs):
+                for root, acc in ((m.path, tm), (copy, tc)):
+                    if fn is None:
+                        dst = os.path.join(shm, "first-%d" % i)
+                        acc.append(run("rsync -a %s/ %s/" % (root, dst)))
+                        shutil.rmtree(dst, ignore_errors=True)
+                    else:
+                        acc.append(fn(root))
+            results.append((name, statistics.median(tm), statistics.median(tc)))
+        warm_requests = emu.total()
+        rss = peak_rss_kib(m.proc.pid)
+        cache = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(m.cache)
+                    for f in fs)
+        tree = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(copy)
+                   for f in fs)
+
+        print("driftfs benchmark: %d conversations, %d messages, %d contacts, "
+              "%d attachments; %d files" % (len(data["conversations"]), nmsg,
+                                            len(data["contacts"]), len(data["attachments"]),
+                                            nfiles))
+        print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
+                                             platform.platform()))
+        print("medians of %d interleaved runs; copy = the same tree on tmpfs\n" % a.runs)
+        print("%-26s %10s %10s %8s" % ("workload", "driftfs s", "tmpfs s", "ratio"))
+        for name, tm, tc in results:
+            print("%-26s %10.3f %10.3f %8.2f" % (name, tm, tc, tm / tc if tc else float("nan")))
+        print()
+        print("cold sync: %.1f s, %d API requests; minimum the paging allows %d "
+              "(ratio %.3f)" % (cold, requests, minimum, requests / minimum))
+        print("API requests during all warm workloads: %d" % warm_requests)
+        print("daemon peak RSS: %.1f MiB" % (rss / 1024))
+        print("cache on disk %.1f MiB / rendered tree %.1f MiB (ratio %.2f)" % (
+            cache / 2**20, tree / 2**20, cache / tree if tree else float("nan")))
+    finally:
+        if m:
+            m.unmount()
+        if emu:
+            emu.stop()
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -609,6 +609,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *copy;
 
 	(void)ino;
 	if (off < 0 || (size_t)off >= h->data.len) {
@@ -617,7 +618,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > h->data.len - (size_t)off)
 		size = h->data.len - (size_t)off;
-	fuse_reply_buf(req, h->data.data + off, size);
+	/*
+	 * Reply from a copy: once the kernel has the reply, the reader may
+	 * close the file and another thread free the handle while this one
+	 * is still returning from writev().
+	 */
+	copy = malloc(size);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, h->data.data + off, size);
+	fuse_reply_buf(req, copy, size);
+	free(copy);
 }
 
 /* Runs every complete line in the ctl buffer. */

@@ -428,7 +428,8 @@ static int sync_conversation(struct sync *s, int64_t id)
 	r = api_messages(s->d->http, id, take_message, &f);
 	if (r)
 		goto out;
-	qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
+	if (f.nmsgs)
+		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
 	/* A contact with many conversations is fetched once a pass. */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);

@@ -105,6 +105,8 @@ enum tree_access {
 };
 
 uint64_t tree_ino(const struct tnode *n);
+/* The path of a fixed node from the mount root ("" for the root). */
+const char *tree_fixed_path(int kind);
 enum tree_access tree_access(int kind);
 /* Whether a node of this kind names its object by name (not id). */
 int tree_kind_named(int kind);

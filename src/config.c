@@ -357,8 +357,8 @@ int config_load_token(const struct config *c, char **token)
 	}
 	r = read_credentials(c->credentials, token);
 	if (r == -ENOENT || r == -ENOKEY)
-		log_err("no token: set DRIFT_TOKEN or run 'driftctl login' "
-			"(credentials file %s %s)",
+		log_err("no token: set DRIFT_TOKEN, or put the token in %s "
+			"(mode 0600; that file %s)",
 			c->credentials,
 			r == -ENOENT ? "does not exist" : "holds no token");
 	return r;

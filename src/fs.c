@@ -250,20 +250,50 @@ static void reply_err(fuse_req_t req, int r)
 
 	if (e == ETIMEDOUT || e == ENETDOWN)
 		e = EAGAIN;
+	else if (e == EFBIG)
+		e = EIO;	/* an answer too large to accept */
 	fuse_reply_err(req, e);
 }
 
-static void set_context(const char *op, const struct tnode *t,
+/*
+ * Sets the thread's error context to "op PATH": the node's path is rebuilt
+ * from the names it was looked up by, up to a fixed node.
+ */
+static void set_context(struct fs *f, const char *op, uint64_t ino,
 			const char *name)
 {
-	char ctx[512];
+	const char *parts[16];
+	char *copies[16];
+	char ctx[1024];
+	size_t n = 0, len;
+	int i;
 
-	if (name)
-		snprintf(ctx, sizeof(ctx), "%s inode %llu/%s", op,
-			 (unsigned long long)tree_ino(t), name);
-	else
-		snprintf(ctx, sizeof(ctx), "%s inode %llu", op,
-			 (unsigned long long)tree_ino(t));
+	pthread_mutex_lock(&f->lock);
+	while (ino >= T__FIXED_END && n < 16) {
+		struct fnode *node = node_find_locked(f, ino);
+
+		if (!node || !node->name)
+			break;
+		copies[n] = strdup(node->name);
+		parts[n] = copies[n] ? copies[n] : "?";
+		n++;
+		ino = node->parent;
+	}
+	pthread_mutex_unlock(&f->lock);
+	len = (size_t)snprintf(ctx, sizeof(ctx), "%s %s", op,
+			       ino < T__FIXED_END ? tree_fixed_path((int)ino)
+						  : "...");
+	for (i = (int)n - 1; i >= 0 && len < sizeof(ctx); i--) {
+		len += (size_t)snprintf(ctx + len, sizeof(ctx) - len, "%s%s",
+					ctx[len - 1] == ' ' ? "" : "/",
+					parts[i]);
+		free(copies[i]);
+	}
+	for (; i >= 0; i--)
+		free(copies[i]);
+	if (name && len < sizeof(ctx))
+		snprintf(ctx + len, sizeof(ctx) - len, "%s%s",
+			 ctx[len - 1] == ' ' ? "" : "/", name);
 	log_context_set(ctx);
 }
 
@@ -288,7 +318,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	r = node_get(f, parent, &dir);
 	if (r)
 		goto fail;
-	set_context("lookup", &dir, name);
+	set_context(f, "lookup", parent, name);
 	r = tree_lookup(f->d, &dir, name, &child, &a);
 	if (r)
 		goto fail;
@@ -337,7 +367,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 	r = node_get(f, ino, &t);
 	if (!r) {
-		set_context("getattr", &t, NULL);
+		set_context(f, "getattr", ino, NULL);
 		r = tree_getattr(f->d, &t, &a);
 	}
 	if (r) {
@@ -463,7 +493,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	int r = h ? node_get(f, ino, &t) : -ENOMEM;
 
 	if (!r) {
-		set_context("readdir", &t, NULL);
+		set_context(f, "readdir", ino, NULL);
 		h->kind = t.kind;
 		r = tree_list(f->d, &t, snap_add, &s);
 	}
@@ -559,7 +589,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	r = node_get(f, ino, &t);
 	if (r)
 		goto fail;
-	set_context("open", &t, NULL);
+	set_context(f, "open", ino, NULL);
 	acc = tree_access(t.kind);
 	if (acc == TA_DIR) {
 		r = -EISDIR;

@@ -603,7 +603,7 @@ int http_call(struct http *h, const char *method, const char *path,
 				 "response larger than %zu bytes: refused",
 				 resp->body.limit);
 			resp->status = 0;
-			r = -EIO;
+			r = -EFBIG;
 			break;
 		}
 		if (rc)

@@ -335,6 +335,16 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 			r = api_attachment_data(s->d->http, a->id,
 						ATTACHMENT_MAX,
 						&f->att_data[k]);
+			if (r == -EFBIG) {
+				/* Too big to cache: leave it out, keep the rest. */
+				log_error_event("attachment %lld (%s): larger "
+						"than %zu bytes, not shown",
+						(long long)a->id, a->file_name,
+						ATTACHMENT_MAX);
+				buf_release(&f->att_data[k]);
+				r = 0;
+				continue;
+			}
 			if (r) {
 				buf_release(&f->att_data[k]);
 				break;

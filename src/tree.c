@@ -75,6 +75,40 @@ static const struct fixed_entry object_entries[] = {
 static const char *const status_names[] = { "open", "closed", "pending",
 					    "bulk_sent" };
 
+const char *tree_fixed_path(int kind)
+{
+	static const char *const paths[T__FIXED_END] = {
+		[T_ROOT] = "",
+		[T_CONTACTS] = "contacts",
+		[T_USERS] = "users",
+		[T_CONVS] = "conversations",
+		[T_PLAYBOOKS] = "playbooks",
+		[T_ACCOUNTS] = "accounts",
+		[T_CTLDIR] = ".driftfs",
+		[T_BY_EMAIL] = "contacts/by-email",
+		[T_BY_EXTID] = "contacts/by-external-id",
+		[T_ATTRIBUTES] = "contacts/attributes.json",
+		[T_UNSUBSCRIBE] = "contacts/unsubscribe",
+		[T_CONTACTS_NEW] = "contacts/new",
+		[T_USERS_BY_EMAIL] = "users/by-email",
+		[T_BY_STATUS] = "conversations/by-status",
+		[T_STATUS_OPEN] = "conversations/by-status/open",
+		[T_STATUS_CLOSED] = "conversations/by-status/closed",
+		[T_STATUS_PENDING] = "conversations/by-status/pending",
+		[T_STATUS_BULK] = "conversations/by-status/bulk_sent",
+		[T_STATS_JSON] = "conversations/stats.json",
+		[T_CONVS_NEW] = "conversations/new",
+		[T_CTL_STATUS] = ".driftfs/status",
+		[T_CTL_STATS] = ".driftfs/stats",
+		[T_CTL_ERRORS] = ".driftfs/errors",
+		[T_OUTBOX] = ".driftfs/outbox",
+		[T_CTL_CTL] = ".driftfs/ctl",
+	};
+
+	return kind > 0 && kind < T__FIXED_END && paths[kind] ? paths[kind]
+							       : "?";
+}
+
 int tree_kind_named(int kind)
 {
 	return kind == T_EMAIL_LINK || kind == T_EXTID_LINK ||

@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from helpers import Mount, wait_for
+from helpers import Mount
 
 
 def traverse(root, deadline):
@@ -85,3 +85,20 @@ def test_malformed_and_truncated_answers_do_not_poison_the_cache(emulator, tmp_p
     finally:
         m.unmount()
     assert not m.suspicious(), m.suspicious()
+
+
+def test_failed_lookup_names_path_call_and_message(mount, emulator):
+    data = emulator.data()
+    in_convs = {c["contactId"] for c in data["conversations"]}
+    cid = next(c["id"] for c in data["contacts"] if c["id"] not in in_convs)
+    emulator.add_fault(kind="status", status=500, count=10, path="/contacts/[0-9]+$")
+    try:
+        os.stat(mount.p("contacts", str(cid)))
+        raise AssertionError("lookup succeeded under a 500")
+    except OSError as e:
+        assert e.errno == errno.EIO
+    errors = mount.read(".driftfs", "errors", mode="r")
+    assert "lookup contacts/%d: GET /contacts/%d: HTTP 500" % (cid, cid) in errors
+    # Once the API answers again the contact appears.
+    emulator.clear_faults()
+    assert mount.json("contacts", str(cid), "contact.json")["id"] == cid

@@ -214,6 +214,28 @@ static mode_t kind_mode(int kind)
 	}
 }
 
+/*
+ * Directories holding subdirectories say nlink 1 ("not counted"), as btrfs
+ * does: 2 would tell find(1) and others that there are none, and counting
+ * them would cost a query per stat.
+ */
+static unsigned kind_nlink(int kind)
+{
+	switch (kind) {
+	case T_ROOT:
+	case T_CONTACTS:
+	case T_USERS:
+	case T_CONVS:
+	case T_CTLDIR:
+	case T_BY_STATUS:
+	case T_CONTACT:
+	case T_CONV:
+		return 1;
+	default:
+		return tree_access(kind) == TA_DIR ? 2 : 1;
+	}
+}
+
 void tree_node_release(struct tnode *n)
 {
 	free(n->name);
@@ -392,7 +414,7 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 	memset(a, 0, sizeof(*a));
 	a->ino = tree_ino(n);
 	a->mode = kind_mode(n->kind);
-	a->nlink = S_ISDIR(a->mode) ? 2 : 1;
+	a->nlink = kind_nlink(n->kind);
 
 	if (n->kind < T__FIXED_END) {
 		a->mtime_ms = fixed_mtime(d);
@@ -709,7 +731,7 @@ static int list_row(void *arg, const struct store_row *row)
 	memset(&a, 0, sizeof(a));
 	a.ino = tree_ino(&child);
 	a.mode = l->mode;
-	a.nlink = S_ISDIR(a.mode) ? 2 : 1;
+	a.nlink = kind_nlink(l->kind);
 	a.mtime_ms = row->mtime > 0 ? row->mtime : 0;
 	a.size = row->size;
 	if (S_ISLNK(a.mode)) {

@@ -75,13 +75,19 @@ demo-stop:
 bench: deps all
 	@scripts/bench
 
+UNITDIR ?= $(PREFIX)/lib/systemd/user
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
 	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
+	install -m 644 scripts/driftfs@.service \
+		$(DESTDIR)$(UNITDIR)/driftfs@.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1
+	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1 \
+		$(DESTDIR)$(UNITDIR)/driftfs@.service
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h

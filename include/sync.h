@@ -35,6 +35,7 @@ enum sync_object {
 struct sync_change {
 	enum sync_object what;
 	int64_t id;
+	int64_t contact;	/* conversations: its contact now, or 0 */
 	int64_t old_contact;	/* conversations: previous contact, or 0 */
 	char old_status[16];	/* conversations: previous status */
 	char *key;		/* accounts: encoded name; else NULL */

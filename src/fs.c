@@ -933,8 +933,10 @@ static int affected(struct fs *f, const struct fnode *n,
 		}
 		return k == T_EMAIL_LINK || k == T_EXTID_LINK;
 	case SO_CONVERSATION:
-		if (k == T_CONTACT_CONVS && c->old_contact &&
-		    n->t.id == c->old_contact)
+		/* Both the old and the new contact's conversations/ list. */
+		if (k == T_CONTACT_CONVS &&
+		    ((c->old_contact && n->t.id == c->old_contact) ||
+		     (c->contact && n->t.id == c->contact)))
 			return 1;
 		if (k == T_STATUS_LINK || k == T_CONTACT_CONV_LINK) {
 			if (n->t.id != c->id)

@@ -477,6 +477,8 @@ static int sync_conversation(struct sync *s, int64_t id)
 		goto out;
 	if (changed || f.natts) {
 		r = changes_add(&ch, SO_CONVERSATION, id, NULL);
+		if (!r)
+			ch.v[ch.n - 1].contact = f.conv.contact_id;
 		if (!r && old_found) {
 			ch.v[ch.n - 1].old_contact = old.id2;
 			snprintf(ch.v[ch.n - 1].old_status,

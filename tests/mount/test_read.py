@@ -346,3 +346,23 @@ def test_page_token_paging(mount, emulator):
     paths = [r["path"] + ("?" + r["query"] if r.get("query") else "")
              for r in emulator.requests() if r["path"].endswith("/conversations/list")]
     assert any("page_token=" in p for p in paths)
+
+
+def test_new_conversation_appears_everywhere_after_sync(mount, emulator):
+    data = emulator.data()
+    contact = data["conversations"][0]["contactId"]
+    # Read the listings first, so the kernel has them cached.
+    before_convs = set(os.listdir(mount.p("conversations")))
+    before_contact = set(os.listdir(mount.p("contacts", str(contact), "conversations")))
+    before_open = set(os.listdir(mount.p("conversations", "by-status", "open")))
+    stats = mount.json("conversations", "stats.json")
+    conv = emulator.mutate(op="new_conversation", contactId=contact,
+                           body="<p>hello again</p>", status="open")
+    mount.ctl("sync")
+    cid = str(conv["id"])
+    assert set(os.listdir(mount.p("conversations"))) == before_convs | {cid}
+    assert set(os.listdir(mount.p("contacts", str(contact), "conversations"))) == \
+        before_contact | {cid}
+    assert set(os.listdir(mount.p("conversations", "by-status", "open"))) == before_open | {cid}
+    assert mount.json("conversations", "stats.json")["open"] == stats["open"] + 1
+    assert "hello again" in mount.read("conversations", cid, "transcript.txt", mode="r")

@@ -81,6 +81,7 @@ struct api_object {
 /* Where a conversation walk is; zero it to start from the newest. */
 struct api_cursor {
 	char *next;		/* path of the next page, NULL before the first */
+	char *mark;		/* a recent cursor, to catch cycles */
 	int done;		/* no more pages */
 	int legacy_limit;	/* the server refused limit=100: use 50 */
 	unsigned pages;

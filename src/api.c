@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 #include "log.h"
@@ -375,11 +376,35 @@ static char *cursor_string(const cJSON *next)
 	return NULL;
 }
 
+/*
+ * Catches a paging cursor that comes back (a cycle of any length, which
+ * would otherwise page forever): each new cursor is compared with a mark
+ * that moves to the current cursor whenever the page count reaches a power
+ * of two (Brent's method), so a cycle is noticed within twice its length.
+ * Returns 1 when next has been seen, 0 otherwise, -ENOMEM.
+ */
+static int cursor_cycles(char **mark, unsigned page, const char *next)
+{
+	if (*mark && !strcmp(*mark, next))
+		return 1;
+	if ((page & (page - 1)) == 0) {
+		char *m = strdup(next);
+
+		if (!m)
+			return -ENOMEM;
+		free(*mark);
+		*mark = m;
+	}
+	return 0;
+}
+
 /* The path and query of an absolute or relative URL from a response. */
 static char *path_of_url(const char *url)
 {
-	const char *p = strstr(url, "://");
+	const char *p = NULL;
 
+	if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7))
+		p = strstr(url, "://");
 	if (p) {
 		p = strchr(p + 3, '/');
 		if (!p)
@@ -466,10 +491,15 @@ int api_conversations_page(struct http *h, struct api_cursor *cur,
 			}
 		}
 	}
-	if (newnext && cur->next && !strcmp(newnext, cur->next)) {
-		err = shape_error(path, "the paging cursor repeats");
-		free(newnext);
-		newnext = NULL;
+	if (newnext) {
+		int c = cursor_cycles(&cur->mark, cur->pages, newnext);
+
+		if (c) {
+			err = c < 0 ? c : shape_error(path, "the paging cursor "
+							    "repeats");
+			free(newnext);
+			newnext = NULL;
+		}
 	}
 	for (const cJSON *e = data->child; e && !err; e = e->next) {
 		struct api_conversation c;
@@ -494,6 +524,7 @@ out:
 void api_cursor_release(struct api_cursor *cur)
 {
 	free(cur->next);
+	free(cur->mark);
 	memset(cur, 0, sizeof(*cur));
 }
 
@@ -614,7 +645,7 @@ static int parse_message(const cJSON *v, int64_t conv, struct api_message *m)
 int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		 void *ctx)
 {
-	char path[512], *cursor = NULL;
+	char *path = NULL, *cursor = NULL, *mark = NULL;
 	int err = 0;
 
 	for (unsigned page = 0; page < MAX_PAGES; page++) {
@@ -629,9 +660,15 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 				break;
 			}
 		}
-		snprintf(path, sizeof(path), "/conversations/%lld/messages%s%s",
-			 (long long)conversation_id, q ? "?next=" : "",
-			 q ? q : "");
+		free(path);
+		if (asprintf(&path, "/conversations/%lld/messages%s%s",
+			     (long long)conversation_id, q ? "?next=" : "",
+			     q ? q : "") < 0) {
+			path = NULL;
+			free(q);
+			err = -ENOMEM;
+			break;
+		}
 		free(q);
 		v = get_json(h, path, 0, &err);
 		if (!v)
@@ -666,8 +703,10 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		cJSON_Delete(v);
 		if (!newcur || err)
 			break;
-		if (cursor && !strcmp(cursor, newcur)) {
-			err = shape_error(path, "the paging cursor repeats");
+		err = cursor_cycles(&mark, page + 1, newcur);
+		if (err) {
+			if (err > 0)
+				err = shape_error(path, "the paging cursor repeats");
 			free(newcur);
 			break;
 		}
@@ -675,6 +714,8 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		cursor = newcur;
 	}
 	free(cursor);
+	free(mark);
+	free(path);
 	return err;
 }
 
@@ -739,7 +780,7 @@ out:
 
 int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 {
-	char *path = strdup("/accounts?index=0&size=65");
+	char *path = strdup("/accounts?index=0&size=65"), *mark = NULL;
 	int err = 0;
 
 	for (unsigned page = 0; path && page < MAX_PAGES && !err; page++) {
@@ -776,8 +817,12 @@ int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 		if (!err && cJSON_IsString(next) && next->valuestring[0] &&
 		    cJSON_GetArraySize(list) > 0) {
 			newpath = path_of_url(next->valuestring);
-			if (newpath && !strcmp(newpath, path)) {
-				err = shape_error(path, "the paging cursor repeats");
+			err = newpath ? cursor_cycles(&mark, page + 1, newpath)
+				      : 0;
+			if (err) {
+				if (err > 0)
+					err = shape_error(path, "the paging "
+								"cursor repeats");
 				free(newpath);
 				newpath = NULL;
 			}
@@ -787,5 +832,6 @@ int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 		path = newpath;
 	}
 	free(path);
+	free(mark);
 	return err;
 }

@@ -34,7 +34,7 @@ endif
 
 # The library both programs share, and each program's main.
 LIB_SRCS := buf log stats json names config http api store render sync tree \
-	ctl fs
+	ctl fs commit outbox
 LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 

@@ -21,12 +21,14 @@ struct store;
 struct http;
 struct sync;
 struct fs;
+struct outbox;
 
 struct driftfs {
 	struct config cfg;
 	struct store *store;
 	struct http *http;
 	struct sync *sync;
+	struct outbox *outbox;
 	struct fs *fs;		/* the FUSE side; NULL in driftctl */
 	uid_t uid;		/* owner shown on every node */
 	gid_t gid;

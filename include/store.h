@@ -140,6 +140,41 @@ int store_meta_set(struct store *st, const char *key, const void *val,
 int64_t store_meta_i64(struct store *st, const char *key);
 int store_meta_set_i64(struct store *st, const char *key, int64_t v);
 
+/*
+ * The outbox: accepted writes waiting for the API. Every change to it is
+ * committed with synchronous=FULL on a connection of its own, so a write
+ * that close() accepted survives a crash or power loss.
+ */
+struct outbox_row {
+	int64_t seq;
+	int64_t created;	/* wall ms */
+	char *path;		/* the tree path written */
+	char *kind;		/* what it does (commit.c's operation name) */
+	char *method;
+	char *api_path;
+	struct buf body;
+	int64_t target;		/* the object it is about, or 0 */
+	char *state;		/* "pending" or "sending" */
+	int64_t attempts;
+	int64_t next_try;	/* wall ms before which it is not retried */
+	char *last_error;
+};
+
+void store_outbox_row_release(struct outbox_row *r);
+/* Adds a pending row; sets r->seq. */
+int store_outbox_add(struct store *st, struct outbox_row *r);
+int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out);
+/* The oldest row due at now (pending, or sending from a past run). */
+int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out);
+int store_outbox_update(struct store *st, int64_t seq, const char *state,
+			int64_t attempts, int64_t next_try,
+			const char *last_error);
+int store_outbox_delete(struct store *st, int64_t seq);
+/* Calls cb for every row, oldest first (strings live for the call). */
+int store_outbox_each(struct store *st,
+		      int (*cb)(void *ctx, const struct outbox_row *r),
+		      void *ctx);
+
 /* The inode-number hash of an account id (accounts have string ids). */
 int64_t store_account_hash(const char *key);
 

@@ -65,6 +65,8 @@ int sync_request(struct sync *s, long timeout_ms);
 int sync_fetch_contact(struct sync *s, int64_t id);
 int sync_fetch_conversation(struct sync *s, int64_t id);
 int sync_fetch_user(struct sync *s, int64_t id);
+/* Removes a contact the API deleted from the cache, and reports it. */
+int sync_forget_contact(struct sync *s, int64_t id);
 /* Looks contacts up by email or external id; stores all matches. */
 int sync_lookup_email(struct sync *s, const char *email);
 int sync_lookup_external_id(struct sync *s, const char *ext);

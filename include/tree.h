@@ -75,6 +75,7 @@ enum tree_kind {
 	T_PLAYBOOK_JSON,
 	T_ACCOUNT_JSON,		/* name: encoded account id + ".json" */
 	T_OUTBOX_ITEM,		/* id: outbox sequence number */
+	T_SCRATCH,		/* id: fs.c's scratch file number */
 	T__END
 };
 
@@ -129,6 +130,16 @@ int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out);
 /* The bytes of a file node. */
 int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out);
+
+/*
+ * For a contact deleted a moment ago: the node that name in dir (a contact
+ * directory or its conversations/) was, with placeholder attributes, so
+ * "rm -r" can finish what it started. -ENOENT when the name was none.
+ */
+int tree_lookup_deleted(const struct tnode *dir, const char *name,
+			struct tnode *child, struct tattr *attr);
+/* Placeholder attributes of such a node (no data behind it). */
+void tree_attr_deleted(const struct tnode *n, struct tattr *attr);
 
 void tree_node_release(struct tnode *n);
 int tree_node_copy(struct tnode *dst, const struct tnode *src);

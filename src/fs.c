@@ -4,6 +4,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
@@ -13,7 +14,9 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "commit.h"
 #include "ctl.h"
+#include "outbox.h"
 #include "http.h"
 #include "log.h"
 #include "stats.h"
@@ -54,16 +57,50 @@ struct fs {
 	int stop;
 	pthread_t notifier;
 	int notifier_started;
+
+	struct scratch *scratch;	/* guarded by lock */
+	uint64_t scratch_next;
+
+	/* Contacts this mount deleted in the last minute (guarded by
+	 * lock): "rm -r" goes on removing their parts after the contact
+	 * itself has gone, and those removals succeed. */
+	struct tombstone {
+		int64_t id;
+		int64_t until_ms;
+	} tombs[16];
 };
 
 /* An open file or directory. */
 struct handle {
-	struct buf data;	/* file bytes, snapshot at open */
+	struct buf data;	/* file bytes: snapshot at open, or the new
+				   content of a file opened for writing */
 	struct buf wbuf;	/* ctl: bytes written, not yet a whole line */
 	int kind;
+	struct tnode t;		/* the node, for the commit */
+	char *path;		/* its tree path, for errors and the outbox */
+	int writable;		/* opened for writing a tree file */
+	int dirty;		/* written (or truncated) since the commit */
+	uint64_t scratch;	/* inode of a scratch file, or 0 */
 	/* directories: the snapshot of entries */
 	struct dirent_snap *ents;
 	size_t nents;
+};
+
+/*
+ * A scratch file: a name that is not part of the tree (vim's swap file and
+ * 4913, sed's temporary, rsync's .name.XXXXXX). Its bytes stay in memory and
+ * never reach the API, unless it is renamed over a tree file: then its
+ * content is committed to that file, and the scratch inode stays an alias of
+ * the target until the kernel forgets it.
+ */
+struct scratch {
+	uint64_t ino;
+	uint64_t parent;
+	char *name;		/* NULL once unlinked or renamed away */
+	struct buf data;
+	int64_t mtime_ms;
+	struct tnode alias;	/* kind 0, or the node it was renamed over */
+	struct scratch *next;
 };
 
 struct dirent_snap {
@@ -71,6 +108,17 @@ struct dirent_snap {
 	struct tnode t;
 	struct tattr a;
 };
+
+static void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
+			const struct tattr *a);
+static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
+					      const char *name);
+static struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino);
+static void scratch_attr(struct fs *f, const struct scratch *s,
+			 struct tattr *a);
+static void scratch_forget_locked(struct fs *f, uint64_t ino);
+static int buf_write_at(struct buf *b, const char *data, size_t size,
+			off_t off);
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -182,6 +230,8 @@ static void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
 		if (!n->nlookup) {
 			*p = n->next;
+			if (n->t.kind == T_SCRATCH)
+				scratch_forget_locked(f, ino);
 			tree_node_release(&n->t);
 			free(n->name);
 			free(n);
@@ -256,15 +306,14 @@ static void reply_err(fuse_req_t req, int r)
 }
 
 /*
- * Sets the thread's error context to "op PATH": the node's path is rebuilt
- * from the names it was looked up by, up to a fixed node.
+ * Writes "PATH" of ino (and "/name" when name is given) into out: the path
+ * is rebuilt from the names the kernel looked nodes up by, up to a fixed
+ * node.
  */
-static void set_context(struct fs *f, const char *op, uint64_t ino,
-			const char *name)
+static void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
+		      size_t size)
 {
-	const char *parts[16];
-	char *copies[16];
-	char ctx[1024];
+	char *parts[16];
 	size_t n = 0, len;
 	int i;
 
@@ -274,26 +323,34 @@ static void set_context(struct fs *f, const char *op, uint64_t ino,
 
 		if (!node || !node->name)
 			break;
-		copies[n] = strdup(node->name);
-		parts[n] = copies[n] ? copies[n] : "?";
+		parts[n] = strdup(node->name);
+		if (!parts[n])
+			break;
 		n++;
 		ino = node->parent;
 	}
 	pthread_mutex_unlock(&f->lock);
-	len = (size_t)snprintf(ctx, sizeof(ctx), "%s %s", op,
+	len = (size_t)snprintf(out, size, "%s",
 			       ino < T__FIXED_END ? tree_fixed_path((int)ino)
 						  : "...");
-	for (i = (int)n - 1; i >= 0 && len < sizeof(ctx); i--) {
-		len += (size_t)snprintf(ctx + len, sizeof(ctx) - len, "%s%s",
-					ctx[len - 1] == ' ' ? "" : "/",
-					parts[i]);
-		free(copies[i]);
+	for (i = (int)n - 1; i >= 0; i--) {
+		if (len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s",
+						len ? "/" : "", parts[i]);
+		free(parts[i]);
 	}
-	for (; i >= 0; i--)
-		free(copies[i]);
-	if (name && len < sizeof(ctx))
-		snprintf(ctx + len, sizeof(ctx) - len, "%s%s",
-			 ctx[len - 1] == ' ' ? "" : "/", name);
+	if (name && len < size)
+		snprintf(out + len, size - len, "%s%s", len ? "/" : "", name);
+}
+
+/* Sets the thread's error context to "op PATH". */
+static void set_context(struct fs *f, const char *op, uint64_t ino,
+			const char *name)
+{
+	char path[900], ctx[1024];
+
+	node_path(f, ino, name, path, sizeof(path));
+	snprintf(ctx, sizeof(ctx), "%s %s", op, path);
 	log_context_set(ctx);
 }
 
@@ -307,6 +364,70 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 }
 
+
+static void tomb_add(struct fs *f, int64_t id)
+{
+	size_t oldest = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 1; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
+		if (f->tombs[i].until_ms < f->tombs[oldest].until_ms)
+			oldest = i;
+	f->tombs[oldest].id = id;
+	f->tombs[oldest].until_ms = http_now_ms() + 60000;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static int tomb_has(struct fs *f, int64_t id)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (size_t i = 0; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
+		if (f->tombs[i].id == id &&
+		    f->tombs[i].until_ms > http_now_ms())
+			found = 1;
+	pthread_mutex_unlock(&f->lock);
+	return found;
+}
+
+/* Whether name in dir is (part of) a contact this mount just deleted. */
+static int in_tomb(struct fs *f, const struct tnode *dir, const char *name)
+{
+	int64_t id = 0;
+
+	if (dir->kind == T_CONTACT || dir->kind == T_CONTACT_CONVS)
+		return tomb_has(f, dir->id);
+	if (dir->kind == T_CONTACTS &&
+	    sscanf(name, "%" SCNd64, &id) == 1 && id > 0)
+		return tomb_has(f, id);
+	return 0;
+}
+
+/* Looks name up among the scratch files; replies and returns 1 if found. */
+static int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
+			  const char *name)
+{
+	struct tnode t = { T_SCRATCH, 0, NULL };
+	struct scratch *s;
+	struct tattr a;
+
+	pthread_mutex_lock(&f->lock);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		scratch_attr(f, s, &a);
+		t.id = (int64_t)(s->ino & ((UINT64_C(1) << 55) - 1));
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (!s)
+		return 0;
+	if (node_ref(f, &t, a.ino, parent, name))
+		fuse_reply_err(req, EIO);
+	else
+		reply_entry(req, f, &t, &a);
+	return 1;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *f = fs_of(req);
@@ -315,11 +436,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct tattr a;
 	int r;
 
+	if (lookup_scratch(req, f, parent, name))
+		return;
 	r = node_get(f, parent, &dir);
 	if (r)
 		goto fail;
 	set_context(f, "lookup", parent, name);
 	r = tree_lookup(f->d, &dir, name, &child, &a);
+	if (r == -ENOENT && in_tomb(f, &dir, name))
+		r = tree_lookup_deleted(&dir, name, &child, &a);
 	if (r)
 		goto fail;
 	r = node_ref(f, &child, a.ino, parent, name);
@@ -366,9 +491,25 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 	(void)fi;
 	r = node_get(f, ino, &t);
-	if (!r) {
+	if (!r && t.kind == T_SCRATCH) {
+		struct scratch *s;
+
+		pthread_mutex_lock(&f->lock);
+		s = scratch_by_ino_locked(f, ino);
+		if (s)
+			scratch_attr(f, s, &a);
+		pthread_mutex_unlock(&f->lock);
+		r = s ? 0 : -ENOENT;
+	} else if (!r) {
 		set_context(f, "getattr", ino, NULL);
 		r = tree_getattr(f->d, &t, &a);
+		/* Parts of a contact deleted a moment ago (rm -r is not done
+		 * with them): placeholders, so the kernel lets it finish. */
+		if (r == -ENOENT && t.kind >= T_CONTACT &&
+		    t.kind <= T_CONTACT_CONVS && tomb_has(f, t.id)) {
+			tree_attr_deleted(&t, &a);
+			r = 0;
+		}
 	}
 	if (r) {
 		reply_err(req, r);
@@ -383,41 +524,92 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct tnode t = { 0 };
 	struct tattr a;
 	struct stat st;
+	enum tree_access acc;
 	int r;
 
-	(void)attr;
-	(void)fi;
 	r = node_get(f, ino, &t);
 	if (r)
 		goto out;
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID)) {
+	if (t.kind == T_SCRATCH) {
+		struct scratch *s;
+
+		/* Scratch files take any mode, owner or time, and keep ours. */
+		pthread_mutex_lock(&f->lock);
+		s = scratch_by_ino_locked(f, ino);
+		if (s && (to_set & FUSE_SET_ATTR_SIZE) && !s->alias.kind) {
+			if ((size_t)attr->st_size <= s->data.len) {
+				s->data.len = (size_t)attr->st_size;
+				if (s->data.data)
+					s->data.data[s->data.len] = '\0';
+			} else {
+				r = buf_write_at(&s->data, "", 0,
+						 attr->st_size);
+			}
+		}
+		if (s)
+			scratch_attr(f, s, &a);
+		pthread_mutex_unlock(&f->lock);
+		r = r ? r : s ? 0 : -ENOENT;
+		goto out;
+	}
+	r = tree_getattr(f->d, &t, &a);
+	if (r)
+		goto out;
+	acc = tree_access(t.kind);
+	/* Mode and owner come from the tree; setting them to what they are
+	 * is fine (editors and cp do it), changing them is not. */
+	if (((to_set & FUSE_SET_ATTR_MODE) &&
+	     (attr->st_mode & 07777) != (a.mode & 07777)) ||
+	    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != f->d->uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != f->d->gid)) {
 		r = -EPERM;
 		goto out;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		enum tree_access acc = tree_access(t.kind);
-
-		/* Truncating a command or create file is how shells open it. */
 		if (acc == TA_RO || acc == TA_DYNAMIC || acc == TA_DIR ||
-		    acc == TA_LINK)
+		    acc == TA_LINK) {
 			r = -EACCES;
-		else if (acc == TA_RW)
-			r = -EROFS;
+		} else if (h && h->writable) {
+			if ((size_t)attr->st_size <= h->data.len) {
+				h->data.len = (size_t)attr->st_size;
+				if (h->data.data)
+					h->data.data[h->data.len] = '\0';
+			} else {
+				r = buf_write_at(&h->data, "", 0,
+						 attr->st_size);
+			}
+			h->dirty = 1;
+		} else if (acc == TA_RW) {
+			/* truncate(2) on a path: commit the shortened bytes. */
+			struct buf b = BUF_INIT;
+			char path[900];
+
+			r = tree_content(f->d, &t, &b);
+			if (!r && (size_t)attr->st_size < b.len)
+				b.len = (size_t)attr->st_size;
+			node_path(f, ino, NULL, path, sizeof(path));
+			r = r ? r : commit_write(f->d, &t, path,
+						 b.data ? b.data : "", b.len);
+			buf_release(&b);
+		}
 		if (r)
 			goto out;
+		r = tree_getattr(f->d, &t, &a);
+		if (!r && h && h->writable)
+			a.size = (int64_t)h->data.len;
 	}
 	/* Times are the API's to set; accept and keep ours (like cp -p). */
-	r = tree_getattr(f->d, &t, &a);
 out:
 	if (r) {
 		reply_err(req, r);
 	} else {
 		to_stat(f->d, &a, &st);
-		fuse_reply_attr(req, &st, attr_timeout(t.kind));
+		fuse_reply_attr(req, &st, t.kind == T_SCRATCH
+						  ? 0 : attr_timeout(t.kind));
 	}
 	tree_node_release(&t);
 }
@@ -444,6 +636,8 @@ static void handle_free(struct handle *h)
 		return;
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
+	tree_node_release(&h->t);
+	free(h->path);
 	for (size_t i = 0; i < h->nents; i++) {
 		free(h->ents[i].name);
 		tree_node_release(&h->ents[i].t);
@@ -578,53 +772,240 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+#define WRITE_MAX ((size_t)16 << 20)
+
+static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
+					      const char *name)
+{
+	for (struct scratch *s = f->scratch; s; s = s->next)
+		if (s->parent == parent && s->name && !strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+static struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino)
+{
+	for (struct scratch *s = f->scratch; s; s = s->next)
+		if (s->ino == ino)
+			return s;
+	return NULL;
+}
+
+static void scratch_free(struct scratch *s)
+{
+	free(s->name);
+	buf_release(&s->data);
+	tree_node_release(&s->alias);
+	free(s);
+}
+
+/* Drops a scratch file the kernel has forgotten and no name reaches. */
+static void scratch_forget_locked(struct fs *f, uint64_t ino)
+{
+	for (struct scratch **p = &f->scratch; *p; p = &(*p)->next) {
+		struct scratch *s = *p;
+
+		if (s->ino == ino && !s->name) {
+			*p = s->next;
+			scratch_free(s);
+			return;
+		}
+	}
+}
+
+static void scratch_attr(struct fs *f, const struct scratch *s,
+			 struct tattr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (s->alias.kind && !tree_getattr(f->d, &s->alias, a)) {
+		a->ino = s->ino;
+		return;
+	}
+	a->ino = s->ino;
+	a->mode = S_IFREG | 0644;
+	a->nlink = s->name ? 1 : 0;
+	a->size = (int64_t)s->data.len;
+	a->mtime_ms = s->mtime_ms;
+}
+
+static void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
+			const struct tattr *a)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = a->ino;
+	e.generation = 1;
+	e.attr_timeout = t->kind == T_SCRATCH ? 0 : attr_timeout(t->kind);
+	e.entry_timeout = t->kind == T_SCRATCH ? 0 : LONG_TIMEOUT;
+	to_stat(f->d, a, &e.attr);
+	if (fuse_reply_entry(req, &e))
+		node_forget(f, a->ino, 1);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *f = fs_of(req);
+	struct scratch *s = NULL;
+	struct handle *h = NULL;
+	struct tnode dir = { 0 }, t = { T_SCRATCH, 0, NULL };
+	struct tattr a;
+	int r;
+
+	(void)mode;
+	r = node_get(f, parent, &dir);
+	if (!r && tree_access(dir.kind) != TA_DIR)
+		r = -ENOTDIR;
+	tree_node_release(&dir);
+	if (!r && strlen(name) > 255)
+		r = -ENAMETOOLONG;
+	if (r)
+		goto fail;
+	s = calloc(1, sizeof(*s));
+	h = calloc(1, sizeof(*h));
+	if (!s || !h || !(s->name = strdup(name))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	buf_init(&s->data, WRITE_MAX);
+	s->parent = parent;
+	s->mtime_ms = http_wall_ms();
+	pthread_mutex_lock(&f->lock);
+	if (scratch_by_name_locked(f, parent, name)) {
+		pthread_mutex_unlock(&f->lock);
+		r = -EEXIST;
+		goto fail;
+	}
+	t.id = (int64_t)++f->scratch_next;
+	s->ino = tree_ino(&t);
+	s->next = f->scratch;
+	f->scratch = s;
+	scratch_attr(f, s, &a);
+	pthread_mutex_unlock(&f->lock);
+	s = NULL;
+	r = node_ref(f, &t, a.ino, parent, name);
+	if (r)
+		goto fail;
+	h->kind = T_SCRATCH;
+	h->scratch = a.ino;
+	h->writable = 1;
+	buf_init(&h->wbuf, CTL_MAX);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	{
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));
+		e.ino = a.ino;
+		e.generation = 1;
+		to_stat(f->d, &a, &e.attr);
+		if (fuse_reply_create(req, &e, fi)) {
+			node_forget(f, a.ino, 1);
+			free(h);
+		}
+	}
+	return;
+fail:
+	if (s) {
+		free(s->name);
+		free(s);
+	}
+	free(h);
+	reply_err(req, r);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct tnode t = { 0 };
 	struct handle *h = NULL;
 	int acc_mode = fi->flags & O_ACCMODE, r;
+	char path[900];
 	enum tree_access acc;
 
 	r = node_get(f, ino, &t);
 	if (r)
 		goto fail;
 	set_context(f, "open", ino, NULL);
-	acc = tree_access(t.kind);
-	if (acc == TA_DIR) {
-		r = -EISDIR;
-		goto fail;
-	}
-	if (acc_mode != O_RDONLY && (acc == TA_RO || acc == TA_DYNAMIC)) {
-		r = -EACCES;
-		goto fail;
-	}
-	if (acc_mode != O_RDONLY && acc != TA_CTL) {
-		/* Writes through the API arrive with the outbox. */
-		log_error_event("writes are not supported yet: open for "
-				"writing refused");
-		r = -EROFS;
-		goto fail;
-	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	h->kind = t.kind;
 	buf_init(&h->wbuf, CTL_MAX);
-	if (acc_mode == O_RDONLY) {
+	buf_init(&h->data, WRITE_MAX);
+	h->kind = t.kind;
+	if (t.kind == T_SCRATCH) {
+		struct scratch *s;
+
+		pthread_mutex_lock(&f->lock);
+		s = scratch_by_ino_locked(f, ino);
+		if (s && s->alias.kind)
+			r = tree_node_copy(&t, &s->alias);
+		else if (!s)
+			r = -ENOENT;
+		pthread_mutex_unlock(&f->lock);
+		if (r)
+			goto fail;
+		if (t.kind == T_SCRATCH) {
+			h->scratch = ino;
+			h->writable = acc_mode != O_RDONLY;
+			if (fi->flags & O_TRUNC) {
+				pthread_mutex_lock(&f->lock);
+				s = scratch_by_ino_locked(f, ino);
+				if (s)
+					buf_reset(&s->data);
+				pthread_mutex_unlock(&f->lock);
+			}
+			fi->fh = (uintptr_t)h;
+			fi->direct_io = 1;
+			if (fuse_reply_open(req, fi))
+				handle_free(h);
+			tree_node_release(&t);
+			return;
+		}
+		h->kind = t.kind;
+	}
+	acc = tree_access(t.kind);
+	if (acc == TA_DIR) {
+		r = -EISDIR;
+		goto fail;
+	}
+	if (acc_mode != O_RDONLY && (acc == TA_RO || acc == TA_DYNAMIC ||
+				     acc == TA_LINK)) {
+		r = -EACCES;
+		goto fail;
+	}
+	if (acc_mode != O_RDONLY && (acc == TA_RW || acc == TA_WO)) {
+		/* Writes build the new content; close() commits it. */
+		h->writable = 1;
+		node_path(f, ino, NULL, path, sizeof(path));
+		h->path = strdup(path);
+		r = h->path ? tree_node_copy(&h->t, &t) : -ENOMEM;
+		if (r)
+			goto fail;
+		if (fi->flags & O_TRUNC)
+			h->dirty = 1;
+		else if (acc == TA_RW)
+			r = tree_content(f->d, &t, &h->data);
+		if (r)
+			goto fail;
+		fi->direct_io = 1;
+	} else if (acc_mode == O_RDONLY) {
 		r = tree_content(f->d, &t, &h->data);
 		if (r)
 			goto fail;
+		if (acc == TA_DYNAMIC || acc == TA_CTL) {
+			fi->direct_io = 1;
+		} else {
+			fi->keep_cache = 1;
+			fi->noflush = 1;
+		}
+	} else {
+		fi->direct_io = 1;	/* ctl */
 	}
 	fi->fh = (uintptr_t)h;
-	if (acc == TA_DYNAMIC || acc == TA_CTL) {
-		fi->direct_io = 1;
-	} else {
-		fi->keep_cache = 1;
-		fi->noflush = 1;
-	}
 	if (fuse_reply_open(req, fi))
 		handle_free(h);
 	tree_node_release(&t);
@@ -635,32 +1016,53 @@ fail:
 	tree_node_release(&t);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* Replies with size bytes of src from off, from a copy (see op_read). */
+static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
+			off_t off)
 {
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	char *copy;
 
-	(void)ino;
-	if (off < 0 || (size_t)off >= h->data.len) {
+	if (off < 0 || (size_t)off >= src->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > h->data.len - (size_t)off)
-		size = h->data.len - (size_t)off;
-	/*
-	 * Reply from a copy: once the kernel has the reply, the reader may
-	 * close the file and another thread free the handle while this one
-	 * is still returning from writev().
-	 */
+	if (size > src->len - (size_t)off)
+		size = src->len - (size_t)off;
 	copy = malloc(size);
 	if (!copy) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	memcpy(copy, h->data.data + off, size);
+	memcpy(copy, src->data + off, size);
 	fuse_reply_buf(req, copy, size);
 	free(copy);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *f = fs_of(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->scratch) {
+		struct scratch *s;
+
+		pthread_mutex_lock(&f->lock);
+		s = scratch_by_ino_locked(f, h->scratch);
+		if (s)
+			reply_slice(req, &s->data, size, off);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	/*
+	 * Reply from a copy: once the kernel has the reply, the reader may
+	 * close the file and another thread free the handle while this one
+	 * is still returning from writev().
+	 */
+	reply_slice(req, &h->data, size, off);
 }
 
 /* Runs every complete line in the ctl buffer. */
@@ -681,6 +1083,28 @@ static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 	return r;
 }
 
+/* Writes data at off into b, zero-filling any gap. */
+static int buf_write_at(struct buf *b, const char *data, size_t size,
+			off_t off)
+{
+	size_t end;
+	int r;
+
+	if (off < 0)
+		return -EINVAL;
+	end = (size_t)off + size;
+	if (end > b->len) {
+		r = buf_grow(b, end - b->len);
+		if (r)
+			return r;
+		memset(b->data + b->len, 0, end - b->len);
+		b->len = end;
+		b->data[end] = '\0';
+	}
+	memcpy(b->data + off, data, size);
+	return 0;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -689,17 +1113,43 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	int r;
 
 	(void)ino;
-	(void)off;
-	if (h->kind != T_CTL_CTL) {
-		fuse_reply_err(req, EROFS);
-		return;
+	if (h->kind == T_CTL_CTL) {
+		r = buf_add(&h->wbuf, data, size);
+		r = r ? r : ctl_run_lines(f, h, 0);
+	} else if (h->scratch) {
+		struct scratch *s;
+
+		pthread_mutex_lock(&f->lock);
+		s = scratch_by_ino_locked(f, h->scratch);
+		r = s ? buf_write_at(&s->data, data, size, off) : -ENOENT;
+		if (s)
+			s->mtime_ms = http_wall_ms();
+		pthread_mutex_unlock(&f->lock);
+	} else if (h->writable) {
+		r = buf_write_at(&h->data, data, size, off);
+		h->dirty = 1;
+	} else {
+		r = -EBADF;
 	}
-	r = buf_add(&h->wbuf, data, size);
-	r = r ? r : ctl_run_lines(f, h, 0);
 	if (r)
-		reply_err(req, r);
+		reply_err(req, r == -EFBIG ? -EFBIG : r);
 	else
 		fuse_reply_write(req, size);
+}
+
+/* Commits a written tree file once: close() and fsync() both come here. */
+static int handle_commit(struct fs *f, struct handle *h)
+{
+	int r;
+
+	if (!h->writable || !h->dirty || h->scratch)
+		return 0;
+	h->dirty = 0;
+	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
+			 h->data.len);
+	if (r)
+		log_context_set(NULL);
+	return r;
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -711,14 +1161,27 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	if (h->kind == T_CTL_CTL)
 		r = ctl_run_lines(f, h, 1);
+	else
+		r = handle_commit(f, h);
 	reply_err(req, r);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)datasync;
+	op_flush(req, ino, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	/* Normally flush() has committed already; this is the last chance. */
+	handle_commit(fs_of(req), h);
+	handle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -734,35 +1197,94 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* Removing: what the API cannot delete is EPERM; the rest arrives with
- * the outbox (writes). */
+/* Removes a scratch name; 0, or -ENOENT when it is no scratch file. */
+static int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
+{
+	struct scratch *s;
+
+	pthread_mutex_lock(&f->lock);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		free(s->name);
+		s->name = NULL;
+		if (!node_find_locked(f, s->ino))
+			scratch_forget_locked(f, s->ino);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return s ? 0 : -ENOENT;
+}
+
+/*
+ * unlink and rmdir: scratch files go; a contact or a message is deleted
+ * through the API; .driftfs/outbox/<n>.json cancels a pending write; what
+ * the API cannot delete is EPERM. Inside a contact that is already gone,
+ * removing is a no-op, so "rm -r contacts/<id>" finishes cleanly.
+ */
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *f = fs_of(req);
+	struct tnode dir = { 0 }, child = { 0 };
+	struct tattr a;
+	char path[900];
+	int r;
+
+	if (!scratch_unlink(f, parent, name)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = node_get(f, parent, &dir);
+	if (r)
+		goto out;
+	set_context(f, "unlink", parent, name);
+	/* The contact went first (rm -r removed contact.json): its parts,
+	 * and then its directory, go quietly. */
+	if (in_tomb(f, &dir, name)) {
+		r = 0;
+		goto out;
+	}
+	r = tree_lookup(f->d, &dir, name, &child, &a);
+	if (r)
+		goto out;
+	node_path(f, parent, name, path, sizeof(path));
+	switch (child.kind) {
+	case T_CONTACT:
+	case T_CONTACT_JSON:
+		r = commit_delete(f->d, &child, path);
+		if (!r)
+			tomb_add(f, child.id);
+		break;
+	case T_MESSAGE_JSON:
+		r = commit_delete(f->d, &child, path);
+		break;
+	case T_CONTACT_TAGS:
+	case T_CONTACT_TIMELINE:
+	case T_CONTACT_CONVS:
+	case T_CONTACT_CONV_LINK:
+		/* Parts of a contact: they go when the contact goes. */
+		r = -EPERM;
+		break;
+	case T_OUTBOX_ITEM:
+		r = outbox_cancel(f->d->outbox, child.id);
+		break;
+	default:
+		r = -EPERM;
+	}
+out:
+	if (r == -EPERM)
+		log_error_event("the API cannot delete this");
+	reply_err(req, r);
+	tree_node_release(&dir);
+	tree_node_release(&child);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)name;
-	switch (parent) {
-	case T_USERS:
-	case T_CONVS:
-	case T_PLAYBOOKS:
-		fuse_reply_err(req, EPERM);
-		return;
-	default:
-		fuse_reply_err(req, EROFS);
-	}
+	do_remove(req, parent, name);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	op_unlink(req, parent, name);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
-{
-	(void)parent;
-	(void)name;
-	(void)mode;
-	(void)fi;
-	fuse_reply_err(req, EROFS);
+	do_remove(req, parent, name);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -771,19 +1293,97 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)parent;
 	(void)name;
 	(void)mode;
-	fuse_reply_err(req, EROFS);
+	fuse_reply_err(req, EPERM);
 }
 
+/*
+ * rename: a scratch file renamed over a writable tree file commits its
+ * content there (sed -i, rsync, editors that write a temporary and rename
+ * it); scratch to another scratch name just moves it. Tree files are not
+ * renamed (EPERM): their names come from the API.
+ */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
-	(void)parent;
-	(void)name;
-	(void)newparent;
-	(void)newname;
-	(void)flags;
-	fuse_reply_err(req, EROFS);
+	struct fs *f = fs_of(req);
+	struct tnode dir = { 0 }, target = { 0 };
+	struct buf content = BUF_INIT;
+	struct scratch *s, *old;
+	struct tattr a;
+	char path[900];
+	uint64_t ino = 0;
+	int r;
+
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		ino = s->ino;
+		r = buf_add(&content, s->data.data ? s->data.data : "",
+			    s->data.len);
+	} else {
+		r = -EPERM;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (r)
+		goto out;
+	r = node_get(f, newparent, &dir);
+	if (r)
+		goto out;
+	set_context(f, "rename", newparent, newname);
+	r = tree_lookup(f->d, &dir, newname, &target, &a);
+	if (r == -ENOENT) {
+		/* Scratch to scratch: move the name (replacing any other). */
+		pthread_mutex_lock(&f->lock);
+		old = scratch_by_name_locked(f, newparent, newname);
+		if (old) {
+			free(old->name);
+			old->name = NULL;
+		}
+		s = scratch_by_ino_locked(f, ino);
+		if (s) {
+			char *nm = strdup(newname);
+
+			r = nm ? 0 : -ENOMEM;
+			if (nm) {
+				free(s->name);
+				s->name = nm;
+				s->parent = newparent;
+			}
+		}
+		pthread_mutex_unlock(&f->lock);
+		goto out;
+	}
+	if (r)
+		goto out;
+	if (flags & RENAME_NOREPLACE) {
+		r = -EEXIST;
+		goto out;
+	}
+	node_path(f, newparent, newname, path, sizeof(path));
+	r = commit_write(f->d, &target, path, content.data ? content.data : "",
+			 content.len);
+	if (r)
+		goto out;
+	/* The kernel now calls the scratch inode by the target's name. */
+	pthread_mutex_lock(&f->lock);
+	s = scratch_by_ino_locked(f, ino);
+	if (s) {
+		free(s->name);
+		s->name = NULL;
+		tree_node_release(&s->alias);
+		tree_node_copy(&s->alias, &target);
+	}
+	pthread_mutex_unlock(&f->lock);
+out:
+	reply_err(req, r);
+	buf_release(&content);
+	tree_node_release(&dir);
+	tree_node_release(&target);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -803,6 +1403,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.write = op_write,
 	.flush = op_flush,
 	.release = op_release,
+	.fsync = op_fsync,
 	.statfs = op_statfs,
 	.unlink = op_unlink,
 	.rmdir = op_rmdir,

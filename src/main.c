@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "names.h"
+#include "outbox.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -252,7 +253,8 @@ int main(int argc, char *argv[])
 	}
 	d.fs = fs_new(&d);
 	d.sync = d.fs ? sync_new(&d, fs_on_change, d.fs) : NULL;
-	if (!d.http || !d.fs || !d.sync) {
+	d.outbox = outbox_new(&d);
+	if (!d.http || !d.fs || !d.sync || !d.outbox) {
 		log_err("out of memory");
 		goto out_curl;
 	}
@@ -274,7 +276,10 @@ int main(int argc, char *argv[])
 	if (!cli.foreground)
 		log_setup(LOG_LVL_INFO, 1);
 
-	if (fs_start(d.fs, se) || sync_start(d.sync)) {
+	/* The outbox starts first: writes left by an earlier run go out
+	 * before the first sync pass can show stale data over them. */
+	if (fs_start(d.fs, se) || outbox_start(d.outbox) ||
+	    sync_start(d.sync)) {
 		log_err("cannot start worker threads");
 		goto out_unmount;
 	}
@@ -291,6 +296,7 @@ int main(int argc, char *argv[])
 	}
 	ret = ret ? 1 : 0;
 	sync_stop(d.sync);
+	outbox_stop(d.outbox);
 	fs_stop(d.fs);
 out_unmount:
 	if (mounted)
@@ -300,6 +306,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_curl:
+	outbox_free(d.outbox);
 	sync_free(d.sync);
 	fs_free(d.fs);
 	http_free(d.http);

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "names.h"
 
-#define SCHEMA_VERSION "1"
+#define SCHEMA_VERSION "2"
 
 /*
  * The schema. Each object keeps its canonical rendering (json) beside the
@@ -65,9 +65,18 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS accounts_name ON accounts(name);"
 	"CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY"
 	" AUTOINCREMENT, created INTEGER NOT NULL, path TEXT NOT NULL,"
-	" method TEXT NOT NULL, api_path TEXT NOT NULL, body BLOB,"
+	" kind TEXT NOT NULL, method TEXT NOT NULL, api_path TEXT NOT NULL,"
+	" body BLOB, target INTEGER NOT NULL DEFAULT 0,"
 	" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT);";
+	" next_try INTEGER NOT NULL DEFAULT 0, last_error TEXT);";
+
+/* Tables of older schema versions; the cache is rebuilt from the API. */
+static const char drop_all[] =
+	"DROP TABLE IF EXISTS contacts; DROP TABLE IF EXISTS users;"
+	"DROP TABLE IF EXISTS conversations; DROP TABLE IF EXISTS messages;"
+	"DROP TABLE IF EXISTS attachments; DROP TABLE IF EXISTS playbooks;"
+	"DROP TABLE IF EXISTS accounts; DROP TABLE IF EXISTS outbox;"
+	"DELETE FROM meta;";
 
 /* Column order of every query: id, id2, mtime, size, name, text. */
 static const char *const query_sql[Q__COUNT] = {
@@ -244,6 +253,8 @@ struct store {
 	char *path;
 	pthread_mutex_t lock;	/* guards idle */
 	struct db *idle;	/* connections not in use */
+	pthread_mutex_t outbox_lock;	/* guards outbox_db */
+	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
 };
 
 /* The connection pinned by store_begin() on this thread, if any. */
@@ -367,6 +378,27 @@ static sqlite3_stmt *wprep(struct db *d, enum wstmt w)
 	return prep(d, &d->w[w], wsql[w]);
 }
 
+/* Whether the file holds tables of another schema version. */
+static int schema_outdated(struct db *d)
+{
+	sqlite3_stmt *s = NULL;
+	int outdated = 0;
+
+	if (sqlite3_prepare_v2(d->sql,
+			       "SELECT value FROM meta WHERE key = 'schema'",
+			       -1, &s, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return 0;	/* no meta table: a new file */
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		outdated = strcmp((const char *)sqlite3_column_text(s, 0) ?: "",
+				  SCHEMA_VERSION) != 0;
+	sqlite3_finalize(s);
+	if (outdated)
+		log_info("cache: schema changed; rebuilding it from the API");
+	return outdated;
+}
+
 struct store *store_open(const char *dir)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -379,6 +411,7 @@ struct store *store_open(const char *dir)
 		return NULL;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->outbox_lock, NULL);
 	/* Create the file ourselves so it is 0600 from the first byte. */
 	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -394,12 +427,30 @@ struct store *store_open(const char *dir)
 	d = db_open(st->path);
 	if (!d)
 		goto fail;
+	if (schema_outdated(d) &&
+	    sqlite3_exec(d->sql, drop_all, NULL, NULL, NULL) != SQLITE_OK) {
+		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
+		errno = EIO;
+		goto fail;
+	}
 	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
 		errno = EIO;
 		goto fail;
 	}
 	db_put(st, d);
+	if (sqlite3_open_v2(st->path, &st->outbox_db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(st->outbox_db, 10000) != SQLITE_OK ||
+	    sqlite3_exec(st->outbox_db,
+			 "PRAGMA synchronous=FULL; PRAGMA trusted_schema=OFF;",
+			 NULL, NULL, NULL) != SQLITE_OK) {
+		log_err("cache %s: cannot open the outbox", st->path);
+		errno = EIO;
+		d = NULL;
+		goto fail;
+	}
 	if (store_meta_set(st, "schema", SCHEMA_VERSION, 1)) {
 		errno = EIO;
 		d = NULL;
@@ -421,6 +472,8 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	sqlite3_close(st->outbox_db);
+	pthread_mutex_destroy(&st->outbox_lock);
 	while (st->idle) {
 		struct db *d = st->idle;
 
@@ -1063,4 +1116,183 @@ int store_meta_set_i64(struct store *st, const char *key, int64_t v)
 	int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
 
 	return store_meta_set(st, key, tmp, (size_t)n);
+}
+
+void store_outbox_row_release(struct outbox_row *r)
+{
+	free(r->path);
+	free(r->kind);
+	free(r->method);
+	free(r->api_path);
+	free(r->state);
+	free(r->last_error);
+	buf_release(&r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+
+	return t ? strdup(t) : NULL;
+}
+
+#define OUTBOX_COLS "seq, created, path, kind, method, api_path, body, " \
+		    "target, state, attempts, next_try, last_error"
+
+static int outbox_fill(sqlite3_stmt *s, struct outbox_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = sqlite3_column_int64(s, 0);
+	r->created = sqlite3_column_int64(s, 1);
+	r->path = col_dup(s, 2);
+	r->kind = col_dup(s, 3);
+	r->method = col_dup(s, 4);
+	r->api_path = col_dup(s, 5);
+	r->target = sqlite3_column_int64(s, 7);
+	r->state = col_dup(s, 8);
+	r->attempts = sqlite3_column_int64(s, 9);
+	r->next_try = sqlite3_column_int64(s, 10);
+	r->last_error = col_dup(s, 11);
+	if (!r->path || !r->kind || !r->method || !r->api_path || !r->state ||
+	    buf_add(&r->body, sqlite3_column_blob(s, 6),
+		    (size_t)sqlite3_column_bytes(s, 6))) {
+		store_outbox_row_release(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Runs one outbox statement on the durable connection. Outbox traffic is a
+ * few rows per user action, so statements are prepared each time.
+ */
+static int outbox_exec(struct store *st, const char *sql,
+		       int (*bind)(sqlite3_stmt *s, const void *arg),
+		       const void *arg, struct outbox_row *out, int64_t *rowid)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&st->outbox_lock);
+	rc = sqlite3_prepare_v2(st->outbox_db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK && bind)
+		bind(s, arg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && out)
+		r = outbox_fill(s, out);
+	else if (rc == SQLITE_DONE && out)
+		r = -ENOENT;
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		log_err("cache: outbox: %s", sqlite3_errmsg(st->outbox_db));
+		r = sql_errno(rc);
+	}
+	if (!r && rowid)
+		*rowid = sqlite3_last_insert_rowid(st->outbox_db);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->outbox_lock);
+	return r;
+}
+
+static int bind_add(sqlite3_stmt *s, const void *arg)
+{
+	const struct outbox_row *r = arg;
+
+	sqlite3_bind_int64(s, 1, r->created);
+	bind_text(s, 2, r->path);
+	bind_text(s, 3, r->kind);
+	bind_text(s, 4, r->method);
+	bind_text(s, 5, r->api_path);
+	bind_buf(s, 6, &r->body);
+	sqlite3_bind_int64(s, 7, r->target);
+	return 0;
+}
+
+int store_outbox_add(struct store *st, struct outbox_row *r)
+{
+	return outbox_exec(st,
+			   "INSERT INTO outbox(created, path, kind, method,"
+			   " api_path, body, target, state) VALUES(?1,?2,?3,"
+			   "?4,?5,?6,?7,'pending')",
+			   bind_add, r, NULL, &r->seq);
+}
+
+static int bind_seq(sqlite3_stmt *s, const void *arg)
+{
+	return sqlite3_bind_int64(s, 1, *(const int64_t *)arg);
+}
+
+int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out)
+{
+	return outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE"
+			       " seq = ?1",
+			   bind_seq, &seq, out, NULL);
+}
+
+int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out)
+{
+	return outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE"
+			       " next_try <= ?1 ORDER BY seq LIMIT 1",
+			   bind_seq, &now, out, NULL);
+}
+
+struct update_args {
+	int64_t seq, attempts, next_try;
+	const char *state, *last_error;
+};
+
+static int bind_update(sqlite3_stmt *s, const void *arg)
+{
+	const struct update_args *u = arg;
+
+	sqlite3_bind_int64(s, 1, u->seq);
+	bind_text(s, 2, u->state);
+	sqlite3_bind_int64(s, 3, u->attempts);
+	sqlite3_bind_int64(s, 4, u->next_try);
+	bind_text(s, 5, u->last_error);
+	return 0;
+}
+
+int store_outbox_update(struct store *st, int64_t seq, const char *state,
+			int64_t attempts, int64_t next_try,
+			const char *last_error)
+{
+	struct update_args u = { seq, attempts, next_try, state, last_error };
+
+	return outbox_exec(st, "UPDATE outbox SET state = ?2, attempts = ?3,"
+			       " next_try = ?4, last_error = ?5 WHERE seq = ?1",
+			   bind_update, &u, NULL, NULL);
+}
+
+int store_outbox_delete(struct store *st, int64_t seq)
+{
+	return outbox_exec(st, "DELETE FROM outbox WHERE seq = ?1", bind_seq,
+			   &seq, NULL, NULL);
+}
+
+int store_outbox_each(struct store *st,
+		      int (*cb)(void *ctx, const struct outbox_row *r),
+		      void *ctx)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	pthread_mutex_lock(&st->outbox_lock);
+	rc = sqlite3_prepare_v2(st->outbox_db,
+				"SELECT " OUTBOX_COLS " FROM outbox ORDER BY seq",
+				-1, &s, NULL);
+	while (rc == SQLITE_OK && !r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct outbox_row row;
+
+		r = outbox_fill(s, &row);
+		if (!r)
+			r = cb(ctx, &row);
+		store_outbox_row_release(&row);
+	}
+	if (!r && rc != SQLITE_DONE && rc != SQLITE_OK)
+		r = sql_errno(rc);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->outbox_lock);
+	return r;
 }

@@ -638,10 +638,24 @@ out:
 	return r;
 }
 
+int sync_forget_contact(struct sync *s, int64_t id)
+{
+	struct changes ch = { 0 };
+	int r = store_delete_contact(s->d->store, id);
+
+	if (!r) {
+		changes_add(&ch, SO_CONTACT, id, NULL);
+		changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		changes_flush(s, &ch);
+	}
+	changes_release(&ch);
+	return r;
+}
+
 /* Refetches one cached contact; one the API no longer has is removed. */
 static int refresh_contact(struct sync *s, int64_t id)
 {
-	struct changes ch = { 0 };
 	struct api_contact c;
 	int r;
 
@@ -655,15 +669,7 @@ static int refresh_contact(struct sync *s, int64_t id)
 	}
 	if (r != -ENOENT)
 		return r;
-	r = store_delete_contact(s->d->store, id);
-	if (!r) {
-		changes_add(&ch, SO_CONTACT, id, NULL);
-		changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
-		changes_flush(s, &ch);
-	}
-	changes_release(&ch);
-	return r;
+	return sync_forget_contact(s, id);
 }
 
 static int collect_id(void *ctx, const struct store_row *row)

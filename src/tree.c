@@ -351,6 +351,8 @@ int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out)
 }
 
 static int stats_json(struct driftfs *d, struct buf *out, int64_t *mtime);
+static int created_id(struct driftfs *d, const struct tnode *n,
+		      struct buf *out);
 
 static int generated(struct driftfs *d, int kind, struct buf *out)
 {
@@ -416,6 +418,18 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 	a->mode = kind_mode(n->kind);
 	a->nlink = kind_nlink(n->kind);
 
+	if (n->kind == T_CONTACTS_NEW || n->kind == T_CONVS_NEW ||
+	    n->kind == T_MESSAGES_NEW) {
+		r = created_id(d, n, &tmp);
+		a->size = (int64_t)tmp.len;
+		if (n->kind == T_MESSAGES_NEW) {
+			r = store_one(d->store, Q_CONV, n->id, NULL, &row);
+			a->mtime_ms = row.mtime;
+		} else {
+			a->mtime_ms = fixed_mtime(d);
+		}
+		goto out;
+	}
 	if (n->kind < T__FIXED_END) {
 		a->mtime_ms = fixed_mtime(d);
 		if (n->kind == T_ATTRIBUTES) {
@@ -469,6 +483,24 @@ out:
 	return r;
 }
 
+/* A "new" file reads as the id of the last object created through it. */
+static int created_id(struct driftfs *d, const struct tnode *n,
+		      struct buf *out)
+{
+	char key[64];
+	int64_t id;
+
+	if (n->kind == T_CONTACTS_NEW)
+		snprintf(key, sizeof(key), "created:contact");
+	else if (n->kind == T_CONVS_NEW)
+		snprintf(key, sizeof(key), "created:conversation");
+	else
+		snprintf(key, sizeof(key), "created:message:%lld",
+			 (long long)n->id);
+	id = store_meta_i64(d->store, key);
+	return id ? buf_printf(out, "%lld\n", (long long)id) : 0;
+}
+
 int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out)
 {
 	enum store_query q;
@@ -477,6 +509,10 @@ int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out)
 	if (!file_query(n, &q))
 		return store_blob(d->store, q, n->id, n->name, out);
 	switch (n->kind) {
+	case T_CONTACTS_NEW:
+	case T_CONVS_NEW:
+	case T_MESSAGES_NEW:
+		return created_id(d, n, out);
 	case T_ATTRIBUTES:
 		r = store_meta_get(d->store, "attributes", out);
 		return r == -ENOENT ? buf_adds(out, "{}\n") : r;
@@ -696,6 +732,38 @@ int tree_lookup(struct driftfs *d, const struct tnode *dir, const char *name,
 	default:
 		return -ENOENT;
 	}
+}
+
+int tree_lookup_deleted(const struct tnode *dir, const char *name,
+			struct tnode *child, struct tattr *attr)
+{
+	int64_t id = 0;
+	int kind = 0;
+
+	memset(child, 0, sizeof(*child));
+	memset(attr, 0, sizeof(*attr));
+	if (dir->kind == T_CONTACTS && !parse_id(name, strlen(name), &id))
+		kind = T_CONTACT;
+	else if (dir->kind == T_CONTACT)
+		kind = lookup_fixed(object_entries, N_ELEM(object_entries),
+				    T_CONTACT, name);
+	else if (dir->kind == T_CONTACT_CONVS &&
+		 !parse_id(name, strlen(name), &id))
+		kind = T_CONTACT_CONV_LINK;
+	if (!kind)
+		return -ENOENT;
+	child->kind = kind;
+	child->id = kind == T_CONTACT_CONV_LINK ? id : (id ? id : dir->id);
+	tree_attr_deleted(child, attr);
+	return 0;
+}
+
+void tree_attr_deleted(const struct tnode *n, struct tattr *attr)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->ino = tree_ino(n);
+	attr->mode = kind_mode(n->kind);
+	attr->nlink = 1;
 }
 
 /* State of one listing: how rows become entries. */

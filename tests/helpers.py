@@ -183,10 +183,17 @@ class Mount:
     def json(self, *parts):
         return json.loads(self.read(*parts))
 
+    def mounted(self):
+        """Whether the kernel still has the mount (even a dead one, which
+        os.path.ismount cannot stat)."""
+        target = os.path.realpath(self.path)
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == target for line in f)
+
     def unmount(self):
         if self.proc is None:
             return
-        if os.path.ismount(self.path):
+        if self.mounted():
             subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
         try:
             self.proc.wait(15)
@@ -194,7 +201,7 @@ class Mount:
             subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
             self.proc.kill()
             self.proc.wait()
-        if os.path.ismount(self.path):
+        if self.mounted():
             subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
         self.errlog.close()
         self.proc = None

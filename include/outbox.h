@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * outbox: delivering accepted writes to the API exactly once.
+ *
+ * A write is first stored as an outbox row (durably: store.c commits outbox
+ * changes with synchronous=FULL), then sent. A row is marked "sending"
+ * before its request leaves, so a row found in that state later (after a
+ * crash, or a POST whose answer never came) may or may not have landed:
+ * such non-idempotent calls are checked against the API before any resend
+ * (commit_landed()). Transient failures are retried by a worker thread with
+ * capped backoff, also across unmounts; definite refusals (4xx) are dropped
+ * with an error line naming the path.
+ */
+#ifndef DRIFTFS_OUTBOX_H
+#define DRIFTFS_OUTBOX_H
+
+#include "buf.h"
+#include "driftfs.h"
+#include "store.h"
+
+struct outbox;
+
+struct outbox *outbox_new(struct driftfs *d);
+void outbox_free(struct outbox *o);
+int outbox_start(struct outbox *o);
+void outbox_stop(struct outbox *o);
+
+/*
+ * Stores row (sets row->seq), then tries to deliver it now. Returns 0 when
+ * the API accepted it (its answer in *response), -EINPROGRESS when it is
+ * queued after a transient failure, or the errno of a definite refusal
+ * (the row is then gone).
+ */
+int outbox_submit(struct outbox *o, struct outbox_row *row,
+		  struct buf *response);
+/* Drops a pending row (unlink of .driftfs/outbox/<n>.json). */
+int outbox_cancel(struct outbox *o, int64_t seq);
+
+#endif

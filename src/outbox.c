@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/* outbox.c: durable, exactly-once delivery of accepted writes (see outbox.h). */
+#include "outbox.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "http.h"
+#include "log.h"
+
+#define RETRY_BASE_MS 1000
+#define RETRY_CAP_MS (5 * 60 * 1000)
+
+struct outbox {
+	struct driftfs *d;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;	/* guards stop, kick and sending */
+	pthread_cond_t cond;
+	int stop;
+	int kick;
+	/* Serialises sends, so the worker and a close() never send one row
+	 * twice at once. */
+	pthread_mutex_t send_lock;
+};
+
+struct outbox *outbox_new(struct driftfs *d)
+{
+	struct outbox *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->d = d;
+	pthread_mutex_init(&o->lock, NULL);
+	pthread_mutex_init(&o->send_lock, NULL);
+	pthread_cond_init(&o->cond, NULL);
+	return o;
+}
+
+void outbox_free(struct outbox *o)
+{
+	if (!o)
+		return;
+	outbox_stop(o);
+	pthread_mutex_destroy(&o->lock);
+	pthread_mutex_destroy(&o->send_lock);
+	pthread_cond_destroy(&o->cond);
+	free(o);
+}
+
+static int64_t backoff(int64_t attempts)
+{
+	int64_t ms = RETRY_BASE_MS;
+
+	while (attempts-- > 1 && ms < RETRY_CAP_MS)
+		ms *= 2;
+	return ms < RETRY_CAP_MS ? ms : RETRY_CAP_MS;
+}
+
+static int idempotent(const char *method)
+{
+	return strcmp(method, "POST") != 0;
+}
+
+/*
+ * Sends one row (the caller holds send_lock). Returns 0 when delivered (or
+ * found to have landed already), -EINPROGRESS when it stays queued, or the
+ * errno of a definite refusal (row deleted).
+ */
+static int send_row(struct outbox *o, struct outbox_row *row,
+		    struct buf *response)
+{
+	struct store *st = o->d->store;
+	struct http_response resp;
+	char ctx[600];
+	int r;
+
+	snprintf(ctx, sizeof(ctx), "outbox %lld %s", (long long)row->seq,
+		 row->path);
+	log_context_set(ctx);
+	/* A POST that may have landed is checked before it is sent again. */
+	if (!strcmp(row->state, "sending") && !idempotent(row->method)) {
+		r = commit_landed(o->d, row);
+		if (r == 1) {
+			log_info("%s: already delivered before; not resent", ctx);
+			store_outbox_delete(st, row->seq);
+			return 0;
+		}
+		if (r < 0) {
+			store_outbox_update(st, row->seq, "sending",
+					    row->attempts,
+					    http_wall_ms() + backoff(row->attempts + 1),
+					    "delivery unknown; checking again later");
+			return -EINPROGRESS;
+		}
+	}
+	r = store_outbox_update(st, row->seq, "sending", row->attempts + 1,
+				row->next_try, row->last_error);
+	if (r)
+		return r;
+	row->attempts++;
+	r = http_call(o->d->http, row->method, row->api_path,
+		      "application/json", row->body.data ? row->body.data : "",
+		      row->body.len, 0, idempotent(row->method)
+				       ? HTTP_IDEMPOTENT : HTTP_NO_RETRY, &resp);
+	if (!r) {
+		store_outbox_delete(st, row->seq);
+		if (response) {
+			*response = resp.body;
+			buf_init(&resp.body, 0);
+		}
+		commit_applied(o->d, row, response ? response : &resp.body);
+	} else if (http_transient(resp.status)) {
+		/* No answer to a POST: it may have landed; keep "sending" so
+		 * the next try checks first. An answer (429, 5xx) means no. */
+		store_outbox_update(st, row->seq,
+				    resp.status || idempotent(row->method)
+					    ? "pending" : "sending",
+				    row->attempts,
+				    http_wall_ms() + backoff(row->attempts),
+				    resp.message[0] ? resp.message
+						    : "transient failure");
+		r = -EINPROGRESS;
+	} else {
+		log_error_event("%s %s refused: HTTP %ld%s%s", row->method,
+				row->api_path, resp.status,
+				resp.message[0] ? ": " : "", resp.message);
+		store_outbox_delete(st, row->seq);
+	}
+	http_response_release(&resp);
+	return r;
+}
+
+int outbox_submit(struct outbox *o, struct outbox_row *row,
+		  struct buf *response)
+{
+	int r;
+
+	row->created = http_wall_ms();
+	r = store_outbox_add(o->d->store, row);
+	if (r)
+		return r;
+	if (http_offline(o->d->http))
+		return -EINPROGRESS;
+	pthread_mutex_lock(&o->send_lock);
+	free(row->state);
+	row->state = strdup("pending");
+	r = row->state ? send_row(o, row, response) : -ENOMEM;
+	pthread_mutex_unlock(&o->send_lock);
+	if (r == -EINPROGRESS) {
+		pthread_mutex_lock(&o->lock);
+		o->kick = 1;
+		pthread_cond_signal(&o->cond);
+		pthread_mutex_unlock(&o->lock);
+	}
+	return r;
+}
+
+int outbox_cancel(struct outbox *o, int64_t seq)
+{
+	struct outbox_row row;
+	int r;
+
+	pthread_mutex_lock(&o->send_lock);
+	r = store_outbox_get(o->d->store, seq, &row);
+	if (!r) {
+		store_outbox_row_release(&row);
+		r = store_outbox_delete(o->d->store, seq);
+	}
+	pthread_mutex_unlock(&o->send_lock);
+	return r;
+}
+
+static void *worker(void *arg)
+{
+	struct outbox *o = arg;
+
+	pthread_mutex_lock(&o->lock);
+	while (!o->stop) {
+		struct outbox_row row;
+		int r;
+
+		o->kick = 0;
+		pthread_mutex_unlock(&o->lock);
+		r = -ENOENT;
+		if (!http_offline(o->d->http)) {
+			pthread_mutex_lock(&o->send_lock);
+			r = store_outbox_next(o->d->store, http_wall_ms(), &row);
+			if (!r) {
+				send_row(o, &row, NULL);
+				store_outbox_row_release(&row);
+			}
+			pthread_mutex_unlock(&o->send_lock);
+		}
+		pthread_mutex_lock(&o->lock);
+		if (r && !o->stop && !o->kick) {
+			/* Nothing due: look again in a second, or when kicked. */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&o->cond, &o->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+int outbox_start(struct outbox *o)
+{
+	int r = pthread_create(&o->thread, NULL, worker, o);
+
+	if (r)
+		return -r;
+	o->started = 1;
+	return 0;
+}
+
+void outbox_stop(struct outbox *o)
+{
+	if (!o->started)
+		return;
+	pthread_mutex_lock(&o->lock);
+	o->stop = 1;
+	pthread_cond_signal(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+	pthread_join(o->thread, NULL);
+	o->started = 0;
+}

@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: MIT
+"""Writes (DESIGN.md §4) on a real mount: each becomes exactly the API call
+it should, once, and invalid input sends nothing."""
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def api_calls(emulator, since, method=None, path_re=None):
+    import re
+    out = []
+    for r in emulator.requests():
+        if r["seq"] <= since:
+            continue
+        if method and r["method"] != method:
+            continue
+        if path_re and not re.search(path_re, r["path"]):
+            continue
+        out.append(r)
+    return out
+
+
+def last_seq(emulator):
+    reqs = emulator.requests()
+    return reqs[-1]["seq"] if reqs else 0
+
+
+def write(path, text, mode="w"):
+    with open(path, mode) as f:
+        f.write(text)
+
+
+def test_reply_and_note_post_one_message_each(mount, emulator):
+    conv = emulator.data()["conversations"][0]
+    cid = str(conv["id"])
+    seq = last_seq(emulator)
+    write(mount.p("conversations", cid, "reply"), "Hello <world> & co\nline two\n")
+    write(mount.p("conversations", cid, "note"), "internal only\n")
+    posts = api_calls(emulator, seq, "POST", r"/conversations/%s/messages$" % cid)
+    assert len(posts) == 2
+    assert json.loads(posts[0]["body"]) == {
+        "type": "chat", "body": "Hello &lt;world&gt; &amp; co<br>line two"}
+    assert json.loads(posts[1]["body"]) == {"type": "private_note", "body": "internal only"}
+    # The new messages show at once.
+    text = mount.read("conversations", cid, "transcript.txt", mode="r")
+    assert "line two" in text and "internal only" in text
+    msgs = emulator.data()["messages"][cid]
+    assert "%d.json" % msgs[-1]["id"] in os.listdir(mount.p("conversations", cid, "messages"))
+
+
+def test_messages_new_and_invalid_json(mount, emulator):
+    cid = str(emulator.data()["conversations"][1]["id"])
+    p = mount.p("conversations", cid, "messages", "new")
+    seq = last_seq(emulator)
+    with pytest.raises(OSError) as e:
+        write(p, '{"type": "chat", "body": "x", "colour": "red"}')
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        write(p, '{"type": "chat", "body": ')
+    assert e.value.errno == errno.EINVAL
+    assert api_calls(emulator, seq) == []
+    assert "colour" in mount.read(".driftfs", "errors", mode="r")
+    write(p, json.dumps({"type": "chat", "body": "<p>json</p>",
+                         "buttons": [{"label": "Yes", "value": "Yes", "type": "reply"}]}))
+    posts = api_calls(emulator, seq, "POST", r"/messages$")
+    assert len(posts) == 1
+    created = emulator.data()["messages"][cid][-1]["id"]
+    assert mount.read("conversations", cid, "messages", "new", mode="r") == "%d\n" % created
+
+
+def test_create_contact_and_read_back_its_id(mount, emulator):
+    seq = last_seq(emulator)
+    write(mount.p("contacts", "new"), json.dumps({"email": "new.person@example.com",
+                                                  "name": "New Person"}))
+    posts = api_calls(emulator, seq, "POST", r"^/contacts$")
+    assert len(posts) == 1
+    assert json.loads(posts[0]["body"]) == {
+        "attributes": {"email": "new.person@example.com", "name": "New Person"}}
+    new_id = mount.read("contacts", "new", mode="r").strip()
+    assert new_id.isdigit()
+    assert new_id in os.listdir(mount.p("contacts"))
+    assert mount.json("contacts", new_id, "contact.json")["attributes"]["name"] == "New Person"
+    with pytest.raises(OSError) as e:
+        write(mount.p("contacts", "new"), json.dumps({"name": "no email"}))
+    assert e.value.errno == errno.EINVAL
+
+
+def test_edit_contact_json_patches_changed_attributes_only(mount, emulator):
+    c = emulator.data()["conversations"][2]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    obj = json.loads(open(p).read())
+    obj["attributes"]["phone"] = "555-000-1111"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj, indent=2))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert len(patches) == 1
+    assert patches[0]["path"] == "/contacts/%d" % c
+    assert json.loads(patches[0]["body"]) == {"attributes": {"phone": "555-000-1111"}}
+    assert mount.json("contacts", str(c), "contact.json")["attributes"]["phone"] == "555-000-1111"
+    # Read-only field: EINVAL, nothing sent, file unchanged.
+    before = open(p).read()
+    obj["id"] = 1
+    seq = last_seq(emulator)
+    with pytest.raises(OSError) as e:
+        write(p, json.dumps(obj))
+    assert e.value.errno == errno.EINVAL
+    assert api_calls(emulator, seq) == []
+    assert open(p).read() == before
+    assert "'id' is read-only" in mount.read(".driftfs", "errors", mode="r")
+
+
+def test_sed_in_place_edits_through_a_scratch_file(mount, emulator):
+    c = emulator.data()["conversations"][3]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    old = json.loads(open(p).read())["attributes"]["name"]
+    seq = last_seq(emulator)
+    r = subprocess.run(["sed", "-i", 's/"name": ".*"/"name": "Sed Edited"/', p],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    patches = api_calls(emulator, seq, "PATCH")
+    assert [json.loads(x["body"]) for x in patches] == [{"attributes": {"name": "Sed Edited"}}]
+    assert old != "Sed Edited"
+    assert mount.json("contacts", str(c), "contact.json")["attributes"]["name"] == "Sed Edited"
+    # The scratch file is gone.
+    assert not [n for n in os.listdir(mount.p("contacts", str(c))) if n.startswith("sed")]
+
+
+def test_tags_lines_add_and_remove(mount, emulator):
+    data = emulator.data()
+    c = next(x for x in data["contacts"] if x["attributes"].get("tags")
+             and x["id"] in {v["contactId"] for v in data["conversations"]})
+    p = mount.p("contacts", str(c["id"]), "tags")
+    lines = open(p).read().splitlines()
+    seq = last_seq(emulator)
+    write(p, "\n".join(lines[1:] + ["brand-new"]) + "\n")
+    calls = api_calls(emulator, seq)
+    adds = [x for x in calls if x["method"] == "POST"]
+    dels = [x for x in calls if x["method"] == "DELETE"]
+    assert len(adds) == 1 and json.loads(adds[0]["body"]) == [{"name": "brand-new"}]
+    assert len(dels) == 1 and dels[0]["path"].startswith("/contacts/%d/tags/" % c["id"])
+    assert "brand-new" in open(p).read().splitlines()
+
+
+def test_timeline_and_unsubscribe(mount, emulator):
+    c = emulator.data()["conversations"][0]["contactId"]
+    seq = last_seq(emulator)
+    write(mount.p("contacts", str(c), "timeline"),
+          'Invoice paid\n{"event": "Renewed", "createdAt": 1700000000000}\n', "a")
+    posts = api_calls(emulator, seq, "POST", r"/contacts/timeline$")
+    assert [json.loads(x["body"]) for x in posts] == [
+        {"contactId": c, "event": "Invoice paid"},
+        {"contactId": c, "event": "Renewed", "createdAt": 1700000000000}]
+    seq = last_seq(emulator)
+    write(mount.p("contacts", "unsubscribe"), "a@example.com\nb@example.com\n")
+    posts = api_calls(emulator, seq, "POST", r"/emails/unsubscribe$")
+    assert [json.loads(x["body"]) for x in posts] == [["a@example.com", "b@example.com"]]
+
+
+def test_user_edit_and_refusals(mount, emulator):
+    u = next(x for x in emulator.data()["users"] if not x.get("bot"))
+    p = mount.p("users", "%d.json" % u["id"])
+    obj = json.loads(open(p).read())
+    obj["alias"] = "Ace"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert len(patches) == 1
+    assert patches[0]["path"] == "/users/update" and "userId=%d" % u["id"] in patches[0]["query"]
+    assert json.loads(patches[0]["body"]) == {"alias": "Ace"}
+    obj["role"] = "admin" if obj.get("role") != "admin" else "agent"
+    with pytest.raises(OSError) as e:
+        write(p, json.dumps(obj))
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        os.unlink(p)
+    assert e.value.errno == errno.EPERM
+
+
+def test_delete_contact_with_rm_r(mount, emulator):
+    data = emulator.data()
+    c = data["conversations"][5]["contactId"]
+    seq = last_seq(emulator)
+    r = subprocess.run(["rm", "-r", mount.p("contacts", str(c))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dels = api_calls(emulator, seq, "DELETE")
+    assert [x["path"] for x in dels] == ["/contacts/%d" % c]
+    assert str(c) not in os.listdir(mount.p("contacts"))
+
+
+def test_message_edit_and_delete(mount, emulator):
+    data = emulator.data()
+    conv = next(c for c in data["conversations"] if len(data["messages"][str(c["id"])]) > 2)
+    cid = str(conv["id"])
+    msg = data["messages"][cid][0]
+    p = mount.p("conversations", cid, "messages", "%d.json" % msg["id"])
+    obj = json.loads(open(p).read())
+    obj["body"] = "<p>edited</p>"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj))
+    os.unlink(mount.p("conversations", cid, "messages", "%d.json" % data["messages"][cid][1]["id"]))
+    posts = [json.loads(x["body"]) for x in api_calls(emulator, seq, "POST")]
+    assert posts == [
+        {"type": "edit", "editedMessageId": msg["id"], "editType": "replace_body",
+         "body": "<p>edited</p>"},
+        {"type": "edit", "editedMessageId": data["messages"][cid][1]["id"],
+         "editType": "delete", "body": ""}]
+
+
+def test_new_conversation(mount, emulator):
+    seq = last_seq(emulator)
+    write(mount.p("conversations", "new"), json.dumps(
+        {"email": "lead@example.com", "message": "Started on our site",
+         "integrationSource": "driftfs test"}))
+    posts = api_calls(emulator, seq, "POST", r"/conversations/new$")
+    assert len(posts) == 1
+    assert json.loads(posts[0]["body"]) == {
+        "email": "lead@example.com",
+        "message": {"body": "Started on our site",
+                    "attributes": {"integrationSource": "driftfs test"}}}
+    new_id = mount.read("conversations", "new", mode="r").strip()
+    assert new_id in os.listdir(mount.p("conversations"))
+
+
+def test_read_only_still_refused(mount, emulator):
+    cid = str(emulator.data()["conversations"][0]["id"])
+    with pytest.raises(PermissionError):
+        open(mount.p("conversations", cid, "transcript.txt"), "a")

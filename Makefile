@@ -33,20 +33,26 @@ BUILD := build/default
 endif
 
 # The library both programs share, and each program's main.
-LIB_SRCS := buf log stats json names config http api store render sync tree \
-	ctl fs commit outbox
+LIB_SRCS := buf log stats json names config auth http api store render sync \
+	tree ctl fs commit outbox
 LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
-all: $(BUILD)/driftfs driftfs
+all: $(BUILD)/driftfs driftfs $(BUILD)/driftctl driftctl
 
 driftfs: $(BUILD)/driftfs
 	ln -sf $(BUILD)/driftfs driftfs
+
+driftctl: $(BUILD)/driftctl
+	ln -sf $(BUILD)/driftctl driftctl
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/driftfs: $(LIB_OBJS) $(BUILD)/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/driftctl: $(LIB_OBJS) $(BUILD)/driftctl.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD):
@@ -63,7 +69,8 @@ unit: $(UNIT_TESTS:%=$(BUILD)/%)
 	@fail=0; for t in $^; do $$t || fail=1; done; exit $$fail
 
 check: deps all unit
-	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs /usr/bin/python3 -m pytest -q \
+	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
+		/usr/bin/python3 -m pytest -q \
 		-p no:cacheprovider tests/emulator tests/mount
 
 demo: deps all
@@ -81,19 +88,22 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
+	install -m 755 $(BUILD)/driftctl $(DESTDIR)$(BINDIR)/driftctl
 	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
+	install -m 644 man/driftctl.1 $(DESTDIR)$(MANDIR)/man1/driftctl.1
 	install -m 644 scripts/driftfs@.service \
 		$(DESTDIR)$(UNITDIR)/driftfs@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1 \
+		$(DESTDIR)$(BINDIR)/driftctl $(DESTDIR)$(MANDIR)/man1/driftctl.1 \
 		$(DESTDIR)$(UNITDIR)/driftfs@.service
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h
 
 clean:
-	rm -rf build driftfs
+	rm -rf build driftfs driftctl
 
 .PHONY: all deps unit check demo demo-stop bench install uninstall format \
 	clean

@@ -21,6 +21,10 @@ struct config {
 	double rate;		/* cap on requests per second, 0 = adaptive */
 	long timeout;		/* seconds: deadline of one HTTP request */
 	long conns;		/* concurrent requests during sync */
+	/* OAuth app settings, for driftctl login (NULL when unset). */
+	char *client_id;
+	char *client_secret;	/* config file only; never from argv */
+	char *redirect_uri;
 };
 
 /* Fills in the defaults (allocated strings). Returns 0 or -errno. */
@@ -33,7 +37,10 @@ void config_release(struct config *c);
  */
 int config_set(struct config *c, const char *name, const char *value);
 
-/* Reads the config file if it exists. Errors name the file and line. */
+/*
+ * Reads the config file if it exists. Errors name the file and line. A file
+ * that sets client_secret is refused (-EACCES) if others may read it.
+ */
 int config_load_file(struct config *c, const char *path);
 /* Default path of the config file (caller frees). */
 char *config_default_path(void);
@@ -44,8 +51,32 @@ char *config_default_path(void);
  */
 int config_validate(const struct config *c);
 
-/* The token: DRIFT_TOKEN, else the credentials file. Caller frees. */
+/*
+ * The token: DRIFT_TOKEN, else the credentials file's access token (read by
+ * auth_creds_read()). Caller frees. Programs use struct auth (auth.h),
+ * which also refreshes it.
+ */
 int config_load_token(const struct config *c, char **token);
+
+/*
+ * The account's own directory under cache_dir, named after the API host
+ * and port ("driftapi.com", "127.0.0.1_8080"), where cache.db lives. Both
+ * programs use it, so they share one cache. Caller frees; NULL on ENOMEM.
+ */
+char *config_account_dir(const struct config *c);
+
+/*
+ * Records in the account directory that a mount at mountpoint (an absolute
+ * path) serves it, for as long as the returned descriptor stays open: the
+ * file "mount" holds the pid and the path and carries an flock. Returns the
+ * descriptor or -errno (harmless: driftctl then just does not know).
+ */
+int config_mount_note(const char *account_dir, const char *mountpoint);
+/*
+ * The mountpoint of a live mount of the account directory (caller frees),
+ * or NULL when there is none; *pid gets its process id.
+ */
+char *config_mount_find(const char *account_dir, long *pid);
 
 /*
  * Creates dir (and missing parents) as 0700, and refuses an existing one

@@ -8,9 +8,9 @@
  * thread passes before sending. HTTP statuses and curl errors become errno
  * values here and nowhere else (http_errno()).
  *
- * The token lives only in this module's memory and in the Authorization
- * header; it is never logged, and redirects are never followed, so it cannot
- * be carried to another host.
+ * The token lives only in this module's memory (or in the token source's,
+ * see struct http_auth) and in the Authorization header; it is never logged,
+ * and redirects are never followed, so it cannot be carried to another host.
  *
  * Thread-safety: every function may be called from any thread once
  * http_new() has returned. curl_global_init() must run before threads start.
@@ -25,9 +25,36 @@
 
 struct http;
 
+/*
+ * A token source for tokens that change (OAuth access tokens, auth.c).
+ * http asks it for the token before every attempt, outside every lock of
+ * its own and before taking a governor slot, so the source may itself call
+ * http_call() (with HTTP_NO_AUTH) to refresh. Both hooks may be called from
+ * any thread at once.
+ */
+struct http_auth {
+	/*
+	 * Sets *token to the bearer token to send now (the caller scrubs and
+	 * frees it) and *gen to a number that names that token. Returns 0 or
+	 * -errno; the call then fails with that error.
+	 */
+	int (*token)(void *ctx, struct http *h, char **token,
+		     unsigned long *gen);
+	/*
+	 * The API answered 401 to the token named gen. Returns 0 when another
+	 * token is available now (someone refreshed it, or this hook did), so
+	 * the request is worth one more try; else -errno, after logging what
+	 * the user should do.
+	 */
+	int (*refused)(void *ctx, struct http *h, unsigned long gen);
+	void *ctx;
+};
+
 struct http_opts {
 	const char *base_url;	/* e.g. https://driftapi.com, no trailing / */
-	const char *token;	/* bearer token (copied) */
+	const char *token;	/* fixed bearer token (copied); unused with auth */
+	const struct http_auth *auth; /* token source, or NULL; must outlive
+				       * the client */
 	const char *ca_file;	/* extra CA bundle or NULL */
 	long timeout;		/* seconds: deadline of one attempt */
 	double rate;		/* requests/s cap, 0 = adaptive */
@@ -47,6 +74,25 @@ enum http_flags {
 	HTTP_IDEMPOTENT = 1 << 0,
 	/* Give up after the first failure (interactive lookups). */
 	HTTP_NO_RETRY = 1 << 1,
+	/* Send no Authorization header (the OAuth token endpoint). */
+	HTTP_NO_AUTH = 1 << 2,
+};
+
+/* One request, for callers that need more than http_call() offers. */
+struct http_request {
+	const char *method;
+	const char *path;	/* starts with '/', may carry a query */
+	const char *ctype;	/* Content-Type of body; NULL = JSON */
+	const void *body;	/* NULL for none */
+	size_t body_len;
+	size_t max_body;	/* 0 = 32 MiB */
+	unsigned flags;		/* enum http_flags */
+	/*
+	 * Extra "Name: value" header lines, NULL-terminated, or NULL. A line
+	 * named Accept or Content-Type replaces the default one; lines named
+	 * Authorization, or holding CR or LF, are refused (-EINVAL).
+	 */
+	const char *const *headers;
 };
 
 struct http *http_new(const struct http_opts *o);
@@ -64,6 +110,14 @@ void http_free(struct http *h);
 int http_call(struct http *h, const char *method, const char *path,
 	      const char *ctype, const void *body, size_t body_len,
 	      size_t max_body, unsigned flags, struct http_response *resp);
+/*
+ * The same, described by a struct http_request. With a token source, a 401
+ * answer makes it ask the source for a new token once and, if there is one,
+ * send the request once more (a 401 means the API did not act on it, so this
+ * holds for POSTs too).
+ */
+int http_request(struct http *h, const struct http_request *rq,
+		 struct http_response *resp);
 void http_response_release(struct http_response *resp);
 
 /* The errno for an HTTP status (0 = transport failure). */

@@ -6,13 +6,17 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
+#include "names.h"
 
 static char *xdg_path(const char *var, const char *fallback, const char *leaf)
 {
@@ -56,6 +60,12 @@ void config_release(struct config *c)
 	free(c->credentials);
 	free(c->cache_dir);
 	free(c->ca_file);
+	free(c->client_id);
+	if (c->client_secret) {
+		memset(c->client_secret, 0, strlen(c->client_secret));
+		free(c->client_secret);
+	}
+	free(c->redirect_uri);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -123,6 +133,12 @@ int config_set(struct config *c, const char *name, const char *value)
 		return set_str(&c->cache_dir, value);
 	if (!strcmp(key, "ca_file"))
 		return set_str(&c->ca_file, value);
+	if (!strcmp(key, "client_id"))
+		return set_str(&c->client_id, value);
+	if (!strcmp(key, "client_secret"))
+		return set_str(&c->client_secret, value);
+	if (!strcmp(key, "redirect_uri"))
+		return set_str(&c->redirect_uri, value);
 	if (!strcmp(key, "refresh"))
 		return parse_long(value, 0, 86400 * 365, &c->refresh);
 	if (!strcmp(key, "timeout"))
@@ -162,10 +178,13 @@ int config_load_file(struct config *c, const char *path)
 {
 	char line[4096];
 	int lineno = 0, r = 0;
+	struct stat st;
 	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fileno(f), &st))
+		st.st_mode = 0600;
 	while (fgets(line, sizeof(line), f)) {
 		char *s = trim(line), *eq;
 
@@ -181,6 +200,13 @@ int config_load_file(struct config *c, const char *path)
 				r == -ENOENT ? "unknown" : "bad value for",
 				trim(s));
 			r = -EINVAL;
+			break;
+		}
+		if (!strcmp(trim(s), "client_secret") && (st.st_mode & 077)) {
+			log_err("%s sets client_secret but other users can "
+				"read it; refusing it (chmod 600 %s)",
+				path, path);
+			r = -EACCES;
 			break;
 		}
 	}
@@ -277,74 +303,6 @@ out:
 	return r;
 }
 
-static int is_credential_name(const char *s)
-{
-	static const char *const names[] = { "access_token", "refresh_token",
-					     "expires_at", "client_id",
-					     "client_secret" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(s, names[i]))
-			return 1;
-	return 0;
-}
-
-/* Reads "name = value" or a single bare token from the credentials file. */
-static int read_credentials(const char *path, char **token)
-{
-	char line[8192], *bare = NULL, *access = NULL;
-	struct stat st;
-	int r = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -errno;
-	if (fstat(fileno(f), &st)) {
-		r = -errno;
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		log_err("%s is readable by other users; refusing to use it "
-			"(chmod 600 %s)",
-			path, path);
-		r = -EACCES;
-		goto out;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *s = trim(line), *eq;
-
-		if (!*s || *s == '#')
-			continue;
-		eq = strchr(s, '=');
-		/* A bare token may hold '=' (base64 padding): only a known
-		 * name before the '=' makes a "name = value" line. */
-		if (eq) {
-			*eq = '\0';
-			if (!is_credential_name(trim(s))) {
-				*eq = '=';
-				eq = NULL;
-			}
-		}
-		if (!eq) {
-			if (!bare)
-				bare = strdup(s);
-			continue;
-		}
-		if (!strcmp(trim(s), "access_token")) {
-			free(access);
-			access = strdup(trim(eq + 1));
-		}
-	}
-	*token = access ? access : bare;
-	if (access)
-		free(bare);
-	if (!*token)
-		r = -ENOKEY;
-out:
-	fclose(f);
-	return r;
-}
-
 int config_load_token(const struct config *c, char **token)
 {
 	const char *env = getenv("DRIFT_TOKEN");
@@ -355,11 +313,106 @@ int config_load_token(const struct config *c, char **token)
 		*token = strdup(env);
 		return *token ? 0 : -ENOMEM;
 	}
-	r = read_credentials(c->credentials, token);
+	{
+		struct auth_creds cr;
+
+		r = auth_creds_read(c->credentials, &cr);
+		if (!r && !cr.access_token)
+			r = -ENOKEY;
+		if (!r) {
+			*token = cr.access_token;
+			cr.access_token = NULL;
+		}
+		auth_creds_release(&cr);
+	}
 	if (r == -ENOENT || r == -ENOKEY)
-		log_err("no token: set DRIFT_TOKEN, or put the token in %s "
-			"(mode 0600; that file %s)",
+		log_err("no token: set DRIFT_TOKEN, or run `driftctl login` "
+			"(the credentials file %s %s)",
 			c->credentials,
 			r == -ENOENT ? "does not exist" : "holds no token");
 	return r;
+}
+
+char *config_account_dir(const struct config *c)
+{
+	const char *h = strstr(c->api_url, "://");
+	char name[NAMES_MAX + 1], *out = NULL;
+	size_t n;
+
+	h = h ? h + 3 : c->api_url;
+	n = strcspn(h, "/?#");
+	names_encode(h, n, 200, name);
+	for (char *p = name; *p; p++)
+		if (*p == ':')
+			*p = '_';
+	if (asprintf(&out, "%s/%s", c->cache_dir, name) < 0)
+		return NULL;
+	return out;
+}
+
+int config_mount_note(const char *account_dir, const char *mountpoint)
+{
+	char *path = NULL, *text = NULL;
+	int fd = -1, n, r = 0;
+
+	if (asprintf(&path, "%s/mount", account_dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* A second mount of the same cache leaves the first one's note. */
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		r = -errno;
+		goto out;
+	}
+	n = asprintf(&text, "%ld\n%s\n", (long)getpid(), mountpoint);
+	if (n < 0) {
+		text = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	if (ftruncate(fd, 0) || pwrite(fd, text, (size_t)n, 0) != n)
+		r = -errno;
+out:
+	if (r && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	free(text);
+	free(path);
+	return r ? r : fd;
+}
+
+char *config_mount_find(const char *account_dir, long *pid)
+{
+	char *path = NULL, buf[4200], *nl, *out = NULL;
+	ssize_t n;
+	int fd;
+
+	*pid = 0;
+	if (asprintf(&path, "%s/mount", account_dir) < 0)
+		return NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return NULL;
+	/* Free to lock: nobody holds it, so no mount is alive. */
+	if (!flock(fd, LOCK_SH | LOCK_NB) || errno != EWOULDBLOCK)
+		goto out;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		goto out;
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	if (!nl || nl[1] != '/')
+		goto out;
+	*nl = '\0';
+	*pid = strtol(buf, NULL, 10);
+	nl[1 + strcspn(nl + 1, "\n")] = '\0';
+	out = strdup(nl + 1);
+out:
+	close(fd);
+	return out;
 }

@@ -54,7 +54,8 @@ struct governor {
  */
 struct http {
 	char *base_url;
-	char *auth_header;	/* "Authorization: Bearer ..." */
+	char *token;		/* the fixed bearer token, when auth is NULL */
+	const struct http_auth *auth; /* token source, or NULL */
 	char *ca_file;
 	long timeout_ms;
 	int offline;
@@ -237,10 +238,9 @@ struct http *http_new(const struct http_opts *o)
 		goto fail;
 	h->base_url = strdup(o->base_url);
 	h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
-	if (asprintf(&h->auth_header, "Authorization: Bearer %s",
-		     o->token ? o->token : "") < 0)
-		h->auth_header = NULL;
-	if (!h->base_url || !h->auth_header || (o->ca_file && !h->ca_file))
+	h->auth = o->auth;
+	h->token = strdup(o->token && !o->auth ? o->token : "");
+	if (!h->base_url || !h->token || (o->ca_file && !h->ca_file))
 		goto fail;
 	h->timeout_ms = (o->timeout > 0 ? o->timeout : 30) * 1000;
 	h->offline = o->offline;
@@ -261,10 +261,10 @@ void http_free(struct http *h)
 	for (size_t i = 0; i < h->pool_len; i++)
 		curl_easy_cleanup(h->pool[i]);
 	free(h->pool);
-	if (h->auth_header) {
+	if (h->token) {
 		/* Scrub the token before the memory goes back to malloc. */
-		memset(h->auth_header, 0, strlen(h->auth_header));
-		free(h->auth_header);
+		memset(h->token, 0, strlen(h->token));
+		free(h->token);
 	}
 	free(h->base_url);
 	free(h->ca_file);
@@ -523,24 +523,119 @@ static int64_t backoff_ms(int attempt)
 	return ms / 2 + rand() % (ms / 2 + 1);
 }
 
-int http_call(struct http *h, const char *method, const char *path,
-	      const char *ctype, const void *body, size_t body_len,
-	      size_t max_body, unsigned flags, struct http_response *resp)
+/* Whether header line hdr is named name (case-insensitively). */
+static int header_named(const char *hdr, const char *name)
 {
-	char *url = NULL, ct[160], endpoint[160], stat[200];
+	size_t n = strlen(name);
+
+	return !strncasecmp(hdr, name, n) && hdr[n] == ':';
+}
+
+/* Whether one of the caller's extra lines is named name. */
+static int extra_has(const char *const *extra, const char *name)
+{
+	for (; extra && *extra; extra++)
+		if (header_named(*extra, name))
+			return 1;
+	return 0;
+}
+
+/* Builds the header lines every attempt shares (all but Authorization). */
+static int base_headers(const struct http_request *rq,
+			struct curl_slist **out)
+{
+	struct curl_slist *l = NULL, *t;
+	char ct[160];
+
+	*out = NULL;
+	for (const char *const *e = rq->headers; e && *e; e++)
+		if (header_named(*e, "Authorization") || strpbrk(*e, "\r\n") ||
+		    !strchr(*e, ':'))
+			return -EINVAL;
+	if (!extra_has(rq->headers, "Accept")) {
+		l = curl_slist_append(l, "Accept: application/json");
+		if (!l)
+			return -ENOMEM;
+	}
+	t = curl_slist_append(l, "Expect:");
+	if (!t)
+		goto nomem;
+	l = t;
+	if (rq->body && !extra_has(rq->headers, "Content-Type")) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s",
+			 rq->ctype ? rq->ctype : "application/json");
+		t = curl_slist_append(l, ct);
+		if (!t)
+			goto nomem;
+		l = t;
+	}
+	for (const char *const *e = rq->headers; e && *e; e++) {
+		t = curl_slist_append(l, *e);
+		if (!t)
+			goto nomem;
+		l = t;
+	}
+	*out = l;
+	return 0;
+nomem:
+	curl_slist_free_all(l);
+	return -ENOMEM;
+}
+
+/* Scrubs and frees a string that held a token. */
+static void scrub_free(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
+}
+
+/*
+ * The "Authorization: Bearer ..." line for one attempt (caller scrubs and
+ * frees), from the token source or the fixed token. *gen names the token.
+ */
+static int auth_line(struct http *h, char **line, unsigned long *gen)
+{
+	char *tok = NULL;
+	int r = 0;
+
+	*line = NULL;
+	*gen = 0;
+	if (h->auth) {
+		r = h->auth->token(h->auth->ctx, h, &tok, gen);
+		if (r)
+			return r;
+	}
+	if (asprintf(line, "Authorization: Bearer %s", tok ? tok : h->token) <
+	    0) {
+		*line = NULL;
+		r = -ENOMEM;
+	}
+	scrub_free(tok);
+	return r;
+}
+
+int http_request(struct http *h, const struct http_request *rq,
+		 struct http_response *resp)
+{
+	const char *method = rq->method, *path = rq->path;
+	char *url = NULL, *authl = NULL, endpoint[160], stat[200];
 	char curl_err[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = NULL;
 	int idempotent = !strcmp(method, "GET") || !strcmp(method, "HEAD") ||
 			 !strcmp(method, "PUT") || !strcmp(method, "DELETE") ||
-			 (flags & HTTP_IDEMPOTENT);
-	int max_attempts = (flags & HTTP_NO_RETRY) || !idempotent ? 1
-								  : MAX_ATTEMPTS;
+			 (rq->flags & HTTP_IDEMPOTENT);
+	int max_attempts = (rq->flags & HTTP_NO_RETRY) || !idempotent
+				   ? 1
+				   : MAX_ATTEMPTS;
+	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
 	int64_t deadline = http_now_ms() + h->timeout_ms * 3;
 	CURL *c = NULL;
 	int r = -EIO;
 
 	memset(resp, 0, sizeof(*resp));
-	buf_init(&resp->body, max_body ? max_body : DEFAULT_MAX_BODY);
+	buf_init(&resp->body, rq->max_body ? rq->max_body : DEFAULT_MAX_BODY);
 	endpoint_name(method, path, endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {
@@ -552,27 +647,38 @@ int http_call(struct http *h, const char *method, const char *path,
 		r = -ENOMEM;
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, h->auth_header);
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	if (body) {
-		snprintf(ct, sizeof(ct), "Content-Type: %s",
-			 ctype ? ctype : "application/json");
-		hdrs = curl_slist_append(hdrs, ct);
-	}
+	r = base_headers(rq, &hdrs);
+	if (r)
+		goto out;
 	c = pool_get(h);
-	if (!hdrs || !c) {
+	if (!c) {
 		r = -ENOMEM;
 		goto out;
 	}
 
 	for (int attempt = 0; attempt < max_attempts; attempt++) {
 		struct attempt a = { &resp->body, 0, -1 };
+		/* The Authorization line goes first, in a node of our own, so
+		 * the shared list never holds the token. */
+		struct curl_slist auth_node = { NULL, hdrs };
+		unsigned long gen = 0;
 		long status = 0;
 		int rc;
 
 		buf_reset(&resp->body);
 		resp->message[0] = '\0';
+		scrub_free(authl);
+		authl = NULL;
+		if (!(rq->flags & HTTP_NO_AUTH)) {
+			/* Before the governor: a refresh needs a slot too. */
+			r = auth_line(h, &authl, &gen);
+			if (r) {
+				snprintf(resp->message, sizeof(resp->message),
+					 "no usable access token");
+				break;
+			}
+			auth_node.data = authl;
+		}
 		r = gov_acquire(&h->gov, deadline);
 		if (r) {
 			snprintf(resp->message, sizeof(resp->message),
@@ -581,8 +687,9 @@ int http_call(struct http *h, const char *method, const char *path,
 			break;
 		}
 		resp->attempts++;
-		rc = perform_once(h, c, method, url, hdrs, body, body_len, &a,
-				  &status, curl_err);
+		rc = perform_once(h, c, method, url,
+				  authl ? &auth_node : hdrs, rq->body,
+				  rq->body_len, &a, &status, curl_err);
 		gov_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable, rc == 0 || a.too_big,
 				 __ATOMIC_RELAXED);
@@ -613,6 +720,16 @@ int http_call(struct http *h, const char *method, const char *path,
 			error_message(&resp->body, resp->message,
 				      sizeof(resp->message));
 		r = -http_errno(status);
+		/* A refused token: the API did nothing, so even a POST may
+		 * go again, once, with a fresh token. */
+		if (status == 401 && reauth) {
+			reauth = 0;
+			if (!h->auth->refused(h->auth->ctx, h, gen)) {
+				max_attempts++;
+				continue;
+			}
+			break;
+		}
 		if (!http_transient(status) || attempt + 1 >= max_attempts)
 			break;
 		/* 429s already paused the governor for everyone. */
@@ -635,9 +752,27 @@ int http_call(struct http *h, const char *method, const char *path,
 out:
 	if (c)
 		pool_put(h, c);
+	scrub_free(authl);
 	curl_slist_free_all(hdrs);
 	free(url);
 	return r;
+}
+
+int http_call(struct http *h, const char *method, const char *path,
+	      const char *ctype, const void *body, size_t body_len,
+	      size_t max_body, unsigned flags, struct http_response *resp)
+{
+	struct http_request rq = {
+		.method = method,
+		.path = path,
+		.ctype = ctype,
+		.body = body,
+		.body_len = body_len,
+		.max_body = max_body,
+		.flags = flags,
+	};
+
+	return http_request(h, &rq, resp);
 }
 
 void http_response_release(struct http_response *resp)

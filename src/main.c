@@ -10,12 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "driftfs.h"
 #include "fs.h"
 #include "http.h"
 #include "log.h"
-#include "names.h"
 #include "outbox.h"
 #include "stats.h"
 #include "store.h"
@@ -157,24 +157,6 @@ static int opt_proc(void *data, const char *arg, int key,
 	}
 }
 
-/* The account's cache lives in a directory named after the API host. */
-static char *account_dir(const struct config *cfg)
-{
-	const char *h = strstr(cfg->api_url, "://");
-	char name[NAMES_MAX + 1], *out = NULL;
-	size_t n;
-
-	h = h ? h + 3 : cfg->api_url;
-	n = strcspn(h, "/?#");
-	names_encode(h, n, 200, name);
-	for (char *p = name; *p; p++)
-		if (*p == ':')
-			*p = '_';
-	if (asprintf(&out, "%s/%s", cfg->cache_dir, name) < 0)
-		return NULL;
-	return out;
-}
-
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -182,8 +164,9 @@ int main(int argc, char *argv[])
 	struct cli cli;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
-	char *conf_path = NULL, *token = NULL, *dir = NULL;
-	int ret = 1, mounted = 0, r;
+	char *conf_path = NULL, *dir = NULL, *mnt_abs = NULL;
+	struct auth *auth = NULL;
+	int ret = 1, mounted = 0, note = -1;
 
 	memset(&d, 0, sizeof(d));
 	memset(&cli, 0, sizeof(cli));
@@ -216,10 +199,11 @@ int main(int argc, char *argv[])
 	log_setup(cli.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
 	if (config_validate(&d.cfg))
 		goto out;
-	r = config_load_token(&d.cfg, &token);
-	if (r && !d.cfg.offline)
+	/* The token source refreshes OAuth tokens as they expire. */
+	auth = auth_new(&d.cfg);
+	if (!auth && !d.cfg.offline)
 		goto out;
-	dir = account_dir(&d.cfg);
+	dir = config_account_dir(&d.cfg);
 	if (!dir || config_private_dir(d.cfg.cache_dir) ||
 	    config_private_dir(dir))
 		goto out;
@@ -241,7 +225,7 @@ int main(int argc, char *argv[])
 	{
 		struct http_opts ho = {
 			.base_url = d.cfg.api_url,
-			.token = token,
+			.auth = auth ? auth_http(auth) : NULL,
 			.ca_file = d.cfg.ca_file,
 			.timeout = d.cfg.timeout,
 			.rate = d.cfg.rate,
@@ -268,6 +252,9 @@ int main(int argc, char *argv[])
 		goto out_curl;
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
+	/* Before the mount: resolving the path afterwards would ask
+	 * ourselves, and nobody answers yet. */
+	mnt_abs = realpath(cli.mountpoint, NULL);
 	if (fuse_session_mount(se, cli.mountpoint))
 		goto out_signals;
 	mounted = 1;
@@ -275,6 +262,9 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (!cli.foreground)
 		log_setup(LOG_LVL_INFO, 1);
+	/* So that `driftctl sync` asks this mount instead of racing it. */
+	if (mnt_abs)
+		note = config_mount_note(dir, mnt_abs);
 
 	/* The outbox starts first: writes left by an earlier run go out
 	 * before the first sync pass can show stale data over them. */
@@ -314,10 +304,10 @@ out_curl:
 	curl_global_cleanup();
 	stats_clear();
 out:
-	if (token) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
+	if (note >= 0)
+		close(note);
+	auth_free(auth);
+	free(mnt_abs);
 	free(dir);
 	free(conf_path);
 	free(cli.mountpoint);

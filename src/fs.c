@@ -696,8 +696,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		reply_err(req, r);
 	} else {
 		fi->fh = (uintptr_t)h;
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
+		/* The outbox changes without sync changes: never cached. */
+		fi->cache_readdir = t.kind != T_OUTBOX;
+		fi->keep_cache = t.kind != T_OUTBOX;
 		if (fuse_reply_open(req, fi))
 			handle_free(h);
 	}
@@ -985,9 +986,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = h->path ? tree_node_copy(&h->t, &t) : -ENOMEM;
 		if (r)
 			goto fail;
-		if (fi->flags & O_TRUNC)
-			h->dirty = 1;
-		else if (acc == TA_RW)
+		/* O_TRUNC alone changes nothing: shells truncate and dup the
+		 * descriptor before the first write, and closing the copy
+		 * must not commit an empty file. */
+		if (!(fi->flags & O_TRUNC) && acc == TA_RW)
 			r = tree_content(f->d, &t, &h->data);
 		if (r)
 			goto fail;

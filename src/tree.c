@@ -351,6 +351,8 @@ int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out)
 }
 
 static int stats_json(struct driftfs *d, struct buf *out, int64_t *mtime);
+static int outbox_item(struct driftfs *d, int64_t seq, struct buf *out,
+		       int64_t *mtime);
 static int created_id(struct driftfs *d, const struct tnode *n,
 		      struct buf *out);
 
@@ -368,6 +370,52 @@ static int generated(struct driftfs *d, int kind, struct buf *out)
 	default:
 		return 0;
 	}
+}
+
+/* .driftfs/outbox/<seq>.json: what a pending write will send, and why it
+ * has not gone yet. */
+static int render_outbox_row(const struct outbox_row *row, struct buf *out)
+{
+	cJSON *o = cJSON_CreateObject(), *body;
+	int r;
+
+	body = row->body.len ? json_parse(row->body.data, row->body.len) : NULL;
+	if (!o) {
+		cJSON_Delete(body);
+		return -ENOMEM;
+	}
+	cJSON_AddNumberToObject(o, "seq", (double)row->seq);
+	cJSON_AddNumberToObject(o, "created", (double)row->created);
+	cJSON_AddStringToObject(o, "path", row->path);
+	cJSON_AddStringToObject(o, "kind", row->kind);
+	cJSON_AddStringToObject(o, "method", row->method);
+	cJSON_AddStringToObject(o, "apiPath", row->api_path);
+	if (body)
+		cJSON_AddItemToObject(o, "body", body);
+	else if (row->body.len)
+		cJSON_AddStringToObject(o, "body", row->body.data);
+	cJSON_AddStringToObject(o, "state", row->state);
+	cJSON_AddNumberToObject(o, "attempts", (double)row->attempts);
+	if (row->last_error)
+		cJSON_AddStringToObject(o, "lastError", row->last_error);
+	r = json_render(o, out);
+	cJSON_Delete(o);
+	return r;
+}
+
+static int outbox_item(struct driftfs *d, int64_t seq, struct buf *out,
+		       int64_t *mtime)
+{
+	struct outbox_row row;
+	int r = store_outbox_get(d->store, seq, &row);
+
+	if (r)
+		return r;
+	r = render_outbox_row(&row, out);
+	if (mtime)
+		*mtime = row.created;
+	store_outbox_row_release(&row);
+	return r;
 }
 
 /* The single-row query and argument behind a stored file. */
@@ -418,6 +466,11 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 	a->mode = kind_mode(n->kind);
 	a->nlink = kind_nlink(n->kind);
 
+	if (n->kind == T_OUTBOX_ITEM) {
+		r = outbox_item(d, n->id, &tmp, &a->mtime_ms);
+		a->size = (int64_t)tmp.len;
+		goto out;
+	}
 	if (n->kind == T_CONTACTS_NEW || n->kind == T_CONVS_NEW ||
 	    n->kind == T_MESSAGES_NEW) {
 		r = created_id(d, n, &tmp);
@@ -513,6 +566,8 @@ int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out)
 	case T_CONVS_NEW:
 	case T_MESSAGES_NEW:
 		return created_id(d, n, out);
+	case T_OUTBOX_ITEM:
+		return outbox_item(d, n->id, out, NULL);
 	case T_ATTRIBUTES:
 		r = store_meta_get(d->store, "attributes", out);
 		return r == -ENOENT ? buf_adds(out, "{}\n") : r;
@@ -729,6 +784,10 @@ int tree_lookup(struct driftfs *d, const struct tnode *dir, const char *name,
 	case T_ACCOUNTS:
 		r = store_one(d->store, Q_ACCOUNT_BY_NAME, 0, name, &row);
 		return r ? r : found(d, T_ACCOUNT_JSON, 0, name, child, attr);
+	case T_OUTBOX:
+		if (parse_json_id(name, &id))
+			return -ENOENT;
+		return found(d, T_OUTBOX_ITEM, id, NULL, child, attr);
 	default:
 		return -ENOENT;
 	}
@@ -813,6 +872,33 @@ static int list_row(void *arg, const struct store_row *row)
 			return 0;
 	}
 	return l->cb(l->ctx, name, &child, &a);
+}
+
+struct outbox_list {
+	struct driftfs *d;
+	tree_list_cb cb;
+	void *ctx;
+};
+
+static int list_outbox_row(void *arg, const struct outbox_row *row)
+{
+	struct outbox_list *l = arg;
+	struct tnode child = { T_OUTBOX_ITEM, row->seq, NULL };
+	struct buf b = BUF_INIT;
+	struct tattr a;
+	char name[32];
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.ino = tree_ino(&child);
+	a.mode = kind_mode(T_OUTBOX_ITEM);
+	a.nlink = 1;
+	a.mtime_ms = row->created;
+	r = render_outbox_row(row, &b);
+	a.size = (int64_t)b.len;
+	buf_release(&b);
+	snprintf(name, sizeof(name), "%lld.json", (long long)row->seq);
+	return r ? r : l->cb(l->ctx, name, &child, &a);
 }
 
 static int list_query(struct driftfs *d, enum store_query q, int64_t arg,
@@ -907,6 +993,11 @@ int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 	case T_ACCOUNTS:
 		return list_query(d, Q_ACCOUNTS, 0, NULL, T_ACCOUNT_JSON, NULL,
 				  cb, ctx);
+	case T_OUTBOX: {
+		struct outbox_list ol = { d, cb, ctx };
+
+		return store_outbox_each(d->store, list_outbox_row, &ol);
+	}
 	default:
 		return 0;
 	}

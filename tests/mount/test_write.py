@@ -228,3 +228,88 @@ def test_read_only_still_refused(mount, emulator):
     cid = str(emulator.data()["conversations"][0]["id"])
     with pytest.raises(PermissionError):
         open(mount.p("conversations", cid, "transcript.txt"), "a")
+
+
+def test_editors_vim_heredoc_and_rsync_into_the_mount(mount, emulator, tmp_path):
+    import shutil
+    data = emulator.data()
+    c = data["conversations"][6]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    if shutil.which("vim"):
+        seq = last_seq(emulator)
+        r = subprocess.run(["vim", "-es", "-u", "NONE", "-i", "NONE",
+                            "-c", r'%s/"phone": "[^"]*"/"phone": "555-999-0000"/',
+                            "-c", "wq", p], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        patches = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+        assert patches == [{"attributes": {"phone": "555-999-0000"}}]
+        # No swap file, backup or 4913 probe reached the API or stayed.
+        assert sorted(os.listdir(mount.p("contacts", str(c)))) == sorted(
+            ["contact.json", "tags", "timeline", "conversations"])
+    # A here-doc rewrite (open with O_TRUNC, write, close).
+    obj = json.loads(open(p).read())
+    obj["attributes"]["city"] = "Porto"
+    seq = last_seq(emulator)
+    subprocess.run("cat > '%s' <<'EOF'\n%s\nEOF" % (p, json.dumps(obj, indent=2)),
+                   shell=True, check=True)
+    patches = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert patches == [{"attributes": {"city": "Porto"}}]
+    # rsync into the mount: temporary file, then rename over the target.
+    src = tmp_path / "src"
+    src.mkdir()
+    obj = json.loads(open(p).read())
+    obj["attributes"]["city"] = "Faro"
+    (src / "contact.json").write_text(json.dumps(obj, indent=2) + "\n")
+    seq = last_seq(emulator)
+    r = subprocess.run(["rsync", "-rt", "--no-perms", str(src) + "/",
+                        mount.p("contacts", str(c)) + "/"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    patches = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert patches == [{"attributes": {"city": "Faro"}}]
+    assert mount.json("contacts", str(c), "contact.json")["attributes"]["city"] == "Faro"
+
+
+def test_outbox_survives_kill_and_delivers_once(mount, emulator):
+    import signal
+    conv = emulator.data()["conversations"][7]
+    cid = str(conv["id"])
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST")
+    write(mount.p("conversations", cid, "reply"), "queued while the API fails\n")
+    pending = os.listdir(mount.p(".driftfs", "outbox"))
+    assert len(pending) == 1
+    item = mount.json(".driftfs", "outbox", pending[0])
+    assert item["method"] == "POST" and item["body"]["body"] == "queued while the API fails"
+    assert item["path"].endswith("conversations/%s/reply" % cid)
+    # Crash: no clean unmount, nothing flushed by us.
+    mount.proc.send_signal(signal.SIGKILL)
+    mount.proc.wait()
+    subprocess.run(["fusermount3", "-uz", mount.path], capture_output=True)
+    mount.errlog.close()
+    mount.proc = None
+    emulator.clear_faults()
+    seq = last_seq(emulator)
+    mount.start()
+    from helpers import wait_for
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30,
+             "the outbox to drain")
+    posts = api_calls(emulator, seq, "POST", r"/conversations/%s/messages$" % cid)
+    assert len(posts) == 1
+    assert json.loads(posts[0]["body"])["body"] == "queued while the API fails"
+    bodies = [m["body"] for m in emulator.data()["messages"][cid]]
+    assert bodies.count("queued while the API fails") == 1
+
+
+def test_outbox_cancel_by_unlink(mount, emulator):
+    cid = str(emulator.data()["conversations"][8]["id"])
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST")
+    write(mount.p("conversations", cid, "note"), "never mind\n")
+    pending = os.listdir(mount.p(".driftfs", "outbox"))
+    assert len(pending) == 1
+    os.unlink(mount.p(".driftfs", "outbox", pending[0]))
+    assert os.listdir(mount.p(".driftfs", "outbox")) == []
+    emulator.clear_faults()
+    seq = last_seq(emulator)
+    import time
+    time.sleep(2)
+    assert api_calls(emulator, seq, "POST") == []

@@ -92,6 +92,35 @@ static cJSON *parse(const char *path, const char *data, size_t len, int *err)
 	return v;
 }
 
+/*
+ * An edit of a stored file: *now is the new content (an object), *old the
+ * stored object it replaces. Both are freed by the caller on success.
+ */
+static int parse_edit(struct driftfs *d, const char *path, enum store_query q,
+		      int64_t id, const char *name, const char *data,
+		      size_t len, cJSON **now, cJSON **old)
+{
+	struct buf cur = BUF_INIT;
+	int r = 0;
+
+	*old = NULL;
+	*now = parse(path, data, len, &r);
+	if (!*now)
+		return r;
+	r = store_blob(d->store, q, id, name, &cur);
+	if (!r) {
+		*old = json_parse(cur.data, cur.len);
+		if (!*old)
+			r = -EIO;
+	}
+	buf_release(&cur);
+	if (r) {
+		cJSON_Delete(*now);
+		*now = NULL;
+	}
+	return r;
+}
+
 /* Text as an HTML message body: escaped, line breaks as <br>. */
 static int text_to_html(const char *data, size_t len, struct buf *out)
 {
@@ -328,22 +357,15 @@ static void free_list(char **v, size_t n)
 static int commit_contact_json(struct driftfs *d, const char *path,
 			       int64_t id, const char *data, size_t len)
 {
-	struct buf cur = BUF_INIT;
 	cJSON *v = NULL, *old = NULL, *patch = NULL, *body;
 	const cJSON *na, *oa, *f;
 	char **add = NULL, **del = NULL;
 	size_t nadd = 0, ndel = 0;
-	int r = 0;
+	int r;
 
-	v = parse(path, data, len, &r);
-	if (!v)
+	r = parse_edit(d, path, Q_CONTACT, id, NULL, data, len, &v, &old);
+	if (r)
 		return r;
-	r = store_blob(d->store, Q_CONTACT, id, NULL, &cur);
-	old = r ? NULL : json_parse(cur.data, cur.len);
-	if (!old) {
-		r = r ? r : -EIO;
-		goto out;
-	}
 	for (f = v->child; f; f = f->next) {
 		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
 
@@ -460,7 +482,6 @@ out:
 	cJSON_Delete(patch);
 	cJSON_Delete(old);
 	cJSON_Delete(v);
-	buf_release(&cur);
 	return r;
 }
 
@@ -644,20 +665,17 @@ static int commit_user(struct driftfs *d, const char *path, int64_t id,
 						"email",  "phone",
 						"locale", "avatarUrl",
 						"availability" };
-	struct buf cur = BUF_INIT;
 	cJSON *v, *old = NULL, *patch = NULL;
 	const cJSON *f;
 	char api[64];
-	int r = 0;
+	int r;
 
-	v = parse(path, data, len, &r);
-	if (!v)
+	r = parse_edit(d, path, Q_USER, id, NULL, data, len, &v, &old);
+	if (r)
 		return r;
-	r = store_blob(d->store, Q_USER, id, NULL, &cur);
-	old = r ? NULL : json_parse(cur.data, cur.len);
 	patch = cJSON_CreateObject();
-	if (!old || !patch) {
-		r = r ? r : -EIO;
+	if (!patch) {
+		r = -ENOMEM;
 		goto out;
 	}
 	for (f = v->child; f; f = f->next) {
@@ -703,7 +721,6 @@ out:
 	cJSON_Delete(patch);
 	cJSON_Delete(old);
 	cJSON_Delete(v);
-	buf_release(&cur);
 	return r;
 }
 
@@ -779,22 +796,16 @@ out:
 static int commit_message_json(struct driftfs *d, const char *path,
 			       int64_t id, const char *data, size_t len)
 {
-	struct buf cur = BUF_INIT;
 	struct store_row row;
 	cJSON *v, *old = NULL, *msg = NULL;
 	const cJSON *f;
-	int r = 0;
+	int r;
 
-	v = parse(path, data, len, &r);
-	if (!v)
-		return r;
 	r = store_one(d->store, Q_MESSAGE, id, NULL, &row);
-	r = r ? r : store_blob(d->store, Q_MESSAGE, id, NULL, &cur);
-	old = r ? NULL : json_parse(cur.data, cur.len);
-	if (!old) {
-		r = r ? r : -EIO;
-		goto out;
-	}
+	r = r ? r : parse_edit(d, path, Q_MESSAGE, id, NULL, data, len, &v,
+			       &old);
+	if (r)
+		return r;
 	for (f = v->child; f; f = f->next) {
 		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
 
@@ -827,7 +838,6 @@ static int commit_message_json(struct driftfs *d, const char *path,
 out:
 	cJSON_Delete(old);
 	cJSON_Delete(v);
-	buf_release(&cur);
 	return r;
 }
 
@@ -837,19 +847,17 @@ static int commit_account(struct driftfs *d, const char *path,
 {
 	static const char *const ro[] = { "accountId", "createDateTime",
 					  "updateDateTime", "deleted" };
-	struct buf cur = BUF_INIT;
 	cJSON *v, *old = NULL, *patch = NULL;
 	const cJSON *f;
-	int r = 0, changed = 0;
+	int r, changed = 0;
 
-	v = parse(path, data, len, &r);
-	if (!v)
+	r = parse_edit(d, path, Q_ACCOUNT_BY_NAME, 0, name, data, len, &v,
+		       &old);
+	if (r)
 		return r;
-	r = store_blob(d->store, Q_ACCOUNT_BY_NAME, 0, name, &cur);
-	old = r ? NULL : json_parse(cur.data, cur.len);
 	patch = cJSON_CreateObject();
-	if (!old || !patch) {
-		r = r ? r : -EIO;
+	if (!patch) {
+		r = -ENOMEM;
 		goto out;
 	}
 	for (f = v->child; f; f = f->next) {
@@ -892,7 +900,6 @@ out:
 	cJSON_Delete(patch);
 	cJSON_Delete(old);
 	cJSON_Delete(v);
-	buf_release(&cur);
 	return r;
 }
 

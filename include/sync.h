@@ -65,6 +65,13 @@ int sync_request(struct sync *s, long timeout_ms);
 int sync_fetch_contact(struct sync *s, int64_t id);
 int sync_fetch_conversation(struct sync *s, int64_t id);
 int sync_fetch_user(struct sync *s, int64_t id);
+/*
+ * Records that a write to this object was just accepted by the API: any
+ * fetch of it that started earlier may hold older data and is not stored
+ * (the writer refetches it itself).
+ */
+void sync_note_write(struct sync *s, enum sync_object what, int64_t id);
+
 /* Removes a contact the API deleted from the cache, and reports it. */
 int sync_forget_contact(struct sync *s, int64_t id);
 /* Looks contacts up by email or external id; stores all matches. */

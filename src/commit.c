@@ -989,6 +989,7 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	int64_t id;
 
 	if (!strcmp(row->kind, "message")) {
+		sync_note_write(d->sync, SO_CONVERSATION, row->target);
 		id = answer_id(response);
 		if (id) {
 			char key[64];
@@ -1011,12 +1012,15 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 			sync_fetch_conversation(d->sync, id);
 		}
 	} else if (!strcmp(row->kind, "contact_delete")) {
+		sync_note_write(d->sync, SO_CONTACT, row->target);
 		sync_forget_contact(d->sync, row->target);
 	} else if (!strcmp(row->kind, "contact_patch") ||
 		   !strcmp(row->kind, "tag_add") ||
 		   !strcmp(row->kind, "tag_delete")) {
+		sync_note_write(d->sync, SO_CONTACT, row->target);
 		sync_fetch_contact(d->sync, row->target);
 	} else if (!strcmp(row->kind, "user_patch")) {
+		sync_note_write(d->sync, SO_USER, row->target);
 		sync_fetch_user(d->sync, row->target);
 	}
 }

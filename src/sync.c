@@ -16,6 +16,7 @@
 #include "store.h"
 
 #define MISS_SLOTS 256
+#define WRITE_SLOTS 256
 #define MISS_TTL_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
 /* Contacts have no updatedAt and no list endpoint: each pass refreshes
@@ -59,6 +60,15 @@ struct sync {
 	 * the rotating refresh does not fetch them twice. */
 	int64_t *fetched;
 	size_t nfetched, afetched;
+
+	/* Write generations by object slot (guarded by lock), see
+	 * sync_note_write(). */
+	unsigned write_gen[WRITE_SLOTS];
+};
+
+/* The write generations when a fetch started. */
+struct gens {
+	unsigned g[WRITE_SLOTS];
 };
 
 /* Changes gathered while writing, reported after the commit. */
@@ -238,12 +248,51 @@ static int claim_contact(struct sync *s, int64_t id)
 	return claimed;
 }
 
-/* Writes one contact in its own transaction and reports it. */
-static int save_contact(struct sync *s, const struct api_contact *c)
+static size_t write_slot(enum sync_object what, int64_t id)
+{
+	return names_hash64(&id, sizeof(id), (uint64_t)what) % WRITE_SLOTS;
+}
+
+void sync_note_write(struct sync *s, enum sync_object what, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	s->write_gen[write_slot(what, id)]++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void gens_take(struct sync *s, struct gens *g)
+{
+	pthread_mutex_lock(&s->lock);
+	memcpy(g->g, s->write_gen, sizeof(g->g));
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether a write to the object was accepted since g was taken. */
+static int written_since(struct sync *s, const struct gens *g,
+			 enum sync_object what, int64_t id)
+{
+	size_t k = write_slot(what, id);
+	int w;
+
+	pthread_mutex_lock(&s->lock);
+	w = s->write_gen[k] != g->g[k];
+	pthread_mutex_unlock(&s->lock);
+	return w;
+}
+
+/*
+ * Writes one contact fetched after g was taken in its own transaction and
+ * reports it; a contact written since then is left alone (fresher data is
+ * on its way from the writer).
+ */
+static int save_contact(struct sync *s, const struct api_contact *c,
+			const struct gens *g)
 {
 	struct changes ch = { 0 };
 	int changed = 0, r;
 
+	if (g && written_since(s, g, SO_CONTACT, c->id))
+		return 0;
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
@@ -429,9 +478,11 @@ static int sync_conversation(struct sync *s, int64_t id)
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
+	struct gens g;
 	int old_found, changed = 0, contact_changed = 0, r;
 
 	memset(&f, 0, sizeof(f));
+	gens_take(s, &g);
 	r = api_conversation_get(s->d->http, id, &f.conv);
 	if (r)
 		goto out;
@@ -455,6 +506,11 @@ static int sync_conversation(struct sync *s, int64_t id)
 	if (r)
 		goto out;
 
+	/* Written while we fetched: the writer's own refetch is fresher. */
+	if (written_since(s, &g, SO_CONVERSATION, id))
+		goto out;
+	if (f.contact.id && written_since(s, &g, SO_CONTACT, f.contact.id))
+		api_contact_release(&f.contact);
 	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_begin(st);
 	if (r)
@@ -657,13 +713,15 @@ int sync_forget_contact(struct sync *s, int64_t id)
 static int refresh_contact(struct sync *s, int64_t id)
 {
 	struct api_contact c;
+	struct gens g;
 	int r;
 
 	if (fetched_this_pass(s, id))
 		return 0;
+	gens_take(s, &g);
 	r = api_contact_get(s->d->http, id, &c);
 	if (!r) {
-		r = save_contact(s, &c);
+		r = save_contact(s, &c, &g);
 		api_contact_release(&c);
 		return r;
 	}
@@ -727,12 +785,17 @@ struct list_ctx {
 	int64_t gen;
 	struct changes *ch;
 	enum sync_object what;
+	struct gens g;		/* write generations at the start */
 };
 
 static int put_user(void *ctx, const struct api_user *u)
 {
 	struct list_ctx *l = ctx;
-	int changed = 0, r = store_put_user(l->s->d->store, u, l->gen, &changed);
+	int changed = 0, r;
+
+	if (written_since(l->s, &l->g, SO_USER, u->id))
+		return 0;
+	r = store_put_user(l->s->d->store, u, l->gen, &changed);
 
 	return r || !changed ? r : changes_add(l->ch, SO_USER, u->id, NULL);
 }
@@ -757,9 +820,10 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		[SO_ACCOUNT] = ST_ACCOUNTS,
 	};
 	struct changes ch = { 0 };
-	struct list_ctx l = { s, gen, &ch, what };
+	struct list_ctx l = { s, gen, &ch, what, { { 0 } } };
 	int deleted = 0, r;
 
+	gens_take(s, &l.g);
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
@@ -978,16 +1042,18 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 {
 	uint64_t key = miss_key(SO_CONTACT, id, NULL);
 	struct api_contact c;
+	struct gens g;
 	int r;
 
 	if (missed_recently(s, key))
 		return -ENOENT;
+	gens_take(s, &g);
 	r = api_contact_get(s->d->http, id, &c);
 	if (r == -ENOENT)
 		remember_miss(s, key);
 	if (r)
 		return r;
-	r = save_contact(s, &c);
+	r = save_contact(s, &c, &g);
 	api_contact_release(&c);
 	return r;
 }
@@ -1042,7 +1108,7 @@ struct lookup {
 static int lookup_found(void *ctx, const struct api_contact *c)
 {
 	struct lookup *l = ctx;
-	int r = save_contact(l->s, c);
+	int r = save_contact(l->s, c, NULL);
 
 	if (r)
 		l->err = r;

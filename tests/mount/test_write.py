@@ -313,3 +313,26 @@ def test_outbox_cancel_by_unlink(mount, emulator):
     import time
     time.sleep(2)
     assert api_calls(emulator, seq, "POST") == []
+
+
+def test_write_racing_a_background_sync(mount, emulator):
+    import threading
+    import time
+    data = emulator.data()
+    c = data["conversations"][0]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    emulator.faults(latency_ms=120)
+    # Every cached contact is refetched by this pass while we write one.
+    emulator.mutate(op="add_message", conversationId=data["conversations"][0]["id"],
+                    body="<p>bump</p>", authorType="contact", authorId=c)
+    syncer = threading.Thread(target=mount.ctl, args=("sync",))
+    syncer.start()
+    time.sleep(0.4)
+    obj = json.loads(open(p).read())
+    obj["attributes"]["phone"] = "555-123-9876"
+    write(p, json.dumps(obj))
+    syncer.join(120)
+    emulator.faults(latency_ms=0)
+    assert mount.json("contacts", str(c), "contact.json")["attributes"]["phone"] == "555-123-9876"
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c)
+    assert server["attributes"]["phone"] == "555-123-9876"

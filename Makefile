@@ -71,7 +71,7 @@ unit: $(UNIT_TESTS:%=$(BUILD)/%)
 check: deps all unit
 	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
 		/usr/bin/python3 -m pytest -q \
-		-p no:cacheprovider tests/emulator tests/mount
+		-p no:cacheprovider tests/emulator tests/mount tests/driftctl
 
 demo: deps all
 	@scripts/demo start $(MNT)

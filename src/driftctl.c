@@ -426,6 +426,18 @@ static int open_store(struct ctl *c)
 	return 0;
 }
 
+/*
+ * How much of the library's log to show: with quiet, only errors (the
+ * command reports failures itself); -v adds information, -vv debugging.
+ */
+static void set_log_level(struct ctl *c, int quiet)
+{
+	if (c->verbose)
+		log_setup(c->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	else
+		log_setup(quiet ? LOG_LVL_ERROR : LOG_LVL_WARN, 0);
+}
+
 static void ctl_release(struct ctl *c)
 {
 	sync_free(c->d.sync);
@@ -807,8 +819,7 @@ static int cmd_login(struct ctl *c, int argc, char **argv, int from)
 	if (r || c->help)
 		return r;
 	/* driftctl says what failed; the library's lines would repeat it. */
-	if (!c->verbose)
-		log_setup(LOG_LVL_ERROR, 0);
+	set_log_level(c, 1);
 	if (la.token_stdin && la.secret_stdin) {
 		say("login: --token-stdin and --client-secret-stdin both read "
 		    "standard input; give the secret in DRIFT_CLIENT_SECRET");
@@ -1170,6 +1181,7 @@ static int cmd_sync(struct ctl *c, int argc, char **argv, int from)
 	r = parse_args(c, argc, argv, from, sync_opts, sync_opt, &sa);
 	if (r || c->help)
 		return r;
+	set_log_level(c, 0);
 	if (config_validate(&c->d.cfg))
 		return DX_USAGE;
 	if (c->d.cfg.offline) {
@@ -1314,6 +1326,22 @@ static int report_calls_recent(const char *dir)
 	return n;
 }
 
+/* One "outbox_entry:" line per write waiting for the API. */
+static int print_outbox_row(void *ctx, const struct outbox_row *o)
+{
+	char when[64];
+
+	(void)ctx;
+	fmt_time(when, sizeof(when), o->created);
+	printf("outbox_entry: #%lld %s %s: %s %s (%s, %lld attempts%s%s)\n",
+	       (long long)o->seq, when, o->path ? o->path : "?",
+	       o->method ? o->method : "?", o->api_path ? o->api_path : "?",
+	       o->state ? o->state : "?", (long long)o->attempts,
+	       o->last_error && *o->last_error ? ", last error: " : "",
+	       o->last_error ? o->last_error : "");
+	return 0;
+}
+
 /* Copies the lines of text starting with one of keys to stdout. */
 static void print_lines(const char *text, const char *const *keys)
 {
@@ -1348,6 +1376,8 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 	r = open_dir(c, 0);
 	if (r)
 		return r;
+	/* Failures show up in the lines below. */
+	set_log_level(c, 1);
 	printf("api_url: %s\n", c->d.cfg.api_url);
 
 	/* Credentials and account. */
@@ -1430,6 +1460,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 			for (int i = 0; i < 8; i++)
 				printf("%s: %lld\n", count_names[i],
 				       (long long)counts[i]);
+		store_outbox_each(c->d.store, print_outbox_row, NULL);
 	}
 
 	/* A mount of this cache, and the rate limits. */
@@ -1650,9 +1681,13 @@ static int cmd_api(struct ctl *c, int argc, char **argv, int from)
 		r = DX_LOCAL;
 		goto out;
 	}
+	if (c->d.cfg.offline) {
+		say("api: offline mode: nothing is sent");
+		r = DX_API;
+		goto out;
+	}
 	/* Only our own failure lines: the library's would say it twice. */
-	if (!c->verbose)
-		log_setup(LOG_LVL_ERROR, 0);
+	set_log_level(c, 1);
 	r = open_http(c, 1);
 	if (r)
 		goto out;
@@ -2101,8 +2136,7 @@ static int cmd_report(struct ctl *c, int argc, char **argv, int from)
 		r = DX_API;
 		goto out;
 	}
-	if (!c->verbose)
-		log_setup(LOG_LVL_ERROR, 0);
+	set_log_level(c, 1);
 	r = open_dir(c, 1);
 	r = r ? r : open_http(c, 1);
 	r = r ? r : report_slot(c->dir, ra.no_wait);

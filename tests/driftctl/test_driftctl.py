@@ -497,6 +497,25 @@ def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
                                  "conversation.json")) == conv
 
 
+def test_status_lists_the_outbox(ctl_token, emulator, mounts, tmp_path):
+    ctl = ctl_token
+    m = mounts(emulator.url, str(tmp_path / "m"),
+               cache_dir=os.path.join(ctl.cache, "driftfs"))
+    cid = emulator.data()["conversations"][3]["id"]
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path="/messages$")
+    with open(m.p("conversations", str(cid), "reply"), "w") as f:
+        f.write("waiting in the outbox\n")
+    p = ctl.run("status")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.decode().splitlines()
+    assert "outbox: 1" in lines
+    (entry,) = [x for x in lines if x.startswith("outbox_entry: ")]
+    assert "conversations/%d/reply: POST /conversations/%d/messages" % (cid, cid) in entry
+    assert "HTTP 503" in entry
+    emulator.clear_faults()
+
+
 def test_sync_ignores_a_dead_mount_note(ctl_token, emulator):
     ctl = ctl_token
     os.makedirs(ctl.account_dir(), mode=0o700, exist_ok=True)
@@ -683,9 +702,14 @@ def test_report_waits_for_the_minute_limit(ctl_token, emulator):
     with open(os.path.join(ctl.account_dir(), "report-calls")) as f:
         kept = [int(x) for x in f.read().split()]
     assert len(kept) == 60 and kept[-1] >= now + 1500
-    # status counts them (the oldest may have aged out meanwhile).
+    # status counts those of the last minute (some may age out meanwhile).
+    before = time.time() * 1000
     _, st = ctl.status()
-    assert int(st["report_calls"].split()[0]) in (59, 60)
+    after = time.time() * 1000
+    counted = int(st["report_calls"].split()[0])
+    assert sum(t > after - 60000 for t in kept) <= counted
+    assert counted <= sum(t > before - 60000 for t in kept)
+    assert counted >= 50
 
     # --no-wait fails at once, with status 5, and sends nothing.
     now = int(time.time() * 1000)

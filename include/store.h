@@ -166,6 +166,8 @@ int store_outbox_add(struct store *st, struct outbox_row *r);
 int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out);
 /* The oldest row due at now (pending, or sending from a past run). */
 int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out);
+/* Whether an older row about the same object waits (it must go first). */
+int store_outbox_behind(struct store *st, int64_t seq, int64_t target);
 int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			int64_t attempts, int64_t next_try,
 			const char *last_error);

@@ -72,6 +72,9 @@ int sync_fetch_user(struct sync *s, int64_t id);
  */
 void sync_note_write(struct sync *s, enum sync_object what, int64_t id);
 
+/* Refetches the accounts list (after an account edit). */
+int sync_refresh_accounts(struct sync *s);
+
 /* Removes a contact the API deleted from the cache, and reports it. */
 int sync_forget_contact(struct sync *s, int64_t id);
 /* Looks contacts up by email or external id; stores all matches. */

@@ -28,7 +28,9 @@ static int invalid(const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_error_event("%s: refused, nothing sent: %s", path, why);
+	/* The thread's context already names the path. */
+	(void)path;
+	log_error_event("refused, nothing sent: %s", why);
 	return -EINVAL;
 }
 
@@ -282,6 +284,17 @@ static int commit_new_contact(struct driftfs *d, const char *path,
 	return submit(d, path, "contact_create", "POST", "/contacts", body, 0);
 }
 
+/*
+ * Version counters the API bumps on every change: a copy edited while one
+ * moved on still means the user's change, so they are ignored, not refused.
+ */
+static int attribute_counter(const char *name)
+{
+	return !strcmp(name, "_END_USER_VERSION") ||
+	       !strcmp(name, "_end_user_version") ||
+	       !strcmp(name, "_calculated_version");
+}
+
 /* Attributes the API manages; an edit may not change them. */
 static int attribute_read_only(const char *name)
 {
@@ -400,7 +413,7 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 	for (f = na->child; f; f = f->next) {
 		const cJSON *o = cJSON_GetObjectItemCaseSensitive(oa, f->string);
 
-		if (o && cJSON_Compare(o, f, 1))
+		if ((o && cJSON_Compare(o, f, 1)) || attribute_counter(f->string))
 			continue;
 		if (!strcmp(f->string, "tags")) {
 			if (!cJSON_IsArray(f)) {
@@ -426,7 +439,8 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 		cJSON_AddItemToObject(patch, f->string, cJSON_Duplicate(f, 1));
 	}
 	for (f = oa ? oa->child : NULL; f; f = f->next) {
-		if (cJSON_GetObjectItemCaseSensitive(na, f->string))
+		if (cJSON_GetObjectItemCaseSensitive(na, f->string) ||
+		    attribute_counter(f->string))
 			continue;
 		if (attribute_read_only(f->string)) {
 			r = invalid(path, "attribute '%s' is read-only and "
@@ -1022,6 +1036,8 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	} else if (!strcmp(row->kind, "user_patch")) {
 		sync_note_write(d->sync, SO_USER, row->target);
 		sync_fetch_user(d->sync, row->target);
+	} else if (!strcmp(row->kind, "account_patch")) {
+		sync_refresh_accounts(d->sync);
 	}
 }
 
@@ -1040,6 +1056,45 @@ static int message_matches(void *ctx, struct api_message *m)
 	return 0;
 }
 
+/* For an edit: the edited message as it is now. */
+struct edit_ctx {
+	int64_t id;
+	int seen;
+	char *body;
+};
+
+static int find_edited(void *ctx, struct api_message *m)
+{
+	struct edit_ctx *e = ctx;
+
+	if (m->id == e->id) {
+		e->seen = 1;
+		free(e->body);
+		e->body = m->body ? strdup(m->body) : NULL;
+	}
+	return 0;
+}
+
+/* An edit landed when its effect shows: gone, or carrying the new body. */
+static int edit_landed(struct driftfs *d, const struct outbox_row *row,
+		       const cJSON *v)
+{
+	struct edit_ctx e = { 0, 0, NULL };
+	const char *type = json_get_str(v, "editType");
+	const char *body = json_get_str(v, "body");
+	int r;
+
+	if (json_get_i64(v, "editedMessageId", &e.id))
+		return 0;
+	r = api_messages(d->http, row->target, find_edited, &e);
+	if (!r && type && !strcmp(type, "delete"))
+		r = !e.seen;
+	else if (!r)
+		r = e.seen && e.body && body && !strcmp(e.body, body);
+	free(e.body);
+	return r;
+}
+
 static int contact_matches(void *ctx, const struct api_contact *c)
 {
 	struct landed_ctx *l = ctx;
@@ -1056,6 +1111,13 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row)
 			      row->body.len);
 	int r = 0;
 
+	if (!strcmp(row->kind, "message") &&
+	    !strcmp(json_get_str(v, "type") ? json_get_str(v, "type") : "",
+		    "edit")) {
+		r = edit_landed(d, row, v);
+		cJSON_Delete(v);
+		return r;
+	}
 	if (!strcmp(row->kind, "message")) {
 		l.body = json_get_str(v, "body");
 		if (l.body)

@@ -1133,8 +1133,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	} else {
 		r = -EBADF;
 	}
-	if (r)
-		reply_err(req, r == -EFBIG ? -EFBIG : r);
+	if (r == -EFBIG)
+		fuse_reply_err(req, EFBIG);	/* past WRITE_MAX */
+	else if (r)
+		reply_err(req, r);
 	else
 		fuse_reply_write(req, size);
 }

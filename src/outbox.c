@@ -147,10 +147,18 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	if (http_offline(o->d->http))
 		return -EINPROGRESS;
 	pthread_mutex_lock(&o->send_lock);
+	/* An older write to the same object is still queued: this one
+	 * waits behind it, or the older would land last and win. */
+	if (store_outbox_behind(o->d->store, row->seq, row->target)) {
+		pthread_mutex_unlock(&o->send_lock);
+		r = -EINPROGRESS;
+		goto kick;
+	}
 	free(row->state);
 	row->state = strdup("pending");
 	r = row->state ? send_row(o, row, response) : -ENOMEM;
 	pthread_mutex_unlock(&o->send_lock);
+kick:
 	if (r == -EINPROGRESS) {
 		pthread_mutex_lock(&o->lock);
 		o->kick = 1;

@@ -1232,9 +1232,37 @@ int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out)
 
 int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out)
 {
-	return outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE"
-			       " next_try <= ?1 ORDER BY seq LIMIT 1",
+	/* Writes to one object go out in the order they were made. */
+	return outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox o WHERE"
+			       " next_try <= ?1 AND NOT EXISTS (SELECT 1 FROM"
+			       " outbox p WHERE p.target = o.target AND"
+			       " o.target != 0 AND p.seq < o.seq)"
+			       " ORDER BY seq LIMIT 1",
 			   bind_seq, &now, out, NULL);
+}
+
+static int bind_behind(sqlite3_stmt *s, const void *arg)
+{
+	const int64_t *v = arg;
+
+	sqlite3_bind_int64(s, 1, v[0]);
+	return sqlite3_bind_int64(s, 2, v[1]);
+}
+
+int store_outbox_behind(struct store *st, int64_t seq, int64_t target)
+{
+	int64_t args[2] = { seq, target };
+	struct outbox_row row;
+	int r;
+
+	if (!target)
+		return 0;
+	r = outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE"
+			    " target = ?2 AND seq < ?1 LIMIT 1",
+			bind_behind, args, &row, NULL);
+	if (!r)
+		store_outbox_row_release(&row);
+	return r == 0;
 }
 
 struct update_args {

@@ -849,6 +849,11 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 	return r;
 }
 
+int sync_refresh_accounts(struct sync *s)
+{
+	return sync_list(s, SO_ACCOUNT, http_wall_ms());
+}
+
 static int sync_attributes(struct sync *s)
 {
 	struct buf now = BUF_INIT, old = BUF_INIT;

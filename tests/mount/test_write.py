@@ -336,3 +336,51 @@ def test_write_racing_a_background_sync(mount, emulator):
     assert mount.json("contacts", str(c), "contact.json")["attributes"]["phone"] == "555-123-9876"
     server = next(x for x in emulator.data()["contacts"] if x["id"] == c)
     assert server["attributes"]["phone"] == "555-123-9876"
+
+
+def test_queued_writes_to_one_object_keep_their_order(mount, emulator):
+    from helpers import wait_for
+    c = emulator.data()["conversations"][1]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    emulator.add_fault(kind="status", status=503, count=1, method="PATCH")
+    obj = json.loads(open(p).read())
+    obj["attributes"]["phone"] = "555-000-0001"
+    write(p, json.dumps(obj))           # refused with 503: queued
+    obj["attributes"]["phone"] = "555-000-0002"
+    write(p, json.dumps(obj))           # must wait behind the first
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c)
+    assert server["attributes"]["phone"] == "555-000-0002"
+
+
+def test_api_refusal_fails_close_with_mapped_errno(mount, emulator):
+    c = emulator.data()["conversations"][2]["contactId"]
+    p = mount.p("contacts", str(c), "contact.json")
+    obj = json.loads(open(p).read())
+    obj["attributes"]["phone"] = "555-404-0000"
+    for status, err in ((422, errno.EINVAL), (404, errno.ENOENT), (403, errno.EACCES)):
+        emulator.add_fault(kind="status", status=status, count=1, method="PATCH")
+        with pytest.raises(OSError) as e:
+            write(p, json.dumps(obj))
+        assert e.value.errno == err
+    assert os.listdir(mount.p(".driftfs", "outbox")) == []
+    assert "HTTP 422" in mount.read(".driftfs", "errors", mode="r")
+
+
+def test_account_edit(mount, emulator):
+    a = emulator.data()["accounts"][0]
+    name = a["accountId"].replace("%", "%25").replace("/", "%2F") + ".json"
+    p = mount.p("accounts", name)
+    obj = json.loads(open(p).read())
+    obj["name"] = "Renamed Inc"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert len(patches) == 1 and patches[0]["path"] == "/accounts/update"
+    assert json.loads(patches[0]["body"]) == {
+        "name": "Renamed Inc", "accountId": a["accountId"], "ownerId": a["ownerId"]}
+    assert mount.json("accounts", name)["name"] == "Renamed Inc"
+    obj["accountId"] = "other"
+    with pytest.raises(OSError) as e:
+        write(p, json.dumps(obj))
+    assert e.value.errno == errno.EINVAL

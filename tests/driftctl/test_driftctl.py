@@ -89,6 +89,45 @@ def test_help_version_and_usage_errors(ctl):
     assert not os.path.exists(ctl.credentials)
 
 
+def test_config_file_and_option_spellings(ctl_token, emulator):
+    ctl = ctl_token
+    conf = os.path.join(ctl.config, "driftfs", "config")
+    with open(conf, "w") as f:
+        f.write("# driftctl reads the same file as driftfs\n"
+                "api_url = %s\nrate = 50\ntimeout = 5\n" % emulator.url)
+    bare = [ctl.argv()[0]]
+    p = subprocess.run(bare + ["api", "/users/list"], capture_output=True,
+                       env=ctl.env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)["data"]) == len(emulator.data()["users"])
+    # The command line wins over the file, in either spelling, anywhere.
+    for args in (["--api_url", "http://127.0.0.1:9", "api", "/users/list"],
+                 ["api", "/users/list", "--api-url=http://127.0.0.1:9"]):
+        p = subprocess.run(bare + ["--timeout", "1"] + args, capture_output=True,
+                           env=ctl.env, timeout=60)
+        assert p.returncode == 3, (args, p.stderr)
+    p = subprocess.run(bare + ["status"], capture_output=True, env=ctl.env, timeout=60)
+    assert b"rate_limit: 50.0 req/s (capped)" in p.stdout
+    # A bad line stops driftctl and names the file and line.
+    with open(conf, "a") as f:
+        f.write("colour = blue\n")
+    p = subprocess.run(bare + ["status"], capture_output=True, env=ctl.env, timeout=60)
+    assert p.returncode == 1 and b"config:5: unknown option 'colour'" in p.stderr
+    # A client secret in a file others can read is refused.
+    with open(conf, "w") as f:
+        f.write("client_id = cfg-app\nclient_secret = from-config\n")
+    ctl.secrets.add("from-config")
+    os.chmod(conf, 0o644)
+    p = ctl.run("login", input=b"valid-code\n")
+    assert p.returncode == 1 and b"chmod 600" in p.stderr
+    os.chmod(conf, 0o600)
+    p = ctl.run("login", input=b"valid-code\n")
+    assert p.returncode == 0, p.stderr
+    assert ctl.creds()["client_id"] == "cfg-app"
+    assert ctl.creds()["client_secret"] == "from-config"
+    ctl.secrets.add(ctl.creds()["access_token"])
+
+
 def test_status_offline_without_credentials(ctl):
     p, st = ctl.status("--offline")
     assert p.returncode == 0, p.stderr

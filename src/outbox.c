@@ -138,6 +138,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 int outbox_submit(struct outbox *o, struct outbox_row *row,
 		  struct buf *response)
 {
+	struct outbox_row cur;
 	int r;
 
 	row->created = http_wall_ms();
@@ -154,9 +155,18 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 		r = -EINPROGRESS;
 		goto kick;
 	}
-	free(row->state);
-	row->state = strdup("pending");
-	r = row->state ? send_row(o, row, response) : -ENOMEM;
+	/*
+	 * The worker may have taken the row between its insertion and this
+	 * lock: send what the store holds now (its state says whether a
+	 * request already left), and nothing if it is gone (delivered).
+	 */
+	r = store_outbox_get(o->d->store, row->seq, &cur);
+	if (!r) {
+		r = send_row(o, &cur, response);
+		store_outbox_row_release(&cur);
+	} else if (r == -ENOENT) {
+		r = 0;
+	}
 	pthread_mutex_unlock(&o->send_lock);
 kick:
 	if (r == -EINPROGRESS) {

@@ -517,8 +517,12 @@ def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
         results.append(ctl.run("sync").returncode)
 
     def run_ctl():
-        m.ctl("sync")
-        results.append(0)
+        # In a process of its own: a thread of ours holding the ctl file
+        # open while another forks would hand the child a copy of the
+        # descriptor, whose close on exec the mount gets as a flush.
+        results.append(subprocess.run(["sh", "-c", 'echo sync > "$0"',
+                                       m.p(".driftfs", "ctl")],
+                                      timeout=600).returncode)
     threads = [threading.Thread(target=f) for f in (run_sync, run_sync, run_ctl)]
     for t in threads:
         t.start()

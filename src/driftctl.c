@@ -2296,16 +2296,15 @@ static const struct command commands[] = {
 	{ "report", cmd_report, usage_report },
 };
 
-/* Before the command: global options, -h, -V. */
+/* Before the command there are only options: nothing else comes here. */
 static int main_opt(struct ctl *c, void *cmd, const struct opt *o,
 		    const char *value)
 {
-	int *cmd_at = cmd;
-
 	(void)c;
+	(void)cmd;
 	(void)o;
-	(void)value;
-	return *cmd_at = -1, 0;
+	say("unexpected argument '%s'", value);
+	return DX_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -2313,7 +2312,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	struct ctl c;
 	char *conf = NULL;
-	int r = DX_USAGE, i;
+	int r = DX_USAGE, i, curl_up = 0;
 
 	memset(&c, 0, sizeof(c));
 	signal(SIGPIPE, SIG_IGN);
@@ -2350,15 +2349,10 @@ int main(int argc, char **argv)
 				i++;
 		}
 	}
-	{
-		int cmd_at = 0;
-
-		/* Parse what precedes the command (or everything). */
-		r = parse_args(&c, i < argc ? i : argc, argv, 1, no_opts,
-			       main_opt, &cmd_at);
-		if (r)
-			goto out;
-	}
+	/* Apply what precedes the command (or everything). */
+	r = parse_args(&c, i, argv, 1, no_opts, main_opt, NULL);
+	if (r)
+		goto out;
 	if (i >= argc) {
 		fputs(usage_main, c.help ? stdout : stderr);
 		r = c.help ? DX_OK : DX_USAGE;
@@ -2384,18 +2378,17 @@ int main(int argc, char **argv)
 		r = DX_LOCAL;
 		goto out;
 	}
+	curl_up = 1;
 	r = cmd->run(&c, argc, argv, i + 1);
 	if (c.help) {
 		fputs(cmd->usage, stdout);
 		r = DX_OK;
 	}
-	ctl_release(&c);
-	curl_global_cleanup();
-	stats_clear();
-	free(conf);
-	return r;
 out:
 	ctl_release(&c);
+	if (curl_up)
+		curl_global_cleanup();
+	stats_clear();
 	free(conf);
 	return r;
 }

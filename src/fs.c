@@ -81,6 +81,12 @@ struct handle {
 	int writable;		/* opened for writing a tree file */
 	int dirty;		/* written (or truncated) since the commit */
 	uint64_t scratch;	/* inode of a scratch file, or 0 */
+	/*
+	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
+	 * run at once (a forked child closing its copy of the descriptor
+	 * while the parent writes).
+	 */
+	pthread_mutex_t lock;
 	/* directories: the snapshot of entries */
 	struct dirent_snap *ents;
 	size_t nents;
@@ -574,6 +580,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		    acc == TA_LINK) {
 			r = -EACCES;
 		} else if (h && h->writable) {
+			pthread_mutex_lock(&h->lock);
 			if ((size_t)attr->st_size <= h->data.len) {
 				h->data.len = (size_t)attr->st_size;
 				if (h->data.data)
@@ -583,6 +590,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 						 attr->st_size);
 			}
 			h->dirty = 1;
+			pthread_mutex_unlock(&h->lock);
 		} else if (acc == TA_RW) {
 			/* truncate(2) on a path: commit the shortened bytes. */
 			struct buf b = BUF_INIT;
@@ -636,6 +644,7 @@ static void handle_free(struct handle *h)
 		return;
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
+	pthread_mutex_destroy(&h->lock);
 	tree_node_release(&h->t);
 	free(h->path);
 	for (size_t i = 0; i < h->nents; i++) {
@@ -688,6 +697,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 
 	if (!r) {
 		set_context(f, "readdir", ino, NULL);
+		pthread_mutex_init(&h->lock, NULL);
 		h->kind = t.kind;
 		r = tree_list(f->d, &t, snap_add, &s);
 	}
@@ -888,6 +898,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = node_ref(f, &t, a.ino, parent, name);
 	if (r)
 		goto fail;
+	pthread_mutex_init(&h->lock, NULL);
 	h->kind = T_SCRATCH;
 	h->scratch = a.ino;
 	h->writable = 1;
@@ -934,6 +945,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -ENOMEM;
 		goto fail;
 	}
+	pthread_mutex_init(&h->lock, NULL);
 	buf_init(&h->wbuf, CTL_MAX);
 	buf_init(&h->data, WRITE_MAX);
 	h->kind = t.kind;
@@ -1067,21 +1079,36 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	reply_slice(req, &h->data, size, off);
 }
 
-/* Runs every complete line in the ctl buffer. */
+/*
+ * Runs every complete line in the ctl buffer (all of it when all is set).
+ * The lines are taken out under the handle's lock and run outside it: a
+ * "sync" can take minutes.
+ */
 static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 {
-	char *nl;
+	char *nl, *lines = NULL;
 	size_t n;
-	int r;
+	int r = 0;
 
+	pthread_mutex_lock(&h->lock);
 	nl = h->wbuf.len ? memrchr(h->wbuf.data, '\n', h->wbuf.len) : NULL;
 	n = nl ? (size_t)(nl - h->wbuf.data) + 1 : (all ? h->wbuf.len : 0);
-	if (!n)
-		return 0;
-	r = ctl_command(f->d, h->wbuf.data, n);
-	memmove(h->wbuf.data, h->wbuf.data + n, h->wbuf.len - n);
-	h->wbuf.len -= n;
-	h->wbuf.data[h->wbuf.len] = '\0';
+	if (n) {
+		lines = malloc(n);
+		if (lines) {
+			memcpy(lines, h->wbuf.data, n);
+			memmove(h->wbuf.data, h->wbuf.data + n,
+				h->wbuf.len - n);
+			h->wbuf.len -= n;
+			h->wbuf.data[h->wbuf.len] = '\0';
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (lines)
+		r = ctl_command(f->d, lines, n);
+	free(lines);
 	return r;
 }
 
@@ -1116,7 +1143,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 
 	(void)ino;
 	if (h->kind == T_CTL_CTL) {
+		pthread_mutex_lock(&h->lock);
 		r = buf_add(&h->wbuf, data, size);
+		pthread_mutex_unlock(&h->lock);
 		r = r ? r : ctl_run_lines(f, h, 0);
 	} else if (h->scratch) {
 		struct scratch *s;
@@ -1128,8 +1157,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 			s->mtime_ms = http_wall_ms();
 		pthread_mutex_unlock(&f->lock);
 	} else if (h->writable) {
+		pthread_mutex_lock(&h->lock);
 		r = buf_write_at(&h->data, data, size, off);
 		h->dirty = 1;
+		pthread_mutex_unlock(&h->lock);
 	} else {
 		r = -EBADF;
 	}
@@ -1146,11 +1177,18 @@ static int handle_commit(struct fs *f, struct handle *h)
 {
 	int r;
 
-	if (!h->writable || !h->dirty || h->scratch)
+	if (!h->writable || h->scratch)
 		return 0;
+	/* Held through the commit: a concurrent write waits for it. */
+	pthread_mutex_lock(&h->lock);
+	if (!h->dirty) {
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
 	h->dirty = 0;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
 			 h->data.len);
+	pthread_mutex_unlock(&h->lock);
 	if (r)
 		log_context_set(NULL);
 	return r;

@@ -2,8 +2,11 @@
 """A mount under a failing API: no crash, no hang, only EIO/EAGAIN."""
 import errno
 import os
+import subprocess
 import threading
 import time
+
+import pytest
 
 from helpers import Mount
 
@@ -102,3 +105,21 @@ def test_failed_lookup_names_path_call_and_message(mount, emulator):
     # Once the API answers again the contact appears.
     emulator.clear_faults()
     assert mount.json("contacts", str(cid), "contact.json")["id"] == cid
+
+
+@pytest.mark.emulator_args("--latency", "30")
+def test_ctl_write_racing_a_flush_from_a_forked_child(mount):
+    # A child forked while a write to ctl runs closes its copy of the
+    # descriptor at exec: FLUSH and WRITE of one handle at once.
+    def sync():
+        with open(mount.p(".driftfs", "ctl"), "w") as f:
+            f.write("sync\n")
+    threads = [threading.Thread(target=sync) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        subprocess.run(["true"])
+    for t in threads:
+        t.join(120)
+    assert mount.proc.poll() is None, "the daemon died"
+    assert mount.status()["last_result"] == "ok"

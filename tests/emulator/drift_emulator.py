@@ -1094,7 +1094,7 @@ class Emulator:
         """Run one API request through faults, auth and the endpoint."""
         route = self.api.router.match(req.method, req.path)
         endpoint = Router.endpoint_key(req.method, route[0], req.path)
-        status, fault_kind = 0, None
+        status, fault_kind, recorded = 0, None, False
         try:
             delay = self.faults.latency()
             if delay > 0:
@@ -1115,9 +1115,15 @@ class Emulator:
             else:
                 reply = self.execute(req, route)
             status = reply.status
+            # Logged before the reply leaves: a client that sends its next
+            # request as soon as this answer arrives must find this one in
+            # the log already, in order.
+            self.log.record(req, endpoint, status, fault_kind)
+            recorded = True
             handler.send_reply(reply)
         finally:
-            self.log.record(req, endpoint, status, fault_kind)
+            if not recorded:
+                self.log.record(req, endpoint, status, fault_kind)
             if not self.quiet:
                 sys.stderr.write(f"{req.method} {req.raw_path}"
                                  f"{'?' + req.query_string if req.query_string else ''}"

@@ -42,6 +42,9 @@ int config_set(struct config *c, const char *name, const char *value);
  * that sets client_secret is refused (-EACCES) if others may read it.
  */
 int config_load_file(struct config *c, const char *path);
+/* Strips leading and trailing white space in place; returns the start. */
+char *config_trim(char *s);
+
 /* Default path of the config file (caller frees). */
 char *config_default_path(void);
 

@@ -2,7 +2,6 @@
 /* auth.c: credentials file, OAuth token exchange and refresh (see auth.h). */
 #include "auth.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,17 +47,6 @@ void auth_creds_release(struct auth_creds *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
 
 static int cred_index(const char *name)
 {
@@ -107,7 +95,7 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 		goto out;
 	}
 	while (!r && fgets(line, LINE_MAX_LEN, f)) {
-		char *s = trim(line), *eq = strchr(s, '=');
+		char *s = config_trim(line), *eq = strchr(s, '=');
 		int i = -1;
 
 		if (!*s || *s == '#')
@@ -116,7 +104,7 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 		 * name before the '=' makes a "name = value" line. */
 		if (eq) {
 			*eq = '\0';
-			i = cred_index(trim(s));
+			i = cred_index(config_trim(s));
 			if (i < 0)
 				*eq = '=';
 		}
@@ -125,7 +113,7 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 				r = set_owned(&bare, s);
 			continue;
 		}
-		s = trim(eq + 1);
+		s = config_trim(eq + 1);
 		switch (i) {
 		case 0:
 			r = set_owned(&c->access_token, s);

@@ -162,7 +162,7 @@ int config_set(struct config *c, const char *name, const char *value)
 	return -ENOENT;
 }
 
-static char *trim(char *s)
+char *config_trim(char *s)
 {
 	char *e;
 
@@ -186,7 +186,7 @@ int config_load_file(struct config *c, const char *path)
 	if (fstat(fileno(f), &st))
 		st.st_mode = 0600;
 	while (fgets(line, sizeof(line), f)) {
-		char *s = trim(line), *eq;
+		char *s = config_trim(line), *eq;
 
 		lineno++;
 		if (!*s || *s == '#')
@@ -194,15 +194,15 @@ int config_load_file(struct config *c, const char *path)
 		eq = strchr(s, '=');
 		if (eq)
 			*eq = '\0';
-		r = config_set(c, trim(s), eq ? trim(eq + 1) : NULL);
+		r = config_set(c, config_trim(s), eq ? config_trim(eq + 1) : NULL);
 		if (r) {
 			log_err("%s:%d: %s option '%s'", path, lineno,
 				r == -ENOENT ? "unknown" : "bad value for",
-				trim(s));
+				config_trim(s));
 			r = -EINVAL;
 			break;
 		}
-		if (!strcmp(trim(s), "client_secret") && (st.st_mode & 077)) {
+		if (!strcmp(config_trim(s), "client_secret") && (st.st_mode & 077)) {
 			log_err("%s sets client_secret but other users can "
 				"read it; refusing it (chmod 600 %s)",
 				path, path);

@@ -9,13 +9,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import ROOT, SUSPICIOUS, TOKEN, Emulator, Mount, fuse_unavailable  # noqa: E402
+from helpers import ROOT, SUSPICIOUS, TOKEN, Mount, fuse_unavailable  # noqa: E402
 
 DRIFTCTL = os.environ.get("DRIFTCTL", os.path.join(ROOT, "build", "default", "driftctl"))
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "emulator_args(*args): emulator flags")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -115,16 +111,6 @@ class Ctl:
         self.secrets.add(self.creds()["access_token"])
         self.secrets.add(self.creds()["refresh_token"])
         return p
-
-
-@pytest.fixture
-def emulator(request, tmp_path):
-    """The emulator, started with the test's emulator_args marker, if any."""
-    marker = request.node.get_closest_marker("emulator_args")
-    args = marker.args if marker else ()
-    emu = Emulator(*args, workdir=str(tmp_path / "emu"))
-    yield emu
-    emu.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import Emulator, Mount, fuse_unavailable  # noqa: E402
+from helpers import Mount, fuse_unavailable  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -18,16 +18,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def emulator(request, tmp_path):
-    """The emulator, started with the test's emulator_args marker, if any."""
-    marker = request.node.get_closest_marker("emulator_args")
-    args = marker.args if marker else ()
-    emu = Emulator(*args, workdir=str(tmp_path / "emu"))
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
 def mount(emulator, tmp_path):
     """A driftfs mount of the emulator, synced once."""
     os.makedirs(tmp_path / "emu", exist_ok=True)
@@ -36,7 +26,3 @@ def mount(emulator, tmp_path):
     m.unmount()
     bad = m.suspicious()
     assert not bad, "driftfs reported: %s" % bad
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "emulator_args(*args): emulator flags")

@@ -8,6 +8,10 @@
  * attributes, and invalidation of exactly the inodes and entries a sync
  * changed, which is what lets entry/attr/page-cache timeouts be long.
  *
+ * Directories have no handles where the kernel allows it (no OPENDIR or
+ * RELEASEDIR round trips); it then caches every listing, so the outbox's
+ * listing is invalidated whenever a row comes or goes (fs_outbox_changed).
+ *
  * The node table maps each inode the kernel knows (lookup count > 0) to its
  * tree node. Invalidations are queued and sent by a notifier thread, never
  * from inside a request handler (a lookup holds the directory lock that an
@@ -32,5 +36,11 @@ int fs_start(struct fs *f, struct fuse_session *se);
 void fs_stop(struct fs *f);
 /* The sync change callback (ctx is the struct fs). */
 void fs_on_change(void *ctx, const struct sync_change *c, size_t n);
+/*
+ * The outbox gained or lost a row: drops the kernel's copy of its listing,
+ * at once (an inode invalidation takes no directory lock, so this is safe
+ * from a request handler). f may be NULL (driftctl has no mount).
+ */
+void fs_outbox_changed(struct fs *f);
 
 #endif

@@ -34,6 +34,7 @@ struct fnode {
 	uint64_t nlookup;
 	uint64_t parent;	/* where it was last looked up */
 	char *name;		/* its name there */
+	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
 	struct fnode *next;	/* hash chain */
 };
 
@@ -68,6 +69,17 @@ struct fs {
 		int64_t id;
 		int64_t until_ms;
 	} tombs[16];
+
+	/* Listing generations of the fixed directories (see dir_gen). */
+	uint32_t fixed_gen[T__FIXED_END];
+
+	/* Directory listings being read (see struct listing). */
+	pthread_mutex_t llock;
+	struct listing *listings;
+	size_t nlistings;
+	/* The kernel opens directories without asking us (no OPENDIR or
+	 * RELEASEDIR round trips); readdir then carries no handle. */
+	int no_opendir;
 };
 
 /* An open file or directory. */
@@ -87,9 +99,6 @@ struct handle {
 	 * while the parent writes).
 	 */
 	pthread_mutex_t lock;
-	/* directories: the snapshot of entries */
-	struct dirent_snap *ents;
-	size_t nents;
 };
 
 /*
@@ -114,6 +123,24 @@ struct dirent_snap {
 	struct tnode t;
 	struct tattr a;
 };
+
+/*
+ * A directory's entries, taken when a reader starts at offset 0 and kept
+ * until a reader reaches the end, so that the offsets of one pass through
+ * the directory index one listing. Readdir has no handle to hang it on (see
+ * fs.no_opendir), so listings are kept by inode, a few at a time: a pass
+ * abandoned half way (ls | head) is dropped when newer ones need the room.
+ */
+struct listing {
+	uint64_t ino;
+	unsigned refs;
+	int attached;		/* still in fs.listings */
+	struct dirent_snap *ents;
+	size_t n, alloc;
+	struct listing *next;
+};
+
+#define LISTINGS_MAX 8
 
 static void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
 			const struct tattr *a);
@@ -281,20 +308,44 @@ static double attr_timeout(int kind)
 	}
 }
 
-static void to_stat(const struct driftfs *d, const struct tattr *a,
-		    struct stat *st)
+/*
+ * How many times the listing of directory ino was invalidated. The kernel
+ * keeps a directory's listing while its mtime stays the same (an empty
+ * listing has no pages for an invalidation to drop), so each invalidation
+ * also moves the mtime on by a nanosecond, below the millisecond the API's
+ * times have.
+ */
+static uint32_t dir_gen(struct fs *f, uint64_t ino)
+{
+	struct fnode *n;
+	uint32_t g;
+
+	pthread_mutex_lock(&f->lock);
+	if (ino < T__FIXED_END) {
+		g = f->fixed_gen[ino];
+	} else {
+		n = node_find_locked(f, ino);
+		g = n ? n->gen : 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return g;
+}
+
+static void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = a->ino;
 	st->st_mode = a->mode;
 	st->st_nlink = a->nlink;
-	st->st_uid = d->uid;
-	st->st_gid = d->gid;
+	st->st_uid = f->d->uid;
+	st->st_gid = f->d->gid;
 	st->st_size = a->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (a->size + 511) / 512;
 	st->st_mtim.tv_sec = a->mtime_ms / 1000;
 	st->st_mtim.tv_nsec = (a->mtime_ms % 1000) * 1000000;
+	if (S_ISDIR(a->mode))
+		st->st_mtim.tv_nsec += dir_gen(f, a->ino) % 1000000;
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
 }
@@ -362,11 +413,19 @@ static void set_context(struct fs *f, const char *op, uint64_t ino,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
-	/* Always readdirplus: one request lists and stats a directory. */
+	struct fs *f = userdata;
+
+	f->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	/*
+	 * Always readdirplus: one request lists and stats a directory.
+	 * AUTO_INVAL_DATA: the kernel checks a directory's mtime when a pass
+	 * through its cached listing starts, if an invalidation made its
+	 * attributes stale (see dir_gen).
+	 */
 	conn->want |= conn->capable &
 		      (FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
-		       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_PARALLEL_DIROPS);
+		       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_PARALLEL_DIROPS |
+		       FUSE_CAP_AUTO_INVAL_DATA);
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 }
 
@@ -461,7 +520,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e.generation = 1;
 	e.attr_timeout = attr_timeout(child.kind);
 	e.entry_timeout = LONG_TIMEOUT;
-	to_stat(f->d, &a, &e.attr);
+	to_stat(f, &a, &e.attr);
 	if (fuse_reply_entry(req, &e))
 		node_forget(f, a.ino, 1);
 	goto out;
@@ -520,7 +579,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (r) {
 		reply_err(req, r);
 	} else {
-		to_stat(f->d, &a, &st);
+		to_stat(f, &a, &st);
 		fuse_reply_attr(req, &st, attr_timeout(t.kind));
 	}
 	tree_node_release(&t);
@@ -615,7 +674,7 @@ out:
 	if (r) {
 		reply_err(req, r);
 	} else {
-		to_stat(f->d, &a, &st);
+		to_stat(f, &a, &st);
 		fuse_reply_attr(req, &st, t.kind == T_SCRATCH
 						  ? 0 : attr_timeout(t.kind));
 	}
@@ -647,93 +706,195 @@ static void handle_free(struct handle *h)
 	pthread_mutex_destroy(&h->lock);
 	tree_node_release(&h->t);
 	free(h->path);
-	for (size_t i = 0; i < h->nents; i++) {
-		free(h->ents[i].name);
-		tree_node_release(&h->ents[i].t);
-	}
-	free(h->ents);
 	free(h);
 }
 
-struct snap_ctx {
-	struct handle *h;
-	size_t alloc;
-};
-
-static int snap_add(void *ctx, const char *name, const struct tnode *child,
-		    const struct tattr *a)
+static void listing_free(struct listing *l)
 {
-	struct snap_ctx *s = ctx;
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->ents[i].name);
+		tree_node_release(&l->ents[i].t);
+	}
+	free(l->ents);
+	free(l);
+}
+
+static int listing_add(void *ctx, const char *name, const struct tnode *child,
+		       const struct tattr *a)
+{
+	struct listing *l = ctx;
 	struct dirent_snap *e;
 
-	if (s->h->nents == s->alloc) {
-		size_t na = s->alloc ? s->alloc * 2 : 32;
-		struct dirent_snap *p = realloc(s->h->ents, na * sizeof(*p));
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 32;
+		struct dirent_snap *p = realloc(l->ents, na * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
-		s->h->ents = p;
-		s->alloc = na;
+		l->ents = p;
+		l->alloc = na;
 	}
-	e = &s->h->ents[s->h->nents];
+	e = &l->ents[l->n];
 	e->name = strdup(name);
 	if (!e->name || tree_node_copy(&e->t, child)) {
 		free(e->name);
 		return -ENOMEM;
 	}
 	e->a = *a;
-	s->h->nents++;
+	l->n++;
 	return 0;
+}
+
+/* Takes l out of fs.listings (under llock); freed once nobody reads it. */
+static void listing_detach_locked(struct fs *f, struct listing *l)
+{
+	for (struct listing **pp = &f->listings; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			f->nlistings--;
+			break;
+		}
+	}
+	l->attached = 0;
+	if (!l->refs)
+		listing_free(l);
+}
+
+/*
+ * The listing of dir (inode ino) that a read from off goes on with: a new
+ * one at offset 0 (a new pass: rewinddir, or a new ls), else the one this
+ * pass started, rebuilt only if it was dropped. Referenced; see listing_put.
+ */
+static int listing_get(struct fs *f, uint64_t ino, const struct tnode *dir,
+		       off_t off, struct listing **out)
+{
+	struct listing *l, *old = NULL;
+	int r;
+
+	if (off > 0) {
+		pthread_mutex_lock(&f->llock);
+		for (l = f->listings; l; l = l->next)
+			if (l->ino == ino)
+				break;
+		if (l)
+			l->refs++;
+		pthread_mutex_unlock(&f->llock);
+		if (l) {
+			*out = l;
+			return 0;
+		}
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->ino = ino;
+	r = tree_list(f->d, dir, listing_add, l);
+	if (r) {
+		listing_free(l);
+		return r;
+	}
+	l->refs = 1;
+	l->attached = 1;
+	pthread_mutex_lock(&f->llock);
+	for (struct listing *o = f->listings; o; o = o->next)
+		if (o->ino == ino)
+			old = o;
+	if (old)
+		listing_detach_locked(f, old);
+	l->next = f->listings;
+	f->listings = l;
+	f->nlistings++;
+	/* Over the limit: drop the oldest passes nobody is reading now. */
+	while (f->nlistings > LISTINGS_MAX) {
+		struct listing *victim = NULL;
+
+		for (struct listing *o = f->listings->next; o; o = o->next)
+			if (!o->refs)
+				victim = o;
+		if (!victim)
+			break;
+		listing_detach_locked(f, victim);
+	}
+	pthread_mutex_unlock(&f->llock);
+	*out = l;
+	return 0;
+}
+
+/* Drops a reference; a pass read to its end drops the listing too. */
+static void listing_put(struct fs *f, struct listing *l, int finished)
+{
+	pthread_mutex_lock(&f->llock);
+	l->refs--;
+	if (finished && l->attached)
+		listing_detach_locked(f, l);
+	else if (!l->refs && !l->attached)
+		listing_free(l);
+	pthread_mutex_unlock(&f->llock);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
-	struct handle *h = calloc(1, sizeof(*h));
-	struct snap_ctx s = { h, 0 };
 	struct tnode t = { 0 };
-	int r = h ? node_get(f, ino, &t) : -ENOMEM;
+	int r;
 
-	if (!r) {
-		set_context(f, "readdir", ino, NULL);
-		pthread_mutex_init(&h->lock, NULL);
-		h->kind = t.kind;
-		r = tree_list(f->d, &t, snap_add, &s);
+	/* Telling the kernel that opendir is not needed makes every later
+	 * opendir and closedir free: directories then have no handle. */
+	if (f->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
 	}
+	r = node_get(f, ino, &t);
 	if (r) {
-		handle_free(h);
 		reply_err(req, r);
-	} else {
-		fi->fh = (uintptr_t)h;
-		/* The outbox changes without sync changes: never cached. */
-		fi->cache_readdir = t.kind != T_OUTBOX;
-		fi->keep_cache = t.kind != T_OUTBOX;
-		if (fuse_reply_open(req, fi))
-			handle_free(h);
+		return;
 	}
+	/* The outbox changes without sync changes: never cached. */
+	fi->fh = 0;
+	fi->cache_readdir = t.kind != T_OUTBOX;
+	fi->keep_cache = t.kind != T_OUTBOX;
+	fuse_reply_open(req, fi);
 	tree_node_release(&t);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, int plus)
+		       int plus)
 {
 	struct fs *f = fs_of(req);
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	char *buf = malloc(size ? size : 1);
-	size_t used = 0;
+	struct tnode dir = { 0 };
+	struct listing *l = NULL;
+	char *buf = NULL;
+	size_t used = 0, i = 0;
+	int r;
 
-	(void)ino;
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	if (off < 0) {
+		reply_err(req, -EINVAL);
 		return;
 	}
-	for (size_t i = (size_t)off; i < h->nents; i++) {
-		struct dirent_snap *e = &h->ents[i];
+	r = node_get(f, ino, &dir);
+	if (!r) {
+		set_context(f, "readdir", ino, NULL);
+		r = listing_get(f, ino, &dir, off, &l);
+	}
+	tree_node_release(&dir);
+	if (!r) {
+		buf = malloc(size ? size : 1);
+		if (!buf)
+			r = -ENOMEM;
+	}
+	if (r) {
+		if (l)
+			listing_put(f, l, 0);
+		reply_err(req, r);
+		return;
+	}
+	for (i = (size_t)off; i < l->n; i++) {
+		struct dirent_snap *e = &l->ents[i];
 		struct stat st;
 		size_t need;
 
-		to_stat(f->d, &e->a, &st);
+		to_stat(f, &e->a, &st);
 		if (plus) {
 			struct fuse_entry_param ep;
 
@@ -759,6 +920,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		used += need;
 	}
+	/* An empty reply is the end of the pass. */
+	listing_put(f, l, used == 0);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -766,20 +929,22 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, 0);
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	do_readdir(req, ino, size, off, fi, 1);
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;
-	handle_free((struct handle *)(uintptr_t)fi->fh);
+	(void)fi;
 	fuse_reply_err(req, 0);
 }
 
@@ -849,7 +1014,7 @@ static void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
 	e.generation = 1;
 	e.attr_timeout = t->kind == T_SCRATCH ? 0 : attr_timeout(t->kind);
 	e.entry_timeout = t->kind == T_SCRATCH ? 0 : LONG_TIMEOUT;
-	to_stat(f->d, a, &e.attr);
+	to_stat(f, a, &e.attr);
 	if (fuse_reply_entry(req, &e))
 		node_forget(f, a->ino, 1);
 }
@@ -911,7 +1076,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		memset(&e, 0, sizeof(e));
 		e.ino = a.ino;
 		e.generation = 1;
-		to_stat(f->d, &a, &e.attr);
+		to_stat(f, &a, &e.attr);
 		if (fuse_reply_create(req, &e, fi)) {
 			node_forget(f, a.ino, 1);
 			free(h);
@@ -1473,6 +1638,7 @@ struct fs *fs_new(struct driftfs *d)
 		return NULL;
 	}
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->llock, NULL);
 	pthread_mutex_init(&f->qlock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
 	return f;
@@ -1500,8 +1666,15 @@ void fs_free(struct fs *f)
 		free(p->c.key);
 		free(p);
 	}
+	while (f->listings) {
+		struct listing *l = f->listings;
+
+		f->listings = l->next;
+		listing_free(l);
+	}
 	free(f->buckets);
 	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->llock);
 	pthread_mutex_destroy(&f->qlock);
 	pthread_cond_destroy(&f->qcond);
 	free(f);
@@ -1524,6 +1697,16 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
 	}
 	pthread_cond_signal(&f->qcond);
 	pthread_mutex_unlock(&f->qlock);
+}
+
+void fs_outbox_changed(struct fs *f)
+{
+	if (!f || !f->se)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->fixed_gen[T_OUTBOX]++;
+	pthread_mutex_unlock(&f->lock);
+	fuse_lowlevel_notify_inval_inode(f->se, T_OUTBOX, 0, 0);
 }
 
 /* One invalidation to send once the node table is unlocked. */
@@ -1642,11 +1825,13 @@ static void collect(struct fs *f, struct pending *batch,
 	for (struct pending *p = batch; p; p = p->next)
 		if (p->c.what == SO_LISTS)
 			any_lists = 1;
-	if (any_lists)
-		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			inval_add(l, (uint64_t)lists[i], NULL);
-
 	pthread_mutex_lock(&f->lock);
+	if (any_lists) {
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+			inval_add(l, (uint64_t)lists[i], NULL);
+			f->fixed_gen[lists[i]]++;
+		}
+	}
 	for (size_t b = 0; b < f->nbuckets; b++) {
 		for (struct fnode *n = f->buckets[b]; n; n = n->next) {
 			for (struct pending *p = batch; p; p = p->next) {
@@ -1655,6 +1840,8 @@ static void collect(struct fs *f, struct pending *batch,
 				if (!affected(f, n, &p->c, &gone))
 					continue;
 				inval_add(l, n->ino, NULL);
+				if (tree_access(n->t.kind) == TA_DIR)
+					n->gen++;
 				if (gone && n->parent && n->name)
 					inval_add(l, n->parent, n->name);
 				break;

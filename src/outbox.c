@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commit.h"
+#include "fs.h"
 #include "http.h"
 #include "log.h"
 
@@ -71,6 +72,15 @@ static int idempotent(const char *method)
  * found to have landed already), -EINPROGRESS when it stays queued, or the
  * errno of a definite refusal (row deleted).
  */
+/* Deletes a row; .driftfs/outbox lists one entry less. */
+static int drop(struct outbox *o, int64_t seq)
+{
+	int r = store_outbox_delete(o->d->store, seq);
+
+	fs_outbox_changed(o->d->fs);
+	return r;
+}
+
 static int send_row(struct outbox *o, struct outbox_row *row,
 		    struct buf *response)
 {
@@ -87,7 +97,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		r = commit_landed(o->d, row);
 		if (r == 1) {
 			log_info("%s: already delivered before; not resent", ctx);
-			store_outbox_delete(st, row->seq);
+			drop(o, row->seq);
 			return 0;
 		}
 		if (r < 0) {
@@ -108,7 +118,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		      row->body.len, 0, idempotent(row->method)
 				       ? HTTP_IDEMPOTENT : HTTP_NO_RETRY, &resp);
 	if (!r) {
-		store_outbox_delete(st, row->seq);
+		drop(o, row->seq);
 		if (response) {
 			*response = resp.body;
 			buf_init(&resp.body, 0);
@@ -129,7 +139,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		log_error_event("%s %s refused: HTTP %ld%s%s", row->method,
 				row->api_path, resp.status,
 				resp.message[0] ? ": " : "", resp.message);
-		store_outbox_delete(st, row->seq);
+		drop(o, row->seq);
 	}
 	http_response_release(&resp);
 	return r;
@@ -145,6 +155,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	r = store_outbox_add(o->d->store, row);
 	if (r)
 		return r;
+	fs_outbox_changed(o->d->fs);
 	if (http_offline(o->d->http))
 		return -EINPROGRESS;
 	pthread_mutex_lock(&o->send_lock);
@@ -187,7 +198,7 @@ int outbox_cancel(struct outbox *o, int64_t seq)
 	r = store_outbox_get(o->d->store, seq, &row);
 	if (!r) {
 		store_outbox_row_release(&row);
-		r = store_outbox_delete(o->d->store, seq);
+		r = drop(o, seq);
 	}
 	pthread_mutex_unlock(&o->send_lock);
 	return r;

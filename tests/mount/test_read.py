@@ -323,6 +323,26 @@ def test_server_change_shows_after_sync(mount, emulator):
     assert mount.json("contacts", str(contact), "contact.json")["attributes"]["city"] == "Lisbon"
 
 
+def test_empty_listing_cached_by_the_kernel_fills_after_sync(mount, emulator):
+    """An empty directory listing has nothing for an invalidation to drop:
+    the directory's mtime must move so the kernel asks again."""
+    data = emulator.data()
+    conv = next(c for c in data["conversations"]
+                if not any(a["conversationId"] == c["id"] for a in data["attachments"].values()))
+    att = mount.p("conversations", str(conv["id"]), "attachments")
+    assert os.listdir(att) == []
+    assert os.listdir(att) == []             # served from the kernel's cache
+    before = os.stat(att).st_mtime_ns
+    emulator.mutate(op="add_message", conversationId=conv["id"], body="<p>see file</p>",
+                    authorType="contact", authorId=conv["contactId"],
+                    attachments=[{"fileName": "late.txt", "mimeType": "text/plain",
+                                  "text": "arrived later"}])
+    mount.ctl("sync")
+    names = os.listdir(att)
+    assert len(names) == 1 and names[0].endswith("late.txt"), names
+    assert os.stat(att).st_mtime_ns != before
+
+
 def test_cached_reads_survive_the_api_going_away(mount, emulator):
     data = emulator.data()
     conv = data["conversations"][0]
@@ -366,3 +386,42 @@ def test_new_conversation_appears_everywhere_after_sync(mount, emulator):
     assert set(os.listdir(mount.p("conversations", "by-status", "open"))) == before_open | {cid}
     assert mount.json("conversations", "stats.json")["open"] == stats["open"] + 1
     assert "hello again" in mount.read("conversations", cid, "transcript.txt", mode="r")
+
+
+def test_listing_passes_are_whole_and_independent(mount, emulator):
+    """Readdir offsets index one pass: an abandoned pass, a rewind and
+    concurrent passes all see every entry once."""
+    import threading
+    ids = {str(c["id"]) for c in emulator.data()["conversations"]}
+    path = mount.p("conversations")
+    want = sorted(os.listdir(path))
+    assert ids <= set(want) and len(set(want)) == len(want)
+    # Abandoned half way, in several directories, more than are kept.
+    for d in ["conversations", "contacts", "users", "playbooks"] * 3:
+        with os.scandir(mount.p(d)) as it:
+            next(it, None)
+    # A fresh kernel cache, then whole passes racing each other.
+    subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=False)
+    got, errors = [], []
+
+    def one():
+        try:
+            got.append(sorted(os.listdir(path)))
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(g == want for g in got), [len(g) for g in got]
+    # rewinddir(): Python's scandir restarts with a new pass each time.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        first = sorted(os.listdir(fd))
+        second = sorted(os.listdir(fd))
+    finally:
+        os.close(fd)
+    assert first == second == want

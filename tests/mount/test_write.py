@@ -315,6 +315,21 @@ def test_outbox_cancel_by_unlink(mount, emulator):
     assert api_calls(emulator, seq, "POST") == []
 
 
+def test_outbox_listing_follows_each_row(mount, emulator):
+    """The kernel caches directory listings (outbox included): a queued row
+    shows at once, and so does its delivery."""
+    from helpers import wait_for
+    outbox = mount.p(".driftfs", "outbox")
+    assert os.listdir(outbox) == []          # now in the kernel's cache
+    cid = str(emulator.data()["conversations"][9]["id"])
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST")
+    write(mount.p("conversations", cid, "note"), "listed at once\n")
+    assert len(os.listdir(outbox)) == 1
+    emulator.clear_faults()
+    mount.ctl("sync")
+    wait_for(lambda: os.listdir(outbox) == [], 60, "the delivered row to leave the listing")
+
+
 def test_write_racing_a_background_sync(mount, emulator):
     import threading
     import time

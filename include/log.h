@@ -42,6 +42,15 @@ void log_error_event(const char *fmt, ...)
 
 /* The calling thread's context; the string is copied (truncated to 511). */
 void log_context_set(const char *ctx);
+/*
+ * A context written only when an error needs it: fn(arg, out, size) fills
+ * it in then. For callers that set a context on every request, where
+ * formatting it each time would cost more than the request. arg must stay
+ * valid until the next log_context_set/_defer on this thread; fn must not
+ * take locks the thread may hold when it records an error.
+ */
+typedef void (*log_context_fn)(const void *arg, char *out, size_t size);
+void log_context_defer(log_context_fn fn, const void *arg);
 const char *log_context(void);
 
 /* Appends the ring, oldest first, one error a line. Returns 0 or -errno. */

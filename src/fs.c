@@ -91,6 +91,7 @@ struct handle {
 	struct tnode t;		/* the node, for the commit */
 	char *path;		/* its tree path, for errors and the outbox */
 	int writable;		/* opened for writing a tree file */
+	int unread;		/* read-only: data not loaded yet (op_read) */
 	int dirty;		/* written (or truncated) since the commit */
 	uint64_t scratch;	/* inode of a scratch file, or 0 */
 	/*
@@ -153,6 +154,22 @@ static void scratch_forget_locked(struct fs *f, uint64_t ino);
 static int buf_write_at(struct buf *b, const char *data, size_t size,
 			off_t off);
 
+/* Whether this thread holds fs.lock (an error line then cannot name the
+ * path: building it needs the lock). */
+static __thread int nodes_locked;
+
+static void nodes_lock(struct fs *f)
+{
+	pthread_mutex_lock(&f->lock);
+	nodes_locked = 1;
+}
+
+static void nodes_unlock(struct fs *f)
+{
+	nodes_locked = 0;
+	pthread_mutex_unlock(&f->lock);
+}
+
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -206,7 +223,7 @@ static int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	struct fnode *n;
 	int r = 0;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	n = node_find_locked(f, ino);
 	if (n) {
 		if (n->t.kind != t->kind || n->t.id != t->id ||
@@ -246,7 +263,7 @@ static int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	f->buckets[bucket_of(f, ino)] = n;
 	f->count++;
 out:
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	return r;
 }
 
@@ -256,7 +273,7 @@ static void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 
 	if (ino < T__FIXED_END)
 		return;
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	for (p = &f->buckets[bucket_of(f, ino)]; (n = *p); p = &n->next) {
 		if (n->ino != ino)
 			continue;
@@ -272,7 +289,7 @@ static void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 		}
 		break;
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 }
 
 /* Copies the tree node of ino; fixed nodes need no table entry. */
@@ -287,13 +304,13 @@ static int node_get(struct fs *f, uint64_t ino, struct tnode *out)
 		out->name = NULL;
 		return 0;
 	}
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	n = node_find_locked(f, ino);
 	if (n)
 		r = tree_node_copy(out, &n->t);
 	else
 		r = -ESTALE;
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	return r;
 }
 
@@ -320,14 +337,14 @@ static uint32_t dir_gen(struct fs *f, uint64_t ino)
 	struct fnode *n;
 	uint32_t g;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	if (ino < T__FIXED_END) {
 		g = f->fixed_gen[ino];
 	} else {
 		n = node_find_locked(f, ino);
 		g = n ? n->gen : 0;
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	return g;
 }
 
@@ -365,16 +382,24 @@ static void reply_err(fuse_req_t req, int r)
 /*
  * Writes "PATH" of ino (and "/name" when name is given) into out: the path
  * is rebuilt from the names the kernel looked nodes up by, up to a fixed
- * node.
+ * node. With try set, a node table this thread holds gives "inode N"
+ * instead of a deadlock (see ctx_format).
  */
-static void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
-		      size_t size)
+static void node_path_of(struct fs *f, uint64_t ino, const char *name,
+			 char *out, size_t size, int try)
 {
 	char *parts[16];
 	size_t n = 0, len;
 	int i;
 
-	pthread_mutex_lock(&f->lock);
+	if (try && nodes_locked) {
+		len = (size_t)snprintf(out, size, "inode %llu",
+				       (unsigned long long)ino);
+		if (name && len < size)
+			snprintf(out + len, size - len, "/%s", name);
+		return;
+	}
+	nodes_lock(f);
 	while (ino >= T__FIXED_END && n < 16) {
 		struct fnode *node = node_find_locked(f, ino);
 
@@ -386,7 +411,7 @@ static void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
 		n++;
 		ino = node->parent;
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	len = (size_t)snprintf(out, size, "%s",
 			       ino < T__FIXED_END ? tree_fixed_path((int)ino)
 						  : "...");
@@ -400,15 +425,49 @@ static void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
 		snprintf(out + len, size - len, "%s%s", len ? "/" : "", name);
 }
 
-/* Sets the thread's error context to "op PATH". */
+static void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
+		      size_t size)
+{
+	node_path_of(f, ino, name, out, size, 0);
+}
+
+/* What a request works on, for its error lines (see set_context). */
+struct req_context {
+	struct fs *f;
+	const char *op;
+	uint64_t ino;
+	int has_name;
+	char name[256];
+};
+
+static __thread struct req_context req_ctx;
+
+static void ctx_format(const void *arg, char *out, size_t size)
+{
+	const struct req_context *c = arg;
+	char path[900];
+
+	/* An error may be recorded with the node table held. */
+	node_path_of(c->f, c->ino, c->has_name ? c->name : NULL, path,
+		     sizeof(path), 1);
+	snprintf(out, size, "%s %s", c->op, path);
+}
+
+/*
+ * Sets the thread's error context to "op PATH". The path is only built if
+ * an error is recorded: most requests succeed, and building it costs more
+ * than answering them.
+ */
 static void set_context(struct fs *f, const char *op, uint64_t ino,
 			const char *name)
 {
-	char path[900], ctx[1024];
-
-	node_path(f, ino, name, path, sizeof(path));
-	snprintf(ctx, sizeof(ctx), "%s %s", op, path);
-	log_context_set(ctx);
+	req_ctx.f = f;
+	req_ctx.op = op;
+	req_ctx.ino = ino;
+	req_ctx.has_name = name != NULL;
+	if (name)
+		snprintf(req_ctx.name, sizeof(req_ctx.name), "%s", name);
+	log_context_defer(ctx_format, &req_ctx);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -434,25 +493,25 @@ static void tomb_add(struct fs *f, int64_t id)
 {
 	size_t oldest = 0;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	for (size_t i = 1; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
 		if (f->tombs[i].until_ms < f->tombs[oldest].until_ms)
 			oldest = i;
 	f->tombs[oldest].id = id;
 	f->tombs[oldest].until_ms = http_now_ms() + 60000;
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 }
 
 static int tomb_has(struct fs *f, int64_t id)
 {
 	int found = 0;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	for (size_t i = 0; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
 		if (f->tombs[i].id == id &&
 		    f->tombs[i].until_ms > http_now_ms())
 			found = 1;
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	return found;
 }
 
@@ -477,13 +536,13 @@ static int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 	struct scratch *s;
 	struct tattr a;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		scratch_attr(f, s, &a);
 		t.id = (int64_t)(s->ino & ((UINT64_C(1) << 55) - 1));
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	if (!s)
 		return 0;
 	if (node_ref(f, &t, a.ino, parent, name))
@@ -559,11 +618,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (!r && t.kind == T_SCRATCH) {
 		struct scratch *s;
 
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		s = scratch_by_ino_locked(f, ino);
 		if (s)
 			scratch_attr(f, s, &a);
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		r = s ? 0 : -ENOENT;
 	} else if (!r) {
 		set_context(f, "getattr", ino, NULL);
@@ -603,7 +662,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		struct scratch *s;
 
 		/* Scratch files take any mode, owner or time, and keep ours. */
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		s = scratch_by_ino_locked(f, ino);
 		if (s && (to_set & FUSE_SET_ATTR_SIZE) && !s->alias.kind) {
 			if ((size_t)attr->st_size <= s->data.len) {
@@ -617,7 +676,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		}
 		if (s)
 			scratch_attr(f, s, &a);
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		r = r ? r : s ? 0 : -ENOENT;
 		goto out;
 	}
@@ -1047,9 +1106,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	buf_init(&s->data, WRITE_MAX);
 	s->parent = parent;
 	s->mtime_ms = http_wall_ms();
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	if (scratch_by_name_locked(f, parent, name)) {
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		r = -EEXIST;
 		goto fail;
 	}
@@ -1058,7 +1117,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	s->next = f->scratch;
 	f->scratch = s;
 	scratch_attr(f, s, &a);
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	s = NULL;
 	r = node_ref(f, &t, a.ino, parent, name);
 	if (r)
@@ -1117,24 +1176,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (t.kind == T_SCRATCH) {
 		struct scratch *s;
 
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		s = scratch_by_ino_locked(f, ino);
 		if (s && s->alias.kind)
 			r = tree_node_copy(&t, &s->alias);
 		else if (!s)
 			r = -ENOENT;
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		if (r)
 			goto fail;
 		if (t.kind == T_SCRATCH) {
 			h->scratch = ino;
 			h->writable = acc_mode != O_RDONLY;
 			if (fi->flags & O_TRUNC) {
-				pthread_mutex_lock(&f->lock);
+				nodes_lock(f);
 				s = scratch_by_ino_locked(f, ino);
 				if (s)
 					buf_reset(&s->data);
-				pthread_mutex_unlock(&f->lock);
+				nodes_unlock(f);
 			}
 			fi->fh = (uintptr_t)h;
 			fi->direct_io = 1;
@@ -1172,12 +1231,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto fail;
 		fi->direct_io = 1;
 	} else if (acc_mode == O_RDONLY) {
-		r = tree_content(f->d, &t, &h->data);
-		if (r)
-			goto fail;
 		if (acc == TA_DYNAMIC || acc == TA_CTL) {
+			r = tree_content(f->d, &t, &h->data);
+			if (r)
+				goto fail;
 			fi->direct_io = 1;
 		} else {
+			/*
+			 * Loaded by the first read that reaches us: with the
+			 * pages cached (keep_cache), most opens never read,
+			 * and a traversal then costs no query per file.
+			 */
+			r = tree_node_copy(&h->t, &t);
+			if (r)
+				goto fail;
+			h->unread = 1;
 			fi->keep_cache = 1;
 			fi->noflush = 1;
 		}
@@ -1195,26 +1263,22 @@ fail:
 	tree_node_release(&t);
 }
 
-/* Replies with size bytes of src from off, from a copy (see op_read). */
+/*
+ * Replies with size bytes of src from off. Straight from src: the kernel
+ * has copied them once writev() returns, and the caller keeps src alive
+ * and unchanged until then (the handle cannot be released before the
+ * reader has this reply).
+ */
 static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 			off_t off)
 {
-	char *copy;
-
 	if (off < 0 || (size_t)off >= src->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
 	if (size > src->len - (size_t)off)
 		size = src->len - (size_t)off;
-	copy = malloc(size);
-	if (!copy) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memcpy(copy, src->data + off, size);
-	fuse_reply_buf(req, copy, size);
-	free(copy);
+	fuse_reply_buf(req, src->data + off, size);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1222,26 +1286,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int r = 0;
 
-	(void)ino;
 	if (h->scratch) {
 		struct scratch *s;
 
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
 		if (s)
 			reply_slice(req, &s->data, size, off);
 		else
 			fuse_reply_buf(req, NULL, 0);
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		return;
 	}
-	/*
-	 * Reply from a copy: once the kernel has the reply, the reader may
-	 * close the file and another thread free the handle while this one
-	 * is still returning from writev().
-	 */
-	reply_slice(req, &h->data, size, off);
+	/* A snapshot taken by the first read; later reads share it. */
+	pthread_mutex_lock(&h->lock);
+	if (h->unread) {
+		set_context(f, "read", ino, NULL);
+		r = tree_content(f->d, &h->t, &h->data);
+		if (!r)
+			h->unread = 0;
+		else
+			buf_reset(&h->data);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r)
+		reply_err(req, r);
+	else
+		reply_slice(req, &h->data, size, off);
 }
 
 /*
@@ -1315,12 +1388,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	} else if (h->scratch) {
 		struct scratch *s;
 
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
 		r = s ? buf_write_at(&s->data, data, size, off) : -ENOENT;
 		if (s)
 			s->mtime_ms = http_wall_ms();
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 	} else if (h->writable) {
 		pthread_mutex_lock(&h->lock);
 		r = buf_write_at(&h->data, data, size, off);
@@ -1409,7 +1482,7 @@ static int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
 {
 	struct scratch *s;
 
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		free(s->name);
@@ -1417,7 +1490,7 @@ static int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
 		if (!node_find_locked(f, s->ino))
 			scratch_forget_locked(f, s->ino);
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	return s ? 0 : -ENOENT;
 }
 
@@ -1526,7 +1599,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		ino = s->ino;
@@ -1535,7 +1608,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else {
 		r = -EPERM;
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	if (r)
 		goto out;
 	r = node_get(f, newparent, &dir);
@@ -1545,7 +1618,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = tree_lookup(f->d, &dir, newname, &target, &a);
 	if (r == -ENOENT) {
 		/* Scratch to scratch: move the name (replacing any other). */
-		pthread_mutex_lock(&f->lock);
+		nodes_lock(f);
 		old = scratch_by_name_locked(f, newparent, newname);
 		if (old) {
 			free(old->name);
@@ -1562,7 +1635,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				s->parent = newparent;
 			}
 		}
-		pthread_mutex_unlock(&f->lock);
+		nodes_unlock(f);
 		goto out;
 	}
 	if (r)
@@ -1577,7 +1650,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r)
 		goto out;
 	/* The kernel now calls the scratch inode by the target's name. */
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	s = scratch_by_ino_locked(f, ino);
 	if (s) {
 		free(s->name);
@@ -1585,7 +1658,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		tree_node_release(&s->alias);
 		tree_node_copy(&s->alias, &target);
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 out:
 	reply_err(req, r);
 	buf_release(&content);
@@ -1703,9 +1776,9 @@ void fs_outbox_changed(struct fs *f)
 {
 	if (!f || !f->se)
 		return;
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	f->fixed_gen[T_OUTBOX]++;
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 	fuse_lowlevel_notify_inval_inode(f->se, T_OUTBOX, 0, 0);
 }
 
@@ -1825,7 +1898,7 @@ static void collect(struct fs *f, struct pending *batch,
 	for (struct pending *p = batch; p; p = p->next)
 		if (p->c.what == SO_LISTS)
 			any_lists = 1;
-	pthread_mutex_lock(&f->lock);
+	nodes_lock(f);
 	if (any_lists) {
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 			inval_add(l, (uint64_t)lists[i], NULL);
@@ -1848,7 +1921,7 @@ static void collect(struct fs *f, struct pending *batch,
 			}
 		}
 	}
-	pthread_mutex_unlock(&f->lock);
+	nodes_unlock(f);
 }
 
 static void *notifier(void *arg)

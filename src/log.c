@@ -23,6 +23,20 @@ static unsigned long ring_total;
 static long long ring_last_ms;
 
 static __thread char context[512];
+static __thread log_context_fn context_fn;	/* deferred, see resolve() */
+static __thread const void *context_arg;
+
+/* Writes a deferred context out, once. */
+static void resolve(void)
+{
+	log_context_fn fn = context_fn;
+
+	if (fn) {
+		context_fn = NULL;
+		context[0] = '\0';
+		fn(context_arg, context, sizeof(context));
+	}
+}
 
 void log_setup(enum log_level level, int use_syslog)
 {
@@ -68,6 +82,7 @@ void log_error_event(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	resolve();
 	/* One error, one line: the ring is read line by line. */
 	for (char *p = text; *p; p++)
 		if (*p == '\n' || *p == '\r')
@@ -96,11 +111,20 @@ void log_error_event(const char *fmt, ...)
 
 void log_context_set(const char *ctx)
 {
+	context_fn = NULL;
 	snprintf(context, sizeof(context), "%s", ctx ? ctx : "");
+}
+
+void log_context_defer(log_context_fn fn, const void *arg)
+{
+	context[0] = '\0';
+	context_fn = fn;
+	context_arg = arg;
 }
 
 const char *log_context(void)
 {
+	resolve();
 	return context;
 }
 

@@ -50,6 +50,126 @@ def peak_rss_kib(pid):
     return 0
 
 
+def ratio_line(name, tm, tc):
+    print("%-26s %10.3f %10.3f %8.2f" % (name, tm, tc, tm / tc if tc else float("nan")))
+
+
+def side_by_side(runs, fn_mount, fn_copy):
+    """Medians of runs interleaved timings (after one warm-up of each)."""
+    fn_mount()
+    fn_copy()
+    tm, tc = [], []
+    for _ in range(runs):
+        tm.append(fn_mount())
+        tc.append(fn_copy())
+    return statistics.median(tm), statistics.median(tc)
+
+
+def first_ls_ms(m, runs):
+    """Mount with a warm cache until the first ls of the root answers."""
+    times = []
+    for _ in range(runs):
+        m.unmount()
+        t = time.perf_counter()
+        m.start(wait_sync=False)
+        os.listdir(m.path)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def bench_bigdir(a):
+    """ls -l of one directory with --big entries, against a tmpfs copy."""
+    work = tempfile.mkdtemp(prefix="driftfs-bench-")
+    shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
+    emu = m = None
+    try:
+        emu = Emulator("--conversations", 20, "--contacts", 20, "--messages", 2,
+                       "--attachments", 0, "--big-conversation", a.big,
+                       workdir=os.path.join(work, "emu"))
+        big = str(emu.data()["conversations"][1]["id"])
+        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
+        m.wait_synced(timeout=3600)
+        src = m.p("conversations", big, "messages")
+        copy = os.path.join(shm, "messages")
+        subprocess.run(["rsync", "-a", src + "/", copy + "/"], check=True)
+        n = len(os.listdir(copy))
+        tm, tc = side_by_side(a.runs, lambda: run("ls -l %s" % src),
+                              lambda: run("ls -l %s" % copy))
+        print("\none directory of %d entries (conversations/%s/messages)" % (n, big))
+        ratio_line("ls -l", tm, tc)
+        # The same directory, cold in the kernel: every entry from readdirplus.
+        tm, tc = side_by_side(a.runs, lambda: run("echo 2 > /proc/sys/vm/drop_caches; "
+                                                  "ls -l %s" % src),
+                              lambda: run("echo 2 > /proc/sys/vm/drop_caches; "
+                                          "ls -l %s" % copy))
+        ratio_line("ls -l, dentries dropped", tm, tc)
+    finally:
+        if m:
+            m.unmount()
+        if emu:
+            emu.stop()
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_rate(a):
+    """A cold sync against an API limited to --rate requests/s, each
+    answered after 50 ms: how close to the limit the sync runs."""
+    work = tempfile.mkdtemp(prefix="driftfs-bench-")
+    emu = m = None
+    try:
+        emu = Emulator("--conversations", 200, "--contacts", 150, "--messages", 4,
+                       "--attachments", 10, "--rate", a.rate, "--burst", a.rate,
+                       "--latency", 50, workdir=os.path.join(work, "emu"))
+        emu.reset()
+        t = time.perf_counter()
+        m = Mount(emu.url, work, opts=["conns=8", "timeout=60"], wait_sync=False)
+        m.wait_synced(timeout=3600)
+        took = time.perf_counter() - t
+        st = emu.stats()
+        total = st["total"]
+        limited = sum(v for k, v in st.get("by_status", {}).items() if str(k) == "429")
+        print("\ncold sync against a limit of %g requests/s (50 ms latency): "
+              "%d requests (%d answered 429) in %.1f s = %.1f requests/s, "
+              "ratio to the limit %.2f" % (a.rate, total, limited, took, total / took,
+                                           total / took / a.rate))
+    finally:
+        if m:
+            m.unmount()
+        if emu:
+            emu.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_rss(a):
+    """Peak RSS of the daemon with a large account, after a cold sync and
+    a read of every file."""
+    work = tempfile.mkdtemp(prefix="driftfs-bench-")
+    emu = m = None
+    try:
+        emu = Emulator("--conversations", a.rss_conversations, "--contacts", 2500,
+                       "--messages", a.rss_messages, "--attachments", 100,
+                       workdir=os.path.join(work, "emu"))
+        data = emu.data()
+        nmsg = sum(len(v) for v in data["messages"].values())
+        del data
+        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
+        m.wait_synced(timeout=3600)
+        after_sync = peak_rss_kib(m.proc.pid)
+        run("find %s -type f -exec cat {} +" % m.path)
+        run("grep -r '%s' %s/conversations" % (PHRASE, m.path))
+        rss = peak_rss_kib(m.proc.pid)
+        print("\n%d conversations, %d messages: daemon peak RSS %.1f MiB after the "
+              "cold sync, %.1f MiB after reading every file" % (
+                  a.rss_conversations, nmsg, after_sync / 1024, rss / 1024))
+    finally:
+        if m:
+            m.unmount()
+        if emu:
+            emu.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--conversations", type=int, default=4000)
@@ -57,12 +177,36 @@ def main():
     ap.add_argument("--contacts", type=int, default=2500)
     ap.add_argument("--attachments", type=int, default=100)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--big", type=int, default=100000,
+                    help="entries of the one-directory benchmark")
+    ap.add_argument("--rate", type=float, default=20, help="the rate-limited API's limit")
+    ap.add_argument("--rss-conversations", type=int, default=3000)
+    ap.add_argument("--rss-messages", type=int, default=100,
+                    help="mean messages a conversation in the RSS benchmark")
+    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss"), action="append",
+                    help="run only these benchmarks (default: all)")
     a = ap.parse_args()
     why = fuse_unavailable()
     if why:
         print("SKIP: cannot benchmark: " + why)
         return 0
+    print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
+                                         platform.platform()))
+    print("medians of %d interleaved runs; copy = the same tree on tmpfs" % a.runs)
+    only = a.only or ["tree", "bigdir", "rate", "rss"]
+    if "tree" in only:
+        bench_tree(a)
+    if "bigdir" in only:
+        bench_bigdir(a)
+    if "rate" in only:
+        bench_rate(a)
+    if "rss" in only:
+        bench_rss(a)
+    return 0
 
+
+def bench_tree(a):
+    """The whole tree of a mid-sized account: every workload of the table."""
     work = tempfile.mkdtemp(prefix="driftfs-bench-")
     shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
     emu = m = None
@@ -112,26 +256,25 @@ def main():
             results.append((name, statistics.median(tm), statistics.median(tc)))
         warm_requests = emu.total()
         rss = peak_rss_kib(m.proc.pid)
+        first_ls = first_ls_ms(m, a.runs)
         cache = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(m.cache)
                     for f in fs)
         tree = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(copy)
                    for f in fs)
 
-        print("driftfs benchmark: %d conversations, %d messages, %d contacts, "
+        print("\naccount: %d conversations, %d messages, %d contacts, "
               "%d attachments; %d files" % (len(data["conversations"]), nmsg,
                                             len(data["contacts"]), len(data["attachments"]),
                                             nfiles))
-        print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
-                                             platform.platform()))
-        print("medians of %d interleaved runs; copy = the same tree on tmpfs\n" % a.runs)
         print("%-26s %10s %10s %8s" % ("workload", "driftfs s", "tmpfs s", "ratio"))
         for name, tm, tc in results:
-            print("%-26s %10.3f %10.3f %8.2f" % (name, tm, tc, tm / tc if tc else float("nan")))
+            ratio_line(name, tm, tc)
         print()
         print("cold sync: %.1f s, %d API requests; minimum the paging allows %d "
               "(ratio %.3f)" % (cold, requests, minimum, requests / minimum))
         print("API requests during all warm workloads: %d" % warm_requests)
         print("daemon peak RSS: %.1f MiB" % (rss / 1024))
+        print("mount with a warm cache until the first ls answers: %.1f ms" % first_ls)
         print("cache on disk %.1f MiB / rendered tree %.1f MiB (ratio %.2f)" % (
             cache / 2**20, tree / 2**20, cache / tree if tree else float("nan")))
     finally:

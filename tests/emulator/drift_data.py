@@ -230,7 +230,8 @@ class Store:
     """
 
     def __init__(self, seed=1, users=6, contacts=40, conversations=60,
-                 messages=8, attachments=10, base_url="http://127.0.0.1"):
+                 messages=8, attachments=10, base_url="http://127.0.0.1",
+                 big_conversation=0):
         self.lock = threading.RLock()
         self.seed = seed
         self.base_url = base_url.rstrip("/")
@@ -252,6 +253,7 @@ class Store:
         self._gen_playbooks(rng)
         self._gen_attributes()
         self._gen_contacts(rng, contacts)
+        self._big = big_conversation
         self._gen_conversations(rng, conversations, messages)
         self._gen_attachments(rng, attachments)
         self._gen_accounts(rng)
@@ -438,6 +440,8 @@ class Store:
             if i in (6, 7):
                 created = tie_time
             count = SPECIAL_MESSAGE_COUNTS.get(i, rng.randint(0, 2 * mean))
+            if i == 1 and self._big:
+                count = self._big             # one directory of that size
             if i in (PLANTED_CONV_INDEX, ODD_BODY_CONV_INDEX) or i < 6:
                 status = rng.choice(("open", "closed"))
             participants = rng.sample(agents, min(len(agents), rng.randint(0, 2)))

@@ -1065,7 +1065,8 @@ class Emulator:
         self.quiet = args.quiet
         self.store = Store(seed=args.seed, users=args.users, contacts=args.contacts,
                            conversations=args.conversations, messages=args.messages,
-                           attachments=args.attachments, base_url=base_url)
+                           attachments=args.attachments, base_url=base_url,
+                           big_conversation=args.big_conversation)
         self.auth = Auth(args.token, args.token_ttl)
         self.faults = Faults(args)
         self.log = RequestLog()
@@ -1328,6 +1329,9 @@ def parse_args(argv):
     p.add_argument("--messages", type=int, default=8,
                    help="mean messages per conversation")
     p.add_argument("--attachments", type=int, default=10)
+    p.add_argument("--big-conversation", type=int, default=0, metavar="N",
+                   help="give the second conversation N messages (a huge messages/ "
+                        "directory, for benchmarks)")
     p.add_argument("--token", default="demo-token", help="accepted install token")
     p.add_argument("--token-ttl", type=int, default=7200,
                    help="lifetime of OAuth access tokens, seconds")

@@ -83,21 +83,27 @@ bench: deps all
 	@scripts/bench
 
 UNITDIR ?= $(PREFIX)/lib/systemd/user
+DOCDIR ?= $(PREFIX)/share/doc/driftfs
 
+# updatedb has no drop-in directory: the exclusion is a snippet to merge
+# into /etc/updatedb.conf by hand (see the file), installed with the docs.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
 	install -m 755 $(BUILD)/driftctl $(DESTDIR)$(BINDIR)/driftctl
 	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
 	install -m 644 man/driftctl.1 $(DESTDIR)$(MANDIR)/man1/driftctl.1
 	install -m 644 scripts/driftfs@.service \
 		$(DESTDIR)$(UNITDIR)/driftfs@.service
+	install -m 644 scripts/updatedb-driftfs.conf \
+		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1 \
 		$(DESTDIR)$(BINDIR)/driftctl $(DESTDIR)$(MANDIR)/man1/driftctl.1 \
-		$(DESTDIR)$(UNITDIR)/driftfs@.service
+		$(DESTDIR)$(UNITDIR)/driftfs@.service \
+		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h

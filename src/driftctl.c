@@ -597,12 +597,16 @@ static int login_token(struct ctl *c, struct login_args *la)
 				say("login: the API refused this token (HTTP "
 				    "%ld%s%s); nothing was stored",
 				    st, msg[0] ? ": " : "", msg);
+			else if (st)
+				say("login: could not check the token (HTTP "
+				    "%ld%s%s); nothing was stored (--no-verify "
+				    "stores it unchecked)",
+				    st, msg[0] ? ": " : "", msg);
 			else
-				say("login: could not check the token (%s%s); "
+				say("login: could not check the token (%s); "
 				    "nothing was stored (--no-verify stores it "
 				    "unchecked)",
-				    st ? "HTTP error " : "no answer from the API",
-				    st ? msg : "");
+				    msg[0] ? msg : "no answer from the API");
 			r = st == 400 ? DX_AUTH : exit_for_status(st);
 			goto out;
 		}

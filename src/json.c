@@ -12,9 +12,10 @@
 
 /*
  * Marks a quoted big integer until it is turned back into a Raw node. A real
- * string can begin with U+0001 only through a \u0001 escape; such strings
- * get one more U+0001 in front (ESCAPE_MARK), removed again after parsing,
- * so no string from the API can pass for a marked integer.
+ * string can begin with U+0001 through a \u0001 escape or a raw 0x01 byte
+ * (cJSON takes control bytes in strings as they are); such strings get one
+ * more U+0001 in front (ESCAPE_MARK), removed again after parsing, so no
+ * string from the API can pass for a marked integer.
  */
 #define BIGINT_MARK "\x01\x02"
 #define BIGINT_MARK_JSON "\\u0001\\u0002"
@@ -36,7 +37,9 @@ static int quote_big_integers(const char *s, size_t len, struct buf *out)
 		char c = s[i];
 
 		if (c == '"') {
-			if (len - i >= 7 && !strncasecmp(s + i + 1, "\\u0001", 6)) {
+			if ((len - i >= 7 &&
+			     !strncasecmp(s + i + 1, "\\u0001", 6)) ||
+			    (len - i >= 2 && s[i + 1] == '\x01')) {
 				r = buf_add(out, s + start, i + 1 - start);
 				r = r ? r : buf_adds(out, ESCAPE_MARK_JSON);
 				if (r)
@@ -89,6 +92,10 @@ static void raw_from_marks(cJSON *v)
 {
 	for (cJSON *c = v; c; c = c->next) {
 		char *vs = cJSON_IsString(c) ? c->valuestring : NULL;
+
+		/* Keys are strings too, and got the same escape mark. */
+		if (c->string && c->string[0] == '\x01' && c->string[1] == '\x01')
+			memmove(c->string, c->string + 1, strlen(c->string));
 
 		if (vs && vs[0] == '\x01' && vs[1] == '\x01') {
 			memmove(vs, vs + 1, strlen(vs));

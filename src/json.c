@@ -108,6 +108,37 @@ static void raw_from_marks(cJSON *v)
 	}
 }
 
+static int key_cmp(const void *a, const void *b);
+
+/* Whether an object in v (at any depth) has a key twice. -ENOMEM. */
+static int duplicate_keys(const cJSON *v)
+{
+	for (const cJSON *c = v; c; c = c->next) {
+		size_t n = 0, i = 0;
+		const cJSON **kids;
+		int r = 0;
+
+		if (c->child && (r = duplicate_keys(c->child)))
+			return r;
+		if (!cJSON_IsObject(c) || !c->child || !c->child->next)
+			continue;
+		for (const cJSON *k = c->child; k; k = k->next)
+			n++;
+		kids = malloc(n * sizeof(*kids));
+		if (!kids)
+			return -ENOMEM;
+		for (const cJSON *k = c->child; k; k = k->next)
+			kids[i++] = k;
+		qsort(kids, n, sizeof(*kids), key_cmp);
+		for (i = 1; i < n && !r; i++)
+			r = !key_cmp(&kids[i - 1], &kids[i]);
+		free(kids);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 cJSON *json_parse(const char *text, size_t len)
 {
 	struct buf tmp = BUF_INIT;
@@ -137,6 +168,13 @@ cJSON *json_parse(const char *text, size_t len)
 		goto out;
 	}
 	raw_from_marks(v);
+	/* A key given twice has no one meaning (which value would win?). */
+	r = duplicate_keys(v);
+	if (r) {
+		cJSON_Delete(v);
+		v = NULL;
+		errno = r < 0 ? ENOMEM : EINVAL;
+	}
 out:
 	buf_release(&tmp);
 	return v;

@@ -195,6 +195,26 @@ static void test_raw_marker_bytes_and_keys(void)
 	cJSON_Delete(v);
 }
 
+/* An object with a key twice has no one meaning: refused, at any depth. */
+static void test_duplicate_keys(void)
+{
+	static const char *const bad[] = { "{\"a\": 1, \"a\": 2}",
+					   "[{\"b\": 1, \"a\": 1, \"b\": 1}]",
+					   "{\"x\": {\"y\": {\"k\": 1, \"k\": 1}}}" };
+	cJSON *v;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		errno = 0;
+		CHECK(!parse(bad[i]));
+		CHECK_EQ_INT(errno, EINVAL);
+	}
+	/* The same key in different objects is fine. */
+	v = parse("{\"a\": {\"a\": 1}, \"b\": [{\"a\": 1}, {\"a\": 2}]}");
+	CHECK(v != NULL);
+	cJSON_Delete(v);
+}
+
 static void check_i64(const char *text, int want_r, int64_t want)
 {
 	cJSON *v = parse(text);
@@ -436,6 +456,7 @@ int main(void)
 	UNIT_RUN(test_strings_untouched);
 	UNIT_RUN(test_string_with_marker_bytes);
 	UNIT_RUN(test_raw_marker_bytes_and_keys);
+	UNIT_RUN(test_duplicate_keys);
 	UNIT_RUN(test_i64);
 	UNIT_RUN(test_render_canonical);
 	UNIT_RUN(test_render_escapes);

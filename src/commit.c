@@ -90,7 +90,8 @@ void commit_plan_release(struct commit_plan *p)
 
 /*
  * Appends a call to the plan; body is consumed. The API path is formatted
- * into a buffer of the size the calls always had.
+ * whole, however long (a fixed buffer cut a long tag name out of a delete,
+ * which then named another tag or none).
  */
 static int plan_add(struct commit_plan *p, const char *kind,
 		    const char *method, cJSON *body, int64_t target,
@@ -101,29 +102,26 @@ static int plan_add(struct commit_plan *p, const char *kind,
 		    const char *fmt, ...)
 {
 	struct commit_call *c;
-	char api[1024];
+	char *api = NULL;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(api, sizeof(api), fmt, ap);
+	n = vasprintf(&api, fmt, ap);
 	va_end(ap);
-	c = realloc(p->calls, (p->n + 1) * sizeof(*c));
+	c = n < 0 ? NULL : realloc(p->calls, (p->n + 1) * sizeof(*c));
 	if (!c) {
+		free(n < 0 ? NULL : api);
 		cJSON_Delete(body);
 		return -ENOMEM;
 	}
 	p->calls = c;
-	c = &p->calls[p->n];
+	c = &p->calls[p->n++];
 	c->kind = kind;
 	c->method = method;
 	c->body = body;
 	c->target = target;
-	c->api_path = strdup(api);
-	if (!c->api_path) {
-		cJSON_Delete(body);
-		return -ENOMEM;
-	}
-	p->n++;
+	c->api_path = api;
 	return 0;
 }
 
@@ -532,42 +530,54 @@ out:
 	return r;
 }
 
-/* Splits text into its non-empty lines (trimmed of \r). */
+/*
+ * Splits text into its non-empty lines (trimmed of \r). A NUL byte is
+ * refused: no name or event can hold one, and cutting the line there would
+ * send something the user did not write.
+ */
 static int split_lines(const char *data, size_t len, char ***out, size_t *n)
 {
 	char **v = NULL;
-	size_t cap = 0;
+	size_t cap = 0, line = 0;
+	int r = 0;
 
 	*n = 0;
-	for (size_t i = 0; i < len;) {
+	*out = NULL;
+	for (size_t i = 0; i < len && !r;) {
 		size_t e = i;
 
 		while (e < len && data[e] != '\n')
 			e++;
 		size_t l = e - i;
 
+		line++;
+		if (memchr(data + i, '\0', l)) {
+			r = invalid("line %zu holds a NUL byte", line);
+			break;
+		}
 		while (l && data[i + l - 1] == '\r')
 			l--;
-		if (l) {
-			if (*n == cap) {
-				char **p = realloc(v, (cap ? cap * 2 : 8) *
-							      sizeof(*v));
+		if (l && *n == cap) {
+			char **p = realloc(v, (cap ? cap * 2 : 8) * sizeof(*v));
 
-				if (!p) {
-					free_list(v, *n);
-					return -ENOMEM;
-				}
-				v = p;
-				cap = cap ? cap * 2 : 8;
+			if (!p) {
+				r = -ENOMEM;
+				break;
 			}
-			v[*n] = strndup(data + i, l);
-			if (!v[*n]) {
-				free_list(v, *n);
-				return -ENOMEM;
-			}
-			(*n)++;
+			v = p;
+			cap = cap ? cap * 2 : 8;
 		}
+		if (l && !(v[*n] = strndup(data + i, l)))
+			r = -ENOMEM;
+		else if (l)
+			(*n)++;
 		i = e + 1;
+	}
+	if (r) {
+		/* The caller sees nothing to free. */
+		free_list(v, *n);
+		*n = 0;
+		return r;
 	}
 	*out = v;
 	return 0;
@@ -812,6 +822,12 @@ static int plan_new_conversation(const struct commit_input *in,
 		goto out;
 	}
 	attrs = cJSON_GetObjectItemCaseSensitive(msg, "attributes");
+	if (attrs && !cJSON_IsObject(attrs)) {
+		/* integrationSource and autoAssigneeId would be lost in it. */
+		cJSON_Delete(msg);
+		r = invalid("field 'message.attributes' must be an object");
+		goto out;
+	}
 	if (!attrs)
 		attrs = cJSON_AddObjectToObject(msg, "attributes");
 	f = cJSON_GetObjectItemCaseSensitive(v, "integrationSource");

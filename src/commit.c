@@ -1010,6 +1010,7 @@ static int load_stored(struct driftfs *d, const struct tnode *n,
 		       struct buf *out, int64_t *conv)
 {
 	struct store_row row;
+	int r;
 
 	switch (n->kind) {
 	case T_CONTACT_JSON:
@@ -1019,8 +1020,9 @@ static int load_stored(struct driftfs *d, const struct tnode *n,
 	case T_USER_JSON:
 		return store_blob(d->store, Q_USER, n->id, NULL, out);
 	case T_MESSAGE_JSON:
-		if (store_one(d->store, Q_MESSAGE, n->id, NULL, &row))
-			return -ENOENT;
+		r = store_one(d->store, Q_MESSAGE, n->id, NULL, &row);
+		if (r)
+			return r;
 		*conv = row.id2;
 		return store_blob(d->store, Q_MESSAGE, n->id, NULL, out);
 	case T_ACCOUNT_JSON:

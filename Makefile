@@ -68,10 +68,51 @@ deps:
 unit: $(UNIT_TESTS:%=$(BUILD)/%)
 	@fail=0; for t in $^; do $$t || fail=1; done; exit $$fail
 
-check: deps all unit
+check: deps all unit fuzz-short
 	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
 		/usr/bin/python3 -m pytest -q \
 		-p no:cacheprovider tests/emulator tests/mount tests/driftctl
+
+# Fuzzing (README.md, Fuzzing): the library built again with clang,
+# libFuzzer, ASan and UBSan, one harness per parser.
+FUZZ_CC ?= clang
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -g -O1 $(FUZZ_SAN) -Iinclude $(PKG_CFLAGS) \
+	-DDRIFTFS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -pthread
+FUZZ_LIB_OBJS := $(LIB_SRCS:%=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+		$(FUZZ_LIB_OBJS) $(LDLIBS)
+
+$(FUZZ_BUILD):
+	mkdir -p $@
+
+# Built by a pattern for a pattern: keep them between runs.
+.SECONDARY: $(FUZZ_LIB_OBJS)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+# Each harness for FUZZ_SECONDS; new inputs go to build/fuzz/corpus/.
+fuzz:
+	@scripts/fuzz probe "$(FUZZ_CC)" "make fuzz"
+	@$(MAKE) --no-print-directory fuzz-build
+	@scripts/fuzz run $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The seed corpus plus FUZZ_RUNS (50000) inputs per harness, seed 1, so
+# the same inputs each time (make check).
+fuzz-short:
+	@if scripts/fuzz probe "$(FUZZ_CC)" "SKIP fuzz-short"; then \
+		$(MAKE) --no-print-directory fuzz-build && \
+		scripts/fuzz short $(FUZZ_BUILD) $(FUZZ_TARGETS); \
+	fi
 
 demo: deps all
 	@scripts/demo start $(MNT)
@@ -83,21 +124,27 @@ bench: deps all
 	@scripts/bench
 
 UNITDIR ?= $(PREFIX)/lib/systemd/user
+DOCDIR ?= $(PREFIX)/share/doc/driftfs
 
+# updatedb has no drop-in directory: the exclusion is a snippet to merge
+# into /etc/updatedb.conf by hand (see the file), installed with the docs.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
 	install -m 755 $(BUILD)/driftctl $(DESTDIR)$(BINDIR)/driftctl
 	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
 	install -m 644 man/driftctl.1 $(DESTDIR)$(MANDIR)/man1/driftctl.1
 	install -m 644 scripts/driftfs@.service \
 		$(DESTDIR)$(UNITDIR)/driftfs@.service
+	install -m 644 scripts/updatedb-driftfs.conf \
+		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1 \
 		$(DESTDIR)$(BINDIR)/driftctl $(DESTDIR)$(MANDIR)/man1/driftctl.1 \
-		$(DESTDIR)$(UNITDIR)/driftfs@.service
+		$(DESTDIR)$(UNITDIR)/driftfs@.service \
+		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h
@@ -105,5 +152,5 @@ format:
 clean:
 	rm -rf build driftfs driftctl
 
-.PHONY: all deps unit check demo demo-stop bench install uninstall format \
+.PHONY: all deps unit check fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
 	clean

@@ -135,4 +135,45 @@ int api_accounts(struct http *h, api_object_cb cb, void *ctx);
 /* Percent-encodes s for a query string value (caller frees). */
 char *api_query_escape(const char *s);
 
+/*
+ * The parsers behind the calls above: a response body in, rows out, no I/O
+ * (the fetchers are these plus a GET; the fuzzer calls them directly).
+ * where names the request in log lines. Malformed JSON and wrong shapes are
+ * -EIO, as from the fetchers.
+ */
+int api_parse_contact(const char *where, const char *body, size_t len,
+		      struct api_contact *out);
+int api_parse_contact_list(const char *where, const char *body, size_t len,
+			   api_contact_cb cb, void *ctx);
+int api_parse_attributes(const char *where, const char *body, size_t len,
+			 struct buf *json);
+int api_parse_users(const char *where, const char *body, size_t len,
+		    api_user_cb cb, void *ctx);
+int api_parse_user(const char *where, const char *body, size_t len,
+		   struct api_user *out);
+/*
+ * One page of the conversation list: counts it in cur, sets cur->next to
+ * the next page's path (or cur->done), refuses a cursor that repeats.
+ */
+int api_parse_conversations_page(const char *where, const char *body,
+				 size_t len, struct api_cursor *cur,
+				 api_conversation_cb cb, void *ctx);
+int api_parse_conversation(const char *where, const char *body, size_t len,
+			   struct api_conversation *out);
+/* *next: the cursor of the next page (caller frees), NULL after the last. */
+int api_parse_messages_page(const char *where, const char *body, size_t len,
+			    int64_t conversation_id, api_message_cb cb,
+			    void *ctx, char **next);
+int api_parse_playbooks(const char *where, const char *body, size_t len,
+			api_object_cb cb, void *ctx);
+/* *next_path: the next page's path (caller frees), NULL after the last. */
+int api_parse_accounts_page(const char *where, const char *body, size_t len,
+			    api_object_cb cb, void *ctx, char **next_path);
+/*
+ * The path (and query) of a next-page URL from a response, absolute or
+ * relative, for the configured server: the host and scheme it names are
+ * dropped, so a token never goes elsewhere. NULL when it is not a URL.
+ */
+char *api_next_path(const char *url);
+
 #endif

@@ -12,11 +12,49 @@
 #define DRIFTFS_COMMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
 
 #include "buf.h"
 #include "driftfs.h"
 #include "store.h"
 #include "tree.h"
+
+/* One API call a write turns into. */
+struct commit_call {
+	const char *kind;	/* outbox kind: "message", "tag_add", ... */
+	const char *method;	/* POST, PATCH or DELETE */
+	char *api_path;
+	cJSON *body;		/* NULL for none */
+	int64_t target;		/* the object the call changes (or 0) */
+};
+
+/* The calls of one write, in the order they must be sent. */
+struct commit_plan {
+	struct commit_call *calls;
+	size_t n;
+};
+
+/* A write: the node written, the new bytes, what they replace. */
+struct commit_input {
+	int kind;		/* enum tnode_kind */
+	int64_t id;		/* the node's object id */
+	int64_t conv;		/* T_MESSAGE_JSON: the message's conversation */
+	const char *data;
+	size_t len;
+	const char *stored;	/* edits: the stored object (or tags file) */
+	size_t stored_len;
+};
+
+/*
+ * The validation and parsing behind commit_write(), with no store or HTTP:
+ * the calls that data means (none when nothing changed). -EINVAL (with an
+ * error line) for invalid content, -EIO for an edit whose stored object is
+ * not an object, -EACCES for a kind that cannot be written.
+ */
+int commit_plan(const struct commit_input *in, struct commit_plan *out);
+void commit_plan_release(struct commit_plan *p);
 
 /*
  * Commits data as the new content of node n (found at path). Returns 0

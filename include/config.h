@@ -50,7 +50,7 @@ char *config_default_path(void);
 
 /*
  * Checks the final option set: URL scheme (http:// only for loopback
- * hosts), ranges. Returns 0 or -EINVAL after logging why.
+ * hosts), a readable ca_file. Returns 0 or -EINVAL after logging why.
  */
 int config_validate(const struct config *c);
 
@@ -60,6 +60,19 @@ int config_validate(const struct config *c);
  * which also refreshes it.
  */
 int config_load_token(const struct config *c, char **token);
+
+/*
+ * Unsets the environment variable name after overwriting its value in
+ * place, so that /proc/PID/environ no longer shows it either (DRIFT_TOKEN,
+ * once the token source holds a copy).
+ */
+void config_forget_env(const char *name);
+
+/*
+ * Makes the process non-dumpable: no core dumps, and no ptrace or
+ * /proc/PID/mem, environ reads by other processes of the same user.
+ */
+void config_harden_process(void);
 
 /*
  * The account's own directory under cache_dir, named after the API host

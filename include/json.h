@@ -24,7 +24,11 @@
 
 #include "buf.h"
 
-/* Parses len bytes. NULL with errno EINVAL on bad JSON, ENOMEM. */
+/*
+ * Parses len bytes. NULL with errno EINVAL on bad JSON (including an object
+ * with a key twice: it has no one meaning, and an edit of it could not be
+ * told from a change), ENOMEM.
+ */
 cJSON *json_parse(const char *text, size_t len);
 
 /* Appends the canonical rendering of v (with a final newline). */

@@ -38,25 +38,25 @@ char *api_query_escape(const char *s)
 	return buf_detach(&b, NULL);
 }
 
-/* GETs path and parses the body. NULL (and *err) on any failure. */
-static cJSON *get_json(struct http *h, const char *path, unsigned flags,
-		       int *err)
+/* GETs path; the body (or a failure) in *resp, released by the caller. */
+static int get_body(struct http *h, const char *path, struct http_response *resp)
 {
-	struct http_response resp;
-	cJSON *v = NULL;
+	return http_call(h, "GET", path, NULL, NULL, 0, JSON_MAX, 0, resp);
+}
 
-	*err = http_call(h, "GET", path, NULL, NULL, 0, JSON_MAX, flags, &resp);
-	if (!*err) {
-		v = json_parse(resp.body.data ? resp.body.data : "",
-			       resp.body.len);
-		if (!v) {
-			log_error_event("GET %s: malformed JSON in a %ld "
-					"answer (%zu bytes)",
-					path, resp.status, resp.body.len);
-			*err = -EIO;
-		}
+/* Parses a response body. NULL (and *err, -EIO) when it is not JSON. */
+static cJSON *parse_body(const char *where, const char *body, size_t len,
+			 int *err)
+{
+	cJSON *v = json_parse(body ? body : "", len);
+
+	*err = 0;
+	if (!v) {
+		log_error_event("GET %s: malformed JSON in the answer "
+				"(%zu bytes)",
+				where, len);
+		*err = errno == ENOMEM ? -ENOMEM : -EIO;
 	}
-	http_response_release(&resp);
 	return v;
 }
 
@@ -142,36 +142,51 @@ static int parse_contact(const cJSON *v, struct api_contact *c)
 	return r;
 }
 
-int api_contact_get(struct http *h, int64_t id, struct api_contact *out)
+int api_parse_contact(const char *where, const char *body, size_t len,
+		      struct api_contact *out)
 {
-	char path[64];
 	cJSON *v;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/contacts/%lld", (long long)id);
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	err = parse_contact(cJSON_GetObjectItemCaseSensitive(v, "data"), out);
 	if (err == -EINVAL)
-		err = shape_error(path, "no contact object with an id in data");
-	else if (!err && out->id != id)
-		err = shape_error(path, "a different contact id in data"),
-		api_contact_release(out);
+		err = shape_error(where, "no contact object with an id in data");
 	cJSON_Delete(v);
 	return err;
 }
 
-/* Walks a {"data": [contact...]} lookup answer. */
-static int contact_list(struct http *h, const char *path, api_contact_cb cb,
-			void *ctx)
+int api_contact_get(struct http *h, int64_t id, struct api_contact *out)
+{
+	struct http_response resp;
+	char path[64];
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/contacts/%lld", (long long)id);
+	err = get_body(h, path, &resp);
+	if (!err)
+		err = api_parse_contact(path, resp.body.data, resp.body.len,
+					out);
+	http_response_release(&resp);
+	if (!err && out->id != id) {
+		err = shape_error(path, "a different contact id in data");
+		api_contact_release(out);
+	}
+	return err;
+}
+
+int api_parse_contact_list(const char *where, const char *body, size_t len,
+			   api_contact_cb cb, void *ctx)
 {
 	const cJSON *data;
 	cJSON *v;
 	int err;
 
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	data = cJSON_GetObjectItemCaseSensitive(v, "data");
@@ -184,23 +199,37 @@ static int contact_list(struct http *h, const char *path, api_contact_cb cb,
 			err = cb(ctx, &c);
 			api_contact_release(&c);
 		} else {
-			err = shape_error(path, "contact without an id");
+			err = shape_error(where, "contact without an id");
 		}
 	} else if (cJSON_IsArray(data)) {
 		for (const cJSON *e = data->child; e && !err; e = e->next) {
 			struct api_contact c;
 
 			if (parse_contact(e, &c)) {
-				shape_error(path, "contact without an id");
+				shape_error(where, "contact without an id");
 				continue;
 			}
 			err = cb(ctx, &c);
 			api_contact_release(&c);
 		}
 	} else {
-		err = shape_error(path, "data is not a list");
+		err = shape_error(where, "data is not a list");
 	}
 	cJSON_Delete(v);
+	return err;
+}
+
+/* Walks a {"data": [contact...]} lookup answer. */
+static int contact_list(struct http *h, const char *path, api_contact_cb cb,
+			void *ctx)
+{
+	struct http_response resp;
+	int err = get_body(h, path, &resp);
+
+	if (!err)
+		err = api_parse_contact_list(path, resp.body.data,
+					     resp.body.len, cb, ctx);
+	http_response_release(&resp);
 	return err;
 }
 
@@ -234,22 +263,35 @@ int api_contacts_by_external_id(struct http *h, const char *ext,
 	return r;
 }
 
-int api_contact_attributes(struct http *h, struct buf *json)
+int api_parse_attributes(const char *where, const char *body, size_t len,
+			 struct buf *json)
 {
-	const char *path = "/contacts/attributes";
 	const cJSON *data;
 	cJSON *v;
 	int err;
 
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	data = cJSON_GetObjectItemCaseSensitive(v, "data");
 	if (cJSON_IsObject(data) || cJSON_IsArray(data))
 		err = json_render(data, json);
 	else
-		err = shape_error(path, "no data object");
+		err = shape_error(where, "no data object");
 	cJSON_Delete(v);
+	return err;
+}
+
+int api_contact_attributes(struct http *h, struct buf *json)
+{
+	const char *path = "/contacts/attributes";
+	struct http_response resp;
+	int err = get_body(h, path, &resp);
+
+	if (!err)
+		err = api_parse_attributes(path, resp.body.data, resp.body.len,
+					   json);
+	http_response_release(&resp);
 	return err;
 }
 
@@ -282,27 +324,27 @@ static int parse_user(const cJSON *v, struct api_user *u)
 	return r;
 }
 
-int api_users_list(struct http *h, api_user_cb cb, void *ctx)
+int api_parse_users(const char *where, const char *body, size_t len,
+		    api_user_cb cb, void *ctx)
 {
-	const char *path = "/users/list";
 	const cJSON *data;
 	cJSON *v;
 	int err;
 
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	data = cJSON_GetObjectItemCaseSensitive(v, "data");
 	/* A list, or (like the multi-get) a map keyed by id. */
 	if (!cJSON_IsArray(data) && !cJSON_IsObject(data)) {
-		err = shape_error(path, "data is not a list");
+		err = shape_error(where, "data is not a list");
 		goto out;
 	}
 	for (const cJSON *e = data->child; e && !err; e = e->next) {
 		struct api_user u;
 
 		if (parse_user(e, &u)) {
-			shape_error(path, "user without an id");
+			shape_error(where, "user without an id");
 			continue;
 		}
 		err = cb(ctx, &u);
@@ -313,21 +355,48 @@ out:
 	return err;
 }
 
-int api_user_get(struct http *h, int64_t id, struct api_user *out)
+int api_users_list(struct http *h, api_user_cb cb, void *ctx)
 {
-	char path[64];
+	const char *path = "/users/list";
+	struct http_response resp;
+	int err = get_body(h, path, &resp);
+
+	if (!err)
+		err = api_parse_users(path, resp.body.data, resp.body.len, cb,
+				      ctx);
+	http_response_release(&resp);
+	return err;
+}
+
+int api_parse_user(const char *where, const char *body, size_t len,
+		   struct api_user *out)
+{
 	cJSON *v;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/users/%lld", (long long)id);
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	err = parse_user(cJSON_GetObjectItemCaseSensitive(v, "data"), out);
 	if (err == -EINVAL)
-		err = shape_error(path, "no user object with an id in data");
+		err = shape_error(where, "no user object with an id in data");
 	cJSON_Delete(v);
+	return err;
+}
+
+int api_user_get(struct http *h, int64_t id, struct api_user *out)
+{
+	struct http_response resp;
+	char path[64];
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/users/%lld", (long long)id);
+	err = get_body(h, path, &resp);
+	if (!err)
+		err = api_parse_user(path, resp.body.data, resp.body.len, out);
+	http_response_release(&resp);
 	return err;
 }
 
@@ -398,8 +467,7 @@ static int cursor_cycles(char **mark, unsigned page, const char *next)
 	return 0;
 }
 
-/* The path and query of an absolute or relative URL from a response. */
-static char *path_of_url(const char *url)
+char *api_next_path(const char *url)
 {
 	const char *p = NULL;
 
@@ -421,44 +489,22 @@ static char *path_of_url(const char *url)
 	return strdup(p);
 }
 
-int api_conversations_page(struct http *h, struct api_cursor *cur,
-			   api_conversation_cb cb, void *ctx)
+int api_parse_conversations_page(const char *where, const char *body,
+				 size_t len, struct api_cursor *cur,
+				 api_conversation_cb cb, void *ctx)
 {
 	const cJSON *data, *links, *pag, *more, *next;
-	char *path = NULL, *newnext = NULL;
-	cJSON *v = NULL;
+	char *newnext = NULL;
+	cJSON *v;
 	int err;
 
-	if (cur->done)
-		return 0;
-	if (cur->pages >= MAX_PAGES) {
-		log_error_event("GET /conversations/list: more than %d pages; "
-				"stopping",
-				MAX_PAGES);
-		cur->done = 1;
-		return -EIO;
-	}
-	if (cur->next) {
-		path = strdup(cur->next);
-	} else if (asprintf(&path, "/conversations/list?limit=%d",
-			    cur->legacy_limit ? 50 : 100) < 0) {
-		path = NULL;
-	}
-	if (!path)
-		return -ENOMEM;
-	v = get_json(h, path, 0, &err);
-	if (!v && err == -EINVAL && !cur->next && !cur->legacy_limit) {
-		/* A server of the legacy style may refuse limit=100. */
-		cur->legacy_limit = 1;
-		free(path);
-		return api_conversations_page(h, cur, cb, ctx);
-	}
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		goto out;
 	cur->pages++;
 	data = cJSON_GetObjectItemCaseSensitive(v, "data");
 	if (!cJSON_IsArray(data)) {
-		err = shape_error(path, "data is not a list");
+		err = shape_error(where, "data is not a list");
 		goto out;
 	}
 	/* Work out the next page before handing out rows. */
@@ -466,9 +512,9 @@ int api_conversations_page(struct http *h, struct api_cursor *cur,
 	pag = cJSON_GetObjectItemCaseSensitive(v, "pagination");
 	next = cJSON_GetObjectItemCaseSensitive(links, "next");
 	if (cJSON_IsString(next) && next->valuestring[0]) {
-		newnext = path_of_url(next->valuestring);
+		newnext = api_next_path(next->valuestring);
 		if (!newnext) {
-			err = shape_error(path, "links.next is not a URL");
+			err = shape_error(where, "links.next is not a URL");
 			goto out;
 		}
 	} else if (cJSON_IsObject(pag)) {
@@ -495,8 +541,8 @@ int api_conversations_page(struct http *h, struct api_cursor *cur,
 		int c = cursor_cycles(&cur->mark, cur->pages, newnext);
 
 		if (c) {
-			err = c < 0 ? c : shape_error(path, "the paging cursor "
-							    "repeats");
+			err = c < 0 ? c : shape_error(where, "the paging cursor "
+							     "repeats");
 			free(newnext);
 			newnext = NULL;
 		}
@@ -505,7 +551,7 @@ int api_conversations_page(struct http *h, struct api_cursor *cur,
 		struct api_conversation c;
 
 		if (parse_conversation(e, 0, &c)) {
-			shape_error(path, "conversation without an id");
+			shape_error(where, "conversation without an id");
 			continue;
 		}
 		err = cb(ctx, &c);
@@ -517,6 +563,50 @@ out:
 	if (!newnext || err)
 		cur->done = 1;
 	cJSON_Delete(v);
+	return err;
+}
+
+int api_conversations_page(struct http *h, struct api_cursor *cur,
+			   api_conversation_cb cb, void *ctx)
+{
+	struct http_response resp;
+	char *path = NULL;
+	int err;
+
+	if (cur->done)
+		return 0;
+	if (cur->pages >= MAX_PAGES) {
+		log_error_event("GET /conversations/list: more than %d pages; "
+				"stopping",
+				MAX_PAGES);
+		cur->done = 1;
+		return -EIO;
+	}
+	if (cur->next) {
+		path = strdup(cur->next);
+	} else if (asprintf(&path, "/conversations/list?limit=%d",
+			    cur->legacy_limit ? 50 : 100) < 0) {
+		path = NULL;
+	}
+	if (!path)
+		return -ENOMEM;
+	err = get_body(h, path, &resp);
+	if (err == -EINVAL && !cur->next && !cur->legacy_limit) {
+		/* A server of the legacy style may refuse limit=100. */
+		cur->legacy_limit = 1;
+		http_response_release(&resp);
+		free(path);
+		return api_conversations_page(h, cur, cb, ctx);
+	}
+	if (!err) {
+		err = api_parse_conversations_page(path, resp.body.data,
+						   resp.body.len, cur, cb, ctx);
+	} else {
+		free(cur->next);
+		cur->next = NULL;
+		cur->done = 1;
+	}
+	http_response_release(&resp);
 	free(path);
 	return err;
 }
@@ -528,23 +618,38 @@ void api_cursor_release(struct api_cursor *cur)
 	memset(cur, 0, sizeof(*cur));
 }
 
-int api_conversation_get(struct http *h, int64_t id,
-			 struct api_conversation *out)
+int api_parse_conversation(const char *where, const char *body, size_t len,
+			   struct api_conversation *out)
 {
-	char path[64];
 	cJSON *v;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/conversations/%lld", (long long)id);
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	err = parse_conversation(cJSON_GetObjectItemCaseSensitive(v, "data"),
 				 1, out);
 	if (err == -EINVAL)
-		err = shape_error(path, "no conversation with an id in data");
+		err = shape_error(where, "no conversation with an id in data");
 	cJSON_Delete(v);
+	return err;
+}
+
+int api_conversation_get(struct http *h, int64_t id,
+			 struct api_conversation *out)
+{
+	struct http_response resp;
+	char path[64];
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/conversations/%lld", (long long)id);
+	err = get_body(h, path, &resp);
+	if (!err)
+		err = api_parse_conversation(path, resp.body.data,
+					     resp.body.len, out);
+	http_response_release(&resp);
 	return err;
 }
 
@@ -642,6 +747,48 @@ static int parse_message(const cJSON *v, int64_t conv, struct api_message *m)
 	return r;
 }
 
+int api_parse_messages_page(const char *where, const char *body, size_t len,
+			    int64_t conversation_id, api_message_cb cb,
+			    void *ctx, char **next)
+{
+	const cJSON *data, *list, *pag, *more, *cursor;
+	cJSON *v;
+	int err;
+
+	*next = NULL;
+	v = parse_body(where, body, len, &err);
+	if (!v)
+		return err;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	list = cJSON_GetObjectItemCaseSensitive(data, "messages");
+	if (!list && cJSON_IsArray(data))
+		list = data;
+	if (!cJSON_IsArray(list)) {
+		err = shape_error(where, "no data.messages list");
+		goto out;
+	}
+	for (const cJSON *e = list->child; e && !err; e = e->next) {
+		struct api_message m;
+		int pr = parse_message(e, conversation_id, &m);
+
+		if (pr == -EINVAL) {
+			shape_error(where, "message without an id");
+			continue;
+		}
+		err = pr ? pr : cb(ctx, &m);
+		if (!pr)
+			api_message_release(&m);
+	}
+	pag = cJSON_GetObjectItemCaseSensitive(v, "pagination");
+	more = cJSON_GetObjectItemCaseSensitive(pag, "more");
+	cursor = cJSON_GetObjectItemCaseSensitive(pag, "next");
+	if (!err && !cJSON_IsFalse(more) && cJSON_GetArraySize(list) > 0)
+		*next = cursor_string(cursor);
+out:
+	cJSON_Delete(v);
+	return err;
+}
+
 int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		 void *ctx)
 {
@@ -649,9 +796,8 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 	int err = 0;
 
 	for (unsigned page = 0; page < MAX_PAGES; page++) {
-		const cJSON *data, *list, *pag, *more, *next;
+		struct http_response resp;
 		char *q = NULL, *newcur = NULL;
-		cJSON *v;
 
 		if (cursor) {
 			q = api_query_escape(cursor);
@@ -670,39 +816,17 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 			break;
 		}
 		free(q);
-		v = get_json(h, path, 0, &err);
-		if (!v)
-			break;
-		data = cJSON_GetObjectItemCaseSensitive(v, "data");
-		list = cJSON_GetObjectItemCaseSensitive(data, "messages");
-		if (!list && cJSON_IsArray(data))
-			list = data;
-		if (!cJSON_IsArray(list)) {
-			err = shape_error(path, "no data.messages list");
-			cJSON_Delete(v);
+		err = get_body(h, path, &resp);
+		if (!err)
+			err = api_parse_messages_page(path, resp.body.data,
+						      resp.body.len,
+						      conversation_id, cb, ctx,
+						      &newcur);
+		http_response_release(&resp);
+		if (!newcur || err) {
+			free(newcur);
 			break;
 		}
-		for (const cJSON *e = list->child; e && !err; e = e->next) {
-			struct api_message m;
-			int pr = parse_message(e, conversation_id, &m);
-
-			if (pr == -EINVAL) {
-				shape_error(path, "message without an id");
-				continue;
-			}
-			err = pr ? pr : cb(ctx, &m);
-			if (!pr)
-				api_message_release(&m);
-		}
-		pag = cJSON_GetObjectItemCaseSensitive(v, "pagination");
-		more = cJSON_GetObjectItemCaseSensitive(pag, "more");
-		next = cJSON_GetObjectItemCaseSensitive(pag, "next");
-		if (!err && !cJSON_IsFalse(more) && cJSON_GetArraySize(list) > 0) {
-			newcur = cursor_string(next);
-		}
-		cJSON_Delete(v);
-		if (!newcur || err)
-			break;
 		err = cursor_cycles(&mark, page + 1, newcur);
 		if (err) {
 			if (err > 0)
@@ -743,27 +867,27 @@ void api_object_release(struct api_object *o)
 	memset(o, 0, sizeof(*o));
 }
 
-int api_playbooks(struct http *h, api_object_cb cb, void *ctx)
+int api_parse_playbooks(const char *where, const char *body, size_t len,
+			api_object_cb cb, void *ctx)
 {
-	const char *path = "/playbooks/list";
 	const cJSON *list;
 	cJSON *v;
 	int err;
 
-	v = get_json(h, path, 0, &err);
+	v = parse_body(where, body, len, &err);
 	if (!v)
 		return err;
 	/* A bare array; tolerate the usual envelope as well. */
 	list = cJSON_IsArray(v) ? v : cJSON_GetObjectItemCaseSensitive(v, "data");
 	if (!cJSON_IsArray(list)) {
-		err = shape_error(path, "not a list of playbooks");
+		err = shape_error(where, "not a list of playbooks");
 		goto out;
 	}
 	for (const cJSON *e = list->child; e && !err; e = e->next) {
 		struct api_object o = { 0 };
 
 		if (json_get_i64(e, "id", &o.id) || o.id <= 0) {
-			shape_error(path, "playbook without an id");
+			shape_error(where, "playbook without an id");
 			continue;
 		}
 		o.mtime = get_ms(e, "updatedAt");
@@ -778,47 +902,78 @@ out:
 	return err;
 }
 
+int api_playbooks(struct http *h, api_object_cb cb, void *ctx)
+{
+	const char *path = "/playbooks/list";
+	struct http_response resp;
+	int err = get_body(h, path, &resp);
+
+	if (!err)
+		err = api_parse_playbooks(path, resp.body.data, resp.body.len,
+					  cb, ctx);
+	http_response_release(&resp);
+	return err;
+}
+
+int api_parse_accounts_page(const char *where, const char *body, size_t len,
+			    api_object_cb cb, void *ctx, char **next_path)
+{
+	const cJSON *data, *list, *next;
+	cJSON *v;
+	int err;
+
+	*next_path = NULL;
+	v = parse_body(where, body, len, &err);
+	if (!v)
+		return err;
+	data = cJSON_GetObjectItemCaseSensitive(v, "data");
+	list = cJSON_GetObjectItemCaseSensitive(data, "accounts");
+	if (!cJSON_IsArray(list)) {
+		err = shape_error(where, "no data.accounts list");
+		goto out;
+	}
+	for (const cJSON *e = list->child; e && !err; e = e->next) {
+		struct api_object o = { 0 };
+		const char *id = json_get_str(e, "accountId");
+
+		if (!id || !*id) {
+			shape_error(where, "account without accountId");
+			continue;
+		}
+		o.key = strdup(id);
+		o.mtime = get_ms(e, "updateDateTime");
+		if (!o.mtime)
+			o.mtime = get_ms(e, "createDateTime");
+		err = o.key ? json_render(e, &o.json) : -ENOMEM;
+		err = err ? err : cb(ctx, &o);
+		api_object_release(&o);
+	}
+	next = cJSON_GetObjectItemCaseSensitive(data, "next");
+	if (!err && cJSON_IsString(next) && next->valuestring[0] &&
+	    cJSON_GetArraySize(list) > 0)
+		*next_path = api_next_path(next->valuestring);
+out:
+	cJSON_Delete(v);
+	return err;
+}
+
 int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 {
 	char *path = strdup("/accounts?index=0&size=65"), *mark = NULL;
 	int err = 0;
 
 	for (unsigned page = 0; path && page < MAX_PAGES && !err; page++) {
-		const cJSON *data, *list, *next;
+		struct http_response resp;
 		char *newpath = NULL;
-		cJSON *v = get_json(h, path, 0, &err);
 
-		if (!v)
-			break;
-		data = cJSON_GetObjectItemCaseSensitive(v, "data");
-		list = cJSON_GetObjectItemCaseSensitive(data, "accounts");
-		if (!cJSON_IsArray(list)) {
-			err = shape_error(path, "no data.accounts list");
-			cJSON_Delete(v);
-			break;
-		}
-		for (const cJSON *e = list->child; e && !err; e = e->next) {
-			struct api_object o = { 0 };
-			const char *id = json_get_str(e, "accountId");
-
-			if (!id || !*id) {
-				shape_error(path, "account without accountId");
-				continue;
-			}
-			o.key = strdup(id);
-			o.mtime = get_ms(e, "updateDateTime");
-			if (!o.mtime)
-				o.mtime = get_ms(e, "createDateTime");
-			err = o.key ? json_render(e, &o.json) : -ENOMEM;
-			err = err ? err : cb(ctx, &o);
-			api_object_release(&o);
-		}
-		next = cJSON_GetObjectItemCaseSensitive(data, "next");
-		if (!err && cJSON_IsString(next) && next->valuestring[0] &&
-		    cJSON_GetArraySize(list) > 0) {
-			newpath = path_of_url(next->valuestring);
-			err = newpath ? cursor_cycles(&mark, page + 1, newpath)
-				      : 0;
+		err = get_body(h, path, &resp);
+		if (!err)
+			err = api_parse_accounts_page(path, resp.body.data,
+						      resp.body.len, cb, ctx,
+						      &newpath);
+		http_response_release(&resp);
+		if (!err && newpath) {
+			err = cursor_cycles(&mark, page + 1, newpath);
 			if (err) {
 				if (err > 0)
 					err = shape_error(path, "the paging "
@@ -827,7 +982,6 @@ int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 				newpath = NULL;
 			}
 		}
-		cJSON_Delete(v);
 		free(path);
 		path = newpath;
 	}

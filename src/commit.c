@@ -17,10 +17,9 @@
 #include "sync.h"
 
 /* Logs why content was refused and returns -EINVAL. */
-static int invalid(const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static int invalid(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int invalid(const char *path, const char *fmt, ...)
+static int invalid(const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
@@ -28,8 +27,7 @@ static int invalid(const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	/* The thread's context already names the path. */
-	(void)path;
+	/* The thread's context names the path. */
 	log_error_event("refused, nothing sent: %s", why);
 	return -EINVAL;
 }
@@ -80,14 +78,61 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	return r;
 }
 
-static cJSON *parse(const char *path, const char *data, size_t len, int *err)
+void commit_plan_release(struct commit_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->calls[i].api_path);
+		cJSON_Delete(p->calls[i].body);
+	}
+	free(p->calls);
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * Appends a call to the plan; body is consumed. The API path is formatted
+ * whole, however long (a fixed buffer cut a long tag name out of a delete,
+ * which then named another tag or none).
+ */
+static int plan_add(struct commit_plan *p, const char *kind,
+		    const char *method, cJSON *body, int64_t target,
+		    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int plan_add(struct commit_plan *p, const char *kind,
+		    const char *method, cJSON *body, int64_t target,
+		    const char *fmt, ...)
+{
+	struct commit_call *c;
+	char *api = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&api, fmt, ap);
+	va_end(ap);
+	c = n < 0 ? NULL : realloc(p->calls, (p->n + 1) * sizeof(*c));
+	if (!c) {
+		free(n < 0 ? NULL : api);
+		cJSON_Delete(body);
+		return -ENOMEM;
+	}
+	p->calls = c;
+	c = &p->calls[p->n++];
+	c->kind = kind;
+	c->method = method;
+	c->body = body;
+	c->target = target;
+	c->api_path = api;
+	return 0;
+}
+
+static cJSON *parse(const char *data, size_t len, int *err)
 {
 	cJSON *v = json_parse(data, len);
 
 	if (!v)
-		*err = invalid(path, "not valid JSON");
+		*err = invalid("not valid JSON");
 	else if (!cJSON_IsObject(v)) {
-		*err = invalid(path, "not a JSON object");
+		*err = invalid("not a JSON object");
 		cJSON_Delete(v);
 		v = NULL;
 	}
@@ -98,29 +143,23 @@ static cJSON *parse(const char *path, const char *data, size_t len, int *err)
  * An edit of a stored file: *now is the new content (an object), *old the
  * stored object it replaces. Both are freed by the caller on success.
  */
-static int parse_edit(struct driftfs *d, const char *path, enum store_query q,
-		      int64_t id, const char *name, const char *data,
-		      size_t len, cJSON **now, cJSON **old)
+static int parse_edit(const struct commit_input *in, cJSON **now,
+		      cJSON **old)
 {
-	struct buf cur = BUF_INIT;
 	int r = 0;
 
 	*old = NULL;
-	*now = parse(path, data, len, &r);
+	*now = parse(in->data, in->len, &r);
 	if (!*now)
 		return r;
-	r = store_blob(d->store, q, id, name, &cur);
-	if (!r) {
-		*old = json_parse(cur.data, cur.len);
-		if (!*old)
-			r = -EIO;
-	}
-	buf_release(&cur);
-	if (r) {
+	*old = in->stored ? json_parse(in->stored, in->stored_len) : NULL;
+	if (!cJSON_IsObject(*old)) {
+		cJSON_Delete(*old);
 		cJSON_Delete(*now);
-		*now = NULL;
+		*old = *now = NULL;
+		return -EIO;
 	}
-	return r;
+	return 0;
 }
 
 /* Text as an HTML message body: escaped, line breaks as <br>. */
@@ -162,27 +201,24 @@ static int blank(const char *data, size_t len)
 	return 1;
 }
 
-static int post_message(struct driftfs *d, const char *path, int64_t conv,
-			cJSON *msg)
+static int plan_message(struct commit_plan *p, int64_t conv, cJSON *msg)
 {
-	char api[64];
-
-	snprintf(api, sizeof(api), "/conversations/%lld/messages",
-		 (long long)conv);
-	return submit(d, path, "message", "POST", api, msg, conv);
+	return plan_add(p, "message", "POST", msg, conv,
+			"/conversations/%lld/messages", (long long)conv);
 }
 
 /* reply and note: the text becomes a chat message or a private note. */
-static int commit_text_message(struct driftfs *d, const char *path,
-			       int64_t conv, const char *type,
-			       const char *data, size_t len)
+static int plan_text_message(const struct commit_input *in, const char *type,
+			     struct commit_plan *p)
 {
+	const char *data = in->data;
+	size_t len = in->len;
 	struct buf html = BUF_INIT;
 	cJSON *msg;
 	int r;
 
 	if (blank(data, len))
-		return invalid(path, "an empty message");
+		return invalid("an empty message");
 	r = text_to_html(data, len, &html);
 	msg = cJSON_CreateObject();
 	if (r || !msg || !cJSON_AddStringToObject(msg, "type", type) ||
@@ -192,12 +228,12 @@ static int commit_text_message(struct driftfs *d, const char *path,
 		return -ENOMEM;
 	}
 	buf_release(&html);
-	return post_message(d, path, conv, msg);
+	return plan_message(p, in->id, msg);
 }
 
 /* messages/new: {type, body, buttons, userId}; nothing else. */
-static int commit_new_message(struct driftfs *d, const char *path,
-			      int64_t conv, const char *data, size_t len)
+static int plan_new_message(const struct commit_input *in,
+			    struct commit_plan *p)
 {
 	static const char *const types[] = { "chat", "private_note",
 					     "private_prompt" };
@@ -206,13 +242,13 @@ static int commit_new_message(struct driftfs *d, const char *path,
 	int r = 0, ok = 0;
 	int64_t uid;
 
-	v = parse(path, data, len, &r);
+	v = parse(in->data, in->len, &r);
 	if (!v)
 		return r;
 	for (f = v->child; f; f = f->next)
 		if (strcmp(f->string, "type") && strcmp(f->string, "body") &&
 		    strcmp(f->string, "buttons") && strcmp(f->string, "userId")) {
-			r = invalid(path, "unknown field '%s' (allowed: type, "
+			r = invalid("unknown field '%s' (allowed: type, "
 					  "body, buttons, userId)",
 				    f->string);
 			goto out;
@@ -221,26 +257,26 @@ static int commit_new_message(struct driftfs *d, const char *path,
 	for (size_t i = 0; cJSON_IsString(type) && i < 3; i++)
 		ok |= !strcmp(type->valuestring, types[i]);
 	if (!ok) {
-		r = invalid(path, "field 'type' must be chat, private_note or "
+		r = invalid("field 'type' must be chat, private_note or "
 				  "private_prompt");
 		goto out;
 	}
 	f = cJSON_GetObjectItemCaseSensitive(v, "body");
 	if (f && !cJSON_IsString(f)) {
-		r = invalid(path, "field 'body' must be a string");
+		r = invalid("field 'body' must be a string");
 		goto out;
 	}
 	f = cJSON_GetObjectItemCaseSensitive(v, "buttons");
 	if (f && !cJSON_IsArray(f)) {
-		r = invalid(path, "field 'buttons' must be a list");
+		r = invalid("field 'buttons' must be a list");
 		goto out;
 	}
 	f = cJSON_GetObjectItemCaseSensitive(v, "userId");
 	if (f && (json_i64(f, &uid) || uid <= 0)) {
-		r = invalid(path, "field 'userId' must be a user id");
+		r = invalid("field 'userId' must be a user id");
 		goto out;
 	}
-	r = post_message(d, path, conv, v);
+	r = plan_message(p, in->id, v);
 	v = NULL;
 out:
 	cJSON_Delete(v);
@@ -248,20 +284,20 @@ out:
 }
 
 /* contacts/new: {"attributes": {...}} or the attributes themselves. */
-static int commit_new_contact(struct driftfs *d, const char *path,
-			      const char *data, size_t len)
+static int plan_new_contact(const struct commit_input *in,
+			    struct commit_plan *p)
 {
 	cJSON *v, *attrs, *body;
 	const char *email;
 	int r = 0;
 
-	v = parse(path, data, len, &r);
+	v = parse(in->data, in->len, &r);
 	if (!v)
 		return r;
 	attrs = cJSON_GetObjectItemCaseSensitive(v, "attributes");
 	if (attrs && (!cJSON_IsObject(attrs) || cJSON_GetArraySize(v) != 1)) {
 		cJSON_Delete(v);
-		return invalid(path, "'attributes' must be the only field, "
+		return invalid("'attributes' must be the only field, "
 				     "an object");
 	}
 	if (attrs)
@@ -272,7 +308,7 @@ static int commit_new_contact(struct driftfs *d, const char *path,
 	email = json_get_str(attrs, "email");
 	if (!email || !strchr(email, '@')) {
 		cJSON_Delete(attrs);
-		return invalid(path, "attribute 'email' (a string with an @) "
+		return invalid("attribute 'email' (a string with an @) "
 				     "is required");
 	}
 	body = cJSON_CreateObject();
@@ -281,7 +317,7 @@ static int commit_new_contact(struct driftfs *d, const char *path,
 		return -ENOMEM;
 	}
 	cJSON_AddItemToObject(body, "attributes", attrs);
-	return submit(d, path, "contact_create", "POST", "/contacts", body, 0);
+	return plan_add(p, "contact_create", "POST", body, 0, "/contacts");
 }
 
 /*
@@ -325,11 +361,9 @@ static int has_tag(const cJSON *list, const char *name)
 }
 
 /* Tag changes: one call to add the new ones, one per removed tag. */
-static int commit_tag_changes(struct driftfs *d, const char *path,
-			      int64_t id, char **add, size_t nadd,
-			      char **del, size_t ndel)
+static int plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
+			    size_t nadd, char **del, size_t ndel)
 {
-	char api[1024];
 	int r = 0;
 
 	if (nadd) {
@@ -343,18 +377,17 @@ static int commit_tag_changes(struct driftfs *d, const char *path,
 		}
 		if (!list)
 			return -ENOMEM;
-		snprintf(api, sizeof(api), "/contacts/%lld/tags", (long long)id);
-		r = submit(d, path, "tag_add", "POST", api, list, id);
+		r = plan_add(p, "tag_add", "POST", list, id,
+			     "/contacts/%lld/tags", (long long)id);
 	}
 	for (size_t i = 0; i < ndel && !r; i++) {
 		char *q = api_query_escape(del[i]);
 
 		if (!q)
 			return -ENOMEM;
-		snprintf(api, sizeof(api), "/contacts/%lld/tags/%s",
-			 (long long)id, q);
+		r = plan_add(p, "tag_delete", "DELETE", NULL, id,
+			     "/contacts/%lld/tags/%s", (long long)id, q);
 		free(q);
-		r = submit(d, path, "tag_delete", "DELETE", api, NULL, id);
 	}
 	return r;
 }
@@ -367,8 +400,8 @@ static void free_list(char **v, size_t n)
 }
 
 /* contact.json: a PATCH of the changed attributes, plus tag calls. */
-static int commit_contact_json(struct driftfs *d, const char *path,
-			       int64_t id, const char *data, size_t len)
+static int plan_contact_json(const struct commit_input *in,
+			     struct commit_plan *p)
 {
 	cJSON *v = NULL, *old = NULL, *patch = NULL, *body;
 	const cJSON *na, *oa, *f;
@@ -376,7 +409,7 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 	size_t nadd = 0, ndel = 0;
 	int r;
 
-	r = parse_edit(d, path, Q_CONTACT, id, NULL, data, len, &v, &old);
+	r = parse_edit(in, &v, &old);
 	if (r)
 		return r;
 	for (f = v->child; f; f = f->next) {
@@ -385,18 +418,18 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 		if (!strcmp(f->string, "attributes"))
 			continue;
 		if (!o) {
-			r = invalid(path, "unknown field '%s'", f->string);
+			r = invalid("unknown field '%s'", f->string);
 			goto out;
 		}
 		if (!cJSON_Compare(o, f, 1)) {
-			r = invalid(path, "field '%s' is read-only", f->string);
+			r = invalid("field '%s' is read-only", f->string);
 			goto out;
 		}
 	}
 	na = cJSON_GetObjectItemCaseSensitive(v, "attributes");
 	oa = cJSON_GetObjectItemCaseSensitive(old, "attributes");
 	if (!cJSON_IsObject(na)) {
-		r = invalid(path, "field 'attributes' must be an object");
+		r = invalid("field 'attributes' must be an object");
 		goto out;
 	}
 	patch = cJSON_CreateObject();
@@ -417,20 +450,20 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 			continue;
 		if (!strcmp(f->string, "tags")) {
 			if (!cJSON_IsArray(f)) {
-				r = invalid(path, "attribute 'tags' must be a "
+				r = invalid("attribute 'tags' must be a "
 						  "list");
 				goto out;
 			}
 			continue;
 		}
 		if (attribute_read_only(f->string)) {
-			r = invalid(path, "attribute '%s' is read-only",
+			r = invalid("attribute '%s' is read-only",
 				    f->string);
 			goto out;
 		}
 		if (cJSON_IsObject(f) || cJSON_IsArray(f)) {
 			if (!o || (cJSON_IsObject(o) != cJSON_IsObject(f))) {
-				r = invalid(path, "attribute '%s' has the "
+				r = invalid("attribute '%s' has the "
 						  "wrong type",
 					    f->string);
 				goto out;
@@ -443,7 +476,7 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 		    attribute_counter(f->string))
 			continue;
 		if (attribute_read_only(f->string)) {
-			r = invalid(path, "attribute '%s' is read-only and "
+			r = invalid("attribute '%s' is read-only and "
 					  "cannot be removed",
 				    f->string);
 			goto out;
@@ -457,7 +490,7 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 		const cJSON *ot = cJSON_GetObjectItemCaseSensitive(oa, "tags");
 
 		if (!tag_name(t)) {
-			r = invalid(path, "a tag without a name");
+			r = invalid("a tag without a name");
 			goto out;
 		}
 		if (!has_tag(ot, tag_name(t)) && !(add[nadd] = strdup(tag_name(t)))) {
@@ -476,8 +509,6 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 			ndel++;
 	}
 	if (cJSON_GetArraySize(patch) > 0) {
-		char api[64];
-
 		body = cJSON_CreateObject();
 		if (!body) {
 			r = -ENOMEM;
@@ -485,11 +516,11 @@ static int commit_contact_json(struct driftfs *d, const char *path,
 		}
 		cJSON_AddItemToObject(body, "attributes", patch);
 		patch = NULL;
-		snprintf(api, sizeof(api), "/contacts/%lld", (long long)id);
-		r = submit(d, path, "contact_patch", "PATCH", api, body, id);
+		r = plan_add(p, "contact_patch", "PATCH", body, in->id,
+			     "/contacts/%lld", (long long)in->id);
 	}
 	if (!r)
-		r = commit_tag_changes(d, path, id, add, nadd, del, ndel);
+		r = plan_tag_changes(p, in->id, add, nadd, del, ndel);
 out:
 	free_list(add, nadd);
 	free_list(del, ndel);
@@ -499,42 +530,54 @@ out:
 	return r;
 }
 
-/* Splits text into its non-empty lines (trimmed of \r). */
+/*
+ * Splits text into its non-empty lines (trimmed of \r). A NUL byte is
+ * refused: no name or event can hold one, and cutting the line there would
+ * send something the user did not write.
+ */
 static int split_lines(const char *data, size_t len, char ***out, size_t *n)
 {
 	char **v = NULL;
-	size_t cap = 0;
+	size_t cap = 0, line = 0;
+	int r = 0;
 
 	*n = 0;
-	for (size_t i = 0; i < len;) {
+	*out = NULL;
+	for (size_t i = 0; i < len && !r;) {
 		size_t e = i;
 
 		while (e < len && data[e] != '\n')
 			e++;
 		size_t l = e - i;
 
+		line++;
+		if (memchr(data + i, '\0', l)) {
+			r = invalid("line %zu holds a NUL byte", line);
+			break;
+		}
 		while (l && data[i + l - 1] == '\r')
 			l--;
-		if (l) {
-			if (*n == cap) {
-				char **p = realloc(v, (cap ? cap * 2 : 8) *
-							      sizeof(*v));
+		if (l && *n == cap) {
+			char **p = realloc(v, (cap ? cap * 2 : 8) * sizeof(*v));
 
-				if (!p) {
-					free_list(v, *n);
-					return -ENOMEM;
-				}
-				v = p;
-				cap = cap ? cap * 2 : 8;
+			if (!p) {
+				r = -ENOMEM;
+				break;
 			}
-			v[*n] = strndup(data + i, l);
-			if (!v[*n]) {
-				free_list(v, *n);
-				return -ENOMEM;
-			}
-			(*n)++;
+			v = p;
+			cap = cap ? cap * 2 : 8;
 		}
+		if (l && !(v[*n] = strndup(data + i, l)))
+			r = -ENOMEM;
+		else if (l)
+			(*n)++;
 		i = e + 1;
+	}
+	if (r) {
+		/* The caller sees nothing to free. */
+		free_list(v, *n);
+		*n = 0;
+		return r;
 	}
 	*out = v;
 	return 0;
@@ -549,18 +592,15 @@ static int in_list(char **v, size_t n, const char *s)
 }
 
 /* tags: the new set of lines against the stored one. */
-static int commit_tags(struct driftfs *d, const char *path, int64_t id,
-		       const char *data, size_t len)
+static int plan_tags(const struct commit_input *in, struct commit_plan *p)
 {
-	struct buf cur = BUF_INIT;
 	char **now = NULL, **was = NULL, **add, **del;
 	size_t nnow = 0, nwas = 0, nadd = 0, ndel = 0;
 	int r;
 
-	r = store_blob(d->store, Q_CONTACT_TAGS, id, NULL, &cur);
-	r = r ? r : split_lines(data, len, &now, &nnow);
-	r = r ? r : split_lines(cur.data ? cur.data : "", cur.len, &was, &nwas);
-	buf_release(&cur);
+	r = split_lines(in->data, in->len, &now, &nnow);
+	r = r ? r : split_lines(in->stored ? in->stored : "", in->stored_len,
+				&was, &nwas);
 	if (r) {
 		free_list(now, nnow);
 		return r;
@@ -573,7 +613,7 @@ static int commit_tags(struct driftfs *d, const char *path, int64_t id,
 	for (size_t i = 0; del && i < nwas; i++)
 		if (!in_list(now, nnow, was[i]))
 			del[ndel++] = strdup(was[i]);
-	r = add && del ? commit_tag_changes(d, path, id, add, nadd, del, ndel)
+	r = add && del ? plan_tag_changes(p, in->id, add, nadd, del, ndel)
 		       : -ENOMEM;
 	free_list(add, nadd);
 	free_list(del, ndel);
@@ -583,19 +623,18 @@ static int commit_tags(struct driftfs *d, const char *path, int64_t id,
 }
 
 /* timeline: each line an event (text, or JSON {event, createdAt}). */
-static int commit_timeline(struct driftfs *d, const char *path, int64_t id,
-			   const char *data, size_t len)
+static int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 {
 	char **lines = NULL;
 	size_t n = 0;
 	cJSON **bodies;
-	int r = split_lines(data, len, &lines, &n);
+	int r = split_lines(in->data, in->len, &lines, &n);
 
 	if (r)
 		return r;
 	if (!n) {
 		free_list(lines, n);
-		return invalid(path, "no event (one a line)");
+		return invalid("no event (one a line)");
 	}
 	bodies = calloc(n, sizeof(*bodies));
 	for (size_t i = 0; bodies && i < n && !r; i++) {
@@ -612,16 +651,16 @@ static int commit_timeline(struct driftfs *d, const char *path, int64_t id,
 			event = json_get_str(j, "event");
 			f = cJSON_GetObjectItemCaseSensitive(j, "createdAt");
 			if (!j || !event || !*event)
-				r = invalid(path, "line %zu: JSON events need "
+				r = invalid("line %zu: JSON events need "
 						  "a string 'event'",
 					    i + 1);
 			else if (f && (json_i64(f, &at) || at <= 0))
-				r = invalid(path, "line %zu: 'createdAt' must "
+				r = invalid("line %zu: 'createdAt' must "
 						  "be ms since the epoch",
 					    i + 1);
 		}
 		if (!r && b) {
-			cJSON_AddItemToObject(b, "contactId", id_node(id));
+			cJSON_AddItemToObject(b, "contactId", id_node(in->id));
 			cJSON_AddStringToObject(b, "event", event);
 			if (at)
 				cJSON_AddItemToObject(b, "createdAt",
@@ -633,8 +672,8 @@ static int commit_timeline(struct driftfs *d, const char *path, int64_t id,
 	/* All lines are valid before any is sent. */
 	for (size_t i = 0; bodies && i < n; i++) {
 		if (!r)
-			r = submit(d, path, "timeline", "POST",
-				   "/contacts/timeline", bodies[i], id);
+			r = plan_add(p, "timeline", "POST", bodies[i], in->id,
+				     "/contacts/timeline");
 		else
 			cJSON_Delete(bodies[i]);
 	}
@@ -644,36 +683,35 @@ static int commit_timeline(struct driftfs *d, const char *path, int64_t id,
 }
 
 /* unsubscribe: one email a line, one call for all. */
-static int commit_unsubscribe(struct driftfs *d, const char *path,
-			      const char *data, size_t len)
+static int plan_unsubscribe(const struct commit_input *in,
+			    struct commit_plan *p)
 {
 	char **lines = NULL;
 	size_t n = 0;
 	cJSON *list;
-	int r = split_lines(data, len, &lines, &n);
+	int r = split_lines(in->data, in->len, &lines, &n);
 
 	if (r)
 		return r;
 	for (size_t i = 0; i < n && !r; i++)
 		if (!strchr(lines[i], '@') || strchr(lines[i], ' '))
-			r = invalid(path, "line %zu is not an email address",
+			r = invalid("line %zu is not an email address",
 				    i + 1);
 	if (!r && !n)
-		r = invalid(path, "no email address (one a line)");
+		r = invalid("no email address (one a line)");
 	list = r ? NULL : cJSON_CreateArray();
 	for (size_t i = 0; list && i < n; i++)
 		cJSON_AddItemToArray(list, cJSON_CreateString(lines[i]));
 	free_list(lines, n);
 	if (r)
 		return r;
-	return list ? submit(d, path, "unsubscribe", "POST",
-			     "/emails/unsubscribe", list, 0)
+	return list ? plan_add(p, "unsubscribe", "POST", list, 0,
+			       "/emails/unsubscribe")
 		    : -ENOMEM;
 }
 
 /* users/<id>.json: PATCH the changed editable fields. */
-static int commit_user(struct driftfs *d, const char *path, int64_t id,
-		       const char *data, size_t len)
+static int plan_user(const struct commit_input *in, struct commit_plan *p)
 {
 	static const char *const editable[] = { "name",	  "alias",
 						"email",  "phone",
@@ -681,10 +719,9 @@ static int commit_user(struct driftfs *d, const char *path, int64_t id,
 						"availability" };
 	cJSON *v, *old = NULL, *patch = NULL;
 	const cJSON *f;
-	char api[64];
 	int r;
 
-	r = parse_edit(d, path, Q_USER, id, NULL, data, len, &v, &old);
+	r = parse_edit(in, &v, &old);
 	if (r)
 		return r;
 	patch = cJSON_CreateObject();
@@ -701,20 +738,20 @@ static int commit_user(struct driftfs *d, const char *path, int64_t id,
 		for (size_t i = 0; i < sizeof(editable) / sizeof(*editable); i++)
 			ok |= !strcmp(f->string, editable[i]);
 		if (!ok) {
-			r = invalid(path, o ? "field '%s' is read-only"
+			r = invalid(o ? "field '%s' is read-only"
 					    : "unknown field '%s'",
 				    f->string);
 			goto out;
 		}
 		if (!cJSON_IsString(f)) {
-			r = invalid(path, "field '%s' must be a string",
+			r = invalid("field '%s' must be a string",
 				    f->string);
 			goto out;
 		}
 		if (!strcmp(f->string, "availability") &&
 		    strcmp(f->valuestring, "AVAILABLE") &&
 		    strcmp(f->valuestring, "OFFLINE")) {
-			r = invalid(path, "field 'availability' must be "
+			r = invalid("field 'availability' must be "
 					  "AVAILABLE or OFFLINE");
 			goto out;
 		}
@@ -722,14 +759,14 @@ static int commit_user(struct driftfs *d, const char *path, int64_t id,
 	}
 	for (f = old->child; f; f = f->next)
 		if (!cJSON_GetObjectItemCaseSensitive(v, f->string)) {
-			r = invalid(path, "field '%s' cannot be removed",
+			r = invalid("field '%s' cannot be removed",
 				    f->string);
 			goto out;
 		}
 	if (cJSON_GetArraySize(patch) == 0)
 		goto out;
-	snprintf(api, sizeof(api), "/users/update?userId=%lld", (long long)id);
-	r = submit(d, path, "user_patch", "PATCH", api, patch, id);
+	r = plan_add(p, "user_patch", "PATCH", patch, in->id,
+		     "/users/update?userId=%lld", (long long)in->id);
 	patch = NULL;
 out:
 	cJSON_Delete(patch);
@@ -739,34 +776,34 @@ out:
 }
 
 /* conversations/new: {email, message, integrationSource, autoAssigneeId}. */
-static int commit_new_conversation(struct driftfs *d, const char *path,
-				   const char *data, size_t len)
+static int plan_new_conversation(const struct commit_input *in,
+				 struct commit_plan *p)
 {
 	cJSON *v, *body = NULL, *msg, *attrs;
 	const cJSON *f, *m;
 	int r = 0;
 
-	v = parse(path, data, len, &r);
+	v = parse(in->data, in->len, &r);
 	if (!v)
 		return r;
 	for (f = v->child; f; f = f->next)
 		if (strcmp(f->string, "email") && strcmp(f->string, "message") &&
 		    strcmp(f->string, "integrationSource") &&
 		    strcmp(f->string, "autoAssigneeId")) {
-			r = invalid(path, "unknown field '%s' (allowed: email, "
+			r = invalid("unknown field '%s' (allowed: email, "
 					  "message, integrationSource, "
 					  "autoAssigneeId)",
 				    f->string);
 			goto out;
 		}
 	if (!json_get_str(v, "email") || !strchr(json_get_str(v, "email"), '@')) {
-		r = invalid(path, "field 'email' (an email address) is "
+		r = invalid("field 'email' (an email address) is "
 				  "required");
 		goto out;
 	}
 	m = cJSON_GetObjectItemCaseSensitive(v, "message");
 	if (!cJSON_IsString(m) && !cJSON_IsObject(m)) {
-		r = invalid(path, "field 'message' (text, or an object with "
+		r = invalid("field 'message' (text, or an object with "
 				  "'body') is required");
 		goto out;
 	}
@@ -781,10 +818,16 @@ static int commit_new_conversation(struct driftfs *d, const char *path,
 		cJSON_AddStringToObject(msg, "body", m->valuestring);
 	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "body"))) {
 		cJSON_Delete(msg);
-		r = invalid(path, "field 'message.body' must be a string");
+		r = invalid("field 'message.body' must be a string");
 		goto out;
 	}
 	attrs = cJSON_GetObjectItemCaseSensitive(msg, "attributes");
+	if (attrs && !cJSON_IsObject(attrs)) {
+		/* integrationSource and autoAssigneeId would be lost in it. */
+		cJSON_Delete(msg);
+		r = invalid("field 'message.attributes' must be an object");
+		goto out;
+	}
 	if (!attrs)
 		attrs = cJSON_AddObjectToObject(msg, "attributes");
 	f = cJSON_GetObjectItemCaseSensitive(v, "integrationSource");
@@ -797,8 +840,8 @@ static int commit_new_conversation(struct driftfs *d, const char *path,
 				      cJSON_Duplicate(f, 1));
 	cJSON_AddStringToObject(body, "email", json_get_str(v, "email"));
 	cJSON_AddItemToObject(body, "message", msg);
-	r = submit(d, path, "conversation_create", "POST", "/conversations/new",
-		   body, 0);
+	r = plan_add(p, "conversation_create", "POST", body, 0,
+		     "/conversations/new");
 	body = NULL;
 out:
 	cJSON_Delete(body);
@@ -807,17 +850,14 @@ out:
 }
 
 /* messages/<id>.json: only the body may change (an edit of replace_body). */
-static int commit_message_json(struct driftfs *d, const char *path,
-			       int64_t id, const char *data, size_t len)
+static int plan_message_json(const struct commit_input *in,
+			     struct commit_plan *p)
 {
-	struct store_row row;
 	cJSON *v, *old = NULL, *msg = NULL;
 	const cJSON *f;
 	int r;
 
-	r = store_one(d->store, Q_MESSAGE, id, NULL, &row);
-	r = r ? r : parse_edit(d, path, Q_MESSAGE, id, NULL, data, len, &v,
-			       &old);
+	r = parse_edit(in, &v, &old);
 	if (r)
 		return r;
 	for (f = v->child; f; f = f->next) {
@@ -825,14 +865,14 @@ static int commit_message_json(struct driftfs *d, const char *path,
 
 		if (!strcmp(f->string, "body")) {
 			if (!cJSON_IsString(f)) {
-				r = invalid(path, "field 'body' must be a "
+				r = invalid("field 'body' must be a "
 						  "string");
 				goto out;
 			}
 			continue;
 		}
 		if (!o || !cJSON_Compare(o, f, 1)) {
-			r = invalid(path, o ? "field '%s' is read-only (only "
+			r = invalid(o ? "field '%s' is read-only (only "
 					      "'body' can be edited)"
 					    : "unknown field '%s'",
 				    f->string);
@@ -845,10 +885,10 @@ static int commit_message_json(struct driftfs *d, const char *path,
 		goto out;
 	msg = cJSON_CreateObject();
 	cJSON_AddStringToObject(msg, "type", "edit");
-	cJSON_AddItemToObject(msg, "editedMessageId", id_node(id));
+	cJSON_AddItemToObject(msg, "editedMessageId", id_node(in->id));
 	cJSON_AddStringToObject(msg, "editType", "replace_body");
 	cJSON_AddStringToObject(msg, "body", f->valuestring);
-	r = post_message(d, path, row.id2, msg);
+	r = plan_message(p, in->conv, msg);
 out:
 	cJSON_Delete(old);
 	cJSON_Delete(v);
@@ -856,8 +896,7 @@ out:
 }
 
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
-static int commit_account(struct driftfs *d, const char *path,
-			  const char *name, const char *data, size_t len)
+static int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
 	static const char *const ro[] = { "accountId", "createDateTime",
 					  "updateDateTime", "deleted" };
@@ -865,8 +904,7 @@ static int commit_account(struct driftfs *d, const char *path,
 	const cJSON *f;
 	int r, changed = 0;
 
-	r = parse_edit(d, path, Q_ACCOUNT_BY_NAME, 0, name, data, len, &v,
-		       &old);
+	r = parse_edit(in, &v, &old);
 	if (r)
 		return r;
 	patch = cJSON_CreateObject();
@@ -881,17 +919,17 @@ static int commit_account(struct driftfs *d, const char *path,
 			continue;
 		for (size_t i = 0; i < sizeof(ro) / sizeof(*ro); i++)
 			if (!strcmp(f->string, ro[i])) {
-				r = invalid(path, "field '%s' is read-only",
+				r = invalid("field '%s' is read-only",
 					    f->string);
 				goto out;
 			}
 		if (!o) {
-			r = invalid(path, "unknown field '%s'", f->string);
+			r = invalid("unknown field '%s'", f->string);
 			goto out;
 		}
 		if ((o->type & 0xff) != (f->type & 0xff) &&
 		    !(cJSON_IsBool(o) && cJSON_IsBool(f))) {
-			r = invalid(path, "field '%s' has the wrong type",
+			r = invalid("field '%s' has the wrong type",
 				    f->string);
 			goto out;
 		}
@@ -907,8 +945,8 @@ static int commit_account(struct driftfs *d, const char *path,
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
 							      old, "ownerId"),
 						      1));
-	r = submit(d, path, "account_patch", "PATCH", "/accounts/update", patch,
-		   0);
+	r = plan_add(p, "account_patch", "PATCH", patch, 0,
+		     "/accounts/update");
 	patch = NULL;
 out:
 	cJSON_Delete(patch);
@@ -917,39 +955,112 @@ out:
 	return r;
 }
 
+int commit_plan(const struct commit_input *in, struct commit_plan *out)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	switch (in->kind) {
+	case T_REPLY:
+		r = plan_text_message(in, "chat", out);
+		break;
+	case T_NOTE:
+		r = plan_text_message(in, "private_note", out);
+		break;
+	case T_MESSAGES_NEW:
+		r = plan_new_message(in, out);
+		break;
+	case T_CONTACTS_NEW:
+		r = plan_new_contact(in, out);
+		break;
+	case T_CONTACT_JSON:
+		r = plan_contact_json(in, out);
+		break;
+	case T_CONTACT_TAGS:
+		r = plan_tags(in, out);
+		break;
+	case T_CONTACT_TIMELINE:
+		r = plan_timeline(in, out);
+		break;
+	case T_UNSUBSCRIBE:
+		r = plan_unsubscribe(in, out);
+		break;
+	case T_USER_JSON:
+		r = plan_user(in, out);
+		break;
+	case T_CONVS_NEW:
+		r = plan_new_conversation(in, out);
+		break;
+	case T_MESSAGE_JSON:
+		r = plan_message_json(in, out);
+		break;
+	case T_ACCOUNT_JSON:
+		r = plan_account(in, out);
+		break;
+	default:
+		r = -EACCES;
+	}
+	if (r)
+		commit_plan_release(out);
+	return r;
+}
+
+/* The stored content an edit of n replaces, and (messages) its conversation. */
+static int load_stored(struct driftfs *d, const struct tnode *n,
+		       struct buf *out, int64_t *conv)
+{
+	struct store_row row;
+	int r;
+
+	switch (n->kind) {
+	case T_CONTACT_JSON:
+		return store_blob(d->store, Q_CONTACT, n->id, NULL, out);
+	case T_CONTACT_TAGS:
+		return store_blob(d->store, Q_CONTACT_TAGS, n->id, NULL, out);
+	case T_USER_JSON:
+		return store_blob(d->store, Q_USER, n->id, NULL, out);
+	case T_MESSAGE_JSON:
+		r = store_one(d->store, Q_MESSAGE, n->id, NULL, &row);
+		if (r)
+			return r;
+		*conv = row.id2;
+		return store_blob(d->store, Q_MESSAGE, n->id, NULL, out);
+	case T_ACCOUNT_JSON:
+		return store_blob(d->store, Q_ACCOUNT_BY_NAME, 0, n->name, out);
+	default:
+		return 0;
+	}
+}
+
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		 const char *data, size_t len)
 {
+	struct commit_input in = { .kind = n->kind, .id = n->id,
+				   .data = data, .len = len };
+	struct commit_plan plan;
+	struct buf stored = BUF_INIT;
+	int r;
+
 	log_context_set(path);
-	switch (n->kind) {
-	case T_REPLY:
-		return commit_text_message(d, path, n->id, "chat", data, len);
-	case T_NOTE:
-		return commit_text_message(d, path, n->id, "private_note",
-					   data, len);
-	case T_MESSAGES_NEW:
-		return commit_new_message(d, path, n->id, data, len);
-	case T_CONTACTS_NEW:
-		return commit_new_contact(d, path, data, len);
-	case T_CONTACT_JSON:
-		return commit_contact_json(d, path, n->id, data, len);
-	case T_CONTACT_TAGS:
-		return commit_tags(d, path, n->id, data, len);
-	case T_CONTACT_TIMELINE:
-		return commit_timeline(d, path, n->id, data, len);
-	case T_UNSUBSCRIBE:
-		return commit_unsubscribe(d, path, data, len);
-	case T_USER_JSON:
-		return commit_user(d, path, n->id, data, len);
-	case T_CONVS_NEW:
-		return commit_new_conversation(d, path, data, len);
-	case T_MESSAGE_JSON:
-		return commit_message_json(d, path, n->id, data, len);
-	case T_ACCOUNT_JSON:
-		return commit_account(d, path, n->name, data, len);
-	default:
-		return -EACCES;
+	r = load_stored(d, n, &stored, &in.conv);
+	if (r) {
+		buf_release(&stored);
+		return r;
 	}
+	in.stored = stored.data ? stored.data : "";
+	in.stored_len = stored.len;
+	r = commit_plan(&in, &plan);
+	buf_release(&stored);
+	/* In order; a call refused stops the ones after it. */
+	for (size_t i = 0; !r && i < plan.n; i++) {
+		struct commit_call *c = &plan.calls[i];
+
+		r = submit(d, path, c->kind, c->method, c->api_path, c->body,
+			   c->target);
+		c->body = NULL;
+	}
+	commit_plan_release(&plan);
+	return r;
 }
 
 int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
@@ -975,7 +1086,9 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
 		cJSON_AddItemToObject(msg, "editedMessageId", id_node(n->id));
 		cJSON_AddStringToObject(msg, "editType", "delete");
 		cJSON_AddStringToObject(msg, "body", "");
-		return post_message(d, path, row.id2, msg);
+		snprintf(api, sizeof(api), "/conversations/%lld/messages",
+			 (long long)row.id2);
+		return submit(d, path, "message", "POST", api, msg, row.id2);
 	default:
 		return -EPERM;
 	}

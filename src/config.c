@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -245,6 +246,12 @@ out:
 
 int config_validate(const struct config *c)
 {
+	/* Caught here, a missing CA file is one clear line at start, not
+	 * a TLS error on every request. */
+	if (c->ca_file && access(c->ca_file, R_OK)) {
+		log_err("ca_file %s: %s", c->ca_file, strerror(errno));
+		return -EINVAL;
+	}
 	if (!strncmp(c->api_url, "https://", 8))
 		return 0;
 	if (!strncmp(c->api_url, "http://", 7)) {
@@ -331,6 +338,26 @@ int config_load_token(const struct config *c, char **token)
 			c->credentials,
 			r == -ENOENT ? "does not exist" : "holds no token");
 	return r;
+}
+
+void config_forget_env(const char *name)
+{
+	char *v = getenv(name);
+
+	if (!v)
+		return;
+	/* The bytes themselves: /proc/PID/environ shows the block the
+	 * process started with, whatever environ points to later. */
+	explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
+void config_harden_process(void)
+{
+	/* No core file (the token is in memory), and another process of the
+	 * same user can neither ptrace us nor read /proc/PID/{mem,environ}.
+	 * A debugger started as our parent, or root, still can. */
+	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
 }
 
 char *config_account_dir(const struct config *c)

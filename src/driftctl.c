@@ -109,7 +109,8 @@ static int exit_for_status(long status)
 		return DX_AUTH;
 	if (status == 429)
 		return DX_RATE;
-	if (status == 0 || status >= 500)
+	/* A redirect is not followed: whatever answered is not the API. */
+	if (status == 0 || status >= 500 || (status >= 300 && status < 400))
 		return DX_API;
 	return DX_REFUSED;
 }
@@ -596,12 +597,16 @@ static int login_token(struct ctl *c, struct login_args *la)
 				say("login: the API refused this token (HTTP "
 				    "%ld%s%s); nothing was stored",
 				    st, msg[0] ? ": " : "", msg);
+			else if (st)
+				say("login: could not check the token (HTTP "
+				    "%ld%s%s); nothing was stored (--no-verify "
+				    "stores it unchecked)",
+				    st, msg[0] ? ": " : "", msg);
 			else
-				say("login: could not check the token (%s%s); "
+				say("login: could not check the token (%s); "
 				    "nothing was stored (--no-verify stores it "
 				    "unchecked)",
-				    st ? "HTTP error " : "no answer from the API",
-				    st ? msg : "");
+				    msg[0] ? msg : "no answer from the API");
 			r = st == 400 ? DX_AUTH : exit_for_status(st);
 			goto out;
 		}
@@ -2266,8 +2271,9 @@ static const char usage_api[] =
 	"One authenticated call through driftfs's client (rate governor,\n"
 	"retries of idempotent calls, token refresh). The response body goes\n"
 	"to standard output whatever the status; the exit status is 0 for\n"
-	"2xx, 2 for 401/403, 4 for other 4xx, 5 for 429, 3 for 5xx or no\n"
-	"answer. -d implies POST and Content-Type: application/json.\n";
+	"2xx, 2 for 401/403, 4 for other 4xx, 5 for 429, 3 for 5xx, a\n"
+	"redirect (never followed) or no answer. -d implies POST and\n"
+	"Content-Type: application/json.\n";
 
 static const char usage_report[] =
 	"usage: driftctl report --filter 'PROPERTY OP [VALUES...]'...\n"
@@ -2315,6 +2321,7 @@ int main(int argc, char **argv)
 	int r = DX_USAGE, i, curl_up = 0;
 
 	memset(&c, 0, sizeof(c));
+	config_harden_process();
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_LVL_WARN, 0);
 	if (config_defaults(&c.d.cfg)) {

@@ -54,6 +54,7 @@ struct governor {
  */
 struct http {
 	char *base_url;
+	char *origin;		/* scheme://host[:port] of base_url, for errors */
 	char *token;		/* the fixed bearer token, when auth is NULL */
 	const struct http_auth *auth; /* token source, or NULL */
 	char *ca_file;
@@ -230,6 +231,33 @@ int http_governor_render(struct http *h, struct buf *out)
 	return r;
 }
 
+/*
+ * scheme://host[:port] of a URL as curl reads it: what error messages name,
+ * without any user info or path. A copy of the URL if curl cannot parse it.
+ */
+static char *url_origin(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+			port = NULL;
+		if (asprintf(&out, "%s://%s%s%s", scheme, host, port ? ":" : "",
+			     port ? port : "") < 0)
+			out = NULL;
+	} else {
+		out = strdup(url);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return out;
+}
+
 struct http *http_new(const struct http_opts *o)
 {
 	struct http *h = calloc(1, sizeof(*h));
@@ -237,10 +265,12 @@ struct http *http_new(const struct http_opts *o)
 	if (!h)
 		goto fail;
 	h->base_url = strdup(o->base_url);
+	h->origin = url_origin(o->base_url);
 	h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
 	h->auth = o->auth;
 	h->token = strdup(o->token && !o->auth ? o->token : "");
-	if (!h->base_url || !h->token || (o->ca_file && !h->ca_file))
+	if (!h->base_url || !h->origin || !h->token ||
+	    (o->ca_file && !h->ca_file))
 		goto fail;
 	h->timeout_ms = (o->timeout > 0 ? o->timeout : 30) * 1000;
 	h->offline = o->offline;
@@ -267,6 +297,7 @@ void http_free(struct http *h)
 		free(h->token);
 	}
 	free(h->base_url);
+	free(h->origin);
 	free(h->ca_file);
 	free(h);
 }
@@ -344,7 +375,8 @@ int http_errno(long status)
 	default:
 		if (status >= 200 && status < 300)
 			return 0;
-		if (status >= 500)
+		/* A redirect is not followed: the answer is not the API's. */
+		if (status >= 500 || (status >= 300 && status < 400))
 			return EIO;
 		return EINVAL;
 	}
@@ -360,6 +392,7 @@ struct attempt {
 	struct buf *body;
 	int too_big;
 	long retry_after;	/* seconds, -1 when absent */
+	char location[256];	/* a 3xx answer's Location, without its query */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -477,7 +510,11 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	/* Redirects are never followed, so the Authorization header cannot
+	 * go to another host (and were they followed, curl would drop it on
+	 * a change of host, since UNRESTRICTED_AUTH stays off). */
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -490,8 +527,11 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	/* Verification is never turned off; ca_file only says whom to
+	 * trust. */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	if (h->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
 	if (body) {
@@ -505,12 +545,51 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	rc = curl_easy_perform(c);
 	*status = 0;
 	if (rc == CURLE_OK) {
+		char *loc = NULL;
+
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		a->location[0] = '\0';
+		if (*status >= 300 && *status < 400 &&
+		    !curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) && loc)
+			snprintf(a->location, sizeof(a->location), "%.*s",
+				 (int)strcspn(loc, "?#"), loc);
 		return 0;
 	}
 	if (!curl_err[0])
 		snprintf(curl_err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
 	return (int)rc;
+}
+
+/*
+ * Whether a curl error says the server's certificate was not accepted.
+ * Retrying cannot help, and the user must be told plainly.
+ */
+static int tls_refused(int rc)
+{
+	switch (rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Replaces every copy of secret in s (NUL-terminated) with "***". */
+static void redact(char *s, const char *secret)
+{
+	size_t n = strlen(secret);
+	char *p;
+
+	if (n < 4)
+		return;
+	while ((p = strstr(s, secret))) {
+		memcpy(p, "***", 3);
+		memmove(p + 3, p + n, strlen(p + n) + 1);
+	}
 }
 
 static int64_t backoff_ms(int attempt)
@@ -657,7 +736,7 @@ int http_request(struct http *h, const struct http_request *rq,
 	}
 
 	for (int attempt = 0; attempt < max_attempts; attempt++) {
-		struct attempt a = { &resp->body, 0, -1 };
+		struct attempt a = { &resp->body, 0, -1, "" };
 		/* The Authorization line goes first, in a node of our own, so
 		 * the shared list never holds the token. */
 		struct curl_slist auth_node = { NULL, hdrs };
@@ -713,12 +792,34 @@ int http_request(struct http *h, const struct http_request *rq,
 			r = -EFBIG;
 			break;
 		}
-		if (rc)
+		if (tls_refused(rc)) {
+			snprintf(resp->message, sizeof(resp->message),
+				 "TLS certificate verification failed for %s: "
+				 "%s",
+				 h->origin, curl_err);
+			stats_add("api tls failures", 1);
+			r = -EIO;
+			break;
+		}
+		if (rc == CURLE_SSL_CONNECT_ERROR)
+			snprintf(resp->message, sizeof(resp->message),
+				 "TLS handshake with %s failed: %s", h->origin,
+				 curl_err);
+		else if (rc)
 			snprintf(resp->message, sizeof(resp->message), "%s",
 				 curl_err);
+		else if (status >= 300 && status < 400)
+			snprintf(resp->message, sizeof(resp->message),
+				 "redirect to %s not followed (driftfs never "
+				 "follows redirects; check api_url)",
+				 a.location[0] ? a.location : "(no Location)");
 		else
 			error_message(&resp->body, resp->message,
 				      sizeof(resp->message));
+		/* The API's own words could quote the token back. */
+		if (authl)
+			redact(resp->message,
+			       authl + strlen("Authorization: Bearer "));
 		r = -http_errno(status);
 		/* A refused token: the API did nothing, so even a POST may
 		 * go again, once, with a fresh token. */

@@ -12,9 +12,10 @@
 
 /*
  * Marks a quoted big integer until it is turned back into a Raw node. A real
- * string can begin with U+0001 only through a \u0001 escape; such strings
- * get one more U+0001 in front (ESCAPE_MARK), removed again after parsing,
- * so no string from the API can pass for a marked integer.
+ * string can begin with U+0001 through a \u0001 escape or a raw 0x01 byte
+ * (cJSON takes control bytes in strings as they are); such strings get one
+ * more U+0001 in front (ESCAPE_MARK), removed again after parsing, so no
+ * string from the API can pass for a marked integer.
  */
 #define BIGINT_MARK "\x01\x02"
 #define BIGINT_MARK_JSON "\\u0001\\u0002"
@@ -36,7 +37,9 @@ static int quote_big_integers(const char *s, size_t len, struct buf *out)
 		char c = s[i];
 
 		if (c == '"') {
-			if (len - i >= 7 && !strncasecmp(s + i + 1, "\\u0001", 6)) {
+			if ((len - i >= 7 &&
+			     !strncasecmp(s + i + 1, "\\u0001", 6)) ||
+			    (len - i >= 2 && s[i + 1] == '\x01')) {
 				r = buf_add(out, s + start, i + 1 - start);
 				r = r ? r : buf_adds(out, ESCAPE_MARK_JSON);
 				if (r)
@@ -90,6 +93,10 @@ static void raw_from_marks(cJSON *v)
 	for (cJSON *c = v; c; c = c->next) {
 		char *vs = cJSON_IsString(c) ? c->valuestring : NULL;
 
+		/* Keys are strings too, and got the same escape mark. */
+		if (c->string && c->string[0] == '\x01' && c->string[1] == '\x01')
+			memmove(c->string, c->string + 1, strlen(c->string));
+
 		if (vs && vs[0] == '\x01' && vs[1] == '\x01') {
 			memmove(vs, vs + 1, strlen(vs));
 		} else if (vs && !strncmp(vs, BIGINT_MARK, 2)) {
@@ -99,6 +106,37 @@ static void raw_from_marks(cJSON *v)
 		if (c->child)
 			raw_from_marks(c->child);
 	}
+}
+
+static int key_cmp(const void *a, const void *b);
+
+/* Whether an object in v (at any depth) has a key twice. -ENOMEM. */
+static int duplicate_keys(const cJSON *v)
+{
+	for (const cJSON *c = v; c; c = c->next) {
+		size_t n = 0, i = 0;
+		const cJSON **kids;
+		int r = 0;
+
+		if (c->child && (r = duplicate_keys(c->child)))
+			return r;
+		if (!cJSON_IsObject(c) || !c->child || !c->child->next)
+			continue;
+		for (const cJSON *k = c->child; k; k = k->next)
+			n++;
+		kids = malloc(n * sizeof(*kids));
+		if (!kids)
+			return -ENOMEM;
+		for (const cJSON *k = c->child; k; k = k->next)
+			kids[i++] = k;
+		qsort(kids, n, sizeof(*kids), key_cmp);
+		for (i = 1; i < n && !r; i++)
+			r = !key_cmp(&kids[i - 1], &kids[i]);
+		free(kids);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 cJSON *json_parse(const char *text, size_t len)
@@ -130,6 +168,13 @@ cJSON *json_parse(const char *text, size_t len)
 		goto out;
 	}
 	raw_from_marks(v);
+	/* A key given twice has no one meaning (which value would win?). */
+	r = duplicate_keys(v);
+	if (r) {
+		cJSON_Delete(v);
+		v = NULL;
+		errno = r < 0 ? ENOMEM : EINVAL;
+	}
 out:
 	buf_release(&tmp);
 	return v;

@@ -170,6 +170,7 @@ int main(int argc, char *argv[])
 
 	memset(&d, 0, sizeof(d));
 	memset(&cli, 0, sizeof(cli));
+	config_harden_process();
 	log_setup(LOG_LVL_INFO, 0);
 	if (config_defaults(&d.cfg)) {
 		fprintf(stderr, "driftfs: out of memory\n");
@@ -201,6 +202,8 @@ int main(int argc, char *argv[])
 		goto out;
 	/* The token source refreshes OAuth tokens as they expire. */
 	auth = auth_new(&d.cfg);
+	/* The source holds its own copy; fusermount3 and ps need none. */
+	config_forget_env("DRIFT_TOKEN");
 	if (!auth && !d.cfg.offline)
 		goto out;
 	dir = config_account_dir(&d.cfg);

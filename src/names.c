@@ -109,6 +109,7 @@ int names_decode(const char *name, struct buf *out)
 	if (r || strlen(name) > NAMES_MAX)
 		return r ? r : -EINVAL;
 	/* Only the encoder's own output decodes: one string, one name. */
-	names_encode(out->data + start, out->len - start, NAMES_MAX, again);
+	names_encode(out->data ? out->data + start : "", out->len - start,
+		     NAMES_MAX, again);
 	return strcmp(again, name) ? -EINVAL : 0;
 }

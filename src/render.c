@@ -148,11 +148,14 @@ static int add_clean(struct buf *out, const char *s, size_t len)
 		}
 		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
 			continue;
-		/* C1 controls (U+0080-U+009F) are terminal controls too. */
-		if (c == 0xc2 && i + 1 < len &&
-		    (unsigned char)s[i + 1] >= 0x80 &&
-		    (unsigned char)s[i + 1] <= 0x9f) {
-			i++;
+		/*
+		 * C1 controls (U+0080-U+009F) are terminal controls too. The
+		 * check is on the output, so that a byte dropped between the
+		 * two halves cannot join them.
+		 */
+		if (c >= 0x80 && c <= 0x9f && out->len &&
+		    (unsigned char)out->data[out->len - 1] == 0xc2) {
+			out->data[--out->len] = '\0';
 			continue;
 		}
 		if (c == '\n') {

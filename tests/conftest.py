@@ -7,7 +7,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import Emulator  # noqa: E402
+from helpers import Emulator, make_test_pki, openssl_unavailable  # noqa: E402
 
 
 def pytest_configure(config):
@@ -22,3 +22,12 @@ def emulator(request, tmp_path):
     emu = Emulator(*args, workdir=str(tmp_path / "emu"))
     yield emu
     emu.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A throwaway CA and server certificates (helpers.make_test_pki)."""
+    why = openssl_unavailable()
+    if why:
+        pytest.skip("SKIP: " + why)
+    return make_test_pki(str(tmp_path_factory.mktemp("pki")))

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,9 +50,14 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class Emulator:
-    """A Drift API emulator process on 127.0.0.1 with its admin API."""
+    """A Drift API emulator process on 127.0.0.1 with its admin API.
 
-    def __init__(self, *args, workdir=None):
+    tls=(cert, key) serves HTTPS with that certificate; host picks another
+    listen address ("::1"). The admin calls made here do not verify the
+    certificate: the harness talks to its own process, and what the TLS tests
+    check is driftfs's verification, not this one."""
+
+    def __init__(self, *args, workdir=None, tls=None, host="127.0.0.1"):
         self.dir = workdir or tempfile.mkdtemp(prefix="drift-emu-")
         os.makedirs(self.dir, exist_ok=True)
         port_file = os.path.join(self.dir, "port")
@@ -60,7 +66,9 @@ class Emulator:
         self.log = open(os.path.join(self.dir, "emulator.log"), "wb")
         self.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--port", "0", "--port-file", port_file,
-             "--quiet", *[str(a) for a in args]],
+             "--quiet", "--host", host,
+             *(["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []),
+             *[str(a) for a in args]],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(port_file) or self.proc.poll() is not None,
                  60, "the emulator to listen")
@@ -68,7 +76,13 @@ class Emulator:
             raise RuntimeError("emulator exited: %s" % self.logtext())
         with open(port_file) as f:
             self.port = int(f.read().strip())
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://%s:%d" % ("https" if tls else "http",
+                                   "[%s]" % host if ":" in host else host, self.port)
+        self.admin_tls = None
+        if tls:
+            self.admin_tls = ssl.create_default_context()
+            self.admin_tls.check_hostname = False
+            self.admin_tls.verify_mode = ssl.CERT_NONE
 
     def logtext(self):
         self.log.flush()
@@ -80,7 +94,7 @@ class Emulator:
         req = urllib.request.Request(self.url + "/_admin/" + path, data=data,
                                      method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=30, context=self.admin_tls) as r:
             raw = r.read()
         return json.loads(raw) if raw else None
 
@@ -126,13 +140,14 @@ class Mount:
     """A driftfs daemon in the foreground (-f) on a fresh mountpoint."""
 
     def __init__(self, api_url, workdir, opts=(), env=None, wait_sync=True,
-                 cache_dir=None):
+                 cache_dir=None, wrapper=()):
         self.workdir = workdir
         self.path = os.path.join(workdir, "mnt")
         os.makedirs(self.path, exist_ok=True)
         self.cache = cache_dir or os.path.join(workdir, "cache")
         self.api_url = api_url
         self.opts = list(opts)
+        self.wrapper = list(wrapper)    # argv before driftfs (setpriv ...)
         self.env = dict(os.environ, DRIFT_TOKEN=TOKEN,
                         XDG_CONFIG_HOME=os.path.join(workdir, "config"))
         self.env.update(env or {})
@@ -143,7 +158,8 @@ class Mount:
         o = ["api_url=" + self.api_url, "cache_dir=" + self.cache, "refresh=3600",
              "timeout=5"] + self.opts
         self.errlog = open(os.path.join(self.workdir, "driftfs.log"), "ab")
-        self.proc = subprocess.Popen([DRIFTFS, "-f", "-o", ",".join(o), self.path],
+        self.proc = subprocess.Popen([*self.wrapper, DRIFTFS, "-f", "-o", ",".join(o),
+                                      self.path],
                                      env=self.env, stdout=self.errlog,
                                      stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.ismount(self.path) or self.proc.poll() is not None,
@@ -210,3 +226,67 @@ class Mount:
         """Daemon output that betrays a crash or a sanitizer report."""
         text = self.logtext()
         return [line for line in text.splitlines() if any(s in line for s in SUSPICIOUS)]
+
+
+def openssl_unavailable():
+    """Why test certificates cannot be made here, or None when they can."""
+    if not shutil.which("openssl"):
+        return "the openssl command is not installed (package openssl)"
+    return None
+
+
+def make_test_pki(d):
+    """A throwaway CA and server certificates made with the openssl CLI in d.
+
+    Returns {"ca": ca.pem, name: (cert, key)} for name in
+      good        signed by the CA, for 127.0.0.1 and localhost
+      wrong_host  signed by the CA, for wrong.example only
+      self_signed for 127.0.0.1 and localhost, signed by nobody we trust
+      expired     signed by the CA, for 127.0.0.1, valid only in January 2020
+    """
+    os.makedirs(d, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*argv):
+        p = subprocess.run(["openssl", *argv], cwd=d, capture_output=True)
+        if p.returncode:
+            raise RuntimeError("openssl %s: %s" % (argv[0], p.stderr.decode()))
+
+    def p(name):
+        return os.path.join(d, name)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=driftfs test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    os.makedirs(p("db"), exist_ok=True)
+    with open(p("db/index.txt"), "w"):
+        pass
+    with open(p("db/serial"), "w") as f:
+        f.write("1000\n")
+    with open(p("ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = test\n"
+                "[test]\ndatabase = db/index.txt\nnew_certs_dir = db\n"
+                "serial = db/serial\ndefault_md = sha256\npolicy = any\n"
+                "unique_subject = no\ncopy_extensions = none\n"
+                "[any]\ncommonName = supplied\n"
+                "[local]\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n"
+                "basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+                "[wrong]\nsubjectAltName = DNS:wrong.example\n"
+                "basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n")
+    out = {"ca": p("ca.pem")}
+    for name, cn, ext, dates in (
+            ("good", "127.0.0.1", "local", ["-days", "2"]),
+            ("wrong_host", "wrong.example", "wrong", ["-days", "2"]),
+            ("expired", "127.0.0.1", "local",
+             ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"])):
+        run("req", "-new", *ec, "-keyout", name + ".key", "-out", name + ".csr",
+            "-subj", "/CN=" + cn)
+        run("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem",
+            "-keyfile", "ca.key", "-in", name + ".csr", "-out", name + ".pem",
+            "-extensions", ext, *dates)
+        out[name] = (p(name + ".pem"), p(name + ".key"))
+    run("req", "-x509", *ec, "-keyout", "self_signed.key", "-out", "self_signed.pem",
+        "-days", "2", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    out["self_signed"] = (p("self_signed.pem"), p("self_signed.key"))
+    return out

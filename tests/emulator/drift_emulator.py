@@ -29,6 +29,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -220,7 +221,7 @@ class LeakyBucket:
 
 
 FAULT_KINDS = ("status", "stall", "reset", "reset_mid_body", "truncate",
-               "malformed", "body", "burst429")
+               "malformed", "body", "burst429", "redirect")
 
 
 class Faults:
@@ -321,6 +322,12 @@ class Faults:
             fault.setdefault("status", 200)
         if kind == "burst429":
             fault.setdefault("retry_after", 1)
+        if kind == "redirect":
+            st = fault.setdefault("status", 302)
+            if isinstance(st, bool) or not isinstance(st, int) or not 300 <= st <= 399:
+                raise invalid("a redirect's status must be 3xx")
+            if not isinstance(fault.get("location"), str) or not fault["location"]:
+                raise invalid("redirect fault needs a location")
         ra = fault.get("retry_after")
         if ra is not None and (isinstance(ra, bool) or not isinstance(ra, (int, float))):
             raise invalid("retry_after must be a number or null")
@@ -1144,6 +1151,10 @@ class Emulator:
                                 headers)
         elif kind == "malformed":
             reply = Reply(200, b'{"data": [')
+        elif kind == "redirect":
+            target = req.raw_path + ("?" + req.query_string if req.query_string else "")
+            headers["Location"] = fault["location"].replace("{path}", target)
+            reply = error_reply(fault["status"], "redirect", "moved", headers)
         elif kind == "body":
             reply = Reply(fault["status"], fault["body"].encode("utf-8"), headers=headers)
         elif kind == "stall":
@@ -1178,6 +1189,18 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "DriftEmulator/1.0"
     sys_version = ""
     timeout = 600                    # idle keep-alive connections end
+
+    def setup(self):
+        """With TLS, the handshake happens here, under the handler's timeout;
+        a client that rejects the certificate ends the connection here."""
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError) as err:
+                if not self.server.emulator.quiet:
+                    sys.stderr.write(f"TLS handshake failed: {err}\n")
+                raise
 
     def version_string(self):
         """Server header without the Python version."""
@@ -1304,6 +1327,17 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    tls = None                       # an ssl.SSLContext serves HTTPS
+
+    def get_request(self):
+        """Accept; with TLS, wrap the socket but leave the handshake to the
+        connection's own thread (a stuck client must not block accept)."""
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False)
+        return sock, addr
+
     def handle_error(self, request, client_address):
         """Connection errors are expected under fault injection."""
         exc = sys.exc_info()[1]
@@ -1346,7 +1380,11 @@ def parse_args(argv):
     p.add_argument("--report-limit", type=float, default=60,
                    help="reports calls per minute")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    p.add_argument("--tls-key", help="the certificate's PEM private key")
     args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     for name in ("users", "contacts", "conversations", "messages", "attachments"):
         if getattr(args, name) < 0:
             p.error(f"--{name} must be >= 0")
@@ -1372,14 +1410,30 @@ def write_port_file(path, port):
 def main(argv=None):
     """Bind, build the dataset, publish the port, serve until shut down."""
     args = parse_args(argv)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as err:
+            print(f"drift_emulator: cannot load {args.tls_cert} / {args.tls_key}: {err}",
+                  file=sys.stderr)
+            return 1
+    server_class = EmulatorServer
+    if ":" in args.host:
+        server_class = type("EmulatorServer6", (EmulatorServer,),
+                            {"address_family": socket.AF_INET6})
     try:
-        server = EmulatorServer((args.host, args.port), Handler)
+        server = server_class((args.host, args.port), Handler)
     except OSError as err:
         print(f"drift_emulator: cannot listen on {args.host}:{args.port}: {err}",
               file=sys.stderr)
         return 1
+    server.tls = tls
     port = server.server_address[1]
-    server.emulator = Emulator(args, server, f"http://{args.host}:{port}")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    scheme = "https" if tls else "http"
+    server.emulator = Emulator(args, server, f"{scheme}://{host}:{port}")
     if args.port_file:
         write_port_file(args.port_file, port)
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -590,6 +591,57 @@ def test_counted_status_fault(fresh):
     assert status == 502 and json.loads(body)["error"]["type"] == "server_error"
     assert e.request("GET", "/users/list")[0] == 200
     assert e.admin("GET", "faults")["pending"] == []
+
+
+def test_redirect_fault(fresh):
+    e = fresh
+    e.admin("POST", "faults/add", {"kind": "redirect", "status": 307,
+                                   "location": "http://127.0.0.1:9/v1{path}"})
+    status, headers, _ = e.request("GET", "/users/list?userId=1")
+    assert status == 307
+    assert headers["location"] == "http://127.0.0.1:9/v1/users/list?userId=1"
+    assert e.request("GET", "/users/list")[0] == 200
+    with pytest.raises(AssertionError):
+        e.admin("POST", "faults/add", {"kind": "redirect", "status": 200,
+                                       "location": "http://x/"})
+    with pytest.raises(AssertionError):
+        e.admin("POST", "faults/add", {"kind": "redirect"})
+
+
+def test_https(pki):
+    """--tls-cert/--tls-key: HTTPS that verifies against the test CA; a
+    client that rejects the certificate never gets as far as a request."""
+    e = Emu("--conversations", "2", "--tls-cert", pki["good"][0],
+            "--tls-key", pki["good"][1])
+    try:
+        trusting = ssl.create_default_context(cafile=pki["ca"])
+        conn = http.client.HTTPSConnection("127.0.0.1", e.port, timeout=10,
+                                           context=trusting)
+        conn.request("GET", "/_admin/ping")
+        ping = json.loads(conn.getresponse().read())
+        assert ping["base_url"] == f"https://127.0.0.1:{e.port}"
+        conn.request("GET", "/users/list", headers={"Authorization": "Bearer " + TOKEN})
+        assert conn.getresponse().status == 200
+        conn.close()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            c2 = http.client.HTTPSConnection("127.0.0.1", e.port, timeout=10,
+                                             context=ssl.create_default_context())
+            c2.request("GET", "/users/list", headers={"Authorization": "Bearer " + TOKEN})
+        # Plain HTTP to the TLS port gets no answer the client can read.
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            e.request("GET", "/users/list")
+        conn = http.client.HTTPSConnection("127.0.0.1", e.port, timeout=10,
+                                           context=trusting)
+        conn.request("GET", "/_admin/requests")
+        logged = json.loads(conn.getresponse().read())["requests"]
+        assert [r["path"] for r in logged] == ["/users/list"]
+        conn.request("POST", "/_admin/shutdown", body=b"{}")
+        conn.getresponse().read()
+        assert e.proc.wait(10) == 0
+    finally:
+        if e.proc.poll() is None:
+            e.proc.kill()
+            e.proc.wait()
 
 
 def test_burst429_and_body_faults(fresh):

@@ -163,6 +163,58 @@ static void test_string_with_marker_bytes(void)
 	cJSON_Delete(v);
 }
 
+/*
+ * The same with raw 0x01 0x02 bytes (cJSON takes control bytes in strings
+ * as they are), and keys that start with U+0001: found by
+ * tests/fuzz/fuzz_json.c. The raw bytes made a Raw node whose text was
+ * rendered verbatim; such keys kept the parser's internal marker.
+ */
+static void test_raw_marker_bytes_and_keys(void)
+{
+	cJSON *v = parse("[\"\x01\x02}, \\\"admin\\\": true\"]");
+	char *got;
+
+	REQUIRE(v);
+	REQUIRE(v->child);
+	CHECK(cJSON_IsString(v->child));
+	CHECK_EQ_STR(v->child->valuestring, "\x01\x02}, \"admin\": true");
+	got = render(v);
+	CHECK_EQ_STR(got, "[\n  \"\\u0001\\u0002}, \\\"admin\\\": true\"\n]\n");
+	free(got);
+	cJSON_Delete(v);
+
+	v = parse("{\"\\u0001k\": 1, \"\x01raw\": \"\x01\"}");
+	REQUIRE(v);
+	REQUIRE(v->child && v->child->next);
+	CHECK_EQ_STR(v->child->string, "\x01k");
+	CHECK_EQ_STR(v->child->next->string, "\x01raw");
+	CHECK_EQ_STR(v->child->next->valuestring, "\x01");
+	got = render(v);
+	CHECK_EQ_STR(got, "{\n  \"\\u0001k\": 1,\n  \"\\u0001raw\": \"\\u0001\"\n}\n");
+	free(got);
+	cJSON_Delete(v);
+}
+
+/* An object with a key twice has no one meaning: refused, at any depth. */
+static void test_duplicate_keys(void)
+{
+	static const char *const bad[] = { "{\"a\": 1, \"a\": 2}",
+					   "[{\"b\": 1, \"a\": 1, \"b\": 1}]",
+					   "{\"x\": {\"y\": {\"k\": 1, \"k\": 1}}}" };
+	cJSON *v;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		errno = 0;
+		CHECK(!parse(bad[i]));
+		CHECK_EQ_INT(errno, EINVAL);
+	}
+	/* The same key in different objects is fine. */
+	v = parse("{\"a\": {\"a\": 1}, \"b\": [{\"a\": 1}, {\"a\": 2}]}");
+	CHECK(v != NULL);
+	cJSON_Delete(v);
+}
+
 static void check_i64(const char *text, int want_r, int64_t want)
 {
 	cJSON *v = parse(text);
@@ -403,6 +455,8 @@ int main(void)
 	UNIT_RUN(test_many_big_integers);
 	UNIT_RUN(test_strings_untouched);
 	UNIT_RUN(test_string_with_marker_bytes);
+	UNIT_RUN(test_raw_marker_bytes_and_keys);
+	UNIT_RUN(test_duplicate_keys);
 	UNIT_RUN(test_i64);
 	UNIT_RUN(test_render_canonical);
 	UNIT_RUN(test_render_escapes);

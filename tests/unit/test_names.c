@@ -301,6 +301,23 @@ static void test_decode_noncanonical(void)
 	buf_release(&b);
 }
 
+/*
+ * The empty name (the empty string is "%") into a buffer that holds nothing
+ * yet: found by tests/fuzz/fuzz_names.c, which saw the check add an offset
+ * to the buffer's NULL data pointer (undefined behaviour).
+ */
+static void test_decode_empty(void)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(names_decode("", &b), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
+	buf_release(&b);
+	CHECK_EQ_INT(names_decode("%", &b), 0);
+	CHECK_EQ_INT(b.len, 0);
+	buf_release(&b);
+}
+
 static void test_hash64(void)
 {
 	/* FNV-1a 64: offset basis, and the published vectors for "a", "foobar". */
@@ -324,6 +341,7 @@ int main(void)
 	UNIT_RUN(test_long_names_differ);
 	UNIT_RUN(test_decode_malformed);
 	UNIT_RUN(test_decode_noncanonical);
+	UNIT_RUN(test_decode_empty);
 	UNIT_RUN(test_hash64);
 	return unit_summary();
 }

@@ -94,6 +94,13 @@ static void test_controls_stripped(void)
 	check_text("x\xc2\x9by\xc2\x80z", "xyz");
 	check_text("x&#x9b;y", "xy");
 	check_text("&#27;[31mx", "x");
+	/*
+	 * Nor when a dropped byte sat between the two halves of one (found
+	 * by tests/fuzz/fuzz_render.c: c2 7f 94 came out as U+0094).
+	 */
+	check_text("x\xc2\x7f\x94y", "xy");
+	check_text("x\xc2\x1b[1m\x85y", "xy");
+	check_text("x\xc2&#1;\x9by", "xy");
 	/* Other UTF-8 survives, including U+00A0 (c2 a0). */
 	check_text("é\xc2\xa0\xe2\x82\xac", "é\xc2\xa0\xe2\x82\xac");
 }

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/* test_commit.c: unit tests of write validation and planning (commit.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "json.h"
+#include "tree.h"
+#include "unit.h"
+
+/* Plans data written to a node of kind (id 42) over stored. */
+static int plan(int kind, const char *data, size_t len, const char *stored,
+		struct commit_plan *out)
+{
+	struct commit_input in = { .kind = kind, .id = 42, .conv = 7,
+				   .data = data, .len = len,
+				   .stored = stored,
+				   .stored_len = stored ? strlen(stored) : 0 };
+
+	return commit_plan(&in, out);
+}
+
+static void test_tags_add_and_delete(void)
+{
+	static const char data[] = "vip\r\nnew one\n\n";
+	struct commit_plan p;
+	char *body;
+
+	REQUIRE(!plan(T_CONTACT_TAGS, data, strlen(data), "vip\nold\n", &p));
+	REQUIRE(p.n == 2);
+	CHECK_EQ_STR(p.calls[0].kind, "tag_add");
+	CHECK_EQ_STR(p.calls[0].api_path, "/contacts/42/tags");
+	body = cJSON_PrintUnformatted(p.calls[0].body);
+	CHECK_EQ_STR(body, "[{\"name\":\"new one\"}]");
+	free(body);
+	CHECK_EQ_STR(p.calls[1].kind, "tag_delete");
+	CHECK_EQ_STR(p.calls[1].method, "DELETE");
+	CHECK_EQ_STR(p.calls[1].api_path, "/contacts/42/tags/old");
+	CHECK(!p.calls[1].body);
+	commit_plan_release(&p);
+}
+
+/*
+ * A NUL byte in a line (found by tests/fuzz/fuzz_commit.c): the line was
+ * cut there, so "\0x" added a tag with an empty name. Refused now, in
+ * every one-a-line file.
+ */
+static void test_nul_in_lines_refused(void)
+{
+	static const char tags[] = "vip\n\0x\n";
+	static const char timeline[] = "signed up\nb\0ad\n";
+	static const char unsub[] = "a@example.com\0b@example.com\n";
+	struct commit_plan p;
+
+	unit_quiet(1);
+	CHECK_EQ_INT(plan(T_CONTACT_TAGS, tags, sizeof(tags) - 1, "vip\n", &p),
+		     -EINVAL);
+	CHECK_EQ_INT(p.n, 0);
+	CHECK_EQ_INT(plan(T_CONTACT_TIMELINE, timeline, sizeof(timeline) - 1,
+			  NULL, &p),
+		     -EINVAL);
+	CHECK_EQ_INT(plan(T_UNSUBSCRIBE, unsub, sizeof(unsub) - 1, NULL, &p),
+		     -EINVAL);
+	unit_quiet(0);
+}
+
+/*
+ * Deleting a tag whose escaped name is long (found by fuzz_commit): the
+ * path was cut at 1023 bytes, so the DELETE named another tag, or half an
+ * escape. The path now holds the whole name.
+ */
+static void test_long_tag_delete(void)
+{
+	char name[401], want[2000];
+	struct commit_plan p;
+	size_t o;
+
+	for (size_t i = 0; i < 400; i += 2)
+		memcpy(name + i, "\xc3\xa9", 2);
+	name[400] = '\0';
+	o = (size_t)snprintf(want, sizeof(want), "/contacts/42/tags/");
+	for (size_t i = 0; i < 400; i += 2)
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%%C3%%A9");
+	REQUIRE(!plan(T_CONTACT_TAGS, "", 0, name, &p));
+	REQUIRE(p.n == 1);
+	CHECK_EQ_STR(p.calls[0].kind, "tag_delete");
+	CHECK_EQ_INT(strlen(p.calls[0].api_path), 18 + 1200);
+	CHECK_EQ_STR(p.calls[0].api_path, want);
+	commit_plan_release(&p);
+}
+
+/*
+ * An account whose stored copy has a key twice, written back unchanged
+ * (found by fuzz_commit): the second "domain" was compared with the first
+ * and sent as a change. Such JSON has no one meaning and is refused.
+ */
+static void test_duplicate_key_refused(void)
+{
+	static const char acct[] = "{\"accountId\": \"a1\", \"ownerId\": 5, "
+				   "\"domain\": \"x.example\", "
+				   "\"domain\": \"y.example\"}";
+	struct commit_plan p;
+
+	unit_quiet(1);
+	CHECK_EQ_INT(plan(T_ACCOUNT_JSON, acct, strlen(acct), acct, &p),
+		     -EINVAL);
+	CHECK_EQ_INT(p.n, 0);
+	unit_quiet(0);
+}
+
+/*
+ * conversations/new whose message.attributes is not an object (found by
+ * fuzz_commit's invariant): integrationSource was added under a string and
+ * silently dropped from the request. Refused now.
+ */
+static void test_new_conversation_attributes(void)
+{
+	static const char bad[] = "{\"email\": \"a@b.c\", \"message\": "
+				  "{\"body\": \"x\", \"attributes\": \"s\"}, "
+				  "\"integrationSource\": \"api\"}";
+	static const char good[] = "{\"email\": \"a@b.c\", \"message\": "
+				   "{\"body\": \"x\", \"attributes\": "
+				   "{\"k\": 1}}, \"integrationSource\": "
+				   "\"api\"}";
+	struct commit_plan p;
+	const cJSON *a;
+
+	unit_quiet(1);
+	CHECK_EQ_INT(plan(T_CONVS_NEW, bad, strlen(bad), NULL, &p), -EINVAL);
+	unit_quiet(0);
+	REQUIRE(!plan(T_CONVS_NEW, good, strlen(good), NULL, &p));
+	REQUIRE(p.n == 1);
+	a = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(p.calls[0].body, "message"),
+		"attributes");
+	CHECK_EQ_STR(json_get_str(a, "integrationSource"), "api");
+	CHECK(cJSON_GetObjectItemCaseSensitive(a, "k") != NULL);
+	commit_plan_release(&p);
+}
+
+int main(void)
+{
+	UNIT_RUN(test_tags_add_and_delete);
+	UNIT_RUN(test_nul_in_lines_refused);
+	UNIT_RUN(test_long_tag_delete);
+	UNIT_RUN(test_duplicate_key_refused);
+	UNIT_RUN(test_new_conversation_attributes);
+	return unit_summary();
+}

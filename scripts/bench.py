@@ -86,7 +86,8 @@ def bench_bigdir(a):
         emu = Emulator("--conversations", 20, "--contacts", 20, "--messages", 2,
                        "--attachments", 0, "--big-conversation", a.big,
                        workdir=os.path.join(work, "emu"))
-        big = str(emu.data()["conversations"][1]["id"])
+        msgs = emu.data()["messages"]
+        big = max(msgs, key=lambda c: len(msgs[c]))
         m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
         m.wait_synced(timeout=3600)
         src = m.p("conversations", big, "messages")

@@ -27,16 +27,29 @@
 #define LONG_TIMEOUT 3600.0
 #define CTL_MAX ((size_t)64 << 10)
 
-/* A node the kernel knows. */
+/*
+ * A node the kernel knows: one per inode it holds, so a traversal of a big
+ * account makes hundreds of thousands. One allocation each: the name it was
+ * first found by is stored inline.
+ */
 struct fnode {
 	uint64_t ino;
 	struct tnode t;
 	uint64_t nlookup;
 	uint64_t parent;	/* where it was last looked up */
-	char *name;		/* its name there */
-	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
+	char *name;		/* its name there: first_name, or its own copy */
 	struct fnode *next;	/* hash chain */
+	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
+	char first_name[];
 };
+
+static void fnode_free(struct fnode *n)
+{
+	tree_node_release(&n->t);
+	if (n->name != n->first_name)
+		free(n->name);
+	free(n);
+}
 
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
@@ -235,25 +248,26 @@ static int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 			goto out;
 		}
 		n->nlookup++;
-		if (parent && strcmp(n->name ? n->name : "", name)) {
+		if (parent && strcmp(n->name, name)) {
 			char *nm = strdup(name);
 
 			if (nm) {
-				free(n->name);
+				if (n->name != n->first_name)
+					free(n->name);
 				n->name = nm;
 				n->parent = parent;
 			}
 		}
 		goto out;
 	}
-	n = calloc(1, sizeof(*n));
-	if (!n || tree_node_copy(&n->t, t) || !(n->name = strdup(name))) {
-		if (n)
-			tree_node_release(&n->t);
+	n = calloc(1, sizeof(*n) + strlen(name) + 1);
+	if (!n || tree_node_copy(&n->t, t)) {
 		free(n);
 		r = -ENOMEM;
 		goto out;
 	}
+	strcpy(n->first_name, name);
+	n->name = n->first_name;
 	n->ino = ino;
 	n->nlookup = 1;
 	n->parent = parent;
@@ -282,9 +296,7 @@ static void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 			*p = n->next;
 			if (n->t.kind == T_SCRATCH)
 				scratch_forget_locked(f, ino);
-			tree_node_release(&n->t);
-			free(n->name);
-			free(n);
+			fnode_free(n);
 			f->count--;
 		}
 		break;
@@ -1727,9 +1739,7 @@ void fs_free(struct fs *f)
 
 		for (; n; n = next) {
 			next = n->next;
-			tree_node_release(&n->t);
-			free(n->name);
-			free(n);
+			fnode_free(n);
 		}
 	}
 	while (f->queue) {

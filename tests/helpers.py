@@ -170,8 +170,13 @@ class Mount:
                  timeout, "a sync pass")
 
     def ctl(self, command):
-        with open(os.path.join(self.path, ".driftfs", "ctl"), "w") as f:
-            f.write(command + "\n")
+        """One ctl command, in one write(2): a buffered file object would
+        write it again at close() after an EAGAIN, running it twice."""
+        fd = os.open(os.path.join(self.path, ".driftfs", "ctl"), os.O_WRONLY)
+        try:
+            os.write(fd, (command + "\n").encode())
+        finally:
+            os.close(fd)
 
     def p(self, *parts):
         return os.path.join(self.path, *parts)

@@ -690,8 +690,9 @@ static int sync_conversations(struct sync *s)
 	r = work.failed;
 	if (r)
 		log_error_event("sync: %zu of %zu changed conversations could "
-				"not be fetched; they are retried next pass",
-				work.nfailed, work.n);
+				"not be fetched (first error: %s); they are "
+				"retried next pass",
+				work.nfailed, work.n, strerror(-r));
 	/* Move the watermark only when nothing newer is left behind. */
 	if (!r && w.newest > w.watermark)
 		r = store_meta_set_i64(st, "conv_watermark", w.newest);

@@ -749,10 +749,14 @@ static char *dup_or_null(const char *s)
 int store_one(struct store *st, enum store_query q, int64_t arg,
 	      const char *sarg, struct store_row *row)
 {
-	struct db *d = db_get(st);
+	struct db *d;
 	sqlite3_stmt *s;
 	int rc, r = 0;
 
+	/* A caller may read the row even when there is none (tree_getattr
+	 * takes the mtime before it looks at the result). */
+	memset(row, 0, sizeof(*row));
+	d = db_get(st);
 	if (!d)
 		return -errno;
 	s = prep(d, &d->q[q], query_sql[q]);

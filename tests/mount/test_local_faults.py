@@ -234,6 +234,11 @@ def test_offline_mode_reads_the_cache_and_queues_writes(emulator, tmp_path):
         wait_for(lambda: not os.listdir(m.p(".driftfs", "outbox")), 30,
                  "the outbox to drain")
         assert len(posts_to(emulator, cid)) == 1
+        # Delivered, then refetched: wait for that before going offline.
+        conv = next(c for c in emulator.data()["conversations"]
+                    if str(c["id"]) == cid)
+        wait_for(lambda: m.json("conversations", cid, "conversation.json") == conv,
+                 30, "the delivered write's refetch")
         # The ctl command works the same way at run time.
         m.ctl("offline")
         n = emulator.total()

@@ -59,6 +59,8 @@ struct fs {
 	int notifier_started;
 
 	struct scratch *scratch;	/* guarded by lock */
+	pthread_mutex_t hlock;	/* guards handles */
+	struct handle *handles;	/* open files and directories */
 	uint64_t scratch_next;
 
 	/* Contacts this mount deleted in the last minute (guarded by
@@ -90,6 +92,10 @@ struct handle {
 	/* directories: the snapshot of entries */
 	struct dirent_snap *ents;
 	size_t nents;
+	/* In fs->handles, so that those the kernel never released (a RELEASE
+	 * still queued when the session ends) are freed at exit. */
+	struct fs *fs;
+	struct handle *prev, *next;
 };
 
 /*
@@ -638,10 +644,36 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	tree_node_release(&t);
 }
 
+/* A new handle, listed in f->handles. */
+static struct handle *handle_new(struct fs *f)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	pthread_mutex_init(&h->lock, NULL);
+	h->fs = f;
+	pthread_mutex_lock(&f->hlock);
+	h->next = f->handles;
+	if (h->next)
+		h->next->prev = h;
+	f->handles = h;
+	pthread_mutex_unlock(&f->hlock);
+	return h;
+}
+
 static void handle_free(struct handle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&h->fs->hlock);
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
 	pthread_mutex_destroy(&h->lock);
@@ -690,14 +722,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
-	struct handle *h = calloc(1, sizeof(*h));
+	struct handle *h = handle_new(f);
 	struct snap_ctx s = { h, 0 };
 	struct tnode t = { 0 };
 	int r = h ? node_get(f, ino, &t) : -ENOMEM;
 
 	if (!r) {
 		set_context(f, "readdir", ino, NULL);
-		pthread_mutex_init(&h->lock, NULL);
 		h->kind = t.kind;
 		r = tree_list(f->d, &t, snap_add, &s);
 	}
@@ -874,7 +905,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r)
 		goto fail;
 	s = calloc(1, sizeof(*s));
-	h = calloc(1, sizeof(*h));
+	h = handle_new(f);
 	if (!s || !h || !(s->name = strdup(name))) {
 		r = -ENOMEM;
 		goto fail;
@@ -898,7 +929,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = node_ref(f, &t, a.ino, parent, name);
 	if (r)
 		goto fail;
-	pthread_mutex_init(&h->lock, NULL);
 	h->kind = T_SCRATCH;
 	h->scratch = a.ino;
 	h->writable = 1;
@@ -940,12 +970,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		goto fail;
 	set_context(f, "open", ino, NULL);
-	h = calloc(1, sizeof(*h));
+	h = handle_new(f);
 	if (!h) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	pthread_mutex_init(&h->lock, NULL);
 	buf_init(&h->wbuf, CTL_MAX);
 	buf_init(&h->data, WRITE_MAX);
 	h->kind = t.kind;
@@ -1474,6 +1503,7 @@ struct fs *fs_new(struct driftfs *d)
 	}
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->qlock, NULL);
+	pthread_mutex_init(&f->hlock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
 	return f;
 }
@@ -1500,7 +1530,10 @@ void fs_free(struct fs *f)
 		free(p->c.key);
 		free(p);
 	}
+	while (f->handles)
+		handle_free(f->handles);
 	free(f->buckets);
+	pthread_mutex_destroy(&f->hlock);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->qlock);
 	pthread_cond_destroy(&f->qcond);

@@ -114,6 +114,18 @@ fuzz-short:
 		scripts/fuzz short $(FUZZ_BUILD) $(FUZZ_TARGETS); \
 	fi
 
+# The mount tests with the daemon under valgrind: a memory error or a
+# definite leak in any of them fails that test (tests/helpers.py reads
+# each daemon's valgrind log at unmount).
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--num-callers=30
+
+check-valgrind: deps all
+	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
+		DRIFTFS_WRAPPER="$(VALGRIND)" /usr/bin/python3 -m pytest -q \
+		-p no:cacheprovider tests/mount
+
 demo: deps all
 	@scripts/demo start $(MNT)
 
@@ -152,5 +164,5 @@ format:
 clean:
 	rm -rf build driftfs driftctl
 
-.PHONY: all deps unit check fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
+.PHONY: all deps unit check check-valgrind fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
 	clean

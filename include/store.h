@@ -5,8 +5,10 @@
  * One file (cache.db, 0600 in the 0700 cache directory) holds each object the
  * tree shows together with its rendered bytes, so that getattr, readdir and
  * read are single indexed queries and never render or touch the network.
- * Sync state (watermarks, last sync) lives in the meta table, and the outbox
- * table is where accepted writes wait for the API.
+ * Sync state (watermarks, last sync) lives in the meta table. Accepted writes
+ * wait for the API in the outbox table of a file of its own, outbox.db, so
+ * that a damaged cache.db can be rebuilt (store_open() checks it with
+ * quick_check and starts it again empty) without losing them.
  *
  * Connections: a pool, one connection per concurrent user, each with its own
  * prepared statements (WAL lets readers run beside the one writer). A thread
@@ -26,7 +28,9 @@
 
 struct store;
 
-/* Opens (creating if needed) DIR/cache.db. NULL and errno on failure. */
+/* Opens (creating if needed) DIR/cache.db and DIR/outbox.db, moving the
+ * outbox rows of an older cache.db and rebuilding a damaged one. NULL and
+ * errno on failure. */
 struct store *store_open(const char *dir);
 void store_close(struct store *st);
 

@@ -73,6 +73,8 @@ struct fs {
 	int notifier_started;
 
 	struct scratch *scratch;	/* guarded by lock */
+	pthread_mutex_t hlock;	/* guards handles */
+	struct handle *handles;	/* open files and directories */
 	uint64_t scratch_next;
 
 	/* Contacts this mount deleted in the last minute (guarded by
@@ -113,6 +115,10 @@ struct handle {
 	 * while the parent writes).
 	 */
 	pthread_mutex_t lock;
+	/* In fs->handles, so that those the kernel never released (a RELEASE
+	 * still queued when the session ends) are freed at exit. */
+	struct fs *fs;
+	struct handle *prev, *next;
 };
 
 /*
@@ -768,10 +774,36 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	tree_node_release(&t);
 }
 
+/* A new handle, listed in f->handles. */
+static struct handle *handle_new(struct fs *f)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	pthread_mutex_init(&h->lock, NULL);
+	h->fs = f;
+	pthread_mutex_lock(&f->hlock);
+	h->next = f->handles;
+	if (h->next)
+		h->next->prev = h;
+	f->handles = h;
+	pthread_mutex_unlock(&f->hlock);
+	return h;
+}
+
 static void handle_free(struct handle *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&h->fs->hlock);
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
 	pthread_mutex_destroy(&h->lock);
@@ -1110,7 +1142,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r)
 		goto fail;
 	s = calloc(1, sizeof(*s));
-	h = calloc(1, sizeof(*h));
+	h = handle_new(f);
 	if (!s || !h || !(s->name = strdup(name))) {
 		r = -ENOMEM;
 		goto fail;
@@ -1134,7 +1166,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = node_ref(f, &t, a.ino, parent, name);
 	if (r)
 		goto fail;
-	pthread_mutex_init(&h->lock, NULL);
 	h->kind = T_SCRATCH;
 	h->scratch = a.ino;
 	h->writable = 1;
@@ -1176,12 +1207,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		goto fail;
 	set_context(f, "open", ino, NULL);
-	h = calloc(1, sizeof(*h));
+	h = handle_new(f);
 	if (!h) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	pthread_mutex_init(&h->lock, NULL);
 	buf_init(&h->wbuf, CTL_MAX);
 	buf_init(&h->data, WRITE_MAX);
 	h->kind = t.kind;
@@ -1725,6 +1755,7 @@ struct fs *fs_new(struct driftfs *d)
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->llock, NULL);
 	pthread_mutex_init(&f->qlock, NULL);
+	pthread_mutex_init(&f->hlock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
 	return f;
 }
@@ -1755,7 +1786,10 @@ void fs_free(struct fs *f)
 		f->listings = l->next;
 		listing_free(l);
 	}
+	while (f->handles)
+		handle_free(f->handles);
 	free(f->buckets);
+	pthread_mutex_destroy(&f->hlock);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->llock);
 	pthread_mutex_destroy(&f->qlock);

@@ -62,7 +62,15 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS accounts(key TEXT PRIMARY KEY,"
 	" ino_id INTEGER NOT NULL, name TEXT NOT NULL, mtime INTEGER NOT NULL,"
 	" json BLOB NOT NULL, gen INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS accounts_name ON accounts(name);"
+	"CREATE INDEX IF NOT EXISTS accounts_name ON accounts(name);";
+
+/*
+ * The outbox has a file of its own (outbox.db), so that pending writes
+ * survive whatever happens to cache.db: a schema change or a corrupt file
+ * is rebuilt from the API, which cannot give back a write not yet sent.
+ * Older versions kept the table in cache.db; store_open() moves its rows.
+ */
+static const char outbox_schema[] =
 	"CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY"
 	" AUTOINCREMENT, created INTEGER NOT NULL, path TEXT NOT NULL,"
 	" kind TEXT NOT NULL, method TEXT NOT NULL, api_path TEXT NOT NULL,"
@@ -233,8 +241,7 @@ static const char *const wsql[W__COUNT] = {
 		     " (SELECT count(*) FROM messages),"
 		     " (SELECT count(*) FROM attachments),"
 		     " (SELECT count(*) FROM playbooks),"
-		     " (SELECT count(*) FROM accounts),"
-		     " (SELECT count(*) FROM outbox)",
+		     " (SELECT count(*) FROM accounts)",
 };
 
 /* One connection and its statements; owned by the pool or by one thread. */
@@ -250,7 +257,8 @@ struct db {
 };
 
 struct store {
-	char *path;
+	char *path;		/* cache.db */
+	char *outbox_path;	/* outbox.db */
 	pthread_mutex_t lock;	/* guards idle */
 	struct db *idle;	/* connections not in use */
 	pthread_mutex_t outbox_lock;	/* guards outbox_db */
@@ -300,11 +308,13 @@ static int sql_errno(int rc)
 	}
 }
 
-static struct db *db_open(const char *path)
+/* Opens a connection; *rcp gets SQLite's code when that fails. */
+static struct db *db_open_rc(const char *path, int *rcp)
 {
 	struct db *d = calloc(1, sizeof(*d));
 	int rc;
 
+	*rcp = SQLITE_NOMEM;
 	if (!d)
 		return NULL;
 	rc = sqlite3_open_v2(path, &d->sql,
@@ -315,6 +325,7 @@ static struct db *db_open(const char *path)
 		log_err("cache %s: %s", path,
 			d->sql ? sqlite3_errmsg(d->sql) : "cannot open");
 		db_close(d);
+		*rcp = rc;
 		errno = -sql_errno(rc);
 		return NULL;
 	}
@@ -332,11 +343,20 @@ static struct db *db_open(const char *path)
 			  NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		log_err("cache %s: %s", path, sqlite3_errmsg(d->sql));
+		*rcp = rc;
 		errno = -sql_errno(rc);
 		db_close(d);
 		return NULL;
 	}
+	*rcp = SQLITE_OK;
 	return d;
+}
+
+static struct db *db_open(const char *path)
+{
+	int rc;
+
+	return db_open_rc(path, &rc);
 }
 
 static struct db *db_get(struct store *st)
@@ -405,11 +425,202 @@ static int schema_outdated(struct db *d)
 	return outdated;
 }
 
+/* Creates path 0600 from its first byte, if missing. */
+static int create_private(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		int e = errno;
+
+		log_err("cache %s: %s", path, strerror(e));
+		return -e;
+	}
+	fchmod(fd, 0600);
+	close(fd);
+	return 0;
+}
+
+/* Opens outbox.db on the durable connection and creates its table. */
+static int outbox_open(struct store *st)
+{
+	int r = create_private(st->outbox_path);
+
+	if (r)
+		return r;
+	if (sqlite3_open_v2(st->outbox_path, &st->outbox_db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(st->outbox_db, 10000) != SQLITE_OK ||
+	    sqlite3_exec(st->outbox_db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "PRAGMA trusted_schema=OFF;",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(st->outbox_db, outbox_schema, NULL, NULL,
+			 NULL) != SQLITE_OK) {
+		log_err("cache %s: cannot open the outbox: %s", st->outbox_path,
+			st->outbox_db ? sqlite3_errmsg(st->outbox_db)
+				      : "out of memory");
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Moves the rows of an outbox table in cache.db (older versions, or a
+ * corrupt file about to be rebuilt) into outbox.db, keeping their numbers.
+ * INSERT OR IGNORE makes a repeat after a crash harmless: no row is sent
+ * before this has run. Returns the rows moved, or -errno.
+ */
+static int outbox_migrate(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	char *q = sqlite3_mprintf("ATTACH %Q AS old", st->path);
+	int n = 0, r = 0, has = 0;
+
+	if (!q)
+		return -ENOMEM;
+	if (sqlite3_exec(st->outbox_db, q, NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_free(q);
+		return -EIO;
+	}
+	sqlite3_free(q);
+	if (sqlite3_prepare_v2(st->outbox_db,
+			       "SELECT 1 FROM old.sqlite_master WHERE"
+			       " type = 'table' AND name = 'outbox'",
+			       -1, &s, NULL) == SQLITE_OK)
+		has = sqlite3_step(s) == SQLITE_ROW;
+	else
+		r = -EIO;
+	sqlite3_finalize(s);
+	if (has) {
+		if (sqlite3_exec(st->outbox_db,
+				 "BEGIN; INSERT OR IGNORE INTO main.outbox"
+				 " SELECT * FROM old.outbox;",
+				 NULL, NULL, NULL) != SQLITE_OK) {
+			r = -EIO;
+		} else {
+			n = sqlite3_changes(st->outbox_db);
+			if (sqlite3_exec(st->outbox_db, "COMMIT", NULL, NULL,
+					 NULL) != SQLITE_OK)
+				r = -EIO;
+		}
+		if (r) {
+			log_err("cache %s: moving the outbox: %s", st->path,
+				sqlite3_errmsg(st->outbox_db));
+			sqlite3_exec(st->outbox_db, "ROLLBACK", NULL, NULL,
+				     NULL);
+		} else if (sqlite3_exec(st->outbox_db, "DROP TABLE old.outbox",
+					NULL, NULL, NULL) != SQLITE_OK) {
+			/* Harmless: the next open moves them again, ignored. */
+			log_warn("cache %s: %s", st->path,
+				 sqlite3_errmsg(st->outbox_db));
+		}
+	}
+	sqlite3_exec(st->outbox_db, "DETACH old", NULL, NULL, NULL);
+	if (n > 0)
+		log_info("cache: moved %d pending write%s to %s", n,
+			 n == 1 ? "" : "s", st->outbox_path);
+	return r ? r : n;
+}
+
+/*
+ * Whether cache.db is damaged: unreadable as a database, or failing
+ * SQLite's quick_check (b-tree structure and page use, O(size) but without
+ * the index cross-checks of integrity_check). why gets the first complaint.
+ */
+static int cache_corrupt(struct db *d, char *why, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, bad = 0;
+
+	rc = sqlite3_prepare_v2(d->sql, "PRAGMA quick_check(1)", -1, &s,
+				NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+
+		if (t && strcmp(t, "ok")) {
+			snprintf(why, len, "%s", t);
+			bad = 1;
+		}
+	} else if ((rc & 0xff) == SQLITE_CORRUPT ||
+		   (rc & 0xff) == SQLITE_NOTADB) {
+		snprintf(why, len, "%s", sqlite3_errmsg(d->sql));
+		bad = 1;
+	}
+	sqlite3_finalize(s);
+	return bad;
+}
+
+/* Removes cache.db and its WAL files, to start it again empty. */
+static void cache_remove(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[4096];
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		if (unlink(p) && errno != ENOENT)
+			log_err("cache %s: %s", p, strerror(errno));
+	}
+}
+
+/*
+ * Opens cache.db, checks it, and rebuilds it empty if it is damaged (the
+ * sync fills it again from the API). The outbox must be open: rows of an
+ * old-style outbox in cache.db are moved out first.
+ */
+static struct db *cache_open(struct store *st)
+{
+	char why[512];
+	struct db *d;
+	int r, rc, moved;
+
+	r = create_private(st->path);
+	if (r) {
+		errno = -r;
+		return NULL;
+	}
+	d = db_open_rc(st->path, &rc);
+	/* Only damage is repaired; a full disk or a permission is not. */
+	if (!d && (rc & 0xff) != SQLITE_CORRUPT && (rc & 0xff) != SQLITE_NOTADB)
+		return NULL;
+	if (d && !cache_corrupt(d, why, sizeof(why))) {
+		if (outbox_migrate(st) < 0) {
+			errno = EIO;
+			db_close(d);
+			return NULL;
+		}
+		return d;
+	}
+	if (!d)
+		snprintf(why, sizeof(why), "%s", sqlite3_errstr(rc));
+	db_close(d);
+	/* Salvage what can still be read of an old-style outbox. */
+	moved = outbox_migrate(st);
+	log_err("cache %s is damaged (%s): rebuilding it from the API;"
+		" pending writes are kept in %s%s", st->path, why,
+		st->outbox_path,
+		moved < 0 ? " (an old outbox table in the damaged file could"
+			    " not be read)" : "");
+	log_error_event("cache %s is damaged (%s): rebuilt from the API",
+			st->path, why);
+	cache_remove(st->path);
+	r = create_private(st->path);
+	if (r) {
+		errno = -r;
+		return NULL;
+	}
+	return db_open(st->path);
+}
+
 struct store *store_open(const char *dir)
 {
 	struct store *st = calloc(1, sizeof(*st));
 	struct db *d = NULL;
-	int fd;
+	int r;
 
 	if (!st || asprintf(&st->path, "%s/cache.db", dir) < 0) {
 		free(st);
@@ -418,19 +629,17 @@ struct store *store_open(const char *dir)
 	}
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->outbox_lock, NULL);
-	/* Create the file ourselves so it is 0600 from the first byte. */
-	fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-
-		log_err("cache %s: %s", st->path, strerror(e));
-		store_close(st);
-		errno = e;
-		return NULL;
+	if (asprintf(&st->outbox_path, "%s/outbox.db", dir) < 0) {
+		st->outbox_path = NULL;
+		errno = ENOMEM;
+		goto fail;
 	}
-	fchmod(fd, 0600);
-	close(fd);
-	d = db_open(st->path);
+	r = outbox_open(st);
+	if (r) {
+		errno = -r;
+		goto fail;
+	}
+	d = cache_open(st);
 	if (!d)
 		goto fail;
 	if (schema_outdated(d) &&
@@ -441,25 +650,13 @@ struct store *store_open(const char *dir)
 	}
 	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
-		errno = EIO;
+		errno = -sql_errno(sqlite3_errcode(d->sql)) ?: EIO;
 		goto fail;
 	}
 	db_put(st, d);
-	if (sqlite3_open_v2(st->path, &st->outbox_db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(st->outbox_db, 10000) != SQLITE_OK ||
-	    sqlite3_exec(st->outbox_db,
-			 "PRAGMA synchronous=FULL; PRAGMA trusted_schema=OFF;",
-			 NULL, NULL, NULL) != SQLITE_OK) {
-		log_err("cache %s: cannot open the outbox", st->path);
-		errno = EIO;
-		d = NULL;
-		goto fail;
-	}
+	d = NULL;
 	if (store_meta_set(st, "schema", SCHEMA_VERSION, 1)) {
 		errno = EIO;
-		d = NULL;
 		goto fail;
 	}
 	return st;
@@ -488,6 +685,7 @@ void store_close(struct store *st)
 	}
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
+	free(st->outbox_path);
 	free(st);
 }
 
@@ -557,10 +755,14 @@ static char *dup_or_null(const char *s)
 int store_one(struct store *st, enum store_query q, int64_t arg,
 	      const char *sarg, struct store_row *row)
 {
-	struct db *d = db_get(st);
+	struct db *d;
 	sqlite3_stmt *s;
 	int rc, r = 0;
 
+	/* A caller may read the row even when there is none (tree_getattr
+	 * takes the mtime before it looks at the result). */
+	memset(row, 0, sizeof(*row));
+	d = db_get(st);
 	if (!d)
 		return -errno;
 	s = prep(d, &d->q[q], query_sql[q]);
@@ -618,6 +820,23 @@ out:
 	return r;
 }
 
+static int outbox_count(struct store *st, int64_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	int r = -EIO;
+
+	pthread_mutex_lock(&st->outbox_lock);
+	if (sqlite3_prepare_v2(st->outbox_db, "SELECT count(*) FROM outbox",
+			       -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(s, 0);
+		r = 0;
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->outbox_lock);
+	return r;
+}
+
 int store_counts(struct store *st, int64_t counts[8])
 {
 	struct db *d = db_get(st);
@@ -628,13 +847,15 @@ int store_counts(struct store *st, int64_t counts[8])
 		return -errno;
 	s = wprep(d, W_COUNTS);
 	if (s && sqlite3_step(s) == SQLITE_ROW) {
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 7; i++)
 			counts[i] = sqlite3_column_int64(s, i);
 		r = 0;
 	}
 	if (s)
 		sqlite3_reset(s);
 	db_put(st, d);
+	if (!r)
+		r = outbox_count(st, &counts[7]);
 	return r;
 }
 
@@ -648,7 +869,8 @@ static int step_done(struct db *d, sqlite3_stmt *s)
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		log_err("cache: %s", sqlite3_errmsg(d->sql));
+		/* In .driftfs/errors too: a full disk must be named there. */
+		log_error_event("cache: %s", sqlite3_errmsg(d->sql));
 		return sql_errno(rc);
 	}
 	return 0;
@@ -1191,7 +1413,8 @@ static int outbox_exec(struct store *st, const char *sql,
 	else if (rc == SQLITE_DONE && out)
 		r = -ENOENT;
 	else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		log_err("cache: outbox: %s", sqlite3_errmsg(st->outbox_db));
+		log_error_event("cache: outbox: %s",
+				sqlite3_errmsg(st->outbox_db));
 		r = sql_errno(rc);
 	}
 	if (!r && rowid)

@@ -590,6 +590,12 @@ static void *worker(void *arg)
 			if (!w->failed)
 				w->failed = r;
 			w->nfailed++;
+			/* The API is gone: every object left would only wait
+			 * out its retries. They count as failed. */
+			if (!http_reachable(w->s->d->http) && w->next < w->n) {
+				w->nfailed += w->n - w->next;
+				w->next = w->n;
+			}
 			pthread_mutex_unlock(&w->lock);
 		}
 	}
@@ -684,8 +690,9 @@ static int sync_conversations(struct sync *s)
 	r = work.failed;
 	if (r)
 		log_error_event("sync: %zu of %zu changed conversations could "
-				"not be fetched; they are retried next pass",
-				work.nfailed, work.n);
+				"not be fetched (first error: %s); they are "
+				"retried next pass",
+				work.nfailed, work.n, strerror(-r));
 	/* Move the watermark only when nothing newer is left behind. */
 	if (!r && w.newest > w.watermark)
 		r = store_meta_set_i64(st, "conv_watermark", w.newest);
@@ -882,6 +889,16 @@ static int sync_attributes(struct sync *s)
 
 /* One full pass. Steps are independent: a failing one does not stop the
  * others, and the pass reports the first failure. */
+/*
+ * With the API unreachable (no answer at all, not an error status) every
+ * further step would only wait out its retries: the pass stops there and
+ * the cache is served as it is.
+ */
+static int api_gone(struct sync *s, int r)
+{
+	return r && !http_reachable(s->d->http);
+}
+
 static int sync_pass(struct sync *s)
 {
 	int64_t gen = http_wall_ms();
@@ -891,25 +908,31 @@ static int sync_pass(struct sync *s)
 	set_phase(s, "users", 0, 0);
 	r = sync_list(s, SO_USER, gen);
 	first = first ? first : r;
-	/* With the API unreachable every further step would only wait out
-	 * its retries: stop here and serve the cache. */
-	if (r && !http_reachable(s->d->http))
+	if (api_gone(s, r))
 		goto out;
 	set_phase(s, "contact attributes", 0, 0);
 	r = sync_attributes(s);
 	/* Plans without these features answer 403/404: not a failure. */
 	if (r != -EACCES && r != -ENOENT)
 		first = first ? first : r;
+	if (api_gone(s, r))
+		goto out;
 	set_phase(s, "playbooks", 0, 0);
 	r = sync_list(s, SO_PLAYBOOK, gen);
 	if (r != -EACCES && r != -ENOENT)
 		first = first ? first : r;
+	if (api_gone(s, r))
+		goto out;
 	set_phase(s, "accounts", 0, 0);
 	r = sync_list(s, SO_ACCOUNT, gen);
 	if (r != -EACCES && r != -ENOENT)
 		first = first ? first : r;
+	if (api_gone(s, r))
+		goto out;
 	r = sync_conversations(s);
 	first = first ? first : r;
+	if (api_gone(s, r))
+		goto out;
 	r = sync_contacts(s);
 	first = first ? first : r;
 out:

@@ -6,6 +6,8 @@ then -uz) and every process started is stopped by PID, even when a test fails.
 """
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import ssl
@@ -20,6 +22,13 @@ ROOT = os.path.dirname(HERE)
 EMULATOR = os.path.join(HERE, "emulator", "drift_emulator.py")
 DRIFTFS = os.environ.get("DRIFTFS", os.path.join(ROOT, "build", "default", "driftfs"))
 TOKEN = "demo-token"
+# A command the daemon is started under, e.g. valgrind (make check-valgrind).
+# Under valgrind, each daemon writes its own log (--log-file is added here)
+# and any error in it counts as suspicious daemon output.
+WRAPPER = shlex.split(os.environ.get("DRIFTFS_WRAPPER", ""))
+VALGRIND = bool(WRAPPER) and os.path.basename(WRAPPER[0]) == "valgrind"
+# How much slower the daemon runs under the wrapper (startup, exit).
+SLOW = 10 if WRAPPER else 1
 
 # Daemon output that means a bug, whatever the test asserted.
 SUSPICIOUS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
@@ -158,12 +167,19 @@ class Mount:
         o = ["api_url=" + self.api_url, "cache_dir=" + self.cache, "refresh=3600",
              "timeout=5"] + self.opts
         self.errlog = open(os.path.join(self.workdir, "driftfs.log"), "ab")
-        self.proc = subprocess.Popen([*self.wrapper, DRIFTFS, "-f", "-o", ",".join(o),
-                                      self.path],
+        wrap = self.wrapper + list(WRAPPER)
+        if VALGRIND:
+            self.starts = getattr(self, "starts", 0) + 1
+            self.vglog = os.path.join(self.workdir,
+                                      "valgrind.%d.log" % self.starts)
+            wrap.append("--log-file=" + self.vglog)
+            self.vglogs = getattr(self, "vglogs", []) + [self.vglog]
+        self.proc = subprocess.Popen(wrap + [DRIFTFS, "-f", "-o", ",".join(o),
+                                             self.path],
                                      env=self.env, stdout=self.errlog,
                                      stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.ismount(self.path) or self.proc.poll() is not None,
-                 20, "the mount")
+                 20 * SLOW, "the mount")
         if self.proc.poll() is not None:
             raise RuntimeError("driftfs exited with %s: %s" % (self.proc.returncode,
                                                               self.logtext()))
@@ -183,11 +199,16 @@ class Mount:
 
     def wait_synced(self, passes=1, timeout=120):
         wait_for(lambda: int(self.status().get("sync_passes", "0")) >= passes,
-                 timeout, "a sync pass")
+                 timeout * SLOW, "a sync pass")
 
     def ctl(self, command):
-        with open(os.path.join(self.path, ".driftfs", "ctl"), "w") as f:
-            f.write(command + "\n")
+        """One ctl command, in one write(2): a buffered file object would
+        write it again at close() after an EAGAIN, running it twice."""
+        fd = os.open(os.path.join(self.path, ".driftfs", "ctl"), os.O_WRONLY)
+        try:
+            os.write(fd, (command + "\n").encode())
+        finally:
+            os.close(fd)
 
     def p(self, *parts):
         return os.path.join(self.path, *parts)
@@ -212,20 +233,33 @@ class Mount:
         if self.mounted():
             subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
         try:
-            self.proc.wait(15)
+            self.proc.wait(15 * SLOW)
         except subprocess.TimeoutExpired:
             subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
             self.proc.kill()
             self.proc.wait()
+            self.exit_problems = getattr(self, "exit_problems", []) + [
+                "the daemon did not exit after unmount; killed"]
         if self.mounted():
             subprocess.run(["fusermount3", "-uz", self.path], capture_output=True)
         self.errlog.close()
         self.proc = None
 
     def suspicious(self):
-        """Daemon output that betrays a crash or a sanitizer report."""
+        """Daemon output that betrays a crash or a sanitizer report, and
+        any error valgrind found (the whole report, to fix it from)."""
         text = self.logtext()
-        return [line for line in text.splitlines() if any(s in line for s in SUSPICIOUS)]
+        bad = [line for line in text.splitlines() if any(s in line for s in SUSPICIOUS)]
+        bad += getattr(self, "exit_problems", [])
+        for log in getattr(self, "vglogs", []):
+            with open(log, errors="replace") as f:
+                report = f.read()
+            m = re.search(r"ERROR SUMMARY: (\d+) errors", report)
+            # No summary: a test killed the daemon on purpose (kill -9);
+            # an unmount that had to kill it is reported above.
+            if m and int(m.group(1)):
+                bad.append("%s:\n%s" % (log, report))
+        return bad
 
 
 def openssl_unavailable():

@@ -221,7 +221,48 @@ class LeakyBucket:
 
 
 FAULT_KINDS = ("status", "stall", "reset", "reset_mid_body", "truncate",
-               "malformed", "body", "burst429", "redirect")
+               "malformed", "body", "burst429", "redirect", "huge", "repeat_cursor", "rewind")
+
+
+def repeat_cursor(req, reply):
+    """The reply with its paging cursor pointing back at the page just served
+    (legacy and message "pagination.next", token "links.next", account
+    "data.next"), as if the API had a bug: a client that follows it pages
+    forever."""
+    try:
+        obj = json.loads(reply.body)
+    except ValueError:
+        return reply
+    if reply.status != 200 or not isinstance(obj, dict):
+        return reply
+    if isinstance(obj.get("links"), dict) and "self" in obj["links"]:
+        obj["links"]["next"] = obj["links"]["self"]
+    elif isinstance(obj.get("data"), dict) and "accounts" in obj["data"]:
+        obj["data"]["next"] = req.path + ("?" + req.query_string
+                                          if req.query_string else "")
+    else:
+        obj["pagination"] = {"more": True, "next": req.arg("next") or "0"}
+    return Reply(reply.status, json_bytes(obj), reply.ctype,
+                 dict(reply.headers))
+
+
+def rewind(req, by):
+    """The request with its paging offset moved back by `by` items (legacy
+    and message "next", or the offset inside a page_token): the page then
+    repeats items of the page before, as when items are added at the top
+    during a walk."""
+    query = {k: list(v) for k, v in req.query.items()}
+    if req.arg("page_token"):
+        offset, limit, statuses = decode_page_token(req.arg("page_token"))
+        query["page_token"] = [encode_page_token(max(0, offset - by), limit,
+                                                 statuses)]
+    elif (req.arg("next") or "").isdigit():
+        query["next"] = [str(max(0, int(req.arg("next")) - by))]
+    out = Request(req.method, req.raw_path,
+                  urllib.parse.urlencode(query, doseq=True), req.body,
+                  req.headers, req.base_url)
+    out.params = req.params
+    return out
 
 
 class Faults:
@@ -328,6 +369,15 @@ class Faults:
                 raise invalid("a redirect's status must be 3xx")
             if not isinstance(fault.get("location"), str) or not fault["location"]:
                 raise invalid("redirect fault needs a location")
+        if kind == "huge":
+            size = fault.setdefault("bytes", 64 << 20)
+            if isinstance(size, bool) or not isinstance(size, int) or \
+                    not 16 <= size <= 1 << 30:
+                raise invalid("bytes must be an integer 16..2^30")
+        if kind == "rewind":
+            by = fault.setdefault("by", 10)
+            if isinstance(by, bool) or not isinstance(by, int) or by < 1:
+                raise invalid("by must be a positive integer")
         ra = fault.get("retry_after")
         if ra is not None and (isinstance(ra, bool) or not isinstance(ra, (int, float))):
             raise invalid("retry_after must be a number or null")
@@ -1164,6 +1214,13 @@ class Emulator:
             else:
                 time.sleep(fault["seconds"])
                 reply = self.execute(req, route)
+        elif kind == "huge":
+            pad = fault["bytes"] - len(b'{"data":""}')
+            reply = Reply(200, b'{"data":"' + b"x" * pad + b'"}')
+        elif kind == "repeat_cursor":
+            reply = repeat_cursor(req, self.execute(req, route))
+        elif kind == "rewind":
+            reply = self.execute(rewind(req, fault["by"]), route)
         elif kind == "reset":
             if fault.get("process_first"):
                 self.execute(req, route)

@@ -662,6 +662,69 @@ def test_burst429_and_body_faults(fresh):
     assert e.json("POST", "/_admin/faults/add", {"kind": "bogus"}, token=None, expect=400)
 
 
+def test_huge_fault(fresh):
+    e = fresh
+    e.admin("POST", "faults/add", {"kind": "huge", "bytes": 3 << 20})
+    status, headers, body = e.request("GET", "/users/list")
+    assert status == 200 and len(body) == 3 << 20
+    assert int(headers["content-length"]) == 3 << 20
+    assert set(json.loads(body)["data"]) == {"x"}
+    assert e.request("GET", "/users/list")[2] != body
+    e.json("POST", "/_admin/faults/add", {"kind": "huge", "bytes": 3}, token=None,
+           expect=400)
+
+
+def test_repeat_cursor_fault(fresh):
+    e = fresh
+    path = "^/conversations/list$"
+    e.admin("POST", "faults/add", {"kind": "repeat_cursor", "path": path, "count": 2})
+    first = e.json("GET", "/conversations/list?limit=10")
+    assert first["pagination"]["next"] == "0"
+    again = e.json("GET", "/conversations/list?limit=10&next=" + first["pagination"]["next"])
+    assert again == first
+    # On the last page too (where there is normally no cursor).
+    conv = max(e.admin("GET", "data")["conversations"],
+               key=lambda c: len(e.admin("GET", "data")["messages"][str(c["id"])]))
+    e.admin("POST", "faults/add", {"kind": "repeat_cursor",
+                                   "path": "/messages$", "count": 1})
+    out = e.json("GET", "/conversations/%d/messages?next=50" % conv["id"])
+    assert out["pagination"] == {"more": True, "next": "50"}
+    e.admin("POST", "faults/add", {"kind": "repeat_cursor", "path": "^/accounts$"})
+    out = e.json("GET", "/accounts?index=0&size=2")
+    assert out["data"]["next"] == "/accounts?index=0&size=2"
+
+
+def test_repeat_cursor_fault_token_paging():
+    e = Emu("--paging", "token")
+    try:
+        e.admin("POST", "faults/add", {"kind": "repeat_cursor"})
+        out = e.json("GET", "/conversations/list?limit=5")
+        assert out["links"]["next"] == out["links"]["self"]
+        plain = e.json("GET", "/conversations/list?limit=5")
+        nxt = plain["links"]["next"][len(e.base):]
+        second = e.json("GET", nxt)
+        e.admin("POST", "faults/add", {"kind": "rewind", "by": 2})
+        rewound = e.json("GET", nxt)   # offset 5 - 2 = 3
+        ids = [c["id"] for c in plain["data"]] + [c["id"] for c in second["data"]]
+        assert [c["id"] for c in rewound["data"]] == ids[3:8]
+    finally:
+        e.stop()
+
+
+def test_rewind_fault(fresh):
+    e = fresh
+    page1 = e.json("GET", "/conversations/list?limit=10")
+    e.admin("POST", "faults/add", {"kind": "rewind", "by": 4,
+                                   "path": "^/conversations/list$"})
+    page2 = e.json("GET", "/conversations/list?limit=10&next=10")
+    ids1 = [c["id"] for c in page1["data"]]
+    ids2 = [c["id"] for c in page2["data"]]
+    assert ids2[:4] == ids1[6:]
+    assert page2["pagination"]["next"] == "16"
+    e.json("POST", "/_admin/faults/add", {"kind": "rewind", "by": 0}, token=None,
+           expect=400)
+
+
 def test_rate_limit(fresh):
     e = fresh
     e.admin("POST", "faults", {"rate": 2, "burst": 3})

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "names.h"
 
-#define SCHEMA_VERSION "2"
+#define SCHEMA_VERSION "3"
 
 /*
  * The schema. Each object keeps its canonical rendering (json) beside the
@@ -47,8 +47,7 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS conv_status ON conversations(status, id);"
 	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY,"
 	" conversation_id INTEGER NOT NULL, created_at INTEGER NOT NULL,"
-	" author_type TEXT, author_id INTEGER, bot INTEGER, type TEXT,"
-	" body TEXT, json BLOB NOT NULL);"
+	" json BLOB NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS msg_conv ON"
 	" messages(conversation_id, created_at, id);"
 	"CREATE TABLE IF NOT EXISTS attachments(id INTEGER PRIMARY KEY,"
@@ -217,8 +216,7 @@ static const char *const wsql[W__COUNT] = {
 			" AND message_id NOT IN (SELECT id FROM messages"
 			" WHERE conversation_id = ?1)",
 	[W_MSG] = "INSERT OR REPLACE INTO messages(id, conversation_id,"
-		  " created_at, author_type, author_id, bot, type, body, json)"
-		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+		  " created_at, json) VALUES(?1,?2,?3,?4)",
 	[W_ATT] = "INSERT OR REPLACE INTO attachments(id, conversation_id,"
 		  " message_id, name, file_name, mime, mtime, data)"
 		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
@@ -1135,12 +1133,7 @@ int store_put_message(struct store *st, const struct api_message *m)
 		sqlite3_bind_int64(s, 1, m->id);
 		sqlite3_bind_int64(s, 2, m->conversation_id);
 		sqlite3_bind_int64(s, 3, m->created);
-		bind_text(s, 4, m->author_type);
-		sqlite3_bind_int64(s, 5, m->author_id);
-		sqlite3_bind_int(s, 6, m->bot);
-		bind_text(s, 7, m->type);
-		bind_text(s, 8, m->body);
-		bind_buf(s, 9, &m->json);
+		bind_buf(s, 4, &m->json);
 	}
 	r = step_done(d, s);
 	db_put(st, d);

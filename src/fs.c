@@ -353,16 +353,19 @@ static double attr_timeout(int kind)
 static uint32_t dir_gen(struct fs *f, uint64_t ino)
 {
 	struct fnode *n;
+	int held = nodes_locked;	/* a caller with the table locked */
 	uint32_t g;
 
-	nodes_lock(f);
+	if (!held)
+		nodes_lock(f);
 	if (ino < T__FIXED_END) {
 		g = f->fixed_gen[ino];
 	} else {
 		n = node_find_locked(f, ino);
 		g = n ? n->gen : 0;
 	}
-	nodes_unlock(f);
+	if (!held)
+		nodes_unlock(f);
 	return g;
 }
 

@@ -261,6 +261,7 @@ struct store {
 	struct db *idle;	/* connections not in use */
 	pthread_mutex_t outbox_lock;	/* guards outbox_db */
 	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
+	int opened;		/* store_open() succeeded (see cache_untouched) */
 };
 
 /* The connection pinned by store_begin() on this thread, if any. */
@@ -565,6 +566,74 @@ static void cache_remove(const char *path)
 	}
 }
 
+/* "size mtime inode" of path: what cache.clean records. */
+static int stamp_of(const char *path, char *out, size_t len)
+{
+	struct stat sb;
+
+	if (stat(path, &sb))
+		return -errno;
+	snprintf(out, len, "%lld %lld.%09ld %llu\n", (long long)sb.st_size,
+		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+		 (unsigned long long)sb.st_ino);
+	return 0;
+}
+
+/*
+ * Whether cache.db is as the last clean store_close() left it: its size,
+ * mtime and inode are those recorded in cache.db.clean then. Nothing has
+ * written to it since (not a crash of ours, not another program), so the
+ * O(size) check can be skipped: on a big cache it is most of a warm
+ * mount's time. The record is removed here, so a crash of this run forces
+ * the check next time.
+ */
+static int cache_untouched(const struct store *st)
+{
+	char *clean = NULL, want[128], have[128] = "";
+	ssize_t n = -1;
+	int fd;
+
+	if (asprintf(&clean, "%s.clean", st->path) < 0)
+		return 0;
+	fd = open(clean, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		n = read(fd, have, sizeof(have) - 1);
+		close(fd);
+		unlink(clean);
+	}
+	free(clean);
+	if (n <= 0 || stamp_of(st->path, want, sizeof(want)))
+		return 0;
+	have[n] = '\0';
+	return !strcmp(have, want);
+}
+
+/* Records cache.db as this clean close leaves it (see cache_untouched). */
+static void cache_mark_clean(const struct store *st)
+{
+	char *clean = NULL, *tmp = NULL, stamp[128];
+	int fd;
+
+	if (stamp_of(st->path, stamp, sizeof(stamp)) ||
+	    asprintf(&clean, "%s.clean", st->path) < 0) {
+		return;
+	}
+	if (asprintf(&tmp, "%s.tmp", clean) < 0) {
+		free(clean);
+		return;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd >= 0) {
+		int ok = write(fd, stamp, strlen(stamp)) == (ssize_t)strlen(stamp);
+
+		if (close(fd) || !ok || rename(tmp, clean))
+			unlink(tmp);
+	}
+	free(tmp);
+	free(clean);
+}
+
 /*
  * Opens cache.db, checks it, and rebuilds it empty if it is damaged (the
  * sync fills it again from the API). The outbox must be open: rows of an
@@ -574,18 +643,19 @@ static struct db *cache_open(struct store *st)
 {
 	char why[512];
 	struct db *d;
-	int r, rc, moved;
+	int r, rc, moved, untouched;
 
 	r = create_private(st->path);
 	if (r) {
 		errno = -r;
 		return NULL;
 	}
+	untouched = cache_untouched(st);
 	d = db_open_rc(st->path, &rc);
 	/* Only damage is repaired; a full disk or a permission is not. */
 	if (!d && (rc & 0xff) != SQLITE_CORRUPT && (rc & 0xff) != SQLITE_NOTADB)
 		return NULL;
-	if (d && !cache_corrupt(d, why, sizeof(why))) {
+	if (d && (untouched || !cache_corrupt(d, why, sizeof(why)))) {
 		if (outbox_migrate(st) < 0) {
 			errno = EIO;
 			db_close(d);
@@ -657,6 +727,7 @@ struct store *store_open(const char *dir)
 		errno = EIO;
 		goto fail;
 	}
+	st->opened = 1;
 	return st;
 fail:
 	{
@@ -681,6 +752,9 @@ void store_close(struct store *st)
 		st->idle = d->next;
 		db_close(d);
 	}
+	/* Every connection is closed: the file is as the next run finds it. */
+	if (st->opened)
+		cache_mark_clean(st);
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
 	free(st->outbox_path);

@@ -254,3 +254,31 @@ def test_offline_mode_reads_the_cache_and_queues_writes(emulator, tmp_path):
     finally:
         m.unmount()
     assert not m.suspicious(), m.suspicious()
+
+
+def test_damage_after_a_clean_unmount_is_found(emulator, tmp_path):
+    """A clean unmount records how it left cache.db, so the next mount can
+    skip the full check; a file written since (one page of garbage in the
+    middle, the header intact) no longer matches and is checked."""
+    m = Mount(emulator.url, str(tmp_path))
+    try:
+        m.unmount()
+        db = cache_file(m)
+        assert os.path.exists(db + ".clean")
+        m.start()
+        assert not os.path.exists(db + ".clean")     # a crash now forces the check
+        m.unmount()
+        assert os.path.exists(db + ".clean")
+        size = os.path.getsize(db)
+        with open(db, "r+b") as f:
+            f.seek((size // 2) & ~4095)
+            f.write(os.urandom(4096))
+        assert integrity(db) != [("ok",)]
+        m.start()
+        assert "is damaged" in m.logtext()
+        m.ctl("sync")
+        assert_matches_api(m, emulator)
+    finally:
+        m.unmount()
+    assert not m.suspicious(), m.suspicious()
+    assert integrity(cache_file(m)) == [("ok",)]

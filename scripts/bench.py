@@ -77,21 +77,46 @@ def first_ls_ms(m, runs):
     return statistics.median(times)
 
 
+class Setup:
+    """One benchmark's scratch directories (one on tmpfs), emulator and
+    mount; on the way out, whatever happened, the mount is unmounted, the
+    emulator stopped and the directories removed."""
+
+    def __enter__(self):
+        self.work = tempfile.mkdtemp(prefix="driftfs-bench-")
+        self.shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
+        self.emu = self.m = None
+        return self
+
+    def emulator(self, *args):
+        self.emu = Emulator(*args, workdir=os.path.join(self.work, "emu"))
+        return self.emu
+
+    def mount(self, *opts):
+        """Mounts with a cold cache and waits for the first sync pass."""
+        self.m = Mount(self.emu.url, self.work, opts=list(opts), wait_sync=False)
+        self.m.wait_synced(timeout=3600)
+        return self.m
+
+    def __exit__(self, *exc):
+        if self.m:
+            self.m.unmount()
+        if self.emu:
+            self.emu.stop()
+        shutil.rmtree(self.shm, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 def bench_bigdir(a):
     """ls -l of one directory with --big entries, against a tmpfs copy."""
-    work = tempfile.mkdtemp(prefix="driftfs-bench-")
-    shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
-    emu = m = None
-    try:
-        emu = Emulator("--conversations", 20, "--contacts", 20, "--messages", 2,
-                       "--attachments", 0, "--big-conversation", a.big,
-                       workdir=os.path.join(work, "emu"))
+    with Setup() as b:
+        emu = b.emulator("--conversations", 20, "--contacts", 20, "--messages", 2,
+                         "--attachments", 0, "--big-conversation", a.big)
         msgs = emu.data()["messages"]
         big = max(msgs, key=lambda c: len(msgs[c]))
-        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
-        m.wait_synced(timeout=3600)
+        m = b.mount("conns=4")
         src = m.p("conversations", big, "messages")
-        copy = os.path.join(shm, "messages")
+        copy = os.path.join(b.shm, "messages")
         subprocess.run(["rsync", "-a", src + "/", copy + "/"], check=True)
         n = len(os.listdir(copy))
         tm, tc = side_by_side(a.runs, lambda: run("ls -l %s" % src),
@@ -104,28 +129,18 @@ def bench_bigdir(a):
                               lambda: run("echo 2 > /proc/sys/vm/drop_caches; "
                                           "ls -l %s" % copy))
         ratio_line("ls -l, dentries dropped", tm, tc)
-    finally:
-        if m:
-            m.unmount()
-        if emu:
-            emu.stop()
-        shutil.rmtree(shm, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_rate(a):
     """A cold sync against an API limited to --rate requests/s, each
     answered after 50 ms: how close to the limit the sync runs."""
-    work = tempfile.mkdtemp(prefix="driftfs-bench-")
-    emu = m = None
-    try:
-        emu = Emulator("--conversations", 200, "--contacts", 150, "--messages", 4,
-                       "--attachments", 10, "--rate", a.rate, "--burst", a.rate,
-                       "--latency", 50, workdir=os.path.join(work, "emu"))
+    with Setup() as b:
+        emu = b.emulator("--conversations", 200, "--contacts", 150, "--messages", 4,
+                         "--attachments", 10, "--rate", a.rate, "--burst", a.rate,
+                         "--latency", 50)
         emu.reset()
         t = time.perf_counter()
-        m = Mount(emu.url, work, opts=["conns=8", "timeout=60"], wait_sync=False)
-        m.wait_synced(timeout=3600)
+        b.mount("conns=8", "timeout=60")
         took = time.perf_counter() - t
         st = emu.stats()
         total = st["total"]
@@ -134,28 +149,18 @@ def bench_rate(a):
               "%d requests (%d answered 429) in %.1f s = %.1f requests/s, "
               "ratio to the limit %.2f" % (a.rate, total, limited, took, total / took,
                                            total / took / a.rate))
-    finally:
-        if m:
-            m.unmount()
-        if emu:
-            emu.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def bench_rss(a):
     """Peak RSS of the daemon with a large account, after a cold sync and
     a read of every file."""
-    work = tempfile.mkdtemp(prefix="driftfs-bench-")
-    emu = m = None
-    try:
-        emu = Emulator("--conversations", a.rss_conversations, "--contacts", 2500,
-                       "--messages", a.rss_messages, "--attachments", 100,
-                       workdir=os.path.join(work, "emu"))
+    with Setup() as b:
+        emu = b.emulator("--conversations", a.rss_conversations, "--contacts", 2500,
+                         "--messages", a.rss_messages, "--attachments", 100)
         data = emu.data()
         nmsg = sum(len(v) for v in data["messages"].values())
         del data
-        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
-        m.wait_synced(timeout=3600)
+        m = b.mount("conns=4")
         after_sync = peak_rss_kib(m.proc.pid)
         run("find %s -type f -exec cat {} +" % m.path)
         run("grep -r '%s' %s/conversations" % (PHRASE, m.path))
@@ -163,12 +168,6 @@ def bench_rss(a):
         print("\n%d conversations, %d messages: daemon peak RSS %.1f MiB after the "
               "cold sync, %.1f MiB after reading every file" % (
                   a.rss_conversations, nmsg, after_sync / 1024, rss / 1024))
-    finally:
-        if m:
-            m.unmount()
-        if emu:
-            emu.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -208,19 +207,15 @@ def main():
 
 def bench_tree(a):
     """The whole tree of a mid-sized account: every workload of the table."""
-    work = tempfile.mkdtemp(prefix="driftfs-bench-")
-    shm = tempfile.mkdtemp(prefix="driftfs-bench-", dir="/dev/shm")
-    emu = m = None
-    try:
-        emu = Emulator("--conversations", a.conversations, "--messages", a.messages,
-                       "--contacts", a.contacts, "--attachments", a.attachments,
-                       workdir=os.path.join(work, "emu"))
+    with Setup() as b:
+        shm = b.shm
+        emu = b.emulator("--conversations", a.conversations, "--messages", a.messages,
+                         "--contacts", a.contacts, "--attachments", a.attachments)
         data = emu.data()
         nmsg = sum(len(v) for v in data["messages"].values())
         emu.reset()
         t = time.perf_counter()
-        m = Mount(emu.url, work, opts=["conns=4"], wait_sync=False)
-        m.wait_synced(timeout=3600)
+        m = b.mount("conns=4")
         cold = time.perf_counter() - t
         requests = emu.total()
         by_ep = emu.stats()["by_endpoint"]
@@ -278,14 +273,6 @@ def bench_tree(a):
         print("mount with a warm cache until the first ls answers: %.1f ms" % first_ls)
         print("cache on disk %.1f MiB / rendered tree %.1f MiB (ratio %.2f)" % (
             cache / 2**20, tree / 2**20, cache / tree if tree else float("nan")))
-    finally:
-        if m:
-            m.unmount()
-        if emu:
-            emu.stop()
-        shutil.rmtree(shm, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

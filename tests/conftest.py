@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
 """What the mount and driftctl tests share: helpers on the path, the
-emulator_args marker, and the emulator fixture."""
+emulator_args marker, and the emulator, pki and mounts fixtures."""
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import Emulator, make_test_pki, openssl_unavailable  # noqa: E402
+from helpers import (Emulator, Mount, fuse_unavailable, make_test_pki,  # noqa: E402
+                     openssl_unavailable)
 
 
 def pytest_configure(config):
@@ -31,3 +32,24 @@ def pki(tmp_path_factory):
     if why:
         pytest.skip("SKIP: " + why)
     return make_test_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def mounts(tmp_path):
+    """Makes mounts (skipped without FUSE); always unmounts them, then
+    fails on any crash or sanitizer report in their logs."""
+    why = fuse_unavailable()
+    if why:
+        pytest.skip("SKIP: " + why)
+    made = []
+
+    def make(*args, **kw):
+        m = Mount(*args, **kw)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        m.unmount()
+    for m in made:
+        bad = m.suspicious()
+        assert not bad, "driftfs reported: %s" % bad

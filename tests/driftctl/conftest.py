@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from helpers import ROOT, SUSPICIOUS, TOKEN, Mount, fuse_unavailable  # noqa: E402
+from helpers import ROOT, SUSPICIOUS, TOKEN  # noqa: E402
 
 DRIFTCTL = os.environ.get("DRIFTCTL", os.path.join(ROOT, "build", "default", "driftctl"))
 
@@ -124,22 +124,3 @@ def ctl_token(ctl):
     ctl.login_token()
     return ctl
 
-
-@pytest.fixture
-def mounts(tmp_path):
-    """Makes mounts (skipped without FUSE); always unmounts them."""
-    why = fuse_unavailable()
-    if why:
-        pytest.skip("SKIP: " + why)
-    made = []
-
-    def make(*args, **kw):
-        m = Mount(*args, **kw)
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.unmount()
-    for m in made:
-        bad = m.suspicious()
-        assert not bad, "driftfs reported: %s" % bad

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import Emulator, Mount, wait_for
+from helpers import Emulator, wait_for
 
 SECRET = "tok-7c1e55d0-SECRET-b9a2f4"
 
@@ -32,21 +32,6 @@ def secret_emulator(tmp_path):
     yield emu
     emu.stop()
 
-
-@pytest.fixture
-def mounts(tmp_path):
-    made = []
-
-    def make(*args, **kw):
-        m = Mount(*args, **kw)
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.unmount()
-    for m in made:
-        bad = m.suspicious()
-        assert not bad, "driftfs reported: %s" % bad
 
 
 def test_token_not_in_argv_environ_or_logs(secret_emulator, mounts, tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import DRIFTFS, Emulator, Mount, wait_for
+from helpers import DRIFTFS, Emulator, wait_for
 
 
 def errors(m):
@@ -37,21 +37,6 @@ def tls_emulator(tmp_path, pki):
     for emu in made:
         emu.stop()
 
-
-@pytest.fixture
-def mounts(tmp_path):
-    made = []
-
-    def make(*args, **kw):
-        m = Mount(*args, **kw)
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.unmount()
-    for m in made:
-        bad = m.suspicious()
-        assert not bad, "driftfs reported: %s" % bad
 
 
 def test_certificate_from_ca_file_is_trusted(tls_emulator, mounts, pki, tmp_path):

@@ -1309,21 +1309,31 @@ fail:
 }
 
 /*
- * Replies with size bytes of src from off. Straight from src: the kernel
- * has copied them once writev() returns, and the caller keeps src alive
- * and unchanged until then (the handle cannot be released before the
- * reader has this reply).
+ * Replies with size bytes of src from off, from a copy: once the kernel has
+ * the reply, the reader may close the file and another thread free the
+ * handle while this one is still returning from writev() (where a
+ * sanitizer's interceptor reads the buffer again). Reads that reach the
+ * daemon are rare (keep_cache), so the copy costs little.
  */
 static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 			off_t off)
 {
+	char *copy;
+
 	if (off < 0 || (size_t)off >= src->len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
 	if (size > src->len - (size_t)off)
 		size = src->len - (size_t)off;
-	fuse_reply_buf(req, src->data + off, size);
+	copy = malloc(size);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, src->data + off, size);
+	fuse_reply_buf(req, copy, size);
+	free(copy);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -1026,8 +1026,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		used += need;
 	}
-	/* An empty reply is the end of the pass. */
-	listing_put(f, l, used == 0);
+	/*
+	 * The pass ends with the read past the last entry (the kernel asks
+	 * once more after the last one, and must not make us list again).
+	 */
+	listing_put(f, l, (size_t)off >= l->n);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }

@@ -249,9 +249,6 @@ struct db {
 	sqlite3_stmt *blob[Q__COUNT];
 	sqlite3_stmt *w[W__COUNT];
 	struct db *next;	/* in the idle list */
-	struct store_row row;	/* store_one()'s row ... */
-	char *row_name;		/* ... and copies of its strings */
-	char *row_text;
 };
 
 struct store {
@@ -278,8 +275,6 @@ static void db_close(struct db *d)
 	for (int i = 0; i < W__COUNT; i++)
 		sqlite3_finalize(d->w[i]);
 	sqlite3_close(d->sql);
-	free(d->row_name);
-	free(d->row_text);
 	free(d);
 }
 
@@ -819,6 +814,49 @@ out:
 	return r;
 }
 
+/*
+ * The strings of this thread's last store_one() row. They belong to the
+ * thread, not to the pooled connection the row came from (another thread
+ * can take that connection the moment it is returned), and are freed when
+ * the thread ends.
+ */
+struct row_strings {
+	char *name, *text;
+};
+
+static pthread_key_t row_key;
+static pthread_once_t row_once = PTHREAD_ONCE_INIT;
+
+static void row_strings_free(void *p)
+{
+	struct row_strings *rs = p;
+
+	free(rs->name);
+	free(rs->text);
+	free(rs);
+}
+
+static void row_key_create(void)
+{
+	pthread_key_create(&row_key, row_strings_free);
+}
+
+static struct row_strings *row_strings(void)
+{
+	struct row_strings *rs;
+
+	pthread_once(&row_once, row_key_create);
+	rs = pthread_getspecific(row_key);
+	if (!rs) {
+		rs = calloc(1, sizeof(*rs));
+		if (rs && pthread_setspecific(row_key, rs)) {
+			free(rs);
+			rs = NULL;
+		}
+	}
+	return rs;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -845,14 +883,25 @@ int store_one(struct store *st, enum store_query q, int64_t arg,
 	bind_args(s, arg, sarg);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
+		struct row_strings *keep = row_strings();
+
 		fill_row(s, row);
-		/* Copy the strings: the statement goes back to the pool. */
-		free(d->row_name);
-		free(d->row_text);
-		d->row_name = dup_or_null(row->name);
-		d->row_text = dup_or_null(row->text);
-		row->name = d->row_name;
-		row->text = d->row_text;
+		/* Copy the strings: the statement, and the connection, go back
+		 * to the pool, where another thread may take them at once. */
+		if (keep) {
+			free(keep->name);
+			free(keep->text);
+			keep->name = dup_or_null(row->name);
+			keep->text = dup_or_null(row->text);
+		}
+		if (!keep || (row->name && !keep->name) ||
+		    (row->text && !keep->text)) {
+			memset(row, 0, sizeof(*row));
+			r = -ENOMEM;
+		} else {
+			row->name = keep->name;
+			row->text = keep->text;
+		}
 	} else {
 		r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
 	}

@@ -161,7 +161,13 @@ class Mount:
                         XDG_CONFIG_HOME=os.path.join(workdir, "config"))
         self.env.update(env or {})
         self.proc = None
-        self.start(wait_sync)
+        try:
+            self.start(wait_sync)
+        except BaseException:
+            # Nobody holds this object yet to unmount it: a daemon that
+            # died or hung while starting must not leave a mount behind.
+            self.unmount()
+            raise
 
     def start(self, wait_sync=True):
         # A fast start: the governor's adaptive default begins at 20

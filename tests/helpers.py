@@ -4,12 +4,14 @@
 Everything here cleans up after itself: a mount is unmounted (fusermount3 -u,
 then -uz) and every process started is stopped by PID, even when a test fails.
 """
+import glob
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -334,3 +336,22 @@ def make_test_pki(d):
         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
     out["self_signed"] = (p("self_signed.pem"), p("self_signed.key"))
     return out
+
+
+def cache_file(m, name="cache.db"):
+    """The path of a mount's cache.db (or name beside it)."""
+    found = glob.glob(os.path.join(m.cache, "*", name))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def integrity(path):
+    """PRAGMA integrity_check of a database file, read-only; a file SQLite
+    cannot read at all gives [("error", why)]."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as e:
+        return [("error", str(e))]
+    finally:
+        db.close()

@@ -10,17 +10,15 @@ The mounts use timeout=2, so one API call gives up after 3 x 2 s (http.c's
 deadline); an operation of one object makes a few calls, one at a time.
 """
 import errno
-import glob
 import os
 import re
 import signal
-import sqlite3
 import threading
 import time
 
 import pytest
 
-from helpers import SLOW, Emulator, Mount, wait_for
+from helpers import SLOW, Emulator, Mount, cache_file, integrity, wait_for
 
 # Under valgrind (SLOW > 1) the daemon itself is 10-50 times slower: the
 # deadlines are longer so that a healthy call still fits in one.
@@ -116,18 +114,6 @@ CASES = {
 }
 
 
-def cache_db(m):
-    found = glob.glob(os.path.join(m.cache, "*", "cache.db"))
-    assert len(found) == 1, found
-    return found[0]
-
-
-def integrity(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        db.close()
 
 
 def errors(m):
@@ -223,7 +209,7 @@ def test_fault(case, emulator, tmp_path):
     finally:
         m.unmount()
     assert not m.suspicious(), m.suspicious()
-    assert integrity(cache_db(m)) == [("ok",)]
+    assert integrity(cache_file(m)) == [("ok",)]
 
 
 @pytest.mark.emulator_args("--latency", "150")
@@ -275,4 +261,4 @@ def test_emulator_killed_mid_sync_then_back_on_the_same_port(emulator, tmp_path)
         if emu2:
             emu2.stop()
     assert not m.suspicious(), m.suspicious()
-    assert integrity(cache_db(m)) == [("ok",)]
+    assert integrity(cache_file(m)) == [("ok",)]

@@ -2,7 +2,6 @@
 """Local faults: a damaged cache.db, a full disk, offline mode. Pending
 writes must survive each of them and land exactly once."""
 import errno
-import glob
 import json
 import os
 import sqlite3
@@ -10,23 +9,9 @@ import subprocess
 
 import pytest
 
-from helpers import Mount, wait_for
+from helpers import Mount, cache_file, integrity, wait_for
 
 
-def cache_file(m, name="cache.db"):
-    found = glob.glob(os.path.join(m.cache, "*", name))
-    assert len(found) == 1, found
-    return found[0]
-
-
-def integrity(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute("PRAGMA integrity_check").fetchall()
-    except sqlite3.DatabaseError as e:
-        return [("error", str(e))]
-    finally:
-        db.close()
 
 
 def posts_to(emulator, cid):

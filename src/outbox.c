@@ -152,13 +152,22 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	int r;
 
 	row->created = http_wall_ms();
-	r = store_outbox_add(o->d->store, row);
-	if (r)
-		return r;
-	fs_outbox_changed(o->d->fs);
-	if (http_offline(o->d->http))
-		return -EINPROGRESS;
+	/*
+	 * send_lock is taken before the row exists, so the worker cannot
+	 * send it first: a refusal it met would drop the row, and this
+	 * close() would find it gone and report success.
+	 */
 	pthread_mutex_lock(&o->send_lock);
+	r = store_outbox_add(o->d->store, row);
+	if (r) {
+		pthread_mutex_unlock(&o->send_lock);
+		return r;
+	}
+	fs_outbox_changed(o->d->fs);
+	if (http_offline(o->d->http)) {
+		pthread_mutex_unlock(&o->send_lock);
+		return -EINPROGRESS;
+	}
 	/* An older write to the same object is still queued: this one
 	 * waits behind it, or the older would land last and win. */
 	if (store_outbox_behind(o->d->store, row->seq, row->target)) {
@@ -166,17 +175,11 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 		r = -EINPROGRESS;
 		goto kick;
 	}
-	/*
-	 * The worker may have taken the row between its insertion and this
-	 * lock: send what the store holds now (its state says whether a
-	 * request already left), and nothing if it is gone (delivered).
-	 */
+	/* Sent as the store holds it, as the worker would send it. */
 	r = store_outbox_get(o->d->store, row->seq, &cur);
 	if (!r) {
 		r = send_row(o, &cur, response);
 		store_outbox_row_release(&cur);
-	} else if (r == -ENOENT) {
-		r = 0;
 	}
 	pthread_mutex_unlock(&o->send_lock);
 kick:

@@ -33,6 +33,7 @@ struct driftfs {
 	uid_t uid;		/* owner shown on every node */
 	gid_t gid;
 	int64_t started_ms;	/* wall clock at start */
+	int read_only;		/* mounted -o ro: nothing can be written */
 };
 
 #endif

@@ -91,6 +91,10 @@ struct tattr {
 	mode_t mode;		/* type and permission bits */
 	int64_t size;
 	int64_t mtime_ms;
+	/* Below the millisecond: for a dynamic file, a digest of its
+	 * content, so that a change moves its mtime and the kernel rereads
+	 * it (see fs.c's op_init). */
+	uint32_t mtime_ns;
 	unsigned nlink;
 };
 

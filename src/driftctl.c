@@ -1106,6 +1106,68 @@ static long api_requests(void)
 	return total;
 }
 
+/* Reads "NAME: N" of a status text; -1 when absent. */
+static long status_number(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = text; l; l = strchr(l, '\n')) {
+		if (*l == '\n')
+			l++;
+		if (!strncmp(l, name, n) && l[n] == ':')
+			return strtol(l + n + 1, NULL, 10);
+	}
+	return -1;
+}
+
+/* Polling a signalled mount, at most this long (its ctl waits as long). */
+#define SIGNAL_WAIT_MS (10L * 60 * 1000)
+
+/*
+ * A read-only mount's ctl cannot be written: it is sent SIGUSR1 instead,
+ * and its status read until a pass that started after the signal has
+ * ended. Returns 0 or an errno.
+ */
+static int sync_by_signal(struct progress *p, long pid)
+{
+	struct buf b = BUF_INIT;
+	int64_t deadline = http_now_ms() + SIGNAL_WAIT_MS;
+	long want;
+	int e = 0;
+
+	if (progress_text(p, &b) || !b.data)
+		e = EIO;
+	if (!e) {
+		want = status_number(b.data, "sync_passes");
+		/* A pass under way may have begun before the signal. */
+		want += strstr(b.data, "\nsyncing: yes") ? 2 : 1;
+		if (want <= 0)
+			e = EIO;
+	}
+	if (!e && kill((pid_t)pid, SIGUSR1))
+		e = errno;
+	while (!e) {
+		struct timespec ts = { 0, 200 * 1000000L };
+
+		nanosleep(&ts, NULL);
+		buf_reset(&b);
+		if (progress_text(p, &b) || !b.data) {
+			e = EIO;
+			break;
+		}
+		if (status_number(b.data, "sync_passes") >= want &&
+		    !strstr(b.data, "\nsyncing: yes")) {
+			if (!strstr(b.data, "\nlast_result: ok\n"))
+				e = EIO;
+			break;
+		}
+		if (http_now_ms() >= deadline)
+			e = EAGAIN;
+	}
+	buf_release(&b);
+	return e;
+}
+
 /* Asks the mount that serves this cache to sync, and shows its progress. */
 static int sync_via_mount(struct ctl *c, const char *mnt, long pid,
 			  int progress)
@@ -1113,7 +1175,7 @@ static int sync_via_mount(struct ctl *c, const char *mnt, long pid,
 	struct progress p = { 0 };
 	char *ctl_path = NULL;
 	int64_t start = http_now_ms();
-	int fd = -1, r = DX_OK, e = 0, started = 0;
+	int fd = -1, r = DX_OK, e = 0, started = 0, ro = 0;
 
 	say("sync: the mount at %s (pid %ld) serves this cache; asking it to "
 	    "sync",
@@ -1124,7 +1186,10 @@ static int sync_via_mount(struct ctl *c, const char *mnt, long pid,
 		goto out;
 	}
 	fd = open(ctl_path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 && errno == EROFS) {
+		say("sync: the mount is read-only; signalling it (SIGUSR1)");
+		ro = 1;
+	} else if (fd < 0) {
 		e = errno;
 		goto out;
 	}
@@ -1132,7 +1197,9 @@ static int sync_via_mount(struct ctl *c, const char *mnt, long pid,
 		p.tty = isatty(STDERR_FILENO);
 		started = !progress_start(&p);
 	}
-	if (write(fd, "sync\n", 5) != 5)
+	if (ro)
+		e = sync_by_signal(&p, pid);
+	else if (write(fd, "sync\n", 5) != 5)
 		e = errno ? errno : EIO;
 	if (started)
 		progress_stop(&p);

@@ -51,6 +51,15 @@ static void fnode_free(struct fnode *n)
 	free(n);
 }
 
+/*
+ * Files a read-only mount rendered lately, for the reads that follow the
+ * first one of a file (the kernel reads a large file in pieces). Kept for
+ * a moment only, and dropped when the file is invalidated.
+ */
+#define RENDERED_SLOTS 4
+#define RENDERED_MAX ((size_t)4 << 20)
+#define RENDERED_TTL_MS 2000
+
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
 	struct sync_change c;
@@ -95,6 +104,16 @@ struct fs {
 	/* The kernel opens directories without asking us (no OPENDIR or
 	 * RELEASEDIR round trips); readdir then carries no handle. */
 	int no_opendir;
+	/* A read-only mount (-o ro) where the kernel opens files without
+	 * asking us too: reads carry no handle (see read_unopened). */
+	int no_open;
+	pthread_mutex_t rlock;	/* guards rendered[] */
+	struct rendered {
+		uint64_t ino;
+		int64_t at_ms;
+		struct buf data;
+	} rendered[RENDERED_SLOTS];
+	unsigned rnext;
 };
 
 /* An open file or directory. */
@@ -381,7 +400,7 @@ static void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 	st->st_blksize = 4096;
 	st->st_blocks = (a->size + 511) / 512;
 	st->st_mtim.tv_sec = a->mtime_ms / 1000;
-	st->st_mtim.tv_nsec = (a->mtime_ms % 1000) * 1000000;
+	st->st_mtim.tv_nsec = (a->mtime_ms % 1000) * 1000000 + a->mtime_ns;
 	if (S_ISDIR(a->mode))
 		st->st_mtim.tv_nsec += dir_gen(f, a->ino) % 1000000;
 	st->st_atim = st->st_mtim;
@@ -496,6 +515,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *f = userdata;
 
 	f->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	/*
+	 * On a read-only mount nothing is committed at close(), so files
+	 * need no OPEN, FLUSH or RELEASE either: op_open and op_flush answer
+	 * ENOSYS once, and a warm cat or grep then makes no request at all.
+	 * A read-write mount cannot: FLUSH is where close() commits.
+	 */
+	f->no_open = f->d->read_only &&
+		     (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
 	/*
 	 * Always readdirplus: one request lists and stats a directory.
 	 * AUTO_INVAL_DATA: the kernel checks a directory's mtime when a pass
@@ -1209,10 +1236,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char path[900];
 	enum tree_access acc;
 
+	if (f->no_open) {
+		reply_err(req, -ENOSYS);
+		return;
+	}
 	r = node_get(f, ino, &t);
 	if (r)
 		goto fail;
 	set_context(f, "open", ino, NULL);
+	stats_add("file opens", 1);
 	h = handle_new(f);
 	if (!h) {
 		r = -ENOMEM;
@@ -1339,6 +1371,81 @@ static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 	free(copy);
 }
 
+/* Forgets what a read-only mount rendered of ino (it changed). */
+static void rendered_drop(struct fs *f, uint64_t ino)
+{
+	if (!f->no_open)
+		return;
+	pthread_mutex_lock(&f->rlock);
+	for (size_t i = 0; i < RENDERED_SLOTS; i++)
+		if (f->rendered[i].ino == ino) {
+			f->rendered[i].ino = 0;
+			buf_release(&f->rendered[i].data);
+		}
+	pthread_mutex_unlock(&f->rlock);
+}
+
+/*
+ * A read without a handle (a read-only mount, see op_init). The first
+ * piece renders the file; the pieces after it come from that rendering
+ * while it is fresh. Dynamic files are rendered for every read.
+ */
+static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
+			  size_t size, off_t off)
+{
+	struct buf data = BUF_INIT;
+	struct tnode t = { 0 };
+	struct rendered *slot = NULL;
+	int64_t now = http_now_ms();
+	int r, keep;
+
+	r = node_get(f, ino, &t);
+	if (r) {
+		reply_err(req, r);
+		return;
+	}
+	keep = tree_access(t.kind) != TA_DYNAMIC &&
+	       tree_access(t.kind) != TA_CTL;
+	if (keep && off > 0) {
+		pthread_mutex_lock(&f->rlock);
+		for (size_t i = 0; i < RENDERED_SLOTS && !slot; i++)
+			if (f->rendered[i].ino == ino &&
+			    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
+				slot = &f->rendered[i];
+		if (slot)
+			reply_slice(req, &slot->data, size, off);
+		pthread_mutex_unlock(&f->rlock);
+		if (slot) {
+			tree_node_release(&t);
+			return;
+		}
+	}
+	set_context(f, "read", ino, NULL);
+	stats_add("reads without a handle", 1);
+	r = tree_content(f->d, &t, &data);
+	tree_node_release(&t);
+	if (r) {
+		reply_err(req, r);
+		buf_release(&data);
+		return;
+	}
+	reply_slice(req, &data, size, off);
+	if (keep && data.len > size && data.len <= RENDERED_MAX) {
+		pthread_mutex_lock(&f->rlock);
+		slot = &f->rendered[f->rnext++ % RENDERED_SLOTS];
+		for (size_t i = 0; i < RENDERED_SLOTS; i++)
+			if (f->rendered[i].ino == ino)
+				slot = &f->rendered[i];
+		buf_release(&slot->data);
+		slot->data = data;
+		slot->ino = ino;
+		slot->at_ms = now;
+		pthread_mutex_unlock(&f->rlock);
+	} else {
+		buf_release(&data);
+	}
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -1346,6 +1453,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	int r = 0;
 
+	if (!h) {
+		read_unopened(f, req, ino, size, off);
+		return;
+	}
 	if (h->scratch) {
 		struct scratch *s;
 
@@ -1497,6 +1608,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r = 0;
 
 	(void)ino;
+	if (!h) {
+		/* Unopened (op_init): once ENOSYS, the kernel stops asking. */
+		reply_err(req, -ENOSYS);
+		return;
+	}
 	if (h->kind == T_CTL_CTL)
 		r = ctl_run_lines(f, h, 1);
 	else
@@ -1517,6 +1633,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	if (!h) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	/* Normally flush() has committed already; this is the last chance. */
 	handle_commit(fs_of(req), h);
 	handle_free(h);
@@ -1772,6 +1892,7 @@ struct fs *fs_new(struct driftfs *d)
 	pthread_mutex_init(&f->llock, NULL);
 	pthread_mutex_init(&f->qlock, NULL);
 	pthread_mutex_init(&f->hlock, NULL);
+	pthread_mutex_init(&f->rlock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
 	return f;
 }
@@ -1804,7 +1925,10 @@ void fs_free(struct fs *f)
 	}
 	while (f->handles)
 		handle_free(f->handles);
+	for (size_t i = 0; i < RENDERED_SLOTS; i++)
+		buf_release(&f->rendered[i].data);
 	free(f->buckets);
+	pthread_mutex_destroy(&f->rlock);
 	pthread_mutex_destroy(&f->hlock);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->llock);
@@ -2007,10 +2131,12 @@ static void *notifier(void *arg)
 				fuse_lowlevel_notify_inval_entry(
 					f->se, l.v[i].ino, l.v[i].name,
 					strlen(l.v[i].name));
-			else
+			else {
+				rendered_drop(f, l.v[i].ino);
 				fuse_lowlevel_notify_inval_inode(f->se,
 								 l.v[i].ino, 0,
 								 0);
+			}
 			free(l.v[i].name);
 		}
 		stats_add("kernel invalidations", (long)l.n);

@@ -5,6 +5,8 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,8 @@ enum {
 	KEY_FOREGROUND,
 	KEY_DEBUG,
 	KEY_SINGLE,
+	KEY_RO,
+	KEY_RW,
 	KEY_OURS,
 	KEY_TOKEN,
 };
@@ -37,6 +41,7 @@ struct cli {
 	char *source;		/* fstab's "driftfs#NAME": a label, unused */
 	char *mountpoint;
 	int foreground, debug, single, help, version, bad;
+	int read_only;		/* -o ro (the last of ro and rw wins) */
 };
 
 static const struct fuse_opt spec[] = {
@@ -48,6 +53,8 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("api_url=", KEY_OURS),
 	FUSE_OPT_KEY("api-url=", KEY_OURS),
 	FUSE_OPT_KEY("credentials=", KEY_OURS),
@@ -64,6 +71,60 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
 	FUSE_OPT_END,
 };
+
+/*
+ * SIGUSR1 asks for a sync pass now. It is how `driftctl sync` asks a
+ * read-only mount, whose .driftfs/ctl cannot be written. Every thread but
+ * this one blocks the signal (the mask is set before any starts).
+ */
+struct kicker {
+	pthread_t thread;
+	sigset_t set;
+	struct sync *sync;
+	volatile sig_atomic_t stop;
+	int started;
+};
+
+static void *kicker_main(void *arg)
+{
+	struct kicker *k = arg;
+	int sig;
+
+	while (!sigwait(&k->set, &sig) && !k->stop) {
+		log_info("SIGUSR1: a sync pass is asked for");
+		/* Does not wait: the pass runs on the sync thread. */
+		sync_request(k->sync, 0);
+	}
+	return NULL;
+}
+
+/* Before any thread starts: they all inherit the mask. */
+static int kicker_block(struct kicker *k)
+{
+	sigemptyset(&k->set);
+	sigaddset(&k->set, SIGUSR1);
+	return pthread_sigmask(SIG_BLOCK, &k->set, NULL);
+}
+
+/* Once the sync thread runs (sync_request would run a pass here before). */
+static int kicker_start(struct kicker *k, struct sync *sync)
+{
+	k->sync = sync;
+	if (pthread_create(&k->thread, NULL, kicker_main, k))
+		return -1;
+	k->started = 1;
+	return 0;
+}
+
+static void kicker_stop(struct kicker *k)
+{
+	if (!k->started)
+		return;
+	k->stop = 1;
+	pthread_kill(k->thread, SIGUSR1);
+	pthread_join(k->thread, NULL);
+	k->started = 0;
+}
 
 static void usage(const char *prog)
 {
@@ -91,6 +152,10 @@ static void usage(const char *prog)
 	       "    -o timeout=SECONDS     deadline of one request (30)\n"
 	       "    -o conns=N             concurrent requests when syncing "
 	       "(4)\n"
+	       "    -o ro                  read-only mount: no writes, and "
+	       "files open with no\n"
+	       "                           round trip to driftfs (fastest "
+	       "cat and grep)\n"
 	       "\n"
 	       "The token comes from DRIFT_TOKEN or the credentials file, "
 	       "never from the command line.\n",
@@ -123,6 +188,11 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_SINGLE:
 		c->single = 1;
 		return 0;
+	case KEY_RO:
+	case KEY_RW:
+		/* Noted, and passed on: the kernel enforces it. */
+		c->read_only = key == KEY_RO;
+		return 1;
 	case KEY_TOKEN:
 		fprintf(stderr, "driftfs: a token is never accepted on the "
 				"command line (others can read it); set "
@@ -166,6 +236,7 @@ int main(int argc, char *argv[])
 	struct fuse_loop_config *loop = NULL;
 	char *conf_path = NULL, *dir = NULL, *mnt_abs = NULL;
 	struct auth *auth = NULL;
+	struct kicker kick = { 0 };
 	int ret = 1, mounted = 0, note = -1;
 
 	memset(&d, 0, sizeof(d));
@@ -220,6 +291,7 @@ int main(int argc, char *argv[])
 	d.uid = getuid();
 	d.gid = getgid();
 	d.started_ms = http_wall_ms();
+	d.read_only = cli.read_only;
 	d.store = store_open(dir);
 	if (!d.store) {
 		log_err("cannot open the cache in %s: %s", dir, strerror(errno));
@@ -265,14 +337,18 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	if (!cli.foreground)
 		log_setup(LOG_LVL_INFO, 1);
+	/* Before the note: `driftctl sync` may signal from then on. */
+	if (kicker_block(&kick))
+		goto out_unmount;
 	/* So that `driftctl sync` asks this mount instead of racing it. */
 	if (mnt_abs)
 		note = config_mount_note(dir, mnt_abs);
 
 	/* The outbox starts first: writes left by an earlier run go out
 	 * before the first sync pass can show stale data over them. */
-	if (fs_start(d.fs, se) || outbox_start(d.outbox) ||
-	    sync_start(d.sync)) {
+	if (fs_start(d.fs, se) ||
+	    outbox_start(d.outbox) || sync_start(d.sync) ||
+	    kicker_start(&kick, d.sync)) {
 		log_err("cannot start worker threads");
 		goto out_unmount;
 	}
@@ -288,10 +364,12 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(loop);
 	}
 	ret = ret ? 1 : 0;
+	kicker_stop(&kick);
 	sync_stop(d.sync);
 	outbox_stop(d.outbox);
 	fs_stop(d.fs);
 out_unmount:
+	kicker_stop(&kick);
 	if (mounted)
 		fuse_session_unmount(se);
 out_signals:

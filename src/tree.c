@@ -532,6 +532,9 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 out:
 	if (a->mtime_ms <= 0)
 		a->mtime_ms = 0;
+	if (!r && tree_access(n->kind) == TA_DYNAMIC)
+		a->mtime_ns = (uint32_t)(names_hash64(tmp.data, tmp.len, 0) %
+					 1000000);
 	buf_release(&tmp);
 	return r;
 }

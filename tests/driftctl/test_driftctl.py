@@ -540,6 +540,35 @@ def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
                                  "conversation.json")) == conv
 
 
+def test_sync_signals_a_read_only_mount(ctl_token, emulator, mounts, tmp_path):
+    """A read-only mount's ctl cannot be written: driftctl signals it and
+    waits on its status for the pass."""
+    ctl = ctl_token
+    m = mounts(emulator.url, str(tmp_path / "m"), opts=["ro"],
+               cache_dir=os.path.join(ctl.cache, "driftfs"))
+    cid = emulator.data()["conversations"][-1]["id"]
+    before = m.read("conversations", str(cid), "transcript.txt", mode="r")
+    emulator.mutate(op="add_message", conversationId=cid,
+                    body="<p>synced by signal</p>", authorType="contact")
+    seq = last_seq(emulator)
+    p = ctl.run("sync")
+    assert p.returncode == 0, p.stderr
+    assert b"read-only; signalling it" in p.stderr
+    assert b"done by the mount" in p.stderr
+    assert int(m.status()["sync_passes"]) == 2
+    fetched = [r for r in emulator.requests() if r["seq"] > seq and
+               r["path"] == "/conversations/%d" % cid]
+    assert len(fetched) == 1
+    after = m.read("conversations", str(cid), "transcript.txt", mode="r")
+    assert after.startswith(before) and "synced by signal" in after
+    # A failing pass fails the command.
+    emulator.add_fault(kind="status", status=500, count=1000)
+    p = ctl.run("sync")
+    emulator.clear_faults()
+    assert p.returncode != 0
+    assert b"could not sync" in p.stderr
+
+
 def test_status_lists_the_outbox(ctl_token, emulator, mounts, tmp_path):
     ctl = ctl_token
     m = mounts(emulator.url, str(tmp_path / "m"),

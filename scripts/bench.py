@@ -151,6 +151,51 @@ def bench_rate(a):
                                            total / took / a.rate))
 
 
+def bench_floor(a):
+    """`cat` of many small files on a do-nothing FUSE filesystem
+    (scripts/fuse_floor.c) in each open mode, against tmpfs: the least a
+    round trip per open costs on this machine, whatever the daemon does."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = os.path.join(root, "build", "bench", "fuse_floor")
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
+                    os.path.join(root, "scripts", "fuse_floor.c")] + flags, check=True)
+    n, size = a.floor_files, 300
+    with Setup() as b:
+        copy = os.path.join(b.shm, "copy")
+        os.makedirs(copy)
+        for i in range(n):
+            with open(os.path.join(copy, "f%d" % i), "wb") as f:
+                f.write(b"x" * size)
+        print("\n%d files of %d bytes on a do-nothing FUSE filesystem "
+              "(scripts/fuse_floor.c)" % (n, size))
+        for mode, what in (("open", "OPEN+RELEASE per file (read-write driftfs)"),
+                           ("noopen", "FLUSH per file (no-open, commit at close)"),
+                           ("none", "no request per file (driftfs -o ro)")):
+            mnt = os.path.join(b.work, "floor-" + mode)
+            os.makedirs(mnt)
+            proc = subprocess.Popen([exe, mode, str(n), str(size), mnt])
+            try:
+                deadline = time.time() + 20
+                while not os.path.ismount(mnt) and time.time() < deadline:
+                    time.sleep(0.05)
+                tm, tc = side_by_side(a.runs,
+                                      lambda: run("find %s -type f -exec cat {} +" % mnt),
+                                      lambda: run("find %s -type f -exec cat {} +" % copy))
+                ratio_line("cat, " + mode, tm, tc)
+                print("    %s: %.1f us a file over tmpfs" % (what, (tm - tc) / n * 1e6))
+            finally:
+                subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    subprocess.run(["fusermount3", "-uz", mnt], capture_output=True)
+                    proc.kill()
+                    proc.wait()
+
+
 def bench_rss(a):
     """Peak RSS of the daemon with a large account, after a cold sync and
     a read of every file."""
@@ -183,7 +228,10 @@ def main():
     ap.add_argument("--rss-conversations", type=int, default=3000)
     ap.add_argument("--rss-messages", type=int, default=100,
                     help="mean messages a conversation in the RSS benchmark")
-    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss"), action="append",
+    ap.add_argument("--floor-files", type=int, default=16000,
+                    help="files of the FUSE floor benchmark")
+    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss", "floor"),
+                    action="append",
                     help="run only these benchmarks (default: all)")
     a = ap.parse_args()
     why = fuse_unavailable()
@@ -193,7 +241,7 @@ def main():
     print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
                                          platform.platform()))
     print("medians of %d interleaved runs; copy = the same tree on tmpfs" % a.runs)
-    only = a.only or ["tree", "bigdir", "rate", "rss"]
+    only = a.only or ["tree", "bigdir", "rate", "rss", "floor"]
     if "tree" in only:
         bench_tree(a)
     if "bigdir" in only:
@@ -202,6 +250,8 @@ def main():
         bench_rate(a)
     if "rss" in only:
         bench_rss(a)
+    if "floor" in only:
+        bench_floor(a)
     return 0
 
 
@@ -253,6 +303,16 @@ def bench_tree(a):
         warm_requests = emu.total()
         rss = peak_rss_kib(m.proc.pid)
         first_ls = first_ls_ms(m, a.runs)
+        # The same cache mounted read-only (-o ro): files open with no
+        # round trip to the daemon (see README, "Read-only mounts").
+        m.unmount()
+        m.opts.append("ro")
+        m.start()
+        for name, fn in workloads:
+            if fn is None or name.startswith("rsync"):
+                continue
+            tm, tc = side_by_side(a.runs, lambda: fn(m.path), lambda: fn(copy))
+            results.append((name + " (-o ro)", tm, tc))
         cache = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(m.cache)
                     for f in fs)
         tree = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(copy)

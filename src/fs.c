@@ -114,6 +114,9 @@ struct fs {
 		struct buf data;
 	} rendered[RENDERED_SLOTS];
 	unsigned rnext;
+	/* Logged at unmount (not in .driftfs/stats, which a second rsync
+	 * must find unchanged). */
+	unsigned long opens, unopened_reads;
 };
 
 /* An open file or directory. */
@@ -1244,7 +1247,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		goto fail;
 	set_context(f, "open", ino, NULL);
-	stats_add("file opens", 1);
+	__atomic_add_fetch(&f->opens, 1, __ATOMIC_RELAXED);
 	h = handle_new(f);
 	if (!h) {
 		r = -ENOMEM;
@@ -1421,7 +1424,7 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		}
 	}
 	set_context(f, "read", ino, NULL);
-	stats_add("reads without a handle", 1);
+	__atomic_add_fetch(&f->unopened_reads, 1, __ATOMIC_RELAXED);
 	r = tree_content(f->d, &t, &data);
 	tree_node_release(&t);
 	if (r) {
@@ -2170,6 +2173,10 @@ void fs_stop(struct fs *f)
 {
 	if (!f->notifier_started)
 		return;
+	log_info("served %lu file opens and %lu reads without an open%s",
+		 f->opens, f->unopened_reads,
+		 f->no_open ? " (read-only: files open without a request)"
+			    : "");
 	pthread_mutex_lock(&f->qlock);
 	f->stop = 1;
 	pthread_cond_signal(&f->qcond);

@@ -30,6 +30,12 @@ struct miss {
 	int64_t until_ms;
 };
 
+/* At most one claimed contact per sync worker is in flight. */
+#define INFLIGHT_MAX 64
+/* How long a transcript waits for a claimed contact (its GET's deadline
+ * is the real bound; this one only stops a lost wake-up from hanging). */
+#define CONTACT_WAIT_MS 60000
+
 struct sync {
 	struct driftfs *d;
 	sync_change_cb cb;
@@ -60,6 +66,12 @@ struct sync {
 	 * the rotating refresh does not fetch them twice. */
 	int64_t *fetched;
 	size_t nfetched, afetched;
+	/* Of those, the ones claimed and not yet stored (guarded by lock;
+	 * contact_cond signals each one that settles): a transcript that
+	 * names such a contact waits for it rather than render its id. */
+	int64_t inflight[INFLIGHT_MAX];
+	size_t ninflight;
+	pthread_cond_t contact_cond;
 
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
@@ -180,6 +192,7 @@ struct sync *sync_new(struct driftfs *d, sync_change_cb cb, void *ctx)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
+	pthread_cond_init(&s->contact_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	snprintf(s->phase, sizeof(s->phase), "idle");
 	return s;
@@ -191,6 +204,7 @@ void sync_free(struct sync *s)
 		return;
 	sync_stop(s);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->contact_cond);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
 	free(s->fetched);
@@ -243,9 +257,53 @@ static int claim_contact(struct sync *s, int64_t id)
 	if (!fetched_locked(s, id)) {
 		note_fetched_locked(s, id);
 		claimed = 1;
+		if (s->ninflight < INFLIGHT_MAX)
+			s->inflight[s->ninflight++] = id;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return claimed;
+}
+
+/* A claimed contact is stored, or its fetch failed: waiters may look. */
+static void contact_settled(struct sync *s, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->ninflight; i++)
+		if (s->inflight[i] == id) {
+			s->inflight[i] = s->inflight[--s->ninflight];
+			break;
+		}
+	pthread_cond_broadcast(&s->contact_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Waits while another conversation of this pass is fetching contact id.
+ * Returns 1 if it waited (the store may hold the contact now). Cannot
+ * deadlock: a claimer stores its contact right after the GET, before it
+ * renders anything (see sync_conversation).
+ */
+static int wait_contact(struct sync *s, int64_t id)
+{
+	int64_t deadline = http_now_ms() + CONTACT_WAIT_MS;
+	int waited = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		size_t i = 0;
+		struct timespec ts;
+
+		while (i < s->ninflight && s->inflight[i] != id)
+			i++;
+		if (i == s->ninflight || http_now_ms() >= deadline)
+			break;
+		waited = 1;
+		ts.tv_sec = deadline / 1000;
+		ts.tv_nsec = (deadline % 1000) * 1000000;
+		pthread_cond_timedwait(&s->contact_cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return waited;
 }
 
 static size_t write_slot(enum sync_object what, int64_t id)
@@ -424,6 +482,10 @@ static void author_of(struct sync *s, const struct conv_fetch *f,
 		else if (!store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
 				    NULL, &row) && row.name)
 			snprintf(name, size, "%s", row.name);
+		else if (wait_contact(s, m->author_id) &&
+			 !store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
+				    NULL, &row) && row.name)
+			snprintf(name, size, "%s", row.name);
 		else
 			snprintf(name, size, "Contact %lld",
 				 (long long)m->author_id);
@@ -479,7 +541,7 @@ static int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
-	int old_found, changed = 0, contact_changed = 0, r;
+	int old_found, changed = 0, r;
 
 	memset(&f, 0, sizeof(f));
 	gens_take(s, &g);
@@ -491,11 +553,18 @@ static int sync_conversation(struct sync *s, int64_t id)
 		goto out;
 	if (f.nmsgs)
 		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
-	/* A contact with many conversations is fetched once a pass. */
+	/*
+	 * A contact with many conversations is fetched once a pass, and
+	 * stored at once: the other conversations' transcripts wait for its
+	 * name (wait_contact) rather than render its id.
+	 */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
 		if (r == -ENOENT)
 			r = 0;	/* a deleted contact: the link dangles */
+		if (!r && f.contact.id)
+			r = save_contact(s, &f.contact, &g);
+		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
 	}
@@ -509,15 +578,11 @@ static int sync_conversation(struct sync *s, int64_t id)
 	/* Written while we fetched: the writer's own refetch is fresher. */
 	if (written_since(s, &g, SO_CONVERSATION, id))
 		goto out;
-	if (f.contact.id && written_since(s, &g, SO_CONTACT, f.contact.id))
-		api_contact_release(&f.contact);
 	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_begin(st);
 	if (r)
 		goto out;
-	if (f.contact.id)
-		r = store_put_contact(st, &f.contact, &contact_changed);
-	r = r ? r : store_clear_messages(st, id);
+	r = store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
 		r = store_put_message(st, &f.msgs[i]);
 	for (size_t i = 0; i < f.natts && !r; i++)
@@ -542,8 +607,6 @@ static int sync_conversation(struct sync *s, int64_t id)
 				 old.text ? old.text : "");
 		}
 	}
-	if (contact_changed)
-		changes_add(&ch, SO_CONTACT, f.contact.id, NULL);
 	if (ch.n) {
 		changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(st, "changed_at", http_wall_ms());

@@ -355,3 +355,25 @@ def integrity(path):
         return [("error", str(e))]
     finally:
         db.close()
+
+
+# Dynamic files: what they say depends on the mount, not on the account.
+DYNAMIC = {".driftfs/status", ".driftfs/stats", ".driftfs/errors"}
+
+
+def tree(root):
+    """Every file and symlink under root but the DYNAMIC ones: relative path
+    -> bytes, or "-> target" for a symlink."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+            p = os.path.join(d, name)
+            rel = os.path.relpath(p, root)
+            if rel in DYNAMIC:
+                continue
+            if os.path.islink(p):
+                out[rel] = "-> " + os.readlink(p)
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = f.read()
+    return out

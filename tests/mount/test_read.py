@@ -5,6 +5,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 
@@ -263,6 +264,24 @@ def test_read_only_files_refuse_writes(mount, emulator):
     with pytest.raises(OSError) as e:
         os.rmdir(mount.p("conversations", str(cid)))
     assert e.value.errno == errno.EPERM
+
+
+def test_two_cold_caches_read_the_same(emulator, mounts, tmp_path):
+    """Two mounts that each sync the account cold read the same bytes:
+    nothing may depend on the order the sync's workers finish in. (A
+    transcript named a contact by its id when another worker had claimed
+    the contact and not yet stored it.)"""
+    from helpers import tree
+    ms = [mounts(emulator.url, str(tmp_path / n), opts=["conns=8"]) for n in "ab"]
+    a, b = tree(ms[0].path), tree(ms[1].path)
+    assert sorted(a) == sorted(b)
+    assert [rel for rel in a if a[rel] != b[rel]] == []
+    # No transcript names a cached contact by its id.
+    cached = set(os.listdir(ms[0].p("contacts")))
+    for rel, body in a.items():
+        if rel.endswith("transcript.txt"):
+            for cid in re.findall(rb"\] Contact (\d+) \(contact", body):
+                assert cid.decode() not in cached, rel
 
 
 def test_rsync_second_pass_copies_nothing(mount, emulator, tmp_path):

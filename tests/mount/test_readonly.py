@@ -10,27 +10,7 @@ import signal
 
 import pytest
 
-from helpers import wait_for
-
-# Dynamic files: what they say depends on the mount, not on the account.
-DYNAMIC = {".driftfs/status", ".driftfs/stats", ".driftfs/errors"}
-
-
-def tree(root):
-    """Every file and symlink under root: relative path -> bytes or link."""
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
-            p = os.path.join(d, name)
-            rel = os.path.relpath(p, root)
-            if rel in DYNAMIC:
-                continue
-            if os.path.islink(p):
-                out[rel] = "-> " + os.readlink(p)
-            else:
-                with open(p, "rb") as f:
-                    out[rel] = f.read()
-    return out
+from helpers import DYNAMIC, tree, wait_for
 
 
 def served(m):

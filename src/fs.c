@@ -114,6 +114,8 @@ struct fs {
 		struct buf data;
 	} rendered[RENDERED_SLOTS];
 	unsigned rnext;
+	unsigned long rgen;	/* drops so far: a rendering begun before
+				 * one may be stale, and is not kept */
 	/* Logged at unmount (not in .driftfs/stats, which a second rsync
 	 * must find unchanged). */
 	unsigned long opens, unopened_reads;
@@ -1380,6 +1382,7 @@ static void rendered_drop(struct fs *f, uint64_t ino)
 	if (!f->no_open)
 		return;
 	pthread_mutex_lock(&f->rlock);
+	f->rgen++;
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		if (f->rendered[i].ino == ino) {
 			f->rendered[i].ino = 0;
@@ -1400,6 +1403,7 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 	struct tnode t = { 0 };
 	struct rendered *slot = NULL;
 	int64_t now = http_now_ms();
+	unsigned long gen;
 	int r, keep;
 
 	r = node_get(f, ino, &t);
@@ -1409,19 +1413,18 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 	}
 	keep = tree_access(t.kind) != TA_DYNAMIC &&
 	       tree_access(t.kind) != TA_CTL;
-	if (keep && off > 0) {
-		pthread_mutex_lock(&f->rlock);
-		for (size_t i = 0; i < RENDERED_SLOTS && !slot; i++)
-			if (f->rendered[i].ino == ino &&
-			    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
-				slot = &f->rendered[i];
-		if (slot)
-			reply_slice(req, &slot->data, size, off);
-		pthread_mutex_unlock(&f->rlock);
-		if (slot) {
-			tree_node_release(&t);
-			return;
-		}
+	pthread_mutex_lock(&f->rlock);
+	gen = f->rgen;
+	for (size_t i = 0; i < RENDERED_SLOTS && keep && off > 0 && !slot; i++)
+		if (f->rendered[i].ino == ino &&
+		    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
+			slot = &f->rendered[i];
+	if (slot)
+		reply_slice(req, &slot->data, size, off);
+	pthread_mutex_unlock(&f->rlock);
+	if (slot) {
+		tree_node_release(&t);
+		return;
 	}
 	set_context(f, "read", ino, NULL);
 	__atomic_add_fetch(&f->unopened_reads, 1, __ATOMIC_RELAXED);
@@ -1433,8 +1436,9 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	reply_slice(req, &data, size, off);
-	if (keep && data.len > size && data.len <= RENDERED_MAX) {
-		pthread_mutex_lock(&f->rlock);
+	pthread_mutex_lock(&f->rlock);
+	if (keep && data.len > size && data.len <= RENDERED_MAX &&
+	    f->rgen == gen) {
 		slot = &f->rendered[f->rnext++ % RENDERED_SLOTS];
 		for (size_t i = 0; i < RENDERED_SLOTS; i++)
 			if (f->rendered[i].ino == ino)
@@ -1443,10 +1447,10 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		slot->data = data;
 		slot->ino = ino;
 		slot->at_ms = now;
-		pthread_mutex_unlock(&f->rlock);
 	} else {
 		buf_release(&data);
 	}
+	pthread_mutex_unlock(&f->rlock);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

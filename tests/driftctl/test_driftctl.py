@@ -482,26 +482,33 @@ def test_sync_interrupted_then_rerun(ctl_token, emulator, sig):
         assert per_conv.get(int(cid), 0) == len(msgs), cid
 
 
-def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
-    ctl = ctl_token
-    m = mounts(emulator.url, str(tmp_path / "m"),
+def sync_through_a_mount(ctl, emulator, mounts, tmp_path, text, opts=()):
+    """Mounts ctl's cache, adds a message saying text, and runs driftctl
+    sync: the mount must do the pass, once, and its reads show the message
+    at once. Returns the mount, the conversation id and driftctl's run."""
+    m = mounts(emulator.url, str(tmp_path / "m"), opts=list(opts),
                cache_dir=os.path.join(ctl.cache, "driftfs"))
     cid = emulator.data()["conversations"][-1]["id"]
     before = m.read("conversations", str(cid), "transcript.txt", mode="r")
     emulator.mutate(op="add_message", conversationId=cid,
-                    body="<p>seen through driftctl sync</p>", authorType="contact")
+                    body="<p>%s</p>" % text, authorType="contact")
     seq = last_seq(emulator)
-
     p = ctl.run("sync")
     assert p.returncode == 0, p.stderr
-    assert b"asking it to sync" in p.stderr
     assert b"done by the mount" in p.stderr
-    # The mount did the pass, once, and its reads show it at once.
     fetched = [r for r in emulator.requests() if r["seq"] > seq and
                r["path"] == "/conversations/%d" % cid]
     assert len(fetched) == 1
     after = m.read("conversations", str(cid), "transcript.txt", mode="r")
-    assert after.startswith(before) and "seen through driftctl sync" in after
+    assert after.startswith(before) and text in after
+    return m, cid, p
+
+
+def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
+    ctl = ctl_token
+    m, cid, p = sync_through_a_mount(ctl, emulator, mounts, tmp_path,
+                                     "seen through driftctl sync")
+    assert b"asking it to sync" in p.stderr
     integrity_ok(ctl)
 
     p, st = ctl.status()
@@ -543,27 +550,13 @@ def test_sync_asks_a_running_mount(ctl_token, emulator, mounts, tmp_path):
 def test_sync_signals_a_read_only_mount(ctl_token, emulator, mounts, tmp_path):
     """A read-only mount's ctl cannot be written: driftctl signals it and
     waits on its status for the pass."""
-    ctl = ctl_token
-    m = mounts(emulator.url, str(tmp_path / "m"), opts=["ro"],
-               cache_dir=os.path.join(ctl.cache, "driftfs"))
-    cid = emulator.data()["conversations"][-1]["id"]
-    before = m.read("conversations", str(cid), "transcript.txt", mode="r")
-    emulator.mutate(op="add_message", conversationId=cid,
-                    body="<p>synced by signal</p>", authorType="contact")
-    seq = last_seq(emulator)
-    p = ctl.run("sync")
-    assert p.returncode == 0, p.stderr
+    m, _, p = sync_through_a_mount(ctl_token, emulator, mounts, tmp_path,
+                                   "synced by signal", opts=["ro"])
     assert b"read-only; signalling it" in p.stderr
-    assert b"done by the mount" in p.stderr
     assert int(m.status()["sync_passes"]) == 2
-    fetched = [r for r in emulator.requests() if r["seq"] > seq and
-               r["path"] == "/conversations/%d" % cid]
-    assert len(fetched) == 1
-    after = m.read("conversations", str(cid), "transcript.txt", mode="r")
-    assert after.startswith(before) and "synced by signal" in after
     # A failing pass fails the command.
     emulator.add_fault(kind="status", status=500, count=1000)
-    p = ctl.run("sync")
+    p = ctl_token.run("sync")
     emulator.clear_faults()
     assert p.returncode != 0
     assert b"could not sync" in p.stderr

@@ -7,8 +7,26 @@ DESTDIR ?=
 
 CC ?= cc
 PKGS := fuse3 libcurl libcjson sqlite3
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The libraries' flags come from a generated makefile, not from pkg-config
+# at parse time: on a bare machine the first `make demo` or `make check`
+# must install the packages (scripts/install-deps) before the flags can be
+# read. make remakes an included makefile first, then reads itself again
+# with the flags in place. Goals that build nothing skip it.
+NODEPS_GOALS := clean format demo-stop uninstall
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+include build/pkg.mk
+endif
+
+build/pkg.mk: scripts/install-deps
+	@scripts/install-deps
+	@mkdir -p build
+	@pkg-config --exists $(PKGS) || { \
+		echo "pkg-config finds no $(PKGS); run scripts/install-deps" >&2; \
+		exit 1; }
+	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
+	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } >$@.tmp
+	@mv $@.tmp $@
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wvla -Wno-format-nonliteral -Wno-format-truncation

@@ -1219,7 +1219,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		to_stat(f, &a, &e.attr);
 		if (fuse_reply_create(req, &e, fi)) {
 			node_forget(f, a.ino, 1);
-			free(h);
+			handle_free(h);
 		}
 	}
 	return;
@@ -1228,7 +1228,8 @@ fail:
 		free(s->name);
 		free(s);
 	}
-	free(h);
+	/* Listed by handle_new: unlisted here, or fs_free meets it again. */
+	handle_free(h);
 	reply_err(req, r);
 }
 
@@ -1932,6 +1933,14 @@ void fs_free(struct fs *f)
 	}
 	while (f->handles)
 		handle_free(f->handles);
+	/* Scratch files still named at the end (the kernel never forgets
+	 * those: it sends no FORGET once the session ends). */
+	while (f->scratch) {
+		struct scratch *s = f->scratch;
+
+		f->scratch = s->next;
+		scratch_free(s);
+	}
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		buf_release(&f->rendered[i].data);
 	free(f->buckets);

@@ -778,8 +778,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (r)
 			goto out;
 		r = tree_getattr(f->d, &t, &a);
-		if (!r && h && h->writable)
+		if (!r && h && h->writable) {
+			/* Under the lock: a write may be growing it. */
+			pthread_mutex_lock(&h->lock);
 			a.size = (int64_t)h->data.len;
+			pthread_mutex_unlock(&h->lock);
+		}
 	}
 	/* Times are the API's to set; accept and keep ours (like cp -p). */
 out:
@@ -1350,31 +1354,52 @@ fail:
 }
 
 /*
- * Replies with size bytes of src from off, from a copy: once the kernel has
- * the reply, the reader may close the file and another thread free the
- * handle while this one is still returning from writev() (where a
- * sanitizer's interceptor reads the buffer again). Reads that reach the
+ * Copies size bytes of src from off into *out (NULL and *n 0 past its
+ * end), for a reply sent once src's lock is dropped. A read replies from a
+ * copy, never from src: a write or truncate of the same descriptor may
+ * reallocate src as soon as the lock is free, and once the kernel has the
+ * reply, the reader may close the file and a release on another thread
+ * free the handle while this one is still returning from writev() (where
+ * a sanitizer's interceptor reads the buffer again). Reads that reach the
  * daemon are rare (keep_cache), so the copy costs little.
  */
+static int slice_copy(const struct buf *src, size_t size, off_t off,
+		      char **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (off < 0 || (size_t)off >= src->len)
+		return 0;
+	if (size > src->len - (size_t)off)
+		size = src->len - (size_t)off;
+	*out = malloc(size);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, src->data + off, size);
+	*n = size;
+	return 0;
+}
+
+/* Replies r, or the n bytes of copy (from slice_copy), and frees copy. */
+static void reply_copy(fuse_req_t req, int r, char *copy, size_t n)
+{
+	if (r)
+		reply_err(req, r);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+/* Replies with size bytes of src from off; src is the caller's to keep
+ * still until this returns. */
 static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 			off_t off)
 {
 	char *copy;
+	size_t n;
+	int r = slice_copy(src, size, off, &copy, &n);
 
-	if (off < 0 || (size_t)off >= src->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > src->len - (size_t)off)
-		size = src->len - (size_t)off;
-	copy = malloc(size);
-	if (!copy) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memcpy(copy, src->data + off, size);
-	fuse_reply_buf(req, copy, size);
-	free(copy);
+	reply_copy(req, r, copy, n);
 }
 
 /* Forgets what a read-only mount rendered of ino (it changed). */
@@ -1459,6 +1484,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *copy = NULL;
+	size_t n = 0;
 	int r = 0;
 
 	if (!h) {
@@ -1471,13 +1498,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
 		if (s)
-			reply_slice(req, &s->data, size, off);
-		else
-			fuse_reply_buf(req, NULL, 0);
+			r = slice_copy(&s->data, size, off, &copy, &n);
 		nodes_unlock(f);
+		reply_copy(req, r, copy, n);
 		return;
 	}
-	/* A snapshot taken by the first read; later reads share it. */
+	/*
+	 * A snapshot taken by the first read; later reads share it. Copied
+	 * under the lock: a write or truncate of this descriptor on another
+	 * thread reallocates h->data under it.
+	 */
 	pthread_mutex_lock(&h->lock);
 	if (h->unread) {
 		set_context(f, "read", ino, NULL);
@@ -1487,11 +1517,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		else
 			buf_reset(&h->data);
 	}
+	if (!r)
+		r = slice_copy(&h->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&h->lock);
-	if (r)
-		reply_err(req, r);
-	else
-		reply_slice(req, &h->data, size, off);
+	reply_copy(req, r, copy, n);
 }
 
 /*

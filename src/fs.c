@@ -1583,6 +1583,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	/*
+	 * An append (O_APPEND, also when set later by fcntl: the kernel sends
+	 * the descriptor's flags with each write) goes at the end of the
+	 * bytes this file holds, not at off: the kernel takes off from the
+	 * size it last saw, and that is not the buffer's length for a file
+	 * whose size shows something else (a `new` file shows the id of what
+	 * it last created, and its buffer starts empty) or that another
+	 * descriptor changed. NUL bytes at the front made the JSON invalid.
+	 */
+	int append = (fi->flags & O_APPEND) != 0;
 	int r;
 
 	(void)ino;
@@ -1596,13 +1606,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 
 		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
-		r = s ? buf_write_at(&s->data, data, size, off) : -ENOENT;
+		r = s ? buf_write_at(&s->data, data, size,
+				     append ? (off_t)s->data.len : off)
+		      : -ENOENT;
 		if (s)
 			s->mtime_ms = http_wall_ms();
 		nodes_unlock(f);
 	} else if (h->writable) {
 		pthread_mutex_lock(&h->lock);
-		r = buf_write_at(&h->data, data, size, off);
+		r = buf_write_at(&h->data, data, size,
+				 append ? (off_t)h->data.len : off);
 		h->dirty = 1;
 		pthread_mutex_unlock(&h->lock);
 	} else {

@@ -98,3 +98,78 @@ def test_read_and_write_race_on_one_descriptor(mount, emulator):
     assert requests_after(emulator, seq, "PATCH") == []
     assert mount.read("contacts", str(c), "contact.json") == orig
     assert rounds > 1
+
+
+def close_error(path, data, flags=os.O_WRONLY | os.O_TRUNC):
+    """Writes data in one write(2); the errno close() fails with, or 0."""
+    fd = os.open(path, flags)
+    try:
+        os.write(fd, data)
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            return e.errno
+    return 0
+
+
+def shell_append(path, text):
+    subprocess.run(["sh", "-c", 'printf "%s" "$1" >> "$2"', "sh", text, path],
+                   check=True, capture_output=True)
+
+
+def append_fd(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("how", [shell_append, append_fd])
+def test_append_to_new_files(mount, emulator, how):
+    """>> to a `new` file: its size shows the id of what it last created
+    (so `cat new` reads it back), and an append was written at that
+    offset into an empty buffer, behind NUL bytes that made the JSON
+    invalid. Appends now go at the end of the bytes written."""
+    data = emulator.data()
+    cid = str(data["conversations"][1]["id"])
+    cases = [
+        (("contacts", "new"),
+         lambda i: {"email": "append%d@example.com" % i},
+         lambda i: {"attributes": {"email": "append%d@example.com" % i}}),
+        (("conversations", "new"),
+         lambda i: {"email": "lead@example.com", "message": "m%d" % i},
+         lambda i: {"email": "lead@example.com",
+                    "message": {"body": "m%d" % i, "attributes": {}}}),
+        (("conversations", cid, "messages", "new"),
+         lambda i: {"type": "chat", "body": "b%d" % i},
+         lambda i: {"type": "chat", "body": "b%d" % i})]
+    for parts, written, sent in cases:
+        ids = set()
+        for i in range(3):
+            seq = last_seq(emulator)
+            # After the first, the file shows an id: a size the buffer
+            # of the next open does not have.
+            how(mount.p(*parts), json.dumps(written(i)))
+            posts = requests_after(emulator, seq, "POST")
+            assert [json.loads(x["body"]) for x in posts] == [sent(i)], parts
+            new_id = mount.read(*parts, mode="r").strip()
+            assert new_id.isdigit(), (parts, new_id)
+            ids.add(new_id)
+        assert len(ids) == 3
+
+
+@pytest.mark.parametrize("how", [shell_append, append_fd])
+def test_append_to_reply_and_note_twice(mount, emulator, how):
+    """Appends to reply and note one after another: the kernel takes the
+    size of the last append as the file's, and the next one was written
+    behind it."""
+    cid = str(emulator.data()["conversations"][0]["id"])
+    seq = last_seq(emulator)
+    for name in ("reply", "note", "reply", "note"):
+        how(mount.p("conversations", cid, name), name + " appended\n")
+    posts = requests_after(emulator, seq, "POST")
+    assert [json.loads(x["body"]) for x in posts] == [
+        {"type": "chat", "body": "reply appended"},
+        {"type": "private_note", "body": "note appended"}] * 2

@@ -113,6 +113,40 @@ def close_error(path, data, flags=os.O_WRONLY | os.O_TRUNC):
     return 0
 
 
+@pytest.mark.parametrize("name,data", [
+    ("reply", b"hello\0world\n"),
+    ("note", b"internal\0 only\n"),
+    ("messages/new", b'{"type": "chat", "body": "cut\0here"}'),
+    ("messages/new", b'{"type": "chat", "body": "cut\\u0000here"}'),
+])
+def test_nul_byte_refused_not_cut(mount, emulator, name, data):
+    """A NUL byte in a reply, a note or a new message's body cut the
+    message there, silently: close() now fails with EINVAL, nothing is
+    sent, and .driftfs/errors says why."""
+    cid = str(emulator.data()["conversations"][0]["id"])
+    seq = last_seq(emulator)
+    p = mount.p("conversations", cid, *name.split("/"))
+    assert close_error(p, data) == errno.EINVAL
+    assert requests_after(emulator, seq, "POST") == []
+    errors = mount.read(".driftfs", "errors", mode="r")
+    assert "NUL" in errors and name in errors
+    # The same text without it goes through.
+    assert close_error(p, data.replace(b"\\u0000", b"").replace(b"\0", b"")) == 0
+    assert len(requests_after(emulator, seq, "POST")) == 1
+
+
+def test_nul_escape_refused_in_a_new_conversation(mount, emulator):
+    seq = last_seq(emulator)
+    body = b'{"email": "lead@example.com", "message": "a\\u0000b"}'
+    assert close_error(mount.p("conversations", "new"), body) == errno.EINVAL
+    assert requests_after(emulator, seq, "POST") == []
+    # An escaped backslash before u0000 is text, not a NUL.
+    body = b'{"email": "lead@example.com", "message": "C:\\\\u0000"}'
+    assert close_error(mount.p("conversations", "new"), body) == 0
+    posts = requests_after(emulator, seq, "POST")
+    assert [json.loads(x["body"])["message"]["body"] for x in posts] == ["C:\\u0000"]
+
+
 def shell_append(path, text):
     subprocess.run(["sh", "-c", 'printf "%s" "$1" >> "$2"', "sh", text, path],
                    check=True, capture_output=True)

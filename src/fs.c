@@ -136,7 +136,9 @@ struct handle {
 	/*
 	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
 	 * run at once (a forked child closing its copy of the descriptor
-	 * while the parent writes).
+	 * while the parent writes), and so can a READ and a WRITE or
+	 * truncate (two threads on one descriptor): a write may reallocate
+	 * data, so a read copies what it replies with before unlocking.
 	 */
 	pthread_mutex_t lock;
 	/* In fs->handles, so that those the kernel never released (a RELEASE

@@ -955,11 +955,45 @@ out:
 	return r;
 }
 
+/*
+ * A NUL byte ends a C string: the message body, note or JSON value would be
+ * cut there, and less than the user wrote sent without a word. Refused, as
+ * split_lines() refuses it in the one-a-line files (which it checks
+ * itself). In JSON, a \u0000 escape is refused too: cJSON decodes it into
+ * the same cut.
+ */
+static int refuse_nul(const struct commit_input *in)
+{
+	const char *nul;
+
+	if (in->kind == T_CONTACT_TAGS || in->kind == T_CONTACT_TIMELINE ||
+	    in->kind == T_UNSUBSCRIBE || !in->len)
+		return 0;
+	nul = memchr(in->data, '\0', in->len);
+	if (nul)
+		return invalid("a NUL byte at offset %zu (text cannot hold "
+			       "one)", (size_t)(nul - in->data));
+	if (in->kind == T_REPLY || in->kind == T_NOTE)
+		return 0;	/* plain text: a backslash is a backslash */
+	for (size_t i = 0; i + 1 < in->len; i++) {
+		if (in->data[i] != '\\')
+			continue;
+		if (in->len - i >= 6 && !memcmp(in->data + i + 1, "u0000", 5))
+			return invalid("a \\u0000 escape at offset %zu (text "
+				       "cannot hold a NUL)", i);
+		i++;	/* the escaped character */
+	}
+	return 0;
+}
+
 int commit_plan(const struct commit_input *in, struct commit_plan *out)
 {
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	r = refuse_nul(in);
+	if (r)
+		return r;
 	switch (in->kind) {
 	case T_REPLY:
 		r = plan_text_message(in, "chat", out);

@@ -136,7 +136,9 @@ struct handle {
 	/*
 	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
 	 * run at once (a forked child closing its copy of the descriptor
-	 * while the parent writes).
+	 * while the parent writes), and so can a READ and a WRITE or
+	 * truncate (two threads on one descriptor): a write may reallocate
+	 * data, so a read copies what it replies with before unlocking.
 	 */
 	pthread_mutex_t lock;
 	/* In fs->handles, so that those the kernel never released (a RELEASE
@@ -778,8 +780,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		if (r)
 			goto out;
 		r = tree_getattr(f->d, &t, &a);
-		if (!r && h && h->writable)
+		if (!r && h && h->writable) {
+			/* Under the lock: a write may be growing it. */
+			pthread_mutex_lock(&h->lock);
 			a.size = (int64_t)h->data.len;
+			pthread_mutex_unlock(&h->lock);
+		}
 	}
 	/* Times are the API's to set; accept and keep ours (like cp -p). */
 out:
@@ -1219,7 +1225,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		to_stat(f, &a, &e.attr);
 		if (fuse_reply_create(req, &e, fi)) {
 			node_forget(f, a.ino, 1);
-			free(h);
+			handle_free(h);
 		}
 	}
 	return;
@@ -1228,7 +1234,8 @@ fail:
 		free(s->name);
 		free(s);
 	}
-	free(h);
+	/* Listed by handle_new: unlisted here, or fs_free meets it again. */
+	handle_free(h);
 	reply_err(req, r);
 }
 
@@ -1349,31 +1356,52 @@ fail:
 }
 
 /*
- * Replies with size bytes of src from off, from a copy: once the kernel has
- * the reply, the reader may close the file and another thread free the
- * handle while this one is still returning from writev() (where a
- * sanitizer's interceptor reads the buffer again). Reads that reach the
+ * Copies size bytes of src from off into *out (NULL and *n 0 past its
+ * end), for a reply sent once src's lock is dropped. A read replies from a
+ * copy, never from src: a write or truncate of the same descriptor may
+ * reallocate src as soon as the lock is free, and once the kernel has the
+ * reply, the reader may close the file and a release on another thread
+ * free the handle while this one is still returning from writev() (where
+ * a sanitizer's interceptor reads the buffer again). Reads that reach the
  * daemon are rare (keep_cache), so the copy costs little.
  */
+static int slice_copy(const struct buf *src, size_t size, off_t off,
+		      char **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (off < 0 || (size_t)off >= src->len)
+		return 0;
+	if (size > src->len - (size_t)off)
+		size = src->len - (size_t)off;
+	*out = malloc(size);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, src->data + off, size);
+	*n = size;
+	return 0;
+}
+
+/* Replies r, or the n bytes of copy (from slice_copy), and frees copy. */
+static void reply_copy(fuse_req_t req, int r, char *copy, size_t n)
+{
+	if (r)
+		reply_err(req, r);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+/* Replies with size bytes of src from off; src is the caller's to keep
+ * still until this returns. */
 static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 			off_t off)
 {
 	char *copy;
+	size_t n;
+	int r = slice_copy(src, size, off, &copy, &n);
 
-	if (off < 0 || (size_t)off >= src->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > src->len - (size_t)off)
-		size = src->len - (size_t)off;
-	copy = malloc(size);
-	if (!copy) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	memcpy(copy, src->data + off, size);
-	fuse_reply_buf(req, copy, size);
-	free(copy);
+	reply_copy(req, r, copy, n);
 }
 
 /* Forgets what a read-only mount rendered of ino (it changed). */
@@ -1458,6 +1486,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *copy = NULL;
+	size_t n = 0;
 	int r = 0;
 
 	if (!h) {
@@ -1470,13 +1500,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
 		if (s)
-			reply_slice(req, &s->data, size, off);
-		else
-			fuse_reply_buf(req, NULL, 0);
+			r = slice_copy(&s->data, size, off, &copy, &n);
 		nodes_unlock(f);
+		reply_copy(req, r, copy, n);
 		return;
 	}
-	/* A snapshot taken by the first read; later reads share it. */
+	/*
+	 * A snapshot taken by the first read; later reads share it. Copied
+	 * under the lock: a write or truncate of this descriptor on another
+	 * thread reallocates h->data under it.
+	 */
 	pthread_mutex_lock(&h->lock);
 	if (h->unread) {
 		set_context(f, "read", ino, NULL);
@@ -1486,11 +1519,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		else
 			buf_reset(&h->data);
 	}
+	if (!r)
+		r = slice_copy(&h->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&h->lock);
-	if (r)
-		reply_err(req, r);
-	else
-		reply_slice(req, &h->data, size, off);
+	reply_copy(req, r, copy, n);
 }
 
 /*
@@ -1553,6 +1585,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	/*
+	 * An append (O_APPEND, also when set later by fcntl: the kernel sends
+	 * the descriptor's flags with each write) goes at the end of the
+	 * bytes this file holds, not at off: the kernel takes off from the
+	 * size it last saw, and that is not the buffer's length for a file
+	 * whose size shows something else (a `new` file shows the id of what
+	 * it last created, and its buffer starts empty) or that another
+	 * descriptor changed. NUL bytes at the front made the JSON invalid.
+	 */
+	int append = (fi->flags & O_APPEND) != 0;
 	int r;
 
 	(void)ino;
@@ -1566,13 +1608,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 
 		nodes_lock(f);
 		s = scratch_by_ino_locked(f, h->scratch);
-		r = s ? buf_write_at(&s->data, data, size, off) : -ENOENT;
+		r = s ? buf_write_at(&s->data, data, size,
+				     append ? (off_t)s->data.len : off)
+		      : -ENOENT;
 		if (s)
 			s->mtime_ms = http_wall_ms();
 		nodes_unlock(f);
 	} else if (h->writable) {
 		pthread_mutex_lock(&h->lock);
-		r = buf_write_at(&h->data, data, size, off);
+		r = buf_write_at(&h->data, data, size,
+				 append ? (off_t)h->data.len : off);
 		h->dirty = 1;
 		pthread_mutex_unlock(&h->lock);
 	} else {
@@ -1932,6 +1977,14 @@ void fs_free(struct fs *f)
 	}
 	while (f->handles)
 		handle_free(f->handles);
+	/* Scratch files still named at the end (the kernel never forgets
+	 * those: it sends no FORGET once the session ends). */
+	while (f->scratch) {
+		struct scratch *s = f->scratch;
+
+		f->scratch = s->next;
+		scratch_free(s);
+	}
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		buf_release(&f->rendered[i].data);
 	free(f->buckets);

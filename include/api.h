@@ -176,4 +176,28 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
  */
 char *api_next_path(const char *url);
 
+/* What POST /app/token_info says about a token (drift-api.md §2.3). */
+struct api_token_info {
+	long status;		/* HTTP status; 0 when no answer arrived */
+	int64_t org;		/* from authenticated_userid "orgId:<n>" (or a
+				 * top-level orgId); 0 when it names none */
+	int64_t expires_in;	/* as answered; 0 for install tokens */
+	char scope[512];	/* space-separated, "" when absent */
+	char message[256];	/* the API's error message, if any */
+};
+
+/*
+ * Asks the API about token (sent in the body; the bearer is http's). Returns
+ * 0 when a JSON answer arrived (out->org may still be 0), else -errno with
+ * out->status and out->message saying what happened.
+ */
+int api_token_info(struct http *h, const char *token,
+		   struct api_token_info *out);
+/*
+ * The org of the account's users (GET /users/list, the first user carrying
+ * an orgId): the other place the API names the org. -ENOENT when no user
+ * names one.
+ */
+int api_users_org(struct http *h, int64_t *org);
+
 #endif

@@ -17,6 +17,12 @@
  * refresh tokens work once). A running mount also picks up a new
  * `driftctl login` this way, on its next 401 or refresh.
  *
+ * The file also records the org the token belongs to (org_id, written by
+ * driftctl login), which picks the cache offline (account.h). A source
+ * pinned to an org (auth_pin_org) does not take up a file that a later login
+ * filled with another org's token: a mount keeps serving the org it started
+ * with, and never writes over the new login.
+ *
  * Tokens and secrets never reach the log, argv or error messages; memory
  * that held them is scrubbed before it is freed.
  *
@@ -40,7 +46,7 @@ struct auth_creds {
 	int64_t expires_at;	/* epoch seconds; 0 = does not expire/unknown */
 	char *client_id;
 	char *client_secret;
-	int64_t org_id;		/* from a token answer (not stored); 0 = none */
+	int64_t org_id;		/* the Drift org (file: org_id); 0 = unknown */
 	int64_t lifetime;	/* expires_in of a token answer, seconds */
 };
 
@@ -123,5 +129,12 @@ struct auth_info {
 	int64_t expires_at;	/* epoch seconds, 0 = no expiry known */
 };
 void auth_get_info(struct auth *a, struct auth_info *out);
+
+/* The org the credentials file records for the token; 0 when unknown (no
+ * org_id line, or DRIFT_TOKEN). */
+int64_t auth_org(struct auth *a);
+/* From now on, refuse a credentials file that names another org than org
+ * (see the top of this file). */
+void auth_pin_org(struct auth *a, int64_t org);
 
 #endif

@@ -145,6 +145,13 @@ int64_t store_meta_i64(struct store *st, const char *key);
 int store_meta_set_i64(struct store *st, const char *key, int64_t v);
 
 /*
+ * The distinct orgIds of the cached users (at most n into orgs, *found of
+ * them): which Drift org(s) a cache without a recorded org holds. The org a
+ * cache belongs to is the meta value "org_id" (account.c).
+ */
+int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found);
+
+/*
  * The outbox: accepted writes waiting for the API. Every change to it is
  * committed with synchronous=FULL on a connection of its own, so a write
  * that close() accepted survives a crash or power loss.

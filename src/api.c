@@ -989,3 +989,98 @@ int api_accounts(struct http *h, api_object_cb cb, void *ctx)
 	free(mark);
 	return err;
 }
+
+/* "orgId:1351205" (token_info's authenticated_userid) or a bare number. */
+static int64_t org_from(const cJSON *v)
+{
+	const char *who = json_get_str(v, "authenticated_userid");
+	int64_t org = 0;
+	char *end;
+
+	if (who && !strncmp(who, "orgId:", 6)) {
+		errno = 0;
+		org = strtoll(who + 6, &end, 10);
+		if (errno || end == who + 6 || *end)
+			org = 0;
+	}
+	/* drift-api.md §2.2: token answers may carry orgId at top level. */
+	if (org <= 0 && json_get_i64(v, "orgId", &org))
+		org = 0;
+	return org > 0 ? org : 0;
+}
+
+int api_token_info(struct http *h, const char *token,
+		   struct api_token_info *out)
+{
+	struct http_response resp;
+	cJSON *body = cJSON_CreateObject(), *v = NULL;
+	char *text = NULL;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!body || !cJSON_AddStringToObject(body, "access_token", token)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	text = cJSON_PrintUnformatted(body);
+	if (!text) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = http_call(h, "POST", "/app/token_info", NULL, text, strlen(text),
+			JSON_MAX, HTTP_IDEMPOTENT, &resp);
+	out->status = resp.status;
+	snprintf(out->message, sizeof(out->message), "%s", resp.message);
+	if (!err)
+		v = json_parse(resp.body.data ? resp.body.data : "",
+			       resp.body.len);
+	if (v) {
+		const char *sc = json_get_str(v, "scope");
+
+		out->org = org_from(v);
+		if (sc)
+			snprintf(out->scope, sizeof(out->scope), "%s", sc);
+		if (json_get_i64(v, "expires_in", &out->expires_in))
+			out->expires_in = 0;
+	} else if (!err) {
+		err = -EIO;
+	}
+	cJSON_Delete(v);
+	http_response_release(&resp);
+out:
+	if (text) {
+		memset(text, 0, strlen(text));
+		free(text);
+	}
+	cJSON_Delete(body);
+	return err;
+}
+
+int api_users_org(struct http *h, int64_t *org)
+{
+	const char *path = "/users/list";
+	struct http_response resp;
+	cJSON *v = NULL, *data, *u;
+	int err = get_body(h, path, &resp);
+
+	*org = 0;
+	if (!err)
+		v = parse_body(path, resp.body.data, resp.body.len, &err);
+	data = v ? cJSON_GetObjectItemCaseSensitive(v, "data") : NULL;
+	if (!cJSON_IsArray(data))
+		data = NULL;
+	cJSON_ArrayForEach(u, data)
+	{
+		int64_t o;
+
+		if (!json_get_i64(u, "orgId", &o) && o > 0) {
+			*org = o;
+			break;
+		}
+	}
+	if (!err && !*org)
+		err = -ENOENT;
+	cJSON_Delete(v);
+	http_response_release(&resp);
+	return err;
+}

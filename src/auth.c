@@ -26,7 +26,7 @@
 
 static const char *const cred_names[] = { "access_token", "refresh_token",
 					  "expires_at", "client_id",
-					  "client_secret" };
+					  "client_secret", "org_id" };
 
 static void scrub_free(char *s)
 {
@@ -128,6 +128,11 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 			break;
 		case 3:
 			r = set_owned(&c->client_id, s);
+			break;
+		case 5:
+			c->org_id = strtoll(s, NULL, 10);
+			if (c->org_id < 0)
+				c->org_id = 0;
 			break;
 		default:
 			r = set_owned(&c->client_secret, s);
@@ -237,6 +242,8 @@ int auth_creds_write(const char *path, const struct auth_creds *c,
 		else if (vals[i])
 			r = buf_printf(&b, "%s = %s\n", cred_names[i], vals[i]);
 	}
+	if (!r && c->org_id > 0)
+		r = buf_printf(&b, "org_id = %lld\n", (long long)c->org_id);
 	if (r)
 		goto out;
 	fd = mkostemp(tmp, O_CLOEXEC);	/* mode 0600 */
@@ -428,6 +435,9 @@ struct auth {
 				 * changes, do not try again */
 	int64_t retry_after_ms;	/* monotonic: no refresh before this */
 	unsigned long warned_gen; /* the gen a 401 was last reported for */
+	int64_t pinned;		/* the org whose cache is served; 0 = any */
+	int foreign;		/* the file now holds another org's token:
+				 * kept out, and never written over */
 };
 
 static int same_file(const struct stat *a, const struct stat *b)
@@ -467,6 +477,25 @@ static void reload(struct auth *a, int force)
 		return;		/* keep what we have; the reader logged why */
 	a->seen = st;
 	a->have_seen = 1;
+	/* A login to another org while a mount runs: its token would sync
+	 * that org into this org's cache. The mount keeps the token it has
+	 * and leaves the file to the new login. A file without org_id
+	 * (hand-written, --no-verify) cannot be told apart and is taken. */
+	if (a->pinned && c.org_id && c.org_id != a->pinned) {
+		if (!a->foreign)
+			log_error_event("%s now holds a token of Drift org %lld, "
+					"and this cache is org %lld's: the "
+					"token is not used here (unmount, then "
+					"mount again to serve org %lld from a "
+					"cache of its own)",
+					a->path, (long long)c.org_id,
+					(long long)a->pinned,
+					(long long)c.org_id);
+		a->foreign = 1;
+		auth_creds_release(&c);
+		return;
+	}
+	a->foreign = 0;
 	a->refused = 0;
 	/* The file is written right after a token answer, so its age tells
 	 * the token's lifetime, which sets the refresh margin. */
@@ -575,8 +604,11 @@ static int refresh_locked(struct auth *a, struct http *h, const char *rejected)
 	fresh.client_id = a->cur.client_id;
 	fresh.client_secret = a->cur.client_secret;
 	a->cur.client_id = a->cur.client_secret = NULL;
+	if (!fresh.org_id)
+		fresh.org_id = a->cur.org_id;
 	adopt(a, &fresh);
-	r = auth_creds_write(a->path, &a->cur, 0);
+	/* The file belongs to another org's login now: ours stays here. */
+	r = a->foreign ? 0 : auth_creds_write(a->path, &a->cur, 0);
 	if (r)
 		log_err("cannot save the refreshed token to %s: %s (the old "
 			"refresh token is used up: other programs sharing the "
@@ -747,6 +779,24 @@ int auth_token(struct auth *a, struct http *h, char **token)
 	unsigned long gen;
 
 	return hook_token(a, h, token, &gen);
+}
+
+int64_t auth_org(struct auth *a)
+{
+	int64_t org;
+
+	pthread_mutex_lock(&a->lock);
+	reload(a, 0);
+	org = a->cur.org_id;
+	pthread_mutex_unlock(&a->lock);
+	return org;
+}
+
+void auth_pin_org(struct auth *a, int64_t org)
+{
+	pthread_mutex_lock(&a->lock);
+	a->pinned = org;
+	pthread_mutex_unlock(&a->lock);
 }
 
 void auth_get_info(struct auth *a, struct auth_info *out)

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "api.h"
 #include "auth.h"
 #include "config.h"
@@ -71,7 +72,9 @@ static const struct opt global_opts[] = {
 struct ctl {
 	struct driftfs d;	/* cfg, store, http, sync */
 	struct auth *auth;	/* NULL offline or before open_http() */
-	char *dir;		/* the account's cache directory */
+	struct account acc;	/* the org and its cache (open_dir()) */
+	const char *dir;	/* acc.dir: the org's cache directory */
+	char *host_dir;		/* the API host's directory (report-calls) */
 	int verbose;
 	int help;		/* COMMAND --help */
 	const char *cmd;
@@ -400,16 +403,36 @@ static int open_http(struct ctl *c, int need_token)
 	return c->d.http ? 0 : DX_LOCAL;
 }
 
-/* The account directory (created 0700 when create is set). */
-static int open_dir(struct ctl *c, int create)
+/* The API host's directory (created 0700 when create is set). */
+static int open_host_dir(struct ctl *c, int create)
 {
-	if (!c->dir)
-		c->dir = config_account_dir(&c->d.cfg);
-	if (!c->dir)
+	if (!c->host_dir)
+		c->host_dir = config_account_dir(&c->d.cfg);
+	if (!c->host_dir)
 		return DX_LOCAL;
 	if (create && (config_private_dir(c->d.cfg.cache_dir) ||
-		       config_private_dir(c->dir)))
+		       config_private_dir(c->host_dir)))
 		return DX_LOCAL;
+	return 0;
+}
+
+/*
+ * The cache directory of the token's org, as driftfs picks it (account.h):
+ * online, after open_http(). With create, directories are made and an old
+ * cache is moved into place; without, nothing on disk changes.
+ */
+static int open_dir(struct ctl *c, int create)
+{
+	int r;
+
+	if (c->dir)
+		return 0;
+	r = account_open(&c->acc, &c->d.cfg, c->d.http, c->auth, create);
+	if (r)
+		return DX_LOCAL;	/* logged, with what to do */
+	c->dir = c->acc.dir;
+	if (c->auth && c->acc.org)
+		auth_pin_org(c->auth, c->acc.org);
 	return 0;
 }
 
@@ -424,7 +447,7 @@ static int open_store(struct ctl *c)
 		say("cannot open the cache in %s: %s", c->dir, strerror(errno));
 		return DX_LOCAL;
 	}
-	return 0;
+	return account_check_store(&c->acc, c->d.store) ? DX_LOCAL : 0;
 }
 
 /*
@@ -445,7 +468,8 @@ static void ctl_release(struct ctl *c)
 	http_free(c->d.http);
 	auth_free(c->auth);
 	store_close(c->d.store);
-	free(c->dir);
+	account_release(&c->acc);
+	free(c->host_dir);
 	config_release(&c->d.cfg);
 }
 
@@ -521,41 +545,14 @@ static long token_info(struct http *h, const char *token, int64_t *org,
 		       int64_t *expires_in, char *scope, size_t scope_n,
 		       char *msg, size_t msg_n)
 {
-	struct http_response resp;
-	cJSON *body = cJSON_CreateObject(), *v = NULL;
-	char *text = NULL;
-	long status = 0;
+	struct api_token_info ti;
 
-	*org = *expires_in = 0;
-	scope[0] = msg[0] = '\0';
-	if (!body || !cJSON_AddStringToObject(body, "access_token", token))
-		goto out;
-	text = cJSON_PrintUnformatted(body);
-	if (!text)
-		goto out;
-	http_call(h, "POST", "/app/token_info", NULL, text, strlen(text),
-		  1 << 20, HTTP_IDEMPOTENT, &resp);
-	status = resp.status;
-	snprintf(msg, msg_n, "%s", resp.message);
-	if (status >= 200 && status < 300)
-		v = json_parse(resp.body.data, resp.body.len);
-	if (v) {
-		const char *who = json_get_str(v, "authenticated_userid");
-		const char *sc = json_get_str(v, "scope");
-
-		if (who && !strncmp(who, "orgId:", 6))
-			*org = strtoll(who + 6, NULL, 10);
-		if (sc)
-			snprintf(scope, scope_n, "%s", sc);
-		if (json_get_i64(v, "expires_in", expires_in))
-			*expires_in = 0;
-	}
-	cJSON_Delete(v);
-	http_response_release(&resp);
-out:
-	scrub_free(text);
-	cJSON_Delete(body);
-	return status;
+	api_token_info(h, token, &ti);
+	*org = ti.org;
+	*expires_in = ti.expires_in;
+	snprintf(scope, scope_n, "%s", ti.scope);
+	snprintf(msg, msg_n, "%s", ti.message);
+	return ti.status;
 }
 
 static int login_token(struct ctl *c, struct login_args *la)
@@ -612,6 +609,8 @@ static int login_token(struct ctl *c, struct login_args *la)
 		}
 	}
 	cr.access_token = tok;
+	/* Offline, the org picks the cache (account.h). */
+	cr.org_id = org;
 	r = save_creds(c, &cr);
 	cr.access_token = NULL;
 	if (!r) {
@@ -1261,7 +1260,9 @@ static int cmd_sync(struct ctl *c, int argc, char **argv, int from)
 		return DX_API;
 	}
 	show = sa.progress >= 0 ? sa.progress : isatty(STDERR_FILENO);
-	r = open_dir(c, 1);
+	/* The token's org picks the cache, and the mount serving it. */
+	r = open_http(c, 1);
+	r = r ? r : open_dir(c, 1);
 	if (r)
 		goto out;
 	/* A mount of this cache does the pass itself: no second writer,
@@ -1284,7 +1285,6 @@ static int cmd_sync(struct ctl *c, int argc, char **argv, int from)
 		flock(lock_fd, LOCK_EX);
 	}
 	r = open_store(c);
-	r = r ? r : open_http(c, 1);
 	if (r)
 		goto out;
 	c->d.started_ms = http_wall_ms();
@@ -1445,7 +1445,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 		return r;
 	if (config_validate(&c->d.cfg))
 		return DX_USAGE;
-	r = open_dir(c, 0);
+	r = open_host_dir(c, 0);
 	if (r)
 		return r;
 	/* Failures show up in the lines below. */
@@ -1458,6 +1458,13 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 
 		if (e == DX_LOCAL || e == DX_USAGE)
 			return e;
+	}
+	/* Offline, the credentials file's org picks the cache. */
+	if (c->d.cfg.offline && !c->auth) {
+		struct stat cst;
+
+		if (!stat(c->d.cfg.credentials, &cst))
+			c->auth = auth_new(&c->d.cfg);
 	}
 	if (c->auth) {
 		auth_get_info(c->auth, &ai);
@@ -1509,7 +1516,14 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 		}
 	}
 
-	/* The cache. */
+	/* The cache of the token's org. */
+	r = open_dir(c, 0);
+	if (r) {
+		result = r;
+		goto out;
+	}
+	if (c->acc.org)
+		printf("cache_org: %lld\n", (long long)c->acc.org);
 	if (asprintf(&db, "%s/cache.db", c->dir) < 0) {
 		db = NULL;
 		result = DX_LOCAL;
@@ -1558,7 +1572,8 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 		buf_release(&b);
 	}
 	printf("report_calls: %d in the last minute (limit %d)\n",
-	       report_calls_recent(c->dir), REPORT_LIMIT);
+	       c->host_dir ? report_calls_recent(c->host_dir) : 0,
+	       REPORT_LIMIT);
 out:
 	free(db);
 	free(mnt);
@@ -2209,9 +2224,10 @@ static int cmd_report(struct ctl *c, int argc, char **argv, int from)
 		goto out;
 	}
 	set_log_level(c, 1);
-	r = open_dir(c, 1);
+	/* The report limit is the API's, whichever org: one per host. */
+	r = open_host_dir(c, 1);
 	r = r ? r : open_http(c, 1);
-	r = r ? r : report_slot(c->dir, ra.no_wait);
+	r = r ? r : report_slot(c->host_dir, ra.no_wait);
 	if (r)
 		goto out;
 	/* Reports change nothing: a 429 is waited out and retried. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "auth.h"
 #include "config.h"
 #include "driftfs.h"
@@ -234,7 +235,8 @@ int main(int argc, char *argv[])
 	struct cli cli;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
-	char *conf_path = NULL, *dir = NULL, *mnt_abs = NULL;
+	char *conf_path = NULL, *mnt_abs = NULL;
+	struct account acc = { 0 };
 	struct auth *auth = NULL;
 	struct kicker kick = { 0 };
 	int ret = 1, mounted = 0, note = -1;
@@ -277,10 +279,6 @@ int main(int argc, char *argv[])
 	config_forget_env("DRIFT_TOKEN");
 	if (!auth && !d.cfg.offline)
 		goto out;
-	dir = config_account_dir(&d.cfg);
-	if (!dir || config_private_dir(d.cfg.cache_dir) ||
-	    config_private_dir(dir))
-		goto out;
 
 	/* Everything with threads or libraries starts before the fork only
 	 * if it keeps no threads: curl's global state and SQLite files. */
@@ -292,11 +290,6 @@ int main(int argc, char *argv[])
 	d.gid = getgid();
 	d.started_ms = http_wall_ms();
 	d.read_only = cli.read_only;
-	d.store = store_open(dir);
-	if (!d.store) {
-		log_err("cannot open the cache in %s: %s", dir, strerror(errno));
-		goto out_curl;
-	}
 	{
 		struct http_opts ho = {
 			.base_url = d.cfg.api_url,
@@ -310,10 +303,28 @@ int main(int argc, char *argv[])
 
 		d.http = http_new(&ho);
 	}
+	if (!d.http) {
+		log_err("out of memory");
+		goto out_curl;
+	}
+	/* One cache per Drift org (account.h): which org, which cache. */
+	if (account_open(&acc, &d.cfg, d.http, auth, 1))
+		goto out_curl;
+	d.store = store_open(acc.dir);
+	if (!d.store) {
+		log_err("cannot open the cache in %s: %s", acc.dir,
+			strerror(errno));
+		goto out_curl;
+	}
+	if (account_check_store(&acc, d.store))
+		goto out_curl;
+	/* A later login to another org must not reach this cache. */
+	if (auth && acc.org)
+		auth_pin_org(auth, acc.org);
 	d.fs = fs_new(&d);
 	d.sync = d.fs ? sync_new(&d, fs_on_change, d.fs) : NULL;
 	d.outbox = outbox_new(&d);
-	if (!d.http || !d.fs || !d.sync || !d.outbox) {
+	if (!d.fs || !d.sync || !d.outbox) {
 		log_err("out of memory");
 		goto out_curl;
 	}
@@ -342,7 +353,7 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	/* So that `driftctl sync` asks this mount instead of racing it. */
 	if (mnt_abs)
-		note = config_mount_note(dir, mnt_abs);
+		note = config_mount_note(acc.dir, mnt_abs);
 
 	/* The outbox starts first: writes left by an earlier run go out
 	 * before the first sync pass can show stale data over them. */
@@ -389,7 +400,7 @@ out:
 		close(note);
 	auth_free(auth);
 	free(mnt_abs);
-	free(dir);
+	account_release(&acc);
 	free(conf_path);
 	free(cli.mountpoint);
 	free(cli.source);

@@ -1669,3 +1669,33 @@ int store_outbox_each(struct store *st,
 	pthread_mutex_unlock(&st->outbox_lock);
 	return r;
 }
+
+int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found)
+{
+	/* Rare (once when an old cache is adopted): no pooled statement. */
+	static const char sql[] =
+		"SELECT DISTINCT json_extract(json, '$.orgId') FROM users"
+		" WHERE json_valid(json) AND"
+		" json_type(json, '$.orgId') = 'integer' LIMIT ?1";
+	struct db *d = db_get(st);
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	*found = 0;
+	if (!d)
+		return -errno;
+	rc = sqlite3_prepare_v2(d->sql, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_errno(rc);
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *found < n)
+		orgs[(*found)++] = sqlite3_column_int64(s, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = sql_errno(rc);
+out:
+	sqlite3_finalize(s);
+	db_put(st, d);
+	return r;
+}

@@ -339,8 +339,9 @@ def make_test_pki(d):
 
 
 def cache_file(m, name="cache.db"):
-    """The path of a mount's cache.db (or name beside it)."""
-    found = glob.glob(os.path.join(m.cache, "*", name))
+    """The path of a mount's cache.db (or name beside it): in the directory
+    of the org, <cache_dir>/<host>/<orgId>/."""
+    found = glob.glob(os.path.join(m.cache, "*", "[0-9]*", name))
     assert len(found) == 1, found
     return found[0]
 

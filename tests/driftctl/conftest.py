@@ -70,8 +70,16 @@ class Ctl:
     def account_dir(self):
         return os.path.join(self.cache, "driftfs", "127.0.0.1_%d" % self.emulator.port)
 
+    def org_dir(self, org=None):
+        """The cache of one org (the only one there, by default)."""
+        if org is not None:
+            return os.path.join(self.account_dir(), str(org))
+        orgs = [n for n in os.listdir(self.account_dir()) if n.isdigit()]
+        assert len(orgs) == 1, orgs
+        return os.path.join(self.account_dir(), orgs[0])
+
     def db_path(self):
-        return os.path.join(self.account_dir(), "cache.db")
+        return os.path.join(self.org_dir(), "cache.db")
 
     def sql(self, query):
         """One query on the cache, read-only, beside whoever writes it."""

@@ -147,7 +147,7 @@ def test_login_token_stdin(ctl, emulator):
     st = os.stat(ctl.credentials)
     assert stat.S_IMODE(st.st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(ctl.credentials)).st_mode) == 0o700
-    assert ctl.creds() == {"access_token": TOKEN}
+    assert ctl.creds() == {"access_token": TOKEN, "org_id": str(ORG_ID)}
     assert [r["method"] for r in requests_for(emulator, "POST /app/token_info")] == ["POST"]
 
     p = ctl.run("api", "/users/list")
@@ -583,8 +583,8 @@ def test_status_lists_the_outbox(ctl_token, emulator, mounts, tmp_path):
 
 def test_sync_ignores_a_dead_mount_note(ctl_token, emulator):
     ctl = ctl_token
-    os.makedirs(ctl.account_dir(), mode=0o700, exist_ok=True)
-    with open(os.path.join(ctl.account_dir(), "mount"), "w") as f:
+    os.makedirs(ctl.org_dir(ORG_ID), mode=0o700, exist_ok=True)
+    with open(os.path.join(ctl.org_dir(ORG_ID), "mount"), "w") as f:
         f.write("999999\n/nonexistent/mnt\n")
     p = ctl.run("sync")
     assert p.returncode == 0, p.stderr

@@ -231,11 +231,11 @@ class Store:
 
     def __init__(self, seed=1, users=6, contacts=40, conversations=60,
                  messages=8, attachments=10, base_url="http://127.0.0.1",
-                 big_conversation=0):
+                 big_conversation=0, org_id=ORG_ID):
         self.lock = threading.RLock()
         self.seed = seed
         self.base_url = base_url.rstrip("/")
-        self.org_id = ORG_ID
+        self.org_id = org_id
         self.users = {}            # id -> user
         self.contacts = {}         # id -> contact
         self.conversations = {}    # id -> full conversation
@@ -274,7 +274,7 @@ class Store:
 
     def _gen_users(self, rng, n):
         """Users: a bot first, then people; optional fields sometimes absent."""
-        bot = {"id": BOT_USER_ID, "orgId": ORG_ID, "name": "Driftbot",
+        bot = {"id": BOT_USER_ID, "orgId": self.org_id, "name": "Driftbot",
                "alias": "Driftbot", "availability": "AVAILABLE",
                "role": "member", "verified": True, "bot": True,
                "createdAt": BASE_MS - 900 * DAY_MS,
@@ -288,7 +288,7 @@ class Store:
             name = f"{first} {last}" if k != 3 else "Søren Kierkegaard"
             uid = USER_ID_BASE + k * USER_ID_STEP
             created = BASE_MS - rng.randint(200, 900) * DAY_MS
-            user = {"id": uid, "orgId": ORG_ID, "name": name,
+            user = {"id": uid, "orgId": self.org_id, "name": name,
                     "alias": first,
                     "email": f"{first.lower()}.{k}@driftfs-demo.example",
                     "phone": f"555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
@@ -321,7 +321,7 @@ class Store:
                 rng.getrandbits(16), rng.getrandbits(48))
             self.playbooks.append({
                 "id": PLAYBOOK_ID_BASE + k * 1013, "name": name,
-                "orgId": ORG_ID, "meta": {}, "createdAt": created,
+                "orgId": self.org_id, "meta": {}, "createdAt": created,
                 "updatedAt": created + rng.randint(1, 90) * DAY_MS,
                 "createdAuthorId": author, "updatedAuthorId": author,
                 "interactionId": 305989 + k, "reportType": kinds[k],
@@ -498,7 +498,7 @@ class Store:
                           "bot": False}
             else:
                 author = {"type": "user", "id": BOT_USER_ID, "bot": True}
-            msg = {"id": mid, "orgId": ORG_ID, "conversationId": conv["id"],
+            msg = {"id": mid, "orgId": self.org_id, "conversationId": conv["id"],
                    "body": body, "author": author, "type": mtype,
                    "createdAt": t}
             if kind == "bot" and rng.random() < 0.3:
@@ -961,7 +961,7 @@ class Store:
         now = self.tick()
         mid = self._next_msg
         self._next_msg += MSG_ID_STEP
-        msg = {"id": mid, "orgId": ORG_ID, "conversationId": conv["id"],
+        msg = {"id": mid, "orgId": self.org_id, "conversationId": conv["id"],
                "body": text, "author": author, "type": mtype, "createdAt": now}
         if buttons is not None:
             msg["buttons"] = buttons

@@ -502,15 +502,28 @@ class Auth:
     """Install token (never expires) plus OAuth-issued tokens with a TTL.
 
     Refresh tokens rotate: using one invalidates it, as Kong-style OAuth
-    servers do, so a client must persist the new one.
+    servers do, so a client must persist the new one. Every token belongs to
+    one org: the main one (ORG_ID), or another org's install token (--org).
     """
 
     def __init__(self, install_token, ttl):
         self.lock = threading.Lock()
         self.ttl = ttl
         self.install_token = install_token
-        self.tokens = {install_token: {"expires": None, "created": 1700000000000}}
+        self.tokens = {install_token: {"expires": None, "created": 1700000000000,
+                                       "org": ORG_ID}}
         self.refresh = set()
+
+    def add_install(self, token, org):
+        """Another org's install token (never expires)."""
+        with self.lock:
+            self.tokens[token] = {"expires": None, "created": 1700000000000,
+                                  "org": org}
+
+    def org_of(self, token):
+        """The org a valid token belongs to."""
+        with self.lock:
+            return self.tokens[token]["org"]
 
     def check(self, header):
         """The token from an Authorization header if valid, else None."""
@@ -534,7 +547,8 @@ class Auth:
         refresh = "rt-" + secrets.token_hex(16)
         with self.lock:
             self.tokens[access] = {"expires": time.time() + self.ttl,
-                                   "created": int(time.time() * 1000)}
+                                   "created": int(time.time() * 1000),
+                                   "org": ORG_ID}
             self.refresh.add(refresh)
         return access, refresh
 
@@ -557,7 +571,8 @@ class Auth:
                 left = int(info["expires"] - time.time())
                 if left <= 0:
                     return None
-            return {"created": info["created"], "expires_in": left}
+            return {"created": info["created"], "expires_in": left,
+                    "org": info["org"]}
 
     def expire_all(self):
         """Expire every OAuth access token (the install token stays)."""
@@ -695,7 +710,7 @@ class Api:
         if info is None:
             raise invalid("unknown access_token")
         return json_reply({"access_token": token,
-                           "authenticated_userid": f"orgId:{ORG_ID}",
+                           "authenticated_userid": f"orgId:{info['org']}",
                            "credential_id": "driftfs-emulator-app",
                            "token_type": "bearer", "expires_in": info["expires_in"],
                            "created_at": info["created"], "scope": SCOPES,
@@ -1006,8 +1021,12 @@ class Admin:
                            "paging": self.emu.api.paging})
 
     def data(self, req):
-        """The whole dataset as the API serves each object."""
-        store = self.emu.store
+        """The whole dataset as the API serves each object (?org= another
+        org's, one made with --org)."""
+        org = req.int_arg("org", ORG_ID)
+        if org not in self.emu.orgs:
+            raise not_found(f"no org {org}")
+        store = self.emu.orgs[org].store
         with store.lock:
             return json_reply(store.dump())
 
@@ -1128,6 +1147,17 @@ class Emulator:
         self.faults = Faults(args)
         self.log = RequestLog()
         self.api = Api(self.store, self.auth, self.faults, args.paging)
+        # Other orgs (--org TOKEN=ORGID): a smaller dataset of their own,
+        # seeded apart, served to that org's token only. Their ids overlap
+        # the main org's, as two real orgs' ids may.
+        self.orgs = {ORG_ID: self.api}
+        for n, spec in enumerate(args.org or (), start=1):
+            token, org = spec
+            store = Store(seed=args.seed + 1000 * n, users=3, contacts=5,
+                          conversations=4, messages=3, attachments=0,
+                          base_url=base_url, org_id=org)
+            self.orgs[org] = Api(store, self.auth, self.faults, args.paging)
+            self.auth.add_install(token, org)
         self.admin = Admin(self)
 
     def execute(self, req, route):
@@ -1135,12 +1165,16 @@ class Emulator:
         template, func, public, params = route
         if template is None:
             return error_reply(func, message=f"no such endpoint: {req.method} {req.path}")
-        if not public and self.auth.check(req.headers.get("Authorization")) is None:
+        token = None if public else self.auth.check(req.headers.get("Authorization"))
+        if not public and token is None:
             return error_reply(401, "authentication_error", AUTH_MESSAGE,
                                {"WWW-Authenticate": "Bearer"})
+        api = self.api if token is None else self.orgs[self.auth.org_of(token)]
+        if api is not self.api:     # the same endpoint, on that org's data
+            func = getattr(api, func.__name__)
         req.params = params
         try:
-            with self.store.lock:
+            with api.store.lock:
                 return func(req)
         except ApiError as err:
             return error_reply(err.status, err.etype, err.message, err.headers)
@@ -1407,6 +1441,15 @@ class EmulatorServer(ThreadingHTTPServer):
 # Command line
 # ----------------------------------------------------------------------
 
+def org_spec(text):
+    """TOKEN=ORGID of --org."""
+    token, _, org = text.partition("=")
+    if not token or not org.isdigit() or int(org) == ORG_ID:
+        raise argparse.ArgumentTypeError(
+            f"--org wants TOKEN=ORGID, an org other than {ORG_ID}")
+    return token, int(org)
+
+
 def parse_args(argv):
     """The command line (see README.md)."""
     p = argparse.ArgumentParser(description="Drift REST API emulator for driftfs tests")
@@ -1424,6 +1467,9 @@ def parse_args(argv):
                    help="give the second conversation N messages (a huge messages/ "
                         "directory, for benchmarks)")
     p.add_argument("--token", default="demo-token", help="accepted install token")
+    p.add_argument("--org", action="append", type=org_spec, metavar="TOKEN=ORGID",
+                   help="serve another org (a small dataset of its own) to this "
+                        "install token; repeatable")
     p.add_argument("--token-ttl", type=int, default=7200,
                    help="lifetime of OAuth access tokens, seconds")
     p.add_argument("--paging", choices=("legacy", "token"), default="legacy")

@@ -42,6 +42,54 @@ static cJSON *id_node(int64_t id)
 }
 
 /*
+ * The class of object a kind of call changes: with the target, the outbox
+ * row's ordering key. Ids of different classes may be equal, so the class
+ * is part of the key; a kind missing here orders as its own class.
+ */
+static const char *object_class(const char *kind)
+{
+	static const char *const map[][2] = {
+		{ "message", "conversation" },
+		{ "contact_patch", "contact" },
+		{ "tag_add", "contact" },
+		{ "tag_delete", "contact" },
+		{ "contact_delete", "contact" },
+		{ "timeline", "contact" },
+		{ "user_patch", "user" },
+		{ "account_patch", "account" },
+		/* Creations: the contact email the new object is for. */
+		{ "contact_create", "email" },
+		{ "conversation_create", "email" },
+		{ "unsubscribe", "unsubscribe" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(kind, map[i][0]))
+			return map[i][1];
+	return kind;
+}
+
+/*
+ * The target of a call about an object named by a string (an account id,
+ * the email of a contact or conversation to create): its hash, as accounts
+ * get their inode numbers. Emails compare without case, as the API's do.
+ */
+static int64_t string_target(const char *s, int fold)
+{
+	char *t = s ? strdup(s) : NULL;
+	int64_t h;
+
+	if (!t)
+		return -1;
+	for (char *c = t; fold && *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	h = store_account_hash(t);
+	free(t);
+	return h;
+}
+
+/*
  * Queues one API call and tries it now. body is consumed. 0 when accepted
  * or queued, else the errno of a refusal.
  */
@@ -63,7 +111,12 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	row.method = strdup(method);
 	row.api_path = strdup(api_path);
 	row.target = target;
-	r = row.path && row.kind && row.method && row.api_path ? 0 : -ENOMEM;
+	if (asprintf(&row.object, "%s:%lld", object_class(kind),
+		     (long long)target) < 0)
+		row.object = NULL;
+	r = row.path && row.kind && row.method && row.api_path && row.object
+		    ? 0
+		    : -ENOMEM;
 	if (!r && text)
 		r = buf_adds(&row.body, text);
 	free(text);
@@ -317,7 +370,8 @@ static int plan_new_contact(const struct commit_input *in,
 		return -ENOMEM;
 	}
 	cJSON_AddItemToObject(body, "attributes", attrs);
-	return plan_add(p, "contact_create", "POST", body, 0, "/contacts");
+	return plan_add(p, "contact_create", "POST", body,
+			string_target(email, 1), "/contacts");
 }
 
 /*
@@ -705,6 +759,7 @@ static int plan_unsubscribe(const struct commit_input *in,
 	free_list(lines, n);
 	if (r)
 		return r;
+	/* Target 0: the org's one unsubscribe list. */
 	return list ? plan_add(p, "unsubscribe", "POST", list, 0,
 			       "/emails/unsubscribe")
 		    : -ENOMEM;
@@ -840,7 +895,8 @@ static int plan_new_conversation(const struct commit_input *in,
 				      cJSON_Duplicate(f, 1));
 	cJSON_AddStringToObject(body, "email", json_get_str(v, "email"));
 	cJSON_AddItemToObject(body, "message", msg);
-	r = plan_add(p, "conversation_create", "POST", body, 0,
+	r = plan_add(p, "conversation_create", "POST", body,
+		     string_target(json_get_str(v, "email"), 1),
 		     "/conversations/new");
 	body = NULL;
 out:
@@ -895,6 +951,21 @@ out:
 	return r;
 }
 
+/* An account's target: the hash of its id (a string, or a number). */
+static int64_t account_target(const cJSON *account)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(account, "accountId");
+	char *num;
+	int64_t t;
+
+	if (cJSON_IsString(id))
+		return string_target(id->valuestring, 0);
+	num = id ? cJSON_PrintUnformatted(id) : NULL;
+	t = string_target(num, 0);
+	free(num);
+	return t;
+}
+
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
 static int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
@@ -945,8 +1016,8 @@ static int plan_account(const struct commit_input *in, struct commit_plan *p)
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
 							      old, "ownerId"),
 						      1));
-	r = plan_add(p, "account_patch", "PATCH", patch, 0,
-		     "/accounts/update");
+	r = plan_add(p, "account_patch", "PATCH", patch,
+		     account_target(old), "/accounts/update");
 	patch = NULL;
 out:
 	cJSON_Delete(patch);

@@ -170,7 +170,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	}
 	/* An older write to the same object is still queued: this one
 	 * waits behind it, or the older would land last and win. */
-	if (store_outbox_behind(o->d->store, row->seq, row->target)) {
+	if (store_outbox_behind(o->d->store, row->seq, row->object)) {
 		pthread_mutex_unlock(&o->send_lock);
 		r = -EINPROGRESS;
 		goto kick;

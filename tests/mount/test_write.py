@@ -399,3 +399,39 @@ def test_account_edit(mount, emulator):
     with pytest.raises(OSError) as e:
         write(p, json.dumps(obj))
     assert e.value.errno == errno.EINVAL
+
+
+def account_file(mount, a):
+    name = a["accountId"].replace("%", "%25").replace("/", "%2F") + ".json"
+    return mount.p("accounts", name)
+
+
+def test_queued_account_edits_keep_their_order(mount, emulator):
+    """DESIGN §4: writes to one object reach the API in the order their
+    close() returned. An account PATCH that met a 503 waits in the outbox;
+    a newer edit of the same account must not overtake it (it did: account
+    edits had no target, and the older one landed last and won)."""
+    from helpers import wait_for
+    a = emulator.data()["accounts"][1]
+    p = account_file(mount, a)
+    seq = last_seq(emulator)
+    # Every try of the first close() meets a 503 (a PATCH is retried
+    # within the call too); the API is back before the second edit.
+    emulator.add_fault(kind="status", status=503, count=1000, method="PATCH",
+                       path="^/accounts/update$")
+    obj = json.loads(open(p).read())
+    obj["name"] = "First Edit Ltd"
+    write(p, json.dumps(obj))           # 503s: queued
+    assert len(os.listdir(mount.p(".driftfs", "outbox"))) == 1
+    emulator.clear_faults()
+    obj["name"] = "Second Edit Ltd"
+    write(p, json.dumps(obj))           # must wait behind the first
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    server = next(x for x in emulator.data()["accounts"]
+                  if x["accountId"] == a["accountId"])
+    assert server["name"] == "Second Edit Ltd"
+    sent = [(r["status"], json.loads(r["body"])["name"])
+            for r in api_calls(emulator, seq, "PATCH", r"^/accounts/update$")]
+    assert [n for s, n in sent if s == 200] == ["First Edit Ltd", "Second Edit Ltd"]
+    assert sent[0] == (503, "First Edit Ltd")
+    assert mount.json("accounts", os.path.basename(p))["name"] == "Second Edit Ltd"

@@ -139,6 +139,55 @@ static void test_new_conversation_attributes(void)
 	commit_plan_release(&p);
 }
 
+/*
+ * Every write has a real target (the outbox orders writes by it): account
+ * edits and creations had target 0, which the outbox did not order, so a
+ * queued account PATCH landed after a newer one and undid it.
+ */
+static void test_every_write_has_a_target(void)
+{
+	static const char acct[] = "{\"accountId\": \"a1\", \"ownerId\": 5, "
+				   "\"name\": \"Old\"}";
+	static const char acct2[] = "{\"accountId\": \"a1\", \"ownerId\": 5, "
+				    "\"name\": \"New\"}";
+	static const char other[] = "{\"accountId\": \"a2\", \"ownerId\": 5, "
+				    "\"name\": \"New\"}";
+	static const char *const other_old = "{\"accountId\": \"a2\", "
+					     "\"ownerId\": 5, \"name\": \"Old\"}";
+	static const char c1[] = "{\"email\": \"Ann@X.example\"}";
+	static const char c2[] = "{\"attributes\": {\"email\": "
+				 "\"ann@x.example\"}}";
+	static const char conv[] = "{\"email\": \"ann@x.example\", "
+				   "\"message\": \"hi\"}";
+	struct commit_plan p, q;
+	int64_t t;
+
+	REQUIRE(!plan(T_ACCOUNT_JSON, acct2, strlen(acct2), acct, &p));
+	REQUIRE(p.n == 1);
+	CHECK_EQ_STR(p.calls[0].kind, "account_patch");
+	CHECK(p.calls[0].target != 0);
+	CHECK(p.calls[0].target == store_account_hash("a1"));
+	REQUIRE(!plan(T_ACCOUNT_JSON, other, strlen(other), other_old, &q));
+	REQUIRE(q.n == 1);
+	CHECK(q.calls[0].target != p.calls[0].target);
+	commit_plan_release(&p);
+	commit_plan_release(&q);
+
+	/* A new contact: the email it is for, whatever its case. */
+	REQUIRE(!plan(T_CONTACTS_NEW, c1, strlen(c1), NULL, &p));
+	REQUIRE(!plan(T_CONTACTS_NEW, c2, strlen(c2), NULL, &q));
+	REQUIRE(p.n == 1 && q.n == 1);
+	t = p.calls[0].target;
+	CHECK(t != 0);
+	CHECK(q.calls[0].target == t);
+	commit_plan_release(&p);
+	commit_plan_release(&q);
+	REQUIRE(!plan(T_CONVS_NEW, conv, strlen(conv), NULL, &p));
+	REQUIRE(p.n == 1);
+	CHECK(p.calls[0].target == t);
+	commit_plan_release(&p);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -146,5 +195,6 @@ int main(void)
 	UNIT_RUN(test_long_tag_delete);
 	UNIT_RUN(test_duplicate_key_refused);
 	UNIT_RUN(test_new_conversation_attributes);
+	UNIT_RUN(test_every_write_has_a_target);
 	return unit_summary();
 }

@@ -83,5 +83,12 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
  * cannot be told now.
  */
 int commit_landed(struct driftfs *d, const struct outbox_row *row);
+/*
+ * Appends the text a message is recognised by when looking for one that
+ * may have landed: its HTML as plain text (render_html_text()), every run
+ * of white space one space, none at the ends. The API may store the HTML
+ * otherwise than it was sent (<br/>, a <p> around it, other entities).
+ */
+int commit_message_text(const char *html, struct buf *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "log.h"
 #include "outbox.h"
+#include "render.h"
 #include "sync.h"
 
 /* Logs why content was refused and returns -EINVAL. */
@@ -1225,8 +1226,47 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	}
 }
 
+int commit_message_text(const char *html, struct buf *out)
+{
+	struct buf t = BUF_INIT;
+	size_t start = out->len;
+	int r = render_html_text(html ? html : "", &t), space = 0;
+
+	for (size_t i = 0; !r && i < t.len; i++) {
+		unsigned char c = (unsigned char)t.data[i];
+
+		/* White space, U+00A0 (&nbsp;) included, counts as one. */
+		if (c == 0xc2 && i + 1 < t.len &&
+		    (unsigned char)t.data[i + 1] == 0xa0) {
+			i++;
+			space = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+			   c == '\f' || c == '\v') {
+			space = 1;
+		} else {
+			if (space && out->len > start)
+				r = buf_addc(out, ' ');
+			space = 0;
+			r = r ? r : buf_addc(out, (char)c);
+		}
+	}
+	buf_release(&t);
+	return r;
+}
+
+/* Whether html reads as text (a commit_message_text()). */
+static int same_text(const char *html, const char *text)
+{
+	struct buf t = BUF_INIT;
+	int same = !commit_message_text(html, &t) && t.len &&
+		   !strcmp(t.data, text);
+
+	buf_release(&t);
+	return same;
+}
+
 struct landed_ctx {
-	const char *body;
+	const char *text;	/* messages: commit_message_text() of the body */
 	int64_t since;
 	int found;
 };
@@ -1235,7 +1275,7 @@ static int message_matches(void *ctx, struct api_message *m)
 {
 	struct landed_ctx *l = ctx;
 
-	if (m->created >= l->since && m->body && !strcmp(m->body, l->body))
+	if (m->created >= l->since && m->body && same_text(m->body, l->text))
 		l->found = 1;
 	return 0;
 }
@@ -1273,8 +1313,13 @@ static int edit_landed(struct driftfs *d, const struct outbox_row *row,
 	r = api_messages(d->http, row->target, find_edited, &e);
 	if (!r && type && !strcmp(type, "delete"))
 		r = !e.seen;
-	else if (!r)
-		r = e.seen && e.body && body && !strcmp(e.body, body);
+	else if (!r && e.seen && e.body && body) {
+		struct buf t = BUF_INIT;
+
+		r = commit_message_text(body, &t);
+		r = r ? r : same_text(e.body, t.data ? t.data : "");
+		buf_release(&t);
+	}
 	free(e.body);
 	return r;
 }
@@ -1303,10 +1348,17 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row)
 		return r;
 	}
 	if (!strcmp(row->kind, "message")) {
-		l.body = json_get_str(v, "body");
-		if (l.body)
+		/* Compared as text: the API may store the HTML otherwise. A
+		 * message with no text (buttons only) cannot be told from
+		 * another: it is sent again. */
+		struct buf t = BUF_INIT;
+
+		r = commit_message_text(json_get_str(v, "body"), &t);
+		l.text = t.data;
+		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
+		buf_release(&t);
 	} else if (!strcmp(row->kind, "contact_create")) {
 		const char *email = json_get_str(
 			cJSON_GetObjectItemCaseSensitive(v, "attributes"),

@@ -188,6 +188,53 @@ static void test_every_write_has_a_target(void)
 	commit_plan_release(&p);
 }
 
+/*
+ * A message that may have landed is recognised by its text, not its bytes:
+ * the API may store the HTML otherwise than it was sent.
+ */
+static void test_message_text(void)
+{
+	static const char *const same[][2] = {
+		{ "Tea &amp; cake<br>at  four", "<p>Tea &amp; cake<br/>at four</p>" },
+		{ "a &lt;b&gt;", "a &#60;b&#x3e;" },
+		{ "<b>bold</b> move", "bold\n move " },
+		{ "x&nbsp;y", "x y" },
+	};
+	static const char *const differ[][2] = {
+		{ "ok", "ok!" },
+		{ "ab", "a b" },
+		{ "Tea &amp; cake", "Tea &amp;amp; cake" },
+	};
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		unit_ctx = same[i][1];
+		buf_reset(&a);
+		buf_reset(&b);
+		REQUIRE(!commit_message_text(same[i][0], &a));
+		REQUIRE(!commit_message_text(same[i][1], &b));
+		CHECK_EQ_STR(a.data, b.data);
+	}
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		unit_ctx = differ[i][1];
+		buf_reset(&a);
+		buf_reset(&b);
+		REQUIRE(!commit_message_text(differ[i][0], &a));
+		REQUIRE(!commit_message_text(differ[i][1], &b));
+		CHECK(strcmp(a.data, b.data) != 0);
+	}
+	unit_ctx = NULL;
+	buf_reset(&a);
+	REQUIRE(!commit_message_text(" <p>Tea &amp; cake<br>\n at four </p> ",
+				     &a));
+	CHECK_EQ_STR(a.data, "Tea & cake at four");
+	buf_reset(&a);
+	REQUIRE(!commit_message_text("<br> ", &a));
+	CHECK_EQ_INT(a.len, 0);
+	buf_release(&a);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -196,5 +243,6 @@ int main(void)
 	UNIT_RUN(test_duplicate_key_refused);
 	UNIT_RUN(test_new_conversation_attributes);
 	UNIT_RUN(test_every_write_has_a_target);
+	UNIT_RUN(test_message_text);
 	return unit_summary();
 }

@@ -955,10 +955,11 @@ out:
 /* An account's target: the hash of its id (a string, or a number). */
 static int64_t account_target(const cJSON *account)
 {
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(account, "accountId");
+	const cJSON *id;
 	char *num;
 	int64_t t;
 
+	id = cJSON_GetObjectItemCaseSensitive(account, "accountId");
 	if (cJSON_IsString(id))
 		return string_target(id->valuestring, 0);
 	num = id ? cJSON_PrintUnformatted(id) : NULL;
@@ -1266,7 +1267,7 @@ static int same_text(const char *html, const char *text)
 }
 
 struct landed_ctx {
-	const char *text;	/* messages: commit_message_text() of the body */
+	const char *text;	/* commit_message_text() of the body */
 	int64_t since;
 	int found;
 };

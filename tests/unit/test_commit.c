@@ -153,7 +153,8 @@ static void test_every_write_has_a_target(void)
 	static const char other[] = "{\"accountId\": \"a2\", \"ownerId\": 5, "
 				    "\"name\": \"New\"}";
 	static const char *const other_old = "{\"accountId\": \"a2\", "
-					     "\"ownerId\": 5, \"name\": \"Old\"}";
+					     "\"ownerId\": 5, "
+					     "\"name\": \"Old\"}";
 	static const char c1[] = "{\"email\": \"Ann@X.example\"}";
 	static const char c2[] = "{\"attributes\": {\"email\": "
 				 "\"ann@x.example\"}}";
@@ -195,7 +196,8 @@ static void test_every_write_has_a_target(void)
 static void test_message_text(void)
 {
 	static const char *const same[][2] = {
-		{ "Tea &amp; cake<br>at  four", "<p>Tea &amp; cake<br/>at four</p>" },
+		{ "Tea &amp; cake<br>at  four",
+		  "<p>Tea &amp; cake<br/>at four</p>" },
 		{ "a &lt;b&gt;", "a &#60;b&#x3e;" },
 		{ "<b>bold</b> move", "bold\n move " },
 		{ "x&nbsp;y", "x y" },

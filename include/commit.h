@@ -27,7 +27,14 @@ struct commit_call {
 	const char *method;	/* POST, PATCH or DELETE */
 	char *api_path;
 	cJSON *body;		/* NULL for none */
-	int64_t target;		/* the object the call changes (or 0) */
+	/*
+	 * The object the call changes, whose writes must keep their order:
+	 * the conversation, contact or user id; the hash of an account's id
+	 * or of the email a new contact or conversation is for; 0 for the
+	 * org's one unsubscribe list. With the kind's class of object it
+	 * makes the outbox row's ordering key (outbox_row.object).
+	 */
+	int64_t target;
 };
 
 /* The calls of one write, in the order they must be sent. */
@@ -76,5 +83,12 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
  * cannot be told now.
  */
 int commit_landed(struct driftfs *d, const struct outbox_row *row);
+/*
+ * Appends the text a message is recognised by when looking for one that
+ * may have landed: its HTML as plain text (render_html_text()), every run
+ * of white space one space, none at the ends. The API may store the HTML
+ * otherwise than it was sent (<br/>, a <p> around it, other entities).
+ */
+int commit_message_text(const char *html, struct buf *out);
 
 #endif

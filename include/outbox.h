@@ -4,12 +4,17 @@
  *
  * A write is first stored as an outbox row (durably: store.c commits outbox
  * changes with synchronous=FULL), then sent. A row is marked "sending"
- * before its request leaves, so a row found in that state later (after a
- * crash, or a POST whose answer never came) may or may not have landed:
- * such non-idempotent calls are checked against the API before any resend
- * (commit_landed()). Transient failures are retried by a worker thread with
- * capped backoff, also across unmounts; definite refusals (4xx) are dropped
- * with an error line naming the path.
+ * before its request leaves, and a POST stays in that state after any
+ * failure but a 4xx answer (no answer, a cut body, a 5xx from a gateway
+ * that gave up after the backend acted): it may or may not have landed, so
+ * it is checked against the API before any resend (commit_landed()); a
+ * check that fails leaves it "sending". Transient failures are retried by
+ * a worker thread with capped backoff, also across unmounts; definite
+ * refusals (4xx) are dropped with an error line naming the path.
+ *
+ * Rows with one ordering key (outbox_row.object) are sent in the order
+ * they were stored, whatever retries they meet: a close() finding an older
+ * row of its object queued leaves its own row queued behind it.
  */
 #ifndef DRIFTFS_OUTBOX_H
 #define DRIFTFS_OUTBOX_H

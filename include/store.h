@@ -164,7 +164,13 @@ struct outbox_row {
 	char *method;
 	char *api_path;
 	struct buf body;
-	int64_t target;		/* the object it is about, or 0 */
+	int64_t target;		/* the id of the object it is about */
+	/*
+	 * Its ordering key, "<class>:<id>" (commit.c names them): rows with
+	 * one key are sent in seq order, whatever retries they meet. ''
+	 * for rows of older versions: ordered against every row.
+	 */
+	char *object;
 	char *state;		/* "pending" or "sending" */
 	int64_t attempts;
 	int64_t next_try;	/* wall ms before which it is not retried */
@@ -175,10 +181,13 @@ void store_outbox_row_release(struct outbox_row *r);
 /* Adds a pending row; sets r->seq. */
 int store_outbox_add(struct store *st, struct outbox_row *r);
 int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out);
-/* The oldest row due at now (pending, or sending from a past run). */
+/*
+ * The oldest row due at now (pending, or sending from a past run) with no
+ * older row about the same object.
+ */
 int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out);
 /* Whether an older row about the same object waits (it must go first). */
-int store_outbox_behind(struct store *st, int64_t seq, int64_t target);
+int store_outbox_behind(struct store *st, int64_t seq, const char *object);
 int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			int64_t attempts, int64_t next_try,
 			const char *last_error);

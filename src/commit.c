@@ -14,6 +14,7 @@
 #include "json.h"
 #include "log.h"
 #include "outbox.h"
+#include "render.h"
 #include "sync.h"
 
 /* Logs why content was refused and returns -EINVAL. */
@@ -42,6 +43,54 @@ static cJSON *id_node(int64_t id)
 }
 
 /*
+ * The class of object a kind of call changes: with the target, the outbox
+ * row's ordering key. Ids of different classes may be equal, so the class
+ * is part of the key; a kind missing here orders as its own class.
+ */
+static const char *object_class(const char *kind)
+{
+	static const char *const map[][2] = {
+		{ "message", "conversation" },
+		{ "contact_patch", "contact" },
+		{ "tag_add", "contact" },
+		{ "tag_delete", "contact" },
+		{ "contact_delete", "contact" },
+		{ "timeline", "contact" },
+		{ "user_patch", "user" },
+		{ "account_patch", "account" },
+		/* Creations: the contact email the new object is for. */
+		{ "contact_create", "email" },
+		{ "conversation_create", "email" },
+		{ "unsubscribe", "unsubscribe" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(kind, map[i][0]))
+			return map[i][1];
+	return kind;
+}
+
+/*
+ * The target of a call about an object named by a string (an account id,
+ * the email of a contact or conversation to create): its hash, as accounts
+ * get their inode numbers. Emails compare without case, as the API's do.
+ */
+static int64_t string_target(const char *s, int fold)
+{
+	char *t = s ? strdup(s) : NULL;
+	int64_t h;
+
+	if (!t)
+		return -1;
+	for (char *c = t; fold && *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	h = store_account_hash(t);
+	free(t);
+	return h;
+}
+
+/*
  * Queues one API call and tries it now. body is consumed. 0 when accepted
  * or queued, else the errno of a refusal.
  */
@@ -63,7 +112,12 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	row.method = strdup(method);
 	row.api_path = strdup(api_path);
 	row.target = target;
-	r = row.path && row.kind && row.method && row.api_path ? 0 : -ENOMEM;
+	if (asprintf(&row.object, "%s:%lld", object_class(kind),
+		     (long long)target) < 0)
+		row.object = NULL;
+	r = row.path && row.kind && row.method && row.api_path && row.object
+		    ? 0
+		    : -ENOMEM;
 	if (!r && text)
 		r = buf_adds(&row.body, text);
 	free(text);
@@ -317,7 +371,8 @@ static int plan_new_contact(const struct commit_input *in,
 		return -ENOMEM;
 	}
 	cJSON_AddItemToObject(body, "attributes", attrs);
-	return plan_add(p, "contact_create", "POST", body, 0, "/contacts");
+	return plan_add(p, "contact_create", "POST", body,
+			string_target(email, 1), "/contacts");
 }
 
 /*
@@ -705,6 +760,7 @@ static int plan_unsubscribe(const struct commit_input *in,
 	free_list(lines, n);
 	if (r)
 		return r;
+	/* Target 0: the org's one unsubscribe list. */
 	return list ? plan_add(p, "unsubscribe", "POST", list, 0,
 			       "/emails/unsubscribe")
 		    : -ENOMEM;
@@ -840,7 +896,8 @@ static int plan_new_conversation(const struct commit_input *in,
 				      cJSON_Duplicate(f, 1));
 	cJSON_AddStringToObject(body, "email", json_get_str(v, "email"));
 	cJSON_AddItemToObject(body, "message", msg);
-	r = plan_add(p, "conversation_create", "POST", body, 0,
+	r = plan_add(p, "conversation_create", "POST", body,
+		     string_target(json_get_str(v, "email"), 1),
 		     "/conversations/new");
 	body = NULL;
 out:
@@ -895,6 +952,22 @@ out:
 	return r;
 }
 
+/* An account's target: the hash of its id (a string, or a number). */
+static int64_t account_target(const cJSON *account)
+{
+	const cJSON *id;
+	char *num;
+	int64_t t;
+
+	id = cJSON_GetObjectItemCaseSensitive(account, "accountId");
+	if (cJSON_IsString(id))
+		return string_target(id->valuestring, 0);
+	num = id ? cJSON_PrintUnformatted(id) : NULL;
+	t = string_target(num, 0);
+	free(num);
+	return t;
+}
+
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
 static int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
@@ -945,8 +1018,8 @@ static int plan_account(const struct commit_input *in, struct commit_plan *p)
 				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
 							      old, "ownerId"),
 						      1));
-	r = plan_add(p, "account_patch", "PATCH", patch, 0,
-		     "/accounts/update");
+	r = plan_add(p, "account_patch", "PATCH", patch,
+		     account_target(old), "/accounts/update");
 	patch = NULL;
 out:
 	cJSON_Delete(patch);
@@ -1188,8 +1261,47 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	}
 }
 
+int commit_message_text(const char *html, struct buf *out)
+{
+	struct buf t = BUF_INIT;
+	size_t start = out->len;
+	int r = render_html_text(html ? html : "", &t), space = 0;
+
+	for (size_t i = 0; !r && i < t.len; i++) {
+		unsigned char c = (unsigned char)t.data[i];
+
+		/* White space, U+00A0 (&nbsp;) included, counts as one. */
+		if (c == 0xc2 && i + 1 < t.len &&
+		    (unsigned char)t.data[i + 1] == 0xa0) {
+			i++;
+			space = 1;
+		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+			   c == '\f' || c == '\v') {
+			space = 1;
+		} else {
+			if (space && out->len > start)
+				r = buf_addc(out, ' ');
+			space = 0;
+			r = r ? r : buf_addc(out, (char)c);
+		}
+	}
+	buf_release(&t);
+	return r;
+}
+
+/* Whether html reads as text (a commit_message_text()). */
+static int same_text(const char *html, const char *text)
+{
+	struct buf t = BUF_INIT;
+	int same = !commit_message_text(html, &t) && t.len &&
+		   !strcmp(t.data, text);
+
+	buf_release(&t);
+	return same;
+}
+
 struct landed_ctx {
-	const char *body;
+	const char *text;	/* commit_message_text() of the body */
 	int64_t since;
 	int found;
 };
@@ -1198,7 +1310,7 @@ static int message_matches(void *ctx, struct api_message *m)
 {
 	struct landed_ctx *l = ctx;
 
-	if (m->created >= l->since && m->body && !strcmp(m->body, l->body))
+	if (m->created >= l->since && m->body && same_text(m->body, l->text))
 		l->found = 1;
 	return 0;
 }
@@ -1236,8 +1348,13 @@ static int edit_landed(struct driftfs *d, const struct outbox_row *row,
 	r = api_messages(d->http, row->target, find_edited, &e);
 	if (!r && type && !strcmp(type, "delete"))
 		r = !e.seen;
-	else if (!r)
-		r = e.seen && e.body && body && !strcmp(e.body, body);
+	else if (!r && e.seen && e.body && body) {
+		struct buf t = BUF_INIT;
+
+		r = commit_message_text(body, &t);
+		r = r ? r : same_text(e.body, t.data ? t.data : "");
+		buf_release(&t);
+	}
 	free(e.body);
 	return r;
 }
@@ -1266,10 +1383,17 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row)
 		return r;
 	}
 	if (!strcmp(row->kind, "message")) {
-		l.body = json_get_str(v, "body");
-		if (l.body)
+		/* Compared as text: the API may store the HTML otherwise. A
+		 * message with no text (buttons only) cannot be told from
+		 * another: it is sent again. */
+		struct buf t = BUF_INIT;
+
+		r = commit_message_text(json_get_str(v, "body"), &t);
+		l.text = t.data;
+		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
+		buf_release(&t);
 	} else if (!strcmp(row->kind, "contact_create")) {
 		const char *email = json_get_str(
 			cJSON_GetObjectItemCaseSensitive(v, "attributes"),

@@ -68,6 +68,17 @@ static int idempotent(const char *method)
 }
 
 /*
+ * Whether a call that failed may have been carried out all the same:
+ * unless the API answered 4xx (it refused the call, or asked for it later:
+ * 408, 429), it may. A 5xx can come from a gateway that gave up after the
+ * backend stored the change; no answer, a reset or a cut body tell nothing.
+ */
+static int maybe_landed(long status)
+{
+	return status < 400 || status >= 500;
+}
+
+/*
  * Sends one row (the caller holds send_lock). Returns 0 when delivered (or
  * found to have landed already), -EINPROGRESS when it stays queued, or the
  * errno of a definite refusal (row deleted).
@@ -96,8 +107,12 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 	if (!strcmp(row->state, "sending") && !idempotent(row->method)) {
 		r = commit_landed(o->d, row);
 		if (r == 1) {
+			struct buf none = BUF_INIT;
+
 			log_info("%s: already delivered before; not resent", ctx);
 			drop(o, row->seq);
+			/* As after a success: the cache fetches the object. */
+			commit_applied(o->d, row, &none);
 			return 0;
 		}
 		if (r < 0) {
@@ -125,11 +140,12 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		}
 		commit_applied(o->d, row, response ? response : &resp.body);
 	} else if (http_transient(resp.status)) {
-		/* No answer to a POST: it may have landed; keep "sending" so
-		 * the next try checks first. An answer (429, 5xx) means no. */
+		/* A POST that may have landed stays "sending", so the next
+		 * try checks first; only a 4xx (408, 429) says it did not. */
 		store_outbox_update(st, row->seq,
-				    resp.status || idempotent(row->method)
-					    ? "pending" : "sending",
+				    !idempotent(row->method) &&
+					    maybe_landed(resp.status)
+					    ? "sending" : "pending",
 				    row->attempts,
 				    http_wall_ms() + backoff(row->attempts),
 				    resp.message[0] ? resp.message
@@ -170,7 +186,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	}
 	/* An older write to the same object is still queued: this one
 	 * waits behind it, or the older would land last and win. */
-	if (store_outbox_behind(o->d->store, row->seq, row->target)) {
+	if (store_outbox_behind(o->d->store, row->seq, row->object)) {
 		pthread_mutex_unlock(&o->send_lock);
 		r = -EINPROGRESS;
 		goto kick;

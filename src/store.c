@@ -75,7 +75,16 @@ static const char outbox_schema[] =
 	" kind TEXT NOT NULL, method TEXT NOT NULL, api_path TEXT NOT NULL,"
 	" body BLOB, target INTEGER NOT NULL DEFAULT 0,"
 	" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_try INTEGER NOT NULL DEFAULT 0, last_error TEXT);";
+	" next_try INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" object TEXT NOT NULL DEFAULT '');";
+
+/*
+ * The columns of the outbox before the ordering key (object) was added:
+ * an old table in cache.db has these, and an old outbox.db gains the new
+ * column with its default, '' (object unknown: see store_outbox_next()).
+ */
+#define OUTBOX_OLD_COLS "seq, created, path, kind, method, api_path, body," \
+			" target, state, attempts, next_try, last_error"
 
 /* Tables of older schema versions; the cache is rebuilt from the API. */
 static const char drop_all[] =
@@ -435,6 +444,26 @@ static int create_private(const char *path)
 	return 0;
 }
 
+/* An outbox.db of an older version gains the object column. */
+static int outbox_add_object(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	int has = 0, r = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('outbox')"
+				   " WHERE name = 'object'",
+			       -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	has = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	if (!has && sqlite3_exec(db,
+				 "ALTER TABLE outbox ADD COLUMN object TEXT"
+				 " NOT NULL DEFAULT ''",
+				 NULL, NULL, NULL) != SQLITE_OK)
+		r = -EIO;
+	return r;
+}
+
 /* Opens outbox.db on the durable connection and creates its table. */
 static int outbox_open(struct store *st)
 {
@@ -451,7 +480,8 @@ static int outbox_open(struct store *st)
 			 "PRAGMA trusted_schema=OFF;",
 			 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(st->outbox_db, outbox_schema, NULL, NULL,
-			 NULL) != SQLITE_OK) {
+			 NULL) != SQLITE_OK ||
+	    outbox_add_object(st->outbox_db)) {
 		log_err("cache %s: cannot open the outbox: %s", st->outbox_path,
 			st->outbox_db ? sqlite3_errmsg(st->outbox_db)
 				      : "out of memory");
@@ -489,8 +519,9 @@ static int outbox_migrate(struct store *st)
 	sqlite3_finalize(s);
 	if (has) {
 		if (sqlite3_exec(st->outbox_db,
-				 "BEGIN; INSERT OR IGNORE INTO main.outbox"
-				 " SELECT * FROM old.outbox;",
+				 "BEGIN; INSERT OR IGNORE INTO main.outbox("
+				 OUTBOX_OLD_COLS ") SELECT " OUTBOX_OLD_COLS
+				 " FROM old.outbox;",
 				 NULL, NULL, NULL) != SQLITE_OK) {
 			r = -EIO;
 		} else {
@@ -1470,6 +1501,7 @@ void store_outbox_row_release(struct outbox_row *r)
 	free(r->api_path);
 	free(r->state);
 	free(r->last_error);
+	free(r->object);
 	buf_release(&r->body);
 	memset(r, 0, sizeof(*r));
 }
@@ -1481,8 +1513,7 @@ static char *col_dup(sqlite3_stmt *s, int i)
 	return t ? strdup(t) : NULL;
 }
 
-#define OUTBOX_COLS "seq, created, path, kind, method, api_path, body, " \
-		    "target, state, attempts, next_try, last_error"
+#define OUTBOX_COLS OUTBOX_OLD_COLS ", object"
 
 static int outbox_fill(sqlite3_stmt *s, struct outbox_row *r)
 {
@@ -1498,7 +1529,9 @@ static int outbox_fill(sqlite3_stmt *s, struct outbox_row *r)
 	r->attempts = sqlite3_column_int64(s, 9);
 	r->next_try = sqlite3_column_int64(s, 10);
 	r->last_error = col_dup(s, 11);
+	r->object = col_dup(s, 12);
 	if (!r->path || !r->kind || !r->method || !r->api_path || !r->state ||
+	    !r->object ||
 	    buf_add(&r->body, sqlite3_column_blob(s, 6),
 		    (size_t)sqlite3_column_bytes(s, 6))) {
 		store_outbox_row_release(r);
@@ -1551,6 +1584,7 @@ static int bind_add(sqlite3_stmt *s, const void *arg)
 	bind_text(s, 5, r->api_path);
 	bind_buf(s, 6, &r->body);
 	sqlite3_bind_int64(s, 7, r->target);
+	bind_text(s, 8, r->object ? r->object : "");
 	return 0;
 }
 
@@ -1558,8 +1592,8 @@ int store_outbox_add(struct store *st, struct outbox_row *r)
 {
 	return outbox_exec(st,
 			   "INSERT INTO outbox(created, path, kind, method,"
-			   " api_path, body, target, state) VALUES(?1,?2,?3,"
-			   "?4,?5,?6,?7,'pending')",
+			   " api_path, body, target, object, state)"
+			   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending')",
 			   bind_add, r, NULL, &r->seq);
 }
 
@@ -1575,36 +1609,49 @@ int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out)
 			   bind_seq, &seq, out, NULL);
 }
 
+/*
+ * Writes with one object key go out in the order they were made (DESIGN
+ * §4). A row whose key is '' (queued by a version that kept none) is
+ * ordered against every other row: its object is unknown, so any older row
+ * may be about it, and it may be about any newer one.
+ */
+#define OUTBOX_SAME_OBJECT(p, o) \
+	"(" p ".object = " o " OR " p ".object = '' OR " o " = '')"
+
 int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out)
 {
-	/* Writes to one object go out in the order they were made. */
 	return outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox o WHERE"
 			       " next_try <= ?1 AND NOT EXISTS (SELECT 1 FROM"
-			       " outbox p WHERE p.target = o.target AND"
-			       " o.target != 0 AND p.seq < o.seq)"
-			       " ORDER BY seq LIMIT 1",
+			       " outbox p WHERE p.seq < o.seq AND "
+			       OUTBOX_SAME_OBJECT("p", "o.object")
+			       ") ORDER BY seq LIMIT 1",
 			   bind_seq, &now, out, NULL);
 }
 
+struct behind_args {
+	int64_t seq;
+	const char *object;
+};
+
 static int bind_behind(sqlite3_stmt *s, const void *arg)
 {
-	const int64_t *v = arg;
+	const struct behind_args *a = arg;
 
-	sqlite3_bind_int64(s, 1, v[0]);
-	return sqlite3_bind_int64(s, 2, v[1]);
+	sqlite3_bind_int64(s, 1, a->seq);
+	bind_text(s, 2, a->object ? a->object : "");
+	return 0;
 }
 
-int store_outbox_behind(struct store *st, int64_t seq, int64_t target)
+int store_outbox_behind(struct store *st, int64_t seq, const char *object)
 {
-	int64_t args[2] = { seq, target };
+	struct behind_args args = { seq, object };
 	struct outbox_row row;
 	int r;
 
-	if (!target)
-		return 0;
-	r = outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox WHERE"
-			    " target = ?2 AND seq < ?1 LIMIT 1",
-			bind_behind, args, &row, NULL);
+	r = outbox_exec(st, "SELECT " OUTBOX_COLS " FROM outbox p WHERE"
+			    " p.seq < ?1 AND " OUTBOX_SAME_OBJECT("p", "?2")
+			    " LIMIT 1",
+			bind_behind, &args, &row, NULL);
 	if (!r)
 		store_outbox_row_release(&row);
 	return r == 0;

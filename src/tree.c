@@ -390,6 +390,8 @@ static int render_outbox_row(const struct outbox_row *row, struct buf *out)
 	cJSON_AddStringToObject(o, "kind", row->kind);
 	cJSON_AddStringToObject(o, "method", row->method);
 	cJSON_AddStringToObject(o, "apiPath", row->api_path);
+	if (row->object && *row->object)
+		cJSON_AddStringToObject(o, "object", row->object);
 	if (body)
 		cJSON_AddItemToObject(o, "body", body);
 	else if (row->body.len)

@@ -1228,6 +1228,10 @@ class Emulator:
         if fault.get("retry_after") is not None:
             headers["Retry-After"] = str(max(1, math.ceil(fault["retry_after"])))
         if kind == "status":
+            if fault.get("process_first"):
+                # The backend acted, then a gateway answered with an
+                # error (a timeout after the write): the change is kept.
+                self.execute(req, route)
             reply = error_reply(fault["status"], message=f"injected HTTP {fault['status']}",
                                 headers=headers)
         elif kind == "burst429":

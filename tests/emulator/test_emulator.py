@@ -810,6 +810,11 @@ def test_fault_skip_and_process_first(fresh):
     with pytest.raises((ConnectionError, http.client.RemoteDisconnected)):
         e.request("POST", path, {"type": "chat", "body": "lost reply"})
     assert len(e.admin("GET", "data")["messages"][str(conv)]) == before + 1
+    e.admin("POST", "faults/add", {"kind": "status", "status": 504,
+                                   "process_first": True, "method": "POST"})
+    assert e.request("POST", path, {"type": "chat", "body": "stored, then 504"})[0] == 504
+    bodies = [m["body"] for m in e.admin("GET", "data")["messages"][str(conv)]]
+    assert len(bodies) == before + 2 and bodies[-1] == "stored, then 504"
 
 
 # ----------------------------------------------------------------------

@@ -399,3 +399,122 @@ def test_account_edit(mount, emulator):
     with pytest.raises(OSError) as e:
         write(p, json.dumps(obj))
     assert e.value.errno == errno.EINVAL
+
+
+def account_file(mount, a):
+    name = a["accountId"].replace("%", "%25").replace("/", "%2F") + ".json"
+    return mount.p("accounts", name)
+
+
+def test_queued_account_edits_keep_their_order(mount, emulator):
+    """DESIGN §4: writes to one object reach the API in the order their
+    close() returned. An account PATCH that met a 503 waits in the outbox;
+    a newer edit of the same account must not overtake it (it did: account
+    edits had no target, and the older one landed last and won)."""
+    from helpers import wait_for
+    a = emulator.data()["accounts"][1]
+    p = account_file(mount, a)
+    seq = last_seq(emulator)
+    # Every try of the first close() meets a 503 (a PATCH is retried
+    # within the call too); the API is back before the second edit.
+    emulator.add_fault(kind="status", status=503, count=1000, method="PATCH",
+                       path="^/accounts/update$")
+    obj = json.loads(open(p).read())
+    obj["name"] = "First Edit Ltd"
+    write(p, json.dumps(obj))           # 503s: queued
+    assert len(os.listdir(mount.p(".driftfs", "outbox"))) == 1
+    emulator.clear_faults()
+    obj["name"] = "Second Edit Ltd"
+    write(p, json.dumps(obj))           # must wait behind the first
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    server = next(x for x in emulator.data()["accounts"]
+                  if x["accountId"] == a["accountId"])
+    assert server["name"] == "Second Edit Ltd"
+    sent = [(r["status"], json.loads(r["body"])["name"])
+            for r in api_calls(emulator, seq, "PATCH", r"^/accounts/update$")]
+    assert [n for s, n in sent if s == 200] == ["First Edit Ltd", "Second Edit Ltd"]
+    assert sent[0] == (503, "First Edit Ltd")
+    assert mount.json("accounts", os.path.basename(p))["name"] == "Second Edit Ltd"
+
+
+def outbox_rows(mount):
+    d = mount.p(".driftfs", "outbox")
+    return [mount.json(".driftfs", "outbox", n) for n in sorted(os.listdir(d))]
+
+
+@pytest.mark.parametrize("kind", ["reply", "note"])
+def test_reply_stored_before_a_5xx_is_posted_once(mount, emulator, kind):
+    """A gateway that timed out after the backend stored the message answers
+    5xx: the message may be there. The outbox checks before it resends (it
+    resent at once, and the message was posted twice)."""
+    from helpers import wait_for
+    cid = str(emulator.data()["conversations"][10]["id"])
+    text = "stored, then the gateway said 504 (%s)" % kind
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=504, process_first=True,
+                       method="POST", path=r"^/conversations/\d+/messages$")
+    write(mount.p("conversations", cid, kind), "%s\n" % text)   # queued
+    rows = outbox_rows(mount)
+    assert len(rows) == 1 and rows[0]["state"] == "sending"
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    bodies = [m["body"] for m in emulator.data()["messages"][cid]]
+    assert bodies.count(text) == 1
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%s/messages$" % cid)) == 1
+    # Found landed: the cache fetches the conversation as after a success.
+    wait_for(lambda: text in mount.read("conversations", cid, "transcript.txt",
+                                        mode="r"), 30, "the message in the transcript")
+
+
+def test_messages_new_with_a_lost_answer_and_a_failing_check(mount, emulator):
+    """While the check itself cannot be made (the API still fails), the
+    write stays queued as "sending": neither dropped nor resent blindly.
+    Once the API answers, the check finds it, and it is not sent again."""
+    from helpers import wait_for
+    cid = str(emulator.data()["conversations"][11]["id"])
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=502, process_first=True,
+                       method="POST", path=r"^/conversations/\d+/messages$")
+    emulator.add_fault(kind="status", status=503, count=10000, method="GET",
+                       path=r"^/conversations/%s/messages$" % cid)
+    body = "<p>Quarterly   numbers &amp; <b>plans</b></p>"
+    write(mount.p("conversations", cid, "messages", "new"),
+          json.dumps({"type": "chat", "body": body}))
+    # Two checks fail (each call is retried inside too); a blind resend
+    # would show as a second POST.
+    wait_for(lambda: len(api_calls(emulator, seq, "POST")) > 1 or
+             len([r for r in api_calls(emulator, seq, "GET",
+                                       r"^/conversations/%s/messages$" % cid)
+                  if r["status"] == 503]) >= 6, 60, "two failed checks")
+    assert len(api_calls(emulator, seq, "POST")) == 1
+    rows = outbox_rows(mount)
+    assert len(rows) == 1 and rows[0]["state"] == "sending"
+    assert len(api_calls(emulator, seq, "POST")) == 1
+    emulator.clear_faults()
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 60, "the outbox")
+    bodies = [m["body"] for m in emulator.data()["messages"][cid]]
+    assert bodies.count(body) == 1
+    assert len(api_calls(emulator, seq, "POST")) == 1
+
+
+def test_reply_found_landed_by_its_text_not_its_bytes(mount, emulator):
+    """The API may store a message's HTML otherwise than it was sent. The
+    check compares text (tags dropped, entities decoded, white space
+    folded), so a reply stored as different HTML is still found."""
+    from helpers import wait_for
+    cid = int(emulator.data()["conversations"][12]["id"])
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=502, method="POST",
+                       path=r"^/conversations/\d+/messages$")
+    # No check can be made until the stored copy is in place.
+    emulator.add_fault(kind="status", status=503, count=10000, method="GET",
+                       path=r"^/conversations/%d/messages$" % cid)
+    write(mount.p("conversations", str(cid), "reply"), "Tea & cake\nat  four\n")
+    assert len(outbox_rows(mount)) == 1
+    # What the backend stored before its gateway answered 502.
+    emulator.mutate(op="add_message", conversationId=cid, authorType="user",
+                    body="<p>Tea &amp; cake<br/>at four</p>")
+    emulator.clear_faults()
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 60, "the outbox")
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)) == 1
+    bodies = [m["body"] for m in emulator.data()["messages"][str(cid)]]
+    assert [b for b in bodies if "cake" in b] == ["<p>Tea &amp; cake<br/>at four</p>"]

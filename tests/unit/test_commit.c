@@ -139,6 +139,104 @@ static void test_new_conversation_attributes(void)
 	commit_plan_release(&p);
 }
 
+/*
+ * Every write has a real target (the outbox orders writes by it): account
+ * edits and creations had target 0, which the outbox did not order, so a
+ * queued account PATCH landed after a newer one and undid it.
+ */
+static void test_every_write_has_a_target(void)
+{
+	static const char acct[] = "{\"accountId\": \"a1\", \"ownerId\": 5, "
+				   "\"name\": \"Old\"}";
+	static const char acct2[] = "{\"accountId\": \"a1\", \"ownerId\": 5, "
+				    "\"name\": \"New\"}";
+	static const char other[] = "{\"accountId\": \"a2\", \"ownerId\": 5, "
+				    "\"name\": \"New\"}";
+	static const char *const other_old = "{\"accountId\": \"a2\", "
+					     "\"ownerId\": 5, "
+					     "\"name\": \"Old\"}";
+	static const char c1[] = "{\"email\": \"Ann@X.example\"}";
+	static const char c2[] = "{\"attributes\": {\"email\": "
+				 "\"ann@x.example\"}}";
+	static const char conv[] = "{\"email\": \"ann@x.example\", "
+				   "\"message\": \"hi\"}";
+	struct commit_plan p, q;
+	int64_t t;
+
+	REQUIRE(!plan(T_ACCOUNT_JSON, acct2, strlen(acct2), acct, &p));
+	REQUIRE(p.n == 1);
+	CHECK_EQ_STR(p.calls[0].kind, "account_patch");
+	CHECK(p.calls[0].target != 0);
+	CHECK(p.calls[0].target == store_account_hash("a1"));
+	REQUIRE(!plan(T_ACCOUNT_JSON, other, strlen(other), other_old, &q));
+	REQUIRE(q.n == 1);
+	CHECK(q.calls[0].target != p.calls[0].target);
+	commit_plan_release(&p);
+	commit_plan_release(&q);
+
+	/* A new contact: the email it is for, whatever its case. */
+	REQUIRE(!plan(T_CONTACTS_NEW, c1, strlen(c1), NULL, &p));
+	REQUIRE(!plan(T_CONTACTS_NEW, c2, strlen(c2), NULL, &q));
+	REQUIRE(p.n == 1 && q.n == 1);
+	t = p.calls[0].target;
+	CHECK(t != 0);
+	CHECK(q.calls[0].target == t);
+	commit_plan_release(&p);
+	commit_plan_release(&q);
+	REQUIRE(!plan(T_CONVS_NEW, conv, strlen(conv), NULL, &p));
+	REQUIRE(p.n == 1);
+	CHECK(p.calls[0].target == t);
+	commit_plan_release(&p);
+}
+
+/*
+ * A message that may have landed is recognised by its text, not its bytes:
+ * the API may store the HTML otherwise than it was sent.
+ */
+static void test_message_text(void)
+{
+	static const char *const same[][2] = {
+		{ "Tea &amp; cake<br>at  four",
+		  "<p>Tea &amp; cake<br/>at four</p>" },
+		{ "a &lt;b&gt;", "a &#60;b&#x3e;" },
+		{ "<b>bold</b> move", "bold\n move " },
+		{ "x&nbsp;y", "x y" },
+	};
+	static const char *const differ[][2] = {
+		{ "ok", "ok!" },
+		{ "ab", "a b" },
+		{ "Tea &amp; cake", "Tea &amp;amp; cake" },
+	};
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		unit_ctx = same[i][1];
+		buf_reset(&a);
+		buf_reset(&b);
+		REQUIRE(!commit_message_text(same[i][0], &a));
+		REQUIRE(!commit_message_text(same[i][1], &b));
+		CHECK_EQ_STR(a.data, b.data);
+	}
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		unit_ctx = differ[i][1];
+		buf_reset(&a);
+		buf_reset(&b);
+		REQUIRE(!commit_message_text(differ[i][0], &a));
+		REQUIRE(!commit_message_text(differ[i][1], &b));
+		CHECK(strcmp(a.data, b.data) != 0);
+	}
+	unit_ctx = NULL;
+	buf_reset(&a);
+	REQUIRE(!commit_message_text(" <p>Tea &amp; cake<br>\n at four </p> ",
+				     &a));
+	CHECK_EQ_STR(a.data, "Tea & cake at four");
+	buf_reset(&a);
+	REQUIRE(!commit_message_text("<br> ", &a));
+	CHECK_EQ_INT(a.len, 0);
+	buf_release(&a);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -146,5 +244,7 @@ int main(void)
 	UNIT_RUN(test_long_tag_delete);
 	UNIT_RUN(test_duplicate_key_refused);
 	UNIT_RUN(test_new_conversation_attributes);
+	UNIT_RUN(test_every_write_has_a_target);
+	UNIT_RUN(test_message_text);
 	return unit_summary();
 }

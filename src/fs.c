@@ -2078,6 +2078,14 @@ void fs_free(struct fs *f)
 	}
 	while (f->handles)
 		handle_free(f->handles);
+	/* The kernel need not forget every inode before it unmounts: a
+	 * scratch file renamed over a file it still names is left. */
+	while (f->scratch) {
+		struct scratch *s = f->scratch;
+
+		f->scratch = s->next;
+		scratch_free(s);
+	}
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		buf_release(&f->rendered[i].data);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++)

@@ -52,6 +52,14 @@ struct commit_input {
 	size_t len;
 	const char *stored;	/* edits: the stored object (or tags file) */
 	size_t stored_len;
+	/*
+	 * Edits: the version the writer read, which the new content is
+	 * compared with (DESIGN §4: a field the writer left alone is never
+	 * sent, whatever Drift did to it meanwhile). NULL when not known:
+	 * the stored object stands in.
+	 */
+	const char *base;
+	size_t base_len;
 };
 
 /*
@@ -64,13 +72,14 @@ int commit_plan(const struct commit_input *in, struct commit_plan *out);
 void commit_plan_release(struct commit_plan *p);
 
 /*
- * Commits data as the new content of node n (found at path). Returns 0
- * when accepted (sent, or queued after a transient failure), -EINVAL when
- * invalid, the mapped errno of an API refusal, -EACCES/-EPERM for a node
- * that cannot be written.
+ * Commits data as the new content of node n (found at path). base is the
+ * version of the file the writer read (see commit_input), or NULL when that
+ * is not known. Returns 0 when accepted (sent, or queued after a transient
+ * failure), -EINVAL when invalid, the mapped errno of an API refusal,
+ * -EACCES/-EPERM for a node that cannot be written.
  */
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
-		 const char *data, size_t len);
+		 const char *data, size_t len, const struct buf *base);
 /* Deletes the object behind n (unlink/rmdir). */
 int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 

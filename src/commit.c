@@ -193,20 +193,31 @@ static cJSON *parse(const char *data, size_t len, int *err)
 	return v;
 }
 
+/* The version an edit is compared with: the one the writer read, if known. */
+static const char *edit_base(const struct commit_input *in, size_t *len)
+{
+	*len = in->base ? in->base_len : in->stored_len;
+	return in->base ? in->base : in->stored;
+}
+
 /*
  * An edit of a stored file: *now is the new content (an object), *old the
- * stored object it replaces. Both are freed by the caller on success.
+ * version the writer read (edit_base). Both are freed by the caller on
+ * success. Validation and the diff both run against *old: a read-only
+ * field Drift moved on since the read is not the writer's change either.
  */
 static int parse_edit(const struct commit_input *in, cJSON **now,
 		      cJSON **old)
 {
+	size_t blen;
+	const char *base = edit_base(in, &blen);
 	int r = 0;
 
 	*old = NULL;
 	*now = parse(in->data, in->len, &r);
 	if (!*now)
 		return r;
-	*old = in->stored ? json_parse(in->stored, in->stored_len) : NULL;
+	*old = base ? json_parse(base, blen) : NULL;
 	if (!cJSON_IsObject(*old)) {
 		cJSON_Delete(*old);
 		cJSON_Delete(*now);
@@ -646,16 +657,16 @@ static int in_list(char **v, size_t n, const char *s)
 	return 0;
 }
 
-/* tags: the new set of lines against the stored one. */
+/* tags: the new set of lines against the one the writer read. */
 static int plan_tags(const struct commit_input *in, struct commit_plan *p)
 {
 	char **now = NULL, **was = NULL, **add, **del;
-	size_t nnow = 0, nwas = 0, nadd = 0, ndel = 0;
+	size_t nnow = 0, nwas = 0, nadd = 0, ndel = 0, blen;
+	const char *base = edit_base(in, &blen);
 	int r;
 
 	r = split_lines(in->data, in->len, &now, &nnow);
-	r = r ? r : split_lines(in->stored ? in->stored : "", in->stored_len,
-				&was, &nwas);
+	r = r ? r : split_lines(base ? base : "", blen, &was, &nwas);
 	if (r) {
 		free_list(now, nnow);
 		return r;
@@ -973,7 +984,7 @@ static int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
 	static const char *const ro[] = { "accountId", "createDateTime",
 					  "updateDateTime", "deleted" };
-	cJSON *v, *old = NULL, *patch = NULL;
+	cJSON *v, *old = NULL, *patch = NULL, *cur = NULL;
 	const cJSON *f;
 	int r, changed = 0;
 
@@ -1013,15 +1024,23 @@ static int plan_account(const struct commit_input *in, struct commit_plan *p)
 		goto out;
 	f = cJSON_GetObjectItemCaseSensitive(old, "accountId");
 	cJSON_AddItemToObject(patch, "accountId", cJSON_Duplicate(f, 1));
-	if (!cJSON_GetObjectItemCaseSensitive(patch, "ownerId"))
-		cJSON_AddItemToObject(patch, "ownerId",
-				      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
-							      old, "ownerId"),
-						      1));
+	/*
+	 * The API wants ownerId in every PATCH: one the writer left alone
+	 * is the stored one, since the owner read may have changed since.
+	 */
+	if (!cJSON_GetObjectItemCaseSensitive(patch, "ownerId")) {
+		cur = in->stored ? json_parse(in->stored, in->stored_len)
+				 : NULL;
+		f = cJSON_GetObjectItemCaseSensitive(cur, "ownerId");
+		if (!f)
+			f = cJSON_GetObjectItemCaseSensitive(old, "ownerId");
+		cJSON_AddItemToObject(patch, "ownerId", cJSON_Duplicate(f, 1));
+	}
 	r = plan_add(p, "account_patch", "PATCH", patch,
 		     account_target(old), "/accounts/update");
 	patch = NULL;
 out:
+	cJSON_Delete(cur);
 	cJSON_Delete(patch);
 	cJSON_Delete(old);
 	cJSON_Delete(v);
@@ -1140,7 +1159,7 @@ static int load_stored(struct driftfs *d, const struct tnode *n,
 }
 
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
-		 const char *data, size_t len)
+		 const char *data, size_t len, const struct buf *base)
 {
 	struct commit_input in = { .kind = n->kind, .id = n->id,
 				   .data = data, .len = len };
@@ -1156,6 +1175,10 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 	}
 	in.stored = stored.data ? stored.data : "";
 	in.stored_len = stored.len;
+	if (base) {
+		in.base = base->data ? base->data : "";
+		in.base_len = base->len;
+	}
 	r = commit_plan(&in, &plan);
 	buf_release(&stored);
 	/* In order; a call refused stops the ones after it. */

@@ -60,6 +60,14 @@ static void fnode_free(struct fnode *n)
 #define RENDERED_MAX ((size_t)4 << 20)
 #define RENDERED_TTL_MS 2000
 
+/*
+ * Versions of writable files lately read (struct read_base): enough for the
+ * files an editor or a script has open, each small (a contact.json is a few
+ * KiB); a larger one is not kept.
+ */
+#define READ_BASE_SLOTS 32
+#define READ_BASE_MAX ((size_t)256 << 10)
+
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
 	struct sync_change c;
@@ -119,6 +127,24 @@ struct fs {
 	/* Logged at unmount (not in .driftfs/stats, which a second rsync
 	 * must find unchanged). */
 	unsigned long opens, unopened_reads;
+	/*
+	 * The version of a writable file (contact.json, tags, a user, an
+	 * account, a message) that readers last took, by inode: the bytes the
+	 * first read of a read-only descriptor took, which the kernel's page
+	 * cache then holds for every later reader until an invalidation
+	 * sends the next read here. An edit whose writer read the file
+	 * through another descriptor (an open with O_TRUNC or O_WRONLY, a
+	 * scratch file renamed over it) is compared with this version rather
+	 * than the cache, which may have moved on since (DESIGN §4).
+	 * bllock guards it; it is taken last, after a handle's lock.
+	 */
+	pthread_mutex_t bllock;
+	struct read_base {
+		uint64_t ino;		/* 0: a free slot */
+		unsigned long used;	/* bclock when noted: oldest goes */
+		struct buf data;
+	} bases[READ_BASE_SLOTS];
+	unsigned long bclock;
 };
 
 /* An open file or directory. */
@@ -132,6 +158,15 @@ struct handle {
 	int writable;		/* opened for writing a tree file */
 	int unread;		/* read-only: data not loaded yet (op_read) */
 	int dirty;		/* written (or truncated) since the commit */
+	/*
+	 * Writable edits: the version the writer read, which the commit
+	 * compares the new content with (see handle_take_base); then the
+	 * version it committed last. Guarded by lock, like data.
+	 */
+	struct buf base;
+	int based;		/* base holds one (else: the cache at close) */
+	int note_read;		/* reads show the version loaded at open:
+				 * the first one notes it (read_base_note) */
 	uint64_t scratch;	/* inode of a scratch file, or 0 */
 	/*
 	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
@@ -773,8 +808,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			if (!r && (size_t)attr->st_size < b.len)
 				b.len = (size_t)attr->st_size;
 			node_path(f, ino, NULL, path, sizeof(path));
+			/* Cut from the cache now: that is its base too. */
 			r = r ? r : commit_write(f->d, &t, path,
-						 b.data ? b.data : "", b.len);
+						 b.data ? b.data : "", b.len,
+						 NULL);
 			buf_release(&b);
 		}
 		if (r)
@@ -847,6 +884,7 @@ static void handle_free(struct handle *h)
 	pthread_mutex_unlock(&h->fs->hlock);
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
+	buf_release(&h->base);
 	pthread_mutex_destroy(&h->lock);
 	tree_node_release(&h->t);
 	free(h->path);
@@ -1097,6 +1135,80 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 #define WRITE_MAX ((size_t)16 << 20)
 
+/*
+ * Notes data as the version of the file ino that readers took (see
+ * fs.bases). ino is the tree's inode of the file (tree_ino), not the
+ * kernel's: a scratch file renamed over it stays an alias of it.
+ */
+static void read_base_note(struct fs *f, uint64_t ino, const char *data,
+			   size_t len)
+{
+	struct read_base *slot = NULL, *b;
+
+	pthread_mutex_lock(&f->bllock);
+	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
+		b = &f->bases[i];
+		if (b->ino == ino) {
+			slot = b;
+			break;
+		}
+		if (!slot || (slot->ino && (!b->ino || b->used < slot->used)))
+			slot = b;
+	}
+	buf_reset(&slot->data);
+	slot->ino = ino;
+	slot->used = ++f->bclock;
+	/* One too large (or no memory) is forgotten, not left older. */
+	if (len > READ_BASE_MAX || buf_add(&slot->data, data, len)) {
+		slot->ino = 0;
+		buf_release(&slot->data);
+	}
+	pthread_mutex_unlock(&f->bllock);
+}
+
+/* Copies the version of ino readers last took into out: 0, or -ENOENT. */
+static int read_base_get(struct fs *f, uint64_t ino, struct buf *out)
+{
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&f->bllock);
+	for (size_t i = 0; i < READ_BASE_SLOTS && r == -ENOENT; i++)
+		if (f->bases[i].ino == ino)
+			r = buf_add(out, f->bases[i].data.data
+						 ? f->bases[i].data.data
+						 : "",
+				    f->bases[i].data.len);
+	pthread_mutex_unlock(&f->bllock);
+	return r;
+}
+
+/*
+ * The base of an edit through a new writable descriptor h: the version its
+ * writer read. Opened O_RDWR without O_TRUNC, the descriptor
+ * reads what open loaded, so that is it. Otherwise (O_TRUNC, O_WRONLY) the
+ * writer read the file, if at all, through another descriptor: the version
+ * readers last took, or failing that the cache now, which is at least
+ * older than anything that comes while the file is open. Without one, the
+ * commit compares with the cache at close.
+ */
+static void handle_take_base(struct fs *f, struct handle *h, int reads_loaded)
+{
+	int r;
+
+	buf_init(&h->base, WRITE_MAX);
+	if (reads_loaded)
+		r = buf_add(&h->base, h->data.data ? h->data.data : "",
+			    h->data.len);
+	else if (read_base_get(f, tree_ino(&h->t), &h->base))
+		r = tree_content(f->d, &h->t, &h->base);
+	else
+		r = 0;
+	h->based = !r;
+	h->note_read = reads_loaded;
+	if (r)
+		buf_release(&h->base);
+}
+
 static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
 					      const char *name)
 {
@@ -1321,6 +1433,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			r = tree_content(f->d, &t, &h->data);
 		if (r)
 			goto fail;
+		if (acc == TA_RW)
+			handle_take_base(f, h,
+					 acc_mode == O_RDWR &&
+						 !(fi->flags & O_TRUNC));
 		fi->direct_io = 1;
 	} else if (acc_mode == O_RDONLY) {
 		if (acc == TA_DYNAMIC || acc == TA_CTL) {
@@ -1518,6 +1634,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			h->unread = 0;
 		else
 			buf_reset(&h->data);
+		if (!r && tree_access(h->t.kind) == TA_RW)
+			read_base_note(f, tree_ino(&h->t),
+				       h->data.data ? h->data.data : "",
+				       h->data.len);
+	} else if (h->note_read && !h->dirty) {
+		/* A reader here may save through another descriptor or a
+		 * scratch file: it read this version. */
+		h->note_read = 0;
+		read_base_note(f, tree_ino(&h->t),
+			       h->data.data ? h->data.data : "", h->data.len);
 	}
 	if (!r)
 		r = slice_copy(&h->data, size, off, &copy, &n);
@@ -1646,7 +1772,17 @@ static int handle_commit(struct fs *f, struct handle *h)
 	}
 	h->dirty = 0;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
-			 h->data.len);
+			 h->data.len, h->based ? &h->base : NULL);
+	if (!r && h->based) {
+		/* The writer's version is now what it wrote: a later commit
+		 * of this descriptor (an fsync, then more) is its change on
+		 * top of that, and so is another descriptor's. */
+		buf_reset(&h->base);
+		h->based = !buf_add(&h->base, h->data.data ? h->data.data : "",
+				    h->data.len);
+		read_base_note(f, tree_ino(&h->t),
+			       h->data.data ? h->data.data : "", h->data.len);
+	}
 	pthread_mutex_unlock(&h->lock);
 	if (r)
 		log_context_set(NULL);
@@ -1818,12 +1954,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *f = fs_of(req);
 	struct tnode dir = { 0 }, target = { 0 };
-	struct buf content = BUF_INIT;
+	struct buf content = BUF_INIT, base = BUF_INIT;
 	struct scratch *s, *old;
 	struct tattr a;
 	char path[900];
 	uint64_t ino = 0;
-	int r;
+	int r, based;
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
@@ -1875,10 +2011,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto out;
 	}
 	node_path(f, newparent, newname, path, sizeof(path));
+	/*
+	 * Whoever filled the scratch file read the target, if at all,
+	 * through a descriptor of its own (vim and sed -i read it first):
+	 * compare with the version readers last took, else the cache now.
+	 */
+	based = !read_base_get(f, a.ino, &base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
-			 content.len);
+			 content.len, based ? &base : NULL);
 	if (r)
 		goto out;
+	read_base_note(f, a.ino, content.data ? content.data : "",
+		       content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	nodes_lock(f);
 	s = scratch_by_ino_locked(f, ino);
@@ -1892,6 +2036,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 out:
 	reply_err(req, r);
 	buf_release(&content);
+	buf_release(&base);
 	tree_node_release(&dir);
 	tree_node_release(&target);
 }
@@ -1945,6 +2090,7 @@ struct fs *fs_new(struct driftfs *d)
 	pthread_mutex_init(&f->qlock, NULL);
 	pthread_mutex_init(&f->hlock, NULL);
 	pthread_mutex_init(&f->rlock, NULL);
+	pthread_mutex_init(&f->bllock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
 	return f;
 }
@@ -1987,7 +2133,10 @@ void fs_free(struct fs *f)
 	}
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		buf_release(&f->rendered[i].data);
+	for (size_t i = 0; i < READ_BASE_SLOTS; i++)
+		buf_release(&f->bases[i].data);
 	free(f->buckets);
+	pthread_mutex_destroy(&f->bllock);
 	pthread_mutex_destroy(&f->rlock);
 	pthread_mutex_destroy(&f->hlock);
 	pthread_mutex_destroy(&f->lock);

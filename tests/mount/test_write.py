@@ -518,3 +518,174 @@ def test_reply_found_landed_by_its_text_not_its_bytes(mount, emulator):
     assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)) == 1
     bodies = [m["body"] for m in emulator.data()["messages"][str(cid)]]
     assert [b for b in bodies if "cake" in b] == ["<p>Tea &amp; cake<br/>at four</p>"]
+def other_client_patch(emulator, path, body):
+    """A PATCH by another API client: a change made outside this mount."""
+    import urllib.request
+    from helpers import TOKEN
+    req = urllib.request.Request(emulator.url + path, method="PATCH",
+                                 data=json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + TOKEN,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def rename_save(path, text):
+    """What sed -i and rsync do: a scratch file beside the target, renamed
+    over it."""
+    scratch = os.path.join(os.path.dirname(path),
+                           "." + os.path.basename(path) + ".Xy12Ab")
+    write(scratch, text)
+    os.rename(scratch, path)
+
+
+def contact_with_conversation(emulator, skip=0):
+    data = emulator.data()
+    ids = []
+    for v in data["conversations"]:
+        if v["contactId"] not in ids and any(
+                c["id"] == v["contactId"] for c in data["contacts"]):
+            ids.append(v["contactId"])
+    return ids[skip]
+
+
+@pytest.mark.parametrize("how", ["one descriptor", "read then O_TRUNC",
+                                 "rename from a scratch file"])
+def test_contact_edit_keeps_a_concurrent_change(mount, emulator, how):
+    """DESIGN §4: a field the writer left alone is not sent back, even when
+    Drift changed it after the writer read the file (a lost update)."""
+    c = contact_with_conversation(emulator)
+    p = mount.p("contacts", str(c), "contact.json")
+    # The writer reads through a read-only descriptor or a read-write one.
+    f = open(p, "r" if how == "read then O_TRUNC" else "r+")
+    obj = json.loads(f.read())
+    if how != "one descriptor":
+        f.close()
+    # Drift changes the phone; the cache learns it before the writer saves.
+    emulator.mutate(op="update_contact", id=c,
+                    attributes={"phone": "555-CONCURRENT"})
+    mount.ctl("sync contacts/%d" % c)
+    obj["attributes"]["name"] = "Writer Name"
+    text = json.dumps(obj, indent=2)
+    seq = last_seq(emulator)
+    if how == "one descriptor":
+        f.seek(0)
+        f.truncate()
+        f.write(text)
+        f.close()
+    elif how == "read then O_TRUNC":
+        write(p, text)
+    else:
+        rename_save(p, text)
+    patches = api_calls(emulator, seq, "PATCH")
+    assert [json.loads(x["body"]) for x in patches] == [
+        {"attributes": {"name": "Writer Name"}}]
+    assert api_calls(emulator, seq, "DELETE") == []
+    attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
+    assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Writer Name"
+    # The file shows both changes once the write has landed.
+    attrs = mount.json("contacts", str(c), "contact.json")["attributes"]
+    assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Writer Name"
+
+
+def test_tags_edit_keeps_a_concurrent_tag(mount, emulator):
+    data = emulator.data()
+    convs = {v["contactId"] for v in data["conversations"]}
+    c = next(x for x in data["contacts"] if len(x["attributes"].get("tags") or []) >= 2
+             and x["id"] in convs)
+    p = mount.p("contacts", str(c["id"]), "tags")
+    lines = open(p).read().splitlines()
+    # Drift adds a tag after the writer read the file.
+    tags = list(c["attributes"]["tags"])
+    tags.append({"name": "added-in-drift"} if isinstance(tags[0], dict)
+                else "added-in-drift")
+    emulator.mutate(op="update_contact", id=c["id"], attributes={"tags": tags})
+    mount.ctl("sync contacts/%d" % c["id"])
+    seq = last_seq(emulator)
+    write(p, "\n".join(lines[1:] + ["writer-tag"]) + "\n")
+    calls = api_calls(emulator, seq)
+    assert [(x["method"], json.loads(x["body"]) if x["method"] == "POST" else None)
+            for x in calls if x["method"] != "GET"] == [
+        ("POST", [{"name": "writer-tag"}]), ("DELETE", None)]
+    dels = [x for x in calls if x["method"] == "DELETE"]
+    assert "added-in-drift" not in dels[0]["path"]
+    now = open(p).read().splitlines()
+    assert "added-in-drift" in now and "writer-tag" in now and lines[0] not in now
+
+
+@pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file"])
+def test_user_edit_keeps_a_concurrent_change(mount, emulator, how):
+    u = next(x for x in emulator.data()["users"] if not x.get("bot"))
+    p = mount.p("users", "%d.json" % u["id"])
+    obj = json.loads(open(p).read())
+    emulator.mutate(op="update_user", id=u["id"], fields={"phone": "555-CONCURRENT"})
+    mount.ctl("sync users/%d" % u["id"])
+    obj["alias"] = "Writer Alias"
+    seq = last_seq(emulator)
+    if how == "read then O_TRUNC":
+        write(p, json.dumps(obj))
+    else:
+        rename_save(p, json.dumps(obj))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert [json.loads(x["body"]) for x in patches] == [{"alias": "Writer Alias"}]
+    user = next(x for x in emulator.data()["users"] if x["id"] == u["id"])
+    assert user["phone"] == "555-CONCURRENT" and user["alias"] == "Writer Alias"
+
+
+@pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file"])
+def test_account_edit_keeps_a_concurrent_change(mount, emulator, how):
+    data = emulator.data()
+    a = next(x for x in data["accounts"] if not x["deleted"])
+    owner = next(x["id"] for x in data["users"]
+                 if not x.get("bot") and x["id"] != a["ownerId"])
+    name = a["accountId"].replace("%", "%25").replace("/", "%2F") + ".json"
+    p = mount.p("accounts", name)
+    obj = json.loads(open(p).read())
+    # Another client renames the account and gives it a new owner.
+    other_client_patch(emulator, "/accounts/update",
+                       {"accountId": a["accountId"], "ownerId": owner,
+                        "name": "Renamed Elsewhere"})
+    mount.ctl("sync accounts")
+    obj["targeted"] = not obj["targeted"]
+    seq = last_seq(emulator)
+    if how == "read then O_TRUNC":
+        write(p, json.dumps(obj))
+    else:
+        rename_save(p, json.dumps(obj))
+    patches = api_calls(emulator, seq, "PATCH")
+    # The owner the API requires is the current one, not the one read.
+    assert [json.loads(x["body"]) for x in patches] == [
+        {"targeted": obj["targeted"], "accountId": a["accountId"], "ownerId": owner}]
+    acc = next(x for x in emulator.data()["accounts"]
+               if x["accountId"] == a["accountId"])
+    assert acc["name"] == "Renamed Elsewhere" and acc["ownerId"] == owner
+    assert acc["targeted"] == obj["targeted"]
+
+
+def test_vim_save_keeps_a_change_made_while_it_edits(mount, emulator, tmp_path):
+    """vim reads the file, Drift changes it while the buffer is open, and
+    :wq sends only vim's change."""
+    import shutil
+    if not shutil.which("vim"):
+        pytest.skip("SKIP: vim is not installed")
+    c = contact_with_conversation(emulator, 1)
+    p = mount.p("contacts", str(c), "contact.json")
+    meanwhile = tmp_path / "meanwhile.sh"
+    meanwhile.write_text(
+        "set -e\n"
+        "curl -sf -X POST -H 'Content-Type: application/json' -d '%s' %s/_admin/mutate"
+        " >/dev/null\n"
+        "printf 'sync contacts/%d\\n' > '%s'\n" % (
+            json.dumps({"op": "update_contact", "id": c,
+                        "attributes": {"phone": "555-CONCURRENT"}}),
+            emulator.url, c, mount.p(".driftfs", "ctl")))
+    seq = last_seq(emulator)
+    r = subprocess.run(["vim", "-es", "-u", "NONE", "-i", "NONE",
+                        "-c", "silent !sh %s" % meanwhile,
+                        "-c", r'%s/"name": "[^"]*"/"name": "Vim Name"/',
+                        "-c", "wq", p], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    patches = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert patches == [{"attributes": {"name": "Vim Name"}}]
+    attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
+    assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Vim Name"

@@ -237,6 +237,86 @@ static void test_message_text(void)
 	buf_release(&b);
 }
 
+/* Plans an edit of kind read as base, stored now as stored. */
+static int plan_edit(int kind, const char *data, const char *base,
+		     const char *stored, struct commit_plan *out)
+{
+	struct commit_input in = { .kind = kind, .id = 42, .conv = 7,
+				   .data = data, .len = strlen(data),
+				   .stored = stored,
+				   .stored_len = strlen(stored),
+				   .base = base, .base_len = strlen(base) };
+
+	return commit_plan(&in, out);
+}
+
+static char *body_of(const struct commit_plan *p, size_t i)
+{
+	return cJSON_PrintUnformatted(p->calls[i].body);
+}
+
+/*
+ * DESIGN §4: only what the writer changed against the version it read is
+ * sent. A field Drift changed since (phone, a tag, the account's name and
+ * owner, its updateDateTime) is neither sent back nor refused.
+ */
+static void test_edits_diff_against_the_version_read(void)
+{
+	static const char c_base[] =
+		"{\"id\":42,\"attributes\":{\"name\":\"A\","
+		"\"phone\":\"1\",\"tags\":[\"t1\",\"t2\"]}}";
+	static const char c_now[] =
+		"{\"id\":42,\"attributes\":{\"name\":\"A\","
+		"\"phone\":\"2\",\"tags\":[\"t1\",\"t2\",\"t3\"]}}";
+	static const char c_new[] =
+		"{\"id\":42,\"attributes\":{\"name\":\"B\","
+		"\"phone\":\"1\",\"tags\":[\"t2\"]}}";
+	static const char c_id[] =
+		"{\"id\":43,\"attributes\":{\"name\":\"A\","
+		"\"phone\":\"1\",\"tags\":[\"t1\",\"t2\"]}}";
+	static const char a_base[] =
+		"{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"N\","
+		"\"targeted\":false,\"updateDateTime\":5}";
+	static const char a_now[] =
+		"{\"accountId\":\"x\",\"ownerId\":2,\"name\":\"M\","
+		"\"targeted\":false,\"updateDateTime\":6}";
+	static const char a_new[] =
+		"{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"N\","
+		"\"targeted\":true,\"updateDateTime\":5}";
+	struct commit_plan p;
+	char *body;
+
+	REQUIRE(!plan_edit(T_CONTACT_JSON, c_new, c_base, c_now, &p));
+	REQUIRE(p.n == 2);
+	body = body_of(&p, 0);
+	CHECK_EQ_STR(body, "{\"attributes\":{\"name\":\"B\"}}");
+	free(body);
+	CHECK_EQ_STR(p.calls[1].api_path, "/contacts/42/tags/t1");
+	commit_plan_release(&p);
+
+	REQUIRE(!plan_edit(T_CONTACT_TAGS, "t1\nt2\nt4\n", "t1\nt2\n",
+			   "t1\nt2\nt3\n", &p));
+	REQUIRE(p.n == 1);
+	body = body_of(&p, 0);
+	CHECK_EQ_STR(body, "[{\"name\":\"t4\"}]");
+	free(body);
+	commit_plan_release(&p);
+
+	REQUIRE(!plan_edit(T_ACCOUNT_JSON, a_new, a_base, a_now, &p));
+	REQUIRE(p.n == 1);
+	body = body_of(&p, 0);
+	CHECK_EQ_STR(body, "{\"targeted\":true,\"accountId\":\"x\","
+			   "\"ownerId\":2}");
+	free(body);
+	commit_plan_release(&p);
+
+	/* Read-only fields are checked against the version read too. */
+	unit_quiet(1);
+	CHECK_EQ_INT(plan_edit(T_CONTACT_JSON, c_id, c_base, c_base, &p),
+		     -EINVAL);
+	unit_quiet(0);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -246,5 +326,6 @@ int main(void)
 	UNIT_RUN(test_new_conversation_attributes);
 	UNIT_RUN(test_every_write_has_a_target);
 	UNIT_RUN(test_message_text);
+	UNIT_RUN(test_edits_diff_against_the_version_read);
 	return unit_summary();
 }

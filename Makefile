@@ -33,7 +33,7 @@ BUILD := build/default
 endif
 
 # The library both programs share, and each program's main.
-LIB_SRCS := buf log stats json names config auth http api store render sync \
+LIB_SRCS := buf text log stats json names config auth http api store render sync \
 	tree ctl fs commit outbox
 LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

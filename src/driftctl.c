@@ -2391,7 +2391,8 @@ static const char usage_api[] =
 	"\n"
 	"One authenticated call through driftfs's client (rate governor,\n"
 	"retries of idempotent calls, token refresh). The response body goes\n"
-	"to standard output whatever the status; the exit status is 0 for\n"
+	"to standard output whatever the status (on a terminal, without\n"
+	"escape sequences); the exit status is 0 for\n"
 	"2xx, 2 for 401/403, 4 for other 4xx, 5 for 429, 3 for 5xx, a\n"
 	"redirect (never followed) or no answer. -d implies POST and\n"
 	"Content-Type: application/json.\n";

@@ -3,6 +3,9 @@
 message in `api` and `report` failures, `status` lines, report cells; and it
 redacts the token from an error text before cutting it."""
 import json
+import os
+import pty
+import subprocess
 
 from helpers import NASTY, TOKEN, assert_inert
 
@@ -68,3 +71,35 @@ def test_status_and_report_sanitised(ctl_token, emulator):
             # Escaped, not removed: the JSON value is the API's.
             assert_inert("the JSON report", p.stdout, remnants=())
             assert json.loads(p.stdout) == answer
+
+
+def test_api_body_on_a_terminal_sanitised(ctl_token, emulator):
+    """Into a pipe the body is the API's bytes; on a terminal it goes
+    through the sanitiser."""
+    ctl = ctl_token
+    body = json.dumps({"data": "x"}) + NASTY + "\n"
+    emulator.add_fault(kind="body", status=200, path="^/users/list$",
+                       body=body)
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run(ctl.argv("api", "/users/list"), stdout=slave,
+                           stderr=subprocess.PIPE, env=ctl.env, timeout=60)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:         # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, p.stderr
+    text = out.decode().replace("\r\n", "\n")
+    assert text == '{"data": "x"}\n', repr(text)
+    assert_inert("driftctl api on a terminal", text)

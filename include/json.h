@@ -15,8 +15,8 @@
  * and the bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069) as
  * \uXXXX: lossless, and what the text sanitiser (text.h) would strip, so
  * cat of a JSON file cannot drive a terminal either. Invalid UTF-8 is left
- * as it is (JSON has no escape for a byte); a UTF-8 terminal shows it as
- * a replacement character, never as a control.
+ * as it is (JSON has no escape for a byte, and changing it would change the
+ * value); a lone 0x9B byte is not a CSI to a terminal in UTF-8 mode.
  *
  * Ownership: json_parse() returns a tree the caller frees with cJSON_Delete().
  */

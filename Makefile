@@ -51,8 +51,8 @@ BUILD := build/default
 endif
 
 # The library both programs share, and each program's main.
-LIB_SRCS := buf log stats json names config auth http api store account render sync \
-	tree ctl fs commit outbox
+LIB_SRCS := buf text log stats json names config auth http api store account \
+	render sync tree ctl fs commit outbox
 LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 

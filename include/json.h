@@ -10,7 +10,13 @@
  * renderer prints Raw nodes verbatim.
  *
  * Canonical form: keys sorted bytewise, two-space indentation, a final
- * newline; the same object always renders to the same bytes.
+ * newline; the same object always renders to the same bytes. Strings escape
+ * C0 controls and DEL, and also C1 controls (U+0080-U+009F), U+2028/U+2029
+ * and the bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069) as
+ * \uXXXX: lossless, and what the text sanitiser (text.h) would strip, so
+ * cat of a JSON file cannot drive a terminal either. Invalid UTF-8 is left
+ * as it is (JSON has no escape for a byte, and changing it would change the
+ * value); a lone 0x9B byte is not a CSI to a terminal in UTF-8 mode.
  *
  * Ownership: json_parse() returns a tree the caller frees with cJSON_Delete().
  */

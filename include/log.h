@@ -13,6 +13,11 @@
  *
  * Secrets never reach this module: callers pass no tokens, and the HTTP layer
  * logs request lines only, never headers.
+ *
+ * Every line, error and context passes the sanitiser (text.h) as one line
+ * before it is kept or written, so an API value quoted in a message (an
+ * error text, a name) cannot send escape sequences to the terminal that
+ * shows the log or .driftfs/errors.
  */
 #ifndef DRIFTFS_LOG_H
 #define DRIFTFS_LOG_H

@@ -14,8 +14,8 @@
 /*
  * Appends HTML as plain text: tags removed (<br>, </p>, </div> and </li>
  * become line breaks), entities decoded, terminal control characters
- * stripped (newlines and tabs kept), blank runs collapsed, no trailing
- * newline.
+ * and escape sequences removed by the sanitiser (text.h, TEXT_LINES),
+ * blank runs collapsed, no trailing newline.
  */
 int render_html_text(const char *html, struct buf *out);
 
@@ -27,7 +27,8 @@ int render_time(int64_t ms, struct buf *out);
  *   [2026-11-23 10:00:05Z] Name (agent|contact|bot, chat|private_note):
  *   body text
  *   <blank line>
- * name is stripped of control characters; role is agent, contact or bot.
+ * name and type come from the API and go through the sanitiser as one line
+ * each (text.h); role is agent, contact or bot.
  */
 int render_transcript_block(int64_t created_ms, const char *name,
 			    const char *role, const char *type,

@@ -80,17 +80,26 @@ static int64_t get_ms(const cJSON *obj, const char *key)
 	return v;
 }
 
-/* Replaces control characters so a tag stays on its own line. */
+/*
+ * Escapes control characters as %XX so a tag stays on its own line and the
+ * tags file cannot drive a terminal: C0, DEL, and C1 controls (U+0080 to
+ * U+009F, both UTF-8 bytes; U+009B is CSI). Escaped, not removed as the
+ * text sanitiser would, so that each tag still shows as one distinct line.
+ */
 static int add_tag_line(struct buf *out, const char *name)
 {
 	int r = 0;
 
 	for (const unsigned char *p = (const unsigned char *)name; *p && !r;
 	     p++) {
-		if (*p < 0x20 || *p == 0x7f)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			r = buf_printf(out, "%%C2%%%02X", p[1]);
+			p++;
+		} else if (*p < 0x20 || *p == 0x7f) {
 			r = buf_printf(out, "%%%02X", *p);
-		else
+		} else {
 			r = buf_addc(out, (char)*p);
+		}
 	}
 	return r ? r : buf_addc(out, '\n');
 }

@@ -32,6 +32,7 @@
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
+#include "text.h"
 
 /* Exit statuses (documented in driftctl(1) and README.md). */
 enum {
@@ -84,15 +85,43 @@ struct ctl {
  * Small helpers
  * -------------------------------------------------------------------- */
 
+/*
+ * Writes one line to f through the sanitiser (text.h): the line may quote
+ * the API (an error message, a scope, an outbox entry's last error), and
+ * no API value may drive the user's terminal.
+ */
+static void __attribute__((format(printf, 3, 0)))
+put_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+	struct buf b = BUF_INIT;
+	struct buf clean = BUF_INIT;
+
+	if (!buf_vprintf(&b, fmt, ap) &&
+	    !text_clean_buf(&clean, b.data ? b.data : "", b.len, 0))
+		fprintf(f, "%s%s\n", prefix, clean.data ? clean.data : "");
+	else
+		fprintf(f, "%s(out of memory)\n", prefix);
+	buf_release(&b);
+	buf_release(&clean);
+}
+
 static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("driftctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_line(stderr, "driftctl: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* A line of output on stdout that holds a string from the API. */
+static void __attribute__((format(printf, 1, 2))) show(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	put_line(stdout, "", fmt, ap);
+	va_end(ap);
 }
 
 static void scrub_free(char *s)
@@ -1405,12 +1434,12 @@ static int print_outbox_row(void *ctx, const struct outbox_row *o)
 
 	(void)ctx;
 	fmt_time(when, sizeof(when), o->created);
-	printf("outbox_entry: #%lld %s %s: %s %s (%s, %lld attempts%s%s)\n",
-	       (long long)o->seq, when, o->path ? o->path : "?",
-	       o->method ? o->method : "?", o->api_path ? o->api_path : "?",
-	       o->state ? o->state : "?", (long long)o->attempts,
-	       o->last_error && *o->last_error ? ", last error: " : "",
-	       o->last_error ? o->last_error : "");
+	show("outbox_entry: #%lld %s %s: %s %s (%s, %lld attempts%s%s)",
+	     (long long)o->seq, when, o->path ? o->path : "?",
+	     o->method ? o->method : "?", o->api_path ? o->api_path : "?",
+	     o->state ? o->state : "?", (long long)o->attempts,
+	     o->last_error && *o->last_error ? ", last error: " : "",
+	     o->last_error ? o->last_error : "");
 	return 0;
 }
 
@@ -1422,7 +1451,7 @@ static void print_lines(const char *text, const char *const *keys)
 
 		for (const char *const *k = keys; *k; k++)
 			if (!strncmp(l, *k, strlen(*k)))
-				printf("mount_%.*s\n", (int)len, l);
+				show("mount_%.*s", (int)len, l);
 		l += len;
 		if (*l)
 			l++;
@@ -1503,15 +1532,15 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 		if (s >= 200 && s < 300) {
 			printf("account: org %lld\n", (long long)org);
 			if (scope[0])
-				printf("scope: %s\n", scope);
+				show("scope: %s", scope);
 		} else {
-			printf("account: unknown (%s%s%s)\n",
-			       s == 401 || s == 403 || s == 400
-				       ? "the token was refused: run driftctl "
-					 "login"
-			       : s ? "HTTP error"
-				   : "API unreachable",
-			       msg[0] && s ? ": " : "", s ? msg : "");
+			show("account: unknown (%s%s%s)",
+			     s == 401 || s == 403 || s == 400
+				     ? "the token was refused: run driftctl "
+				       "login"
+			     : s ? "HTTP error"
+				 : "API unreachable",
+			     msg[0] && s ? ": " : "", s ? msg : "");
 			result = s == 400 ? DX_AUTH : exit_for_status(s);
 		}
 	}
@@ -1785,9 +1814,24 @@ static int cmd_api(struct ctl *c, int argc, char **argv, int from)
 	rq.max_body = (size_t)64 << 20;
 	rq.headers = aa.headers;
 	e = http_request(c->d.http, &rq, &resp);
-	if (resp.body.len &&
-	    fwrite(resp.body.data, 1, resp.body.len, stdout) != resp.body.len)
+	/*
+	 * The body byte for byte into a pipe or file (as curl does), but a
+	 * terminal gets it through the sanitiser: the API's bytes must not
+	 * drive it.
+	 */
+	if (resp.body.len && isatty(STDOUT_FILENO)) {
+		struct buf clean = BUF_INIT;
+
+		if (text_clean_buf(&clean, resp.body.data, resp.body.len,
+				   TEXT_LINES) ||
+		    fwrite(clean.data ? clean.data : "", 1, clean.len,
+			   stdout) != clean.len)
+			e = e ? e : -EIO;
+		buf_release(&clean);
+	} else if (resp.body.len && fwrite(resp.body.data, 1, resp.body.len,
+					   stdout) != resp.body.len) {
 		e = e ? e : -EIO;
+	}
 	if (fflush(stdout))
 		e = e ? e : -errno;
 	if (e == -EINVAL && !resp.status) {
@@ -2097,7 +2141,9 @@ out:
 /* One CSV field: numbers as they are, strings quoted when needed. */
 static int csv_field(const cJSON *v, struct buf *out)
 {
+	struct buf clean = BUF_INIT;
 	const char *s;
+	int r;
 
 	if (cJSON_IsRaw(v))
 		return buf_adds(out, v->valuestring);
@@ -2112,15 +2158,23 @@ static int csv_field(const cJSON *v, struct buf *out)
 		return buf_adds(out, cJSON_IsTrue(v) ? "true" : "false");
 	if (!cJSON_IsString(v))
 		return 0;
-	s = v->valuestring;
-	if (!strpbrk(s, ",\"\r\n"))
-		return buf_adds(out, s);
-	if (buf_addc(out, '"'))
-		return -ENOMEM;
-	for (; *s; s++)
+	/* The API's string, with no escape sequence (text.h); newlines stay
+	 * (quoted), the rest of a cell is as the API gave it. */
+	r = text_clean_buf(&clean, v->valuestring, strlen(v->valuestring),
+			   TEXT_LINES);
+	s = clean.data ? clean.data : "";
+	if (r || !strpbrk(s, ",\"\r\n")) {
+		r = r ? r : buf_adds(out, s);
+		goto out;
+	}
+	r = buf_addc(out, '"');
+	for (; *s && !r; s++)
 		if ((*s == '"' && buf_addc(out, '"')) || buf_addc(out, *s))
-			return -ENOMEM;
-	return buf_addc(out, '"');
+			r = -ENOMEM;
+	r = r ? r : buf_addc(out, '"');
+out:
+	buf_release(&clean);
+	return r;
 }
 
 static int report_csv(const cJSON *answer, char **metrics, size_t nm,
@@ -2353,7 +2407,8 @@ static const char usage_api[] =
 	"\n"
 	"One authenticated call through driftfs's client (rate governor,\n"
 	"retries of idempotent calls, token refresh). The response body goes\n"
-	"to standard output whatever the status; the exit status is 0 for\n"
+	"to standard output whatever the status (on a terminal, without\n"
+	"escape sequences); the exit status is 0 for\n"
 	"2xx, 2 for 401/403, 4 for other 4xx, 5 for 429, 3 for 5xx, a\n"
 	"redirect (never followed) or no answer. -d implies POST and\n"
 	"Content-Type: application/json.\n";

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "stats.h"
+#include "text.h"
 
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define MAX_ATTEMPTS 5
@@ -392,7 +393,10 @@ struct attempt {
 	struct buf *body;
 	int too_big;
 	long retry_after;	/* seconds, -1 when absent */
-	char location[256];	/* a 3xx answer's Location, without its query */
+	/* A 3xx answer's Location (curl's string, valid until the handle is
+	 * used again), shown without its query; NULL when absent. */
+	const char *location;
+	int location_len;
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -456,27 +460,22 @@ static void endpoint_name(const char *method, const char *path, char *out,
 	out[o < size ? o : size - 1] = '\0';
 }
 
-/* Pulls the API's own message out of an error body, if it has one. */
-static void error_message(const struct buf *body, char *out, size_t size)
+/*
+ * Appends the API's own message from an error body, if it has one: the
+ * JSON error's type and message, else the body as it is. Whole, so that
+ * the token is redacted before anything is cut (set_message()).
+ */
+static int error_message(const struct buf *body, struct buf *out)
 {
 	cJSON *v, *e;
 	const char *msg = NULL, *type = NULL;
+	int r = 0;
 
-	out[0] = '\0';
 	if (!body->len)
-		return;
+		return 0;
 	v = json_parse(body->data, body->len);
-	if (!v) {
-		size_t n = body->len < size - 1 ? body->len : size - 1;
-
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)body->data[i];
-
-			out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-		}
-		out[n] = '\0';
-		return;
-	}
+	if (!v)
+		return buf_add(out, body->data, body->len);
 	e = cJSON_GetObjectItemCaseSensitive(v, "error");
 	if (cJSON_IsObject(e)) {
 		msg = json_get_str(e, "message");
@@ -493,9 +492,10 @@ static void error_message(const struct buf *body, char *out, size_t size)
 		}
 	}
 	if (msg)
-		snprintf(out, size, "%s%s%s", type ? type : "",
-			 type ? ": " : "", msg);
+		r = buf_printf(out, "%s%s%s", type ? type : "",
+			       type ? ": " : "", msg);
 	cJSON_Delete(v);
+	return r;
 }
 
 static int perform_once(struct http *h, CURL *c, const char *method,
@@ -548,11 +548,12 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 		char *loc = NULL;
 
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-		a->location[0] = '\0';
+		a->location = NULL;
 		if (*status >= 300 && *status < 400 &&
-		    !curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) && loc)
-			snprintf(a->location, sizeof(a->location), "%.*s",
-				 (int)strcspn(loc, "?#"), loc);
+		    !curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) && loc) {
+			a->location = loc;
+			a->location_len = (int)strcspn(loc, "?#");
+		}
 		return 0;
 	}
 	if (!curl_err[0])
@@ -578,18 +579,51 @@ static int tls_refused(int rc)
 	}
 }
 
-/* Replaces every copy of secret in s (NUL-terminated) with "***". */
-static void redact(char *s, const char *secret)
+/*
+ * Replaces every copy of secret in the len bytes of s with "***" and
+ * returns the new length (NUL bytes in s are no hiding place).
+ */
+static size_t redact(char *s, size_t len, const char *secret)
 {
-	size_t n = strlen(secret);
+	size_t n = strlen(secret), at = 0;
 	char *p;
 
 	if (n < 4)
-		return;
-	while ((p = strstr(s, secret))) {
+		return len;
+	while ((p = memmem(s + at, len - at, secret, n))) {
+		size_t i = (size_t)(p - s);
+
 		memcpy(p, "***", 3);
-		memmove(p + 3, p + n, strlen(p + n) + 1);
+		memmove(p + 3, p + n, len - i - n);
+		len -= n - 3;
+		at = i + 3;
 	}
+	s[len] = '\0';
+	return len;
+}
+
+/*
+ * Sets resp->message from the whole text of why (consumed): the token is
+ * redacted from all of it, the sanitiser (text.h) makes it one line with
+ * no escape sequence, and only then is it cut to fit, at a character
+ * boundary. Cut first, a token straddling the cut would keep its head.
+ * The redaction runs again after cleaning, since dropping a control byte
+ * can join a token that one split ("tok\x01en").
+ */
+static void set_message(struct http_response *resp, struct buf *why,
+			const char *token)
+{
+	resp->message[0] = '\0';
+	if (!why->data)
+		return;
+	if (token)
+		why->len = redact(why->data, why->len, token);
+	why->len = text_clean(why->data, why->len + 1, why->data, why->len, 0);
+	if (token)
+		why->len = redact(why->data, why->len, token);
+	text_clean(resp->message, sizeof(resp->message), why->data, why->len,
+		   0);
+	buf_release(why);
 }
 
 static int64_t backoff_ms(int attempt)
@@ -736,7 +770,8 @@ int http_request(struct http *h, const struct http_request *rq,
 	}
 
 	for (int attempt = 0; attempt < max_attempts; attempt++) {
-		struct attempt a = { &resp->body, 0, -1, "" };
+		struct attempt a = { &resp->body, 0, -1, NULL, 0 };
+		struct buf why = BUF_INIT;	/* the failure, whole */
 		/* The Authorization line goes first, in a node of our own, so
 		 * the shared list never holds the token. */
 		struct curl_slist auth_node = { NULL, hdrs };
@@ -793,33 +828,33 @@ int http_request(struct http *h, const struct http_request *rq,
 			break;
 		}
 		if (tls_refused(rc)) {
-			snprintf(resp->message, sizeof(resp->message),
-				 "TLS certificate verification failed for %s: "
-				 "%s",
-				 h->origin, curl_err);
+			buf_printf(&why, "TLS certificate verification failed "
+				   "for %s: %s", h->origin, curl_err);
+			set_message(resp, &why, NULL);
 			stats_add("api tls failures", 1);
 			r = -EIO;
 			break;
 		}
 		if (rc == CURLE_SSL_CONNECT_ERROR)
-			snprintf(resp->message, sizeof(resp->message),
-				 "TLS handshake with %s failed: %s", h->origin,
-				 curl_err);
+			buf_printf(&why, "TLS handshake with %s failed: %s",
+				   h->origin, curl_err);
 		else if (rc)
-			snprintf(resp->message, sizeof(resp->message), "%s",
-				 curl_err);
+			buf_adds(&why, curl_err);
+		else if (status >= 300 && status < 400 && a.location)
+			buf_printf(&why, "redirect to %.*s not followed "
+				   "(driftfs never follows redirects; check "
+				   "api_url)",
+				   a.location_len, a.location);
 		else if (status >= 300 && status < 400)
-			snprintf(resp->message, sizeof(resp->message),
-				 "redirect to %s not followed (driftfs never "
-				 "follows redirects; check api_url)",
-				 a.location[0] ? a.location : "(no Location)");
+			buf_adds(&why, "redirect to (no Location) not followed "
+				 "(driftfs never follows redirects; check "
+				 "api_url)");
 		else
-			error_message(&resp->body, resp->message,
-				      sizeof(resp->message));
+			error_message(&resp->body, &why);
 		/* The API's own words could quote the token back. */
-		if (authl)
-			redact(resp->message,
-			       authl + strlen("Authorization: Bearer "));
+		set_message(resp, &why,
+			    authl ? authl + strlen("Authorization: Bearer ")
+				  : NULL);
 		r = -http_errno(status);
 		/* A refused token: the API did nothing, so even a POST may
 		 * go again, once, with a fresh token. */

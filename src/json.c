@@ -180,11 +180,46 @@ out:
 	return v;
 }
 
+/*
+ * The code point of the UTF-8 character at p (which has at least a lead
+ * byte) that is escaped although JSON allows it raw: a C1 control
+ * (U+0080-U+009F; U+009B is a terminal's CSI), a line or paragraph
+ * separator, a bidi embedding, override or isolate. The terminal text
+ * sanitiser (text.h) removes the same; here an escape keeps the value and
+ * still shows the reader nothing that drives the terminal or reorders the
+ * line. 0 for anything else; *n is set to the character's length.
+ */
+static unsigned terminal_code_point(const unsigned char *p, size_t *n)
+{
+	unsigned cp;
+
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+		*n = 2;
+		return p[1];
+	}
+	if (p[0] != 0xe2 || (p[1] != 0x80 && p[1] != 0x81) || p[2] < 0x80 ||
+	    p[2] > 0xbf)
+		return 0;
+	cp = 0x2000u | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3fu);
+	*n = 3;
+	if ((cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return cp;
+	return 0;
+}
+
 static int render_string(const char *s, struct buf *out)
 {
 	int r = buf_addc(out, '"');
 
 	for (const unsigned char *p = (const unsigned char *)s; *p && !r; p++) {
+		size_t n = 1;
+		unsigned cp = *p >= 0x80 ? terminal_code_point(p, &n) : 0;
+
+		if (cp) {
+			r = buf_printf(out, "\\u%04x", cp);
+			p += n - 1;
+			continue;
+		}
 		switch (*p) {
 		case '"':
 			r = buf_adds(out, "\\\"");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* log.c: daemon log and the ring of recent errors (see log.h). */
 #include "log.h"
+#include "text.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -35,6 +36,8 @@ static void resolve(void)
 		context_fn = NULL;
 		context[0] = '\0';
 		fn(context_arg, context, sizeof(context));
+		text_clean(context, sizeof(context), context, strlen(context),
+			   0);
 	}
 }
 
@@ -56,6 +59,8 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (level > threshold)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
+	/* Whatever a caller passed, no API value reaches the terminal. */
+	text_clean(line, sizeof(line), line, strlen(line), 0);
 	if (to_syslog)
 		syslog(prio[level], "%s", line);
 	else
@@ -83,10 +88,12 @@ void log_error_event(const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	resolve();
-	/* One error, one line: the ring is read line by line. */
-	for (char *p = text; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	/*
+	 * One error, one line (the ring is read line by line), and no
+	 * escape sequence: API error messages end up here and are shown by
+	 * cat .driftfs/errors.
+	 */
+	text_clean(text, sizeof(text), text, strlen(text), 0);
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
@@ -112,7 +119,8 @@ void log_error_event(const char *fmt, ...)
 void log_context_set(const char *ctx)
 {
 	context_fn = NULL;
-	snprintf(context, sizeof(context), "%s", ctx ? ctx : "");
+	text_clean(context, sizeof(context), ctx ? ctx : "",
+		   ctx ? strlen(ctx) : 0, 0);
 }
 
 void log_context_defer(log_context_fn fn, const void *arg)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* render.c: transcript text from HTML message bodies (see render.h). */
 #include "render.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -126,46 +127,20 @@ static int tag_breaks_line(const char *s)
 	return 0;
 }
 
-/* Appends text with control characters and blank-line runs removed. */
-static int add_clean(struct buf *out, const char *s, size_t len)
+/* Appends clean text with blank-line runs removed. */
+static int add_collapsed(struct buf *out, const char *s, size_t len)
 {
 	int r = 0;
 
 	for (size_t i = 0; i < len && !r; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\r')
-			continue;
-		if (c == 0x1b) {
-			/* Drop the whole escape sequence, not just ESC. */
-			if (i + 1 < len && s[i + 1] == '[') {
-				i += 2;
-				while (i < len && !((unsigned char)s[i] >= 0x40 &&
-						    (unsigned char)s[i] <= 0x7e))
-					i++;
-			}
-			continue;
-		}
-		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-			continue;
-		/*
-		 * C1 controls (U+0080-U+009F) are terminal controls too. The
-		 * check is on the output, so that a byte dropped between the
-		 * two halves cannot join them.
-		 */
-		if (c >= 0x80 && c <= 0x9f && out->len &&
-		    (unsigned char)out->data[out->len - 1] == 0xc2) {
-			out->data[--out->len] = '\0';
-			continue;
-		}
-		if (c == '\n') {
+		if (s[i] == '\n') {
 			/* At most one blank line in a row, none leading. */
 			if (out->len == 0 ||
 			    (out->len >= 2 && out->data[out->len - 1] == '\n' &&
 			     out->data[out->len - 2] == '\n'))
 				continue;
 		}
-		r = buf_addc(out, (char)c);
+		r = buf_addc(out, s[i]);
 	}
 	return r;
 }
@@ -196,8 +171,16 @@ int render_html_text(const char *html, struct buf *out)
 			p += n;
 		}
 	}
-	if (!r && tmp.len)
-		r = add_clean(&clean, tmp.data, tmp.len);
+	/*
+	 * The sanitiser (text.h) runs on the decoded text, so an entity such
+	 * as &#27; is caught, and before the blank runs are collapsed, so a
+	 * sequence dropped between two newlines cannot keep a run alive.
+	 */
+	if (!r && tmp.len) {
+		tmp.len = text_clean(tmp.data, tmp.len + 1, tmp.data, tmp.len,
+				     TEXT_LINES);
+		r = add_collapsed(&clean, tmp.data, tmp.len);
+	}
 	/* No trailing blank lines or spaces. */
 	while (!r && clean.len && (clean.data[clean.len - 1] == '\n' ||
 				   clean.data[clean.len - 1] == ' ' ||
@@ -214,23 +197,19 @@ int render_transcript_block(int64_t created_ms, const char *name,
 			    const char *role, const char *type,
 			    const char *html, struct buf *out)
 {
-	struct buf clean_name = BUF_INIT;
 	int r;
 
 	r = buf_addc(out, '[');
 	r = r ? r : render_time(created_ms, out);
 	r = r ? r : buf_adds(out, "] ");
-	r = r ? r : add_clean(&clean_name, name, strlen(name));
-	for (size_t i = 0; !r && i < clean_name.len; i++)
-		if (clean_name.data[i] == '\n' || clean_name.data[i] == '\t')
-			clean_name.data[i] = ' ';
-	r = r ? r : buf_add(out, clean_name.data ? clean_name.data : "",
-			    clean_name.len);
-	r = r ? r : buf_printf(out, " (%s, %s):\n", role, type);
+	/* Name and type are the API's: one line each, no controls. */
+	r = r ? r : text_clean_buf(out, name, strlen(name), 0);
+	r = r ? r : buf_printf(out, " (%s, ", role);
+	r = r ? r : text_clean_buf(out, type, strlen(type), 0);
+	r = r ? r : buf_adds(out, "):\n");
 	r = r ? r : render_html_text(html, out);
 	if (!r && out->len && out->data[out->len - 1] != '\n')
 		r = buf_addc(out, '\n');
 	r = r ? r : buf_addc(out, '\n');
-	buf_release(&clean_name);
 	return r;
 }

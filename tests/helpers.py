@@ -378,3 +378,23 @@ def tree(root):
                 with open(p, "rb") as f:
                     out[rel] = f.read()
     return out
+
+
+# What an API value might hold: OSC 52 (clipboard write), OSC 0 (title),
+# CSI 2J (clear screen), the same as 8-bit C1 controls (U+009D OSC, U+009C
+# ST, U+009B CSI), a DCS, a two-byte ESC c (reset) and a bidi override.
+NASTY = ("\x1b]52;c;ZXZpbA==\x07\x1b]0;title\x1b\\\x1b[2J"
+         "\u009d0;c1title\u009c\u009b31m\x1bPq#1\x1b\\\x1bc\u202e")
+REMNANTS = ("]52;", "]0;", "0;title", "c1title", "[2J", "31m", "q#1",
+            "ZXZpbA")
+
+
+def assert_inert(what, data, remnants=REMNANTS):
+    """No ESC, no C1 control, no bidi override, no remnant of a sequence."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    assert "\x1b" not in text, "%s holds ESC: %r" % (what, text)
+    bad = [c for c in text if 0x80 <= ord(c) <= 0x9f or c == "\u202e"
+           or (ord(c) < 0x20 and c not in "\n\t")]
+    assert not bad, "%s holds controls %r: %r" % (what, bad, text)
+    left = [r for r in remnants if r in text]
+    assert not left, "%s keeps %r: %r" % (what, left, text)

@@ -2,14 +2,17 @@
 /*
  * fuzz_render.c: HTML message bodies into transcript text (render.h).
  *
- * Input: 8 bytes of a time in ms, then a sender name, FUZZ_SEP, and the HTML
- * body (the whole input is also rendered as one body). Checked:
+ * Input: 8 bytes of a time in ms, then a sender name, FUZZ_SEP, the HTML
+ * body, and optionally FUZZ_SEP and a message type (the whole input is also
+ * rendered as one body). Checked:
  * - the text holds no terminal control: no byte below 0x20 but newline and
  *   tab, no DEL, no ESC, no C1 control (U+0080-U+009F as UTF-8);
  * - no leading newline, no more than one blank line in a row, no trailing
  *   newline, space or tab;
  * - a transcript block is one header line "[time] name (role, type):", the
- *   text, and a blank line; the name cannot break the header line.
+ *   text, and a blank line; the name cannot break the header line;
+ * - with a fuzzed type too, the header is still one clean line (the
+ *   sanitiser itself has tests/fuzz/fuzz_text.c).
  */
 #include "fuzz.h"
 #include "render.h"
@@ -52,9 +55,9 @@ static void check_text(const char *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct buf text = BUF_INIT, block = BUF_INIT;
-	const char *p, *name, *html;
-	size_t n, nlen, hlen;
-	char *all, *nm, *body;
+	const char *p, *name, *html, *type;
+	size_t n, nlen, hlen, tlen;
+	char *all, *nm, *body, *ty;
 	int64_t ms = 0;
 	const char *nl, *head_end;
 
@@ -69,8 +72,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = size - 8;
 	name = fuzz_part(&p, &n, &nlen);
 	html = fuzz_part(&p, &n, &hlen);
+	type = fuzz_part(&p, &n, &tlen);
 	nm = fuzz_dup(name, nlen);
 	body = fuzz_dup(html, hlen);
+	ty = fuzz_dup(type, tlen);
 	FUZZ_ASSERT(!render_transcript_block(ms, nm, "agent", "chat", body,
 					     &block),
 		    "block failed");
@@ -91,6 +96,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    !memcmp(nl + 1, text.data ? text.data : "",
 				    text.len),
 		    "the block's text is not the body's");
+	/* The type is the API's too. */
+	buf_reset(&block);
+	FUZZ_ASSERT(!render_transcript_block(ms, nm, "agent", ty, body,
+					     &block),
+		    "block failed");
+	nl = memchr(block.data, '\n', block.len);
+	FUZZ_ASSERT(nl && nl > block.data + 3 && nl[-1] == ':' &&
+			    nl[-2] == ')',
+		    "the type broke the header line");
+	check_clean("header", block.data, (size_t)(nl - block.data), 0);
+	free(ty);
 	free(nm);
 	free(body);
 	free(all);

@@ -294,6 +294,36 @@ static void test_render_escapes(void)
 		     "{\n  \"k\\n\\\"\": \"\\u001f\xc3\xa9\"\n}\n");
 }
 
+/*
+ * What the text sanitiser (text.h) removes is escaped, so that cat of a
+ * JSON file shows no terminal control and no reordered text, while the
+ * value parses back unchanged: ESC and DEL, C1 controls (U+009B is CSI,
+ * U+009D OSC), the line and paragraph separators, bidi overrides.
+ */
+static void test_render_escapes_terminal_controls(void)
+{
+	cJSON *v = cJSON_CreateString("a\x1b]0;t\x07" "b\x7f\xc2\x9b" "2J"
+				      "\xc2\x80\xc2\x9f\xc2\xa0"
+				      "\xe2\x80\xa8\xe2\x80\xa9"
+				      "\xe2\x80\xaa\xe2\x80\xae\xe2\x81\xa6"
+				      "\xe2\x81\xa9\xe2\x80\x8e\xe2\x80\xa7");
+	cJSON *back;
+	char *got;
+
+	REQUIRE(v);
+	got = render(v);
+	CHECK_EQ_STR(got, "\"a\\u001b]0;t\\u0007b\\u007f\\u009b2J"
+			  "\\u0080\\u009f\xc2\xa0\\u2028\\u2029"
+			  "\\u202a\\u202e\\u2066\\u2069\xe2\x80\x8e"
+			  "\xe2\x80\xa7\"\n");
+	back = got ? json_parse(got, strlen(got)) : NULL;
+	CHECK(back && cJSON_IsString(back) &&
+	      !strcmp(back->valuestring, v->valuestring));
+	cJSON_Delete(back);
+	free(got);
+	cJSON_Delete(v);
+}
+
 static void check_double(double d, const char *want)
 {
 	cJSON *v = cJSON_CreateNumber(d);
@@ -460,6 +490,7 @@ int main(void)
 	UNIT_RUN(test_i64);
 	UNIT_RUN(test_render_canonical);
 	UNIT_RUN(test_render_escapes);
+	UNIT_RUN(test_render_escapes_terminal_controls);
 	UNIT_RUN(test_render_numbers);
 	UNIT_RUN(test_render_order_independent);
 	UNIT_RUN(test_render_fixed_point);

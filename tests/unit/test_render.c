@@ -91,18 +91,32 @@ static void test_controls_stripped(void)
 	check_text("a\tb\nc", "a\tb\nc");
 	check_text("a\r\nb", "a\nb");
 	/* C1 controls, as UTF-8 (U+009B is CSI) or from an entity. */
-	check_text("x\xc2\x9by\xc2\x80z", "xyz");
-	check_text("x&#x9b;y", "xy");
+	check_text("x\xc2\x9b" "1my\xc2\x80z", "xyz");
+	check_text("x&#x9b;1my", "xy");
 	check_text("&#27;[31mx", "x");
 	/*
 	 * Nor when a dropped byte sat between the two halves of one (found
 	 * by tests/fuzz/fuzz_render.c: c2 7f 94 came out as U+0094).
 	 */
-	check_text("x\xc2\x7f\x94y", "xy");
-	check_text("x\xc2\x1b[1m\x85y", "xy");
-	check_text("x\xc2&#1;\x9by", "xy");
+	check_text("x\xc2\x7f\x94y", "x??y");
+	check_text("x\xc2\x1b[1m\x85y", "x??y");
+	check_text("x\xc2&#1;\x9by", "x??y");
 	/* Other UTF-8 survives, including U+00A0 (c2 a0). */
 	check_text("é\xc2\xa0\xe2\x82\xac", "é\xc2\xa0\xe2\x82\xac");
+}
+
+/* Whole sequences go, not just their ESC and BEL (text.h has the rest). */
+static void test_sequences_stripped_whole(void)
+{
+	check_text("a\x1b]0;title\x07" "b", "ab");
+	check_text("a\x1b]52;c;ZXZpbA==\x1b\\b", "ab");
+	check_text("a&#27;]0;title&#7;b", "ab");
+	check_text("a\x1bPq#0;2;0;0;0\x1b\\b", "ab");
+	check_text("a\x1b_apc\x1b\\b\x1b" "cc", "abc");
+	check_text("a\xc2\x9d" "0;title\xc2\x9c" "b", "ab");
+	check_text("a<br>\x1b]0;unterminated", "a");
+	/* Bidi overrides cannot reorder the transcript. */
+	check_text("a\xe2\x80\xae" "b", "ab");
 }
 
 static void test_trailing_and_blank_runs(void)
@@ -189,6 +203,29 @@ static void test_transcript_name_controls(void)
 	buf_release(&b);
 }
 
+/* The message type is the API's too: it gets no escape into the header. */
+static void test_transcript_type_controls(void)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(render_transcript_block(0, "X", "agent",
+					     "chat\x1b]0;title\x07\x1b[2J\n"
+					     "\xc2\x9b" "1mx",
+					     "hi", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[1970-01-01 00:00:00Z] X (agent, chat x):\nhi"
+			     "\n\n");
+	buf_release(&b);
+	/* The name loses whole sequences too, and bidi overrides. */
+	CHECK_EQ_INT(render_transcript_block(0, "Eve\x1b]0;title\x07 "
+					     "\xe2\x80\xae" "tnega",
+					     "contact", "chat", "x", &b),
+		     0);
+	CHECK_EQ_STR(b.data, "[1970-01-01 00:00:00Z] Eve tnega (contact, "
+			     "chat):\nx\n\n");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_stripped);
@@ -197,9 +234,11 @@ int main(void)
 	UNIT_RUN(test_unknown_entities_literal);
 	UNIT_RUN(test_unterminated_tag);
 	UNIT_RUN(test_controls_stripped);
+	UNIT_RUN(test_sequences_stripped_whole);
 	UNIT_RUN(test_trailing_and_blank_runs);
 	UNIT_RUN(test_time);
 	UNIT_RUN(test_transcript_block);
 	UNIT_RUN(test_transcript_name_controls);
+	UNIT_RUN(test_transcript_type_controls);
 	return unit_summary();
 }

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: MIT
+"""API text cannot drive the user's terminal: escape sequences in a message's
+type and body, a user's name and an API error message are gone, whole, from
+transcript.txt, .driftfs/errors and the daemon's log, and JSON files escape
+them (the value survives); an error text is redacted before it is cut."""
+import json
+import urllib.request
+
+import pytest
+
+from helpers import NASTY, TOKEN, Emulator, assert_inert
+
+SECRET = "tok-7c1e55d0-SECRET-b9a2f4"
+
+
+def api_get(emu, path):
+    req = urllib.request.Request(emu.url + path,
+                                 headers={"Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def sync(m, passes):
+    try:
+        m.ctl("sync")       # waits for the pass, and fails with it
+    except OSError:
+        pass
+    m.wait_synced(passes=passes)
+
+
+def test_escapes_never_reach_files_or_log(emulator, mounts, tmp_path):
+    emu = emulator
+    m = mounts(emu.url, str(tmp_path))
+    data = emu.data()
+    user = data["users"][0]
+    emu.mutate(op="update_user", id=user["id"],
+               fields={"name": "Eve" + NASTY + " Agent"})
+    conv = emu.mutate(op="new_conversation",
+                      contactId=data["conversations"][0]["contactId"])
+    cid = conv["id"]
+    msg = emu.mutate(op="add_message", conversationId=cid, authorType="user",
+                     authorId=user["id"],
+                     body="<p>before" + NASTY + " after</p>")
+    # Drift validates a message's type; the test does not trust it to:
+    # the sync's page of messages comes back with the type poisoned.
+    page = api_get(emu, "/conversations/%d/messages" % cid)
+    for mm in page["data"]["messages"]:
+        if mm["id"] == msg["id"]:
+            mm["type"] = "chat" + NASTY
+    emu.add_fault(kind="body", status=200, method="GET",
+                  path="^/conversations/%d/messages" % cid,
+                  body=json.dumps(page))
+    sync(m, 2)
+
+    transcript = m.read("conversations", str(cid), "transcript.txt")
+    assert_inert("transcript.txt", transcript)
+    text = transcript.decode()
+    assert "before after" in text
+    # The name and type are there, without their sequences.
+    assert "] Eve Agent (agent, chat):\n" in text or \
+        "] Eve Agent (bot, chat):\n" in text, text
+
+    # JSON files show the values escaped (\u001b, \u009b: inert text),
+    # and they parse back unchanged.
+    for parts in (("users", "%d.json" % user["id"]),
+                  ("conversations", str(cid), "messages",
+                   "%d.json" % msg["id"])):
+        raw = m.read(*parts)
+        assert_inert("/".join(parts), raw, remnants=())
+        assert "\\u009b" in raw.decode()
+    assert m.json("users", "%d.json" % user["id"])["name"] == \
+        "Eve" + NASTY + " Agent"
+    assert m.json("conversations", str(cid), "messages",
+                  "%d.json" % msg["id"])["type"] == "chat" + NASTY
+
+    # An API error message with escapes: .driftfs/errors and the log.
+    emu.add_fault(kind="body", status=422, body=json.dumps(
+        {"error": {"type": "validation_error",
+                   "message": "refused" + NASTY + " here"}}))
+    sync(m, 3)
+    errors = m.read(".driftfs", "errors").decode()
+    assert "HTTP 422: validation_error: refused here" in errors, errors
+    assert_inert(".driftfs/errors", errors)
+    log = m.logtext()
+    assert "validation_error: refused here" in log
+    assert_inert("the daemon log", log)
+
+
+@pytest.fixture
+def secret_emulator(tmp_path):
+    emu = Emulator("--token", SECRET, workdir=str(tmp_path / "emu"))
+    yield emu
+    emu.stop()
+
+
+def test_error_redacted_before_cut(secret_emulator, mounts, tmp_path):
+    """A token that straddles byte 255 of the error text (where it is cut
+    for .driftfs/errors) is redacted whole: redaction comes first."""
+    emu = secret_emulator
+    m = mounts(emu.url, str(tmp_path), env={"DRIFT_TOKEN": SECRET})
+    head = "validation_error: "
+    pad = "x" * (250 - len(head))
+    emu.add_fault(kind="body", status=422, body=json.dumps(
+        {"error": {"type": "validation_error",
+                   "message": pad + SECRET + " was sent"}}))
+    sync(m, 2)
+    errors = m.read(".driftfs", "errors").decode()
+    log = m.logtext()
+    assert "HTTP 422: " + head + pad + "***" in errors, errors
+    # Not even the token's head survives the cut.
+    assert SECRET[:5] not in errors
+    assert SECRET[:5] not in log

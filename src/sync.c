@@ -1020,6 +1020,8 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		goto out;
 	}
 	r = store_commit(s->d->store);
+	if (!r && deleted)
+		changes_add(&ch, SO_PRUNED, what, NULL);
 	if (!r && (ch.n || deleted)) {
 		changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());

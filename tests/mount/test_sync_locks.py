@@ -4,6 +4,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from helpers import wait_for
 
 # The daemon's SQLite busy timeout in these tests: a writer that waits
@@ -56,3 +58,35 @@ def test_lookup_while_the_user_list_stalls(emulator, mounts, tmp_path):
     assert result.get("ok"), result
     errors = m.read(".driftfs", "errors", mode="r")
     assert "locked" not in errors, errors
+
+
+def stats(m):
+    return {k: int(v) for k, v in (line.rsplit(" ", 1) for line in
+            m.read(".driftfs", "stats", mode="r").splitlines())}
+
+
+@pytest.mark.emulator_args("--conversations", "150", "--messages", "10")
+def test_notifier_cost_follows_the_changes(emulator, mounts, tmp_path):
+    # After a traversal the kernel holds thousands of nodes. One changed
+    # conversation must cost the notifier the few nodes it touches (and
+    # no SQLite query per cached node), not a visit of every node.
+    m = mounts(emulator.url, str(tmp_path))
+    nodes = sum(len(ds) + len(fs) for _, ds, fs in os.walk(m.path))
+    assert nodes > 2500, nodes
+    before = stats(m)
+    conv = emulator.data()["conversations"][0]["id"]
+    msg = emulator.mutate(op="add_message", conversationId=conv,
+                          body="<p>one change</p>")
+    m.ctl("sync")
+    # The notifier has run once the new message shows in the listing the
+    # kernel kept (it invalidates that directory after counting).
+    wait_for(lambda: "%d.json" % msg["id"] in
+             os.listdir(m.p("conversations", str(conv), "messages")),
+             30, "the new message to be listed")
+    after = stats(m)
+    visits = after.get("notifier visits", 0) - before.get("notifier visits", 0)
+    queries = (after.get("notifier queries", 0) -
+               before.get("notifier queries", 0))
+    print("notifier: %d visits, %d queries, %d nodes" % (visits, queries, nodes))
+    assert 0 < visits < 150, (visits, nodes)
+    assert queries < 40, (queries, nodes)

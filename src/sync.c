@@ -376,9 +376,9 @@ struct conv_fetch {
 	struct api_contact contact;
 	struct api_message *msgs;
 	size_t nmsgs, alloc;
-	struct buf *att_data;		/* parallel to a flat attachment list */
+	/* New attachments, their files written (parallel arrays). */
 	struct api_attachment **atts;
-	int64_t *att_msg, *att_mtime;
+	int64_t *att_msg, *att_mtime, *att_size;
 	size_t natts;
 };
 
@@ -406,61 +406,85 @@ static void conv_fetch_release(struct conv_fetch *f)
 	api_contact_release(&f->contact);
 	for (size_t i = 0; i < f->nmsgs; i++)
 		api_message_release(&f->msgs[i]);
-	for (size_t i = 0; i < f->natts; i++)
-		buf_release(&f->att_data[i]);
 	free(f->msgs);
-	free(f->att_data);
+	free(f->att_size);
 	free(f->atts);
 	free(f->att_msg);
 	free(f->att_mtime);
 	memset(f, 0, sizeof(*f));
 }
 
-/* Downloads the attachments the cache does not hold yet. */
+struct download {
+	struct sync *s;
+	int64_t id;
+};
+
+/* Streams one attachment into the file store_attachment_blob() made. */
+static int download_to(void *ctx, int fd, int64_t *size)
+{
+	const struct download *dl = ctx;
+
+	return api_attachment_save(dl->s->d->http, dl->id, ATTACHMENT_MAX, fd,
+				   size);
+}
+
+/* Whether id is among the attachments fetched for f already. */
+static int att_seen(const struct conv_fetch *f, int64_t id)
+{
+	for (size_t k = 0; k < f->natts; k++)
+		if (f->atts[k]->id == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * Downloads the attachments the cache does not hold yet, each straight
+ * into its file (store_attachment_blob) through curl's small buffer, once
+ * per id however often the conversation repeats it; the transaction then
+ * stores only their rows. Nothing of their bytes stays in memory.
+ */
 static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 {
-	size_t total = 0, k = 0;
+	size_t total = 0;
 	int r = 0;
 
 	for (size_t i = 0; i < f->nmsgs; i++)
 		total += f->msgs[i].natt;
 	if (!total)
 		return 0;
-	f->att_data = calloc(total, sizeof(*f->att_data));
 	f->atts = calloc(total, sizeof(*f->atts));
 	f->att_msg = calloc(total, sizeof(*f->att_msg));
 	f->att_mtime = calloc(total, sizeof(*f->att_mtime));
-	if (!f->att_data || !f->atts || !f->att_msg || !f->att_mtime)
+	f->att_size = calloc(total, sizeof(*f->att_size));
+	if (!f->atts || !f->att_msg || !f->att_mtime || !f->att_size)
 		return -ENOMEM;
 	for (size_t i = 0; i < f->nmsgs && !r; i++) {
 		for (size_t j = 0; j < f->msgs[i].natt && !r; j++) {
 			struct api_attachment *a = &f->msgs[i].att[j];
+			struct download dl = { s, a->id };
+			size_t k = f->natts;
 
-			if (store_has_attachment(s->d->store, a->id))
+			if (att_seen(f, a->id) ||
+			    store_has_attachment(s->d->store, a->id))
 				continue;
-			buf_init(&f->att_data[k], ATTACHMENT_MAX);
-			r = api_attachment_data(s->d->http, a->id,
-						ATTACHMENT_MAX,
-						&f->att_data[k]);
+			r = store_attachment_blob(s->d->store, a->id,
+						  download_to, &dl,
+						  &f->att_size[k]);
 			if (r == -EFBIG) {
 				/* Too big to cache: leave it out, keep the rest. */
 				log_error_event("attachment %lld (%s): larger "
 						"than %zu bytes, not shown",
 						(long long)a->id, a->file_name,
 						ATTACHMENT_MAX);
-				buf_release(&f->att_data[k]);
 				r = 0;
 				continue;
 			}
-			if (r) {
-				buf_release(&f->att_data[k]);
+			if (r)
 				break;
-			}
 			f->atts[k] = a;
 			f->att_msg[k] = f->msgs[i].id;
 			f->att_mtime[k] = f->msgs[i].created;
-			k++;
-			f->natts = k;
+			f->natts = k + 1;
 		}
 	}
 	return r;
@@ -587,7 +611,7 @@ static int sync_conversation(struct sync *s, int64_t id)
 		r = store_put_message(st, &f.msgs[i]);
 	for (size_t i = 0; i < f.natts && !r; i++)
 		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
-					 f.atts[i], &f.att_data[i]);
+					 f.atts[i], f.att_size[i]);
 	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
 	if (r) {
 		store_rollback(st);

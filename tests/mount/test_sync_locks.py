@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
 """The sync holds no cache lock, and no other lock, across the network."""
+import hashlib
 import os
 import threading
 import time
 
 import pytest
 
-from helpers import wait_for
+from helpers import cache_file, wait_for
 
 # The daemon's SQLite busy timeout in these tests: a writer that waits
 # longer than this for the write lock fails (-EBUSY), as one would after
@@ -90,3 +91,84 @@ def test_notifier_cost_follows_the_changes(emulator, mounts, tmp_path):
     print("notifier: %d visits, %d queries, %d nodes" % (visits, queries, nodes))
     assert 0 < visits < 150, (visits, nodes)
     assert queries < 40, (queries, nodes)
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest(), f.tell()
+            h.update(b)
+
+
+def test_large_attachments_stream_to_their_files(emulator, mounts, tmp_path):
+    # Three 12 MiB attachments in one conversation, the first attached
+    # three times. The sync must stream each into its file once, not hold
+    # them in memory: the daemon's peak RSS grows by far less than their
+    # sum (36 MiB, 60 MiB with the repeats). 12 MiB: a read snapshot of an
+    # open file holds at most 16 MiB (fs.c's WRITE_MAX), so a bigger one
+    # could not be read back to compare.
+    m = mounts(emulator.url, str(tmp_path), opts=["timeout=30"])
+    conv = emulator.data()["conversations"][0]["id"]
+    msg = emulator.mutate(op="add_message", conversationId=conv,
+                          body="<p>big files</p>",
+                          attachments=[{"fileName": "big%d.bin" % i,
+                                        "size": (12 << 20) + i}
+                                       for i in range(3)])
+    ids = [a["id"] for a in msg["attachments"]]
+    for _ in range(2):
+        emulator.mutate(op="add_message", conversationId=conv,
+                        body="<p>again</p>", attachments=[{"id": ids[0]}])
+    before = vm_hwm_kib(m.proc.pid)
+    emulator.reset()
+    m.ctl("sync")
+    grown = vm_hwm_kib(m.proc.pid) - before
+    print("peak RSS grew by %d KiB" % grown)
+    gets = [r for r in emulator.requests()
+            if r["path"].startswith("/attachments/")]
+    assert sorted(r["path"] for r in gets) == sorted(
+        "/attachments/%d/data" % i for i in ids), "one download per id"
+    assert grown < 12 << 10, "peak RSS grew by %d KiB" % grown
+    meta = emulator.data()["attachments"]
+    d = m.p("conversations", str(conv), "attachments")
+    for i, aid in enumerate(ids):
+        name = "%d-big%d.bin" % (aid, i)
+        assert os.stat(os.path.join(d, name)).st_size == (12 << 20) + i
+        digest, size = sha256_of(os.path.join(d, name))
+        assert size == (12 << 20) + i
+        assert digest == meta[str(aid)]["sha256"]
+
+
+def test_blob_files_are_tidied_after_a_crash(emulator, mounts, tmp_path):
+    # What a crash can leave in blobs/: a download's temp file, a file
+    # whose row never committed, a row whose file is gone. The next mount
+    # removes the first two and fetches the third again.
+    m = mounts(emulator.url, str(tmp_path / "a"))
+    data = emulator.data()
+    aid, a = next((k, v) for k, v in data["attachments"].items() if v["size"])
+    blobs = os.path.join(os.path.dirname(cache_file(m)), "blobs")
+    m.unmount()
+    tmp = os.path.join(blobs, ".tmp-abc123")
+    orphan = os.path.join(blobs, "99999999")
+    for p in (tmp, orphan):
+        with open(p, "wb") as f:
+            f.write(b"left behind")
+    os.unlink(os.path.join(blobs, aid))
+    os.unlink(cache_file(m) + ".clean")      # as after a crash
+    m2 = mounts(emulator.url, str(tmp_path / "b"), cache_dir=m.cache)
+    assert not os.path.exists(tmp)
+    assert not os.path.exists(orphan)
+    d = m2.p("conversations", str(a["conversationId"]), "attachments")
+    name = next(n for n in os.listdir(d) if n.startswith(aid + "-"))
+    digest, size = sha256_of(os.path.join(d, name))
+    assert (digest, size) == (a["sha256"], a["size"])

@@ -2340,7 +2340,7 @@ static void settle(struct fs *f, struct cand_list *cl, struct inval_list *l,
 {
 	for (size_t i = 0; i < cl->n; i++) {
 		struct cand *c = &cl->v[i];
-		struct store_row row;
+		struct store_row row = { 0 };
 		struct tattr a;
 		int k = c->t.kind, r, gone, mine;
 
@@ -2358,7 +2358,8 @@ static void settle(struct fs *f, struct cand_list *cl, struct inval_list *l,
 		}
 		gone = r == -ENOENT;
 		/* An orphan is the changed conversation's if its row says so. */
-		mine = c->inode_sent || gone || (!r && row.id2 == c->conv);
+		mine = c->inode_sent || gone ||
+		       (!r && c->conv && row.id2 == c->conv);
 		if (!c->inode_sent && mine)
 			inval_add(l, c->ino, NULL);
 		if (gone && c->parent && c->name)

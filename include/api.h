@@ -128,6 +128,13 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 /* The bytes of an attachment, at most max bytes. */
 int api_attachment_data(struct http *h, int64_t id, size_t max,
 			struct buf *out);
+/*
+ * The same, written to fd (from offset 0, truncated first, and again
+ * before a retry) as the bytes arrive, so no more than a small buffer of
+ * them is in memory. *size gets their number. -EFBIG past max.
+ */
+int api_attachment_save(struct http *h, int64_t id, size_t max, int fd,
+			int64_t *size);
 
 int api_playbooks(struct http *h, api_object_cb cb, void *ctx);
 int api_accounts(struct http *h, api_object_cb cb, void *ctx);

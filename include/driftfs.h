@@ -5,7 +5,10 @@
  * Lock order (outermost first), for every module: fs node table lock, then
  * sync state lock, then the store's pool lock, then the HTTP governor and
  * pool locks, then the log ring and stats locks. No module calls outward
- * (upward in this list) while holding its own lock.
+ * (upward in this list) while holding its own lock. fs.c's notifier takes
+ * its queue lock and the node table lock one at a time, never together,
+ * and runs no store query while it holds the node table lock (a lookup
+ * would wait behind it).
  */
 #ifndef DRIFTFS_DRIFTFS_H
 #define DRIFTFS_DRIFTFS_H

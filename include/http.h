@@ -93,6 +93,16 @@ struct http_request {
 	 * Authorization, or holding CR or LF, are refused (-EINVAL).
 	 */
 	const char *const *headers;
+	/*
+	 * Where a 2xx answer's body goes, piece by piece as it arrives,
+	 * instead of into resp->body (NULL: into resp->body). Called with
+	 * data NULL before every attempt: start over, a retry follows. The
+	 * same deadline and max_body hold; an error body still goes to
+	 * resp->body. A sink's -errno ends the call with that error, with
+	 * no retry. Called on the calling thread, with no lock held.
+	 */
+	int (*sink)(void *ctx, const void *data, size_t len);
+	void *sink_ctx;
 };
 
 struct http *http_new(const struct http_opts *o);

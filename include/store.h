@@ -118,11 +118,27 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 /* Replaces the conversation's messages (and their attachment rows). */
 int store_clear_messages(struct store *st, int64_t conv);
 int store_put_message(struct store *st, const struct api_message *m);
+/* The row of an attachment whose file store_attachment_blob() wrote. */
 int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 			 int64_t mtime, const struct api_attachment *a,
-			 const struct buf *data);
-/* Whether the attachment's bytes are already stored (saves a download). */
+			 int64_t size);
+/* Whether the attachment's row and file are stored (saves a download). */
 int store_has_attachment(struct store *st, int64_t id);
+/*
+ * Attachments' bytes live in files of their own (DIR/blobs/<id>), not in
+ * cache.db, so that none is ever held in memory whole. This writes one:
+ * fill gets a temp file in that directory to write the bytes to (and sets
+ * *size); the file is then synced and renamed into place, before the
+ * caller commits the row (store_put_attachment), so a committed row always
+ * has its file. Runs outside any transaction (it is a download). A file
+ * without a row (a crash, a rollback) is harmless, and is removed at the
+ * next open after a run that did not close cleanly, with temp files; the
+ * file of a row deleted by store_put_conversation goes when that commits.
+ * Returns 0 or fill's -errno (or a local one, logged).
+ */
+int store_attachment_blob(struct store *st, int64_t id,
+			  int (*fill)(void *ctx, int fd, int64_t *size),
+			  void *ctx, int64_t *size);
 int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed);
 int store_put_account(struct store *st, const struct api_object *o,

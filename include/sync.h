@@ -30,6 +30,8 @@ enum sync_object {
 	SO_PLAYBOOK,
 	SO_ACCOUNT,		/* key: the account id */
 	SO_LISTS,		/* top-level listings and stats.json */
+	SO_PRUNED,		/* id: the SO_USER, SO_PLAYBOOK or SO_ACCOUNT
+				 * list that lost rows (which ones, unknown) */
 };
 
 struct sync_change {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "log.h"
@@ -866,6 +867,58 @@ int api_attachment_data(struct http *h, int64_t id, size_t max,
 		buf_init(&resp.body, 0);
 	}
 	http_response_release(&resp);
+	return err;
+}
+
+struct fd_sink {
+	int fd;
+	int64_t size;
+};
+
+static int fd_sink(void *ctx, const void *data, size_t len)
+{
+	struct fd_sink *s = ctx;
+	const char *p = data;
+
+	if (!data) {
+		s->size = 0;
+		if (ftruncate(s->fd, 0) || lseek(s->fd, 0, SEEK_SET) < 0)
+			return -errno;
+		return 0;
+	}
+	while (len) {
+		ssize_t n = write(s->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+		s->size += n;
+	}
+	return 0;
+}
+
+int api_attachment_save(struct http *h, int64_t id, size_t max, int fd,
+			int64_t *size)
+{
+	struct fd_sink sink = { fd, 0 };
+	struct http_response resp;
+	char path[64];
+	struct http_request rq = {
+		.method = "GET",
+		.path = path,
+		.max_body = max,
+		.sink = fd_sink,
+		.sink_ctx = &sink,
+	};
+	int err;
+
+	snprintf(path, sizeof(path), "/attachments/%lld/data", (long long)id);
+	err = http_request(h, &rq, &resp);
+	http_response_release(&resp);
+	*size = sink.size;
 	return err;
 }
 

@@ -19,6 +19,7 @@
 #include "outbox.h"
 #include "http.h"
 #include "log.h"
+#include "names.h"
 #include "stats.h"
 #include "store.h"
 #include "tree.h"
@@ -39,7 +40,13 @@ struct fnode {
 	uint64_t parent;	/* where it was last looked up */
 	char *name;		/* its name there: first_name, or its own copy */
 	struct fnode *next;	/* hash chain */
+	/* Its group (see group_of): the notifier finds the nodes a change
+	 * touches there, without a walk of the whole table. */
+	struct fnode *gnext, **gpprev;	/* group chain; gpprev NULL: none */
+	int64_t gid;
+	uint8_t gcls;
 	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
+	uint32_t mark, cmark;	/* the notifier's batch that last saw it */
 	char first_name[];
 };
 
@@ -81,6 +88,9 @@ struct fs {
 	pthread_mutex_t lock;	/* guards the node table */
 	struct fnode **buckets;
 	size_t nbuckets, count;
+	/* The node table again, by group (see group_of); nbuckets long. */
+	struct fnode **groups;
+	uint32_t batch;		/* notifier batches so far (fnode.mark) */
 
 	pthread_mutex_t qlock;	/* guards the queue */
 	pthread_cond_t qcond;
@@ -268,13 +278,121 @@ static struct fnode *node_find_locked(struct fs *f, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * Groups: the nodes one kind of change can touch, so the notifier's cost
+ * follows what changed, not how many nodes the kernel holds.
+ *   GK_CONTACT  (contact id): the contact's directory and files
+ *   GK_CONV     (conversation id): its directory, files, links, and the
+ *               message and attachment files found under it
+ *   GK_KIND     (kind): links by email or external id, users, playbooks,
+ *               accounts: small sets a change or a pruning looks through
+ *   GK_ORPHAN   (0): message and attachment files whose conversation is
+ *               not known (no parent in the table); checked by query
+ */
+enum { GK_NONE, GK_CONTACT, GK_CONV, GK_KIND, GK_ORPHAN };
+
+static size_t group_bucket(size_t nb, int cls, int64_t id)
+{
+	return (size_t)(names_hash64(&id, sizeof(id), (uint64_t)cls) % nb);
+}
+
+static int group_of(struct fs *f, const struct tnode *t, uint64_t parent,
+		    int64_t *id)
+{
+	const struct fnode *p;
+
+	*id = t->id;
+	switch (t->kind) {
+	case T_CONTACT:
+	case T_CONTACT_JSON:
+	case T_CONTACT_TAGS:
+	case T_CONTACT_TIMELINE:
+	case T_CONTACT_CONVS:
+		return GK_CONTACT;
+	case T_CONV:
+	case T_CONV_JSON:
+	case T_TRANSCRIPT:
+	case T_MESSAGES:
+	case T_ATTACHMENTS:
+	case T_CONV_CONTACT_LINK:
+	case T_MESSAGES_NEW:
+	case T_STATUS_LINK:
+	case T_CONTACT_CONV_LINK:
+		return GK_CONV;
+	case T_MESSAGE_JSON:
+	case T_ATTACHMENT:
+		p = parent ? node_find_locked(f, parent) : NULL;
+		if (p && (p->t.kind == T_MESSAGES ||
+			  p->t.kind == T_ATTACHMENTS)) {
+			*id = p->t.id;
+			return GK_CONV;
+		}
+		*id = 0;
+		return GK_ORPHAN;
+	case T_EMAIL_LINK:
+	case T_EXTID_LINK:
+	case T_USER_EMAIL_LINK:
+	case T_USER_JSON:
+	case T_PLAYBOOK_JSON:
+	case T_ACCOUNT_JSON:
+		*id = t->kind;
+		return GK_KIND;
+	default:
+		return GK_NONE;
+	}
+}
+
+static void group_link_locked(struct fs *f, struct fnode *n, size_t nb)
+{
+	struct fnode **head = &f->groups[group_bucket(nb, n->gcls, n->gid)];
+
+	n->gnext = *head;
+	if (*head)
+		(*head)->gpprev = &n->gnext;
+	*head = n;
+	n->gpprev = head;
+}
+
+static void group_unlink_locked(struct fnode *n)
+{
+	if (!n->gpprev)
+		return;
+	*n->gpprev = n->gnext;
+	if (n->gnext)
+		n->gnext->gpprev = n->gpprev;
+	n->gnext = NULL;
+	n->gpprev = NULL;
+}
+
+/* The first node of group (cls, id)'s bucket; follow gnext, and check
+ * gcls and gid (a bucket holds other groups too). */
+static struct fnode *group_first_locked(struct fs *f, int cls, int64_t id)
+{
+	return f->groups[group_bucket(f->nbuckets, cls, id)];
+}
+
 static void node_grow_locked(struct fs *f)
 {
 	size_t nb = f->nbuckets * 2;
 	struct fnode **b = calloc(nb, sizeof(*b));
+	struct fnode **g = calloc(nb, sizeof(*g));
+	struct fnode **old_groups = f->groups;
 
-	if (!b)
+	if (!b || !g) {
+		free(b);
+		free(g);
 		return;
+	}
+	f->groups = g;
+	for (size_t i = 0; i < f->nbuckets; i++) {
+		struct fnode *n = old_groups[i], *next;
+
+		for (; n; n = next) {
+			next = n->gnext;
+			group_link_locked(f, n, nb);
+		}
+	}
+	free(old_groups);
 	for (size_t i = 0; i < f->nbuckets; i++) {
 		struct fnode *n = f->buckets[i], *next;
 
@@ -343,6 +461,9 @@ static int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	n->next = f->buckets[bucket_of(f, ino)];
 	f->buckets[bucket_of(f, ino)] = n;
 	f->count++;
+	n->gcls = (uint8_t)group_of(f, t, parent, &n->gid);
+	if (n->gcls != GK_NONE)
+		group_link_locked(f, n, f->nbuckets);
 out:
 	nodes_unlock(f);
 	return r;
@@ -361,6 +482,7 @@ static void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
 		if (!n->nlookup) {
 			*p = n->next;
+			group_unlink_locked(n);
 			if (n->t.kind == T_SCRATCH)
 				scratch_forget_locked(f, ino);
 			fnode_free(n);
@@ -2081,7 +2203,10 @@ struct fs *fs_new(struct driftfs *d)
 	f->d = d;
 	f->nbuckets = 1024;
 	f->buckets = calloc(f->nbuckets, sizeof(*f->buckets));
-	if (!f->buckets) {
+	f->groups = calloc(f->nbuckets, sizeof(*f->groups));
+	if (!f->buckets || !f->groups) {
+		free(f->buckets);
+		free(f->groups);
 		free(f);
 		return NULL;
 	}
@@ -2136,6 +2261,7 @@ void fs_free(struct fs *f)
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++)
 		buf_release(&f->bases[i].data);
 	free(f->buckets);
+	free(f->groups);
 	pthread_mutex_destroy(&f->bllock);
 	pthread_mutex_destroy(&f->rlock);
 	pthread_mutex_destroy(&f->hlock);
@@ -2204,79 +2330,251 @@ static void inval_add(struct inval_list *l, uint64_t ino, const char *name)
 	l->n++;
 }
 
-/* Whether a changed object touches node n, and whether n is gone. */
-static int affected(struct fs *f, const struct fnode *n,
-		    const struct sync_change *c, int *gone)
+/*
+ * A node whose fate needs a query (is it gone? whose is it?): copied out
+ * of the table, so the query runs with the node lock released.
+ */
+struct cand {
+	uint64_t ino;
+	struct tnode t;
+	uint64_t parent;
+	char *name;		/* its name in parent, or NULL */
+	int64_t conv;		/* GK_ORPHAN: the changed conversation */
+	int inode_sent;		/* its inode is invalidated already */
+};
+
+struct cand_list {
+	struct cand *v;
+	size_t n, alloc;
+};
+
+/* What one batch of changes costs the notifier (in .driftfs/stats). */
+struct notify_cost {
+	long visits;		/* nodes looked at */
+	long queries;		/* store queries */
+};
+
+static void cand_add_locked(struct cand_list *l, struct fnode *n,
+			    int64_t conv, int inode_sent)
 {
-	struct store_row row;
-	int k = n->t.kind;
+	struct cand *c;
 
-	*gone = 0;
-	switch (c->what) {
-	case SO_CONTACT:
-		if ((k == T_CONTACT || k == T_CONTACT_JSON ||
-		     k == T_CONTACT_TAGS || k == T_CONTACT_CONVS ||
-		     k == T_CONTACT_TIMELINE) &&
-		    n->t.id == c->id) {
-			*gone = k == T_CONTACT &&
-				store_one(f->d->store, Q_CONTACT, c->id, NULL,
-					  &row) == -ENOENT;
-			return 1;
-		}
-		return k == T_EMAIL_LINK || k == T_EXTID_LINK;
-	case SO_CONVERSATION:
-		/* Both the old and the new contact's conversations/ list. */
-		if (k == T_CONTACT_CONVS &&
-		    ((c->old_contact && n->t.id == c->old_contact) ||
-		     (c->contact && n->t.id == c->contact)))
-			return 1;
-		if (k == T_STATUS_LINK || k == T_CONTACT_CONV_LINK) {
-			if (n->t.id != c->id)
-				return 0;
-			/* Moved to another status or contact: old name goes. */
-			*gone = 1;
-			return 1;
-		}
-		if (k == T_CONV || k == T_CONV_JSON || k == T_TRANSCRIPT ||
-		    k == T_MESSAGES || k == T_ATTACHMENTS ||
-		    k == T_CONV_CONTACT_LINK || k == T_MESSAGES_NEW)
-			return n->t.id == c->id;
-		if (k == T_MESSAGE_JSON || k == T_ATTACHMENT) {
-			enum store_query q = k == T_MESSAGE_JSON ? Q_MESSAGE
-								 : Q_ATTACHMENT;
-			int r = store_one(f->d->store, q, n->t.id, NULL, &row);
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 16;
+		struct cand *p = realloc(l->v, na * sizeof(*p));
 
-			if (r == -ENOENT) {
-				*gone = 1;
-				return 1;
-			}
-			return !r && row.id2 == c->id;
-		}
-		return 0;
-	case SO_USER:
-		if (k == T_USER_JSON && n->t.id == c->id)
-			return 1;
-		return k == T_USER_EMAIL_LINK;
-	case SO_PLAYBOOK:
-		return k == T_PLAYBOOK_JSON && n->t.id == c->id;
-	case SO_ACCOUNT:
-		return k == T_ACCOUNT_JSON && c->key && n->t.name &&
-		       !strcmp(n->t.name, c->key);
-	case SO_LISTS:
-		/* Objects removed by pruning (users, playbooks, accounts). */
-		if (k == T_USER_JSON || k == T_PLAYBOOK_JSON ||
-		    k == T_ACCOUNT_JSON) {
-			struct tattr a;
-			struct tnode t = n->t;
-
-			*gone = tree_getattr(f->d, &t, &a) == -ENOENT;
-			return *gone;
-		}
-		return 0;
+		if (!p)
+			return;
+		l->v = p;
+		l->alloc = na;
 	}
-	return 0;
+	c = &l->v[l->n];
+	memset(c, 0, sizeof(*c));
+	if (tree_node_copy(&c->t, &n->t))
+		return;
+	c->name = n->parent && n->name ? strdup(n->name) : NULL;
+	c->ino = n->ino;
+	c->parent = c->name ? n->parent : 0;
+	c->conv = conv;
+	c->inode_sent = inode_sent;
+	l->n++;
 }
 
+/* Node n is touched by the batch: its inode (once) and, if gone, its name. */
+static void hit_locked(struct fs *f, struct fnode *n, int gone,
+		       struct inval_list *l)
+{
+	if (n->mark != f->batch) {
+		n->mark = f->batch;
+		inval_add(l, n->ino, NULL);
+		if (tree_access(n->t.kind) == TA_DIR)
+			n->gen++;
+	}
+	if (gone && n->parent && n->name)
+		inval_add(l, n->parent, n->name);
+}
+
+/* Every node of group (cls, id), each once per batch. */
+#define FOR_GROUP(f, n, cls, id)                                            \
+	for (struct fnode *n = group_first_locked(f, cls, id); n;           \
+	     n = n->gnext)                                                  \
+		if (n->gcls == (cls) && n->gid == (id))
+
+static void hit_ino_locked(struct fs *f, const struct tnode *t,
+			   struct inval_list *l, struct notify_cost *cost)
+{
+	struct fnode *n = node_find_locked(f, tree_ino(t));
+
+	if (n && n->t.kind == t->kind && n->t.id == t->id) {
+		cost->visits++;
+		hit_locked(f, n, 0, l);
+	}
+}
+
+static void hit_kind_locked(struct fs *f, int kind, struct inval_list *l,
+			    struct notify_cost *cost)
+{
+	FOR_GROUP(f, n, GK_KIND, kind) {
+		if (n->t.kind != kind)
+			continue;
+		cost->visits++;
+		hit_locked(f, n, 0, l);
+	}
+}
+
+/* Candidates for a query of the group, each once per batch. */
+static void cand_group_locked(struct fs *f, int cls, int64_t id, int kind,
+			      int64_t conv, struct cand_list *cl,
+			      struct notify_cost *cost)
+{
+	FOR_GROUP(f, n, cls, id) {
+		if (kind && n->t.kind != kind)
+			continue;
+		cost->visits++;
+		if (n->cmark == f->batch)
+			continue;
+		n->cmark = f->batch;
+		cand_add_locked(cl, n, conv, 0);
+	}
+}
+
+/* The nodes one change touches, under the node lock. */
+static void change_locked(struct fs *f, const struct sync_change *c,
+			  int *links_done, struct inval_list *l,
+			  struct cand_list *cl, struct notify_cost *cost)
+{
+	static const int pruned_kind[] = {
+		[SO_USER] = T_USER_JSON,
+		[SO_PLAYBOOK] = T_PLAYBOOK_JSON,
+		[SO_ACCOUNT] = T_ACCOUNT_JSON,
+	};
+	struct tnode t = { 0 };
+
+	switch (c->what) {
+	case SO_CONTACT:
+		FOR_GROUP(f, n, GK_CONTACT, c->id) {
+			if (n->t.id != c->id)
+				continue;
+			cost->visits++;
+			hit_locked(f, n, 0, l);
+			/* A deleted contact's directory goes: by query. */
+			if (n->t.kind == T_CONTACT && n->cmark != f->batch) {
+				n->cmark = f->batch;
+				cand_add_locked(cl, n, 0, 1);
+			}
+		}
+		/* Which contact an email names may have changed. */
+		if (!(*links_done & 1)) {
+			*links_done |= 1;
+			hit_kind_locked(f, T_EMAIL_LINK, l, cost);
+			hit_kind_locked(f, T_EXTID_LINK, l, cost);
+		}
+		break;
+	case SO_CONVERSATION:
+		/* Both the old and the new contact's conversations/ list. */
+		t.kind = T_CONTACT_CONVS;
+		if (c->old_contact) {
+			t.id = c->old_contact;
+			hit_ino_locked(f, &t, l, cost);
+		}
+		if (c->contact && c->contact != c->old_contact) {
+			t.id = c->contact;
+			hit_ino_locked(f, &t, l, cost);
+		}
+		FOR_GROUP(f, n, GK_CONV, c->id) {
+			int k = n->t.kind;
+
+			cost->visits++;
+			if (k == T_STATUS_LINK || k == T_CONTACT_CONV_LINK) {
+				/* Moved to another status or contact: the
+				 * old name goes. */
+				hit_locked(f, n, 1, l);
+			} else if (k == T_MESSAGE_JSON || k == T_ATTACHMENT) {
+				/* Changed, and perhaps gone: by query. */
+				hit_locked(f, n, 0, l);
+				if (n->cmark != f->batch) {
+					n->cmark = f->batch;
+					cand_add_locked(cl, n, c->id, 1);
+				}
+			} else {
+				hit_locked(f, n, 0, l);
+			}
+		}
+		cand_group_locked(f, GK_ORPHAN, 0, 0, c->id, cl, cost);
+		break;
+	case SO_USER:
+		t.kind = T_USER_JSON;
+		t.id = c->id;
+		hit_ino_locked(f, &t, l, cost);
+		if (!(*links_done & 2)) {
+			*links_done |= 2;
+			hit_kind_locked(f, T_USER_EMAIL_LINK, l, cost);
+		}
+		break;
+	case SO_PLAYBOOK:
+		t.kind = T_PLAYBOOK_JSON;
+		t.id = c->id;
+		hit_ino_locked(f, &t, l, cost);
+		break;
+	case SO_ACCOUNT:
+		FOR_GROUP(f, n, GK_KIND, T_ACCOUNT_JSON) {
+			cost->visits++;
+			if (n->t.kind == T_ACCOUNT_JSON && c->key &&
+			    n->t.name && !strcmp(n->t.name, c->key))
+				hit_locked(f, n, 0, l);
+		}
+		break;
+	case SO_PRUNED:
+		/* Rows of a full list were removed: which, by query. */
+		if (c->id == SO_USER || c->id == SO_PLAYBOOK ||
+		    c->id == SO_ACCOUNT)
+			cand_group_locked(f, GK_KIND, pruned_kind[c->id],
+					  pruned_kind[c->id], 0, cl, cost);
+		break;
+	case SO_LISTS:
+		break;
+	}
+}
+
+/* The queries, with no lock held; what they find joins l. */
+static void settle(struct fs *f, struct cand_list *cl, struct inval_list *l,
+		   struct notify_cost *cost)
+{
+	for (size_t i = 0; i < cl->n; i++) {
+		struct cand *c = &cl->v[i];
+		struct store_row row = { 0 };
+		struct tattr a;
+		int k = c->t.kind, r, gone, mine;
+
+		cost->queries++;
+		if (k == T_CONTACT) {
+			r = store_one(f->d->store, Q_CONTACT, c->t.id, NULL,
+				      &row);
+		} else if (k == T_MESSAGE_JSON || k == T_ATTACHMENT) {
+			r = store_one(f->d->store,
+				      k == T_MESSAGE_JSON ? Q_MESSAGE
+							  : Q_ATTACHMENT,
+				      c->t.id, NULL, &row);
+		} else {
+			r = tree_getattr(f->d, &c->t, &a);
+		}
+		gone = r == -ENOENT;
+		/* An orphan is the changed conversation's if its row says so. */
+		mine = c->inode_sent || gone ||
+		       (!r && c->conv && row.id2 == c->conv);
+		if (!c->inode_sent && mine)
+			inval_add(l, c->ino, NULL);
+		if (gone && c->parent && c->name)
+			inval_add(l, c->parent, c->name);
+	}
+}
+
+/*
+ * The invalidations a batch of changes needs. Lock order: the node lock is
+ * taken alone here (the queue lock is released first), and no store query
+ * runs while it is held: a lookup never waits behind the notifier's
+ * queries, and the cost of a batch follows the nodes the changes touch.
+ */
 static void collect(struct fs *f, struct pending *batch,
 		    struct inval_list *l)
 {
@@ -2286,35 +2584,34 @@ static void collect(struct fs *f, struct pending *batch,
 		T_STATUS_PENDING, T_STATUS_BULK,    T_STATS_JSON,   T_ATTRIBUTES,
 		T_PLAYBOOKS,	  T_ACCOUNTS,
 	};
-	int any_lists = 0;
+	struct cand_list cl = { 0 };
+	struct notify_cost cost = { 0, 0 };
+	int any_lists = 0, links_done = 0;
 
 	for (struct pending *p = batch; p; p = p->next)
-		if (p->c.what == SO_LISTS)
+		if (p->c.what == SO_LISTS || p->c.what == SO_PRUNED)
 			any_lists = 1;
 	nodes_lock(f);
+	if (!++f->batch)
+		f->batch = 1;	/* 0 is no batch's (fresh nodes) */
 	if (any_lists) {
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 			inval_add(l, (uint64_t)lists[i], NULL);
 			f->fixed_gen[lists[i]]++;
 		}
 	}
-	for (size_t b = 0; b < f->nbuckets; b++) {
-		for (struct fnode *n = f->buckets[b]; n; n = n->next) {
-			for (struct pending *p = batch; p; p = p->next) {
-				int gone;
-
-				if (!affected(f, n, &p->c, &gone))
-					continue;
-				inval_add(l, n->ino, NULL);
-				if (tree_access(n->t.kind) == TA_DIR)
-					n->gen++;
-				if (gone && n->parent && n->name)
-					inval_add(l, n->parent, n->name);
-				break;
-			}
-		}
-	}
+	for (struct pending *p = batch; p; p = p->next)
+		change_locked(f, &p->c, &links_done, l, &cl, &cost);
 	nodes_unlock(f);
+
+	settle(f, &cl, l, &cost);
+	for (size_t i = 0; i < cl.n; i++) {
+		tree_node_release(&cl.v[i].t);
+		free(cl.v[i].name);
+	}
+	free(cl.v);
+	stats_add("notifier visits", cost.visits);
+	stats_add("notifier queries", cost.queries);
 }
 
 static void *notifier(void *arg)

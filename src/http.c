@@ -391,6 +391,10 @@ int http_transient(long status)
 /* Per-attempt state shared with curl's callbacks. */
 struct attempt {
 	struct buf *body;
+	const struct http_request *rq;	/* its sink, if any */
+	CURL *curl;
+	size_t sunk;		/* bytes given to the sink */
+	int sink_err;		/* the sink's -errno */
 	int too_big;
 	long retry_after;	/* seconds, -1 when absent */
 	/* A 3xx answer's Location (curl's string, valid until the handle is
@@ -402,7 +406,27 @@ struct attempt {
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
 	struct attempt *a = arg;
+	long status = 0;
 
+	if (a->rq && a->rq->sink) {
+		curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &status);
+		/* Only a success's body is the object's bytes. */
+		if (status >= 200 && status < 300) {
+			int r;
+
+			if (size * n > a->body->limit - a->sunk) {
+				a->too_big = 1;
+				return 0;
+			}
+			a->sunk += size * n;
+			r = a->rq->sink(a->rq->sink_ctx, data, size * n);
+			if (r) {
+				a->sink_err = r;
+				return 0;
+			}
+			return size * n;
+		}
+	}
 	if (buf_add(a->body, data, size * n)) {
 		a->too_big = 1;
 		return 0;
@@ -770,7 +794,8 @@ int http_request(struct http *h, const struct http_request *rq,
 	}
 
 	for (int attempt = 0; attempt < max_attempts; attempt++) {
-		struct attempt a = { &resp->body, 0, -1, NULL, 0 };
+		struct attempt a = { .body = &resp->body, .rq = rq, .curl = c,
+				     .retry_after = -1 };
 		struct buf why = BUF_INIT;	/* the failure, whole */
 		/* The Authorization line goes first, in a node of our own, so
 		 * the shared list never holds the token. */
@@ -781,6 +806,11 @@ int http_request(struct http *h, const struct http_request *rq,
 
 		buf_reset(&resp->body);
 		resp->message[0] = '\0';
+		if (rq->sink) {
+			r = rq->sink(rq->sink_ctx, NULL, 0);
+			if (r)
+				break;
+		}
 		scrub_free(authl);
 		authl = NULL;
 		if (!(rq->flags & HTTP_NO_AUTH)) {
@@ -817,6 +847,12 @@ int http_request(struct http *h, const struct http_request *rq,
 
 		if (rc == 0 && status >= 200 && status < 300) {
 			r = 0;
+			break;
+		}
+		if (a.sink_err) {
+			snprintf(resp->message, sizeof(resp->message),
+				 "storing the answer: %s", strerror(-a.sink_err));
+			r = a.sink_err;
 			break;
 		}
 		if (a.too_big) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,7 +17,7 @@
 #include "log.h"
 #include "names.h"
 
-#define SCHEMA_VERSION "3"
+#define SCHEMA_VERSION "4"
 
 /*
  * The schema. Each object keeps its canonical rendering (json) beside the
@@ -53,7 +54,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS attachments(id INTEGER PRIMARY KEY,"
 	" conversation_id INTEGER NOT NULL, message_id INTEGER NOT NULL,"
 	" name TEXT NOT NULL, file_name TEXT, mime TEXT,"
-	" mtime INTEGER NOT NULL, data BLOB NOT NULL);"
+	" mtime INTEGER NOT NULL, size INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS att_conv ON"
 	" attachments(conversation_id, name);"
 	"CREATE TABLE IF NOT EXISTS playbooks(id INTEGER PRIMARY KEY,"
@@ -118,7 +119,7 @@ static const char *const query_sql[Q__COUNT] = {
 	[Q_MESSAGES] = "SELECT id, conversation_id, created_at, length(json)"
 		       " FROM messages WHERE conversation_id = ?1"
 		       " ORDER BY created_at, id",
-	[Q_ATTACHMENTS] = "SELECT id, conversation_id, mtime, length(data),"
+	[Q_ATTACHMENTS] = "SELECT id, conversation_id, mtime, size,"
 			  " name FROM attachments WHERE conversation_id = ?1"
 			  " ORDER BY id",
 	[Q_PLAYBOOKS] = "SELECT id, 0, mtime, length(json) FROM playbooks"
@@ -148,7 +149,7 @@ static const char *const query_sql[Q__COUNT] = {
 			 " FROM conversations WHERE id = ?1",
 	[Q_MESSAGE] = "SELECT id, conversation_id, created_at, length(json)"
 		      " FROM messages WHERE id = ?1",
-	[Q_ATTACHMENT] = "SELECT id, conversation_id, mtime, length(data), name"
+	[Q_ATTACHMENT] = "SELECT id, conversation_id, mtime, size, name"
 			 " FROM attachments WHERE id = ?1",
 	[Q_PLAYBOOK] = "SELECT id, 0, mtime, length(json) FROM playbooks"
 		       " WHERE id = ?1",
@@ -167,7 +168,6 @@ static const char *const blob_sql[Q__COUNT] = {
 	[Q_CONV] = "SELECT json FROM conversations WHERE id = ?1",
 	[Q_TRANSCRIPT] = "SELECT transcript FROM conversations WHERE id = ?1",
 	[Q_MESSAGE] = "SELECT json FROM messages WHERE id = ?1",
-	[Q_ATTACHMENT] = "SELECT data FROM attachments WHERE id = ?1",
 	[Q_PLAYBOOK] = "SELECT json FROM playbooks WHERE id = ?1",
 	[Q_ACCOUNT_BY_NAME] = "SELECT json FROM accounts WHERE name = ?2",
 };
@@ -185,6 +185,7 @@ enum wstmt {
 	W_CONV_OLD,
 	W_CONV_SYNCED,
 	W_MSG_CLEAR,
+	W_ATT_DOOMED,
 	W_ATT_CLEAR,
 	W_MSG,
 	W_ATT,
@@ -221,13 +222,16 @@ static const char *const wsql[W__COUNT] = {
 		       " WHERE id = ?1",
 	[W_CONV_SYNCED] = "SELECT updated_at FROM conversations WHERE id = ?1",
 	[W_MSG_CLEAR] = "DELETE FROM messages WHERE conversation_id = ?1",
+	[W_ATT_DOOMED] = "SELECT id FROM attachments WHERE conversation_id = ?1"
+			 " AND message_id NOT IN (SELECT id FROM messages"
+			 " WHERE conversation_id = ?1)",
 	[W_ATT_CLEAR] = "DELETE FROM attachments WHERE conversation_id = ?1"
 			" AND message_id NOT IN (SELECT id FROM messages"
 			" WHERE conversation_id = ?1)",
 	[W_MSG] = "INSERT OR REPLACE INTO messages(id, conversation_id,"
 		  " created_at, json) VALUES(?1,?2,?3,?4)",
 	[W_ATT] = "INSERT OR REPLACE INTO attachments(id, conversation_id,"
-		  " message_id, name, file_name, mime, mtime, data)"
+		  " message_id, name, file_name, mime, mtime, size)"
 		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
 	[W_ATT_HAS] = "SELECT 1 FROM attachments WHERE id = ?1",
 	[W_PLAYBOOK] = "INSERT OR REPLACE INTO playbooks(id, mtime, json, gen)"
@@ -268,7 +272,48 @@ struct store {
 	pthread_mutex_t outbox_lock;	/* guards outbox_db */
 	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
 	int opened;		/* store_open() succeeded (see cache_untouched) */
+	char *blob_dir;		/* attachments' bytes, one file each */
+	int untouched;		/* cache.db as a clean close left it */
+	int rebuilt;		/* cache.db was damaged and started again */
 };
+
+static int attachment_row(struct store *st, int64_t id);
+static int attachment_read(struct store *st, int64_t id, struct buf *out);
+
+/*
+ * Blob files of the attachment rows this thread's transaction deletes.
+ * They go once it commits (a rollback keeps the rows, and so the files).
+ */
+static __thread struct doomed {
+	int64_t *v;
+	size_t n, alloc;
+} doomed;
+
+static void doomed_add(int64_t id)
+{
+	if (doomed.n == doomed.alloc) {
+		size_t na = doomed.alloc ? doomed.alloc * 2 : 16;
+		int64_t *p = realloc(doomed.v, na * sizeof(*p));
+
+		if (!p)
+			return;	/* the file stays: swept after a crash only */
+		doomed.v = p;
+		doomed.alloc = na;
+	}
+	doomed.v[doomed.n++] = id;
+}
+
+static void doomed_drop(void)
+{
+	free(doomed.v);
+	memset(&doomed, 0, sizeof(doomed));
+}
+
+static void blob_path(const struct store *st, int64_t id, char *out,
+		      size_t len)
+{
+	snprintf(out, len, "%s/%lld", st->blob_dir, (long long)id);
+}
 
 /* The connection pinned by store_begin() on this thread, if any. */
 static __thread struct db *pinned;
@@ -311,6 +356,19 @@ static int sql_errno(int rc)
 	}
 }
 
+/*
+ * How long a connection waits for another's write lock: 10 s, or
+ * DRIFTFS_TEST_BUSY_MS (tests only: a short wait shows a lock held too long
+ * without a test that waits 10 s).
+ */
+static int busy_timeout_ms(void)
+{
+	const char *v = getenv("DRIFTFS_TEST_BUSY_MS");
+	long ms = v && *v ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms <= 600000 ? (int)ms : 10000;
+}
+
 /* Opens a connection; *rcp gets SQLite's code when that fails. */
 static struct db *db_open_rc(const char *path, int *rcp)
 {
@@ -332,7 +390,7 @@ static struct db *db_open_rc(const char *path, int *rcp)
 		errno = -sql_errno(rc);
 		return NULL;
 	}
-	sqlite3_busy_timeout(d->sql, 10000);
+	sqlite3_busy_timeout(d->sql, busy_timeout_ms());
 	/*
 	 * No mmap: every page of the file a traversal touches would count in
 	 * the daemon's RSS (a 300k-message cache mapped 170 MiB). Reads copy
@@ -677,6 +735,7 @@ static struct db *cache_open(struct store *st)
 		return NULL;
 	}
 	untouched = cache_untouched(st);
+	st->untouched = untouched;
 	d = db_open_rc(st->path, &rc);
 	/* Only damage is repaired; a full disk or a permission is not. */
 	if (!d && (rc & 0xff) != SQLITE_CORRUPT && (rc & 0xff) != SQLITE_NOTADB)
@@ -702,12 +761,105 @@ static struct db *cache_open(struct store *st)
 	log_error_event("cache %s is damaged (%s): rebuilt from the API",
 			st->path, why);
 	cache_remove(st->path);
+	st->rebuilt = 1;
 	r = create_private(st->path);
 	if (r) {
 		errno = -r;
 		return NULL;
 	}
 	return db_open(st->path);
+}
+
+/* Removes every file of the blob directory (the cache starts again). */
+static void blobs_clear(struct store *st)
+{
+	DIR *dir = opendir(st->blob_dir);
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+}
+
+/*
+ * After a run that did not close cleanly: temp files of downloads cut
+ * short go, so do files whose row never committed (or whose row went and
+ * the file not yet). A row whose file is missing (deleted by hand) goes
+ * too, and the conversation walk starts over, so that its conversation
+ * is fetched again with the attachment.
+ */
+static int blobs_sweep(struct store *st, struct db *d)
+{
+	DIR *dir = opendir(st->blob_dir);
+	sqlite3_stmt *s = NULL;
+	struct dirent *e;
+	int lost = 0, rc;
+
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir))) {
+		char *end;
+		long long id;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		id = strtoll(e->d_name, &end, 10);
+		if (*end || id <= 0) {
+			unlinkat(dirfd(dir), e->d_name, 0);
+			continue;
+		}
+		s = wprep(d, W_ATT_HAS);
+		if (!s)
+			break;
+		sqlite3_bind_int64(s, 1, id);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			unlinkat(dirfd(dir), e->d_name, 0);
+	}
+	closedir(dir);
+	if (sqlite3_prepare_v2(d->sql, "SELECT id FROM attachments", -1, &s,
+			       NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return -EIO;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char p[4096];
+
+		blob_path(st, sqlite3_column_int64(s, 0), p, sizeof(p));
+		if (access(p, F_OK))
+			lost++;
+	}
+	sqlite3_finalize(s);
+	if (!lost)
+		return 0;
+	log_warn("cache: %d attachment files are missing; their"
+		 " conversations are fetched again", lost);
+	/* The walk stops at the watermark: start it over, and make each
+	 * such conversation look changed. */
+	return sqlite3_exec(d->sql,
+			    "BEGIN IMMEDIATE;"
+			    "UPDATE conversations SET updated_at = 0 WHERE id IN"
+			    " (SELECT conversation_id FROM attachments a WHERE"
+			    " NOT blob_exists(a.id));"
+			    "DELETE FROM attachments WHERE NOT blob_exists(id);"
+			    "DELETE FROM meta WHERE key = 'conv_watermark';"
+			    "COMMIT;",
+			    NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+/* SQL blob_exists(id): whether the attachment's file is there. */
+static void sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v)
+{
+	const struct store *st = sqlite3_user_data(cx);
+	char p[4096];
+
+	(void)argc;
+	blob_path(st, sqlite3_value_int64(v[0]), p, sizeof(p));
+	sqlite3_result_int(cx, !access(p, F_OK));
 }
 
 struct store *store_open(const char *dir)
@@ -728,6 +880,15 @@ struct store *store_open(const char *dir)
 		errno = ENOMEM;
 		goto fail;
 	}
+	if (asprintf(&st->blob_dir, "%s/blobs", dir) < 0) {
+		st->blob_dir = NULL;
+		errno = ENOMEM;
+		goto fail;
+	}
+	if (mkdir(st->blob_dir, 0700) && errno != EEXIST) {
+		log_err("cache %s: %s", st->blob_dir, strerror(errno));
+		goto fail;
+	}
 	r = outbox_open(st);
 	if (r) {
 		errno = -r;
@@ -736,17 +897,32 @@ struct store *store_open(const char *dir)
 	d = cache_open(st);
 	if (!d)
 		goto fail;
-	if (schema_outdated(d) &&
-	    sqlite3_exec(d->sql, drop_all, NULL, NULL, NULL) != SQLITE_OK) {
-		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
-		errno = EIO;
-		goto fail;
+	if (schema_outdated(d)) {
+		if (sqlite3_exec(d->sql, drop_all, NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			log_err("cache %s: %s", st->path,
+				sqlite3_errmsg(d->sql));
+			errno = EIO;
+			goto fail;
+		}
+		st->rebuilt = 1;
 	}
 	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
 		errno = -sql_errno(sqlite3_errcode(d->sql)) ?: EIO;
 		goto fail;
 	}
+	/* Files of another cache (rebuilt, or of an older schema) go; after
+	 * a crash, what it left half done is tidied (blobs_sweep). */
+	if (st->rebuilt)
+		blobs_clear(st);
+	else if (!st->untouched &&
+		 (sqlite3_create_function(d->sql, "blob_exists", 1,
+					  SQLITE_UTF8, st, sql_blob_exists,
+					  NULL, NULL) != SQLITE_OK ||
+		  blobs_sweep(st, d)))
+		log_warn("cache %s: tidying %s failed: %s", st->path,
+			 st->blob_dir, sqlite3_errmsg(d->sql));
 	db_put(st, d);
 	d = NULL;
 	if (store_meta_set(st, "schema", SCHEMA_VERSION, 1)) {
@@ -784,6 +960,7 @@ void store_close(struct store *st)
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
 	free(st->outbox_path);
+	free(st->blob_dir);
 	free(st);
 }
 
@@ -949,6 +1126,8 @@ int store_blob(struct store *st, enum store_query q, int64_t arg,
 	sqlite3_stmt *s;
 	int rc, r = 0;
 
+	if (q == Q_ATTACHMENT)
+		return attachment_read(st, arg, out);
 	if (!blob_sql[q])
 		return -EINVAL;
 	d = db_get(st);
@@ -1061,6 +1240,16 @@ int store_commit(struct store *st)
 	}
 	pinned = NULL;
 	db_put(st, d);
+	for (size_t i = 0; !r && i < doomed.n; i++) {
+		char p[4096];
+
+		/* Unless another conversation stored it again meanwhile. */
+		if (attachment_row(st, doomed.v[i]))
+			continue;
+		blob_path(st, doomed.v[i], p, sizeof(p));
+		unlink(p);
+	}
+	doomed_drop();
 	return r;
 }
 
@@ -1068,6 +1257,7 @@ void store_rollback(struct store *st)
 {
 	struct db *d = pinned;
 
+	doomed_drop();
 	if (!d)
 		return;
 	step_done(d, wprep(d, W_ROLLBACK));
@@ -1228,7 +1418,15 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 		bind_buf(s, 7, transcript);
 	}
 	r = step_done(d, s);
-	/* Attachments of messages that no longer exist go too. */
+	/* Attachments of messages that no longer exist go too, and their
+	 * files after the commit. */
+	s = r ? NULL : wprep(d, W_ATT_DOOMED);
+	if (s) {
+		sqlite3_bind_int64(s, 1, c->id);
+		while (sqlite3_step(s) == SQLITE_ROW)
+			doomed_add(sqlite3_column_int64(s, 0));
+		sqlite3_reset(s);
+	}
 	if (!r) {
 		s = wprep(d, W_ATT_CLEAR);
 		if (s)
@@ -1294,7 +1492,8 @@ int store_put_message(struct store *st, const struct api_message *m)
 	return r;
 }
 
-int store_has_attachment(struct store *st, int64_t id)
+/* Whether the attachments table has a row for id. */
+static int attachment_row(struct store *st, int64_t id)
 {
 	struct db *d = db_get(st);
 	sqlite3_stmt *s;
@@ -1312,9 +1511,110 @@ int store_has_attachment(struct store *st, int64_t id)
 	return has;
 }
 
+int store_has_attachment(struct store *st, int64_t id)
+{
+	char p[4096];
+
+	blob_path(st, id, p, sizeof(p));
+	return attachment_row(st, id) && !access(p, F_OK);
+}
+
+int store_attachment_blob(struct store *st, int64_t id,
+			  int (*fill)(void *ctx, int fd, int64_t *size),
+			  void *ctx, int64_t *size)
+{
+	char tmp[4096], final[4096];
+	const char *what = "creating";
+	int fd, dfd, r;
+
+	*size = 0;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", st->blob_dir);
+	blob_path(st, id, final, sizeof(final));
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = fill(ctx, fd, size);
+	if (r) {
+		close(fd);
+		unlink(tmp);
+		return r;	/* the fetch said why */
+	}
+	/* The bytes are on disk before the name is, and the name before
+	 * the row that the caller commits next: a row never lacks its file,
+	 * even after a power loss. */
+	what = "writing";
+	if (fsync(fd))
+		r = -errno;
+	if (close(fd) && !r)
+		r = -errno;
+	if (!r && rename(tmp, final)) {
+		what = "naming";
+		r = -errno;
+	}
+	if (r) {
+		unlink(tmp);
+		goto out;
+	}
+	dfd = open(st->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		if (fsync(dfd))
+			r = -errno;
+		close(dfd);
+	}
+out:
+	if (r)
+		log_error_event("cache: %s the file of attachment %lld: %s",
+				what, (long long)id, strerror(-r));
+	return r;
+}
+
+/* An attachment's bytes, from its file; -ENOENT without a row. */
+static int attachment_read(struct store *st, int64_t id, struct buf *out)
+{
+	struct store_row row;
+	char p[4096];
+	int fd, r;
+
+	r = store_one(st, Q_ATTACHMENT, id, NULL, &row);
+	if (r)
+		return r;
+	blob_path(st, id, p, sizeof(p));
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		log_error_event("cache: the file of attachment %lld: %s",
+				(long long)id, strerror(-r));
+		return r == -ENOENT ? -EIO : r;
+	}
+	r = buf_grow(out, (size_t)(row.size > 0 ? row.size : 0));
+	for (;;) {
+		ssize_t n;
+
+		if (r)
+			break;
+		if (out->alloc - out->len < 2)
+			r = buf_grow(out, 65536);
+		if (r)
+			break;
+		n = read(fd, out->data + out->len, out->alloc - out->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		if (n <= 0)
+			break;
+		out->len += (size_t)n;
+		out->data[out->len] = '\0';
+	}
+	close(fd);
+	return r;
+}
+
 int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 			 int64_t mtime, const struct api_attachment *a,
-			 const struct buf *data)
+			 int64_t size)
 {
 	char prefix[32], tmp[NAMES_MAX + 1], name[NAMES_MAX + 1];
 	size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "%lld-",
@@ -1336,7 +1636,7 @@ int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 		bind_text(s, 5, a->file_name);
 		bind_text(s, 6, a->mime);
 		sqlite3_bind_int64(s, 7, mtime);
-		bind_buf(s, 8, data);
+		sqlite3_bind_int64(s, 8, size);
 	}
 	r = step_done(d, s);
 	db_put(st, d);

@@ -376,9 +376,9 @@ struct conv_fetch {
 	struct api_contact contact;
 	struct api_message *msgs;
 	size_t nmsgs, alloc;
-	struct buf *att_data;		/* parallel to a flat attachment list */
+	/* New attachments, their files written (parallel arrays). */
 	struct api_attachment **atts;
-	int64_t *att_msg, *att_mtime;
+	int64_t *att_msg, *att_mtime, *att_size;
 	size_t natts;
 };
 
@@ -406,61 +406,85 @@ static void conv_fetch_release(struct conv_fetch *f)
 	api_contact_release(&f->contact);
 	for (size_t i = 0; i < f->nmsgs; i++)
 		api_message_release(&f->msgs[i]);
-	for (size_t i = 0; i < f->natts; i++)
-		buf_release(&f->att_data[i]);
 	free(f->msgs);
-	free(f->att_data);
+	free(f->att_size);
 	free(f->atts);
 	free(f->att_msg);
 	free(f->att_mtime);
 	memset(f, 0, sizeof(*f));
 }
 
-/* Downloads the attachments the cache does not hold yet. */
+struct download {
+	struct sync *s;
+	int64_t id;
+};
+
+/* Streams one attachment into the file store_attachment_blob() made. */
+static int download_to(void *ctx, int fd, int64_t *size)
+{
+	const struct download *dl = ctx;
+
+	return api_attachment_save(dl->s->d->http, dl->id, ATTACHMENT_MAX, fd,
+				   size);
+}
+
+/* Whether id is among the attachments fetched for f already. */
+static int att_seen(const struct conv_fetch *f, int64_t id)
+{
+	for (size_t k = 0; k < f->natts; k++)
+		if (f->atts[k]->id == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * Downloads the attachments the cache does not hold yet, each straight
+ * into its file (store_attachment_blob) through curl's small buffer, once
+ * per id however often the conversation repeats it; the transaction then
+ * stores only their rows. Nothing of their bytes stays in memory.
+ */
 static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 {
-	size_t total = 0, k = 0;
+	size_t total = 0;
 	int r = 0;
 
 	for (size_t i = 0; i < f->nmsgs; i++)
 		total += f->msgs[i].natt;
 	if (!total)
 		return 0;
-	f->att_data = calloc(total, sizeof(*f->att_data));
 	f->atts = calloc(total, sizeof(*f->atts));
 	f->att_msg = calloc(total, sizeof(*f->att_msg));
 	f->att_mtime = calloc(total, sizeof(*f->att_mtime));
-	if (!f->att_data || !f->atts || !f->att_msg || !f->att_mtime)
+	f->att_size = calloc(total, sizeof(*f->att_size));
+	if (!f->atts || !f->att_msg || !f->att_mtime || !f->att_size)
 		return -ENOMEM;
 	for (size_t i = 0; i < f->nmsgs && !r; i++) {
 		for (size_t j = 0; j < f->msgs[i].natt && !r; j++) {
 			struct api_attachment *a = &f->msgs[i].att[j];
+			struct download dl = { s, a->id };
+			size_t k = f->natts;
 
-			if (store_has_attachment(s->d->store, a->id))
+			if (att_seen(f, a->id) ||
+			    store_has_attachment(s->d->store, a->id))
 				continue;
-			buf_init(&f->att_data[k], ATTACHMENT_MAX);
-			r = api_attachment_data(s->d->http, a->id,
-						ATTACHMENT_MAX,
-						&f->att_data[k]);
+			r = store_attachment_blob(s->d->store, a->id,
+						  download_to, &dl,
+						  &f->att_size[k]);
 			if (r == -EFBIG) {
 				/* Too big to cache: leave it out, keep the rest. */
 				log_error_event("attachment %lld (%s): larger "
 						"than %zu bytes, not shown",
 						(long long)a->id, a->file_name,
 						ATTACHMENT_MAX);
-				buf_release(&f->att_data[k]);
 				r = 0;
 				continue;
 			}
-			if (r) {
-				buf_release(&f->att_data[k]);
+			if (r)
 				break;
-			}
 			f->atts[k] = a;
 			f->att_msg[k] = f->msgs[i].id;
 			f->att_mtime[k] = f->msgs[i].created;
-			k++;
-			f->natts = k;
+			f->natts = k + 1;
 		}
 	}
 	return r;
@@ -587,7 +611,7 @@ static int sync_conversation(struct sync *s, int64_t id)
 		r = store_put_message(st, &f.msgs[i]);
 	for (size_t i = 0; i < f.natts && !r; i++)
 		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
-					 f.atts[i], &f.att_data[i]);
+					 f.atts[i], f.att_size[i]);
 	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
 	if (r) {
 		store_rollback(st);
@@ -849,37 +873,144 @@ out:
 	return r < 0 ? r : 0;
 }
 
-/* Users, playbooks and accounts: full lists, pruned of what disappeared. */
+/*
+ * Users, playbooks and accounts: full lists, pruned of what disappeared.
+ * The list is fetched whole first and stored in one short transaction
+ * afterwards: the write lock is never held across a request (its deadline,
+ * its retries and their Retry-After pauses), which would make every other
+ * writer (a lookup of an uncached object, the refetch after a write) time
+ * out. LIST_MAX bounds what a list may hold in memory meanwhile.
+ */
+#define LIST_MAX ((size_t)64 << 20)
+
 struct list_ctx {
-	struct sync *s;
-	int64_t gen;
-	struct changes *ch;
 	enum sync_object what;
-	struct gens g;		/* write generations at the start */
+	struct api_user *users;		/* SO_USER */
+	struct api_object *objs;	/* SO_PLAYBOOK, SO_ACCOUNT */
+	size_t n, alloc;
+	size_t bytes;			/* held so far, against LIST_MAX */
 };
 
-static int put_user(void *ctx, const struct api_user *u)
+static void list_ctx_release(struct list_ctx *l)
 {
-	struct list_ctx *l = ctx;
-	int changed = 0, r;
-
-	if (written_since(l->s, &l->g, SO_USER, u->id))
-		return 0;
-	r = store_put_user(l->s->d->store, u, l->gen, &changed);
-
-	return r || !changed ? r : changes_add(l->ch, SO_USER, u->id, NULL);
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->users)
+			api_user_release(&l->users[i]);
+		else
+			api_object_release(&l->objs[i]);
+	}
+	free(l->users);
+	free(l->objs);
+	memset(l, 0, sizeof(*l));
 }
 
-static int put_object(void *ctx, const struct api_object *o)
+static int dup_str(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -ENOMEM : 0;
+}
+
+static int dup_buf(struct buf *dst, const struct buf *src)
+{
+	*dst = (struct buf)BUF_INIT;
+	return src->len ? buf_add(dst, src->data, src->len) : 0;
+}
+
+/* Makes room for one more row and counts its bytes against LIST_MAX. */
+static int list_grow(struct list_ctx *l, size_t bytes)
+{
+	size_t esz = l->what == SO_USER ? sizeof(*l->users) : sizeof(*l->objs);
+	void **v = l->what == SO_USER ? (void **)&l->users : (void **)&l->objs;
+
+	l->bytes += bytes + esz;
+	if (l->bytes > LIST_MAX) {
+		log_error_event("sync: the %s list passes %zu bytes; not stored",
+				l->what == SO_USER ? "users"
+				: l->what == SO_PLAYBOOK ? "playbooks"
+							 : "accounts",
+				LIST_MAX);
+		return -EFBIG;
+	}
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 64;
+		void *p = realloc(*v, na * esz);
+
+		if (!p)
+			return -ENOMEM;
+		*v = p;
+		l->alloc = na;
+	}
+	return 0;
+}
+
+static int take_user(void *ctx, const struct api_user *u)
 {
 	struct list_ctx *l = ctx;
-	int changed = 0, r;
+	struct api_user *c;
+	int r = list_grow(l, u->json.len);
 
-	if (l->what == SO_PLAYBOOK)
-		r = store_put_playbook(l->s->d->store, o, l->gen, &changed);
-	else
-		r = store_put_account(l->s->d->store, o, l->gen, &changed);
-	return r || !changed ? r : changes_add(l->ch, l->what, o->id, o->key);
+	if (r)
+		return r;
+	c = &l->users[l->n];
+	memset(c, 0, sizeof(*c));
+	c->id = u->id;
+	c->mtime = u->mtime;
+	c->bot = u->bot;
+	l->n++;		/* counted now: released with the rest on failure */
+	r = dup_str(&c->email, u->email);
+	r = r ? r : dup_str(&c->name, u->name);
+	return r ? r : dup_buf(&c->json, &u->json);
+}
+
+static int take_object(void *ctx, const struct api_object *o)
+{
+	struct list_ctx *l = ctx;
+	struct api_object *c;
+	int r = list_grow(l, o->json.len);
+
+	if (r)
+		return r;
+	c = &l->objs[l->n];
+	memset(c, 0, sizeof(*c));
+	c->id = o->id;
+	c->mtime = o->mtime;
+	l->n++;
+	r = dup_str(&c->key, o->key);
+	return r ? r : dup_buf(&c->json, &o->json);
+}
+
+/* Stores a fetched list; the caller holds the transaction. */
+static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
+		      const struct gens *g, struct changes *ch)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < l->n && !r; i++) {
+		int changed = 0;
+
+		if (l->what == SO_USER) {
+			const struct api_user *u = &l->users[i];
+
+			/* Written while we fetched: the writer refetches. */
+			if (written_since(s, g, SO_USER, u->id))
+				continue;
+			r = store_put_user(s->d->store, u, gen, &changed);
+			if (!r && changed)
+				r = changes_add(ch, SO_USER, u->id, NULL);
+		} else {
+			const struct api_object *o = &l->objs[i];
+
+			if (l->what == SO_PLAYBOOK)
+				r = store_put_playbook(s->d->store, o, gen,
+						       &changed);
+			else
+				r = store_put_account(s->d->store, o, gen,
+						      &changed);
+			if (!r && changed)
+				r = changes_add(ch, l->what, o->id, o->key);
+		}
+	}
+	return r;
 }
 
 static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
@@ -890,31 +1021,38 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		[SO_ACCOUNT] = ST_ACCOUNTS,
 	};
 	struct changes ch = { 0 };
-	struct list_ctx l = { s, gen, &ch, what, { { 0 } } };
+	struct list_ctx l = { .what = what };
+	struct gens g;
 	int deleted = 0, r;
 
-	gens_take(s, &l.g);
+	gens_take(s, &g);
+	if (what == SO_USER)
+		r = api_users_list(s->d->http, take_user, &l);
+	else if (what == SO_PLAYBOOK)
+		r = api_playbooks(s->d->http, take_object, &l);
+	else
+		r = api_accounts(s->d->http, take_object, &l);
+	if (r)
+		goto out;
 	r = store_begin(s->d->store);
 	if (r)
-		return r;
-	if (what == SO_USER)
-		r = api_users_list(s->d->http, put_user, &l);
-	else if (what == SO_PLAYBOOK)
-		r = api_playbooks(s->d->http, put_object, &l);
-	else
-		r = api_accounts(s->d->http, put_object, &l);
+		goto out;
+	r = store_list(s, &l, gen, &g, &ch);
 	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
 	if (r) {
 		store_rollback(s->d->store);
-		changes_release(&ch);
-		return r;
+		goto out;
 	}
 	r = store_commit(s->d->store);
+	if (!r && deleted)
+		changes_add(&ch, SO_PRUNED, what, NULL);
 	if (!r && (ch.n || deleted)) {
 		changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
 		changes_flush(s, &ch);
 	}
+out:
+	list_ctx_release(&l);
 	changes_release(&ch);
 	return r;
 }

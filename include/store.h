@@ -122,6 +122,14 @@ int store_put_message(struct store *st, const struct api_message *m);
 int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 			 int64_t mtime, const struct api_attachment *a,
 			 int64_t size);
+/*
+ * The attachment's file, opened for reading (O_RDONLY, close-on-exec): a
+ * reader preads it rather than load it whole. The descriptor keeps the
+ * version it opened even if a later sync replaces or removes the file.
+ * Returns the descriptor (the caller's to close) or -errno: -ENOENT
+ * without a row, -EIO when the row's file is missing (logged).
+ */
+int store_attachment_open(struct store *st, int64_t id);
 /* Whether the attachment's row and file are stored (saves a download). */
 int store_has_attachment(struct store *st, int64_t id);
 /*

@@ -134,6 +134,12 @@ int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out);
 /* The bytes of a file node. */
 int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out);
+/*
+ * A descriptor to pread a file node's bytes from, for the files too big to
+ * load whole (attachments, up to 64 MiB): the caller closes it. -ENOTSUP
+ * for a node whose bytes are not a file of their own (use tree_content).
+ */
+int tree_content_fd(struct driftfs *d, const struct tnode *n);
 
 /*
  * For a contact deleted a moment ago: the node that name in dir (a contact

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "commit.h"
 #include "ctl.h"
@@ -167,6 +168,8 @@ struct handle {
 	char *path;		/* its tree path, for errors and the outbox */
 	int writable;		/* opened for writing a tree file */
 	int unread;		/* read-only: data not loaded yet (op_read) */
+	int fd;			/* read-only attachment: its file, read with
+				 * pread, never loaded whole (or -1) */
 	int dirty;		/* written (or truncated) since the commit */
 	/*
 	 * Writable edits: the version the writer read, which the commit
@@ -982,6 +985,7 @@ static struct handle *handle_new(struct fs *f)
 	if (!h)
 		return NULL;
 	pthread_mutex_init(&h->lock, NULL);
+	h->fd = -1;
 	h->fs = f;
 	pthread_mutex_lock(&f->hlock);
 	h->next = f->handles;
@@ -1007,6 +1011,8 @@ static void handle_free(struct handle *h)
 	buf_release(&h->data);
 	buf_release(&h->wbuf);
 	buf_release(&h->base);
+	if (h->fd >= 0)
+		close(h->fd);
 	pthread_mutex_destroy(&h->lock);
 	tree_node_release(&h->t);
 	free(h->path);
@@ -1642,6 +1648,30 @@ static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
 	reply_copy(req, r, copy, n);
 }
 
+/* As slice_copy, from a file (an attachment's): up to size bytes of fd
+ * from off into *out, for reply_copy. */
+static int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
+{
+	int r = 0;
+
+	*n = 0;
+	*out = malloc(size ? size : 1);
+	if (!*out)
+		return -ENOMEM;
+	while (*n < size) {
+		ssize_t got = pread(fd, *out + *n, size - *n, off + (off_t)*n);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			r = -errno;
+		if (got <= 0)
+			break;
+		*n += (size_t)got;
+	}
+	return r;
+}
+
 /* Forgets what a read-only mount rendered of ino (it changed). */
 static void rendered_drop(struct fs *f, uint64_t ino)
 {
@@ -1670,11 +1700,31 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 	struct rendered *slot = NULL;
 	int64_t now = http_now_ms();
 	unsigned long gen;
+	char *copy = NULL;
+	size_t n = 0;
 	int r, keep;
 
 	r = node_get(f, ino, &t);
 	if (r) {
 		reply_err(req, r);
+		return;
+	}
+	if (t.kind == T_ATTACHMENT) {
+		/* Read from its file, never rendered whole into a slot. */
+		int fd;
+
+		set_context(f, "read", ino, NULL);
+		fd = tree_content_fd(f->d, &t);
+
+		tree_node_release(&t);
+		if (fd < 0) {
+			reply_err(req, fd);
+			return;
+		}
+		__atomic_add_fetch(&f->unopened_reads, 1, __ATOMIC_RELAXED);
+		r = pread_copy(fd, size, off, &copy, &n);
+		close(fd);
+		reply_copy(req, r, copy, n);
 		return;
 	}
 	keep = tree_access(t.kind) != TA_DYNAMIC &&
@@ -1749,7 +1799,21 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * thread reallocates h->data under it.
 	 */
 	pthread_mutex_lock(&h->lock);
-	if (h->unread) {
+	if (h->unread && h->t.kind == T_ATTACHMENT && h->fd < 0) {
+		set_context(f, "read", ino, NULL);
+		r = tree_content_fd(f->d, &h->t);
+		if (r >= 0) {
+			h->fd = r;
+			r = 0;
+		}
+	}
+	if (h->fd >= 0) {
+		r = pread_copy(h->fd, size, off, &copy, &n);
+		pthread_mutex_unlock(&h->lock);
+		reply_copy(req, r, copy, n);
+		return;
+	}
+	if (h->unread && !r) {
 		set_context(f, "read", ino, NULL);
 		r = tree_content(f->d, &h->t, &h->data);
 		if (!r)

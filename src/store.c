@@ -1571,7 +1571,7 @@ out:
 }
 
 /* An attachment's bytes, from its file; -ENOENT without a row. */
-static int attachment_read(struct store *st, int64_t id, struct buf *out)
+int store_attachment_open(struct store *st, int64_t id)
 {
 	struct store_row row;
 	char p[4096];
@@ -1588,7 +1588,18 @@ static int attachment_read(struct store *st, int64_t id, struct buf *out)
 				(long long)id, strerror(-r));
 		return r == -ENOENT ? -EIO : r;
 	}
-	r = buf_grow(out, (size_t)(row.size > 0 ? row.size : 0));
+	return fd;
+}
+
+static int attachment_read(struct store *st, int64_t id, struct buf *out)
+{
+	struct stat sb;
+	int fd, r;
+
+	fd = store_attachment_open(st, id);
+	if (fd < 0)
+		return fd;
+	r = fstat(fd, &sb) ? -errno : buf_grow(out, (size_t)sb.st_size);
 	for (;;) {
 		ssize_t n;
 

@@ -583,6 +583,13 @@ int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out)
 	}
 }
 
+int tree_content_fd(struct driftfs *d, const struct tnode *n)
+{
+	if (n->kind != T_ATTACHMENT)
+		return -ENOTSUP;
+	return store_attachment_open(d->store, n->id);
+}
+
 struct status_counts {
 	int64_t n[N_ELEM(status_names)];
 	int64_t mtime;

@@ -111,19 +111,22 @@ def sha256_of(path):
             h.update(b)
 
 
+BIG = 20 << 20     # past the 16 MiB an open file's snapshot may hold
+
+
 def test_large_attachments_stream_to_their_files(emulator, mounts, tmp_path):
-    # Three 12 MiB attachments in one conversation, the first attached
+    # Three 20 MiB attachments in one conversation, the first attached
     # three times. The sync must stream each into its file once, not hold
     # them in memory: the daemon's peak RSS grows by far less than their
-    # sum (36 MiB, 60 MiB with the repeats). 12 MiB: a read snapshot of an
-    # open file holds at most 16 MiB (fs.c's WRITE_MAX), so a bigger one
-    # could not be read back to compare.
-    m = mounts(emulator.url, str(tmp_path), opts=["timeout=30"])
+    # sum (60 MiB, 100 MiB with the repeats). Reads pread the file, on a
+    # read-write and a read-only mount: they neither load it whole (a
+    # file over 16 MiB failed with EIO) nor grow the RSS by its size.
+    m = mounts(emulator.url, str(tmp_path / "rw"), opts=["timeout=30"])
     conv = emulator.data()["conversations"][0]["id"]
     msg = emulator.mutate(op="add_message", conversationId=conv,
                           body="<p>big files</p>",
                           attachments=[{"fileName": "big%d.bin" % i,
-                                        "size": (12 << 20) + i}
+                                        "size": BIG + i}
                                        for i in range(3)])
     ids = [a["id"] for a in msg["attachments"]]
     for _ in range(2):
@@ -140,13 +143,27 @@ def test_large_attachments_stream_to_their_files(emulator, mounts, tmp_path):
         "/attachments/%d/data" % i for i in ids), "one download per id"
     assert grown < 12 << 10, "peak RSS grew by %d KiB" % grown
     meta = emulator.data()["attachments"]
-    d = m.p("conversations", str(conv), "attachments")
-    for i, aid in enumerate(ids):
-        name = "%d-big%d.bin" % (aid, i)
-        assert os.stat(os.path.join(d, name)).st_size == (12 << 20) + i
-        digest, size = sha256_of(os.path.join(d, name))
-        assert size == (12 << 20) + i
-        assert digest == meta[str(aid)]["sha256"]
+
+    def read_back(mount):
+        before = vm_hwm_kib(mount.proc.pid)
+        d = mount.p("conversations", str(conv), "attachments")
+        for i, aid in enumerate(ids):
+            name = "%d-big%d.bin" % (aid, i)
+            assert os.stat(os.path.join(d, name)).st_size == BIG + i
+            digest, size = sha256_of(os.path.join(d, name))
+            assert size == BIG + i
+            assert digest == meta[str(aid)]["sha256"]
+            # A piece from the middle, as rsync --inplace or a viewer reads.
+            with open(os.path.join(d, name), "rb") as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                assert len(os.pread(f.fileno(), 4096, BIG // 2)) == 4096
+        grown = vm_hwm_kib(mount.proc.pid) - before
+        assert grown < 8 << 10, "reads grew the peak RSS by %d KiB" % grown
+
+    read_back(m)
+    m.unmount()
+    read_back(mounts(emulator.url, str(tmp_path / "ro"), opts=["ro"],
+                     cache_dir=m.cache, wait_sync=False))
 
 
 def test_blob_files_are_tidied_after_a_crash(emulator, mounts, tmp_path):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import DRIFTCTL, Ctl
+from ctlkit import DRIFTCTL, Ctl
 from helpers import ROOT, Emulator
 
 DX_USAGE, DX_API = 1, 3

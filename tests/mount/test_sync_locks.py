@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import cache_file, wait_for
+from helpers import VALGRIND, cache_file, wait_for
 
 # The daemon's SQLite busy timeout in these tests: a writer that waits
 # longer than this for the write lock fails (-EBUSY), as one would after
@@ -101,6 +101,16 @@ def vm_hwm_kib(pid):
     raise AssertionError("no VmHWM for %d" % pid)
 
 
+def rss_follows_the_code(pid):
+    """Whether the daemon's peak RSS measures its own allocations: a
+    sanitizer keeps freed blocks in quarantine (ASan holds up to 256 MiB),
+    and so does valgrind, so there every read's buffer would count."""
+    if VALGRIND:
+        return False
+    with open("/proc/%d/maps" % pid) as f:
+        return not any("libasan" in line for line in f)
+
+
 def sha256_of(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -158,7 +168,9 @@ def test_large_attachments_stream_to_their_files(emulator, mounts, tmp_path):
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
                 assert len(os.pread(f.fileno(), 4096, BIG // 2)) == 4096
         grown = vm_hwm_kib(mount.proc.pid) - before
-        assert grown < 8 << 10, "reads grew the peak RSS by %d KiB" % grown
+        print("reads grew the peak RSS by %d KiB" % grown)
+        if rss_follows_the_code(mount.proc.pid):
+            assert grown < 8 << 10, "reads grew the peak RSS by %d KiB" % grown
 
     read_back(m)
     m.unmount()

@@ -476,7 +476,10 @@ static int open_store(struct ctl *c)
 		say("cannot open the cache in %s: %s", c->dir, strerror(errno));
 		return DX_LOCAL;
 	}
-	return account_check_store(&c->acc, c->d.store) ? DX_LOCAL : 0;
+	if (account_check_store(&c->acc, c->d.store))
+		return DX_LOCAL;
+	c->d.account = &c->acc;
+	return 0;
 }
 
 /*
@@ -576,7 +579,7 @@ static long token_info(struct http *h, const char *token, int64_t *org,
 {
 	struct api_token_info ti;
 
-	api_token_info(h, token, &ti);
+	api_token_info(h, token, 0, &ti);
 	*org = ti.org;
 	*expires_in = ti.expires_in;
 	snprintf(scope, scope_n, "%s", ti.scope);

@@ -223,9 +223,9 @@ static int move_old(const char *host, int64_t org)
 		if (r == -ENOENT)
 			r = 0;
 		else if (r == -EEXIST)
-			log_err("cannot move %s: %s is there already (a move "
-				"cut short, then a new file?); compare them and "
-				"move one aside by hand",
+			log_err("cannot move %s: %s is there already (a "
+				"move cut short, then a new file?); compare "
+				"them and move one aside by hand",
 				from, to);
 		free(from);
 		free(to);

@@ -767,8 +767,8 @@ int http_request(struct http *h, const struct http_request *rq,
 				   ? 1
 				   : MAX_ATTEMPTS;
 	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
-	int64_t deadline = http_now_ms() +
-			   (rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms) * 3;
+	long per_try = rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms;
+	int64_t deadline = http_now_ms() + per_try * 3;
 	CURL *c = NULL;
 	int r = -EIO;
 

@@ -1307,7 +1307,7 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 	if (missed_recently(s, key))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut (account.h) */
+		return -EIO;	/* as offline: the org gate is shut */
 	gens_take(s, &g);
 	r = api_contact_get(s->d->http, id, &c);
 	if (r == -ENOENT)
@@ -1327,7 +1327,7 @@ int sync_fetch_conversation(struct sync *s, int64_t id)
 	if (missed_recently(s, key))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut (account.h) */
+		return -EIO;	/* as offline: the org gate is shut */
 	r = sync_conversation(s, id);
 	if (r == -ENOENT)
 		remember_miss(s, key);
@@ -1344,7 +1344,7 @@ int sync_fetch_user(struct sync *s, int64_t id)
 	if (missed_recently(s, key))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut (account.h) */
+		return -EIO;	/* as offline: the org gate is shut */
 	r = api_user_get(s->d->http, id, &u);
 	if (r == -ENOENT)
 		remember_miss(s, key);
@@ -1391,7 +1391,7 @@ static int lookup_by(struct sync *s, int what, const char *key)
 	if (missed_recently(s, mk))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut (account.h) */
+		return -EIO;	/* as offline: the org gate is shut */
 	if (what == 1)
 		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
 	else

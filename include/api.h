@@ -196,15 +196,17 @@ struct api_token_info {
 /*
  * Asks the API about token (sent in the body; the bearer is http's). Returns
  * 0 when a JSON answer arrived (out->org may still be 0), else -errno with
- * out->status and out->message saying what happened.
+ * out->status and out->message saying what happened. timeout_ms > 0 makes
+ * it one try with that deadline (a check a start must not wait on); 0 is
+ * the client's deadline, with retries.
  */
-int api_token_info(struct http *h, const char *token,
+int api_token_info(struct http *h, const char *token, long timeout_ms,
 		   struct api_token_info *out);
 /*
  * The org of the account's users (GET /users/list, the first user carrying
- * an orgId): the other place the API names the org. -ENOENT when no user
- * names one.
+ * an orgId > 0): the other place the API names the org. -ENOENT when no
+ * user names one. timeout_ms as for api_token_info().
  */
-int api_users_org(struct http *h, int64_t *org);
+int api_users_org(struct http *h, long timeout_ms, int64_t *org);
 
 #endif

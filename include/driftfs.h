@@ -25,6 +25,7 @@ struct http;
 struct sync;
 struct fs;
 struct outbox;
+struct account;
 
 struct driftfs {
 	struct config cfg;
@@ -37,6 +38,9 @@ struct driftfs {
 	gid_t gid;
 	int64_t started_ms;	/* wall clock at start */
 	int read_only;		/* mounted -o ro: nothing can be written */
+	/* The org gate (account.h): no data goes to or from the API until
+	 * account_gate() says the token is the cache's org. NULL: no gate. */
+	struct account *account;
 };
 
 #endif

@@ -87,6 +87,8 @@ struct http_request {
 	size_t body_len;
 	size_t max_body;	/* 0 = 32 MiB */
 	unsigned flags;		/* enum http_flags */
+	/* Deadline of one attempt in ms, 0 = the client's (http_opts) */
+	long timeout_ms;
 	/*
 	 * Extra "Name: value" header lines, NULL-terminated, or NULL. A line
 	 * named Accept or Content-Type replaces the default one; lines named

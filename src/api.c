@@ -1071,15 +1071,34 @@ static int64_t org_from(const cJSON *v)
 	return org > 0 ? org : 0;
 }
 
-int api_token_info(struct http *h, const char *token,
+/* Zeroes the string a JSON tree holds under key (a token), if any. */
+static void scrub_item(cJSON *obj, const char *key)
+{
+	cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+
+	if (cJSON_IsString(it) && it->valuestring)
+		memset(it->valuestring, 0, strlen(it->valuestring));
+}
+
+int api_token_info(struct http *h, const char *token, long timeout_ms,
 		   struct api_token_info *out)
 {
 	struct http_response resp;
+	struct http_request rq = {
+		.method = "POST",
+		.path = "/app/token_info",
+		.max_body = JSON_MAX,
+		/* A quick check is asked once: a start must not wait out
+		 * retries on a network that does not answer. */
+		.flags = timeout_ms > 0 ? HTTP_NO_RETRY : HTTP_IDEMPOTENT,
+		.timeout_ms = timeout_ms,
+	};
 	cJSON *body = cJSON_CreateObject(), *v = NULL;
 	char *text = NULL;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
+	memset(&resp, 0, sizeof(resp));
 	if (!body || !cJSON_AddStringToObject(body, "access_token", token)) {
 		err = -ENOMEM;
 		goto out;
@@ -1089,8 +1108,9 @@ int api_token_info(struct http *h, const char *token,
 		err = -ENOMEM;
 		goto out;
 	}
-	err = http_call(h, "POST", "/app/token_info", NULL, text, strlen(text),
-			JSON_MAX, HTTP_IDEMPOTENT, &resp);
+	rq.body = text;
+	rq.body_len = strlen(text);
+	err = http_request(h, &rq, &resp);
 	out->status = resp.status;
 	snprintf(out->message, sizeof(out->message), "%s", resp.message);
 	if (!err)
@@ -1107,23 +1127,35 @@ int api_token_info(struct http *h, const char *token,
 	} else if (!err) {
 		err = -EIO;
 	}
+	/* The answer echoes the token back (drift-api.md §2.3). */
+	scrub_item(v, "access_token");
 	cJSON_Delete(v);
+	if (resp.body.data)
+		memset(resp.body.data, 0, resp.body.len);
 	http_response_release(&resp);
 out:
 	if (text) {
 		memset(text, 0, strlen(text));
 		free(text);
 	}
+	scrub_item(body, "access_token");
 	cJSON_Delete(body);
 	return err;
 }
 
-int api_users_org(struct http *h, int64_t *org)
+int api_users_org(struct http *h, long timeout_ms, int64_t *org)
 {
 	const char *path = "/users/list";
 	struct http_response resp;
+	struct http_request rq = {
+		.method = "GET",
+		.path = path,
+		.max_body = JSON_MAX,
+		.flags = timeout_ms > 0 ? HTTP_NO_RETRY : 0,
+		.timeout_ms = timeout_ms,
+	};
 	cJSON *v = NULL, *data, *u;
-	int err = get_body(h, path, &resp);
+	int err = http_request(h, &rq, &resp);
 
 	*org = 0;
 	if (!err)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "http.h"
 #include "log.h"
 #include "stats.h"
@@ -45,6 +46,7 @@ int ctl_status(struct driftfs *d, struct buf *out)
 		state = "online";
 	r = buf_printf(out, "state: %s\napi_url: %s\n", state,
 		       d->cfg.api_url);
+	r = r ? r : account_status_render(d->account, out);
 	r = r ? r : sync_status_render(d->sync, out);
 	if (!r && !store_counts(d->store, counts))
 		for (size_t i = 0; i < 8 && !r; i++)

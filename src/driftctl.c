@@ -476,7 +476,10 @@ static int open_store(struct ctl *c)
 		say("cannot open the cache in %s: %s", c->dir, strerror(errno));
 		return DX_LOCAL;
 	}
-	return account_check_store(&c->acc, c->d.store) ? DX_LOCAL : 0;
+	if (account_check_store(&c->acc, c->d.store))
+		return DX_LOCAL;
+	c->d.account = &c->acc;
+	return 0;
 }
 
 /*
@@ -576,7 +579,7 @@ static long token_info(struct http *h, const char *token, int64_t *org,
 {
 	struct api_token_info ti;
 
-	api_token_info(h, token, &ti);
+	api_token_info(h, token, 0, &ti);
 	*org = ti.org;
 	*expires_in = ti.expires_in;
 	snprintf(scope, scope_n, "%s", ti.scope);
@@ -1518,21 +1521,19 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 		printf("credentials: none (run driftctl login)\n");
 		result = DX_AUTH;
 	}
+	/* The cache of the token's org; its token_info answer is the one
+	 * shown below (asked once). */
+	r = open_dir(c, 0);
 	if (c->d.cfg.offline) {
 		printf("account: not checked (offline)\n");
 	} else if (c->auth) {
-		char *tok = NULL, scope[512], msg[256];
-		int64_t org = 0, exp = 0;
-		long s = 0;
+		const struct api_token_info *ti = &c->acc.ti;
+		long s = ti->status;
 
-		if (!auth_token(c->auth, c->d.http, &tok))
-			s = token_info(c->d.http, tok, &org, &exp, scope,
-				       sizeof(scope), msg, sizeof(msg));
-		scrub_free(tok);
 		if (s >= 200 && s < 300) {
-			printf("account: org %lld\n", (long long)org);
-			if (scope[0])
-				show("scope: %s", scope);
+			printf("account: org %lld\n", (long long)ti->org);
+			if (ti->scope[0])
+				show("scope: %s", ti->scope);
 		} else {
 			show("account: unknown (%s%s%s)",
 			     s == 401 || s == 403 || s == 400
@@ -1540,13 +1541,11 @@ static int cmd_status(struct ctl *c, int argc, char **argv, int from)
 				       "login"
 			     : s ? "HTTP error"
 				 : "API unreachable",
-			     msg[0] && s ? ": " : "", s ? msg : "");
+			     ti->message[0] && s ? ": " : "",
+			     s ? ti->message : "");
 			result = s == 400 ? DX_AUTH : exit_for_status(s);
 		}
 	}
-
-	/* The cache of the token's org. */
-	r = open_dir(c, 0);
 	if (r) {
 		result = r;
 		goto out;

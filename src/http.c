@@ -527,6 +527,7 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 			const void *body, size_t body_len,
 			struct attempt *a, long *status, char *curl_err)
 {
+	long t = a->rq->timeout_ms > 0 ? a->rq->timeout_ms : h->timeout_ms;
 	CURLcode rc;
 
 	curl_easy_reset(c);
@@ -540,9 +541,8 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-			 h->timeout_ms < 10000 ? h->timeout_ms : 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, t < 10000 ? t : 10000L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "driftfs/" DRIFTFS_VERSION);
@@ -767,7 +767,8 @@ int http_request(struct http *h, const struct http_request *rq,
 				   ? 1
 				   : MAX_ATTEMPTS;
 	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
-	int64_t deadline = http_now_ms() + h->timeout_ms * 3;
+	long per_try = rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms;
+	int64_t deadline = http_now_ms() + per_try * 3;
 	CURL *c = NULL;
 	int r = -EIO;
 

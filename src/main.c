@@ -318,6 +318,7 @@ int main(int argc, char *argv[])
 	}
 	if (account_check_store(&acc, d.store))
 		goto out_curl;
+	d.account = &acc;
 	/* A later login to another org must not reach this cache. */
 	if (auth && acc.org)
 		auth_pin_org(auth, acc.org);

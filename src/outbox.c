@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "commit.h"
 #include "fs.h"
 #include "http.h"
@@ -15,6 +16,8 @@
 
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS (5 * 60 * 1000)
+/* Seconds between two asks of an org gate that said no (account.h). */
+#define GATE_WAIT_S 10
 
 struct outbox {
 	struct driftfs *d;
@@ -180,7 +183,9 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 		return r;
 	}
 	fs_outbox_changed(o->d->fs);
-	if (http_offline(o->d->http)) {
+	/* Unverified, the worker asks the gate (account.h) before it sends:
+	 * a close() does not wait on that. */
+	if (http_offline(o->d->http) || !account_verified(o->d->account)) {
 		pthread_mutex_unlock(&o->send_lock);
 		return -EINPROGRESS;
 	}
@@ -230,7 +235,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&o->lock);
 	while (!o->stop) {
 		struct outbox_row row;
-		int r;
+		int r, gate = 0;
 
 		o->kick = 0;
 		pthread_mutex_unlock(&o->lock);
@@ -238,19 +243,29 @@ static void *worker(void *arg)
 		if (!http_offline(o->d->http)) {
 			pthread_mutex_lock(&o->send_lock);
 			r = store_outbox_next(o->d->store, http_wall_ms(), &row);
-			if (!r) {
+			/* Nothing goes out before the API has named the
+			 * cache's org (account.h). */
+			gate = !r && !account_verified(o->d->account);
+			if (!r && !gate)
 				send_row(o, &row, NULL);
+			if (!r)
 				store_outbox_row_release(&row);
-			}
 			pthread_mutex_unlock(&o->send_lock);
+			/* Asked with no lock held: a close() waits on none.
+			 * Yes: the next round sends. */
+			if (gate && !account_gate(o->d->account))
+				gate = 0;
+			else if (gate)
+				r = -EAGAIN;
 		}
 		pthread_mutex_lock(&o->lock);
 		if (r && !o->stop && !o->kick) {
-			/* Nothing due: look again in a second, or when kicked. */
+			/* Nothing due: look again in a second, or when kicked;
+			 * a gate that said no, in GATE_WAIT_S. */
 			struct timespec ts;
 
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
+			ts.tv_sec += gate ? GATE_WAIT_S : 1;
 			pthread_cond_timedwait(&o->cond, &o->lock, &ts);
 		}
 	}

@@ -2034,7 +2034,8 @@ int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found)
 	static const char sql[] =
 		"SELECT DISTINCT json_extract(json, '$.orgId') FROM users"
 		" WHERE json_valid(json) AND"
-		" json_type(json, '$.orgId') = 'integer' LIMIT ?1";
+		" json_type(json, '$.orgId') = 'integer' AND"
+		" json_extract(json, '$.orgId') > 0 LIMIT ?1";
 	struct db *d = db_get(st);
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "api.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "names.h"
 #include "render.h"
@@ -979,6 +981,31 @@ static int take_object(void *ctx, const struct api_object *o)
 	return r ? r : dup_buf(&c->json, &o->json);
 }
 
+/*
+ * Refuses a users list naming another org than the cache's (defence in
+ * depth: the org gate, account.h, keeps such a pass from starting).
+ */
+static int foreign_users(struct sync *s, const struct list_ctx *l)
+{
+	int64_t mine = store_meta_i64(s->d->store, "org_id"), org = 0;
+
+	for (size_t i = 0; mine > 0 && i < l->n && org <= 0; i++) {
+		cJSON *v = json_parse(l->users[i].json.data
+					      ? l->users[i].json.data : "",
+				      l->users[i].json.len);
+
+		if (!v || json_get_i64(v, "orgId", &org) || org == mine)
+			org = 0;
+		cJSON_Delete(v);
+	}
+	if (org <= 0)
+		return 0;
+	log_error_event("GET /users/list named Drift org %lld, and this cache "
+			"is org %lld's: the list is not stored",
+			(long long)org, (long long)mine);
+	return -EACCES;
+}
+
 /* Stores a fetched list; the caller holds the transaction. */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		      const struct gens *g, struct changes *ch)
@@ -1032,6 +1059,8 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		r = api_playbooks(s->d->http, take_object, &l);
 	else
 		r = api_accounts(s->d->http, take_object, &l);
+	if (!r && what == SO_USER)
+		r = foreign_users(s, &l);
 	if (r)
 		goto out;
 	r = store_begin(s->d->store);
@@ -1157,7 +1186,7 @@ int sync_run_once(struct sync *s)
 
 	if (http_offline(s->d->http))
 		r = -ENETDOWN;
-	else
+	else if (!(r = account_gate(s->d->account)))
 		r = sync_pass(s);
 
 	pthread_mutex_lock(&s->lock);
@@ -1171,7 +1200,8 @@ int sync_run_once(struct sync *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&s->pass_lock);
-	if (r && r != -ENETDOWN)
+	/* The gate (account.h) logs for itself. */
+	if (r && r != -ENETDOWN && account_verified(s->d->account))
 		log_warn("sync pass failed: %s", strerror(-r));
 	return r;
 }
@@ -1276,6 +1306,8 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 
 	if (missed_recently(s, key))
 		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
 	gens_take(s, &g);
 	r = api_contact_get(s->d->http, id, &c);
 	if (r == -ENOENT)
@@ -1294,6 +1326,8 @@ int sync_fetch_conversation(struct sync *s, int64_t id)
 
 	if (missed_recently(s, key))
 		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
 	r = sync_conversation(s, id);
 	if (r == -ENOENT)
 		remember_miss(s, key);
@@ -1309,6 +1343,8 @@ int sync_fetch_user(struct sync *s, int64_t id)
 
 	if (missed_recently(s, key))
 		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
 	r = api_user_get(s->d->http, id, &u);
 	if (r == -ENOENT)
 		remember_miss(s, key);
@@ -1354,6 +1390,8 @@ static int lookup_by(struct sync *s, int what, const char *key)
 
 	if (missed_recently(s, mk))
 		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
 	if (what == 1)
 		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
 	else

@@ -78,3 +78,11 @@ def test_a_mount_keeps_its_org_when_the_login_changes(ctl, emulator, mounts, tmp
     assert st["conversations"] == str(len(api_ids(emulator, OTHER_ORG, "conversations")))
     assert st["mount"] == "none"
     assert conv_ids(m) == want
+
+
+def test_status_asks_token_info_once(ctl_token, emulator):
+    emulator.reset()
+    p, st = ctl_token.status()
+    assert st["account"] == "org %d" % MAIN_ORG
+    asked = [r for r in emulator.requests() if r["path"] == "/app/token_info"]
+    assert len(asked) == 1, asked

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* test_api.c: unit tests of envelopes and paging (api.h) on a fake server. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -1178,6 +1181,46 @@ static void test_attachment_data(void)
 }
 
 /*
+ * 9a. A download whose bytes cannot be written here (a full disk; in the
+ * test, a file size limit) fails with that error, and the API, which
+ * answered, is not taken for unreachable: the sync's workers gave up the
+ * rest of the pass for it.
+ */
+static void test_attachment_local_error(void)
+{
+	static const struct canned t[] = {
+		{ "/attachments/3/data", 200, "bytes", 5 },
+	};
+	struct rlimit old, lim;
+	struct fake f;
+	struct http *h;
+	int64_t size;
+	FILE *out = tmpfile();
+	char *log;
+	int r;
+
+	REQUIRE(out);
+	REQUIRE(!getrlimit(RLIMIT_FSIZE, &old));
+	h = fake_open(&f, t, ARRAY_SIZE(t));
+	REQUIRE(h);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 2;
+	REQUIRE(!setrlimit(RLIMIT_FSIZE, &lim));
+	unit_quiet(1);
+	r = api_attachment_save(h, 3, 1000, fileno(out), &size);
+	unit_quiet(0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK_EQ_INT(r, -EFBIG);
+	CHECK(http_reachable(h));
+	log = fake_close(&f, h);
+	CHECK_EQ_STR(log, "/attachments/3/data\n");
+	free(log);
+	fclose(out);
+}
+
+/*
  * 9b. An attachment without an "id" takes the one in its URL, strictly:
  * not a number with junk after it, nor one past INT64_MAX (sscanf's %lld
  * saturated it to INT64_MAX, so two such attachments shared an id).
@@ -1269,6 +1312,7 @@ int main(void)
 	UNIT_RUN(test_playbooks_and_accounts);
 	UNIT_RUN(test_attachment_data);
 	UNIT_RUN(test_attachment_id_from_url);
+	UNIT_RUN(test_attachment_local_error);
 	UNIT_RUN(test_users_map);
 	curl_global_cleanup();
 	return unit_summary();

@@ -371,8 +371,14 @@ static int sql_errno(int rc)
 
 /*
  * How long a connection waits for another's write lock: 10 s, or
- * DRIFTFS_TEST_BUSY_MS (tests only: a short wait shows a lock held too long
- * without a test that waits 10 s).
+ * DRIFTFS_TEST_BUSY_MS (for the tests: a short wait shows a lock held too
+ * long without a test that waits 10 s). It is read in every build, on
+ * purpose: the tests run the binary that ships. That is harmless: it only
+ * moves a timeout within 1 ms..600 s, it comes from the environment of the
+ * user who runs the daemon (who can already do anything to this cache),
+ * and a wrong value gives EBUSY sooner or a longer wait, never a wrong
+ * answer or lost data (the sync retries next pass, writes wait in the
+ * outbox).
  */
 static int busy_timeout_ms(void)
 {

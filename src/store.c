@@ -1531,7 +1531,7 @@ static int differs(struct db *d, enum wstmt w, int64_t id, const char *key,
 		sqlite3_bind_int64(s, 1, id);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		diff = (size_t)sqlite3_column_bytes(s, 0) != b->len ||
-		       memcmp(sqlite3_column_blob(s, 0), b->data ? b->data : "",
+		       memcmp(sqlite3_column_blob(s, 0) ?: "", b->data ? b->data : "",
 			      b->len);
 	sqlite3_reset(s);
 	return diff;
@@ -1634,12 +1634,12 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 		if (sqlite3_step(s) == SQLITE_ROW)
 			*changed =
 				(size_t)sqlite3_column_bytes(s, 0) != c->json.len ||
-				memcmp(sqlite3_column_blob(s, 0),
+				memcmp(sqlite3_column_blob(s, 0) ?: "",
 				       c->json.data ? c->json.data : "",
 				       c->json.len) ||
 				(size_t)sqlite3_column_bytes(s, 1) !=
 					transcript->len ||
-				memcmp(sqlite3_column_blob(s, 1),
+				memcmp(sqlite3_column_blob(s, 1) ?: "",
 				       transcript->data ? transcript->data : "",
 				       transcript->len);
 		sqlite3_reset(s);

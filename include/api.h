@@ -125,13 +125,11 @@ int api_conversation_get(struct http *h, int64_t id,
 /* Every message of a conversation, oldest first, all pages. */
 int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		 void *ctx);
-/* The bytes of an attachment, at most max bytes. */
-int api_attachment_data(struct http *h, int64_t id, size_t max,
-			struct buf *out);
 /*
- * The same, written to fd (from offset 0, truncated first, and again
- * before a retry) as the bytes arrive, so no more than a small buffer of
- * them is in memory. *size gets their number. -EFBIG past max.
+ * The bytes of an attachment, at most max bytes, written to fd (from
+ * offset 0, truncated first, and again before a retry) as they arrive, so
+ * no more than a small buffer of them is in memory. *size gets their
+ * number. -EFBIG past max; a local write error (-ENOSPC...) as it is.
  */
 int api_attachment_save(struct http *h, int64_t id, size_t max, int fd,
 			int64_t *size);

@@ -8,7 +8,9 @@
  * (upward in this list) while holding its own lock. fs.c's notifier takes
  * its queue lock and the node table lock one at a time, never together,
  * and runs no store query while it holds the node table lock (a lookup
- * would wait behind it).
+ * would wait behind it). The store's blob lock (store.h) is taken by a
+ * transaction that holds SQLite's write lock, and nothing waits for that
+ * write lock or the pool lock while holding it.
  */
 #ifndef DRIFTFS_DRIFTFS_H
 #define DRIFTFS_DRIFTFS_H

@@ -28,9 +28,19 @@
 
 struct store;
 
-/* Opens (creating if needed) DIR/cache.db and DIR/outbox.db, moving the
+/*
+ * Opens (creating if needed) DIR/cache.db and DIR/outbox.db, moving the
  * outbox rows of an older cache.db and rebuilding a damaged one. NULL and
- * errno on failure. */
+ * errno on failure.
+ *
+ * Processes: each holds flock(DIR/cache.lock, LOCK_SH) from store_open()
+ * to store_close(). Only one that finds itself alone (LOCK_EX) trusts or
+ * consumes cache.db.clean, checks and rebuilds cache.db and sweeps blobs/
+ * (a live process's downloads look like a crash's leftovers); only one
+ * alone at its close writes cache.db.clean, and not when a process that
+ * had the cache open died without closing it (its DIR/cache.open-* mark
+ * is left). store_open() may wait for another process's open or close.
+ */
 struct store *store_open(const char *dir);
 void store_close(struct store *st);
 
@@ -99,9 +109,42 @@ int store_blob(struct store *st, enum store_query q, int64_t arg,
  * attachments, playbooks, accounts, outbox, in that order. */
 int store_counts(struct store *st, int64_t counts[8]);
 
+/*
+ * Attachment files downloaded for one transaction, not yet in place: temp
+ * files in DIR/blobs (store_attachment_blob), renamed into place by the
+ * store_commit_staged() that commits their rows. The caller owns it (one
+ * thread); zero it before use.
+ */
+struct store_staged_file {
+	int64_t id;
+	char *tmp;		/* its temp file; NULL once renamed */
+};
+struct store_staged {
+	struct store_staged_file *v;
+	size_t n, alloc;
+};
+/* Removes the temp files not renamed into place (a download that is not
+ * stored after all) and frees sg. Any thread, no lock. */
+void store_staged_release(struct store_staged *sg);
+
 /* Transactions (pin this thread's connection until commit/rollback). */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
+/*
+ * Commits the transaction with sg's files (sg may be NULL): they are
+ * renamed into place (blobs/<id>, the directory synced) just before the
+ * COMMIT, so a committed row always has its file; a placed file whose row
+ * did not commit (this failed, or no row was put) is unlinked at once.
+ * The files of the attachment rows the transaction deleted go after it
+ * commits, unless a row names them again. Both run under the store's blob
+ * mutex (lock order: the transaction's SQLite write lock, then that
+ * mutex), so another thread cannot rename a new blobs/X between our
+ * "no row" and our unlink of X. Processes do not share that mutex: two
+ * processes syncing one cache at once could still lose such a file to
+ * the other's unlink (a later fetch restores it; see README). Releases sg
+ * (store_staged_release) whatever it returns.
+ */
+int store_commit_staged(struct store *st, struct store_staged *sg);
 void store_rollback(struct store *st);
 
 /*
@@ -134,17 +177,18 @@ int store_attachment_open(struct store *st, int64_t id);
 int store_has_attachment(struct store *st, int64_t id);
 /*
  * Attachments' bytes live in files of their own (DIR/blobs/<id>), not in
- * cache.db, so that none is ever held in memory whole. This writes one:
+ * cache.db, so that none is ever held in memory whole. This downloads one:
  * fill gets a temp file in that directory to write the bytes to (and sets
- * *size); the file is then synced and renamed into place, before the
- * caller commits the row (store_put_attachment), so a committed row always
- * has its file. Runs outside any transaction (it is a download). A file
- * without a row (a crash, a rollback) is harmless, and is removed at the
- * next open after a run that did not close cleanly, with temp files; the
- * file of a row deleted by store_put_conversation goes when that commits.
+ * *size); the file is then synced and added to sg, to be renamed into
+ * place by the store_commit_staged() that commits its row
+ * (store_put_attachment), or removed by store_staged_release(). Runs
+ * outside any transaction (it is a download). A temp file or a file
+ * without a row (a crash) is removed at the next open after a run that
+ * did not close cleanly, by a process alone with the cache (store_open).
  * Returns 0 or fill's -errno (or a local one, logged).
  */
-int store_attachment_blob(struct store *st, int64_t id,
+int store_attachment_blob(struct store *st, struct store_staged *sg,
+			  int64_t id,
 			  int (*fill)(void *ctx, int fd, int64_t *size),
 			  void *ctx, int64_t *size);
 int store_put_playbook(struct store *st, const struct api_object *o,

@@ -675,19 +675,33 @@ void api_message_release(struct api_message *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* The id of an attachment: its "id", else the one in .../attachments/N/... */
+/*
+ * The id of an attachment: its "id", else the one in .../attachments/N/...
+ * N must be all digits, end at a '/' or the end, and fit: sscanf's %lld
+ * took "99x", a sign or blanks, and saturated a longer number to
+ * LLONG_MAX, giving two attachments one id.
+ */
 static int attachment_id(const cJSON *a, int64_t *id)
 {
 	const char *url, *p;
+	char *end;
+	long long n;
 
 	if (!json_get_i64(a, "id", id) && *id > 0)
 		return 0;
 	url = json_get_str(a, "url");
 	p = url ? strstr(url, "/attachments/") : NULL;
-	if (p && sscanf(p, "/attachments/%lld", (long long *)id) == 1 &&
-	    *id > 0)
-		return 0;
-	return -EINVAL;
+	if (!p)
+		return -EINVAL;
+	p += strlen("/attachments/");
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(p, &end, 10);
+	if (errno || (*end && *end != '/') || n <= 0)
+		return -EINVAL;
+	*id = n;
+	return 0;
 }
 
 static int parse_attachments(const cJSON *list, struct api_message *m)
@@ -850,23 +864,6 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 	free(cursor);
 	free(mark);
 	free(path);
-	return err;
-}
-
-int api_attachment_data(struct http *h, int64_t id, size_t max,
-			struct buf *out)
-{
-	struct http_response resp;
-	char path[64];
-	int err;
-
-	snprintf(path, sizeof(path), "/attachments/%lld/data", (long long)id);
-	err = http_call(h, "GET", path, NULL, NULL, 0, max, 0, &resp);
-	if (!err) {
-		*out = resp.body;
-		buf_init(&resp.body, 0);
-	}
-	http_response_release(&resp);
 	return err;
 }
 

@@ -836,7 +836,8 @@ int http_request(struct http *h, const struct http_request *rq,
 				  authl ? &auth_node : hdrs, rq->body,
 				  rq->body_len, &a, &status, curl_err);
 		gov_release(&h->gov, status, a.retry_after);
-		__atomic_store_n(&h->reachable, rc == 0 || a.too_big,
+		__atomic_store_n(&h->reachable,
+				 rc == 0 || a.too_big || a.sink_err,
 				 __ATOMIC_RELAXED);
 		__atomic_store_n(&h->last_activity, http_wall_ms(),
 				 __ATOMIC_RELAXED);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,6 +276,18 @@ struct store {
 	char *blob_dir;		/* attachments' bytes, one file each */
 	int untouched;		/* cache.db as a clean close left it */
 	int rebuilt;		/* cache.db was damaged and started again */
+	int lock_fd;		/* DIR/cache.lock, flock()ed (cache_lock) */
+	int alone;		/* no other process had the cache open */
+	int crashed;		/* alone, and found marks of a crash */
+	char *mark;		/* DIR/cache.open-*: ours, gone at close */
+	/*
+	 * Guards the blob files against a check-then-act of another thread:
+	 * held across "rename the staged files + COMMIT their rows" and
+	 * across "no row? + unlink" of a deleted row's file (store_commit).
+	 * Lock order: a transaction's SQLite write lock, then blob_lock;
+	 * nobody waits for the write lock while holding blob_lock.
+	 */
+	pthread_mutex_t blob_lock;
 };
 
 static int attachment_row(struct store *st, int64_t id);
@@ -358,8 +371,14 @@ static int sql_errno(int rc)
 
 /*
  * How long a connection waits for another's write lock: 10 s, or
- * DRIFTFS_TEST_BUSY_MS (tests only: a short wait shows a lock held too long
- * without a test that waits 10 s).
+ * DRIFTFS_TEST_BUSY_MS (for the tests: a short wait shows a lock held too
+ * long without a test that waits 10 s). It is read in every build, on
+ * purpose: the tests run the binary that ships. That is harmless: it only
+ * moves a timeout within 1 ms..600 s, it comes from the environment of the
+ * user who runs the daemon (who can already do anything to this cache),
+ * and a wrong value gives EBUSY sooner or a longer wait, never a wrong
+ * answer or lost data (the sync retries next pass, writes wait in the
+ * outbox).
  */
 static int busy_timeout_ms(void)
 {
@@ -686,7 +705,8 @@ static int cache_untouched(const struct store *st)
 		unlink(clean);
 	}
 	free(clean);
-	if (n <= 0 || stamp_of(st->path, want, sizeof(want)))
+	if (n <= 0 || st->crashed ||
+	    stamp_of(st->path, want, sizeof(want)))
 		return 0;
 	have[n] = '\0';
 	return !strcmp(have, want);
@@ -719,6 +739,136 @@ static void cache_mark_clean(const struct store *st)
 }
 
 /*
+ * Removes the marks of processes that did not close cleanly (called alone:
+ * no live process has one); returns how many there were.
+ */
+static int cache_dead_marks(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dp)
+		return 1;	/* cannot tell: not clean */
+	while ((e = readdir(dp)))
+		if (!strncmp(e->d_name, "cache.open-", 11)) {
+			unlinkat(dirfd(dp), e->d_name, 0);
+			n++;
+		}
+	closedir(dp);
+	return n;
+}
+
+/*
+ * Every process that has the cache open (the mount, driftctl, several
+ * mounts of one cache) holds flock(DIR/cache.lock, LOCK_SH) until it closes
+ * it. Only a process that gets LOCK_EX at open is alone with the cache:
+ * only it may trust cache.db.clean, check and rebuild cache.db, and sweep
+ * blobs/, for what another process has in flight (a temp file, a file
+ * renamed before its row commits) looks exactly like what a crash leaves.
+ * It keeps LOCK_EX until its open is done (cache_share), so a process that
+ * comes meanwhile waits for the sweep to end.
+ *
+ * Each process also leaves a mark, DIR/cache.open-XXXXXX, that its clean
+ * close removes. A mark without its process is the trace of a crash (a
+ * kill -9 of a mount while driftctl ran): then cache.db.clean is not
+ * trusted at open, nor written at close. Returns 0 or -errno.
+ */
+static int cache_lock(struct store *st, const char *dir)
+{
+	char *path = NULL;
+	int fd, tries = 0;
+
+	if (asprintf(&path, "%s/cache.lock", dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int e = errno;
+
+		log_err("cache %s: %s", path, strerror(e));
+		free(path);
+		return -e;
+	}
+	free(path);
+	st->lock_fd = fd;
+	/*
+	 * Try alone; else wait for a shared lock, which waits out another
+	 * process's exclusive open or close, and try once more (it may have
+	 * been the last). A failed LOCK_NB conversion drops the lock held
+	 * (Linux removes it first), so the shared one is taken again.
+	 */
+	for (;;) {
+		if (!flock(fd, LOCK_EX | LOCK_NB)) {
+			st->alone = 1;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (tries++ && !flock(fd, LOCK_SH))
+			break;
+		if (flock(fd, LOCK_SH) && errno != EINTR)
+			return -errno;
+	}
+	if (st->alone)
+		st->crashed = cache_dead_marks(dir);
+	if (asprintf(&st->mark, "%s/cache.open-XXXXXX", dir) < 0) {
+		st->mark = NULL;
+		return -ENOMEM;
+	}
+	fd = mkostemp(st->mark, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		log_err("cache %s: %s", st->mark, strerror(e));
+		free(st->mark);
+		st->mark = NULL;
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The alone process's open is done: others may come now. */
+static void cache_share(struct store *st)
+{
+	if (st->alone)
+		flock(st->lock_fd, LOCK_SH);
+}
+
+/*
+ * At close, every connection closed: cache.db.clean is written only by a
+ * process that is alone now and finds no mark of a crashed one.
+ */
+static void cache_unlock(struct store *st)
+{
+	char *dir = st->mark ? strdup(st->mark) : NULL;
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+
+	if (st->mark)
+		unlink(st->mark);
+	if (slash && st->opened && !flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
+		*slash = '\0';
+		if (!cache_dead_marks(dir)) {
+			cache_mark_clean(st);
+		} else {
+			char *clean = NULL;
+
+			/* One written before the crash says too much. */
+			if (asprintf(&clean, "%s.clean", st->path) >= 0) {
+				unlink(clean);
+				free(clean);
+			}
+		}
+	}
+	free(dir);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	free(st->mark);
+}
+
+/*
  * Opens cache.db, checks it, and rebuilds it empty if it is damaged (the
  * sync fills it again from the API). The outbox must be open: rows of an
  * old-style outbox in cache.db are moved out first.
@@ -734,6 +884,10 @@ static struct db *cache_open(struct store *st)
 		errno = -r;
 		return NULL;
 	}
+	/* Another process has it open, checked (cache_lock): removing it
+	 * under that process would lose what it writes. */
+	if (!st->alone)
+		return db_open(st->path);
 	untouched = cache_untouched(st);
 	st->untouched = untouched;
 	d = db_open_rc(st->path, &rc);
@@ -873,8 +1027,15 @@ struct store *store_open(const char *dir)
 		errno = ENOMEM;
 		return NULL;
 	}
+	st->lock_fd = -1;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->outbox_lock, NULL);
+	pthread_mutex_init(&st->blob_lock, NULL);
+	r = cache_lock(st, dir);
+	if (r) {
+		errno = -r;
+		goto fail;
+	}
 	if (asprintf(&st->outbox_path, "%s/outbox.db", dir) < 0) {
 		st->outbox_path = NULL;
 		errno = ENOMEM;
@@ -913,10 +1074,11 @@ struct store *store_open(const char *dir)
 		goto fail;
 	}
 	/* Files of another cache (rebuilt, or of an older schema) go; after
-	 * a crash, what it left half done is tidied (blobs_sweep). */
-	if (st->rebuilt)
+	 * a crash, what it left half done is tidied (blobs_sweep). Only when
+	 * alone: another process's downloads in flight look the same. */
+	if (st->alone && st->rebuilt)
 		blobs_clear(st);
-	else if (!st->untouched &&
+	else if (st->alone && !st->untouched &&
 		 (sqlite3_create_function(d->sql, "blob_exists", 1,
 					  SQLITE_UTF8, st, sql_blob_exists,
 					  NULL, NULL) != SQLITE_OK ||
@@ -930,6 +1092,7 @@ struct store *store_open(const char *dir)
 		goto fail;
 	}
 	st->opened = 1;
+	cache_share(st);
 	return st;
 fail:
 	{
@@ -954,10 +1117,11 @@ void store_close(struct store *st)
 		st->idle = d->next;
 		db_close(d);
 	}
-	/* Every connection is closed: the file is as the next run finds it. */
-	if (st->opened)
-		cache_mark_clean(st);
+	/* Every connection is closed: the file is as the next run finds it
+	 * (if no other process changes it: cache_unlock). */
+	cache_unlock(st);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->blob_lock);
 	free(st->path);
 	free(st->outbox_path);
 	free(st->blob_dir);
@@ -1226,31 +1390,104 @@ int store_begin(struct store *st)
 	return r;
 }
 
-int store_commit(struct store *st)
+/* Whether the attachments table has a row for id, on connection d. */
+static int attachment_row_on(struct db *d, int64_t id)
+{
+	sqlite3_stmt *s = wprep(d, W_ATT_HAS);
+	int has = 0;
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		has = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_reset(s);
+	}
+	return has;
+}
+
+/*
+ * Renames the staged files into place and syncs the directory, so the
+ * names are on disk before the rows that the COMMIT after this stores.
+ * A placed file's tmp is NULL. Called with blob_lock held.
+ */
+static int staged_place(struct store *st, struct store_staged *sg)
+{
+	char p[4096];
+	int dfd, r = 0;
+
+	for (size_t i = 0; sg && i < sg->n && !r; i++) {
+		blob_path(st, sg->v[i].id, p, sizeof(p));
+		if (rename(sg->v[i].tmp, p)) {
+			r = -errno;
+			log_error_event("cache: naming the file of attachment"
+					" %lld: %s", (long long)sg->v[i].id,
+					strerror(-r));
+			break;
+		}
+		free(sg->v[i].tmp);
+		sg->v[i].tmp = NULL;
+	}
+	if (r || !sg || !sg->n)
+		return r;
+	dfd = open(st->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd))
+		r = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (r)
+		log_error_event("cache: writing %s: %s", st->blob_dir,
+				strerror(-r));
+	return r;
+}
+
+int store_commit_staged(struct store *st, struct store_staged *sg)
 {
 	struct db *d = pinned;
-	int r;
+	int r, locked = (sg && sg->n) || doomed.n;
+	char p[4096];
 
 	if (!d)
 		return -EINVAL;
-	r = step_done(d, wprep(d, W_COMMIT));
+	/* See struct store: nobody else places or unlinks a blob file
+	 * between our rename and the COMMIT of its row, or between our
+	 * "no row" and the unlink. */
+	if (locked)
+		pthread_mutex_lock(&st->blob_lock);
+	r = staged_place(st, sg);
+	if (!r)
+		r = step_done(d, wprep(d, W_COMMIT));
 	if (r) {
 		step_done(d, wprep(d, W_ROLLBACK));
 		log_err("cache: commit failed, changes rolled back");
 	}
 	pinned = NULL;
-	db_put(st, d);
+	/* A placed file whose row did not commit would stay without one
+	 * (until a sweep after a crash): it goes now, unless a row of
+	 * another transaction names it. */
+	for (size_t i = 0; sg && i < sg->n; i++) {
+		if (sg->v[i].tmp || attachment_row_on(d, sg->v[i].id))
+			continue;
+		blob_path(st, sg->v[i].id, p, sizeof(p));
+		unlink(p);
+	}
+	/* Deleted rows' files, unless another conversation stored the
+	 * attachment again meanwhile (a row it commits under blob_lock). */
 	for (size_t i = 0; !r && i < doomed.n; i++) {
-		char p[4096];
-
-		/* Unless another conversation stored it again meanwhile. */
-		if (attachment_row(st, doomed.v[i]))
+		if (attachment_row_on(d, doomed.v[i]))
 			continue;
 		blob_path(st, doomed.v[i], p, sizeof(p));
 		unlink(p);
 	}
+	if (locked)
+		pthread_mutex_unlock(&st->blob_lock);
+	db_put(st, d);
 	doomed_drop();
+	store_staged_release(sg);
 	return r;
+}
+
+int store_commit(struct store *st)
+{
+	return store_commit_staged(st, NULL);
 }
 
 void store_rollback(struct store *st)
@@ -1294,7 +1531,7 @@ static int differs(struct db *d, enum wstmt w, int64_t id, const char *key,
 		sqlite3_bind_int64(s, 1, id);
 	if (sqlite3_step(s) == SQLITE_ROW)
 		diff = (size_t)sqlite3_column_bytes(s, 0) != b->len ||
-		       memcmp(sqlite3_column_blob(s, 0), b->data ? b->data : "",
+		       memcmp(sqlite3_column_blob(s, 0) ?: "", b->data ? b->data : "",
 			      b->len);
 	sqlite3_reset(s);
 	return diff;
@@ -1397,12 +1634,12 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 		if (sqlite3_step(s) == SQLITE_ROW)
 			*changed =
 				(size_t)sqlite3_column_bytes(s, 0) != c->json.len ||
-				memcmp(sqlite3_column_blob(s, 0),
+				memcmp(sqlite3_column_blob(s, 0) ?: "",
 				       c->json.data ? c->json.data : "",
 				       c->json.len) ||
 				(size_t)sqlite3_column_bytes(s, 1) !=
 					transcript->len ||
-				memcmp(sqlite3_column_blob(s, 1),
+				memcmp(sqlite3_column_blob(s, 1) ?: "",
 				       transcript->data ? transcript->data : "",
 				       transcript->len);
 		sqlite3_reset(s);
@@ -1496,17 +1733,11 @@ int store_put_message(struct store *st, const struct api_message *m)
 static int attachment_row(struct store *st, int64_t id)
 {
 	struct db *d = db_get(st);
-	sqlite3_stmt *s;
-	int has = 0;
+	int has;
 
 	if (!d)
 		return 0;
-	s = wprep(d, W_ATT_HAS);
-	if (s) {
-		sqlite3_bind_int64(s, 1, id);
-		has = sqlite3_step(s) == SQLITE_ROW;
-		sqlite3_reset(s);
-	}
+	has = attachment_row_on(d, id);
 	db_put(st, d);
 	return has;
 }
@@ -1519,17 +1750,39 @@ int store_has_attachment(struct store *st, int64_t id)
 	return attachment_row(st, id) && !access(p, F_OK);
 }
 
-int store_attachment_blob(struct store *st, int64_t id,
+void store_staged_release(struct store_staged *sg)
+{
+	if (!sg)
+		return;
+	for (size_t i = 0; i < sg->n; i++) {
+		if (sg->v[i].tmp)
+			unlink(sg->v[i].tmp);
+		free(sg->v[i].tmp);
+	}
+	free(sg->v);
+	memset(sg, 0, sizeof(*sg));
+}
+
+int store_attachment_blob(struct store *st, struct store_staged *sg,
+			  int64_t id,
 			  int (*fill)(void *ctx, int fd, int64_t *size),
 			  void *ctx, int64_t *size)
 {
-	char tmp[4096], final[4096];
+	char tmp[4096];
 	const char *what = "creating";
-	int fd, dfd, r;
+	int fd, r;
 
 	*size = 0;
+	if (sg->n == sg->alloc) {
+		size_t na = sg->alloc ? sg->alloc * 2 : 8;
+		struct store_staged_file *v = realloc(sg->v, na * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		sg->v = v;
+		sg->alloc = na;
+	}
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", st->blob_dir);
-	blob_path(st, id, final, sizeof(final));
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -1541,28 +1794,24 @@ int store_attachment_blob(struct store *st, int64_t id,
 		unlink(tmp);
 		return r;	/* the fetch said why */
 	}
-	/* The bytes are on disk before the name is, and the name before
-	 * the row that the caller commits next: a row never lacks its file,
-	 * even after a power loss. */
+	/* The bytes are on disk before the name is (store_commit_staged
+	 * renames it), and the name before the row: a row never lacks its
+	 * file, even after a power loss. */
 	what = "writing";
 	if (fsync(fd))
 		r = -errno;
 	if (close(fd) && !r)
 		r = -errno;
-	if (!r && rename(tmp, final)) {
-		what = "naming";
-		r = -errno;
+	if (!r) {
+		sg->v[sg->n].id = id;
+		sg->v[sg->n].tmp = strdup(tmp);
+		if (sg->v[sg->n].tmp)
+			sg->n++;
+		else
+			r = -ENOMEM;
 	}
-	if (r) {
+	if (r)
 		unlink(tmp);
-		goto out;
-	}
-	dfd = open(st->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		if (fsync(dfd))
-			r = -errno;
-		close(dfd);
-	}
 out:
 	if (r)
 		log_error_event("cache: %s the file of attachment %lld: %s",

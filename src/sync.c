@@ -382,6 +382,8 @@ struct conv_fetch {
 	struct api_attachment **atts;
 	int64_t *att_msg, *att_mtime, *att_size;
 	size_t natts;
+	/* Their files, placed by the commit or removed at release. */
+	struct store_staged staged;
 };
 
 static int take_message(void *ctx, struct api_message *m)
@@ -413,6 +415,7 @@ static void conv_fetch_release(struct conv_fetch *f)
 	free(f->atts);
 	free(f->att_msg);
 	free(f->att_mtime);
+	store_staged_release(&f->staged);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -444,11 +447,15 @@ static int att_seen(const struct conv_fetch *f, int64_t id)
  * into its file (store_attachment_blob) through curl's small buffer, once
  * per id however often the conversation repeats it; the transaction then
  * stores only their rows. Nothing of their bytes stays in memory.
+ *
+ * One that cannot be had (too big, a timeout, a 5xx, a full disk) is
+ * logged and left out: the conversation is stored without it, and it is
+ * downloaded when the conversation is fetched again (it has no row). Only
+ * running out of memory for the lists fails the conversation.
  */
 static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 {
 	size_t total = 0;
-	int r = 0;
 
 	for (size_t i = 0; i < f->nmsgs; i++)
 		total += f->msgs[i].natt;
@@ -460,17 +467,18 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 	f->att_size = calloc(total, sizeof(*f->att_size));
 	if (!f->atts || !f->att_msg || !f->att_mtime || !f->att_size)
 		return -ENOMEM;
-	for (size_t i = 0; i < f->nmsgs && !r; i++) {
-		for (size_t j = 0; j < f->msgs[i].natt && !r; j++) {
+	for (size_t i = 0; i < f->nmsgs; i++) {
+		for (size_t j = 0; j < f->msgs[i].natt; j++) {
 			struct api_attachment *a = &f->msgs[i].att[j];
 			struct download dl = { s, a->id };
 			size_t k = f->natts;
+			int r;
 
 			if (att_seen(f, a->id) ||
 			    store_has_attachment(s->d->store, a->id))
 				continue;
-			r = store_attachment_blob(s->d->store, a->id,
-						  download_to, &dl,
+			r = store_attachment_blob(s->d->store, &f->staged,
+						  a->id, download_to, &dl,
 						  &f->att_size[k]);
 			if (r == -EFBIG) {
 				/* Too big to cache: leave it out, keep the rest. */
@@ -478,18 +486,22 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 						"than %zu bytes, not shown",
 						(long long)a->id, a->file_name,
 						ATTACHMENT_MAX);
-				r = 0;
 				continue;
 			}
-			if (r)
-				break;
+			if (r) {
+				log_error_event("attachment %lld (%s): %s; not "
+						"shown, fetched again with its "
+						"conversation", (long long)a->id,
+						a->file_name, strerror(-r));
+				continue;
+			}
 			f->atts[k] = a;
 			f->att_msg[k] = f->msgs[i].id;
 			f->att_mtime[k] = f->msgs[i].created;
 			f->natts = k + 1;
 		}
 	}
-	return r;
+	return 0;
 }
 
 /* Who wrote a message, for the transcript: name and role. */
@@ -619,7 +631,7 @@ static int sync_conversation(struct sync *s, int64_t id)
 		store_rollback(st);
 		goto out;
 	}
-	r = store_commit(st);
+	r = store_commit_staged(st, &f.staged);
 	if (r)
 		goto out;
 	if (changed || f.natts) {

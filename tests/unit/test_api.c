@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /* test_api.c: unit tests of envelopes and paging (api.h) on a fake server. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -1148,27 +1152,111 @@ static void test_attachment_data(void)
 		{ "/attachments/1/data", 200, big, sizeof(big) },
 		{ "/attachments/2/data", 200, small, sizeof(small) },
 	};
-	struct buf out = BUF_INIT, ok = BUF_INIT;
+	char got[sizeof(small) + 1];
 	struct fake f;
 	struct http *h;
+	int64_t size;
+	FILE *out = tmpfile();
 	char *log;
 
+	REQUIRE(out);
 	memset(big, 'a', sizeof(big));
 	for (size_t i = 0; i < sizeof(small); i++)
 		small[i] = (char)(i * 7);	/* NULs included */
 	h = fake_open(&f, t, ARRAY_SIZE(t));
 	REQUIRE(h);
 	unit_quiet(1);
-	CHECK_EQ_INT(api_attachment_data(h, 1, 1000, &out), -EFBIG);
+	CHECK_EQ_INT(api_attachment_save(h, 1, 1000, fileno(out), &size),
+		     -EFBIG);
 	unit_quiet(0);
-	CHECK_EQ_INT(api_attachment_data(h, 2, 1000, &ok), 0);
+	CHECK_EQ_INT(api_attachment_save(h, 2, 1000, fileno(out), &size), 0);
 	log = fake_close(&f, h);
 	/* Too big is not worth a retry. */
 	CHECK_EQ_STR(log, "/attachments/1/data\n/attachments/2/data\n");
 	free(log);
-	CHECK_EQ_MEM(ok.data, ok.len, small, sizeof(small));
-	buf_release(&out);
-	buf_release(&ok);
+	CHECK_EQ_INT(size, sizeof(small));
+	CHECK_EQ_INT(pread(fileno(out), got, sizeof(got), 0), sizeof(small));
+	CHECK_EQ_MEM(got, sizeof(small), small, sizeof(small));
+	fclose(out);
+}
+
+/*
+ * 9a. A download whose bytes cannot be written here (a full disk; in the
+ * test, a file size limit) fails with that error, and the API, which
+ * answered, is not taken for unreachable: the sync's workers gave up the
+ * rest of the pass for it.
+ */
+static void test_attachment_local_error(void)
+{
+	static const struct canned t[] = {
+		{ "/attachments/3/data", 200, "bytes", 5 },
+	};
+	struct rlimit old, lim;
+	struct fake f;
+	struct http *h;
+	int64_t size;
+	FILE *out = tmpfile();
+	char *log;
+	int r;
+
+	REQUIRE(out);
+	REQUIRE(!getrlimit(RLIMIT_FSIZE, &old));
+	h = fake_open(&f, t, ARRAY_SIZE(t));
+	REQUIRE(h);
+	signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = 2;
+	REQUIRE(!setrlimit(RLIMIT_FSIZE, &lim));
+	unit_quiet(1);
+	r = api_attachment_save(h, 3, 1000, fileno(out), &size);
+	unit_quiet(0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK_EQ_INT(r, -EFBIG);
+	CHECK(http_reachable(h));
+	log = fake_close(&f, h);
+	CHECK_EQ_STR(log, "/attachments/3/data\n");
+	free(log);
+	fclose(out);
+}
+
+/*
+ * 9b. An attachment without an "id" takes the one in its URL, strictly:
+ * not a number with junk after it, nor one past INT64_MAX (sscanf's %lld
+ * saturated it to INT64_MAX, so two such attachments shared an id).
+ */
+static void test_attachment_id_from_url(void)
+{
+	static const char *const url[] = {
+		"https://driftapi.com/attachments/42/data",
+		"https://driftapi.com/attachments/42",
+		"https://driftapi.com/attachments/99999999999999999999/data",
+		"https://driftapi.com/attachments/12x/data",
+		"https://driftapi.com/attachments/-3/data",
+		"https://driftapi.com/attachments/ 5/data",
+	};
+	static const size_t natt[] = { 1, 1, 0, 0, 0, 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(url); i++) {
+		struct msg_rows rows = { 0 };
+		char body[512], *next = NULL;
+
+		snprintf(body, sizeof(body),
+			 "{\"data\":{\"messages\":[{\"id\":1,\"body\":\"x\","
+			 "\"attachments\":[{\"fileName\":\"f\","
+			 "\"url\":\"%s\"}]}]}}", url[i]);
+		unit_quiet(1);
+		CHECK_EQ_INT(api_parse_messages_page("t", body, strlen(body), 5,
+						     on_message, &rows, &next),
+			     0);
+		unit_quiet(0);
+		CHECK_EQ_INT(rows.n, 1);
+		CHECK_EQ_INT(rows.m[0].natt, natt[i]);
+		if (natt[i] && rows.m[0].natt)
+			CHECK_EQ_INT(rows.m[0].att[0].id, 42);
+		free(next);
+		msg_rows_release(&rows);
+	}
 }
 
 /* 10. /users/list as a map keyed by id, as the multi-get answers. */
@@ -1223,6 +1311,8 @@ int main(void)
 	UNIT_RUN(test_contacts);
 	UNIT_RUN(test_playbooks_and_accounts);
 	UNIT_RUN(test_attachment_data);
+	UNIT_RUN(test_attachment_id_from_url);
+	UNIT_RUN(test_attachment_local_error);
 	UNIT_RUN(test_users_map);
 	curl_global_cleanup();
 	return unit_summary();

@@ -1636,18 +1636,6 @@ static void reply_copy(fuse_req_t req, int r, char *copy, size_t n)
 	free(copy);
 }
 
-/* Replies with size bytes of src from off; src is the caller's to keep
- * still until this returns. */
-static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
-			off_t off)
-{
-	char *copy;
-	size_t n;
-	int r = slice_copy(src, size, off, &copy, &n);
-
-	reply_copy(req, r, copy, n);
-}
-
 /* As slice_copy, from a file (an attachment's): up to size bytes of fd
  * from off into *out, for reply_copy. */
 static int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
@@ -1735,11 +1723,15 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		if (f->rendered[i].ino == ino &&
 		    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
 			slot = &f->rendered[i];
+	/* Copied under the lock, replied after it: rendered_drop() (the
+	 * notifier) waits on rlock, and must not wait on the kernel taking
+	 * a reply. */
 	if (slot)
-		reply_slice(req, &slot->data, size, off);
+		r = slice_copy(&slot->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&f->rlock);
 	if (slot) {
 		tree_node_release(&t);
+		reply_copy(req, r, copy, n);
 		return;
 	}
 	set_context(f, "read", ino, NULL);
@@ -1751,7 +1743,8 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		buf_release(&data);
 		return;
 	}
-	reply_slice(req, &data, size, off);
+	r = slice_copy(&data, size, off, &copy, &n);
+	reply_copy(req, r, copy, n);
 	pthread_mutex_lock(&f->rlock);
 	if (keep && data.len > size && data.len <= RENDERED_MAX &&
 	    f->rgen == gen) {

@@ -56,7 +56,9 @@ struct http_opts {
 	const struct http_auth *auth; /* token source, or NULL; must outlive
 				       * the client */
 	const char *ca_file;	/* extra CA bundle or NULL */
-	long timeout;		/* seconds: deadline of one attempt */
+	long timeout;		/* seconds: deadline of one attempt; for a
+				 * streamed body (a sink), the longest it
+				 * may make no progress */
 	double rate;		/* requests/s cap, 0 = adaptive */
 	int max_inflight;	/* concurrent requests at most */
 	int offline;		/* refuse every call */
@@ -99,9 +101,13 @@ struct http_request {
 	 * Where a 2xx answer's body goes, piece by piece as it arrives,
 	 * instead of into resp->body (NULL: into resp->body). Called with
 	 * data NULL before every attempt: start over, a retry follows. The
-	 * same deadline and max_body hold; an error body still goes to
-	 * resp->body. A sink's -errno ends the call with that error, with
-	 * no retry. Called on the calling thread, with no lock held.
+	 * max_body holds (a Content-Length above it is refused before a
+	 * byte is sunk), but not the whole-transfer timeout: an attempt
+	 * fails when under 1 KiB/s arrived for `timeout` seconds, or after
+	 * `timeout` plus max_body's time at 64 KiB/s; the call's deadline
+	 * grows by as much. An error body still goes to resp->body. A
+	 * sink's -errno ends the call with that error, with no retry.
+	 * Called on the calling thread, with no lock held.
 	 */
 	int (*sink)(void *ctx, const void *data, size_t len);
 	void *sink_ctx;

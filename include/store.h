@@ -201,6 +201,12 @@ enum store_table { ST_USERS, ST_PLAYBOOKS, ST_ACCOUNTS };
 /* Deletes rows of table not seen by generation gen; counts them. */
 int store_prune(struct store *st, enum store_table t, int64_t gen,
 		int *deleted);
+/*
+ * Tags a stored user as seen by generation gen without touching its data,
+ * so store_prune(gen) keeps it: for a user the list had but the sync did
+ * not store, since a writer is storing a fresher copy.
+ */
+int store_keep_user(struct store *st, int64_t id, int64_t gen);
 
 /* The updatedAt at which a conversation was last fully synced (0 = never). */
 int64_t store_conversation_synced(struct store *st, int64_t id);

@@ -70,11 +70,17 @@ int sync_fetch_user(struct sync *s, int64_t id);
 /*
  * Records that a write to this object was just accepted by the API: any
  * fetch of it that started earlier may hold older data and is not stored
- * (the writer refetches it itself).
+ * (the writer refetches it itself). A users list fetched earlier still
+ * keeps the user listed (tags it as seen), so its prune leaves the
+ * writer's copy alone.
  */
 void sync_note_write(struct sync *s, enum sync_object what, int64_t id);
 
-/* Refetches the accounts list (after an account edit). */
+/*
+ * Refetches the accounts list (after an account edit). A pass whose
+ * accounts list was being fetched when this began does not store it: this
+ * one's is newer, and stores itself (and prunes by it).
+ */
 int sync_refresh_accounts(struct sync *s);
 
 /* Removes a contact the API deleted from the cache, and reports it. */

@@ -1636,18 +1636,6 @@ static void reply_copy(fuse_req_t req, int r, char *copy, size_t n)
 	free(copy);
 }
 
-/* Replies with size bytes of src from off; src is the caller's to keep
- * still until this returns. */
-static void reply_slice(fuse_req_t req, const struct buf *src, size_t size,
-			off_t off)
-{
-	char *copy;
-	size_t n;
-	int r = slice_copy(src, size, off, &copy, &n);
-
-	reply_copy(req, r, copy, n);
-}
-
 /* As slice_copy, from a file (an attachment's): up to size bytes of fd
  * from off into *out, for reply_copy. */
 static int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
@@ -1735,11 +1723,15 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		if (f->rendered[i].ino == ino &&
 		    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
 			slot = &f->rendered[i];
+	/* Copied under the lock, replied after it: rendered_drop() (the
+	 * notifier) waits on rlock, and must not wait on the kernel taking
+	 * a reply. */
 	if (slot)
-		reply_slice(req, &slot->data, size, off);
+		r = slice_copy(&slot->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&f->rlock);
 	if (slot) {
 		tree_node_release(&t);
+		reply_copy(req, r, copy, n);
 		return;
 	}
 	set_context(f, "read", ino, NULL);
@@ -1751,7 +1743,8 @@ static void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		buf_release(&data);
 		return;
 	}
-	reply_slice(req, &data, size, off);
+	r = slice_copy(&data, size, off, &copy, &n);
+	reply_copy(req, r, copy, n);
 	pthread_mutex_lock(&f->rlock);
 	if (keep && data.len > size && data.len <= RENDERED_MAX &&
 	    f->rgen == gen) {
@@ -2403,7 +2396,7 @@ struct cand {
 	struct tnode t;
 	uint64_t parent;
 	char *name;		/* its name in parent, or NULL */
-	int64_t conv;		/* GK_ORPHAN: the changed conversation */
+	int orphan;		/* GK_ORPHAN: its conversation unknown */
 	int inode_sent;		/* its inode is invalidated already */
 };
 
@@ -2419,7 +2412,7 @@ struct notify_cost {
 };
 
 static void cand_add_locked(struct cand_list *l, struct fnode *n,
-			    int64_t conv, int inode_sent)
+			    int orphan, int inode_sent)
 {
 	struct cand *c;
 
@@ -2439,7 +2432,7 @@ static void cand_add_locked(struct cand_list *l, struct fnode *n,
 	c->name = n->parent && n->name ? strdup(n->name) : NULL;
 	c->ino = n->ino;
 	c->parent = c->name ? n->parent : 0;
-	c->conv = conv;
+	c->orphan = orphan;
 	c->inode_sent = inode_sent;
 	l->n++;
 }
@@ -2488,8 +2481,7 @@ static void hit_kind_locked(struct fs *f, int kind, struct inval_list *l,
 
 /* Candidates for a query of the group, each once per batch. */
 static void cand_group_locked(struct fs *f, int cls, int64_t id, int kind,
-			      int64_t conv, struct cand_list *cl,
-			      struct notify_cost *cost)
+			      struct cand_list *cl, struct notify_cost *cost)
 {
 	FOR_GROUP(f, n, cls, id) {
 		if (kind && n->t.kind != kind)
@@ -2498,13 +2490,17 @@ static void cand_group_locked(struct fs *f, int cls, int64_t id, int kind,
 		if (n->cmark == f->batch)
 			continue;
 		n->cmark = f->batch;
-		cand_add_locked(cl, n, conv, 0);
+		cand_add_locked(cl, n, cls == GK_ORPHAN, 0);
 	}
 }
 
-/* The nodes one change touches, under the node lock. */
+/*
+ * The nodes one change touches, under the node lock. *once holds what the
+ * batch needs only once: 1 the contact links, 2 the user links, 4 the
+ * orphans.
+ */
 static void change_locked(struct fs *f, const struct sync_change *c,
-			  int *links_done, struct inval_list *l,
+			  int *once, struct inval_list *l,
 			  struct cand_list *cl, struct notify_cost *cost)
 {
 	static const int pruned_kind[] = {
@@ -2528,8 +2524,8 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 			}
 		}
 		/* Which contact an email names may have changed. */
-		if (!(*links_done & 1)) {
-			*links_done |= 1;
+		if (!(*once & 1)) {
+			*once |= 1;
 			hit_kind_locked(f, T_EMAIL_LINK, l, cost);
 			hit_kind_locked(f, T_EXTID_LINK, l, cost);
 		}
@@ -2558,20 +2554,25 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 				hit_locked(f, n, 0, l);
 				if (n->cmark != f->batch) {
 					n->cmark = f->batch;
-					cand_add_locked(cl, n, c->id, 1);
+					cand_add_locked(cl, n, 0, 1);
 				}
 			} else {
 				hit_locked(f, n, 0, l);
 			}
 		}
-		cand_group_locked(f, GK_ORPHAN, 0, 0, c->id, cl, cost);
+		/* Once a batch: settle() checks each orphan against every
+		 * conversation the batch changed. */
+		if (!(*once & 4)) {
+			*once |= 4;
+			cand_group_locked(f, GK_ORPHAN, 0, 0, cl, cost);
+		}
 		break;
 	case SO_USER:
 		t.kind = T_USER_JSON;
 		t.id = c->id;
 		hit_ino_locked(f, &t, l, cost);
-		if (!(*links_done & 2)) {
-			*links_done |= 2;
+		if (!(*once & 2)) {
+			*once |= 2;
 			hit_kind_locked(f, T_USER_EMAIL_LINK, l, cost);
 		}
 		break;
@@ -2593,15 +2594,26 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 		if (c->id == SO_USER || c->id == SO_PLAYBOOK ||
 		    c->id == SO_ACCOUNT)
 			cand_group_locked(f, GK_KIND, pruned_kind[c->id],
-					  pruned_kind[c->id], 0, cl, cost);
+					  pruned_kind[c->id], cl, cost);
 		break;
 	case SO_LISTS:
 		break;
 	}
 }
 
-/* The queries, with no lock held; what they find joins l. */
-static void settle(struct fs *f, struct cand_list *cl, struct inval_list *l,
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The queries, with no lock held; what they find joins l. convs (sorted,
+ * nconvs long; NULL: unknown) are the conversations the batch changed.
+ */
+static void settle(struct fs *f, struct cand_list *cl, const int64_t *convs,
+		   size_t nconvs, struct inval_list *l,
 		   struct notify_cost *cost)
 {
 	for (size_t i = 0; i < cl->n; i++) {
@@ -2623,9 +2635,12 @@ static void settle(struct fs *f, struct cand_list *cl, struct inval_list *l,
 			r = tree_getattr(f->d, &c->t, &a);
 		}
 		gone = r == -ENOENT;
-		/* An orphan is the changed conversation's if its row says so. */
+		/* An orphan changed if its row names any conversation the
+		 * batch changed, not only the one that found it. */
 		mine = c->inode_sent || gone ||
-		       (!r && c->conv && row.id2 == c->conv);
+		       (!r && c->orphan &&
+			(!convs || bsearch(&row.id2, convs, nconvs,
+					   sizeof(*convs), cmp_i64)));
 		if (!c->inode_sent && mine)
 			inval_add(l, c->ino, NULL);
 		if (gone && c->parent && c->name)
@@ -2650,11 +2665,23 @@ static void collect(struct fs *f, struct pending *batch,
 	};
 	struct cand_list cl = { 0 };
 	struct notify_cost cost = { 0, 0 };
-	int any_lists = 0, links_done = 0;
+	int64_t *convs = NULL;
+	size_t nconvs = 0, total = 0;
+	int any_lists = 0, once = 0;
 
-	for (struct pending *p = batch; p; p = p->next)
+	for (struct pending *p = batch; p; p = p->next) {
 		if (p->c.what == SO_LISTS || p->c.what == SO_PRUNED)
 			any_lists = 1;
+		total++;
+	}
+	/* Without it (no memory), every orphan is invalidated: too many,
+	 * never too few. */
+	convs = malloc((total ? total : 1) * sizeof(*convs));
+	for (struct pending *p = batch; p && convs; p = p->next)
+		if (p->c.what == SO_CONVERSATION)
+			convs[nconvs++] = p->c.id;
+	if (convs)
+		qsort(convs, nconvs, sizeof(*convs), cmp_i64);
 	nodes_lock(f);
 	if (!++f->batch)
 		f->batch = 1;	/* 0 is no batch's (fresh nodes) */
@@ -2665,10 +2692,11 @@ static void collect(struct fs *f, struct pending *batch,
 		}
 	}
 	for (struct pending *p = batch; p; p = p->next)
-		change_locked(f, &p->c, &links_done, l, &cl, &cost);
+		change_locked(f, &p->c, &once, l, &cl, &cost);
 	nodes_unlock(f);
 
-	settle(f, &cl, l, &cost);
+	settle(f, &cl, convs, nconvs, l, &cost);
+	free(convs);
 	for (size_t i = 0; i < cl.n; i++) {
 		tree_node_release(&cl.v[i].t);
 		free(cl.v[i].name);

@@ -25,6 +25,16 @@
 #define ADAPTIVE_START 20.0
 #define ADAPTIVE_MAX 200.0
 #define ADAPTIVE_MIN 0.5
+/*
+ * A streamed body (a request with a sink: an attachment of up to 64 MiB)
+ * may take far longer than `timeout` on a slow link and still be healthy,
+ * so its attempts are bounded by progress instead: one ends when less than
+ * STREAM_LOW_SPEED bytes/s arrived for `timeout` seconds (a stall), or
+ * once it has taken `timeout` plus the time max_body needs at
+ * STREAM_MIN_RATE (a trickle). 64 MiB at 64 KiB/s is about 17 minutes.
+ */
+#define STREAM_LOW_SPEED 1024L
+#define STREAM_MIN_RATE ((size_t)64 << 10)
 
 /*
  * The rate governor. Every request takes one token from a bucket that refills
@@ -522,6 +532,13 @@ static int error_message(const struct buf *body, struct buf *out)
 	return r;
 }
 
+/* The longest one attempt at a streamed body of at most max_body bytes
+ * may take (see STREAM_MIN_RATE). */
+static long stream_cap_ms(const struct http *h, size_t max_body)
+{
+	return h->timeout_ms + (long)(max_body / STREAM_MIN_RATE) * 1000;
+}
+
 static int perform_once(struct http *h, CURL *c, const char *method,
 			const char *url, struct curl_slist *hdrs,
 			const void *body, size_t body_len,
@@ -541,7 +558,18 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t);
+	if (a->rq && a->rq->sink) {
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+				 stream_cap_ms(h, a->body->limit));
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, STREAM_LOW_SPEED);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
+				 t >= 2000 ? t / 1000 : 1L);
+		/* Refused from its Content-Length, before a byte is sunk. */
+		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+				 (curl_off_t)a->body->limit);
+	} else {
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t);
+	}
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, t < 10000 ? t : 10000L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
@@ -580,6 +608,9 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 		}
 		return 0;
 	}
+	/* The same refusal as on_body's, only sooner: not worth a retry. */
+	if (rc == CURLE_FILESIZE_EXCEEDED)
+		a->too_big = 1;
 	if (!curl_err[0])
 		snprintf(curl_err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
 	return (int)rc;
@@ -768,12 +799,16 @@ int http_request(struct http *h, const struct http_request *rq,
 				   : MAX_ATTEMPTS;
 	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
 	long per_try = rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms;
-	int64_t deadline = http_now_ms() + per_try * 3;
+	size_t max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
+	/* A streamed body gets the time one slow whole transfer takes on
+	 * top, so that a retry after a long attempt can still start. */
+	int64_t deadline = http_now_ms() + per_try * 3 +
+			   (rq->sink ? stream_cap_ms(h, max_body) - per_try : 0);
 	CURL *c = NULL;
 	int r = -EIO;
 
 	memset(resp, 0, sizeof(*resp));
-	buf_init(&resp->body, rq->max_body ? rq->max_body : DEFAULT_MAX_BODY);
+	buf_init(&resp->body, max_body);
 	endpoint_name(method, path, endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {

@@ -198,6 +198,7 @@ enum wstmt {
 	W_PRUNE_USERS,
 	W_PRUNE_PLAYBOOKS,
 	W_PRUNE_ACCOUNTS,
+	W_KEEP_USER,
 	W_CONTACT_DEL,
 	W_META_GET,
 	W_META_SET,
@@ -244,6 +245,7 @@ static const char *const wsql[W__COUNT] = {
 	[W_PRUNE_USERS] = "DELETE FROM users WHERE gen != ?1",
 	[W_PRUNE_PLAYBOOKS] = "DELETE FROM playbooks WHERE gen != ?1",
 	[W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
+	[W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
 	[W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
 	[W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[W_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1,?2)",
@@ -1990,6 +1992,24 @@ int store_prune(struct store *st, enum store_table t, int64_t gen,
 		sqlite3_bind_int64(s, 1, gen);
 	r = step_done(d, s);
 	*deleted = r ? 0 : sqlite3_changes(d->sql);
+	db_put(st, d);
+	return r;
+}
+
+int store_keep_user(struct store *st, int64_t id, int64_t gen)
+{
+	struct db *d = db_get(st);
+	sqlite3_stmt *s;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = wprep(d, W_KEEP_USER);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, gen);
+	}
+	r = step_done(d, s);
 	db_put(st, d);
 	return r;
 }

@@ -78,11 +78,15 @@ struct sync {
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
 	unsigned write_gen[WRITE_SLOTS];
+	/* sync_refresh_accounts() calls begun (guarded by lock): each
+	 * follows an accepted account edit, and fetches the whole list. */
+	unsigned accounts_refreshes;
 };
 
 /* The write generations when a fetch started. */
 struct gens {
 	unsigned g[WRITE_SLOTS];
+	unsigned accounts_refreshes;
 };
 
 /* Changes gathered while writing, reported after the commit. */
@@ -324,6 +328,7 @@ static void gens_take(struct sync *s, struct gens *g)
 {
 	pthread_mutex_lock(&s->lock);
 	memcpy(g->g, s->write_gen, sizeof(g->g));
+	g->accounts_refreshes = s->accounts_refreshes;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -1018,6 +1023,17 @@ static int foreign_users(struct sync *s, const struct list_ctx *l)
 	return -EACCES;
 }
 
+/* Whether an accounts refresh began after g was taken. */
+static int accounts_refreshed_since(struct sync *s, const struct gens *g)
+{
+	int w;
+
+	pthread_mutex_lock(&s->lock);
+	w = s->accounts_refreshes != g->accounts_refreshes;
+	pthread_mutex_unlock(&s->lock);
+	return w;
+}
+
 /* Stores a fetched list; the caller holds the transaction. */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		      const struct gens *g, struct changes *ch)
@@ -1030,9 +1046,14 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		if (l->what == SO_USER) {
 			const struct api_user *u = &l->users[i];
 
-			/* Written while we fetched: the writer refetches. */
-			if (written_since(s, g, SO_USER, u->id))
+			/* Written while we fetched: the writer refetches it
+			 * (sync_fetch_user), so our copy may be older. It is
+			 * still listed: tagged as seen, or the prune would
+			 * delete what the writer stored. */
+			if (written_since(s, g, SO_USER, u->id)) {
+				r = store_keep_user(s->d->store, u->id, gen);
 				continue;
+			}
 			r = store_put_user(s->d->store, u, gen, &changed);
 			if (!r && changed)
 				r = changes_add(ch, SO_USER, u->id, NULL);
@@ -1078,6 +1099,17 @@ static int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 	r = store_begin(s->d->store);
 	if (r)
 		goto out;
+	/*
+	 * An account edit's refresh began while we fetched: its list was
+	 * fetched after the edit, ours perhaps before, so ours would undo
+	 * the edit, and its prune delete rows only the refresh saw. The
+	 * refresh stores its own list. Checked inside the transaction, so a
+	 * refresh that begins later stores after our commit.
+	 */
+	if (what == SO_ACCOUNT && accounts_refreshed_since(s, &g)) {
+		store_rollback(s->d->store);
+		goto out;
+	}
 	r = store_list(s, &l, gen, &g, &ch);
 	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
 	if (r) {
@@ -1100,6 +1132,11 @@ out:
 
 int sync_refresh_accounts(struct sync *s)
 {
+	/* Before the fetch: a pass's list fetched before this point is not
+	 * stored over ours (see sync_list). */
+	pthread_mutex_lock(&s->lock);
+	s->accounts_refreshes++;
+	pthread_mutex_unlock(&s->lock);
 	return sync_list(s, SO_ACCOUNT, http_wall_ms());
 }
 

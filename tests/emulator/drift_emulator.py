@@ -221,7 +221,8 @@ class LeakyBucket:
 
 
 FAULT_KINDS = ("status", "stall", "reset", "reset_mid_body", "truncate",
-               "malformed", "body", "burst429", "redirect", "huge", "repeat_cursor", "rewind")
+               "malformed", "body", "burst429", "redirect", "huge", "repeat_cursor", "rewind",
+               "throttle")
 
 
 def repeat_cursor(req, reply):
@@ -374,6 +375,19 @@ class Faults:
             if isinstance(size, bool) or not isinstance(size, int) or \
                     not 16 <= size <= 1 << 30:
                 raise invalid("bytes must be an integer 16..2^30")
+        if kind == "throttle":
+            bps = fault.get("bytes_per_second")
+            if isinstance(bps, bool) or not isinstance(bps, (int, float)) \
+                    or bps <= 0:
+                raise invalid("bytes_per_second must be a positive number")
+            at = fault.setdefault("stall_after", None)
+            if at is not None and (isinstance(at, bool) or
+                                   not isinstance(at, int) or at < 0):
+                raise invalid("stall_after must be a non-negative integer")
+            secs = fault.setdefault("seconds", 0)
+            if isinstance(secs, bool) or not isinstance(secs, (int, float)) \
+                    or secs < 0:
+                raise invalid("seconds must be a non-negative number")
         if kind == "rewind":
             by = fault.setdefault("by", 10)
             if isinstance(by, bool) or not isinstance(by, int) or by < 1:
@@ -1259,6 +1273,11 @@ class Emulator:
             reply = repeat_cursor(req, self.execute(req, route))
         elif kind == "rewind":
             reply = self.execute(rewind(req, fault["by"]), route)
+        elif kind == "throttle":
+            reply = self.execute(req, route)
+            handler.send_throttled(reply, fault["bytes_per_second"],
+                                   fault["stall_after"], fault["seconds"])
+            return reply.status
         elif kind == "reset":
             if fault.get("process_first"):
                 self.execute(req, route)
@@ -1398,6 +1417,36 @@ class Handler(BaseHTTPRequestHandler):
         sock.close()
         # http.server still flushes and closes these after the method returns.
         self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
+
+    def send_throttled(self, reply, bps, stall_after, seconds):
+        """The whole reply, its body paced to bps bytes/s in small pieces
+        (a slow link that keeps moving). With stall_after, nothing more is
+        sent once that many body bytes are out, for seconds, before the
+        rest follows (a stalled transfer)."""
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.ctype)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for key, value in reply.headers:
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.flush()
+        body = b"" if self.command == "HEAD" else reply.body
+        piece = max(1, int(bps / 20))          # 20 pieces a second
+        start, sent, stalled = time.monotonic(), 0, False
+        while sent < len(body):
+            if stall_after is not None and not stalled and sent >= stall_after:
+                stalled = True
+                time.sleep(seconds)
+                start = time.monotonic() - sent / bps
+            end = len(body) if stall_after is None or stalled else \
+                max(stall_after, sent + 1)
+            n = min(piece, end - sent)
+            self.wfile.write(body[sent:sent + n])
+            self.wfile.flush()
+            sent += n
+            ahead = start + sent / bps - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
 
     def send_partial(self, reply, rst):
         """Full Content-Length, half the body, then FIN (or RST)."""

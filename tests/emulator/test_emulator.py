@@ -780,6 +780,48 @@ def test_stall_fault(fresh):
     assert e.request("GET", "/users/list")[0] == 200
 
 
+def test_throttle_fault(fresh):
+    e = fresh
+    _, _, whole = e.request("GET", "/users/list")
+    rate = len(whole) / 0.6              # about 0.6 s for the body
+    e.admin("POST", "faults/add", {"kind": "throttle", "path": "^/users/list$",
+                                   "bytes_per_second": rate})
+    t0 = time.monotonic()
+    status, _, body = e.request("GET", "/users/list")
+    took = time.monotonic() - t0
+    assert (status, body) == (200, whole)
+    assert 0.5 <= took < 5, took
+    # Stalled: the first bytes, then nothing for longer than the reader
+    # waits; the request is logged with the fault.
+    e.admin("POST", "faults/add", {"kind": "throttle", "path": "^/users/list$",
+                                   "bytes_per_second": 1 << 20,
+                                   "stall_after": 10, "seconds": 2})
+    conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=0.5)
+    try:
+        conn.request("GET", "/users/list",
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert len(resp.read(10)) == 10
+        with pytest.raises(socket.timeout):
+            resp.read(1)
+    finally:
+        conn.close()
+    for bad in ({"bytes_per_second": 0}, {"bytes_per_second": 10,
+                                          "stall_after": -1}):
+        e.json("POST", "/_admin/faults/add", dict(kind="throttle", **bad),
+               token=None, expect=400)
+    # The stalled reply is logged once its thread gives up on the reader.
+    deadline = time.monotonic() + 10
+    while True:
+        log = e.admin("GET", "requests")["requests"]
+        faults = [r["fault"] for r in log if r["fault"]]
+        if len(faults) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert faults == ["throttle", "throttle"]
+
+
 def test_connection_faults(fresh):
     e = fresh
     e.admin("POST", "faults/add", {"kind": "reset", "path": "^/users/list$"})

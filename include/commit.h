@@ -76,10 +76,26 @@ void commit_plan_release(struct commit_plan *p);
  * version of the file the writer read (see commit_input), or NULL when that
  * is not known. Returns 0 when accepted (sent, or queued after a transient
  * failure), -EINVAL when invalid, the mapped errno of an API refusal,
- * -EACCES/-EPERM for a node that cannot be written.
+ * -EACCES/-EPERM for a node that cannot be written. When queued is not
+ * NULL, *queued tells (on 0) whether a call was left in the outbox, which
+ * may still refuse it: the API has not taken that content yet.
  */
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
-		 const char *data, size_t len, const struct buf *base);
+		 const char *data, size_t len, const struct buf *base,
+		 int *queued);
+/*
+ * How far the content a of a file lies from b, to tell which of the
+ * versions of it readers took a writer read (the closest to what it
+ * writes: that one differs only in what the writer changed, a later one in
+ * what Drift changed too). Smaller is closer. Version markers a writer
+ * cannot change (a contact's _END_USER_VERSION and kin, a user's updatedAt,
+ * an account's updateDateTime) weigh more than any number of other
+ * differences; then the fields of JSON objects (at any depth of nested
+ * objects) that differ, or for other text (tags) the lines that are in one
+ * and not the other. Pure: no store, no error line.
+ */
+uint64_t commit_base_distance(const char *a, size_t alen, const char *b,
+			      size_t blen);
 /* Deletes the object behind n (unlink/rmdir). */
 int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 

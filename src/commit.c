@@ -96,7 +96,7 @@ static int64_t string_target(const char *s, int fold)
  */
 static int submit(struct driftfs *d, const char *path, const char *kind,
 		  const char *method, const char *api_path, cJSON *body,
-		  int64_t target)
+		  int64_t target, int *queued)
 {
 	struct outbox_row row;
 	struct buf resp = BUF_INIT;
@@ -125,6 +125,8 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 		r = outbox_submit(d->outbox, &row, &resp);
 	if (r == -EINPROGRESS) {
 		log_info("%s: queued in the outbox; will retry", path);
+		if (queued)
+			*queued = 1;
 		r = 0;
 	}
 	buf_release(&resp);
@@ -1159,7 +1161,8 @@ static int load_stored(struct driftfs *d, const struct tnode *n,
 }
 
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
-		 const char *data, size_t len, const struct buf *base)
+		 const char *data, size_t len, const struct buf *base,
+		 int *queued)
 {
 	struct commit_input in = { .kind = n->kind, .id = n->id,
 				   .data = data, .len = len };
@@ -1168,6 +1171,8 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 	int r;
 
 	log_context_set(path);
+	if (queued)
+		*queued = 0;
 	r = load_stored(d, n, &stored, &in.conv);
 	if (r) {
 		buf_release(&stored);
@@ -1186,7 +1191,7 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		struct commit_call *c = &plan.calls[i];
 
 		r = submit(d, path, c->kind, c->method, c->api_path, c->body,
-			   c->target);
+			   c->target, queued);
 		c->body = NULL;
 	}
 	commit_plan_release(&plan);
@@ -1205,7 +1210,7 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
 	case T_CONTACT_JSON:
 		snprintf(api, sizeof(api), "/contacts/%lld", (long long)n->id);
 		return submit(d, path, "contact_delete", "DELETE", api, NULL,
-			      n->id);
+			      n->id, NULL);
 	case T_MESSAGE_JSON:
 		if (store_one(d->store, Q_MESSAGE, n->id, NULL, &row))
 			return -ENOENT;
@@ -1218,7 +1223,8 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
 		cJSON_AddStringToObject(msg, "body", "");
 		snprintf(api, sizeof(api), "/conversations/%lld/messages",
 			 (long long)row.id2);
-		return submit(d, path, "message", "POST", api, msg, row.id2);
+		return submit(d, path, "message", "POST", api, msg, row.id2,
+			      NULL);
 	default:
 		return -EPERM;
 	}
@@ -1430,4 +1436,106 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row)
 	 * older ones: they are sent again (at least once). */
 	cJSON_Delete(v);
 	return r ? r : l.found;
+}
+
+/*
+ * Fields that move on with every change in Drift and that a writer cannot
+ * change: two versions that differ in one are different versions, however
+ * alike the rest.
+ */
+static int version_marker(const char *name)
+{
+	return attribute_counter(name) || !strcmp(name, "updatedAt") ||
+	       !strcmp(name, "updateDateTime");
+}
+
+/* Adds the differences of two JSON objects to *markers and *fields. */
+static void json_distance(const cJSON *a, const cJSON *b, uint64_t *markers,
+			  uint64_t *fields)
+{
+	const cJSON *x, *y;
+
+	cJSON_ArrayForEach(x, a) {
+		y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+		if (cJSON_IsObject(x) && cJSON_IsObject(y))
+			json_distance(x, y, markers, fields);
+		else if (!y || !cJSON_Compare(x, y, 1))
+			(*(version_marker(x->string) ? markers : fields))++;
+	}
+	cJSON_ArrayForEach(y, b)
+		if (!cJSON_GetObjectItemCaseSensitive(a, y->string))
+			(*(version_marker(y->string) ? markers : fields))++;
+}
+
+/* A line's extent: non-empty, trimmed of \r (as split_lines reads it). */
+struct line {
+	const char *s;
+	size_t n;
+};
+
+/* The non-empty lines of text, or NULL (*n 0 for none). */
+static struct line *lines_of(const char *text, size_t len, size_t *n)
+{
+	struct line *v = calloc(len / 2 + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; v && i < len;) {
+		const char *e = memchr(text + i, '\n', len - i);
+		size_t l = e ? (size_t)(e - text) - i : len - i;
+		size_t next = i + l + 1;
+
+		while (l && text[i + l - 1] == '\r')
+			l--;
+		if (l)
+			v[(*n)++] = (struct line){ text + i, l };
+		i = next;
+	}
+	return v;
+}
+
+/* Lines of a not among those of b. */
+static uint64_t lines_missing(const struct line *a, size_t na,
+			      const struct line *b, size_t nb)
+{
+	uint64_t d = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		size_t j = 0;
+
+		while (j < nb && (b[j].n != a[i].n ||
+				  memcmp(b[j].s, a[i].s, a[i].n)))
+			j++;
+		d += j == nb;
+	}
+	return d;
+}
+
+uint64_t commit_base_distance(const char *a, size_t alen, const char *b,
+			      size_t blen)
+{
+	cJSON *ja = json_parse(a, alen), *jb = NULL;
+	uint64_t markers = 0, fields = 0;
+
+	if (cJSON_IsObject(ja))
+		jb = json_parse(b, blen);
+	if (cJSON_IsObject(ja) && cJSON_IsObject(jb)) {
+		json_distance(ja, jb, &markers, &fields);
+	} else {
+		size_t na, nb;
+		struct line *la = lines_of(a, alen, &na);
+		struct line *lb = lines_of(b, blen, &nb);
+
+		if (la && lb)
+			fields = lines_missing(la, na, lb, nb) +
+				 lines_missing(lb, nb, la, na);
+		else
+			fields = UINT32_MAX;	/* no memory: the farthest */
+		free(la);
+		free(lb);
+	}
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	if (fields > UINT32_MAX)
+		fields = UINT32_MAX;
+	return markers << 32 | fields;
 }

@@ -69,12 +69,16 @@ static void fnode_free(struct fnode *n)
 #define RENDERED_TTL_MS 2000
 
 /*
- * Versions of writable files lately read (struct read_base): enough for the
- * files an editor or a script has open, each small (a contact.json is a few
- * KiB); a larger one is not kept.
+ * Versions of writable files readers took (struct read_base): a contact.json
+ * is a few KiB, so the budget holds every writable file of a few hundred
+ * contacts, and a traversal of those evicts nothing. A version larger than
+ * READ_BASE_MAX is not kept; a file keeps at most READ_BASE_PER_FILE (one
+ * per change a reader saw). The least recently noted or picked go first.
  */
-#define READ_BASE_SLOTS 32
+#define READ_BASE_SLOTS 1024
 #define READ_BASE_MAX ((size_t)256 << 10)
+#define READ_BASE_BUDGET ((size_t)8 << 20)
+#define READ_BASE_PER_FILE 16
 
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
@@ -139,22 +143,26 @@ struct fs {
 	 * must find unchanged). */
 	unsigned long opens, unopened_reads;
 	/*
-	 * The version of a writable file (contact.json, tags, a user, an
-	 * account, a message) that readers last took, by inode: the bytes the
+	 * The versions of writable files (contact.json, tags, a user, an
+	 * account, a message) that readers took, by inode: the bytes the
 	 * first read of a read-only descriptor took, which the kernel's page
 	 * cache then holds for every later reader until an invalidation
-	 * sends the next read here. An edit whose writer read the file
-	 * through another descriptor (an open with O_TRUNC or O_WRONLY, a
-	 * scratch file renamed over it) is compared with this version rather
-	 * than the cache, which may have moved on since (DESIGN §4).
-	 * bllock guards it; it is taken last, after a handle's lock.
+	 * sends the next read here, and those a read-write descriptor's
+	 * first read took. An edit whose writer read the file through
+	 * another descriptor (an open with O_TRUNC, a scratch file renamed
+	 * over it) is compared with the one of them closest to what it
+	 * writes (read_base_pick) rather than the cache, which may have moved
+	 * on since (DESIGN §4). Only reads note versions: content a writer
+	 * committed is none, as the outbox may still refuse it. bllock
+	 * guards them; it is taken last, after a handle's lock.
 	 */
 	pthread_mutex_t bllock;
 	struct read_base {
 		uint64_t ino;		/* 0: a free slot */
-		unsigned long used;	/* bclock when noted: oldest goes */
+		unsigned long used;	/* bclock when noted or picked */
 		struct buf data;
 	} bases[READ_BASE_SLOTS];
+	size_t bbytes;		/* bytes held by bases[] */
 	unsigned long bclock;
 };
 
@@ -174,10 +182,18 @@ struct handle {
 	/*
 	 * Writable edits: the version the writer read, which the commit
 	 * compares the new content with (see handle_take_base); then the
-	 * version it committed last. Guarded by lock, like data.
+	 * version it committed last, once the API took it. Guarded by lock,
+	 * like data.
 	 */
 	struct buf base;
 	int based;		/* base holds one (else: the cache at close) */
+	int base_known;		/* base is the writer's version; else it is
+				 * the cache at open, and the commit picks a
+				 * version readers took if any (O_TRUNC) */
+	int seed_unread;	/* data holds the bytes loaded at open and
+				 * nothing read them through this descriptor:
+				 * cut to 0 before a write, they were not the
+				 * writer's starting point */
 	int note_read;		/* reads show the version loaded at open:
 				 * the first one notes it (read_base_note) */
 	uint64_t scratch;	/* inode of a scratch file, or 0 */
@@ -914,6 +930,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			r = -EACCES;
 		} else if (h && h->writable) {
 			pthread_mutex_lock(&h->lock);
+			/* Emptied before any write or read through it (dd,
+			 * rsync --inplace): the writer starts from what it
+			 * read elsewhere, as after O_TRUNC. */
+			if (!attr->st_size && !h->dirty && h->seed_unread)
+				h->base_known = 0;
 			if ((size_t)attr->st_size <= h->data.len) {
 				h->data.len = (size_t)attr->st_size;
 				if (h->data.data)
@@ -936,7 +957,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			/* Cut from the cache now: that is its base too. */
 			r = r ? r : commit_write(f->d, &t, path,
 						 b.data ? b.data : "", b.len,
-						 NULL);
+						 NULL, NULL);
 			buf_release(&b);
 		}
 		if (r)
@@ -1263,76 +1284,139 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 #define WRITE_MAX ((size_t)16 << 20)
 
+/* Frees the version in b (bllock held). */
+static void read_base_drop_locked(struct fs *f, struct read_base *b)
+{
+	f->bbytes -= b->data.len;
+	b->ino = 0;
+	buf_release(&b->data);
+}
+
 /*
- * Notes data as the version of the file ino that readers took (see
+ * Notes data as a version of the file ino that readers took (see
  * fs.bases). ino is the tree's inode of the file (tree_ino), not the
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
 static void read_base_note(struct fs *f, uint64_t ino, const char *data,
 			   size_t len)
 {
-	struct read_base *slot = NULL, *b;
+	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
+	size_t n = 0;
 
 	pthread_mutex_lock(&f->bllock);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
 		b = &f->bases[i];
 		if (b->ino == ino) {
-			slot = b;
-			break;
+			if (b->data.len == len &&
+			    !memcmp(b->data.data ? b->data.data : "", data,
+				    len)) {
+				/* Read again: now the most recent. */
+				b->used = ++f->bclock;
+				goto out;
+			}
+			n++;
+			if (!mine || b->used < mine->used)
+				mine = b;
 		}
-		if (!slot || (slot->ino && (!b->ino || b->used < slot->used)))
+		if (!b->ino && !slot)
 			slot = b;
+		if (b->ino && (!lru || b->used < lru->used))
+			lru = b;
 	}
-	buf_reset(&slot->data);
-	slot->ino = ino;
-	slot->used = ++f->bclock;
-	/* One too large (or no memory) is forgotten, not left older. */
-	if (len > READ_BASE_MAX || buf_add(&slot->data, data, len)) {
-		slot->ino = 0;
-		buf_release(&slot->data);
+	if (len > READ_BASE_MAX) {
+		/* The writer may start from this one, which is not kept:
+		 * the older ones are not it, and would be taken for it. */
+		for (size_t i = 0; i < READ_BASE_SLOTS; i++)
+			if (f->bases[i].ino == ino)
+				read_base_drop_locked(f, &f->bases[i]);
+		goto out;
 	}
+	if (n >= READ_BASE_PER_FILE)
+		slot = mine;
+	else if (!slot)
+		slot = lru;
+	if (slot->ino)
+		read_base_drop_locked(f, slot);
+	/* Within the budget: the least recently used go. */
+	while (f->bbytes + len > READ_BASE_BUDGET) {
+		lru = NULL;
+		for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
+			b = &f->bases[i];
+			if (b->ino && (!lru || b->used < lru->used))
+				lru = b;
+		}
+		read_base_drop_locked(f, lru);
+	}
+	if (!buf_add(&slot->data, data, len)) {
+		slot->ino = ino;
+		slot->used = ++f->bclock;
+		f->bbytes += len;
+	} else {
+		buf_release(&slot->data);	/* no memory: not kept */
+	}
+out:
 	pthread_mutex_unlock(&f->bllock);
 }
 
-/* Copies the version of ino readers last took into out: 0, or -ENOENT. */
-static int read_base_get(struct fs *f, uint64_t ino, struct buf *out)
+/*
+ * Copies into out the version of ino readers took that the writer of data
+ * read: the one closest to data (commit_base_distance), the most recent of
+ * those as close. 0, or -ENOENT when none is kept.
+ */
+static int read_base_pick(struct fs *f, uint64_t ino, const char *data,
+			  size_t len, struct buf *out)
 {
+	struct read_base *best = NULL, *b;
+	uint64_t bestd = 0, d;
 	int r = -ENOENT;
 
 	pthread_mutex_lock(&f->bllock);
-	for (size_t i = 0; i < READ_BASE_SLOTS && r == -ENOENT; i++)
-		if (f->bases[i].ino == ino)
-			r = buf_add(out, f->bases[i].data.data
-						 ? f->bases[i].data.data
-						 : "",
-				    f->bases[i].data.len);
+	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
+		b = &f->bases[i];
+		if (b->ino != ino)
+			continue;
+		d = commit_base_distance(data, len,
+					 b->data.data ? b->data.data : "",
+					 b->data.len);
+		if (!best || d < bestd || (d == bestd && b->used > best->used)) {
+			best = b;
+			bestd = d;
+		}
+	}
+	if (best) {
+		best->used = ++f->bclock;
+		r = buf_add(out, best->data.data ? best->data.data : "",
+			    best->data.len);
+	}
 	pthread_mutex_unlock(&f->bllock);
 	return r;
 }
 
 /*
- * The base of an edit through a new writable descriptor h: the version its
- * writer read. Opened O_RDWR without O_TRUNC, the descriptor
- * reads what open loaded, so that is it. Otherwise (O_TRUNC, O_WRONLY) the
- * writer read the file, if at all, through another descriptor: the version
- * readers last took, or failing that the cache now, which is at least
- * older than anything that comes while the file is open. Without one, the
- * commit compares with the cache at close.
+ * The base of an edit through a new writable descriptor h. Opened without
+ * O_TRUNC (seeded), the writer starts from the bytes open loaded (it reads
+ * them through an O_RDWR descriptor, and `>>` appends to them), so that is
+ * it. With O_TRUNC the writer read the file, if at all, through another
+ * descriptor: the commit picks among the versions readers took
+ * (read_base_pick); base holds the cache now for when none is kept, which
+ * is at least older than anything that comes while the file is open.
+ * Without one, the commit compares with the cache at close.
  */
-static void handle_take_base(struct fs *f, struct handle *h, int reads_loaded)
+static void handle_take_base(struct fs *f, struct handle *h, int seeded,
+			     int readable)
 {
 	int r;
 
 	buf_init(&h->base, WRITE_MAX);
-	if (reads_loaded)
+	if (seeded)
 		r = buf_add(&h->base, h->data.data ? h->data.data : "",
 			    h->data.len);
-	else if (read_base_get(f, tree_ino(&h->t), &h->base))
-		r = tree_content(f->d, &h->t, &h->base);
 	else
-		r = 0;
+		r = tree_content(f->d, &h->t, &h->base);
 	h->based = !r;
-	h->note_read = reads_loaded;
+	h->base_known = seeded;
+	h->seed_unread = seeded;
+	h->note_read = seeded && readable;
 	if (r)
 		buf_release(&h->base);
 }
@@ -1562,9 +1646,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (r)
 			goto fail;
 		if (acc == TA_RW)
-			handle_take_base(f, h,
-					 acc_mode == O_RDWR &&
-						 !(fi->flags & O_TRUNC));
+			handle_take_base(f, h, !(fi->flags & O_TRUNC),
+					 acc_mode == O_RDWR);
 		fi->direct_io = 1;
 	} else if (acc_mode == O_RDONLY) {
 		if (acc == TA_DYNAMIC || acc == TA_CTL) {
@@ -1817,12 +1900,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			read_base_note(f, tree_ino(&h->t),
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
-	} else if (h->note_read && !h->dirty) {
-		/* A reader here may save through another descriptor or a
-		 * scratch file: it read this version. */
-		h->note_read = 0;
-		read_base_note(f, tree_ino(&h->t),
-			       h->data.data ? h->data.data : "", h->data.len);
+	} else if (h->writable) {
+		h->seed_unread = 0;
+		if (h->note_read && !h->dirty) {
+			/* A reader here may save through another descriptor
+			 * or a scratch file: it read this version. */
+			h->note_read = 0;
+			read_base_note(f, tree_ino(&h->t),
+				       h->data.data ? h->data.data : "",
+				       h->data.len);
+		}
 	}
 	if (!r)
 		r = slice_copy(&h->data, size, off, &copy, &n);
@@ -1939,7 +2026,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 /* Commits a written tree file once: close() and fsync() both come here. */
 static int handle_commit(struct fs *f, struct handle *h)
 {
-	int r;
+	struct buf picked = BUF_INIT;
+	const struct buf *base;
+	int r, queued;
 
 	if (!h->writable || h->scratch)
 		return 0;
@@ -1950,18 +2039,29 @@ static int handle_commit(struct fs *f, struct handle *h)
 		return 0;
 	}
 	h->dirty = 0;
+	base = h->based ? &h->base : NULL;
+	buf_init(&picked, WRITE_MAX);
+	if (h->based && !h->base_known &&
+	    !read_base_pick(f, tree_ino(&h->t),
+			    h->data.data ? h->data.data : "", h->data.len,
+			    &picked))
+		base = &picked;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
-			 h->data.len, h->based ? &h->base : NULL);
-	if (!r && h->based) {
-		/* The writer's version is now what it wrote: a later commit
-		 * of this descriptor (an fsync, then more) is its change on
-		 * top of that, and so is another descriptor's. */
+			 h->data.len, base, &queued);
+	if (!r && h->based && !queued) {
+		/* The API took it: a later commit of this descriptor (an
+		 * fsync, then more) is the writer's change on top of that.
+		 * Queued, the outbox may still refuse it, and the writer's
+		 * version stays what it read: a later commit sends again
+		 * what this one changed. Other descriptors never take it
+		 * (only reads note versions). */
 		buf_reset(&h->base);
 		h->based = !buf_add(&h->base, h->data.data ? h->data.data : "",
 				    h->data.len);
-		read_base_note(f, tree_ino(&h->t),
-			       h->data.data ? h->data.data : "", h->data.len);
+		h->base_known = 1;
 	}
+
+	buf_release(&picked);
 	pthread_mutex_unlock(&h->lock);
 	if (r)
 		log_context_set(NULL);
@@ -2193,15 +2293,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/*
 	 * Whoever filled the scratch file read the target, if at all,
 	 * through a descriptor of its own (vim and sed -i read it first):
-	 * compare with the version readers last took, else the cache now.
+	 * compare with the version readers took closest to the content,
+	 * else the cache now. The content is no version read (it may be
+	 * queued, and the outbox may still refuse it).
 	 */
-	based = !read_base_get(f, a.ino, &base);
+	based = !read_base_pick(f, a.ino, content.data ? content.data : "",
+				content.len, &base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
-			 content.len, based ? &base : NULL);
+			 content.len, based ? &base : NULL, NULL);
 	if (r)
 		goto out;
-	read_base_note(f, a.ino, content.data ? content.data : "",
-		       content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	nodes_lock(f);
 	s = scratch_by_ino_locked(f, ino);

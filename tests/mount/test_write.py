@@ -689,3 +689,185 @@ def test_vim_save_keeps_a_change_made_while_it_edits(mount, emulator, tmp_path):
     assert patches == [{"attributes": {"name": "Vim Name"}}]
     attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
     assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Vim Name"
+
+
+def contact_with_tags(emulator, n=2):
+    data = emulator.data()
+    convs = {v["contactId"] for v in data["conversations"]}
+    return next(x for x in data["contacts"]
+                if len(x["attributes"].get("tags") or []) >= n and x["id"] in convs)
+
+
+def tag_names(contact):
+    return [t["name"] if isinstance(t, dict) else t
+            for t in contact["attributes"].get("tags") or []]
+
+
+def test_two_appends_to_tags_while_queued_keep_both_tags(mount, emulator):
+    """`>>` starts from the bytes it finds in the file, so that is what it
+    changed: the second of two appends queued behind a 503 sent add e and a
+    DELETE of the tag the first one added (it was compared with the first
+    one's content, which the cache did not show yet)."""
+    from helpers import wait_for
+    c = contact_with_tags(emulator)
+    p = mount.p("contacts", str(c["id"]), "tags")
+    before = open(p).read().splitlines()
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path="/contacts/%d/tags" % c["id"])
+    write(p, "appended-d\n", mode="a")
+    write(p, "appended-e\n", mode="a")
+    emulator.clear_faults()
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    assert api_calls(emulator, seq, "DELETE") == []
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c["id"])
+    assert sorted(tag_names(server)) == sorted(before + ["appended-d", "appended-e"])
+
+
+def read_every_writable_file(mount, but):
+    """A traversal: the first read of each contact.json and tags reaches
+    driftfs."""
+    n = 0
+    for d in os.listdir(mount.p("contacts")):
+        if d == str(but) or not d.isdigit():
+            continue
+        for name in ("contact.json", "tags"):
+            try:
+                open(mount.p("contacts", d, name)).read()
+                n += 1
+            except FileNotFoundError:
+                pass
+    return n
+
+
+@pytest.mark.parametrize("meanwhile", ["another reader", "a traversal"])
+@pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file",
+                                 "O_WRONLY cut to 0"])
+def test_contact_edit_uses_the_version_its_writer_read(mount, emulator, how,
+                                                       meanwhile):
+    """The writer read v0; Drift changed the phone and the file was read
+    again (v1) by `cat` in another shell, or every other contact was read
+    after it. The save sends only the writer's change: it was compared with
+    the last version read (v1: the old phone went back), or with the cache
+    once 32 other files had been read."""
+    c = contact_with_conversation(emulator, 2)
+    p = mount.p("contacts", str(c), "contact.json")
+    obj = json.loads(open(p).read())
+    emulator.mutate(op="update_contact", id=c,
+                    attributes={"phone": "555-CONCURRENT"})
+    mount.ctl("sync contacts/%d" % c)
+    if meanwhile == "another reader":
+        assert json.loads(open(p).read())["attributes"]["phone"] == "555-CONCURRENT"
+    else:
+        assert read_every_writable_file(mount, c) > 32
+    obj["attributes"]["name"] = "Writer Name"
+    seq = last_seq(emulator)
+    if how == "read then O_TRUNC":
+        write(p, json.dumps(obj, indent=2))
+    elif how == "O_WRONLY cut to 0":
+        # dd, rsync --inplace: no O_TRUNC, the file is cut before writing.
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(obj, indent=2).encode())
+        finally:
+            os.close(fd)
+    else:
+        rename_save(p, json.dumps(obj, indent=2))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert [json.loads(x["body"]) for x in patches] == [
+        {"attributes": {"name": "Writer Name"}}]
+    attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
+    assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Writer Name"
+
+
+@pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file"])
+def test_user_edit_uses_the_version_its_writer_read(mount, emulator, how):
+    """As above for a user, whose updatedAt moves on: compared with the
+    version another reader took, the save was refused (EINVAL) or sent the
+    old phone back."""
+    u = [x for x in emulator.data()["users"] if not x.get("bot")][1]
+    p = mount.p("users", "%d.json" % u["id"])
+    obj = json.loads(open(p).read())
+    emulator.mutate(op="update_user", id=u["id"], fields={"phone": "555-CONCURRENT"})
+    mount.ctl("sync users/%d" % u["id"])
+    assert json.loads(open(p).read())["phone"] == "555-CONCURRENT"
+    obj["alias"] = "Writer Alias"
+    seq = last_seq(emulator)
+    if how == "read then O_TRUNC":
+        write(p, json.dumps(obj))
+    else:
+        rename_save(p, json.dumps(obj))
+    patches = api_calls(emulator, seq, "PATCH")
+    assert [json.loads(x["body"]) for x in patches] == [{"alias": "Writer Alias"}]
+    user = next(x for x in emulator.data()["users"] if x["id"] == u["id"])
+    assert user["phone"] == "555-CONCURRENT" and user["alias"] == "Writer Alias"
+
+
+def test_tags_edit_uses_the_version_its_writer_read(mount, emulator):
+    """Tags carry no version marker: the version closest to what is
+    written is the writer's."""
+    c = contact_with_tags(emulator)
+    p = mount.p("contacts", str(c["id"]), "tags")
+    lines = open(p).read().splitlines()
+    tags = list(c["attributes"]["tags"])
+    tags.append({"name": "added-in-drift"} if isinstance(tags[0], dict)
+                else "added-in-drift")
+    emulator.mutate(op="update_contact", id=c["id"], attributes={"tags": tags})
+    mount.ctl("sync contacts/%d" % c["id"])
+    assert "added-in-drift" in open(p).read().splitlines()
+    seq = last_seq(emulator)
+    rename_save(p, "\n".join(lines + ["writer-tag"]) + "\n")
+    assert api_calls(emulator, seq, "DELETE") == []
+    posts = api_calls(emulator, seq, "POST")
+    assert [json.loads(x["body"]) for x in posts] == [[{"name": "writer-tag"}]]
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c["id"])
+    assert sorted(tag_names(server)) == sorted(lines + ["added-in-drift", "writer-tag"])
+
+
+@pytest.mark.parametrize("how", ["O_TRUNC", "one descriptor"])
+def test_refused_queued_write_is_not_the_next_ones_base(mount, emulator, how):
+    """A write queued behind a 503 and then refused (400) never reached the
+    API: a later write of fixed content, made without reading the file
+    again, sends all of its changes, not only those since the refused one."""
+    from helpers import wait_for
+    c = contact_with_conversation(emulator, 3)
+    p = mount.p("contacts", str(c), "contact.json")
+    f = open(p, "r+") if how == "one descriptor" else None
+    obj = json.loads(f.read() if f else open(p).read())
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=503, count=1000, method="PATCH",
+                       path="/contacts/%d$" % c)
+    obj["attributes"]["name"] = "Fixed Name"
+    obj["attributes"]["email"] = "not an email"
+    text = json.dumps(obj, indent=2)
+    if f:
+        f.seek(0)
+        f.truncate()
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    else:
+        write(p, text)
+    assert len(os.listdir(mount.p(".driftfs", "outbox"))) == 1
+    emulator.clear_faults()
+    emulator.add_fault(kind="status", status=400, count=1, method="PATCH",
+                       path="/contacts/%d$" % c)
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 30, "the outbox")
+    assert "HTTP 400" in mount.read(".driftfs", "errors", mode="r")
+    obj["attributes"]["email"] = "fixed@example.com"
+    text = json.dumps(obj, indent=2)
+    if f:
+        f.seek(0)
+        f.truncate()
+        f.write(text)
+        f.close()
+    else:
+        write(p, text)
+    sent = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")
+            if x["status"] == 200]
+    assert sent == [{"attributes": {"name": "Fixed Name",
+                                    "email": "fixed@example.com"}}]
+    attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
+    assert attrs["name"] == "Fixed Name" and attrs["email"] == "fixed@example.com"
+

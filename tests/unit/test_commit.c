@@ -317,6 +317,55 @@ static void test_edits_diff_against_the_version_read(void)
 	unit_quiet(0);
 }
 
+static uint64_t dist(const char *a, const char *b)
+{
+	return commit_base_distance(a, strlen(a), b, strlen(b));
+}
+
+/*
+ * Which version a writer read: the one closest to what it writes. A
+ * version marker (updatedAt) outweighs any number of fields; tags compare
+ * as sets of lines; the writer's own version wins over a later one that
+ * also holds a change of Drift's.
+ */
+static void test_base_distance(void)
+{
+	static const char v0[] =
+		"{\"id\":1,\"updatedAt\":5,\"name\":\"A\",\"phone\":\"1\"}";
+	static const char v1[] =
+		"{\"id\":1,\"updatedAt\":6,\"name\":\"A\",\"phone\":\"2\"}";
+	static const char w[] =
+		"{\"id\":1,\"updatedAt\":5,\"name\":\"B\",\"phone\":\"1\"}";
+	static const char w2[] =
+		"{\"id\":1,\"updatedAt\":5,\"name\":\"B\",\"phone\":\"2\"}";
+	static const char c0[] =
+		"{\"attributes\":{\"name\":\"A\",\"x\":[1],"
+		"\"_END_USER_VERSION\":4}}";
+	static const char c1[] =
+		"{\"attributes\":{\"name\":\"A\",\"x\":[2],"
+		"\"_END_USER_VERSION\":5}}";
+	static const char cw[] =
+		"{\"attributes\":{\"name\":\"C\",\"x\":[1],"
+		"\"_END_USER_VERSION\":4}}";
+
+	CHECK_EQ_U64(dist(v0, v0), 0);
+	CHECK_EQ_U64(dist(w, v0), 1);
+	CHECK(dist(w, v0) < dist(w, v1));
+	/* The writer changed the phone as Drift did, and the name: its
+	 * version has its marker, so it is still the closer. */
+	CHECK(dist(w2, v0) < dist(w2, v1));
+	CHECK_EQ_U64(dist(cw, c0), 1);
+	CHECK(dist(cw, c0) < dist(cw, c1));
+	/* A field only one side has counts too. */
+	CHECK_EQ_U64(dist("{\"a\":1}", "{\"a\":1,\"b\":2}"), 1);
+	/* Tags: lines, in any order, \r and blank lines aside. */
+	CHECK_EQ_U64(dist("a\nb\n", "b\r\n\na\n"), 0);
+	CHECK_EQ_U64(dist("a\nb\nw\n", "a\nb\n"), 1);
+	CHECK_EQ_U64(dist("a\nb\nw\n", "a\nb\nd\n"), 2);
+	CHECK_EQ_U64(dist("", ""), 0);
+	CHECK_EQ_U64(dist("a\n", ""), 1);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -327,5 +376,6 @@ int main(void)
 	UNIT_RUN(test_every_write_has_a_target);
 	UNIT_RUN(test_message_text);
 	UNIT_RUN(test_edits_diff_against_the_version_read);
+	UNIT_RUN(test_base_distance);
 	return unit_summary();
 }

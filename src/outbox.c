@@ -100,7 +100,7 @@ static int drop(struct outbox *o, int64_t seq)
 
 /*
  * A check that cannot succeed: the conversation it looks in is gone (404),
- * or the API refuses to show it (403). The row is dropped with a line
+ * or the API refuses to show it (403, or a 401 no new token cured). The row is dropped with a line
  * saying so; -errno of that answer.
  */
 static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
@@ -113,7 +113,8 @@ static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 				row->method, row->api_path);
 	else
 		log_error_event("%s %s refused: delivery unknown, and the API "
-				"refuses to show whether it landed (HTTP 403)",
+				"refuses to show whether it landed (HTTP "
+				"401/403)",
 				row->method, row->api_path);
 	drop(o, row->seq);
 	return err;

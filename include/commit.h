@@ -103,11 +103,55 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 void commit_applied(struct driftfs *d, const struct outbox_row *row,
 		    const struct buf *response);
 /*
- * For a row that may have landed (its request left, no answer came):
- * 1 if the API shows it did, 0 if it shows it did not, -errno if that
- * cannot be told now.
+ * The object key of a call of this kind about target ("<class>:<id>", see
+ * outbox_row.object); malloc'd, NULL when out of memory.
  */
-int commit_landed(struct driftfs *d, const struct outbox_row *row);
+char *commit_object_key(const char *kind, int64_t target);
+/*
+ * Whether sending row again does no harm whether or not it landed: PATCH,
+ * DELETE, and message edits and deletes (an edit sets the body it sets; a
+ * delete of a gone message changes nothing).
+ */
+int commit_idempotent(const struct outbox_row *row);
+/* Whether row deletes something (a 404 on a resend means it is done). */
+int commit_is_delete(const struct outbox_row *row);
+/*
+ * Whether a POST that may have landed is checked (commit_landed()) before
+ * it is sent again: new messages and new contacts. Other POSTs are
+ * idempotent, or cannot be recognised and stay at-least-once.
+ */
+int commit_checked(const struct outbox_row *row);
+/*
+ * For a row that may have landed (its request left, no answer came):
+ * 1 if the API shows it did (then, when found is not NULL, an answer
+ * holding the found object's id is appended to it, for commit_applied()),
+ * 0 if it shows it did not, -errno if that cannot be told now (-ENOENT:
+ * the conversation is gone; -EACCES: the API refused the check).
+ */
+int commit_landed(struct driftfs *d, const struct outbox_row *row,
+		  struct buf *found);
+
+/* What a new message is recognised by (commit_message_matches()). */
+struct landed_match {
+	const char *text;	/* commit_message_text() of its body */
+	const char *type;	/* chat, private_note, private_prompt */
+	int64_t user;		/* the userId it was sent with, else 0 */
+	int64_t since;		/* created no earlier than this (ms) */
+	int64_t after_created;	/* and newer than this message... */
+	int64_t after_id;	/* (outbox_row.after_*) */
+	int64_t exclude;	/* a message that is not it, else 0 */
+};
+
+struct api_message;
+/*
+ * Whether m may be the message w describes: created after the newest
+ * message cached when it was queued (and after since), not exclude, of its
+ * type, by the author the API gives a post with that userId (a post
+ * without one: the org's bot user; a contact's message never matches),
+ * with the same text.
+ */
+int commit_message_matches(const struct landed_match *w,
+			   const struct api_message *m);
 /*
  * Appends the text a message is recognised by when looking for one that
  * may have landed: its HTML as plain text (render_html_text()), every run

@@ -132,7 +132,10 @@ int http_call(struct http *h, const char *method, const char *path,
  * The same, described by a struct http_request. With a token source, a 401
  * answer makes it ask the source for a new token once and, if there is one,
  * send the request once more (a 401 means the API did not act on it, so this
- * holds for POSTs too).
+ * holds for POSTs too). When the source could not get one for a transient
+ * reason (the token endpoint answered 5xx, or not at all), the call fails
+ * with -EAGAIN and resp->status 401: the API did not act, and the call may
+ * be tried again later; -EACCES only when the token was refused for good.
  */
 int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp);

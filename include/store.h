@@ -245,6 +245,15 @@ struct outbox_row {
 	 * for rows of older versions: ordered against every row.
 	 */
 	char *object;
+	/*
+	 * A new message (kind "message", not an edit): the createdAt and id
+	 * of the newest message the cache held for the conversation when the
+	 * row was queued, 0 when it held none (or for rows of older
+	 * versions). A message no newer than that existed before this write,
+	 * so the landed check never takes it for this one.
+	 */
+	int64_t after_created;
+	int64_t after_id;
 	char *state;		/* "pending" or "sending" */
 	int64_t attempts;
 	int64_t next_try;	/* wall ms before which it is not retried */
@@ -266,6 +275,8 @@ int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			int64_t attempts, int64_t next_try,
 			const char *last_error);
 int store_outbox_delete(struct store *st, int64_t seq);
+/* Names the object of a row that has none ('', from an older version). */
+int store_outbox_set_object(struct store *st, int64_t seq, const char *object);
 /* Calls cb for every row, oldest first (strings live for the call). */
 int store_outbox_each(struct store *st,
 		      int (*cb)(void *ctx, const struct outbox_row *r),

@@ -90,6 +90,33 @@ static int64_t string_target(const char *s, int fold)
 	return h;
 }
 
+char *commit_object_key(const char *kind, int64_t target)
+{
+	char *key;
+
+	if (asprintf(&key, "%s:%lld", object_class(kind), (long long)target) < 0)
+		return NULL;
+	return key;
+}
+
+/* Whether body is a message edit or delete ({"type": "edit", ...}). */
+static int is_edit(const cJSON *body)
+{
+	const char *type = json_get_str(body, "type");
+
+	return type && !strcmp(type, "edit");
+}
+
+static int newest_message(void *ctx, const struct store_row *r)
+{
+	struct outbox_row *row = ctx;
+
+	/* Q_MESSAGES runs oldest first: the last row seen is the newest. */
+	row->after_created = r->mtime;
+	row->after_id = r->id;
+	return 0;
+}
+
 /*
  * Queues one API call and tries it now. body is consumed. 0 when accepted
  * or queued, else the errno of a refusal.
@@ -104,6 +131,14 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	int r;
 
 	memset(&row, 0, sizeof(row));
+	/*
+	 * A new message: what the conversation held before it, as far as
+	 * the cache knows. The landed check counts only newer messages.
+	 */
+	if (!strcmp(kind, "message") && !is_edit(body) &&
+	    store_each(d->store, Q_MESSAGES, target, NULL, newest_message,
+		       &row))
+		row.after_created = row.after_id = 0;
 	cJSON_Delete(body);
 	if (body && !text)
 		return -ENOMEM;
@@ -112,9 +147,7 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	row.method = strdup(method);
 	row.api_path = strdup(api_path);
 	row.target = target;
-	if (asprintf(&row.object, "%s:%lld", object_class(kind),
-		     (long long)target) < 0)
-		row.object = NULL;
+	row.object = commit_object_key(kind, target);
 	r = row.path && row.kind && row.method && row.api_path && row.object
 		    ? 0
 		    : -ENOMEM;
@@ -651,6 +684,23 @@ static int split_lines(const char *data, size_t len, char ***out, size_t *n)
 	return 0;
 }
 
+/*
+ * A \u0000 escape in JSON text: cJSON decodes it into a NUL, which cuts
+ * the string there, as a raw NUL would.
+ */
+static int refuse_nul_escape(const char *data, size_t len, const char *where)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (data[i] != '\\')
+			continue;
+		if (len - i >= 6 && !memcmp(data + i + 1, "u0000", 5))
+			return invalid("%sa \\u0000 escape at offset %zu (text "
+				       "cannot hold a NUL)", where, i);
+		i++;	/* the escaped character */
+	}
+	return 0;
+}
+
 static int in_list(char **v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
@@ -715,7 +765,16 @@ static int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 
 		if (lines[i][0] == '{') {
 			const cJSON *f;
+			char where[32];
 
+			snprintf(where, sizeof(where), "line %zu: ", i + 1);
+			r = refuse_nul_escape(lines[i], strlen(lines[i]), where);
+			if (r) {
+				cJSON_Delete(j);
+				cJSON_Delete(b);
+				bodies[i] = NULL;
+				break;
+			}
 			event = json_get_str(j, "event");
 			f = cJSON_GetObjectItemCaseSensitive(j, "createdAt");
 			if (!j || !event || !*event)
@@ -1053,8 +1112,8 @@ out:
  * A NUL byte ends a C string: the message body, note or JSON value would be
  * cut there, and less than the user wrote sent without a word. Refused, as
  * split_lines() refuses it in the one-a-line files (which it checks
- * itself). In JSON, a \u0000 escape is refused too: cJSON decodes it into
- * the same cut.
+ * itself; plan_timeline() checks the escape in its JSON lines). In JSON, a
+ * \u0000 escape is refused too: cJSON decodes it into the same cut.
  */
 static int refuse_nul(const struct commit_input *in)
 {
@@ -1069,15 +1128,7 @@ static int refuse_nul(const struct commit_input *in)
 			       "one)", (size_t)(nul - in->data));
 	if (in->kind == T_REPLY || in->kind == T_NOTE)
 		return 0;	/* plain text: a backslash is a backslash */
-	for (size_t i = 0; i + 1 < in->len; i++) {
-		if (in->data[i] != '\\')
-			continue;
-		if (in->len - i >= 6 && !memcmp(in->data + i + 1, "u0000", 5))
-			return invalid("a \\u0000 escape at offset %zu (text "
-				       "cannot hold a NUL)", i);
-		i++;	/* the escaped character */
-	}
-	return 0;
+	return refuse_nul_escape(in->data, in->len, "");
 }
 
 int commit_plan(const struct commit_input *in, struct commit_plan *out)
@@ -1331,99 +1382,142 @@ static int same_text(const char *html, const char *text)
 
 struct landed_ctx {
 	const char *text;	/* commit_message_text() of the body */
-	int64_t since;
-	int found;
+	const char *type;	/* the message's type: chat, private_note... */
+	int64_t user;		/* the userId it was posted with, else 0 */
+	int64_t since;		/* nothing created before this (ms) */
+	int64_t after_created, after_id;	/* outbox_row.after_* */
+	int64_t exclude;	/* an earlier row's message, else 0 */
+	int64_t found;		/* the id of the one found, else 0 */
+	int64_t found_created;
 };
+
+/*
+ * Whether m may be the message a row posted: newer than the newest message
+ * the cache held when it was queued (and than the clock window), of the
+ * same type, written by the author the API gives our posts (the userId
+ * sent, else the org's bot user: a contact's message never counts), and
+ * with the same text.
+ */
+int commit_message_matches(const struct landed_match *w,
+			   const struct api_message *m)
+{
+	if (m->created < w->since || (w->exclude && m->id == w->exclude))
+		return 0;
+	if (m->created < w->after_created ||
+	    (m->created == w->after_created && m->id <= w->after_id))
+		return 0;
+	if (strcmp(m->type, w->type) || strcmp(m->author_type, "user"))
+		return 0;
+	if (w->user ? m->author_id != w->user : !m->bot)
+		return 0;
+	return m->body && same_text(m->body, w->text);
+}
 
 static int message_matches(void *ctx, struct api_message *m)
 {
 	struct landed_ctx *l = ctx;
+	struct landed_match w = { l->text, l->type, l->user, l->since,
+				  l->after_created, l->after_id, l->exclude };
 
-	if (m->created >= l->since && m->body && same_text(m->body, l->text))
-		l->found = 1;
+	/* The first match, oldest first, is the one that came of the row. */
+	if (!l->found && commit_message_matches(&w, m))
+		l->found = m->id;
 	return 0;
-}
-
-/* For an edit: the edited message as it is now. */
-struct edit_ctx {
-	int64_t id;
-	int seen;
-	char *body;
-};
-
-static int find_edited(void *ctx, struct api_message *m)
-{
-	struct edit_ctx *e = ctx;
-
-	if (m->id == e->id) {
-		e->seen = 1;
-		free(e->body);
-		e->body = m->body ? strdup(m->body) : NULL;
-	}
-	return 0;
-}
-
-/* An edit landed when its effect shows: gone, or carrying the new body. */
-static int edit_landed(struct driftfs *d, const struct outbox_row *row,
-		       const cJSON *v)
-{
-	struct edit_ctx e = { 0, 0, NULL };
-	const char *type = json_get_str(v, "editType");
-	const char *body = json_get_str(v, "body");
-	int r;
-
-	if (json_get_i64(v, "editedMessageId", &e.id))
-		return 0;
-	r = api_messages(d->http, row->target, find_edited, &e);
-	if (!r && type && !strcmp(type, "delete"))
-		r = !e.seen;
-	else if (!r && e.seen && e.body && body) {
-		struct buf t = BUF_INIT;
-
-		r = commit_message_text(body, &t);
-		r = r ? r : same_text(e.body, t.data ? t.data : "");
-		buf_release(&t);
-	}
-	free(e.body);
-	return r;
 }
 
 static int contact_matches(void *ctx, const struct api_contact *c)
 {
 	struct landed_ctx *l = ctx;
 
-	if (c->created >= l->since)
-		l->found = 1;
+	if (c->created >= l->since &&
+	    (!l->found || c->created > l->found_created)) {
+		l->found = c->id;
+		l->found_created = c->created;
+	}
 	return 0;
 }
 
-int commit_landed(struct driftfs *d, const struct outbox_row *row)
+int commit_idempotent(const struct outbox_row *row)
 {
-	struct landed_ctx l = { NULL, row->created - 120000, 0 };
+	cJSON *v;
+	int edit;
+
+	if (strcmp(row->method, "POST"))
+		return 1;
+	if (strcmp(row->kind, "message"))
+		return 0;
+	v = json_parse(row->body.data ? row->body.data : "", row->body.len);
+	edit = is_edit(v);
+	cJSON_Delete(v);
+	return edit;
+}
+
+int commit_is_delete(const struct outbox_row *row)
+{
+	cJSON *v;
+	const char *type;
+	int del;
+
+	if (!strcmp(row->method, "DELETE"))
+		return 1;
+	if (strcmp(row->kind, "message"))
+		return 0;
+	v = json_parse(row->body.data ? row->body.data : "", row->body.len);
+	type = is_edit(v) ? json_get_str(v, "editType") : NULL;
+	del = type && !strcmp(type, "delete");
+	cJSON_Delete(v);
+	return del;
+}
+
+int commit_checked(const struct outbox_row *row)
+{
+	if (!strcmp(row->kind, "contact_create"))
+		return 1;
+	return !strcmp(row->kind, "message") && !commit_idempotent(row);
+}
+
+int commit_landed(struct driftfs *d, const struct outbox_row *row,
+		  struct buf *found)
+{
+	struct landed_ctx l = { NULL, NULL, 0, row->created - 120000,
+				row->after_created, row->after_id, 0, 0, 0 };
 	cJSON *v = json_parse(row->body.data ? row->body.data : "",
 			      row->body.len);
 	int r = 0;
 
-	if (!strcmp(row->kind, "message") &&
-	    !strcmp(json_get_str(v, "type") ? json_get_str(v, "type") : "",
-		    "edit")) {
-		r = edit_landed(d, row, v);
+	if (!commit_checked(row)) {
 		cJSON_Delete(v);
-		return r;
+		return 0;
 	}
 	if (!strcmp(row->kind, "message")) {
 		/* Compared as text: the API may store the HTML otherwise. A
 		 * message with no text (buttons only) cannot be told from
 		 * another: it is sent again. */
 		struct buf t = BUF_INIT;
+		const cJSON *uid = cJSON_GetObjectItemCaseSensitive(v,
+								    "userId");
+		char key[64];
 
+		/*
+		 * The message an earlier row of this conversation posted (rows
+		 * of one conversation go in order, so never this row's own):
+		 * not this one, even when the cache missed it at queue time.
+		 */
+		snprintf(key, sizeof(key), "created:message:%lld",
+			 (long long)row->target);
+		l.exclude = store_meta_i64(d->store, key);
+
+		l.type = json_get_str(v, "type") ? json_get_str(v, "type")
+						 : "";
+		if (uid && json_i64(uid, &l.user))
+			l.user = 0;
 		r = commit_message_text(json_get_str(v, "body"), &t);
 		l.text = t.data;
 		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
 		buf_release(&t);
-	} else if (!strcmp(row->kind, "contact_create")) {
+	} else {
 		const char *email = json_get_str(
 			cJSON_GetObjectItemCaseSensitive(v, "attributes"),
 			"email");
@@ -1431,11 +1525,17 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row)
 		if (email)
 			r = api_contacts_by_email(d->http, email,
 						  contact_matches, &l);
+		/* No contact with that email: not created. */
+		if (r == -ENOENT)
+			r = 0;
 	}
-	/* Timeline events and new conversations cannot be told apart from
-	 * older ones: they are sent again (at least once). */
 	cJSON_Delete(v);
-	return r ? r : l.found;
+	if (r)
+		return r;
+	/* What commit_applied() reads the new object's id from. */
+	if (l.found && found)
+		r = buf_printf(found, "{\"id\":%lld}", (long long)l.found);
+	return r ? r : l.found != 0;
 }
 
 /*

@@ -932,10 +932,24 @@ int http_request(struct http *h, const struct http_request *rq,
 		/* A refused token: the API did nothing, so even a POST may
 		 * go again, once, with a fresh token. */
 		if (status == 401 && reauth) {
+			int ar;
+
 			reauth = 0;
-			if (!h->auth->refused(h->auth->ctx, h, gen)) {
+			ar = h->auth->refused(h->auth->ctx, h, gen);
+			if (!ar) {
 				max_attempts++;
 				continue;
+			}
+			/*
+			 * The token endpoint failed for now (5xx, no answer):
+			 * not a refusal of this call, which may go through
+			 * once a token can be had. A queued write must stay.
+			 */
+			if (ar != -EACCES && ar != -EPERM) {
+				snprintf(resp->message, sizeof(resp->message),
+					 "the access token expired and could "
+					 "not be refreshed for now");
+				r = -EAGAIN;
 			}
 			break;
 		}

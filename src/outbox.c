@@ -18,6 +18,14 @@
 #define RETRY_CAP_MS (5 * 60 * 1000)
 /* Seconds between two asks of an org gate that said no (account.h). */
 #define GATE_WAIT_S 10
+/*
+ * How long after a 5xx or no answer a POST that may have landed is first
+ * checked: a gateway's 504 can come while the backend is still storing the
+ * write, and a check made before it is done misses it and sends a second
+ * copy. DRIFTFS_TEST_LANDED_GRACE_MS replaces it (tests only, so a test of
+ * this path need not wait 20 s).
+ */
+#define LANDED_GRACE_MS 20000
 
 struct outbox {
 	struct driftfs *d;
@@ -65,9 +73,12 @@ static int64_t backoff(int64_t attempts)
 	return ms < RETRY_CAP_MS ? ms : RETRY_CAP_MS;
 }
 
-static int idempotent(const char *method)
+static int64_t landed_grace_ms(void)
 {
-	return strcmp(method, "POST") != 0;
+	const char *v = getenv("DRIFTFS_TEST_LANDED_GRACE_MS");
+	long ms = v && *v ? strtol(v, NULL, 10) : -1;
+
+	return ms >= 0 && ms <= 600000 ? ms : LANDED_GRACE_MS;
 }
 
 /*
@@ -81,11 +92,6 @@ static int maybe_landed(long status)
 	return status < 400 || status >= 500;
 }
 
-/*
- * Sends one row (the caller holds send_lock). Returns 0 when delivered (or
- * found to have landed already), -EINPROGRESS when it stays queued, or the
- * errno of a definite refusal (row deleted).
- */
 /* Deletes a row; .driftfs/outbox lists one entry less. */
 static int drop(struct outbox *o, int64_t seq)
 {
@@ -95,11 +101,40 @@ static int drop(struct outbox *o, int64_t seq)
 	return r;
 }
 
+/*
+ * A check that cannot succeed: the conversation it looks in is gone (404),
+ * or the API refuses to show it (403, or a 401 no new token cured). The row is dropped with a line
+ * saying so; -errno of that answer.
+ */
+static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
+			  int err)
+{
+	if (err == -ENOENT)
+		log_error_event("%s %s dropped: delivery unknown, and the "
+				"conversation is gone (HTTP 404), so it cannot "
+				"land now",
+				row->method, row->api_path);
+	else
+		log_error_event("%s %s refused: delivery unknown, and the API "
+				"refuses to show whether it landed (HTTP "
+				"401/403)",
+				row->method, row->api_path);
+	drop(o, row->seq);
+	return err;
+}
+
+/*
+ * Sends one row (the caller holds send_lock). Returns 0 when delivered (or
+ * found to have landed already), -EINPROGRESS when it stays queued, or the
+ * errno of a definite refusal (row deleted).
+ */
 static int send_row(struct outbox *o, struct outbox_row *row,
 		    struct buf *response)
 {
 	struct store *st = o->d->store;
 	struct http_response resp;
+	int idem = commit_idempotent(row);
+	int resend = !strcmp(row->state, "sending");
 	char ctx[600];
 	int r;
 
@@ -107,17 +142,26 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		 row->path);
 	log_context_set(ctx);
 	/* A POST that may have landed is checked before it is sent again. */
-	if (!strcmp(row->state, "sending") && !idempotent(row->method)) {
-		r = commit_landed(o->d, row);
-		if (r == 1) {
-			struct buf none = BUF_INIT;
+	if (resend && commit_checked(row)) {
+		struct buf found = BUF_INIT;
 
+		r = commit_landed(o->d, row, &found);
+		if (r == 1) {
 			log_info("%s: already delivered before; not resent", ctx);
 			drop(o, row->seq);
-			/* As after a success: the cache fetches the object. */
-			commit_applied(o->d, row, &none);
+			/* As after a success: the cache fetches the object
+			 * the check found. */
+			commit_applied(o->d, row, &found);
+			if (response) {
+				*response = found;
+				buf_init(&found, 0);
+			}
+			buf_release(&found);
 			return 0;
 		}
+		buf_release(&found);
+		if (r == -ENOENT || r == -EACCES)
+			return drop_unchecked(o, row, r);
 		if (r < 0) {
 			store_outbox_update(st, row->seq, "sending",
 					    row->attempts,
@@ -133,8 +177,15 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 	row->attempts++;
 	r = http_call(o->d->http, row->method, row->api_path,
 		      "application/json", row->body.data ? row->body.data : "",
-		      row->body.len, 0, idempotent(row->method)
-				       ? HTTP_IDEMPOTENT : HTTP_NO_RETRY, &resp);
+		      row->body.len, 0, idem ? HTTP_IDEMPOTENT : HTTP_NO_RETRY,
+		      &resp);
+	/* A delete sent again found its object gone: the first one did it. */
+	if (r == -ENOENT && resp.status == 404 && commit_is_delete(row) &&
+	    (row->attempts > 1 || resp.attempts > 1)) {
+		log_info("%s: gone already (an earlier try deleted it)", ctx);
+		buf_reset(&resp.body);
+		r = 0;
+	}
 	if (!r) {
 		drop(o, row->seq);
 		if (response) {
@@ -142,15 +193,21 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			buf_init(&resp.body, 0);
 		}
 		commit_applied(o->d, row, response ? response : &resp.body);
-	} else if (http_transient(resp.status)) {
-		/* A POST that may have landed stays "sending", so the next
-		 * try checks first; only a 4xx (408, 429) says it did not. */
-		store_outbox_update(st, row->seq,
-				    !idempotent(row->method) &&
-					    maybe_landed(resp.status)
-					    ? "sending" : "pending",
-				    row->attempts,
-				    http_wall_ms() + backoff(row->attempts),
+	} else if (http_transient(resp.status) || r == -EAGAIN) {
+		/*
+		 * A POST that may have landed stays "sending", so the next
+		 * try checks first, after a grace period: the backend may
+		 * still be storing it. Only a 4xx (408, 429; a 401 whose
+		 * token could not be refreshed for now: -EAGAIN) says it
+		 * did not land.
+		 */
+		int unsure = !idem && maybe_landed(resp.status);
+		int64_t wait = backoff(row->attempts);
+
+		if (unsure && commit_checked(row) && wait < landed_grace_ms())
+			wait = landed_grace_ms();
+		store_outbox_update(st, row->seq, unsure ? "sending" : "pending",
+				    row->attempts, http_wall_ms() + wait,
 				    resp.message[0] ? resp.message
 						    : "transient failure");
 		r = -EINPROGRESS;
@@ -273,9 +330,70 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+struct legacy {
+	int64_t *seq;
+	char **key;
+	size_t n, cap;
+};
+
+static int collect_legacy(void *ctx, const struct outbox_row *row)
+{
+	struct legacy *l = ctx;
+	char *key;
+
+	/* Target 0 was also an account edit's, any account: unknown. */
+	if (row->object[0] || !row->target)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		int64_t *s = realloc(l->seq, cap * sizeof(*s));
+		char **k = s ? realloc(l->key, cap * sizeof(*k)) : NULL;
+
+		if (s)
+			l->seq = s;
+		if (!k)
+			return -ENOMEM;
+		l->key = k;
+		l->cap = cap;
+	}
+	key = commit_object_key(row->kind, row->target);
+	if (!key)
+		return -ENOMEM;
+	l->seq[l->n] = row->seq;
+	l->key[l->n++] = key;
+	return 0;
+}
+
+/*
+ * Rows queued by a version that kept no object key ('') are ordered against
+ * every row, so one that cannot go blocks the whole outbox: their key is
+ * named from their kind and target, as commit.c names it now. Rows with
+ * target 0 keep the wildcard (an account edit then had target 0).
+ */
+static void name_legacy_objects(struct outbox *o)
+{
+	struct legacy l = { 0 };
+	int r = store_outbox_each(o->d->store, collect_legacy, &l);
+
+	for (size_t i = 0; i < l.n; i++) {
+		if (!r)
+			r = store_outbox_set_object(o->d->store, l.seq[i],
+						    l.key[i]);
+		free(l.key[i]);
+	}
+	if (r)
+		log_warn("outbox: cannot name the objects of rows from an "
+			 "older version: %s", strerror(-r));
+	free(l.seq);
+	free(l.key);
+}
+
 int outbox_start(struct outbox *o)
 {
-	int r = pthread_create(&o->thread, NULL, worker, o);
+	int r;
+
+	name_legacy_objects(o);
+	r = pthread_create(&o->thread, NULL, worker, o);
 
 	if (r)
 		return -r;

@@ -78,12 +78,16 @@ static const char outbox_schema[] =
 	" body BLOB, target INTEGER NOT NULL DEFAULT 0,"
 	" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
 	" next_try INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-	" object TEXT NOT NULL DEFAULT '');";
+	" object TEXT NOT NULL DEFAULT '',"
+	" after_created INTEGER NOT NULL DEFAULT 0,"
+	" after_id INTEGER NOT NULL DEFAULT 0);";
 
 /*
  * The columns of the outbox before the ordering key (object) was added:
- * an old table in cache.db has these, and an old outbox.db gains the new
- * column with its default, '' (object unknown: see store_outbox_next()).
+ * an old table in cache.db has these, and an old outbox.db gains the newer
+ * columns with their defaults: object '' (unknown: see store_outbox_next();
+ * outbox.c names it from kind and target where it can), after_* 0 (the
+ * newest message then cached is unknown: see outbox_row.after_created).
  */
 #define OUTBOX_OLD_COLS "seq, created, path, kind, method, api_path, body," \
 			" target, state, attempts, next_try, last_error"
@@ -523,24 +527,40 @@ static int create_private(const char *path)
 	return 0;
 }
 
-/* An outbox.db of an older version gains the object column. */
-static int outbox_add_object(sqlite3 *db)
+/* An outbox.db of an older version gains the column named col. */
+static int outbox_add_column(sqlite3 *db, const char *col, const char *def)
 {
 	sqlite3_stmt *s = NULL;
+	char *q;
 	int has = 0, r = 0;
 
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('outbox')"
-				   " WHERE name = 'object'",
+				   " WHERE name = ?1",
 			       -1, &s, NULL) != SQLITE_OK)
 		return -EIO;
+	sqlite3_bind_text(s, 1, col, -1, SQLITE_STATIC);
 	has = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_finalize(s);
-	if (!has && sqlite3_exec(db,
-				 "ALTER TABLE outbox ADD COLUMN object TEXT"
-				 " NOT NULL DEFAULT ''",
-				 NULL, NULL, NULL) != SQLITE_OK)
+	if (has)
+		return 0;
+	q = sqlite3_mprintf("ALTER TABLE outbox ADD COLUMN %s %s", col, def);
+	if (!q)
+		return -ENOMEM;
+	if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK)
 		r = -EIO;
+	sqlite3_free(q);
 	return r;
+}
+
+/* Brings an outbox.db of an older version to the current columns. */
+static int outbox_add_columns(sqlite3 *db)
+{
+	int r = outbox_add_column(db, "object", "TEXT NOT NULL DEFAULT ''");
+
+	r = r ? r : outbox_add_column(db, "after_created",
+				      "INTEGER NOT NULL DEFAULT 0");
+	return r ? r : outbox_add_column(db, "after_id",
+					 "INTEGER NOT NULL DEFAULT 0");
 }
 
 /* Opens outbox.db on the durable connection and creates its table. */
@@ -560,7 +580,7 @@ static int outbox_open(struct store *st)
 			 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(st->outbox_db, outbox_schema, NULL, NULL,
 			 NULL) != SQLITE_OK ||
-	    outbox_add_object(st->outbox_db)) {
+	    outbox_add_columns(st->outbox_db)) {
 		log_err("cache %s: cannot open the outbox: %s", st->outbox_path,
 			st->outbox_db ? sqlite3_errmsg(st->outbox_db)
 				      : "out of memory");
@@ -2093,7 +2113,7 @@ static char *col_dup(sqlite3_stmt *s, int i)
 	return t ? strdup(t) : NULL;
 }
 
-#define OUTBOX_COLS OUTBOX_OLD_COLS ", object"
+#define OUTBOX_COLS OUTBOX_OLD_COLS ", object, after_created, after_id"
 
 static int outbox_fill(sqlite3_stmt *s, struct outbox_row *r)
 {
@@ -2110,6 +2130,8 @@ static int outbox_fill(sqlite3_stmt *s, struct outbox_row *r)
 	r->next_try = sqlite3_column_int64(s, 10);
 	r->last_error = col_dup(s, 11);
 	r->object = col_dup(s, 12);
+	r->after_created = sqlite3_column_int64(s, 13);
+	r->after_id = sqlite3_column_int64(s, 14);
 	if (!r->path || !r->kind || !r->method || !r->api_path || !r->state ||
 	    !r->object ||
 	    buf_add(&r->body, sqlite3_column_blob(s, 6),
@@ -2165,6 +2187,8 @@ static int bind_add(sqlite3_stmt *s, const void *arg)
 	bind_buf(s, 6, &r->body);
 	sqlite3_bind_int64(s, 7, r->target);
 	bind_text(s, 8, r->object ? r->object : "");
+	sqlite3_bind_int64(s, 9, r->after_created);
+	sqlite3_bind_int64(s, 10, r->after_id);
 	return 0;
 }
 
@@ -2172,8 +2196,9 @@ int store_outbox_add(struct store *st, struct outbox_row *r)
 {
 	return outbox_exec(st,
 			   "INSERT INTO outbox(created, path, kind, method,"
-			   " api_path, body, target, object, state)"
-			   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending')",
+			   " api_path, body, target, object, after_created,"
+			   " after_id, state)"
+			   " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'pending')",
 			   bind_add, r, NULL, &r->seq);
 }
 
@@ -2265,6 +2290,29 @@ int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			   bind_update, &u, NULL, NULL);
 }
 
+struct object_args {
+	int64_t seq;
+	const char *object;
+};
+
+static int bind_object(sqlite3_stmt *s, const void *arg)
+{
+	const struct object_args *a = arg;
+
+	sqlite3_bind_int64(s, 1, a->seq);
+	bind_text(s, 2, a->object);
+	return 0;
+}
+
+int store_outbox_set_object(struct store *st, int64_t seq, const char *object)
+{
+	struct object_args a = { seq, object };
+
+	return outbox_exec(st, "UPDATE outbox SET object = ?2 WHERE seq = ?1"
+			       " AND object = ''",
+			   bind_object, &a, NULL, NULL);
+}
+
 int store_outbox_delete(struct store *st, int64_t seq)
 {
 	return outbox_exec(st, "DELETE FROM outbox WHERE seq = ?1", bind_seq,
@@ -2282,7 +2330,10 @@ int store_outbox_each(struct store *st,
 	rc = sqlite3_prepare_v2(st->outbox_db,
 				"SELECT " OUTBOX_COLS " FROM outbox ORDER BY seq",
 				-1, &s, NULL);
-	while (rc == SQLITE_OK && !r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	/* rc is SQLITE_ROW after each step: the loop goes on while it is. */
+	if (rc == SQLITE_OK)
+		rc = SQLITE_ROW;
+	while (rc == SQLITE_ROW && !r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct outbox_row row;
 
 		r = outbox_fill(s, &row);

@@ -374,6 +374,34 @@ def test_mount_and_driftctl_share_refreshed_tokens(ctl, emulator, mounts, tmp_pa
     assert all(r["status"] != 400 for r in requests_for(emulator, "POST /oauth2/token"))
 
 
+def test_write_survives_a_refresh_that_fails_for_now(ctl, emulator, mounts, tmp_path):
+    """The token expired under a mount and the token endpoint answered 503:
+    the call ended as a 401, the outbox took that for a refusal and
+    dropped the reply, and close() failed with EACCES. A refresh that fails
+    for now is a transient failure: the reply stays queued, and goes once
+    a token can be had."""
+    from helpers import wait_for
+    ctl.login_oauth()
+    m = mounts(emulator.url, str(tmp_path / "m"), env={"DRIFT_TOKEN": ""},
+               opts=["credentials=" + ctl.credentials])
+    cid = emulator.data()["conversations"][3]["id"]
+    emulator.admin("POST", "tokens/expire", {})
+    emulator.add_fault(kind="status", status=503, count=10000, method="POST",
+                       path=r"^/oauth2/token$")
+    seq = last_seq(emulator)
+    with open(m.p("conversations", str(cid), "reply"), "w") as f:
+        f.write("sent once a token can be had\n")
+    posts = requests_for(emulator, "POST /conversations/{id}/messages", seq)
+    assert posts and all(r["status"] == 401 for r in posts)
+    assert len(os.listdir(m.p(".driftfs", "outbox"))) == 1
+    emulator.clear_faults()
+    wait_for(lambda: not os.listdir(m.p(".driftfs", "outbox")), 60, "the outbox")
+    ctl.secrets.add(ctl.creds()["access_token"])
+    ctl.secrets.add(ctl.creds()["refresh_token"])
+    bodies = [x["body"] for x in emulator.data()["messages"][str(cid)]]
+    assert bodies.count("sent once a token can be had") == 1
+
+
 # ----------------------------------------------------------------------
 # sync and status
 # ----------------------------------------------------------------------

@@ -354,6 +354,10 @@ class Faults:
             st = fault.setdefault("status", 503)
             if isinstance(st, bool) or not isinstance(st, int) or not 100 <= st <= 599:
                 raise invalid("status must be an HTTP status")
+            pa = fault.get("process_after")
+            if pa is not None and (isinstance(pa, bool) or
+                                   not isinstance(pa, (int, float)) or pa < 0):
+                raise invalid("process_after must be a non-negative number")
         if kind == "stall":
             secs = fault.setdefault("seconds", 30)
             if isinstance(secs, bool) or not isinstance(secs, (int, float)) or secs < 0:
@@ -1246,6 +1250,14 @@ class Emulator:
                 # The backend acted, then a gateway answered with an
                 # error (a timeout after the write): the change is kept.
                 self.execute(req, route)
+            elif fault.get("process_after") is not None:
+                # A gateway that gave up while the backend was still
+                # writing: the change lands that many seconds after the
+                # error answer.
+                timer = threading.Timer(fault["process_after"], self.execute,
+                                        (req, route))
+                timer.daemon = True
+                timer.start()
             reply = error_reply(fault["status"], message=f"injected HTTP {fault['status']}",
                                 headers=headers)
         elif kind == "burst429":

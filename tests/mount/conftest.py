@@ -19,9 +19,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def mount(emulator, tmp_path):
-    """A driftfs mount of the emulator, synced once."""
+    """A driftfs mount of the emulator, synced once. A POST that may have
+    landed is checked after 1 s, not the 20 s grace period (a test of the
+    grace period sets its own)."""
     os.makedirs(tmp_path / "emu", exist_ok=True)
-    m = Mount(emulator.url, str(tmp_path))
+    m = Mount(emulator.url, str(tmp_path),
+              env={"DRIFTFS_TEST_LANDED_GRACE_MS": "1000"})
     yield m
     m.unmount()
     bad = m.suspicious()

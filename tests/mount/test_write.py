@@ -871,3 +871,188 @@ def test_refused_queued_write_is_not_the_next_ones_base(mount, emulator, how):
     attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
     assert attrs["name"] == "Fixed Name" and attrs["email"] == "fixed@example.com"
 
+def messages_of(emulator, cid):
+    return emulator.data()["messages"][str(cid)]
+
+
+def wait_outbox_empty(mount, timeout=60):
+    from helpers import wait_for
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), timeout,
+             "the outbox")
+
+
+@pytest.mark.parametrize("case", ["our earlier reply", "our note", "the contact's message"])
+def test_landed_check_takes_no_other_message_for_this_one(mount, emulator, case):
+    """A reply whose POST met a 5xx without landing was taken as delivered
+    when any message in the conversation had its text: our own earlier
+    reply, a note, the contact's words. It was never sent. Only a newer
+    message of the same type by the author of our posts counts."""
+    cid = emulator.data()["conversations"][13]["id"]
+    text = {"our earlier reply": "Yes, agreed", "our note": "done and dusted",
+            "the contact's message": "ok then"}[case]
+    if case == "our earlier reply":
+        write(mount.p("conversations", str(cid), "reply"), text + "\n")
+    elif case == "our note":
+        write(mount.p("conversations", str(cid), "note"), text + "\n")
+    else:
+        emulator.mutate(op="add_message", conversationId=cid,
+                        authorType="contact", body="<p>%s</p>" % text)
+    before = [m for m in messages_of(emulator, cid) if m["body"] in (text, "<p>%s</p>" % text)]
+    assert len(before) == 1
+    seq = last_seq(emulator)
+    # 502, and the backend did not store it.
+    emulator.add_fault(kind="status", status=502, method="POST",
+                       path=r"^/conversations/\d+/messages$")
+    write(mount.p("conversations", str(cid), "reply"), text + "\n")
+    wait_outbox_empty(mount)
+    replies = [m for m in messages_of(emulator, cid)
+               if m["body"] == text and m["type"] == "chat" and m["author"]["type"] == "user"]
+    assert len(replies) == (2 if case == "our earlier reply" else 1)
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)) == 2
+
+
+def test_message_edit_of_markup_only_survives_a_5xx(mount, emulator):
+    """An edit that changes only markup (an href) reads as the same text:
+    after a 502 that did not land, the text check took it as landed, and
+    the edit was lost. Edits are resent without a check."""
+    data = emulator.data()
+    cid = data["conversations"][14]["id"]
+    emulator.mutate(op="add_message", conversationId=cid, authorType="user",
+                    body='<p>See <a href="https://old.example/">the docs</a></p>')
+    mount.ctl("sync")
+    mount.wait_synced(2)
+    msg = messages_of(emulator, cid)[-1]
+    p = mount.p("conversations", str(cid), "messages", "%d.json" % msg["id"])
+    obj = json.loads(open(p).read())
+    new_body = '<p>See <a href="https://new.example/">the docs</a></p>'
+    obj["body"] = new_body
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=502, method="POST",
+                       path=r"^/conversations/\d+/messages$")
+    write(p, json.dumps(obj))
+    wait_outbox_empty(mount)
+    assert [m["body"] for m in messages_of(emulator, cid) if m["id"] == msg["id"]] == [new_body]
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)) >= 2
+
+
+def test_message_delete_that_landed_is_done_on_its_404(mount, emulator):
+    """A delete whose answer was lost is sent again; the 404 it then meets
+    means the first one did it: done, not refused."""
+    data = emulator.data()
+    cid = next(c["id"] for c in data["conversations"][15:]
+               if len(data["messages"][str(c["id"])]) > 1)
+    msg = messages_of(emulator, cid)[0]
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=504, process_first=True, count=1,
+                       method="POST", path=r"^/conversations/\d+/messages$")
+    os.unlink(mount.p("conversations", str(cid), "messages", "%d.json" % msg["id"]))
+    wait_outbox_empty(mount)
+    assert msg["id"] not in [m["id"] for m in messages_of(emulator, cid)]
+    statuses = [r["status"] for r in api_calls(emulator, seq, "POST",
+                                               r"/conversations/%d/messages$" % cid)]
+    assert statuses[0] == 504 and statuses[-1] == 404
+    assert "refused" not in mount.read(".driftfs", "errors", mode="r")
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_landed_check_that_cannot_succeed_drops_the_row(mount, emulator, status):
+    """A check that keeps failing blocked its conversation's writes forever.
+    A 404 (the conversation is gone) drops the row: it cannot land; a 403
+    is reported as refused. Both say so in .driftfs/errors."""
+    cid = emulator.data()["conversations"][16]["id"]
+    other = emulator.data()["conversations"][17]["id"]
+    emulator.add_fault(kind="status", status=502, method="POST",
+                       path=r"^/conversations/%d/messages$" % cid)
+    emulator.add_fault(kind="status", status=status, count=10000, method="GET",
+                       path=r"^/conversations/%d/messages$" % cid)
+    write(mount.p("conversations", str(cid), "reply"), "lost in the void\n")
+    assert len(outbox_rows(mount)) == 1
+    wait_outbox_empty(mount)
+    errors = mount.read(".driftfs", "errors", mode="r")
+    line = [x for x in errors.splitlines() if "/conversations/%d/messages" % cid in x
+            and ("dropped" in x or "refused" in x)]
+    assert line and ("gone" in line[-1] if status == 404 else "refused" in line[-1])
+    assert not [m for m in messages_of(emulator, cid) if "lost in the void" in m["body"]]
+    # The conversation's next write is not blocked.
+    write(mount.p("conversations", str(other), "reply"), "after it\n")
+    assert [m for m in messages_of(emulator, other) if m["body"] == "after it"]
+
+
+def outbox_db(mount):
+    import glob
+    found = glob.glob(os.path.join(mount.cache, "**", "outbox.db"), recursive=True)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_legacy_outbox_rows_are_named_and_block_only_their_object(mount, emulator):
+    """A row queued by a version before object keys has object '': it was
+    ordered against every row, so one that could not go blocked the whole
+    outbox. At open, its key is named from its kind and target (and the
+    outbox.db gains the new columns)."""
+    import sqlite3
+    cid = emulator.data()["conversations"][18]["id"]
+    other = emulator.data()["conversations"][19]["id"]
+    mount.unmount()
+    db = sqlite3.connect(outbox_db(mount))
+    # The outbox.db of the version before: no after_* columns.
+    db.executescript(
+        "DROP TABLE outbox; CREATE TABLE outbox(seq INTEGER PRIMARY KEY"
+        " AUTOINCREMENT, created INTEGER NOT NULL, path TEXT NOT NULL,"
+        " kind TEXT NOT NULL, method TEXT NOT NULL, api_path TEXT NOT NULL,"
+        " body BLOB, target INTEGER NOT NULL DEFAULT 0,"
+        " state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_try INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+        " object TEXT NOT NULL DEFAULT '');")
+    # Not due for an hour: it waits, and so did every row behind it.
+    db.execute("INSERT INTO outbox(created, path, kind, method, api_path, body,"
+               " target, state, next_try) VALUES(?,?,?,?,?,?,?,?,?)",
+               (1700000000000, "/conversations/%d/reply" % cid, "message", "POST",
+                "/conversations/%d/messages" % cid,
+                json.dumps({"type": "chat", "body": "legacy"}), cid, "pending",
+                (int(__import__("time").time()) + 3600) * 1000))
+    db.commit()
+    db.close()
+    mount.start()
+    seq = last_seq(emulator)
+    write(mount.p("conversations", str(other), "reply"), "not behind it\n")
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % other)) == 1
+    rows = outbox_rows(mount)
+    assert [r["object"] for r in rows] == ["conversation:%d" % cid]
+    # A write to the legacy row's own conversation still waits behind it.
+    write(mount.p("conversations", str(cid), "reply"), "behind it\n")
+    assert not api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)
+    from helpers import wait_for
+    wait_for(lambda: len(outbox_rows(mount)) == 2, 10, "two rows listed")
+
+
+def test_landed_check_waits_for_a_slow_backend(mounts, emulator, tmp_path):
+    """A gateway's 504 can come while the backend is still writing. The
+    first check came 1 s later, missed the message still being stored, and
+    sent it again: two copies. The check waits a grace period (20 s;
+    DRIFTFS_TEST_LANDED_GRACE_MS here) first."""
+    m = mounts(emulator.url, str(tmp_path / "m"),
+               env={"DRIFTFS_TEST_LANDED_GRACE_MS": "6000"})
+    cid = emulator.data()["conversations"][20]["id"]
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=504, process_after=3, method="POST",
+                       path=r"^/conversations/\d+/messages$")
+    write(m.p("conversations", str(cid), "reply"), "slowly stored\n")
+    wait_outbox_empty(m)
+    assert [x["body"] for x in messages_of(emulator, cid)].count("slowly stored") == 1
+    assert len(api_calls(emulator, seq, "POST", r"/conversations/%d/messages$" % cid)) == 1
+
+
+def test_create_found_landed_names_the_created_contact(mount, emulator):
+    """A new contact whose POST met a 504 after it was stored is found by
+    the check; contacts/new then shows its id and the contact is in the
+    tree, as after a success (the id stayed stale before)."""
+    email = "found.later@example.com"
+    emulator.add_fault(kind="status", status=504, process_first=True, method="POST",
+                       path=r"^/contacts$")
+    write(mount.p("contacts", "new"), json.dumps({"email": email, "name": "Found Later"}))
+    wait_outbox_empty(mount)
+    made = [c for c in emulator.data()["contacts"] if c["attributes"].get("email") == email]
+    assert len(made) == 1
+    assert mount.read("contacts", "new", mode="r") == "%d\n" % made[0]["id"]
+    assert str(made[0]["id"]) in os.listdir(mount.p("contacts"))

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* test_commit.c: unit tests of write validation and planning (commit.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "commit.h"
 #include "json.h"
 #include "tree.h"
@@ -366,6 +368,130 @@ static void test_base_distance(void)
 	CHECK_EQ_U64(dist("a\n", ""), 1);
 }
 
+/*
+ * A JSON line of timeline with a \u0000 escape: cJSON decoded it into a
+ * NUL and the event was cut there. Refused, like a raw NUL; an escaped
+ * backslash before u0000 is still text, and a text line is text.
+ */
+static void test_timeline_json_nul_escape_refused(void)
+{
+	static const char bad[] = "{\"event\": \"signed\\u0000 up\"}\n";
+	static const char text[] = "typed \\u0000 as text\n"
+				   "{\"event\": \"a \\\\u0000 b\"}\n";
+	struct commit_plan p;
+
+	unit_quiet(1);
+	CHECK_EQ_INT(plan(T_CONTACT_TIMELINE, bad, strlen(bad), NULL, &p),
+		     -EINVAL);
+	CHECK_EQ_INT(p.n, 0);
+	unit_quiet(0);
+	REQUIRE(!plan(T_CONTACT_TIMELINE, text, strlen(text), NULL, &p));
+	CHECK_EQ_INT(p.n, 2);
+	commit_plan_release(&p);
+}
+
+static struct api_message msg(int64_t id, int64_t created, const char *type,
+			      const char *author, int64_t author_id, int bot,
+			      const char *body)
+{
+	struct api_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.id = id;
+	m.created = created;
+	snprintf(m.type, sizeof(m.type), "%s", type);
+	snprintf(m.author_type, sizeof(m.author_type), "%s", author);
+	m.author_id = author_id;
+	m.bot = bot;
+	m.body = (char *)body;
+	return m;
+}
+
+/*
+ * The landed check took any message of the conversation with equal text
+ * for the one a row posted: the contact's "ok", a note for a reply, our
+ * own earlier "Yes". Only a newer message of the same type by the author
+ * the API gives our posts counts.
+ */
+static void test_landed_message_must_be_ours_and_new(void)
+{
+	struct landed_match w = { "Yes", "chat", 0, 1000, 5000, 50, 0 };
+	struct landed_match u = { "Yes", "chat", 77, 1000, 5000, 50, 0 };
+	struct api_message m;
+
+	m = msg(60, 6000, "chat", "user", 1, 1, "<p>Yes</p>");
+	CHECK(commit_message_matches(&w, &m));
+	/* Not newer than the newest message cached at queue time. */
+	m = msg(50, 5000, "chat", "user", 1, 1, "<p>Yes</p>");
+	CHECK(!commit_message_matches(&w, &m));
+	m = msg(40, 4000, "chat", "user", 1, 1, "<p>Yes</p>");
+	CHECK(!commit_message_matches(&w, &m));
+	/* Same ms as the newest cached, a higher id: newer. */
+	m = msg(51, 5000, "chat", "user", 1, 1, "<p>Yes</p>");
+	CHECK(commit_message_matches(&w, &m));
+	/* Before the clock window. */
+	m = msg(60, 900, "chat", "user", 1, 1, "Yes");
+	w.after_created = 0;
+	CHECK(!commit_message_matches(&w, &m));
+	w.after_created = 5000;
+	/* The contact's message, a note, a human user's, other text. */
+	m = msg(61, 6000, "chat", "contact", 9, 0, "Yes");
+	CHECK(!commit_message_matches(&w, &m));
+	m = msg(62, 6000, "private_note", "user", 1, 1, "Yes");
+	CHECK(!commit_message_matches(&w, &m));
+	m = msg(63, 6000, "chat", "user", 77, 0, "Yes");
+	CHECK(!commit_message_matches(&w, &m));
+	m = msg(64, 6000, "chat", "user", 1, 1, "Yes!");
+	CHECK(!commit_message_matches(&w, &m));
+	/* An earlier row's message. */
+	w.exclude = 65;
+	m = msg(65, 6000, "chat", "user", 1, 1, "Yes");
+	CHECK(!commit_message_matches(&w, &m));
+	/* Posted with a userId: that user wrote it, not the bot. */
+	m = msg(66, 6000, "chat", "user", 77, 0, "Yes");
+	CHECK(commit_message_matches(&u, &m));
+	m = msg(67, 6000, "chat", "user", 1, 1, "Yes");
+	CHECK(!commit_message_matches(&u, &m));
+}
+
+static struct outbox_row row_of(const char *kind, const char *method,
+				const char *body)
+{
+	struct outbox_row r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = (char *)kind;
+	r.method = (char *)method;
+	r.body.data = (char *)body;
+	r.body.len = body ? strlen(body) : 0;
+	return r;
+}
+
+/* Edits and deletes are resent, not checked; new messages are checked. */
+static void test_which_rows_are_checked(void)
+{
+	struct outbox_row r;
+
+	r = row_of("message", "POST", "{\"type\":\"chat\",\"body\":\"x\"}");
+	CHECK(commit_checked(&r) && !commit_idempotent(&r) &&
+	      !commit_is_delete(&r));
+	r = row_of("message", "POST", "{\"type\":\"edit\",\"editedMessageId\":"
+		   "5,\"editType\":\"replace_body\",\"body\":\"x\"}");
+	CHECK(!commit_checked(&r) && commit_idempotent(&r) &&
+	      !commit_is_delete(&r));
+	r = row_of("message", "POST", "{\"type\":\"edit\",\"editedMessageId\":"
+		   "5,\"editType\":\"delete\",\"body\":\"\"}");
+	CHECK(!commit_checked(&r) && commit_idempotent(&r) &&
+	      commit_is_delete(&r));
+	r = row_of("contact_create", "POST", "{\"attributes\":{}}");
+	CHECK(commit_checked(&r) && !commit_idempotent(&r));
+	r = row_of("contact_delete", "DELETE", NULL);
+	CHECK(!commit_checked(&r) && commit_idempotent(&r) &&
+	      commit_is_delete(&r));
+	r = row_of("timeline", "POST", "{}");
+	CHECK(!commit_checked(&r) && !commit_idempotent(&r));
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
@@ -377,5 +503,8 @@ int main(void)
 	UNIT_RUN(test_message_text);
 	UNIT_RUN(test_edits_diff_against_the_version_read);
 	UNIT_RUN(test_base_distance);
+	UNIT_RUN(test_timeline_json_nul_escape_refused);
+	UNIT_RUN(test_landed_message_must_be_ours_and_new);
+	UNIT_RUN(test_which_rows_are_checked);
 	return unit_summary();
 }

@@ -258,6 +258,56 @@ static void test_staged_files_need_their_rows(void)
 	store_close(st);
 }
 
+static int count_row(void *ctx, const struct outbox_row *r)
+{
+	int64_t *seen = ctx;
+
+	(void)r;
+	(*seen)++;
+	return 0;
+}
+
+/*
+ * store_outbox_each() visits every row (it stopped after the first, so
+ * .driftfs/outbox listed one row however many were queued); after_* and a
+ * named object are kept; a named object is never renamed.
+ */
+static void test_each_row_and_new_columns(void)
+{
+	char dir[128];
+	struct outbox_row r;
+	struct store *st;
+	int64_t seen = 0, a;
+
+	snprintf(dir, sizeof(dir), "%s/each", tmpdir);
+	REQUIRE(!mkdir(dir, 0700));
+	st = store_open(dir);
+	REQUIRE(st);
+	memset(&r, 0, sizeof(r));
+	r.path = "p";
+	r.kind = "message";
+	r.method = "POST";
+	r.api_path = "/x";
+	r.target = 9;
+	r.object = "";
+	r.after_created = 1234;
+	r.after_id = 56;
+	REQUIRE(!store_outbox_add(st, &r));
+	a = r.seq;
+	add(st, "contact:5", 5);
+	add(st, "contact:6", 6);
+	REQUIRE(!store_outbox_each(st, count_row, &seen));
+	CHECK_EQ_INT(seen, 3);
+	REQUIRE(!store_outbox_set_object(st, a, "conversation:9"));
+	REQUIRE(!store_outbox_set_object(st, a, "other:1"));
+	REQUIRE(!store_outbox_get(st, a, &r));
+	CHECK_EQ_STR(r.object, "conversation:9");
+	CHECK_EQ_INT(r.after_created, 1234);
+	CHECK_EQ_INT(r.after_id, 56);
+	store_outbox_row_release(&r);
+	store_close(st);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -272,6 +322,7 @@ int main(void)
 	UNIT_RUN(test_rows_of_an_older_version);
 	UNIT_RUN(test_unlink_after_commit_spares_a_new_file);
 	UNIT_RUN(test_staged_files_need_their_rows);
+	UNIT_RUN(test_each_row_and_new_columns);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

@@ -103,6 +103,15 @@ struct http_request {
 	 */
 	int (*sink)(void *ctx, const void *data, size_t len);
 	void *sink_ctx;
+	/*
+	 * Secrets the request carries besides the token (a client secret,
+	 * a refresh token, an authorization code in a form body),
+	 * NULL-terminated, or NULL. An error answer may echo the request,
+	 * so each is redacted from resp->message as it is and
+	 * percent-encoded, like the token; strings under 4 bytes are not
+	 * (they would redact ordinary words). Borrowed for the call.
+	 */
+	const char *const *secrets;
 };
 
 struct http *http_new(const struct http_opts *o);
@@ -124,7 +133,8 @@ int http_call(struct http *h, const char *method, const char *path,
  * The same, described by a struct http_request. With a token source, a 401
  * answer makes it ask the source for a new token once and, if there is one,
  * send the request once more (a 401 means the API did not act on it, so this
- * holds for POSTs too).
+ * holds for POSTs too). The refused token stays redacted from the messages
+ * of the attempts after it.
  */
 int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp);

@@ -61,6 +61,11 @@ static cJSON *parse_body(const char *where, const char *body, size_t len,
 	return v;
 }
 
+/* Why a next-page link was refused (api_next_path()). */
+#define NEXT_NOT_A_URL(where)                                                  \
+	where ".next is not a URL of printable ASCII (a control, space, "     \
+	      "quote, backslash or non-ASCII byte, or no path): not followed"
+
 static int shape_error(const char *path, const char *what)
 {
 	log_error_event("GET %s: unexpected response shape: %s", path, what);
@@ -481,22 +486,35 @@ char *api_next_path(const char *url)
 {
 	const char *p = NULL;
 
+	/* Only what RFC 3986 lets a URL hold: the path becomes a request
+	 * line, an error line and a stats name, so an escape sequence or a
+	 * quote in it would reach a terminal or a JSON string. */
+	for (const unsigned char *q = (const unsigned char *)url; *q; q++)
+		if (*q <= 0x20 || *q >= 0x7f || *q == '"' || *q == '\\')
+			goto invalid;
 	if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7))
 		p = strstr(url, "://");
 	if (p) {
 		p = strchr(p + 3, '/');
 		if (!p)
-			return NULL;
+			goto invalid;
 	} else if (url[0] == '/') {
 		p = url;
 	} else if (url[0] == '?') {
 		char *s = NULL;
 
-		return asprintf(&s, "/conversations/list%s", url) < 0 ? NULL : s;
+		if (asprintf(&s, "/conversations/list%s", url) < 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return s;
 	} else {
-		return NULL;
+		goto invalid;
 	}
 	return strdup(p);
+invalid:
+	errno = EINVAL;
+	return NULL;
 }
 
 int api_parse_conversations_page(const char *where, const char *body,
@@ -524,7 +542,9 @@ int api_parse_conversations_page(const char *where, const char *body,
 	if (cJSON_IsString(next) && next->valuestring[0]) {
 		newnext = api_next_path(next->valuestring);
 		if (!newnext) {
-			err = shape_error(where, "links.next is not a URL");
+			err = errno == ENOMEM
+				      ? -ENOMEM
+				      : shape_error(where, NEXT_NOT_A_URL("links"));
 			goto out;
 		}
 	} else if (cJSON_IsObject(pag)) {
@@ -1012,8 +1032,13 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
 	}
 	next = cJSON_GetObjectItemCaseSensitive(data, "next");
 	if (!err && cJSON_IsString(next) && next->valuestring[0] &&
-	    cJSON_GetArraySize(list) > 0)
+	    cJSON_GetArraySize(list) > 0) {
 		*next_path = api_next_path(next->valuestring);
+		if (!*next_path)
+			err = errno == ENOMEM
+				      ? -ENOMEM
+				      : shape_error(where, NEXT_NOT_A_URL("data"));
+	}
 out:
 	cJSON_Delete(v);
 	return err;

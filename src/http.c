@@ -455,6 +455,40 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* How many endpoint names .driftfs/stats counts apart; the rest: "other". */
+#define MAX_ENDPOINTS 64
+
+/* The endpoint names seen so far (see stats_endpoint()). */
+static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
+static char endpoints[MAX_ENDPOINTS][160];
+static size_t n_endpoints;
+
+/*
+ * How a path segment shows in an endpoint name: numbers (and n_n, n.n) as
+ * {id}; a word of the API's own vocabulary (lowercase ASCII letters,
+ * digits and '_', at most 32 bytes: "list", "token_info", "oauth2") as it
+ * is; anything else (an account id, a tag, whatever a next link names) as
+ * {name}, so that no API value becomes a stats name byte for byte.
+ */
+static const char *segment_class(const char *seg, size_t n)
+{
+	int letters = 0, dot = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)seg[i];
+
+		if (c >= 'a' && c <= 'z')
+			letters = 1;
+		else if (c == '.')
+			dot = 1;
+		else if (!isdigit(c) && c != '_')
+			return "{name}";
+	}
+	if (!letters)
+		return "{id}";
+	return dot || n > 32 ? "{name}" : NULL;
+}
+
 /* The endpoint name for stats: the path with ids replaced by {id}. */
 static void endpoint_name(const char *method, const char *path, char *out,
 			  size_t size)
@@ -462,15 +496,13 @@ static void endpoint_name(const char *method, const char *path, char *out,
 	size_t o = (size_t)snprintf(out, size, "%s ", method);
 	const char *p = path;
 
-	while (*p && *p != '?' && o + 5 < size) {
+	while (*p && *p != '?' && o + 8 < size) {
 		const char *seg = p + 1, *end = seg + strcspn(seg, "/?");
-		int id = end > seg;
+		const char *cls = end > seg ? segment_class(seg, end - seg)
+					    : NULL;
 
-		for (const char *q = seg; q < end; q++)
-			if (!isdigit((unsigned char)*q) && *q != '_' && *q != '.')
-				id = 0;
-		if (id && end - seg > 0 && o + 5 < size) {
-			o += (size_t)snprintf(out + o, size - o, "/{id}");
+		if (cls) {
+			o += (size_t)snprintf(out + o, size - o, "/%s", cls);
 		} else {
 			size_t n = (size_t)(end - p);
 
@@ -482,6 +514,28 @@ static void endpoint_name(const char *method, const char *path, char *out,
 		p = end;
 	}
 	out[o < size ? o : size - 1] = '\0';
+}
+
+/*
+ * Bounds the endpoint names .driftfs/stats keeps apart: the first
+ * MAX_ENDPOINTS distinct ones are themselves, any later one is "other",
+ * since a counter is never freed and paths can come from the API (next
+ * links). Far more than the API's own endpoints.
+ */
+static void stats_endpoint(char *name, size_t size)
+{
+	size_t i;
+
+	pthread_mutex_lock(&endpoints_lock);
+	for (i = 0; i < n_endpoints; i++)
+		if (!strcmp(endpoints[i], name))
+			break;
+	if (i == n_endpoints && n_endpoints < MAX_ENDPOINTS)
+		snprintf(endpoints[n_endpoints++], sizeof(endpoints[0]), "%s",
+			 name);
+	else if (i == n_endpoints)
+		snprintf(name, size, "other");
+	pthread_mutex_unlock(&endpoints_lock);
 }
 
 /*
@@ -821,6 +875,7 @@ int http_request(struct http *h, const struct http_request *rq,
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, rq->max_body ? rq->max_body : DEFAULT_MAX_BODY);
 	endpoint_name(method, path, endpoint, sizeof(endpoint));
+	stats_endpoint(endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {
 		log_error_event("%s %s: offline mode: not sent", method, path);

@@ -4,6 +4,7 @@ type and body, a user's name and an API error message are gone, whole, from
 transcript.txt, .driftfs/errors and the daemon's log, and JSON files escape
 them (the value survives); an error text is redacted before it is cut."""
 import json
+import re
 import urllib.request
 
 import pytest
@@ -110,3 +111,52 @@ def test_error_redacted_before_cut(secret_emulator, mounts, tmp_path):
     # Not even the token's head survives the cut.
     assert SECRET[:5] not in errors
     assert SECRET[:5] not in log
+
+
+def stats_lines(m):
+    return m.read(".driftfs", "stats").decode("utf-8").splitlines()
+
+
+def test_next_link_with_escapes_is_refused(emulator, mounts, tmp_path):
+    """A links.next holding an OSC 52 write is not followed: it would
+    become a request path and a stats name, printed by `cat stats`."""
+    m = mounts(emulator.url, str(tmp_path))
+    passes = int(m.status()["sync_passes"])
+    link = "https://x/\x1b]52;c;ZXZpbA==\x07/list"
+    emulator.add_fault(kind="body", status=200, path="^/conversations/list$",
+                       body=json.dumps({"data": [], "links": {"next": link}}))
+    sync(m, passes + 1)
+    assert_inert(".driftfs/stats", m.read(".driftfs", "stats"))
+    errors = m.read(".driftfs", "errors").decode()
+    assert "links.next is not a URL of printable ASCII" in errors, errors
+    assert not any(r["path"].endswith("/list") and "52" in r["path"]
+                   for r in emulator.requests())
+    # A printable link is followed; its segments that are no word of the
+    # API's are counted as {name}, not as they are.
+    emulator.add_fault(kind="body", status=200, path="^/conversations/list$",
+                       body=json.dumps({"data": [], "links": {
+                           "next": "/Caf%C3%A9-x/list?page_token=A"}}))
+    sync(m, passes + 2)
+    assert any(r["path"] == "/Caf%C3%A9-x/list" for r in emulator.requests())
+    assert any(line.startswith("api GET /{name}/list 404 ")
+               for line in stats_lines(m)), stats_lines(m)
+
+
+def test_stats_endpoints_are_bounded(emulator, mounts, tmp_path):
+    """Every distinct path a next link names would be a counter of its
+    own, never freed: past a bound they share one, "other"."""
+    m = mounts(emulator.url, str(tmp_path))
+    passes = int(m.status()["sync_passes"])
+    hops = 80
+    for i in range(hops):
+        here = "^/conversations/list$" if i == 0 else "^/e%d/list$" % i
+        emulator.add_fault(kind="body", status=200, path=here,
+                           body=json.dumps({"data": [], "links": {
+                               "next": "https://x/e%d/list" % (i + 1)}}))
+    sync(m, passes + 1)
+    assert any(r["path"] == "/e%d/list" % hops for r in emulator.requests())
+    names = {mm.group(1) for mm in (re.match(r"^(api .*) \d+ \d+$", line)
+                                    for line in stats_lines(m)) if mm}
+    assert "api GET /e1/list" in names, names
+    assert "api other" in names, names
+    assert len(names) <= 65, len(names)

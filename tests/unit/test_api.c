@@ -1140,6 +1140,71 @@ static void test_playbooks_and_accounts(void)
 	CHECK_EQ_INT(acc.mtime[2], 0);
 }
 
+/*
+ * 8b. A next link holding a byte RFC 3986 does not allow (a control, space,
+ * DEL, non-ASCII, '"', '\\') is refused, not followed: its path would be a
+ * request line, a log line and a stats name.
+ */
+static void test_next_path_bytes(void)
+{
+	static const char *const bad[] = {
+		"https://x/\x1b]52;c;ZXZpbA==\x07/list",
+		"/list?page_token=a b",
+		"/list\x7f",
+		"/caf\xc3\xa9/list",
+		"/list\x9b" "31m",
+		"/a\"b",
+		"/a\\b",
+		"?page_token=\t",
+		"https://x",
+		"list",
+	};
+	static const struct canned t[] = {
+		ANSWER("/accounts?index=0&size=65", 200,
+		  "{\"data\":{\"accounts\":[{\"accountId\":\"a\"}],"
+		  "\"next\":\"/accounts?index=65\\u001b[2J\"}}"),
+		ANSWER("/conversations/list?limit=100", 200,
+		  "{\"data\":[{\"id\":1}],\"links\":{\"next\":"
+		  "\"https://x/\\u001b]52;c;ZXZpbA==\\u0007/list\"}}"),
+	};
+	struct object_rows acc = { 0 };
+	struct api_cursor cur = { 0 };
+	struct conv_rows rows = { 0 };
+	struct fake f;
+	struct http *h;
+	char *p, *log;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		unit_ctx = bad[i];
+		errno = 0;
+		p = api_next_path(bad[i]);
+		CHECK(p == NULL);
+		CHECK_EQ_INT(errno, EINVAL);
+		free(p);
+	}
+	unit_ctx = NULL;
+	p = api_next_path("https://api.drift.com/conversations/list"
+			  "?page_token=Ab-_~%2F&x=1");
+	CHECK_EQ_STR(p, "/conversations/list?page_token=Ab-_~%2F&x=1");
+	free(p);
+
+	h = fake_open(&f, t, ARRAY_SIZE(t));
+	REQUIRE(h);
+	unit_quiet(1);
+	CHECK_EQ_INT(api_accounts(h, on_object, &acc), -EIO);
+	CHECK_EQ_INT(api_conversations_page(h, &cur, on_conversation, &rows),
+		     -EIO);
+	unit_quiet(0);
+	log = fake_close(&f, h);
+	/* Neither link was followed. */
+	CHECK_EQ_STR(log, "/accounts?index=0&size=65\n"
+			  "/conversations/list?limit=100\n");
+	free(log);
+	CHECK(cur.done);
+	CHECK(cur.next == NULL);
+	api_cursor_release(&cur);
+}
+
 /* 9. Attachment bytes are bounded by max; binary bytes come intact. */
 static void test_attachment_data(void)
 {
@@ -1222,6 +1287,7 @@ int main(void)
 	UNIT_RUN(test_messages_long_cursor);
 	UNIT_RUN(test_contacts);
 	UNIT_RUN(test_playbooks_and_accounts);
+	UNIT_RUN(test_next_path_bytes);
 	UNIT_RUN(test_attachment_data);
 	UNIT_RUN(test_users_map);
 	curl_global_cleanup();

@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "names.h"
 
 #define MAX_PAGES 100000
 #define JSON_MAX ((size_t)32 << 20)
@@ -87,26 +88,17 @@ static int64_t get_ms(const cJSON *obj, const char *key)
 }
 
 /*
- * Escapes control characters as %XX so a tag stays on its own line and the
- * tags file cannot drive a terminal: C0, DEL, and C1 controls (U+0080 to
- * U+009F, both UTF-8 bytes; U+009B is CSI). Escaped, not removed as the
- * text sanitiser would, so that each tag still shows as one distinct line.
+ * One line of the tags file: the tag with the characters entry names
+ * escape (names.h: controls, C1, bidi controls, U+2028/U+2029, invalid
+ * UTF-8, and '%' itself) as %XX, so a tag stays on its own line, cannot
+ * drive a terminal or reorder what it shows, and decodes back exactly
+ * (commit.c decodes every line). Escaped, not removed as the text
+ * sanitiser would, so that each tag still shows as one distinct line.
  */
 static int add_tag_line(struct buf *out, const char *name)
 {
-	int r = 0;
+	int r = names_escape_buf(out, name, strlen(name));
 
-	for (const unsigned char *p = (const unsigned char *)name; *p && !r;
-	     p++) {
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			r = buf_printf(out, "%%C2%%%02X", p[1]);
-			p++;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			r = buf_printf(out, "%%%02X", *p);
-		} else {
-			r = buf_addc(out, (char)*p);
-		}
-	}
 	return r ? r : buf_addc(out, '\n');
 }
 

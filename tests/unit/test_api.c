@@ -1002,7 +1002,8 @@ static void test_contacts(void)
 		  "\"attributes\":{\"email\":\"ada@example.com\","
 		  "\"name\":\"Ada Lovelace\",\"externalId\":\"cust-7f3a9\","
 		  "\"tags\":[{\"name\":\"VIP\",\"color\":\"fff\"},"
-		  "\"b\\nc\",\"d\\u009b2J\\u001b]0;t\"]}}}"),
+		  "\"b\\nc\",\"d\\u009b2J\\u001b]0;t\","
+		  "\"\\u202eevil\",\"50%off\"]}}}"),
 		ANSWER("/contacts/2", 200,
 		  "{\"data\":{\"id\":3,\"attributes\":{\"email\":\"x@y\"}}}"),
 		ANSWER("/contacts/4", 200, "{\"data\":[{\"id\":4}]}"),
@@ -1035,8 +1036,8 @@ static void test_contacts(void)
 	CHECK_EQ_STR(c.name, "Ada Lovelace");
 	CHECK_EQ_STR(c.external_id, "cust-7f3a9");
 	/* Controls, C1 ones (U+009B is CSI) included, are escaped. */
-	CHECK_EQ_MEM(c.tags.data, c.tags.len,
-		     "VIP\nb%0Ac\nd%C2%9B2J%1B]0;t\n", 27);
+	CHECK_EQ_STR(c.tags.data, "VIP\nb%0Ac\nd%C2%9B2J%1B]0;t\n"
+				  "%E2%80%AEevil\n50%25off\n");
 	CHECK(c.json.len > 0);
 	api_contact_release(&c);
 

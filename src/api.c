@@ -534,9 +534,9 @@ int api_parse_conversations_page(const char *where, const char *body,
 	if (cJSON_IsString(next) && next->valuestring[0]) {
 		newnext = api_next_path(next->valuestring);
 		if (!newnext) {
-			err = errno == ENOMEM
-				      ? -ENOMEM
-				      : shape_error(where, NEXT_NOT_A_URL("links"));
+			err = errno == ENOMEM ? -ENOMEM
+					      : shape_error(where,
+							    NEXT_NOT_A_URL("links"));
 			goto out;
 		}
 	} else if (cJSON_IsObject(pag)) {
@@ -1027,9 +1027,9 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
 	    cJSON_GetArraySize(list) > 0) {
 		*next_path = api_next_path(next->valuestring);
 		if (!*next_path)
-			err = errno == ENOMEM
-				      ? -ENOMEM
-				      : shape_error(where, NEXT_NOT_A_URL("data"));
+			err = errno == ENOMEM ? -ENOMEM
+					      : shape_error(where,
+							    NEXT_NOT_A_URL("data"));
 	}
 out:
 	cJSON_Delete(v);

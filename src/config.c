@@ -211,7 +211,8 @@ int config_load_file(struct config *c, const char *path)
 			if (!eq || !key_like(config_trim(s)))
 				log_err("%s:%d: %s", path, lineno,
 					eq ? "bad option name"
-					   : "no '=' (name = value) in this line");
+					   : "no '=' (name = value) in this "
+					     "line");
 			else
 				log_err("%s:%d: %s option '%s'", path, lineno,
 					r == -ENOENT ? "unknown"

@@ -221,7 +221,8 @@ static void test_escape_buf(void)
 		{ "a\nb", "a%0Ab" },
 		{ "\xe2\x80\xae" "evil", "%E2%80%AEevil" },
 		{ "\xc2\x85x\xff", "%C2%85x%FF" },
-		{ "Zo\xc3\xab \xf0\x9f\x9a\x80", "Zo\xc3\xab \xf0\x9f\x9a\x80" },
+		{ "Zo\xc3\xab \xf0\x9f\x9a\x80",
+		  "Zo\xc3\xab \xf0\x9f\x9a\x80" },
 	};
 	static const char *const bad[] = { "%", "a%4", "%G0", "%00", "x%0" };
 	struct buf b = BUF_INIT;

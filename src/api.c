@@ -62,14 +62,22 @@ static cJSON *parse_body(const char *where, const char *body, size_t len,
 	return v;
 }
 
-/* Why a next-page link was refused (api_next_path()). */
-#define NEXT_NOT_A_URL(where)                                                  \
-	where ".next is not a URL of printable ASCII (a control, space, "     \
-	      "quote, backslash or non-ASCII byte, or no path): not followed"
-
 static int shape_error(const char *path, const char *what)
 {
 	log_error_event("GET %s: unexpected response shape: %s", path, what);
+	return -EIO;
+}
+
+/* A next-page link api_next_path() refused: -ENOMEM, or why, logged. */
+static int next_refused(const char *path, const char *field)
+{
+	if (errno == ENOMEM)
+		return -ENOMEM;
+	log_error_event("GET %s: unexpected response shape: %s.next is not a "
+			"URL of printable ASCII (a control, space, quote, "
+			"backslash or non-ASCII byte, or no path): not "
+			"followed",
+			path, field);
 	return -EIO;
 }
 
@@ -534,9 +542,7 @@ int api_parse_conversations_page(const char *where, const char *body,
 	if (cJSON_IsString(next) && next->valuestring[0]) {
 		newnext = api_next_path(next->valuestring);
 		if (!newnext) {
-			err = errno == ENOMEM ? -ENOMEM
-					      : shape_error(where,
-							    NEXT_NOT_A_URL("links"));
+			err = next_refused(where, "links");
 			goto out;
 		}
 	} else if (cJSON_IsObject(pag)) {
@@ -1027,9 +1033,7 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
 	    cJSON_GetArraySize(list) > 0) {
 		*next_path = api_next_path(next->valuestring);
 		if (!*next_path)
-			err = errno == ENOMEM ? -ENOMEM
-					      : shape_error(where,
-							    NEXT_NOT_A_URL("data"));
+			err = next_refused(where, "data");
 	}
 out:
 	cJSON_Delete(v);

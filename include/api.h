@@ -177,7 +177,9 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
 /*
  * The path (and query) of a next-page URL from a response, absolute or
  * relative, for the configured server: the host and scheme it names are
- * dropped, so a token never goes elsewhere. NULL when it is not a URL.
+ * dropped, so a token never goes elsewhere. NULL with errno EINVAL when it
+ * is not a URL or holds a byte RFC 3986 does not allow anywhere (a control,
+ * space, DEL, non-ASCII, '"' or '\\'), ENOMEM when out of memory.
  */
 char *api_next_path(const char *url);
 

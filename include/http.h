@@ -111,6 +111,15 @@ struct http_request {
 	 */
 	int (*sink)(void *ctx, const void *data, size_t len);
 	void *sink_ctx;
+	/*
+	 * Secrets the request carries besides the token (a client secret,
+	 * a refresh token, an authorization code in a form body),
+	 * NULL-terminated, or NULL. An error answer may echo the request,
+	 * so each is redacted from resp->message as it is and
+	 * percent-encoded, like the token; strings under 4 bytes are not
+	 * (they would redact ordinary words). Borrowed for the call.
+	 */
+	const char *const *secrets;
 };
 
 struct http *http_new(const struct http_opts *o);
@@ -136,6 +145,8 @@ int http_call(struct http *h, const char *method, const char *path,
  * reason (the token endpoint answered 5xx, or not at all), the call fails
  * with -EAGAIN and resp->status 401: the API did not act, and the call may
  * be tried again later; -EACCES only when the token was refused for good.
+ * The refused token stays redacted from the messages of the attempts
+ * after it.
  */
 int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp);

@@ -61,6 +61,18 @@
 size_t text_clean(char *dst, size_t size, const char *src, size_t len,
 		  unsigned flags);
 
+/*
+ * Decodes the UTF-8 character at s (n > 0 bytes left): returns its length
+ * and sets *cp; for invalid UTF-8, the length of the maximal invalid piece
+ * (one byte, or a lead byte and the continuation bytes that could still
+ * have belonged to it) with *cp -1. Overlong forms, surrogates and values
+ * past U+10FFFF are invalid.
+ */
+size_t text_utf8_decode(const char *s, size_t n, long *cp);
+
+/* Whether cp is a bidi embedding, override or isolate control. */
+int text_is_bidi_control(long cp);
+
 /* Appends the cleaned len bytes of s to out. Returns 0 or -ENOMEM. */
 int text_clean_buf(struct buf *out, const char *s, size_t len,
 		   unsigned flags);

@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "names.h"
 
 #define MAX_PAGES 100000
 #define JSON_MAX ((size_t)32 << 20)
@@ -67,6 +68,19 @@ static int shape_error(const char *path, const char *what)
 	return -EIO;
 }
 
+/* A next-page link api_next_path() refused: -ENOMEM, or why, logged. */
+static int next_refused(const char *path, const char *field)
+{
+	if (errno == ENOMEM)
+		return -ENOMEM;
+	log_error_event("GET %s: unexpected response shape: %s.next is not a "
+			"URL of printable ASCII (a control, space, quote, "
+			"backslash or non-ASCII byte, or no path): not "
+			"followed",
+			path, field);
+	return -EIO;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -82,26 +96,17 @@ static int64_t get_ms(const cJSON *obj, const char *key)
 }
 
 /*
- * Escapes control characters as %XX so a tag stays on its own line and the
- * tags file cannot drive a terminal: C0, DEL, and C1 controls (U+0080 to
- * U+009F, both UTF-8 bytes; U+009B is CSI). Escaped, not removed as the
- * text sanitiser would, so that each tag still shows as one distinct line.
+ * One line of the tags file: the tag with the characters entry names
+ * escape (names.h: controls, C1, bidi controls, U+2028/U+2029, invalid
+ * UTF-8, and '%' itself) as %XX, so a tag stays on its own line, cannot
+ * drive a terminal or reorder what it shows, and decodes back exactly
+ * (commit.c decodes every line). Escaped, not removed as the text
+ * sanitiser would, so that each tag still shows as one distinct line.
  */
 static int add_tag_line(struct buf *out, const char *name)
 {
-	int r = 0;
+	int r = names_escape_buf(out, name, strlen(name));
 
-	for (const unsigned char *p = (const unsigned char *)name; *p && !r;
-	     p++) {
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			r = buf_printf(out, "%%C2%%%02X", p[1]);
-			p++;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			r = buf_printf(out, "%%%02X", *p);
-		} else {
-			r = buf_addc(out, (char)*p);
-		}
-	}
 	return r ? r : buf_addc(out, '\n');
 }
 
@@ -481,22 +486,35 @@ char *api_next_path(const char *url)
 {
 	const char *p = NULL;
 
+	/* Only what RFC 3986 lets a URL hold: the path becomes a request
+	 * line, an error line and a stats name, so an escape sequence or a
+	 * quote in it would reach a terminal or a JSON string. */
+	for (const unsigned char *q = (const unsigned char *)url; *q; q++)
+		if (*q <= 0x20 || *q >= 0x7f || *q == '"' || *q == '\\')
+			goto invalid;
 	if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7))
 		p = strstr(url, "://");
 	if (p) {
 		p = strchr(p + 3, '/');
 		if (!p)
-			return NULL;
+			goto invalid;
 	} else if (url[0] == '/') {
 		p = url;
 	} else if (url[0] == '?') {
 		char *s = NULL;
 
-		return asprintf(&s, "/conversations/list%s", url) < 0 ? NULL : s;
+		if (asprintf(&s, "/conversations/list%s", url) < 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return s;
 	} else {
-		return NULL;
+		goto invalid;
 	}
 	return strdup(p);
+invalid:
+	errno = EINVAL;
+	return NULL;
 }
 
 int api_parse_conversations_page(const char *where, const char *body,
@@ -524,7 +542,7 @@ int api_parse_conversations_page(const char *where, const char *body,
 	if (cJSON_IsString(next) && next->valuestring[0]) {
 		newnext = api_next_path(next->valuestring);
 		if (!newnext) {
-			err = shape_error(where, "links.next is not a URL");
+			err = next_refused(where, "links");
 			goto out;
 		}
 	} else if (cJSON_IsObject(pag)) {
@@ -1009,8 +1027,11 @@ int api_parse_accounts_page(const char *where, const char *body, size_t len,
 	}
 	next = cJSON_GetObjectItemCaseSensitive(data, "next");
 	if (!err && cJSON_IsString(next) && next->valuestring[0] &&
-	    cJSON_GetArraySize(list) > 0)
+	    cJSON_GetArraySize(list) > 0) {
 		*next_path = api_next_path(next->valuestring);
+		if (!*next_path)
+			err = next_refused(where, "data");
+	}
 out:
 	cJSON_Delete(v);
 	return err;

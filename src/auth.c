@@ -367,10 +367,26 @@ static int form_add(struct buf *b, const char *name, const char *value)
 int auth_exchange(struct http *h, const struct auth_grant *g,
 		  struct auth_creds *out, char *why, size_t n)
 {
+	/* An error page may echo the form: none of these may show. */
+	const char *secrets[4], *const grant[] = { g->client_secret,
+						   g->refresh_token, g->code };
+	size_t nsec = 0;
+	struct http_request rq = {
+		.method = "POST",
+		.path = "/oauth2/token",
+		.ctype = "application/x-www-form-urlencoded",
+		.max_body = 1 << 20,
+		.flags = HTTP_NO_AUTH | HTTP_IDEMPOTENT,
+		.secrets = secrets,
+	};
 	struct http_response resp;
 	struct buf form = BUF_INIT;
 	int r;
 
+	for (size_t i = 0; i < sizeof(grant) / sizeof(*grant); i++)
+		if (grant[i])
+			secrets[nsec++] = grant[i];
+	secrets[nsec] = NULL;
 	memset(out, 0, sizeof(*out));
 	why[0] = '\0';
 	r = form_add(&form, "grant_type", g->grant_type);
@@ -385,9 +401,9 @@ int auth_exchange(struct http *h, const struct auth_grant *g,
 	}
 	/* Retried only on transient failures, where the server most likely
 	 * never saw the grant. */
-	r = http_call(h, "POST", "/oauth2/token",
-		      "application/x-www-form-urlencoded", form.data, form.len,
-		      1 << 20, HTTP_NO_AUTH | HTTP_IDEMPOTENT, &resp);
+	rq.body = form.data;
+	rq.body_len = form.len;
+	r = http_request(h, &rq, &resp);
 	if (r) {
 		if (resp.status)
 			snprintf(why, n, "POST /oauth2/token: HTTP %ld%s%s",

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "names.h"
 #include "outbox.h"
 #include "render.h"
 #include "sync.h"
@@ -709,7 +710,36 @@ static int in_list(char **v, size_t n, const char *s)
 	return 0;
 }
 
-/* tags: the new set of lines against the one the writer read. */
+/*
+ * Replaces each line of the tags file with the tag it names: the file shows
+ * tags %XX-escaped (api.c, names.h), so "a%0Ab" is the tag "a\nb" and
+ * "50%25off" is "50%off". A '%' that starts no escape is refused.
+ */
+static int decode_tag_lines(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct buf b = BUF_INIT;
+		int r = names_unescape_buf(&b, v[i], strlen(v[i]));
+
+		if (r == -EINVAL)
+			r = invalid("tag line %zu: a '%%' must begin a %%XX "
+				    "escape other than %%00 (write %%25 for "
+				    "'%%')",
+				    i + 1);
+		if (r) {
+			buf_release(&b);
+			return r;
+		}
+		free(v[i]);
+		v[i] = buf_detach(&b, NULL);
+	}
+	return 0;
+}
+
+/*
+ * tags: the new set of lines against the one the writer read (both the
+ * file's escaped text, so both are decoded before they are compared).
+ */
 static int plan_tags(const struct commit_input *in, struct commit_plan *p)
 {
 	char **now = NULL, **was = NULL, **add, **del;
@@ -719,8 +749,11 @@ static int plan_tags(const struct commit_input *in, struct commit_plan *p)
 
 	r = split_lines(in->data, in->len, &now, &nnow);
 	r = r ? r : split_lines(base ? base : "", blen, &was, &nwas);
+	r = r ? r : decode_tag_lines(now, nnow);
+	r = r ? r : decode_tag_lines(was, nwas);
 	if (r) {
 		free_list(now, nnow);
+		free_list(was, nwas);
 		return r;
 	}
 	add = calloc(nnow + 1, sizeof(*add));

@@ -175,6 +175,14 @@ char *config_trim(char *s)
 	return s;
 }
 
+/* Whether s could be an option name (so repeating it shows no value). */
+static int key_like(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+
+	return n > 0 && n <= 32 && !s[n];
+}
+
 int config_load_file(struct config *c, const char *path)
 {
 	char line[4096];
@@ -197,9 +205,19 @@ int config_load_file(struct config *c, const char *path)
 			*eq = '\0';
 		r = config_set(c, config_trim(s), eq ? config_trim(eq + 1) : NULL);
 		if (r) {
-			log_err("%s:%d: %s option '%s'", path, lineno,
-				r == -ENOENT ? "unknown" : "bad value for",
-				config_trim(s));
+			/* Without '=' the "key" is the whole line, which may
+			 * be a secret ("client_secret: S"): only a name made
+			 * of key characters is repeated. */
+			if (!eq || !key_like(config_trim(s)))
+				log_err("%s:%d: %s", path, lineno,
+					eq ? "bad option name"
+					   : "no '=' (name = value) in this "
+					     "line");
+			else
+				log_err("%s:%d: %s option '%s'", path, lineno,
+					r == -ENOENT ? "unknown"
+						     : "bad value for",
+					config_trim(s));
 			r = -EINVAL;
 			break;
 		}

@@ -923,7 +923,8 @@ static int parse_syncing(const char *text, char *phase, size_t n, long *done,
 		comma--;
 	if (comma == l)
 		return 0;
-	snprintf(phase, n, "%.*s", (int)(comma - l), l);
+	/* The file is a mount's, not ours: its bytes go to a terminal. */
+	text_clean(phase, n, l, (size_t)(comma - l), 0);
 	sscanf(comma + 1, " %ld/%ld", done, total);
 	return 1;
 }

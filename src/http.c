@@ -465,6 +465,40 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* How many endpoint names .driftfs/stats counts apart; the rest: "other". */
+#define MAX_ENDPOINTS 64
+
+/* The endpoint names seen so far (see stats_endpoint()). */
+static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
+static char endpoints[MAX_ENDPOINTS][160];
+static size_t n_endpoints;
+
+/*
+ * How a path segment shows in an endpoint name: numbers (and n_n, n.n) as
+ * {id}; a word of the API's own vocabulary (lowercase ASCII letters,
+ * digits and '_', at most 32 bytes: "list", "token_info", "oauth2") as it
+ * is; anything else (an account id, a tag, whatever a next link names) as
+ * {name}, so that no API value becomes a stats name byte for byte.
+ */
+static const char *segment_class(const char *seg, size_t n)
+{
+	int letters = 0, dot = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)seg[i];
+
+		if (c >= 'a' && c <= 'z')
+			letters = 1;
+		else if (c == '.')
+			dot = 1;
+		else if (!isdigit(c) && c != '_')
+			return "{name}";
+	}
+	if (!letters)
+		return "{id}";
+	return dot || n > 32 ? "{name}" : NULL;
+}
+
 /* The endpoint name for stats: the path with ids replaced by {id}. */
 static void endpoint_name(const char *method, const char *path, char *out,
 			  size_t size)
@@ -472,15 +506,13 @@ static void endpoint_name(const char *method, const char *path, char *out,
 	size_t o = (size_t)snprintf(out, size, "%s ", method);
 	const char *p = path;
 
-	while (*p && *p != '?' && o + 5 < size) {
+	while (*p && *p != '?' && o + 8 < size) {
 		const char *seg = p + 1, *end = seg + strcspn(seg, "/?");
-		int id = end > seg;
+		const char *cls = end > seg ? segment_class(seg, end - seg)
+					    : NULL;
 
-		for (const char *q = seg; q < end; q++)
-			if (!isdigit((unsigned char)*q) && *q != '_' && *q != '.')
-				id = 0;
-		if (id && end - seg > 0 && o + 5 < size) {
-			o += (size_t)snprintf(out + o, size - o, "/{id}");
+		if (cls) {
+			o += (size_t)snprintf(out + o, size - o, "/%s", cls);
 		} else {
 			size_t n = (size_t)(end - p);
 
@@ -492,6 +524,28 @@ static void endpoint_name(const char *method, const char *path, char *out,
 		p = end;
 	}
 	out[o < size ? o : size - 1] = '\0';
+}
+
+/*
+ * Bounds the endpoint names .driftfs/stats keeps apart: the first
+ * MAX_ENDPOINTS distinct ones are themselves, any later one is "other",
+ * since a counter is never freed and paths can come from the API (next
+ * links). Far more than the API's own endpoints.
+ */
+static void stats_endpoint(char *name, size_t size)
+{
+	size_t i;
+
+	pthread_mutex_lock(&endpoints_lock);
+	for (i = 0; i < n_endpoints; i++)
+		if (!strcmp(endpoints[i], name))
+			break;
+	if (i == n_endpoints && n_endpoints < MAX_ENDPOINTS)
+		snprintf(endpoints[n_endpoints++], sizeof(endpoints[0]), "%s",
+			 name);
+	else if (i == n_endpoints)
+		snprintf(name, size, "other");
+	pthread_mutex_unlock(&endpoints_lock);
 }
 
 /*
@@ -658,24 +712,70 @@ static size_t redact(char *s, size_t len, const char *secret)
 }
 
 /*
- * Sets resp->message from the whole text of why (consumed): the token is
- * redacted from all of it, the sanitiser (text.h) makes it one line with
- * no escape sequence, and only then is it cut to fit, at a character
+ * Redacts secret from the len bytes of s as it is and as a form body or a
+ * query carries it, percent-encoded like api_query_escape() does (an error
+ * page that echoes the request shows it so). Returns the new length.
+ */
+static size_t redact_forms(char *s, size_t len, const char *secret)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf enc = BUF_INIT;
+	int r = 0;
+
+	len = redact(s, len, secret);
+	for (const unsigned char *p = (const unsigned char *)secret; *p && !r;
+	     p++) {
+		if (isalnum(*p) || strchr("-._~", *p)) {
+			r = buf_addc(&enc, (char)*p);
+		} else {
+			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+
+			r = buf_add(&enc, e, 3);
+		}
+	}
+	if (!r && enc.data && strcmp(enc.data, secret))
+		len = redact(s, len, enc.data);
+	if (enc.data)
+		memset(enc.data, 0, enc.len);
+	buf_release(&enc);
+	return len;
+}
+
+/* The secrets one message must not show (see set_message()). */
+struct secrets {
+	const char *token;		/* the token this attempt sent */
+	const char *refused;		/* one a 401 refused, or NULL */
+	const char *const *extra;	/* the request's own (http.h) */
+};
+
+static size_t redact_secrets(char *s, size_t len, const struct secrets *sec)
+{
+	if (sec->token)
+		len = redact(s, len, sec->token);
+	if (sec->refused)
+		len = redact(s, len, sec->refused);
+	for (const char *const *e = sec->extra; e && *e; e++)
+		len = redact_forms(s, len, *e);
+	return len;
+}
+
+/*
+ * Sets resp->message from the whole text of why (consumed): the secrets
+ * are redacted from all of it, the sanitiser (text.h) makes it one line
+ * with no escape sequence, and only then is it cut to fit, at a character
  * boundary. Cut first, a token straddling the cut would keep its head.
  * The redaction runs again after cleaning, since dropping a control byte
  * can join a token that one split ("tok\x01en").
  */
 static void set_message(struct http_response *resp, struct buf *why,
-			const char *token)
+			const struct secrets *sec)
 {
 	resp->message[0] = '\0';
 	if (!why->data)
 		return;
-	if (token)
-		why->len = redact(why->data, why->len, token);
+	why->len = redact_secrets(why->data, why->len, sec);
 	why->len = text_clean(why->data, why->len + 1, why->data, why->len, 0);
-	if (token)
-		why->len = redact(why->data, why->len, token);
+	why->len = redact_secrets(why->data, why->len, sec);
 	text_clean(resp->message, sizeof(resp->message), why->data, why->len,
 		   0);
 	buf_release(why);
@@ -788,8 +888,9 @@ int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp)
 {
 	const char *method = rq->method, *path = rq->path;
-	char *url = NULL, *authl = NULL, endpoint[160], stat[200];
-	char curl_err[CURL_ERROR_SIZE];
+	char *url = NULL, *authl = NULL, *refused = NULL, endpoint[160];
+	char stat[200], curl_err[CURL_ERROR_SIZE];
+	struct secrets sec = { .extra = rq->secrets };
 	struct curl_slist *hdrs = NULL;
 	int idempotent = !strcmp(method, "GET") || !strcmp(method, "HEAD") ||
 			 !strcmp(method, "PUT") || !strcmp(method, "DELETE") ||
@@ -810,6 +911,7 @@ int http_request(struct http *h, const struct http_request *rq,
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, max_body);
 	endpoint_name(method, path, endpoint, sizeof(endpoint));
+	stats_endpoint(endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {
 		log_error_event("%s %s: offline mode: not sent", method, path);
@@ -849,6 +951,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		}
 		scrub_free(authl);
 		authl = NULL;
+		sec.token = NULL;
 		if (!(rq->flags & HTTP_NO_AUTH)) {
 			/* Before the governor: a refresh needs a slot too. */
 			r = auth_line(h, &authl, &gen);
@@ -858,6 +961,7 @@ int http_request(struct http *h, const struct http_request *rq,
 				break;
 			}
 			auth_node.data = authl;
+			sec.token = authl + strlen("Authorization: Bearer ");
 		}
 		r = gov_acquire(&h->gov, deadline);
 		if (r) {
@@ -903,7 +1007,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		if (tls_refused(rc)) {
 			buf_printf(&why, "TLS certificate verification failed "
 				   "for %s: %s", h->origin, curl_err);
-			set_message(resp, &why, NULL);
+			set_message(resp, &why, &sec);
 			stats_add("api tls failures", 1);
 			r = -EIO;
 			break;
@@ -925,16 +1029,17 @@ int http_request(struct http *h, const struct http_request *rq,
 		else
 			error_message(&resp->body, &why);
 		/* The API's own words could quote the token back. */
-		set_message(resp, &why,
-			    authl ? authl + strlen("Authorization: Bearer ")
-				  : NULL);
+		set_message(resp, &why, &sec);
 		r = -http_errno(status);
 		/* A refused token: the API did nothing, so even a POST may
-		 * go again, once, with a fresh token. */
+		 * go again, once, with a fresh token. The next answer may
+		 * still quote the refused one. */
 		if (status == 401 && reauth) {
 			int ar;
 
 			reauth = 0;
+			refused = sec.token ? strdup(sec.token) : NULL;
+			sec.refused = refused;
 			ar = h->auth->refused(h->auth->ctx, h, gen);
 			if (!ar) {
 				max_attempts++;
@@ -976,6 +1081,7 @@ out:
 	if (c)
 		pool_put(h, c);
 	scrub_free(authl);
+	scrub_free(refused);
 	curl_slist_free_all(hdrs);
 	free(url);
 	return r;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 /*
  * A sorted array: there are a few dozen counter names at most, so a binary
  * search under one lock costs less than any cleverer structure would save.
@@ -89,9 +91,13 @@ int stats_render(struct buf *out)
 	int r = 0;
 
 	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < count && !r; i++)
-		r = buf_printf(out, "%s %ld\n", counters[i].name,
-			       counters[i].value);
+	/* Names are ours, but one may quote a path: no control goes out. */
+	for (size_t i = 0; i < count && !r; i++) {
+		const char *n = counters[i].name;
+
+		r = text_clean_buf(out, n, strlen(n), 0);
+		r = r ? r : buf_printf(out, " %ld\n", counters[i].value);
+	}
 	pthread_mutex_unlock(&lock);
 	return r;
 }

@@ -126,9 +126,20 @@ static size_t skip_c1(const unsigned char *s, size_t len, size_t i, long cp)
 	}
 }
 
-static int is_bidi_control(long cp)
+int text_is_bidi_control(long cp)
 {
 	return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+size_t text_utf8_decode(const char *s, size_t n, long *cp)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (u[0] < 0x80) {
+		*cp = u[0];
+		return 1;
+	}
+	return utf8_decode(u, n, cp);
 }
 
 size_t text_clean(char *dst, size_t size, const char *src, size_t len,
@@ -175,7 +186,7 @@ size_t text_clean(char *dst, size_t size, const char *src, size_t len,
 			} else if (cp == 0x2028 || cp == 0x2029) {
 				sub = lines ? '\n' : ' ';
 				from = NULL;
-			} else if (is_bidi_control(cp)) {
+			} else if (text_is_bidi_control(cp)) {
 				continue;
 			}
 		} else {

@@ -103,3 +103,72 @@ def test_api_body_on_a_terminal_sanitised(ctl_token, emulator):
     text = out.decode().replace("\r\n", "\n")
     assert text == '{"data": "x"}\n', repr(text)
     assert_inert("driftctl api on a terminal", text)
+
+
+def test_sync_progress_phase_from_a_mount_sanitised(ctl_token, tmp_path):
+    """`driftctl sync` beside a mount draws the mount's .driftfs/status
+    phase on its progress bar: a phase with an escape sequence (the file
+    is the mount's, not driftctl's) reaches the terminal without it."""
+    import fcntl
+    import threading
+    import time
+
+    ctl = ctl_token
+    assert ctl.run("sync").returncode == 0
+    mnt = tmp_path / "fake-mount"
+    (mnt / ".driftfs").mkdir(parents=True)
+    (mnt / ".driftfs" / "status").write_text(
+        "state: online\nsyncing: yes (fetching\x1b]0;evil-title\x07 things"
+        "\x1b[2J, 1/4)\n")
+    ctl_fifo = mnt / ".driftfs" / "ctl"
+    os.mkfifo(ctl_fifo)
+    # A live mount holds a lock on the note that names it.
+    note = os.path.join(ctl.org_dir(), "mount")
+    with open(note, "w") as f:
+        f.write("%d\n%s\n" % (os.getpid(), mnt))
+    held = open(note)
+    fcntl.flock(held, fcntl.LOCK_EX)
+
+    # The write of "sync" waits, as on a mount, for the pass: the pipe is
+    # full until the "mount" drains it, a few progress ticks later.
+    pipe = os.open(ctl_fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(pipe, b"x" * 4096)
+    except BlockingIOError:
+        pass
+
+    def mount_side():
+        time.sleep(1.5)
+        try:
+            while os.read(pipe, 65536):
+                pass
+        except BlockingIOError:
+            pass
+    t = threading.Thread(target=mount_side)
+    t.start()
+    master, slave = pty.openpty()
+    try:
+        proc = ctl.popen("sync", stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        proc.wait(60)
+    finally:
+        os.close(master)
+        t.join(30)
+        os.close(pipe)
+        held.close()
+    text = out.decode("utf-8", "replace")
+    assert "fetching things [" in text, text
+    # driftctl's own "\r ESC [K" redraws, and nothing else.
+    shown = text.replace("\r\x1b[K", "").replace("\r\n", "\n")
+    assert_inert("driftctl sync's progress bar", shown,
+                 remnants=("]0;", "evil-title", "[2J"))

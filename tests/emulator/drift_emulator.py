@@ -221,8 +221,18 @@ class LeakyBucket:
 
 
 FAULT_KINDS = ("status", "stall", "reset", "reset_mid_body", "truncate",
-               "malformed", "body", "burst429", "redirect", "huge", "repeat_cursor", "rewind",
-               "throttle")
+               "malformed", "body", "echo", "burst429", "redirect", "huge", "repeat_cursor",
+               "rewind", "throttle")
+
+
+def echo_body(template, req):
+    """An echo fault's body: {body} becomes the request body as it came (a
+    form stays percent-encoded), {form:NAME} the decoded form field NAME
+    (empty when absent), as an error page that quotes the request does."""
+    raw = req.body.decode("utf-8", "replace")
+    form = {k: v[0] for k, v in urllib.parse.parse_qs(raw, keep_blank_values=True).items()}
+    out = re.sub(r"\{form:([A-Za-z0-9_]+)\}", lambda m: form.get(m.group(1), ""), template)
+    return out.replace("{body}", raw)
 
 
 def repeat_cursor(req, reply):
@@ -362,10 +372,10 @@ class Faults:
             secs = fault.setdefault("seconds", 30)
             if isinstance(secs, bool) or not isinstance(secs, (int, float)) or secs < 0:
                 raise invalid("seconds must be a non-negative number")
-        if kind == "body":
+        if kind in ("body", "echo"):
             if not isinstance(fault.get("body"), str):
-                raise invalid("body fault needs a string body")
-            fault.setdefault("status", 200)
+                raise invalid(f"{kind} fault needs a string body")
+            fault.setdefault("status", 200 if kind == "body" else 400)
         if kind == "burst429":
             fault.setdefault("retry_after", 1)
         if kind == "redirect":
@@ -1271,6 +1281,9 @@ class Emulator:
             reply = error_reply(fault["status"], "redirect", "moved", headers)
         elif kind == "body":
             reply = Reply(fault["status"], fault["body"].encode("utf-8"), headers=headers)
+        elif kind == "echo":
+            reply = Reply(fault["status"], echo_body(fault["body"], req).encode("utf-8"),
+                          ctype="text/plain; charset=utf-8", headers=headers)
         elif kind == "stall":
             if fault.get("process_first"):
                 reply = self.execute(req, route)

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "commit.h"
 #include "fuzz.h"
+#include "names.h"
 #include "tree.h"
 
 #define ID 42
@@ -87,6 +88,27 @@ static void split(const char *p, size_t len, struct names *out)
 		p += e ? l + 1 : l;
 		len -= e ? l + 1 : l;
 	}
+}
+
+/*
+ * The tags a tags file names: its lines, each %XX-decoded (names.h). Only
+ * for a plan that succeeded, so every line decodes.
+ */
+static void split_tags(const char *p, size_t len, struct names *out)
+{
+	struct names lines = { 0 };
+
+	split(p, len, &lines);
+	for (size_t i = 0; i < lines.n; i++) {
+		struct buf b = BUF_INIT;
+		int r = names_unescape_buf(&b, lines.v[i], strlen(lines.v[i]));
+
+		FUZZ_ASSERT(!r, "line '%s' of a planned write does not decode",
+			    lines.v[i]);
+		names_add(out, b.data ? b.data : "", b.len);
+		buf_release(&b);
+	}
+	names_release(&lines);
 }
 
 /* The tag names of a contact object's attributes.tags. */
@@ -319,8 +341,8 @@ static void check_plan(const struct commit_input *in,
 		check_tag_calls(plan, from, &was, &now);
 		break;
 	case T_CONTACT_TAGS:
-		split(in->stored, in->stored_len, &was);
-		split(in->data, in->len, &now);
+		split_tags(in->stored, in->stored_len, &was);
+		split_tags(in->data, in->len, &now);
 		check_tag_calls(plan, 0, &was, &now);
 		break;
 	case T_CONTACT_TIMELINE:

@@ -25,9 +25,39 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static int must_escape(unsigned char c)
+/*
+ * The model of names.h: the length of the character at s (n bytes left)
+ * and whether it is escaped: controls, DEL, '/', '%', C1, bidi controls,
+ * U+2028/U+2029, and each maximal piece of invalid UTF-8.
+ */
+static size_t model_char(const unsigned char *s, size_t n, int *esc)
 {
-	return c < 0x20 || c == 0x7f || c == '/' || c == '%';
+	unsigned char c = s[0], lo, hi;
+	size_t k;
+	long cp;
+
+	if (c < 0x80) {
+		*esc = c < 0x20 || c == 0x7f || c == '/' || c == '%';
+		return 1;
+	}
+	*esc = 1;
+	k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
+	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!k)
+		return 1;
+	lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+	cp = c & (0x7f >> k);
+	for (size_t i = 1; i < k; i++) {
+		if (i >= n || s[i] < lo || s[i] > hi)
+			return i;
+		cp = cp << 6 | (s[i] & 0x3f);
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	*esc = cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+	return k;
 }
 
 /* Whether s (n bytes) is well-formed UTF-8 (no overlongs or surrogates). */
@@ -71,17 +101,24 @@ static void check_encode(const char *s, size_t len, size_t budget)
 
 	memset(out, 'x', sizeof(out));
 	n = names_encode(s, len, budget, out);
-	for (size_t i = 0; i < len; i++)
-		full += must_escape((unsigned char)s[i]) ? 3 : 1;
+	for (size_t i = 0, k; i < len; i += k) {
+		int esc;
+
+		k = model_char((const unsigned char *)s + i, len - i, &esc);
+		full += esc ? 3 * k : k;
+	}
 	if ((len == 1 && s[0] == '.') || (len == 2 && !memcmp(s, "..", 2)))
 		full = 3 * len;
 	FUZZ_ASSERT(n >= 1 && n <= budget, "length %zu, budget %zu", n, budget);
 	FUZZ_ASSERT(out[n] == '\0' && strlen(out) == n, "a NUL inside");
 	FUZZ_ASSERT(strcmp(out, ".") && strcmp(out, ".."), "a dot entry");
-	for (size_t i = 0; i < n; i++)
-		FUZZ_ASSERT(out[i] != '/' && (unsigned char)out[i] >= 0x20 &&
-				    out[i] != 0x7f,
-			    "byte 0x%02x at %zu", (unsigned char)out[i], i);
+	for (size_t i = 0, k; i < n; i += k) {
+		int esc;
+
+		k = model_char((const unsigned char *)out + i, n - i, &esc);
+		FUZZ_ASSERT(!esc || out[i] == '%', "byte 0x%02x at %zu",
+			    (unsigned char)out[i], i);
+	}
 	hashed = n >= 18 && !memcmp(out + n - 18, "%~", 2);
 	FUZZ_ASSERT(hashed == (full > budget),
 		    "hashed %d but the full encoding is %zu of %zu", hashed,

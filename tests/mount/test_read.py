@@ -115,11 +115,13 @@ def test_uncached_contact_is_fetched_on_lookup(mount, emulator):
 
 
 def encode(s):
-    """The name encoding of DESIGN.md §2 for names that fit."""
+    """The name encoding of DESIGN.md §2 for names that fit (names.h)."""
     out = []
     for ch in s:
         b = ch.encode()
-        if ch in "/%" or ord(ch) < 32 or ord(ch) == 127:
+        o = ord(ch)
+        if ch in "/%" or o < 32 or 127 <= o <= 0x9f or 0x202a <= o <= 0x202e \
+                or 0x2066 <= o <= 0x2069 or o in (0x2028, 0x2029):
             out.append("".join("%%%02X" % x for x in b))
         else:
             out.append(ch)

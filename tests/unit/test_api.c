@@ -1006,7 +1006,8 @@ static void test_contacts(void)
 		  "\"attributes\":{\"email\":\"ada@example.com\","
 		  "\"name\":\"Ada Lovelace\",\"externalId\":\"cust-7f3a9\","
 		  "\"tags\":[{\"name\":\"VIP\",\"color\":\"fff\"},"
-		  "\"b\\nc\",\"d\\u009b2J\\u001b]0;t\"]}}}"),
+		  "\"b\\nc\",\"d\\u009b2J\\u001b]0;t\","
+		  "\"\\u202eevil\",\"50%off\"]}}}"),
 		ANSWER("/contacts/2", 200,
 		  "{\"data\":{\"id\":3,\"attributes\":{\"email\":\"x@y\"}}}"),
 		ANSWER("/contacts/4", 200, "{\"data\":[{\"id\":4}]}"),
@@ -1039,8 +1040,8 @@ static void test_contacts(void)
 	CHECK_EQ_STR(c.name, "Ada Lovelace");
 	CHECK_EQ_STR(c.external_id, "cust-7f3a9");
 	/* Controls, C1 ones (U+009B is CSI) included, are escaped. */
-	CHECK_EQ_MEM(c.tags.data, c.tags.len,
-		     "VIP\nb%0Ac\nd%C2%9B2J%1B]0;t\n", 27);
+	CHECK_EQ_STR(c.tags.data, "VIP\nb%0Ac\nd%C2%9B2J%1B]0;t\n"
+				  "%E2%80%AEevil\n50%25off\n");
 	CHECK(c.json.len > 0);
 	api_contact_release(&c);
 
@@ -1142,6 +1143,71 @@ static void test_playbooks_and_accounts(void)
 	CHECK_EQ_INT(acc.mtime[1], 7);
 	CHECK_EQ_STR(acc.key[2], "c");
 	CHECK_EQ_INT(acc.mtime[2], 0);
+}
+
+/*
+ * 8b. A next link holding a byte RFC 3986 does not allow (a control, space,
+ * DEL, non-ASCII, '"', '\\') is refused, not followed: its path would be a
+ * request line, a log line and a stats name.
+ */
+static void test_next_path_bytes(void)
+{
+	static const char *const bad[] = {
+		"https://x/\x1b]52;c;ZXZpbA==\x07/list",
+		"/list?page_token=a b",
+		"/list\x7f",
+		"/caf\xc3\xa9/list",
+		"/list\x9b" "31m",
+		"/a\"b",
+		"/a\\b",
+		"?page_token=\t",
+		"https://x",
+		"list",
+	};
+	static const struct canned t[] = {
+		ANSWER("/accounts?index=0&size=65", 200,
+		  "{\"data\":{\"accounts\":[{\"accountId\":\"a\"}],"
+		  "\"next\":\"/accounts?index=65\\u001b[2J\"}}"),
+		ANSWER("/conversations/list?limit=100", 200,
+		  "{\"data\":[{\"id\":1}],\"links\":{\"next\":"
+		  "\"https://x/\\u001b]52;c;ZXZpbA==\\u0007/list\"}}"),
+	};
+	struct object_rows acc = { 0 };
+	struct api_cursor cur = { 0 };
+	struct conv_rows rows = { 0 };
+	struct fake f;
+	struct http *h;
+	char *p, *log;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		unit_ctx = bad[i];
+		errno = 0;
+		p = api_next_path(bad[i]);
+		CHECK(p == NULL);
+		CHECK_EQ_INT(errno, EINVAL);
+		free(p);
+	}
+	unit_ctx = NULL;
+	p = api_next_path("https://api.drift.com/conversations/list"
+			  "?page_token=Ab-_~%2F&x=1");
+	CHECK_EQ_STR(p, "/conversations/list?page_token=Ab-_~%2F&x=1");
+	free(p);
+
+	h = fake_open(&f, t, ARRAY_SIZE(t));
+	REQUIRE(h);
+	unit_quiet(1);
+	CHECK_EQ_INT(api_accounts(h, on_object, &acc), -EIO);
+	CHECK_EQ_INT(api_conversations_page(h, &cur, on_conversation, &rows),
+		     -EIO);
+	unit_quiet(0);
+	log = fake_close(&f, h);
+	/* Neither link was followed. */
+	CHECK_EQ_STR(log, "/accounts?index=0&size=65\n"
+			  "/conversations/list?limit=100\n");
+	free(log);
+	CHECK(cur.done);
+	CHECK(cur.next == NULL);
+	api_cursor_release(&cur);
 }
 
 /* 9. Attachment bytes are bounded by max; binary bytes come intact. */
@@ -1310,6 +1376,7 @@ int main(void)
 	UNIT_RUN(test_messages_long_cursor);
 	UNIT_RUN(test_contacts);
 	UNIT_RUN(test_playbooks_and_accounts);
+	UNIT_RUN(test_next_path_bytes);
 	UNIT_RUN(test_attachment_data);
 	UNIT_RUN(test_attachment_id_from_url);
 	UNIT_RUN(test_attachment_local_error);

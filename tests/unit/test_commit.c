@@ -44,6 +44,46 @@ static void test_tags_add_and_delete(void)
 }
 
 /*
+ * The tags file shows each tag %XX-escaped ('%' too): a line is decoded
+ * before it is compared with the version read or sent, so removing the
+ * line "a%0Ab" deletes the tag "a\nb" (not "a%250Ab"), and a line that is
+ * no valid escaping is refused.
+ */
+static void test_tags_escaped_lines(void)
+{
+	static const char was[] = "a%0Ab\n%E2%80%AEevil\n50%25off\nkeep\n";
+	static const char *const bad[] = { "keep\n50%off\n", "x%0\n",
+					   "%00\n" };
+	struct commit_plan p;
+	char *body;
+
+	/* Unchanged lines are no change. */
+	REQUIRE(!plan(T_CONTACT_TAGS, was, strlen(was), was, &p));
+	CHECK_EQ_INT(p.n, 0);
+	commit_plan_release(&p);
+	/* Every escaped tag removed, one added as an escape. */
+	REQUIRE(!plan(T_CONTACT_TAGS, "keep\nx%0Ay%25\n", 14, was, &p));
+	REQUIRE(p.n == 4);
+	CHECK_EQ_STR(p.calls[0].kind, "tag_add");
+	body = cJSON_PrintUnformatted(p.calls[0].body);
+	CHECK_EQ_STR(body, "[{\"name\":\"x\\ny%\"}]");
+	free(body);
+	CHECK_EQ_STR(p.calls[1].api_path, "/contacts/42/tags/a%0Ab");
+	CHECK_EQ_STR(p.calls[2].api_path, "/contacts/42/tags/%E2%80%AEevil");
+	CHECK_EQ_STR(p.calls[3].api_path, "/contacts/42/tags/50%25off");
+	commit_plan_release(&p);
+	unit_quiet(1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		CHECK_EQ_INT(plan(T_CONTACT_TAGS, bad[i], strlen(bad[i]), was,
+				  &p),
+			     -EINVAL);
+		CHECK_EQ_INT(p.n, 0);
+	}
+	unit_quiet(0);
+}
+
+/*
  * A NUL byte in a line (found by tests/fuzz/fuzz_commit.c): the line was
  * cut there, so "\0x" added a tag with an empty name. Refused now, in
  * every one-a-line file.
@@ -495,6 +535,7 @@ static void test_which_rows_are_checked(void)
 int main(void)
 {
 	UNIT_RUN(test_tags_add_and_delete);
+	UNIT_RUN(test_tags_escaped_lines);
 	UNIT_RUN(test_nul_in_lines_refused);
 	UNIT_RUN(test_long_tag_delete);
 	UNIT_RUN(test_duplicate_key_refused);

@@ -259,6 +259,55 @@ static void test_load_file(void)
 	config_release(&c);
 }
 
+/* Loads the config file holding text; what it logged goes to out. */
+static int load_logged(const char *text, char *out, size_t size)
+{
+	char tmpl[] = "/tmp/test_config_log.XXXXXX";
+	struct config c;
+	const char *path = write_file("config", text, 0600);
+	int fd = mkstemp(tmpl), saved, r;
+	ssize_t n;
+
+	if (!path || fd < 0 || config_defaults(&c))
+		return -EIO;
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	r = config_load_file(&c, path);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, size - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(tmpl);
+	config_release(&c);
+	return r;
+}
+
+/*
+ * A line without '=' is no "name = value": its text may be the value the
+ * user meant ("client_secret: S"), so the log names the line, not its
+ * content; a key-like name before a '=' is still quoted.
+ */
+static void test_bad_line_not_echoed(void)
+{
+	char log[2048];
+
+	CHECK_EQ_INT(load_logged("client_secret: s3cr3t-VALUE\n", log,
+				 sizeof(log)),
+		     -EINVAL);
+	CHECK(!strstr(log, "s3cr3t-VALUE"));
+	CHECK(strstr(log, ":1: no '=' (name = value) in this line") != NULL);
+	CHECK_EQ_INT(load_logged("\nclient secret s3cr3t-VALUE = x\n", log,
+				 sizeof(log)),
+		     -EINVAL);
+	CHECK(!strstr(log, "s3cr3t-VALUE"));
+	CHECK(strstr(log, ":2: bad option name") != NULL);
+	CHECK_EQ_INT(load_logged("bogus = 1\n", log, sizeof(log)), -EINVAL);
+	CHECK(strstr(log, ":1: unknown option 'bogus'") != NULL);
+}
+
 /* Loads the token from a credentials file holding text, mode mode. */
 static int token_from(const char *text, mode_t mode, char **token)
 {
@@ -400,6 +449,7 @@ int main(void)
 	UNIT_RUN(test_validate);
 	UNIT_RUN(test_validate_fake_loopback);
 	UNIT_RUN(test_load_file);
+	UNIT_RUN(test_bad_line_not_echoed);
 	UNIT_RUN(test_token);
 	UNIT_RUN(test_token_missing_file);
 	UNIT_RUN(test_private_dir);

@@ -9,6 +9,56 @@
 
 #define SUFFIX 18 /* "%~" + 16 hex digits */
 
+/*
+ * The test's own model of one character (independent of text.c): its
+ * length, and whether names.h says it is escaped. Invalid UTF-8 goes as
+ * its maximal invalid piece (Unicode's table 3-7), escaped.
+ */
+static size_t ref_char(const unsigned char *s, size_t n, int *esc)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t k;
+	long cp;
+
+	if (c < 0x80) {
+		*esc = c < 0x20 || c == 0x7f || c == '%' || c == '/';
+		return 1;
+	}
+	*esc = 1;
+	k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
+	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!k)
+		return 1;
+	lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+	cp = c & (0x7f >> k);
+	for (size_t i = 1; i < k; i++) {
+		if (i >= n || s[i] < lo || s[i] > hi)
+			return i;
+		cp = cp << 6 | (s[i] & 0x3f);
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	*esc = cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+	return k;
+}
+
+/* The encoded length of s when it fits, by the model. */
+static size_t ref_need(const char *s, size_t len)
+{
+	size_t need = 0;
+	int esc;
+
+	if (len <= 2 && len && !memcmp(s, "..", len))
+		return 3 * len;
+	for (size_t i = 0, k; i < len; i += k) {
+		k = ref_char((const unsigned char *)s + i, len - i, &esc);
+		need += esc ? 3 * k : k;
+	}
+	return need;
+}
+
 /* Encodes s (len bytes) with budget, checking the contract of every name. */
 static size_t enc(const char *s, size_t len, size_t budget, char *out)
 {
@@ -18,10 +68,12 @@ static size_t enc(const char *s, size_t len, size_t budget, char *out)
 	n = names_encode(s, len, budget, out);
 	CHECK(n <= budget);
 	CHECK_EQ_INT(strlen(out), n);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)out[i];
+	/* Valid UTF-8 with nothing the encoding escapes but its '%'s. */
+	for (size_t i = 0, k; i < n; i += k) {
+		int esc;
 
-		CHECK(c != '/' && c >= 0x20 && c != 0x7f);
+		k = ref_char((const unsigned char *)out + i, n - i, &esc);
+		CHECK(!esc || out[i] == '%');
 	}
 	CHECK(strcmp(out, ".") && strcmp(out, ".."));
 	return n;
@@ -133,8 +185,69 @@ static void test_escapes(void)
 	round_trip("tab\there", 8, "tab%09here");
 	round_trip("del\x7f", 4, "del%7F");
 	round_trip("a\0b", 3, "a%00b");
-	/* Bytes >= 0x80 are not escaped: UTF-8 is shown as it is. */
+	/* Valid UTF-8 is shown as it is ... */
 	round_trip("\xc3\xa9", 2, "\xc3\xa9");
+	round_trip("\xe2\x80\x8f", 3, "\xe2\x80\x8f");	/* RLM stays */
+	round_trip("\xf0\x9f\x9a\x80", 4, "\xf0\x9f\x9a\x80");
+	/* ... but not C1 controls (U+0085, U+009B: CSI) ... */
+	round_trip("a\xc2\x85" "b", 4, "a%C2%85b");
+	round_trip("\xc2\x9b" "31m", 5, "%C2%9B31m");
+	round_trip("\xc2\x80\xc2\x9f\xc2\xa0", 6, "%C2%80%C2%9F\xc2\xa0");
+	/* ... nor bidi controls (U+202E: "evil" shown as "live") ... */
+	round_trip("\xe2\x80\xae" "evil", 7, "%E2%80%AEevil");
+	round_trip("\xe2\x80\xaa\xe2\x81\xa6\xe2\x81\xa9", 9,
+		   "%E2%80%AA%E2%81%A6%E2%81%A9");
+	/* ... nor line and paragraph separators ... */
+	round_trip("a\xe2\x80\xa8" "b\xe2\x80\xa9", 8,
+		   "a%E2%80%A8b%E2%80%A9");
+	/* ... nor any byte of invalid UTF-8. */
+	round_trip("\xff", 1, "%FF");
+	round_trip("a\x80z", 3, "a%80z");
+	round_trip("\xc3", 1, "%C3");
+	round_trip("\xe2\x80", 2, "%E2%80");
+	round_trip("\xc0\xaf", 2, "%C0%AF");		/* overlong '/' */
+	round_trip("\xed\xa0\x80", 3, "%ED%A0%80");	/* surrogate */
+	round_trip("\xf4\x90\x80\x80", 4, "%F4%90%80%80");
+}
+
+/* The tags file's escaping: the same set, but '/' stays; and back. */
+static void test_escape_buf(void)
+{
+	static const struct {
+		const char *s, *want;
+	} t[] = {
+		{ "sales/emea", "sales/emea" },
+		{ "50%off", "50%25off" },
+		{ "a\nb", "a%0Ab" },
+		{ "\xe2\x80\xae" "evil", "%E2%80%AEevil" },
+		{ "\xc2\x85x\xff", "%C2%85x%FF" },
+		{ "Zo\xc3\xab \xf0\x9f\x9a\x80",
+		  "Zo\xc3\xab \xf0\x9f\x9a\x80" },
+	};
+	static const char *const bad[] = { "%", "a%4", "%G0", "%00", "x%0" };
+	struct buf b = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		unit_ctx = t[i].s;
+		buf_reset(&b);
+		CHECK_EQ_INT(names_escape_buf(&b, t[i].s, strlen(t[i].s)), 0);
+		CHECK_EQ_STR(b.data, t[i].want);
+		buf_reset(&b);
+		CHECK_EQ_INT(names_unescape_buf(&b, t[i].want,
+						strlen(t[i].want)), 0);
+		CHECK_EQ_STR(b.data, t[i].s);
+	}
+	/* Decoding is lenient about what it need not refuse. */
+	buf_reset(&b);
+	CHECK_EQ_INT(names_unescape_buf(&b, "%41%e2%80%ae/", 13), 0);
+	CHECK_EQ_STR(b.data, "A\xe2\x80\xae/");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unit_ctx = bad[i];
+		buf_reset(&b);
+		CHECK_EQ_INT(names_unescape_buf(&b, bad[i], strlen(bad[i])),
+			     -EINVAL);
+	}
+	buf_release(&b);
 }
 
 static void test_dots_and_empty(void)
@@ -165,7 +278,7 @@ static void test_random_round_trip(void)
 	int fitted = 0, cut = 0;
 
 	for (int iter = 0; iter < 20000; iter++) {
-		size_t len = 1 + rnd(&seed) % 100, budget, need = 0;
+		size_t len = 1 + rnd(&seed) % 100, budget, need;
 		int ascii = rnd(&seed) % 2;
 
 		budget = 24 + rnd(&seed) % (NAMES_MAX - 24 + 1);
@@ -174,14 +287,8 @@ static void test_random_round_trip(void)
 
 			/* Half the strings favour the bytes that need escapes. */
 			s[i] = ascii ? "a/%\x01\x7f.\n~"[v % 8] : (char)v;
-			need += (unsigned char)s[i] < 0x20 ||
-						(unsigned char)s[i] == 0x7f ||
-						s[i] == '/' || s[i] == '%' ?
-					3 :
-					1;
 		}
-		if (len <= 2 && !memcmp(s, "..", len))
-			need = 3 * len;
+		need = ref_need(s, len);
 		if (need > budget) {
 			if (ascii) {
 				check_cut(s, len, budget);
@@ -333,6 +440,7 @@ int main(void)
 {
 	UNIT_RUN(test_ordinary_unchanged);
 	UNIT_RUN(test_escapes);
+	UNIT_RUN(test_escape_buf);
 	UNIT_RUN(test_dots_and_empty);
 	UNIT_RUN(test_random_round_trip);
 	UNIT_RUN(test_long_ascii);

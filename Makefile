@@ -13,6 +13,7 @@ PKGS := fuse3 libcurl libcjson sqlite3
 # must install the packages (scripts/install-deps) before the flags can be
 # read. make remakes an included makefile first, then reads itself again
 # with the flags in place. Goals that build nothing skip it.
+.DEFAULT_GOAL := all
 NODEPS_GOALS := clean format demo-stop uninstall
 ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 include build/pkg.mk

@@ -69,11 +69,12 @@ static void fnode_free(struct fnode *n)
 #define RENDERED_TTL_MS 2000
 
 /*
- * Versions of writable files readers took (struct read_base): a contact.json
- * is a few KiB, so the budget holds every writable file of a few hundred
- * contacts, and a traversal of those evicts nothing. A version larger than
- * READ_BASE_MAX is not kept; a file keeps at most READ_BASE_PER_FILE (one
- * per change a reader saw). The least recently noted or picked go first.
+ * Versions of writable files processes took (struct read_base): a
+ * contact.json is a few KiB, so the budget holds every writable file of a
+ * few hundred contacts, and a traversal of those evicts nothing. A version
+ * larger than READ_BASE_MAX is not kept; a file keeps at most
+ * READ_BASE_PER_FILE (one per process and change). The least recently
+ * noted or picked go first.
  */
 #define READ_BASE_SLOTS 1024
 #define READ_BASE_MAX ((size_t)256 << 10)
@@ -144,21 +145,25 @@ struct fs {
 	unsigned long opens, unopened_reads;
 	/*
 	 * The versions of writable files (contact.json, tags, a user, an
-	 * account, a message) that readers took, by inode: the bytes the
-	 * first read of a read-only descriptor took, which the kernel's page
-	 * cache then holds for every later reader until an invalidation
-	 * sends the next read here, and those a read-write descriptor's
-	 * first read took. An edit whose writer read the file through
-	 * another descriptor (an open with O_TRUNC, a scratch file renamed
-	 * over it) is compared with the one of them closest to what it
-	 * writes (read_base_pick) rather than the cache, which may have moved
-	 * on since (DESIGN §4). Only reads note versions: content a writer
-	 * committed is none, as the outbox may still refuse it. bllock
-	 * guards them; it is taken last, after a handle's lock.
+	 * account, a message) that processes took, by inode and process:
+	 * the bytes a read that reached us gave the process that read, and
+	 * the content a process committed that the API took at once. An
+	 * edit whose writer read the file through another descriptor (an
+	 * open with O_TRUNC, a scratch file renamed over it, as vim and
+	 * sed -i do) is compared with the version its own process took last
+	 * (read_base_pick) rather than the cache, which may have moved on
+	 * since (DESIGN §4): a field Drift changed meanwhile is not sent
+	 * back, and a save that undoes the process's own last save is sent.
+	 * A commit still queued is not noted: the outbox may refuse it.
+	 * A read served by the kernel's page cache never reaches us, so a
+	 * process that read only from it has no version here (then the
+	 * cache is the base). bllock guards them; it is taken last, after a
+	 * handle's lock.
 	 */
 	pthread_mutex_t bllock;
 	struct read_base {
 		uint64_t ino;		/* 0: a free slot */
+		pid_t pid;		/* the process (thread) that took it */
 		unsigned long used;	/* bclock when noted or picked */
 		struct buf data;
 	} bases[READ_BASE_SLOTS];
@@ -175,6 +180,7 @@ struct handle {
 	struct tnode t;		/* the node, for the commit */
 	char *path;		/* its tree path, for errors and the outbox */
 	int writable;		/* opened for writing a tree file */
+	pid_t pid;		/* the process that opened it: the writer */
 	int unread;		/* read-only: data not loaded yet (op_read) */
 	int fd;			/* read-only attachment: its file, read with
 				 * pread, never loaded whole (or -1) */
@@ -1293,12 +1299,12 @@ static void read_base_drop_locked(struct fs *f, struct read_base *b)
 }
 
 /*
- * Notes data as a version of the file ino that readers took (see
- * fs.bases). ino is the tree's inode of the file (tree_ino), not the
+ * Notes data as the version of the file ino that process pid took last
+ * (see fs.bases). ino is the tree's inode of the file (tree_ino), not the
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
-static void read_base_note(struct fs *f, uint64_t ino, const char *data,
-			   size_t len)
+static void read_base_note(struct fs *f, uint64_t ino, pid_t pid,
+			   const char *data, size_t len)
 {
 	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
 	size_t n = 0;
@@ -1306,7 +1312,7 @@ static void read_base_note(struct fs *f, uint64_t ino, const char *data,
 	pthread_mutex_lock(&f->bllock);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
 		b = &f->bases[i];
-		if (b->ino == ino) {
+		if (b->ino == ino && b->pid == pid) {
 			if (b->data.len == len &&
 			    !memcmp(b->data.data ? b->data.data : "", data,
 				    len)) {
@@ -1327,7 +1333,7 @@ static void read_base_note(struct fs *f, uint64_t ino, const char *data,
 		/* The writer may start from this one, which is not kept:
 		 * the older ones are not it, and would be taken for it. */
 		for (size_t i = 0; i < READ_BASE_SLOTS; i++)
-			if (f->bases[i].ino == ino)
+			if (f->bases[i].ino == ino && f->bases[i].pid == pid)
 				read_base_drop_locked(f, &f->bases[i]);
 		goto out;
 	}
@@ -1349,6 +1355,7 @@ static void read_base_note(struct fs *f, uint64_t ino, const char *data,
 	}
 	if (!buf_add(&slot->data, data, len)) {
 		slot->ino = ino;
+		slot->pid = pid;
 		slot->used = ++f->bclock;
 		f->bbytes += len;
 	} else {
@@ -1359,19 +1366,32 @@ out:
 }
 
 /*
- * Copies into out the version of ino readers took that the writer of data
- * read: the one closest to data (commit_base_distance), the most recent of
- * those as close. 0, or -ENOENT when none is kept.
+ * Copies into out the version of ino that the writer of data, process
+ * pid, read: the one that process took last (it read it, or committed it),
+ * else, as its read may have been served from the kernel's page cache, the
+ * version any process took that is closest to data (commit_base_distance;
+ * the most recent of those as close). None when data is exactly a version
+ * kept: writing back an older version whole is a restore (or an undo of a
+ * change), and only the cache as base sends it. 0, or -ENOENT when there is
+ * none.
  */
-static int read_base_pick(struct fs *f, uint64_t ino, const char *data,
-			  size_t len, struct buf *out)
+static int read_base_pick(struct fs *f, uint64_t ino, pid_t pid,
+			  const char *data, size_t len, struct buf *out)
 {
 	struct read_base *best = NULL, *b;
 	uint64_t bestd = 0, d;
-	int r = -ENOENT;
+	int r = -ENOENT, own = 0;
 
 	pthread_mutex_lock(&f->bllock);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
+		b = &f->bases[i];
+		if (b->ino == ino && pid && b->pid == pid &&
+		    (!own || b->used > best->used)) {
+			best = b;
+			own = 1;
+		}
+	}
+	for (size_t i = 0; i < READ_BASE_SLOTS && !own; i++) {
 		b = &f->bases[i];
 		if (b->ino != ino)
 			continue;
@@ -1383,6 +1403,8 @@ static int read_base_pick(struct fs *f, uint64_t ino, const char *data,
 			bestd = d;
 		}
 	}
+	if (best && !own && bestd == 0)
+		best = NULL;
 	if (best) {
 		best->used = ++f->bclock;
 		r = buf_add(out, best->data.data ? best->data.data : "",
@@ -1633,6 +1655,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc_mode != O_RDONLY && (acc == TA_RW || acc == TA_WO)) {
 		/* Writes build the new content; close() commits it. */
 		h->writable = 1;
+		h->pid = fuse_req_ctx(req)->pid;
 		node_path(f, ino, NULL, path, sizeof(path));
 		h->path = strdup(path);
 		r = h->path ? tree_node_copy(&h->t, &t) : -ENOMEM;
@@ -1898,6 +1921,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			buf_reset(&h->data);
 		if (!r && tree_access(h->t.kind) == TA_RW)
 			read_base_note(f, tree_ino(&h->t),
+				       fuse_req_ctx(req)->pid,
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 	} else if (h->writable) {
@@ -1907,6 +1931,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 * or a scratch file: it read this version. */
 			h->note_read = 0;
 			read_base_note(f, tree_ino(&h->t),
+				       fuse_req_ctx(req)->pid,
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 		}
@@ -2042,19 +2067,23 @@ static int handle_commit(struct fs *f, struct handle *h)
 	base = h->based ? &h->base : NULL;
 	buf_init(&picked, WRITE_MAX);
 	if (h->based && !h->base_known &&
-	    !read_base_pick(f, tree_ino(&h->t),
+	    !read_base_pick(f, tree_ino(&h->t), h->pid,
 			    h->data.data ? h->data.data : "", h->data.len,
 			    &picked))
 		base = &picked;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
 			 h->data.len, base, &queued);
+	if (!r && !queued && tree_access(h->t.kind) == TA_RW)
+		/* The writer's next save, through another descriptor,
+		 * starts from what it wrote (an undo of it is a change). */
+		read_base_note(f, tree_ino(&h->t), h->pid,
+			       h->data.data ? h->data.data : "", h->data.len);
 	if (!r && h->based && !queued) {
 		/* The API took it: a later commit of this descriptor (an
 		 * fsync, then more) is the writer's change on top of that.
 		 * Queued, the outbox may still refuse it, and the writer's
 		 * version stays what it read: a later commit sends again
-		 * what this one changed. Other descriptors never take it
-		 * (only reads note versions). */
+		 * what this one changed. */
 		buf_reset(&h->base);
 		h->based = !buf_add(&h->base, h->data.data ? h->data.data : "",
 				    h->data.len);
@@ -2238,7 +2267,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct tattr a;
 	char path[900];
 	uint64_t ino = 0;
-	int r, based;
+	int r, based, queued;
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
@@ -2292,17 +2321,21 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	node_path(f, newparent, newname, path, sizeof(path));
 	/*
 	 * Whoever filled the scratch file read the target, if at all,
-	 * through a descriptor of its own (vim and sed -i read it first):
-	 * compare with the version readers took closest to the content,
-	 * else the cache now. The content is no version read (it may be
-	 * queued, and the outbox may still refuse it).
+	 * through a descriptor of its own (vim and sed -i read it first,
+	 * and rename from the same process): compare with the version it
+	 * took (read_base_pick), else the cache now. What it commits is its
+	 * next version, unless queued (the outbox may still refuse it).
 	 */
-	based = !read_base_pick(f, a.ino, content.data ? content.data : "",
-				content.len, &base);
+	based = !read_base_pick(f, a.ino, fuse_req_ctx(req)->pid,
+				content.data ? content.data : "", content.len,
+				&base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
-			 content.len, based ? &base : NULL, NULL);
+			 content.len, based ? &base : NULL, &queued);
 	if (r)
 		goto out;
+	if (!queued && tree_access(target.kind) == TA_RW)
+		read_base_note(f, a.ino, fuse_req_ctx(req)->pid,
+			       content.data ? content.data : "", content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	nodes_lock(f);
 	s = scratch_by_ino_locked(f, ino);

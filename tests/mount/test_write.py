@@ -724,6 +724,12 @@ def test_two_appends_to_tags_while_queued_keep_both_tags(mount, emulator):
     assert sorted(tag_names(server)) == sorted(before + ["appended-d", "appended-e"])
 
 
+def read_elsewhere(path):
+    """A read by another process (`cat` in another shell)."""
+    return subprocess.run(["cat", path], check=True,
+                          stdout=subprocess.PIPE).stdout.decode()
+
+
 def read_every_writable_file(mount, but):
     """A traversal: the first read of each contact.json and tags reaches
     driftfs."""
@@ -749,7 +755,8 @@ def test_contact_edit_uses_the_version_its_writer_read(mount, emulator, how,
     again (v1) by `cat` in another shell, or every other contact was read
     after it. The save sends only the writer's change: it was compared with
     the last version read (v1: the old phone went back), or with the cache
-    once 32 other files had been read."""
+    once 32 other files had been read. The version its own process read is
+    the one."""
     c = contact_with_conversation(emulator, 2)
     p = mount.p("contacts", str(c), "contact.json")
     obj = json.loads(open(p).read())
@@ -757,7 +764,7 @@ def test_contact_edit_uses_the_version_its_writer_read(mount, emulator, how,
                     attributes={"phone": "555-CONCURRENT"})
     mount.ctl("sync contacts/%d" % c)
     if meanwhile == "another reader":
-        assert json.loads(open(p).read())["attributes"]["phone"] == "555-CONCURRENT"
+        assert json.loads(read_elsewhere(p))["attributes"]["phone"] == "555-CONCURRENT"
     else:
         assert read_every_writable_file(mount, c) > 32
     obj["attributes"]["name"] = "Writer Name"
@@ -781,6 +788,37 @@ def test_contact_edit_uses_the_version_its_writer_read(mount, emulator, how,
     assert attrs["phone"] == "555-CONCURRENT" and attrs["name"] == "Writer Name"
 
 
+def test_a_save_that_undoes_the_last_one_is_sent(mount, emulator):
+    """Versions are kept per process, and a commit the API took is its
+    process's next version: a save that puts back what the writer's last
+    save changed is a change, sent (compared with the closest version any
+    reader took, the original, it looked like none and was dropped). Also
+    from another process that never read the file: content equal to a kept
+    older version whole is a restore, compared with the cache."""
+    c = contact_with_conversation(emulator, 3)
+    p = mount.p("contacts", str(c), "contact.json")
+    v0 = open(p).read()
+    obj = json.loads(v0)
+    old_name = obj["attributes"].get("name")
+    obj["attributes"]["name"] = "Undo Me"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj, indent=2))         # the same process
+    write(p, v0)                                # its undo
+    sent = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert sent == [{"attributes": {"name": "Undo Me"}},
+                    {"attributes": {"name": old_name}}]
+    # The same from two shells that never read it.
+    seq = last_seq(emulator)
+    for text in (json.dumps(obj, indent=2), v0):
+        subprocess.run(["sh", "-c", 'cat > "$1"', "sh", p], input=text.encode(),
+                       check=True)
+    sent = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert sent == [{"attributes": {"name": "Undo Me"}},
+                    {"attributes": {"name": old_name}}]
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c)
+    assert server["attributes"].get("name") == old_name
+
+
 @pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file"])
 def test_user_edit_uses_the_version_its_writer_read(mount, emulator, how):
     """As above for a user, whose updatedAt moves on: compared with the
@@ -791,7 +829,7 @@ def test_user_edit_uses_the_version_its_writer_read(mount, emulator, how):
     obj = json.loads(open(p).read())
     emulator.mutate(op="update_user", id=u["id"], fields={"phone": "555-CONCURRENT"})
     mount.ctl("sync users/%d" % u["id"])
-    assert json.loads(open(p).read())["phone"] == "555-CONCURRENT"
+    assert json.loads(read_elsewhere(p))["phone"] == "555-CONCURRENT"
     obj["alias"] = "Writer Alias"
     seq = last_seq(emulator)
     if how == "read then O_TRUNC":
@@ -815,7 +853,7 @@ def test_tags_edit_uses_the_version_its_writer_read(mount, emulator):
                 else "added-in-drift")
     emulator.mutate(op="update_contact", id=c["id"], attributes={"tags": tags})
     mount.ctl("sync contacts/%d" % c["id"])
-    assert "added-in-drift" in open(p).read().splitlines()
+    assert "added-in-drift" in read_elsewhere(p).splitlines()
     seq = last_seq(emulator)
     rename_save(p, "\n".join(lines + ["writer-tag"]) + "\n")
     assert api_calls(emulator, seq, "DELETE") == []

@@ -347,8 +347,25 @@ int main(int argc, char *argv[])
 	mounted = 1;
 	if (fuse_daemonize(cli.foreground))
 		goto out_unmount;
-	if (!cli.foreground)
+	if (!cli.foreground) {
 		log_setup(LOG_LVL_INFO, 1);
+		/*
+		 * SQLite's locks are fcntl locks, which the fork did not give
+		 * the daemon: its connections would hold none, and another
+		 * process opening the cache (driftctl) would take itself for
+		 * the only one, reset the WAL index and, at its close, remove
+		 * the WAL this process goes on writing to. Opened again here;
+		 * the first open was for the checks before the mount.
+		 */
+		store_close(d.store);
+		d.store = store_open(acc.dir);
+		acc.st = d.store;
+		if (!d.store) {
+			log_err("cannot open the cache in %s: %s", acc.dir,
+				strerror(errno));
+			goto out_unmount;
+		}
+	}
 	/* Before the note: `driftctl sync` may signal from then on. */
 	if (kicker_block(&kick))
 		goto out_unmount;

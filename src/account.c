@@ -80,11 +80,14 @@ static int64_t org_name(const char *name, const char *suffix)
 /*
  * Asks the API once (no retry, ACCOUNT_CHECK_MS) which org the token
  * belongs to: token_info, else, when it answers without one or not at all
- * with 404, the users' orgId (drift-api.md §13). 0 when it did not say.
+ * with 404, the users' orgId (drift-api.md §13). Once: a start must not
+ * wait on a network that does not answer, nor an unmount on a gate that
+ * asks (the next pass asks again). 0 when it did not say.
  */
 static int64_t ask_org(struct http *h, struct auth *a,
 		       struct api_token_info *ti)
 {
+	long ms = ACCOUNT_CHECK_MS;
 	char *tok = NULL;
 	int64_t org = 0;
 	int r;
@@ -92,14 +95,14 @@ static int64_t ask_org(struct http *h, struct auth *a,
 	memset(ti, 0, sizeof(*ti));
 	r = auth_token(a, h, &tok);
 	if (!r)
-		r = api_token_info(h, tok, ACCOUNT_CHECK_MS, ti);
+		r = api_token_info(h, tok, ms, ti);
 	if (tok) {
 		memset(tok, 0, strlen(tok));
 		free(tok);
 	}
 	org = ti->org;
 	if (org <= 0 && (!r || ti->status == 404) &&
-	    api_users_org(h, ACCOUNT_CHECK_MS, &org))
+	    api_users_org(h, ms, &org))
 		org = 0;
 	return org > 0 ? org : 0;
 }
@@ -591,6 +594,23 @@ int account_check_store(struct account *acc, struct store *st)
 	}
 	if (!acc->org)
 		acc->org = mine > 0 ? mine : 0;
+	if (!acc->verified && !acc->org) {
+		int64_t n[8], held = 1;
+
+		/* A new cache holds no org's data to keep apart: the sync
+		 * may fill it (its move to its org's place waits for a start
+		 * that knows the org, as for a cache from before). */
+		if (!store_counts(st, n)) {
+			held = 0;
+			for (size_t i = 0; i < 8; i++)
+				held += n[i];
+		}
+		if (!held) {
+			log_info("a new cache, for an org not named yet: "
+				 "syncing into %s", acc->dir);
+			acc->verified = 1;
+		}
+	}
 	if (acc->verified)
 		__atomic_store_n(&acc->state, ACC_VERIFIED, __ATOMIC_RELEASE);
 	/* The old place stays unclaimed until its move (adopt_old). */
@@ -639,6 +659,17 @@ int account_gate(struct account *acc)
 	if (state != ACC_UNVERIFIED || !acc->h || !acc->auth)
 		goto out;
 	org = ask_org(acc->h, acc->auth, &ti);
+	if (!org && (ti.status == 401 || ti.status == 403)) {
+		/* Not a network failure: no org is named while the token is
+		 * refused, and only a new login helps. */
+		if (!acc->warned)
+			log_error_event("POST /app/token_info: HTTP %ld: the "
+					"token was refused; run driftctl "
+					"login", ti.status);
+		acc->warned = 1;
+		pthread_mutex_unlock(&acc->gate_lock);
+		return -EACCES;
+	}
 	if (!org) {
 		why_unknown(&ti, why, sizeof(why));
 		if (!acc->warned)

@@ -163,7 +163,7 @@ struct fs {
 	pthread_mutex_t bllock;
 	struct read_base {
 		uint64_t ino;		/* 0: a free slot */
-		pid_t pid;		/* the process (thread) that took it */
+		uint64_t proc;		/* the process that took it (caller_proc) */
 		unsigned long used;	/* bclock when noted or picked */
 		struct buf data;
 	} bases[READ_BASE_SLOTS];
@@ -180,7 +180,7 @@ struct handle {
 	struct tnode t;		/* the node, for the commit */
 	char *path;		/* its tree path, for errors and the outbox */
 	int writable;		/* opened for writing a tree file */
-	pid_t pid;		/* the process that opened it: the writer */
+	uint64_t proc;		/* the process that opened it: the writer */
 	int unread;		/* read-only: data not loaded yet (op_read) */
 	int fd;			/* read-only attachment: its file, read with
 				 * pread, never loaded whole (or -1) */
@@ -1290,6 +1290,45 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 #define WRITE_MAX ((size_t)16 << 20)
 
+/*
+ * The process that made request req, as one number: FUSE gives the
+ * calling thread's id, and an editor may read on one thread and save on
+ * another, so its thread group's id; with the group's start time, so that
+ * a pid used again later is another process. 0 when /proc cannot say.
+ */
+static uint64_t caller_proc(fuse_req_t req)
+{
+	pid_t tid = fuse_req_ctx(req)->pid;
+	unsigned long long start = 0;
+	long tgid = 0;
+	char path[64], line[512], *p;
+	FILE *fp;
+
+	if (tid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fp = fopen(path, "re");
+	while (fp && fgets(line, sizeof(line), fp))
+		if (!strncmp(line, "Tgid:", 5)) {
+			tgid = strtol(line + 5, NULL, 10);
+			break;
+		}
+	if (fp)
+		fclose(fp);
+	if (tgid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", tgid);
+	fp = fopen(path, "re");
+	p = fp && fgets(line, sizeof(line), fp) ? strrchr(line, ')') : NULL;
+	/* Field 22, counted after the ')' that ends the command name. */
+	if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			"%*u %*u %*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+		start = 0;
+	if (fp)
+		fclose(fp);
+	return ((uint64_t)start << 22) ^ (uint64_t)tgid;
+}
+
 /* Frees the version in b (bllock held). */
 static void read_base_drop_locked(struct fs *f, struct read_base *b)
 {
@@ -1303,7 +1342,7 @@ static void read_base_drop_locked(struct fs *f, struct read_base *b)
  * (see fs.bases). ino is the tree's inode of the file (tree_ino), not the
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
-static void read_base_note(struct fs *f, uint64_t ino, pid_t pid,
+static void read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
 			   const char *data, size_t len)
 {
 	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
@@ -1312,7 +1351,7 @@ static void read_base_note(struct fs *f, uint64_t ino, pid_t pid,
 	pthread_mutex_lock(&f->bllock);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
 		b = &f->bases[i];
-		if (b->ino == ino && b->pid == pid) {
+		if (b->ino == ino && b->proc == proc) {
 			if (b->data.len == len &&
 			    !memcmp(b->data.data ? b->data.data : "", data,
 				    len)) {
@@ -1333,7 +1372,7 @@ static void read_base_note(struct fs *f, uint64_t ino, pid_t pid,
 		/* The writer may start from this one, which is not kept:
 		 * the older ones are not it, and would be taken for it. */
 		for (size_t i = 0; i < READ_BASE_SLOTS; i++)
-			if (f->bases[i].ino == ino && f->bases[i].pid == pid)
+			if (f->bases[i].ino == ino && f->bases[i].proc == proc)
 				read_base_drop_locked(f, &f->bases[i]);
 		goto out;
 	}
@@ -1355,7 +1394,7 @@ static void read_base_note(struct fs *f, uint64_t ino, pid_t pid,
 	}
 	if (!buf_add(&slot->data, data, len)) {
 		slot->ino = ino;
-		slot->pid = pid;
+		slot->proc = proc;
 		slot->used = ++f->bclock;
 		f->bbytes += len;
 	} else {
@@ -1375,7 +1414,7 @@ out:
  * change), and only the cache as base sends it. 0, or -ENOENT when there is
  * none.
  */
-static int read_base_pick(struct fs *f, uint64_t ino, pid_t pid,
+static int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
 			  const char *data, size_t len, struct buf *out)
 {
 	struct read_base *best = NULL, *b;
@@ -1385,7 +1424,7 @@ static int read_base_pick(struct fs *f, uint64_t ino, pid_t pid,
 	pthread_mutex_lock(&f->bllock);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++) {
 		b = &f->bases[i];
-		if (b->ino == ino && pid && b->pid == pid &&
+		if (b->ino == ino && proc && b->proc == proc &&
 		    (!own || b->used > best->used)) {
 			best = b;
 			own = 1;
@@ -1655,7 +1694,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc_mode != O_RDONLY && (acc == TA_RW || acc == TA_WO)) {
 		/* Writes build the new content; close() commits it. */
 		h->writable = 1;
-		h->pid = fuse_req_ctx(req)->pid;
+		h->proc = caller_proc(req);
 		node_path(f, ino, NULL, path, sizeof(path));
 		h->path = strdup(path);
 		r = h->path ? tree_node_copy(&h->t, &t) : -ENOMEM;
@@ -1921,7 +1960,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			buf_reset(&h->data);
 		if (!r && tree_access(h->t.kind) == TA_RW)
 			read_base_note(f, tree_ino(&h->t),
-				       fuse_req_ctx(req)->pid,
+				       caller_proc(req),
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 	} else if (h->writable) {
@@ -1931,7 +1970,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 * or a scratch file: it read this version. */
 			h->note_read = 0;
 			read_base_note(f, tree_ino(&h->t),
-				       fuse_req_ctx(req)->pid,
+				       caller_proc(req),
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 		}
@@ -2067,7 +2106,7 @@ static int handle_commit(struct fs *f, struct handle *h)
 	base = h->based ? &h->base : NULL;
 	buf_init(&picked, WRITE_MAX);
 	if (h->based && !h->base_known &&
-	    !read_base_pick(f, tree_ino(&h->t), h->pid,
+	    !read_base_pick(f, tree_ino(&h->t), h->proc,
 			    h->data.data ? h->data.data : "", h->data.len,
 			    &picked))
 		base = &picked;
@@ -2076,7 +2115,7 @@ static int handle_commit(struct fs *f, struct handle *h)
 	if (!r && !queued && tree_access(h->t.kind) == TA_RW)
 		/* The writer's next save, through another descriptor,
 		 * starts from what it wrote (an undo of it is a change). */
-		read_base_note(f, tree_ino(&h->t), h->pid,
+		read_base_note(f, tree_ino(&h->t), h->proc,
 			       h->data.data ? h->data.data : "", h->data.len);
 	if (!r && h->based && !queued) {
 		/* The API took it: a later commit of this descriptor (an
@@ -2326,7 +2365,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * took (read_base_pick), else the cache now. What it commits is its
 	 * next version, unless queued (the outbox may still refuse it).
 	 */
-	based = !read_base_pick(f, a.ino, fuse_req_ctx(req)->pid,
+	based = !read_base_pick(f, a.ino, caller_proc(req),
 				content.data ? content.data : "", content.len,
 				&base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
@@ -2334,7 +2373,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r)
 		goto out;
 	if (!queued && tree_access(target.kind) == TA_RW)
-		read_base_note(f, a.ino, fuse_req_ctx(req)->pid,
+		read_base_note(f, a.ino, caller_proc(req),
 			       content.data ? content.data : "", content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	nodes_lock(f);

@@ -819,6 +819,37 @@ def test_a_save_that_undoes_the_last_one_is_sent(mount, emulator):
     assert server["attributes"].get("name") == old_name
 
 
+def test_versions_are_kept_per_process_not_per_thread(mount, emulator):
+    """An editor may read on one thread and save on another: the versions
+    are its process's. One thread reads, another saves a change, the first
+    saves the original back: that undo is sent (keyed by thread, the first
+    thread's version was the original, and the undo looked like none)."""
+    import threading
+    c = contact_with_conversation(emulator, 4)
+    p = mount.p("contacts", str(c), "contact.json")
+    box = {}
+    read, changed = threading.Event(), threading.Event()
+
+    def reader():
+        box["v0"] = open(p).read()
+        read.set()
+        changed.wait(30)
+        write(p, box["v0"])         # the undo, from the thread that read
+    t = threading.Thread(target=reader)
+    t.start()
+    read.wait(30)
+    obj = json.loads(box["v0"])
+    old_name = obj["attributes"].get("name")
+    obj["attributes"]["name"] = "Other Thread"
+    seq = last_seq(emulator)
+    write(p, json.dumps(obj, indent=2))     # another thread's save
+    changed.set()
+    t.join()
+    sent = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")]
+    assert sent == [{"attributes": {"name": "Other Thread"}},
+                    {"attributes": {"name": old_name}}]
+
+
 @pytest.mark.parametrize("how", ["read then O_TRUNC", "rename from a scratch file"])
 def test_user_edit_uses_the_version_its_writer_read(mount, emulator, how):
     """As above for a user, whose updatedAt moves on: compared with the

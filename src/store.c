@@ -1080,6 +1080,17 @@ struct store *store_open(const char *dir)
 	d = cache_open(st);
 	if (!d)
 		goto fail;
+	if (schema_outdated(d) && !st->alone) {
+		/* Rebuilt under another process (a mount of another version)
+		 * its tables would go, and the two would rebuild each other's
+		 * cache at every start. */
+		log_err("cache %s was written by another version of driftfs, "
+			"which has it open: stop it (unmount, or let its "
+			"driftctl end) before this version rebuilds it",
+			st->path);
+		errno = EBUSY;
+		goto fail;
+	}
 	if (schema_outdated(d)) {
 		if (sqlite3_exec(d->sql, drop_all, NULL, NULL, NULL) !=
 		    SQLITE_OK) {

@@ -136,3 +136,32 @@ def test_an_attachment_that_always_fails_leaves_the_rest(emulator, mounts,
     wait_for(lambda: "%d-b.txt" % ids[1] in os.listdir(att), 20,
              "the failed attachment, fetched again")
     assert_reads_back(emulator, m, conv, ids[1], "b.txt")
+
+
+def test_another_version_beside_a_mount_does_not_rebuild_its_cache(
+        emulator, mounts, tmp_path):
+    # A process of another schema version (here: the cache's recorded
+    # version changed under the mount, as a driftctl of another release
+    # sees it) opened the cache beside a running mount and dropped every
+    # table under it. Not alone, it refuses, and the mount's data stays.
+    m = mounts(emulator.url, str(tmp_path / "m"))
+    conv = str(emulator.data()["conversations"][0]["id"])
+    db = sqlite3.connect(cache_file(m))
+    try:
+        (real,) = db.execute("SELECT value FROM meta WHERE key = 'schema'"
+                             ).fetchone()
+        db.execute("UPDATE meta SET value = 'another' WHERE key = 'schema'")
+        db.commit()
+        p = subprocess.run([DRIFTCTL, "--api-url", emulator.url,
+                            "--cache-dir", m.cache, "--timeout", "5",
+                            "status"],
+                           env=dict(m.env, DRIFT_TOKEN=TOKEN),
+                           capture_output=True, timeout=60)
+        assert p.returncode != 0
+        assert b"another version" in p.stderr, p.stderr
+        assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] > 0
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (real,))
+        db.commit()
+    finally:
+        db.close()
+    assert os.path.exists(m.p("conversations", conv, "transcript.txt"))

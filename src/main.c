@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "account.h"
@@ -228,6 +229,22 @@ static int opt_proc(void *data, const char *arg, int key,
 	}
 }
 
+/*
+ * Every open attachment holds a descriptor of its file (it is read with
+ * pread, never loaded whole): the soft limit (often 1024) is raised to the
+ * hard one, so that many open attachments do not leave SQLite and curl
+ * without descriptors.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -244,6 +261,7 @@ int main(int argc, char *argv[])
 	memset(&d, 0, sizeof(d));
 	memset(&cli, 0, sizeof(cli));
 	config_harden_process();
+	raise_fd_limit();
 	log_setup(LOG_LVL_INFO, 0);
 	if (config_defaults(&d.cfg)) {
 		fprintf(stderr, "driftfs: out of memory\n");

@@ -1094,3 +1094,56 @@ def test_create_found_landed_names_the_created_contact(mount, emulator):
     assert len(made) == 1
     assert mount.read("contacts", "new", mode="r") == "%d\n" % made[0]["id"]
     assert str(made[0]["id"]) in os.listdir(mount.p("contacts"))
+
+
+def test_a_refused_token_keeps_the_queued_writes(mount, emulator):
+    """The token refused (401) for good while writes wait: each row in turn
+    was "refused" and dropped until the outbox was empty. A 401 refuses the
+    login, not the write: the rows stay, sending pauses, it is said once in
+    .driftfs/errors, and they go out in order once a token is taken."""
+    from helpers import wait_for
+    cid = emulator.data()["conversations"][18]["id"]
+    texts = ["waits for a login %d" % i for i in range(3)]
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path=r"^/conversations/%d/messages$" % cid)
+    for t in texts:
+        write(mount.p("conversations", str(cid), "reply"), t + "\n")
+    assert len(outbox_rows(mount)) == 3
+    seq = last_seq(emulator)
+    emulator.clear_faults()
+    emulator.add_fault(kind="status", status=401, count=3, method="POST",
+                       path=r"^/conversations/%d/messages$" % cid)
+    wait_for(lambda: len([r for r in api_calls(emulator, seq, "POST")
+                          if r["status"] == 401]) >= 2, 30, "two refusals")
+    assert len(outbox_rows(mount)) == 3
+    wait_outbox_empty(mount)
+    bodies = [m["body"] for m in messages_of(emulator, cid)]
+    assert [b for b in bodies if b in texts] == texts
+    errors = mount.read(".driftfs", "errors", mode="r")
+    assert "run driftctl login" in errors
+    assert len([x for x in errors.splitlines()
+                if "the access token was refused: 3 writes wait" in x]) == 1
+    assert not [x for x in errors.splitlines()
+                if "refused" in x and "/conversations/%d/messages" % cid in x
+                and "HTTP 401" in x and "delivery" in x]
+
+
+def test_identical_queued_replies_are_each_sent(mount, emulator):
+    """Three identical replies queued while the API is down: the first two
+    land; the third's POST meets a 504 without landing. Its check took the
+    first one's message for its own (only the last one landed was ruled
+    out), and it was never sent."""
+    cid = emulator.data()["conversations"][19]["id"]
+    path = r"^/conversations/%d/messages$" % cid
+    before = len([m for m in messages_of(emulator, cid) if m["body"] == "ok"])
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path=path)
+    for _ in range(3):
+        write(mount.p("conversations", str(cid), "reply"), "ok\n")
+    assert len(outbox_rows(mount)) == 3
+    emulator.clear_faults()
+    emulator.add_fault(kind="status", status=504, skip=2, count=1,
+                       method="POST", path=path)
+    wait_outbox_empty(mount)
+    oks = [m for m in messages_of(emulator, cid) if m["body"] == "ok"]
+    assert len(oks) == before + 3

@@ -1213,3 +1213,20 @@ def test_a_post_cut_short_by_a_crash_is_checked_after_the_grace(mounts, emulator
     assert len(api_calls(emulator, seq, "POST", path)) == 1
     texts = [x["body"] for x in messages_of(emulator, cid)]
     assert texts.count("cut short by a crash") == 1
+
+
+def test_a_landed_check_refused_a_token_keeps_the_row(mount, emulator):
+    """A check met by a 401 dropped the row as "refused", as a 403 does:
+    the token was refused, not the check. The row stays and is sent once
+    a token is taken."""
+    cid = emulator.data()["conversations"][23]["id"]
+    path = r"^/conversations/%d/messages$" % cid
+    emulator.add_fault(kind="status", status=502, method="POST", path=path)
+    emulator.add_fault(kind="status", status=401, count=2, method="GET",
+                       path=path)
+    write(mount.p("conversations", str(cid), "reply"), "checked with a bad token\n")
+    wait_outbox_empty(mount)
+    assert [m for m in messages_of(emulator, cid)
+            if m["body"] == "checked with a bad token"]
+    assert "the access token was refused" in mount.read(".driftfs", "errors",
+                                                        mode="r")

@@ -126,7 +126,8 @@ int commit_checked(const struct outbox_row *row);
  * 1 if the API shows it did (then, when found is not NULL, an answer
  * holding the found object's id is appended to it, for commit_applied()),
  * 0 if it shows it did not, -errno if that cannot be told now (-ENOENT:
- * the conversation is gone; -EACCES: the API refused the check).
+ * the conversation is gone; -EACCES: the API refused the check (403);
+ * -EKEYREJECTED: it refused the token (401), not the check).
  */
 int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		  struct buf *found);
@@ -136,16 +137,17 @@ struct landed_match {
 	const char *text;	/* commit_message_text() of its body */
 	const char *type;	/* chat, private_note, private_prompt */
 	int64_t user;		/* the userId it was sent with, else 0 */
-	int64_t since;		/* created no earlier than this (ms) */
+	int64_t since;		/* created no earlier than this (ms, the
+				 * local clock): only when after_created
+				 * is 0 */
 	int64_t after_created;	/* and newer than this message... */
 	int64_t after_id;	/* (outbox_row.after_*) */
-	int64_t exclude;	/* a message that is not it, else 0 */
 };
 
 struct api_message;
 /*
  * Whether m may be the message w describes: created after the newest
- * message cached when it was queued (and after since), not exclude, of its
+ * message cached when it was queued (or, with none, after since), of its
  * type, by the author the API gives a post with that userId (a post
  * without one: the org's bot user; a contact's message never matches),
  * with the same text.

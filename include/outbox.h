@@ -10,7 +10,13 @@
  * it is checked against the API before any resend (commit_landed()); a
  * check that fails leaves it "sending". Transient failures are retried by
  * a worker thread with capped backoff, also across unmounts; definite
- * refusals (4xx) are dropped with an error line naming the path.
+ * refusals (4xx) are dropped with an error line naming the path, except a
+ * 401 met by a row whose close() returned 0 (or by its landed check): the
+ * token was refused, not the write, so the row stays and the worker sends
+ * nothing for a pause that doubles up to 5 minutes (said once in the error
+ * log). Outbox calls get no retries within the call: a row that may have
+ * landed waits a grace period before it is sent or checked again, and a
+ * row that is checked gets that grace from before its request leaves.
  *
  * Rows with one ordering key (outbox_row.object) are sent in the order
  * they were stored, whatever retries they meet: a close() finding an older

@@ -275,6 +275,14 @@ int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			int64_t attempts, int64_t next_try,
 			const char *last_error);
 int store_outbox_delete(struct store *st, int64_t seq);
+/*
+ * A message that row seq posted landed, created at created (ms) with id:
+ * the later rows of its object (the same conversation's) move their
+ * after_created/after_id forward to it, so that their landed checks never
+ * take it, or anything older, for theirs.
+ */
+int store_outbox_advance(struct store *st, int64_t seq, const char *object,
+			 int64_t created, int64_t id);
 /* Names the object of a row that has none ('', from an older version). */
 int store_outbox_set_object(struct store *st, int64_t seq, const char *object);
 /* Calls cb for every row, oldest first (strings live for the call). */

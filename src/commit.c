@@ -1314,18 +1314,29 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
 	}
 }
 
-/* The id in an API answer: data.id, or a bare object's id. */
-static int64_t answer_id(const struct buf *response)
+/*
+ * The id (and createdAt, ms, when it has one) in an API answer: data.id,
+ * the first of data.messages[] (drift-api.md: a message POST may answer
+ * either way), or a bare object's id.
+ */
+static int64_t answer_id(const struct buf *response, int64_t *created)
 {
 	cJSON *v = response->len ? json_parse(response->data, response->len)
 				 : NULL;
 	const cJSON *o = cJSON_GetObjectItemCaseSensitive(v, "data");
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
 	int64_t id = 0;
 
-	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "messages")))
+	if (cJSON_IsArray(msgs))
+		o = cJSON_GetArrayItem(msgs, 0);
+	else if (cJSON_IsObject(msgs))
 		o = NULL;
-	if (json_get_i64(cJSON_IsObject(o) ? o : v, "id", &id))
+	if (!cJSON_IsObject(o))
+		o = v;
+	if (json_get_i64(o, "id", &id))
 		id = 0;
+	if (created && json_get_i64(o, "createdAt", created))
+		*created = 0;
 	cJSON_Delete(v);
 	return id;
 }
@@ -1336,8 +1347,12 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	int64_t id;
 
 	if (!strcmp(row->kind, "message")) {
+		int64_t created = 0;
+
 		sync_note_write(d->sync, SO_CONVERSATION, row->target);
-		id = answer_id(response);
+		id = answer_id(response, &created);
+		/* The later rows of the conversation look for theirs after
+		 * this one: an identical earlier message is never theirs. */
 		if (id) {
 			char key[64];
 
@@ -1345,15 +1360,18 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 				 (long long)row->target);
 			store_meta_set_i64(d->store, key, id);
 		}
+		if (id && created && row->object && row->object[0])
+			store_outbox_advance(d->store, row->seq, row->object,
+					     created, id);
 		sync_fetch_conversation(d->sync, row->target);
 	} else if (!strcmp(row->kind, "contact_create")) {
-		id = answer_id(response);
+		id = answer_id(response, NULL);
 		if (id) {
 			store_meta_set_i64(d->store, "created:contact", id);
 			sync_fetch_contact(d->sync, id);
 		}
 	} else if (!strcmp(row->kind, "conversation_create")) {
-		id = answer_id(response);
+		id = answer_id(response, NULL);
 		if (id) {
 			store_meta_set_i64(d->store, "created:conversation", id);
 			sync_fetch_conversation(d->sync, id);
@@ -1419,7 +1437,6 @@ struct landed_ctx {
 	int64_t user;		/* the userId it was posted with, else 0 */
 	int64_t since;		/* nothing created before this (ms) */
 	int64_t after_created, after_id;	/* outbox_row.after_* */
-	int64_t exclude;	/* an earlier row's message, else 0 */
 	int64_t found;		/* the id of the one found, else 0 */
 	int64_t found_created;
 };
@@ -1434,7 +1451,9 @@ struct landed_ctx {
 int commit_message_matches(const struct landed_match *w,
 			   const struct api_message *m)
 {
-	if (m->created < w->since || (w->exclude && m->id == w->exclude))
+	/* The local clock only when nothing of the API's own is known: it
+	 * may be off from the API's by any amount. */
+	if (!w->after_created && m->created < w->since)
 		return 0;
 	if (m->created < w->after_created ||
 	    (m->created == w->after_created && m->id <= w->after_id))
@@ -1450,11 +1469,13 @@ static int message_matches(void *ctx, struct api_message *m)
 {
 	struct landed_ctx *l = ctx;
 	struct landed_match w = { l->text, l->type, l->user, l->since,
-				  l->after_created, l->after_id, l->exclude };
+				  l->after_created, l->after_id };
 
 	/* The first match, oldest first, is the one that came of the row. */
-	if (!l->found && commit_message_matches(&w, m))
+	if (!l->found && commit_message_matches(&w, m)) {
 		l->found = m->id;
+		l->found_created = m->created;
+	}
 	return 0;
 }
 
@@ -1509,11 +1530,32 @@ int commit_checked(const struct outbox_row *row)
 	return !strcmp(row->kind, "message") && !commit_idempotent(row);
 }
 
+/*
+ * A check refused with -EACCES: by a 403 (the API will not show it) or by
+ * a 401 (the token is refused; it would show it to a good one). The same
+ * request once more tells which: -EKEYREJECTED for a 401, else -EACCES.
+ */
+static int refusal(struct driftfs *d, const char *path)
+{
+	struct http_response resp;
+	int r;
+
+	r = http_call(d->http, "GET", path, NULL, NULL, 0, 0, HTTP_NO_RETRY,
+		      &resp);
+	r = resp.status == 401 || (r == -EACCES && !resp.attempts)
+		    ? -EKEYREJECTED
+		    : -EACCES;
+	http_response_release(&resp);
+	return r;
+}
+
 int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		  struct buf *found)
 {
+	char probe[96];
+
 	struct landed_ctx l = { NULL, NULL, 0, row->created - 120000,
-				row->after_created, row->after_id, 0, 0, 0 };
+				row->after_created, row->after_id, 0, 0 };
 	cJSON *v = json_parse(row->body.data ? row->body.data : "",
 			      row->body.len);
 	int r = 0;
@@ -1529,17 +1571,6 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		struct buf t = BUF_INIT;
 		const cJSON *uid = cJSON_GetObjectItemCaseSensitive(v,
 								    "userId");
-		char key[64];
-
-		/*
-		 * The message an earlier row of this conversation posted (rows
-		 * of one conversation go in order, so never this row's own):
-		 * not this one, even when the cache missed it at queue time.
-		 */
-		snprintf(key, sizeof(key), "created:message:%lld",
-			 (long long)row->target);
-		l.exclude = store_meta_i64(d->store, key);
-
 		l.type = json_get_str(v, "type") ? json_get_str(v, "type")
 						 : "";
 		if (uid && json_i64(uid, &l.user))
@@ -1549,15 +1580,29 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
+		snprintf(probe, sizeof(probe), "/conversations/%lld/messages",
+			 (long long)row->target);
+		if (r == -EACCES)
+			r = refusal(d, probe);
 		buf_release(&t);
 	} else {
 		const char *email = json_get_str(
 			cJSON_GetObjectItemCaseSensitive(v, "attributes"),
 			"email");
 
+		char *q = NULL;
+
 		if (email)
 			r = api_contacts_by_email(d->http, email,
 						  contact_matches, &l);
+		if (r == -EACCES)
+			q = api_query_escape(email);
+		if (q) {
+			snprintf(probe, sizeof(probe), "/contacts?email=%.80s",
+				 q);
+			r = refusal(d, probe);
+			free(q);
+		}
 		/* No contact with that email: not created. */
 		if (r == -ENOENT)
 			r = 0;
@@ -1566,7 +1611,10 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 	if (r)
 		return r;
 	/* What commit_applied() reads the new object's id from. */
-	if (l.found && found)
+	if (l.found && found && l.found_created && !strcmp(row->kind, "message"))
+		r = buf_printf(found, "{\"id\":%lld,\"createdAt\":%lld}",
+			       (long long)l.found, (long long)l.found_created);
+	else if (l.found && found)
 		r = buf_printf(found, "{\"id\":%lld}", (long long)l.found);
 	return r ? r : l.found != 0;
 }

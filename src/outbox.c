@@ -38,6 +38,15 @@ struct outbox {
 	/* Serialises sends, so the worker and a close() never send one row
 	 * twice at once. */
 	pthread_mutex_t send_lock;
+	/*
+	 * The API refused the token (401) for a queued row: no row goes out
+	 * before key_wait_until (wall ms), which backs off with each refusal
+	 * in a row (key_refusals) up to RETRY_CAP_MS; every send asks auth
+	 * for the token again, so a new login is used from the next try.
+	 * Guarded by send_lock.
+	 */
+	int64_t key_wait_until;
+	int64_t key_refusals;
 };
 
 struct outbox *outbox_new(struct driftfs *d)
@@ -101,10 +110,41 @@ static int drop(struct outbox *o, int64_t seq)
 	return r;
 }
 
+static int count_row(void *ctx, const struct outbox_row *row)
+{
+	(void)row;
+	(*(int64_t *)ctx)++;
+	return 0;
+}
+
+/*
+ * A 401 for a row whose close() returned 0: the API refused the login, not
+ * the write, which waits (in its state, next_try after the pause) for a
+ * token it takes. Said once in .driftfs/errors per run of refusals.
+ */
+static int key_refused(struct outbox *o, const struct outbox_row *row)
+{
+	int64_t n = 0, wait = backoff(++o->key_refusals);
+
+	o->key_wait_until = http_wall_ms() + wait;
+	store_outbox_update(o->d->store, row->seq, row->state, row->attempts,
+			    o->key_wait_until,
+			    "the access token was refused (HTTP 401)");
+	if (o->key_refusals == 1) {
+		store_outbox_each(o->d->store, count_row, &n);
+		log_error_event("the access token was refused: %lld write%s "
+				"wait%s; run driftctl login",
+				(long long)n, n == 1 ? "" : "s",
+				n == 1 ? "s" : "");
+	}
+	return -EINPROGRESS;
+}
+
 /*
  * A check that cannot succeed: the conversation it looks in is gone (404),
- * or the API refuses to show it (403, or a 401 no new token cured). The row is dropped with a line
- * saying so; -errno of that answer.
+ * or the API refuses to show it (403; a 401 refuses the token, not the
+ * check: key_refused()). The row is dropped with a line saying so; -errno
+ * of that answer.
  */
 static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 			  int err)
@@ -117,19 +157,20 @@ static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 	else
 		log_error_event("%s %s refused: delivery unknown, and the API "
 				"refuses to show whether it landed (HTTP "
-				"401/403)",
+				"403)",
 				row->method, row->api_path);
 	drop(o, row->seq);
 	return err;
 }
 
 /*
- * Sends one row (the caller holds send_lock). Returns 0 when delivered (or
- * found to have landed already), -EINPROGRESS when it stays queued, or the
- * errno of a definite refusal (row deleted).
+ * Sends one row (the caller holds send_lock). queued: the worker sends it,
+ * its close() long returned 0 (a 401 then keeps it). Returns 0 when
+ * delivered (or found to have landed already), -EINPROGRESS when it stays
+ * queued, or the errno of a definite refusal (row deleted).
  */
 static int send_row(struct outbox *o, struct outbox_row *row,
-		    struct buf *response)
+		    struct buf *response, int queued)
 {
 	struct store *st = o->d->store;
 	struct http_response resp;
@@ -160,6 +201,8 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			return 0;
 		}
 		buf_release(&found);
+		if (r == -EKEYREJECTED)
+			return key_refused(o, row);
 		if (r == -ENOENT || r == -EACCES)
 			return drop_unchecked(o, row, r);
 		if (r < 0) {
@@ -170,15 +213,34 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			return -EINPROGRESS;
 		}
 	}
+	/*
+	 * A row that is checked before a resend waits the grace first even
+	 * when a crash cuts this send short: the restart must not check it
+	 * before the backend may have stored it.
+	 */
 	r = store_outbox_update(st, row->seq, "sending", row->attempts + 1,
-				row->next_try, row->last_error);
+				!idem && commit_checked(row)
+					? http_wall_ms() + landed_grace_ms()
+					: row->next_try,
+				row->last_error);
 	if (r)
 		return r;
 	row->attempts++;
+	/*
+	 * No retry within the call, idempotent or not: a 5xx or a lost
+	 * answer may be a write the backend is still storing, and a resend
+	 * within the second could land before it, the late one last (an
+	 * edit undone by its own earlier copy). The row waits the grace.
+	 */
 	r = http_call(o->d->http, row->method, row->api_path,
 		      "application/json", row->body.data ? row->body.data : "",
-		      row->body.len, 0, idem ? HTTP_IDEMPOTENT : HTTP_NO_RETRY,
-		      &resp);
+		      row->body.len, 0, HTTP_NO_RETRY, &resp);
+	if (r && resp.status == 401 && r != -EAGAIN && queued) {
+		http_response_release(&resp);
+		return key_refused(o, row);
+	}
+	if (resp.status && resp.status != 401)
+		o->key_refusals = 0;
 	/* A delete sent again found its object gone: the first one did it. */
 	if (r == -ENOENT && resp.status == 404 && commit_is_delete(row) &&
 	    (row->attempts > 1 || resp.attempts > 1)) {
@@ -201,10 +263,16 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		 * token could not be refreshed for now: -EAGAIN) says it
 		 * did not land.
 		 */
-		int unsure = !idem && maybe_landed(resp.status);
+		int left = resp.attempts > 0 && maybe_landed(resp.status);
+		int unsure = !idem && left;
 		int64_t wait = backoff(row->attempts);
 
-		if (unsure && commit_checked(row) && wait < landed_grace_ms())
+		/* A request that never left (no token, the rate limiter's
+		 * deadline, no memory) cannot have landed: no check, no
+		 * grace. One that may have waits the grace before it is
+		 * checked or, idempotent, sent again. */
+		if (left && (idem || commit_checked(row)) &&
+		    wait < landed_grace_ms())
 			wait = landed_grace_ms();
 		store_outbox_update(st, row->seq, unsure ? "sending" : "pending",
 				    row->attempts, http_wall_ms() + wait,
@@ -256,7 +324,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	/* Sent as the store holds it, as the worker would send it. */
 	r = store_outbox_get(o->d->store, row->seq, &cur);
 	if (!r) {
-		r = send_row(o, &cur, response);
+		r = send_row(o, &cur, response, 0);
 		store_outbox_row_release(&cur);
 	}
 	pthread_mutex_unlock(&o->send_lock);
@@ -292,7 +360,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&o->lock);
 	while (!o->stop) {
 		struct outbox_row row;
-		int r, gate = 0;
+		int r, gate = 0, held = 0;
 
 		o->kick = 0;
 		pthread_mutex_unlock(&o->lock);
@@ -303,10 +371,16 @@ static void *worker(void *arg)
 			/* Nothing goes out before the API has named the
 			 * cache's org (account.h). */
 			gate = !r && !account_verified(o->d->account);
-			if (!r && !gate)
-				send_row(o, &row, NULL);
+			/* The token was refused: nothing goes out until the
+			 * pause ends. */
+			held = !r && !gate &&
+			       http_wall_ms() < o->key_wait_until;
+			if (!r && !gate && !held)
+				send_row(o, &row, NULL, 1);
 			if (!r)
 				store_outbox_row_release(&row);
+			if (held)
+				r = -EAGAIN;
 			pthread_mutex_unlock(&o->send_lock);
 			/* Asked with no lock held: a close() waits on none.
 			 * Yes: the next round sends. */

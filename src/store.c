@@ -2324,6 +2324,35 @@ int store_outbox_set_object(struct store *st, int64_t seq, const char *object)
 			   bind_object, &a, NULL, NULL);
 }
 
+struct advance_args {
+	int64_t seq, created, id;
+	const char *object;
+};
+
+static int bind_advance(sqlite3_stmt *s, const void *arg)
+{
+	const struct advance_args *a = arg;
+
+	sqlite3_bind_int64(s, 1, a->seq);
+	bind_text(s, 2, a->object);
+	sqlite3_bind_int64(s, 3, a->created);
+	sqlite3_bind_int64(s, 4, a->id);
+	return 0;
+}
+
+int store_outbox_advance(struct store *st, int64_t seq, const char *object,
+			 int64_t created, int64_t id)
+{
+	struct advance_args a = { seq, created, id, object };
+
+	/* Only forward: a row's mark never moves back past what it knew. */
+	return outbox_exec(st, "UPDATE outbox SET after_created = ?3,"
+			       " after_id = ?4 WHERE object = ?2 AND seq > ?1"
+			       " AND object <> '' AND (after_created < ?3 OR"
+			       " (after_created = ?3 AND after_id < ?4))",
+			   bind_advance, &a, NULL, NULL);
+}
+
 int store_outbox_delete(struct store *st, int64_t seq)
 {
 	return outbox_exec(st, "DELETE FROM outbox WHERE seq = ?1", bind_seq,

@@ -1125,3 +1125,139 @@ def test_create_found_landed_names_the_created_contact(mount, emulator):
     assert len(made) == 1
     assert mount.read("contacts", "new", mode="r") == "%d\n" % made[0]["id"]
     assert str(made[0]["id"]) in os.listdir(mount.p("contacts"))
+
+
+def test_a_refused_token_keeps_the_queued_writes(mount, emulator):
+    """The token refused (401) for good while writes wait: each row in turn
+    was "refused" and dropped until the outbox was empty. A 401 refuses the
+    login, not the write: the rows stay, sending pauses, it is said once in
+    .driftfs/errors, and they go out in order once a token is taken."""
+    from helpers import wait_for
+    cid = emulator.data()["conversations"][18]["id"]
+    texts = ["waits for a login %d" % i for i in range(3)]
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path=r"^/conversations/%d/messages$" % cid)
+    for t in texts:
+        write(mount.p("conversations", str(cid), "reply"), t + "\n")
+    assert len(outbox_rows(mount)) == 3
+    seq = last_seq(emulator)
+    emulator.clear_faults()
+    emulator.add_fault(kind="status", status=401, count=3, method="POST",
+                       path=r"^/conversations/%d/messages$" % cid)
+    wait_for(lambda: len([r for r in api_calls(emulator, seq, "POST")
+                          if r["status"] == 401]) >= 2, 30, "two refusals")
+    assert len(outbox_rows(mount)) == 3
+    wait_outbox_empty(mount)
+    bodies = [m["body"] for m in messages_of(emulator, cid)]
+    assert [b for b in bodies if b in texts] == texts
+    errors = mount.read(".driftfs", "errors", mode="r")
+    assert "run driftctl login" in errors
+    assert len([x for x in errors.splitlines()
+                if "the access token was refused: 3 writes wait" in x]) == 1
+    assert not [x for x in errors.splitlines()
+                if "refused" in x and "/conversations/%d/messages" % cid in x
+                and "HTTP 401" in x and "delivery" in x]
+
+
+def test_identical_queued_replies_are_each_sent(mount, emulator):
+    """Three identical replies queued while the API is down: the first two
+    land; the third's POST meets a 504 without landing. Its check took the
+    first one's message for its own (only the last one landed was ruled
+    out), and it was never sent."""
+    cid = emulator.data()["conversations"][19]["id"]
+    path = r"^/conversations/%d/messages$" % cid
+    before = len([m for m in messages_of(emulator, cid) if m["body"] == "ok"])
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path=path)
+    for _ in range(3):
+        write(mount.p("conversations", str(cid), "reply"), "ok\n")
+    assert len(outbox_rows(mount)) == 3
+    emulator.clear_faults()
+    emulator.add_fault(kind="status", status=504, skip=2, count=1,
+                       method="POST", path=path)
+    wait_outbox_empty(mount)
+    oks = [m for m in messages_of(emulator, cid) if m["body"] == "ok"]
+    assert len(oks) == before + 3
+
+
+def test_an_edit_resent_after_a_5xx_waits_for_a_slow_backend(mounts, emulator,
+                                                             tmp_path):
+    """Edits are idempotent, and were retried within the call half a
+    second after a 504: while the backend was still storing the first
+    copy. The retry landed, the next edit landed, then the late first copy
+    landed and undid the next edit. The resend waits the grace."""
+    m = mounts(emulator.url, str(tmp_path / "m"),
+               env={"DRIFTFS_TEST_LANDED_GRACE_MS": "4000"})
+    c = emulator.data()["conversations"][21]["contactId"]
+    p = m.p("contacts", str(c), "contact.json")
+    obj = json.loads(open(p).read())
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=504, process_after=2, count=1,
+                       method="PATCH", path=r"^/contacts/%d$" % c)
+    obj["attributes"]["name"] = "First Edit"
+    write(p, json.dumps(obj))
+    obj["attributes"]["name"] = "Second Edit"
+    write(p, json.dumps(obj))
+    wait_outbox_empty(m)
+    patches = api_calls(emulator, seq, "PATCH", r"^/contacts/%d$" % c)
+    assert [json.loads(x["body"])["attributes"]["name"] for x in patches] == \
+        ["First Edit", "First Edit", "Second Edit"]
+    # The resend came after the late copy had landed (2 s after the 504).
+    assert patches[1]["time"] - patches[0]["time"] >= 2.5
+    attrs = next(x for x in emulator.data()["contacts"] if x["id"] == c)["attributes"]
+    assert attrs["name"] == "Second Edit"
+
+
+def test_a_post_cut_short_by_a_crash_is_checked_after_the_grace(mounts, emulator,
+                                                                tmp_path):
+    """The daemon dies while a reply's POST is with a slow backend, which
+    stores it later. At the restart the row ("sending") was checked at
+    once, before the backend was done, and the reply was sent again: two
+    copies. The grace is counted from before the request left."""
+    import signal
+    import threading
+    m = mounts(emulator.url, str(tmp_path / "m"),
+               env={"DRIFTFS_TEST_LANDED_GRACE_MS": "12000"})
+    cid = emulator.data()["conversations"][22]["id"]
+    path = r"^/conversations/%d/messages$" % cid
+    emulator.add_fault(kind="status", status=503, count=1000, method="POST",
+                       path=path)
+    write(m.p("conversations", str(cid), "reply"), "cut short by a crash\n")
+    emulator.clear_faults()
+    seq = last_seq(emulator)
+    # The worker's resend: stalled 6 s in the backend, then stored.
+    emulator.add_fault(kind="stall", seconds=6, method="POST", path=path)
+    from helpers import wait_for
+    wait_for(lambda: api_calls(emulator, seq, "GET", path), 30, "the check")
+    wait_for(lambda: [x for x in emulator.admin("GET", "faults")["pending"]
+                      if x["kind"] == "stall"] == [], 30, "the resend")
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait()
+    subprocess.run(["fusermount3", "-uz", m.path], capture_output=True)
+    m.errlog.close()
+    m.proc = None
+    m.start()
+    wait_outbox_empty(m)
+    # The stalled copy lands too, however the restart went.
+    wait_for(lambda: [x for x in api_calls(emulator, seq, "POST", path)
+                      if x["fault"]], 30, "the stalled copy")
+    assert len(api_calls(emulator, seq, "POST", path)) == 1
+    texts = [x["body"] for x in messages_of(emulator, cid)]
+    assert texts.count("cut short by a crash") == 1
+
+
+def test_a_landed_check_refused_a_token_keeps_the_row(mount, emulator):
+    """A check met by a 401 dropped the row as "refused", as a 403 does:
+    the token was refused, not the check. The row stays and is sent once
+    a token is taken."""
+    cid = emulator.data()["conversations"][23]["id"]
+    path = r"^/conversations/%d/messages$" % cid
+    emulator.add_fault(kind="status", status=502, method="POST", path=path)
+    emulator.add_fault(kind="status", status=401, count=2, method="GET",
+                       path=path)
+    write(mount.p("conversations", str(cid), "reply"), "checked with a bad token\n")
+    wait_outbox_empty(mount)
+    assert [m for m in messages_of(emulator, cid)
+            if m["body"] == "checked with a bad token"]
+    assert "the access token was refused" in mount.read(".driftfs", "errors",
+                                                        mode="r")

@@ -594,23 +594,6 @@ int account_check_store(struct account *acc, struct store *st)
 	}
 	if (!acc->org)
 		acc->org = mine > 0 ? mine : 0;
-	if (!acc->verified && !acc->org) {
-		int64_t n[8], held = 1;
-
-		/* A new cache holds no org's data to keep apart: the sync
-		 * may fill it (its move to its org's place waits for a start
-		 * that knows the org, as for a cache from before). */
-		if (!store_counts(st, n)) {
-			held = 0;
-			for (size_t i = 0; i < 8; i++)
-				held += n[i];
-		}
-		if (!held) {
-			log_info("a new cache, for an org not named yet: "
-				 "syncing into %s", acc->dir);
-			acc->verified = 1;
-		}
-	}
 	if (acc->verified)
 		__atomic_store_n(&acc->state, ACC_VERIFIED, __ATOMIC_RELEASE);
 	/* The old place stays unclaimed until its move (adopt_old). */

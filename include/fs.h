@@ -42,5 +42,12 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n);
  * from a request handler). f may be NULL (driftctl has no mount).
  */
 void fs_outbox_changed(struct fs *f);
+/*
+ * A queued write will not land (the API refused it, or it was cancelled):
+ * the versions writers committed while queued stop being their base, so
+ * their next save sends all of its changes again. Any thread; takes only
+ * the versions' lock.
+ */
+void fs_outbox_lost(struct fs *f);
 
 #endif

@@ -154,7 +154,10 @@ struct fs {
 	 * (read_base_pick) rather than the cache, which may have moved on
 	 * since (DESIGN §4): a field Drift changed meanwhile is not sent
 	 * back, and a save that undoes the process's own last save is sent.
-	 * A commit still queued is not noted: the outbox may refuse it.
+	 * A commit still queued is noted too, marked: the process's next
+	 * save is its change on top of it (an undo of it is sent); if the
+	 * outbox then refuses or cancels a write, the queued versions go
+	 * (fs_outbox_lost), and the next save sends all its changes again.
 	 * A read served by the kernel's page cache never reaches us, so a
 	 * process that read only from it has no version here (then the
 	 * cache is the base). bllock guards them; it is taken last, after a
@@ -164,6 +167,7 @@ struct fs {
 	struct read_base {
 		uint64_t ino;		/* 0: a free slot */
 		uint64_t proc;		/* the process that took it (caller_proc) */
+		int queued;		/* a commit still in the outbox */
 		unsigned long used;	/* bclock when noted or picked */
 		struct buf data;
 	} bases[READ_BASE_SLOTS];
@@ -1343,7 +1347,7 @@ static void read_base_drop_locked(struct fs *f, struct read_base *b)
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
 static void read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
-			   const char *data, size_t len)
+			   int queued, const char *data, size_t len)
 {
 	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
 	size_t n = 0;
@@ -1357,6 +1361,7 @@ static void read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
 				    len)) {
 				/* Read again: now the most recent. */
 				b->used = ++f->bclock;
+				b->queued = queued;
 				goto out;
 			}
 			n++;
@@ -1395,6 +1400,7 @@ static void read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
 	if (!buf_add(&slot->data, data, len)) {
 		slot->ino = ino;
 		slot->proc = proc;
+		slot->queued = queued;
 		slot->used = ++f->bclock;
 		f->bbytes += len;
 	} else {
@@ -1960,7 +1966,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			buf_reset(&h->data);
 		if (!r && tree_access(h->t.kind) == TA_RW)
 			read_base_note(f, tree_ino(&h->t),
-				       caller_proc(req),
+				       caller_proc(req), 0,
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 	} else if (h->writable) {
@@ -1970,7 +1976,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 * or a scratch file: it read this version. */
 			h->note_read = 0;
 			read_base_note(f, tree_ino(&h->t),
-				       caller_proc(req),
+				       caller_proc(req), 0,
 				       h->data.data ? h->data.data : "",
 				       h->data.len);
 		}
@@ -2112,10 +2118,10 @@ static int handle_commit(struct fs *f, struct handle *h)
 		base = &picked;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
 			 h->data.len, base, &queued);
-	if (!r && !queued && tree_access(h->t.kind) == TA_RW)
+	if (!r && tree_access(h->t.kind) == TA_RW)
 		/* The writer's next save, through another descriptor,
 		 * starts from what it wrote (an undo of it is a change). */
-		read_base_note(f, tree_ino(&h->t), h->proc,
+		read_base_note(f, tree_ino(&h->t), h->proc, queued,
 			       h->data.data ? h->data.data : "", h->data.len);
 	if (!r && h->based && !queued) {
 		/* The API took it: a later commit of this descriptor (an
@@ -2363,7 +2369,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * through a descriptor of its own (vim and sed -i read it first,
 	 * and rename from the same process): compare with the version it
 	 * took (read_base_pick), else the cache now. What it commits is its
-	 * next version, unless queued (the outbox may still refuse it).
+	 * next version (marked while queued: see fs.bases).
 	 */
 	based = !read_base_pick(f, a.ino, caller_proc(req),
 				content.data ? content.data : "", content.len,
@@ -2372,8 +2378,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 content.len, based ? &base : NULL, &queued);
 	if (r)
 		goto out;
-	if (!queued && tree_access(target.kind) == TA_RW)
-		read_base_note(f, a.ino, caller_proc(req),
+	if (tree_access(target.kind) == TA_RW)
+		read_base_note(f, a.ino, caller_proc(req), queued,
 			       content.data ? content.data : "", content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	nodes_lock(f);
@@ -2519,6 +2525,17 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
 	}
 	pthread_cond_signal(&f->qcond);
 	pthread_mutex_unlock(&f->qlock);
+}
+
+void fs_outbox_lost(struct fs *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->bllock);
+	for (size_t i = 0; i < READ_BASE_SLOTS; i++)
+		if (f->bases[i].ino && f->bases[i].queued)
+			read_base_drop_locked(f, &f->bases[i]);
+	pthread_mutex_unlock(&f->bllock);
 }
 
 void fs_outbox_changed(struct fs *f)

@@ -160,6 +160,7 @@ static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 				"403)",
 				row->method, row->api_path);
 	drop(o, row->seq);
+	fs_outbox_lost(o->d->fs);
 	return err;
 }
 
@@ -284,6 +285,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 				row->api_path, resp.status,
 				resp.message[0] ? ": " : "", resp.message);
 		drop(o, row->seq);
+		fs_outbox_lost(o->d->fs);
 	}
 	http_response_release(&resp);
 	return r;
@@ -348,6 +350,7 @@ int outbox_cancel(struct outbox *o, int64_t seq)
 	if (!r) {
 		store_outbox_row_release(&row);
 		r = drop(o, seq);
+		fs_outbox_lost(o->d->fs);
 	}
 	pthread_mutex_unlock(&o->send_lock);
 	return r;

@@ -819,6 +819,34 @@ def test_a_save_that_undoes_the_last_one_is_sent(mount, emulator):
     assert server["attributes"].get("name") == old_name
 
 
+def test_an_undo_of_a_queued_save_is_sent(mount, emulator):
+    """A save that met a 503 waits in the outbox; the writer's next save
+    is its change on top of it: an undo is sent after it (compared with
+    what the writer had read, it looked like no change, and the queued
+    save landed last)."""
+    from helpers import wait_for
+    c = contact_with_conversation(emulator, 5)
+    p = mount.p("contacts", str(c), "contact.json")
+    v0 = open(p).read()
+    obj = json.loads(v0)
+    old_name = obj["attributes"].get("name")
+    obj["attributes"]["name"] = "Queued Name"
+    seq = last_seq(emulator)
+    emulator.add_fault(kind="status", status=503, count=1000, method="PATCH",
+                       path="^/contacts/%d$" % c)
+    write(p, json.dumps(obj, indent=2))     # queued
+    write(p, v0)                            # the undo, queued behind it
+    emulator.clear_faults()
+    wait_for(lambda: not os.listdir(mount.p(".driftfs", "outbox")), 60,
+             "the outbox")
+    sent = [json.loads(x["body"]) for x in api_calls(emulator, seq, "PATCH")
+            if x["status"] == 200]
+    assert sent == [{"attributes": {"name": "Queued Name"}},
+                    {"attributes": {"name": old_name}}]
+    server = next(x for x in emulator.data()["contacts"] if x["id"] == c)
+    assert server["attributes"].get("name") == old_name
+
+
 def test_versions_are_kept_per_process_not_per_thread(mount, emulator):
     """An editor may read on one thread and save on another: the versions
     are its process's. One thread reads, another saves a change, the first

@@ -138,10 +138,12 @@ struct landed_match {
 	const char *type;	/* chat, private_note, private_prompt */
 	int64_t user;		/* the userId it was sent with, else 0 */
 	int64_t since;		/* created no earlier than this (ms, the
-				 * local clock): only when after_created
-				 * is 0 */
+				 * local clock less a margin for skew) */
 	int64_t after_created;	/* and newer than this message... */
 	int64_t after_id;	/* (outbox_row.after_*) */
+	int64_t exclude;	/* and not the message an earlier row of the
+				 * conversation posted (created:message),
+				 * which the marks may predate */
 };
 
 struct api_message;

@@ -1431,12 +1431,15 @@ static int same_text(const char *html, const char *text)
 	return same;
 }
 
+#define LANDED_SKEW_MS (5 * 60 * 1000)
+
 struct landed_ctx {
 	const char *text;	/* commit_message_text() of the body */
 	const char *type;	/* the message's type: chat, private_note... */
 	int64_t user;		/* the userId it was posted with, else 0 */
 	int64_t since;		/* nothing created before this (ms) */
 	int64_t after_created, after_id;	/* outbox_row.after_* */
+	int64_t exclude;	/* an earlier row's message, else 0 */
 	int64_t found;		/* the id of the one found, else 0 */
 	int64_t found_created;
 };
@@ -1451,9 +1454,10 @@ struct landed_ctx {
 int commit_message_matches(const struct landed_match *w,
 			   const struct api_message *m)
 {
-	/* The local clock only when nothing of the API's own is known: it
-	 * may be off from the API's by any amount. */
-	if (!w->after_created && m->created < w->since)
+	/* Both bounds: the marks may predate messages the cache had not
+	 * fetched yet, and the clock window (wide, for skew) keeps an
+	 * identical older one of the same author out. */
+	if (m->created < w->since || (w->exclude && m->id == w->exclude))
 		return 0;
 	if (m->created < w->after_created ||
 	    (m->created == w->after_created && m->id <= w->after_id))
@@ -1469,7 +1473,7 @@ static int message_matches(void *ctx, struct api_message *m)
 {
 	struct landed_ctx *l = ctx;
 	struct landed_match w = { l->text, l->type, l->user, l->since,
-				  l->after_created, l->after_id };
+				  l->after_created, l->after_id, l->exclude };
 
 	/* The first match, oldest first, is the one that came of the row. */
 	if (!l->found && commit_message_matches(&w, m)) {
@@ -1554,8 +1558,10 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 {
 	char probe[96];
 
-	struct landed_ctx l = { NULL, NULL, 0, row->created - 120000,
-				row->after_created, row->after_id, 0, 0 };
+	/* LANDED_SKEW_MS: how far the local clock may be ahead of the
+	 * API's before a landed message is missed (and sent again). */
+	struct landed_ctx l = { NULL, NULL, 0, row->created - LANDED_SKEW_MS,
+				row->after_created, row->after_id, 0, 0, 0 };
 	cJSON *v = json_parse(row->body.data ? row->body.data : "",
 			      row->body.len);
 	int r = 0;
@@ -1571,6 +1577,11 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		struct buf t = BUF_INIT;
 		const cJSON *uid = cJSON_GetObjectItemCaseSensitive(v,
 								    "userId");
+		char key[64];
+
+		snprintf(key, sizeof(key), "created:message:%lld",
+			 (long long)row->target);
+		l.exclude = store_meta_i64(d->store, key);
 		l.type = json_get_str(v, "type") ? json_get_str(v, "type")
 						 : "";
 		if (uid && json_i64(uid, &l.user))

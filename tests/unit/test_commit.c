@@ -455,8 +455,8 @@ static struct api_message msg(int64_t id, int64_t created, const char *type,
  */
 static void test_landed_message_must_be_ours_and_new(void)
 {
-	struct landed_match w = { "Yes", "chat", 0, 1000, 5000, 50 };
-	struct landed_match u = { "Yes", "chat", 77, 1000, 5000, 50 };
+	struct landed_match w = { "Yes", "chat", 0, 1000, 5000, 50, 0 };
+	struct landed_match u = { "Yes", "chat", 77, 1000, 5000, 50, 0 };
 	struct api_message m;
 
 	m = msg(60, 6000, "chat", "user", 1, 1, "<p>Yes</p>");
@@ -483,14 +483,17 @@ static void test_landed_message_must_be_ours_and_new(void)
 	CHECK(!commit_message_matches(&w, &m));
 	m = msg(64, 6000, "chat", "user", 1, 1, "Yes!");
 	CHECK(!commit_message_matches(&w, &m));
-	/*
-	 * The local clock ahead of the API's: with the newest cached message
-	 * known, the window of the local clock does not apply (it hid the
-	 * message that landed, which was then sent twice).
-	 */
+	/* Not the message an earlier row of the conversation posted,
+	 * even when the marks predate it. */
+	w.exclude = 60;
+	m = msg(60, 6000, "chat", "user", 1, 1, "<p>Yes</p>");
+	CHECK(!commit_message_matches(&w, &m));
+	w.exclude = 0;
+	/* The clock window applies with the marks too (a stale cache's
+	 * marks let an identical older message through). */
 	w.since = 100000;
 	m = msg(65, 6000, "chat", "user", 1, 1, "Yes");
-	CHECK(commit_message_matches(&w, &m));
+	CHECK(!commit_message_matches(&w, &m));
 	w.since = 1000;
 	/* Posted with a userId: that user wrote it, not the bot. */
 	m = msg(66, 6000, "chat", "user", 77, 0, "Yes");

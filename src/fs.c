@@ -1416,14 +1416,15 @@ out:
  * else, as its read may have been served from the kernel's page cache, the
  * version any process took that is closest to data (commit_base_distance;
  * the most recent of those as close). None when data is exactly a version
- * kept: writing back an older version whole is a restore (or an undo of a
- * change), and only the cache as base sends it. 0, or -ENOENT when there is
- * none.
+ * kept that is not the newest: writing back an older version whole is a
+ * restore (or an undo of a change), and only the cache as base sends it;
+ * the newest written back unchanged is no change. 0, or -ENOENT when there
+ * is none.
  */
 static int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
 			  const char *data, size_t len, struct buf *out)
 {
-	struct read_base *best = NULL, *b;
+	struct read_base *best = NULL, *newest = NULL, *b;
 	uint64_t bestd = 0, d;
 	int r = -ENOENT, own = 0;
 
@@ -1440,6 +1441,8 @@ static int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
 		b = &f->bases[i];
 		if (b->ino != ino)
 			continue;
+		if (!newest || b->used > newest->used)
+			newest = b;
 		d = commit_base_distance(data, len,
 					 b->data.data ? b->data.data : "",
 					 b->data.len);
@@ -1448,7 +1451,7 @@ static int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
 			bestd = d;
 		}
 	}
-	if (best && !own && bestd == 0)
+	if (best && !own && bestd == 0 && best != newest)
 		best = NULL;
 	if (best) {
 		best->used = ++f->bclock;

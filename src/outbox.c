@@ -215,12 +215,13 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		}
 	}
 	/*
-	 * A row that is checked before a resend waits the grace first even
-	 * when a crash cuts this send short: the restart must not check it
-	 * before the backend may have stored it.
+	 * A row waits the grace before it is checked or sent again even when
+	 * a crash cuts this send short: the restart must neither check it
+	 * nor, idempotent, resend it (and the writes after it) while the
+	 * backend may still be storing this one.
 	 */
 	r = store_outbox_update(st, row->seq, "sending", row->attempts + 1,
-				!idem && commit_checked(row)
+				idem || commit_checked(row)
 					? http_wall_ms() + landed_grace_ms()
 					: row->next_try,
 				row->last_error);
@@ -240,8 +241,10 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		http_response_release(&resp);
 		return key_refused(o, row);
 	}
-	if (resp.status && resp.status != 401)
+	if (resp.status && resp.status != 401) {
 		o->key_refusals = 0;
+		o->key_wait_until = 0;
+	}
 	/* A delete sent again found its object gone: the first one did it. */
 	if (r == -ENOENT && resp.status == 404 && commit_is_delete(row) &&
 	    (row->attempts > 1 || resp.attempts > 1)) {

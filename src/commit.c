@@ -1352,15 +1352,17 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 		sync_note_write(d->sync, SO_CONVERSATION, row->target);
 		id = answer_id(response, &created);
 		/* The later rows of the conversation look for theirs after
-		 * this one: an identical earlier message is never theirs. */
-		if (id) {
+		 * this one: an identical earlier message is never theirs.
+		 * Not an edit's answer (an edit posts no message). */
+		if (id && !commit_idempotent(row)) {
 			char key[64];
 
 			snprintf(key, sizeof(key), "created:message:%lld",
 				 (long long)row->target);
 			store_meta_set_i64(d->store, key, id);
 		}
-		if (id && created && row->object && row->object[0])
+		if (id && created && !commit_idempotent(row) && row->object &&
+		    row->object[0])
 			store_outbox_advance(d->store, row->seq, row->object,
 					     created, id);
 		sync_fetch_conversation(d->sync, row->target);
@@ -1603,6 +1605,10 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 
 		char *q = NULL;
 
+		/* A contact has no marks: the clock window alone, kept
+		 * narrow (someone else's contact of that email, made a
+		 * little earlier, is not ours). */
+		l.since = row->created - 120000;
 		if (email)
 			r = api_contacts_by_email(d->http, email,
 						  contact_matches, &l);

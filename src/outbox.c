@@ -241,7 +241,8 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		http_response_release(&resp);
 		return key_refused(o, row);
 	}
-	if (resp.status && resp.status != 401) {
+	if (resp.status >= 200 && resp.status < 300) {
+		/* The API took the token: the pause is over. */
 		o->key_refusals = 0;
 		o->key_wait_until = 0;
 	}

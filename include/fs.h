@@ -49,5 +49,12 @@ void fs_outbox_changed(struct fs *f);
  * the versions' lock.
  */
 void fs_outbox_lost(struct fs *f);
+/*
+ * A queued write landed: the marked versions stop being marked (a later
+ * refusal of another write must not drop them). Coarse: a version of a
+ * write still queued loses its mark too, and then stays a base even if
+ * that write is refused later. Any thread; takes only the versions' lock.
+ */
+void fs_outbox_delivered(struct fs *f);
 
 #endif

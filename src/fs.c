@@ -2541,6 +2541,16 @@ void fs_outbox_lost(struct fs *f)
 	pthread_mutex_unlock(&f->bllock);
 }
 
+void fs_outbox_delivered(struct fs *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->bllock);
+	for (size_t i = 0; i < READ_BASE_SLOTS; i++)
+		f->bases[i].queued = 0;
+	pthread_mutex_unlock(&f->bllock);
+}
+
 void fs_outbox_changed(struct fs *f)
 {
 	if (!f || !f->se)

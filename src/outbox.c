@@ -194,6 +194,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			/* As after a success: the cache fetches the object
 			 * the check found. */
 			commit_applied(o->d, row, &found);
+			fs_outbox_delivered(o->d->fs);
 			if (response) {
 				*response = found;
 				buf_init(&found, 0);
@@ -260,6 +261,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			buf_init(&resp.body, 0);
 		}
 		commit_applied(o->d, row, response ? response : &resp.body);
+		fs_outbox_delivered(o->d->fs);
 	} else if (http_transient(resp.status) || r == -EAGAIN) {
 		/*
 		 * A POST that may have landed stays "sending", so the next

@@ -222,6 +222,22 @@ class Mount:
         finally:
             os.close(fd)
 
+    def ctl_in_background(self, command):
+        """ctl(command) on a thread of its own: returns the started
+        thread and a dict that gets "ok", or "err" with the OSError."""
+        import threading
+        result = {}
+
+        def run():
+            try:
+                self.ctl(command)
+                result["ok"] = True
+            except OSError as e:
+                result["err"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        return t, result
+
     def p(self, *parts):
         return os.path.join(self.path, *parts)
 

@@ -3,7 +3,6 @@
 prunes an edit made while it was fetched."""
 import json
 import os
-import threading
 
 from helpers import wait_for
 
@@ -22,16 +21,7 @@ def during_a_slow_list(emulator, m, path, edit):
     answered 3 s later, and edit() while it waits; returns once the pass
     is over."""
     emulator.add_fault(kind="stall", seconds=3, process_first=True, path=path)
-    result = {}
-
-    def sync():
-        try:
-            m.ctl("sync")
-            result["ok"] = True
-        except OSError as e:
-            result["err"] = e
-    t = threading.Thread(target=sync)
-    t.start()
+    t, result = m.ctl_in_background("sync")
     try:
         wait_for(lambda: not emulator.admin("GET", "faults")["pending"], 20,
                  "the list to be read")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import VALGRIND, Emulator, wait_for
+from helpers import VALGRIND, Emulator
 
 SECRET = "tok-7c1e55d0-SECRET-b9a2f4"
 

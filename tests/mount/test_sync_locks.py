@@ -2,7 +2,6 @@
 """The sync holds no cache lock, and no other lock, across the network."""
 import hashlib
 import os
-import threading
 import time
 
 import pytest
@@ -38,16 +37,7 @@ def test_lookup_while_the_user_list_stalls(emulator, mounts, tmp_path):
     # Long enough to outlast the lookup under valgrind too.
     stall = 4 if SLOW == 1 else 20
     emulator.add_fault(kind="stall", seconds=stall, path="^/users/list$")
-    result = {}
-
-    def sync():
-        try:
-            m.ctl("sync")
-            result["ok"] = True
-        except OSError as e:
-            result["err"] = e
-    t = threading.Thread(target=sync)
-    t.start()
+    t, result = m.ctl_in_background("sync")
     try:
         # The stalled request has taken the fault: the list is under way.
         wait_for(lambda: not pending_faults(emulator), 20, "the stalled list")

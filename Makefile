@@ -77,7 +77,7 @@ $(BUILD)/driftctl: $(LIB_OBJS) $(BUILD)/driftctl.o
 $(BUILD):
 	mkdir -p $@
 
-$(BUILD)/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
+$(BUILD)/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \
 		$(LDLIBS)
 
@@ -107,7 +107,8 @@ FUZZ_LIB_OBJS := $(LIB_SRCS:%=$(FUZZ_BUILD)/%.o)
 $(FUZZ_BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
+		$(wildcard tests/unit/*.h) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
 		$(FUZZ_LIB_OBJS) $(LDLIBS)
 

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 
+#include "../unit/names_model.h"
 #include "fuzz.h"
 #include "names.h"
 
@@ -23,41 +24,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	fuzz_quiet();
 	return 0;
-}
-
-/*
- * The model of names.h: the length of the character at s (n bytes left)
- * and whether it is escaped: controls, DEL, '/', '%', C1, bidi controls,
- * U+2028/U+2029, and each maximal piece of invalid UTF-8.
- */
-static size_t model_char(const unsigned char *s, size_t n, int *esc)
-{
-	unsigned char c = s[0], lo, hi;
-	size_t k;
-	long cp;
-
-	if (c < 0x80) {
-		*esc = c < 0x20 || c == 0x7f || c == '/' || c == '%';
-		return 1;
-	}
-	*esc = 1;
-	k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
-	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-	if (!k)
-		return 1;
-	lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-	hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-	cp = c & (0x7f >> k);
-	for (size_t i = 1; i < k; i++) {
-		if (i >= n || s[i] < lo || s[i] > hi)
-			return i;
-		cp = cp << 6 | (s[i] & 0x3f);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	*esc = cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
-	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
-	return k;
 }
 
 /* Whether s (n bytes) is well-formed UTF-8 (no overlongs or surrogates). */
@@ -104,7 +70,7 @@ static void check_encode(const char *s, size_t len, size_t budget)
 	for (size_t i = 0, k; i < len; i += k) {
 		int esc;
 
-		k = model_char((const unsigned char *)s + i, len - i, &esc);
+		k = names_model_char((const unsigned char *)s + i, len - i, &esc);
 		full += esc ? 3 * k : k;
 	}
 	if ((len == 1 && s[0] == '.') || (len == 2 && !memcmp(s, "..", 2)))
@@ -115,7 +81,7 @@ static void check_encode(const char *s, size_t len, size_t budget)
 	for (size_t i = 0, k; i < n; i += k) {
 		int esc;
 
-		k = model_char((const unsigned char *)out + i, n - i, &esc);
+		k = names_model_char((const unsigned char *)out + i, n - i, &esc);
 		FUZZ_ASSERT(!esc || out[i] == '%', "byte 0x%02x at %zu",
 			    (unsigned char)out[i], i);
 	}

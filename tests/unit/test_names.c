@@ -5,44 +5,10 @@
 #include <string.h>
 
 #include "names.h"
+#include "names_model.h"
 #include "unit.h"
 
 #define SUFFIX 18 /* "%~" + 16 hex digits */
-
-/*
- * The test's own model of one character (independent of text.c): its
- * length, and whether names.h says it is escaped. Invalid UTF-8 goes as
- * its maximal invalid piece (Unicode's table 3-7), escaped.
- */
-static size_t ref_char(const unsigned char *s, size_t n, int *esc)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t k;
-	long cp;
-
-	if (c < 0x80) {
-		*esc = c < 0x20 || c == 0x7f || c == '%' || c == '/';
-		return 1;
-	}
-	*esc = 1;
-	k = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 :
-	    c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-	if (!k)
-		return 1;
-	lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-	hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-	cp = c & (0x7f >> k);
-	for (size_t i = 1; i < k; i++) {
-		if (i >= n || s[i] < lo || s[i] > hi)
-			return i;
-		cp = cp << 6 | (s[i] & 0x3f);
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	*esc = cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
-	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
-	return k;
-}
 
 /* The encoded length of s when it fits, by the model. */
 static size_t ref_need(const char *s, size_t len)
@@ -53,7 +19,7 @@ static size_t ref_need(const char *s, size_t len)
 	if (len <= 2 && len && !memcmp(s, "..", len))
 		return 3 * len;
 	for (size_t i = 0, k; i < len; i += k) {
-		k = ref_char((const unsigned char *)s + i, len - i, &esc);
+		k = names_model_char((const unsigned char *)s + i, len - i, &esc);
 		need += esc ? 3 * k : k;
 	}
 	return need;
@@ -72,7 +38,7 @@ static size_t enc(const char *s, size_t len, size_t budget, char *out)
 	for (size_t i = 0, k; i < n; i += k) {
 		int esc;
 
-		k = ref_char((const unsigned char *)out + i, n - i, &esc);
+		k = names_model_char((const unsigned char *)out + i, n - i, &esc);
 		CHECK(!esc || out[i] == '%');
 	}
 	CHECK(strcmp(out, ".") && strcmp(out, ".."));

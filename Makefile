@@ -51,10 +51,19 @@ else
 BUILD := build/default
 endif
 
-# The library both programs share, and each program's main.
-LIB_SRCS := buf text log stats json names config auth http api store account \
-	render sync tree ctl fs commit outbox
-LIB_OBJS := $(LIB_SRCS:%=$(BUILD)/%.o)
+# Where code lives decides what links it (README.md, Source code layout):
+# src/*.c is the library both programs share and knows nothing of FUSE;
+# src/fs/ is the FUSE side and driftfs's main; src/driftctl/ is driftctl.
+# A new file joins its layer by being in its directory.
+CORE_SRCS := $(wildcard src/*.c)
+FS_SRCS := $(filter-out src/fs/main.c,$(wildcard src/fs/*.c))
+CTL_SRCS := $(wildcard src/driftctl/*.c)
+HDRS := $(wildcard include/*.h src/*/*.h)
+CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
+FS_OBJS := $(FS_SRCS:src/%.c=$(BUILD)/obj/%.o)
+CTL_OBJS := $(CTL_SRCS:src/%.c=$(BUILD)/obj/%.o)
+# What the unit tests and fuzzers link: everything but the two mains.
+LIB_OBJS := $(CORE_OBJS) $(FS_OBJS)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 all: $(BUILD)/driftfs driftfs $(BUILD)/driftctl driftctl
@@ -65,17 +74,15 @@ driftfs: $(BUILD)/driftfs
 driftctl: $(BUILD)/driftctl
 	ln -sf $(BUILD)/driftctl driftctl
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/driftfs: $(LIB_OBJS) $(BUILD)/main.o
+$(BUILD)/driftfs: $(LIB_OBJS) $(BUILD)/obj/fs/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/driftctl: $(LIB_OBJS) $(BUILD)/driftctl.o
+$(BUILD)/driftctl: $(LIB_OBJS) $(CTL_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD):
-	mkdir -p $@
 
 $(BUILD)/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \
@@ -102,18 +109,17 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -g -O1 $(FUZZ_SAN) -Iinclude $(PKG_CFLAGS) \
 	-DDRIFTFS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -pthread
-FUZZ_LIB_OBJS := $(LIB_SRCS:%=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB_OBJS := $(LIB_OBJS:$(BUILD)/obj/%=$(FUZZ_BUILD)/obj/%)
 
-$(FUZZ_BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(FUZZ_BUILD)
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
 		$(wildcard tests/unit/*.h) $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
 		$(FUZZ_LIB_OBJS) $(LDLIBS)
-
-$(FUZZ_BUILD):
-	mkdir -p $@
 
 # Built by a pattern for a pattern: keep them between runs.
 .SECONDARY: $(FUZZ_LIB_OBJS)
@@ -179,7 +185,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 format:
-	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i src/*.c src/*/*.c src/*/*.h include/*.h tests/unit/*.c tests/unit/*.h
 
 clean:
 	rm -rf build driftfs driftctl

@@ -16,7 +16,6 @@
 #include "config.h"
 #include "driftctl_int.h"
 #include "http.h"
-#include "json.h"
 #include "text.h"
 
 struct report_args {
@@ -141,25 +140,10 @@ static void words_release(struct words *ws)
 	memset(ws, 0, sizeof(*ws));
 }
 
-/*
- * A filter value: an integer becomes a JSON number (its exact digits, as
- * ids may pass 2^53), anything else a string.
- */
-static cJSON *filter_value(const char *w)
-{
-	size_t n = strlen(w);
-
-	if (n && n <= 18 && strspn(w, "0123456789") == n &&
-	    (w[0] != '0' || n == 1))
-		return cJSON_CreateRaw(w);
-	return cJSON_CreateString(w);
-}
-
-/* Parses "PROP OP [VALUES...]" into a filter object. */
-static int parse_filter(const char *text, cJSON *filters)
+/* Parses "PROP OP [VALUES...]" into a filter of the report. */
+static int parse_filter(const char *text, struct api_report *rp)
 {
 	struct words ws = { 0 };
-	cJSON *f = NULL, *vals = NULL;
 	int r = DX_USAGE;
 
 	if (split_words(text, add_word, &ws)) {
@@ -186,55 +170,30 @@ static int parse_filter(const char *text, cJSON *filters)
 		say("report: filter '%s': IN needs values", text);
 		goto out;
 	}
-	f = cJSON_CreateObject();
-	if (!f || !cJSON_AddStringToObject(f, "property", ws.v[0]) ||
-	    !cJSON_AddStringToObject(f, "operation", ws.v[1])) {
+	if (api_report_add_filter(rp, ws.v[0], ws.v[1], ws.v + 2, ws.n - 2)) {
 		r = DX_LOCAL;
 		goto out;
 	}
-	if (ws.n > 2) {
-		vals = cJSON_AddArrayToObject(f, "values");
-		for (size_t i = 2; vals && i < ws.n; i++)
-			if (!cJSON_AddItemToArray(vals, filter_value(ws.v[i])))
-				vals = NULL;
-		if (!vals) {
-			r = DX_LOCAL;
-			goto out;
-		}
-	}
-	cJSON_AddItemToArray(filters, f);
-	f = NULL;
 	r = 0;
 out:
-	cJSON_Delete(f);
 	words_release(&ws);
 	return r;
 }
 
 /* One CSV field: numbers as they are, strings quoted when needed. */
-static int csv_field(const cJSON *v, struct buf *out)
+static int csv_field(const struct api_report_value *v, struct buf *out)
 {
 	struct buf clean = BUF_INIT;
 	const char *s;
 	int r;
 
-	if (cJSON_IsRaw(v))
-		return buf_adds(out, v->valuestring);
-	if (cJSON_IsNumber(v)) {
-		double d = v->valuedouble;
-
-		if (d == (double)(long long)d && d < 9e15 && d > -9e15)
-			return buf_printf(out, "%lld", (long long)d);
-		return buf_printf(out, "%.17g", d);
-	}
-	if (cJSON_IsBool(v))
-		return buf_adds(out, cJSON_IsTrue(v) ? "true" : "false");
-	if (!cJSON_IsString(v))
+	if (!v->text)
 		return 0;
+	if (!v->is_string)
+		return buf_adds(out, v->text);
 	/* The API's string, with no escape sequence (text.h); newlines stay
 	 * (quoted), the rest of a cell is as the API gave it. */
-	r = text_clean_buf(&clean, v->valuestring, strlen(v->valuestring),
-			   TEXT_LINES);
+	r = text_clean_buf(&clean, v->text, strlen(v->text), TEXT_LINES);
 	s = clean.data ? clean.data : "";
 	if (r || !strpbrk(s, ",\"\r\n")) {
 		r = r ? r : buf_adds(out, s);
@@ -250,50 +209,44 @@ out:
 	return r;
 }
 
-static int report_csv(const cJSON *answer, char **metrics, size_t nm,
-		      struct buf *out)
+/* Where report_csv() writes, and the values in a row. */
+struct csv {
+	struct buf *out;
+	size_t nm;
+};
+
+/* One line of the CSV: the row's conversation and its values. */
+static int csv_row(void *ctx, const struct api_report_row *row)
 {
-	const cJSON *data = cJSON_GetObjectItemCaseSensitive(answer, "data");
-	const cJSON *row;
+	struct csv *csv = ctx;
+	int r = buf_printf(csv->out, "%lld", (long long)row->conversation_id);
+
+	for (size_t i = 0; i < csv->nm && !r; i++) {
+		r = buf_addc(csv->out, ',');
+		r = r ? r : csv_field(&row->values[i], csv->out);
+	}
+	return r ? r : buf_addc(csv->out, '\n');
+}
+
+static int report_csv(const struct api_report *rp, struct buf *out)
+{
+	struct csv csv = { out, api_report_metric_count(rp) };
 	int r = buf_adds(out, "conversationId");
 
-	for (size_t i = 0; i < nm && !r; i++) {
-		cJSON s = { 0 };
+	for (size_t i = 0; i < csv.nm && !r; i++) {
+		struct api_report_value s = { api_report_metric_name(rp, i), 1 };
 
-		s.type = cJSON_String;
-		s.valuestring = metrics[i];
 		r = buf_addc(out, ',');
 		r = r ? r : csv_field(&s, out);
 	}
 	r = r ? r : buf_addc(out, '\n');
-	if (!cJSON_IsArray(data))
-		return r ? r : -EIO;
-	cJSON_ArrayForEach(row, data)
-	{
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(
-			row, "conversationId");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(row, "metrics");
-		int64_t idv;
-
-		if (r)
-			break;
-		if (json_i64(id, &idv))
-			return -EIO;
-		r = buf_printf(out, "%lld", (long long)idv);
-		for (size_t i = 0; i < nm && !r; i++) {
-			r = buf_addc(out, ',');
-			if (!r && cJSON_IsArray(m))
-				r = csv_field(cJSON_GetArrayItem(m, (int)i), out);
-		}
-		r = r ? r : buf_addc(out, '\n');
-	}
-	return r;
+	return r ? r : api_report_rows(rp, csv_row, &csv);
 }
 
-/* Appends one metric option's names (commas allowed) to the array. */
+/* Adds one metric option's names (commas allowed) to the report. */
 static int add_metric(void *ctx, const char *w)
 {
-	return cJSON_AddItemToArray(ctx, cJSON_CreateString(w)) ? 0 : -ENOMEM;
+	return api_report_add_metric(ctx, w);
 }
 
 int cmd_report(struct cli *c, int argc, char **argv, int from)
@@ -301,8 +254,7 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 	struct report_args ra = { 0 };
 	struct http_response resp;
 	struct buf out = BUF_INIT;
-	struct words names = { 0 };
-	cJSON *req = NULL, *filters, *metrics, *answer = NULL, *m;
+	struct api_report *rp = NULL;
 	char *body = NULL;
 	int r, e;
 
@@ -315,28 +267,19 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 		r = DX_USAGE;
 		goto out;
 	}
-	req = cJSON_CreateObject();
-	filters = req ? cJSON_AddArrayToObject(req, "filters") : NULL;
-	metrics = req ? cJSON_AddArrayToObject(req, "metrics") : NULL;
-	if (!filters || !metrics) {
+	rp = api_report_new();
+	if (!rp) {
 		r = DX_LOCAL;
 		goto out;
 	}
 	for (size_t i = 0; i < ra.nfilters && !r; i++)
-		r = parse_filter(ra.filters[i], filters);
+		r = parse_filter(ra.filters[i], rp);
 	for (size_t i = 0; i < ra.nmetrics && !r; i++)
-		if (split_words(ra.metrics[i], add_metric, metrics))
+		if (split_words(ra.metrics[i], add_metric, rp))
 			r = DX_USAGE;
 	if (r)
 		goto out;
-	cJSON_ArrayForEach(m, metrics)
-	{
-		if (push(&names.v, &names.n, m->valuestring)) {
-			r = DX_LOCAL;
-			goto out;
-		}
-	}
-	body = cJSON_PrintUnformatted(req);
+	body = api_report_body(rp);
 	if (!body) {
 		r = DX_LOCAL;
 		goto out;
@@ -357,11 +300,9 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 	r = r ? r : report_slot(c->host_dir, ra.no_wait);
 	if (r)
 		goto out;
-	/* Reports change nothing: a 429 is waited out and retried. */
-	e = http_call(c->d.http, "POST", "/reports/conversations", NULL, body,
-		      strlen(body), 0, HTTP_IDEMPOTENT, &resp);
+	e = api_report_post(c->d.http, body, &resp);
 	if (e) {
-		say("report: POST /reports/conversations: %s%s%s",
+		say("report: " API_REPORT_REQUEST ": %s%s%s",
 		    resp.status ? "HTTP error " : "",
 		    resp.message[0] ? resp.message : strerror(-e),
 		    resp.status == 429 ? " (the limit is 60 reports a minute)"
@@ -373,17 +314,17 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 		http_response_release(&resp);
 		goto out;
 	}
-	answer = json_parse(resp.body.data, resp.body.len);
+	e = api_report_parse(rp, resp.body.data, resp.body.len);
 	http_response_release(&resp);
-	if (!answer || !cJSON_IsObject(answer)) {
+	if (e) {
 		say("report: the API's answer is not a JSON object");
 		r = DX_API;
 		goto out;
 	}
 	if (ra.format && !strcmp(ra.format, "csv"))
-		e = report_csv(answer, (char **)names.v, names.n, &out);
+		e = report_csv(rp, &out);
 	else
-		e = json_render(answer, &out);
+		e = api_report_render(rp, &out);
 	if (e) {
 		say("report: the answer has an unexpected shape (no data "
 		    "array, or a row without conversationId)");
@@ -396,9 +337,7 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 		r = DX_LOCAL;
 	}
 out:
-	free(names.v);
-	cJSON_Delete(answer);
-	cJSON_Delete(req);
+	api_report_free(rp);
 	free(body);
 	buf_release(&out);
 	free(ra.filters);

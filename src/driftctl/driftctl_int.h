@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "account.h"
+#include "api.h"
 #include "buf.h"
 #include "driftfs.h"
 
@@ -33,7 +34,8 @@ enum {
 	DX_LOCAL = 6,	/* local failure: cache, files, memory */
 };
 
-#define REPORT_LIMIT 60		/* calls per minute (drift-api.md §3.5) */
+/* Report calls a minute: Drift's limit (api.h). */
+#define REPORT_LIMIT API_REPORT_LIMIT
 
 /* One option of the command line. */
 struct opt {

@@ -80,9 +80,12 @@ int api_report_add_filter(struct api_report *rp, const char *property,
 		goto fail;
 	if (nvalues) {
 		vals = cJSON_AddArrayToObject(f, "values");
-		for (size_t i = 0; vals && i < nvalues; i++)
-			if (!cJSON_AddItemToArray(vals, filter_value(values[i])))
+		for (size_t i = 0; vals && i < nvalues; i++) {
+			cJSON *v = filter_value(values[i]);
+
+			if (!cJSON_AddItemToArray(vals, v))
 				vals = NULL;
+		}
 		if (!vals)
 			goto fail;
 	}
@@ -201,17 +204,21 @@ int api_report_rows(const struct api_report *rp, api_report_row_cb cb,
 	{
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(
 			row, "conversationId");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(row, "metrics");
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+			row, "metrics");
 		struct api_report_row rw = { 0 };
 
 		if (json_i64(id, &rw.conversation_id)) {
 			r = -EIO;
 			break;
 		}
-		for (size_t i = 0; i < nm; i++)
-			read_value(cJSON_IsArray(m) ? cJSON_GetArrayItem(m, (int)i)
-						    : NULL,
-				   nums + i * NUM_MAX, &vals[i]);
+		for (size_t i = 0; i < nm; i++) {
+			const cJSON *v = cJSON_IsArray(m)
+						 ? cJSON_GetArrayItem(m, (int)i)
+						 : NULL;
+
+			read_value(v, nums + i * NUM_MAX, &vals[i]);
+		}
 		rw.values = vals;
 		r = cb(ctx, &rw);
 		if (r)

@@ -234,7 +234,10 @@ static int report_csv(const struct api_report *rp, struct buf *out)
 	int r = buf_adds(out, "conversationId");
 
 	for (size_t i = 0; i < csv.nm && !r; i++) {
-		struct api_report_value s = { api_report_metric_name(rp, i), 1 };
+		struct api_report_value s = { 0 };
+
+		s.text = api_report_metric_name(rp, i);
+		s.is_string = 1;
 
 		r = buf_addc(out, ',');
 		r = r ? r : csv_field(&s, out);

@@ -209,4 +209,97 @@ int api_token_info(struct http *h, const char *token, long timeout_ms,
  */
 int api_users_org(struct http *h, long timeout_ms, int64_t *org);
 
+
+/* ----------------------------------------------------------------------
+ * Reports
+ *
+ * The conversation report (POST /reports/conversations, drift-api.md V5),
+ * in src/api_report.c: a request of filters and metrics, and its answer,
+ * {"count": N, "data": [{"conversationId": ID, "metrics": [V, ...]}]}
+ * with each row's values in the order the metrics were asked. Only that
+ * file knows these shapes; its cJSON trees stay inside struct api_report.
+ *
+ * Caller: driftctl report, on its main thread. A struct api_report is for
+ * one thread at a time; nothing here takes a lock but http_call()'s. The
+ * functions return 0 or -errno unless said otherwise.
+ * -------------------------------------------------------------------- */
+
+/* The reports a minute Drift allows (drift-api.md §3.5). */
+#define API_REPORT_LIMIT 60
+/* The report's method and path, for messages. */
+#define API_REPORT_REQUEST "POST /reports/conversations"
+
+/* A report's request and, once api_report_parse() took it, its answer. */
+struct api_report;
+
+/* An empty request; NULL with errno ENOMEM. The caller frees it. */
+struct api_report *api_report_new(void);
+/* Frees the request and its answer; accepts NULL. */
+void api_report_free(struct api_report *rp);
+
+/*
+ * Adds the filter {property, operation, values} (strings copied; no check
+ * of the operation or of the number of values). A value of 1 to 18 digits
+ * without a leading 0 goes as a JSON number with its exact digits, any
+ * other as a string; with nvalues 0 the filter has no values. -ENOMEM.
+ */
+int api_report_add_filter(struct api_report *rp, const char *property,
+			  const char *operation, char *const *values,
+			  size_t nvalues);
+/* Adds a metric (name copied); the answer's values follow this order. */
+int api_report_add_metric(struct api_report *rp, const char *name);
+size_t api_report_metric_count(const struct api_report *rp);
+/* Metric i's name (i < count, else NULL), owned by rp. */
+const char *api_report_metric_name(const struct api_report *rp, size_t i);
+
+/* The request's body, JSON (the caller frees it); NULL with errno ENOMEM. */
+char *api_report_body(const struct api_report *rp);
+/*
+ * Sends body (api_report_body()'s) as the report request. A report
+ * changes nothing, so it is sent as idempotent: a 429 or a 5xx is waited
+ * out and retried as http.h says. As
+ * http_call(): 0 for a 2xx, else -errno; *resp (status, body, the API's
+ * message) is filled either way and the caller releases it.
+ */
+int api_report_post(struct http *h, const char *body,
+		    struct http_response *resp);
+
+/*
+ * Takes the answer's body into rp (replacing an earlier answer): -EINVAL
+ * for bad JSON, -ENOMEM, -EIO when it is not a JSON object. Nothing else
+ * of its shape is checked here.
+ */
+int api_report_parse(struct api_report *rp, const char *body, size_t len);
+/* Appends the canonical rendering (json.h) of the whole answer. */
+int api_report_render(const struct api_report *rp, struct buf *out);
+
+/* One metric value of a row of the answer. */
+struct api_report_value {
+	/*
+	 * NULL when the row has none, or not a number, boolean or string;
+	 * else a number's digits (a big integer's exact ones), "true",
+	 * "false", or (is_string) the API's string as it came: untrusted,
+	 * for the caller to sanitise.
+	 */
+	const char *text;
+	int is_string;
+};
+
+/* A row of the answer; lives only for the callback. */
+struct api_report_row {
+	int64_t conversation_id;
+	const struct api_report_value *values;	/* api_report_metric_count() */
+};
+
+typedef int (*api_report_row_cb)(void *ctx, const struct api_report_row *row);
+
+/*
+ * Calls cb for each row of the answer's data, in order, on the caller's
+ * thread. -EIO when data is not an array or a row has no conversationId
+ * (cb has had the rows before it); cb's nonzero return stops the walk and
+ * is returned; -EINVAL before an answer was parsed; -ENOMEM.
+ */
+int api_report_rows(const struct api_report *rp, api_report_row_cb cb,
+		    void *ctx);
+
 #endif

@@ -15,11 +15,15 @@
 
 #include <sqlite3.h>
 
+/* An integer macro as an SQL literal (STORE_CONTACT_BATCH). */
+#define SQL_INT_(n) #n
+#define SQL_INT(n) SQL_INT_(n)
+
 /* Column order of every query: id, id2, mtime, size, name, text. */
 static const char *const query_sql[Q__COUNT] = {
 	[Q_CONTACTS] = "SELECT id, 0, created_at FROM contacts ORDER BY id",
 	[Q_CONTACTS_AFTER] = "SELECT id FROM contacts WHERE id > ?1"
-			     " ORDER BY id LIMIT 200",
+			     " ORDER BY id LIMIT " SQL_INT(STORE_CONTACT_BATCH),
 	[Q_CONTACT_CONVS] = "SELECT id, contact_id, updated_at FROM"
 			    " conversations WHERE contact_id = ?1 ORDER BY id",
 	[Q_EMAIL_NAMES] = "SELECT id, 0, created_at, 0, email_name,"
@@ -279,7 +283,7 @@ out:
 	return r;
 }
 
-int store_counts(struct store *st, int64_t counts[8])
+int store_counts(struct store *st, int64_t counts[STORE_COUNTS])
 {
 	struct db *d = db_get(st);
 	sqlite3_stmt *s;

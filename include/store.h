@@ -39,7 +39,8 @@
  *     write lock; nothing waits for the write lock or the pool lock while
  *     holding it;
  *   - the outbox lock: guards outbox.db's connection for each store_outbox_*
- *     call; never held together with the pool lock.
+ *     call, held while SQLite works and waits (for another process's
+ *     write, up to the busy timeout); never held with the pool lock.
  * A thread in a transaction reads its own uncommitted rows (every call
  * runs on its pinned connection); other threads read the last commit.
  */
@@ -102,7 +103,7 @@ struct store_row {
 enum store_query {
 	/* listings */
 	Q_CONTACTS,		/* id, -, mtime */
-	Q_CONTACTS_AFTER,	/* (id) the next STORE_CONTACT_BATCH ids above id */
+	Q_CONTACTS_AFTER,	/* (id) next STORE_CONTACT_BATCH ids above id */
 	Q_CONTACT_CONVS,	/* (contact) id, -, mtime */
 	Q_EMAIL_NAMES,		/* name, id: oldest contact per email */
 	Q_EXTID_NAMES,		/* name, id */

@@ -105,7 +105,7 @@ static int busy_timeout_ms(void)
 	const char *v = getenv("DRIFTFS_TEST_BUSY_MS");
 	long ms = v && *v ? strtol(v, NULL, 10) : 0;
 
-	return ms > 0 && ms <= 600000 ? (int)ms : 10000;
+	return ms > 0 && ms <= 600000 ? (int)ms : STORE_BUSY_MS;
 }
 
 /* Opens a connection; *rcp gets SQLite's code when that fails. */

@@ -16,6 +16,13 @@
 
 #include "store.h"
 
+/*
+ * How long a connection waits for another's SQLite write lock, in ms: the
+ * cache's (unless DRIFTFS_TEST_BUSY_MS says otherwise, store.c) and the
+ * outbox's (store_outbox.c).
+ */
+#define STORE_BUSY_MS 10000
+
 /* Writer statements, prepared once per connection like the queries. */
 enum wstmt {
 	W_BEGIN,

@@ -89,7 +89,7 @@ int outbox_open(struct store *st)
 	if (sqlite3_open_v2(st->outbox_path, &st->outbox_db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK ||
-	    sqlite3_busy_timeout(st->outbox_db, 10000) != SQLITE_OK ||
+	    sqlite3_busy_timeout(st->outbox_db, STORE_BUSY_MS) != SQLITE_OK ||
 	    sqlite3_exec(st->outbox_db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA trusted_schema=OFF;",

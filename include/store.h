@@ -26,8 +26,9 @@
  * after a write lands, outbox rows), and driftctl's main thread. Unless
  * a function says otherwise it returns 0 or -errno (-EBUSY when SQLite's
  * write lock stayed busy past the timeout, -ENOSPC for a full disk, -EIO
- * for the rest), and the caller holds no lock of driftfs.h's order below
- * the store's when it calls. The store's own locks, none held on return:
+ * for the rest). A caller may hold locks that come before the store's in
+ * driftfs.h's order, none that come after (HTTP, log, stats). The store's
+ * own locks, none held on return:
  *   - the pool lock: taken briefly to take or give back a connection,
  *     never held while SQLite waits or works;
  *   - SQLite's write lock on cache.db: a writer outside a transaction
@@ -41,8 +42,9 @@
  *   - the outbox lock: guards outbox.db's connection for each store_outbox_*
  *     call, held while SQLite works and waits (for another process's
  *     write, up to the busy timeout); never held with the pool lock.
- * A thread in a transaction reads its own uncommitted rows (every call
- * runs on its pinned connection); other threads read the last commit.
+ * A thread in a transaction reads its own uncommitted rows (every call but
+ * the outbox's runs on its pinned connection); other threads read the
+ * last commit.
  */
 #ifndef DRIFTFS_STORE_H
 #define DRIFTFS_STORE_H
@@ -136,11 +138,10 @@ enum store_query {
 };
 
 /*
- * Readers: any thread, no lock held by the caller (the pool lock is taken
- * inside). Calls cb for each row; cb returns 0 to go on. cb may call the
- * store, but in a transaction not store_each() with the same q (the
- * thread's one connection has one statement per query). Returns 0, cb's
- * nonzero value, or -errno.
+ * Readers: any thread (the pool lock is taken inside). Calls cb for each
+ * row; cb returns 0 to go on. cb may call the store, but in a transaction
+ * not store_each() with the same q (the thread's one connection has one
+ * statement per query). Returns 0, cb's nonzero value, or -errno.
  */
 int store_each(struct store *st, enum store_query q, int64_t arg,
 	       const char *sarg, int (*cb)(void *ctx, const struct store_row *r),

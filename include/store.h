@@ -16,7 +16,35 @@
  * store_rollback(), so the sync's writes form one transaction.
  *
  * Readers use the generic query interface: each enum store_query names one
- * prepared SELECT whose columns fill a struct store_row. The SQL stays here.
+ * prepared SELECT whose columns fill a struct store_row. The SQL stays in
+ * the store (src/store_read.c, src/store_write.c).
+ *
+ * Threads and locks. Every function may be called from any thread once
+ * store_open() has returned and until store_close() is called: FUSE
+ * request threads (readers; the on-demand fetches of sync.c on a lookup
+ * miss), the sync thread and its workers, the outbox worker (the refetch
+ * after a write lands, outbox rows), and driftctl's main thread. Unless
+ * a function says otherwise it returns 0 or -errno (-EBUSY when SQLite's
+ * write lock stayed busy past the timeout, -ENOSPC for a full disk, -EIO
+ * for the rest). A caller may hold locks that come before the store's in
+ * driftfs.h's order, none that come after (HTTP, log, stats). The store's
+ * own locks, none held on return:
+ *   - the pool lock: taken briefly to take or give back a connection,
+ *     never held while SQLite waits or works;
+ *   - SQLite's write lock on cache.db: a writer outside a transaction
+ *     holds it for its statement; store_begin() takes it (BEGIN IMMEDIATE)
+ *     and the thread holds it until store_commit*() or store_rollback();
+ *     so a thread in a transaction must not wait for a request, or for
+ *     another thread that may write;
+ *   - the blob lock: taken by store_commit_staged() while it holds the
+ *     write lock; nothing waits for the write lock or the pool lock while
+ *     holding it;
+ *   - the outbox lock: guards outbox.db's connection for each store_outbox_*
+ *     call, held while SQLite works and waits (for another process's
+ *     write, up to the busy timeout); never held with the pool lock.
+ * A thread in a transaction reads its own uncommitted rows (every call but
+ * the outbox's runs on its pinned connection); other threads read the
+ * last commit.
  */
 #ifndef DRIFTFS_STORE_H
 #define DRIFTFS_STORE_H
@@ -27,6 +55,18 @@
 #include "buf.h"
 
 struct store;
+
+/*
+ * How many ids one Q_CONTACTS_AFTER query returns. sync.c's rotating
+ * contact refresh (CONTACT_ROTATION) relies on it being its round: it
+ * reads a round with one query and takes fewer rows for the end of the
+ * ids, where it wraps around. An integer literal: it is pasted into the
+ * SQL.
+ */
+#define STORE_CONTACT_BATCH 200
+
+/* How many counts store_counts() gives (ctl.c and driftctl name them). */
+#define STORE_COUNTS 8
 
 /*
  * Opens (creating if needed) DIR/cache.db and DIR/outbox.db, moving the
@@ -40,6 +80,10 @@ struct store;
  * alone at its close writes cache.db.clean, and not when a process that
  * had the cache open died without closing it (its DIR/cache.open-* mark
  * is left). store_open() may wait for another process's open or close.
+ *
+ * Called by the main thread before any other thread uses the store;
+ * store_close() (NULL is fine) after every other thread has stopped using
+ * it, with no transaction open. The caller owns the store.
  */
 struct store *store_open(const char *dir);
 void store_close(struct store *st);
@@ -61,7 +105,7 @@ struct store_row {
 enum store_query {
 	/* listings */
 	Q_CONTACTS,		/* id, -, mtime */
-	Q_CONTACTS_AFTER,	/* (id) the next 200 ids above id */
+	Q_CONTACTS_AFTER,	/* (id) next STORE_CONTACT_BATCH ids above id */
 	Q_CONTACT_CONVS,	/* (contact) id, -, mtime */
 	Q_EMAIL_NAMES,		/* name, id: oldest contact per email */
 	Q_EXTID_NAMES,		/* name, id */
@@ -93,7 +137,12 @@ enum store_query {
 	Q__COUNT
 };
 
-/* Calls cb for each row; cb returns 0 to go on. Returns 0 or -errno. */
+/*
+ * Readers: any thread (the pool lock is taken inside). Calls cb for each
+ * row; cb returns 0 to go on. cb may call the store, but in a transaction
+ * not store_each() with the same q (the thread's one connection has one
+ * statement per query). Returns 0, cb's nonzero value, or -errno.
+ */
 int store_each(struct store *st, enum store_query q, int64_t arg,
 	       const char *sarg, int (*cb)(void *ctx, const struct store_row *r),
 	       void *ctx);
@@ -101,13 +150,16 @@ int store_each(struct store *st, enum store_query q, int64_t arg,
 int store_one(struct store *st, enum store_query q, int64_t arg,
 	      const char *sarg, struct store_row *row);
 
-/* The file bytes behind a single-row query (Q_CONTACT ... Q_ACCOUNT_BY_NAME). */
+/* The file bytes behind a single-row query (Q_CONTACT ... Q_ACCOUNT_BY_NAME),
+ * appended to out (the caller's); -ENOENT without a row, -EINVAL for a
+ * query without bytes. */
 int store_blob(struct store *st, enum store_query q, int64_t arg,
 	       const char *sarg, struct buf *out);
 
 /* Counts for .driftfs/status: contacts, users, conversations, messages,
- * attachments, playbooks, accounts, outbox, in that order. */
-int store_counts(struct store *st, int64_t counts[8]);
+ * attachments, playbooks, accounts, outbox, in that order. Takes the pool
+ * lock, then the outbox lock, one at a time. */
+int store_counts(struct store *st, int64_t counts[STORE_COUNTS]);
 
 /*
  * Attachment files downloaded for one transaction, not yet in place: temp
@@ -127,7 +179,17 @@ struct store_staged {
  * stored after all) and frees sg. Any thread, no lock. */
 void store_staged_release(struct store_staged *sg);
 
-/* Transactions (pin this thread's connection until commit/rollback). */
+/*
+ * Transactions: the sync's (a pass, a worker's conversation, an on-demand
+ * fetch on whatever thread asked for it). store_begin() pins a connection
+ * to this thread and takes SQLite's write lock (BEGIN IMMEDIATE; it waits
+ * up to the busy timeout, then -EBUSY); until store_commit*() or
+ * store_rollback() on the same thread, every call of this thread runs in
+ * the transaction. One at a time per thread: -EBUSY when one is open.
+ * store_commit() is store_commit_staged(st, NULL): -EINVAL without a
+ * transaction; on failure the transaction is rolled back. Either way the
+ * connection goes back to the pool.
+ */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 /*
@@ -145,23 +207,38 @@ int store_commit(struct store *st);
  * (store_staged_release) whatever it returns.
  */
 int store_commit_staged(struct store *st, struct store_staged *sg);
+/* Undoes this thread's transaction (none open: nothing to do). */
 void store_rollback(struct store *st);
 
 /*
- * Writers, for the sync. *changed is set when the stored bytes differ from
- * what was there (or the row is new), so the caller knows what to
- * invalidate. gen tags rows seen by this pass for store_prune().
+ * Writers, for the sync (sync.c: its pass and workers, and the on-demand
+ * fetches, which run on a FUSE request thread or the outbox worker). Each
+ * runs in this thread's transaction when there is one, else on its own
+ * (SQLite's write lock for the one statement); it takes the pool lock
+ * briefly and no other lock. The arguments stay the caller's (copied).
+ * *changed is set when the stored bytes differ from what was there (or
+ * the row is new), so the caller knows what to invalidate. gen tags rows
+ * seen by this pass for store_prune(). Each returns 0 or -errno (a failed
+ * statement is logged, in .driftfs/errors too).
  */
+/* In a transaction of a list (with store_prune) or alone (a fetch). */
 int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
 		   int *changed);
+/* In a transaction (sync.c's save_contact). */
 int store_put_contact(struct store *st, const struct api_contact *c,
 		      int *changed);
+/*
+ * The conversation, clear_messages, its messages and attachment rows go in
+ * one transaction, which must be open: the files of the attachment rows
+ * this drops (their messages are gone) are unlinked by its commit.
+ */
 int store_put_conversation(struct store *st, const struct api_conversation *c,
 			   const struct buf *transcript, int *changed);
 /* Replaces the conversation's messages (and their attachment rows). */
 int store_clear_messages(struct store *st, int64_t conv);
 int store_put_message(struct store *st, const struct api_message *m);
-/* The row of an attachment whose file store_attachment_blob() wrote. */
+/* The row of an attachment whose file store_attachment_blob() wrote: in
+ * the transaction that store_commit_staged() commits with that file. */
 int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 			 int64_t mtime, const struct api_attachment *a,
 			 int64_t size);
@@ -173,7 +250,8 @@ int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
  * without a row, -EIO when the row's file is missing (logged).
  */
 int store_attachment_open(struct store *st, int64_t id);
-/* Whether the attachment's row and file are stored (saves a download). */
+/* Whether the attachment's row and file are stored (saves a download):
+ * 1 or 0 (0 also when it cannot tell). */
 int store_has_attachment(struct store *st, int64_t id);
 /*
  * Attachments' bytes live in files of their own (DIR/blobs/<id>), not in
@@ -185,20 +263,24 @@ int store_has_attachment(struct store *st, int64_t id);
  * outside any transaction (it is a download). A temp file or a file
  * without a row (a crash) is removed at the next open after a run that
  * did not close cleanly, by a process alone with the cache (store_open).
- * Returns 0 or fill's -errno (or a local one, logged).
+ * The sync's workers call it, no lock held (fill runs without one); sg is
+ * the caller's. Returns 0 or fill's -errno (or a local one, logged).
  */
 int store_attachment_blob(struct store *st, struct store_staged *sg,
 			  int64_t id,
 			  int (*fill)(void *ctx, int fd, int64_t *size),
 			  void *ctx, int64_t *size);
+/* In the transaction of their list, with its store_prune(). */
 int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed);
 int store_put_account(struct store *st, const struct api_object *o,
 		      int64_t gen, int *changed);
+/* Alone or in a transaction; 0 when there was no such row. */
 int store_delete_contact(struct store *st, int64_t id);
 
 enum store_table { ST_USERS, ST_PLAYBOOKS, ST_ACCOUNTS };
-/* Deletes rows of table not seen by generation gen; counts them. */
+/* Deletes rows of table not seen by generation gen; counts them. In the
+ * transaction that stored the list of generation gen. */
 int store_prune(struct store *st, enum store_table t, int64_t gen,
 		int *deleted);
 /*
@@ -208,10 +290,16 @@ int store_prune(struct store *st, enum store_table t, int64_t gen,
  */
 int store_keep_user(struct store *st, int64_t id, int64_t gen);
 
-/* The updatedAt at which a conversation was last fully synced (0 = never). */
+/* The updatedAt at which a conversation was last fully synced (0 = never,
+ * or it cannot tell). A reader. */
 int64_t store_conversation_synced(struct store *st, int64_t id);
 
-/* Small named values (sync watermarks, attributes.json). */
+/*
+ * Small named values (sync watermarks, attributes.json), in cache.db (a
+ * rebuild loses them). store_meta_get appends the value to out (the
+ * caller's), -ENOENT when there is none; store_meta_i64 gives 0 then. The
+ * setters are writers (above): alone or in this thread's transaction.
+ */
 int store_meta_get(struct store *st, const char *key, struct buf *out);
 int store_meta_set(struct store *st, const char *key, const void *val,
 		   size_t len);
@@ -228,7 +316,11 @@ int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found);
 /*
  * The outbox: accepted writes waiting for the API. Every change to it is
  * committed with synchronous=FULL on a connection of its own, so a write
- * that close() accepted survives a crash or power loss.
+ * that close() accepted survives a crash or power loss. Called by outbox.c
+ * (a FUSE thread queues, the outbox worker sends), tree.c and driftctl
+ * (listings); each call takes the store's outbox lock for its statement
+ * (and outbox.db's SQLite write lock for a change), never the pool lock,
+ * and is its own transaction: none of them joins store_begin()'s.
  */
 struct outbox_row {
 	int64_t seq;
@@ -260,16 +352,21 @@ struct outbox_row {
 	char *last_error;
 };
 
+/* Frees what a row filled by the store holds, and zeroes it. */
 void store_outbox_row_release(struct outbox_row *r);
-/* Adds a pending row; sets r->seq. */
+/* Adds a pending row (its strings stay the caller's); sets r->seq. */
 int store_outbox_add(struct store *st, struct outbox_row *r);
+/* Fills out (the caller releases it with store_outbox_row_release());
+ * -ENOENT when there is no such row. */
 int store_outbox_get(struct store *st, int64_t seq, struct outbox_row *out);
 /*
  * The oldest row due at now (pending, or sending from a past run) with no
- * older row about the same object.
+ * older row about the same object; filled as store_outbox_get(); -ENOENT
+ * when none is due.
  */
 int store_outbox_next(struct store *st, int64_t now, struct outbox_row *out);
-/* Whether an older row about the same object waits (it must go first). */
+/* Whether an older row about the same object waits (it must go first):
+ * 1 or 0, and 0 when it cannot tell. */
 int store_outbox_behind(struct store *st, int64_t seq, const char *object);
 int store_outbox_update(struct store *st, int64_t seq, const char *state,
 			int64_t attempts, int64_t next_try,
@@ -285,12 +382,14 @@ int store_outbox_advance(struct store *st, int64_t seq, const char *object,
 			 int64_t created, int64_t id);
 /* Names the object of a row that has none ('', from an older version). */
 int store_outbox_set_object(struct store *st, int64_t seq, const char *object);
-/* Calls cb for every row, oldest first (strings live for the call). */
+/* Calls cb for every row, oldest first (strings live for the call), with
+ * the outbox lock held: cb must not call the outbox functions. */
 int store_outbox_each(struct store *st,
 		      int (*cb)(void *ctx, const struct outbox_row *r),
 		      void *ctx);
 
-/* The inode-number hash of an account id (accounts have string ids). */
+/* The inode-number hash of an account id (accounts have string ids); pure,
+ * any thread. */
 int64_t store_account_hash(const char *key);
 
 #endif

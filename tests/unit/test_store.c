@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* test_store.c: unit tests of the outbox's ordering and of the attachment
- * files (store.h). */
+/*
+ * test_store.c: unit tests of the SQLite cache (store.h) against temporary
+ * caches: the pool and transactions, the schema check and rebuild, the
+ * cross-process lock, the writers and readers, the outbox table and the
+ * attachment files.
+ */
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +313,503 @@ static void test_each_row_and_new_columns(void)
 	store_close(st);
 }
 
+/* Opens a store in a new directory tmpdir/name (its path in dir). */
+static struct store *open_new(const char *name, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s/%s", tmpdir, name);
+	if (mkdir(dir, 0700))
+		return NULL;
+	return store_open(dir);
+}
+
+/* A struct buf over a string (the store only reads it). */
+static struct buf str_buf(const char *s)
+{
+	struct buf b = BUF_INIT;
+
+	b.data = (char *)s;
+	b.len = strlen(s);
+	return b;
+}
+
+static int put_user(struct store *st, int64_t id, const char *email,
+		    const char *json, int64_t gen, int *changed)
+{
+	struct api_user u = { .id = id, .mtime = 5, .email = (char *)email,
+			      .name = "Ann", .json = str_buf(json) };
+
+	return store_put_user(st, &u, gen, changed);
+}
+
+/* Whether the stored bytes behind q(arg, sarg) are want. */
+static void check_blob(struct store *st, enum store_query q, int64_t arg,
+		       const char *sarg, const char *want)
+{
+	struct buf b = BUF_INIT;
+
+	CHECK_EQ_INT(store_blob(st, q, arg, sarg, &b), 0);
+	CHECK_EQ_MEM(b.data ? b.data : "", b.len, want, strlen(want));
+	buf_release(&b);
+}
+
+static int collect_ids(void *ctx, const struct store_row *r)
+{
+	int64_t *ids = ctx;
+
+	if (ids[0] < 15)
+		ids[++ids[0]] = r->id;
+	return 0;
+}
+
+/*
+ * Each writer, then the reader that serves its rows: the entry names are
+ * the encoded ones, *changed says whether the bytes changed, the prune
+ * keeps what its generation saw.
+ */
+static void test_writers_then_readers(void)
+{
+	struct api_contact c = { .id = 21, .created = 7, .email = "c@x.io",
+				 .json = str_buf("{\"c\":1}"),
+				 .tags = str_buf("vip\n") };
+	struct api_conversation cv = { .id = 31, .contact_id = 21,
+				       .updated = 40, .status = "open",
+				       .json = str_buf("{\"cv\":1}") };
+	struct api_message m1 = { .id = 2, .conversation_id = 31,
+				  .created = 30, .json = str_buf("m1") };
+	struct api_message m2 = { .id = 3, .conversation_id = 31,
+				  .created = 20, .json = str_buf("m2") };
+	struct api_object acc = { .key = "acc-1", .mtime = 9,
+				  .json = str_buf("{\"a\":1}") };
+	struct buf transcript = str_buf("T");
+	int64_t ids[16] = { 0 }, counts[STORE_COUNTS], orgs[4];
+	struct store_row row;
+	struct buf b = BUF_INIT;
+	char dir[128];
+	struct store *st;
+	int changed = -1, deleted = -1;
+	size_t found = 0;
+
+	st = open_new("rw", dir, sizeof(dir));
+	REQUIRE(st);
+	CHECK_EQ_INT(put_user(st, 11, "a@x.io", "{\"orgId\":42}", 1, &changed),
+		     0);
+	CHECK_EQ_INT(changed, 1);
+	CHECK_EQ_INT(put_user(st, 11, "a@x.io", "{\"orgId\":42}", 1, &changed),
+		     0);
+	CHECK_EQ_INT(changed, 0);
+	CHECK_EQ_INT(store_one(st, Q_USER_BY_EMAIL, 0, "a@x.io.json", &row),
+		     0);
+	CHECK_EQ_INT(row.id, 11);
+	CHECK_EQ_INT(row.size, strlen("{\"orgId\":42}"));
+	CHECK_EQ_INT(store_one(st, Q_USER_NAME, 11, NULL, &row), 0);
+	CHECK_EQ_STR(row.name, "Ann");
+	check_blob(st, Q_USER, 11, NULL, "{\"orgId\":42}");
+	CHECK_EQ_INT(store_user_orgs(st, orgs, 4, &found), 0);
+	CHECK_EQ_INT(found, 1);
+	CHECK_EQ_INT(orgs[0], 42);
+
+	CHECK_EQ_INT(store_put_contact(st, &c, &changed), 0);
+	CHECK_EQ_INT(changed, 1);
+	CHECK_EQ_INT(store_one(st, Q_CONTACT_BY_EMAIL, 0, "c@x.io", &row), 0);
+	CHECK_EQ_INT(row.id, 21);
+	check_blob(st, Q_CONTACT_TAGS, 21, NULL, "vip\n");
+
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(store_clear_messages(st, 31), 0);
+	CHECK_EQ_INT(store_put_message(st, &m1), 0);
+	CHECK_EQ_INT(store_put_message(st, &m2), 0);
+	CHECK_EQ_INT(store_put_conversation(st, &cv, &transcript, &changed),
+		     0);
+	CHECK_EQ_INT(changed, 1);
+	REQUIRE(!store_commit(st));
+	/* Oldest first, whatever the ids say. */
+	CHECK_EQ_INT(store_each(st, Q_MESSAGES, 31, NULL, collect_ids, ids),
+		     0);
+	CHECK_EQ_INT(ids[0], 2);
+	CHECK_EQ_INT(ids[1], 3);
+	CHECK_EQ_INT(ids[2], 2);
+	CHECK_EQ_INT(store_one(st, Q_CONV, 31, NULL, &row), 0);
+	CHECK_EQ_STR(row.text, "open");
+	CHECK_EQ_INT(row.id2, 21);
+	check_blob(st, Q_TRANSCRIPT, 31, NULL, "T");
+	CHECK_EQ_INT(store_conversation_synced(st, 31), 40);
+	CHECK_EQ_INT(store_conversation_synced(st, 32), 0);
+
+	CHECK_EQ_INT(store_put_account(st, &acc, 1, &changed), 0);
+	CHECK_EQ_INT(store_one(st, Q_ACCOUNT_BY_NAME, 0, "acc-1.json", &row),
+		     0);
+	CHECK_EQ_INT(row.id, store_account_hash("acc-1"));
+	CHECK_EQ_STR(row.text, "acc-1");
+
+	CHECK_EQ_INT(store_meta_set_i64(st, "w", 1234), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "w"), 1234);
+	CHECK_EQ_INT(store_meta_get(st, "none", &b), -ENOENT);
+	buf_release(&b);
+
+	CHECK_EQ_INT(store_counts(st, counts), 0);
+	CHECK_EQ_INT(counts[0], 1);	/* contacts */
+	CHECK_EQ_INT(counts[1], 1);	/* users */
+	CHECK_EQ_INT(counts[2], 1);	/* conversations */
+	CHECK_EQ_INT(counts[3], 2);	/* messages */
+	CHECK_EQ_INT(counts[6], 1);	/* accounts */
+	CHECK_EQ_INT(counts[7], 0);	/* outbox */
+
+	/* Generation 2 saw user 11 (kept) but not user 12. */
+	CHECK_EQ_INT(put_user(st, 12, "b@x.io", "{}", 1, &changed), 0);
+	CHECK_EQ_INT(store_keep_user(st, 11, 2), 0);
+	CHECK_EQ_INT(store_prune(st, ST_USERS, 2, &deleted), 0);
+	CHECK_EQ_INT(deleted, 1);
+	CHECK_EQ_INT(store_one(st, Q_USER, 11, NULL, &row), 0);
+	CHECK_EQ_INT(store_one(st, Q_USER, 12, NULL, &row), -ENOENT);
+
+	CHECK_EQ_INT(store_delete_contact(st, 21), 0);
+	CHECK_EQ_INT(store_one(st, Q_CONTACT, 21, NULL, &row), -ENOENT);
+	store_close(st);
+}
+
+static int count_rows(void *ctx, const struct store_row *r)
+{
+	(void)r;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Q_CONTACTS_AFTER gives STORE_CONTACT_BATCH ids, the round sync.c takes. */
+static void test_contact_batch(void)
+{
+	struct api_contact c = { .json = str_buf("{}"), .tags = str_buf("") };
+	char dir[128];
+	struct store *st;
+	int changed, n = 0, r = 0;
+
+	st = open_new("batch", dir, sizeof(dir));
+	REQUIRE(st);
+	REQUIRE(!store_begin(st));
+	for (c.id = 1; c.id <= STORE_CONTACT_BATCH + 50 && !r; c.id++)
+		r = store_put_contact(st, &c, &changed);
+	REQUIRE(!store_commit(st));
+	CHECK_EQ_INT(r, 0);
+	CHECK_EQ_INT(store_each(st, Q_CONTACTS_AFTER, 0, NULL, count_rows, &n),
+		     0);
+	CHECK_EQ_INT(n, STORE_CONTACT_BATCH);
+	n = 0;
+	CHECK_EQ_INT(store_each(st, Q_CONTACTS_AFTER, STORE_CONTACT_BATCH,
+				NULL, count_rows, &n), 0);
+	CHECK_EQ_INT(n, 50);
+	store_close(st);
+}
+
+struct other {
+	struct store *st;
+	int read;		/* store_one(Q_USER, 1) */
+	int wrote;		/* store_meta_set() */
+};
+
+/* Another thread: what it reads and whether it can write meanwhile. */
+static void *other_thread(void *arg)
+{
+	struct other *o = arg;
+	struct store_row row;
+
+	o->read = store_one(o->st, Q_USER, 1, NULL, &row);
+	o->wrote = store_meta_set(o->st, "k", "v", 1);
+	return NULL;
+}
+
+/*
+ * A transaction is the thread's: it reads its own rows, another thread
+ * does not see them and cannot write until it ends (a short busy timeout
+ * here), and a rollback leaves nothing.
+ */
+static void test_transactions(void)
+{
+	struct other o = { 0 };
+	struct store_row row;
+	pthread_t t;
+	char dir[128];
+	struct store *st;
+	int changed;
+
+	setenv("DRIFTFS_TEST_BUSY_MS", "100", 1);
+	st = open_new("tx", dir, sizeof(dir));
+	REQUIRE(st);
+	o.st = st;
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(store_begin(st), -EBUSY);
+	CHECK_EQ_INT(put_user(st, 1, NULL, "{}", 1, &changed), 0);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
+	unit_quiet(1);	/* the busy write is logged */
+	REQUIRE(!pthread_create(&t, NULL, other_thread, &o));
+	pthread_join(t, NULL);
+	unit_quiet(0);
+	CHECK_EQ_INT(o.read, -ENOENT);
+	CHECK_EQ_INT(o.wrote, -EBUSY);
+	store_rollback(st);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), -ENOENT);
+	CHECK_EQ_INT(store_commit(st), -EINVAL);
+
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(put_user(st, 1, NULL, "{}", 1, &changed), 0);
+	CHECK_EQ_INT(store_commit(st), 0);
+	REQUIRE(!pthread_create(&t, NULL, other_thread, &o));
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(o.read, 0);
+	CHECK_EQ_INT(o.wrote, 0);
+	store_close(st);
+	unsetenv("DRIFTFS_TEST_BUSY_MS");
+}
+
+/* Runs sql on dir/file with a connection of its own. */
+static int sql_on(const char *dir, const char *file, const char *sql)
+{
+	char path[192];
+	sqlite3 *db;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
+		sqlite3_close(db);
+		return -1;
+	}
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int exists(const char *dir, const char *file)
+{
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return !access(path, F_OK);
+}
+
+/*
+ * A damaged cache.db, or one of another schema version, starts again
+ * empty; the pending writes in outbox.db stay.
+ */
+static void test_schema_check_and_rebuild(void)
+{
+	char dir[128], path[192], junk[8192];
+	struct outbox_row r;
+	struct store_row row;
+	struct store *st;
+	int changed, fd;
+
+	st = open_new("rebuild", dir, sizeof(dir));
+	REQUIRE(st);
+	REQUIRE(!put_user(st, 1, NULL, "{}", 1, &changed));
+	REQUIRE(add(st, "contact:5", 5) == 1);
+	store_close(st);
+
+	/* Another schema version. */
+	REQUIRE(!sql_on(dir, "cache.db",
+			"UPDATE meta SET value = '0' WHERE key = 'schema'"));
+	unit_quiet(1);	/* the rebuild is logged */
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), -ENOENT);
+	CHECK_EQ_INT(store_outbox_get(st, 1, &r), 0);
+	store_outbox_row_release(&r);
+	REQUIRE(!put_user(st, 1, NULL, "{}", 1, &changed));
+	store_close(st);
+
+	/* Damaged: not a database at all. */
+	memset(junk, 'x', sizeof(junk));
+	snprintf(path, sizeof(path), "%s/cache.db", dir);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, junk, sizeof(junk)) == (ssize_t)sizeof(junk));
+	close(fd);
+	unit_quiet(1);
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), -ENOENT);
+	CHECK_EQ_INT(store_outbox_get(st, 1, &r), 0);
+	CHECK_EQ_STR(r.object, "contact:5");
+	store_outbox_row_release(&r);
+	CHECK_EQ_INT(put_user(st, 1, NULL, "{}", 1, &changed), 0);
+	store_close(st);
+}
+
+/* An outbox table in cache.db (older versions) moves into outbox.db. */
+static void test_old_outbox_moves(void)
+{
+	char dir[128];
+	struct outbox_row r;
+	struct store *st;
+
+	snprintf(dir, sizeof(dir), "%s/moved", tmpdir);
+	REQUIRE(!mkdir(dir, 0700));
+	REQUIRE(!sql_on(dir, "cache.db",
+			"CREATE TABLE outbox(seq INTEGER PRIMARY KEY"
+			" AUTOINCREMENT, created INTEGER NOT NULL, path"
+			" TEXT NOT NULL, kind TEXT NOT NULL, method TEXT"
+			" NOT NULL, api_path TEXT NOT NULL, body BLOB,"
+			" target INTEGER NOT NULL DEFAULT 0, state TEXT"
+			" NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+			" next_try INTEGER NOT NULL DEFAULT 0, last_error"
+			" TEXT);"
+			"INSERT INTO outbox(seq, created, path, kind, method,"
+			" api_path, target, state) VALUES(7, 1, 'a', 'tags',"
+			" 'POST', '/x', 3, 'pending');"));
+	unit_quiet(1);	/* the move is logged */
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_outbox_get(st, 7, &r), 0);
+	CHECK_EQ_STR(r.kind, "tags");
+	CHECK_EQ_INT(r.target, 3);
+	store_outbox_row_release(&r);
+	store_close(st);
+	/* Gone from cache.db: the table there could not be created again. */
+	CHECK_EQ_INT(sql_on(dir, "cache.db", "CREATE TABLE outbox(x)"), 0);
+}
+
+/*
+ * cache.db.clean is written by the last process to close, and only when
+ * no process died with the cache open (a mark left); an open consumes it
+ * and removes the dead marks.
+ */
+static void test_clean_close_record(void)
+{
+	char dir[128], mark[192];
+	struct store *a, *b;
+	int fd;
+
+	a = open_new("clean", dir, sizeof(dir));
+	REQUIRE(a);
+	b = store_open(dir);	/* a second "process": another flock */
+	REQUIRE(b);
+	store_close(b);
+	CHECK(!exists(dir, "cache.db.clean"));	/* a still has it open */
+	store_close(a);
+	CHECK(exists(dir, "cache.db.clean"));
+
+	a = store_open(dir);
+	REQUIRE(a);
+	CHECK(!exists(dir, "cache.db.clean"));
+	snprintf(mark, sizeof(mark), "%s/cache.open-dead01", dir);
+	fd = open(mark, O_WRONLY | O_CREAT, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	store_close(a);
+	CHECK(!exists(dir, "cache.db.clean"));	/* a crash's trace */
+	CHECK(!exists(dir, "cache.open-dead01"));	/* and it is read */
+	a = store_open(dir);
+	REQUIRE(a);
+	store_close(a);
+	CHECK(exists(dir, "cache.db.clean"));
+}
+
+static int touch(const char *dir, const char *file)
+{
+	char path[192];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * After a run that did not close cleanly, blobs/ is tidied: files without
+ * a row and temp files go; a row whose file is gone goes, and its
+ * conversation is fetched again (updated_at 0, the walk restarted). After
+ * a clean close nothing is swept.
+ */
+static void test_blob_sweep(void)
+{
+	struct store_staged sg = { 0 };
+	struct store_row row;
+	char dir[128], path[192], got[16];
+	struct store *st;
+	int64_t size;
+
+	st = open_new("sweep", dir, sizeof(dir));
+	REQUIRE(st);
+	REQUIRE(!store_attachment_blob(st, &sg, 7, fill_with, "seven", &size));
+	CHECK_EQ_INT(size, 5);
+	REQUIRE(!put_conv(st, 100, 1, 7, &sg));
+	REQUIRE(!store_attachment_blob(st, &sg, 9, fill_with, "nine", &size));
+	REQUIRE(!put_conv(st, 200, 2, 9, &sg));
+	CHECK(store_has_attachment(st, 7));
+	REQUIRE(!store_meta_set_i64(st, "conv_watermark", 5));
+	store_close(st);
+
+	/* A clean close: the next open trusts the files. */
+	REQUIRE(!touch(dir, "blobs/998"));
+	st = store_open(dir);
+	REQUIRE(st);
+	CHECK(exists(dir, "blobs/998"));
+	store_close(st);
+
+	/* As a crash leaves it. */
+	REQUIRE(!touch(dir, "blobs/.tmp-abcdef"));
+	snprintf(path, sizeof(path), "%s/blobs/7", dir);
+	REQUIRE(!unlink(path));
+	snprintf(path, sizeof(path), "%s/cache.db.clean", dir);
+	REQUIRE(!unlink(path));
+	unit_quiet(1);	/* the missing file is logged */
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	CHECK(!exists(dir, "blobs/998"));
+	CHECK(!exists(dir, "blobs/.tmp-abcdef"));
+	CHECK(!store_has_attachment(st, 7));
+	CHECK_EQ_INT(store_one(st, Q_ATTACHMENT, 7, NULL, &row), -ENOENT);
+	CHECK_EQ_INT(store_one(st, Q_CONV, 100, NULL, &row), 0);
+	CHECK_EQ_INT(row.mtime, 0);
+	CHECK_EQ_INT(store_meta_i64(st, "conv_watermark"), 0);
+	CHECK(store_has_attachment(st, 9));
+	att_bytes(st, 9, got, sizeof(got));
+	CHECK_EQ_STR(got, "nine");
+	check_blob(st, Q_ATTACHMENT, 9, NULL, "nine");
+	store_close(st);
+}
+
+/* A landed message moves the later rows of its object forward only. */
+static void test_outbox_advance(void)
+{
+	static const int64_t after[] = { 0, 5, 0, 100 };
+	static const char *const obj[] = { "conversation:9", "conversation:9",
+					   "conversation:8", "conversation:9" };
+	int64_t seq[4];
+	char dir[128];
+	struct outbox_row r;
+	struct store *st;
+
+	st = open_new("advance", dir, sizeof(dir));
+	REQUIRE(st);
+	for (int i = 0; i < 4; i++) {
+		memset(&r, 0, sizeof(r));
+		r.path = "p";
+		r.kind = "message";
+		r.method = "POST";
+		r.api_path = "/x";
+		r.object = (char *)obj[i];
+		r.after_created = after[i];
+		r.after_id = 1;
+		REQUIRE(!store_outbox_add(st, &r));
+		seq[i] = r.seq;
+	}
+	REQUIRE(!store_outbox_advance(st, seq[0], "conversation:9", 50, 3));
+	for (int i = 0; i < 4; i++) {
+		static const int64_t want[] = { 0, 50, 0, 100 };
+
+		REQUIRE(!store_outbox_get(st, seq[i], &r));
+		CHECK_EQ_INT(r.after_created, want[i]);
+		CHECK_EQ_INT(r.after_id, i == 1 ? 3 : 1);
+		store_outbox_row_release(&r);
+	}
+	store_close(st);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -323,6 +825,14 @@ int main(void)
 	UNIT_RUN(test_unlink_after_commit_spares_a_new_file);
 	UNIT_RUN(test_staged_files_need_their_rows);
 	UNIT_RUN(test_each_row_and_new_columns);
+	UNIT_RUN(test_writers_then_readers);
+	UNIT_RUN(test_contact_batch);
+	UNIT_RUN(test_transactions);
+	UNIT_RUN(test_schema_check_and_rebuild);
+	UNIT_RUN(test_old_outbox_moves);
+	UNIT_RUN(test_clean_close_record);
+	UNIT_RUN(test_blob_sweep);
+	UNIT_RUN(test_outbox_advance);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

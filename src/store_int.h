@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store_int.h: what the files of the store share and nothing else sees:
+ * struct store and struct db, the statements a connection prepares, and
+ * the functions that cross from one store_*.c to another. The contract for
+ * callers is include/store.h. Unless said otherwise these run on any
+ * thread, take no lock, and return 0 or -errno.
+ */
+#ifndef DRIFTFS_STORE_INT_H
+#define DRIFTFS_STORE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/*
+ * How long a connection waits for another's SQLite write lock, in ms: the
+ * cache's (unless DRIFTFS_TEST_BUSY_MS says otherwise, store.c) and the
+ * outbox's (store_outbox.c).
+ */
+#define STORE_BUSY_MS 10000
+
+/* Writer statements, prepared once per connection like the queries. */
+enum wstmt {
+	W_BEGIN,
+	W_COMMIT,
+	W_ROLLBACK,
+	W_USER,
+	W_USER_OLD,
+	W_CONTACT,
+	W_CONTACT_OLD,
+	W_CONV,
+	W_CONV_OLD,
+	W_CONV_SYNCED,
+	W_MSG_CLEAR,
+	W_ATT_DOOMED,
+	W_ATT_CLEAR,
+	W_MSG,
+	W_ATT,
+	W_ATT_HAS,
+	W_PLAYBOOK,
+	W_PLAYBOOK_OLD,
+	W_ACCOUNT,
+	W_ACCOUNT_OLD,
+	W_PRUNE_USERS,
+	W_PRUNE_PLAYBOOKS,
+	W_PRUNE_ACCOUNTS,
+	W_KEEP_USER,
+	W_CONTACT_DEL,
+	W_META_GET,
+	W_META_SET,
+	W_COUNTS,
+	W__COUNT
+};
+
+/* The SQL of each wstmt (store_write.c), prepared by wprep(). */
+extern const char *const wsql[W__COUNT];
+
+/* One connection and its statements; owned by the pool or by one thread. */
+struct db {
+	sqlite3 *sql;
+	sqlite3_stmt *q[Q__COUNT];
+	sqlite3_stmt *blob[Q__COUNT];
+	sqlite3_stmt *w[W__COUNT];
+	struct db *next;	/* in the idle list */
+};
+
+struct store {
+	char *path;		/* cache.db */
+	char *outbox_path;	/* outbox.db */
+	pthread_mutex_t lock;	/* guards idle */
+	struct db *idle;	/* connections not in use */
+	pthread_mutex_t outbox_lock;	/* guards outbox_db */
+	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
+	int opened;		/* store_open() succeeded (see cache_untouched) */
+	char *blob_dir;		/* attachments' bytes, one file each */
+	int untouched;		/* cache.db as a clean close left it */
+	int rebuilt;		/* cache.db was damaged and started again */
+	int lock_fd;		/* DIR/cache.lock, flock()ed (cache_lock) */
+	int alone;		/* no other process had the cache open */
+	int crashed;		/* alone, and found marks of a crash */
+	char *mark;		/* DIR/cache.open-*: ours, gone at close */
+	/*
+	 * Guards the blob files against a check-then-act of another thread:
+	 * held across "rename the staged files + COMMIT their rows" and
+	 * across "no row? + unlink" of a deleted row's file (store_commit).
+	 * Lock order: a transaction's SQLite write lock, then blob_lock;
+	 * nobody waits for the write lock while holding blob_lock.
+	 */
+	pthread_mutex_t blob_lock;
+};
+
+/* store.c: connections, the pool, statements, transactions. */
+
+/* The connection pinned by store_begin() on this thread, if any. */
+extern __thread struct db *pinned;
+/* Notes the file of an attachment row this thread's transaction deletes:
+ * it is unlinked once the transaction commits (store_commit_staged). */
+void doomed_add(int64_t id);
+/* SQLite's result code as -errno (0 for OK, ROW and DONE). */
+int sql_errno(int rc);
+/* A new connection to path, with its pragmas; NULL and errno on failure
+ * (db_open_rc also gives SQLite's code in *rcp). db_close accepts NULL. */
+struct db *db_open_rc(const char *path, int *rcp);
+struct db *db_open(const char *path);
+void db_close(struct db *d);
+/* The thread's pinned connection, or one from the pool (pool lock taken
+ * inside), or a new one; NULL and errno. db_put gives it back (a pinned
+ * one stays pinned). */
+struct db *db_get(struct store *st);
+void db_put(struct store *st, struct db *d);
+/* The statement in *slot, reset, prepared on first use; NULL (logged) when
+ * it cannot be. wprep is prep for a wstmt. */
+sqlite3_stmt *prep(struct db *d, sqlite3_stmt **slot, const char *sql);
+sqlite3_stmt *wprep(struct db *d, enum wstmt w);
+/* Steps a writer statement to completion (s may be NULL: -EIO). */
+int step_done(struct db *d, sqlite3_stmt *s);
+/* Binds a string (NULL as NULL) or a buffer, copied. */
+void bind_text(sqlite3_stmt *s, int i, const char *v);
+void bind_buf(sqlite3_stmt *s, int i, const struct buf *b);
+
+/* store_lock.c: who may check and repair (called by store_open/close). */
+
+int cache_lock(struct store *st, const char *dir);
+int cache_untouched(const struct store *st);
+void cache_share(struct store *st);
+void cache_unlock(struct store *st);
+
+/* store_schema.c */
+
+/* Creates path 0600 from its first byte, if missing. */
+int create_private(const char *path);
+
+/* store_outbox.c: outbox.db, on st->outbox_db under st->outbox_lock. */
+
+/* Opens outbox.db on the durable connection and creates its table. */
+int outbox_open(struct store *st);
+/* Moves an old-style outbox table of cache.db into outbox.db; returns the
+ * rows moved or -errno. */
+int outbox_migrate(struct store *st);
+/* The number of outbox rows; takes outbox_lock. */
+int outbox_count(struct store *st, int64_t *n);
+
+/* store_blob.c: attachment files in st->blob_dir. */
+
+void blob_path(const struct store *st, int64_t id, char *out, size_t len);
+/* Whether the attachments table has a row for id, on connection d. */
+int attachment_row_on(struct db *d, int64_t id);
+/* Renames sg's files into place; called by the commit under blob_lock. */
+int staged_place(struct store *st, struct store_staged *sg);
+/* At open, alone with the cache: every file goes (a rebuilt cache), or
+ * what a crash left (blobs_sweep, which needs the SQL function
+ * blob_exists, sql_blob_exists, registered on d). */
+void blobs_clear(struct store *st);
+int blobs_sweep(struct store *st, struct db *d);
+void sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v);
+/* An attachment's bytes, from its file, appended to out (store_blob). */
+int attachment_read(struct store *st, int64_t id, struct buf *out);
+
+#endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 
@@ -533,7 +534,7 @@ static int stale(const struct auth *a)
 {
 	return !a->cur.access_token ||
 	       (a->cur.expires_at &&
-		http_wall_ms() / 1000 >= a->cur.expires_at - margin_s(a));
+		clock_wall_ms() / 1000 >= a->cur.expires_at - margin_s(a));
 }
 
 static int refreshable(const struct auth *a)
@@ -545,7 +546,7 @@ static int refreshable(const struct auth *a)
 /* Waits (bounded) for the refresh lock; -1 when there is no lock to take. */
 static int lock_refresh(struct auth *a)
 {
-	int64_t until = http_now_ms() + a->lock_wait_ms;
+	int64_t until = clock_mono_ms() + a->lock_wait_ms;
 	int fd = open(a->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
@@ -556,7 +557,7 @@ static int lock_refresh(struct auth *a)
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
 		struct timespec ts = { 0, 50 * 1000000 };
 
-		if (errno != EWOULDBLOCK || http_now_ms() >= until) {
+		if (errno != EWOULDBLOCK || clock_mono_ms() >= until) {
 			log_warn("%s: another process holds it too long; "
 				 "refreshing anyway",
 				 a->lock_path);
@@ -605,7 +606,7 @@ static int refresh_locked(struct auth *a, struct http *h, const char *rejected)
 				"(%s); run `driftctl login` to sign in again",
 				why);
 		} else {
-			a->retry_after_ms = http_now_ms() + RETRY_REFRESH_MS;
+			a->retry_after_ms = clock_mono_ms() + RETRY_REFRESH_MS;
 			log_warn("the Drift access token could not be "
 				 "refreshed (%s); trying again later",
 				 why);
@@ -653,7 +654,7 @@ static int hook_token(void *ctx, struct http *h, char **token,
 	pthread_mutex_lock(&a->lock);
 	reload(a, 0);
 	if (stale(a) && refreshable(a) && !a->refused &&
-	    http_now_ms() >= a->retry_after_ms)
+	    clock_mono_ms() >= a->retry_after_ms)
 		refresh_locked(a, h, NULL);
 	if (!a->cur.access_token) {
 		if (a->warned_gen != a->gen + 1) {

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "stats.h"
@@ -79,22 +80,6 @@ struct http {
 	size_t pool_len, pool_alloc;
 };
 
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t http_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int64_t ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
@@ -130,7 +115,7 @@ static void gov_init(struct governor *g, double cap, int max_inflight)
 	g->rate = cap > 0 ? cap : ADAPTIVE_START;
 	g->burst = g->rate < 2 ? 1 : g->rate / 2;
 	g->tokens = g->burst;
-	g->refilled_ms = http_now_ms();
+	g->refilled_ms = clock_mono_ms();
 	g->max_inflight = max_inflight > 0 ? max_inflight : 4;
 }
 
@@ -149,7 +134,7 @@ static int gov_acquire(struct governor *g, int64_t deadline)
 
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
-		int64_t now = http_now_ms(), wait;
+		int64_t now = clock_mono_ms(), wait;
 
 		if (now >= deadline) {
 			r = -ETIMEDOUT;
@@ -199,8 +184,8 @@ static void gov_release(struct governor *g, long status, long retry_after_s)
 			if (pause > BACKOFF_CAP_MS)
 				pause = BACKOFF_CAP_MS;
 		}
-		if (http_now_ms() + pause > g->paused_until)
-			g->paused_until = http_now_ms() + pause;
+		if (clock_mono_ms() + pause > g->paused_until)
+			g->paused_until = clock_mono_ms() + pause;
 		if (g->rate > ADAPTIVE_MIN)
 			g->rate = g->rate / 2 > ADAPTIVE_MIN ? g->rate / 2
 							     : ADAPTIVE_MIN;
@@ -224,7 +209,7 @@ static void gov_release(struct governor *g, long status, long retry_after_s)
 int http_governor_render(struct http *h, struct buf *out)
 {
 	struct governor *g = &h->gov;
-	int64_t now = http_now_ms();
+	int64_t now = clock_mono_ms();
 	int r;
 
 	pthread_mutex_lock(&g->lock);
@@ -903,7 +888,7 @@ int http_request(struct http *h, const struct http_request *rq,
 	size_t max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
 	/* A streamed body gets the time one slow whole transfer takes on
 	 * top, so that a retry after a long attempt can still start. */
-	int64_t deadline = http_now_ms() + per_try * 3 +
+	int64_t deadline = clock_mono_ms() + per_try * 3 +
 			   (rq->sink ? stream_cap_ms(h, max_body) - per_try : 0);
 	CURL *c = NULL;
 	int r = -EIO;
@@ -978,7 +963,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		__atomic_store_n(&h->reachable,
 				 rc == 0 || a.too_big || a.sink_err,
 				 __ATOMIC_RELAXED);
-		__atomic_store_n(&h->last_activity, http_wall_ms(),
+		__atomic_store_n(&h->last_activity, clock_wall_ms(),
 				 __ATOMIC_RELAXED);
 		resp->status = status;
 		snprintf(stat, sizeof(stat), "api %s %ld", endpoint, status);
@@ -1064,7 +1049,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		if (status != 429) {
 			int64_t wait = backoff_ms(attempt);
 
-			if (http_now_ms() + wait >= deadline)
+			if (clock_mono_ms() + wait >= deadline)
 				break;
 			sleep_ms(wait);
 		}

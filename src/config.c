@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* config.c: options, config file and token loading (see config.h). */
+/* config.c: options, the config file and the account directory (see config.h). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "log.h"
 #include "names.h"
 
@@ -325,36 +324,6 @@ int config_private_dir(const char *dir)
 	}
 out:
 	free(tmp);
-	return r;
-}
-
-int config_load_token(const struct config *c, char **token)
-{
-	const char *env = getenv("DRIFT_TOKEN");
-	int r;
-
-	*token = NULL;
-	if (env && *env) {
-		*token = strdup(env);
-		return *token ? 0 : -ENOMEM;
-	}
-	{
-		struct auth_creds cr;
-
-		r = auth_creds_read(c->credentials, &cr);
-		if (!r && !cr.access_token)
-			r = -ENOKEY;
-		if (!r) {
-			*token = cr.access_token;
-			cr.access_token = NULL;
-		}
-		auth_creds_release(&cr);
-	}
-	if (r == -ENOENT || r == -ENOKEY)
-		log_err("no token: set DRIFT_TOKEN, or run `driftctl login` "
-			"(the credentials file %s %s)",
-			c->credentials,
-			r == -ENOENT ? "does not exist" : "holds no token");
 	return r;
 }
 

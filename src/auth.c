@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "secret.h"
 
 /* Refresh this long before expires_at (less for short-lived tokens). */
 #define REFRESH_MARGIN_S 60
@@ -29,22 +30,14 @@ static const char *const cred_names[] = { "access_token", "refresh_token",
 					  "expires_at", "client_id",
 					  "client_secret", "org_id" };
 
-static void scrub_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
-
 void auth_creds_release(struct auth_creds *c)
 {
 	if (!c)
 		return;
-	scrub_free(c->access_token);
-	scrub_free(c->refresh_token);
-	scrub_free(c->client_id);
-	scrub_free(c->client_secret);
+	secret_free(c->access_token);
+	secret_free(c->refresh_token);
+	secret_free(c->client_id);
+	secret_free(c->client_secret);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -63,7 +56,7 @@ static int set_owned(char **slot, const char *v)
 
 	if (!p)
 		return -ENOMEM;
-	scrub_free(*slot);
+	secret_free(*slot);
 	*slot = p;
 	return 0;
 }
@@ -148,11 +141,11 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 	}
 	/* An empty value is no value. */
 	if (c->access_token && !*c->access_token) {
-		scrub_free(c->access_token);
+		secret_free(c->access_token);
 		c->access_token = NULL;
 	}
 	if (c->refresh_token && !*c->refresh_token) {
-		scrub_free(c->refresh_token);
+		secret_free(c->refresh_token);
 		c->refresh_token = NULL;
 	}
 	if (!c->access_token && !c->refresh_token)
@@ -161,10 +154,10 @@ out:
 	if (r)
 		auth_creds_release(c);
 	if (line) {
-		memset(line, 0, LINE_MAX_LEN);
+		secret_scrub(line, LINE_MAX_LEN);
 		free(line);
 	}
-	scrub_free(bare);
+	secret_free(bare);
 	fclose(f);
 	return r;
 }
@@ -294,8 +287,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
-	if (b.data)
-		memset(b.data, 0, b.len);
+	secret_scrub(b.data, b.len);
 	buf_release(&b);
 	free(dir);
 	return r;
@@ -361,7 +353,7 @@ static int form_add(struct buf *b, const char *name, const char *value)
 	if (!e)
 		return -ENOMEM;
 	r = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, e);
-	scrub_free(e);
+	secret_free(e);
 	return r;
 }
 
@@ -716,7 +708,7 @@ static int hook_refused(void *ctx, struct http *h, unsigned long gen)
 	}
 out:
 	pthread_mutex_unlock(&a->lock);
-	scrub_free(rejected);
+	secret_free(rejected);
 	return r;
 }
 

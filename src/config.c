@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "names.h"
+#include "secret.h"
 
 static char *xdg_path(const char *var, const char *fallback, const char *leaf)
 {
@@ -61,10 +62,7 @@ void config_release(struct config *c)
 	free(c->cache_dir);
 	free(c->ca_file);
 	free(c->client_id);
-	if (c->client_secret) {
-		memset(c->client_secret, 0, strlen(c->client_secret));
-		free(c->client_secret);
-	}
+	secret_free(c->client_secret);
 	free(c->redirect_uri);
 	memset(c, 0, sizeof(*c));
 }
@@ -335,7 +333,7 @@ void config_forget_env(const char *name)
 		return;
 	/* The bytes themselves: /proc/PID/environ shows the block the
 	 * process started with, whatever environ points to later. */
-	explicit_bzero(v, strlen(v));
+	secret_scrub(v, strlen(v));
 	unsetenv(name);
 }
 

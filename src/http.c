@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "secret.h"
 #include "stats.h"
 #include "text.h"
 
@@ -287,11 +288,8 @@ void http_free(struct http *h)
 	for (size_t i = 0; i < h->pool_len; i++)
 		curl_easy_cleanup(h->pool[i]);
 	free(h->pool);
-	if (h->token) {
-		/* Scrub the token before the memory goes back to malloc. */
-		memset(h->token, 0, strlen(h->token));
-		free(h->token);
-	}
+	/* Scrub the token before the memory goes back to malloc. */
+	secret_free(h->token);
 	free(h->base_url);
 	free(h->origin);
 	free(h->ca_file);
@@ -720,8 +718,7 @@ static size_t redact_forms(char *s, size_t len, const char *secret)
 	}
 	if (!r && enc.data && strcmp(enc.data, secret))
 		len = redact(s, len, enc.data);
-	if (enc.data)
-		memset(enc.data, 0, enc.len);
+	secret_scrub(enc.data, enc.len);
 	buf_release(&enc);
 	return len;
 }
@@ -835,15 +832,6 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Scrubs and frees a string that held a token. */
-static void scrub_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
-
 /*
  * The "Authorization: Bearer ..." line for one attempt (caller scrubs and
  * frees), from the token source or the fixed token. *gen names the token.
@@ -865,7 +853,7 @@ static int auth_line(struct http *h, char **line, unsigned long *gen)
 		*line = NULL;
 		r = -ENOMEM;
 	}
-	scrub_free(tok);
+	secret_free(tok);
 	return r;
 }
 
@@ -934,7 +922,7 @@ int http_request(struct http *h, const struct http_request *rq,
 			if (r)
 				break;
 		}
-		scrub_free(authl);
+		secret_free(authl);
 		authl = NULL;
 		sec.token = NULL;
 		if (!(rq->flags & HTTP_NO_AUTH)) {
@@ -1065,8 +1053,8 @@ int http_request(struct http *h, const struct http_request *rq,
 out:
 	if (c)
 		pool_put(h, c);
-	scrub_free(authl);
-	scrub_free(refused);
+	secret_free(authl);
+	secret_free(refused);
 	curl_slist_free_all(hdrs);
 	free(url);
 	return r;

@@ -132,8 +132,9 @@ void http_free(struct http *h);
  * response bytes are accepted (0 = 32 MiB). resp is initialised here and must
  * be released with http_response_release() whatever the result.
  *
- * Returns 0 on a 2xx answer, else the errno of http_errno(); the failure has
- * been recorded in the error log with the caller's context.
+ * Returns 0 on a 2xx answer, else -errno (http_errno() of the status for an
+ * HTTP answer); the failure has been recorded in the error log with the
+ * caller's context.
  */
 int http_call(struct http *h, const char *method, const char *path,
 	      const char *ctype, const void *body, size_t body_len,
@@ -153,7 +154,10 @@ int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp);
 void http_response_release(struct http_response *resp);
 
-/* The errno for an HTTP status (0 = transport failure). */
+/*
+ * 0 for a 2xx status, else the -errno it maps to (status 0, no answer at
+ * all: -EIO). The one place HTTP statuses become errno values.
+ */
 int http_errno(long status);
 /* Whether a failure with this status may succeed if tried again later. */
 int http_transient(long status);

@@ -350,29 +350,29 @@ int http_errno(long status)
 {
 	switch (status) {
 	case 0:
-		return EIO;
+		return -EIO;
 	case 400:
 	case 422:
-		return EINVAL;
+		return -EINVAL;
 	case 401:
 	case 403:
-		return EACCES;
+		return -EACCES;
 	case 404:
 	case 410:
-		return ENOENT;
+		return -ENOENT;
 	case 409:
-		return EEXIST;
+		return -EEXIST;
 	case 413:
-		return EFBIG;
+		return -EFBIG;
 	case 429:
-		return EAGAIN;
+		return -EAGAIN;
 	default:
 		if (status >= 200 && status < 300)
 			return 0;
 		/* A redirect is not followed: the answer is not the API's. */
 		if (status >= 500 || (status >= 300 && status < 400))
-			return EIO;
-		return EINVAL;
+			return -EIO;
+		return -EINVAL;
 	}
 }
 
@@ -1003,7 +1003,7 @@ int http_request(struct http *h, const struct http_request *rq,
 			error_message(&resp->body, &why);
 		/* The API's own words could quote the token back. */
 		set_message(resp, &why, &sec);
-		r = -http_errno(status);
+		r = http_errno(status);
 		/* A refused token: the API did nothing, so even a POST may
 		 * go again, once, with a fresh token. The next answer may
 		 * still quote the refused one. */

@@ -10,19 +10,19 @@ static void test_errno(void)
 	CHECK_EQ_INT(http_errno(200), 0);
 	CHECK_EQ_INT(http_errno(201), 0);
 	CHECK_EQ_INT(http_errno(204), 0);
-	CHECK_EQ_INT(http_errno(404), ENOENT);
-	CHECK_EQ_INT(http_errno(401), EACCES);
-	CHECK_EQ_INT(http_errno(403), EACCES);
-	CHECK_EQ_INT(http_errno(400), EINVAL);
-	CHECK_EQ_INT(http_errno(422), EINVAL);
-	CHECK_EQ_INT(http_errno(409), EEXIST);
-	CHECK_EQ_INT(http_errno(429), EAGAIN);
-	CHECK_EQ_INT(http_errno(500), EIO);
-	CHECK_EQ_INT(http_errno(502), EIO);
-	CHECK_EQ_INT(http_errno(503), EIO);
-	CHECK_EQ_INT(http_errno(504), EIO);
+	CHECK_EQ_INT(http_errno(404), -ENOENT);
+	CHECK_EQ_INT(http_errno(401), -EACCES);
+	CHECK_EQ_INT(http_errno(403), -EACCES);
+	CHECK_EQ_INT(http_errno(400), -EINVAL);
+	CHECK_EQ_INT(http_errno(422), -EINVAL);
+	CHECK_EQ_INT(http_errno(409), -EEXIST);
+	CHECK_EQ_INT(http_errno(429), -EAGAIN);
+	CHECK_EQ_INT(http_errno(500), -EIO);
+	CHECK_EQ_INT(http_errno(502), -EIO);
+	CHECK_EQ_INT(http_errno(503), -EIO);
+	CHECK_EQ_INT(http_errno(504), -EIO);
 	/* No answer at all: the transport failed. */
-	CHECK_EQ_INT(http_errno(0), EIO);
+	CHECK_EQ_INT(http_errno(0), -EIO);
 }
 
 /* Any status that is not a success maps to some error. */
@@ -31,7 +31,7 @@ static void test_errno_never_zero_on_failure(void)
 	for (long s = 100; s < 600; s++) {
 		if (s >= 200 && s < 300)
 			continue;
-		CHECK(http_errno(s) > 0);
+		CHECK(http_errno(s) < 0);
 	}
 }
 

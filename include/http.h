@@ -25,6 +25,7 @@
 #include "clock.h"	/* the old clock names below; removed at merge */
 
 struct http;
+struct config;
 
 /*
  * A token source for tokens that change (OAuth access tokens, auth.c).
@@ -122,6 +123,16 @@ struct http_request {
 	 */
 	const char *const *secrets;
 };
+
+/*
+ * Fills all of *o from the options of cfg (api_url, ca_file, timeout, rate,
+ * conns as max_inflight, offline) with auth as the token source (NULL: none;
+ * set o->token then). o borrows cfg's strings: cfg must outlive o, not the
+ * client, which copies them. What driftfs and driftctl build their client
+ * from.
+ */
+void http_opts_from_config(struct http_opts *o, const struct config *cfg,
+			   const struct http_auth *auth);
 
 struct http *http_new(const struct http_opts *o);
 void http_free(struct http *h);

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "config.h"
 #include "json.h"
 #include "log.h"
 #include "secret.h"
@@ -253,6 +254,19 @@ static char *url_origin(const char *url)
 	curl_free(port);
 	curl_url_cleanup(u);
 	return out;
+}
+
+void http_opts_from_config(struct http_opts *o, const struct config *cfg,
+			   const struct http_auth *auth)
+{
+	memset(o, 0, sizeof(*o));
+	o->base_url = cfg->api_url;
+	o->auth = auth;
+	o->ca_file = cfg->ca_file;
+	o->timeout = cfg->timeout;
+	o->rate = cfg->rate;
+	o->max_inflight = (int)cfg->conns;
+	o->offline = cfg->offline;
 }
 
 struct http *http_new(const struct http_opts *o)

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* test_http.c: unit tests of the HTTP status to errno mapping (http.h). */
+/* test_http.c: unit tests of the status to errno mapping and the client's
+ * options (http.h). */
 #include <errno.h>
+#include <string.h>
 
+#include "config.h"
 #include "http.h"
 #include "unit.h"
 
@@ -51,10 +54,39 @@ static void test_transient(void)
 	CHECK(!http_transient(422));
 }
 
+/* The client's options are the config's, field by field. */
+static void test_opts_from_config(void)
+{
+	static const struct http_auth hooks;
+	struct config cfg;
+	struct http_opts o;
+
+	REQUIRE(config_defaults(&cfg) == 0);
+	REQUIRE(config_set(&cfg, "ca_file", "/etc/ca.pem") == 0);
+	REQUIRE(config_set(&cfg, "timeout", "7") == 0);
+	REQUIRE(config_set(&cfg, "rate", "2.5") == 0);
+	REQUIRE(config_set(&cfg, "conns", "9") == 0);
+	REQUIRE(config_set(&cfg, "offline", "yes") == 0);
+	memset(&o, 0xa5, sizeof(o));
+	http_opts_from_config(&o, &cfg, &hooks);
+	CHECK(o.base_url == cfg.api_url);
+	CHECK(o.ca_file == cfg.ca_file);
+	CHECK(o.auth == &hooks);
+	CHECK(o.token == NULL);
+	CHECK_EQ_INT(o.timeout, 7);
+	CHECK(o.rate == 2.5);
+	CHECK_EQ_INT(o.max_inflight, 9);
+	CHECK_EQ_INT(o.offline, 1);
+	http_opts_from_config(&o, &cfg, NULL);
+	CHECK(o.auth == NULL);
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_errno);
 	UNIT_RUN(test_errno_never_zero_on_failure);
 	UNIT_RUN(test_transient);
+	UNIT_RUN(test_opts_from_config);
 	return unit_summary();
 }

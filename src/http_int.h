@@ -76,8 +76,7 @@ void http_sleep_ms(int64_t ms);
 
 /*
  * http_error.c: what a failed attempt becomes, an errno and a message
- * that shows no secret. Pure functions of their arguments: any thread, no
- * locks.
+ * that shows no secret. No shared state: any thread, no locks.
  */
 /* The secrets one message must not show (see http_set_message()). */
 struct http_secrets {
@@ -101,7 +100,7 @@ void http_set_message(struct http_response *resp, struct buf *why,
 /* The endpoint name for stats: the path with ids replaced by {id}. */
 void http_endpoint_name(const char *method, const char *path, char *out,
 			size_t size);
-/* Renames name to "other" once MAX_ENDPOINTS names have been seen. */
+/* Makes name "other" once 64 other names are kept (MAX_ENDPOINTS). */
 void http_stats_endpoint(char *name, size_t size);
 
 #endif

@@ -29,6 +29,14 @@
  * Lock order: the source's lock is taken before http's governor and pool
  * locks (a refresh calls http_call() while holding it), and http never holds
  * one of its own locks while calling the source.
+ *
+ * Threads: the mains make the source (auth_new) on their main thread before
+ * the HTTP client that uses its hooks, and free it (auth_free) after that
+ * client. Everything else may be called from any thread: the hooks from
+ * whichever thread sends a request, the rest from account.c and driftctl
+ * status; each takes the source's lock inside and none holds it on
+ * return. The auth_creds_* functions touch no shared state. Functions
+ * return 0 or -errno; auth_new() returns NULL and sets errno.
  */
 #ifndef DRIFTFS_AUTH_H
 #define DRIFTFS_AUTH_H
@@ -110,6 +118,7 @@ struct auth;
  * to do about it.
  */
 struct auth *auth_new(const struct config *cfg);
+/* Scrubs the tokens it holds and frees a; NULL is accepted. */
 void auth_free(struct auth *a);
 
 /* The hooks to put in struct http_opts.auth; lives as long as a. */

@@ -9,6 +9,11 @@
  *
  * Ownership: the buffer owns data; buf_release() frees it and leaves an empty
  * buffer that can be reused. buf_detach() hands the bytes to the caller.
+ *
+ * A leaf with no state and no locks: a buffer belongs to one thread at a
+ * time, its owner's. Functions return 0 or -errno (-ENOMEM, -EFBIG past the
+ * limit, -EINVAL for a bad format), and leave the buffer as it was when
+ * they fail. A buffer that held a secret is scrubbed first (secret.h).
  */
 #ifndef DRIFTFS_BUF_H
 #define DRIFTFS_BUF_H

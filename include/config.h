@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: the options both programs share, the config file, and the token.
+ * config: the options both programs share, the config file, and the
+ * account's directory in the cache. A leaf: it knows no other module but
+ * log and names.
  *
  * Precedence, lowest first: built-in defaults, the config file
  * ($XDG_CONFIG_HOME/driftfs/config, "name = value" lines), the command line.
- * The token comes from DRIFT_TOKEN or the credentials file, never from argv.
+ * The token is not an option: auth.h reads it from DRIFT_TOKEN or the
+ * credentials file, never from argv.
+ *
+ * Called from the main thread while a program starts, before other threads
+ * run; struct config is read-only afterwards, so any thread may read it.
+ * No locks. Functions return 0 or -errno unless said otherwise.
  */
 #ifndef DRIFTFS_CONFIG_H
 #define DRIFTFS_CONFIG_H
@@ -53,13 +60,6 @@ char *config_default_path(void);
  * hosts), a readable ca_file. Returns 0 or -EINVAL after logging why.
  */
 int config_validate(const struct config *c);
-
-/*
- * The token: DRIFT_TOKEN, else the credentials file's access token (read by
- * auth_creds_read()). Caller frees. Programs use struct auth (auth.h),
- * which also refreshes it.
- */
-int config_load_token(const struct config *c, char **token);
 
 /*
  * Unsets the environment variable name after overwriting its value in

@@ -12,8 +12,25 @@
  * see struct http_auth) and in the Authorization header; it is never logged,
  * and redirects are never followed, so it cannot be carried to another host.
  *
- * Thread-safety: every function may be called from any thread once
- * http_new() has returned. curl_global_init() must run before threads start.
+ * Files: http.c (the client, one request), http_governor.c (the rate
+ * governor, retry backoff), http_error.c (statuses to -errno, the redacted
+ * error message), http_endpoint.c (stats names); src/http_int.h is what they
+ * share. http knows only leaf modules below it (buf, clock, config, json,
+ * log, secret, stats, text): the token source reaches it as hooks.
+ *
+ * Threads and locks: the mains (src/fs/main.c, driftctl) make and free the
+ * client on their main thread, after curl_global_init() and before any
+ * other thread starts, or after all have stopped. Every other function may
+ * be called from any thread at once: FUSE workers (api.c, commit.c), the
+ * sync and outbox threads, the token source (auth.c) while it refreshes.
+ * Inside, a request takes the pool lock and the governor lock for a moment
+ * each, and never holds either while it calls a token source hook or a
+ * sink, or when it returns; callers may hold their own locks, so long as
+ * those are never taken inside a hook or a sink (auth.h: lock order).
+ *
+ * Errors: functions return 0 or -errno; http_new() returns NULL and sets
+ * errno; predicates (http_transient(), http_offline(), http_reachable())
+ * return 0 or 1.
  */
 #ifndef DRIFTFS_HTTP_H
 #define DRIFTFS_HTTP_H
@@ -22,8 +39,10 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "clock.h"	/* the old clock names below; removed at merge */
 
 struct http;
+struct config;
 
 /*
  * A token source for tokens that change (OAuth access tokens, auth.c).
@@ -122,7 +141,23 @@ struct http_request {
 	const char *const *secrets;
 };
 
+/*
+ * Fills all of *o from the options of cfg (api_url, ca_file, timeout, rate,
+ * conns as max_inflight, offline) with auth as the token source (NULL: none;
+ * set o->token then). o borrows cfg's strings: cfg must outlive o, not the
+ * client, which copies them. What driftfs and driftctl build their client
+ * from.
+ */
+void http_opts_from_config(struct http_opts *o, const struct config *cfg,
+			   const struct http_auth *auth);
+
+/*
+ * A client for o: copies every string (base_url, token, ca_file) and keeps
+ * o->auth, which must outlive the client. NULL with errno ENOMEM.
+ */
 struct http *http_new(const struct http_opts *o);
+/* Frees the client and scrubs its token; no request may be in flight. NULL
+ * is accepted. */
 void http_free(struct http *h);
 
 /*
@@ -131,8 +166,9 @@ void http_free(struct http *h);
  * response bytes are accepted (0 = 32 MiB). resp is initialised here and must
  * be released with http_response_release() whatever the result.
  *
- * Returns 0 on a 2xx answer, else the errno of http_errno(); the failure has
- * been recorded in the error log with the caller's context.
+ * Returns 0 on a 2xx answer, else -errno (http_errno() of the status for an
+ * HTTP answer); the failure has been recorded in the error log with the
+ * caller's context.
  */
 int http_call(struct http *h, const char *method, const char *path,
 	      const char *ctype, const void *body, size_t body_len,
@@ -150,25 +186,37 @@ int http_call(struct http *h, const char *method, const char *path,
  */
 int http_request(struct http *h, const struct http_request *rq,
 		 struct http_response *resp);
+/* Frees resp->body (the caller's, after either call above, whatever it
+ * returned). Again on a released resp is harmless. */
 void http_response_release(struct http_response *resp);
 
-/* The errno for an HTTP status (0 = transport failure). */
+/*
+ * 0 for a 2xx status, else the -errno it maps to (status 0, no answer at
+ * all: -EIO). The one place HTTP statuses become errno values.
+ */
 int http_errno(long status);
 /* Whether a failure with this status may succeed if tried again later. */
 int http_transient(long status);
 
-/* Switches offline mode on or off at run time. */
+/*
+ * Switches offline mode on or off at run time (ctl.c, for .driftfs/ctl);
+ * a request already on the wire finishes. These four are atomic reads and
+ * writes: no lock.
+ */
 void http_set_offline(struct http *h, int offline);
 int http_offline(const struct http *h);
 /* Wall-clock ms when the last request ended (0 = none yet). */
 int64_t http_last_activity(const struct http *h);
 /* Whether the last request got an HTTP answer at all. */
 int http_reachable(const struct http *h);
-/* One line describing the governor: rate, pause, 429s seen. */
+/*
+ * Appends one line describing the governor (rate, pause, 429s seen) to out,
+ * under the governor's lock (.driftfs/status, driftctl status). 0 or -errno.
+ */
 int http_governor_render(struct http *h, struct buf *out);
 
-/* Milliseconds on a monotonic clock; and wall-clock ms since the epoch. */
-int64_t http_now_ms(void);
-int64_t http_wall_ms(void);
+/* The clocks moved to clock.h: the old names, removed at merge. */
+#define http_now_ms clock_mono_ms
+#define http_wall_ms clock_wall_ms
 
 #endif

@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "secret.h"
 
 /* Refresh this long before expires_at (less for short-lived tokens). */
 #define REFRESH_MARGIN_S 60
@@ -28,22 +30,14 @@ static const char *const cred_names[] = { "access_token", "refresh_token",
 					  "expires_at", "client_id",
 					  "client_secret", "org_id" };
 
-static void scrub_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
-
 void auth_creds_release(struct auth_creds *c)
 {
 	if (!c)
 		return;
-	scrub_free(c->access_token);
-	scrub_free(c->refresh_token);
-	scrub_free(c->client_id);
-	scrub_free(c->client_secret);
+	secret_free(c->access_token);
+	secret_free(c->refresh_token);
+	secret_free(c->client_id);
+	secret_free(c->client_secret);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -62,7 +56,7 @@ static int set_owned(char **slot, const char *v)
 
 	if (!p)
 		return -ENOMEM;
-	scrub_free(*slot);
+	secret_free(*slot);
 	*slot = p;
 	return 0;
 }
@@ -147,11 +141,11 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 	}
 	/* An empty value is no value. */
 	if (c->access_token && !*c->access_token) {
-		scrub_free(c->access_token);
+		secret_free(c->access_token);
 		c->access_token = NULL;
 	}
 	if (c->refresh_token && !*c->refresh_token) {
-		scrub_free(c->refresh_token);
+		secret_free(c->refresh_token);
 		c->refresh_token = NULL;
 	}
 	if (!c->access_token && !c->refresh_token)
@@ -160,10 +154,10 @@ out:
 	if (r)
 		auth_creds_release(c);
 	if (line) {
-		memset(line, 0, LINE_MAX_LEN);
+		secret_scrub(line, LINE_MAX_LEN);
 		free(line);
 	}
-	scrub_free(bare);
+	secret_free(bare);
 	fclose(f);
 	return r;
 }
@@ -293,8 +287,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
-	if (b.data)
-		memset(b.data, 0, b.len);
+	secret_scrub(b.data, b.len);
 	buf_release(&b);
 	free(dir);
 	return r;
@@ -360,7 +353,7 @@ static int form_add(struct buf *b, const char *name, const char *value)
 	if (!e)
 		return -ENOMEM;
 	r = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, e);
-	scrub_free(e);
+	secret_free(e);
 	return r;
 }
 
@@ -533,7 +526,7 @@ static int stale(const struct auth *a)
 {
 	return !a->cur.access_token ||
 	       (a->cur.expires_at &&
-		http_wall_ms() / 1000 >= a->cur.expires_at - margin_s(a));
+		clock_wall_ms() / 1000 >= a->cur.expires_at - margin_s(a));
 }
 
 static int refreshable(const struct auth *a)
@@ -545,7 +538,7 @@ static int refreshable(const struct auth *a)
 /* Waits (bounded) for the refresh lock; -1 when there is no lock to take. */
 static int lock_refresh(struct auth *a)
 {
-	int64_t until = http_now_ms() + a->lock_wait_ms;
+	int64_t until = clock_mono_ms() + a->lock_wait_ms;
 	int fd = open(a->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
@@ -556,7 +549,7 @@ static int lock_refresh(struct auth *a)
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
 		struct timespec ts = { 0, 50 * 1000000 };
 
-		if (errno != EWOULDBLOCK || http_now_ms() >= until) {
+		if (errno != EWOULDBLOCK || clock_mono_ms() >= until) {
 			log_warn("%s: another process holds it too long; "
 				 "refreshing anyway",
 				 a->lock_path);
@@ -605,7 +598,7 @@ static int refresh_locked(struct auth *a, struct http *h, const char *rejected)
 				"(%s); run `driftctl login` to sign in again",
 				why);
 		} else {
-			a->retry_after_ms = http_now_ms() + RETRY_REFRESH_MS;
+			a->retry_after_ms = clock_mono_ms() + RETRY_REFRESH_MS;
 			log_warn("the Drift access token could not be "
 				 "refreshed (%s); trying again later",
 				 why);
@@ -653,7 +646,7 @@ static int hook_token(void *ctx, struct http *h, char **token,
 	pthread_mutex_lock(&a->lock);
 	reload(a, 0);
 	if (stale(a) && refreshable(a) && !a->refused &&
-	    http_now_ms() >= a->retry_after_ms)
+	    clock_mono_ms() >= a->retry_after_ms)
 		refresh_locked(a, h, NULL);
 	if (!a->cur.access_token) {
 		if (a->warned_gen != a->gen + 1) {
@@ -715,7 +708,7 @@ static int hook_refused(void *ctx, struct http *h, unsigned long gen)
 	}
 out:
 	pthread_mutex_unlock(&a->lock);
-	scrub_free(rejected);
+	secret_free(rejected);
 	return r;
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* config.c: options, config file and token loading (see config.h). */
+/* config.c: options, the config file and the account directory (see config.h). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "log.h"
 #include "names.h"
+#include "secret.h"
 
 static char *xdg_path(const char *var, const char *fallback, const char *leaf)
 {
@@ -62,10 +62,7 @@ void config_release(struct config *c)
 	free(c->cache_dir);
 	free(c->ca_file);
 	free(c->client_id);
-	if (c->client_secret) {
-		memset(c->client_secret, 0, strlen(c->client_secret));
-		free(c->client_secret);
-	}
+	secret_free(c->client_secret);
 	free(c->redirect_uri);
 	memset(c, 0, sizeof(*c));
 }
@@ -328,36 +325,6 @@ out:
 	return r;
 }
 
-int config_load_token(const struct config *c, char **token)
-{
-	const char *env = getenv("DRIFT_TOKEN");
-	int r;
-
-	*token = NULL;
-	if (env && *env) {
-		*token = strdup(env);
-		return *token ? 0 : -ENOMEM;
-	}
-	{
-		struct auth_creds cr;
-
-		r = auth_creds_read(c->credentials, &cr);
-		if (!r && !cr.access_token)
-			r = -ENOKEY;
-		if (!r) {
-			*token = cr.access_token;
-			cr.access_token = NULL;
-		}
-		auth_creds_release(&cr);
-	}
-	if (r == -ENOENT || r == -ENOKEY)
-		log_err("no token: set DRIFT_TOKEN, or run `driftctl login` "
-			"(the credentials file %s %s)",
-			c->credentials,
-			r == -ENOENT ? "does not exist" : "holds no token");
-	return r;
-}
-
 void config_forget_env(const char *name)
 {
 	char *v = getenv(name);
@@ -366,7 +333,7 @@ void config_forget_env(const char *name)
 		return;
 	/* The bytes themselves: /proc/PID/environ shows the block the
 	 * process started with, whatever environ points to later. */
-	explicit_bzero(v, strlen(v));
+	secret_scrub(v, strlen(v));
 	unsetenv(name);
 }
 

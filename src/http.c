@@ -1,30 +1,29 @@
 // SPDX-License-Identifier: MIT
-/* http.c: pooled libcurl client with deadlines, retries and a rate governor. */
+/*
+ * http.c: the client (pooled libcurl easy handles, offline switch) and one
+ * request with its attempts: headers, the token, deadlines, retries. The
+ * governor is http_governor.c's, the errno and message of a failure
+ * http_error.c's, the stats names http_endpoint.c's.
+ */
 #include "http.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
-#include "json.h"
+#include "clock.h"
+#include "config.h"
+#include "http_int.h"
 #include "log.h"
+#include "secret.h"
 #include "stats.h"
-#include "text.h"
 
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define MAX_ATTEMPTS 5
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 8000
-#define RETRY_AFTER_CAP_S 60
-#define ADAPTIVE_START 20.0
-#define ADAPTIVE_MAX 200.0
-#define ADAPTIVE_MIN 0.5
 /*
  * A streamed body (a request with a sink: an attachment of up to 64 MiB)
  * may take far longer than `timeout` on a slow link and still be healthy,
@@ -35,212 +34,6 @@
  */
 #define STREAM_LOW_SPEED 1024L
 #define STREAM_MIN_RATE ((size_t)64 << 10)
-
-/*
- * The rate governor. Every request takes one token from a bucket that refills
- * at `rate` tokens a second (holding at most `burst`), and at most
- * `max_inflight` requests are on the wire at once. A 429 pauses everyone
- * until `paused_until` (Retry-After if given, else backoff) and, in adaptive
- * mode, halves the rate; every success adds a little back (AIMD), never above
- * `cap` when the user set one.
- */
-struct governor {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	double rate;		/* tokens per second now */
-	double cap;		/* user's cap, 0 = adaptive up to ADAPTIVE_MAX */
-	double tokens;		/* tokens in the bucket */
-	double burst;		/* bucket size */
-	int64_t refilled_ms;	/* monotonic time of the last refill */
-	int64_t paused_until;	/* monotonic ms; no request starts before */
-	int inflight;		/* requests on the wire */
-	int max_inflight;	/* at most this many on the wire */
-	unsigned consecutive_429; /* for backoff when Retry-After is absent */
-	long total_429;		/* 429 answers seen */
-};
-
-/*
- * The client. Easy handles are pooled so their connection caches, and so
- * kept-alive connections, survive from one request to the next.
- */
-struct http {
-	char *base_url;
-	char *origin;		/* scheme://host[:port] of base_url, for errors */
-	char *token;		/* the fixed bearer token, when auth is NULL */
-	const struct http_auth *auth; /* token source, or NULL */
-	char *ca_file;
-	long timeout_ms;
-	int offline;
-	int reachable;
-	int64_t last_activity;	/* wall ms, atomically updated */
-	struct governor gov;
-	pthread_mutex_t pool_lock;
-	CURL **pool;		/* idle easy handles */
-	size_t pool_len, pool_alloc;
-};
-
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t http_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (ms > 0 && nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static void cond_wait_ms(struct governor *g, int64_t ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-}
-
-static void gov_init(struct governor *g, double cap, int max_inflight)
-{
-	pthread_condattr_t ca;
-
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	g->cap = cap;
-	g->rate = cap > 0 ? cap : ADAPTIVE_START;
-	g->burst = g->rate < 2 ? 1 : g->rate / 2;
-	g->tokens = g->burst;
-	g->refilled_ms = http_now_ms();
-	g->max_inflight = max_inflight > 0 ? max_inflight : 4;
-}
-
-static void gov_refill(struct governor *g, int64_t now)
-{
-	g->tokens += (double)(now - g->refilled_ms) * g->rate / 1000.0;
-	if (g->tokens > g->burst)
-		g->tokens = g->burst;
-	g->refilled_ms = now;
-}
-
-/* Waits for a token and a slot; -ETIMEDOUT if that would pass deadline. */
-static int gov_acquire(struct governor *g, int64_t deadline)
-{
-	int r = 0;
-
-	pthread_mutex_lock(&g->lock);
-	for (;;) {
-		int64_t now = http_now_ms(), wait;
-
-		if (now >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		gov_refill(g, now);
-		if (now < g->paused_until)
-			wait = g->paused_until - now;
-		else if (g->inflight >= g->max_inflight)
-			wait = deadline - now;
-		else if (g->tokens < 1.0)
-			wait = (int64_t)((1.0 - g->tokens) * 1000.0 / g->rate) + 1;
-		else
-			break;
-		if (now + wait > deadline && now < g->paused_until) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		cond_wait_ms(g, wait < deadline - now ? wait : deadline - now);
-	}
-	if (!r) {
-		g->tokens -= 1.0;
-		g->inflight++;
-	}
-	pthread_mutex_unlock(&g->lock);
-	return r;
-}
-
-/* Returns the slot; retry_after_s < 0 means the header was absent. */
-static void gov_release(struct governor *g, long status, long retry_after_s)
-{
-	pthread_mutex_lock(&g->lock);
-	g->inflight--;
-	if (status == 429) {
-		int64_t pause;
-
-		g->total_429++;
-		g->consecutive_429++;
-		if (retry_after_s >= 0) {
-			if (retry_after_s > RETRY_AFTER_CAP_S)
-				retry_after_s = RETRY_AFTER_CAP_S;
-			pause = retry_after_s * 1000;
-		} else {
-			unsigned n = g->consecutive_429 < 6 ? g->consecutive_429 : 6;
-
-			pause = (int64_t)BACKOFF_BASE_MS << n;
-			if (pause > BACKOFF_CAP_MS)
-				pause = BACKOFF_CAP_MS;
-		}
-		if (http_now_ms() + pause > g->paused_until)
-			g->paused_until = http_now_ms() + pause;
-		if (g->rate > ADAPTIVE_MIN)
-			g->rate = g->rate / 2 > ADAPTIVE_MIN ? g->rate / 2
-							     : ADAPTIVE_MIN;
-		g->burst = g->rate < 2 ? 1 : g->rate / 2;
-		g->tokens = 0;
-	} else if (status > 0) {
-		double top = g->cap > 0 ? g->cap : ADAPTIVE_MAX;
-
-		g->consecutive_429 = 0;
-		if (g->rate < top) {
-			g->rate += 0.5;
-			if (g->rate > top)
-				g->rate = top;
-			g->burst = g->rate < 2 ? 1 : g->rate / 2;
-		}
-	}
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-}
-
-int http_governor_render(struct http *h, struct buf *out)
-{
-	struct governor *g = &h->gov;
-	int64_t now = http_now_ms();
-	int r;
-
-	pthread_mutex_lock(&g->lock);
-	r = buf_printf(out,
-		       "rate_limit: %.1f req/s (%s), %d in flight, %ld "
-		       "throttled (429) answers%s",
-		       g->rate, g->cap > 0 ? "capped" : "adaptive",
-		       g->inflight, g->total_429,
-		       now < g->paused_until ? ", paused by 429" : "");
-	if (!r && now < g->paused_until)
-		r = buf_printf(out, " for %lld ms",
-			       (long long)(g->paused_until - now));
-	r = r ? r : buf_addc(out, '\n');
-	pthread_mutex_unlock(&g->lock);
-	return r;
-}
 
 /*
  * scheme://host[:port] of a URL as curl reads it: what error messages name,
@@ -269,6 +62,19 @@ static char *url_origin(const char *url)
 	return out;
 }
 
+void http_opts_from_config(struct http_opts *o, const struct config *cfg,
+			   const struct http_auth *auth)
+{
+	memset(o, 0, sizeof(*o));
+	o->base_url = cfg->api_url;
+	o->auth = auth;
+	o->ca_file = cfg->ca_file;
+	o->timeout = cfg->timeout;
+	o->rate = cfg->rate;
+	o->max_inflight = (int)cfg->conns;
+	o->offline = cfg->offline;
+}
+
 struct http *http_new(const struct http_opts *o)
 {
 	struct http *h = calloc(1, sizeof(*h));
@@ -286,7 +92,7 @@ struct http *http_new(const struct http_opts *o)
 	h->timeout_ms = (o->timeout > 0 ? o->timeout : 30) * 1000;
 	h->offline = o->offline;
 	h->reachable = 1;
-	gov_init(&h->gov, o->rate, o->max_inflight);
+	http_governor_init(&h->gov, o->rate, o->max_inflight);
 	pthread_mutex_init(&h->pool_lock, NULL);
 	return h;
 fail:
@@ -302,11 +108,8 @@ void http_free(struct http *h)
 	for (size_t i = 0; i < h->pool_len; i++)
 		curl_easy_cleanup(h->pool[i]);
 	free(h->pool);
-	if (h->token) {
-		/* Scrub the token before the memory goes back to malloc. */
-		memset(h->token, 0, strlen(h->token));
-		free(h->token);
-	}
+	/* Scrub the token before the memory goes back to malloc. */
+	secret_free(h->token);
 	free(h->base_url);
 	free(h->origin);
 	free(h->ca_file);
@@ -361,41 +164,6 @@ static void pool_put(struct http *h, CURL *c)
 	}
 	h->pool[h->pool_len++] = c;
 	pthread_mutex_unlock(&h->pool_lock);
-}
-
-int http_errno(long status)
-{
-	switch (status) {
-	case 0:
-		return EIO;
-	case 400:
-	case 422:
-		return EINVAL;
-	case 401:
-	case 403:
-		return EACCES;
-	case 404:
-	case 410:
-		return ENOENT;
-	case 409:
-		return EEXIST;
-	case 413:
-		return EFBIG;
-	case 429:
-		return EAGAIN;
-	default:
-		if (status >= 200 && status < 300)
-			return 0;
-		/* A redirect is not followed: the answer is not the API's. */
-		if (status >= 500 || (status >= 300 && status < 400))
-			return EIO;
-		return EINVAL;
-	}
-}
-
-int http_transient(long status)
-{
-	return status == 0 || status == 408 || status == 429 || status >= 500;
 }
 
 /* Per-attempt state shared with curl's callbacks. */
@@ -463,127 +231,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 			a->retry_after = s;
 	}
 	return len;
-}
-
-/* How many endpoint names .driftfs/stats counts apart; the rest: "other". */
-#define MAX_ENDPOINTS 64
-
-/* The endpoint names seen so far (see stats_endpoint()). */
-static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
-static char endpoints[MAX_ENDPOINTS][160];
-static size_t n_endpoints;
-
-/*
- * How a path segment shows in an endpoint name: numbers (and n_n, n.n) as
- * {id}; a word of the API's own vocabulary (lowercase ASCII letters,
- * digits and '_', at most 32 bytes: "list", "token_info", "oauth2") as it
- * is; anything else (an account id, a tag, whatever a next link names) as
- * {name}, so that no API value becomes a stats name byte for byte.
- */
-static const char *segment_class(const char *seg, size_t n)
-{
-	int letters = 0, dot = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)seg[i];
-
-		if (c >= 'a' && c <= 'z')
-			letters = 1;
-		else if (c == '.')
-			dot = 1;
-		else if (!isdigit(c) && c != '_')
-			return "{name}";
-	}
-	if (!letters)
-		return "{id}";
-	return dot || n > 32 ? "{name}" : NULL;
-}
-
-/* The endpoint name for stats: the path with ids replaced by {id}. */
-static void endpoint_name(const char *method, const char *path, char *out,
-			  size_t size)
-{
-	size_t o = (size_t)snprintf(out, size, "%s ", method);
-	const char *p = path;
-
-	while (*p && *p != '?' && o + 8 < size) {
-		const char *seg = p + 1, *end = seg + strcspn(seg, "/?");
-		const char *cls = end > seg ? segment_class(seg, end - seg)
-					    : NULL;
-
-		if (cls) {
-			o += (size_t)snprintf(out + o, size - o, "/%s", cls);
-		} else {
-			size_t n = (size_t)(end - p);
-
-			if (o + n >= size)
-				n = size - o - 1;
-			memcpy(out + o, p, n);
-			o += n;
-		}
-		p = end;
-	}
-	out[o < size ? o : size - 1] = '\0';
-}
-
-/*
- * Bounds the endpoint names .driftfs/stats keeps apart: the first
- * MAX_ENDPOINTS distinct ones are themselves, any later one is "other",
- * since a counter is never freed and paths can come from the API (next
- * links). Far more than the API's own endpoints.
- */
-static void stats_endpoint(char *name, size_t size)
-{
-	size_t i;
-
-	pthread_mutex_lock(&endpoints_lock);
-	for (i = 0; i < n_endpoints; i++)
-		if (!strcmp(endpoints[i], name))
-			break;
-	if (i == n_endpoints && n_endpoints < MAX_ENDPOINTS)
-		snprintf(endpoints[n_endpoints++], sizeof(endpoints[0]), "%s",
-			 name);
-	else if (i == n_endpoints)
-		snprintf(name, size, "other");
-	pthread_mutex_unlock(&endpoints_lock);
-}
-
-/*
- * Appends the API's own message from an error body, if it has one: the
- * JSON error's type and message, else the body as it is. Whole, so that
- * the token is redacted before anything is cut (set_message()).
- */
-static int error_message(const struct buf *body, struct buf *out)
-{
-	cJSON *v, *e;
-	const char *msg = NULL, *type = NULL;
-	int r = 0;
-
-	if (!body->len)
-		return 0;
-	v = json_parse(body->data, body->len);
-	if (!v)
-		return buf_add(out, body->data, body->len);
-	e = cJSON_GetObjectItemCaseSensitive(v, "error");
-	if (cJSON_IsObject(e)) {
-		msg = json_get_str(e, "message");
-		type = json_get_str(e, "type");
-	} else if (cJSON_IsString(e)) {
-		msg = e->valuestring;
-	} else {
-		e = cJSON_GetObjectItemCaseSensitive(v, "errors");
-		if (cJSON_IsArray(e) && cJSON_GetArraySize(e) > 0) {
-			msg = json_get_str(cJSON_GetArrayItem(e, 0), "message");
-			type = json_get_str(cJSON_GetArrayItem(e, 0), "type");
-		} else {
-			msg = json_get_str(v, "message");
-		}
-	}
-	if (msg)
-		r = buf_printf(out, "%s%s%s", type ? type : "",
-			       type ? ": " : "", msg);
-	cJSON_Delete(v);
-	return r;
 }
 
 /* The longest one attempt at a streamed body of at most max_body bytes
@@ -670,127 +317,6 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 	return (int)rc;
 }
 
-/*
- * Whether a curl error says the server's certificate was not accepted.
- * Retrying cannot help, and the user must be told plainly.
- */
-static int tls_refused(int rc)
-{
-	switch (rc) {
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-/*
- * Replaces every copy of secret in the len bytes of s with "***" and
- * returns the new length (NUL bytes in s are no hiding place).
- */
-static size_t redact(char *s, size_t len, const char *secret)
-{
-	size_t n = strlen(secret), at = 0;
-	char *p;
-
-	if (n < 4)
-		return len;
-	while ((p = memmem(s + at, len - at, secret, n))) {
-		size_t i = (size_t)(p - s);
-
-		memcpy(p, "***", 3);
-		memmove(p + 3, p + n, len - i - n);
-		len -= n - 3;
-		at = i + 3;
-	}
-	s[len] = '\0';
-	return len;
-}
-
-/*
- * Redacts secret from the len bytes of s as it is and as a form body or a
- * query carries it, percent-encoded like api_query_escape() does (an error
- * page that echoes the request shows it so). Returns the new length.
- */
-static size_t redact_forms(char *s, size_t len, const char *secret)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct buf enc = BUF_INIT;
-	int r = 0;
-
-	len = redact(s, len, secret);
-	for (const unsigned char *p = (const unsigned char *)secret; *p && !r;
-	     p++) {
-		if (isalnum(*p) || strchr("-._~", *p)) {
-			r = buf_addc(&enc, (char)*p);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-
-			r = buf_add(&enc, e, 3);
-		}
-	}
-	if (!r && enc.data && strcmp(enc.data, secret))
-		len = redact(s, len, enc.data);
-	if (enc.data)
-		memset(enc.data, 0, enc.len);
-	buf_release(&enc);
-	return len;
-}
-
-/* The secrets one message must not show (see set_message()). */
-struct secrets {
-	const char *token;		/* the token this attempt sent */
-	const char *refused;		/* one a 401 refused, or NULL */
-	const char *const *extra;	/* the request's own (http.h) */
-};
-
-static size_t redact_secrets(char *s, size_t len, const struct secrets *sec)
-{
-	if (sec->token)
-		len = redact(s, len, sec->token);
-	if (sec->refused)
-		len = redact(s, len, sec->refused);
-	for (const char *const *e = sec->extra; e && *e; e++)
-		len = redact_forms(s, len, *e);
-	return len;
-}
-
-/*
- * Sets resp->message from the whole text of why (consumed): the secrets
- * are redacted from all of it, the sanitiser (text.h) makes it one line
- * with no escape sequence, and only then is it cut to fit, at a character
- * boundary. Cut first, a token straddling the cut would keep its head.
- * The redaction runs again after cleaning, since dropping a control byte
- * can join a token that one split ("tok\x01en").
- */
-static void set_message(struct http_response *resp, struct buf *why,
-			const struct secrets *sec)
-{
-	resp->message[0] = '\0';
-	if (!why->data)
-		return;
-	why->len = redact_secrets(why->data, why->len, sec);
-	why->len = text_clean(why->data, why->len + 1, why->data, why->len, 0);
-	why->len = redact_secrets(why->data, why->len, sec);
-	text_clean(resp->message, sizeof(resp->message), why->data, why->len,
-		   0);
-	buf_release(why);
-}
-
-static int64_t backoff_ms(int attempt)
-{
-	int64_t ms = (int64_t)BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
-
-	if (ms > BACKOFF_CAP_MS)
-		ms = BACKOFF_CAP_MS;
-	/* Jitter, so retrying threads do not move in lockstep. */
-	return ms / 2 + rand() % (ms / 2 + 1);
-}
-
 /* Whether header line hdr is named name (case-insensitively). */
 static int header_named(const char *hdr, const char *name)
 {
@@ -850,15 +376,6 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Scrubs and frees a string that held a token. */
-static void scrub_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
-
 /*
  * The "Authorization: Bearer ..." line for one attempt (caller scrubs and
  * frees), from the token source or the fixed token. *gen names the token.
@@ -880,7 +397,7 @@ static int auth_line(struct http *h, char **line, unsigned long *gen)
 		*line = NULL;
 		r = -ENOMEM;
 	}
-	scrub_free(tok);
+	secret_free(tok);
 	return r;
 }
 
@@ -890,7 +407,7 @@ int http_request(struct http *h, const struct http_request *rq,
 	const char *method = rq->method, *path = rq->path;
 	char *url = NULL, *authl = NULL, *refused = NULL, endpoint[160];
 	char stat[200], curl_err[CURL_ERROR_SIZE];
-	struct secrets sec = { .extra = rq->secrets };
+	struct http_secrets sec = { .extra = rq->secrets };
 	struct curl_slist *hdrs = NULL;
 	int idempotent = !strcmp(method, "GET") || !strcmp(method, "HEAD") ||
 			 !strcmp(method, "PUT") || !strcmp(method, "DELETE") ||
@@ -903,15 +420,15 @@ int http_request(struct http *h, const struct http_request *rq,
 	size_t max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
 	/* A streamed body gets the time one slow whole transfer takes on
 	 * top, so that a retry after a long attempt can still start. */
-	int64_t deadline = http_now_ms() + per_try * 3 +
+	int64_t deadline = clock_mono_ms() + per_try * 3 +
 			   (rq->sink ? stream_cap_ms(h, max_body) - per_try : 0);
 	CURL *c = NULL;
 	int r = -EIO;
 
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&resp->body, max_body);
-	endpoint_name(method, path, endpoint, sizeof(endpoint));
-	stats_endpoint(endpoint, sizeof(endpoint));
+	http_endpoint_name(method, path, endpoint, sizeof(endpoint));
+	http_stats_endpoint(endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {
 		log_error_event("%s %s: offline mode: not sent", method, path);
@@ -949,7 +466,7 @@ int http_request(struct http *h, const struct http_request *rq,
 			if (r)
 				break;
 		}
-		scrub_free(authl);
+		secret_free(authl);
 		authl = NULL;
 		sec.token = NULL;
 		if (!(rq->flags & HTTP_NO_AUTH)) {
@@ -963,7 +480,7 @@ int http_request(struct http *h, const struct http_request *rq,
 			auth_node.data = authl;
 			sec.token = authl + strlen("Authorization: Bearer ");
 		}
-		r = gov_acquire(&h->gov, deadline);
+		r = http_governor_acquire(&h->gov, deadline);
 		if (r) {
 			snprintf(resp->message, sizeof(resp->message),
 				 "deadline passed while rate limited");
@@ -974,11 +491,11 @@ int http_request(struct http *h, const struct http_request *rq,
 		rc = perform_once(h, c, method, url,
 				  authl ? &auth_node : hdrs, rq->body,
 				  rq->body_len, &a, &status, curl_err);
-		gov_release(&h->gov, status, a.retry_after);
+		http_governor_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable,
 				 rc == 0 || a.too_big || a.sink_err,
 				 __ATOMIC_RELAXED);
-		__atomic_store_n(&h->last_activity, http_wall_ms(),
+		__atomic_store_n(&h->last_activity, clock_wall_ms(),
 				 __ATOMIC_RELAXED);
 		resp->status = status;
 		snprintf(stat, sizeof(stat), "api %s %ld", endpoint, status);
@@ -1004,10 +521,10 @@ int http_request(struct http *h, const struct http_request *rq,
 			r = -EFBIG;
 			break;
 		}
-		if (tls_refused(rc)) {
+		if (http_tls_refused(rc)) {
 			buf_printf(&why, "TLS certificate verification failed "
 				   "for %s: %s", h->origin, curl_err);
-			set_message(resp, &why, &sec);
+			http_set_message(resp, &why, &sec);
 			stats_add("api tls failures", 1);
 			r = -EIO;
 			break;
@@ -1027,10 +544,10 @@ int http_request(struct http *h, const struct http_request *rq,
 				 "(driftfs never follows redirects; check "
 				 "api_url)");
 		else
-			error_message(&resp->body, &why);
+			http_error_message(&resp->body, &why);
 		/* The API's own words could quote the token back. */
-		set_message(resp, &why, &sec);
-		r = -http_errno(status);
+		http_set_message(resp, &why, &sec);
+		r = http_errno(status);
 		/* A refused token: the API did nothing, so even a POST may
 		 * go again, once, with a fresh token. The next answer may
 		 * still quote the refused one. */
@@ -1062,11 +579,11 @@ int http_request(struct http *h, const struct http_request *rq,
 			break;
 		/* 429s already paused the governor for everyone. */
 		if (status != 429) {
-			int64_t wait = backoff_ms(attempt);
+			int64_t wait = http_backoff_ms(attempt);
 
-			if (http_now_ms() + wait >= deadline)
+			if (clock_mono_ms() + wait >= deadline)
 				break;
-			sleep_ms(wait);
+			http_sleep_ms(wait);
 		}
 	}
 	if (r && resp->status)
@@ -1080,8 +597,8 @@ int http_request(struct http *h, const struct http_request *rq,
 out:
 	if (c)
 		pool_put(h, c);
-	scrub_free(authl);
-	scrub_free(refused);
+	secret_free(authl);
+	secret_free(refused);
 	curl_slist_free_all(hdrs);
 	free(url);
 	return r;

@@ -309,16 +309,10 @@ int main(int argc, char *argv[])
 	d.started_ms = http_wall_ms();
 	d.read_only = cli.read_only;
 	{
-		struct http_opts ho = {
-			.base_url = d.cfg.api_url,
-			.auth = auth ? auth_http(auth) : NULL,
-			.ca_file = d.cfg.ca_file,
-			.timeout = d.cfg.timeout,
-			.rate = d.cfg.rate,
-			.max_inflight = (int)d.cfg.conns,
-			.offline = d.cfg.offline,
-		};
+		struct http_opts ho;
 
+		http_opts_from_config(&ho, &d.cfg,
+				      auth ? auth_http(auth) : NULL);
 		d.http = http_new(&ho);
 	}
 	if (!d.http) {

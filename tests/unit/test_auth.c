@@ -95,6 +95,93 @@ static void test_read_forms(void)
 	unit_quiet(0);
 }
 
+/*
+ * The token a source made from a credentials file holding text (mode mode)
+ * hands out, in *token (caller frees); -errno when auth_new() or
+ * auth_token() refuses.
+ */
+static int source_token(const char *text, mode_t mode, char **token)
+{
+	const char *p = path_of("source-creds");
+	struct config cfg;
+	struct auth *a;
+	int r;
+
+	*token = NULL;
+	if (write_text(p, text, mode) || config_defaults(&cfg))
+		return -EIO;
+	free(cfg.credentials);
+	cfg.credentials = strdup(p);
+	unit_quiet(1);
+	a = auth_new(&cfg);
+	r = a ? auth_token(a, NULL, token) : -errno;
+	unit_quiet(0);
+	auth_free(a);
+	config_release(&cfg);
+	return r;
+}
+
+/* What a source hands out before any refresh: the file's, or DRIFT_TOKEN. */
+static void test_source_token(void)
+{
+	struct config cfg;
+	char *tok = NULL;
+
+	unsetenv("DRIFT_TOKEN");
+	CHECK_EQ_INT(source_token("bare-token-123\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "bare-token-123");
+	free(tok);
+	CHECK_EQ_INT(source_token("# saved\n\n  tok456  \n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "tok456");
+	free(tok);
+	CHECK_EQ_INT(source_token("refresh_token = RRR\naccess_token = AAA\n"
+				  "expires_at = 1795428005\nclient_id=cid\n",
+				  0600, &tok),
+		     0);
+	CHECK_EQ_STR(tok, "AAA");
+	free(tok);
+	CHECK_EQ_INT(source_token("access_token=BBB", 0400, &tok), 0);
+	CHECK_EQ_STR(tok, "BBB");
+	free(tok);
+
+	/* Readable by others: refused, and nothing handed out. */
+	CHECK_EQ_INT(source_token("leaky\n", 0644, &tok), -EACCES);
+	CHECK(tok == NULL);
+	CHECK_EQ_INT(source_token("leaky\n", 0640, &tok), -EACCES);
+	CHECK(tok == NULL);
+
+	/* No token in it, or a refresh token that cannot be used. */
+	CHECK(source_token("# nothing\n\n", 0600, &tok) < 0);
+	CHECK(tok == NULL);
+	CHECK(source_token("refresh_token = RRR\n", 0600, &tok) < 0);
+	CHECK(tok == NULL);
+
+	/* DRIFT_TOKEN wins over the file; an empty one does not count. */
+	setenv("DRIFT_TOKEN", "from-env", 1);
+	CHECK_EQ_INT(source_token("access_token = AAA\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "from-env");
+	free(tok);
+	CHECK_EQ_INT(source_token("leaky\n", 0644, &tok), 0);
+	CHECK_EQ_STR(tok, "from-env");
+	free(tok);
+	setenv("DRIFT_TOKEN", "", 1);
+	CHECK_EQ_INT(source_token("filetok\n", 0600, &tok), 0);
+	CHECK_EQ_STR(tok, "filetok");
+	free(tok);
+	unsetenv("DRIFT_TOKEN");
+
+	/* No file at all. */
+	REQUIRE(config_defaults(&cfg) == 0);
+	free(cfg.credentials);
+	cfg.credentials = strdup(path_of("no-such-file"));
+	unit_quiet(1);
+	errno = 0;
+	CHECK(auth_new(&cfg) == NULL);
+	CHECK_EQ_INT(errno, ENOENT);
+	unit_quiet(0);
+	config_release(&cfg);
+}
+
 static void test_write_roundtrip(void)
 {
 	struct auth_creds w = { 0 }, r;
@@ -589,6 +676,7 @@ int main(void)
 	}
 	unsetenv("DRIFT_TOKEN");
 	UNIT_RUN(test_read_forms);
+	UNIT_RUN(test_source_token);
 	UNIT_RUN(test_write_roundtrip);
 	UNIT_RUN(test_token_answer);
 	curl_global_init(CURL_GLOBAL_DEFAULT);

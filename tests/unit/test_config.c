@@ -308,93 +308,6 @@ static void test_bad_line_not_echoed(void)
 	CHECK(strstr(log, ":1: unknown option 'bogus'") != NULL);
 }
 
-/* Loads the token from a credentials file holding text, mode mode. */
-static int token_from(const char *text, mode_t mode, char **token)
-{
-	struct config c;
-	const char *path = write_file("credentials", text, mode);
-	int r;
-
-	*token = NULL;
-	if (!path || config_defaults(&c))
-		return -ENOMEM;
-	free(c.credentials);
-	c.credentials = strdup(path);
-	unit_quiet(1);
-	r = config_load_token(&c, token);
-	unit_quiet(0);
-	config_release(&c);
-	return r;
-}
-
-static void test_token(void)
-{
-	char *tok = NULL;
-
-	unsetenv("DRIFT_TOKEN");
-	CHECK_EQ_INT(token_from("bare-token-123\n", 0600, &tok), 0);
-	CHECK_EQ_STR(tok, "bare-token-123");
-	free(tok);
-	CHECK_EQ_INT(token_from("# saved\n\n  tok456  \n", 0600, &tok), 0);
-	CHECK_EQ_STR(tok, "tok456");
-	free(tok);
-	CHECK_EQ_INT(token_from("refresh_token = RRR\naccess_token = AAA\n"
-				"expires_at = 1795428005\nclient_id=cid\n",
-				0600, &tok),
-		     0);
-	CHECK_EQ_STR(tok, "AAA");
-	free(tok);
-	CHECK_EQ_INT(token_from("access_token=BBB", 0400, &tok), 0);
-	CHECK_EQ_STR(tok, "BBB");
-	free(tok);
-
-	/* Readable by others: refused, and nothing handed out. */
-	CHECK_EQ_INT(token_from("leaky\n", 0644, &tok), -EACCES);
-	CHECK(tok == NULL);
-	CHECK_EQ_INT(token_from("leaky\n", 0640, &tok), -EACCES);
-	CHECK(tok == NULL);
-	CHECK_EQ_INT(token_from("leaky\n", 0604, &tok), -EACCES);
-	CHECK(tok == NULL);
-
-	/* No token in it. */
-	CHECK(token_from("# nothing\n\n", 0600, &tok) < 0);
-	CHECK(tok == NULL);
-	CHECK(token_from("refresh_token = RRR\n", 0600, &tok) < 0);
-	CHECK(tok == NULL);
-
-	/* DRIFT_TOKEN wins over the file; an empty one does not count. */
-	setenv("DRIFT_TOKEN", "from-env", 1);
-	CHECK_EQ_INT(token_from("access_token = AAA\n", 0600, &tok), 0);
-	CHECK_EQ_STR(tok, "from-env");
-	free(tok);
-	CHECK_EQ_INT(token_from("leaky\n", 0644, &tok), 0);
-	CHECK_EQ_STR(tok, "from-env");
-	free(tok);
-	setenv("DRIFT_TOKEN", "", 1);
-	CHECK_EQ_INT(token_from("filetok\n", 0600, &tok), 0);
-	CHECK_EQ_STR(tok, "filetok");
-	free(tok);
-	unsetenv("DRIFT_TOKEN");
-}
-
-static void test_token_missing_file(void)
-{
-	struct config c;
-	char *tok = NULL;
-	char path[128];
-
-	unsetenv("DRIFT_TOKEN");
-	REQUIRE(config_defaults(&c) == 0);
-	snprintf(path, sizeof(path), "%s/no-such-file", tmpdir);
-	free(c.credentials);
-	c.credentials = strdup(path);
-	unit_quiet(1);
-	CHECK_EQ_INT(config_load_token(&c, &tok), -ENOENT);
-	unit_quiet(0);
-	CHECK(tok == NULL);
-	config_release(&c);
-}
-
 static void test_private_dir(void)
 {
 	char dir[128];
@@ -450,8 +363,6 @@ int main(void)
 	UNIT_RUN(test_validate_fake_loopback);
 	UNIT_RUN(test_load_file);
 	UNIT_RUN(test_bad_line_not_echoed);
-	UNIT_RUN(test_token);
-	UNIT_RUN(test_token_missing_file);
 	UNIT_RUN(test_private_dir);
 	remove_tree();
 	return unit_summary();

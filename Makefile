@@ -58,7 +58,7 @@ endif
 CORE_SRCS := $(wildcard src/*.c)
 FS_SRCS := $(filter-out src/fs/main.c,$(wildcard src/fs/*.c))
 CTL_SRCS := $(wildcard src/driftctl/*.c)
-HDRS := $(wildcard include/*.h src/*/*.h)
+HDRS := $(wildcard include/*.h src/*.h src/*/*.h)
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 FS_OBJS := $(FS_SRCS:src/%.c=$(BUILD)/obj/%.o)
 CTL_OBJS := $(CTL_SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -185,7 +185,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h include/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i src/*.c src/*.h src/*/*.c src/*/*.h include/*.h tests/unit/*.c tests/unit/*.h
 
 clean:
 	rm -rf build driftfs driftctl

@@ -21,7 +21,7 @@
 /* The HTTP client; with need_token, a token source too. */
 int open_http(struct cli *c, int need_token)
 {
-	struct http_opts ho = { 0 };
+	struct http_opts ho;
 
 	if (config_validate(&c->d.cfg))
 		return DX_USAGE;
@@ -30,13 +30,8 @@ int open_http(struct cli *c, int need_token)
 		if (!c->auth)
 			return errno == ENOMEM ? DX_LOCAL : DX_AUTH;
 	}
-	ho.base_url = c->d.cfg.api_url;
-	ho.auth = c->auth ? auth_http(c->auth) : NULL;
-	ho.ca_file = c->d.cfg.ca_file;
-	ho.timeout = c->d.cfg.timeout;
-	ho.rate = c->d.cfg.rate;
-	ho.max_inflight = (int)c->d.cfg.conns;
-	ho.offline = c->d.cfg.offline;
+	http_opts_from_config(&ho, &c->d.cfg,
+			      c->auth ? auth_http(c->auth) : NULL);
 	c->d.http = http_new(&ho);
 	return c->d.http ? 0 : DX_LOCAL;
 }

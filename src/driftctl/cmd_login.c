@@ -18,17 +18,10 @@
 #include "config.h"
 #include "driftctl_int.h"
 #include "http.h"
+#include "secret.h"
 
 #define AUTHORIZE_URL "https://dev.drift.com/authorize"
 #define LINE_MAX_LEN 8192
-
-static void scrub_free(char *s)
-{
-	if (s) {
-		memset(s, 0, strlen(s));
-		free(s);
-	}
-}
 
 /*
  * Reads one line from stdin (without its newline) into a new string. With
@@ -176,7 +169,7 @@ static int login_token(struct cli *c, struct login_args *la)
 		goto out;
 	}
 	if (!la->no_verify && !c->d.cfg.offline) {
-		struct http_opts ho = { 0 };
+		struct http_opts ho;
 		struct http *h;
 		long st;
 
@@ -184,10 +177,12 @@ static int login_token(struct cli *c, struct login_args *la)
 			r = DX_USAGE;
 			goto out;
 		}
-		ho.base_url = c->d.cfg.api_url;
+		/* The token given, not the token source; no rate or
+		 * connection limits for this one call. */
+		http_opts_from_config(&ho, &c->d.cfg, NULL);
 		ho.token = tok;
-		ho.ca_file = c->d.cfg.ca_file;
-		ho.timeout = c->d.cfg.timeout;
+		ho.rate = 0;
+		ho.max_inflight = 0;
 		h = http_new(&ho);
 		if (!h) {
 			r = DX_LOCAL;
@@ -228,7 +223,7 @@ static int login_token(struct cli *c, struct login_args *la)
 			say("token stored in %s", c->d.cfg.credentials);
 	}
 out:
-	scrub_free(tok);
+	secret_free(tok);
 	return r;
 }
 
@@ -411,9 +406,9 @@ static int login_oauth(struct cli *c, struct login_args *la)
 out:
 	auth_creds_release(&old);
 	auth_creds_release(&cr);
-	scrub_free(secret);
-	scrub_free(line);
-	scrub_free(code);
+	secret_free(secret);
+	secret_free(line);
+	secret_free(code);
 	free(got_state);
 	free(id);
 	free(e_id);

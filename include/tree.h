@@ -5,7 +5,7 @@
  * This is DESIGN.md §2 as code: every kind of node in the tree, how its
  * inode number is derived (stable across mounts: from the kind and the
  * object's id), its mode, and where its bytes come from. It knows neither
- * FUSE (fs.c) nor HTTP: data comes from the store, and objects missing from
+ * FUSE (src/fs/) nor HTTP: data comes from the store, and objects missing from
  * the cache are fetched through sync.c's on-demand fetchers.
  *
  * Inode numbers: the root is 1 and the fixed nodes are small numbers below
@@ -75,7 +75,7 @@ enum tree_kind {
 	T_PLAYBOOK_JSON,
 	T_ACCOUNT_JSON,		/* name: encoded account id + ".json" */
 	T_OUTBOX_ITEM,		/* id: outbox sequence number */
-	T_SCRATCH,		/* id: fs.c's scratch file number */
+	T_SCRATCH,		/* id: src/fs/scratch.c's file number */
 	T__END
 };
 
@@ -93,12 +93,12 @@ struct tattr {
 	int64_t mtime_ms;
 	/* Below the millisecond: for a dynamic file, a digest of its
 	 * content, so that a change moves its mtime and the kernel rereads
-	 * it (see fs.c's op_init). */
+	 * it (see src/fs/ops.c, op_init). */
 	uint32_t mtime_ns;
 	unsigned nlink;
 };
 
-/* What a file is for: how fs.c opens and caches it. */
+/* What a file is for: how src/fs/ opens and caches it. */
 enum tree_access {
 	TA_DIR,
 	TA_LINK,

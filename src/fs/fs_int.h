@@ -79,8 +79,10 @@ struct fnode {
 	uint64_t parent;	/* where it was last looked up */
 	char *name;		/* its name there: first_name, or its own copy */
 	struct fnode *next;	/* hash chain */
-	/* Its group (see group_of): the notifier finds the nodes a change
-	 * touches there, without a walk of the whole table. */
+	/* Its group (tree_touch_group; enum tree_group in tree.h): the
+	 * notifier finds the nodes a change touches there, without a walk
+	 * of the whole table, so its cost follows what changed, not how
+	 * many nodes the kernel holds. */
 	struct fnode *gnext, **gpprev;	/* group chain; gpprev NULL: none */
 	int64_t gid;
 	uint8_t gcls;
@@ -289,19 +291,6 @@ struct listing {
 	size_t n, alloc;
 	struct listing *next;
 };
-
-/*
- * Groups: the nodes one kind of change can touch, so the notifier's cost
- * follows what changed, not how many nodes the kernel holds.
- *   GK_CONTACT  (contact id): the contact's directory and files
- *   GK_CONV     (conversation id): its directory, files, links, and the
- *               message and attachment files found under it
- *   GK_KIND     (kind): links by email or external id, users, playbooks,
- *               accounts: small sets a change or a pruning looks through
- *   GK_ORPHAN   (0): message and attachment files whose conversation is
- *               not known (no parent in the table); checked by query
- */
-enum { GK_NONE, GK_CONTACT, GK_CONV, GK_KIND, GK_ORPHAN };
 
 #define WRITE_MAX ((size_t)16 << 20)
 

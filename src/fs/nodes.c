@@ -62,50 +62,13 @@ static size_t group_bucket(size_t nb, int cls, int64_t id)
 	return (size_t)(names_hash64(&id, sizeof(id), (uint64_t)cls) % nb);
 }
 
+/* The group of t (tree_touch_group), found as a child of parent. */
 static int group_of(struct fs *f, const struct tnode *t, uint64_t parent,
 		    int64_t *id)
 {
-	const struct fnode *p;
+	const struct fnode *p = parent ? node_find_locked(f, parent) : NULL;
 
-	*id = t->id;
-	switch (t->kind) {
-	case T_CONTACT:
-	case T_CONTACT_JSON:
-	case T_CONTACT_TAGS:
-	case T_CONTACT_TIMELINE:
-	case T_CONTACT_CONVS:
-		return GK_CONTACT;
-	case T_CONV:
-	case T_CONV_JSON:
-	case T_TRANSCRIPT:
-	case T_MESSAGES:
-	case T_ATTACHMENTS:
-	case T_CONV_CONTACT_LINK:
-	case T_MESSAGES_NEW:
-	case T_STATUS_LINK:
-	case T_CONTACT_CONV_LINK:
-		return GK_CONV;
-	case T_MESSAGE_JSON:
-	case T_ATTACHMENT:
-		p = parent ? node_find_locked(f, parent) : NULL;
-		if (p && (p->t.kind == T_MESSAGES ||
-			  p->t.kind == T_ATTACHMENTS)) {
-			*id = p->t.id;
-			return GK_CONV;
-		}
-		*id = 0;
-		return GK_ORPHAN;
-	case T_EMAIL_LINK:
-	case T_EXTID_LINK:
-	case T_USER_EMAIL_LINK:
-	case T_USER_JSON:
-	case T_PLAYBOOK_JSON:
-	case T_ACCOUNT_JSON:
-		*id = t->kind;
-		return GK_KIND;
-	default:
-		return GK_NONE;
-	}
+	return tree_touch_group(t, p ? &p->t : NULL, id);
 }
 
 static void group_link_locked(struct fs *f, struct fnode *n, size_t nb)
@@ -228,7 +191,7 @@ int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	f->buckets[bucket_of(f, ino)] = n;
 	f->count++;
 	n->gcls = (uint8_t)group_of(f, t, parent, &n->gid);
-	if (n->gcls != GK_NONE)
+	if (n->gcls != TG_NONE)
 		group_link_locked(f, n, f->nbuckets);
 out:
 	nodes_unlock(f);

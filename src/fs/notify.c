@@ -7,14 +7,12 @@
  */
 #include "fs_int.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "stats.h"
-#include "store.h"
 #include "tree.h"
 
 void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
@@ -84,7 +82,7 @@ struct cand {
 	struct tnode t;
 	uint64_t parent;
 	char *name;		/* its name in parent, or NULL */
-	int orphan;		/* GK_ORPHAN: its conversation unknown */
+	int orphan;		/* TG_ORPHAN: its conversation unknown */
 	int inode_sent;		/* its inode is invalidated already */
 };
 
@@ -145,155 +143,57 @@ static void hit_locked(struct fs *f, struct fnode *n, int gone,
 	     n = n->gnext)                                                  \
 		if (n->gcls == (cls) && n->gid == (id))
 
-static void hit_ino_locked(struct fs *f, const struct tnode *t,
-			   struct inval_list *l, struct notify_cost *cost)
+/* What change c does to node n, found by a rule of group: its inode and
+ * entry, and a query for later (each once per batch). */
+static void touch_locked(struct fs *f, const struct sync_change *c,
+			 int group, struct fnode *n, struct inval_list *l,
+			 struct cand_list *cl)
 {
-	struct fnode *n = node_find_locked(f, tree_ino(t));
+	unsigned act = tree_touch_node(c, group, &n->t);
 
-	if (n && n->t.kind == t->kind && n->t.id == t->id) {
-		cost->visits++;
-		hit_locked(f, n, 0, l);
-	}
-}
-
-static void hit_kind_locked(struct fs *f, int kind, struct inval_list *l,
-			    struct notify_cost *cost)
-{
-	FOR_GROUP(f, n, GK_KIND, kind) {
-		if (n->t.kind != kind)
-			continue;
-		cost->visits++;
-		hit_locked(f, n, 0, l);
-	}
-}
-
-/* Candidates for a query of the group, each once per batch. */
-static void cand_group_locked(struct fs *f, int cls, int64_t id, int kind,
-			      struct cand_list *cl, struct notify_cost *cost)
-{
-	FOR_GROUP(f, n, cls, id) {
-		if (kind && n->t.kind != kind)
-			continue;
-		cost->visits++;
-		if (n->cmark == f->batch)
-			continue;
+	if (act & (TOUCH_INODE | TOUCH_ENTRY))
+		hit_locked(f, n, (act & TOUCH_ENTRY) != 0, l);
+	if ((act & TOUCH_QUERY) && n->cmark != f->batch) {
 		n->cmark = f->batch;
-		cand_add_locked(cl, n, cls == GK_ORPHAN, 0);
+		cand_add_locked(cl, n, group == TG_ORPHAN,
+				(act & TOUCH_INODE) != 0);
 	}
 }
 
 /*
- * The nodes one change touches, under the node lock. *once holds what the
- * batch needs only once: 1 the contact links, 2 the user links, 4 the
- * orphans.
+ * The nodes one change touches (tree_touch_rules), under the node lock.
+ * *once holds the rules' once bits the batch has applied already.
  */
 static void change_locked(struct fs *f, const struct sync_change *c,
 			  int *once, struct inval_list *l,
 			  struct cand_list *cl, struct notify_cost *cost)
 {
-	static const int pruned_kind[] = {
-		[SO_USER] = T_USER_JSON,
-		[SO_PLAYBOOK] = T_PLAYBOOK_JSON,
-		[SO_ACCOUNT] = T_ACCOUNT_JSON,
-	};
-	struct tnode t = { 0 };
+	struct tree_touch_rule rules[TREE_TOUCH_RULES_MAX];
+	size_t nrules = tree_touch_rules(c, rules);
+	int seen = *once;
 
-	switch (c->what) {
-	case SO_CONTACT:
-		FOR_GROUP(f, n, GK_CONTACT, c->id) {
-			if (n->t.id != c->id)
-				continue;
-			cost->visits++;
-			hit_locked(f, n, 0, l);
-			/* A deleted contact's directory goes: by query. */
-			if (n->t.kind == T_CONTACT && n->cmark != f->batch) {
-				n->cmark = f->batch;
-				cand_add_locked(cl, n, 0, 1);
-			}
-		}
-		/* Which contact an email names may have changed. */
-		if (!(*once & 1)) {
-			*once |= 1;
-			hit_kind_locked(f, T_EMAIL_LINK, l, cost);
-			hit_kind_locked(f, T_EXTID_LINK, l, cost);
-		}
-		break;
-	case SO_CONVERSATION:
-		/* Both the old and the new contact's conversations/ list. */
-		t.kind = T_CONTACT_CONVS;
-		if (c->old_contact) {
-			t.id = c->old_contact;
-			hit_ino_locked(f, &t, l, cost);
-		}
-		if (c->contact && c->contact != c->old_contact) {
-			t.id = c->contact;
-			hit_ino_locked(f, &t, l, cost);
-		}
-		FOR_GROUP(f, n, GK_CONV, c->id) {
-			int k = n->t.kind;
+	for (size_t i = 0; i < nrules; i++) {
+		const struct tree_touch_rule *r = &rules[i];
 
-			cost->visits++;
-			if (k == T_STATUS_LINK || k == T_CONTACT_CONV_LINK) {
-				/* Moved to another status or contact: the
-				 * old name goes. */
-				hit_locked(f, n, 1, l);
-			} else if (k == T_MESSAGE_JSON || k == T_ATTACHMENT) {
-				/* Changed, and perhaps gone: by query. */
-				hit_locked(f, n, 0, l);
-				if (n->cmark != f->batch) {
-					n->cmark = f->batch;
-					cand_add_locked(cl, n, 0, 1);
-				}
-			} else {
-				hit_locked(f, n, 0, l);
+		if (r->once & seen)
+			continue;
+		*once |= r->once;
+		if (r->group == TG_NONE) {
+			struct fnode *n = node_find_locked(f,
+							   tree_ino(&r->node));
+
+			if (n && n->t.kind == r->node.kind &&
+			    n->t.id == r->node.id) {
+				cost->visits++;
+				touch_locked(f, c, r->group, n, l, cl);
 			}
+			continue;
 		}
-		/* Once a batch: settle() checks each orphan against every
-		 * conversation the batch changed. */
-		if (!(*once & 4)) {
-			*once |= 4;
-			cand_group_locked(f, GK_ORPHAN, 0, 0, cl, cost);
-		}
-		break;
-	case SO_USER:
-		t.kind = T_USER_JSON;
-		t.id = c->id;
-		hit_ino_locked(f, &t, l, cost);
-		if (!(*once & 2)) {
-			*once |= 2;
-			hit_kind_locked(f, T_USER_EMAIL_LINK, l, cost);
-		}
-		break;
-	case SO_PLAYBOOK:
-		t.kind = T_PLAYBOOK_JSON;
-		t.id = c->id;
-		hit_ino_locked(f, &t, l, cost);
-		break;
-	case SO_ACCOUNT:
-		FOR_GROUP(f, n, GK_KIND, T_ACCOUNT_JSON) {
+		FOR_GROUP(f, n, r->group, r->id) {
 			cost->visits++;
-			if (n->t.kind == T_ACCOUNT_JSON && c->key &&
-			    n->t.name && !strcmp(n->t.name, c->key))
-				hit_locked(f, n, 0, l);
+			touch_locked(f, c, r->group, n, l, cl);
 		}
-		break;
-	case SO_PRUNED:
-		/* Rows of a full list were removed: which, by query. */
-		if (c->id == SO_USER || c->id == SO_PLAYBOOK ||
-		    c->id == SO_ACCOUNT)
-			cand_group_locked(f, GK_KIND, pruned_kind[c->id],
-					  pruned_kind[c->id], cl, cost);
-		break;
-	case SO_LISTS:
-		break;
 	}
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
 }
 
 /*
@@ -306,29 +206,11 @@ static void settle(struct fs *f, struct cand_list *cl, const int64_t *convs,
 {
 	for (size_t i = 0; i < cl->n; i++) {
 		struct cand *c = &cl->v[i];
-		struct store_row row = { 0 };
-		struct tattr a;
-		int k = c->t.kind, r, gone, mine;
+		int gone, mine;
 
 		cost->queries++;
-		if (k == T_CONTACT) {
-			r = store_one(f->d->store, Q_CONTACT, c->t.id, NULL,
-				      &row);
-		} else if (k == T_MESSAGE_JSON || k == T_ATTACHMENT) {
-			r = store_one(f->d->store,
-				      k == T_MESSAGE_JSON ? Q_MESSAGE
-							  : Q_ATTACHMENT,
-				      c->t.id, NULL, &row);
-		} else {
-			r = tree_getattr(f->d, &c->t, &a);
-		}
-		gone = r == -ENOENT;
-		/* An orphan changed if its row names any conversation the
-		 * batch changed, not only the one that found it. */
-		mine = c->inode_sent || gone ||
-		       (!r && c->orphan &&
-			(!convs || bsearch(&row.id2, convs, nconvs,
-					   sizeof(*convs), cmp_i64)));
+		mine = tree_touch_query(f->d, &c->t, c->orphan, convs, nconvs,
+					&gone);
 		if (!c->inode_sent && mine)
 			inval_add(l, c->ino, NULL);
 		if (gone && c->parent && c->name)
@@ -345,21 +227,16 @@ static void settle(struct fs *f, struct cand_list *cl, const int64_t *convs,
 static void collect(struct fs *f, struct pending *batch,
 		    struct inval_list *l)
 {
-	static const int lists[] = {
-		T_CONTACTS,	  T_USERS,	  T_CONVS,	    T_BY_EMAIL,
-		T_BY_EXTID,	  T_USERS_BY_EMAIL, T_STATUS_OPEN,  T_STATUS_CLOSED,
-		T_STATUS_PENDING, T_STATUS_BULK,    T_STATS_JSON,   T_ATTRIBUTES,
-		T_PLAYBOOKS,	  T_ACCOUNTS,
-	};
 	struct cand_list cl = { 0 };
 	struct notify_cost cost = { 0, 0 };
+	const int *lists = NULL;
 	int64_t *convs = NULL;
-	size_t nconvs = 0, total = 0;
-	int any_lists = 0, once = 0;
+	size_t nconvs = 0, total = 0, nlists = 0;
+	int once = 0;
 
 	for (struct pending *p = batch; p; p = p->next) {
-		if (p->c.what == SO_LISTS || p->c.what == SO_PRUNED)
-			any_lists = 1;
+		if (!nlists)
+			nlists = tree_touch_lists(&p->c, &lists);
 		total++;
 	}
 	/* Without it (no memory), every orphan is invalidated: too many,
@@ -369,15 +246,13 @@ static void collect(struct fs *f, struct pending *batch,
 		if (p->c.what == SO_CONVERSATION)
 			convs[nconvs++] = p->c.id;
 	if (convs)
-		qsort(convs, nconvs, sizeof(*convs), cmp_i64);
+		tree_touch_sort(convs, nconvs);
 	nodes_lock(f);
 	if (!++f->batch)
 		f->batch = 1;	/* 0 is no batch's (fresh nodes) */
-	if (any_lists) {
-		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-			inval_add(l, (uint64_t)lists[i], NULL);
-			f->fixed_gen[lists[i]]++;
-		}
+	for (size_t i = 0; i < nlists; i++) {
+		inval_add(l, (uint64_t)lists[i], NULL);
+		f->fixed_gen[lists[i]]++;
 	}
 	for (struct pending *p = batch; p; p = p->next)
 		change_locked(f, &p->c, &once, l, &cl, &cost);

@@ -8,6 +8,7 @@
  */
 #include "fs_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +47,18 @@ void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 	st->st_ctim = st->st_mtim;
 }
 
-/* Replies with an errno the kernel and users can make sense of. */
+/*
+ * Replies with an errno the kernel and users can make sense of. r is 0 or
+ * -errno, as every function of driftfs returns: a positive r is a caller's
+ * bug, caught here (the only handler reply that bypasses this is op_write's
+ * EFBIG, which must not become EIO).
+ */
 void reply_err(fuse_req_t req, int r)
 {
-	int e = r < 0 ? -r : r;
+	int e;
 
+	assert(r <= 0);
+	e = -r;
 	if (e == ETIMEDOUT || e == ENETDOWN)
 		e = EAGAIN;
 	else if (e == EFBIG)

@@ -308,8 +308,9 @@ double attr_timeout(int kind);
 void to_stat(struct fs *f, const struct tattr *a, struct stat *st);
 /*
  * The one place a handler's result becomes an errno for the kernel: r is
- * 0 (success, for the requests whose reply is an error code) or -errno,
- * never a positive errno. No lock needed.
+ * 0 (success, for the requests whose reply is an error code) or -errno;
+ * a positive r fails an assertion. Maps the network's ETIMEDOUT and
+ * ENETDOWN to EAGAIN and EFBIG to EIO. No lock needed.
  */
 void reply_err(fuse_req_t req, int r);
 /* Replies to a lookup or create with t's entry; forgets it again when the

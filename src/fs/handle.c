@@ -446,8 +446,9 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	} else {
 		r = -EBADF;
 	}
+	/* Past WRITE_MAX: EFBIG itself, not the EIO reply_err makes of it. */
 	if (r == -EFBIG)
-		fuse_reply_err(req, EFBIG);	/* past WRITE_MAX */
+		fuse_reply_err(req, EFBIG);
 	else if (r)
 		reply_err(req, r);
 	else

@@ -149,7 +149,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	/* Telling the kernel that opendir is not needed makes every later
 	 * opendir and closedir free: directories then have no handle. */
 	if (f->no_opendir) {
-		fuse_reply_err(req, ENOSYS);
+		reply_err(req, -ENOSYS);
 		return;
 	}
 	r = node_get(f, ino, &t);

@@ -352,7 +352,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)parent;
 	(void)name;
 	(void)mode;
-	fuse_reply_err(req, EPERM);
+	reply_err(req, -EPERM);
 }
 
 static const struct fuse_lowlevel_ops ops = {

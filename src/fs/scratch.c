@@ -90,7 +90,7 @@ int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 	if (!s)
 		return 0;
 	if (node_ref(f, &t, a.ino, parent, name))
-		fuse_reply_err(req, EIO);
+		reply_err(req, -EIO);
 	else
 		reply_entry(req, f, &t, &a);
 	return 1;
@@ -206,7 +206,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r, based, queued;
 
 	if (flags & RENAME_EXCHANGE) {
-		fuse_reply_err(req, EINVAL);
+		reply_err(req, -EINVAL);
 		return;
 	}
 	nodes_lock(f);

@@ -16,6 +16,10 @@
  * tree node. Invalidations are queued and sent by a notifier thread, never
  * from inside a request handler (a lookup holds the directory lock that an
  * entry invalidation needs) and never with the node table locked.
+ *
+ * The code is src/fs/ (one file a concept; see src/fs/fs_int.h for what
+ * they share, the threads, and the lock order); which nodes a change
+ * touches is the tree's (tree.h, tree_touch_*).
  */
 #ifndef DRIFTFS_FS_H
 #define DRIFTFS_FS_H
@@ -28,13 +32,26 @@
 struct fuse_session;
 struct fuse_lowlevel_ops;
 
+/*
+ * Main's thread. fs_new returns NULL (errno set) when out of memory; d
+ * must outlive the struct fs. fs_free (NULL accepted) stops the notifier
+ * if fs_stop has not, and frees every node, handle, scratch file and
+ * queued change left; no FUSE worker may run then.
+ */
 struct fs *fs_new(struct driftfs *d);
 void fs_free(struct fs *f);
+/* The handlers for fuse_session_new(); their userdata is the struct fs.
+ * They run on FUSE worker threads (src/fs/fs_int.h, Threads). */
 const struct fuse_lowlevel_ops *fs_ops(void);
-/* Starts the notifier once the session exists (before the loop). */
+/* Starts the notifier once the session exists (before the loop): 0 or
+ * -errno. fs_stop joins it (after the loop; a no-op if not started). */
 int fs_start(struct fs *f, struct fuse_session *se);
 void fs_stop(struct fs *f);
-/* The sync change callback (ctx is the struct fs). */
+/*
+ * The sync change callback (ctx is the struct fs), on the sync's thread:
+ * queues a copy of the n changes for the notifier and returns at once
+ * (takes only the queue lock; a change it has no memory for is dropped).
+ */
 void fs_on_change(void *ctx, const struct sync_change *c, size_t n);
 /*
  * The outbox gained or lost a row: drops the kernel's copy of its listing,

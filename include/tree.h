@@ -5,7 +5,7 @@
  * This is DESIGN.md §2 as code: every kind of node in the tree, how its
  * inode number is derived (stable across mounts: from the kind and the
  * object's id), its mode, and where its bytes come from. It knows neither
- * FUSE (fs.c) nor HTTP: data comes from the store, and objects missing from
+ * FUSE (src/fs/) nor HTTP: data comes from the store, and objects missing from
  * the cache are fetched through sync.c's on-demand fetchers.
  *
  * Inode numbers: the root is 1 and the fixed nodes are small numbers below
@@ -15,6 +15,7 @@
 #ifndef DRIFTFS_TREE_H
 #define DRIFTFS_TREE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -75,7 +76,7 @@ enum tree_kind {
 	T_PLAYBOOK_JSON,
 	T_ACCOUNT_JSON,		/* name: encoded account id + ".json" */
 	T_OUTBOX_ITEM,		/* id: outbox sequence number */
-	T_SCRATCH,		/* id: fs.c's scratch file number */
+	T_SCRATCH,		/* id: src/fs/scratch.c's file number */
 	T__END
 };
 
@@ -93,12 +94,12 @@ struct tattr {
 	int64_t mtime_ms;
 	/* Below the millisecond: for a dynamic file, a digest of its
 	 * content, so that a change moves its mtime and the kernel rereads
-	 * it (see fs.c's op_init). */
+	 * it (see src/fs/ops.c, op_init). */
 	uint32_t mtime_ns;
 	unsigned nlink;
 };
 
-/* What a file is for: how fs.c opens and caches it. */
+/* What a file is for: how src/fs/ opens and caches it. */
 enum tree_access {
 	TA_DIR,
 	TA_LINK,
@@ -153,5 +154,83 @@ void tree_attr_deleted(const struct tnode *n, struct tattr *attr);
 
 void tree_node_release(struct tnode *n);
 int tree_node_copy(struct tnode *dst, const struct tnode *src);
+
+/*
+ * What a sync change touches (tree_touch.c): which of the nodes the kernel
+ * holds a change of the cache makes stale. The holder of those nodes
+ * (src/fs/: a table of every node the kernel knows) files each one under
+ * its group, walks the groups and nodes tree_touch_rules names for each
+ * change, and asks tree_touch_node what the change does to each node it
+ * finds there; a node answered TOUCH_QUERY is settled afterwards, with no
+ * lock of the holder's held, by tree_touch_query. Pure functions but
+ * tree_touch_query (which queries the store); any thread.
+ */
+struct sync_change;
+
+/* The groups of nodes one kind of change can touch. */
+enum tree_group {
+	TG_NONE,	/* in no group: found by inode (a rule's node) */
+	TG_CONTACT,	/* id: the contact; its directory and files */
+	TG_CONV,	/* id: the conversation; its directory, files and
+			 * links, and the messages and attachments found
+			 * under it */
+	TG_KIND,	/* id: the kind; links by email or external id,
+			 * users, playbooks, accounts: small sets */
+	TG_ORPHAN,	/* id 0: messages and attachments found with no
+			 * known conversation (settled by query) */
+};
+
+/*
+ * The group of node t, with its id in *id. parent: the node t was found
+ * in, if the holder knows it (else NULL): a message or an attachment
+ * belongs to the conversation of the directory it was found in.
+ */
+int tree_touch_group(const struct tnode *t, const struct tnode *parent,
+		     int64_t *id);
+
+/* What a change does to a node (tree_touch_node): a mask of these. */
+#define TOUCH_INODE 1	/* its attributes or bytes changed */
+#define TOUCH_ENTRY 2	/* its name in its parent may be gone */
+#define TOUCH_QUERY 4	/* changed or gone, perhaps: tree_touch_query */
+
+/* A rule's once bits: what a batch of changes needs once only. */
+#define TOUCH_ONCE_CONTACT 1	/* the contact links (by email, id) */
+#define TOUCH_ONCE_USERS 2	/* the user links (by email) */
+#define TOUCH_ONCE_ORPHANS 4	/* the orphans */
+
+#define TREE_TOUCH_RULES_MAX 4
+
+/* Where a change reaches: a group, or one node. */
+struct tree_touch_rule {
+	int group;		/* enum tree_group; TG_NONE: node */
+	int64_t id;		/* the group's id */
+	struct tnode node;	/* TG_NONE: the node (no name); the holder
+				 * checks its kind and id */
+	int once;		/* TOUCH_ONCE_*: skipped when a rule with
+				 * that bit applied to an earlier change of
+				 * the batch; 0: always */
+};
+
+/* Fills out with the rules of change c, in the order to apply them;
+ * returns how many (0 to TREE_TOUCH_RULES_MAX). */
+size_t tree_touch_rules(const struct sync_change *c,
+			struct tree_touch_rule out[TREE_TOUCH_RULES_MAX]);
+/* What change c does to node t, found in group (a rule's group): a mask
+ * of TOUCH_*, 0 for nothing. */
+unsigned tree_touch_node(const struct sync_change *c, int group,
+			 const struct tnode *t);
+/* Sorts ids ascending, as tree_touch_query wants convs. */
+void tree_touch_sort(int64_t *ids, size_t n);
+/*
+ * Settles node t, answered TOUCH_QUERY (orphan: found in TG_ORPHAN): 1
+ * when the batch changed it, else 0; *gone is set when its object is gone
+ * from the cache. convs (nconvs long, sorted) are the conversations the
+ * batch changed; NULL: unknown, and every orphan found is changed.
+ */
+int tree_touch_query(struct driftfs *d, const struct tnode *t, int orphan,
+		     const int64_t *convs, size_t nconvs, int *gone);
+/* The fixed directories whose listings change c touches: their kinds in
+ * *kinds (static), and how many (0: none). */
+size_t tree_touch_lists(const struct sync_change *c, const int **kinds);
 
 #endif

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_fs.c: fs.c's request handlers on paths the kernel seldom takes.
+ * test_fs.c: the FUSE request handlers (src/fs/) on paths the kernel
+ * seldom takes.
  *
  * The handlers are called directly, with libfuse's reply functions replaced
  * by the stubs below (a definition in the program wins over the shared

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs_int: what the files of the FUSE side (src/fs/) share, and nothing the
+ * rest of driftfs may use: struct fs, the node table's, handles', scratch
+ * files', listings' and versions' structs, and the functions one file of
+ * src/fs/ calls in another. include/fs.h is the public contract.
+ *
+ * Every function here returns 0 or -errno unless it says otherwise.
+ *
+ * Threads:
+ *   - FUSE worker threads (fuse_session_loop_mt, up to 16; one with -s)
+ *     run the op_* handlers (ops.c, handle.c, listing.c, scratch.c,
+ *     rendered.c). Each handler replies exactly once.
+ *   - The notifier thread (notify.c, started by fs_start) turns sync
+ *     changes into kernel invalidations; it never runs a request.
+ *   - The sync thread calls fs_on_change (queue lock only); the outbox's
+ *     worker, and FUSE threads committing through the outbox, call
+ *     fs_outbox_changed / _lost / _delivered.
+ *   - main's thread runs fs_new, fs_start, fs_stop and fs_free, with no
+ *     FUSE worker or notifier running during fs_free.
+ *
+ * Locks, outermost first (a thread holding one takes only those below):
+ *   1. struct handle.lock: one open file's bytes, write buffer and base.
+ *      Held through the commit at close (handle_commit -> commit_write),
+ *      so everything commit and the outbox take nests inside it,
+ *      including the outbox's send lock, which calls fs_outbox_changed
+ *      (node table lock) and fs_outbox_lost/delivered (bases lock).
+ *   2. fs.lock, the node table lock (nodes_lock): the node table and its
+ *      groups, fixed_gen, the notifier's batch marks, scratch files,
+ *      scratch_next and tombstones. Taken inside a handle's lock (an error
+ *      line names its path: node_path_of) and inside the outbox's send
+ *      lock. While it is held: tree_getattr of a scratch file's alias
+ *      (the store's pool lock), and log and stats lines; never a handle's
+ *      lock, never the queue lock, never a FUSE notification.
+ *      nodes_locked says whether this thread holds it (dir_gen and
+ *      node_path_of then do not take it again).
+ *   3. fs.bllock, the versions' lock (read_base.c): innermost; taken
+ *      inside a handle's lock and the outbox's send lock, and nothing is
+ *      taken under it.
+ *   Leaves, never held while taking another lock of the FUSE side (and
+ *   held over no store query, HTTP request or FUSE reply):
+ *   - fs.qlock: the notifier's queue and stop flag (with qcond);
+ *   - fs.hlock: the list of open handles;
+ *   - fs.llock: the directory listings being read;
+ *   - fs.rlock: the read-only mount's rendered slots.
+ *   The notifier takes qlock and the node table lock one at a time, never
+ *   together, and runs no store query with the node table locked; kernel
+ *   notifications are sent with no lock of the FUSE side held.
+ */
+#ifndef DRIFTFS_FS_INT_H
+#define DRIFTFS_FS_INT_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "fs.h"
+#include "sync.h"
+#include "tree.h"
+
+/* Cached objects are invalidated on change, so the kernel may keep them. */
+#define LONG_TIMEOUT 3600.0
+#define CTL_MAX ((size_t)64 << 10)
+
+/*
+ * A node the kernel knows: one per inode it holds, so a traversal of a big
+ * account makes hundreds of thousands. One allocation each: the name it was
+ * first found by is stored inline.
+ */
+struct fnode {
+	uint64_t ino;
+	struct tnode t;
+	uint64_t nlookup;
+	uint64_t parent;	/* where it was last looked up */
+	char *name;		/* its name there: first_name, or its own copy */
+	struct fnode *next;	/* hash chain */
+	/* Its group (tree_touch_group; enum tree_group in tree.h): the
+	 * notifier finds the nodes a change touches there, without a walk
+	 * of the whole table, so its cost follows what changed, not how
+	 * many nodes the kernel holds. */
+	struct fnode *gnext, **gpprev;	/* group chain; gpprev NULL: none */
+	int64_t gid;
+	uint8_t gcls;
+	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
+	uint32_t mark, cmark;	/* the notifier's batch that last saw it */
+	char first_name[];
+};
+
+/*
+ * Files a read-only mount rendered lately, for the reads that follow the
+ * first one of a file (the kernel reads a large file in pieces). Kept for
+ * a moment only, and dropped when the file is invalidated.
+ */
+#define RENDERED_SLOTS 4
+#define RENDERED_MAX ((size_t)4 << 20)
+#define RENDERED_TTL_MS 2000
+
+/*
+ * Versions of writable files processes took (struct read_base): a
+ * contact.json is a few KiB, so the budget holds every writable file of a
+ * few hundred contacts, and a traversal of those evicts nothing. A version
+ * larger than READ_BASE_MAX is not kept; a file keeps at most
+ * READ_BASE_PER_FILE (one per process and change). The least recently
+ * noted or picked go first.
+ */
+#define READ_BASE_SLOTS 1024
+#define READ_BASE_MAX ((size_t)256 << 10)
+#define READ_BASE_BUDGET ((size_t)8 << 20)
+#define READ_BASE_PER_FILE 16
+
+/* A queued invalidation request (a copy of a sync change). */
+struct pending {
+	struct sync_change c;
+	struct pending *next;
+};
+
+struct fs {
+	struct driftfs *d;
+	struct fuse_session *se;
+
+	pthread_mutex_t lock;	/* guards the node table */
+	struct fnode **buckets;
+	size_t nbuckets, count;
+	/* The node table again, by group (see group_of); nbuckets long. */
+	struct fnode **groups;
+	uint32_t batch;		/* notifier batches so far (fnode.mark) */
+
+	pthread_mutex_t qlock;	/* guards the queue */
+	pthread_cond_t qcond;
+	struct pending *queue;
+	int stop;
+	pthread_t notifier;
+	int notifier_started;
+
+	struct scratch *scratch;	/* guarded by lock */
+	pthread_mutex_t hlock;	/* guards handles */
+	struct handle *handles;	/* open files and directories */
+	uint64_t scratch_next;
+
+	/* Contacts this mount deleted in the last minute (guarded by
+	 * lock): "rm -r" goes on removing their parts after the contact
+	 * itself has gone, and those removals succeed. */
+	struct tombstone {
+		int64_t id;
+		int64_t until_ms;
+	} tombs[16];
+
+	/* Listing generations of the fixed directories (see dir_gen). */
+	uint32_t fixed_gen[T__FIXED_END];
+
+	/* Directory listings being read (see struct listing). */
+	pthread_mutex_t llock;
+	struct listing *listings;
+	size_t nlistings;
+	/* The kernel opens directories without asking us (no OPENDIR or
+	 * RELEASEDIR round trips); readdir then carries no handle. */
+	int no_opendir;
+	/* A read-only mount (-o ro) where the kernel opens files without
+	 * asking us too: reads carry no handle (see read_unopened). */
+	int no_open;
+	pthread_mutex_t rlock;	/* guards rendered[] */
+	struct rendered {
+		uint64_t ino;
+		int64_t at_ms;
+		struct buf data;
+	} rendered[RENDERED_SLOTS];
+	unsigned rnext;
+	unsigned long rgen;	/* drops so far: a rendering begun before
+				 * one may be stale, and is not kept */
+	/* Logged at unmount (not in .driftfs/stats, which a second rsync
+	 * must find unchanged). */
+	unsigned long opens, unopened_reads;
+	/*
+	 * The versions of writable files (contact.json, tags, a user, an
+	 * account, a message) that processes took, by inode and process:
+	 * the bytes a read that reached us gave the process that read, and
+	 * the content a process committed that the API took at once. An
+	 * edit whose writer read the file through another descriptor (an
+	 * open with O_TRUNC, a scratch file renamed over it, as vim and
+	 * sed -i do) is compared with the version its own process took last
+	 * (read_base_pick) rather than the cache, which may have moved on
+	 * since (DESIGN §4): a field Drift changed meanwhile is not sent
+	 * back, and a save that undoes the process's own last save is sent.
+	 * A commit still queued is noted too, marked: the process's next
+	 * save is its change on top of it (an undo of it is sent); if the
+	 * outbox then refuses or cancels a write, the queued versions go
+	 * (fs_outbox_lost), and the next save sends all its changes again.
+	 * A read served by the kernel's page cache never reaches us, so a
+	 * process that read only from it has no version here (then the
+	 * cache is the base). bllock guards them; it is taken last, after a
+	 * handle's lock.
+	 */
+	pthread_mutex_t bllock;
+	struct read_base {
+		uint64_t ino;		/* 0: a free slot */
+		uint64_t proc;		/* the process that took it (caller_proc) */
+		int queued;		/* a commit still in the outbox */
+		unsigned long used;	/* bclock when noted or picked */
+		struct buf data;
+	} bases[READ_BASE_SLOTS];
+	size_t bbytes;		/* bytes held by bases[] */
+	unsigned long bclock;
+};
+
+/* An open file or directory. */
+struct handle {
+	struct buf data;	/* file bytes: snapshot at open, or the new
+				   content of a file opened for writing */
+	struct buf wbuf;	/* ctl: bytes written, not yet a whole line */
+	int kind;
+	struct tnode t;		/* the node, for the commit */
+	char *path;		/* its tree path, for errors and the outbox */
+	int writable;		/* opened for writing a tree file */
+	uint64_t proc;		/* the process that opened it: the writer */
+	int unread;		/* read-only: data not loaded yet (op_read) */
+	int fd;			/* read-only attachment: its file, read with
+				 * pread, never loaded whole (or -1) */
+	int dirty;		/* written (or truncated) since the commit */
+	/*
+	 * Writable edits: the version the writer read, which the commit
+	 * compares the new content with (see handle_take_base); then the
+	 * version it committed last, once the API took it. Guarded by lock,
+	 * like data.
+	 */
+	struct buf base;
+	int based;		/* base holds one (else: the cache at close) */
+	int base_known;		/* base is the writer's version; else it is
+				 * the cache at open, and the commit picks a
+				 * version readers took if any (O_TRUNC) */
+	int seed_unread;	/* data holds the bytes loaded at open and
+				 * nothing read them through this descriptor:
+				 * cut to 0 before a write, they were not the
+				 * writer's starting point */
+	int note_read;		/* reads show the version loaded at open:
+				 * the first one notes it (read_base_note) */
+	uint64_t scratch;	/* inode of a scratch file, or 0 */
+	/*
+	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
+	 * run at once (a forked child closing its copy of the descriptor
+	 * while the parent writes), and so can a READ and a WRITE or
+	 * truncate (two threads on one descriptor): a write may reallocate
+	 * data, so a read copies what it replies with before unlocking.
+	 */
+	pthread_mutex_t lock;
+	/* In fs->handles, so that those the kernel never released (a RELEASE
+	 * still queued when the session ends) are freed at exit. */
+	struct fs *fs;
+	struct handle *prev, *next;
+};
+
+/*
+ * A scratch file: a name that is not part of the tree (vim's swap file and
+ * 4913, sed's temporary, rsync's .name.XXXXXX). Its bytes stay in memory and
+ * never reach the API, unless it is renamed over a tree file: then its
+ * content is committed to that file, and the scratch inode stays an alias of
+ * the target until the kernel forgets it.
+ */
+struct scratch {
+	uint64_t ino;
+	uint64_t parent;
+	char *name;		/* NULL once unlinked or renamed away */
+	struct buf data;
+	int64_t mtime_ms;
+	struct tnode alias;	/* kind 0, or the node it was renamed over */
+	struct scratch *next;
+};
+
+struct dirent_snap {
+	char *name;
+	struct tnode t;
+	struct tattr a;
+};
+
+/*
+ * A directory's entries, taken when a reader starts at offset 0 and kept
+ * until a reader reaches the end, so that the offsets of one pass through
+ * the directory index one listing. Readdir has no handle to hang it on (see
+ * fs.no_opendir), so listings are kept by inode, a few at a time: a pass
+ * abandoned half way (ls | head) is dropped when newer ones need the room.
+ */
+struct listing {
+	uint64_t ino;
+	unsigned refs;
+	int attached;		/* still in fs.listings */
+	struct dirent_snap *ents;
+	size_t n, alloc;
+	struct listing *next;
+};
+
+#define WRITE_MAX ((size_t)16 << 20)
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * fs.c: replies and error context shared by every handler (FUSE threads).
+ */
+double attr_timeout(int kind);
+/* Fills st from a; takes the node table lock unless this thread holds it
+ * (a directory's mtime carries its listing generation, dir_gen). */
+void to_stat(struct fs *f, const struct tattr *a, struct stat *st);
+/*
+ * The one place a handler's result becomes an errno for the kernel: r is
+ * 0 (success, for the requests whose reply is an error code) or -errno;
+ * a positive r fails an assertion. Maps the network's ETIMEDOUT and
+ * ENETDOWN to EAGAIN and EFBIG to EIO. No lock needed.
+ */
+void reply_err(fuse_req_t req, int r);
+/* Replies to a lookup or create with t's entry; forgets it again when the
+ * kernel did not take the reply. Takes the node table lock. */
+void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
+		 const struct tattr *a);
+/* Sets this thread's error context to "op PATH" (built only if an error is
+ * recorded). No lock taken here. */
+void set_context(struct fs *f, const char *op, uint64_t ino,
+		 const char *name);
+
+/*
+ * nodes.c: the node table (the inodes the kernel holds) and tombstones.
+ * _locked functions need the node table lock held; the others take it.
+ */
+extern __thread int nodes_locked;
+void nodes_lock(struct fs *f);
+void nodes_unlock(struct fs *f);
+void fnode_free(struct fnode *n);
+struct fnode *node_find_locked(struct fs *f, uint64_t ino);
+struct fnode *group_first_locked(struct fs *f, int cls, int64_t id);
+int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
+	     uint64_t parent, const char *name);
+void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup);
+/* The caller releases out (tree_node_release). -ESTALE: not in the table. */
+int node_get(struct fs *f, uint64_t ino, struct tnode *out);
+uint32_t dir_gen(struct fs *f, uint64_t ino);
+void node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
+		  size_t size, int try);
+void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
+	       size_t size);
+void tomb_add(struct fs *f, int64_t id);
+int tomb_has(struct fs *f, int64_t id);
+int in_tomb(struct fs *f, const struct tnode *dir, const char *name);
+
+/*
+ * scratch.c: scratch files (node table lock for the _locked ones), and the
+ * handlers that make, find and rename them (FUSE threads).
+ */
+int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
+		   const char *name);
+struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino);
+void scratch_attr(struct fs *f, const struct scratch *s, struct tattr *a);
+void scratch_forget_locked(struct fs *f, uint64_t ino);
+void scratch_free(struct scratch *s);
+int scratch_unlink(struct fs *f, uint64_t parent, const char *name);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+
+/* listing.c: directory listings and the directory handlers. */
+void listing_free(struct listing *l);
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/*
+ * handle.c: open files and their handlers. A handle belongs to the kernel
+ * from a successful open or create reply to its release; handle_free
+ * (NULL accepted) takes the handle list lock.
+ */
+struct handle *handle_new(struct fs *f);
+void handle_free(struct handle *h);
+/* For replies sent with no lock held: *out is the caller's to free (via
+ * reply_copy, which replies r or the bytes and frees them). */
+int slice_copy(const struct buf *src, size_t size, off_t off, char **out,
+	       size_t *n);
+void reply_copy(fuse_req_t req, int r, char *copy, size_t n);
+int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n);
+int buf_write_at(struct buf *b, const char *data, size_t size, off_t off);
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	      struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* read_base.c: the versions of writable files processes took (bllock). */
+uint64_t caller_proc(fuse_req_t req);
+void read_base_note(struct fs *f, uint64_t ino, uint64_t proc, int queued,
+		    const char *data, size_t len);
+int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
+		   const char *data, size_t len, struct buf *out);
+
+/* rendered.c: reads without a handle on a read-only mount (rlock). */
+void rendered_drop(struct fs *f, uint64_t ino);
+void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino, size_t size,
+		   off_t off);
+
+#endif

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT
+/*
+ * notify.c: the notifier thread, which turns sync changes into the
+ * kernel's invalidations of exactly the inodes and entries they touch,
+ * from outside any request handler and with no lock of the FUSE side
+ * held; and the outbox's listing invalidation (fs_outbox_changed).
+ */
+#include "fs_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stats.h"
+#include "tree.h"
+
+void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
+{
+	struct fs *f = ctx;
+
+	pthread_mutex_lock(&f->qlock);
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = calloc(1, sizeof(*p));
+
+		if (!p)
+			break;
+		p->c = c[i];
+		p->c.key = c[i].key ? strdup(c[i].key) : NULL;
+		p->next = f->queue;
+		f->queue = p;
+	}
+	pthread_cond_signal(&f->qcond);
+	pthread_mutex_unlock(&f->qlock);
+}
+
+void fs_outbox_changed(struct fs *f)
+{
+	if (!f || !f->se)
+		return;
+	nodes_lock(f);
+	f->fixed_gen[T_OUTBOX]++;
+	nodes_unlock(f);
+	fuse_lowlevel_notify_inval_inode(f->se, T_OUTBOX, 0, 0);
+}
+
+/* One invalidation to send once the node table is unlocked. */
+struct inval {
+	uint64_t ino;		/* inode, or parent for an entry */
+	char *name;		/* NULL: invalidate the inode */
+};
+
+struct inval_list {
+	struct inval *v;
+	size_t n, alloc;
+};
+
+static void inval_add(struct inval_list *l, uint64_t ino, const char *name)
+{
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 64;
+		struct inval *p = realloc(l->v, na * sizeof(*p));
+
+		if (!p)
+			return;
+		l->v = p;
+		l->alloc = na;
+	}
+	l->v[l->n].ino = ino;
+	l->v[l->n].name = name ? strdup(name) : NULL;
+	if (name && !l->v[l->n].name)
+		return;
+	l->n++;
+}
+
+/*
+ * A node whose fate needs a query (is it gone? whose is it?): copied out
+ * of the table, so the query runs with the node lock released.
+ */
+struct cand {
+	uint64_t ino;
+	struct tnode t;
+	uint64_t parent;
+	char *name;		/* its name in parent, or NULL */
+	int orphan;		/* TG_ORPHAN: its conversation unknown */
+	int inode_sent;		/* its inode is invalidated already */
+};
+
+struct cand_list {
+	struct cand *v;
+	size_t n, alloc;
+};
+
+/* What one batch of changes costs the notifier (in .driftfs/stats). */
+struct notify_cost {
+	long visits;		/* nodes looked at */
+	long queries;		/* store queries */
+};
+
+static void cand_add_locked(struct cand_list *l, struct fnode *n,
+			    int orphan, int inode_sent)
+{
+	struct cand *c;
+
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 16;
+		struct cand *p = realloc(l->v, na * sizeof(*p));
+
+		if (!p)
+			return;
+		l->v = p;
+		l->alloc = na;
+	}
+	c = &l->v[l->n];
+	memset(c, 0, sizeof(*c));
+	if (tree_node_copy(&c->t, &n->t))
+		return;
+	c->name = n->parent && n->name ? strdup(n->name) : NULL;
+	c->ino = n->ino;
+	c->parent = c->name ? n->parent : 0;
+	c->orphan = orphan;
+	c->inode_sent = inode_sent;
+	l->n++;
+}
+
+/* Node n is touched by the batch: its inode (once) and, if gone, its name. */
+static void hit_locked(struct fs *f, struct fnode *n, int gone,
+		       struct inval_list *l)
+{
+	if (n->mark != f->batch) {
+		n->mark = f->batch;
+		inval_add(l, n->ino, NULL);
+		if (tree_access(n->t.kind) == TA_DIR)
+			n->gen++;
+	}
+	if (gone && n->parent && n->name)
+		inval_add(l, n->parent, n->name);
+}
+
+/* Every node of group (cls, id), each once per batch. */
+#define FOR_GROUP(f, n, cls, id)                                            \
+	for (struct fnode *n = group_first_locked(f, cls, id); n;           \
+	     n = n->gnext)                                                  \
+		if (n->gcls == (cls) && n->gid == (id))
+
+/* What change c does to node n, found by a rule of group: its inode and
+ * entry, and a query for later (each once per batch). */
+static void touch_locked(struct fs *f, const struct sync_change *c,
+			 int group, struct fnode *n, struct inval_list *l,
+			 struct cand_list *cl)
+{
+	unsigned act = tree_touch_node(c, group, &n->t);
+
+	if (act & (TOUCH_INODE | TOUCH_ENTRY))
+		hit_locked(f, n, (act & TOUCH_ENTRY) != 0, l);
+	if ((act & TOUCH_QUERY) && n->cmark != f->batch) {
+		n->cmark = f->batch;
+		cand_add_locked(cl, n, group == TG_ORPHAN,
+				(act & TOUCH_INODE) != 0);
+	}
+}
+
+/*
+ * The nodes one change touches (tree_touch_rules), under the node lock.
+ * *once holds the rules' once bits the batch has applied already.
+ */
+static void change_locked(struct fs *f, const struct sync_change *c,
+			  int *once, struct inval_list *l,
+			  struct cand_list *cl, struct notify_cost *cost)
+{
+	struct tree_touch_rule rules[TREE_TOUCH_RULES_MAX];
+	size_t nrules = tree_touch_rules(c, rules);
+	int seen = *once;
+
+	for (size_t i = 0; i < nrules; i++) {
+		const struct tree_touch_rule *r = &rules[i];
+
+		if (r->once & seen)
+			continue;
+		*once |= r->once;
+		if (r->group == TG_NONE) {
+			struct fnode *n = node_find_locked(f,
+							   tree_ino(&r->node));
+
+			if (n && n->t.kind == r->node.kind &&
+			    n->t.id == r->node.id) {
+				cost->visits++;
+				touch_locked(f, c, r->group, n, l, cl);
+			}
+			continue;
+		}
+		FOR_GROUP(f, n, r->group, r->id) {
+			cost->visits++;
+			touch_locked(f, c, r->group, n, l, cl);
+		}
+	}
+}
+
+/*
+ * The queries, with no lock held; what they find joins l. convs (sorted,
+ * nconvs long; NULL: unknown) are the conversations the batch changed.
+ */
+static void settle(struct fs *f, struct cand_list *cl, const int64_t *convs,
+		   size_t nconvs, struct inval_list *l,
+		   struct notify_cost *cost)
+{
+	for (size_t i = 0; i < cl->n; i++) {
+		struct cand *c = &cl->v[i];
+		int gone, mine;
+
+		cost->queries++;
+		mine = tree_touch_query(f->d, &c->t, c->orphan, convs, nconvs,
+					&gone);
+		if (!c->inode_sent && mine)
+			inval_add(l, c->ino, NULL);
+		if (gone && c->parent && c->name)
+			inval_add(l, c->parent, c->name);
+	}
+}
+
+/*
+ * The invalidations a batch of changes needs. Lock order: the node lock is
+ * taken alone here (the queue lock is released first), and no store query
+ * runs while it is held: a lookup never waits behind the notifier's
+ * queries, and the cost of a batch follows the nodes the changes touch.
+ */
+static void collect(struct fs *f, struct pending *batch,
+		    struct inval_list *l)
+{
+	struct cand_list cl = { 0 };
+	struct notify_cost cost = { 0, 0 };
+	const int *lists = NULL;
+	int64_t *convs = NULL;
+	size_t nconvs = 0, total = 0, nlists = 0;
+	int once = 0;
+
+	for (struct pending *p = batch; p; p = p->next) {
+		if (!nlists)
+			nlists = tree_touch_lists(&p->c, &lists);
+		total++;
+	}
+	/* Without it (no memory), every orphan is invalidated: too many,
+	 * never too few. */
+	convs = malloc((total ? total : 1) * sizeof(*convs));
+	for (struct pending *p = batch; p && convs; p = p->next)
+		if (p->c.what == SO_CONVERSATION)
+			convs[nconvs++] = p->c.id;
+	if (convs)
+		tree_touch_sort(convs, nconvs);
+	nodes_lock(f);
+	if (!++f->batch)
+		f->batch = 1;	/* 0 is no batch's (fresh nodes) */
+	for (size_t i = 0; i < nlists; i++) {
+		inval_add(l, (uint64_t)lists[i], NULL);
+		f->fixed_gen[lists[i]]++;
+	}
+	for (struct pending *p = batch; p; p = p->next)
+		change_locked(f, &p->c, &once, l, &cl, &cost);
+	nodes_unlock(f);
+
+	settle(f, &cl, convs, nconvs, l, &cost);
+	free(convs);
+	for (size_t i = 0; i < cl.n; i++) {
+		tree_node_release(&cl.v[i].t);
+		free(cl.v[i].name);
+	}
+	free(cl.v);
+	stats_add("notifier visits", cost.visits);
+	stats_add("notifier queries", cost.queries);
+}
+
+static void *notifier(void *arg)
+{
+	struct fs *f = arg;
+
+	pthread_mutex_lock(&f->qlock);
+	while (!f->stop) {
+		struct pending *batch;
+		struct inval_list l = { 0 };
+
+		if (!f->queue) {
+			pthread_cond_wait(&f->qcond, &f->qlock);
+			continue;
+		}
+		batch = f->queue;
+		f->queue = NULL;
+		pthread_mutex_unlock(&f->qlock);
+
+		collect(f, batch, &l);
+		for (size_t i = 0; i < l.n; i++) {
+			if (l.v[i].name)
+				fuse_lowlevel_notify_inval_entry(
+					f->se, l.v[i].ino, l.v[i].name,
+					strlen(l.v[i].name));
+			else {
+				rendered_drop(f, l.v[i].ino);
+				fuse_lowlevel_notify_inval_inode(f->se,
+								 l.v[i].ino, 0,
+								 0);
+			}
+			free(l.v[i].name);
+		}
+		stats_add("kernel invalidations", (long)l.n);
+		free(l.v);
+		while (batch) {
+			struct pending *p = batch;
+
+			batch = p->next;
+			free(p->c.key);
+			free(p);
+		}
+		pthread_mutex_lock(&f->qlock);
+	}
+	pthread_mutex_unlock(&f->qlock);
+	return NULL;
+}
+
+int fs_start(struct fs *f, struct fuse_session *se)
+{
+	int r;
+
+	f->se = se;
+	r = pthread_create(&f->notifier, NULL, notifier, f);
+	if (r)
+		return -r;
+	f->notifier_started = 1;
+	return 0;
+}
+
+void fs_stop(struct fs *f)
+{
+	if (!f->notifier_started)
+		return;
+	log_info("served %lu file opens and %lu reads without an open%s",
+		 f->opens, f->unopened_reads,
+		 f->no_open ? " (read-only: files open without a request)"
+			    : "");
+	pthread_mutex_lock(&f->qlock);
+	f->stop = 1;
+	pthread_cond_signal(&f->qcond);
+	pthread_mutex_unlock(&f->qlock);
+	pthread_join(f->notifier, NULL);
+	f->notifier_started = 0;
+}

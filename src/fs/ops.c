@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops.c: the table of low-level operations given to libfuse (fs_ops), the
+ * connection's setup (op_init), and the handlers of names and attributes:
+ * lookup, forget, getattr, setattr, readlink, statfs, mkdir, unlink and
+ * rmdir. Open files are handle.c's, directories listing.c's, scratch files
+ * (create, rename) scratch.c's.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "commit.h"
+#include "log.h"
+#include "outbox.h"
+#include "tree.h"
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *f = userdata;
+
+	f->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	/*
+	 * On a read-only mount nothing is committed at close(), so files
+	 * need no OPEN, FLUSH or RELEASE either: op_open and op_flush answer
+	 * ENOSYS once, and a warm cat or grep then makes no request at all.
+	 * A read-write mount cannot: FLUSH is where close() commits.
+	 */
+	f->no_open = f->d->read_only &&
+		     (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
+	/*
+	 * Always readdirplus: one request lists and stats a directory.
+	 * AUTO_INVAL_DATA: the kernel checks a directory's mtime when a pass
+	 * through its cached listing starts, if an invalidation made its
+	 * attributes stale (see dir_gen).
+	 */
+	conn->want |= conn->capable &
+		      (FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
+		       FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_PARALLEL_DIROPS |
+		       FUSE_CAP_AUTO_INVAL_DATA);
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *f = fs_of(req);
+	struct fuse_entry_param e;
+	struct tnode dir = { 0 }, child = { 0 };
+	struct tattr a;
+	int r;
+
+	if (lookup_scratch(req, f, parent, name))
+		return;
+	r = node_get(f, parent, &dir);
+	if (r)
+		goto fail;
+	set_context(f, "lookup", parent, name);
+	r = tree_lookup(f->d, &dir, name, &child, &a);
+	if (r == -ENOENT && in_tomb(f, &dir, name))
+		r = tree_lookup_deleted(&dir, name, &child, &a);
+	if (r)
+		goto fail;
+	r = node_ref(f, &child, a.ino, parent, name);
+	if (r)
+		goto fail;
+	memset(&e, 0, sizeof(e));
+	e.ino = a.ino;
+	e.generation = 1;
+	e.attr_timeout = attr_timeout(child.kind);
+	e.entry_timeout = LONG_TIMEOUT;
+	to_stat(f, &a, &e.attr);
+	if (fuse_reply_entry(req, &e))
+		node_forget(f, a.ino, 1);
+	goto out;
+fail:
+	reply_err(req, r);
+out:
+	tree_node_release(&dir);
+	tree_node_release(&child);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *f = fs_of(req);
+	struct tnode t = { 0 };
+	struct tattr a;
+	struct stat st;
+	int r;
+
+	(void)fi;
+	r = node_get(f, ino, &t);
+	if (!r && t.kind == T_SCRATCH) {
+		struct scratch *s;
+
+		nodes_lock(f);
+		s = scratch_by_ino_locked(f, ino);
+		if (s)
+			scratch_attr(f, s, &a);
+		nodes_unlock(f);
+		r = s ? 0 : -ENOENT;
+	} else if (!r) {
+		set_context(f, "getattr", ino, NULL);
+		r = tree_getattr(f->d, &t, &a);
+		/* Parts of a contact deleted a moment ago (rm -r is not done
+		 * with them): placeholders, so the kernel lets it finish. */
+		if (r == -ENOENT && t.kind >= T_CONTACT &&
+		    t.kind <= T_CONTACT_CONVS && tomb_has(f, t.id)) {
+			tree_attr_deleted(&t, &a);
+			r = 0;
+		}
+	}
+	if (r) {
+		reply_err(req, r);
+	} else {
+		to_stat(f, &a, &st);
+		fuse_reply_attr(req, &st, attr_timeout(t.kind));
+	}
+	tree_node_release(&t);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *f = fs_of(req);
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct tnode t = { 0 };
+	struct tattr a;
+	struct stat st;
+	enum tree_access acc;
+	int r;
+
+	r = node_get(f, ino, &t);
+	if (r)
+		goto out;
+	if (t.kind == T_SCRATCH) {
+		struct scratch *s;
+
+		/* Scratch files take any mode, owner or time, and keep ours. */
+		nodes_lock(f);
+		s = scratch_by_ino_locked(f, ino);
+		if (s && (to_set & FUSE_SET_ATTR_SIZE) && !s->alias.kind) {
+			if ((size_t)attr->st_size <= s->data.len) {
+				s->data.len = (size_t)attr->st_size;
+				if (s->data.data)
+					s->data.data[s->data.len] = '\0';
+			} else {
+				r = buf_write_at(&s->data, "", 0,
+						 attr->st_size);
+			}
+		}
+		if (s)
+			scratch_attr(f, s, &a);
+		nodes_unlock(f);
+		r = r ? r : s ? 0 : -ENOENT;
+		goto out;
+	}
+	r = tree_getattr(f->d, &t, &a);
+	if (r)
+		goto out;
+	acc = tree_access(t.kind);
+	/* Mode and owner come from the tree; setting them to what they are
+	 * is fine (editors and cp do it), changing them is not. */
+	if (((to_set & FUSE_SET_ATTR_MODE) &&
+	     (attr->st_mode & 07777) != (a.mode & 07777)) ||
+	    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != f->d->uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != f->d->gid)) {
+		r = -EPERM;
+		goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (acc == TA_RO || acc == TA_DYNAMIC || acc == TA_DIR ||
+		    acc == TA_LINK) {
+			r = -EACCES;
+		} else if (h && h->writable) {
+			pthread_mutex_lock(&h->lock);
+			/* Emptied before any write or read through it (dd,
+			 * rsync --inplace): the writer starts from what it
+			 * read elsewhere, as after O_TRUNC. */
+			if (!attr->st_size && !h->dirty && h->seed_unread)
+				h->base_known = 0;
+			if ((size_t)attr->st_size <= h->data.len) {
+				h->data.len = (size_t)attr->st_size;
+				if (h->data.data)
+					h->data.data[h->data.len] = '\0';
+			} else {
+				r = buf_write_at(&h->data, "", 0,
+						 attr->st_size);
+			}
+			h->dirty = 1;
+			pthread_mutex_unlock(&h->lock);
+		} else if (acc == TA_RW) {
+			/* truncate(2) on a path: commit the shortened bytes. */
+			struct buf b = BUF_INIT;
+			char path[900];
+
+			r = tree_content(f->d, &t, &b);
+			if (!r && (size_t)attr->st_size < b.len)
+				b.len = (size_t)attr->st_size;
+			node_path(f, ino, NULL, path, sizeof(path));
+			/* Cut from the cache now: that is its base too. */
+			r = r ? r : commit_write(f->d, &t, path,
+						 b.data ? b.data : "", b.len,
+						 NULL, NULL);
+			buf_release(&b);
+		}
+		if (r)
+			goto out;
+		r = tree_getattr(f->d, &t, &a);
+		if (!r && h && h->writable) {
+			/* Under the lock: a write may be growing it. */
+			pthread_mutex_lock(&h->lock);
+			a.size = (int64_t)h->data.len;
+			pthread_mutex_unlock(&h->lock);
+		}
+	}
+	/* Times are the API's to set; accept and keep ours (like cp -p). */
+out:
+	if (r) {
+		reply_err(req, r);
+	} else {
+		to_stat(f, &a, &st);
+		fuse_reply_attr(req, &st, t.kind == T_SCRATCH
+						  ? 0 : attr_timeout(t.kind));
+	}
+	tree_node_release(&t);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *f = fs_of(req);
+	struct tnode t = { 0 };
+	struct buf b = BUF_INIT;
+	int r = node_get(f, ino, &t);
+
+	r = r ? r : tree_readlink(f->d, &t, &b);
+	if (r)
+		reply_err(req, r);
+	else
+		fuse_reply_readlink(req, b.data ? b.data : "");
+	buf_release(&b);
+	tree_node_release(&t);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/*
+ * unlink and rmdir: scratch files go; a contact or a message is deleted
+ * through the API; .driftfs/outbox/<n>.json cancels a pending write; what
+ * the API cannot delete is EPERM. Inside a contact that is already gone,
+ * removing is a no-op, so "rm -r contacts/<id>" finishes cleanly.
+ */
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *f = fs_of(req);
+	struct tnode dir = { 0 }, child = { 0 };
+	struct tattr a;
+	char path[900];
+	int r;
+
+	if (!scratch_unlink(f, parent, name)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = node_get(f, parent, &dir);
+	if (r)
+		goto out;
+	set_context(f, "unlink", parent, name);
+	/* The contact went first (rm -r removed contact.json): its parts,
+	 * and then its directory, go quietly. */
+	if (in_tomb(f, &dir, name)) {
+		r = 0;
+		goto out;
+	}
+	r = tree_lookup(f->d, &dir, name, &child, &a);
+	if (r)
+		goto out;
+	node_path(f, parent, name, path, sizeof(path));
+	switch (child.kind) {
+	case T_CONTACT:
+	case T_CONTACT_JSON:
+		r = commit_delete(f->d, &child, path);
+		if (!r)
+			tomb_add(f, child.id);
+		break;
+	case T_MESSAGE_JSON:
+		r = commit_delete(f->d, &child, path);
+		break;
+	case T_CONTACT_TAGS:
+	case T_CONTACT_TIMELINE:
+	case T_CONTACT_CONVS:
+	case T_CONTACT_CONV_LINK:
+		/* Parts of a contact: they go when the contact goes. */
+		r = -EPERM;
+		break;
+	case T_OUTBOX_ITEM:
+		r = outbox_cancel(f->d->outbox, child.id);
+		break;
+	default:
+		r = -EPERM;
+	}
+out:
+	if (r == -EPERM)
+		log_error_event("the API cannot delete this");
+	reply_err(req, r);
+	tree_node_release(&dir);
+	tree_node_release(&child);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	reply_err(req, -EPERM);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.statfs = op_statfs,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.create = op_create,
+	.mkdir = op_mkdir,
+	.rename = op_rename,
+};
+
+const struct fuse_lowlevel_ops *fs_ops(void)
+{
+	return &ops;
+}

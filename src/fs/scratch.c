@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+/*
+ * scratch.c: scratch files, the names that are not part of the tree
+ * (editors' swap files, sed's and rsync's temporaries): their bytes in
+ * memory, and the handlers that create, find, unlink and rename them; a
+ * rename over a tree file commits the content there. Guarded by the node
+ * table lock (fs_int.h).
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commit.h"
+#include "http.h"
+#include "tree.h"
+
+static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
+					      const char *name)
+{
+	for (struct scratch *s = f->scratch; s; s = s->next)
+		if (s->parent == parent && s->name && !strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino)
+{
+	for (struct scratch *s = f->scratch; s; s = s->next)
+		if (s->ino == ino)
+			return s;
+	return NULL;
+}
+
+void scratch_free(struct scratch *s)
+{
+	free(s->name);
+	buf_release(&s->data);
+	tree_node_release(&s->alias);
+	free(s);
+}
+
+/* Drops a scratch file the kernel has forgotten and no name reaches. */
+void scratch_forget_locked(struct fs *f, uint64_t ino)
+{
+	for (struct scratch **p = &f->scratch; *p; p = &(*p)->next) {
+		struct scratch *s = *p;
+
+		if (s->ino == ino && !s->name) {
+			*p = s->next;
+			scratch_free(s);
+			return;
+		}
+	}
+}
+
+void scratch_attr(struct fs *f, const struct scratch *s,
+			 struct tattr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (s->alias.kind && !tree_getattr(f->d, &s->alias, a)) {
+		a->ino = s->ino;
+		return;
+	}
+	a->ino = s->ino;
+	a->mode = S_IFREG | 0644;
+	a->nlink = s->name ? 1 : 0;
+	a->size = (int64_t)s->data.len;
+	a->mtime_ms = s->mtime_ms;
+}
+
+/* Looks name up among the scratch files; replies and returns 1 if found. */
+int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
+			  const char *name)
+{
+	struct tnode t = { T_SCRATCH, 0, NULL };
+	struct scratch *s;
+	struct tattr a;
+
+	nodes_lock(f);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		scratch_attr(f, s, &a);
+		t.id = (int64_t)(s->ino & ((UINT64_C(1) << 55) - 1));
+	}
+	nodes_unlock(f);
+	if (!s)
+		return 0;
+	if (node_ref(f, &t, a.ino, parent, name))
+		reply_err(req, -EIO);
+	else
+		reply_entry(req, f, &t, &a);
+	return 1;
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *f = fs_of(req);
+	struct scratch *s = NULL;
+	struct handle *h = NULL;
+	struct tnode dir = { 0 }, t = { T_SCRATCH, 0, NULL };
+	struct tattr a;
+	int r;
+
+	(void)mode;
+	r = node_get(f, parent, &dir);
+	if (!r && tree_access(dir.kind) != TA_DIR)
+		r = -ENOTDIR;
+	tree_node_release(&dir);
+	if (!r && strlen(name) > 255)
+		r = -ENAMETOOLONG;
+	if (r)
+		goto fail;
+	s = calloc(1, sizeof(*s));
+	h = handle_new(f);
+	if (!s || !h || !(s->name = strdup(name))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	buf_init(&s->data, WRITE_MAX);
+	s->parent = parent;
+	s->mtime_ms = http_wall_ms();
+	nodes_lock(f);
+	if (scratch_by_name_locked(f, parent, name)) {
+		nodes_unlock(f);
+		r = -EEXIST;
+		goto fail;
+	}
+	t.id = (int64_t)++f->scratch_next;
+	s->ino = tree_ino(&t);
+	s->next = f->scratch;
+	f->scratch = s;
+	scratch_attr(f, s, &a);
+	nodes_unlock(f);
+	s = NULL;
+	r = node_ref(f, &t, a.ino, parent, name);
+	if (r)
+		goto fail;
+	h->kind = T_SCRATCH;
+	h->scratch = a.ino;
+	h->writable = 1;
+	buf_init(&h->wbuf, CTL_MAX);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	{
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));
+		e.ino = a.ino;
+		e.generation = 1;
+		to_stat(f, &a, &e.attr);
+		if (fuse_reply_create(req, &e, fi)) {
+			node_forget(f, a.ino, 1);
+			handle_free(h);
+		}
+	}
+	return;
+fail:
+	if (s) {
+		free(s->name);
+		free(s);
+	}
+	/* Listed by handle_new: unlisted here, or fs_free meets it again. */
+	handle_free(h);
+	reply_err(req, r);
+}
+
+/* Removes a scratch name; 0, or -ENOENT when it is no scratch file. */
+int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
+{
+	struct scratch *s;
+
+	nodes_lock(f);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		free(s->name);
+		s->name = NULL;
+		if (!node_find_locked(f, s->ino))
+			scratch_forget_locked(f, s->ino);
+	}
+	nodes_unlock(f);
+	return s ? 0 : -ENOENT;
+}
+
+/*
+ * rename: a scratch file renamed over a writable tree file commits its
+ * content there (sed -i, rsync, editors that write a temporary and rename
+ * it); scratch to another scratch name just moves it. Tree files are not
+ * renamed (EPERM): their names come from the API.
+ */
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fs *f = fs_of(req);
+	struct tnode dir = { 0 }, target = { 0 };
+	struct buf content = BUF_INIT, base = BUF_INIT;
+	struct scratch *s, *old;
+	struct tattr a;
+	char path[900];
+	uint64_t ino = 0;
+	int r, based, queued;
+
+	if (flags & RENAME_EXCHANGE) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	nodes_lock(f);
+	s = scratch_by_name_locked(f, parent, name);
+	if (s) {
+		ino = s->ino;
+		r = buf_add(&content, s->data.data ? s->data.data : "",
+			    s->data.len);
+	} else {
+		r = -EPERM;
+	}
+	nodes_unlock(f);
+	if (r)
+		goto out;
+	r = node_get(f, newparent, &dir);
+	if (r)
+		goto out;
+	set_context(f, "rename", newparent, newname);
+	r = tree_lookup(f->d, &dir, newname, &target, &a);
+	if (r == -ENOENT) {
+		/* Scratch to scratch: move the name (replacing any other). */
+		nodes_lock(f);
+		old = scratch_by_name_locked(f, newparent, newname);
+		if (old) {
+			free(old->name);
+			old->name = NULL;
+		}
+		s = scratch_by_ino_locked(f, ino);
+		if (s) {
+			char *nm = strdup(newname);
+
+			r = nm ? 0 : -ENOMEM;
+			if (nm) {
+				free(s->name);
+				s->name = nm;
+				s->parent = newparent;
+			}
+		}
+		nodes_unlock(f);
+		goto out;
+	}
+	if (r)
+		goto out;
+	if (flags & RENAME_NOREPLACE) {
+		r = -EEXIST;
+		goto out;
+	}
+	node_path(f, newparent, newname, path, sizeof(path));
+	/*
+	 * Whoever filled the scratch file read the target, if at all,
+	 * through a descriptor of its own (vim and sed -i read it first,
+	 * and rename from the same process): compare with the version it
+	 * took (read_base_pick), else the cache now. What it commits is its
+	 * next version (marked while queued: see fs.bases).
+	 */
+	based = !read_base_pick(f, a.ino, caller_proc(req),
+				content.data ? content.data : "", content.len,
+				&base);
+	r = commit_write(f->d, &target, path, content.data ? content.data : "",
+			 content.len, based ? &base : NULL, &queued);
+	if (r)
+		goto out;
+	if (tree_access(target.kind) == TA_RW)
+		read_base_note(f, a.ino, caller_proc(req), queued,
+			       content.data ? content.data : "", content.len);
+	/* The kernel now calls the scratch inode by the target's name. */
+	nodes_lock(f);
+	s = scratch_by_ino_locked(f, ino);
+	if (s) {
+		free(s->name);
+		s->name = NULL;
+		tree_node_release(&s->alias);
+		tree_node_copy(&s->alias, &target);
+	}
+	nodes_unlock(f);
+out:
+	reply_err(req, r);
+	buf_release(&content);
+	buf_release(&base);
+	tree_node_release(&dir);
+	tree_node_release(&target);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tree_int: what tree.c, tree_file.c and tree_dir.c share, and nothing
+ * another module may use (include/tree.h is the contract). No locks of its
+ * own: the functions that query take the store's, and return 0 or -errno.
+ */
+#ifndef DRIFTFS_TREE_INT_H
+#define DRIFTFS_TREE_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "driftfs.h"
+#include "store.h"
+#include "tree.h"
+
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The by-status directories' names, T_STATUS_OPEN onward. */
+static const char *const status_names[] = { "open", "closed", "pending",
+					    "bulk_sent" };
+
+/* tree.c: a kind's mode bits and link count. */
+mode_t kind_mode(int kind);
+unsigned kind_nlink(int kind);
+
+/*
+ * tree_file.c: a link node's target into out, and the time it shows into
+ * *mtime (that of the object it points to); -ENOENT when that is gone.
+ */
+int link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
+		int64_t *mtime);
+/* .driftfs/outbox/<seq>.json's bytes for row, appended to out. */
+int render_outbox_row(const struct outbox_row *row, struct buf *out);
+
+#endif

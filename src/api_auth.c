@@ -140,3 +140,160 @@ int api_users_org(struct http *h, long timeout_ms, int64_t *org)
 	http_response_release(&resp);
 	return err;
 }
+
+/* Whether v is one token: no controls, spaces or DEL (the credentials file
+ * holds it on one line, trimmed). */
+static int token_ok(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* A member under either of two names, as a string. */
+static const char *str2(const cJSON *o, const char *a, const char *b)
+{
+	const char *v = json_get_str(o, a);
+
+	return v ? v : json_get_str(o, b);
+}
+
+static void scrub_free(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
+}
+
+void api_oauth_token_release(struct api_oauth_token *t)
+{
+	if (!t)
+		return;
+	scrub_free(t->access_token);
+	scrub_free(t->refresh_token);
+	memset(t, 0, sizeof(*t));
+}
+
+int api_parse_oauth_token(const char *body, size_t len,
+			  struct api_oauth_token *out)
+{
+	cJSON *v = json_parse(body, len);
+	const char *at, *rt;
+	int64_t exp = 0;
+	int r = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (!v || !cJSON_IsObject(v))
+		goto out;
+	at = str2(v, "access_token", "accessToken");
+	rt = str2(v, "refresh_token", "refreshToken");
+	if (!at || !*at || !token_ok(at) || (rt && !token_ok(rt)))
+		goto out;
+	if (json_get_i64(v, "expires_in", &exp) &&
+	    json_get_i64(v, "expiresIn", &exp))
+		exp = 0;
+	if (exp >= 1000000)
+		exp /= 1000;
+	if (exp < 0)
+		exp = 0;
+	if (json_get_i64(v, "orgId", &out->org))
+		out->org = 0;
+	out->access_token = strdup(at);
+	out->refresh_token = rt && *rt ? strdup(rt) : NULL;
+	if (!out->access_token || (rt && *rt && !out->refresh_token)) {
+		r = -ENOMEM;
+		goto out;
+	}
+	out->expires_in = exp;
+	r = 0;
+out:
+	if (r)
+		api_oauth_token_release(out);
+	cJSON_Delete(v);
+	return r;
+}
+
+/* Appends "&name=value" (no '&' first), value percent-encoded. */
+static int form_add(struct buf *b, const char *name, const char *value)
+{
+	char *e;
+	int r;
+
+	if (!value)
+		return 0;
+	e = api_query_escape(value);
+	if (!e)
+		return -ENOMEM;
+	r = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, e);
+	scrub_free(e);
+	return r;
+}
+
+int api_oauth_token(struct http *h, const struct api_oauth_grant *g,
+		    struct api_oauth_token *out, char *why, size_t n)
+{
+	/* An error page may echo the form: none of these may show. */
+	const char *secrets[4], *const grant[] = { g->client_secret,
+						   g->refresh_token, g->code };
+	size_t nsec = 0;
+	struct http_request rq = {
+		.method = "POST",
+		.path = "/oauth2/token",
+		.ctype = "application/x-www-form-urlencoded",
+		.max_body = 1 << 20,
+		.flags = HTTP_NO_AUTH | HTTP_IDEMPOTENT,
+		.secrets = secrets,
+	};
+	struct http_response resp;
+	struct buf form = BUF_INIT;
+	int r;
+
+	for (size_t i = 0; i < sizeof(grant) / sizeof(*grant); i++)
+		if (grant[i])
+			secrets[nsec++] = grant[i];
+	secrets[nsec] = NULL;
+	memset(out, 0, sizeof(*out));
+	why[0] = '\0';
+	r = form_add(&form, "grant_type", g->grant_type);
+	r = r ? r : form_add(&form, "client_id", g->client_id);
+	r = r ? r : form_add(&form, "client_secret", g->client_secret);
+	r = r ? r : form_add(&form, "code", g->code);
+	r = r ? r : form_add(&form, "refresh_token", g->refresh_token);
+	r = r ? r : form_add(&form, "redirect_uri", g->redirect_uri);
+	if (r) {
+		snprintf(why, n, "out of memory");
+		goto out;
+	}
+	/* Retried only on transient failures, where the server most likely
+	 * never saw the grant. */
+	rq.body = form.data;
+	rq.body_len = form.len;
+	r = http_request(h, &rq, &resp);
+	if (r) {
+		if (resp.status)
+			snprintf(why, n, "POST /oauth2/token: HTTP %ld%s%s",
+				 resp.status, resp.message[0] ? ": " : "",
+				 resp.message);
+		else
+			snprintf(why, n, "POST /oauth2/token: %s",
+				 resp.message[0] ? resp.message
+						 : "no response");
+		if (resp.status == 400 || resp.status == 401)
+			r = -EACCES;
+	} else {
+		r = api_parse_oauth_token(resp.body.data, resp.body.len, out);
+		if (r)
+			snprintf(why, n, "POST /oauth2/token: the answer holds "
+					 "no access token");
+	}
+	if (resp.body.data)
+		memset(resp.body.data, 0, resp.body.len);
+	http_response_release(&resp);
+out:
+	if (form.data)
+		memset(form.data, 0, form.len);
+	buf_release(&form);
+	return r;
+}

@@ -63,6 +63,7 @@ struct api_user {
 	char *email;
 	char *name;
 	int bot;
+	int64_t org;		/* orgId; 0 when absent */
 	struct buf json;
 };
 

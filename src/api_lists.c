@@ -37,6 +37,8 @@ static int parse_user(const cJSON *v, struct api_user *u)
 	if (!u->name)
 		u->name = api_dup_or_null(json_get_str(v, "alias"));
 	u->bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "bot"));
+	if (json_get_i64(v, "orgId", &u->org))
+		u->org = 0;
 	r = json_render(v, &u->json);
 	if (r)
 		api_user_release(u);

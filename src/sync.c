@@ -11,7 +11,6 @@
 #include "account.h"
 #include "api.h"
 #include "http.h"
-#include "json.h"
 #include "log.h"
 #include "names.h"
 #include "render.h"
@@ -975,6 +974,7 @@ static int take_user(void *ctx, const struct api_user *u)
 	c->id = u->id;
 	c->mtime = u->mtime;
 	c->bot = u->bot;
+	c->org = u->org;
 	l->n++;		/* counted now: released with the rest on failure */
 	r = dup_str(&c->email, u->email);
 	r = r ? r : dup_str(&c->name, u->name);
@@ -1007,13 +1007,9 @@ static int foreign_users(struct sync *s, const struct list_ctx *l)
 	int64_t mine = store_meta_i64(s->d->store, "org_id"), org = 0;
 
 	for (size_t i = 0; mine > 0 && i < l->n && org <= 0; i++) {
-		cJSON *v = json_parse(l->users[i].json.data
-					      ? l->users[i].json.data : "",
-				      l->users[i].json.len);
-
-		if (!v || json_get_i64(v, "orgId", &org) || org == mine)
+		org = l->users[i].org;
+		if (org == mine)
 			org = 0;
-		cJSON_Delete(v);
 	}
 	if (org <= 0)
 		return 0;

@@ -49,7 +49,7 @@ int api_get_body(struct http *h, const char *path, struct http_response *resp)
 
 /* Parses a response body. NULL (and *err, -EIO) when it is not JSON. */
 cJSON *api_parse_body(const char *where, const char *body, size_t len,
-			 int *err)
+		      int *err)
 {
 	cJSON *v = json_parse(body ? body : "", len);
 

@@ -283,11 +283,20 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 	return 0;
 }
 
-/* Who wrote a message, for the transcript: name and role. */
-static void author_of(struct sync *s, const struct conv_fetch *f,
-		      const struct api_message *m, char *name, size_t size,
-		      const char **role)
+/* What author_of() looks in: the cache, and the conversation's contact. */
+struct author_ctx {
+	struct sync *s;
+	const struct conv_fetch *f;
+};
+
+/* Who wrote a message, for the transcript: name and role (a
+ * render_author_fn, render.h). */
+static void author_of(void *ctx, const struct api_message *m, char *name,
+		      size_t size, const char **role)
 {
+	const struct author_ctx *a = ctx;
+	struct sync *s = a->s;
+	const struct conv_fetch *f = a->f;
 	struct store_row row;
 
 	if (!strcmp(m->author_type, "contact")) {
@@ -319,23 +328,6 @@ static void author_of(struct sync *s, const struct conv_fetch *f,
 	}
 }
 
-static int render_transcript(struct sync *s, const struct conv_fetch *f,
-			     struct buf *out)
-{
-	int r = 0;
-
-	for (size_t i = 0; i < f->nmsgs && !r; i++) {
-		const struct api_message *m = &f->msgs[i];
-		char name[256];
-		const char *role;
-
-		author_of(s, f, m, name, sizeof(name), &role);
-		r = render_transcript_block(m->created, name, role, m->type,
-					    m->body, out);
-	}
-	return r;
-}
-
 static int cmp_message(const void *a, const void *b)
 {
 	const struct api_message *x = a, *y = b;
@@ -354,6 +346,7 @@ int sync_conversation(struct sync *s, int64_t id)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
+	struct author_ctx who = { s, &f };
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
@@ -388,7 +381,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
-	r = render_transcript(s, &f, &transcript);
+	r = render_transcript(f.msgs, f.nmsgs, author_of, &who, &transcript);
 	if (r)
 		goto out;
 

@@ -5,10 +5,13 @@
  * commit, and the steps one file runs for another. The contract for
  * callers is include/sync.h.
  *
- * Locks: s->lock guards the fields marked so below and is only ever held
- * for a few statements, never across a request, a store call or the change
- * callback; s->pass_lock serialises whole passes and is held across them.
- * Order: pass_lock, then the store's transaction, then s->lock.
+ * Locks: s->lock guards the fields marked so below and is held for a few
+ * statements, never across a request or the change callback; it is taken
+ * inside store transactions (sync_written_since in sync_list), and the end
+ * of a pass and the status read the store's meta table under it.
+ * s->pass_lock serialises whole passes and is held across them (requests,
+ * transactions and callbacks included). Order: pass_lock, then a store
+ * transaction, then s->lock.
  */
 #ifndef DRIFTFS_SYNC_INT_H
 #define DRIFTFS_SYNC_INT_H

@@ -1379,7 +1379,7 @@ static void test_user_org_and_token_answer(void)
 	CHECK_EQ_INT(api_parse_oauth_token(camel, sizeof(camel) - 1, &tok), 0);
 	CHECK_EQ_STR(tok.access_token, "A1");
 	CHECK_EQ_STR(tok.refresh_token, "R1");
-	CHECK_EQ_INT(tok.expires_in, 7200);	/* milliseconds, taken as such */
+	CHECK_EQ_INT(tok.expires_in, 7200);	/* 7200000 ms */
 	CHECK_EQ_INT(tok.org, 42);
 	api_oauth_token_release(&tok);
 	CHECK(!tok.access_token && !tok.refresh_token);

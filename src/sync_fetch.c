@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * sync_fetch.c: the on-demand fetchers a lookup of an uncached object runs
- * on a FUSE thread (contact, conversation, user, by email, by external id),
- * the removal of a contact the API deleted, and the one-minute memory of
- * misses. Not the pass (sync.c).
+ * sync_fetch.c: the on-demand fetchers (contact, conversation, user, by
+ * email, by external id) that a lookup of an uncached object (FUSE), a
+ * write's refetch (commit) or ctl runs on its own thread, the removal of a
+ * contact the API deleted, and the one-minute memory of misses. Not the
+ * pass (sync.c).
  */
 #include <errno.h>
 #include <pthread.h>

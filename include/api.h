@@ -2,17 +2,40 @@
 /*
  * api: the Drift REST endpoints driftfs uses, parsed into plain rows.
  *
- * This is the only module that knows Drift's envelopes (which differ from
- * endpoint to endpoint, see drift-api.md §3.1) and paging styles. Every
- * response is treated as untrusted: wrong shapes, missing ids and repeating
- * cursors are errors (logged, -EIO), never crashes or endless loops. cJSON
- * trees stay inside this file; callers get rows whose `json` member is the
- * object's canonical rendering, ready to store.
+ * This is the only module that knows Drift's endpoint paths, envelopes
+ * (which differ from endpoint to endpoint, see drift-api.md §3.1) and
+ * paging styles. Every response is treated as untrusted: wrong shapes,
+ * missing ids and repeating cursors are errors (logged, -EIO), never
+ * crashes or endless loops. cJSON trees stay inside the api_*.c files;
+ * callers get rows whose `json` member is the object's canonical rendering,
+ * ready to store.
  *
- * Callbacks receive rows that live only for the call; they return 0 to go on
- * or -errno to stop the walk (the walk then returns that value).
+ * Files: api.c (what every endpoint shares: the bounded GET, envelopes,
+ * escaping, paging), api_contact.c, api_conversation.c (with messages and
+ * attachments), api_lists.c (users, playbooks, accounts), api_auth.c (the
+ * token exchange, token_info, the org lookup). Writes are api_write.c's.
  *
- * Row release functions accept zeroed rows. Thread-safe as http.c is.
+ * Contract, for every function below unless it says otherwise:
+ * - Returns 0 or -errno: -ENOENT for a 404, -EACCES for 401/403, -EIO for
+ *   an answer of the wrong shape, and whatever else http.h maps a status or
+ *   a transport error to. Functions that return a pointer return NULL and
+ *   set errno.
+ * - Threads: any thread, any number at once. The api keeps no state of its
+ *   own (no lock, no cache); a struct http is safe to share between threads
+ *   (http.h: pool, governor and token source are locked inside it). A
+ *   struct api_cursor belongs to one walk and is not shared.
+ * - Blocking: a fetcher blocks its thread for the request, its retries and
+ *   their pauses, within the client's deadline. Call none with a lock held
+ *   that another thread needs meanwhile (sync never holds the store's write
+ *   transaction across one).
+ * - Callbacks run on the calling thread, synchronously, once per row, after
+ *   the answer has arrived (no http or api lock is held). They receive rows
+ *   that live only for the call; they return 0 to go on or -errno to stop
+ *   the walk (the walk then returns that value).
+ * - Ownership: a row filled by a fetcher (out) belongs to the caller, who
+ *   releases it with its *_release() even when the call failed. Release
+ *   functions accept zeroed rows. Strings the caller passes in are only
+ *   read.
  */
 #ifndef DRIFTFS_API_H
 #define DRIFTFS_API_H
@@ -21,6 +44,8 @@
 
 #include "buf.h"
 #include "http.h"
+
+/* ---- Rows ------------------------------------------------------------ */
 
 struct api_contact {
 	int64_t id;
@@ -38,6 +63,7 @@ struct api_user {
 	char *email;
 	char *name;
 	int bot;
+	int64_t org;		/* orgId; 0 when absent */
 	struct buf json;
 };
 
@@ -102,21 +128,53 @@ void api_message_release(struct api_message *m);
 void api_object_release(struct api_object *o);
 void api_cursor_release(struct api_cursor *cur);
 
+/* ---- Shared: escaping and paging (api.c) ----------------------------- */
+
+/* Percent-encodes s for a query string value (caller frees). */
+char *api_query_escape(const char *s);
+
+/*
+ * The path (and query) of a next-page URL from a response, absolute or
+ * relative, for the configured server: the host and scheme it names are
+ * dropped, so a token never goes elsewhere. NULL with errno EINVAL when it
+ * is not a URL or holds a byte RFC 3986 does not allow anywhere (a control,
+ * space, DEL, non-ASCII, '"' or '\\'), ENOMEM when out of memory. The
+ * caller frees the path.
+ */
+char *api_next_path(const char *url);
+
+/*
+ * The parsers behind the fetchers below (api_parse_*): a response body in,
+ * rows out, no I/O (the fetchers are these plus a GET; the fuzzer calls
+ * them directly). where names the request in log lines. Malformed JSON and
+ * wrong shapes are -EIO, as from the fetchers.
+ */
+
+/* ---- Contacts (api_contact.c) ---------------------------------------- */
+
 int api_contact_get(struct http *h, int64_t id, struct api_contact *out);
 int api_contacts_by_email(struct http *h, const char *email, api_contact_cb cb,
 			  void *ctx);
 int api_contacts_by_external_id(struct http *h, const char *ext,
 				api_contact_cb cb, void *ctx);
-/* The custom attribute definitions, rendered canonically. */
+/* The custom attribute definitions, rendered canonically, appended to
+ * *json (the caller's buffer, released by it). */
 int api_contact_attributes(struct http *h, struct buf *json);
 
-int api_users_list(struct http *h, api_user_cb cb, void *ctx);
-int api_user_get(struct http *h, int64_t id, struct api_user *out);
+int api_parse_contact(const char *where, const char *body, size_t len,
+		      struct api_contact *out);
+int api_parse_contact_list(const char *where, const char *body, size_t len,
+			   api_contact_cb cb, void *ctx);
+int api_parse_attributes(const char *where, const char *body, size_t len,
+			 struct buf *json);
+
+/* ---- Conversations, messages, attachments (api_conversation.c) -------- */
 
 /*
  * One page of the conversation list, newest updatedAt first, in whichever
  * paging style the server answers with (legacy `next` or `page_token`).
- * Sets cur->done after the last page.
+ * Sets cur->done after the last page (and after an error). The caller
+ * releases cur with api_cursor_release() once the walk is over.
  */
 int api_conversations_page(struct http *h, struct api_cursor *cur,
 			   api_conversation_cb cb, void *ctx);
@@ -129,33 +187,12 @@ int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
  * The bytes of an attachment, at most max bytes, written to fd (from
  * offset 0, truncated first, and again before a retry) as they arrive, so
  * no more than a small buffer of them is in memory. *size gets their
- * number. -EFBIG past max; a local write error (-ENOSPC...) as it is.
+ * number. -EFBIG past max; a local write error (-ENOSPC...) as it is. fd
+ * stays the caller's.
  */
 int api_attachment_save(struct http *h, int64_t id, size_t max, int fd,
 			int64_t *size);
 
-int api_playbooks(struct http *h, api_object_cb cb, void *ctx);
-int api_accounts(struct http *h, api_object_cb cb, void *ctx);
-
-/* Percent-encodes s for a query string value (caller frees). */
-char *api_query_escape(const char *s);
-
-/*
- * The parsers behind the calls above: a response body in, rows out, no I/O
- * (the fetchers are these plus a GET; the fuzzer calls them directly).
- * where names the request in log lines. Malformed JSON and wrong shapes are
- * -EIO, as from the fetchers.
- */
-int api_parse_contact(const char *where, const char *body, size_t len,
-		      struct api_contact *out);
-int api_parse_contact_list(const char *where, const char *body, size_t len,
-			   api_contact_cb cb, void *ctx);
-int api_parse_attributes(const char *where, const char *body, size_t len,
-			 struct buf *json);
-int api_parse_users(const char *where, const char *body, size_t len,
-		    api_user_cb cb, void *ctx);
-int api_parse_user(const char *where, const char *body, size_t len,
-		   struct api_user *out);
 /*
  * One page of the conversation list: counts it in cur, sets cur->next to
  * the next page's path (or cur->done), refuses a cursor that repeats.
@@ -169,19 +206,68 @@ int api_parse_conversation(const char *where, const char *body, size_t len,
 int api_parse_messages_page(const char *where, const char *body, size_t len,
 			    int64_t conversation_id, api_message_cb cb,
 			    void *ctx, char **next);
+
+/* ---- Users, playbooks, accounts (api_lists.c) ------------------------- */
+
+int api_users_list(struct http *h, api_user_cb cb, void *ctx);
+int api_user_get(struct http *h, int64_t id, struct api_user *out);
+int api_playbooks(struct http *h, api_object_cb cb, void *ctx);
+/* Every page of the accounts list. */
+int api_accounts(struct http *h, api_object_cb cb, void *ctx);
+
+int api_parse_users(const char *where, const char *body, size_t len,
+		    api_user_cb cb, void *ctx);
+int api_parse_user(const char *where, const char *body, size_t len,
+		   struct api_user *out);
 int api_parse_playbooks(const char *where, const char *body, size_t len,
 			api_object_cb cb, void *ctx);
 /* *next_path: the next page's path (caller frees), NULL after the last. */
 int api_parse_accounts_page(const char *where, const char *body, size_t len,
 			    api_object_cb cb, void *ctx, char **next_path);
+
+/* ---- The token and its org (api_auth.c) ------------------------------- */
+
+/* One grant for the token endpoint; strings are the caller's, only read. */
+struct api_oauth_grant {
+	const char *grant_type;		/* authorization_code, refresh_token */
+	const char *client_id;
+	const char *client_secret;
+	const char *code;		/* authorization_code */
+	const char *refresh_token;	/* refresh_token */
+	const char *redirect_uri;	/* optional */
+};
+
+/* What the token endpoint answered. Strings are owned: release with
+ * api_oauth_token_release(), which scrubs them. */
+struct api_oauth_token {
+	char *access_token;	/* never NULL after success */
+	char *refresh_token;	/* NULL when none came */
+	int64_t expires_in;	/* seconds; 0 = no expiry given */
+	int64_t org;		/* orgId; 0 when absent */
+};
+
+/* Scrubs and frees the strings; leaves t zeroed. Accepts NULL and zeroed. */
+void api_oauth_token_release(struct api_oauth_token *t);
+
 /*
- * The path (and query) of a next-page URL from a response, absolute or
- * relative, for the configured server: the host and scheme it names are
- * dropped, so a token never goes elsewhere. NULL with errno EINVAL when it
- * is not a URL or holds a byte RFC 3986 does not allow anywhere (a control,
- * space, DEL, non-ASCII, '"' or '\\'), ENOMEM when out of memory.
+ * POSTs the grant, form-urlencoded, to /oauth2/token (no Authorization
+ * header, so it needs no token source; auth.c calls it to log in and to
+ * refresh) and parses the answer into out. why (size n) receives a
+ * secret-free description of a failure. Returns 0 or -errno (-EACCES when
+ * the API refused the grant with 400 or 401). out is zeroed on failure.
  */
-char *api_next_path(const char *url);
+int api_oauth_token(struct http *h, const struct api_oauth_grant *g,
+		    struct api_oauth_token *out, char *why, size_t n);
+/*
+ * Parses the JSON answer of /oauth2/token (snake_case or camelCase:
+ * access_token/accessToken, refresh_token/refreshToken,
+ * expires_in/expiresIn, orgId). expires_in is seconds; values of 10^6 and
+ * more are taken as milliseconds (Drift's docs disagree on the unit).
+ * -EINVAL without an access token, or when a token holds a control, a
+ * space or DEL; out is zeroed then.
+ */
+int api_parse_oauth_token(const char *body, size_t len,
+			  struct api_oauth_token *out);
 
 /* What POST /app/token_info says about a token (drift-api.md §2.3). */
 struct api_token_info {

@@ -2,14 +2,22 @@
 /*
  * render: turning stored rows into the text files of the tree.
  *
- * Pure functions with no I/O, so they are unit-tested directly and fuzzed.
+ * Pure functions with no I/O, so they are unit-tested directly and fuzzed:
+ * no locks, any thread, nothing kept between calls. Each appends to out
+ * (the caller's buffer, released by it) and returns 0 or buf.h's -ENOMEM
+ * or -EFBIG; on an error out may hold part of the text.
+ *
+ * render knows the api's row types (api.h), none of its calls.
  */
 #ifndef DRIFTFS_RENDER_H
 #define DRIFTFS_RENDER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
+
+struct api_message;
 
 /*
  * Appends HTML as plain text: tags removed (<br>, </p>, </div> and </li>
@@ -33,5 +41,22 @@ int render_time(int64_t ms, struct buf *out);
 int render_transcript_block(int64_t created_ms, const char *name,
 			    const char *role, const char *type,
 			    const char *html, struct buf *out);
+
+/*
+ * Names the author of m for the transcript: writes a NUL-terminated name
+ * into name (size bytes) and points *role at a static "agent", "contact"
+ * or "bot". Called on render_transcript()'s thread, once per message in
+ * order; it is the caller's code (sync looks authors up in the cache, and
+ * may wait there), so render itself stays free of I/O.
+ */
+typedef void (*render_author_fn)(void *ctx, const struct api_message *m,
+				 char *name, size_t size, const char **role);
+
+/*
+ * Appends the transcript of n messages, in the order given (the caller
+ * sorts them): one render_transcript_block() each, named by author.
+ */
+int render_transcript(const struct api_message *msgs, size_t n,
+		      render_author_fn author, void *ctx, struct buf *out);
 
 #endif

@@ -14,6 +14,24 @@
  *
  * Whatever changed is reported to the change callback after it is committed,
  * so the FUSE side can invalidate exactly those nodes.
+ *
+ * Files: sync.c (the pass and its thread), sync_conversation.c (one
+ * conversation, the contact claims), sync_lists.c (users, playbooks,
+ * accounts, attributes), sync_fetch.c (on-demand), sync_workers.c (pool).
+ *
+ * Contract, for every function below:
+ * - Returns 0 or -errno (api.h's errors, the store's, -ENOMEM).
+ * - Threads: sync_new, sync_start, sync_stop and sync_free belong to the
+ *   thread that owns the mount (driftfs's main, driftctl); every other
+ *   function may be called from any thread, several at once, once
+ *   sync_new has returned and until sync_free. Calls that fetch block
+ *   their thread for the requests (within http's deadlines).
+ * - Locks: none is held on entry (the caller must hold no store
+ *   transaction: the calls write the store themselves). Inside, the
+ *   sync's own lock is held only for a few statements; a pass also holds
+ *   a pass lock, so passes run one at a time.
+ * - Nothing is handed over: strings passed in are only read; what status
+ *   appends to a buf stays the caller's.
  */
 #ifndef DRIFTFS_SYNC_H
 #define DRIFTFS_SYNC_H
@@ -43,27 +61,45 @@ struct sync_change {
 	char *key;		/* accounts: encoded name; else NULL */
 };
 
+/*
+ * The change callback: n changes, committed to the store before the call.
+ * It runs on whichever thread stored them: the sync thread, a pass's
+ * workers, or the caller of an on-demand function (a FUSE thread, a
+ * commit, ctl), so on several threads at once. No lock of the sync's and
+ * no store transaction is held; the caller of that sync function may hold
+ * its own. The array and its keys are the sync's, valid for the call only
+ * (copy what you keep). It must be quick and must not call back into the
+ * sync (fs_on_change queues the changes and returns).
+ */
 typedef void (*sync_change_cb)(void *ctx, const struct sync_change *c,
 			       size_t n);
 
+/*
+ * A sync for d (which must outlive it); cb (may be NULL) gets ctx. NULL
+ * with errno ENOMEM. sync_free stops the thread first; accepts NULL.
+ */
 struct sync *sync_new(struct driftfs *d, sync_change_cb cb, void *ctx);
 void sync_free(struct sync *s);
 
-/* Starts the background thread (every cfg.refresh seconds, 0 = never). */
+/* Starts the background thread (every cfg.refresh seconds, 0 = never);
+ * its first pass starts at once. sync_stop waits for a pass under way. */
 int sync_start(struct sync *s);
 void sync_stop(struct sync *s);
 
-/* Runs one full pass on the calling thread (driftctl sync, tests). */
+/* Runs one full pass on the calling thread (driftctl sync, tests); waits
+ * for a pass under way on another thread first. */
 int sync_run_once(struct sync *s);
 /*
  * Asks the background thread for a pass now and waits (at most timeout_ms)
  * until a pass that started after the request has finished. Returns that
- * pass's result, or -ETIMEDOUT.
+ * pass's result, or -ETIMEDOUT. Without a started thread, runs the pass on
+ * the calling thread (as sync_run_once).
  */
 int sync_request(struct sync *s, long timeout_ms);
 
 /* On-demand fetchers: store the object, report the change. -ENOENT if the
- * API has no such object. Recent misses are remembered for a minute. */
+ * API has no such object. Recent misses are remembered for a minute.
+ * -EIO while the org gate (account.h) is shut. */
 int sync_fetch_contact(struct sync *s, int64_t id);
 int sync_fetch_conversation(struct sync *s, int64_t id);
 int sync_fetch_user(struct sync *s, int64_t id);

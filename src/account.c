@@ -16,6 +16,7 @@
 #include "api.h"
 #include "buf.h"
 #include "log.h"
+#include "secret.h"
 
 /* Orgs named in one message at most. */
 #define ORGS_MAX 8
@@ -96,10 +97,7 @@ static int64_t ask_org(struct http *h, struct auth *a,
 	r = auth_token(a, h, &tok);
 	if (!r)
 		r = api_token_info(h, tok, ms, ti);
-	if (tok) {
-		memset(tok, 0, strlen(tok));
-		free(tok);
-	}
+	secret_free(tok);
 	org = ti->org;
 	if (org <= 0 && (!r || ti->status == 404) &&
 	    api_users_org(h, ms, &org))

@@ -15,7 +15,6 @@
 
 #include "api.h"
 #include "clock.h"
-#include "json.h"
 #include "log.h"
 #include "secret.h"
 
@@ -293,135 +292,52 @@ out:
 	return r;
 }
 
-/* A member under either of two names, as a string. */
-static const char *str2(const cJSON *o, const char *a, const char *b)
+/*
+ * A token answer (api_oauth_token, api.h) as credentials, expiring
+ * expires_in seconds after now_s. Takes t's strings; t is left zeroed.
+ */
+static void creds_from_token(struct api_oauth_token *t, int64_t now_s,
+			     struct auth_creds *out)
 {
-	const char *v = json_get_str(o, a);
-
-	return v ? v : json_get_str(o, b);
+	memset(out, 0, sizeof(*out));
+	out->access_token = t->access_token;
+	out->refresh_token = t->refresh_token;
+	out->org_id = t->org;
+	out->lifetime = t->expires_in;
+	out->expires_at = t->expires_in ? now_s + t->expires_in : 0;
+	memset(t, 0, sizeof(*t));
 }
 
 int auth_parse_token_answer(const char *body, size_t len, int64_t now_s,
 			    struct auth_creds *out)
 {
-	cJSON *v = json_parse(body, len);
-	const char *at, *rt;
-	int64_t exp = 0;
-	int r = -EINVAL;
+	struct api_oauth_token t;
+	int r = api_parse_oauth_token(body, len, &t);
 
 	memset(out, 0, sizeof(*out));
-	if (!v || !cJSON_IsObject(v))
-		goto out;
-	at = str2(v, "access_token", "accessToken");
-	rt = str2(v, "refresh_token", "refreshToken");
-	if (!at || !*at || !value_ok(at) || (rt && !value_ok(rt)))
-		goto out;
-	if (json_get_i64(v, "expires_in", &exp) &&
-	    json_get_i64(v, "expiresIn", &exp))
-		exp = 0;
-	if (exp >= 1000000)
-		exp /= 1000;
-	if (exp < 0)
-		exp = 0;
-	if (json_get_i64(v, "orgId", &out->org_id))
-		out->org_id = 0;
-	out->access_token = strdup(at);
-	out->refresh_token = rt && *rt ? strdup(rt) : NULL;
-	if (!out->access_token || (rt && *rt && !out->refresh_token)) {
-		r = -ENOMEM;
-		goto out;
-	}
-	out->lifetime = exp;
-	out->expires_at = exp ? now_s + exp : 0;
-	r = 0;
-out:
-	if (r)
-		auth_creds_release(out);
-	cJSON_Delete(v);
-	return r;
-}
-
-/* Appends "&name=value" (no '&' first), value percent-encoded. */
-static int form_add(struct buf *b, const char *name, const char *value)
-{
-	char *e;
-	int r;
-
-	if (!value)
-		return 0;
-	e = api_query_escape(value);
-	if (!e)
-		return -ENOMEM;
-	r = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, e);
-	secret_free(e);
+	if (!r)
+		creds_from_token(&t, now_s, out);
 	return r;
 }
 
 int auth_exchange(struct http *h, const struct auth_grant *g,
 		  struct auth_creds *out, char *why, size_t n)
 {
-	/* An error page may echo the form: none of these may show. */
-	const char *secrets[4], *const grant[] = { g->client_secret,
-						   g->refresh_token, g->code };
-	size_t nsec = 0;
-	struct http_request rq = {
-		.method = "POST",
-		.path = "/oauth2/token",
-		.ctype = "application/x-www-form-urlencoded",
-		.max_body = 1 << 20,
-		.flags = HTTP_NO_AUTH | HTTP_IDEMPOTENT,
-		.secrets = secrets,
+	const struct api_oauth_grant ag = {
+		.grant_type = g->grant_type,
+		.client_id = g->client_id,
+		.client_secret = g->client_secret,
+		.code = g->code,
+		.refresh_token = g->refresh_token,
+		.redirect_uri = g->redirect_uri,
 	};
-	struct http_response resp;
-	struct buf form = BUF_INIT;
+	struct api_oauth_token t;
 	int r;
 
-	for (size_t i = 0; i < sizeof(grant) / sizeof(*grant); i++)
-		if (grant[i])
-			secrets[nsec++] = grant[i];
-	secrets[nsec] = NULL;
 	memset(out, 0, sizeof(*out));
-	why[0] = '\0';
-	r = form_add(&form, "grant_type", g->grant_type);
-	r = r ? r : form_add(&form, "client_id", g->client_id);
-	r = r ? r : form_add(&form, "client_secret", g->client_secret);
-	r = r ? r : form_add(&form, "code", g->code);
-	r = r ? r : form_add(&form, "refresh_token", g->refresh_token);
-	r = r ? r : form_add(&form, "redirect_uri", g->redirect_uri);
-	if (r) {
-		snprintf(why, n, "out of memory");
-		goto out;
-	}
-	/* Retried only on transient failures, where the server most likely
-	 * never saw the grant. */
-	rq.body = form.data;
-	rq.body_len = form.len;
-	r = http_request(h, &rq, &resp);
-	if (r) {
-		if (resp.status)
-			snprintf(why, n, "POST /oauth2/token: HTTP %ld%s%s",
-				 resp.status, resp.message[0] ? ": " : "",
-				 resp.message);
-		else
-			snprintf(why, n, "POST /oauth2/token: %s",
-				 resp.message[0] ? resp.message
-						 : "no response");
-		if (resp.status == 400 || resp.status == 401)
-			r = -EACCES;
-	} else {
-		r = auth_parse_token_answer(resp.body.data, resp.body.len,
-					    http_wall_ms() / 1000, out);
-		if (r)
-			snprintf(why, n, "POST /oauth2/token: the answer holds "
-					 "no access token");
-	}
-	if (resp.body.data)
-		memset(resp.body.data, 0, resp.body.len);
-	http_response_release(&resp);
-out:
-	if (form.data)
-		memset(form.data, 0, form.len);
-	buf_release(&form);
+	r = api_oauth_token(h, &ag, &t, why, n);
+	if (!r)
+		creds_from_token(&t, http_wall_ms() / 1000, out);
 	return r;
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* render.c: transcript text from HTML message bodies (see render.h). */
 #include "render.h"
+
+#include "api.h"
 #include "text.h"
 
 #include <stdio.h>
@@ -211,5 +213,22 @@ int render_transcript_block(int64_t created_ms, const char *name,
 	if (!r && out->len && out->data[out->len - 1] != '\n')
 		r = buf_addc(out, '\n');
 	r = r ? r : buf_addc(out, '\n');
+	return r;
+}
+
+int render_transcript(const struct api_message *msgs, size_t n,
+		      render_author_fn author, void *ctx, struct buf *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n && !r; i++) {
+		const struct api_message *m = &msgs[i];
+		char name[256];
+		const char *role;
+
+		author(ctx, m, name, sizeof(name), &role);
+		r = render_transcript_block(m->created, name, role, m->type,
+					    m->body, out);
+	}
 	return r;
 }

@@ -93,7 +93,7 @@ static long status_number(const char *text, const char *name)
 /*
  * A read-only mount's ctl cannot be written: it is sent SIGUSR1 instead,
  * and its status read until a pass that started after the signal has
- * ended. Returns 0 or an errno.
+ * ended. Returns 0 or -errno.
  */
 static int sync_by_signal(struct progress *p, long pid)
 {
@@ -103,33 +103,33 @@ static int sync_by_signal(struct progress *p, long pid)
 	int e = 0;
 
 	if (progress_text(p, &b) || !b.data)
-		e = EIO;
+		e = -EIO;
 	if (!e) {
 		want = status_number(b.data, "sync_passes");
 		/* A pass under way may have begun before the signal. */
 		want += strstr(b.data, "\nsyncing: yes") ? 2 : 1;
 		if (want <= 0)
-			e = EIO;
+			e = -EIO;
 	}
 	if (!e && kill((pid_t)pid, SIGUSR1))
-		e = errno;
+		e = -errno;
 	while (!e) {
 		struct timespec ts = { 0, 200 * 1000000L };
 
 		nanosleep(&ts, NULL);
 		buf_reset(&b);
 		if (progress_text(p, &b) || !b.data) {
-			e = EIO;
+			e = -EIO;
 			break;
 		}
 		if (status_number(b.data, "sync_passes") >= want &&
 		    !strstr(b.data, "\nsyncing: yes")) {
 			if (!strstr(b.data, "\nlast_result: ok\n"))
-				e = EIO;
+				e = -EIO;
 			break;
 		}
 		if (http_now_ms() >= deadline)
-			e = EAGAIN;
+			e = -EAGAIN;
 	}
 	buf_release(&b);
 	return e;
@@ -165,7 +165,7 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 		started = !progress_start(&p);
 	}
 	if (ro)
-		e = sync_by_signal(&p, pid);
+		e = -sync_by_signal(&p, pid);
 	else if (write(fd, "sync\n", 5) != 5)
 		e = errno ? errno : EIO;
 	if (started)

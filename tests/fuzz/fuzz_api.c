@@ -6,7 +6,7 @@
  * Input: a selector byte for the envelope, then the body:
  *   0 contact  1 contact lookup list  2 custom attributes  3 user list
  *   4 user  5 conversation list page  6 conversation  7 messages page
- *   8 playbooks  9 accounts page
+ *   8 playbooks  9 accounts page  10 OAuth token answer
  * Checked for every row handed out: a positive id, no negative times, short
  * fields NUL-terminated, a json member that is a canonical rendering (it
  * parses back to the same bytes), a tags file of one clean line per tag,
@@ -14,7 +14,8 @@
  * cache (a temporary directory, one transaction rolled back per input): the
  * store accepts it, gives back the very bytes, and storing it again changes
  * nothing. The parser itself may only fail with -EIO (a wrong shape) or
- * -ENOMEM.
+ * -ENOMEM. A token answer gives one access token (and at most one refresh
+ * token) that a credentials line can hold, or -EINVAL.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -199,6 +200,34 @@ static int on_object(void *ctx, const struct api_object *o)
 	return 0;
 }
 
+/* A token fit for a credentials line: not empty, no control or space. */
+static void check_token(const char *what, const char *tok)
+{
+	FUZZ_ASSERT(tok && tok[0], "%s: empty", what);
+	for (const unsigned char *p = (const unsigned char *)tok; *p; p++)
+		FUZZ_ASSERT(*p > 0x20 && *p != 0x7f, "%s: byte %u", what, *p);
+}
+
+/* The OAuth token answer: -EINVAL is its refusal, not -EIO. */
+static int oauth_token(const char *body, size_t len)
+{
+	struct api_oauth_token tok;
+	int r = api_parse_oauth_token(body, len, &tok);
+
+	if (!r) {
+		check_token("access token", tok.access_token);
+		if (tok.refresh_token)
+			check_token("refresh token", tok.refresh_token);
+		FUZZ_ASSERT(tok.expires_in >= 0, "expires_in %lld",
+			    (long long)tok.expires_in);
+	} else {
+		FUZZ_ASSERT(!tok.access_token && !tok.refresh_token,
+			    "a refused answer left tokens");
+	}
+	api_oauth_token_release(&tok);
+	return r == -EINVAL ? -EIO : r;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data + 1;
@@ -214,7 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536)
 		return 0;
 	FUZZ_ASSERT(!store_begin(st), "begin");
-	switch (data[0] % 10) {
+	switch (data[0] % 11) {
 	case 0:
 		r = api_parse_contact("fuzz", body, len, &c);
 		if (!r)
@@ -259,6 +288,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 9:
 		r = api_parse_accounts_page("fuzz", body, len, on_object, NULL,
 					    &next);
+		break;
+	case 10:
+		r = oauth_token(body, len);
 		break;
 	}
 	FUZZ_ASSERT(!r || r == -EIO || r == -ENOMEM, "result %d", r);

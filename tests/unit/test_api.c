@@ -1357,6 +1357,39 @@ static void test_users_map(void)
 	CHECK_EQ_INT(u.bot[1], 1);
 }
 
+/* 11. The org a user names, and the token endpoint's answer (no I/O). */
+static void test_user_org_and_token_answer(void)
+{
+	static const char user[] = "{\"data\":{\"id\":5,\"orgId\":1351205}}";
+	static const char plain[] = "{\"data\":{\"id\":6}}";
+	static const char camel[] = "{\"accessToken\":\"A1\","
+				    "\"refreshToken\":\"R1\","
+				    "\"expiresIn\":7200000,\"orgId\":42}";
+	static const char tab[] = "{\"access_token\":\"a\\tb\"}";
+	struct api_oauth_token tok;
+	struct api_user u;
+
+	CHECK_EQ_INT(api_parse_user("t", user, sizeof(user) - 1, &u), 0);
+	CHECK_EQ_INT(u.org, 1351205);
+	api_user_release(&u);
+	CHECK_EQ_INT(api_parse_user("t", plain, sizeof(plain) - 1, &u), 0);
+	CHECK_EQ_INT(u.org, 0);
+	api_user_release(&u);
+
+	CHECK_EQ_INT(api_parse_oauth_token(camel, sizeof(camel) - 1, &tok), 0);
+	CHECK_EQ_STR(tok.access_token, "A1");
+	CHECK_EQ_STR(tok.refresh_token, "R1");
+	CHECK_EQ_INT(tok.expires_in, 7200);	/* 7200000 ms */
+	CHECK_EQ_INT(tok.org, 42);
+	api_oauth_token_release(&tok);
+	CHECK(!tok.access_token && !tok.refresh_token);
+	/* A token a credentials line cannot hold is refused. */
+	CHECK_EQ_INT(api_parse_oauth_token(tab, sizeof(tab) - 1, &tok),
+		     -EINVAL);
+	CHECK(!tok.access_token);
+	api_oauth_token_release(NULL);
+}
+
 int main(void)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
@@ -1381,6 +1414,7 @@ int main(void)
 	UNIT_RUN(test_attachment_id_from_url);
 	UNIT_RUN(test_attachment_local_error);
 	UNIT_RUN(test_users_map);
+	UNIT_RUN(test_user_org_and_token_answer);
 	curl_global_cleanup();
 	return unit_summary();
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* test_render.c: unit tests of HTML-to-text and transcript blocks (render.h). */
+/* test_render.c: unit tests of HTML-to-text and transcripts (render.h). */
+#include <stdio.h>
 #include <string.h>
 
+#include "api.h"
 #include "render.h"
 #include "unit.h"
 
@@ -226,6 +228,54 @@ static void test_transcript_type_controls(void)
 	buf_release(&b);
 }
 
+/* A render_author_fn for the test: contacts by id, the rest as bots. */
+static void test_author(void *ctx, const struct api_message *m, char *name,
+			size_t size, const char **role)
+{
+	int *calls = ctx;
+
+	(*calls)++;
+	if (!strcmp(m->author_type, "contact")) {
+		snprintf(name, size, "Contact %lld", (long long)m->author_id);
+		*role = "contact";
+	} else {
+		snprintf(name, size, "Robo");
+		*role = "bot";
+	}
+}
+
+/* A transcript is its messages' blocks in the order given, each named by
+ * the caller's author function, called once a message. */
+static void test_transcript(void)
+{
+	char hi[] = "<p>Hi</p>", ab[] = "a<br>b";
+	struct api_message m[2];
+	struct buf b = BUF_INIT;
+	int calls = 0;
+
+	memset(m, 0, sizeof(m));
+	m[0].created = 1795428005000LL;
+	m[0].author_id = 7;
+	snprintf(m[0].author_type, sizeof(m[0].author_type), "contact");
+	snprintf(m[0].type, sizeof(m[0].type), "chat");
+	m[0].body = hi;
+	snprintf(m[1].author_type, sizeof(m[1].author_type), "user");
+	snprintf(m[1].type, sizeof(m[1].type), "private_note");
+	m[1].body = ab;
+	CHECK_EQ_INT(render_transcript(m, 2, test_author, &calls, &b), 0);
+	CHECK_EQ_INT(calls, 2);
+	CHECK_EQ_STR(b.data, "[2026-11-23 10:00:05Z] Contact 7 (contact, "
+			     "chat):\nHi\n\n"
+			     "[1970-01-01 00:00:00Z] Robo (bot, private_note):\n"
+			     "a\nb\n\n");
+	buf_release(&b);
+	/* No messages, no text, no calls. */
+	CHECK_EQ_INT(render_transcript(m, 0, test_author, &calls, &b), 0);
+	CHECK_EQ_INT(calls, 2);
+	CHECK_EQ_INT((int)b.len, 0);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_tags_stripped);
@@ -240,5 +290,6 @@ int main(void)
 	UNIT_RUN(test_transcript_block);
 	UNIT_RUN(test_transcript_name_controls);
 	UNIT_RUN(test_transcript_type_controls);
+	UNIT_RUN(test_transcript);
 	return unit_summary();
 }

@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sync_conversation.c: fetching one conversation (its object, messages,
+ * contact and new attachments) and storing it in one transaction with its
+ * transcript; and the per-pass contact claims, so a contact with many
+ * conversations is fetched once and its name waited for, not its id shown.
+ * Not the walk that picks conversations (sync.c) nor the threads (workers).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "http.h"
+#include "log.h"
+#include "render.h"
+#include "store.h"
+#include "sync_int.h"
+
+/* How long a transcript waits for a claimed contact (its GET's deadline
+ * is the real bound; this one only stops a lost wake-up from hanging). */
+#define CONTACT_WAIT_MS 60000
+#define ATTACHMENT_MAX ((size_t)64 << 20)
+
+/* Records id as fetched in this pass; the caller holds s->lock. */
+static void note_fetched_locked(struct sync *s, int64_t id)
+{
+	if (s->nfetched == s->afetched) {
+		size_t na = s->afetched ? s->afetched * 2 : 256;
+		int64_t *p = realloc(s->fetched, na * sizeof(*p));
+
+		if (p) {
+			s->fetched = p;
+			s->afetched = na;
+		}
+	}
+	if (s->nfetched < s->afetched)
+		s->fetched[s->nfetched++] = id;
+}
+
+static int fetched_locked(struct sync *s, int64_t id)
+{
+	for (size_t i = 0; i < s->nfetched; i++)
+		if (s->fetched[i] == id)
+			return 1;
+	return 0;
+}
+
+int sync_fetched_this_pass(struct sync *s, int64_t id)
+{
+	int found;
+
+	pthread_mutex_lock(&s->lock);
+	found = fetched_locked(s, id);
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+/*
+ * Claims a contact for fetching in this pass: 1 if the caller should fetch
+ * it, 0 if another conversation of the pass already did (or is doing so).
+ */
+static int claim_contact(struct sync *s, int64_t id)
+{
+	int claimed = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!fetched_locked(s, id)) {
+		note_fetched_locked(s, id);
+		claimed = 1;
+		if (s->ninflight < INFLIGHT_MAX)
+			s->inflight[s->ninflight++] = id;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return claimed;
+}
+
+/* A claimed contact is stored, or its fetch failed: waiters may look. */
+static void contact_settled(struct sync *s, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->ninflight; i++)
+		if (s->inflight[i] == id) {
+			s->inflight[i] = s->inflight[--s->ninflight];
+			break;
+		}
+	pthread_cond_broadcast(&s->contact_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Waits while another conversation of this pass is fetching contact id.
+ * Returns 1 if it waited (the store may hold the contact now). Cannot
+ * deadlock: a claimer stores its contact right after the GET, before it
+ * renders anything (see sync_conversation).
+ */
+static int wait_contact(struct sync *s, int64_t id)
+{
+	int64_t deadline = http_now_ms() + CONTACT_WAIT_MS;
+	int waited = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		size_t i = 0;
+		struct timespec ts;
+
+		while (i < s->ninflight && s->inflight[i] != id)
+			i++;
+		if (i == s->ninflight || http_now_ms() >= deadline)
+			break;
+		waited = 1;
+		ts.tv_sec = deadline / 1000;
+		ts.tv_nsec = (deadline % 1000) * 1000000;
+		pthread_cond_timedwait(&s->contact_cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return waited;
+}
+
+/*
+ * Writes one contact fetched after g was taken in its own transaction and
+ * reports it; a contact written since then is left alone (fresher data is
+ * on its way from the writer).
+ */
+int sync_save_contact(struct sync *s, const struct api_contact *c,
+		      const struct gens *g)
+{
+	struct changes ch = { 0 };
+	int changed = 0, r;
+
+	if (g && sync_written_since(s, g, SO_CONTACT, c->id))
+		return 0;
+	r = store_begin(s->d->store);
+	if (r)
+		return r;
+	r = store_put_contact(s->d->store, c, &changed);
+	if (r) {
+		store_rollback(s->d->store);
+		return r;
+	}
+	r = store_commit(s->d->store);
+	if (!r && changed) {
+		sync_changes_add(&ch, SO_CONTACT, c->id, NULL);
+		sync_changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		sync_changes_flush(s, &ch);
+	}
+	sync_changes_release(&ch);
+	return r;
+}
+
+/* A conversation being fetched: everything stored in one transaction. */
+struct conv_fetch {
+	struct api_conversation conv;
+	struct api_contact contact;
+	struct api_message *msgs;
+	size_t nmsgs, alloc;
+	/* New attachments, their files written (parallel arrays). */
+	struct api_attachment **atts;
+	int64_t *att_msg, *att_mtime, *att_size;
+	size_t natts;
+	/* Their files, placed by the commit or removed at release. */
+	struct store_staged staged;
+};
+
+static int take_message(void *ctx, struct api_message *m)
+{
+	struct conv_fetch *f = ctx;
+
+	if (f->nmsgs == f->alloc) {
+		size_t na = f->alloc ? f->alloc * 2 : 64;
+		struct api_message *p = realloc(f->msgs, na * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		f->msgs = p;
+		f->alloc = na;
+	}
+	f->msgs[f->nmsgs++] = *m;
+	memset(m, 0, sizeof(*m));
+	return 0;
+}
+
+static void conv_fetch_release(struct conv_fetch *f)
+{
+	api_conversation_release(&f->conv);
+	api_contact_release(&f->contact);
+	for (size_t i = 0; i < f->nmsgs; i++)
+		api_message_release(&f->msgs[i]);
+	free(f->msgs);
+	free(f->att_size);
+	free(f->atts);
+	free(f->att_msg);
+	free(f->att_mtime);
+	store_staged_release(&f->staged);
+	memset(f, 0, sizeof(*f));
+}
+
+struct download {
+	struct sync *s;
+	int64_t id;
+};
+
+/* Streams one attachment into the file store_attachment_blob() made. */
+static int download_to(void *ctx, int fd, int64_t *size)
+{
+	const struct download *dl = ctx;
+
+	return api_attachment_save(dl->s->d->http, dl->id, ATTACHMENT_MAX, fd,
+				   size);
+}
+
+/* Whether id is among the attachments fetched for f already. */
+static int att_seen(const struct conv_fetch *f, int64_t id)
+{
+	for (size_t k = 0; k < f->natts; k++)
+		if (f->atts[k]->id == id)
+			return 1;
+	return 0;
+}
+
+/*
+ * Downloads the attachments the cache does not hold yet, each straight
+ * into its file (store_attachment_blob) through curl's small buffer, once
+ * per id however often the conversation repeats it; the transaction then
+ * stores only their rows. Nothing of their bytes stays in memory.
+ *
+ * One that cannot be had (too big, a timeout, a 5xx, a full disk) is
+ * logged and left out: the conversation is stored without it, and it is
+ * downloaded when the conversation is fetched again (it has no row). Only
+ * running out of memory for the lists fails the conversation.
+ */
+static int fetch_attachments(struct sync *s, struct conv_fetch *f)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < f->nmsgs; i++)
+		total += f->msgs[i].natt;
+	if (!total)
+		return 0;
+	f->atts = calloc(total, sizeof(*f->atts));
+	f->att_msg = calloc(total, sizeof(*f->att_msg));
+	f->att_mtime = calloc(total, sizeof(*f->att_mtime));
+	f->att_size = calloc(total, sizeof(*f->att_size));
+	if (!f->atts || !f->att_msg || !f->att_mtime || !f->att_size)
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nmsgs; i++) {
+		for (size_t j = 0; j < f->msgs[i].natt; j++) {
+			struct api_attachment *a = &f->msgs[i].att[j];
+			struct download dl = { s, a->id };
+			size_t k = f->natts;
+			int r;
+
+			if (att_seen(f, a->id) ||
+			    store_has_attachment(s->d->store, a->id))
+				continue;
+			r = store_attachment_blob(s->d->store, &f->staged,
+						  a->id, download_to, &dl,
+						  &f->att_size[k]);
+			if (r == -EFBIG) {
+				/* Too big to cache: leave it out, keep the rest. */
+				log_error_event("attachment %lld (%s): larger "
+						"than %zu bytes, not shown",
+						(long long)a->id, a->file_name,
+						ATTACHMENT_MAX);
+				continue;
+			}
+			if (r) {
+				log_error_event("attachment %lld (%s): %s; not "
+						"shown, fetched again with its "
+						"conversation", (long long)a->id,
+						a->file_name, strerror(-r));
+				continue;
+			}
+			f->atts[k] = a;
+			f->att_msg[k] = f->msgs[i].id;
+			f->att_mtime[k] = f->msgs[i].created;
+			f->natts = k + 1;
+		}
+	}
+	return 0;
+}
+
+/* What author_of() looks in: the cache, and the conversation's contact. */
+struct author_ctx {
+	struct sync *s;
+	const struct conv_fetch *f;
+};
+
+/* Who wrote a message, for the transcript: name and role (a
+ * render_author_fn, render.h). */
+static void author_of(void *ctx, const struct api_message *m, char *name,
+		      size_t size, const char **role)
+{
+	const struct author_ctx *a = ctx;
+	struct sync *s = a->s;
+	const struct conv_fetch *f = a->f;
+	struct store_row row;
+
+	if (!strcmp(m->author_type, "contact")) {
+		const struct api_contact *c = &f->contact;
+
+		*role = "contact";
+		if (c->id && c->id == m->author_id && (c->name || c->email))
+			snprintf(name, size, "%s", c->name ? c->name : c->email);
+		else if (!store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
+				    NULL, &row) && row.name)
+			snprintf(name, size, "%s", row.name);
+		else if (wait_contact(s, m->author_id) &&
+			 !store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
+				    NULL, &row) && row.name)
+			snprintf(name, size, "%s", row.name);
+		else
+			snprintf(name, size, "Contact %lld",
+				 (long long)m->author_id);
+		return;
+	}
+	*role = m->bot ? "bot" : "agent";
+	if (!store_one(s->d->store, Q_USER_NAME, m->author_id, NULL, &row) &&
+	    row.name) {
+		snprintf(name, size, "%s", row.name);
+		if (row.id2)
+			*role = "bot";
+	} else {
+		snprintf(name, size, "User %lld", (long long)m->author_id);
+	}
+}
+
+static int cmp_message(const void *a, const void *b)
+{
+	const struct api_message *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Fetches a conversation with its messages, contact and new attachments,
+ * and stores them in one transaction. The network work happens before the
+ * transaction, so the write lock is held only for the writes.
+ */
+int sync_conversation(struct sync *s, int64_t id)
+{
+	struct store *st = s->d->store;
+	struct conv_fetch f;
+	struct author_ctx who = { s, &f };
+	struct changes ch = { 0 };
+	struct buf transcript = BUF_INIT;
+	struct store_row old;
+	struct gens g;
+	int old_found, changed = 0, r;
+
+	memset(&f, 0, sizeof(f));
+	sync_gens_take(s, &g);
+	r = api_conversation_get(s->d->http, id, &f.conv);
+	if (r)
+		goto out;
+	r = api_messages(s->d->http, id, take_message, &f);
+	if (r)
+		goto out;
+	if (f.nmsgs)
+		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
+	/*
+	 * A contact with many conversations is fetched once a pass, and
+	 * stored at once: the other conversations' transcripts wait for its
+	 * name (wait_contact) rather than render its id.
+	 */
+	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
+		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
+		if (r == -ENOENT)
+			r = 0;	/* a deleted contact: the link dangles */
+		if (!r && f.contact.id)
+			r = sync_save_contact(s, &f.contact, &g);
+		contact_settled(s, f.conv.contact_id);
+		if (r)
+			goto out;
+	}
+	r = fetch_attachments(s, &f);
+	if (r)
+		goto out;
+	r = render_transcript(f.msgs, f.nmsgs, author_of, &who, &transcript);
+	if (r)
+		goto out;
+
+	/* Written while we fetched: the writer's own refetch is fresher. */
+	if (sync_written_since(s, &g, SO_CONVERSATION, id))
+		goto out;
+	old_found = !store_one(st, Q_CONV, id, NULL, &old);
+	r = store_begin(st);
+	if (r)
+		goto out;
+	r = store_clear_messages(st, id);
+	for (size_t i = 0; i < f.nmsgs && !r; i++)
+		r = store_put_message(st, &f.msgs[i]);
+	for (size_t i = 0; i < f.natts && !r; i++)
+		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
+					 f.atts[i], f.att_size[i]);
+	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
+	if (r) {
+		store_rollback(st);
+		goto out;
+	}
+	r = store_commit_staged(st, &f.staged);
+	if (r)
+		goto out;
+	if (changed || f.natts) {
+		r = sync_changes_add(&ch, SO_CONVERSATION, id, NULL);
+		if (!r)
+			ch.v[ch.n - 1].contact = f.conv.contact_id;
+		if (!r && old_found) {
+			ch.v[ch.n - 1].old_contact = old.id2;
+			snprintf(ch.v[ch.n - 1].old_status,
+				 sizeof(ch.v[0].old_status), "%s",
+				 old.text ? old.text : "");
+		}
+	}
+	if (ch.n) {
+		sync_changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(st, "changed_at", http_wall_ms());
+		sync_changes_flush(s, &ch);
+	}
+out:
+	if (r == -ENOENT)
+		log_error_event("conversation %lld: not found", (long long)id);
+	buf_release(&transcript);
+	conv_fetch_release(&f);
+	sync_changes_release(&ch);
+	return r;
+}

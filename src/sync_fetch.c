@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sync_fetch.c: the on-demand fetchers (contact, conversation, user, by
+ * email, by external id) that a lookup of an uncached object (FUSE), a
+ * write's refetch (commit) or ctl runs on its own thread, the removal of a
+ * contact the API deleted, and the one-minute memory of misses. Not the
+ * pass (sync.c).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "api.h"
+#include "http.h"
+#include "names.h"
+#include "store.h"
+#include "sync_int.h"
+
+#define MISS_TTL_MS 60000
+
+static uint64_t miss_key(int what, int64_t id, const char *key)
+{
+	uint64_t h = names_hash64(&id, sizeof(id), (uint64_t)what);
+
+	return key ? names_hash64(key, strlen(key), h) : h;
+}
+
+static int missed_recently(struct sync *s, uint64_t key)
+{
+	struct miss *m = &s->misses[key % MISS_SLOTS];
+	int hit;
+
+	pthread_mutex_lock(&s->lock);
+	hit = m->key == key && m->until_ms > http_now_ms();
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+static void remember_miss(struct sync *s, uint64_t key)
+{
+	struct miss *m = &s->misses[key % MISS_SLOTS];
+
+	pthread_mutex_lock(&s->lock);
+	m->key = key;
+	m->until_ms = http_now_ms() + MISS_TTL_MS;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int sync_forget_contact(struct sync *s, int64_t id)
+{
+	struct changes ch = { 0 };
+	int r = store_delete_contact(s->d->store, id);
+
+	if (!r) {
+		sync_changes_add(&ch, SO_CONTACT, id, NULL);
+		sync_changes_add(&ch, SO_LISTS, 0, NULL);
+		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		sync_changes_flush(s, &ch);
+	}
+	sync_changes_release(&ch);
+	return r;
+}
+
+int sync_fetch_contact(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_CONTACT, id, NULL);
+	struct api_contact c;
+	struct gens g;
+	int r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	sync_gens_take(s, &g);
+	r = api_contact_get(s->d->http, id, &c);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	if (r)
+		return r;
+	r = sync_save_contact(s, &c, &g);
+	api_contact_release(&c);
+	return r;
+}
+
+int sync_fetch_conversation(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_CONVERSATION, id, NULL);
+	int r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	r = sync_conversation(s, id);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	return r;
+}
+
+int sync_fetch_user(struct sync *s, int64_t id)
+{
+	uint64_t key = miss_key(SO_USER, id, NULL);
+	struct changes ch = { 0 };
+	struct api_user u;
+	int changed = 0, r;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	r = api_user_get(s->d->http, id, &u);
+	if (r == -ENOENT)
+		remember_miss(s, key);
+	if (r)
+		return r;
+	r = store_put_user(s->d->store, &u, store_meta_i64(s->d->store,
+							    "last_sync"),
+			   &changed);
+	if (!r && changed) {
+		sync_changes_add(&ch, SO_USER, id, NULL);
+		sync_changes_add(&ch, SO_LISTS, 0, NULL);
+		sync_changes_flush(s, &ch);
+	}
+	sync_changes_release(&ch);
+	api_user_release(&u);
+	return r;
+}
+
+/* Context of a lookup by email or external id. */
+struct lookup {
+	struct sync *s;
+	int found;
+	int err;
+};
+
+static int lookup_found(void *ctx, const struct api_contact *c)
+{
+	struct lookup *l = ctx;
+	int r = sync_save_contact(l->s, c, NULL);
+
+	if (r)
+		l->err = r;
+	else
+		l->found++;
+	return 0;
+}
+
+static int lookup_by(struct sync *s, int what, const char *key)
+{
+	uint64_t mk = miss_key(what, 0, key);
+	struct lookup l = { s, 0, 0 };
+	int r;
+
+	if (missed_recently(s, mk))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	if (what == 1)
+		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
+	else
+		r = api_contacts_by_external_id(s->d->http, key, lookup_found,
+						&l);
+	r = r ? r : l.err;
+	if (!r && !l.found) {
+		remember_miss(s, mk);
+		r = -ENOENT;
+	}
+	return r;
+}
+
+int sync_lookup_email(struct sync *s, const char *email)
+{
+	return lookup_by(s, 1, email);
+}
+
+int sync_lookup_external_id(struct sync *s, const char *ext)
+{
+	return lookup_by(s, 2, ext);
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync_int.h: what the sync_*.c files share and nobody else sees: struct
+ * sync itself, the write generations, the change list reported after a
+ * commit, and the steps one file runs for another. The contract for
+ * callers is include/sync.h.
+ *
+ * Locks: s->lock guards the fields marked so below and is held for a few
+ * statements, never across a request or the change callback; it is taken
+ * inside store transactions (sync_written_since in sync_list), and the end
+ * of a pass and the status read the store's meta table under it.
+ * s->pass_lock serialises whole passes and is held across them (requests,
+ * transactions and callbacks included). Order: pass_lock, then a store
+ * transaction, then s->lock.
+ */
+#ifndef DRIFTFS_SYNC_INT_H
+#define DRIFTFS_SYNC_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "sync.h"
+
+#define MISS_SLOTS 256
+#define WRITE_SLOTS 256
+
+/* A remembered "the API has no such object", so lookups of a missing name
+ * (shells probing, tab completion) do not cost a request every time. */
+struct miss {
+	uint64_t key;
+	int64_t until_ms;
+};
+
+/* At most one claimed contact per sync worker is in flight. */
+#define INFLIGHT_MAX 64
+
+struct sync {
+	struct driftfs *d;
+	sync_change_cb cb;
+	void *cb_ctx;
+
+	pthread_t thread;
+	int thread_started;
+
+	/* Guarded by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	unsigned long requested;	/* passes asked for */
+	unsigned long done_upto;	/* requests answered by a finished pass */
+	int last_result;		/* of the last finished pass */
+	int running;			/* a pass is under way */
+	unsigned long passes;
+	int64_t last_start_ms, last_end_ms, last_ok_ms, next_ms;
+	int64_t next_wall_ms;	/* next_ms on the wall clock, for status */
+	char phase[96];
+	long work_done, work_total;
+	struct miss misses[MISS_SLOTS];
+
+	/* Serialises whole passes (background and driftctl's). */
+	pthread_mutex_t pass_lock;
+
+	/* Contacts fetched during the current pass (guarded by lock), so
+	 * the rotating refresh does not fetch them twice. */
+	int64_t *fetched;
+	size_t nfetched, afetched;
+	/* Of those, the ones claimed and not yet stored (guarded by lock;
+	 * contact_cond signals each one that settles): a transcript that
+	 * names such a contact waits for it rather than render its id. */
+	int64_t inflight[INFLIGHT_MAX];
+	size_t ninflight;
+	pthread_cond_t contact_cond;
+
+	/* Write generations by object slot (guarded by lock), see
+	 * sync_note_write(). */
+	unsigned write_gen[WRITE_SLOTS];
+	/* sync_refresh_accounts() calls begun (guarded by lock): each
+	 * follows an accepted account edit, and fetches the whole list. */
+	unsigned accounts_refreshes;
+};
+
+/* The write generations when a fetch started. */
+struct gens {
+	unsigned g[WRITE_SLOTS];
+	unsigned accounts_refreshes;
+};
+
+/* Changes gathered while writing, reported after the commit. */
+struct changes {
+	struct sync_change *v;
+	size_t n, alloc;
+};
+
+/* Appends a change (key copied); -ENOMEM. */
+int sync_changes_add(struct changes *c, enum sync_object what, int64_t id,
+		     const char *key);
+/* Reports the changes to the callback (if any) and empties the list; the
+ * caller holds no lock of the sync's. */
+void sync_changes_flush(struct sync *s, struct changes *c);
+void sync_changes_release(struct changes *c);
+
+/* What .driftfs/status shows the pass doing (takes s->lock). */
+void sync_set_phase(struct sync *s, const char *phase, long done,
+		    long total);
+void sync_add_work_done(struct sync *s);
+
+/* The write generations now (takes s->lock). */
+void sync_gens_take(struct sync *s, struct gens *g);
+/* Whether a write to the object was accepted since g was taken. */
+int sync_written_since(struct sync *s, const struct gens *g,
+		       enum sync_object what, int64_t id);
+
+/* sync_conversation.c: one conversation, the contact claims. */
+int sync_fetched_this_pass(struct sync *s, int64_t id);
+/* Stores one contact fetched after g was taken (g NULL: unconditionally)
+ * in its own transaction and reports it. */
+int sync_save_contact(struct sync *s, const struct api_contact *c,
+		      const struct gens *g);
+/* Fetches and stores conversation id (with its messages, contact and new
+ * attachments); any thread, no lock held. */
+int sync_conversation(struct sync *s, int64_t id);
+
+/* sync_workers.c: the worker pool. */
+/* Objects to fetch, shared by the workers. */
+struct work {
+	struct sync *s;
+	int (*fetch)(struct sync *s, int64_t id);
+	int64_t *ids;
+	size_t n, next;
+	int failed;		/* first error */
+	size_t nfailed;
+	pthread_mutex_t lock;
+};
+
+/*
+ * Runs fetch over ids with up to cfg.conns threads (the calling one
+ * included) and returns when all are done; work->failed is the first
+ * error, work->nfailed their number. The caller zeroes work first.
+ */
+void sync_run_workers(struct sync *s, struct work *work,
+		      int (*fetch)(struct sync *, int64_t), int64_t *ids,
+		      size_t n);
+
+/* sync_lists.c: users, playbooks, accounts, contact attributes. */
+int sync_list(struct sync *s, enum sync_object what, int64_t gen);
+int sync_attributes(struct sync *s);
+
+#endif

@@ -157,8 +157,15 @@ int store_blob(struct store *st, enum store_query q, int64_t arg,
 	       const char *sarg, struct buf *out);
 
 /* Counts for .driftfs/status: contacts, users, conversations, messages,
- * attachments, playbooks, accounts, outbox, in that order. Takes the pool
- * lock, then the outbox lock, one at a time. */
+ * attachments, playbooks, accounts, outbox, in that order (the indices
+ * below; store_count_names[] names them). Takes the pool lock, then the
+ * outbox lock, one at a time. */
+enum {
+	STORE_N_CONTACTS, STORE_N_USERS, STORE_N_CONVERSATIONS,
+	STORE_N_MESSAGES, STORE_N_ATTACHMENTS, STORE_N_PLAYBOOKS,
+	STORE_N_ACCOUNTS, STORE_N_OUTBOX
+};
+extern const char *const store_count_names[STORE_COUNTS];
 int store_counts(struct store *st, int64_t counts[STORE_COUNTS]);
 
 /*

@@ -30,11 +30,7 @@ int64_t ctl_mtime(struct driftfs *d)
 
 int ctl_status(struct driftfs *d, struct buf *out)
 {
-	static const char *const what[] = { "contacts",	    "users",
-					    "conversations", "messages",
-					    "attachments",   "playbooks",
-					    "accounts",	    "outbox" };
-	int64_t counts[8];
+	int64_t counts[STORE_COUNTS];
 	const char *state;
 	int r;
 
@@ -49,8 +45,8 @@ int ctl_status(struct driftfs *d, struct buf *out)
 	r = r ? r : account_status_render(d->account, out);
 	r = r ? r : sync_status_render(d->sync, out);
 	if (!r && !store_counts(d->store, counts))
-		for (size_t i = 0; i < 8 && !r; i++)
-			r = buf_printf(out, "%s: %lld\n", what[i],
+		for (size_t i = 0; i < STORE_COUNTS && !r; i++)
+			r = buf_printf(out, "%s: %lld\n", store_count_names[i],
 				       (long long)counts[i]);
 	r = r ? r : http_governor_render(d->http, out);
 	r = r ? r : buf_printf(out, "errors: %lu\n", log_errors_total());

@@ -283,6 +283,11 @@ out:
 	return r;
 }
 
+const char *const store_count_names[STORE_COUNTS] = {
+	"contacts",    "users",	    "conversations", "messages",
+	"attachments", "playbooks", "accounts",	     "outbox"
+};
+
 int store_counts(struct store *st, int64_t counts[STORE_COUNTS])
 {
 	struct db *d = db_get(st);

@@ -24,8 +24,9 @@
 #include "sync_int.h"
 
 /* Contacts have no updatedAt and no list endpoint: each pass refreshes
- * this many cached contacts, in id order, wrapping around. */
-#define CONTACT_ROTATION 200
+ * one store batch of cached contacts (Q_CONTACTS_AFTER gives that many),
+ * in id order, wrapping around. */
+#define CONTACT_ROTATION STORE_CONTACT_BATCH
 
 int sync_changes_add(struct changes *c, enum sync_object what, int64_t id,
 		     const char *key)

@@ -20,11 +20,6 @@
 #include "http.h"
 #include "store.h"
 
-static const char *const count_names[8] = {
-	"contacts", "users",	 "conversations", "messages",
-	"attachments", "playbooks", "accounts",	  "outbox"
-};
-
 static int status_opt(struct cli *c, void *cmd, const struct opt *o,
 		      const char *value)
 {
@@ -91,7 +86,7 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 	static const char *const mount_keys[] = { "state: ", "syncing: ",
 						  "rate_limit: ", NULL };
 	struct auth_info ai = { 0 };
-	int64_t counts[8];
+	int64_t counts[STORE_COUNTS];
 	char *db = NULL, *mnt = NULL, tbuf[64], sbuf[32];
 	struct stat st;
 	long pid = 0;
@@ -196,8 +191,8 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 			 store_meta_i64(c->d.store, "last_sync"));
 		printf("last_sync: %s\n", tbuf);
 		if (!store_counts(c->d.store, counts))
-			for (int i = 0; i < 8; i++)
-				printf("%s: %lld\n", count_names[i],
+			for (int i = 0; i < STORE_COUNTS; i++)
+				printf("%s: %lld\n", store_count_names[i],
 				       (long long)counts[i]);
 		store_outbox_each(c->d.store, print_outbox_row, NULL);
 	}

@@ -212,7 +212,7 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	struct sync_args sa = { -1 };
 	struct progress p = { 0 };
 	struct sigaction sact;
-	int64_t counts[8], start;
+	int64_t counts[STORE_COUNTS], start;
 	char *mnt = NULL, *lock_path = NULL;
 	long pid = 0;
 	int r, e, lock_fd = -1, started = 0, show;
@@ -294,9 +294,11 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 		say("sync: done in %s: %lld conversations, %lld messages, "
 		    "%lld contacts, %lld users, %lld attachments (%ld API "
 		    "requests)",
-		    el, (long long)counts[2], (long long)counts[3],
-		    (long long)counts[0], (long long)counts[1],
-		    (long long)counts[4], api_requests());
+		    el, (long long)counts[STORE_N_CONVERSATIONS],
+		    (long long)counts[STORE_N_MESSAGES],
+		    (long long)counts[STORE_N_CONTACTS],
+		    (long long)counts[STORE_N_USERS],
+		    (long long)counts[STORE_N_ATTACHMENTS], api_requests());
 	}
 out:
 	if (lock_fd >= 0)

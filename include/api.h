@@ -269,6 +269,15 @@ int api_oauth_token(struct http *h, const struct api_oauth_grant *g,
 int api_parse_oauth_token(const char *body, size_t len,
 			  struct api_oauth_token *out);
 
+/*
+ * Drift's OAuth authorize address (drift-api.md §2.2) asking for a code
+ * for client_id, sent back to redirect_uri (NULL: the app's registered
+ * one) with state; the values percent-encoded. A new string the caller
+ * frees; NULL with errno ENOMEM.
+ */
+char *api_oauth_authorize_url(const char *client_id, const char *redirect_uri,
+			      const char *state);
+
 /* What POST /app/token_info says about a token (drift-api.md §2.3). */
 struct api_token_info {
 	long status;		/* HTTP status; 0 when no answer arrived */

@@ -205,6 +205,26 @@ out:
 	return r;
 }
 
+#define AUTHORIZE_URL "https://dev.drift.com/authorize"
+
+char *api_oauth_authorize_url(const char *client_id, const char *redirect_uri,
+			      const char *state)
+{
+	char *e_id = api_query_escape(client_id), *url = NULL;
+	char *e_uri = redirect_uri ? api_query_escape(redirect_uri) : NULL;
+
+	if (!e_id || (redirect_uri && !e_uri) ||
+	    asprintf(&url, "%s?response_type=code&client_id=%s%s%s&state=%s",
+		     AUTHORIZE_URL, e_id, e_uri ? "&redirect_uri=" : "",
+		     e_uri ? e_uri : "", state) < 0) {
+		url = NULL;
+		errno = ENOMEM;
+	}
+	free(e_id);
+	free(e_uri);
+	return url;
+}
+
 /* Appends "&name=value" (no '&' first), value percent-encoded. */
 static int form_add(struct buf *b, const char *name, const char *value)
 {

@@ -20,7 +20,6 @@
 #include "http.h"
 #include "secret.h"
 
-#define AUTHORIZE_URL "https://dev.drift.com/authorize"
 #define LINE_MAX_LEN 8192
 
 /*
@@ -276,7 +275,7 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	const char *env_id = getenv("DRIFT_CLIENT_ID");
 	const char *env_secret = getenv("DRIFT_CLIENT_SECRET");
 	char *secret = NULL, *id = NULL, *line = NULL, *code = NULL;
-	char *got_state = NULL, *e_id = NULL, *e_uri = NULL, *url = NULL;
+	char *got_state = NULL, *url = NULL;
 	char state[33], why[512];
 	unsigned char rnd[16];
 	int r = DX_OK, e;
@@ -323,14 +322,8 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(state + 2 * i, 3, "%02x", rnd[i]);
-	e_id = api_query_escape(id);
-	e_uri = c->d.cfg.redirect_uri ? api_query_escape(c->d.cfg.redirect_uri)
-				      : NULL;
-	if (!e_id || (c->d.cfg.redirect_uri && !e_uri) ||
-	    asprintf(&url, "%s?response_type=code&client_id=%s%s%s&state=%s",
-		     AUTHORIZE_URL, e_id, e_uri ? "&redirect_uri=" : "",
-		     e_uri ? e_uri : "", state) < 0) {
-		url = NULL;
+	url = api_oauth_authorize_url(id, c->d.cfg.redirect_uri, state);
+	if (!url) {
 		r = DX_LOCAL;
 		goto out;
 	}
@@ -411,8 +404,6 @@ out:
 	secret_free(code);
 	free(got_state);
 	free(id);
-	free(e_id);
-	free(e_uri);
 	free(url);
 	return r;
 }

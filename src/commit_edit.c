@@ -4,6 +4,7 @@
  * content against the version the writer read. Pure: no store, no HTTP. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,152 @@ static int has_tag(const cJSON *list, const char *name)
 	return 0;
 }
 
+/*
+ * The edit rules: what an edit may do to each field of a stored object, one
+ * table a file kind, walked by edit_check(). A field the table does not
+ * name takes its last entry (name NULL).
+ */
+enum {
+	EF_EDITABLE = 1 << 0,	/* may change; else read-only */
+	EF_KNOWN = 1 << 1,	/* must be in the version read, else unknown */
+	EF_STRING = 1 << 2,	/* a string (one of values, when given) */
+	EF_SAME_TYPE = 1 << 3,	/* of the type it had (true and false: one) */
+	EF_ALWAYS = 1 << 4,	/* checked even when unchanged */
+	EF_OWN = 1 << 5,	/* left to the planner */
+};
+
+struct edit_field {
+	const char *name;	/* NULL: every field not named before */
+	unsigned rules;		/* EF_* */
+	const char *const *values;	/* EF_STRING: those allowed, NULL-ended;
+					 * NULL for any */
+};
+
+struct edit_rules {
+	const struct edit_field *fields;
+	const char *read_only_note;	/* ends "field '%s' is read-only" */
+	int keep_all;		/* no field read may be removed */
+};
+
+/* contact.json: only the attributes change (checked by the planner). */
+static const struct edit_field contact_fields[] = {
+	{ "attributes", EF_OWN, NULL },
+	{ NULL, 0, NULL },
+};
+
+/* users/<id>.json. */
+static const char *const availability[] = { "AVAILABLE", "OFFLINE", NULL };
+static const struct edit_field user_fields[] = {
+	{ "name", EF_EDITABLE | EF_STRING, NULL },
+	{ "alias", EF_EDITABLE | EF_STRING, NULL },
+	{ "email", EF_EDITABLE | EF_STRING, NULL },
+	{ "phone", EF_EDITABLE | EF_STRING, NULL },
+	{ "locale", EF_EDITABLE | EF_STRING, NULL },
+	{ "avatarUrl", EF_EDITABLE | EF_STRING, NULL },
+	{ "availability", EF_EDITABLE | EF_STRING, availability },
+	{ NULL, 0, NULL },
+};
+
+/* messages/<id>.json: only the body may change. */
+static const struct edit_field message_fields[] = {
+	{ "body", EF_EDITABLE | EF_STRING | EF_ALWAYS, NULL },
+	{ NULL, 0, NULL },
+};
+
+/* accounts/<id>.json: any field it has, as the type it has, but these. */
+static const struct edit_field account_fields[] = {
+	{ "accountId", 0, NULL },
+	{ "createDateTime", 0, NULL },
+	{ "updateDateTime", 0, NULL },
+	{ "deleted", 0, NULL },
+	{ NULL, EF_EDITABLE | EF_KNOWN | EF_SAME_TYPE, NULL },
+};
+
+static const struct edit_rules contact_rules = { contact_fields, "", 0 };
+static const struct edit_rules user_rules = { user_fields, "", 1 };
+static const struct edit_rules message_rules = {
+	message_fields, " (only 'body' can be edited)", 0
+};
+static const struct edit_rules account_rules = { account_fields, "", 0 };
+
+static const struct edit_field *edit_field(const struct edit_rules *rules,
+					   const char *name)
+{
+	const struct edit_field *e = rules->fields;
+
+	while (e->name && strcmp(e->name, name))
+		e++;
+	return e;
+}
+
+/* Whether s is one of values (NULL-ended); *text gets them as prose. */
+static int one_of(const char *s, const char *const *values, char *text,
+		  size_t size)
+{
+	size_t n = 0, used = 0;
+	int found = 0;
+
+	while (values[n])
+		found |= !strcmp(s, values[n++]);
+	text[0] = '\0';
+	for (size_t i = 0; i < n && used < size; i++)
+		used += (size_t)snprintf(text + used, size - used, "%s%s",
+					 !i ? "" : i + 1 == n ? " or " : ", ",
+					 values[i]);
+	return found;
+}
+
+/*
+ * Checks the fields of now (the new content) against old (the version the
+ * writer read) by rules, in now's order, the first broken rule refused
+ * (commit_invalid()). The changed editable fields are copied to patch,
+ * when not NULL, and counted in *changed.
+ */
+static int edit_check(const struct edit_rules *rules, const cJSON *now,
+		      const cJSON *old, cJSON *patch, int *changed)
+{
+	const cJSON *f;
+
+	for (f = now->child; f; f = f->next) {
+		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
+		const struct edit_field *e = edit_field(rules, f->string);
+		int same = o && cJSON_Compare(o, f, 1);
+		char values[128];
+
+		if ((e->rules & EF_OWN) || (same && !(e->rules & EF_ALWAYS)))
+			continue;
+		if (!(e->rules & EF_EDITABLE) && (o || e->name))
+			return commit_invalid("field '%s' is read-only%s",
+					      f->string, rules->read_only_note);
+		if (!(e->rules & EF_EDITABLE) ||
+		    ((e->rules & EF_KNOWN) && !o))
+			return commit_invalid("unknown field '%s'", f->string);
+		if ((e->rules & EF_STRING) && !cJSON_IsString(f))
+			return commit_invalid("field '%s' must be a string",
+					      f->string);
+		if ((e->rules & EF_STRING) && e->values &&
+		    !one_of(f->valuestring, e->values, values, sizeof(values)))
+			return commit_invalid("field '%s' must be %s",
+					      f->string, values);
+		if ((e->rules & EF_SAME_TYPE) &&
+		    (o->type & 0xff) != (f->type & 0xff) &&
+		    !(cJSON_IsBool(o) && cJSON_IsBool(f)))
+			return commit_invalid("field '%s' has the wrong type",
+					      f->string);
+		if (same)
+			continue;
+		if (patch)
+			cJSON_AddItemToObject(patch, f->string,
+					      cJSON_Duplicate(f, 1));
+		(*changed)++;
+	}
+	for (f = rules->keep_all ? old->child : NULL; f; f = f->next)
+		if (!cJSON_GetObjectItemCaseSensitive(now, f->string))
+			return commit_invalid("field '%s' cannot be removed",
+					      f->string);
+	return 0;
+}
+
 /* contact.json: a PATCH of the changed attributes, plus tag calls. */
 int plan_contact_json(const struct commit_input *in,
 		      struct commit_plan *p)
@@ -58,25 +205,14 @@ int plan_contact_json(const struct commit_input *in,
 	const cJSON *na, *oa, *f;
 	char **add = NULL, **del = NULL;
 	size_t nadd = 0, ndel = 0;
-	int r;
+	int r, changed = 0;
 
 	r = commit_parse_edit(in, &v, &old);
 	if (r)
 		return r;
-	for (f = v->child; f; f = f->next) {
-		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
-
-		if (!strcmp(f->string, "attributes"))
-			continue;
-		if (!o) {
-			r = commit_invalid("unknown field '%s'", f->string);
-			goto out;
-		}
-		if (!cJSON_Compare(o, f, 1)) {
-			r = commit_invalid("field '%s' is read-only", f->string);
-			goto out;
-		}
-	}
+	r = edit_check(&contact_rules, v, old, NULL, &changed);
+	if (r)
+		goto out;
 	na = cJSON_GetObjectItemCaseSensitive(v, "attributes");
 	oa = cJSON_GetObjectItemCaseSensitive(old, "attributes");
 	if (!cJSON_IsObject(na)) {
@@ -184,13 +320,8 @@ out:
 /* users/<id>.json: PATCH the changed editable fields. */
 int plan_user(const struct commit_input *in, struct commit_plan *p)
 {
-	static const char *const editable[] = { "name",	  "alias",
-						"email",  "phone",
-						"locale", "avatarUrl",
-						"availability" };
 	cJSON *v, *old = NULL, *patch = NULL;
-	const cJSON *f;
-	int r;
+	int r, changed = 0;
 
 	r = commit_parse_edit(in, &v, &old);
 	if (r)
@@ -200,41 +331,8 @@ int plan_user(const struct commit_input *in, struct commit_plan *p)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (f = v->child; f; f = f->next) {
-		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
-		int ok = 0;
-
-		if (o && cJSON_Compare(o, f, 1))
-			continue;
-		for (size_t i = 0; i < sizeof(editable) / sizeof(*editable); i++)
-			ok |= !strcmp(f->string, editable[i]);
-		if (!ok) {
-			r = commit_invalid(o ? "field '%s' is read-only"
-					    : "unknown field '%s'",
-				    f->string);
-			goto out;
-		}
-		if (!cJSON_IsString(f)) {
-			r = commit_invalid("field '%s' must be a string",
-				    f->string);
-			goto out;
-		}
-		if (!strcmp(f->string, "availability") &&
-		    strcmp(f->valuestring, "AVAILABLE") &&
-		    strcmp(f->valuestring, "OFFLINE")) {
-			r = commit_invalid("field 'availability' must be "
-					  "AVAILABLE or OFFLINE");
-			goto out;
-		}
-		cJSON_AddItemToObject(patch, f->string, cJSON_Duplicate(f, 1));
-	}
-	for (f = old->child; f; f = f->next)
-		if (!cJSON_GetObjectItemCaseSensitive(v, f->string)) {
-			r = commit_invalid("field '%s' cannot be removed",
-				    f->string);
-			goto out;
-		}
-	if (cJSON_GetArraySize(patch) == 0)
+	r = edit_check(&user_rules, v, old, patch, &changed);
+	if (r || cJSON_GetArraySize(patch) == 0)
 		goto out;
 	r = plan_add(p, "user_patch", "PATCH", patch, in->id,
 		     "/users/update?userId=%lld", (long long)in->id);
@@ -252,30 +350,14 @@ int plan_message_json(const struct commit_input *in,
 {
 	cJSON *v, *old = NULL, *msg = NULL;
 	const cJSON *f;
-	int r;
+	int r, changed = 0;
 
 	r = commit_parse_edit(in, &v, &old);
 	if (r)
 		return r;
-	for (f = v->child; f; f = f->next) {
-		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
-
-		if (!strcmp(f->string, "body")) {
-			if (!cJSON_IsString(f)) {
-				r = commit_invalid("field 'body' must be a "
-						  "string");
-				goto out;
-			}
-			continue;
-		}
-		if (!o || !cJSON_Compare(o, f, 1)) {
-			r = commit_invalid(o ? "field '%s' is read-only (only "
-					      "'body' can be edited)"
-					    : "unknown field '%s'",
-				    f->string);
-			goto out;
-		}
-	}
+	r = edit_check(&message_rules, v, old, NULL, &changed);
+	if (r)
+		goto out;
 	f = cJSON_GetObjectItemCaseSensitive(v, "body");
 	if (!f || cJSON_Compare(f, cJSON_GetObjectItemCaseSensitive(old, "body"),
 				1))
@@ -311,8 +393,6 @@ static int64_t account_target(const cJSON *account)
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
 int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
-	static const char *const ro[] = { "accountId", "createDateTime",
-					  "updateDateTime", "deleted" };
 	cJSON *v, *old = NULL, *patch = NULL, *cur = NULL;
 	const cJSON *f;
 	int r, changed = 0;
@@ -325,31 +405,8 @@ int plan_account(const struct commit_input *in, struct commit_plan *p)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (f = v->child; f; f = f->next) {
-		const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, f->string);
-
-		if (o && cJSON_Compare(o, f, 1))
-			continue;
-		for (size_t i = 0; i < sizeof(ro) / sizeof(*ro); i++)
-			if (!strcmp(f->string, ro[i])) {
-				r = commit_invalid("field '%s' is read-only",
-					    f->string);
-				goto out;
-			}
-		if (!o) {
-			r = commit_invalid("unknown field '%s'", f->string);
-			goto out;
-		}
-		if ((o->type & 0xff) != (f->type & 0xff) &&
-		    !(cJSON_IsBool(o) && cJSON_IsBool(f))) {
-			r = commit_invalid("field '%s' has the wrong type",
-				    f->string);
-			goto out;
-		}
-		cJSON_AddItemToObject(patch, f->string, cJSON_Duplicate(f, 1));
-		changed = 1;
-	}
-	if (!changed)
+	r = edit_check(&account_rules, v, old, patch, &changed);
+	if (r || !changed)
 		goto out;
 	f = cJSON_GetObjectItemCaseSensitive(old, "accountId");
 	cJSON_AddItemToObject(patch, "accountId", cJSON_Duplicate(f, 1));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_write.h"
 #include "commit_int.h"
 #include "log.h"
 #include "outbox.h"
@@ -79,7 +80,8 @@ static int submit(struct driftfs *d, const char *path, const char *kind,
 	 * A new message: what the conversation held before it, as far as
 	 * the cache knows. The landed check counts only newer messages.
 	 */
-	if (!strcmp(kind, "message") && !commit_is_edit(body) &&
+	if (!strcmp(kind, "message") &&
+	    api_write_message_kind(body) == API_MSG_NEW &&
 	    store_each(d->store, Q_MESSAGES, target, NULL, newest_message,
 		       &row))
 		row.after_created = row.after_id = 0;
@@ -178,32 +180,36 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 
 int commit_delete(struct driftfs *d, const struct tnode *n, const char *path)
 {
-	char api[64];
+	struct api_write_req req;
 	cJSON *msg;
 	struct store_row row;
+	int r;
 
 	log_context_set(path);
 	switch (n->kind) {
 	case T_CONTACT:
 	case T_CONTACT_JSON:
-		snprintf(api, sizeof(api), "/contacts/%lld", (long long)n->id);
-		return submit(d, path, "contact_delete", "DELETE", api, NULL,
-			      n->id, NULL);
+		r = api_write_contact_delete(n->id, &req);
+		r = r ? r
+		      : submit(d, path, "contact_delete", req.method, req.path,
+			       NULL, n->id, NULL);
+		break;
 	case T_MESSAGE_JSON:
 		if (store_one(d->store, Q_MESSAGE, n->id, NULL, &row))
 			return -ENOENT;
-		msg = cJSON_CreateObject();
+		msg = api_write_message_edit(n->id, "delete", "");
 		if (!msg)
 			return -ENOMEM;
-		cJSON_AddStringToObject(msg, "type", "edit");
-		cJSON_AddItemToObject(msg, "editedMessageId", commit_id_node(n->id));
-		cJSON_AddStringToObject(msg, "editType", "delete");
-		cJSON_AddStringToObject(msg, "body", "");
-		snprintf(api, sizeof(api), "/conversations/%lld/messages",
-			 (long long)row.id2);
-		return submit(d, path, "message", "POST", api, msg, row.id2,
-			      NULL);
+		r = api_write_message(row.id2, msg, &req);
+		r = r ? r
+		      : submit(d, path, "message", req.method, req.path,
+			       req.body, row.id2, NULL);
+		/* submit() consumed the body. */
+		req.body = NULL;
+		break;
 	default:
 		return -EPERM;
 	}
+	api_write_req_release(&req);
+	return r;
 }

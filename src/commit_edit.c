@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_write.h"
 #include "commit_int.h"
 #include "json.h"
 
@@ -201,7 +202,8 @@ static int edit_check(const struct edit_rules *rules, const cJSON *now,
 int plan_contact_json(const struct commit_input *in,
 		      struct commit_plan *p)
 {
-	cJSON *v = NULL, *old = NULL, *patch = NULL, *body;
+	struct api_write_req req;
+	cJSON *v = NULL, *old = NULL, *patch = NULL;
 	const cJSON *na, *oa, *f;
 	char **add = NULL, **del = NULL;
 	size_t nadd = 0, ndel = 0;
@@ -296,15 +298,12 @@ int plan_contact_json(const struct commit_input *in,
 			ndel++;
 	}
 	if (cJSON_GetArraySize(patch) > 0) {
-		body = cJSON_CreateObject();
-		if (!body) {
-			r = -ENOMEM;
-			goto out;
-		}
-		cJSON_AddItemToObject(body, "attributes", patch);
+		cJSON *attrs = patch;
+
 		patch = NULL;
-		r = plan_add(p, "contact_patch", "PATCH", body, in->id,
-			     "/contacts/%lld", (long long)in->id);
+		r = plan_add(p, "contact_patch", in->id,
+			     api_write_contact_patch(in->id, attrs, &req),
+			     &req);
 	}
 	if (!r)
 		r = plan_tag_changes(p, in->id, add, nadd, del, ndel);
@@ -320,6 +319,7 @@ out:
 /* users/<id>.json: PATCH the changed editable fields. */
 int plan_user(const struct commit_input *in, struct commit_plan *p)
 {
+	struct api_write_req req;
 	cJSON *v, *old = NULL, *patch = NULL;
 	int r, changed = 0;
 
@@ -334,8 +334,8 @@ int plan_user(const struct commit_input *in, struct commit_plan *p)
 	r = edit_check(&user_rules, v, old, patch, &changed);
 	if (r || cJSON_GetArraySize(patch) == 0)
 		goto out;
-	r = plan_add(p, "user_patch", "PATCH", patch, in->id,
-		     "/users/update?userId=%lld", (long long)in->id);
+	r = plan_add(p, "user_patch", in->id,
+		     api_write_user_patch(in->id, patch, &req), &req);
 	patch = NULL;
 out:
 	cJSON_Delete(patch);
@@ -362,11 +362,7 @@ int plan_message_json(const struct commit_input *in,
 	if (!f || cJSON_Compare(f, cJSON_GetObjectItemCaseSensitive(old, "body"),
 				1))
 		goto out;
-	msg = cJSON_CreateObject();
-	cJSON_AddStringToObject(msg, "type", "edit");
-	cJSON_AddItemToObject(msg, "editedMessageId", commit_id_node(in->id));
-	cJSON_AddStringToObject(msg, "editType", "replace_body");
-	cJSON_AddStringToObject(msg, "body", f->valuestring);
+	msg = api_write_message_edit(in->id, "replace_body", f->valuestring);
 	r = plan_message(p, in->conv, msg);
 out:
 	cJSON_Delete(old);
@@ -393,8 +389,10 @@ static int64_t account_target(const cJSON *account)
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
 int plan_account(const struct commit_input *in, struct commit_plan *p)
 {
+	struct api_write_req req;
 	cJSON *v, *old = NULL, *patch = NULL, *cur = NULL;
-	const cJSON *f;
+	const cJSON *f = NULL;
+	int64_t target;
 	int r, changed = 0;
 
 	r = commit_parse_edit(in, &v, &old);
@@ -408,8 +406,6 @@ int plan_account(const struct commit_input *in, struct commit_plan *p)
 	r = edit_check(&account_rules, v, old, patch, &changed);
 	if (r || !changed)
 		goto out;
-	f = cJSON_GetObjectItemCaseSensitive(old, "accountId");
-	cJSON_AddItemToObject(patch, "accountId", cJSON_Duplicate(f, 1));
 	/*
 	 * The API wants ownerId in every PATCH: one the writer left alone
 	 * is the stored one, since the owner read may have changed since.
@@ -420,10 +416,14 @@ int plan_account(const struct commit_input *in, struct commit_plan *p)
 		f = cJSON_GetObjectItemCaseSensitive(cur, "ownerId");
 		if (!f)
 			f = cJSON_GetObjectItemCaseSensitive(old, "ownerId");
-		cJSON_AddItemToObject(patch, "ownerId", cJSON_Duplicate(f, 1));
 	}
-	r = plan_add(p, "account_patch", "PATCH", patch,
-		     account_target(old), "/accounts/update");
+	target = account_target(old);
+	r = plan_add(p, "account_patch", target,
+		     api_write_account_patch(
+			     patch,
+			     cJSON_GetObjectItemCaseSensitive(old, "accountId"),
+			     f, &req),
+		     &req);
 	patch = NULL;
 out:
 	cJSON_Delete(cur);

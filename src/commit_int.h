@@ -15,24 +15,24 @@
 
 #include <cjson/cJSON.h>
 
+#include "api_write.h"
 #include "commit.h"
 
 /* Logs why content was refused ("refused, nothing sent: ...", in the
  * thread's context) and returns -EINVAL. */
 int commit_invalid(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* A JSON number node holding an id exactly (cJSON numbers are doubles). */
-cJSON *commit_id_node(int64_t id);
 /*
  * The target of a call about an object named by a string (an account id,
  * the email of a contact or conversation to create): its hash; fold: the
  * string compares without case (emails). -1 when out of memory.
  */
 int64_t commit_string_target(const char *s, int fold);
-/* Appends a call to the plan, its path formatted from fmt; body is
- * consumed. */
-int plan_add(struct commit_plan *p, const char *kind, const char *method,
-	     cJSON *body, int64_t target, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+/*
+ * Appends the call req (of kind, about target) to the plan; r is what
+ * built req (api_write.h), returned as it is when not 0. req is consumed.
+ */
+int plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
+	     struct api_write_req *req);
 /* A POST of msg to conversation conv's messages (kind "message"). */
 int plan_message(struct commit_plan *p, int64_t conv, cJSON *msg);
 /* data as a JSON object (the caller frees), or NULL with *err set. */
@@ -52,8 +52,6 @@ void commit_free_list(char **v, size_t n);
 int commit_refuse_nul_escape(const char *data, size_t len, const char *where);
 /* Whether name is a version counter the API bumps on every change. */
 int commit_attribute_counter(const char *name);
-/* Whether body is a message edit or delete ({"type": "edit", ...}). */
-int commit_is_edit(const cJSON *body);
 
 /* Tag changes of contact id: one call adding add[], one per del[]. */
 int plan_tag_changes(struct commit_plan *p, int64_t id, char **add,

@@ -11,45 +11,17 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_write.h"
 #include "commit_int.h"
 #include "http.h"
 #include "json.h"
 #include "render.h"
 #include "sync.h"
 
-/* Whether body is a message edit or delete ({"type": "edit", ...}). */
-int commit_is_edit(const cJSON *body)
-{
-	const char *type = json_get_str(body, "type");
-
-	return type && !strcmp(type, "edit");
-}
-
-/*
- * The id (and createdAt, ms, when it has one) in an API answer: data.id,
- * the first of data.messages[] (drift-api.md: a message POST may answer
- * either way), or a bare object's id.
- */
+/* The id (and createdAt) in the API's answer to row (api_write.h). */
 static int64_t answer_id(const struct buf *response, int64_t *created)
 {
-	cJSON *v = response->len ? json_parse(response->data, response->len)
-				 : NULL;
-	const cJSON *o = cJSON_GetObjectItemCaseSensitive(v, "data");
-	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
-	int64_t id = 0;
-
-	if (cJSON_IsArray(msgs))
-		o = cJSON_GetArrayItem(msgs, 0);
-	else if (cJSON_IsObject(msgs))
-		o = NULL;
-	if (!cJSON_IsObject(o))
-		o = v;
-	if (json_get_i64(o, "id", &id))
-		id = 0;
-	if (created && json_get_i64(o, "createdAt", created))
-		*created = 0;
-	cJSON_Delete(v);
-	return id;
+	return api_write_answer_id(response->data, response->len, created);
 }
 
 void commit_applied(struct driftfs *d, const struct outbox_row *row,
@@ -210,34 +182,22 @@ static int contact_matches(void *ctx, const struct api_contact *c)
 
 int commit_idempotent(const struct outbox_row *row)
 {
-	cJSON *v;
-	int edit;
-
 	if (strcmp(row->method, "POST"))
 		return 1;
 	if (strcmp(row->kind, "message"))
 		return 0;
-	v = json_parse(row->body.data ? row->body.data : "", row->body.len);
-	edit = commit_is_edit(v);
-	cJSON_Delete(v);
-	return edit;
+	return api_write_message_kind_of(row->body.data, row->body.len) !=
+	       API_MSG_NEW;
 }
 
 int commit_is_delete(const struct outbox_row *row)
 {
-	cJSON *v;
-	const char *type;
-	int del;
-
 	if (!strcmp(row->method, "DELETE"))
 		return 1;
 	if (strcmp(row->kind, "message"))
 		return 0;
-	v = json_parse(row->body.data ? row->body.data : "", row->body.len);
-	type = commit_is_edit(v) ? json_get_str(v, "editType") : NULL;
-	del = type && !strcmp(type, "delete");
-	cJSON_Delete(v);
-	return del;
+	return api_write_message_kind_of(row->body.data, row->body.len) ==
+	       API_MSG_DELETE;
 }
 
 int commit_checked(const struct outbox_row *row)
@@ -269,53 +229,47 @@ static int refusal(struct driftfs *d, const char *path)
 int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		  struct buf *found)
 {
-	char probe[96];
+	char *probe = NULL;
 
 	/* LANDED_SKEW_MS: how far the local clock may be ahead of the
 	 * API's before a landed message is missed (and sent again). */
 	struct landed_ctx l = { NULL, NULL, 0, row->created - LANDED_SKEW_MS,
 				row->after_created, row->after_id, 0, 0, 0 };
-	cJSON *v = json_parse(row->body.data ? row->body.data : "",
-			      row->body.len);
 	int r = 0;
 
-	if (!commit_checked(row)) {
-		cJSON_Delete(v);
+	if (!commit_checked(row))
 		return 0;
-	}
 	if (!strcmp(row->kind, "message")) {
 		/* Compared as text: the API may store the HTML otherwise. A
 		 * message with no text (buttons only) cannot be told from
 		 * another: it is sent again. */
 		struct buf t = BUF_INIT;
-		const cJSON *uid = cJSON_GetObjectItemCaseSensitive(v,
-								    "userId");
+		struct api_write_post post;
 		char key[64];
 
 		snprintf(key, sizeof(key), "created:message:%lld",
 			 (long long)row->target);
 		l.exclude = store_meta_i64(d->store, key);
-		l.type = json_get_str(v, "type") ? json_get_str(v, "type")
-						 : "";
-		if (uid && json_i64(uid, &l.user))
-			l.user = 0;
-		r = commit_message_text(json_get_str(v, "body"), &t);
+		r = api_write_post_parse(row->body.data, row->body.len, &post);
+		l.type = post.type;
+		l.user = post.user;
+		r = r ? r : commit_message_text(post.html, &t);
 		l.text = t.data;
 		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
-		snprintf(probe, sizeof(probe), "/conversations/%lld/messages",
-			 (long long)row->target);
 		if (r == -EACCES)
+			probe = api_write_messages_probe(row->target);
+		if (probe)
 			r = refusal(d, probe);
+		free(probe);
 		buf_release(&t);
+		api_write_post_release(&post);
 	} else {
-		const char *email = json_get_str(
-			cJSON_GetObjectItemCaseSensitive(v, "attributes"),
-			"email");
+		char *email = NULL;
 
-		char *q = NULL;
-
+		r = api_write_contact_email(row->body.data, row->body.len,
+					    &email);
 		/* A contact has no marks: the clock window alone, kept
 		 * narrow (someone else's contact of that email, made a
 		 * little earlier, is not ours). */
@@ -324,18 +278,15 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 			r = api_contacts_by_email(d->http, email,
 						  contact_matches, &l);
 		if (r == -EACCES)
-			q = api_query_escape(email);
-		if (q) {
-			snprintf(probe, sizeof(probe), "/contacts?email=%.80s",
-				 q);
+			probe = api_write_contacts_probe(email);
+		if (probe)
 			r = refusal(d, probe);
-			free(q);
-		}
+		free(probe);
+		free(email);
 		/* No contact with that email: not created. */
 		if (r == -ENOENT)
 			r = 0;
 	}
-	cJSON_Delete(v);
 	if (r)
 		return r;
 	/* What commit_applied() reads the new object's id from. */

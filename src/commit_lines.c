@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "api_write.h"
 #include "commit_int.h"
 #include "json.h"
 #include "names.h"
@@ -17,31 +17,15 @@
 int plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
 		     size_t nadd, char **del, size_t ndel)
 {
+	struct api_write_req req;
 	int r = 0;
 
-	if (nadd) {
-		cJSON *list = cJSON_CreateArray();
-
-		for (size_t i = 0; list && i < nadd; i++) {
-			cJSON *t = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(t, "name", add[i]);
-			cJSON_AddItemToArray(list, t);
-		}
-		if (!list)
-			return -ENOMEM;
-		r = plan_add(p, "tag_add", "POST", list, id,
-			     "/contacts/%lld/tags", (long long)id);
-	}
-	for (size_t i = 0; i < ndel && !r; i++) {
-		char *q = api_query_escape(del[i]);
-
-		if (!q)
-			return -ENOMEM;
-		r = plan_add(p, "tag_delete", "DELETE", NULL, id,
-			     "/contacts/%lld/tags/%s", (long long)id, q);
-		free(q);
-	}
+	if (nadd)
+		r = plan_add(p, "tag_add", id,
+			     api_write_tags_add(id, add, nadd, &req), &req);
+	for (size_t i = 0; i < ndel && !r; i++)
+		r = plan_add(p, "tag_delete", id,
+			     api_write_tag_delete(id, del[i], &req), &req);
 	return r;
 }
 
@@ -189,6 +173,7 @@ int plan_tags(const struct commit_input *in, struct commit_plan *p)
 /* timeline: each line an event (text, or JSON {event, createdAt}). */
 int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 {
+	struct api_write_req req;
 	char **lines = NULL;
 	size_t n = 0;
 	cJSON **bodies;
@@ -202,7 +187,6 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 	}
 	bodies = calloc(n, sizeof(*bodies));
 	for (size_t i = 0; bodies && i < n && !r; i++) {
-		cJSON *b = cJSON_CreateObject();
 		const char *event = lines[i];
 		cJSON *j = lines[i][0] == '{' ? json_parse(lines[i],
 							   strlen(lines[i]))
@@ -217,7 +201,6 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 			r = commit_refuse_nul_escape(lines[i], strlen(lines[i]), where);
 			if (r) {
 				cJSON_Delete(j);
-				cJSON_Delete(b);
 				bodies[i] = NULL;
 				break;
 			}
@@ -232,21 +215,14 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 						  "be ms since the epoch",
 					    i + 1);
 		}
-		if (!r && b) {
-			cJSON_AddItemToObject(b, "contactId", commit_id_node(in->id));
-			cJSON_AddStringToObject(b, "event", event);
-			if (at)
-				cJSON_AddItemToObject(b, "createdAt",
-						      commit_id_node(at));
-		}
-		bodies[i] = b;
+		bodies[i] = r ? NULL : api_write_timeline_body(in->id, event, at);
 		cJSON_Delete(j);
 	}
 	/* All lines are valid before any is sent. */
 	for (size_t i = 0; bodies && i < n; i++) {
 		if (!r)
-			r = plan_add(p, "timeline", "POST", bodies[i], in->id,
-				     "/contacts/timeline");
+			r = plan_add(p, "timeline", in->id,
+				     api_write_timeline(bodies[i], &req), &req);
 		else
 			cJSON_Delete(bodies[i]);
 	}
@@ -259,9 +235,9 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 int plan_unsubscribe(const struct commit_input *in,
 		     struct commit_plan *p)
 {
+	struct api_write_req req;
 	char **lines = NULL;
 	size_t n = 0;
-	cJSON *list;
 	int r = split_lines(in->data, in->len, &lines, &n);
 
 	if (r)
@@ -272,14 +248,10 @@ int plan_unsubscribe(const struct commit_input *in,
 				    i + 1);
 	if (!r && !n)
 		r = commit_invalid("no email address (one a line)");
-	list = r ? NULL : cJSON_CreateArray();
-	for (size_t i = 0; list && i < n; i++)
-		cJSON_AddItemToArray(list, cJSON_CreateString(lines[i]));
-	commit_free_list(lines, n);
-	if (r)
-		return r;
 	/* Target 0: the org's one unsubscribe list. */
-	return list ? plan_add(p, "unsubscribe", "POST", list, 0,
-			       "/emails/unsubscribe")
-		    : -ENOMEM;
+	if (!r)
+		r = plan_add(p, "unsubscribe", 0,
+			     api_write_unsubscribe(lines, n, &req), &req);
+	commit_free_list(lines, n);
+	return r;
 }

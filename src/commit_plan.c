@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_write.h"
 #include "commit_int.h"
 #include "json.h"
 #include "log.h"
@@ -27,15 +28,6 @@ int commit_invalid(const char *fmt, ...)
 	/* The thread's context names the path. */
 	log_error_event("refused, nothing sent: %s", why);
 	return -EINVAL;
-}
-
-/* A JSON number node holding an id exactly (cJSON numbers are doubles). */
-cJSON *commit_id_node(int64_t id)
-{
-	char tmp[32];
-
-	snprintf(tmp, sizeof(tmp), "%lld", (long long)id);
-	return cJSON_CreateRaw(tmp);
 }
 
 /*
@@ -68,33 +60,26 @@ void commit_plan_release(struct commit_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* The API path is formatted whole, however long (a fixed buffer cut a
- * long tag name out of a delete, which then named another tag or none). */
-int plan_add(struct commit_plan *p, const char *kind,
-	     const char *method, cJSON *body, int64_t target,
-	     const char *fmt, ...)
+int plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
+	     struct api_write_req *req)
 {
 	struct commit_call *c;
-	char *api = NULL;
-	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vasprintf(&api, fmt, ap);
-	va_end(ap);
-	c = n < 0 ? NULL : realloc(p->calls, (p->n + 1) * sizeof(*c));
+	if (r)
+		return r;
+	c = realloc(p->calls, (p->n + 1) * sizeof(*c));
 	if (!c) {
-		free(n < 0 ? NULL : api);
-		cJSON_Delete(body);
+		api_write_req_release(req);
 		return -ENOMEM;
 	}
 	p->calls = c;
 	c = &p->calls[p->n++];
 	c->kind = kind;
-	c->method = method;
-	c->body = body;
+	c->method = req->method;
+	c->body = req->body;
 	c->target = target;
-	c->api_path = api;
+	c->api_path = req->path;
+	memset(req, 0, sizeof(*req));
 	return 0;
 }
 
@@ -194,8 +179,10 @@ static int blank(const char *data, size_t len)
 
 int plan_message(struct commit_plan *p, int64_t conv, cJSON *msg)
 {
-	return plan_add(p, "message", "POST", msg, conv,
-			"/conversations/%lld/messages", (long long)conv);
+	struct api_write_req req;
+
+	return plan_add(p, "message", conv, api_write_message(conv, msg, &req),
+			&req);
 }
 
 /* reply and note: the text becomes a chat message or a private note. */
@@ -211,14 +198,10 @@ static int plan_text_message(const struct commit_input *in, const char *type,
 	if (blank(data, len))
 		return commit_invalid("an empty message");
 	r = text_to_html(data, len, &html);
-	msg = cJSON_CreateObject();
-	if (r || !msg || !cJSON_AddStringToObject(msg, "type", type) ||
-	    !cJSON_AddStringToObject(msg, "body", html.data)) {
-		cJSON_Delete(msg);
-		buf_release(&html);
-		return -ENOMEM;
-	}
+	msg = r ? NULL : api_write_text_message(type, html.data);
 	buf_release(&html);
+	if (!msg)
+		return -ENOMEM;
 	return plan_message(p, in->id, msg);
 }
 
@@ -278,8 +261,10 @@ out:
 static int plan_new_contact(const struct commit_input *in,
 			    struct commit_plan *p)
 {
-	cJSON *v, *attrs, *body;
+	struct api_write_req req;
+	cJSON *v, *attrs;
 	const char *email;
+	int64_t target;
 	int r = 0;
 
 	v = commit_parse(in->data, in->len, &r);
@@ -302,21 +287,17 @@ static int plan_new_contact(const struct commit_input *in,
 		return commit_invalid("attribute 'email' (a string with an @) "
 				     "is required");
 	}
-	body = cJSON_CreateObject();
-	if (!body) {
-		cJSON_Delete(attrs);
-		return -ENOMEM;
-	}
-	cJSON_AddItemToObject(body, "attributes", attrs);
-	return plan_add(p, "contact_create", "POST", body,
-			commit_string_target(email, 1), "/contacts");
+	target = commit_string_target(email, 1);
+	return plan_add(p, "contact_create", target,
+			api_write_contact_create(attrs, &req), &req);
 }
 
 /* conversations/new: {email, message, integrationSource, autoAssigneeId}. */
 static int plan_new_conversation(const struct commit_input *in,
 				 struct commit_plan *p)
 {
-	cJSON *v, *body = NULL, *msg, *attrs;
+	struct api_write_req req;
+	cJSON *v, *msg, *attrs;
 	const cJSON *f, *m;
 	int r = 0;
 
@@ -344,10 +325,8 @@ static int plan_new_conversation(const struct commit_input *in,
 				  "'body') is required");
 		goto out;
 	}
-	body = cJSON_CreateObject();
 	msg = cJSON_IsObject(m) ? cJSON_Duplicate(m, 1) : cJSON_CreateObject();
-	if (!body || !msg) {
-		cJSON_Delete(msg);
+	if (!msg) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -365,24 +344,17 @@ static int plan_new_conversation(const struct commit_input *in,
 		r = commit_invalid("field 'message.attributes' must be an object");
 		goto out;
 	}
-	if (!attrs)
-		attrs = cJSON_AddObjectToObject(msg, "attributes");
-	f = cJSON_GetObjectItemCaseSensitive(v, "integrationSource");
-	if (f)
-		cJSON_AddItemToObject(attrs, "integrationSource",
-				      cJSON_Duplicate(f, 1));
-	f = cJSON_GetObjectItemCaseSensitive(v, "autoAssigneeId");
-	if (f)
-		cJSON_AddItemToObject(attrs, "autoAssigneeId",
-				      cJSON_Duplicate(f, 1));
-	cJSON_AddStringToObject(body, "email", json_get_str(v, "email"));
-	cJSON_AddItemToObject(body, "message", msg);
-	r = plan_add(p, "conversation_create", "POST", body,
+	r = plan_add(p, "conversation_create",
 		     commit_string_target(json_get_str(v, "email"), 1),
-		     "/conversations/new");
-	body = NULL;
+		     api_write_conversation_create(
+			     json_get_str(v, "email"), msg,
+			     cJSON_GetObjectItemCaseSensitive(v,
+							      "integrationSource"),
+			     cJSON_GetObjectItemCaseSensitive(v,
+							      "autoAssigneeId"),
+			     &req),
+		     &req);
 out:
-	cJSON_Delete(body);
 	cJSON_Delete(v);
 	return r;
 }

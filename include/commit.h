@@ -7,6 +7,11 @@
  * the outbox. Invalid content (bad JSON, a read-only or unknown field, a
  * wrong type) is refused with -EINVAL before anything is stored or sent,
  * with an error line naming the field and the reason.
+ *
+ * The planners are pure (commit_plan.c, commit_edit.c with its table of
+ * edit rules, commit_lines.c); commit.c carries a write out; what happens
+ * after a send is commit_landed.c's. How Drift spells each call is
+ * api_write.h's. Functions return 0 or -errno unless said otherwise.
  */
 #ifndef DRIFTFS_COMMIT_H
 #define DRIFTFS_COMMIT_H
@@ -63,7 +68,8 @@ struct commit_input {
 };
 
 /*
- * The validation and parsing behind commit_write(), with no store or HTTP:
+ * The validation and parsing behind commit_write(), with no store, HTTP or
+ * lock (any thread; the fuzzer calls it):
  * the calls that data means (none when nothing changed). -EINVAL (with an
  * error line) for invalid content, -EIO for an edit whose stored object is
  * not an object, -EACCES for a kind that cannot be written.
@@ -79,6 +85,10 @@ void commit_plan_release(struct commit_plan *p);
  * -EACCES/-EPERM for a node that cannot be written. When queued is not
  * NULL, *queued tells (on 0) whether a call was left in the outbox, which
  * may still refuse it: the API has not taken that content yet.
+ *
+ * Called by fs.c on a FUSE thread (close(), fsync(), rename() onto a file)
+ * with the open handle's lock held; takes the outbox's send_lock inside
+ * (outbox_submit()) and may wait on the API up to its deadline.
  */
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		 const char *data, size_t len, const struct buf *base,
@@ -96,10 +106,17 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
  */
 uint64_t commit_base_distance(const char *a, size_t alen, const char *b,
 			      size_t blen);
-/* Deletes the object behind n (unlink/rmdir). */
+/* Deletes the object behind n (unlink/rmdir; a FUSE thread, as
+ * commit_write()). -EPERM for a node the API cannot delete. */
 int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 
-/* After the API accepted row: bring the cache up to date at once. */
+/*
+ * The functions from here to commit_landed() are the outbox's hooks
+ * (outbox.h, wired by main.c): they run on the outbox worker or inside
+ * commit_write(), with send_lock held, and call no outbox function.
+ */
+/* After the API accepted row: bring the cache up to date at once (store
+ * writes, sync requests; no HTTP). */
 void commit_applied(struct driftfs *d, const struct outbox_row *row,
 		    const struct buf *response);
 /*

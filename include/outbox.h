@@ -7,7 +7,7 @@
  * before its request leaves, and a POST stays in that state after any
  * failure but a 4xx answer (no answer, a cut body, a 5xx from a gateway
  * that gave up after the backend acted): it may or may not have landed, so
- * it is checked against the API before any resend (commit_landed()); a
+ * it is checked against the API before any resend (the landed hook); a
  * check that fails leaves it "sending". Transient failures are retried by
  * a worker thread with capped backoff, also across unmounts; definite
  * refusals (4xx) are dropped with an error line naming the path, except a
@@ -25,13 +25,89 @@
 #ifndef DRIFTFS_OUTBOX_H
 #define DRIFTFS_OUTBOX_H
 
+#include <stdint.h>
+
 #include "buf.h"
 #include "driftfs.h"
 #include "store.h"
 
 struct outbox;
 
-struct outbox *outbox_new(struct driftfs *d);
+/*
+ * What the outbox asks of the layers around it, wired by main.c: commit.c
+ * tells what a row means and brings the cache up to date after it, fs.c
+ * drops the kernel's copies a row changes. The outbox includes neither.
+ *
+ * Threads: the hooks run on the outbox worker, on a FUSE thread inside
+ * close()/fsync()/rename() (outbox_submit(), through commit_write(), with
+ * that handle's lock held) or unlink() (outbox_cancel()), and at start
+ * (object_key). Every hook but object_key runs with send_lock held: none
+ * may call outbox_submit() or outbox_cancel() (send_lock is not recursive),
+ * and a hook that waits on another thread must not wait on one that may be
+ * in outbox_submit(). send_lock comes before every lock the hooks take
+ * (the store's, sync's, fs.c's node table and versions locks, http's).
+ */
+struct outbox_hooks {
+	/*
+	 * Whether sending row again does no harm whether or not it landed
+	 * (commit_idempotent()). Pure: no store, no HTTP, no lock.
+	 */
+	int (*idempotent)(const struct outbox_row *row);
+	/* Whether row deletes something (commit_is_delete()). Pure. */
+	int (*is_delete)(const struct outbox_row *row);
+	/*
+	 * Whether a POST that may have landed is checked with landed()
+	 * before it is sent again (commit_checked()). Pure.
+	 */
+	int (*checked)(const struct outbox_row *row);
+	/*
+	 * For a row that may have landed: 1 if it did (an answer holding the
+	 * found object's id appended to found), 0 if not, -errno if that
+	 * cannot be told now (commit_landed() says which). Asks the API
+	 * (blocks up to its deadlines) and reads the store's meta table.
+	 */
+	int (*landed)(void *ctx, const struct outbox_row *row,
+		      struct buf *found);
+	/*
+	 * The API took row (response: its answer, or what landed() found):
+	 * brings the cache up to date (commit_applied()): store writes and
+	 * sync requests, no HTTP in the calling thread.
+	 */
+	void (*applied)(void *ctx, const struct outbox_row *row,
+			const struct buf *response);
+	/*
+	 * The ordering key of a row of kind about target, for rows stored by
+	 * a version that kept none (commit_object_key(); malloc'd, NULL when
+	 * out of memory). Called by outbox_start() from inside
+	 * store_outbox_each(), which holds the store's outbox lock: it must
+	 * not use the store. Pure.
+	 */
+	char *(*object_key)(const char *kind, int64_t target);
+	/*
+	 * The outbox gained or lost a row (fs_outbox_changed(): its listing
+	 * is invalidated). May be NULL. Must not block: it runs inside
+	 * close() and unlink().
+	 */
+	void (*changed)(void *ctx);
+	/*
+	 * A row was delivered (fs_outbox_delivered()), after applied(). May
+	 * be NULL.
+	 */
+	void (*delivered)(void *ctx);
+	/*
+	 * A row will not land: refused, dropped unchecked or cancelled
+	 * (fs_outbox_lost()). May be NULL.
+	 */
+	void (*lost)(void *ctx);
+	void *ctx;		/* passed to the hooks that take one */
+};
+
+/*
+ * A new outbox for d; hooks is copied (landed, applied, idempotent,
+ * is_delete, checked and object_key are required). NULL with errno ENOMEM.
+ * Called once, by main.c, before any thread starts.
+ */
+struct outbox *outbox_new(struct driftfs *d, const struct outbox_hooks *hooks);
 void outbox_free(struct outbox *o);
 int outbox_start(struct outbox *o);
 void outbox_stop(struct outbox *o);

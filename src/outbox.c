@@ -9,10 +9,9 @@
 #include <string.h>
 
 #include "account.h"
-#include "commit.h"
-#include "fs.h"
 #include "http.h"
 #include "log.h"
+#include "store.h"
 
 #define RETRY_BASE_MS 1000
 #define RETRY_CAP_MS (5 * 60 * 1000)
@@ -29,6 +28,7 @@
 
 struct outbox {
 	struct driftfs *d;
+	struct outbox_hooks hooks;
 	pthread_t thread;
 	int started;
 	pthread_mutex_t lock;	/* guards stop, kick and sending */
@@ -49,13 +49,14 @@ struct outbox {
 	int64_t key_refusals;
 };
 
-struct outbox *outbox_new(struct driftfs *d)
+struct outbox *outbox_new(struct driftfs *d, const struct outbox_hooks *hooks)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		return NULL;
 	o->d = d;
+	o->hooks = *hooks;
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_mutex_init(&o->send_lock, NULL);
 	pthread_cond_init(&o->cond, NULL);
@@ -71,6 +72,25 @@ void outbox_free(struct outbox *o)
 	pthread_mutex_destroy(&o->send_lock);
 	pthread_cond_destroy(&o->cond);
 	free(o);
+}
+
+/* The hooks that may be NULL: what fs.c is told. */
+static void changed(struct outbox *o)
+{
+	if (o->hooks.changed)
+		o->hooks.changed(o->hooks.ctx);
+}
+
+static void delivered(struct outbox *o)
+{
+	if (o->hooks.delivered)
+		o->hooks.delivered(o->hooks.ctx);
+}
+
+static void lost(struct outbox *o)
+{
+	if (o->hooks.lost)
+		o->hooks.lost(o->hooks.ctx);
 }
 
 static int64_t backoff(int64_t attempts)
@@ -106,7 +126,7 @@ static int drop(struct outbox *o, int64_t seq)
 {
 	int r = store_outbox_delete(o->d->store, seq);
 
-	fs_outbox_changed(o->d->fs);
+	changed(o);
 	return r;
 }
 
@@ -160,7 +180,7 @@ static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 				"403)",
 				row->method, row->api_path);
 	drop(o, row->seq);
-	fs_outbox_lost(o->d->fs);
+	lost(o);
 	return err;
 }
 
@@ -175,7 +195,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 {
 	struct store *st = o->d->store;
 	struct http_response resp;
-	int idem = commit_idempotent(row);
+	int idem = o->hooks.idempotent(row);
 	int resend = !strcmp(row->state, "sending");
 	char ctx[600];
 	int r;
@@ -184,17 +204,17 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		 row->path);
 	log_context_set(ctx);
 	/* A POST that may have landed is checked before it is sent again. */
-	if (resend && commit_checked(row)) {
+	if (resend && o->hooks.checked(row)) {
 		struct buf found = BUF_INIT;
 
-		r = commit_landed(o->d, row, &found);
+		r = o->hooks.landed(o->hooks.ctx, row, &found);
 		if (r == 1) {
 			log_info("%s: already delivered before; not resent", ctx);
 			drop(o, row->seq);
 			/* As after a success: the cache fetches the object
 			 * the check found. */
-			commit_applied(o->d, row, &found);
-			fs_outbox_delivered(o->d->fs);
+			o->hooks.applied(o->hooks.ctx, row, &found);
+			delivered(o);
 			if (response) {
 				*response = found;
 				buf_init(&found, 0);
@@ -222,7 +242,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 	 * backend may still be storing this one.
 	 */
 	r = store_outbox_update(st, row->seq, "sending", row->attempts + 1,
-				idem || commit_checked(row)
+				idem || o->hooks.checked(row)
 					? http_wall_ms() + landed_grace_ms()
 					: row->next_try,
 				row->last_error);
@@ -248,7 +268,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		o->key_wait_until = 0;
 	}
 	/* A delete sent again found its object gone: the first one did it. */
-	if (r == -ENOENT && resp.status == 404 && commit_is_delete(row) &&
+	if (r == -ENOENT && resp.status == 404 && o->hooks.is_delete(row) &&
 	    (row->attempts > 1 || resp.attempts > 1)) {
 		log_info("%s: gone already (an earlier try deleted it)", ctx);
 		buf_reset(&resp.body);
@@ -260,8 +280,9 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 			*response = resp.body;
 			buf_init(&resp.body, 0);
 		}
-		commit_applied(o->d, row, response ? response : &resp.body);
-		fs_outbox_delivered(o->d->fs);
+		o->hooks.applied(o->hooks.ctx, row,
+				 response ? response : &resp.body);
+		delivered(o);
 	} else if (http_transient(resp.status) || r == -EAGAIN) {
 		/*
 		 * A POST that may have landed stays "sending", so the next
@@ -278,7 +299,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		 * deadline, no memory) cannot have landed: no check, no
 		 * grace. One that may have waits the grace before it is
 		 * checked or, idempotent, sent again. */
-		if (left && (idem || commit_checked(row)) &&
+		if (left && (idem || o->hooks.checked(row)) &&
 		    wait < landed_grace_ms())
 			wait = landed_grace_ms();
 		store_outbox_update(st, row->seq, unsure ? "sending" : "pending",
@@ -291,7 +312,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 				row->api_path, resp.status,
 				resp.message[0] ? ": " : "", resp.message);
 		drop(o, row->seq);
-		fs_outbox_lost(o->d->fs);
+		lost(o);
 	}
 	http_response_release(&resp);
 	return r;
@@ -315,7 +336,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 		pthread_mutex_unlock(&o->send_lock);
 		return r;
 	}
-	fs_outbox_changed(o->d->fs);
+	changed(o);
 	/* Unverified, the worker asks the gate (account.h) before it sends:
 	 * a close() does not wait on that. */
 	if (http_offline(o->d->http) || !account_verified(o->d->account)) {
@@ -356,7 +377,7 @@ int outbox_cancel(struct outbox *o, int64_t seq)
 	if (!r) {
 		store_outbox_row_release(&row);
 		r = drop(o, seq);
-		fs_outbox_lost(o->d->fs);
+		lost(o);
 	}
 	pthread_mutex_unlock(&o->send_lock);
 	return r;
@@ -414,6 +435,7 @@ static void *worker(void *arg)
 }
 
 struct legacy {
+	char *(*object_key)(const char *kind, int64_t target);
 	int64_t *seq;
 	char **key;
 	size_t n, cap;
@@ -439,7 +461,7 @@ static int collect_legacy(void *ctx, const struct outbox_row *row)
 		l->key = k;
 		l->cap = cap;
 	}
-	key = commit_object_key(row->kind, row->target);
+	key = l->object_key(row->kind, row->target);
 	if (!key)
 		return -ENOMEM;
 	l->seq[l->n] = row->seq;
@@ -450,12 +472,13 @@ static int collect_legacy(void *ctx, const struct outbox_row *row)
 /*
  * Rows queued by a version that kept no object key ('') are ordered against
  * every row, so one that cannot go blocks the whole outbox: their key is
- * named from their kind and target, as commit.c names it now. Rows with
- * target 0 keep the wildcard (an account edit then had target 0).
+ * named from their kind and target, as commit.c names it now (the
+ * object_key hook). Rows with target 0 keep the wildcard (an account edit
+ * then had target 0).
  */
 static void name_legacy_objects(struct outbox *o)
 {
-	struct legacy l = { 0 };
+	struct legacy l = { .object_key = o->hooks.object_key };
 	int r = store_outbox_each(o->d->store, collect_legacy, &l);
 
 	for (size_t i = 0; i < l.n; i++) {

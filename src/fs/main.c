@@ -15,6 +15,7 @@
 
 #include "account.h"
 #include "auth.h"
+#include "commit.h"
 #include "config.h"
 #include "driftfs.h"
 #include "fs.h"
@@ -245,6 +246,38 @@ static void raise_fd_limit(void)
 	}
 }
 
+/*
+ * The outbox's hooks (outbox.h): commit.c says what a row means and brings
+ * the cache up to date after it; fs.c drops the kernel's copies. ctx is
+ * the struct driftfs.
+ */
+static int outbox_landed(void *ctx, const struct outbox_row *row,
+			 struct buf *found)
+{
+	return commit_landed(ctx, row, found);
+}
+
+static void outbox_applied(void *ctx, const struct outbox_row *row,
+			   const struct buf *response)
+{
+	commit_applied(ctx, row, response);
+}
+
+static void outbox_changed(void *ctx)
+{
+	fs_outbox_changed(((struct driftfs *)ctx)->fs);
+}
+
+static void outbox_delivered(void *ctx)
+{
+	fs_outbox_delivered(((struct driftfs *)ctx)->fs);
+}
+
+static void outbox_lost(void *ctx)
+{
+	fs_outbox_lost(((struct driftfs *)ctx)->fs);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -336,7 +369,18 @@ int main(int argc, char *argv[])
 		auth_pin_org(auth, acc.org);
 	d.fs = fs_new(&d);
 	d.sync = d.fs ? sync_new(&d, fs_on_change, d.fs) : NULL;
-	d.outbox = outbox_new(&d);
+	d.outbox = outbox_new(&d, &(struct outbox_hooks){
+		.idempotent = commit_idempotent,
+		.is_delete = commit_is_delete,
+		.checked = commit_checked,
+		.landed = outbox_landed,
+		.applied = outbox_applied,
+		.object_key = commit_object_key,
+		.changed = outbox_changed,
+		.delivered = outbox_delivered,
+		.lost = outbox_lost,
+		.ctx = &d,
+	});
 	if (!d.fs || !d.sync || !d.outbox) {
 		log_err("out of memory");
 		goto out_curl;

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "commit.h"
 #include "json.h"
+#include "log.h"
 #include "tree.h"
 #include "unit.h"
 
@@ -502,6 +503,151 @@ static void test_landed_message_must_be_ours_and_new(void)
 	CHECK(!commit_message_matches(&u, &m));
 }
 
+/* The text of the last refusal logged ("refused, nothing sent: <it>"). */
+static char *last_refusal(void)
+{
+	struct buf b = BUF_INIT;
+	const char *m;
+	char *s = NULL;
+
+	if (!log_errors_render(&b) && b.len) {
+		b.data[--b.len] = '\0';
+		m = strrchr(b.data, '\n');
+		m = strstr(m ? m : b.data, "refused, nothing sent: ");
+		s = m ? strdup(m + strlen("refused, nothing sent: ")) : NULL;
+	}
+	buf_release(&b);
+	return s;
+}
+
+/*
+ * The edit rules (commit_edit.c), each met and broken: a refusal's error
+ * line, or the one call an accepted edit makes (its path and body).
+ */
+static void test_edit_rules(void)
+{
+	static const char user[] =
+		"{\"id\":1,\"name\":\"A\",\"availability\":\"OFFLINE\"}";
+	static const char msg[] = "{\"id\":9,\"body\":\"x\",\"createdAt\":1}";
+	static const char msg_num[] = "{\"id\":9,\"body\":1}";
+	static const char acct[] = "{\"accountId\":\"x\",\"ownerId\":1,"
+				   "\"name\":\"N\",\"deleted\":false,"
+				   "\"targeted\":false}";
+	static const char contact[] = "{\"id\":42,\"attributes\":"
+				      "{\"name\":\"A\"}}";
+	static const struct {
+		int kind;
+		const char *stored, *data;
+		const char *want;	/* error text, or "path body" */
+	} cases[] = {
+		/* users: the editable fields, as strings. */
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":\"B\",\"availability\":\"OFFLINE\"}",
+		  "/users/update?userId=42 {\"name\":\"B\"}" },
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":\"A\",\"availability\":\"OFFLINE\","
+		  "\"phone\":\"1\"}",
+		  "/users/update?userId=42 {\"phone\":\"1\"}" },
+		{ T_USER_JSON, user,
+		  "{\"id\":2,\"name\":\"A\",\"availability\":\"OFFLINE\"}",
+		  "field 'id' is read-only" },
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":\"A\",\"availability\":\"OFFLINE\","
+		  "\"zz\":1}",
+		  "unknown field 'zz'" },
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":5,\"availability\":\"OFFLINE\"}",
+		  "field 'name' must be a string" },
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":\"A\",\"availability\":\"AVAILABLE\"}",
+		  "/users/update?userId=42 {\"availability\":\"AVAILABLE\"}" },
+		{ T_USER_JSON, user,
+		  "{\"id\":1,\"name\":\"A\",\"availability\":\"BUSY\"}",
+		  "field 'availability' must be AVAILABLE or OFFLINE" },
+		{ T_USER_JSON, user, "{\"id\":1,\"name\":\"A\"}",
+		  "field 'availability' cannot be removed" },
+		/* messages/<id>.json: the body alone, always a string. */
+		{ T_MESSAGE_JSON, msg,
+		  "{\"id\":9,\"body\":\"y\",\"createdAt\":1}",
+		  "/conversations/7/messages {\"type\":\"edit\","
+		  "\"editedMessageId\":42,\"editType\":\"replace_body\","
+		  "\"body\":\"y\"}" },
+		{ T_MESSAGE_JSON, msg, "{\"id\":9,\"body\":2,\"createdAt\":1}",
+		  "field 'body' must be a string" },
+		{ T_MESSAGE_JSON, msg_num, msg_num,
+		  "field 'body' must be a string" },
+		{ T_MESSAGE_JSON, msg,
+		  "{\"id\":9,\"body\":\"x\",\"createdAt\":2}",
+		  "field 'createdAt' is read-only (only 'body' can be "
+		  "edited)" },
+		{ T_MESSAGE_JSON, msg,
+		  "{\"id\":9,\"body\":\"x\",\"createdAt\":1,\"zz\":1}",
+		  "unknown field 'zz'" },
+		/* accounts: the fields it has, as the types they have. */
+		{ T_ACCOUNT_JSON, acct,
+		  "{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"M\","
+		  "\"deleted\":false,\"targeted\":true}",
+		  "/accounts/update {\"name\":\"M\",\"targeted\":true,"
+		  "\"accountId\":\"x\",\"ownerId\":1}" },
+		{ T_ACCOUNT_JSON, acct,
+		  "{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"N\","
+		  "\"deleted\":true,\"targeted\":false}",
+		  "field 'deleted' is read-only" },
+		{ T_ACCOUNT_JSON, acct,
+		  "{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"N\","
+		  "\"deleted\":false,\"targeted\":false,"
+		  "\"createDateTime\":5}",
+		  "field 'createDateTime' is read-only" },
+		{ T_ACCOUNT_JSON, acct,
+		  "{\"accountId\":\"x\",\"ownerId\":1,\"name\":\"N\","
+		  "\"deleted\":false,\"targeted\":false,\"zz\":1}",
+		  "unknown field 'zz'" },
+		{ T_ACCOUNT_JSON, acct,
+		  "{\"accountId\":\"x\",\"ownerId\":1,\"name\":5,"
+		  "\"deleted\":false,\"targeted\":false}",
+		  "field 'name' has the wrong type" },
+		/* contact.json: the attributes, checked by the planner. */
+		{ T_CONTACT_JSON, contact,
+		  "{\"id\":42,\"attributes\":{\"name\":\"B\"}}",
+		  "/contacts/42 {\"attributes\":{\"name\":\"B\"}}" },
+		{ T_CONTACT_JSON, contact,
+		  "{\"id\":43,\"attributes\":{\"name\":\"A\"}}",
+		  "field 'id' is read-only" },
+		{ T_CONTACT_JSON, contact,
+		  "{\"id\":42,\"attributes\":{\"name\":\"A\"},\"zz\":1}",
+		  "unknown field 'zz'" },
+		{ T_CONTACT_JSON, contact, "{\"id\":42,\"attributes\":5}",
+		  "field 'attributes' must be an object" },
+		{ T_CONTACT_JSON, contact, "{\"attributes\":5,\"zz\":1}",
+		  "unknown field 'zz'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct commit_plan p;
+		char *got = NULL, *body;
+		int r;
+
+		unit_ctx = cases[i].data;
+		unit_quiet(1);
+		r = plan_edit(cases[i].kind, cases[i].data, cases[i].stored,
+			      cases[i].stored, &p);
+		unit_quiet(0);
+		if (r) {
+			CHECK_EQ_INT(r, -EINVAL);
+			got = last_refusal();
+		} else if (p.n == 1) {
+			body = body_of(&p, 0);
+			if (asprintf(&got, "%s %s", p.calls[0].api_path,
+				     body) < 0)
+				got = NULL;
+			free(body);
+		}
+		CHECK_EQ_STR(got ? got : "(none)", cases[i].want);
+		free(got);
+		commit_plan_release(&p);
+	}
+}
+
 static struct outbox_row row_of(const char *kind, const char *method,
 				const char *body)
 {
@@ -551,6 +697,7 @@ int main(void)
 	UNIT_RUN(test_every_write_has_a_target);
 	UNIT_RUN(test_message_text);
 	UNIT_RUN(test_edits_diff_against_the_version_read);
+	UNIT_RUN(test_edit_rules);
 	UNIT_RUN(test_base_distance);
 	UNIT_RUN(test_timeline_json_nul_escape_refused);
 	UNIT_RUN(test_landed_message_must_be_ours_and_new);

@@ -7,6 +7,8 @@ DESTDIR ?=
 
 CC ?= cc
 PKGS := fuse3 libcurl libcjson sqlite3
+# driftctl links everything but FUSE (README.md, Source code layout).
+CTL_PKGS := libcurl libcjson sqlite3
 
 # The libraries' flags come from a generated makefile, not from pkg-config
 # at parse time: on a bare machine the first `make demo` or `make check`
@@ -19,14 +21,15 @@ ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 include build/pkg.mk
 endif
 
-build/pkg.mk: scripts/install-deps
+build/pkg.mk: scripts/install-deps Makefile
 	@scripts/install-deps
 	@mkdir -p build
 	@pkg-config --exists $(PKGS) || { \
 		echo "pkg-config finds no $(PKGS); run scripts/install-deps" >&2; \
 		exit 1; }
 	@{ echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
-	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } >$@.tmp
+	   echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; \
+	   echo "CTL_PKG_LIBS := $$(pkg-config --libs $(CTL_PKGS))"; } >$@.tmp
 	@mv $@.tmp $@
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -41,6 +44,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) \
 	-DDRIFTFS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -pthread
 LDLIBS := $(PKG_LIBS) -pthread
+CTL_LDLIBS := $(CTL_PKG_LIBS) -pthread
 
 ifdef SANITIZE
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
@@ -81,8 +85,10 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS)
 $(BUILD)/driftfs: $(LIB_OBJS) $(BUILD)/obj/fs/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/driftctl: $(LIB_OBJS) $(CTL_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Without libfuse and without src/fs/: a FUSE symbol reached from driftctl
+# fails this link.
+$(BUILD)/driftctl: $(CORE_OBJS) $(CTL_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CTL_LDLIBS)
 
 $(BUILD)/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) \

@@ -39,7 +39,6 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "clock.h"	/* the old clock names below; removed at merge */
 
 struct http;
 struct config;
@@ -214,9 +213,5 @@ int http_reachable(const struct http *h);
  * under the governor's lock (.driftfs/status, driftctl status). 0 or -errno.
  */
 int http_governor_render(struct http *h, struct buf *out);
-
-/* The clocks moved to clock.h: the old names, removed at merge. */
-#define http_now_ms clock_mono_ms
-#define http_wall_ms clock_wall_ms
 
 #endif

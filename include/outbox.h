@@ -2,8 +2,8 @@
 /*
  * outbox: delivering accepted writes to the API exactly once.
  *
- * A write is first stored as an outbox row (durably: store.c commits outbox
- * changes with synchronous=FULL), then sent. A row is marked "sending"
+ * A write is first stored as an outbox row (durably: store_outbox.c commits
+ * outbox changes with synchronous=FULL), then sent. A row is marked "sending"
  * before its request leaves, and a POST stays in that state after any
  * failure but a 4xx answer (no answer, a cut body, a 5xx from a gateway
  * that gave up after the backend acted): it may or may not have landed, so

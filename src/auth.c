@@ -337,7 +337,7 @@ int auth_exchange(struct http *h, const struct auth_grant *g,
 	memset(out, 0, sizeof(*out));
 	r = api_oauth_token(h, &ag, &t, why, n);
 	if (!r)
-		creds_from_token(&t, http_wall_ms() / 1000, out);
+		creds_from_token(&t, clock_wall_ms() / 1000, out);
 	return r;
 }
 

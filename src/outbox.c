@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -146,7 +147,7 @@ static int key_refused(struct outbox *o, const struct outbox_row *row)
 {
 	int64_t n = 0, wait = backoff(++o->key_refusals);
 
-	o->key_wait_until = http_wall_ms() + wait;
+	o->key_wait_until = clock_wall_ms() + wait;
 	store_outbox_update(o->d->store, row->seq, row->state, row->attempts,
 			    o->key_wait_until,
 			    "the access token was refused (HTTP 401)");
@@ -230,7 +231,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		if (r < 0) {
 			store_outbox_update(st, row->seq, "sending",
 					    row->attempts,
-					    http_wall_ms() + backoff(row->attempts + 1),
+					    clock_wall_ms() + backoff(row->attempts + 1),
 					    "delivery unknown; checking again later");
 			return -EINPROGRESS;
 		}
@@ -243,7 +244,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 	 */
 	r = store_outbox_update(st, row->seq, "sending", row->attempts + 1,
 				idem || o->hooks.checked(row)
-					? http_wall_ms() + landed_grace_ms()
+					? clock_wall_ms() + landed_grace_ms()
 					: row->next_try,
 				row->last_error);
 	if (r)
@@ -303,7 +304,7 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		    wait < landed_grace_ms())
 			wait = landed_grace_ms();
 		store_outbox_update(st, row->seq, unsure ? "sending" : "pending",
-				    row->attempts, http_wall_ms() + wait,
+				    row->attempts, clock_wall_ms() + wait,
 				    resp.message[0] ? resp.message
 						    : "transient failure");
 		r = -EINPROGRESS;
@@ -324,7 +325,7 @@ int outbox_submit(struct outbox *o, struct outbox_row *row,
 	struct outbox_row cur;
 	int r;
 
-	row->created = http_wall_ms();
+	row->created = clock_wall_ms();
 	/*
 	 * send_lock is taken before the row exists, so the worker cannot
 	 * send it first: a refusal it met would drop the row, and this
@@ -397,14 +398,14 @@ static void *worker(void *arg)
 		r = -ENOENT;
 		if (!http_offline(o->d->http)) {
 			pthread_mutex_lock(&o->send_lock);
-			r = store_outbox_next(o->d->store, http_wall_ms(), &row);
+			r = store_outbox_next(o->d->store, clock_wall_ms(), &row);
 			/* Nothing goes out before the API has named the
 			 * cache's org (account.h). */
 			gate = !r && !account_verified(o->d->account);
 			/* The token was refused: nothing goes out until the
 			 * pause ends. */
 			held = !r && !gate &&
-			       http_wall_ms() < o->key_wait_until;
+			       clock_wall_ms() < o->key_wait_until;
 			if (!r && !gate && !held)
 				send_row(o, &row, NULL, 1);
 			if (!r)

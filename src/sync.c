@@ -16,6 +16,7 @@
 
 #include "account.h"
 #include "api.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "names.h"
@@ -312,7 +313,7 @@ static int api_gone(struct sync *s, int r)
 
 static int sync_pass(struct sync *s)
 {
-	int64_t gen = http_wall_ms();
+	int64_t gen = clock_wall_ms();
 	int r, first = 0;
 
 	log_context_set("sync");
@@ -356,7 +357,7 @@ out:
 
 int sync_run_once(struct sync *s)
 {
-	int64_t start = http_wall_ms();
+	int64_t start = clock_wall_ms();
 	int r;
 
 	pthread_mutex_lock(&s->pass_lock);
@@ -374,7 +375,7 @@ int sync_run_once(struct sync *s)
 	s->running = 0;
 	s->passes++;
 	s->last_result = r;
-	s->last_end_ms = http_wall_ms();
+	s->last_end_ms = clock_wall_ms();
 	if (!r) {
 		s->last_ok_ms = s->last_end_ms;
 		store_meta_set_i64(s->d->store, "last_sync", s->last_ok_ms);
@@ -404,8 +405,8 @@ static void *sync_thread(void *arg)
 		s->done_upto = serving;
 		pthread_cond_broadcast(&s->cond);
 		/* Sleep until the next pass is due or someone asks. */
-		s->next_ms = refresh > 0 ? http_now_ms() + refresh * 1000 : 0;
-		s->next_wall_ms = refresh > 0 ? http_wall_ms() + refresh * 1000 : 0;
+		s->next_ms = refresh > 0 ? clock_mono_ms() + refresh * 1000 : 0;
+		s->next_wall_ms = refresh > 0 ? clock_wall_ms() + refresh * 1000 : 0;
 		while (!s->stop && s->requested == serving) {
 			struct timespec ts;
 			int64_t due = s->next_ms;
@@ -414,7 +415,7 @@ static void *sync_thread(void *arg)
 				pthread_cond_wait(&s->cond, &s->lock);
 				continue;
 			}
-			if (http_now_ms() >= due)
+			if (clock_mono_ms() >= due)
 				break;
 			ts.tv_sec = due / 1000;
 			ts.tv_nsec = (due % 1000) * 1000000;
@@ -452,7 +453,7 @@ void sync_stop(struct sync *s)
 
 int sync_request(struct sync *s, long timeout_ms)
 {
-	int64_t deadline = http_now_ms() + timeout_ms;
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 	unsigned long mine;
 	int r = 0;
 
@@ -464,7 +465,7 @@ int sync_request(struct sync *s, long timeout_ms)
 	while (s->done_upto < mine && !s->stop) {
 		struct timespec ts;
 
-		if (http_now_ms() >= deadline) {
+		if (clock_mono_ms() >= deadline) {
 			r = -ETIMEDOUT;
 			break;
 		}

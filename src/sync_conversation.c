@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "render.h"
@@ -98,7 +99,7 @@ static void contact_settled(struct sync *s, int64_t id)
  */
 static int wait_contact(struct sync *s, int64_t id)
 {
-	int64_t deadline = http_now_ms() + CONTACT_WAIT_MS;
+	int64_t deadline = clock_mono_ms() + CONTACT_WAIT_MS;
 	int waited = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -108,7 +109,7 @@ static int wait_contact(struct sync *s, int64_t id)
 
 		while (i < s->ninflight && s->inflight[i] != id)
 			i++;
-		if (i == s->ninflight || http_now_ms() >= deadline)
+		if (i == s->ninflight || clock_mono_ms() >= deadline)
 			break;
 		waited = 1;
 		ts.tv_sec = deadline / 1000;
@@ -144,7 +145,7 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	if (!r && changed) {
 		sync_changes_add(&ch, SO_CONTACT, c->id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
 	sync_changes_release(&ch);
@@ -419,7 +420,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	}
 	if (ch.n) {
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(st, "changed_at", http_wall_ms());
+		store_meta_set_i64(st, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
 out:

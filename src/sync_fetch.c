@@ -14,6 +14,7 @@
 
 #include "account.h"
 #include "api.h"
+#include "clock.h"
 #include "http.h"
 #include "names.h"
 #include "store.h"
@@ -34,7 +35,7 @@ static int missed_recently(struct sync *s, uint64_t key)
 	int hit;
 
 	pthread_mutex_lock(&s->lock);
-	hit = m->key == key && m->until_ms > http_now_ms();
+	hit = m->key == key && m->until_ms > clock_mono_ms();
 	pthread_mutex_unlock(&s->lock);
 	return hit;
 }
@@ -45,7 +46,7 @@ static void remember_miss(struct sync *s, uint64_t key)
 
 	pthread_mutex_lock(&s->lock);
 	m->key = key;
-	m->until_ms = http_now_ms() + MISS_TTL_MS;
+	m->until_ms = clock_mono_ms() + MISS_TTL_MS;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -57,7 +58,7 @@ int sync_forget_contact(struct sync *s, int64_t id)
 	if (!r) {
 		sync_changes_add(&ch, SO_CONTACT, id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
 	sync_changes_release(&ch);

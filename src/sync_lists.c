@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -244,7 +245,7 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		sync_changes_add(&ch, SO_PRUNED, what, NULL);
 	if (!r && (ch.n || deleted)) {
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(s->d->store, "changed_at", http_wall_ms());
+		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
 out:
@@ -260,7 +261,7 @@ int sync_refresh_accounts(struct sync *s)
 	pthread_mutex_lock(&s->lock);
 	s->accounts_refreshes++;
 	pthread_mutex_unlock(&s->lock);
-	return sync_list(s, SO_ACCOUNT, http_wall_ms());
+	return sync_list(s, SO_ACCOUNT, clock_wall_ms());
 }
 
 int sync_attributes(struct sync *s)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "driftctl_int.h"
 #include "http.h"
@@ -98,7 +99,7 @@ static long status_number(const char *text, const char *name)
 static int sync_by_signal(struct progress *p, long pid)
 {
 	struct buf b = BUF_INIT;
-	int64_t deadline = http_now_ms() + SIGNAL_WAIT_MS;
+	int64_t deadline = clock_mono_ms() + SIGNAL_WAIT_MS;
 	long want;
 	int e = 0;
 
@@ -128,7 +129,7 @@ static int sync_by_signal(struct progress *p, long pid)
 				e = -EIO;
 			break;
 		}
-		if (http_now_ms() >= deadline)
+		if (clock_mono_ms() >= deadline)
 			e = -EAGAIN;
 	}
 	buf_release(&b);
@@ -141,7 +142,7 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 {
 	struct progress p = { 0 };
 	char *ctl_path = NULL;
-	int64_t start = http_now_ms();
+	int64_t start = clock_mono_ms();
 	int fd = -1, r = DX_OK, e = 0, started = 0, ro = 0;
 
 	say("sync: the mount at %s (pid %ld) serves this cache; asking it to "
@@ -186,7 +187,7 @@ out:
 		char el[32];
 
 		fmt_duration(el, sizeof(el),
-			     (double)(http_now_ms() - start) / 1000.0);
+			     (double)(clock_mono_ms() - start) / 1000.0);
 		p.sync = NULL;
 		if (!progress_text(&p, &b) && b.data) {
 			const char *conv = strstr(b.data, "\nconversations: ");
@@ -255,7 +256,7 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	r = open_store(c);
 	if (r)
 		goto out;
-	c->d.started_ms = http_wall_ms();
+	c->d.started_ms = clock_wall_ms();
 	c->d.sync = sync_new(&c->d, NULL, NULL);
 	if (!c->d.sync) {
 		r = DX_LOCAL;
@@ -270,7 +271,7 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 		p.sync = c->d.sync;
 		started = !progress_start(&p);
 	}
-	start = http_now_ms();
+	start = clock_mono_ms();
 	e = sync_run_once(c->d.sync);
 	if (started)
 		progress_stop(&p);
@@ -290,7 +291,7 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 		char el[32];
 
 		fmt_duration(el, sizeof(el),
-			     (double)(http_now_ms() - start) / 1000.0);
+			     (double)(clock_mono_ms() - start) / 1000.0);
 		say("sync: done in %s: %lld conversations, %lld messages, "
 		    "%lld contacts, %lld users, %lld attachments (%ld API "
 		    "requests)",

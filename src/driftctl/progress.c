@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "driftctl_int.h"
 #include "http.h"
 #include "sync.h"
@@ -81,7 +82,7 @@ static void progress_tick(struct progress *p)
 	struct buf b = BUF_INIT;
 	char phase[96] = "", rate_s[32] = "", eta[32] = "", line[512];
 	long done, total;
-	int64_t now = http_now_ms();
+	int64_t now = clock_mono_ms();
 	double rate = 0, el;
 
 	if (progress_text(p, &b) || !b.data ||
@@ -157,14 +158,14 @@ static void *progress_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {
 		struct timespec ts;
-		int64_t due = http_now_ms() + (p->tty ? 200 : 1000);
+		int64_t due = clock_mono_ms() + (p->tty ? 200 : 1000);
 
 		pthread_mutex_unlock(&p->lock);
 		progress_tick(p);
 		pthread_mutex_lock(&p->lock);
 		ts.tv_sec = due / 1000;
 		ts.tv_nsec = (due % 1000) * 1000000;
-		while (!p->stop && http_now_ms() < due)
+		while (!p->stop && clock_mono_ms() < due)
 			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 	pthread_mutex_unlock(&p->lock);

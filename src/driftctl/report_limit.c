@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "driftctl_int.h"
 #include "http.h"
 
@@ -24,7 +25,7 @@
 int report_calls_recent(const char *dir)
 {
 	char *path = NULL, line[64];
-	int64_t now = http_wall_ms();
+	int64_t now = clock_wall_ms();
 	int n = 0;
 	FILE *f;
 
@@ -68,7 +69,7 @@ int report_slot(const char *dir, int no_wait)
 		goto out;
 	}
 	f = fdopen(dup(fd), "r");
-	now = http_wall_ms();
+	now = clock_wall_ms();
 	while (f && fgets(line, sizeof(line), f)) {
 		int64_t v = strtoll(line, NULL, 10);
 
@@ -104,7 +105,7 @@ int report_slot(const char *dir, int no_wait)
 		}
 		memmove(t, t + 1, (n - 1) * sizeof(*t));
 		n--;
-		now = http_wall_ms();
+		now = clock_wall_ms();
 	}
 	t[n++] = now;
 	for (size_t i = 0; i < n && !r; i++)

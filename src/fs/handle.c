@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "commit.h"
 #include "ctl.h"
 #include "http.h"
@@ -435,7 +436,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 				     append ? (off_t)s->data.len : off)
 		      : -ENOENT;
 		if (s)
-			s->mtime_ms = http_wall_ms();
+			s->mtime_ms = clock_wall_ms();
 		nodes_unlock(f);
 	} else if (h->writable) {
 		pthread_mutex_lock(&h->lock);

@@ -15,6 +15,7 @@
 
 #include "account.h"
 #include "auth.h"
+#include "clock.h"
 #include "commit.h"
 #include "config.h"
 #include "driftfs.h"
@@ -339,7 +340,7 @@ int main(int argc, char *argv[])
 	}
 	d.uid = getuid();
 	d.gid = getgid();
-	d.started_ms = http_wall_ms();
+	d.started_ms = clock_wall_ms();
 	d.read_only = cli.read_only;
 	{
 		struct http_opts ho;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "names.h"
@@ -331,7 +332,7 @@ void tomb_add(struct fs *f, int64_t id)
 		if (f->tombs[i].until_ms < f->tombs[oldest].until_ms)
 			oldest = i;
 	f->tombs[oldest].id = id;
-	f->tombs[oldest].until_ms = http_now_ms() + 60000;
+	f->tombs[oldest].until_ms = clock_mono_ms() + 60000;
 	nodes_unlock(f);
 }
 
@@ -342,7 +343,7 @@ int tomb_has(struct fs *f, int64_t id)
 	nodes_lock(f);
 	for (size_t i = 0; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
 		if (f->tombs[i].id == id &&
-		    f->tombs[i].until_ms > http_now_ms())
+		    f->tombs[i].until_ms > clock_mono_ms())
 			found = 1;
 	nodes_unlock(f);
 	return found;

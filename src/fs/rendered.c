@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http.h"
 #include "tree.h"
 
@@ -39,7 +40,7 @@ void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 	struct buf data = BUF_INIT;
 	struct tnode t = { 0 };
 	struct rendered *slot = NULL;
-	int64_t now = http_now_ms();
+	int64_t now = clock_mono_ms();
 	unsigned long gen;
 	char *copy = NULL;
 	size_t n = 0;

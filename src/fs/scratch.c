@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "commit.h"
 #include "http.h"
 #include "tree.h"
@@ -123,7 +124,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	buf_init(&s->data, WRITE_MAX);
 	s->parent = parent;
-	s->mtime_ms = http_wall_ms();
+	s->mtime_ms = clock_wall_ms();
 	nodes_lock(f);
 	if (scratch_by_name_locked(f, parent, name)) {
 		nodes_unlock(f);

@@ -100,7 +100,12 @@ deps:
 unit: $(UNIT_TESTS:%=$(BUILD)/%)
 	@fail=0; for t in $^; do $$t || fail=1; done; exit $$fail
 
-check: deps all unit fuzz-short
+# The layout's rules (README.md, Source code layout): no include cycle,
+# FUSE only in src/fs/, Drift endpoints only in src/api*.c.
+check-layers:
+	@scripts/check-layers
+
+check: deps check-layers all unit fuzz-short
 	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
 		/usr/bin/python3 -m pytest -q \
 		-p no:cacheprovider tests/emulator tests/mount tests/driftctl
@@ -196,5 +201,5 @@ format:
 clean:
 	rm -rf build driftfs driftctl
 
-.PHONY: all deps unit check check-valgrind fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
+.PHONY: all deps unit check check-layers check-valgrind fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
 	clean

@@ -85,8 +85,11 @@ struct outbox_hooks {
 	char *(*object_key)(const char *kind, int64_t target);
 	/*
 	 * The outbox gained or lost a row (fs_outbox_changed(): its listing
-	 * is invalidated). May be NULL. Must not block: it runs inside
-	 * close() and unlink().
+	 * is invalidated). May be NULL. It runs inside close() and unlink()
+	 * with send_lock held, so it must be short and must not wait on
+	 * the outbox: fs_outbox_changed() takes the fs node table lock
+	 * (after send_lock in driftfs.h's order) and asks the kernel to
+	 * drop the listing, which does not wait on a FUSE request.
 	 */
 	void (*changed)(void *ctx);
 	/*

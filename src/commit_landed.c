@@ -258,10 +258,13 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		if (!r && t.len)
 			r = api_messages(d->http, row->target, message_matches,
 					 &l);
-		if (r == -EACCES)
+		/* A refused check is asked again to tell a refused token
+		 * from a 403; without memory for the probe the row stays
+		 * "sending" (-ENOMEM), never dropped as refused. */
+		if (r == -EACCES) {
 			probe = api_write_messages_probe(row->target);
-		if (probe)
-			r = refusal(d, probe);
+			r = probe ? refusal(d, probe) : -ENOMEM;
+		}
 		free(probe);
 		buf_release(&t);
 		api_write_post_release(&post);
@@ -277,10 +280,10 @@ int commit_landed(struct driftfs *d, const struct outbox_row *row,
 		if (email)
 			r = api_contacts_by_email(d->http, email,
 						  contact_matches, &l);
-		if (r == -EACCES)
+		if (r == -EACCES) {
 			probe = api_write_contacts_probe(email);
-		if (probe)
-			r = refusal(d, probe);
+			r = probe ? refusal(d, probe) : -ENOMEM;
+		}
 		free(probe);
 		free(email);
 		/* No contact with that email: not created. */

@@ -450,12 +450,14 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(loop);
 	}
 	ret = ret ? 1 : 0;
+out_unmount:
+	/* On every path, a start that failed half way too: no worker may
+	 * outlive the session the notifier and the outbox's hooks notify
+	 * (each stop is a no-op for a thread that never started). */
 	kicker_stop(&kick);
 	sync_stop(d.sync);
 	outbox_stop(d.outbox);
 	fs_stop(d.fs);
-out_unmount:
-	kicker_stop(&kick);
 	if (mounted)
 		fuse_session_unmount(se);
 out_signals:

@@ -21,9 +21,9 @@ void api_write_req_release(struct api_write_req *r)
 }
 
 /*
- * Fills out; body is consumed. The path is formatted whole, however long
- * (a fixed buffer cut a long tag name out of a delete, which then named
- * another tag or none).
+ * Fills out; body is consumed. The path is formatted whole, however long:
+ * a tag delete names the tag in it, and a cut name would name another tag
+ * or none.
  */
 static int req(struct api_write_req *out, const char *method, cJSON *body,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -376,11 +376,17 @@ int sync_run_once(struct sync *s)
 	s->passes++;
 	s->last_result = r;
 	s->last_end_ms = clock_wall_ms();
-	if (!r) {
+	if (!r)
 		s->last_ok_ms = s->last_end_ms;
-		store_meta_set_i64(s->d->store, "last_sync", s->last_ok_ms);
-	}
 	pthread_mutex_unlock(&s->lock);
+	/*
+	 * Written after s->lock is let go: a store write waits for SQLite's
+	 * write lock, and a refetch of the accounts after a write holds that
+	 * lock while it takes s->lock (sync_written_since() in sync_list()).
+	 * pass_lock still orders this write before the next pass's.
+	 */
+	if (!r)
+		store_meta_set_i64(s->d->store, "last_sync", s->last_end_ms);
 	pthread_mutex_unlock(&s->pass_lock);
 	/* The gate (account.h) logs for itself. */
 	if (r && r != -ENETDOWN && account_verified(s->d->account))

@@ -6,12 +6,14 @@
  * callers is include/sync.h.
  *
  * Locks: s->lock guards the fields marked so below and is held for a few
- * statements, never across a request or the change callback; it is taken
- * inside store transactions (sync_written_since in sync_list), and the end
- * of a pass and the status read the store's meta table under it.
- * s->pass_lock serialises whole passes and is held across them (requests,
- * transactions and callbacks included). Order: pass_lock, then a store
- * transaction, then s->lock.
+ * statements, never across a request, a store write or the change
+ * callback; it is taken inside store write transactions
+ * (sync_written_since in sync_list), and the status reads the store's meta
+ * table under it (a read takes only the pool lock, never SQLite's write
+ * lock). s->pass_lock serialises whole passes and is held across them
+ * (requests, transactions and callbacks included). Order: pass_lock, then
+ * the account gate, then a store write transaction, then s->lock, then the
+ * store's pool lock.
  */
 #ifndef DRIFTFS_SYNC_INT_H
 #define DRIFTFS_SYNC_INT_H

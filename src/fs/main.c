@@ -102,20 +102,24 @@ static void *kicker_main(void *arg)
 	return NULL;
 }
 
-/* Before any thread starts: they all inherit the mask. */
+/* Before any thread starts: they all inherit the mask. 0 or -errno. */
 static int kicker_block(struct kicker *k)
 {
 	sigemptyset(&k->set);
 	sigaddset(&k->set, SIGUSR1);
-	return pthread_sigmask(SIG_BLOCK, &k->set, NULL);
+	return -pthread_sigmask(SIG_BLOCK, &k->set, NULL);
 }
 
-/* Once the sync thread runs (sync_request would run a pass here before). */
+/* Once the sync thread runs (sync_request would run a pass here before).
+ * 0 or -errno. */
 static int kicker_start(struct kicker *k, struct sync *sync)
 {
+	int r;
+
 	k->sync = sync;
-	if (pthread_create(&k->thread, NULL, kicker_main, k))
-		return -1;
+	r = pthread_create(&k->thread, NULL, kicker_main, k);
+	if (r)
+		return -r;
 	k->started = 1;
 	return 0;
 }

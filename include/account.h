@@ -39,8 +39,10 @@
  * startup/teardown, with no worker thread running. account_gate(),
  * account_verified() and account_status_render() may be called from any
  * thread once the store is checked: the gate's state is read atomically,
- * and gate_lock serialises the checks (it is taken before no other lock
- * and held across one token_info request; see driftfs.h's order).
+ * and gate_lock serialises the checks. It is taken inside the sync's pass
+ * lock and is held across one token_info request (HTTP and the token
+ * source's lock) and a read of the store (its pool lock): driftfs.h's
+ * order, 4.
  */
 #ifndef DRIFTFS_ACCOUNT_H
 #define DRIFTFS_ACCOUNT_H

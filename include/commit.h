@@ -86,9 +86,11 @@ void commit_plan_release(struct commit_plan *p);
  * NULL, *queued tells (on 0) whether a call was left in the outbox, which
  * may still refuse it: the API has not taken that content yet.
  *
- * Called by fs.c on a FUSE thread (close(), fsync(), rename() onto a file)
- * with the open handle's lock held; takes the outbox's send_lock inside
- * (outbox_submit()) and may wait on the API up to its deadline.
+ * Called on a FUSE thread: from close() and fsync() (src/fs/handle.c)
+ * with that handle's lock held, from rename() onto a file
+ * (src/fs/scratch.c) and truncate(2) (src/fs/ops.c) with no FUSE-side
+ * lock held. Takes the outbox's send_lock inside (outbox_submit()) and
+ * may wait on the API up to its deadline.
  */
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		 const char *data, size_t len, const struct buf *base,
@@ -113,10 +115,13 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 /*
  * The functions from here to commit_landed() are the outbox's hooks
  * (outbox.h, wired by main.c): they run on the outbox worker or inside
- * commit_write(), with send_lock held, and call no outbox function.
+ * commit_write(), with send_lock held (all but commit_object_key(), which
+ * outbox_start() calls with the store's outbox lock held instead, and
+ * which is pure), and call no outbox function.
  */
 /* After the API accepted row: bring the cache up to date at once (store
- * writes, sync requests; no HTTP). */
+ * writes, and refetches of the objects it changed over HTTP on this
+ * thread, through the sync's on-demand fetchers). */
 void commit_applied(struct driftfs *d, const struct outbox_row *row,
 		    const struct buf *response);
 /*

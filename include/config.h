@@ -11,7 +11,9 @@
  *
  * Called from the main thread while a program starts, before other threads
  * run; struct config is read-only afterwards, so any thread may read it.
- * No locks. Functions return 0 or -errno unless said otherwise.
+ * No locks, except config_mount_note()'s flock on the note, which the
+ * mount holds for its life. Functions return 0 or -errno unless said
+ * otherwise.
  */
 #ifndef DRIFTFS_CONFIG_H
 #define DRIFTFS_CONFIG_H

@@ -2,6 +2,15 @@
 /*
  * ctl: the control plane under .driftfs/: the status, stats and errors
  * files, and the commands written to .driftfs/ctl.
+ *
+ * Called on FUSE threads (a read of one of the files renders it whole into
+ * the handle; a write to ctl runs its commands at close()), with no lock
+ * of the FUSE side held. Every function returns 0 or -errno and appends to
+ * out, which stays the caller's. The renderers take, one at a time and
+ * each for a few statements, the sync's state lock, the store's pool and
+ * outbox locks, the HTTP governor's lock, the log ring's and the stats
+ * lock. ctl_command's "sync" blocks its thread until the pass ends (up to
+ * SYNC_WAIT_MS in ctl.c), and "sync PATH" for one fetch.
  */
 #ifndef DRIFTFS_CTL_H
 #define DRIFTFS_CTL_H

@@ -48,7 +48,9 @@ const struct fuse_lowlevel_ops *fs_ops(void);
 int fs_start(struct fs *f, struct fuse_session *se);
 void fs_stop(struct fs *f);
 /*
- * The sync change callback (ctx is the struct fs), on the sync's thread:
+ * The sync change callback (ctx is the struct fs), on whichever thread
+ * stored the change (the sync thread, its workers, a FUSE thread's
+ * on-demand fetch, the outbox worker's refetch; several at once):
  * queues a copy of the n changes for the notifier and returns at once
  * (takes only the queue lock; a change it has no memory for is dropped).
  */

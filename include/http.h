@@ -5,8 +5,10 @@
  * A pool of libcurl easy handles (each keeps its connections alive), a
  * deadline on every request, retries with capped exponential backoff for
  * idempotent calls (honouring Retry-After), and one rate governor that every
- * thread passes before sending. HTTP statuses and curl errors become errno
- * values here and nowhere else (http_errno()).
+ * thread passes before sending. HTTP statuses and curl errors become -errno
+ * values in this module only: http_errno() (http_error.c) maps a finished
+ * request, and http.c's request loop turns its own failures (no handle,
+ * a deadline passed, an answer too large) into -errno too.
  *
  * The token lives only in this module's memory (or in the token source's,
  * see struct http_auth) and in the Authorization header; it is never logged,

@@ -19,6 +19,7 @@
  * value); a lone 0x9B byte is not a CSI to a terminal in UTF-8 mode.
  *
  * Ownership: json_parse() returns a tree the caller frees with cJSON_Delete().
+ * Pure functions: no state, no locks, any thread.
  */
 #ifndef DRIFTFS_JSON_H
 #define DRIFTFS_JSON_H

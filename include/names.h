@@ -18,6 +18,8 @@
  * boundary) and ends in "%~" and 16 hex digits of a hash of the whole string.
  * "%~" never occurs otherwise, so such a name is recognisably not decodable:
  * it must be looked up by its stored encoded form.
+ *
+ * Pure functions: no state, no locks, any thread.
  */
 #ifndef DRIFTFS_NAMES_H
 #define DRIFTFS_NAMES_H

@@ -34,9 +34,11 @@
 struct outbox;
 
 /*
- * What the outbox asks of the layers around it, wired by main.c: commit.c
- * tells what a row means and brings the cache up to date after it, fs.c
- * drops the kernel's copies a row changes. The outbox includes neither.
+ * What the outbox asks of the layers around it, wired by main.c: commit
+ * (commit_landed.c) tells what a row means and brings the cache up to date
+ * after it; the FUSE side drops the kernel's copies a row changes
+ * (src/fs/notify.c) and the versions writers read (src/fs/read_base.c).
+ * The outbox includes neither.
  *
  * Threads: the hooks run on the outbox worker, on a FUSE thread inside
  * close()/fsync()/rename() (outbox_submit(), through commit_write(), with
@@ -70,8 +72,9 @@ struct outbox_hooks {
 		      struct buf *found);
 	/*
 	 * The API took row (response: its answer, or what landed() found):
-	 * brings the cache up to date (commit_applied()): store writes and
-	 * sync requests, no HTTP in the calling thread.
+	 * brings the cache up to date (commit_applied()): store writes, and
+	 * refetches of what the row changed, over HTTP on the calling thread
+	 * (with send_lock held: a slow API holds back the next send).
 	 */
 	void (*applied)(void *ctx, const struct outbox_row *row,
 			const struct buf *response);
@@ -108,7 +111,12 @@ struct outbox_hooks {
 /*
  * A new outbox for d; hooks is copied (landed, applied, idempotent,
  * is_delete, checked and object_key are required). NULL with errno ENOMEM.
- * Called once, by main.c, before any thread starts.
+ * outbox_new, outbox_start, outbox_stop and outbox_free belong to the
+ * thread that owns the mount (main.c): new before any thread starts, start
+ * once the store and the hooks' targets exist (it names legacy rows and
+ * starts the worker; 0 or -errno), stop before anything the hooks reach is
+ * freed (joins the worker; a no-op if it never started), free after stop
+ * (NULL is accepted).
  */
 struct outbox *outbox_new(struct driftfs *d, const struct outbox_hooks *hooks);
 void outbox_free(struct outbox *o);
@@ -118,8 +126,9 @@ void outbox_stop(struct outbox *o);
 /*
  * Stores row (sets row->seq), then tries to deliver it now. Returns 0 when
  * the API accepted it (its answer in *response), -EINPROGRESS when it is
- * queued after a transient failure, or the errno of a definite refusal
- * (the row is then gone).
+ * queued after a transient failure, or the -errno of a definite refusal
+ * (the row is then gone). Called on a FUSE thread through commit_write()
+ * (a handle's lock held); takes send_lock.
  */
 int outbox_submit(struct outbox *o, struct outbox_row *row,
 		  struct buf *response);

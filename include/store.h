@@ -231,7 +231,7 @@ void store_rollback(struct store *st);
 /* In a transaction of a list (with store_prune) or alone (a fetch). */
 int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
 		   int *changed);
-/* In a transaction (sync.c's save_contact). */
+/* In a transaction (sync_save_contact() in sync_conversation.c). */
 int store_put_contact(struct store *st, const struct api_contact *c,
 		      int *changed);
 /*
@@ -328,6 +328,10 @@ int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found);
  * (listings); each call takes the store's outbox lock for its statement
  * (and outbox.db's SQLite write lock for a change), never the pool lock,
  * and is its own transaction: none of them joins store_begin()'s.
+ *
+ * struct outbox_row is a row of outbox.db, so it is declared here and not
+ * in outbox.h: the outbox module builds on the store, and the store (below
+ * it) must not include outbox.h.
  */
 struct outbox_row {
 	int64_t seq;

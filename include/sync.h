@@ -26,10 +26,14 @@
  *   function may be called from any thread, several at once, once
  *   sync_new has returned and until sync_free. Calls that fetch block
  *   their thread for the requests (within http's deadlines).
- * - Locks: none is held on entry (the caller must hold no store
- *   transaction: the calls write the store themselves). Inside, the
- *   sync's own lock is held only for a few statements; a pass also holds
- *   a pass lock, so passes run one at a time.
+ * - Locks: the caller holds no store transaction (the calls write the
+ *   store themselves) and no lock that comes after the sync's in
+ *   driftfs.h's order. commit's hooks call sync_note_write(), the
+ *   fetchers, sync_forget_contact() and sync_refresh_accounts() with the
+ *   outbox's send_lock (and maybe a handle's lock) held, which come
+ *   before. Inside, the sync's own lock is held only for a few
+ *   statements; a pass also holds a pass lock, so passes run one at a
+ *   time.
  * - Nothing is handed over: strings passed in are only read; what status
  *   appends to a buf stays the caller's.
  */

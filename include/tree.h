@@ -5,12 +5,22 @@
  * This is DESIGN.md §2 as code: every kind of node in the tree, how its
  * inode number is derived (stable across mounts: from the kind and the
  * object's id), its mode, and where its bytes come from. It knows neither
- * FUSE (src/fs/) nor HTTP: data comes from the store, and objects missing from
- * the cache are fetched through sync.c's on-demand fetchers.
+ * FUSE (src/fs/) nor HTTP: data comes from the store, and objects missing
+ * from the cache are fetched through the sync's on-demand fetchers
+ * (sync_fetch.c).
  *
  * Inode numbers: the root is 1 and the fixed nodes are small numbers below
- * 32; every other node is (kind << 56) | id when the id fits in 56 bits, else
- * (kind << 56) | a 56-bit hash of the id or name.
+ * 32; every other node is (kind << 56) | id when the id is below 2^55,
+ * else (kind << 56) | 2^55 | a 55-bit hash of the id or name.
+ *
+ * Threads and locks, for the functions below that take a struct driftfs:
+ * called on FUSE threads (and the notifier, for tree_touch_query), several
+ * at once; they hold no lock of their own, read the store (its pool lock,
+ * and its outbox lock for .driftfs/outbox) and return 0 or -errno.
+ * tree_getattr may be called with the fs node table lock held (a scratch
+ * file's alias): it only reads the store. tree_lookup and tree_list may
+ * fetch a missing object over HTTP (sync_fetch.c) and so block for a
+ * request: their callers hold no lock across them.
  */
 #ifndef DRIFTFS_TREE_H
 #define DRIFTFS_TREE_H
@@ -129,7 +139,13 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *attr);
 typedef int (*tree_list_cb)(void *ctx, const char *name,
 			    const struct tnode *child,
 			    const struct tattr *attr);
-/* Calls cb for every entry of dir (no "." or ".."). */
+/*
+ * Calls cb for every entry of dir (no "." or ".."), on the calling thread;
+ * a non-zero return of cb stops the walk and is returned. For
+ * .driftfs/outbox cb runs inside store_outbox_each(), with the store's
+ * outbox lock held: it must not use the store. name and child are valid
+ * for the call only.
+ */
 int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 	      void *ctx);
 int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out);

@@ -3,7 +3,9 @@
  * api.c: what every Drift endpoint shares: the GET with its size bound, the
  * envelope parse, the logged shape errors, query escaping, and paging (next
  * links, cursors, cycle detection). The endpoints themselves live in
- * api_contact.c, api_conversation.c, api_lists.c and api_auth.c (see api.h).
+ * api_contact.c, api_conversation.c, api_lists.c and api_auth.c (see
+ * api.h), the writes in api_write.c (api_write.h) and the conversation
+ * report in api_report.c.
  */
 #include "api.h"
 

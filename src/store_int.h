@@ -122,7 +122,9 @@ int step_done(struct db *d, sqlite3_stmt *s);
 void bind_text(sqlite3_stmt *s, int i, const char *v);
 void bind_buf(sqlite3_stmt *s, int i, const struct buf *b);
 
-/* store_lock.c: who may check and repair (called by store_open/close). */
+/* store_lock.c: who may check and repair (called by store_open/close).
+ * cache_lock blocks while another process holds cache.lock exclusively
+ * (checking or repairing the cache at its open or close). */
 
 int cache_lock(struct store *st, const char *dir);
 int cache_untouched(const struct store *st);

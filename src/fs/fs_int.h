@@ -13,7 +13,9 @@
  *     rendered.c). Each handler replies exactly once.
  *   - The notifier thread (notify.c, started by fs_start) turns sync
  *     changes into kernel invalidations; it never runs a request.
- *   - The sync thread calls fs_on_change (queue lock only); the outbox's
+ *   - Any thread that stores a sync change (the sync thread and its
+ *     workers, a FUSE thread's on-demand fetch, the outbox worker's
+ *     refetch) calls fs_on_change (queue lock only); the outbox's
  *     worker, and FUSE threads committing through the outbox, call
  *     fs_outbox_changed / _lost / _delivered.
  *   - main's thread runs fs_new, fs_start, fs_stop and fs_free, with no
@@ -44,8 +46,12 @@
  *   - fs.llock: the directory listings being read;
  *   - fs.rlock: the read-only mount's rendered slots.
  *   The notifier takes qlock and the node table lock one at a time, never
- *   together, and runs no store query with the node table locked; kernel
- *   notifications are sent with no lock of the FUSE side held.
+ *   together, and runs no store query with the node table locked; it sends
+ *   its kernel notifications with no lock of the FUSE side held. The one
+ *   notification sent with locks held is fs_outbox_changed()'s inode
+ *   invalidation of .driftfs/outbox, from close() under a handle's lock
+ *   and the outbox's send_lock: an inode invalidation takes no directory
+ *   lock in the kernel, so it cannot wait on a request that waits on them.
  */
 #ifndef DRIFTFS_FS_INT_H
 #define DRIFTFS_FS_INT_H
@@ -342,6 +348,8 @@ void node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
 		  size_t size, int try);
 void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
 	       size_t size);
+/* Tombstones: contacts this mount deleted, hidden while the API may
+ * still list them. tomb_has and in_tomb answer 1 (hidden) or 0. */
 void tomb_add(struct fs *f, int64_t id);
 int tomb_has(struct fs *f, int64_t id);
 int in_tomb(struct fs *f, const struct tnode *dir, const char *name);
@@ -350,6 +358,8 @@ int in_tomb(struct fs *f, const struct tnode *dir, const char *name);
  * scratch.c: scratch files (node table lock for the _locked ones), and the
  * handlers that make, find and rename them (FUSE threads).
  */
+/* 1 when name is a scratch file and the lookup was replied to, 0 when it
+ * is not (the caller goes on with the tree). */
 int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 		   const char *name);
 struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino);

@@ -19,6 +19,10 @@
 #define PAYLOAD_MASK ((UINT64_C(1) << PAYLOAD_BITS) - 1)
 #define HASHED_BIT (UINT64_C(1) << (PAYLOAD_BITS - 1))
 
+/* An account's id (store_account_hash()) goes into the payload as it is. */
+_Static_assert(STORE_ACCOUNT_HASH_BITS == PAYLOAD_BITS - 1,
+	       "an account hash must fit below the hashed bit");
+
 const char *tree_fixed_path(int kind)
 {
 	static const char *const paths[T__FIXED_END] = {
@@ -75,6 +79,11 @@ uint64_t tree_ino(const struct tnode *n)
 		payload = HASHED_BIT | (names_hash64(&n->id, sizeof(n->id), 1) &
 					(HASHED_BIT - 1));
 	return ((uint64_t)n->kind << PAYLOAD_BITS) | (payload & PAYLOAD_MASK);
+}
+
+int64_t tree_ino_id(uint64_t ino)
+{
+	return (int64_t)(ino & (HASHED_BIT - 1));
 }
 
 enum tree_access tree_access(int kind)

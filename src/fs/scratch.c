@@ -85,7 +85,7 @@ int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		scratch_attr(f, s, &a);
-		t.id = (int64_t)(s->ino & ((UINT64_C(1) << 55) - 1));
+		t.id = tree_ino_id(s->ino);
 	}
 	nodes_unlock(f);
 	if (!s)

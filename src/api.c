@@ -44,7 +44,7 @@ char *api_query_escape(const char *s)
 /* GETs path; the body (or a failure) in *resp, released by the caller. */
 int api_get_body(struct http *h, const char *path, struct http_response *resp)
 {
-	return http_call(h, "GET", path, NULL, NULL, 0, JSON_MAX, 0, resp);
+	return http_call(h, "GET", path, NULL, NULL, 0, HTTP_MAX_BODY, 0, resp);
 }
 
 /* Parses a response body. NULL (and *err, -EIO) when it is not JSON. */

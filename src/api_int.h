@@ -18,8 +18,6 @@
 
 /* Pages a walk follows at most (a server that pages forever is an error). */
 #define MAX_PAGES 100000
-/* Bytes a JSON answer may hold (http's bound on the body). */
-#define JSON_MAX ((size_t)32 << 20)
 
 /* GETs path; the body (or a failure) in *resp, released by the caller. */
 int api_get_body(struct http *h, const char *path, struct http_response *resp);

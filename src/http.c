@@ -22,7 +22,6 @@
 #include "secret.h"
 #include "stats.h"
 
-#define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define MAX_ATTEMPTS 5
 /*
  * A streamed body (a request with a sink: an attachment of up to 64 MiB)
@@ -417,7 +416,7 @@ int http_request(struct http *h, const struct http_request *rq,
 				   : MAX_ATTEMPTS;
 	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
 	long per_try = rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms;
-	size_t max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
+	size_t max_body = rq->max_body ? rq->max_body : HTTP_MAX_BODY;
 	/* A streamed body gets the time one slow whole transfer takes on
 	 * top, so that a retry after a long attempt can still start. */
 	int64_t deadline = clock_mono_ms() + per_try * 3 +

@@ -166,8 +166,9 @@ void http_free(struct http *h);
 /*
  * Performs METHOD base_url+path (path starts with '/' and may carry a
  * query). body may be NULL; ctype is its Content-Type. At most max_body
- * response bytes are accepted (0 = HTTP_MAX_BODY). resp is initialised here and must
- * be released with http_response_release() whatever the result.
+ * response bytes are accepted (0 = HTTP_MAX_BODY). resp is initialised
+ * here and must be released with http_response_release() whatever the
+ * result.
  *
  * Returns 0 on a 2xx answer, else -errno (http_errno() of the status for an
  * HTTP answer); the failure has been recorded in the error log with the

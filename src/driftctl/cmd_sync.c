@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "ctl.h"
 #include "driftctl_int.h"
 #include "http.h"
 #include "stats.h"
@@ -88,9 +89,6 @@ static long status_number(const char *text, const char *name)
 	return -1;
 }
 
-/* Polling a signalled mount, at most this long (its ctl waits as long). */
-#define SIGNAL_WAIT_MS (10L * 60 * 1000)
-
 /*
  * A read-only mount's ctl cannot be written: it is sent SIGUSR1 instead,
  * and its status read until a pass that started after the signal has
@@ -99,7 +97,7 @@ static long status_number(const char *text, const char *name)
 static int sync_by_signal(struct progress *p, long pid)
 {
 	struct buf b = BUF_INIT;
-	int64_t deadline = clock_mono_ms() + SIGNAL_WAIT_MS;
+	int64_t deadline = clock_mono_ms() + CTL_SYNC_WAIT_MS;
 	long want;
 	int e = 0;
 

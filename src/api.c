@@ -82,11 +82,6 @@ int api_next_refused(const char *path, const char *field)
 	return -EIO;
 }
 
-char *api_dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 int64_t api_get_ms(const cJSON *obj, const char *key)
 {
 	int64_t v = 0;

@@ -50,8 +50,8 @@ static int parse_contact(const cJSON *v, struct api_contact *c)
 		return -EINVAL;
 	c->created = api_get_ms(v, "createdAt");
 	attrs = cJSON_GetObjectItemCaseSensitive(v, "attributes");
-	c->email = api_dup_or_null(json_get_str(attrs, "email"));
-	c->name = api_dup_or_null(json_get_str(attrs, "name"));
+	c->email = buf_strdup_or_null(json_get_str(attrs, "email"));
+	c->name = buf_strdup_or_null(json_get_str(attrs, "name"));
 	ext = cJSON_GetObjectItemCaseSensitive(attrs, "externalId");
 	if (cJSON_IsString(ext)) {
 		c->external_id = strdup(ext->valuestring);

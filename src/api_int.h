@@ -29,8 +29,6 @@ cJSON *api_parse_body(const char *where, const char *body, size_t len,
 int api_shape_error(const char *path, const char *what);
 /* A next-page link api_next_path() refused: -ENOMEM, or why, logged. */
 int api_next_refused(const char *path, const char *field);
-/* strdup(s), or NULL for NULL (and when out of memory). */
-char *api_dup_or_null(const char *s);
 /* A non-negative integer member (ms since the epoch); 0 when absent. */
 int64_t api_get_ms(const cJSON *obj, const char *key);
 /* A paging cursor as a string (caller frees); NULL when absent. */

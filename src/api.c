@@ -16,29 +16,11 @@
 #include "api_int.h"
 #include "json.h"
 #include "log.h"
+#include "text.h"
 
 char *api_query_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	struct buf b = BUF_INIT;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		int r;
-
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			r = buf_addc(&b, (char)*p);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-
-			r = buf_add(&b, e, 3);
-		}
-		if (r) {
-			buf_release(&b);
-			return NULL;
-		}
-	}
-	return buf_detach(&b, NULL);
+	return text_percent_encode(s);
 }
 
 /* GETs path; the body (or a failure) in *resp, released by the caller. */

@@ -66,8 +66,7 @@ static int parse_contact(const cJSON *v, struct api_contact *c)
 	tags = cJSON_GetObjectItemCaseSensitive(attrs, "tags");
 	for (const cJSON *t = cJSON_IsArray(tags) ? tags->child : NULL;
 	     t && !r; t = t->next) {
-		const char *name = cJSON_IsString(t) ? t->valuestring
-						     : json_get_str(t, "name");
+		const char *name = json_tag_name(t);
 
 		if (name)
 			r = add_tag_line(&c->tags, name);

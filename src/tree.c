@@ -23,6 +23,11 @@
 _Static_assert(STORE_ACCOUNT_HASH_BITS == PAYLOAD_BITS - 1,
 	       "an account hash must fit below the hashed bit");
 
+const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1] = {
+	STATUS_NAME_OPEN, STATUS_NAME_CLOSED, STATUS_NAME_PENDING,
+	STATUS_NAME_BULK
+};
+
 const char *tree_fixed_path(int kind)
 {
 	static const char *const paths[T__FIXED_END] = {
@@ -40,10 +45,12 @@ const char *tree_fixed_path(int kind)
 		[T_CONTACTS_NEW] = "contacts/new",
 		[T_USERS_BY_EMAIL] = "users/by-email",
 		[T_BY_STATUS] = "conversations/by-status",
-		[T_STATUS_OPEN] = "conversations/by-status/open",
-		[T_STATUS_CLOSED] = "conversations/by-status/closed",
-		[T_STATUS_PENDING] = "conversations/by-status/pending",
-		[T_STATUS_BULK] = "conversations/by-status/bulk_sent",
+		[T_STATUS_OPEN] = "conversations/by-status/" STATUS_NAME_OPEN,
+		[T_STATUS_CLOSED] =
+			"conversations/by-status/" STATUS_NAME_CLOSED,
+		[T_STATUS_PENDING] =
+			"conversations/by-status/" STATUS_NAME_PENDING,
+		[T_STATUS_BULK] = "conversations/by-status/" STATUS_NAME_BULK,
 		[T_STATS_JSON] = "conversations/stats.json",
 		[T_CONVS_NEW] = "conversations/new",
 		[T_CTL_STATUS] = ".driftfs/status",

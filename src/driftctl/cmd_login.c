@@ -47,8 +47,7 @@ static char *read_line(const char *prompt, int secret)
 		fputc('\n', stderr);
 	}
 	if (n < 0 || (size_t)n > AUTH_LINE_MAX) {
-		if (line)
-			memset(line, 0, cap);
+		secret_scrub(line, cap);
 		free(line);
 		return NULL;
 	}

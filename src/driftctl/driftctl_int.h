@@ -145,7 +145,8 @@ struct progress {
 
 /* Appends the status text (p->sync's, else p->status_path's); -errno. */
 int progress_text(struct progress *p, struct buf *out);
-/* Starts the drawing thread; pthread_create()'s result. */
+/* Starts the drawing thread. Returns 0, or -errno when it could not
+ * (no bar then; the caller goes on without one). */
 int progress_start(struct progress *p);
 /* Stops and joins it, and clears the bar. */
 void progress_stop(struct progress *p);

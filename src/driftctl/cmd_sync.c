@@ -156,7 +156,7 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 		say("sync: the mount is read-only; signalling it (SIGUSR1)");
 		ro = 1;
 	} else if (fd < 0) {
-		e = errno;
+		e = -errno;
 		goto out;
 	}
 	if (progress) {
@@ -164,9 +164,9 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 		started = !progress_start(&p);
 	}
 	if (ro)
-		e = -sync_by_signal(&p, pid);
+		e = sync_by_signal(&p, pid);
 	else if (write(fd, "sync\n", 5) != 5)
-		e = errno ? errno : EIO;
+		e = errno ? -errno : -EIO;
 	if (started)
 		progress_stop(&p);
 out:
@@ -174,12 +174,12 @@ out:
 		close(fd);
 	if (e) {
 		say("sync: the mount at %s could not sync: %s%s", mnt,
-		    strerror(e),
-		    e == EAGAIN ? " (offline mode, the API rate limit, or a "
-				  "pass that took over 10 minutes; see "
-				  ".driftfs/errors)"
-				: " (see .driftfs/errors there)");
-		r = e == EAGAIN ? DX_API : exit_for_errno(e);
+		    strerror(-e),
+		    e == -EAGAIN ? " (offline mode, the API rate limit, or a "
+				   "pass that took over 10 minutes; see "
+				   ".driftfs/errors)"
+				 : " (see .driftfs/errors there)");
+		r = e == -EAGAIN ? DX_API : exit_for_errno(e);
 	} else if (!r) {
 		struct buf b = BUF_INIT;
 		char el[32];

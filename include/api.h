@@ -130,7 +130,8 @@ void api_cursor_release(struct api_cursor *cur);
 
 /* ---- Shared: escaping and paging (api.c) ----------------------------- */
 
-/* Percent-encodes s for a query string value (caller frees). */
+/* Percent-encodes s for a query string value (caller frees); the api's
+ * name for text_percent_encode(). */
 char *api_query_escape(const char *s);
 
 /*

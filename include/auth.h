@@ -47,6 +47,13 @@
 #include "config.h"
 #include "http.h"
 
+/*
+ * The longest line of a credentials file auth_creds_read() reads at once
+ * (tokens are short; anything longer is not a token), and so the longest
+ * token line driftctl login accepts.
+ */
+#define AUTH_LINE_MAX 8192
+
 /* What a credentials file holds. Strings are owned; NULL when absent. */
 struct auth_creds {
 	char *access_token;

@@ -47,4 +47,8 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 /* Returns the bytes (caller frees) and leaves b empty. Never NULL on success. */
 char *buf_detach(struct buf *b, size_t *len);
 
+/* strdup(s), or NULL for NULL (and when out of memory: a caller that must
+ * tell the two apart checks s). The caller frees the copy. */
+char *buf_strdup_or_null(const char *s);
+
 #endif

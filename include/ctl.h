@@ -29,6 +29,12 @@ int ctl_stats(struct driftfs *d, struct buf *out);
 int ctl_errors(struct driftfs *d, struct buf *out);
 
 /*
+ * How long a "sync" command waits for its pass; driftctl sync, polling a
+ * read-only mount it signalled, waits as long.
+ */
+#define CTL_SYNC_WAIT_MS (10L * 60 * 1000)
+
+/*
  * Runs the commands in text, one a line: "sync" (a full pass, waited for),
  * "sync PATH" (refetch the object behind a tree path), "offline", "online".
  * Returns 0, or the first failure (-EINVAL for an unknown command).

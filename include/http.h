@@ -100,6 +100,10 @@ enum http_flags {
 	HTTP_NO_AUTH = 1 << 2,
 };
 
+/* The most bytes an answer's body may hold unless a request says otherwise
+ * (max_body 0); the API layer's JSON answers use it too. */
+#define HTTP_MAX_BODY ((size_t)32 << 20)
+
 /* One request, for callers that need more than http_call() offers. */
 struct http_request {
 	const char *method;
@@ -107,7 +111,7 @@ struct http_request {
 	const char *ctype;	/* Content-Type of body; NULL = JSON */
 	const void *body;	/* NULL for none */
 	size_t body_len;
-	size_t max_body;	/* 0 = 32 MiB */
+	size_t max_body;	/* 0 = HTTP_MAX_BODY */
 	unsigned flags;		/* enum http_flags */
 	/* Deadline of one attempt in ms, 0 = the client's (http_opts) */
 	long timeout_ms;
@@ -164,8 +168,9 @@ void http_free(struct http *h);
 /*
  * Performs METHOD base_url+path (path starts with '/' and may carry a
  * query). body may be NULL; ctype is its Content-Type. At most max_body
- * response bytes are accepted (0 = 32 MiB). resp is initialised here and must
- * be released with http_response_release() whatever the result.
+ * response bytes are accepted (0 = HTTP_MAX_BODY). resp is initialised
+ * here and must be released with http_response_release() whatever the
+ * result.
  *
  * Returns 0 on a 2xx answer, else -errno (http_errno() of the status for an
  * HTTP answer); the failure has been recorded in the error log with the

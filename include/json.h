@@ -50,5 +50,8 @@ int json_i64(const cJSON *v, int64_t *out);
 int json_get_i64(const cJSON *obj, const char *key, int64_t *out);
 /* The string member key of obj, or NULL when absent or not a string. */
 const char *json_get_str(const cJSON *obj, const char *key);
+/* The name of a contact's tag as Drift gives it, a string or an object
+ * with a string "name"; NULL for another shape. Points into t. */
+const char *json_tag_name(const cJSON *t);
 
 #endif

@@ -399,8 +399,13 @@ int store_outbox_each(struct store *st,
 		      int (*cb)(void *ctx, const struct outbox_row *r),
 		      void *ctx);
 
-/* The inode-number hash of an account id (accounts have string ids); pure,
- * any thread. */
+/*
+ * The inode-number hash of an account id (accounts have string ids); pure,
+ * any thread. It has STORE_ACCOUNT_HASH_BITS bits: the ids below the
+ * tree's hashed bit, which tree.c uses as they are (a _Static_assert there
+ * holds the two together).
+ */
+#define STORE_ACCOUNT_HASH_BITS 55
 int64_t store_account_hash(const char *key);
 
 #endif

@@ -77,4 +77,12 @@ int text_is_bidi_control(long cp);
 int text_clean_buf(struct buf *out, const char *s, size_t len,
 		   unsigned flags);
 
+/*
+ * Percent-encodes s as a query string or form value does: every byte but
+ * the unreserved ones (ALPHA, DIGIT, "-._~") as %XX. A new string the
+ * caller frees; NULL when out of memory (what was built is scrubbed, since
+ * s may be a secret).
+ */
+char *text_percent_encode(const char *s);
+
 #endif

@@ -121,6 +121,9 @@ enum tree_access {
 };
 
 uint64_t tree_ino(const struct tnode *n);
+/* The id an inode number of a node keyed by a small id (one below the
+ * hashed bit, such as a scratch file's) was made from; pure, any thread. */
+int64_t tree_ino_id(uint64_t ino);
 /* The path of a fixed node from the mount root ("" for the root). */
 const char *tree_fixed_path(int kind);
 enum tree_access tree_access(int kind);

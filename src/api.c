@@ -18,35 +18,17 @@
 #include "api_int.h"
 #include "json.h"
 #include "log.h"
+#include "text.h"
 
 char *api_query_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	struct buf b = BUF_INIT;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		int r;
-
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			r = buf_addc(&b, (char)*p);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-
-			r = buf_add(&b, e, 3);
-		}
-		if (r) {
-			buf_release(&b);
-			return NULL;
-		}
-	}
-	return buf_detach(&b, NULL);
+	return text_percent_encode(s);
 }
 
 /* GETs path; the body (or a failure) in *resp, released by the caller. */
 int api_get_body(struct http *h, const char *path, struct http_response *resp)
 {
-	return http_call(h, "GET", path, NULL, NULL, 0, JSON_MAX, 0, resp);
+	return http_call(h, "GET", path, NULL, NULL, 0, HTTP_MAX_BODY, 0, resp);
 }
 
 /* Parses a response body. NULL (and *err, -EIO) when it is not JSON. */
@@ -82,11 +64,6 @@ int api_next_refused(const char *path, const char *field)
 			"followed",
 			path, field);
 	return -EIO;
-}
-
-char *api_dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
 }
 
 int64_t api_get_ms(const cJSON *obj, const char *key)

@@ -50,7 +50,7 @@ int api_token_info(struct http *h, const char *token, long timeout_ms,
 	struct http_request rq = {
 		.method = "POST",
 		.path = "/app/token_info",
-		.max_body = JSON_MAX,
+		.max_body = HTTP_MAX_BODY,
 		/* A quick check is asked once: a start must not wait out
 		 * retries on a network that does not answer. */
 		.flags = timeout_ms > 0 ? HTTP_NO_RETRY : HTTP_IDEMPOTENT,
@@ -110,7 +110,7 @@ int api_users_org(struct http *h, long timeout_ms, int64_t *org)
 	struct http_request rq = {
 		.method = "GET",
 		.path = path,
-		.max_body = JSON_MAX,
+		.max_body = HTTP_MAX_BODY,
 		.flags = timeout_ms > 0 ? HTTP_NO_RETRY : 0,
 		.timeout_ms = timeout_ms,
 	};

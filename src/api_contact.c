@@ -50,8 +50,8 @@ static int parse_contact(const cJSON *v, struct api_contact *c)
 		return -EINVAL;
 	c->created = api_get_ms(v, "createdAt");
 	attrs = cJSON_GetObjectItemCaseSensitive(v, "attributes");
-	c->email = api_dup_or_null(json_get_str(attrs, "email"));
-	c->name = api_dup_or_null(json_get_str(attrs, "name"));
+	c->email = buf_strdup_or_null(json_get_str(attrs, "email"));
+	c->name = buf_strdup_or_null(json_get_str(attrs, "name"));
 	ext = cJSON_GetObjectItemCaseSensitive(attrs, "externalId");
 	if (cJSON_IsString(ext)) {
 		c->external_id = strdup(ext->valuestring);
@@ -66,8 +66,7 @@ static int parse_contact(const cJSON *v, struct api_contact *c)
 	tags = cJSON_GetObjectItemCaseSensitive(attrs, "tags");
 	for (const cJSON *t = cJSON_IsArray(tags) ? tags->child : NULL;
 	     t && !r; t = t->next) {
-		const char *name = cJSON_IsString(t) ? t->valuestring
-						     : json_get_str(t, "name");
+		const char *name = json_tag_name(t);
 
 		if (name)
 			r = add_tag_line(&c->tags, name);

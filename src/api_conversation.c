@@ -279,7 +279,7 @@ static int parse_attachments(const cJSON *list, struct api_message *m)
 			continue;
 		}
 		a->file_name = strdup(fn ? fn : "");
-		a->mime = api_dup_or_null(json_get_str(list, "mimeType"));
+		a->mime = buf_strdup_or_null(json_get_str(list, "mimeType"));
 		if (!a->file_name)
 			return -ENOMEM;
 		m->natt++;

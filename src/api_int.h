@@ -18,8 +18,6 @@
 
 /* Pages a walk follows at most (a server that pages forever is an error). */
 #define MAX_PAGES 100000
-/* Bytes a JSON answer may hold (http's bound on the body). */
-#define JSON_MAX ((size_t)32 << 20)
 
 /* GETs path; the body (or a failure) in *resp, released by the caller. */
 int api_get_body(struct http *h, const char *path, struct http_response *resp);
@@ -31,8 +29,6 @@ cJSON *api_parse_body(const char *where, const char *body, size_t len,
 int api_shape_error(const char *path, const char *what);
 /* A next-page link api_next_path() refused: -ENOMEM, or why, logged. */
 int api_next_refused(const char *path, const char *field);
-/* strdup(s), or NULL for NULL (and when out of memory). */
-char *api_dup_or_null(const char *s);
 /* A non-negative integer member (ms since the epoch); 0 when absent. */
 int64_t api_get_ms(const cJSON *obj, const char *key);
 /* A paging cursor as a string (caller frees); NULL when absent. */

@@ -32,10 +32,10 @@ static int parse_user(const cJSON *v, struct api_user *u)
 	u->mtime = api_get_ms(v, "updatedAt");
 	if (!u->mtime)
 		u->mtime = api_get_ms(v, "createdAt");
-	u->email = api_dup_or_null(json_get_str(v, "email"));
-	u->name = api_dup_or_null(json_get_str(v, "name"));
+	u->email = buf_strdup_or_null(json_get_str(v, "email"));
+	u->name = buf_strdup_or_null(json_get_str(v, "name"));
 	if (!u->name)
-		u->name = api_dup_or_null(json_get_str(v, "alias"));
+		u->name = buf_strdup_or_null(json_get_str(v, "alias"));
 	u->bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "bot"));
 	if (json_get_i64(v, "orgId", &u->org))
 		u->org = 0;

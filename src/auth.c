@@ -22,8 +22,6 @@
 #define REFRESH_MARGIN_S 60
 /* After a refresh failed for a transient reason, wait before the next. */
 #define RETRY_REFRESH_MS 10000
-/* Tokens are short; anything longer is not a token. */
-#define LINE_MAX_LEN 8192
 
 static const char *const cred_names[] = { "access_token", "refresh_token",
 					  "expires_at", "client_id",
@@ -71,7 +69,7 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	line = malloc(LINE_MAX_LEN);
+	line = malloc(AUTH_LINE_MAX);
 	if (!line) {
 		r = -ENOMEM;
 		goto out;
@@ -87,7 +85,7 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 		r = -EACCES;
 		goto out;
 	}
-	while (!r && fgets(line, LINE_MAX_LEN, f)) {
+	while (!r && fgets(line, AUTH_LINE_MAX, f)) {
 		char *s = config_trim(line), *eq = strchr(s, '=');
 		int i = -1;
 
@@ -153,7 +151,7 @@ out:
 	if (r)
 		auth_creds_release(c);
 	if (line) {
-		secret_scrub(line, LINE_MAX_LEN);
+		secret_scrub(line, AUTH_LINE_MAX);
 		free(line);
 	}
 	secret_free(bare);

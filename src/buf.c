@@ -122,3 +122,8 @@ char *buf_detach(struct buf *b, size_t *len)
 	b->alloc = 0;
 	return p;
 }
+
+char *buf_strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

@@ -38,16 +38,11 @@ static int attribute_read_only(const char *name)
 	return 0;
 }
 
-static const char *tag_name(const cJSON *t)
-{
-	return cJSON_IsString(t) ? t->valuestring : json_get_str(t, "name");
-}
-
 static int has_tag(const cJSON *list, const char *name)
 {
 	for (const cJSON *t = cJSON_IsArray(list) ? list->child : NULL; t;
 	     t = t->next)
-		if (tag_name(t) && !strcmp(tag_name(t), name))
+		if (json_tag_name(t) && !strcmp(json_tag_name(t), name))
 			return 1;
 	return 0;
 }
@@ -278,11 +273,12 @@ int plan_contact_json(const struct commit_input *in,
 	for (const cJSON *t = cJSON_IsArray(f) ? f->child : NULL; t; t = t->next) {
 		const cJSON *ot = cJSON_GetObjectItemCaseSensitive(oa, "tags");
 
-		if (!tag_name(t)) {
+		if (!json_tag_name(t)) {
 			r = commit_invalid("a tag without a name");
 			goto out;
 		}
-		if (!has_tag(ot, tag_name(t)) && !(add[nadd] = strdup(tag_name(t)))) {
+		if (!has_tag(ot, json_tag_name(t)) &&
+		    !(add[nadd] = strdup(json_tag_name(t)))) {
 			r = -ENOMEM;
 			goto out;
 		}
@@ -293,8 +289,8 @@ int plan_contact_json(const struct commit_input *in,
 	for (const cJSON *t = cJSON_IsArray(f) ? f->child : NULL; t; t = t->next) {
 		const cJSON *nt = cJSON_GetObjectItemCaseSensitive(na, "tags");
 
-		if (tag_name(t) && !has_tag(nt, tag_name(t)) &&
-		    (del[ndel] = strdup(tag_name(t))))
+		if (json_tag_name(t) && !has_tag(nt, json_tag_name(t)) &&
+		    (del[ndel] = strdup(json_tag_name(t))))
 			ndel++;
 	}
 	if (cJSON_GetArraySize(patch) > 0) {

@@ -14,8 +14,6 @@
 #include "store.h"
 #include "sync.h"
 
-#define SYNC_WAIT_MS (10 * 60 * 1000)
-
 int64_t ctl_mtime(struct driftfs *d)
 {
 	int64_t t = d->started_ms, v;
@@ -82,7 +80,7 @@ static int sync_path(struct driftfs *d, const char *path)
 	if (!*path || !strcmp(path, ".") || !strncmp(path, "playbooks", 9) ||
 	    !strncmp(path, "accounts", 8) || !strcmp(path, "users") ||
 	    !strcmp(path, "conversations") || !strcmp(path, "contacts"))
-		return sync_request(d->sync, SYNC_WAIT_MS);
+		return sync_request(d->sync, CTL_SYNC_WAIT_MS);
 	log_error_event("ctl: sync %s: not a path this command can refresh",
 			path);
 	return -EINVAL;
@@ -103,7 +101,7 @@ static int one_command(struct driftfs *d, char *line)
 	if (!*line)
 		return 0;
 	if (!strcmp(line, "sync"))
-		return *arg ? sync_path(d, arg) : sync_request(d->sync, SYNC_WAIT_MS);
+		return *arg ? sync_path(d, arg) : sync_request(d->sync, CTL_SYNC_WAIT_MS);
 	if (!strcmp(line, "offline") && !*arg) {
 		http_set_offline(d->http, 1);
 		log_info("offline mode on");

@@ -22,7 +22,6 @@
 #include "secret.h"
 #include "stats.h"
 
-#define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define MAX_ATTEMPTS 5
 /*
  * A streamed body (a request with a sink: an attachment of up to 64 MiB)
@@ -240,10 +239,15 @@ static long stream_cap_ms(const struct http *h, size_t max_body)
 	return h->timeout_ms + (long)(max_body / STREAM_MIN_RATE) * 1000;
 }
 
-static int perform_once(struct http *h, CURL *c, const char *method,
-			const char *url, struct curl_slist *hdrs,
-			const void *body, size_t body_len,
-			struct attempt *a, long *status, char *curl_err)
+/*
+ * One attempt of a request on c. Returns curl's result, not an errno:
+ * CURLE_OK when an answer arrived (its status in *status, whatever it is),
+ * else the transfer's failure, described in curl_err.
+ */
+static CURLcode perform_once(struct http *h, CURL *c, const char *method,
+			     const char *url, struct curl_slist *hdrs,
+			     const void *body, size_t body_len,
+			     struct attempt *a, long *status, char *curl_err)
 {
 	long t = a->rq->timeout_ms > 0 ? a->rq->timeout_ms : h->timeout_ms;
 	CURLcode rc;
@@ -307,14 +311,14 @@ static int perform_once(struct http *h, CURL *c, const char *method,
 			a->location = loc;
 			a->location_len = (int)strcspn(loc, "?#");
 		}
-		return 0;
+		return CURLE_OK;
 	}
 	/* The same refusal as on_body's, only sooner: not worth a retry. */
 	if (rc == CURLE_FILESIZE_EXCEEDED)
 		a->too_big = 1;
 	if (!curl_err[0])
 		snprintf(curl_err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
-	return (int)rc;
+	return rc;
 }
 
 /* Whether header line hdr is named name (case-insensitively). */
@@ -417,7 +421,7 @@ int http_request(struct http *h, const struct http_request *rq,
 				   : MAX_ATTEMPTS;
 	int reauth = h->auth && !(rq->flags & HTTP_NO_AUTH);
 	long per_try = rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms;
-	size_t max_body = rq->max_body ? rq->max_body : DEFAULT_MAX_BODY;
+	size_t max_body = rq->max_body ? rq->max_body : HTTP_MAX_BODY;
 	/* A streamed body gets the time one slow whole transfer takes on
 	 * top, so that a retry after a long attempt can still start. */
 	int64_t deadline = clock_mono_ms() + per_try * 3 +
@@ -457,7 +461,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		struct curl_slist auth_node = { NULL, hdrs };
 		unsigned long gen = 0;
 		long status = 0;
-		int rc;
+		CURLcode rc;
 
 		buf_reset(&resp->body);
 		resp->message[0] = '\0';
@@ -493,7 +497,7 @@ int http_request(struct http *h, const struct http_request *rq,
 				  rq->body_len, &a, &status, curl_err);
 		http_governor_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable,
-				 rc == 0 || a.too_big || a.sink_err,
+				 rc == CURLE_OK || a.too_big || a.sink_err,
 				 __ATOMIC_RELAXED);
 		__atomic_store_n(&h->last_activity, clock_wall_ms(),
 				 __ATOMIC_RELAXED);
@@ -503,7 +507,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		if (attempt > 0)
 			stats_add("api retries", 1);
 
-		if (rc == 0 && status >= 200 && status < 300) {
+		if (rc == CURLE_OK && status >= 200 && status < 300) {
 			r = 0;
 			break;
 		}

@@ -5,7 +5,6 @@
  * or curl's words, with every secret the request carried redacted. Not the
  * logging of it, which is http_request()'s.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
@@ -132,30 +131,19 @@ static size_t redact(char *s, size_t len, const char *secret)
 
 /*
  * Redacts secret from the len bytes of s as it is and as a form body or a
- * query carries it, percent-encoded like api_query_escape() does (an error
- * page that echoes the request shows it so). Returns the new length.
+ * query carries it, percent-encoded (text_percent_encode(), as the api
+ * sends it: an error page that echoes the request shows it so). Returns
+ * the new length.
  */
 static size_t redact_forms(char *s, size_t len, const char *secret)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	struct buf enc = BUF_INIT;
-	int r = 0;
+	char *enc;
 
 	len = redact(s, len, secret);
-	for (const unsigned char *p = (const unsigned char *)secret; *p && !r;
-	     p++) {
-		if (isalnum(*p) || strchr("-._~", *p)) {
-			r = buf_addc(&enc, (char)*p);
-		} else {
-			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-
-			r = buf_add(&enc, e, 3);
-		}
-	}
-	if (!r && enc.data && strcmp(enc.data, secret))
-		len = redact(s, len, enc.data);
-	secret_scrub(enc.data, enc.len);
-	buf_release(&enc);
+	enc = text_percent_encode(secret);
+	if (enc && strcmp(enc, secret))
+		len = redact(s, len, enc);
+	secret_free(enc);
 	return len;
 }
 

@@ -411,3 +411,8 @@ const char *json_get_str(const cJSON *obj, const char *key)
 	v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+const char *json_tag_name(const cJSON *t)
+{
+	return cJSON_IsString(t) ? t->valuestring : json_get_str(t, "name");
+}

@@ -197,11 +197,6 @@ static struct row_strings *row_strings(void)
 	return rs;
 }
 
-static char *dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 int store_one(struct store *st, enum store_query q, int64_t arg,
 	      const char *sarg, struct store_row *row)
 {
@@ -231,8 +226,8 @@ int store_one(struct store *st, enum store_query q, int64_t arg,
 		if (keep) {
 			free(keep->name);
 			free(keep->text);
-			keep->name = dup_or_null(row->name);
-			keep->text = dup_or_null(row->text);
+			keep->name = buf_strdup_or_null(row->name);
+			keep->text = buf_strdup_or_null(row->text);
 		}
 		if (!keep || (row->name && !keep->name) ||
 		    (row->text && !keep->text)) {

@@ -318,7 +318,8 @@ int store_put_playbook(struct store *st, const struct api_object *o,
 
 int64_t store_account_hash(const char *key)
 {
-	return (int64_t)(names_hash64(key, strlen(key), 0) >> 9);
+	return (int64_t)(names_hash64(key, strlen(key), 0) >>
+			 (64 - STORE_ACCOUNT_HASH_BITS));
 }
 
 int store_put_account(struct store *st, const struct api_object *o,

@@ -51,7 +51,7 @@ static void list_ctx_release(struct list_ctx *l)
 
 static int dup_str(char **dst, const char *src)
 {
-	*dst = src ? strdup(src) : NULL;
+	*dst = buf_strdup_or_null(src);
 	return src && !*dst ? -ENOMEM : 0;
 }
 

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "secret.h"
+
 #define ESC 0x1b
 #define BEL 0x07
 #define CAN 0x18
@@ -216,4 +218,29 @@ int text_clean_buf(struct buf *out, const char *s, size_t len,
 		return r;
 	out->len += text_clean(out->data + out->len, len + 1, s, len, flags);
 	return 0;
+}
+
+char *text_percent_encode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct buf b = BUF_INIT;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int r;
+
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			r = buf_addc(&b, (char)*p);
+		} else {
+			char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+
+			r = buf_add(&b, e, 3);
+		}
+		if (r) {
+			secret_scrub(b.data, b.len);
+			buf_release(&b);
+			return NULL;
+		}
+	}
+	return buf_detach(&b, NULL);
 }

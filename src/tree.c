@@ -19,6 +19,15 @@
 #define PAYLOAD_MASK ((UINT64_C(1) << PAYLOAD_BITS) - 1)
 #define HASHED_BIT (UINT64_C(1) << (PAYLOAD_BITS - 1))
 
+/* An account's id (store_account_hash()) goes into the payload as it is. */
+_Static_assert(STORE_ACCOUNT_HASH_BITS == PAYLOAD_BITS - 1,
+	       "an account hash must fit below the hashed bit");
+
+const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1] = {
+	STATUS_NAME_OPEN, STATUS_NAME_CLOSED, STATUS_NAME_PENDING,
+	STATUS_NAME_BULK
+};
+
 const char *tree_fixed_path(int kind)
 {
 	static const char *const paths[T__FIXED_END] = {
@@ -36,10 +45,12 @@ const char *tree_fixed_path(int kind)
 		[T_CONTACTS_NEW] = "contacts/new",
 		[T_USERS_BY_EMAIL] = "users/by-email",
 		[T_BY_STATUS] = "conversations/by-status",
-		[T_STATUS_OPEN] = "conversations/by-status/open",
-		[T_STATUS_CLOSED] = "conversations/by-status/closed",
-		[T_STATUS_PENDING] = "conversations/by-status/pending",
-		[T_STATUS_BULK] = "conversations/by-status/bulk_sent",
+		[T_STATUS_OPEN] = "conversations/by-status/" STATUS_NAME_OPEN,
+		[T_STATUS_CLOSED] =
+			"conversations/by-status/" STATUS_NAME_CLOSED,
+		[T_STATUS_PENDING] =
+			"conversations/by-status/" STATUS_NAME_PENDING,
+		[T_STATUS_BULK] = "conversations/by-status/" STATUS_NAME_BULK,
 		[T_STATS_JSON] = "conversations/stats.json",
 		[T_CONVS_NEW] = "conversations/new",
 		[T_CTL_STATUS] = ".driftfs/status",
@@ -75,6 +86,11 @@ uint64_t tree_ino(const struct tnode *n)
 		payload = HASHED_BIT | (names_hash64(&n->id, sizeof(n->id), 1) &
 					(HASHED_BIT - 1));
 	return ((uint64_t)n->kind << PAYLOAD_BITS) | (payload & PAYLOAD_MASK);
+}
+
+int64_t tree_ino_id(uint64_t ino)
+{
+	return (int64_t)(ino & (HASHED_BIT - 1));
 }
 
 enum tree_access tree_access(int kind)

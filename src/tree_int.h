@@ -17,9 +17,14 @@
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The by-status directories' names, T_STATUS_OPEN onward. */
-static const char *const status_names[] = { "open", "closed", "pending",
-					    "bulk_sent" };
+/* The by-status directories' names, T_STATUS_OPEN onward: as macros for
+ * the static tables (tree.c's paths, tree_dir.c's entries), and as one
+ * array (in tree.c) for the code. */
+#define STATUS_NAME_OPEN "open"
+#define STATUS_NAME_CLOSED "closed"
+#define STATUS_NAME_PENDING "pending"
+#define STATUS_NAME_BULK "bulk_sent"
+extern const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1];
 
 /* tree.c: a kind's mode bits and link count. */
 mode_t kind_mode(int kind);

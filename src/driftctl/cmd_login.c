@@ -20,8 +20,6 @@
 #include "http.h"
 #include "secret.h"
 
-#define LINE_MAX_LEN 8192
-
 /*
  * Reads one line from stdin (without its newline) into a new string. With
  * secret set and stdin a terminal, the typing is not echoed. NULL at EOF.
@@ -48,9 +46,8 @@ static char *read_line(const char *prompt, int secret)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
 		fputc('\n', stderr);
 	}
-	if (n < 0 || (size_t)n > LINE_MAX_LEN) {
-		if (line)
-			memset(line, 0, cap);
+	if (n < 0 || (size_t)n > AUTH_LINE_MAX) {
+		secret_scrub(line, cap);
 		free(line);
 		return NULL;
 	}

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "ctl.h"
 #include "driftctl_int.h"
 #include "http.h"
 #include "stats.h"
@@ -88,9 +89,6 @@ static long status_number(const char *text, const char *name)
 	return -1;
 }
 
-/* Polling a signalled mount, at most this long (its ctl waits as long). */
-#define SIGNAL_WAIT_MS (10L * 60 * 1000)
-
 /*
  * A read-only mount's ctl cannot be written: it is sent SIGUSR1 instead,
  * and its status read until a pass that started after the signal has
@@ -99,7 +97,7 @@ static long status_number(const char *text, const char *name)
 static int sync_by_signal(struct progress *p, long pid)
 {
 	struct buf b = BUF_INIT;
-	int64_t deadline = clock_mono_ms() + SIGNAL_WAIT_MS;
+	int64_t deadline = clock_mono_ms() + CTL_SYNC_WAIT_MS;
 	long want;
 	int e = 0;
 
@@ -158,7 +156,7 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 		say("sync: the mount is read-only; signalling it (SIGUSR1)");
 		ro = 1;
 	} else if (fd < 0) {
-		e = errno;
+		e = -errno;
 		goto out;
 	}
 	if (progress) {
@@ -166,9 +164,9 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 		started = !progress_start(&p);
 	}
 	if (ro)
-		e = -sync_by_signal(&p, pid);
+		e = sync_by_signal(&p, pid);
 	else if (write(fd, "sync\n", 5) != 5)
-		e = errno ? errno : EIO;
+		e = errno ? -errno : -EIO;
 	if (started)
 		progress_stop(&p);
 out:
@@ -176,12 +174,12 @@ out:
 		close(fd);
 	if (e) {
 		say("sync: the mount at %s could not sync: %s%s", mnt,
-		    strerror(e),
-		    e == EAGAIN ? " (offline mode, the API rate limit, or a "
-				  "pass that took over 10 minutes; see "
-				  ".driftfs/errors)"
-				: " (see .driftfs/errors there)");
-		r = e == EAGAIN ? DX_API : exit_for_errno(e);
+		    strerror(-e),
+		    e == -EAGAIN ? " (offline mode, the API rate limit, or a "
+				   "pass that took over 10 minutes; see "
+				   ".driftfs/errors)"
+				 : " (see .driftfs/errors there)");
+		r = e == -EAGAIN ? DX_API : exit_for_errno(e);
 	} else if (!r) {
 		struct buf b = BUF_INIT;
 		char el[32];

@@ -90,7 +90,7 @@ void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...);
 void __attribute__((format(printf, 1, 2))) show(const char *fmt, ...);
 /* The exit status for an HTTP answer (0 = none arrived). */
 int exit_for_status(long status);
-/* The exit status for an errno (either sign) from the library. */
+/* The exit status for a library result: 0 or -errno. */
 int exit_for_errno(int e);
 /* "M:SS" or "H:MM:SS"; "N bytes", "N.N KiB"...; a time or "never". */
 void fmt_duration(char *out, size_t n, double s);
@@ -145,7 +145,8 @@ struct progress {
 
 /* Appends the status text (p->sync's, else p->status_path's); -errno. */
 int progress_text(struct progress *p, struct buf *out);
-/* Starts the drawing thread; pthread_create()'s result. */
+/* Starts the drawing thread. Returns 0, or -errno when it could not
+ * (no bar then; the caller goes on without one). */
 int progress_start(struct progress *p);
 /* Stops and joins it, and clears the bar. */
 void progress_stop(struct progress *p);

@@ -68,10 +68,10 @@ int exit_for_status(long status)
 	return DX_REFUSED;
 }
 
-/* The exit status for an errno from the library. */
+/* The exit status for a -errno (or 0) from the library. */
 int exit_for_errno(int e)
 {
-	switch (e < 0 ? -e : e) {
+	switch (-e) {
 	case 0:
 		return DX_OK;
 	case EACCES:

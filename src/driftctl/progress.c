@@ -181,7 +181,7 @@ int progress_start(struct progress *p)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	return pthread_create(&p->thread, NULL, progress_main, p);
+	return -pthread_create(&p->thread, NULL, progress_main, p);
 }
 
 void progress_stop(struct progress *p)

@@ -80,7 +80,7 @@ static __thread struct req_context req_ctx;
 static void ctx_format(const void *arg, char *out, size_t size)
 {
 	const struct req_context *c = arg;
-	char path[900];
+	char path[FS_PATH_MAX];
 
 	/* An error may be recorded with the node table held. */
 	node_path_of(c->f, c->ino, c->has_name ? c->name : NULL, path,

@@ -344,6 +344,9 @@ void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup);
 /* The caller releases out (tree_node_release). -ESTALE: not in the table. */
 int node_get(struct fs *f, uint64_t ino, struct tnode *out);
 uint32_t dir_gen(struct fs *f, uint64_t ino);
+/* The size of the buffers the request handlers give node_path*() for a
+ * node's path. */
+#define FS_PATH_MAX 900
 void node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
 		  size_t size, int try);
 void node_path(struct fs *f, uint64_t ino, const char *name, char *out,

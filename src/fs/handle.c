@@ -100,7 +100,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct tnode t = { 0 };
 	struct handle *h = NULL;
 	int acc_mode = fi->flags & O_ACCMODE, r;
-	char path[900];
+	char path[FS_PATH_MAX];
 	enum tree_access acc;
 
 	if (f->no_open) {

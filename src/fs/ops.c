@@ -211,7 +211,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		} else if (acc == TA_RW) {
 			/* truncate(2) on a path: commit the shortened bytes. */
 			struct buf b = BUF_INIT;
-			char path[900];
+			char path[FS_PATH_MAX];
 
 			r = tree_content(f->d, &t, &b);
 			if (!r && (size_t)attr->st_size < b.len)
@@ -284,7 +284,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs *f = fs_of(req);
 	struct tnode dir = { 0 }, child = { 0 };
 	struct tattr a;
-	char path[900];
+	char path[FS_PATH_MAX];
 	int r;
 
 	if (!scratch_unlink(f, parent, name)) {

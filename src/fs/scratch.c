@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "commit.h"
 #include "http.h"
+#include "names.h"
 #include "tree.h"
 
 static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
@@ -85,7 +86,7 @@ int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		scratch_attr(f, s, &a);
-		t.id = (int64_t)(s->ino & ((UINT64_C(1) << 55) - 1));
+		t.id = tree_ino_id(s->ino);
 	}
 	nodes_unlock(f);
 	if (!s)
@@ -112,7 +113,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!r && tree_access(dir.kind) != TA_DIR)
 		r = -ENOTDIR;
 	tree_node_release(&dir);
-	if (!r && strlen(name) > 255)
+	if (!r && strlen(name) > NAMES_MAX)
 		r = -ENAMETOOLONG;
 	if (r)
 		goto fail;
@@ -202,7 +203,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct buf content = BUF_INIT, base = BUF_INIT;
 	struct scratch *s, *old;
 	struct tattr a;
-	char path[900];
+	char path[FS_PATH_MAX];
 	uint64_t ino = 0;
 	int r, based, queued;
 

@@ -194,8 +194,8 @@ static int edit_check(const struct edit_rules *rules, const cJSON *now,
 }
 
 /* contact.json: a PATCH of the changed attributes, plus tag calls. */
-int plan_contact_json(const struct commit_input *in,
-		      struct commit_plan *p)
+int commit_plan_contact_json(const struct commit_input *in,
+			     struct commit_plan *p)
 {
 	struct api_write_req req;
 	cJSON *v = NULL, *old = NULL, *patch = NULL;
@@ -297,12 +297,12 @@ int plan_contact_json(const struct commit_input *in,
 		cJSON *attrs = patch;
 
 		patch = NULL;
-		r = plan_add(p, "contact_patch", in->id,
-			     api_write_contact_patch(in->id, attrs, &req),
-			     &req);
+		r = commit_plan_add(p, "contact_patch", in->id,
+				    api_write_contact_patch(in->id, attrs, &req),
+				    &req);
 	}
 	if (!r)
-		r = plan_tag_changes(p, in->id, add, nadd, del, ndel);
+		r = commit_plan_tag_changes(p, in->id, add, nadd, del, ndel);
 out:
 	commit_free_list(add, nadd);
 	commit_free_list(del, ndel);
@@ -313,7 +313,7 @@ out:
 }
 
 /* users/<id>.json: PATCH the changed editable fields. */
-int plan_user(const struct commit_input *in, struct commit_plan *p)
+int commit_plan_user(const struct commit_input *in, struct commit_plan *p)
 {
 	struct api_write_req req;
 	cJSON *v, *old = NULL, *patch = NULL;
@@ -330,8 +330,8 @@ int plan_user(const struct commit_input *in, struct commit_plan *p)
 	r = edit_check(&user_rules, v, old, patch, &changed);
 	if (r || cJSON_GetArraySize(patch) == 0)
 		goto out;
-	r = plan_add(p, "user_patch", in->id,
-		     api_write_user_patch(in->id, patch, &req), &req);
+	r = commit_plan_add(p, "user_patch", in->id,
+			    api_write_user_patch(in->id, patch, &req), &req);
 	patch = NULL;
 out:
 	cJSON_Delete(patch);
@@ -341,8 +341,8 @@ out:
 }
 
 /* messages/<id>.json: only the body may change (an edit of replace_body). */
-int plan_message_json(const struct commit_input *in,
-		      struct commit_plan *p)
+int commit_plan_message_json(const struct commit_input *in,
+			     struct commit_plan *p)
 {
 	cJSON *v, *old = NULL, *msg = NULL;
 	const cJSON *f;
@@ -359,7 +359,7 @@ int plan_message_json(const struct commit_input *in,
 				1))
 		goto out;
 	msg = api_write_message_edit(in->id, "replace_body", f->valuestring);
-	r = plan_message(p, in->conv, msg);
+	r = commit_plan_message(p, in->conv, msg);
 out:
 	cJSON_Delete(old);
 	cJSON_Delete(v);
@@ -383,7 +383,7 @@ static int64_t account_target(const cJSON *account)
 }
 
 /* accounts/<id>.json: PATCH with accountId and ownerId plus the changes. */
-int plan_account(const struct commit_input *in, struct commit_plan *p)
+int commit_plan_account(const struct commit_input *in, struct commit_plan *p)
 {
 	struct api_write_req req;
 	cJSON *v, *old = NULL, *patch = NULL, *cur = NULL;
@@ -414,12 +414,12 @@ int plan_account(const struct commit_input *in, struct commit_plan *p)
 			f = cJSON_GetObjectItemCaseSensitive(old, "ownerId");
 	}
 	target = account_target(old);
-	r = plan_add(p, "account_patch", target,
-		     api_write_account_patch(
+	r = commit_plan_add(p, "account_patch", target,
+			    api_write_account_patch(
 			     patch,
 			     cJSON_GetObjectItemCaseSensitive(old, "accountId"),
 			     f, &req),
-		     &req);
+			    &req);
 	patch = NULL;
 out:
 	cJSON_Delete(cur);

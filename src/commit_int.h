@@ -31,10 +31,10 @@ int64_t commit_string_target(const char *s, int fold);
  * Appends the call req (of kind, about target) to the plan; r is what
  * built req (api_write.h), returned as it is when not 0. req is consumed.
  */
-int plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
-	     struct api_write_req *req);
+int commit_plan_add(struct commit_plan *p, const char *kind, int64_t target,
+		    int r, struct api_write_req *req);
 /* A POST of msg to conversation conv's messages (kind "message"). */
-int plan_message(struct commit_plan *p, int64_t conv, cJSON *msg);
+int commit_plan_message(struct commit_plan *p, int64_t conv, cJSON *msg);
 /* data as a JSON object (the caller frees), or NULL with *err set. */
 cJSON *commit_parse(const char *data, size_t len, int *err);
 /* The version an edit is compared with: the one the writer read, if known. */
@@ -54,16 +54,19 @@ int commit_refuse_nul_escape(const char *data, size_t len, const char *where);
 int commit_attribute_counter(const char *name);
 
 /* Tag changes of contact id: one call adding add[], one per del[]. */
-int plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
-		     size_t nadd, char **del, size_t ndel);
+int commit_plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
+			    size_t nadd, char **del, size_t ndel);
 
 /* The planner of each writable file kind (commit_plan() dispatches). */
-int plan_contact_json(const struct commit_input *in, struct commit_plan *p);
-int plan_user(const struct commit_input *in, struct commit_plan *p);
-int plan_message_json(const struct commit_input *in, struct commit_plan *p);
-int plan_account(const struct commit_input *in, struct commit_plan *p);
-int plan_tags(const struct commit_input *in, struct commit_plan *p);
-int plan_timeline(const struct commit_input *in, struct commit_plan *p);
-int plan_unsubscribe(const struct commit_input *in, struct commit_plan *p);
+int commit_plan_contact_json(const struct commit_input *in,
+			     struct commit_plan *p);
+int commit_plan_user(const struct commit_input *in, struct commit_plan *p);
+int commit_plan_message_json(const struct commit_input *in,
+			     struct commit_plan *p);
+int commit_plan_account(const struct commit_input *in, struct commit_plan *p);
+int commit_plan_tags(const struct commit_input *in, struct commit_plan *p);
+int commit_plan_timeline(const struct commit_input *in, struct commit_plan *p);
+int commit_plan_unsubscribe(const struct commit_input *in,
+			    struct commit_plan *p);
 
 #endif

@@ -14,18 +14,18 @@
 #include "names.h"
 
 /* Tag changes: one call to add the new ones, one per removed tag. */
-int plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
-		     size_t nadd, char **del, size_t ndel)
+int commit_plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
+			    size_t nadd, char **del, size_t ndel)
 {
 	struct api_write_req req;
 	int r = 0;
 
 	if (nadd)
-		r = plan_add(p, "tag_add", id,
-			     api_write_tags_add(id, add, nadd, &req), &req);
+		r = commit_plan_add(p, "tag_add", id,
+				    api_write_tags_add(id, add, nadd, &req), &req);
 	for (size_t i = 0; i < ndel && !r; i++)
-		r = plan_add(p, "tag_delete", id,
-			     api_write_tag_delete(id, del[i], &req), &req);
+		r = commit_plan_add(p, "tag_delete", id,
+				    api_write_tag_delete(id, del[i], &req), &req);
 	return r;
 }
 
@@ -137,7 +137,7 @@ static int decode_tag_lines(char **v, size_t n)
  * tags: the new set of lines against the one the writer read (both the
  * file's escaped text, so both are decoded before they are compared).
  */
-int plan_tags(const struct commit_input *in, struct commit_plan *p)
+int commit_plan_tags(const struct commit_input *in, struct commit_plan *p)
 {
 	char **now = NULL, **was = NULL, **add, **del;
 	size_t nnow = 0, nwas = 0, nadd = 0, ndel = 0, blen;
@@ -161,7 +161,7 @@ int plan_tags(const struct commit_input *in, struct commit_plan *p)
 	for (size_t i = 0; del && i < nwas; i++)
 		if (!in_list(now, nnow, was[i]))
 			del[ndel++] = strdup(was[i]);
-	r = add && del ? plan_tag_changes(p, in->id, add, nadd, del, ndel)
+	r = add && del ? commit_plan_tag_changes(p, in->id, add, nadd, del, ndel)
 		       : -ENOMEM;
 	commit_free_list(add, nadd);
 	commit_free_list(del, ndel);
@@ -171,7 +171,7 @@ int plan_tags(const struct commit_input *in, struct commit_plan *p)
 }
 
 /* timeline: each line an event (text, or JSON {event, createdAt}). */
-int plan_timeline(const struct commit_input *in, struct commit_plan *p)
+int commit_plan_timeline(const struct commit_input *in, struct commit_plan *p)
 {
 	struct api_write_req req;
 	char **lines = NULL;
@@ -221,8 +221,8 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 	/* All lines are valid before any is sent. */
 	for (size_t i = 0; bodies && i < n; i++) {
 		if (!r)
-			r = plan_add(p, "timeline", in->id,
-				     api_write_timeline(bodies[i], &req), &req);
+			r = commit_plan_add(p, "timeline", in->id,
+					    api_write_timeline(bodies[i], &req), &req);
 		else
 			cJSON_Delete(bodies[i]);
 	}
@@ -232,8 +232,8 @@ int plan_timeline(const struct commit_input *in, struct commit_plan *p)
 }
 
 /* unsubscribe: one email a line, one call for all. */
-int plan_unsubscribe(const struct commit_input *in,
-		     struct commit_plan *p)
+int commit_plan_unsubscribe(const struct commit_input *in,
+			    struct commit_plan *p)
 {
 	struct api_write_req req;
 	char **lines = NULL;
@@ -250,8 +250,8 @@ int plan_unsubscribe(const struct commit_input *in,
 		r = commit_invalid("no email address (one a line)");
 	/* Target 0: the org's one unsubscribe list. */
 	if (!r)
-		r = plan_add(p, "unsubscribe", 0,
-			     api_write_unsubscribe(lines, n, &req), &req);
+		r = commit_plan_add(p, "unsubscribe", 0,
+				    api_write_unsubscribe(lines, n, &req), &req);
 	commit_free_list(lines, n);
 	return r;
 }

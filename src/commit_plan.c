@@ -60,8 +60,8 @@ void commit_plan_release(struct commit_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
-	     struct api_write_req *req)
+int commit_plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
+		    struct api_write_req *req)
 {
 	struct commit_call *c;
 
@@ -177,12 +177,12 @@ static int blank(const char *data, size_t len)
 	return 1;
 }
 
-int plan_message(struct commit_plan *p, int64_t conv, cJSON *msg)
+int commit_plan_message(struct commit_plan *p, int64_t conv, cJSON *msg)
 {
 	struct api_write_req req;
 
-	return plan_add(p, "message", conv, api_write_message(conv, msg, &req),
-			&req);
+	return commit_plan_add(p, "message", conv, api_write_message(conv, msg, &req),
+			       &req);
 }
 
 /* reply and note: the text becomes a chat message or a private note. */
@@ -202,7 +202,7 @@ static int plan_text_message(const struct commit_input *in, const char *type,
 	buf_release(&html);
 	if (!msg)
 		return -ENOMEM;
-	return plan_message(p, in->id, msg);
+	return commit_plan_message(p, in->id, msg);
 }
 
 /* messages/new: {type, body, buttons, userId}; nothing else. */
@@ -250,7 +250,7 @@ static int plan_new_message(const struct commit_input *in,
 		r = commit_invalid("field 'userId' must be a user id");
 		goto out;
 	}
-	r = plan_message(p, in->id, v);
+	r = commit_plan_message(p, in->id, v);
 	v = NULL;
 out:
 	cJSON_Delete(v);
@@ -288,8 +288,8 @@ static int plan_new_contact(const struct commit_input *in,
 				     "is required");
 	}
 	target = commit_string_target(email, 1);
-	return plan_add(p, "contact_create", target,
-			api_write_contact_create(attrs, &req), &req);
+	return commit_plan_add(p, "contact_create", target,
+			       api_write_contact_create(attrs, &req), &req);
 }
 
 /* conversations/new: {email, message, integrationSource, autoAssigneeId}. */
@@ -344,16 +344,16 @@ static int plan_new_conversation(const struct commit_input *in,
 		r = commit_invalid("field 'message.attributes' must be an object");
 		goto out;
 	}
-	r = plan_add(p, "conversation_create",
-		     commit_string_target(json_get_str(v, "email"), 1),
-		     api_write_conversation_create(
+	r = commit_plan_add(p, "conversation_create",
+			    commit_string_target(json_get_str(v, "email"), 1),
+			    api_write_conversation_create(
 			     json_get_str(v, "email"), msg,
 			     cJSON_GetObjectItemCaseSensitive(v,
 							      "integrationSource"),
 			     cJSON_GetObjectItemCaseSensitive(v,
 							      "autoAssigneeId"),
 			     &req),
-		     &req);
+			    &req);
 out:
 	cJSON_Delete(v);
 	return r;
@@ -363,7 +363,7 @@ out:
  * A NUL byte ends a C string: the message body, note or JSON value would be
  * cut there, and less than the user wrote sent without a word. Refused, as
  * split_lines() refuses it in the one-a-line files (which it checks
- * itself; plan_timeline() checks the escape in its JSON lines). In JSON, a
+ * itself; commit_plan_timeline() checks the escape in its JSON lines). In JSON, a
  * \u0000 escape is refused too: cJSON decodes it into the same cut.
  */
 static int refuse_nul(const struct commit_input *in)
@@ -404,28 +404,28 @@ int commit_plan(const struct commit_input *in, struct commit_plan *out)
 		r = plan_new_contact(in, out);
 		break;
 	case T_CONTACT_JSON:
-		r = plan_contact_json(in, out);
+		r = commit_plan_contact_json(in, out);
 		break;
 	case T_CONTACT_TAGS:
-		r = plan_tags(in, out);
+		r = commit_plan_tags(in, out);
 		break;
 	case T_CONTACT_TIMELINE:
-		r = plan_timeline(in, out);
+		r = commit_plan_timeline(in, out);
 		break;
 	case T_UNSUBSCRIBE:
-		r = plan_unsubscribe(in, out);
+		r = commit_plan_unsubscribe(in, out);
 		break;
 	case T_USER_JSON:
-		r = plan_user(in, out);
+		r = commit_plan_user(in, out);
 		break;
 	case T_CONVS_NEW:
 		r = plan_new_conversation(in, out);
 		break;
 	case T_MESSAGE_JSON:
-		r = plan_message_json(in, out);
+		r = commit_plan_message_json(in, out);
 		break;
 	case T_ACCOUNT_JSON:
-		r = plan_account(in, out);
+		r = commit_plan_account(in, out);
 		break;
 	default:
 		r = -EACCES;

@@ -28,7 +28,7 @@ static __thread struct doomed {
 	size_t n, alloc;
 } doomed;
 
-void doomed_add(int64_t id)
+void store_doomed_add(int64_t id)
 {
 	if (doomed.n == doomed.alloc) {
 		size_t na = doomed.alloc ? doomed.alloc * 2 : 16;
@@ -49,9 +49,9 @@ static void doomed_drop(void)
 }
 
 /* The connection pinned by store_begin() on this thread, if any. */
-__thread struct db *pinned;
+__thread struct db *store_pinned;
 
-void db_close(struct db *d)
+void store_db_close(struct db *d)
 {
 	if (!d)
 		return;
@@ -65,7 +65,7 @@ void db_close(struct db *d)
 	free(d);
 }
 
-int sql_errno(int rc)
+int store_sql_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -109,7 +109,7 @@ static int busy_timeout_ms(void)
 }
 
 /* Opens a connection; *rcp gets SQLite's code when that fails. */
-struct db *db_open_rc(const char *path, int *rcp)
+struct db *store_db_open_rc(const char *path, int *rcp)
 {
 	struct db *d = calloc(1, sizeof(*d));
 	int rc;
@@ -124,9 +124,9 @@ struct db *db_open_rc(const char *path, int *rcp)
 	if (rc != SQLITE_OK) {
 		log_err("cache %s: %s", path,
 			d->sql ? sqlite3_errmsg(d->sql) : "cannot open");
-		db_close(d);
+		store_db_close(d);
 		*rcp = rc;
-		errno = -sql_errno(rc);
+		errno = -store_sql_errno(rc);
 		return NULL;
 	}
 	sqlite3_busy_timeout(d->sql, busy_timeout_ms());
@@ -144,38 +144,38 @@ struct db *db_open_rc(const char *path, int *rcp)
 	if (rc != SQLITE_OK) {
 		log_err("cache %s: %s", path, sqlite3_errmsg(d->sql));
 		*rcp = rc;
-		errno = -sql_errno(rc);
-		db_close(d);
+		errno = -store_sql_errno(rc);
+		store_db_close(d);
 		return NULL;
 	}
 	*rcp = SQLITE_OK;
 	return d;
 }
 
-struct db *db_open(const char *path)
+struct db *store_db_open(const char *path)
 {
 	int rc;
 
-	return db_open_rc(path, &rc);
+	return store_db_open_rc(path, &rc);
 }
 
-struct db *db_get(struct store *st)
+struct db *store_db_get(struct store *st)
 {
 	struct db *d;
 
-	if (pinned)
-		return pinned;
+	if (store_pinned)
+		return store_pinned;
 	pthread_mutex_lock(&st->lock);
 	d = st->idle;
 	if (d)
 		st->idle = d->next;
 	pthread_mutex_unlock(&st->lock);
-	return d ? d : db_open(st->path);
+	return d ? d : store_db_open(st->path);
 }
 
-void db_put(struct store *st, struct db *d)
+void store_db_put(struct store *st, struct db *d)
 {
-	if (!d || d == pinned)
+	if (!d || d == store_pinned)
 		return;
 	pthread_mutex_lock(&st->lock);
 	d->next = st->idle;
@@ -183,7 +183,7 @@ void db_put(struct store *st, struct db *d)
 	pthread_mutex_unlock(&st->lock);
 }
 
-sqlite3_stmt *prep(struct db *d, sqlite3_stmt **slot, const char *sql)
+sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql)
 {
 	if (*slot) {
 		sqlite3_reset(*slot);
@@ -199,13 +199,13 @@ sqlite3_stmt *prep(struct db *d, sqlite3_stmt **slot, const char *sql)
 	return *slot;
 }
 
-sqlite3_stmt *wprep(struct db *d, enum wstmt w)
+sqlite3_stmt *store_wprep(struct db *d, enum wstmt w)
 {
-	return prep(d, &d->w[w], wsql[w]);
+	return store_prep(d, &d->w[w], store_wsql[w]);
 }
 
 /* Steps a writer statement to completion. */
-int step_done(struct db *d, sqlite3_stmt *s)
+int store_step_done(struct db *d, sqlite3_stmt *s)
 {
 	int rc;
 
@@ -216,12 +216,12 @@ int step_done(struct db *d, sqlite3_stmt *s)
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		/* In .driftfs/errors too: a full disk must be named there. */
 		log_error_event("cache: %s", sqlite3_errmsg(d->sql));
-		return sql_errno(rc);
+		return store_sql_errno(rc);
 	}
 	return 0;
 }
 
-void bind_text(sqlite3_stmt *s, int i, const char *v)
+void store_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -229,7 +229,7 @@ void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-void bind_buf(sqlite3_stmt *s, int i, const struct buf *b)
+void store_bind_buf(sqlite3_stmt *s, int i, const struct buf *b)
 {
 	sqlite3_bind_blob(s, i, b->data ? b->data : "", (int)b->len,
 			  SQLITE_TRANSIENT);
@@ -240,23 +240,23 @@ int store_begin(struct store *st)
 	struct db *d;
 	int r;
 
-	if (pinned)
+	if (store_pinned)
 		return -EBUSY;
-	d = db_get(st);
+	d = store_db_get(st);
 	if (!d)
 		return -errno;
-	pinned = d;
-	r = step_done(d, wprep(d, W_BEGIN));
+	store_pinned = d;
+	r = store_step_done(d, store_wprep(d, W_BEGIN));
 	if (r) {
-		pinned = NULL;
-		db_put(st, d);
+		store_pinned = NULL;
+		store_db_put(st, d);
 	}
 	return r;
 }
 
 int store_commit_staged(struct store *st, struct store_staged *sg)
 {
-	struct db *d = pinned;
+	struct db *d = store_pinned;
 	int r, locked = (sg && sg->n) || doomed.n;
 	char p[4096];
 
@@ -267,34 +267,34 @@ int store_commit_staged(struct store *st, struct store_staged *sg)
 	 * "no row" and the unlink. */
 	if (locked)
 		pthread_mutex_lock(&st->blob_lock);
-	r = staged_place(st, sg);
+	r = store_staged_place(st, sg);
 	if (!r)
-		r = step_done(d, wprep(d, W_COMMIT));
+		r = store_step_done(d, store_wprep(d, W_COMMIT));
 	if (r) {
-		step_done(d, wprep(d, W_ROLLBACK));
+		store_step_done(d, store_wprep(d, W_ROLLBACK));
 		log_err("cache: commit failed, changes rolled back");
 	}
-	pinned = NULL;
+	store_pinned = NULL;
 	/* A placed file whose row did not commit would stay without one
 	 * (until a sweep after a crash): it goes now, unless a row of
 	 * another transaction names it. */
 	for (size_t i = 0; sg && i < sg->n; i++) {
-		if (sg->v[i].tmp || attachment_row_on(d, sg->v[i].id))
+		if (sg->v[i].tmp || store_attachment_row_on(d, sg->v[i].id))
 			continue;
-		blob_path(st, sg->v[i].id, p, sizeof(p));
+		store_blob_path(st, sg->v[i].id, p, sizeof(p));
 		unlink(p);
 	}
 	/* Deleted rows' files, unless another conversation stored the
 	 * attachment again meanwhile (a row it commits under blob_lock). */
 	for (size_t i = 0; !r && i < doomed.n; i++) {
-		if (attachment_row_on(d, doomed.v[i]))
+		if (store_attachment_row_on(d, doomed.v[i]))
 			continue;
-		blob_path(st, doomed.v[i], p, sizeof(p));
+		store_blob_path(st, doomed.v[i], p, sizeof(p));
 		unlink(p);
 	}
 	if (locked)
 		pthread_mutex_unlock(&st->blob_lock);
-	db_put(st, d);
+	store_db_put(st, d);
 	doomed_drop();
 	store_staged_release(sg);
 	return r;
@@ -307,12 +307,12 @@ int store_commit(struct store *st)
 
 void store_rollback(struct store *st)
 {
-	struct db *d = pinned;
+	struct db *d = store_pinned;
 
 	doomed_drop();
 	if (!d)
 		return;
-	step_done(d, wprep(d, W_ROLLBACK));
-	pinned = NULL;
-	db_put(st, d);
+	store_step_done(d, store_wprep(d, W_ROLLBACK));
+	store_pinned = NULL;
+	store_db_put(st, d);
 }

@@ -21,16 +21,16 @@
 
 #include "log.h"
 
-void blob_path(const struct store *st, int64_t id, char *out,
-	       size_t len)
+void store_blob_path(const struct store *st, int64_t id, char *out,
+		     size_t len)
 {
 	snprintf(out, len, "%s/%lld", st->blob_dir, (long long)id);
 }
 
 /* Whether the attachments table has a row for id, on connection d. */
-int attachment_row_on(struct db *d, int64_t id)
+int store_attachment_row_on(struct db *d, int64_t id)
 {
-	sqlite3_stmt *s = wprep(d, W_ATT_HAS);
+	sqlite3_stmt *s = store_wprep(d, W_ATT_HAS);
 	int has = 0;
 
 	if (s) {
@@ -46,13 +46,13 @@ int attachment_row_on(struct db *d, int64_t id)
  * names are on disk before the rows that the COMMIT after this stores.
  * A placed file's tmp is NULL. Called with blob_lock held.
  */
-int staged_place(struct store *st, struct store_staged *sg)
+int store_staged_place(struct store *st, struct store_staged *sg)
 {
 	char p[4096];
 	int dfd, r = 0;
 
 	for (size_t i = 0; sg && i < sg->n && !r; i++) {
-		blob_path(st, sg->v[i].id, p, sizeof(p));
+		store_blob_path(st, sg->v[i].id, p, sizeof(p));
 		if (rename(sg->v[i].tmp, p)) {
 			r = -errno;
 			log_error_event("cache: naming the file of attachment"
@@ -77,7 +77,7 @@ int staged_place(struct store *st, struct store_staged *sg)
 }
 
 /* Removes every file of the blob directory (the cache starts again). */
-void blobs_clear(struct store *st)
+void store_blobs_clear(struct store *st)
 {
 	DIR *dir = opendir(st->blob_dir);
 	struct dirent *e;
@@ -97,7 +97,7 @@ void blobs_clear(struct store *st)
  * too, and the conversation walk starts over, so that its conversation
  * is fetched again with the attachment.
  */
-int blobs_sweep(struct store *st, struct db *d)
+int store_blobs_sweep(struct store *st, struct db *d)
 {
 	DIR *dir = opendir(st->blob_dir);
 	sqlite3_stmt *s = NULL;
@@ -117,7 +117,7 @@ int blobs_sweep(struct store *st, struct db *d)
 			unlinkat(dirfd(dir), e->d_name, 0);
 			continue;
 		}
-		s = wprep(d, W_ATT_HAS);
+		s = store_wprep(d, W_ATT_HAS);
 		if (!s)
 			break;
 		sqlite3_bind_int64(s, 1, id);
@@ -135,7 +135,7 @@ int blobs_sweep(struct store *st, struct db *d)
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		char p[4096];
 
-		blob_path(st, sqlite3_column_int64(s, 0), p, sizeof(p));
+		store_blob_path(st, sqlite3_column_int64(s, 0), p, sizeof(p));
 		if (access(p, F_OK))
 			lost++;
 	}
@@ -158,26 +158,26 @@ int blobs_sweep(struct store *st, struct db *d)
 }
 
 /* SQL blob_exists(id): whether the attachment's file is there. */
-void sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v)
+void store_sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v)
 {
 	const struct store *st = sqlite3_user_data(cx);
 	char p[4096];
 
 	(void)argc;
-	blob_path(st, sqlite3_value_int64(v[0]), p, sizeof(p));
+	store_blob_path(st, sqlite3_value_int64(v[0]), p, sizeof(p));
 	sqlite3_result_int(cx, !access(p, F_OK));
 }
 
 /* Whether the attachments table has a row for id. */
 static int attachment_row(struct store *st, int64_t id)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	int has;
 
 	if (!d)
 		return 0;
-	has = attachment_row_on(d, id);
-	db_put(st, d);
+	has = store_attachment_row_on(d, id);
+	store_db_put(st, d);
 	return has;
 }
 
@@ -185,7 +185,7 @@ int store_has_attachment(struct store *st, int64_t id)
 {
 	char p[4096];
 
-	blob_path(st, id, p, sizeof(p));
+	store_blob_path(st, id, p, sizeof(p));
 	return attachment_row(st, id) && !access(p, F_OK);
 }
 
@@ -268,7 +268,7 @@ int store_attachment_open(struct store *st, int64_t id)
 	r = store_one(st, Q_ATTACHMENT, id, NULL, &row);
 	if (r)
 		return r;
-	blob_path(st, id, p, sizeof(p));
+	store_blob_path(st, id, p, sizeof(p));
 	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
@@ -279,7 +279,7 @@ int store_attachment_open(struct store *st, int64_t id)
 	return fd;
 }
 
-int attachment_read(struct store *st, int64_t id, struct buf *out)
+int store_attachment_read(struct store *st, int64_t id, struct buf *out)
 {
 	struct stat sb;
 	int fd, r;

@@ -56,8 +56,8 @@ enum wstmt {
 	W__COUNT
 };
 
-/* The SQL of each wstmt (store_write.c), prepared by wprep(). */
-extern const char *const wsql[W__COUNT];
+/* The SQL of each wstmt (store_write.c), prepared by store_wprep(). */
+extern const char *const store_wsql[W__COUNT];
 
 /* One connection and its statements; owned by the pool or by one thread. */
 struct db {
@@ -75,11 +75,13 @@ struct store {
 	struct db *idle;	/* connections not in use */
 	pthread_mutex_t outbox_lock;	/* guards outbox_db */
 	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
-	int opened;		/* store_open() succeeded (see cache_untouched) */
+	/* store_open() succeeded (see store_cache_untouched) */
+	int opened;
 	char *blob_dir;		/* attachments' bytes, one file each */
 	int untouched;		/* cache.db as a clean close left it */
 	int rebuilt;		/* cache.db was damaged and started again */
-	int lock_fd;		/* DIR/cache.lock, flock()ed (cache_lock) */
+	/* DIR/cache.lock, flock()ed (store_cache_lock) */
+	int lock_fd;
 	int alone;		/* no other process had the cache open */
 	int crashed;		/* alone, and found marks of a crash */
 	char *mark;		/* DIR/cache.open-*: ours, gone at close */
@@ -96,70 +98,71 @@ struct store {
 /* store.c: connections, the pool, statements, transactions. */
 
 /* The connection pinned by store_begin() on this thread, if any. */
-extern __thread struct db *pinned;
+extern __thread struct db *store_pinned;
 /* Notes the file of an attachment row this thread's transaction deletes:
  * it is unlinked once the transaction commits (store_commit_staged). */
-void doomed_add(int64_t id);
+void store_doomed_add(int64_t id);
 /* SQLite's result code as -errno (0 for OK, ROW and DONE). */
-int sql_errno(int rc);
+int store_sql_errno(int rc);
 /* A new connection to path, with its pragmas; NULL and errno on failure
- * (db_open_rc also gives SQLite's code in *rcp). db_close accepts NULL. */
-struct db *db_open_rc(const char *path, int *rcp);
-struct db *db_open(const char *path);
-void db_close(struct db *d);
+ * (store_db_open_rc also gives SQLite's code in *rcp).
+ * store_db_close accepts NULL. */
+struct db *store_db_open_rc(const char *path, int *rcp);
+struct db *store_db_open(const char *path);
+void store_db_close(struct db *d);
 /* The thread's pinned connection, or one from the pool (pool lock taken
- * inside), or a new one; NULL and errno. db_put gives it back (a pinned
+ * inside), or a new one; NULL and errno. store_db_put gives it back (a pinned
  * one stays pinned). */
-struct db *db_get(struct store *st);
-void db_put(struct store *st, struct db *d);
+struct db *store_db_get(struct store *st);
+void store_db_put(struct store *st, struct db *d);
 /* The statement in *slot, reset, prepared on first use; NULL (logged) when
- * it cannot be. wprep is prep for a wstmt. */
-sqlite3_stmt *prep(struct db *d, sqlite3_stmt **slot, const char *sql);
-sqlite3_stmt *wprep(struct db *d, enum wstmt w);
+ * it cannot be. store_wprep is store_prep for a wstmt. */
+sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql);
+sqlite3_stmt *store_wprep(struct db *d, enum wstmt w);
 /* Steps a writer statement to completion (s may be NULL: -EIO). */
-int step_done(struct db *d, sqlite3_stmt *s);
+int store_step_done(struct db *d, sqlite3_stmt *s);
 /* Binds a string (NULL as NULL) or a buffer, copied. */
-void bind_text(sqlite3_stmt *s, int i, const char *v);
-void bind_buf(sqlite3_stmt *s, int i, const struct buf *b);
+void store_bind_text(sqlite3_stmt *s, int i, const char *v);
+void store_bind_buf(sqlite3_stmt *s, int i, const struct buf *b);
 
 /* store_lock.c: who may check and repair (called by store_open/close).
- * cache_lock blocks while another process holds cache.lock exclusively
+ * store_cache_lock blocks while another process holds cache.lock exclusively
  * (checking or repairing the cache at its open or close). */
 
-int cache_lock(struct store *st, const char *dir);
-int cache_untouched(const struct store *st);
-void cache_share(struct store *st);
-void cache_unlock(struct store *st);
+int store_cache_lock(struct store *st, const char *dir);
+int store_cache_untouched(const struct store *st);
+void store_cache_share(struct store *st);
+void store_cache_unlock(struct store *st);
 
 /* store_schema.c */
 
 /* Creates path 0600 from its first byte, if missing. */
-int create_private(const char *path);
+int store_create_private(const char *path);
 
 /* store_outbox.c: outbox.db, on st->outbox_db under st->outbox_lock. */
 
 /* Opens outbox.db on the durable connection and creates its table. */
-int outbox_open(struct store *st);
+int store_outbox_open(struct store *st);
 /* Moves an old-style outbox table of cache.db into outbox.db; returns the
  * rows moved or -errno. */
-int outbox_migrate(struct store *st);
+int store_outbox_migrate(struct store *st);
 /* The number of outbox rows; takes outbox_lock. */
-int outbox_count(struct store *st, int64_t *n);
+int store_outbox_count(struct store *st, int64_t *n);
 
 /* store_blob.c: attachment files in st->blob_dir. */
 
-void blob_path(const struct store *st, int64_t id, char *out, size_t len);
+void store_blob_path(const struct store *st, int64_t id, char *out, size_t len);
 /* Whether the attachments table has a row for id, on connection d. */
-int attachment_row_on(struct db *d, int64_t id);
+int store_attachment_row_on(struct db *d, int64_t id);
 /* Renames sg's files into place; called by the commit under blob_lock. */
-int staged_place(struct store *st, struct store_staged *sg);
+int store_staged_place(struct store *st, struct store_staged *sg);
 /* At open, alone with the cache: every file goes (a rebuilt cache), or
- * what a crash left (blobs_sweep, which needs the SQL function
- * blob_exists, sql_blob_exists, registered on d). */
-void blobs_clear(struct store *st);
-int blobs_sweep(struct store *st, struct db *d);
-void sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v);
+ * what a crash left (store_blobs_sweep, which needs the SQL function
+ * blob_exists, store_sql_blob_exists, registered on d). */
+void store_blobs_clear(struct store *st);
+int store_blobs_sweep(struct store *st, struct db *d);
+void store_sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v);
 /* An attachment's bytes, from its file, appended to out (store_blob). */
-int attachment_read(struct store *st, int64_t id, struct buf *out);
+int store_attachment_read(struct store *st, int64_t id, struct buf *out);
 
 #endif

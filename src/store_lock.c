@@ -41,7 +41,7 @@ static int stamp_of(const char *path, char *out, size_t len)
  * mount's time. The record is removed here, so a crash of this run forces
  * the check next time.
  */
-int cache_untouched(const struct store *st)
+int store_cache_untouched(const struct store *st)
 {
 	char *clean = NULL, want[128], have[128] = "";
 	ssize_t n = -1;
@@ -63,7 +63,7 @@ int cache_untouched(const struct store *st)
 	return !strcmp(have, want);
 }
 
-/* Records cache.db as this clean close leaves it (see cache_untouched). */
+/* Records cache.db as this clean close leaves it (see store_cache_untouched). */
 static void cache_mark_clean(const struct store *st)
 {
 	char *clean = NULL, *tmp = NULL, stamp[128];
@@ -117,7 +117,7 @@ static int cache_dead_marks(const char *dir)
  * only it may trust cache.db.clean, check and rebuild cache.db, and sweep
  * blobs/, for what another process has in flight (a temp file, a file
  * renamed before its row commits) looks exactly like what a crash leaves.
- * It keeps LOCK_EX until its open is done (cache_share), so a process that
+ * It keeps LOCK_EX until its open is done (store_cache_share), so a process that
  * comes meanwhile waits for the sweep to end.
  *
  * Each process also leaves a mark, DIR/cache.open-XXXXXX, that its clean
@@ -125,7 +125,7 @@ static int cache_dead_marks(const char *dir)
  * kill -9 of a mount while driftctl ran): then cache.db.clean is not
  * trusted at open, nor written at close. Returns 0 or -errno.
  */
-int cache_lock(struct store *st, const char *dir)
+int store_cache_lock(struct store *st, const char *dir)
 {
 	char *path = NULL;
 	int fd, tries = 0;
@@ -182,7 +182,7 @@ int cache_lock(struct store *st, const char *dir)
 }
 
 /* The alone process's open is done: others may come now. */
-void cache_share(struct store *st)
+void store_cache_share(struct store *st)
 {
 	if (st->alone)
 		flock(st->lock_fd, LOCK_SH);
@@ -192,7 +192,7 @@ void cache_share(struct store *st)
  * At close, every connection closed: cache.db.clean is written only by a
  * process that is alone now and finds no mark of a crashed one.
  */
-void cache_unlock(struct store *st)
+void store_cache_unlock(struct store *st)
 {
 	char *dir = st->mark ? strdup(st->mark) : NULL;
 	char *slash = dir ? strrchr(dir, '/') : NULL;

@@ -80,9 +80,9 @@ static int outbox_add_columns(sqlite3 *db)
 }
 
 /* Opens outbox.db on the durable connection and creates its table. */
-int outbox_open(struct store *st)
+int store_outbox_open(struct store *st)
 {
-	int r = create_private(st->outbox_path);
+	int r = store_create_private(st->outbox_path);
 
 	if (r)
 		return r;
@@ -111,7 +111,7 @@ int outbox_open(struct store *st)
  * INSERT OR IGNORE makes a repeat after a crash harmless: no row is sent
  * before this has run. Returns the rows moved, or -errno.
  */
-int outbox_migrate(struct store *st)
+int store_outbox_migrate(struct store *st)
 {
 	sqlite3_stmt *s = NULL;
 	char *q = sqlite3_mprintf("ATTACH %Q AS old", st->path);
@@ -164,7 +164,7 @@ int outbox_migrate(struct store *st)
 	return r ? r : n;
 }
 
-int outbox_count(struct store *st, int64_t *n)
+int store_outbox_count(struct store *st, int64_t *n)
 {
 	sqlite3_stmt *s = NULL;
 	int r = -EIO;
@@ -254,7 +254,7 @@ static int outbox_exec(struct store *st, const char *sql,
 	else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		log_error_event("cache: outbox: %s",
 				sqlite3_errmsg(st->outbox_db));
-		r = sql_errno(rc);
+		r = store_sql_errno(rc);
 	}
 	if (!r && rowid)
 		*rowid = sqlite3_last_insert_rowid(st->outbox_db);
@@ -268,13 +268,13 @@ static int bind_add(sqlite3_stmt *s, const void *arg)
 	const struct outbox_row *r = arg;
 
 	sqlite3_bind_int64(s, 1, r->created);
-	bind_text(s, 2, r->path);
-	bind_text(s, 3, r->kind);
-	bind_text(s, 4, r->method);
-	bind_text(s, 5, r->api_path);
-	bind_buf(s, 6, &r->body);
+	store_bind_text(s, 2, r->path);
+	store_bind_text(s, 3, r->kind);
+	store_bind_text(s, 4, r->method);
+	store_bind_text(s, 5, r->api_path);
+	store_bind_buf(s, 6, &r->body);
 	sqlite3_bind_int64(s, 7, r->target);
-	bind_text(s, 8, r->object ? r->object : "");
+	store_bind_text(s, 8, r->object ? r->object : "");
 	sqlite3_bind_int64(s, 9, r->after_created);
 	sqlite3_bind_int64(s, 10, r->after_id);
 	return 0;
@@ -331,7 +331,7 @@ static int bind_behind(sqlite3_stmt *s, const void *arg)
 	const struct behind_args *a = arg;
 
 	sqlite3_bind_int64(s, 1, a->seq);
-	bind_text(s, 2, a->object ? a->object : "");
+	store_bind_text(s, 2, a->object ? a->object : "");
 	return 0;
 }
 
@@ -360,10 +360,10 @@ static int bind_update(sqlite3_stmt *s, const void *arg)
 	const struct update_args *u = arg;
 
 	sqlite3_bind_int64(s, 1, u->seq);
-	bind_text(s, 2, u->state);
+	store_bind_text(s, 2, u->state);
 	sqlite3_bind_int64(s, 3, u->attempts);
 	sqlite3_bind_int64(s, 4, u->next_try);
-	bind_text(s, 5, u->last_error);
+	store_bind_text(s, 5, u->last_error);
 	return 0;
 }
 
@@ -388,7 +388,7 @@ static int bind_object(sqlite3_stmt *s, const void *arg)
 	const struct object_args *a = arg;
 
 	sqlite3_bind_int64(s, 1, a->seq);
-	bind_text(s, 2, a->object);
+	store_bind_text(s, 2, a->object);
 	return 0;
 }
 
@@ -411,7 +411,7 @@ static int bind_advance(sqlite3_stmt *s, const void *arg)
 	const struct advance_args *a = arg;
 
 	sqlite3_bind_int64(s, 1, a->seq);
-	bind_text(s, 2, a->object);
+	store_bind_text(s, 2, a->object);
 	sqlite3_bind_int64(s, 3, a->created);
 	sqlite3_bind_int64(s, 4, a->id);
 	return 0;
@@ -459,7 +459,7 @@ int store_outbox_each(struct store *st,
 		store_outbox_row_release(&row);
 	}
 	if (!r && rc != SQLITE_DONE && rc != SQLITE_OK)
-		r = sql_errno(rc);
+		r = store_sql_errno(rc);
 	sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->outbox_lock);
 	return r;

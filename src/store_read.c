@@ -126,13 +126,13 @@ int store_each(struct store *st, enum store_query q, int64_t arg,
 	       const char *sarg, int (*cb)(void *ctx, const struct store_row *r),
 	       void *ctx)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int rc, r = 0;
 
 	if (!d)
 		return -errno;
-	s = prep(d, &d->q[q], query_sql[q]);
+	s = store_prep(d, &d->q[q], query_sql[q]);
 	if (!s) {
 		r = -EIO;
 		goto out;
@@ -147,10 +147,10 @@ int store_each(struct store *st, enum store_query q, int64_t arg,
 			break;
 	}
 	if (!r && rc != SQLITE_DONE)
-		r = sql_errno(rc);
+		r = store_sql_errno(rc);
 	sqlite3_reset(s);
 out:
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -207,10 +207,10 @@ int store_one(struct store *st, enum store_query q, int64_t arg,
 	/* A caller may read the row even when there is none (tree_getattr
 	 * takes the mtime before it looks at the result). */
 	memset(row, 0, sizeof(*row));
-	d = db_get(st);
+	d = store_db_get(st);
 	if (!d)
 		return -errno;
-	s = prep(d, &d->q[q], query_sql[q]);
+	s = store_prep(d, &d->q[q], query_sql[q]);
 	if (!s) {
 		r = -EIO;
 		goto out;
@@ -238,11 +238,11 @@ int store_one(struct store *st, enum store_query q, int64_t arg,
 			row->text = keep->text;
 		}
 	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+		r = rc == SQLITE_DONE ? -ENOENT : store_sql_errno(rc);
 	}
 	sqlite3_reset(s);
 out:
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -254,13 +254,13 @@ int store_blob(struct store *st, enum store_query q, int64_t arg,
 	int rc, r = 0;
 
 	if (q == Q_ATTACHMENT)
-		return attachment_read(st, arg, out);
+		return store_attachment_read(st, arg, out);
 	if (!blob_sql[q])
 		return -EINVAL;
-	d = db_get(st);
+	d = store_db_get(st);
 	if (!d)
 		return -errno;
-	s = prep(d, &d->blob[q], blob_sql[q]);
+	s = store_prep(d, &d->blob[q], blob_sql[q]);
 	if (!s) {
 		r = -EIO;
 		goto out;
@@ -271,10 +271,10 @@ int store_blob(struct store *st, enum store_query q, int64_t arg,
 		r = buf_add(out, sqlite3_column_blob(s, 0),
 			    (size_t)sqlite3_column_bytes(s, 0));
 	else
-		r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+		r = rc == SQLITE_DONE ? -ENOENT : store_sql_errno(rc);
 	sqlite3_reset(s);
 out:
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -285,13 +285,13 @@ const char *const store_count_names[STORE_COUNTS] = {
 
 int store_counts(struct store *st, int64_t counts[STORE_COUNTS])
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r = -EIO;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_COUNTS);
+	s = store_wprep(d, W_COUNTS);
 	if (s && sqlite3_step(s) == SQLITE_ROW) {
 		for (int i = 0; i < 7; i++)
 			counts[i] = sqlite3_column_int64(s, i);
@@ -299,40 +299,40 @@ int store_counts(struct store *st, int64_t counts[STORE_COUNTS])
 	}
 	if (s)
 		sqlite3_reset(s);
-	db_put(st, d);
+	store_db_put(st, d);
 	if (!r)
-		r = outbox_count(st, &counts[7]);
+		r = store_outbox_count(st, &counts[7]);
 	return r;
 }
 
 int64_t store_conversation_synced(struct store *st, int64_t id)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int64_t v = 0;
 
 	if (!d)
 		return 0;
-	s = wprep(d, W_CONV_SYNCED);
+	s = store_wprep(d, W_CONV_SYNCED);
 	if (s) {
 		sqlite3_bind_int64(s, 1, id);
 		if (sqlite3_step(s) == SQLITE_ROW)
 			v = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
 	}
-	db_put(st, d);
+	store_db_put(st, d);
 	return v;
 }
 
 int store_meta_get(struct store *st, const char *key, struct buf *out)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r = -ENOENT;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_META_GET);
+	s = store_wprep(d, W_META_GET);
 	if (s) {
 		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 		if (sqlite3_step(s) == SQLITE_ROW)
@@ -340,7 +340,7 @@ int store_meta_get(struct store *st, const char *key, struct buf *out)
 				    (size_t)sqlite3_column_bytes(s, 0));
 		sqlite3_reset(s);
 	}
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -363,7 +363,7 @@ int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found)
 		" WHERE json_valid(json) AND"
 		" json_type(json, '$.orgId') = 'integer' AND"
 		" json_extract(json, '$.orgId') > 0 LIMIT ?1";
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;
 
@@ -372,16 +372,16 @@ int store_user_orgs(struct store *st, int64_t *orgs, size_t n, size_t *found)
 		return -errno;
 	rc = sqlite3_prepare_v2(d->sql, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK) {
-		r = sql_errno(rc);
+		r = store_sql_errno(rc);
 		goto out;
 	}
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *found < n)
 		orgs[(*found)++] = sqlite3_column_int64(s, 0);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		r = sql_errno(rc);
+		r = store_sql_errno(rc);
 out:
 	sqlite3_finalize(s);
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }

@@ -98,7 +98,7 @@ static int schema_outdated(struct db *d)
 }
 
 /* Creates path 0600 from its first byte, if missing. */
-int create_private(const char *path)
+int store_create_private(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
@@ -167,34 +167,34 @@ static struct db *cache_open(struct store *st)
 	struct db *d;
 	int r, rc, moved, untouched;
 
-	r = create_private(st->path);
+	r = store_create_private(st->path);
 	if (r) {
 		errno = -r;
 		return NULL;
 	}
-	/* Another process has it open, checked (cache_lock): removing it
+	/* Another process has it open, checked (store_cache_lock): removing it
 	 * under that process would lose what it writes. */
 	if (!st->alone)
-		return db_open(st->path);
-	untouched = cache_untouched(st);
+		return store_db_open(st->path);
+	untouched = store_cache_untouched(st);
 	st->untouched = untouched;
-	d = db_open_rc(st->path, &rc);
+	d = store_db_open_rc(st->path, &rc);
 	/* Only damage is repaired; a full disk or a permission is not. */
 	if (!d && (rc & 0xff) != SQLITE_CORRUPT && (rc & 0xff) != SQLITE_NOTADB)
 		return NULL;
 	if (d && (untouched || !cache_corrupt(d, why, sizeof(why)))) {
-		if (outbox_migrate(st) < 0) {
+		if (store_outbox_migrate(st) < 0) {
 			errno = EIO;
-			db_close(d);
+			store_db_close(d);
 			return NULL;
 		}
 		return d;
 	}
 	if (!d)
 		snprintf(why, sizeof(why), "%s", sqlite3_errstr(rc));
-	db_close(d);
+	store_db_close(d);
 	/* Salvage what can still be read of an old-style outbox. */
-	moved = outbox_migrate(st);
+	moved = store_outbox_migrate(st);
 	log_err("cache %s is damaged (%s): rebuilding it from the API;"
 		" pending writes are kept in %s%s", st->path, why,
 		st->outbox_path,
@@ -204,12 +204,12 @@ static struct db *cache_open(struct store *st)
 			st->path, why);
 	cache_remove(st->path);
 	st->rebuilt = 1;
-	r = create_private(st->path);
+	r = store_create_private(st->path);
 	if (r) {
 		errno = -r;
 		return NULL;
 	}
-	return db_open(st->path);
+	return store_db_open(st->path);
 }
 
 struct store *store_open(const char *dir)
@@ -227,7 +227,7 @@ struct store *store_open(const char *dir)
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->outbox_lock, NULL);
 	pthread_mutex_init(&st->blob_lock, NULL);
-	r = cache_lock(st, dir);
+	r = store_cache_lock(st, dir);
 	if (r) {
 		errno = -r;
 		goto fail;
@@ -246,7 +246,7 @@ struct store *store_open(const char *dir)
 		log_err("cache %s: %s", st->blob_dir, strerror(errno));
 		goto fail;
 	}
-	r = outbox_open(st);
+	r = store_outbox_open(st);
 	if (r) {
 		errno = -r;
 		goto fail;
@@ -277,35 +277,35 @@ struct store *store_open(const char *dir)
 	}
 	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
-		errno = -sql_errno(sqlite3_errcode(d->sql)) ?: EIO;
+		errno = -store_sql_errno(sqlite3_errcode(d->sql)) ?: EIO;
 		goto fail;
 	}
 	/* Files of another cache (rebuilt, or of an older schema) go; after
-	 * a crash, what it left half done is tidied (blobs_sweep). Only when
+	 * a crash, what it left half done is tidied (store_blobs_sweep). Only when
 	 * alone: another process's downloads in flight look the same. */
 	if (st->alone && st->rebuilt)
-		blobs_clear(st);
+		store_blobs_clear(st);
 	else if (st->alone && !st->untouched &&
 		 (sqlite3_create_function(d->sql, "blob_exists", 1,
-					  SQLITE_UTF8, st, sql_blob_exists,
+					  SQLITE_UTF8, st, store_sql_blob_exists,
 					  NULL, NULL) != SQLITE_OK ||
-		  blobs_sweep(st, d)))
+		  store_blobs_sweep(st, d)))
 		log_warn("cache %s: tidying %s failed: %s", st->path,
 			 st->blob_dir, sqlite3_errmsg(d->sql));
-	db_put(st, d);
+	store_db_put(st, d);
 	d = NULL;
 	if (store_meta_set(st, "schema", SCHEMA_VERSION, 1)) {
 		errno = EIO;
 		goto fail;
 	}
 	st->opened = 1;
-	cache_share(st);
+	store_cache_share(st);
 	return st;
 fail:
 	{
 		int e = errno;
 
-		db_close(d);
+		store_db_close(d);
 		store_close(st);
 		errno = e;
 	}
@@ -322,11 +322,11 @@ void store_close(struct store *st)
 		struct db *d = st->idle;
 
 		st->idle = d->next;
-		db_close(d);
+		store_db_close(d);
 	}
 	/* Every connection is closed: the file is as the next run finds it
-	 * (if no other process changes it: cache_unlock). */
-	cache_unlock(st);
+	 * (if no other process changes it: store_cache_unlock). */
+	store_cache_unlock(st);
 	pthread_mutex_destroy(&st->lock);
 	pthread_mutex_destroy(&st->blob_lock);
 	free(st->path);

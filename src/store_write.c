@@ -17,7 +17,7 @@
 
 #include "names.h"
 
-const char *const wsql[W__COUNT] = {
+const char *const store_wsql[W__COUNT] = {
 	[W_BEGIN] = "BEGIN IMMEDIATE",
 	[W_COMMIT] = "COMMIT",
 	[W_ROLLBACK] = "ROLLBACK",
@@ -73,7 +73,7 @@ const char *const wsql[W__COUNT] = {
 static int differs(struct db *d, enum wstmt w, int64_t id, const char *key,
 		   const struct buf *b)
 {
-	sqlite3_stmt *s = wprep(d, w);
+	sqlite3_stmt *s = store_wprep(d, w);
 	int diff = 1;
 
 	if (!s)
@@ -111,7 +111,7 @@ static char *entry_name(const char *s, const char *suffix)
 int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
 		   int *changed)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	char *en = entry_name(u->email, ".json");
 	sqlite3_stmt *s;
 	int r;
@@ -121,19 +121,19 @@ int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
 		return -errno;
 	}
 	*changed = differs(d, W_USER_OLD, u->id, NULL, &u->json);
-	s = wprep(d, W_USER);
+	s = store_wprep(d, W_USER);
 	if (s) {
 		sqlite3_bind_int64(s, 1, u->id);
 		sqlite3_bind_int64(s, 2, u->mtime);
-		bind_text(s, 3, u->email);
-		bind_text(s, 4, en);
-		bind_text(s, 5, u->name);
+		store_bind_text(s, 3, u->email);
+		store_bind_text(s, 4, en);
+		store_bind_text(s, 5, u->name);
 		sqlite3_bind_int(s, 6, u->bot);
-		bind_buf(s, 7, &u->json);
+		store_bind_buf(s, 7, &u->json);
 		sqlite3_bind_int64(s, 8, gen);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	free(en);
 	return r;
 }
@@ -141,7 +141,7 @@ int store_put_user(struct store *st, const struct api_user *u, int64_t gen,
 int store_put_contact(struct store *st, const struct api_contact *c,
 		      int *changed)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	char *en = entry_name(c->email, ""), *xn = entry_name(c->external_id, "");
 	sqlite3_stmt *s;
 	int r;
@@ -151,20 +151,20 @@ int store_put_contact(struct store *st, const struct api_contact *c,
 		goto out;
 	}
 	*changed = differs(d, W_CONTACT_OLD, c->id, NULL, &c->json);
-	s = wprep(d, W_CONTACT);
+	s = store_wprep(d, W_CONTACT);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		sqlite3_bind_int64(s, 2, c->created);
-		bind_text(s, 3, c->email);
-		bind_text(s, 4, en);
-		bind_text(s, 5, c->external_id);
-		bind_text(s, 6, xn);
-		bind_text(s, 7, c->name);
-		bind_buf(s, 8, &c->json);
-		bind_buf(s, 9, &c->tags);
+		store_bind_text(s, 3, c->email);
+		store_bind_text(s, 4, en);
+		store_bind_text(s, 5, c->external_id);
+		store_bind_text(s, 6, xn);
+		store_bind_text(s, 7, c->name);
+		store_bind_buf(s, 8, &c->json);
+		store_bind_buf(s, 9, &c->tags);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 out:
 	free(en);
 	free(xn);
@@ -174,14 +174,14 @@ out:
 int store_put_conversation(struct store *st, const struct api_conversation *c,
 			   const struct buf *transcript, int *changed)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
 	*changed = 1;
-	s = wprep(d, W_CONV_OLD);
+	s = store_wprep(d, W_CONV_OLD);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		if (sqlite3_step(s) == SQLITE_ROW)
@@ -197,69 +197,69 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 				       transcript->len);
 		sqlite3_reset(s);
 	}
-	s = wprep(d, W_CONV);
+	s = store_wprep(d, W_CONV);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		sqlite3_bind_int64(s, 2, c->contact_id);
 		sqlite3_bind_text(s, 3, c->status, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(s, 4, c->created);
 		sqlite3_bind_int64(s, 5, c->updated);
-		bind_buf(s, 6, &c->json);
-		bind_buf(s, 7, transcript);
+		store_bind_buf(s, 6, &c->json);
+		store_bind_buf(s, 7, transcript);
 	}
-	r = step_done(d, s);
+	r = store_step_done(d, s);
 	/* Attachments of messages that no longer exist go too, and their
 	 * files after the commit. */
-	s = r ? NULL : wprep(d, W_ATT_DOOMED);
+	s = r ? NULL : store_wprep(d, W_ATT_DOOMED);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		while (sqlite3_step(s) == SQLITE_ROW)
-			doomed_add(sqlite3_column_int64(s, 0));
+			store_doomed_add(sqlite3_column_int64(s, 0));
 		sqlite3_reset(s);
 	}
 	if (!r) {
-		s = wprep(d, W_ATT_CLEAR);
+		s = store_wprep(d, W_ATT_CLEAR);
 		if (s)
 			sqlite3_bind_int64(s, 1, c->id);
-		r = step_done(d, s);
+		r = store_step_done(d, s);
 	}
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
 int store_clear_messages(struct store *st, int64_t conv)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_MSG_CLEAR);
+	s = store_wprep(d, W_MSG_CLEAR);
 	if (s)
 		sqlite3_bind_int64(s, 1, conv);
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
 int store_put_message(struct store *st, const struct api_message *m)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_MSG);
+	s = store_wprep(d, W_MSG);
 	if (s) {
 		sqlite3_bind_int64(s, 1, m->id);
 		sqlite3_bind_int64(s, 2, m->conversation_id);
 		sqlite3_bind_int64(s, 3, m->created);
-		bind_buf(s, 4, &m->json);
+		store_bind_buf(s, 4, &m->json);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -270,7 +270,7 @@ int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 	char prefix[32], tmp[NAMES_MAX + 1], name[NAMES_MAX + 1];
 	size_t pl = (size_t)snprintf(prefix, sizeof(prefix), "%lld-",
 				     (long long)a->id);
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
@@ -278,41 +278,41 @@ int store_put_attachment(struct store *st, int64_t conv, int64_t msg,
 		return -errno;
 	names_encode(a->file_name, strlen(a->file_name), NAMES_MAX - pl, tmp);
 	snprintf(name, sizeof(name), "%s%s", prefix, tmp);
-	s = wprep(d, W_ATT);
+	s = store_wprep(d, W_ATT);
 	if (s) {
 		sqlite3_bind_int64(s, 1, a->id);
 		sqlite3_bind_int64(s, 2, conv);
 		sqlite3_bind_int64(s, 3, msg);
-		bind_text(s, 4, name);
-		bind_text(s, 5, a->file_name);
-		bind_text(s, 6, a->mime);
+		store_bind_text(s, 4, name);
+		store_bind_text(s, 5, a->file_name);
+		store_bind_text(s, 6, a->mime);
 		sqlite3_bind_int64(s, 7, mtime);
 		sqlite3_bind_int64(s, 8, size);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
 int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
 	*changed = differs(d, W_PLAYBOOK_OLD, o->id, NULL, &o->json);
-	s = wprep(d, W_PLAYBOOK);
+	s = store_wprep(d, W_PLAYBOOK);
 	if (s) {
 		sqlite3_bind_int64(s, 1, o->id);
 		sqlite3_bind_int64(s, 2, o->mtime);
-		bind_buf(s, 3, &o->json);
+		store_bind_buf(s, 3, &o->json);
 		sqlite3_bind_int64(s, 4, gen);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -325,7 +325,7 @@ int64_t store_account_hash(const char *key)
 int store_put_account(struct store *st, const struct api_object *o,
 		      int64_t gen, int *changed)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	char *name = entry_name(o->key, ".json");
 	sqlite3_stmt *s;
 	int r;
@@ -335,34 +335,34 @@ int store_put_account(struct store *st, const struct api_object *o,
 		return -errno;
 	}
 	*changed = differs(d, W_ACCOUNT_OLD, 0, o->key, &o->json);
-	s = wprep(d, W_ACCOUNT);
+	s = store_wprep(d, W_ACCOUNT);
 	if (s) {
-		bind_text(s, 1, o->key);
+		store_bind_text(s, 1, o->key);
 		sqlite3_bind_int64(s, 2, store_account_hash(o->key));
-		bind_text(s, 3, name);
+		store_bind_text(s, 3, name);
 		sqlite3_bind_int64(s, 4, o->mtime);
-		bind_buf(s, 5, &o->json);
+		store_bind_buf(s, 5, &o->json);
 		sqlite3_bind_int64(s, 6, gen);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	free(name);
 	return r;
 }
 
 int store_delete_contact(struct store *st, int64_t id)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_CONTACT_DEL);
+	s = store_wprep(d, W_CONTACT_DEL);
 	if (s)
 		sqlite3_bind_int64(s, 1, id);
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
@@ -371,56 +371,56 @@ int store_prune(struct store *st, enum store_table t, int64_t gen,
 {
 	static const enum wstmt which[] = { W_PRUNE_USERS, W_PRUNE_PLAYBOOKS,
 					    W_PRUNE_ACCOUNTS };
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, which[t]);
+	s = store_wprep(d, which[t]);
 	if (s)
 		sqlite3_bind_int64(s, 1, gen);
-	r = step_done(d, s);
+	r = store_step_done(d, s);
 	*deleted = r ? 0 : sqlite3_changes(d->sql);
-	db_put(st, d);
+	store_db_put(st, d);
 	return r;
 }
 
 int store_keep_user(struct store *st, int64_t id, int64_t gen)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_KEEP_USER);
+	s = store_wprep(d, W_KEEP_USER);
 	if (s) {
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, gen);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 
 int store_meta_set(struct store *st, const char *key, const void *val,
 		   size_t len)
 {
-	struct db *d = db_get(st);
+	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = wprep(d, W_META_SET);
+	s = store_wprep(d, W_META_SET);
 	if (s) {
 		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 2, val ? val : "", (int)len,
 				  SQLITE_TRANSIENT);
 	}
-	r = step_done(d, s);
-	db_put(st, d);
+	r = store_step_done(d, s);
+	store_db_put(st, d);
 	return r;
 }
 

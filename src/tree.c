@@ -152,7 +152,7 @@ enum tree_access tree_access(int kind)
 	}
 }
 
-mode_t kind_mode(int kind)
+mode_t tree_kind_mode(int kind)
 {
 	switch (tree_access(kind)) {
 	case TA_DIR:
@@ -179,7 +179,7 @@ mode_t kind_mode(int kind)
  * does: 2 would tell find(1) and others that there are none, and counting
  * them would cost a query per stat.
  */
-unsigned kind_nlink(int kind)
+unsigned tree_kind_nlink(int kind)
 {
 	switch (kind) {
 	case T_ROOT:

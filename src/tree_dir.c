@@ -296,7 +296,7 @@ void tree_attr_deleted(const struct tnode *n, struct tattr *attr)
 {
 	memset(attr, 0, sizeof(*attr));
 	attr->ino = tree_ino(n);
-	attr->mode = kind_mode(n->kind);
+	attr->mode = tree_kind_mode(n->kind);
 	attr->nlink = 1;
 }
 
@@ -333,14 +333,14 @@ static int list_row(void *arg, const struct store_row *row)
 	memset(&a, 0, sizeof(a));
 	a.ino = tree_ino(&child);
 	a.mode = l->mode;
-	a.nlink = kind_nlink(l->kind);
+	a.nlink = tree_kind_nlink(l->kind);
 	a.mtime_ms = row->mtime > 0 ? row->mtime : 0;
 	a.size = row->size;
 	if (S_ISLNK(a.mode)) {
 		/* Links are small: their size is their target's length. */
 		struct buf t = BUF_INIT;
 
-		r = link_target(l->d, &child, &t, &a.mtime_ms);
+		r = tree_link_target(l->d, &child, &t, &a.mtime_ms);
 		a.size = (int64_t)t.len;
 		buf_release(&t);
 		if (r)
@@ -366,10 +366,10 @@ static int list_outbox_row(void *arg, const struct outbox_row *row)
 
 	memset(&a, 0, sizeof(a));
 	a.ino = tree_ino(&child);
-	a.mode = kind_mode(T_OUTBOX_ITEM);
+	a.mode = tree_kind_mode(T_OUTBOX_ITEM);
 	a.nlink = 1;
 	a.mtime_ms = row->created;
-	r = render_outbox_row(row, &b);
+	r = tree_render_outbox_row(row, &b);
 	a.size = (int64_t)b.len;
 	buf_release(&b);
 	snprintf(name, sizeof(name), "%lld.json", (long long)row->seq);
@@ -380,7 +380,7 @@ static int list_query(struct driftfs *d, enum store_query q, int64_t arg,
 		      const char *sarg, int kind, const char *suffix,
 		      tree_list_cb cb, void *ctx)
 {
-	struct list_ctx l = { d, cb, ctx, kind, suffix, kind_mode(kind) };
+	struct list_ctx l = { d, cb, ctx, kind, suffix, tree_kind_mode(kind) };
 
 	return store_each(d->store, q, arg, sarg, list_row, &l);
 }

@@ -32,7 +32,7 @@ static int64_t fixed_mtime(struct driftfs *d)
  * The target of a link node, and the time it shows: that of the object it
  * points to, so listings and stat agree.
  */
-int link_target(struct driftfs *d, const struct tnode *n,
+int tree_link_target(struct driftfs *d, const struct tnode *n,
 		       struct buf *out, int64_t *mtime)
 {
 	struct store_row row;
@@ -85,7 +85,7 @@ int tree_readlink(struct driftfs *d, const struct tnode *n, struct buf *out)
 
 	if (tree_access(n->kind) != TA_LINK)
 		return -EINVAL;
-	return link_target(d, n, out, &mtime);
+	return tree_link_target(d, n, out, &mtime);
 }
 
 static int stats_json(struct driftfs *d, struct buf *out, int64_t *mtime);
@@ -112,7 +112,7 @@ static int generated(struct driftfs *d, int kind, struct buf *out)
 
 /* .driftfs/outbox/<seq>.json: what a pending write will send, and why it
  * has not gone yet. */
-int render_outbox_row(const struct outbox_row *row, struct buf *out)
+int tree_render_outbox_row(const struct outbox_row *row, struct buf *out)
 {
 	cJSON *o = cJSON_CreateObject(), *body;
 	int r;
@@ -151,7 +151,7 @@ static int outbox_item(struct driftfs *d, int64_t seq, struct buf *out,
 
 	if (r)
 		return r;
-	r = render_outbox_row(&row, out);
+	r = tree_render_outbox_row(&row, out);
 	if (mtime)
 		*mtime = row.created;
 	store_outbox_row_release(&row);
@@ -203,8 +203,8 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 
 	memset(a, 0, sizeof(*a));
 	a->ino = tree_ino(n);
-	a->mode = kind_mode(n->kind);
-	a->nlink = kind_nlink(n->kind);
+	a->mode = tree_kind_mode(n->kind);
+	a->nlink = tree_kind_nlink(n->kind);
 
 	if (n->kind == T_OUTBOX_ITEM) {
 		r = outbox_item(d, n->id, &tmp, &a->mtime_ms);
@@ -263,7 +263,7 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 		break;
 	default:
 		if (tree_access(n->kind) == TA_LINK) {
-			r = link_target(d, n, &tmp, &a->mtime_ms);
+			r = tree_link_target(d, n, &tmp, &a->mtime_ms);
 			a->size = (int64_t)tmp.len;
 		} else {
 			r = -ENOENT;

@@ -27,16 +27,16 @@
 extern const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1];
 
 /* tree.c: a kind's mode bits and link count. */
-mode_t kind_mode(int kind);
-unsigned kind_nlink(int kind);
+mode_t tree_kind_mode(int kind);
+unsigned tree_kind_nlink(int kind);
 
 /*
  * tree_file.c: a link node's target into out, and the time it shows into
  * *mtime (that of the object it points to); -ENOENT when that is gone.
  */
-int link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
-		int64_t *mtime);
+int tree_link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
+		     int64_t *mtime);
 /* .driftfs/outbox/<seq>.json's bytes for row, appended to out. */
-int render_outbox_row(const struct outbox_row *row, struct buf *out);
+int tree_render_outbox_row(const struct outbox_row *row, struct buf *out);
 
 #endif

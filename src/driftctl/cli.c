@@ -19,7 +19,7 @@
 #include "sync.h"
 
 /* The HTTP client; with need_token, a token source too. */
-int open_http(struct cli *c, int need_token)
+int cli_open_http(struct cli *c, int need_token)
 {
 	struct http_opts ho;
 
@@ -37,7 +37,7 @@ int open_http(struct cli *c, int need_token)
 }
 
 /* The API host's directory (created 0700 when create is set). */
-int open_host_dir(struct cli *c, int create)
+int cli_open_host_dir(struct cli *c, int create)
 {
 	if (!c->host_dir)
 		c->host_dir = config_account_dir(&c->d.cfg);
@@ -51,10 +51,10 @@ int open_host_dir(struct cli *c, int create)
 
 /*
  * The cache directory of the token's org, as driftfs picks it (account.h):
- * online, after open_http(). With create, directories are made and an old
+ * online, after cli_open_http(). With create, directories are made and an old
  * cache is moved into place; without, nothing on disk changes.
  */
-int open_dir(struct cli *c, int create)
+int cli_open_dir(struct cli *c, int create)
 {
 	int r;
 
@@ -69,15 +69,15 @@ int open_dir(struct cli *c, int create)
 	return 0;
 }
 
-int open_store(struct cli *c)
+int cli_open_store(struct cli *c)
 {
-	int r = open_dir(c, 1);
+	int r = cli_open_dir(c, 1);
 
 	if (r)
 		return r;
 	c->d.store = store_open(c->dir);
 	if (!c->d.store) {
-		say("cannot open the cache in %s: %s", c->dir, strerror(errno));
+		cli_say("cannot open the cache in %s: %s", c->dir, strerror(errno));
 		return DX_LOCAL;
 	}
 	if (account_check_store(&c->acc, c->d.store))
@@ -90,7 +90,7 @@ int open_store(struct cli *c)
  * How much of the library's log to show: with quiet, only errors (the
  * command reports failures itself); -v adds information, -vv debugging.
  */
-void set_log_level(struct cli *c, int quiet)
+void cli_set_log_level(struct cli *c, int quiet)
 {
 	if (c->verbose)
 		log_setup(c->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);

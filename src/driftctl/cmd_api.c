@@ -49,8 +49,8 @@ static int api_opt(struct cli *c, void *cmd, const struct opt *o,
 	(void)c;
 	if (!o) {
 		if (aa->path) {
-			say("api: unexpected argument '%s' (one PATH only)",
-			    value);
+			cli_say("api: unexpected argument '%s' (one PATH only)",
+				value);
 			return DX_USAGE;
 		}
 		aa->path = value;
@@ -65,13 +65,13 @@ static int api_opt(struct cli *c, void *cmd, const struct opt *o,
 		return 0;
 	case O_HEADER:
 		if (!strchr(value, ':')) {
-			say("api: header '%s' is not 'Name: value'", value);
+			cli_say("api: header '%s' is not 'Name: value'", value);
 			return DX_USAGE;
 		}
 		if (!strncasecmp(value, "authorization:", 14)) {
-			say("api: an Authorization header is never taken from "
-			    "the command line (others can read it); the "
-			    "stored token is sent");
+			cli_say("api: an Authorization header is never taken from "
+				"the command line (others can read it); the "
+				"stored token is sent");
 			return DX_USAGE;
 		}
 		p = realloc(aa->headers, (aa->nheaders + 2) * sizeof(char *));
@@ -128,9 +128,9 @@ static int api_path(struct cli *c, struct api_args *aa, struct buf *out)
 
 	if (!strncmp(p, "http://", 7) || !strncmp(p, "https://", 8)) {
 		if (strncmp(p, c->d.cfg.api_url, base) || p[base] != '/') {
-			say("api: %s is not under the API URL %s (the token "
-			    "is only sent there)",
-			    p, c->d.cfg.api_url);
+			cli_say("api: %s is not under the API URL %s (the token "
+				"is only sent there)",
+				p, c->d.cfg.api_url);
 			return DX_USAGE;
 		}
 		p += base;
@@ -159,8 +159,8 @@ static int api_path(struct cli *c, struct api_args *aa, struct buf *out)
 		    out->data[i] == 0x7f)
 			r = -EINVAL;
 	if (r == -EINVAL)
-		say("api: the path holds spaces or control characters; put "
-		    "parameters in -q NAME=VALUE");
+		cli_say("api: the path holds spaces or control characters; put "
+			"parameters in -q NAME=VALUE");
 	return r == -EINVAL ? DX_USAGE : r ? DX_LOCAL : 0;
 }
 
@@ -173,11 +173,11 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 	char method[16];
 	int r, e;
 
-	r = parse_args(c, argc, argv, from, api_opts, api_opt, &aa);
+	r = cli_parse_args(c, argc, argv, from, api_opts, api_opt, &aa);
 	if (r || c->help)
 		goto out;
 	if (!aa.path) {
-		say("api: no PATH (e.g. driftctl api /users/list)");
+		cli_say("api: no PATH (e.g. driftctl api /users/list)");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -185,7 +185,7 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 		 aa.method ? aa.method : aa.data ? "POST" : "GET");
 	for (char *m = method; *m; m++) {
 		if (!isalpha((unsigned char)*m)) {
-			say("api: bad method '%s'", aa.method);
+			cli_say("api: bad method '%s'", aa.method);
 			r = DX_USAGE;
 			goto out;
 		}
@@ -197,8 +197,8 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 	if (aa.data && aa.data[0] == '@') {
 		e = read_all(aa.data + 1, &body);
 		if (e) {
-			say("api: cannot read %s: %s", aa.data + 1,
-			    strerror(-e));
+			cli_say("api: cannot read %s: %s", aa.data + 1,
+				strerror(-e));
 			r = e == -EFBIG ? DX_USAGE : DX_LOCAL;
 			goto out;
 		}
@@ -207,13 +207,13 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 		goto out;
 	}
 	if (c->d.cfg.offline) {
-		say("api: offline mode: nothing is sent");
+		cli_say("api: offline mode: nothing is sent");
 		r = DX_API;
 		goto out;
 	}
 	/* Only our own failure lines: the library's would say it twice. */
-	set_log_level(c, 1);
-	r = open_http(c, 1);
+	cli_set_log_level(c, 1);
+	r = cli_open_http(c, 1);
 	if (r)
 		goto out;
 	rq.method = method;
@@ -244,21 +244,21 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 	if (fflush(stdout))
 		e = e ? e : -errno;
 	if (e == -EINVAL && !resp.status) {
-		say("api: bad header line");
+		cli_say("api: bad header line");
 		r = DX_USAGE;
 	} else if (resp.status >= 200 && resp.status < 300 && e) {
-		say("api: cannot write the answer: %s", strerror(-e));
+		cli_say("api: cannot write the answer: %s", strerror(-e));
 		r = DX_LOCAL;
 	} else if (e) {
 		if (resp.status)
-			say("api: %s %s: HTTP %ld%s%s", method, path.data,
-			    resp.status, resp.message[0] ? ": " : "",
-			    resp.message);
+			cli_say("api: %s %s: HTTP %ld%s%s", method, path.data,
+				resp.status, resp.message[0] ? ": " : "",
+				resp.message);
 		else
-			say("api: %s %s: %s", method, path.data,
-			    resp.message[0] ? resp.message : strerror(-e));
-		r = resp.status ? exit_for_status(resp.status)
-				: (e == -EACCES ? DX_AUTH : exit_for_errno(e));
+			cli_say("api: %s %s: %s", method, path.data,
+				resp.message[0] ? resp.message : strerror(-e));
+		r = resp.status ? cli_exit_for_status(resp.status)
+				: (e == -EACCES ? DX_AUTH : cli_exit_for_errno(e));
 		if (r == DX_REFUSED && !resp.status)
 			r = DX_API;
 	}

@@ -95,7 +95,7 @@ static int login_opt(struct cli *c, void *cmd, const struct opt *o,
 
 	(void)c;
 	if (!o) {
-		say("login: unexpected argument '%s'", value);
+		cli_say("login: unexpected argument '%s'", value);
 		return DX_USAGE;
 	}
 	if (o->id == O_TOKEN_STDIN)
@@ -126,8 +126,8 @@ static int save_creds(struct cli *c, const struct auth_creds *cr)
 				 default_credentials(&c->d.cfg));
 
 	if (r) {
-		say("login: cannot write %s: %s", c->d.cfg.credentials,
-		    strerror(-r));
+		cli_say("login: cannot write %s: %s", c->d.cfg.credentials,
+			strerror(-r));
 		return r == -EINVAL ? DX_AUTH : DX_LOCAL;
 	}
 	return 0;
@@ -160,7 +160,7 @@ static int login_token(struct cli *c, struct login_args *la)
 	int r = DX_OK;
 
 	if (!tok || !token_ok(tok)) {
-		say("login: no token on standard input (one line, no spaces)");
+		cli_say("login: no token on standard input (one line, no spaces)");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -189,20 +189,20 @@ static int login_token(struct cli *c, struct login_args *la)
 		http_free(h);
 		if (st < 200 || st >= 300) {
 			if (st == 401 || st == 403 || st == 400)
-				say("login: the API refused this token (HTTP "
-				    "%ld%s%s); nothing was stored",
-				    st, msg[0] ? ": " : "", msg);
+				cli_say("login: the API refused this token (HTTP "
+					"%ld%s%s); nothing was stored",
+					st, msg[0] ? ": " : "", msg);
 			else if (st)
-				say("login: could not check the token (HTTP "
-				    "%ld%s%s); nothing was stored (--no-verify "
-				    "stores it unchecked)",
-				    st, msg[0] ? ": " : "", msg);
+				cli_say("login: could not check the token (HTTP "
+					"%ld%s%s); nothing was stored (--no-verify "
+					"stores it unchecked)",
+					st, msg[0] ? ": " : "", msg);
 			else
-				say("login: could not check the token (%s); "
-				    "nothing was stored (--no-verify stores it "
-				    "unchecked)",
-				    msg[0] ? msg : "no answer from the API");
-			r = st == 400 ? DX_AUTH : exit_for_status(st);
+				cli_say("login: could not check the token (%s); "
+					"nothing was stored (--no-verify stores it "
+					"unchecked)",
+					msg[0] ? msg : "no answer from the API");
+			r = st == 400 ? DX_AUTH : cli_exit_for_status(st);
 			goto out;
 		}
 	}
@@ -213,10 +213,10 @@ static int login_token(struct cli *c, struct login_args *la)
 	cr.access_token = NULL;
 	if (!r) {
 		if (org)
-			say("token for org %lld stored in %s", (long long)org,
-			    c->d.cfg.credentials);
+			cli_say("token for org %lld stored in %s", (long long)org,
+				c->d.cfg.credentials);
 		else
-			say("token stored in %s", c->d.cfg.credentials);
+			cli_say("token stored in %s", c->d.cfg.credentials);
 	}
 out:
 	secret_free(tok);
@@ -282,7 +282,7 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	if (la->secret_stdin) {
 		secret = read_line("client secret: ", 1);
 		if (!secret || !token_ok(secret)) {
-			say("login: no client secret on standard input");
+			cli_say("login: no client secret on standard input");
 			r = DX_USAGE;
 			goto out;
 		}
@@ -300,11 +300,11 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	else if (old.client_id)
 		id = strdup(old.client_id);
 	if (!id || !secret) {
-		say("login: the OAuth app's %s is missing: give --client-id "
-		    "and DRIFT_CLIENT_SECRET (or --client-secret-stdin, or "
-		    "client_id/client_secret in the config file), or use "
-		    "--token-stdin for an install token",
-		    !id ? "client id" : "client secret");
+		cli_say("login: the OAuth app's %s is missing: give --client-id "
+			"and DRIFT_CLIENT_SECRET (or --client-secret-stdin, or "
+			"client_id/client_secret in the config file), or use "
+			"--token-stdin for an install token",
+			!id ? "client id" : "client secret");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -313,7 +313,7 @@ static int login_oauth(struct cli *c, struct login_args *la)
 		goto out;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		say("login: no random numbers: %s", strerror(errno));
+		cli_say("login: no random numbers: %s", strerror(errno));
 		r = DX_LOCAL;
 		goto out;
 	}
@@ -332,7 +332,7 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	fflush(stdout);
 	line = read_line("code: ", 0);
 	if (!line || !*line) {
-		say("login: no authorization code on standard input");
+		cli_say("login: no authorization code on standard input");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -343,14 +343,14 @@ static int login_oauth(struct cli *c, struct login_args *la)
 		code = query_value(q, "code");
 		got_state = query_value(q, "state");
 		if (!code) {
-			say("login: no code= in the pasted address");
+			cli_say("login: no code= in the pasted address");
 			r = DX_USAGE;
 			goto out;
 		}
 		if (got_state && strcmp(got_state, state)) {
-			say("login: the state in the pasted address is not this "
-			    "login's (an old or forged redirect); nothing was "
-			    "stored, run driftctl login again");
+			cli_say("login: the state in the pasted address is not this "
+				"login's (an old or forged redirect); nothing was "
+				"stored, run driftctl login again");
 			r = DX_AUTH;
 			goto out;
 		}
@@ -361,7 +361,7 @@ static int login_oauth(struct cli *c, struct login_args *la)
 		r = DX_LOCAL;
 		goto out;
 	}
-	r = open_http(c, 0);
+	r = cli_open_http(c, 0);
 	if (r)
 		goto out;
 	g.grant_type = "authorization_code";
@@ -371,10 +371,10 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	g.redirect_uri = c->d.cfg.redirect_uri;
 	e = auth_exchange(c->d.http, &g, &cr, why, sizeof(why));
 	if (e) {
-		say("login: %s (%s); nothing was stored",
-		    e == -EACCES ? "Drift refused the code" : "the exchange failed",
-		    why);
-		r = e == -EACCES ? DX_AUTH : exit_for_errno(e);
+		cli_say("login: %s (%s); nothing was stored",
+			e == -EACCES ? "Drift refused the code" : "the exchange failed",
+			why);
+		r = e == -EACCES ? DX_AUTH : cli_exit_for_errno(e);
 		goto out;
 	}
 	cr.client_id = id;
@@ -387,9 +387,9 @@ static int login_oauth(struct cli *c, struct login_args *la)
 		if (cr.org_id)
 			snprintf(org, sizeof(org), " to org %lld",
 				 (long long)cr.org_id);
-		say("logged in%s; tokens stored in %s%s", org,
-		    c->d.cfg.credentials,
-		    cr.refresh_token ? " (the access token is refreshed "
+		cli_say("logged in%s; tokens stored in %s%s", org,
+			c->d.cfg.credentials,
+			cr.refresh_token ? " (the access token is refreshed "
 				       "automatically)"
 				     : "");
 	}
@@ -408,15 +408,15 @@ out:
 int cmd_login(struct cli *c, int argc, char **argv, int from)
 {
 	struct login_args la = { 0 };
-	int r = parse_args(c, argc, argv, from, login_opts, login_opt, &la);
+	int r = cli_parse_args(c, argc, argv, from, login_opts, login_opt, &la);
 
 	if (r || c->help)
 		return r;
 	/* driftctl says what failed; the library's lines would repeat it. */
-	set_log_level(c, 1);
+	cli_set_log_level(c, 1);
 	if (la.token_stdin && la.secret_stdin) {
-		say("login: --token-stdin and --client-secret-stdin both read "
-		    "standard input; give the secret in DRIFT_CLIENT_SECRET");
+		cli_say("login: --token-stdin and --client-secret-stdin both read "
+			"standard input; give the secret in DRIFT_CLIENT_SECRET");
 		return DX_USAGE;
 	}
 	return la.token_stdin ? login_token(c, &la) : login_oauth(c, &la);

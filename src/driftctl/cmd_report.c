@@ -53,7 +53,7 @@ static int report_opt(struct cli *c, void *cmd, const struct opt *o,
 
 	(void)c;
 	if (!o) {
-		say("report: unexpected argument '%s'", value);
+		cli_say("report: unexpected argument '%s'", value);
 		return DX_USAGE;
 	}
 	switch (o->id) {
@@ -63,7 +63,7 @@ static int report_opt(struct cli *c, void *cmd, const struct opt *o,
 		return push(&ra->metrics, &ra->nmetrics, value);
 	case O_FORMAT:
 		if (strcmp(value, "json") && strcmp(value, "csv")) {
-			say("report: --format is json or csv");
+			cli_say("report: --format is json or csv");
 			return DX_USAGE;
 		}
 		ra->format = value;
@@ -147,27 +147,27 @@ static int parse_filter(const char *text, struct api_report *rp)
 	int r = DX_USAGE;
 
 	if (split_words(text, add_word, &ws)) {
-		say("report: filter '%s': unbalanced quote", text);
+		cli_say("report: filter '%s': unbalanced quote", text);
 		goto out;
 	}
 	if (ws.n < 2) {
-		say("report: filter '%s' is not 'PROPERTY OPERATION "
-		    "[VALUES...]' (e.g. 'status IN closed')",
-		    text);
+		cli_say("report: filter '%s' is not 'PROPERTY OPERATION "
+			"[VALUES...]' (e.g. 'status IN closed')",
+			text);
 		goto out;
 	}
 	for (char *p = ws.v[1]; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
 	if (!strcmp(ws.v[1], "HAS_PROPERTY") && ws.n != 2) {
-		say("report: filter '%s': HAS_PROPERTY takes no values", text);
+		cli_say("report: filter '%s': HAS_PROPERTY takes no values", text);
 		goto out;
 	}
 	if (!strcmp(ws.v[1], "BETWEEN") && ws.n != 4) {
-		say("report: filter '%s': BETWEEN takes two values", text);
+		cli_say("report: filter '%s': BETWEEN takes two values", text);
 		goto out;
 	}
 	if (!strcmp(ws.v[1], "IN") && ws.n < 3) {
-		say("report: filter '%s': IN needs values", text);
+		cli_say("report: filter '%s': IN needs values", text);
 		goto out;
 	}
 	if (api_report_add_filter(rp, ws.v[0], ws.v[1], ws.v + 2, ws.n - 2)) {
@@ -261,12 +261,12 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 	char *body = NULL;
 	int r, e;
 
-	r = parse_args(c, argc, argv, from, report_opts, report_opt, &ra);
+	r = cli_parse_args(c, argc, argv, from, report_opts, report_opt, &ra);
 	if (r || c->help)
 		goto out;
 	if (!ra.nmetrics) {
-		say("report: give at least one --metric (e.g. --metric "
-		    "createdAt)");
+		cli_say("report: give at least one --metric (e.g. --metric "
+			"createdAt)");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -292,26 +292,26 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 		goto out;
 	}
 	if (c->d.cfg.offline) {
-		say("report: offline mode: reports come from the API only");
+		cli_say("report: offline mode: reports come from the API only");
 		r = DX_API;
 		goto out;
 	}
-	set_log_level(c, 1);
+	cli_set_log_level(c, 1);
 	/* The report limit is the API's, whichever org: one per host. */
-	r = open_host_dir(c, 1);
-	r = r ? r : open_http(c, 1);
-	r = r ? r : report_slot(c->host_dir, ra.no_wait);
+	r = cli_open_host_dir(c, 1);
+	r = r ? r : cli_open_http(c, 1);
+	r = r ? r : report_limit_slot(c->host_dir, ra.no_wait);
 	if (r)
 		goto out;
 	e = api_report_post(c->d.http, body, &resp);
 	if (e) {
-		say("report: " API_REPORT_REQUEST ": %s%s%s",
-		    resp.status ? "HTTP error " : "",
-		    resp.message[0] ? resp.message : strerror(-e),
-		    resp.status == 429 ? " (the limit is 60 reports a minute)"
+		cli_say("report: " API_REPORT_REQUEST ": %s%s%s",
+			resp.status ? "HTTP error " : "",
+			resp.message[0] ? resp.message : strerror(-e),
+			resp.status == 429 ? " (the limit is 60 reports a minute)"
 				       : "");
-		r = resp.status ? exit_for_status(resp.status)
-				: exit_for_errno(e);
+		r = resp.status ? cli_exit_for_status(resp.status)
+				: cli_exit_for_errno(e);
 		if (r == DX_REFUSED && !resp.status)
 			r = DX_API;
 		http_response_release(&resp);
@@ -320,7 +320,7 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 	e = api_report_parse(rp, resp.body.data, resp.body.len);
 	http_response_release(&resp);
 	if (e) {
-		say("report: the API's answer is not a JSON object");
+		cli_say("report: the API's answer is not a JSON object");
 		r = DX_API;
 		goto out;
 	}
@@ -329,14 +329,14 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 	else
 		e = api_report_render(rp, &out);
 	if (e) {
-		say("report: the answer has an unexpected shape (no data "
-		    "array, or a row without conversationId)");
+		cli_say("report: the answer has an unexpected shape (no data "
+			"array, or a row without conversationId)");
 		r = DX_API;
 		goto out;
 	}
 	if (fwrite(out.data, 1, out.len, stdout) != out.len ||
 	    fflush(stdout)) {
-		say("report: cannot write the report: %s", strerror(errno));
+		cli_say("report: cannot write the report: %s", strerror(errno));
 		r = DX_LOCAL;
 	}
 out:

@@ -26,7 +26,7 @@ static int status_opt(struct cli *c, void *cmd, const struct opt *o,
 	(void)c;
 	(void)cmd;
 	(void)o;
-	say("status: unexpected argument '%s'", value);
+	cli_say("status: unexpected argument '%s'", value);
 	return DX_USAGE;
 }
 
@@ -56,13 +56,13 @@ static int print_outbox_row(void *ctx, const struct outbox_row *o)
 	char when[64];
 
 	(void)ctx;
-	fmt_time(when, sizeof(when), o->created);
-	show("outbox_entry: #%lld %s %s: %s %s (%s, %lld attempts%s%s)",
-	     (long long)o->seq, when, o->path ? o->path : "?",
-	     o->method ? o->method : "?", o->api_path ? o->api_path : "?",
-	     o->state ? o->state : "?", (long long)o->attempts,
-	     o->last_error && *o->last_error ? ", last error: " : "",
-	     o->last_error ? o->last_error : "");
+	cli_fmt_time(when, sizeof(when), o->created);
+	cli_show("outbox_entry: #%lld %s %s: %s %s (%s, %lld attempts%s%s)",
+		 (long long)o->seq, when, o->path ? o->path : "?",
+		 o->method ? o->method : "?", o->api_path ? o->api_path : "?",
+		 o->state ? o->state : "?", (long long)o->attempts,
+		 o->last_error && *o->last_error ? ", last error: " : "",
+		 o->last_error ? o->last_error : "");
 	return 0;
 }
 
@@ -74,7 +74,7 @@ static void print_lines(const char *text, const char *const *keys)
 
 		for (const char *const *k = keys; *k; k++)
 			if (!strncmp(l, *k, strlen(*k)))
-				show("mount_%.*s", (int)len, l);
+				cli_show("mount_%.*s", (int)len, l);
 		l += len;
 		if (*l)
 			l++;
@@ -92,21 +92,21 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 	long pid = 0;
 	int r, result = DX_OK;
 
-	r = parse_args(c, argc, argv, from, no_opts, status_opt, NULL);
+	r = cli_parse_args(c, argc, argv, from, cli_no_opts, status_opt, NULL);
 	if (r || c->help)
 		return r;
 	if (config_validate(&c->d.cfg))
 		return DX_USAGE;
-	r = open_host_dir(c, 0);
+	r = cli_open_host_dir(c, 0);
 	if (r)
 		return r;
 	/* Failures show up in the lines below. */
-	set_log_level(c, 1);
+	cli_set_log_level(c, 1);
 	printf("api_url: %s\n", c->d.cfg.api_url);
 
 	/* Credentials and account. */
 	if (!c->d.cfg.offline) {
-		int e = open_http(c, 1);
+		int e = cli_open_http(c, 1);
 
 		if (e == DX_LOCAL || e == DX_USAGE)
 			return e;
@@ -123,7 +123,7 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 		if (ai.fixed)
 			printf("credentials: DRIFT_TOKEN (a fixed token)\n");
 		else if (ai.expires_at) {
-			fmt_time(tbuf, sizeof(tbuf), ai.expires_at * 1000);
+			cli_fmt_time(tbuf, sizeof(tbuf), ai.expires_at * 1000);
 			printf("credentials: %s (OAuth, access token expires "
 			       "%s, %s)\n",
 			       c->d.cfg.credentials, tbuf,
@@ -143,7 +143,7 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 	}
 	/* The cache of the token's org; its token_info answer is the one
 	 * shown below (asked once). */
-	r = open_dir(c, 0);
+	r = cli_open_dir(c, 0);
 	if (c->d.cfg.offline) {
 		printf("account: not checked (offline)\n");
 	} else if (c->auth) {
@@ -153,17 +153,17 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 		if (s >= 200 && s < 300) {
 			printf("account: org %lld\n", (long long)ti->org);
 			if (ti->scope[0])
-				show("scope: %s", ti->scope);
+				cli_show("scope: %s", ti->scope);
 		} else {
-			show("account: unknown (%s%s%s)",
-			     s == 401 || s == 403 || s == 400
+			cli_show("account: unknown (%s%s%s)",
+				 s == 401 || s == 403 || s == 400
 				     ? "the token was refused: run driftctl "
 				       "login"
-			     : s ? "HTTP error"
+				 : s ? "HTTP error"
 				 : "API unreachable",
-			     ti->message[0] && s ? ": " : "",
-			     s ? ti->message : "");
-			result = s == 400 ? DX_AUTH : exit_for_status(s);
+				 ti->message[0] && s ? ": " : "",
+				 s ? ti->message : "");
+			result = s == 400 ? DX_AUTH : cli_exit_for_status(s);
 		}
 	}
 	if (r) {
@@ -180,15 +180,15 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 	if (stat(db, &st)) {
 		printf("cache: %s (empty: run driftctl sync)\n", c->dir);
 	} else {
-		r = open_store(c);
+		r = cli_open_store(c);
 		if (r) {
 			result = r;
 			goto out;
 		}
-		fmt_size(sbuf, sizeof(sbuf), dir_size(c->dir));
+		cli_fmt_size(sbuf, sizeof(sbuf), dir_size(c->dir));
 		printf("cache: %s (%s)\n", c->dir, sbuf);
-		fmt_time(tbuf, sizeof(tbuf),
-			 store_meta_i64(c->d.store, "last_sync"));
+		cli_fmt_time(tbuf, sizeof(tbuf),
+			     store_meta_i64(c->d.store, "last_sync"));
 		printf("last_sync: %s\n", tbuf);
 		if (!store_counts(c->d.store, counts))
 			for (int i = 0; i < STORE_COUNTS; i++)
@@ -220,7 +220,7 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 		buf_release(&b);
 	}
 	printf("report_calls: %d in the last minute (limit %d)\n",
-	       c->host_dir ? report_calls_recent(c->host_dir) : 0,
+	       c->host_dir ? report_limit_calls_recent(c->host_dir) : 0,
 	       REPORT_LIMIT);
 out:
 	free(db);

@@ -44,7 +44,7 @@ static int sync_opt(struct cli *c, void *cmd, const struct opt *o,
 
 	(void)c;
 	if (!o) {
-		say("sync: unexpected argument '%s'", value);
+		cli_say("sync: unexpected argument '%s'", value);
 		return DX_USAGE;
 	}
 	sa->progress = o->id == O_PROGRESS;
@@ -143,9 +143,9 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 	int64_t start = clock_mono_ms();
 	int fd = -1, r = DX_OK, e = 0, started = 0, ro = 0;
 
-	say("sync: the mount at %s (pid %ld) serves this cache; asking it to "
-	    "sync",
-	    mnt, pid);
+	cli_say("sync: the mount at %s (pid %ld) serves this cache; asking it to "
+		"sync",
+		mnt, pid);
 	if (asprintf(&ctl_path, "%s/.driftfs/ctl", mnt) < 0 ||
 	    asprintf(&p.status_path, "%s/.driftfs/status", mnt) < 0) {
 		r = DX_LOCAL;
@@ -153,7 +153,7 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 	}
 	fd = open(ctl_path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 && errno == EROFS) {
-		say("sync: the mount is read-only; signalling it (SIGUSR1)");
+		cli_say("sync: the mount is read-only; signalling it (SIGUSR1)");
 		ro = 1;
 	} else if (fd < 0) {
 		e = -errno;
@@ -173,30 +173,30 @@ out:
 	if (fd >= 0)
 		close(fd);
 	if (e) {
-		say("sync: the mount at %s could not sync: %s%s", mnt,
-		    strerror(-e),
-		    e == -EAGAIN ? " (offline mode, the API rate limit, or a "
+		cli_say("sync: the mount at %s could not sync: %s%s", mnt,
+			strerror(-e),
+			e == -EAGAIN ? " (offline mode, the API rate limit, or a "
 				   "pass that took over 10 minutes; see "
 				   ".driftfs/errors)"
 				 : " (see .driftfs/errors there)");
-		r = e == -EAGAIN ? DX_API : exit_for_errno(e);
+		r = e == -EAGAIN ? DX_API : cli_exit_for_errno(e);
 	} else if (!r) {
 		struct buf b = BUF_INIT;
 		char el[32];
 
-		fmt_duration(el, sizeof(el),
-			     (double)(clock_mono_ms() - start) / 1000.0);
+		cli_fmt_duration(el, sizeof(el),
+				 (double)(clock_mono_ms() - start) / 1000.0);
 		p.sync = NULL;
 		if (!progress_text(&p, &b) && b.data) {
 			const char *conv = strstr(b.data, "\nconversations: ");
 			const char *msgs = strstr(b.data, "\nmessages: ");
 
-			say("sync: done by the mount in %s:%s%.*s%s%.*s", el,
-			    conv ? " " : "",
-			    conv ? (int)strcspn(conv + 1, "\n") : 0,
-			    conv ? conv + 1 : "", msgs ? ", " : "",
-			    msgs ? (int)strcspn(msgs + 1, "\n") : 0,
-			    msgs ? msgs + 1 : "");
+			cli_say("sync: done by the mount in %s:%s%.*s%s%.*s", el,
+				conv ? " " : "",
+				conv ? (int)strcspn(conv + 1, "\n") : 0,
+				conv ? conv + 1 : "", msgs ? ", " : "",
+				msgs ? (int)strcspn(msgs + 1, "\n") : 0,
+				msgs ? msgs + 1 : "");
 		}
 		buf_release(&b);
 	}
@@ -216,20 +216,20 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	long pid = 0;
 	int r, e, lock_fd = -1, started = 0, show;
 
-	r = parse_args(c, argc, argv, from, sync_opts, sync_opt, &sa);
+	r = cli_parse_args(c, argc, argv, from, sync_opts, sync_opt, &sa);
 	if (r || c->help)
 		return r;
-	set_log_level(c, 0);
+	cli_set_log_level(c, 0);
 	if (config_validate(&c->d.cfg))
 		return DX_USAGE;
 	if (c->d.cfg.offline) {
-		say("sync: offline mode: there is nothing to sync from");
+		cli_say("sync: offline mode: there is nothing to sync from");
 		return DX_API;
 	}
 	show = sa.progress >= 0 ? sa.progress : isatty(STDERR_FILENO);
 	/* The token's org picks the cache, and the mount serving it. */
-	r = open_http(c, 1);
-	r = r ? r : open_dir(c, 1);
+	r = cli_open_http(c, 1);
+	r = r ? r : cli_open_dir(c, 1);
 	if (r)
 		goto out;
 	/* A mount of this cache does the pass itself: no second writer,
@@ -247,11 +247,11 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	}
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB)) {
-		say("sync: another driftctl sync of this cache is running; "
-		    "waiting for it");
+		cli_say("sync: another driftctl sync of this cache is running; "
+			"waiting for it");
 		flock(lock_fd, LOCK_EX);
 	}
-	r = open_store(c);
+	r = cli_open_store(c);
 	if (r)
 		goto out;
 	c->d.started_ms = clock_wall_ms();
@@ -261,7 +261,7 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 		goto out;
 	}
 	memset(&sact, 0, sizeof(sact));
-	sact.sa_handler = on_interrupt;
+	sact.sa_handler = progress_on_interrupt;
 	sigaction(SIGINT, &sact, NULL);
 	sigaction(SIGTERM, &sact, NULL);
 	if (show) {
@@ -274,13 +274,13 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	if (started)
 		progress_stop(&p);
 	if (e) {
-		say("sync: the pass failed: %s; what it stored stays, and the "
-		    "next sync retries the rest%s",
-		    strerror(-e),
-		    e == -EACCES ? " (the token was refused: run driftctl "
+		cli_say("sync: the pass failed: %s; what it stored stays, and the "
+			"next sync retries the rest%s",
+			strerror(-e),
+			e == -EACCES ? " (the token was refused: run driftctl "
 				   "login)"
 				 : "");
-		r = exit_for_errno(e);
+		r = cli_exit_for_errno(e);
 		if (r == DX_REFUSED)
 			r = DX_API;
 		goto out;
@@ -288,16 +288,16 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	if (!store_counts(c->d.store, counts)) {
 		char el[32];
 
-		fmt_duration(el, sizeof(el),
-			     (double)(clock_mono_ms() - start) / 1000.0);
-		say("sync: done in %s: %lld conversations, %lld messages, "
-		    "%lld contacts, %lld users, %lld attachments (%ld API "
-		    "requests)",
-		    el, (long long)counts[STORE_N_CONVERSATIONS],
-		    (long long)counts[STORE_N_MESSAGES],
-		    (long long)counts[STORE_N_CONTACTS],
-		    (long long)counts[STORE_N_USERS],
-		    (long long)counts[STORE_N_ATTACHMENTS], api_requests());
+		cli_fmt_duration(el, sizeof(el),
+				 (double)(clock_mono_ms() - start) / 1000.0);
+		cli_say("sync: done in %s: %lld conversations, %lld messages, "
+			"%lld contacts, %lld users, %lld attachments (%ld API "
+			"requests)",
+			el, (long long)counts[STORE_N_CONVERSATIONS],
+			(long long)counts[STORE_N_MESSAGES],
+			(long long)counts[STORE_N_CONTACTS],
+			(long long)counts[STORE_N_USERS],
+			(long long)counts[STORE_N_ATTACHMENTS], api_requests());
 	}
 out:
 	if (lock_fd >= 0)

@@ -51,8 +51,8 @@ struct opt {
  */
 struct cli {
 	struct driftfs d;	/* cfg, store, http, sync */
-	struct auth *auth;	/* NULL offline or before open_http() */
-	struct account acc;	/* the org and its cache (open_dir()) */
+	struct auth *auth;	/* NULL offline or before cli_open_http() */
+	struct account acc;	/* the org and its cache (cli_open_dir()) */
 	const char *dir;	/* acc.dir: the org's cache directory */
 	char *host_dir;		/* the API host's directory (report-calls) */
 	int verbose;
@@ -71,7 +71,7 @@ typedef int (*opt_fn)(struct cli *c, void *cmd, const struct opt *o,
 		      const char *value);
 
 /* The table of a command without options of its own. */
-extern const struct opt no_opts[];
+extern const struct opt cli_no_opts[];
 
 /*
  * Parses argv[from..]: global options (to config_set()), -h/--help and
@@ -79,23 +79,23 @@ extern const struct opt no_opts[];
  * positional arguments (fn with o == NULL). Refuses --token and
  * --client-secret. Returns 0 or an exit status, having said why.
  */
-int parse_args(struct cli *c, int argc, char **argv, int from,
-	       const struct opt *cmd_opts, opt_fn fn, void *cmd);
+int cli_parse_args(struct cli *c, int argc, char **argv, int from,
+		   const struct opt *cmd_opts, opt_fn fn, void *cmd);
 
 /* ---- output.c: lines, exit statuses, formats ---- */
 
 /* "driftctl: " and a line on stderr, through the sanitiser (text.h). */
-void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...);
+void __attribute__((format(printf, 1, 2))) cli_say(const char *fmt, ...);
 /* A line on stdout that holds a string from the API, sanitised. */
-void __attribute__((format(printf, 1, 2))) show(const char *fmt, ...);
+void __attribute__((format(printf, 1, 2))) cli_show(const char *fmt, ...);
 /* The exit status for an HTTP answer (0 = none arrived). */
-int exit_for_status(long status);
+int cli_exit_for_status(long status);
 /* The exit status for a library result: 0 or -errno. */
-int exit_for_errno(int e);
+int cli_exit_for_errno(int e);
 /* "M:SS" or "H:MM:SS"; "N bytes", "N.N KiB"...; a time or "never". */
-void fmt_duration(char *out, size_t n, double s);
-void fmt_size(char *out, size_t n, long long bytes);
-void fmt_time(char *out, size_t n, int64_t ms);
+void cli_fmt_duration(char *out, size_t n, double s);
+void cli_fmt_size(char *out, size_t n, long long bytes);
+void cli_fmt_time(char *out, size_t n, int64_t ms);
 
 /* ---- cli.c: the library's pieces for a command ---- */
 
@@ -103,21 +103,21 @@ void fmt_time(char *out, size_t n, int64_t ms);
  * The HTTP client in c->d.http; with need_token (and online), the token
  * source in c->auth too. Validates the config first.
  */
-int open_http(struct cli *c, int need_token);
+int cli_open_http(struct cli *c, int need_token);
 /* c->host_dir: the API host's directory, made 0700 with create. */
-int open_host_dir(struct cli *c, int create);
+int cli_open_host_dir(struct cli *c, int create);
 /*
  * c->dir: the cache directory of the token's org, as driftfs picks it
- * (account.h); online, after open_http(). With create, directories are
+ * (account.h); online, after cli_open_http(). With create, directories are
  * made and an old cache is moved into place; without, nothing on disk
  * changes.
  */
-int open_dir(struct cli *c, int create);
-/* c->d.store: the org's cache, after open_dir(c, 1) (called here). */
-int open_store(struct cli *c);
+int cli_open_dir(struct cli *c, int create);
+/* c->d.store: the org's cache, after cli_open_dir(c, 1) (called here). */
+int cli_open_store(struct cli *c);
 /* The library's log level: quiet shows only errors; -v, -vv add more. */
-void set_log_level(struct cli *c, int quiet);
-/* Frees and closes all that the open_*() calls made; c->d.cfg too. */
+void cli_set_log_level(struct cli *c, int quiet);
+/* Frees and closes all that the cli_open_*() calls made; c->d.cfg too. */
 void cli_release(struct cli *c);
 
 /* ---- progress.c: the progress of a sync pass ---- */
@@ -151,7 +151,7 @@ int progress_start(struct progress *p);
 /* Stops and joins it, and clears the bar. */
 void progress_stop(struct progress *p);
 /* SIGINT/SIGTERM handler of a sync: clears the bar, says, dies. */
-void on_interrupt(int sig);
+void progress_on_interrupt(int sig);
 
 /* ---- report_limit.c: REPORT_LIMIT reports a minute ---- */
 
@@ -159,9 +159,9 @@ void on_interrupt(int sig);
  * Takes one report call of the minute for the API host whose directory
  * is dir, waiting for a free one, or DX_RATE under no_wait.
  */
-int report_slot(const char *dir, int no_wait);
+int report_limit_slot(const char *dir, int no_wait);
 /* Report calls in dir's last minute (0 when unknown). */
-int report_calls_recent(const char *dir);
+int report_limit_calls_recent(const char *dir);
 
 /* ---- cmd_*.c: the commands, and their --help text ---- */
 

@@ -49,8 +49,8 @@ static int global_opt(struct cli *c, const struct opt *o, const char *value)
 	int r = config_set(&c->d.cfg, o->name, value);
 
 	if (r)
-		say("bad value for --%s%s%s", o->name, value ? ": " : "",
-		    value ? value : "");
+		cli_say("bad value for --%s%s%s", o->name, value ? ": " : "",
+			value ? value : "");
 	return r ? DX_USAGE : 0;
 }
 
@@ -60,8 +60,8 @@ static int global_opt(struct cli *c, const struct opt *o, const char *value)
  * "--name v", "-Xv", "-X v"; '_' and '-' are the same in long names.
  * Returns 0 or an exit status.
  */
-int parse_args(struct cli *c, int argc, char **argv, int from,
-	       const struct opt *cmd_opts, opt_fn fn, void *cmd)
+int cli_parse_args(struct cli *c, int argc, char **argv, int from,
+		   const struct opt *cmd_opts, opt_fn fn, void *cmd)
 {
 	int only_pos = 0;
 
@@ -99,16 +99,16 @@ int parse_args(struct cli *c, int argc, char **argv, int from,
 				continue;
 			}
 			if (!strcmp(name, "client-secret")) {
-				say("--client-secret is refused: other users can "
-				    "read the command line. Use "
-				    "--client-secret-stdin, DRIFT_CLIENT_SECRET, "
-				    "or client_secret in the config file");
+				cli_say("--client-secret is refused: other users can "
+					"read the command line. Use "
+					"--client-secret-stdin, DRIFT_CLIENT_SECRET, "
+					"or client_secret in the config file");
 				return DX_USAGE;
 			}
 			if (!strcmp(name, "token")) {
-				say("a token is never accepted on the command "
-				    "line (others can read it); use `driftctl "
-				    "login --token-stdin` or DRIFT_TOKEN");
+				cli_say("a token is never accepted on the command "
+					"line (others can read it); use `driftctl "
+					"login --token-stdin` or DRIFT_TOKEN");
 				return DX_USAGE;
 			}
 			o = find_long(cmd_opts, name, n);
@@ -117,12 +117,12 @@ int parse_args(struct cli *c, int argc, char **argv, int from,
 				global = o != NULL;
 			}
 			if (!o) {
-				say("unknown option --%s (see driftctl %s%s--help)",
-				    name, c->cmd ? c->cmd : "", c->cmd ? " " : "");
+				cli_say("unknown option --%s (see driftctl %s%s--help)",
+					name, c->cmd ? c->cmd : "", c->cmd ? " " : "");
 				return DX_USAGE;
 			}
 			if (eq && !o->has_arg) {
-				say("--%s takes no value", name);
+				cli_say("--%s takes no value", name);
 				return DX_USAGE;
 			}
 			value = eq ? eq + 1 : NULL;
@@ -137,20 +137,20 @@ int parse_args(struct cli *c, int argc, char **argv, int from,
 			}
 			o = find_short(cmd_opts, a[1]);
 			if (!o) {
-				say("unknown option %s (see driftctl %s%s--help)",
-				    a, c->cmd ? c->cmd : "", c->cmd ? " " : "");
+				cli_say("unknown option %s (see driftctl %s%s--help)",
+					a, c->cmd ? c->cmd : "", c->cmd ? " " : "");
 				return DX_USAGE;
 			}
 			if (a[2] && o->has_arg)
 				value = a + 2;
 			else if (a[2]) {
-				say("option -%c takes no value", a[1]);
+				cli_say("option -%c takes no value", a[1]);
 				return DX_USAGE;
 			}
 		}
 		if (o->has_arg && !value) {
 			if (i + 1 >= argc) {
-				say("option %s needs a value", a);
+				cli_say("option %s needs a value", a);
 				return DX_USAGE;
 			}
 			value = argv[++i];
@@ -161,7 +161,7 @@ int parse_args(struct cli *c, int argc, char **argv, int from,
 	}
 	return 0;
 }
-const struct opt no_opts[] = { { NULL, 0, 0, 0 } };
+const struct opt cli_no_opts[] = { { NULL, 0, 0, 0 } };
 
 static const char usage_main[] =
 	"usage: driftctl [OPTIONS] COMMAND [ARGS]\n"
@@ -216,7 +216,7 @@ static int main_opt(struct cli *c, void *cmd, const struct opt *o,
 	(void)c;
 	(void)cmd;
 	(void)o;
-	say("unexpected argument '%s'", value);
+	cli_say("unexpected argument '%s'", value);
 	return DX_USAGE;
 }
 
@@ -232,7 +232,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_LVL_WARN, 0);
 	if (config_defaults(&c.d.cfg)) {
-		say("out of memory");
+		cli_say("out of memory");
 		return DX_LOCAL;
 	}
 	conf = config_default_path();
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* Apply what precedes the command (or everything). */
-	r = parse_args(&c, i, argv, 1, no_opts, main_opt, NULL);
+	r = cli_parse_args(&c, i, argv, 1, cli_no_opts, main_opt, NULL);
 	if (r)
 		goto out;
 	if (i >= argc) {
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], commands[k].name))
 			cmd = &commands[k];
 	if (!cmd) {
-		say("unknown command '%s' (see driftctl --help)", argv[i]);
+		cli_say("unknown command '%s' (see driftctl --help)", argv[i]);
 		r = DX_USAGE;
 		goto out;
 	}
@@ -288,7 +288,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		say("libcurl failed to initialise");
+		cli_say("libcurl failed to initialise");
 		r = DX_LOCAL;
 		goto out;
 	}

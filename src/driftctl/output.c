@@ -34,7 +34,7 @@ put_line(FILE *f, const char *prefix, const char *fmt, va_list ap)
 	buf_release(&clean);
 }
 
-void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+void __attribute__((format(printf, 1, 2))) cli_say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -44,7 +44,7 @@ void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 }
 
 /* A line of output on stdout that holds a string from the API. */
-void __attribute__((format(printf, 1, 2))) show(const char *fmt, ...)
+void __attribute__((format(printf, 1, 2))) cli_show(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -54,7 +54,7 @@ void __attribute__((format(printf, 1, 2))) show(const char *fmt, ...)
 }
 
 /* The exit status for an HTTP answer (0 = none arrived). */
-int exit_for_status(long status)
+int cli_exit_for_status(long status)
 {
 	if (status >= 200 && status < 300)
 		return DX_OK;
@@ -69,7 +69,7 @@ int exit_for_status(long status)
 }
 
 /* The exit status for a -errno (or 0) from the library. */
-int exit_for_errno(int e)
+int cli_exit_for_errno(int e)
 {
 	switch (-e) {
 	case 0:
@@ -95,7 +95,7 @@ int exit_for_errno(int e)
 	}
 }
 
-void fmt_duration(char *out, size_t n, double s)
+void cli_fmt_duration(char *out, size_t n, double s)
 {
 	long t = (long)(s + 0.5);
 
@@ -106,7 +106,7 @@ void fmt_duration(char *out, size_t n, double s)
 		snprintf(out, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-void fmt_size(char *out, size_t n, long long bytes)
+void cli_fmt_size(char *out, size_t n, long long bytes)
 {
 	if (bytes >= 1 << 30)
 		snprintf(out, n, "%.1f GiB", bytes / (double)(1 << 30));
@@ -118,7 +118,7 @@ void fmt_size(char *out, size_t n, long long bytes)
 		snprintf(out, n, "%lld bytes", bytes);
 }
 
-void fmt_time(char *out, size_t n, int64_t ms)
+void cli_fmt_time(char *out, size_t n, int64_t ms)
 {
 	struct buf b = BUF_INIT;
 

@@ -96,7 +96,7 @@ static void progress_tick(struct progress *p)
 		p->phase_start = now;
 		p->phase_done0 = done;
 		if (!p->tty) {
-			say("sync: %s", phase);
+			cli_say("sync: %s", phase);
 			p->last_line = now;
 		}
 	}
@@ -105,15 +105,15 @@ static void progress_tick(struct progress *p)
 		rate = (double)(done - p->phase_done0) / el;
 		snprintf(rate_s, sizeof(rate_s), "%.1f/s", rate);
 		if (total > done) {
-			fmt_duration(eta, sizeof(eta),
-				     (double)(total - done) / rate);
+			cli_fmt_duration(eta, sizeof(eta),
+					 (double)(total - done) / rate);
 		}
 	}
 	if (!p->tty) {
 		if (total > 0 && now - p->last_line >= 5000) {
-			say("sync: %s %ld/%ld%s%s%s%s%s", phase, done, total,
-			    rate_s[0] ? " (" : "", rate_s,
-			    eta[0] ? ", ETA " : "", eta, rate_s[0] ? ")" : "");
+			cli_say("sync: %s %ld/%ld%s%s%s%s%s", phase, done, total,
+				rate_s[0] ? " (" : "", rate_s,
+				eta[0] ? ", ETA " : "", eta, rate_s[0] ? ")" : "");
 			p->last_line = now;
 		}
 		return;
@@ -201,7 +201,7 @@ void progress_stop(struct progress *p)
 }
 
 /* SIGINT/SIGTERM: clear the bar, say what state the cache is in, die. */
-void on_interrupt(int sig)
+void progress_on_interrupt(int sig)
 {
 	static const char msg[] =
 		"driftctl: sync interrupted; every conversation already "

@@ -22,7 +22,7 @@
 #define REPORT_WINDOW_MS 60000
 
 /* Calls to the report endpoint in the last minute (the limiter's file). */
-int report_calls_recent(const char *dir)
+int report_limit_calls_recent(const char *dir)
 {
 	char *path = NULL, line[64];
 	int64_t now = clock_wall_ms();
@@ -51,7 +51,7 @@ int report_calls_recent(const char *dir)
  * as wall-clock ms, one a line, in DIR/report-calls under an flock, so
  * every driftctl of this account counts against the same minute.
  */
-int report_slot(const char *dir, int no_wait)
+int report_limit_slot(const char *dir, int no_wait)
 {
 	char *path = NULL, line[64];
 	int64_t t[REPORT_LIMIT + 1], now;
@@ -64,7 +64,7 @@ int report_slot(const char *dir, int no_wait)
 		return DX_LOCAL;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX)) {
-		say("report: %s: %s", path, strerror(errno));
+		cli_say("report: %s: %s", path, strerror(errno));
 		r = DX_LOCAL;
 		goto out;
 	}
@@ -86,16 +86,16 @@ int report_slot(const char *dir, int no_wait)
 		int64_t wait = t[n - REPORT_LIMIT] + REPORT_WINDOW_MS - now;
 
 		if (no_wait) {
-			say("report: %d reports in the last minute, Drift's "
-			    "limit; the next is allowed in %lld s (without "
-			    "--no-wait, driftctl waits)",
-			    REPORT_LIMIT, (long long)(wait + 999) / 1000);
+			cli_say("report: %d reports in the last minute, Drift's "
+				"limit; the next is allowed in %lld s (without "
+				"--no-wait, driftctl waits)",
+				REPORT_LIMIT, (long long)(wait + 999) / 1000);
 			r = DX_RATE;
 			goto out;
 		}
-		say("report: %d reports in the last minute, Drift's limit: "
-		    "waiting %lld s",
-		    REPORT_LIMIT, (long long)(wait + 999) / 1000);
+		cli_say("report: %d reports in the last minute, Drift's limit: "
+			"waiting %lld s",
+			REPORT_LIMIT, (long long)(wait + 999) / 1000);
 		if (wait > 0) {
 			struct timespec ts = { wait / 1000,
 					       (wait % 1000) * 1000000 };
@@ -112,7 +112,7 @@ int report_slot(const char *dir, int no_wait)
 		r = buf_printf(&out, "%lld\n", (long long)t[i]);
 	if (r || ftruncate(fd, 0) ||
 	    pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len) {
-		say("report: cannot record the call in %s", path);
+		cli_say("report: cannot record the call in %s", path);
 		r = DX_LOCAL;
 	}
 out:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * fs.c: struct fs from fs_new to fs_free, and what every request handler
- * shares: the replies (reply_err, reply_entry, to_stat) and the error
+ * shares: the replies (fs_reply_err, fs_reply_entry, fs_to_stat) and the error
  * context of a request. The handlers live with what they act on (ops.c,
  * handle.c, listing.c, scratch.c, rendered.c); the kernel's invalidations
  * in notify.c.
@@ -17,7 +17,7 @@
 #include "log.h"
 #include "tree.h"
 
-double attr_timeout(int kind)
+double fs_attr_timeout(int kind)
 {
 	switch (tree_access(kind)) {
 	case TA_DYNAMIC:
@@ -28,7 +28,7 @@ double attr_timeout(int kind)
 	}
 }
 
-void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
+void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = a->ino;
@@ -42,7 +42,7 @@ void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 	st->st_mtim.tv_sec = a->mtime_ms / 1000;
 	st->st_mtim.tv_nsec = (a->mtime_ms % 1000) * 1000000 + a->mtime_ns;
 	if (S_ISDIR(a->mode))
-		st->st_mtim.tv_nsec += dir_gen(f, a->ino) % 1000000;
+		st->st_mtim.tv_nsec += fs_dir_gen(f, a->ino) % 1000000;
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
 }
@@ -50,10 +50,10 @@ void to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 /*
  * Replies with an errno the kernel and users can make sense of. r is 0 or
  * -errno, as every function of driftfs returns: a positive r is a caller's
- * bug, caught here (the only handler reply that bypasses this is op_write's
+ * bug, caught here (the only handler reply that bypasses this is fs_op_write's
  * EFBIG, which must not become EIO).
  */
-void reply_err(fuse_req_t req, int r)
+void fs_reply_err(fuse_req_t req, int r)
 {
 	int e;
 
@@ -66,7 +66,7 @@ void reply_err(fuse_req_t req, int r)
 	fuse_reply_err(req, e);
 }
 
-/* What a request works on, for its error lines (see set_context). */
+/* What a request works on, for its error lines (see fs_set_context). */
 struct req_context {
 	struct fs *f;
 	const char *op;
@@ -83,8 +83,8 @@ static void ctx_format(const void *arg, char *out, size_t size)
 	char path[FS_PATH_MAX];
 
 	/* An error may be recorded with the node table held. */
-	node_path_of(c->f, c->ino, c->has_name ? c->name : NULL, path,
-		     sizeof(path), 1);
+	fs_node_path_of(c->f, c->ino, c->has_name ? c->name : NULL, path,
+			sizeof(path), 1);
 	snprintf(out, size, "%s %s", c->op, path);
 }
 
@@ -93,7 +93,7 @@ static void ctx_format(const void *arg, char *out, size_t size)
  * an error is recorded: most requests succeed, and building it costs more
  * than answering them.
  */
-void set_context(struct fs *f, const char *op, uint64_t ino,
+void fs_set_context(struct fs *f, const char *op, uint64_t ino,
 			const char *name)
 {
 	req_ctx.f = f;
@@ -105,7 +105,7 @@ void set_context(struct fs *f, const char *op, uint64_t ino,
 	log_context_defer(ctx_format, &req_ctx);
 }
 
-void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
+void fs_reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
 			const struct tattr *a)
 {
 	struct fuse_entry_param e;
@@ -113,11 +113,11 @@ void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
 	memset(&e, 0, sizeof(e));
 	e.ino = a->ino;
 	e.generation = 1;
-	e.attr_timeout = t->kind == T_SCRATCH ? 0 : attr_timeout(t->kind);
+	e.attr_timeout = t->kind == T_SCRATCH ? 0 : fs_attr_timeout(t->kind);
 	e.entry_timeout = t->kind == T_SCRATCH ? 0 : LONG_TIMEOUT;
-	to_stat(f, a, &e.attr);
+	fs_to_stat(f, a, &e.attr);
 	if (fuse_reply_entry(req, &e))
-		node_forget(f, a->ino, 1);
+		fs_node_forget(f, a->ino, 1);
 }
 
 struct fs *fs_new(struct driftfs *d)
@@ -156,7 +156,7 @@ void fs_free(struct fs *f)
 
 		for (; n; n = next) {
 			next = n->next;
-			fnode_free(n);
+			fs_fnode_free(n);
 		}
 	}
 	while (f->queue) {
@@ -170,17 +170,17 @@ void fs_free(struct fs *f)
 		struct listing *l = f->listings;
 
 		f->listings = l->next;
-		listing_free(l);
+		fs_listing_free(l);
 	}
 	while (f->handles)
-		handle_free(f->handles);
+		fs_handle_free(f->handles);
 	/* Scratch files still named at the end (the kernel never forgets
 	 * those: it sends no FORGET once the session ends). */
 	while (f->scratch) {
 		struct scratch *s = f->scratch;
 
 		f->scratch = s->next;
-		scratch_free(s);
+		fs_scratch_free(s);
 	}
 	for (size_t i = 0; i < RENDERED_SLOTS; i++)
 		buf_release(&f->rendered[i].data);

@@ -27,15 +27,15 @@
  *      so everything commit and the outbox take nests inside it,
  *      including the outbox's send lock, which calls fs_outbox_changed
  *      (node table lock) and fs_outbox_lost/delivered (bases lock).
- *   2. fs.lock, the node table lock (nodes_lock): the node table and its
+ *   2. fs.lock, the node table lock (fs_nodes_lock): the node table and its
  *      groups, fixed_gen, the notifier's batch marks, scratch files,
  *      scratch_next and tombstones. Taken inside a handle's lock (an error
- *      line names its path: node_path_of) and inside the outbox's send
+ *      line names its path: fs_node_path_of) and inside the outbox's send
  *      lock. While it is held: tree_getattr of a scratch file's alias
  *      (the store's pool lock), and log and stats lines; never a handle's
  *      lock, never the queue lock, never a FUSE notification.
- *      nodes_locked says whether this thread holds it (dir_gen and
- *      node_path_of then do not take it again).
+ *      fs_nodes_locked says whether this thread holds it (fs_dir_gen and
+ *      fs_node_path_of then do not take it again).
  *   3. fs.bllock, the versions' lock (read_base.c): innermost; taken
  *      inside a handle's lock and the outbox's send lock, and nothing is
  *      taken under it.
@@ -92,7 +92,8 @@ struct fnode {
 	struct fnode *gnext, **gpprev;	/* group chain; gpprev NULL: none */
 	int64_t gid;
 	uint8_t gcls;
-	uint32_t gen;		/* directories: listing changes sent (dir_gen) */
+	/* directories: listing changes sent (fs_dir_gen) */
+	uint32_t gen;
 	uint32_t mark, cmark;	/* the notifier's batch that last saw it */
 	char first_name[];
 };
@@ -156,7 +157,7 @@ struct fs {
 		int64_t until_ms;
 	} tombs[16];
 
-	/* Listing generations of the fixed directories (see dir_gen). */
+	/* Listing generations of the fixed directories (see fs_dir_gen). */
 	uint32_t fixed_gen[T__FIXED_END];
 
 	/* Directory listings being read (see struct listing). */
@@ -167,7 +168,7 @@ struct fs {
 	 * RELEASEDIR round trips); readdir then carries no handle. */
 	int no_opendir;
 	/* A read-only mount (-o ro) where the kernel opens files without
-	 * asking us too: reads carry no handle (see read_unopened). */
+	 * asking us too: reads carry no handle (see fs_read_unopened). */
 	int no_open;
 	pthread_mutex_t rlock;	/* guards rendered[] */
 	struct rendered {
@@ -189,7 +190,7 @@ struct fs {
 	 * edit whose writer read the file through another descriptor (an
 	 * open with O_TRUNC, a scratch file renamed over it, as vim and
 	 * sed -i do) is compared with the version its own process took last
-	 * (read_base_pick) rather than the cache, which may have moved on
+	 * (fs_read_base_pick) rather than the cache, which may have moved on
 	 * since (DESIGN §4): a field Drift changed meanwhile is not sent
 	 * back, and a save that undoes the process's own last save is sent.
 	 * A commit still queued is noted too, marked: the process's next
@@ -204,7 +205,8 @@ struct fs {
 	pthread_mutex_t bllock;
 	struct read_base {
 		uint64_t ino;		/* 0: a free slot */
-		uint64_t proc;		/* the process that took it (caller_proc) */
+		/* the process that took it (fs_caller_proc) */
+		uint64_t proc;
 		int queued;		/* a commit still in the outbox */
 		unsigned long used;	/* bclock when noted or picked */
 		struct buf data;
@@ -223,7 +225,8 @@ struct handle {
 	char *path;		/* its tree path, for errors and the outbox */
 	int writable;		/* opened for writing a tree file */
 	uint64_t proc;		/* the process that opened it: the writer */
-	int unread;		/* read-only: data not loaded yet (op_read) */
+	/* read-only: data not loaded yet (fs_op_read) */
+	int unread;
 	int fd;			/* read-only attachment: its file, read with
 				 * pread, never loaded whole (or -1) */
 	int dirty;		/* written (or truncated) since the commit */
@@ -243,7 +246,7 @@ struct handle {
 				 * cut to 0 before a write, they were not the
 				 * writer's starting point */
 	int note_read;		/* reads show the version loaded at open:
-				 * the first one notes it (read_base_note) */
+				 * the first one notes it (fs_read_base_note) */
 	uint64_t scratch;	/* inode of a scratch file, or 0 */
 	/*
 	 * Guards data, wbuf and dirty: a WRITE and a FLUSH of one handle can
@@ -308,54 +311,54 @@ static inline struct fs *fs_of(fuse_req_t req)
 /*
  * fs.c: replies and error context shared by every handler (FUSE threads).
  */
-double attr_timeout(int kind);
+double fs_attr_timeout(int kind);
 /* Fills st from a; takes the node table lock unless this thread holds it
- * (a directory's mtime carries its listing generation, dir_gen). */
-void to_stat(struct fs *f, const struct tattr *a, struct stat *st);
+ * (a directory's mtime carries its listing generation, fs_dir_gen). */
+void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st);
 /*
  * The one place a handler's result becomes an errno for the kernel: r is
  * 0 (success, for the requests whose reply is an error code) or -errno;
  * a positive r fails an assertion. Maps the network's ETIMEDOUT and
  * ENETDOWN to EAGAIN and EFBIG to EIO. No lock needed.
  */
-void reply_err(fuse_req_t req, int r);
+void fs_reply_err(fuse_req_t req, int r);
 /* Replies to a lookup or create with t's entry; forgets it again when the
  * kernel did not take the reply. Takes the node table lock. */
-void reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
-		 const struct tattr *a);
+void fs_reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
+		    const struct tattr *a);
 /* Sets this thread's error context to "op PATH" (built only if an error is
  * recorded). No lock taken here. */
-void set_context(struct fs *f, const char *op, uint64_t ino,
-		 const char *name);
+void fs_set_context(struct fs *f, const char *op, uint64_t ino,
+		    const char *name);
 
 /*
  * nodes.c: the node table (the inodes the kernel holds) and tombstones.
  * _locked functions need the node table lock held; the others take it.
  */
-extern __thread int nodes_locked;
-void nodes_lock(struct fs *f);
-void nodes_unlock(struct fs *f);
-void fnode_free(struct fnode *n);
-struct fnode *node_find_locked(struct fs *f, uint64_t ino);
-struct fnode *group_first_locked(struct fs *f, int cls, int64_t id);
-int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
-	     uint64_t parent, const char *name);
-void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup);
+extern __thread int fs_nodes_locked;
+void fs_nodes_lock(struct fs *f);
+void fs_nodes_unlock(struct fs *f);
+void fs_fnode_free(struct fnode *n);
+struct fnode *fs_node_find_locked(struct fs *f, uint64_t ino);
+struct fnode *fs_group_first_locked(struct fs *f, int cls, int64_t id);
+int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
+		uint64_t parent, const char *name);
+void fs_node_forget(struct fs *f, uint64_t ino, uint64_t nlookup);
 /* The caller releases out (tree_node_release). -ESTALE: not in the table. */
-int node_get(struct fs *f, uint64_t ino, struct tnode *out);
-uint32_t dir_gen(struct fs *f, uint64_t ino);
-/* The size of the buffers the request handlers give node_path*() for a
+int fs_node_get(struct fs *f, uint64_t ino, struct tnode *out);
+uint32_t fs_dir_gen(struct fs *f, uint64_t ino);
+/* The size of the buffers the request handlers give fs_node_path*() for a
  * node's path. */
 #define FS_PATH_MAX 900
-void node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
-		  size_t size, int try);
-void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
-	       size_t size);
+void fs_node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
+		     size_t size, int try);
+void fs_node_path(struct fs *f, uint64_t ino, const char *name, char *out,
+		  size_t size);
 /* Tombstones: contacts this mount deleted, hidden while the API may
- * still list them. tomb_has and in_tomb answer 1 (hidden) or 0. */
-void tomb_add(struct fs *f, int64_t id);
-int tomb_has(struct fs *f, int64_t id);
-int in_tomb(struct fs *f, const struct tnode *dir, const char *name);
+ * still list them. fs_tomb_has and fs_in_tomb answer 1 (hidden) or 0. */
+void fs_tomb_add(struct fs *f, int64_t id);
+int fs_tomb_has(struct fs *f, int64_t id);
+int fs_in_tomb(struct fs *f, const struct tnode *dir, const char *name);
 
 /*
  * scratch.c: scratch files (node table lock for the _locked ones), and the
@@ -363,61 +366,63 @@ int in_tomb(struct fs *f, const struct tnode *dir, const char *name);
  */
 /* 1 when name is a scratch file and the lookup was replied to, 0 when it
  * is not (the caller goes on with the tree). */
-int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
-		   const char *name);
-struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino);
-void scratch_attr(struct fs *f, const struct scratch *s, struct tattr *a);
-void scratch_forget_locked(struct fs *f, uint64_t ino);
-void scratch_free(struct scratch *s);
-int scratch_unlink(struct fs *f, uint64_t parent, const char *name);
-void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, struct fuse_file_info *fi);
-void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+int fs_lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
+		      const char *name);
+struct scratch *fs_scratch_by_ino_locked(struct fs *f, uint64_t ino);
+void fs_scratch_attr(struct fs *f, const struct scratch *s, struct tattr *a);
+void fs_scratch_forget_locked(struct fs *f, uint64_t ino);
+void fs_scratch_free(struct scratch *s);
+int fs_scratch_unlink(struct fs *f, uint64_t parent, const char *name);
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, struct fuse_file_info *fi);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  fuse_ino_t newparent, const char *newname,
+		  unsigned int flags);
 
 /* listing.c: directory listings and the directory handlers. */
-void listing_free(struct listing *l);
-void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi);
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi);
-void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_listing_free(struct listing *l);
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi);
 
 /*
  * handle.c: open files and their handlers. A handle belongs to the kernel
- * from a successful open or create reply to its release; handle_free
+ * from a successful open or create reply to its release; fs_handle_free
  * (NULL accepted) takes the handle list lock.
  */
-struct handle *handle_new(struct fs *f);
-void handle_free(struct handle *h);
+struct handle *fs_handle_new(struct fs *f);
+void fs_handle_free(struct handle *h);
 /* For replies sent with no lock held: *out is the caller's to free (via
- * reply_copy, which replies r or the bytes and frees them). */
-int slice_copy(const struct buf *src, size_t size, off_t off, char **out,
-	       size_t *n);
-void reply_copy(fuse_req_t req, int r, char *copy, size_t n);
-int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n);
-int buf_write_at(struct buf *b, const char *data, size_t size, off_t off);
-void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	     struct fuse_file_info *fi);
-void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
-	      off_t off, struct fuse_file_info *fi);
-void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-	      struct fuse_file_info *fi);
-void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+ * fs_reply_copy, which replies r or the bytes and frees them). */
+int fs_slice_copy(const struct buf *src, size_t size, off_t off, char **out,
+		  size_t *n);
+void fs_reply_copy(fuse_req_t req, int r, char *copy, size_t n);
+int fs_pread_copy(int fd, size_t size, off_t off, char **out, size_t *n);
+int fs_buf_write_at(struct buf *b, const char *data, size_t size, off_t off);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+		 off_t off, struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* read_base.c: the versions of writable files processes took (bllock). */
-uint64_t caller_proc(fuse_req_t req);
-void read_base_note(struct fs *f, uint64_t ino, uint64_t proc, int queued,
-		    const char *data, size_t len);
-int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
-		   const char *data, size_t len, struct buf *out);
+uint64_t fs_caller_proc(fuse_req_t req);
+void fs_read_base_note(struct fs *f, uint64_t ino, uint64_t proc, int queued,
+		       const char *data, size_t len);
+int fs_read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
+		      const char *data, size_t len, struct buf *out);
 
 /* rendered.c: reads without a handle on a read-only mount (rlock). */
-void rendered_drop(struct fs *f, uint64_t ino);
-void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino, size_t size,
-		   off_t off);
+void fs_rendered_drop(struct fs *f, uint64_t ino);
+void fs_read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino, size_t size,
+		      off_t off);
 
 #endif

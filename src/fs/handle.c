@@ -24,7 +24,7 @@
 #include "tree.h"
 
 /* A new handle, listed in f->handles. */
-struct handle *handle_new(struct fs *f)
+struct handle *fs_handle_new(struct fs *f)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
@@ -42,7 +42,7 @@ struct handle *handle_new(struct fs *f)
 	return h;
 }
 
-void handle_free(struct handle *h)
+void fs_handle_free(struct handle *h)
 {
 	if (!h)
 		return;
@@ -71,7 +71,7 @@ void handle_free(struct handle *h)
  * them through an O_RDWR descriptor, and `>>` appends to them), so that is
  * it. With O_TRUNC the writer read the file, if at all, through another
  * descriptor: the commit picks among the versions readers took
- * (read_base_pick); base holds the cache now for when none is kept, which
+ * (fs_read_base_pick); base holds the cache now for when none is kept, which
  * is at least older than anything that comes while the file is open.
  * Without one, the commit compares with the cache at close.
  */
@@ -94,7 +94,7 @@ static void handle_take_base(struct fs *f, struct handle *h, int seeded,
 		buf_release(&h->base);
 }
 
-void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct tnode t = { 0 };
@@ -104,15 +104,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	enum tree_access acc;
 
 	if (f->no_open) {
-		reply_err(req, -ENOSYS);
+		fs_reply_err(req, -ENOSYS);
 		return;
 	}
-	r = node_get(f, ino, &t);
+	r = fs_node_get(f, ino, &t);
 	if (r)
 		goto fail;
-	set_context(f, "open", ino, NULL);
+	fs_set_context(f, "open", ino, NULL);
 	__atomic_add_fetch(&f->opens, 1, __ATOMIC_RELAXED);
-	h = handle_new(f);
+	h = fs_handle_new(f);
 	if (!h) {
 		r = -ENOMEM;
 		goto fail;
@@ -123,29 +123,29 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (t.kind == T_SCRATCH) {
 		struct scratch *s;
 
-		nodes_lock(f);
-		s = scratch_by_ino_locked(f, ino);
+		fs_nodes_lock(f);
+		s = fs_scratch_by_ino_locked(f, ino);
 		if (s && s->alias.kind)
 			r = tree_node_copy(&t, &s->alias);
 		else if (!s)
 			r = -ENOENT;
-		nodes_unlock(f);
+		fs_nodes_unlock(f);
 		if (r)
 			goto fail;
 		if (t.kind == T_SCRATCH) {
 			h->scratch = ino;
 			h->writable = acc_mode != O_RDONLY;
 			if (fi->flags & O_TRUNC) {
-				nodes_lock(f);
-				s = scratch_by_ino_locked(f, ino);
+				fs_nodes_lock(f);
+				s = fs_scratch_by_ino_locked(f, ino);
 				if (s)
 					buf_reset(&s->data);
-				nodes_unlock(f);
+				fs_nodes_unlock(f);
 			}
 			fi->fh = (uintptr_t)h;
 			fi->direct_io = 1;
 			if (fuse_reply_open(req, fi))
-				handle_free(h);
+				fs_handle_free(h);
 			tree_node_release(&t);
 			return;
 		}
@@ -164,8 +164,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (acc_mode != O_RDONLY && (acc == TA_RW || acc == TA_WO)) {
 		/* Writes build the new content; close() commits it. */
 		h->writable = 1;
-		h->proc = caller_proc(req);
-		node_path(f, ino, NULL, path, sizeof(path));
+		h->proc = fs_caller_proc(req);
+		fs_node_path(f, ino, NULL, path, sizeof(path));
 		h->path = strdup(path);
 		r = h->path ? tree_node_copy(&h->t, &t) : -ENOMEM;
 		if (r)
@@ -205,12 +205,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi))
-		handle_free(h);
+		fs_handle_free(h);
 	tree_node_release(&t);
 	return;
 fail:
-	handle_free(h);
-	reply_err(req, r);
+	fs_handle_free(h);
+	fs_reply_err(req, r);
 	tree_node_release(&t);
 }
 
@@ -224,7 +224,7 @@ fail:
  * a sanitizer's interceptor reads the buffer again). Reads that reach the
  * daemon are rare (keep_cache), so the copy costs little.
  */
-int slice_copy(const struct buf *src, size_t size, off_t off,
+int fs_slice_copy(const struct buf *src, size_t size, off_t off,
 		      char **out, size_t *n)
 {
 	*out = NULL;
@@ -241,19 +241,19 @@ int slice_copy(const struct buf *src, size_t size, off_t off,
 	return 0;
 }
 
-/* Replies r, or the n bytes of copy (from slice_copy), and frees copy. */
-void reply_copy(fuse_req_t req, int r, char *copy, size_t n)
+/* Replies r, or the n bytes of copy (from fs_slice_copy), and frees copy. */
+void fs_reply_copy(fuse_req_t req, int r, char *copy, size_t n)
 {
 	if (r)
-		reply_err(req, r);
+		fs_reply_err(req, r);
 	else
 		fuse_reply_buf(req, copy, n);
 	free(copy);
 }
 
-/* As slice_copy, from a file (an attachment's): up to size bytes of fd
- * from off into *out, for reply_copy. */
-int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
+/* As fs_slice_copy, from a file (an attachment's): up to size bytes of fd
+ * from off into *out, for fs_reply_copy. */
+int fs_pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
 {
 	int r = 0;
 
@@ -275,7 +275,7 @@ int pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
 	return r;
 }
 
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
@@ -285,18 +285,18 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int r = 0;
 
 	if (!h) {
-		read_unopened(f, req, ino, size, off);
+		fs_read_unopened(f, req, ino, size, off);
 		return;
 	}
 	if (h->scratch) {
 		struct scratch *s;
 
-		nodes_lock(f);
-		s = scratch_by_ino_locked(f, h->scratch);
+		fs_nodes_lock(f);
+		s = fs_scratch_by_ino_locked(f, h->scratch);
 		if (s)
-			r = slice_copy(&s->data, size, off, &copy, &n);
-		nodes_unlock(f);
-		reply_copy(req, r, copy, n);
+			r = fs_slice_copy(&s->data, size, off, &copy, &n);
+		fs_nodes_unlock(f);
+		fs_reply_copy(req, r, copy, n);
 		return;
 	}
 	/*
@@ -306,7 +306,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 */
 	pthread_mutex_lock(&h->lock);
 	if (h->unread && h->t.kind == T_ATTACHMENT && h->fd < 0) {
-		set_context(f, "read", ino, NULL);
+		fs_set_context(f, "read", ino, NULL);
 		r = tree_content_fd(f->d, &h->t);
 		if (r >= 0) {
 			h->fd = r;
@@ -314,39 +314,39 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	if (h->fd >= 0) {
-		r = pread_copy(h->fd, size, off, &copy, &n);
+		r = fs_pread_copy(h->fd, size, off, &copy, &n);
 		pthread_mutex_unlock(&h->lock);
-		reply_copy(req, r, copy, n);
+		fs_reply_copy(req, r, copy, n);
 		return;
 	}
 	if (h->unread && !r) {
-		set_context(f, "read", ino, NULL);
+		fs_set_context(f, "read", ino, NULL);
 		r = tree_content(f->d, &h->t, &h->data);
 		if (!r)
 			h->unread = 0;
 		else
 			buf_reset(&h->data);
 		if (!r && tree_access(h->t.kind) == TA_RW)
-			read_base_note(f, tree_ino(&h->t),
-				       caller_proc(req), 0,
-				       h->data.data ? h->data.data : "",
-				       h->data.len);
+			fs_read_base_note(f, tree_ino(&h->t),
+					  fs_caller_proc(req), 0,
+					  h->data.data ? h->data.data : "",
+					  h->data.len);
 	} else if (h->writable) {
 		h->seed_unread = 0;
 		if (h->note_read && !h->dirty) {
 			/* A reader here may save through another descriptor
 			 * or a scratch file: it read this version. */
 			h->note_read = 0;
-			read_base_note(f, tree_ino(&h->t),
-				       caller_proc(req), 0,
-				       h->data.data ? h->data.data : "",
-				       h->data.len);
+			fs_read_base_note(f, tree_ino(&h->t),
+					  fs_caller_proc(req), 0,
+					  h->data.data ? h->data.data : "",
+					  h->data.len);
 		}
 	}
 	if (!r)
-		r = slice_copy(&h->data, size, off, &copy, &n);
+		r = fs_slice_copy(&h->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&h->lock);
-	reply_copy(req, r, copy, n);
+	fs_reply_copy(req, r, copy, n);
 }
 
 /*
@@ -383,7 +383,7 @@ static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 }
 
 /* Writes data at off into b, zero-filling any gap. */
-int buf_write_at(struct buf *b, const char *data, size_t size,
+int fs_buf_write_at(struct buf *b, const char *data, size_t size,
 			off_t off)
 {
 	size_t end;
@@ -404,7 +404,7 @@ int buf_write_at(struct buf *b, const char *data, size_t size,
 	return 0;
 }
 
-void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
@@ -430,28 +430,28 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	} else if (h->scratch) {
 		struct scratch *s;
 
-		nodes_lock(f);
-		s = scratch_by_ino_locked(f, h->scratch);
-		r = s ? buf_write_at(&s->data, data, size,
-				     append ? (off_t)s->data.len : off)
+		fs_nodes_lock(f);
+		s = fs_scratch_by_ino_locked(f, h->scratch);
+		r = s ? fs_buf_write_at(&s->data, data, size,
+					append ? (off_t)s->data.len : off)
 		      : -ENOENT;
 		if (s)
 			s->mtime_ms = clock_wall_ms();
-		nodes_unlock(f);
+		fs_nodes_unlock(f);
 	} else if (h->writable) {
 		pthread_mutex_lock(&h->lock);
-		r = buf_write_at(&h->data, data, size,
-				 append ? (off_t)h->data.len : off);
+		r = fs_buf_write_at(&h->data, data, size,
+				    append ? (off_t)h->data.len : off);
 		h->dirty = 1;
 		pthread_mutex_unlock(&h->lock);
 	} else {
 		r = -EBADF;
 	}
-	/* Past WRITE_MAX: EFBIG itself, not the EIO reply_err makes of it. */
+	/* Past WRITE_MAX: EFBIG itself, not the EIO fs_reply_err makes of it. */
 	if (r == -EFBIG)
 		fuse_reply_err(req, EFBIG);
 	else if (r)
-		reply_err(req, r);
+		fs_reply_err(req, r);
 	else
 		fuse_reply_write(req, size);
 }
@@ -475,17 +475,17 @@ static int handle_commit(struct fs *f, struct handle *h)
 	base = h->based ? &h->base : NULL;
 	buf_init(&picked, WRITE_MAX);
 	if (h->based && !h->base_known &&
-	    !read_base_pick(f, tree_ino(&h->t), h->proc,
-			    h->data.data ? h->data.data : "", h->data.len,
-			    &picked))
+	    !fs_read_base_pick(f, tree_ino(&h->t), h->proc,
+			       h->data.data ? h->data.data : "", h->data.len,
+			       &picked))
 		base = &picked;
 	r = commit_write(f->d, &h->t, h->path, h->data.data ? h->data.data : "",
 			 h->data.len, base, &queued);
 	if (!r && tree_access(h->t.kind) == TA_RW)
 		/* The writer's next save, through another descriptor,
 		 * starts from what it wrote (an undo of it is a change). */
-		read_base_note(f, tree_ino(&h->t), h->proc, queued,
-			       h->data.data ? h->data.data : "", h->data.len);
+		fs_read_base_note(f, tree_ino(&h->t), h->proc, queued,
+				  h->data.data ? h->data.data : "", h->data.len);
 	if (!r && h->based && !queued) {
 		/* The API took it: a later commit of this descriptor (an
 		 * fsync, then more) is the writer's change on top of that.
@@ -505,7 +505,7 @@ static int handle_commit(struct fs *f, struct handle *h)
 	return r;
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -514,24 +514,24 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	if (!h) {
 		/* Unopened (op_init): once ENOSYS, the kernel stops asking. */
-		reply_err(req, -ENOSYS);
+		fs_reply_err(req, -ENOSYS);
 		return;
 	}
 	if (h->kind == T_CTL_CTL)
 		r = ctl_run_lines(f, h, 1);
 	else
 		r = handle_commit(f, h);
-	reply_err(req, r);
+	fs_reply_err(req, r);
 }
 
-void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	(void)datasync;
-	op_flush(req, ino, fi);
+	fs_op_flush(req, ino, fi);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino,
+void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -543,6 +543,6 @@ void op_release(fuse_req_t req, fuse_ino_t ino,
 	}
 	/* Normally flush() has committed already; this is the last chance. */
 	handle_commit(fs_of(req), h);
-	handle_free(h);
+	fs_handle_free(h);
 	fuse_reply_err(req, 0);
 }

@@ -16,7 +16,7 @@
 
 #define LISTINGS_MAX 8
 
-void listing_free(struct listing *l)
+void fs_listing_free(struct listing *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->ents[i].name);
@@ -64,7 +64,7 @@ static void listing_detach_locked(struct fs *f, struct listing *l)
 	}
 	l->attached = 0;
 	if (!l->refs)
-		listing_free(l);
+		fs_listing_free(l);
 }
 
 /*
@@ -97,7 +97,7 @@ static int listing_get(struct fs *f, uint64_t ino, const struct tnode *dir,
 	l->ino = ino;
 	r = tree_list(f->d, dir, listing_add, l);
 	if (r) {
-		listing_free(l);
+		fs_listing_free(l);
 		return r;
 	}
 	l->refs = 1;
@@ -135,11 +135,11 @@ static void listing_put(struct fs *f, struct listing *l, int finished)
 	if (finished && l->attached)
 		listing_detach_locked(f, l);
 	else if (!l->refs && !l->attached)
-		listing_free(l);
+		fs_listing_free(l);
 	pthread_mutex_unlock(&f->llock);
 }
 
-void op_opendir(fuse_req_t req, fuse_ino_t ino,
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
@@ -149,12 +149,12 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	/* Telling the kernel that opendir is not needed makes every later
 	 * opendir and closedir free: directories then have no handle. */
 	if (f->no_opendir) {
-		reply_err(req, -ENOSYS);
+		fs_reply_err(req, -ENOSYS);
 		return;
 	}
-	r = node_get(f, ino, &t);
+	r = fs_node_get(f, ino, &t);
 	if (r) {
-		reply_err(req, r);
+		fs_reply_err(req, r);
 		return;
 	}
 	/* The outbox changes without sync changes: never cached. */
@@ -176,12 +176,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int r;
 
 	if (off < 0) {
-		reply_err(req, -EINVAL);
+		fs_reply_err(req, -EINVAL);
 		return;
 	}
-	r = node_get(f, ino, &dir);
+	r = fs_node_get(f, ino, &dir);
 	if (!r) {
-		set_context(f, "readdir", ino, NULL);
+		fs_set_context(f, "readdir", ino, NULL);
 		r = listing_get(f, ino, &dir, off, &l);
 	}
 	tree_node_release(&dir);
@@ -193,7 +193,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (r) {
 		if (l)
 			listing_put(f, l, 0);
-		reply_err(req, r);
+		fs_reply_err(req, r);
 		return;
 	}
 	for (i = (size_t)off; i < l->n; i++) {
@@ -201,7 +201,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct stat st;
 		size_t need;
 
-		to_stat(f, &e->a, &st);
+		fs_to_stat(f, &e->a, &st);
 		if (plus) {
 			struct fuse_entry_param ep;
 
@@ -209,7 +209,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			ep.ino = e->a.ino;
 			ep.generation = 1;
 			ep.attr = st;
-			ep.attr_timeout = attr_timeout(e->t.kind);
+			ep.attr_timeout = fs_attr_timeout(e->t.kind);
 			ep.entry_timeout = LONG_TIMEOUT;
 			need = fuse_add_direntry_plus(req, buf + used,
 						      size - used, e->name,
@@ -217,7 +217,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (need > size - used)
 				break;
 			/* The kernel now holds a reference to this entry. */
-			if (node_ref(f, &e->t, e->a.ino, ino, e->name))
+			if (fs_node_ref(f, &e->t, e->a.ino, ino, e->name))
 				break;
 		} else {
 			need = fuse_add_direntry(req, buf + used, size - used,
@@ -236,21 +236,21 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, 0);
 }
 
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, 1);
 }
 
-void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;

@@ -21,7 +21,7 @@
 #include "names.h"
 #include "tree.h"
 
-void fnode_free(struct fnode *n)
+void fs_fnode_free(struct fnode *n)
 {
 	tree_node_release(&n->t);
 	if (n->name != n->first_name)
@@ -31,17 +31,17 @@ void fnode_free(struct fnode *n)
 
 /* Whether this thread holds fs.lock (an error line then cannot name the
  * path: building it needs the lock). */
-__thread int nodes_locked;
+__thread int fs_nodes_locked;
 
-void nodes_lock(struct fs *f)
+void fs_nodes_lock(struct fs *f)
 {
 	pthread_mutex_lock(&f->lock);
-	nodes_locked = 1;
+	fs_nodes_locked = 1;
 }
 
-void nodes_unlock(struct fs *f)
+void fs_nodes_unlock(struct fs *f)
 {
-	nodes_locked = 0;
+	fs_nodes_locked = 0;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -50,7 +50,7 @@ static size_t bucket_of(const struct fs *f, uint64_t ino)
 	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) % f->nbuckets;
 }
 
-struct fnode *node_find_locked(struct fs *f, uint64_t ino)
+struct fnode *fs_node_find_locked(struct fs *f, uint64_t ino)
 {
 	for (struct fnode *n = f->buckets[bucket_of(f, ino)]; n; n = n->next)
 		if (n->ino == ino)
@@ -67,7 +67,7 @@ static size_t group_bucket(size_t nb, int cls, int64_t id)
 static int group_of(struct fs *f, const struct tnode *t, uint64_t parent,
 		    int64_t *id)
 {
-	const struct fnode *p = parent ? node_find_locked(f, parent) : NULL;
+	const struct fnode *p = parent ? fs_node_find_locked(f, parent) : NULL;
 
 	return tree_touch_group(t, p ? &p->t : NULL, id);
 }
@@ -96,7 +96,7 @@ static void group_unlink_locked(struct fnode *n)
 
 /* The first node of group (cls, id)'s bucket; follow gnext, and check
  * gcls and gid (a bucket holds other groups too). */
-struct fnode *group_first_locked(struct fs *f, int cls, int64_t id)
+struct fnode *fs_group_first_locked(struct fs *f, int cls, int64_t id)
 {
 	return f->groups[group_bucket(f->nbuckets, cls, id)];
 }
@@ -145,14 +145,14 @@ static void node_grow_locked(struct fs *f)
  * Returns 0, or -EIO when another object already holds this inode number
  * (a hash collision: refused rather than confused).
  */
-int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
+int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 		    uint64_t parent, const char *name)
 {
 	struct fnode *n;
 	int r = 0;
 
-	nodes_lock(f);
-	n = node_find_locked(f, ino);
+	fs_nodes_lock(f);
+	n = fs_node_find_locked(f, ino);
 	if (n) {
 		if (n->t.kind != t->kind || n->t.id != t->id ||
 		    (t->name && (!n->t.name || strcmp(t->name, n->t.name)))) {
@@ -195,17 +195,17 @@ int node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	if (n->gcls != TG_NONE)
 		group_link_locked(f, n, f->nbuckets);
 out:
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	return r;
 }
 
-void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
+void fs_node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 {
 	struct fnode **p, *n;
 
 	if (ino < T__FIXED_END)
 		return;
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	for (p = &f->buckets[bucket_of(f, ino)]; (n = *p); p = &n->next) {
 		if (n->ino != ino)
 			continue;
@@ -214,17 +214,17 @@ void node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 			*p = n->next;
 			group_unlink_locked(n);
 			if (n->t.kind == T_SCRATCH)
-				scratch_forget_locked(f, ino);
-			fnode_free(n);
+				fs_scratch_forget_locked(f, ino);
+			fs_fnode_free(n);
 			f->count--;
 		}
 		break;
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 }
 
 /* Copies the tree node of ino; fixed nodes need no table entry. */
-int node_get(struct fs *f, uint64_t ino, struct tnode *out)
+int fs_node_get(struct fs *f, uint64_t ino, struct tnode *out)
 {
 	struct fnode *n;
 	int r = 0;
@@ -235,13 +235,13 @@ int node_get(struct fs *f, uint64_t ino, struct tnode *out)
 		out->name = NULL;
 		return 0;
 	}
-	nodes_lock(f);
-	n = node_find_locked(f, ino);
+	fs_nodes_lock(f);
+	n = fs_node_find_locked(f, ino);
 	if (n)
 		r = tree_node_copy(out, &n->t);
 	else
 		r = -ESTALE;
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	return r;
 }
 
@@ -252,22 +252,22 @@ int node_get(struct fs *f, uint64_t ino, struct tnode *out)
  * also moves the mtime on by a nanosecond, below the millisecond the API's
  * times have.
  */
-uint32_t dir_gen(struct fs *f, uint64_t ino)
+uint32_t fs_dir_gen(struct fs *f, uint64_t ino)
 {
 	struct fnode *n;
-	int held = nodes_locked;	/* a caller with the table locked */
+	int held = fs_nodes_locked;	/* a caller with the table locked */
 	uint32_t g;
 
 	if (!held)
-		nodes_lock(f);
+		fs_nodes_lock(f);
 	if (ino < T__FIXED_END) {
 		g = f->fixed_gen[ino];
 	} else {
-		n = node_find_locked(f, ino);
+		n = fs_node_find_locked(f, ino);
 		g = n ? n->gen : 0;
 	}
 	if (!held)
-		nodes_unlock(f);
+		fs_nodes_unlock(f);
 	return g;
 }
 
@@ -277,23 +277,23 @@ uint32_t dir_gen(struct fs *f, uint64_t ino)
  * node. With try set, a node table this thread holds gives "inode N"
  * instead of a deadlock (see ctx_format).
  */
-void node_path_of(struct fs *f, uint64_t ino, const char *name,
+void fs_node_path_of(struct fs *f, uint64_t ino, const char *name,
 			 char *out, size_t size, int try)
 {
 	char *parts[16];
 	size_t n = 0, len;
 	int i;
 
-	if (try && nodes_locked) {
+	if (try && fs_nodes_locked) {
 		len = (size_t)snprintf(out, size, "inode %llu",
 				       (unsigned long long)ino);
 		if (name && len < size)
 			snprintf(out + len, size - len, "/%s", name);
 		return;
 	}
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	while (ino >= T__FIXED_END && n < 16) {
-		struct fnode *node = node_find_locked(f, ino);
+		struct fnode *node = fs_node_find_locked(f, ino);
 
 		if (!node || !node->name)
 			break;
@@ -303,7 +303,7 @@ void node_path_of(struct fs *f, uint64_t ino, const char *name,
 		n++;
 		ino = node->parent;
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	len = (size_t)snprintf(out, size, "%s",
 			       ino < T__FIXED_END ? tree_fixed_path((int)ino)
 						  : "...");
@@ -317,47 +317,47 @@ void node_path_of(struct fs *f, uint64_t ino, const char *name,
 		snprintf(out + len, size - len, "%s%s", len ? "/" : "", name);
 }
 
-void node_path(struct fs *f, uint64_t ino, const char *name, char *out,
+void fs_node_path(struct fs *f, uint64_t ino, const char *name, char *out,
 		      size_t size)
 {
-	node_path_of(f, ino, name, out, size, 0);
+	fs_node_path_of(f, ino, name, out, size, 0);
 }
 
-void tomb_add(struct fs *f, int64_t id)
+void fs_tomb_add(struct fs *f, int64_t id)
 {
 	size_t oldest = 0;
 
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	for (size_t i = 1; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
 		if (f->tombs[i].until_ms < f->tombs[oldest].until_ms)
 			oldest = i;
 	f->tombs[oldest].id = id;
 	f->tombs[oldest].until_ms = clock_mono_ms() + 60000;
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 }
 
-int tomb_has(struct fs *f, int64_t id)
+int fs_tomb_has(struct fs *f, int64_t id)
 {
 	int found = 0;
 
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	for (size_t i = 0; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
 		if (f->tombs[i].id == id &&
 		    f->tombs[i].until_ms > clock_mono_ms())
 			found = 1;
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	return found;
 }
 
 /* Whether name in dir is (part of) a contact this mount just deleted. */
-int in_tomb(struct fs *f, const struct tnode *dir, const char *name)
+int fs_in_tomb(struct fs *f, const struct tnode *dir, const char *name)
 {
 	int64_t id = 0;
 
 	if (dir->kind == T_CONTACT || dir->kind == T_CONTACT_CONVS)
-		return tomb_has(f, dir->id);
+		return fs_tomb_has(f, dir->id);
 	if (dir->kind == T_CONTACTS &&
 	    sscanf(name, "%" SCNd64, &id) == 1 && id > 0)
-		return tomb_has(f, id);
+		return fs_tomb_has(f, id);
 	return 0;
 }

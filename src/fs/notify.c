@@ -38,9 +38,9 @@ void fs_outbox_changed(struct fs *f)
 {
 	if (!f || !f->se)
 		return;
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	f->fixed_gen[T_OUTBOX]++;
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	fuse_lowlevel_notify_inval_inode(f->se, T_OUTBOX, 0, 0);
 }
 
@@ -139,7 +139,7 @@ static void hit_locked(struct fs *f, struct fnode *n, int gone,
 
 /* Every node of group (cls, id), each once per batch. */
 #define FOR_GROUP(f, n, cls, id)                                            \
-	for (struct fnode *n = group_first_locked(f, cls, id); n;           \
+	for (struct fnode *n = fs_group_first_locked(f, cls, id); n;           \
 	     n = n->gnext)                                                  \
 		if (n->gcls == (cls) && n->gid == (id))
 
@@ -179,8 +179,8 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 			continue;
 		*once |= r->once;
 		if (r->group == TG_NONE) {
-			struct fnode *n = node_find_locked(f,
-							   tree_ino(&r->node));
+			struct fnode *n = fs_node_find_locked(f,
+							      tree_ino(&r->node));
 
 			if (n && n->t.kind == r->node.kind &&
 			    n->t.id == r->node.id) {
@@ -247,7 +247,7 @@ static void collect(struct fs *f, struct pending *batch,
 			convs[nconvs++] = p->c.id;
 	if (convs)
 		tree_touch_sort(convs, nconvs);
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	if (!++f->batch)
 		f->batch = 1;	/* 0 is no batch's (fresh nodes) */
 	for (size_t i = 0; i < nlists; i++) {
@@ -256,7 +256,7 @@ static void collect(struct fs *f, struct pending *batch,
 	}
 	for (struct pending *p = batch; p; p = p->next)
 		change_locked(f, &p->c, &once, l, &cl, &cost);
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 
 	settle(f, &cl, convs, nconvs, l, &cost);
 	free(convs);
@@ -293,7 +293,7 @@ static void *notifier(void *arg)
 					f->se, l.v[i].ino, l.v[i].name,
 					strlen(l.v[i].name));
 			else {
-				rendered_drop(f, l.v[i].ino);
+				fs_rendered_drop(f, l.v[i].ino);
 				fuse_lowlevel_notify_inval_inode(f->se,
 								 l.v[i].ino, 0,
 								 0);

@@ -27,7 +27,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	f->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	/*
 	 * On a read-only mount nothing is committed at close(), so files
-	 * need no OPEN, FLUSH or RELEASE either: op_open and op_flush answer
+	 * need no OPEN, FLUSH or RELEASE either: fs_op_open and fs_op_flush answer
 	 * ENOSYS once, and a warm cat or grep then makes no request at all.
 	 * A read-write mount cannot: FLUSH is where close() commits.
 	 */
@@ -37,7 +37,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * Always readdirplus: one request lists and stats a directory.
 	 * AUTO_INVAL_DATA: the kernel checks a directory's mtime when a pass
 	 * through its cached listing starts, if an invalidation made its
-	 * attributes stale (see dir_gen).
+	 * attributes stale (see fs_dir_gen).
 	 */
 	conn->want |= conn->capable &
 		      (FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
@@ -54,31 +54,31 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct tattr a;
 	int r;
 
-	if (lookup_scratch(req, f, parent, name))
+	if (fs_lookup_scratch(req, f, parent, name))
 		return;
-	r = node_get(f, parent, &dir);
+	r = fs_node_get(f, parent, &dir);
 	if (r)
 		goto fail;
-	set_context(f, "lookup", parent, name);
+	fs_set_context(f, "lookup", parent, name);
 	r = tree_lookup(f->d, &dir, name, &child, &a);
-	if (r == -ENOENT && in_tomb(f, &dir, name))
+	if (r == -ENOENT && fs_in_tomb(f, &dir, name))
 		r = tree_lookup_deleted(&dir, name, &child, &a);
 	if (r)
 		goto fail;
-	r = node_ref(f, &child, a.ino, parent, name);
+	r = fs_node_ref(f, &child, a.ino, parent, name);
 	if (r)
 		goto fail;
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
 	e.generation = 1;
-	e.attr_timeout = attr_timeout(child.kind);
+	e.attr_timeout = fs_attr_timeout(child.kind);
 	e.entry_timeout = LONG_TIMEOUT;
-	to_stat(f, &a, &e.attr);
+	fs_to_stat(f, &a, &e.attr);
 	if (fuse_reply_entry(req, &e))
-		node_forget(f, a.ino, 1);
+		fs_node_forget(f, a.ino, 1);
 	goto out;
 fail:
-	reply_err(req, r);
+	fs_reply_err(req, r);
 out:
 	tree_node_release(&dir);
 	tree_node_release(&child);
@@ -86,7 +86,7 @@ out:
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_forget(fs_of(req), ino, nlookup);
+	fs_node_forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -94,7 +94,7 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		node_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+		fs_node_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -108,32 +108,32 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	(void)fi;
-	r = node_get(f, ino, &t);
+	r = fs_node_get(f, ino, &t);
 	if (!r && t.kind == T_SCRATCH) {
 		struct scratch *s;
 
-		nodes_lock(f);
-		s = scratch_by_ino_locked(f, ino);
+		fs_nodes_lock(f);
+		s = fs_scratch_by_ino_locked(f, ino);
 		if (s)
-			scratch_attr(f, s, &a);
-		nodes_unlock(f);
+			fs_scratch_attr(f, s, &a);
+		fs_nodes_unlock(f);
 		r = s ? 0 : -ENOENT;
 	} else if (!r) {
-		set_context(f, "getattr", ino, NULL);
+		fs_set_context(f, "getattr", ino, NULL);
 		r = tree_getattr(f->d, &t, &a);
 		/* Parts of a contact deleted a moment ago (rm -r is not done
 		 * with them): placeholders, so the kernel lets it finish. */
 		if (r == -ENOENT && t.kind >= T_CONTACT &&
-		    t.kind <= T_CONTACT_CONVS && tomb_has(f, t.id)) {
+		    t.kind <= T_CONTACT_CONVS && fs_tomb_has(f, t.id)) {
 			tree_attr_deleted(&t, &a);
 			r = 0;
 		}
 	}
 	if (r) {
-		reply_err(req, r);
+		fs_reply_err(req, r);
 	} else {
-		to_stat(f, &a, &st);
-		fuse_reply_attr(req, &st, attr_timeout(t.kind));
+		fs_to_stat(f, &a, &st);
+		fuse_reply_attr(req, &st, fs_attr_timeout(t.kind));
 	}
 	tree_node_release(&t);
 }
@@ -149,28 +149,28 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	enum tree_access acc;
 	int r;
 
-	r = node_get(f, ino, &t);
+	r = fs_node_get(f, ino, &t);
 	if (r)
 		goto out;
 	if (t.kind == T_SCRATCH) {
 		struct scratch *s;
 
 		/* Scratch files take any mode, owner or time, and keep ours. */
-		nodes_lock(f);
-		s = scratch_by_ino_locked(f, ino);
+		fs_nodes_lock(f);
+		s = fs_scratch_by_ino_locked(f, ino);
 		if (s && (to_set & FUSE_SET_ATTR_SIZE) && !s->alias.kind) {
 			if ((size_t)attr->st_size <= s->data.len) {
 				s->data.len = (size_t)attr->st_size;
 				if (s->data.data)
 					s->data.data[s->data.len] = '\0';
 			} else {
-				r = buf_write_at(&s->data, "", 0,
-						 attr->st_size);
+				r = fs_buf_write_at(&s->data, "", 0,
+						    attr->st_size);
 			}
 		}
 		if (s)
-			scratch_attr(f, s, &a);
-		nodes_unlock(f);
+			fs_scratch_attr(f, s, &a);
+		fs_nodes_unlock(f);
 		r = r ? r : s ? 0 : -ENOENT;
 		goto out;
 	}
@@ -203,8 +203,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				if (h->data.data)
 					h->data.data[h->data.len] = '\0';
 			} else {
-				r = buf_write_at(&h->data, "", 0,
-						 attr->st_size);
+				r = fs_buf_write_at(&h->data, "", 0,
+						    attr->st_size);
 			}
 			h->dirty = 1;
 			pthread_mutex_unlock(&h->lock);
@@ -216,7 +216,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			r = tree_content(f->d, &t, &b);
 			if (!r && (size_t)attr->st_size < b.len)
 				b.len = (size_t)attr->st_size;
-			node_path(f, ino, NULL, path, sizeof(path));
+			fs_node_path(f, ino, NULL, path, sizeof(path));
 			/* Cut from the cache now: that is its base too. */
 			r = r ? r : commit_write(f->d, &t, path,
 						 b.data ? b.data : "", b.len,
@@ -236,11 +236,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	/* Times are the API's to set; accept and keep ours (like cp -p). */
 out:
 	if (r) {
-		reply_err(req, r);
+		fs_reply_err(req, r);
 	} else {
-		to_stat(f, &a, &st);
+		fs_to_stat(f, &a, &st);
 		fuse_reply_attr(req, &st, t.kind == T_SCRATCH
-						  ? 0 : attr_timeout(t.kind));
+						  ? 0 : fs_attr_timeout(t.kind));
 	}
 	tree_node_release(&t);
 }
@@ -250,11 +250,11 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct fs *f = fs_of(req);
 	struct tnode t = { 0 };
 	struct buf b = BUF_INIT;
-	int r = node_get(f, ino, &t);
+	int r = fs_node_get(f, ino, &t);
 
 	r = r ? r : tree_readlink(f->d, &t, &b);
 	if (r)
-		reply_err(req, r);
+		fs_reply_err(req, r);
 	else
 		fuse_reply_readlink(req, b.data ? b.data : "");
 	buf_release(&b);
@@ -287,30 +287,30 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char path[FS_PATH_MAX];
 	int r;
 
-	if (!scratch_unlink(f, parent, name)) {
+	if (!fs_scratch_unlink(f, parent, name)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	r = node_get(f, parent, &dir);
+	r = fs_node_get(f, parent, &dir);
 	if (r)
 		goto out;
-	set_context(f, "unlink", parent, name);
+	fs_set_context(f, "unlink", parent, name);
 	/* The contact went first (rm -r removed contact.json): its parts,
 	 * and then its directory, go quietly. */
-	if (in_tomb(f, &dir, name)) {
+	if (fs_in_tomb(f, &dir, name)) {
 		r = 0;
 		goto out;
 	}
 	r = tree_lookup(f->d, &dir, name, &child, &a);
 	if (r)
 		goto out;
-	node_path(f, parent, name, path, sizeof(path));
+	fs_node_path(f, parent, name, path, sizeof(path));
 	switch (child.kind) {
 	case T_CONTACT:
 	case T_CONTACT_JSON:
 		r = commit_delete(f->d, &child, path);
 		if (!r)
-			tomb_add(f, child.id);
+			fs_tomb_add(f, child.id);
 		break;
 	case T_MESSAGE_JSON:
 		r = commit_delete(f->d, &child, path);
@@ -331,7 +331,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
 out:
 	if (r == -EPERM)
 		log_error_event("the API cannot delete this");
-	reply_err(req, r);
+	fs_reply_err(req, r);
 	tree_node_release(&dir);
 	tree_node_release(&child);
 }
@@ -352,7 +352,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)parent;
 	(void)name;
 	(void)mode;
-	reply_err(req, -EPERM);
+	fs_reply_err(req, -EPERM);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -363,22 +363,22 @@ static const struct fuse_lowlevel_ops ops = {
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readlink = op_readlink,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
+	.opendir = fs_op_opendir,
+	.readdir = fs_op_readdir,
+	.readdirplus = fs_op_readdirplus,
+	.releasedir = fs_op_releasedir,
+	.open = fs_op_open,
+	.read = fs_op_read,
+	.write = fs_op_write,
+	.flush = fs_op_flush,
+	.release = fs_op_release,
+	.fsync = fs_op_fsync,
 	.statfs = op_statfs,
 	.unlink = op_unlink,
 	.rmdir = op_rmdir,
-	.create = op_create,
+	.create = fs_op_create,
 	.mkdir = op_mkdir,
-	.rename = op_rename,
+	.rename = fs_op_rename,
 };
 
 const struct fuse_lowlevel_ops *fs_ops(void)

@@ -4,7 +4,7 @@
  * read_base in struct fs): the bytes a read gave a process and what it
  * committed, so an edit saved through another descriptor or a scratch file
  * is compared with the version its writer had (DESIGN §4), not the cache.
- * Also who a request's process is (caller_proc). Guarded by fs.bllock.
+ * Also who a request's process is (fs_caller_proc). Guarded by fs.bllock.
  */
 #include "fs_int.h"
 
@@ -23,7 +23,7 @@
  * another, so its thread group's id; with the group's start time, so that
  * a pid used again later is another process. 0 when /proc cannot say.
  */
-uint64_t caller_proc(fuse_req_t req)
+uint64_t fs_caller_proc(fuse_req_t req)
 {
 	pid_t tid = fuse_req_ctx(req)->pid;
 	unsigned long long start = 0;
@@ -69,7 +69,7 @@ static void read_base_drop_locked(struct fs *f, struct read_base *b)
  * (see fs.bases). ino is the tree's inode of the file (tree_ino), not the
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
-void read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
+void fs_read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
 			   int queued, const char *data, size_t len)
 {
 	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
@@ -144,7 +144,7 @@ out:
  * the newest written back unchanged is no change. 0, or -ENOENT when there
  * is none.
  */
-int read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
+int fs_read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
 			  const char *data, size_t len, struct buf *out)
 {
 	struct read_base *best = NULL, *newest = NULL, *b;

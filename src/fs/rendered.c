@@ -3,7 +3,7 @@
  * rendered.c: reads without a handle, on a read-only mount whose kernel
  * opens files without asking (op_init): the file is rendered for its first
  * piece and kept a moment in a few slots for the pieces after it, until
- * it changes (rendered_drop, from the notifier). Guarded by fs.rlock.
+ * it changes (fs_rendered_drop, from the notifier). Guarded by fs.rlock.
  */
 #include "fs_int.h"
 
@@ -15,7 +15,7 @@
 #include "tree.h"
 
 /* Forgets what a read-only mount rendered of ino (it changed). */
-void rendered_drop(struct fs *f, uint64_t ino)
+void fs_rendered_drop(struct fs *f, uint64_t ino)
 {
 	if (!f->no_open)
 		return;
@@ -34,7 +34,7 @@ void rendered_drop(struct fs *f, uint64_t ino)
  * piece renders the file; the pieces after it come from that rendering
  * while it is fresh. Dynamic files are rendered for every read.
  */
-void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
+void fs_read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 			  size_t size, off_t off)
 {
 	struct buf data = BUF_INIT;
@@ -46,27 +46,27 @@ void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 	size_t n = 0;
 	int r, keep;
 
-	r = node_get(f, ino, &t);
+	r = fs_node_get(f, ino, &t);
 	if (r) {
-		reply_err(req, r);
+		fs_reply_err(req, r);
 		return;
 	}
 	if (t.kind == T_ATTACHMENT) {
 		/* Read from its file, never rendered whole into a slot. */
 		int fd;
 
-		set_context(f, "read", ino, NULL);
+		fs_set_context(f, "read", ino, NULL);
 		fd = tree_content_fd(f->d, &t);
 
 		tree_node_release(&t);
 		if (fd < 0) {
-			reply_err(req, fd);
+			fs_reply_err(req, fd);
 			return;
 		}
 		__atomic_add_fetch(&f->unopened_reads, 1, __ATOMIC_RELAXED);
-		r = pread_copy(fd, size, off, &copy, &n);
+		r = fs_pread_copy(fd, size, off, &copy, &n);
 		close(fd);
-		reply_copy(req, r, copy, n);
+		fs_reply_copy(req, r, copy, n);
 		return;
 	}
 	keep = tree_access(t.kind) != TA_DYNAMIC &&
@@ -77,28 +77,28 @@ void read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
 		if (f->rendered[i].ino == ino &&
 		    now - f->rendered[i].at_ms < RENDERED_TTL_MS)
 			slot = &f->rendered[i];
-	/* Copied under the lock, replied after it: rendered_drop() (the
+	/* Copied under the lock, replied after it: fs_rendered_drop() (the
 	 * notifier) waits on rlock, and must not wait on the kernel taking
 	 * a reply. */
 	if (slot)
-		r = slice_copy(&slot->data, size, off, &copy, &n);
+		r = fs_slice_copy(&slot->data, size, off, &copy, &n);
 	pthread_mutex_unlock(&f->rlock);
 	if (slot) {
 		tree_node_release(&t);
-		reply_copy(req, r, copy, n);
+		fs_reply_copy(req, r, copy, n);
 		return;
 	}
-	set_context(f, "read", ino, NULL);
+	fs_set_context(f, "read", ino, NULL);
 	__atomic_add_fetch(&f->unopened_reads, 1, __ATOMIC_RELAXED);
 	r = tree_content(f->d, &t, &data);
 	tree_node_release(&t);
 	if (r) {
-		reply_err(req, r);
+		fs_reply_err(req, r);
 		buf_release(&data);
 		return;
 	}
-	r = slice_copy(&data, size, off, &copy, &n);
-	reply_copy(req, r, copy, n);
+	r = fs_slice_copy(&data, size, off, &copy, &n);
+	fs_reply_copy(req, r, copy, n);
 	pthread_mutex_lock(&f->rlock);
 	if (keep && data.len > size && data.len <= RENDERED_MAX &&
 	    f->rgen == gen) {

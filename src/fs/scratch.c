@@ -29,7 +29,7 @@ static struct scratch *scratch_by_name_locked(struct fs *f, uint64_t parent,
 	return NULL;
 }
 
-struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino)
+struct scratch *fs_scratch_by_ino_locked(struct fs *f, uint64_t ino)
 {
 	for (struct scratch *s = f->scratch; s; s = s->next)
 		if (s->ino == ino)
@@ -37,7 +37,7 @@ struct scratch *scratch_by_ino_locked(struct fs *f, uint64_t ino)
 	return NULL;
 }
 
-void scratch_free(struct scratch *s)
+void fs_scratch_free(struct scratch *s)
 {
 	free(s->name);
 	buf_release(&s->data);
@@ -46,20 +46,20 @@ void scratch_free(struct scratch *s)
 }
 
 /* Drops a scratch file the kernel has forgotten and no name reaches. */
-void scratch_forget_locked(struct fs *f, uint64_t ino)
+void fs_scratch_forget_locked(struct fs *f, uint64_t ino)
 {
 	for (struct scratch **p = &f->scratch; *p; p = &(*p)->next) {
 		struct scratch *s = *p;
 
 		if (s->ino == ino && !s->name) {
 			*p = s->next;
-			scratch_free(s);
+			fs_scratch_free(s);
 			return;
 		}
 	}
 }
 
-void scratch_attr(struct fs *f, const struct scratch *s,
+void fs_scratch_attr(struct fs *f, const struct scratch *s,
 			 struct tattr *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -75,30 +75,30 @@ void scratch_attr(struct fs *f, const struct scratch *s,
 }
 
 /* Looks name up among the scratch files; replies and returns 1 if found. */
-int lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
+int fs_lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 			  const char *name)
 {
 	struct tnode t = { T_SCRATCH, 0, NULL };
 	struct scratch *s;
 	struct tattr a;
 
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
-		scratch_attr(f, s, &a);
+		fs_scratch_attr(f, s, &a);
 		t.id = tree_ino_id(s->ino);
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	if (!s)
 		return 0;
-	if (node_ref(f, &t, a.ino, parent, name))
-		reply_err(req, -EIO);
+	if (fs_node_ref(f, &t, a.ino, parent, name))
+		fs_reply_err(req, -EIO);
 	else
-		reply_entry(req, f, &t, &a);
+		fs_reply_entry(req, f, &t, &a);
 	return 1;
 }
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
@@ -109,7 +109,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r;
 
 	(void)mode;
-	r = node_get(f, parent, &dir);
+	r = fs_node_get(f, parent, &dir);
 	if (!r && tree_access(dir.kind) != TA_DIR)
 		r = -ENOTDIR;
 	tree_node_release(&dir);
@@ -118,7 +118,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (r)
 		goto fail;
 	s = calloc(1, sizeof(*s));
-	h = handle_new(f);
+	h = fs_handle_new(f);
 	if (!s || !h || !(s->name = strdup(name))) {
 		r = -ENOMEM;
 		goto fail;
@@ -126,9 +126,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	buf_init(&s->data, WRITE_MAX);
 	s->parent = parent;
 	s->mtime_ms = clock_wall_ms();
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	if (scratch_by_name_locked(f, parent, name)) {
-		nodes_unlock(f);
+		fs_nodes_unlock(f);
 		r = -EEXIST;
 		goto fail;
 	}
@@ -136,10 +136,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	s->ino = tree_ino(&t);
 	s->next = f->scratch;
 	f->scratch = s;
-	scratch_attr(f, s, &a);
-	nodes_unlock(f);
+	fs_scratch_attr(f, s, &a);
+	fs_nodes_unlock(f);
 	s = NULL;
-	r = node_ref(f, &t, a.ino, parent, name);
+	r = fs_node_ref(f, &t, a.ino, parent, name);
 	if (r)
 		goto fail;
 	h->kind = T_SCRATCH;
@@ -154,10 +154,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		memset(&e, 0, sizeof(e));
 		e.ino = a.ino;
 		e.generation = 1;
-		to_stat(f, &a, &e.attr);
+		fs_to_stat(f, &a, &e.attr);
 		if (fuse_reply_create(req, &e, fi)) {
-			node_forget(f, a.ino, 1);
-			handle_free(h);
+			fs_node_forget(f, a.ino, 1);
+			fs_handle_free(h);
 		}
 	}
 	return;
@@ -166,25 +166,25 @@ fail:
 		free(s->name);
 		free(s);
 	}
-	/* Listed by handle_new: unlisted here, or fs_free meets it again. */
-	handle_free(h);
-	reply_err(req, r);
+	/* Listed by fs_handle_new: unlisted here, or fs_free meets it again. */
+	fs_handle_free(h);
+	fs_reply_err(req, r);
 }
 
 /* Removes a scratch name; 0, or -ENOENT when it is no scratch file. */
-int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
+int fs_scratch_unlink(struct fs *f, uint64_t parent, const char *name)
 {
 	struct scratch *s;
 
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		free(s->name);
 		s->name = NULL;
-		if (!node_find_locked(f, s->ino))
-			scratch_forget_locked(f, s->ino);
+		if (!fs_node_find_locked(f, s->ino))
+			fs_scratch_forget_locked(f, s->ino);
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	return s ? 0 : -ENOENT;
 }
 
@@ -194,7 +194,7 @@ int scratch_unlink(struct fs *f, uint64_t parent, const char *name)
  * it); scratch to another scratch name just moves it. Tree files are not
  * renamed (EPERM): their names come from the API.
  */
-void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
@@ -208,10 +208,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r, based, queued;
 
 	if (flags & RENAME_EXCHANGE) {
-		reply_err(req, -EINVAL);
+		fs_reply_err(req, -EINVAL);
 		return;
 	}
-	nodes_lock(f);
+	fs_nodes_lock(f);
 	s = scratch_by_name_locked(f, parent, name);
 	if (s) {
 		ino = s->ino;
@@ -220,23 +220,23 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else {
 		r = -EPERM;
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 	if (r)
 		goto out;
-	r = node_get(f, newparent, &dir);
+	r = fs_node_get(f, newparent, &dir);
 	if (r)
 		goto out;
-	set_context(f, "rename", newparent, newname);
+	fs_set_context(f, "rename", newparent, newname);
 	r = tree_lookup(f->d, &dir, newname, &target, &a);
 	if (r == -ENOENT) {
 		/* Scratch to scratch: move the name (replacing any other). */
-		nodes_lock(f);
+		fs_nodes_lock(f);
 		old = scratch_by_name_locked(f, newparent, newname);
 		if (old) {
 			free(old->name);
 			old->name = NULL;
 		}
-		s = scratch_by_ino_locked(f, ino);
+		s = fs_scratch_by_ino_locked(f, ino);
 		if (s) {
 			char *nm = strdup(newname);
 
@@ -247,7 +247,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				s->parent = newparent;
 			}
 		}
-		nodes_unlock(f);
+		fs_nodes_unlock(f);
 		goto out;
 	}
 	if (r)
@@ -256,36 +256,36 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		r = -EEXIST;
 		goto out;
 	}
-	node_path(f, newparent, newname, path, sizeof(path));
+	fs_node_path(f, newparent, newname, path, sizeof(path));
 	/*
 	 * Whoever filled the scratch file read the target, if at all,
 	 * through a descriptor of its own (vim and sed -i read it first,
 	 * and rename from the same process): compare with the version it
-	 * took (read_base_pick), else the cache now. What it commits is its
+	 * took (fs_read_base_pick), else the cache now. What it commits is its
 	 * next version (marked while queued: see fs.bases).
 	 */
-	based = !read_base_pick(f, a.ino, caller_proc(req),
-				content.data ? content.data : "", content.len,
-				&base);
+	based = !fs_read_base_pick(f, a.ino, fs_caller_proc(req),
+				   content.data ? content.data : "", content.len,
+				   &base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
 			 content.len, based ? &base : NULL, &queued);
 	if (r)
 		goto out;
 	if (tree_access(target.kind) == TA_RW)
-		read_base_note(f, a.ino, caller_proc(req), queued,
-			       content.data ? content.data : "", content.len);
+		fs_read_base_note(f, a.ino, fs_caller_proc(req), queued,
+				  content.data ? content.data : "", content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
-	nodes_lock(f);
-	s = scratch_by_ino_locked(f, ino);
+	fs_nodes_lock(f);
+	s = fs_scratch_by_ino_locked(f, ino);
 	if (s) {
 		free(s->name);
 		s->name = NULL;
 		tree_node_release(&s->alias);
 		tree_node_copy(&s->alias, &target);
 	}
-	nodes_unlock(f);
+	fs_nodes_unlock(f);
 out:
-	reply_err(req, r);
+	fs_reply_err(req, r);
 	buf_release(&content);
 	buf_release(&base);
 	tree_node_release(&dir);

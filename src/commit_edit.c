@@ -297,9 +297,9 @@ int commit_plan_contact_json(const struct commit_input *in,
 		cJSON *attrs = patch;
 
 		patch = NULL;
-		r = commit_plan_add(p, "contact_patch", in->id,
-				    api_write_contact_patch(in->id, attrs, &req),
-				    &req);
+		r = commit_plan_add(
+		    p, "contact_patch", in->id,
+		    api_write_contact_patch(in->id, attrs, &req), &req);
 	}
 	if (!r)
 		r = commit_plan_tag_changes(p, in->id, add, nadd, del, ndel);
@@ -414,12 +414,12 @@ int commit_plan_account(const struct commit_input *in, struct commit_plan *p)
 			f = cJSON_GetObjectItemCaseSensitive(old, "ownerId");
 	}
 	target = account_target(old);
-	r = commit_plan_add(p, "account_patch", target,
-			    api_write_account_patch(
-			     patch,
-			     cJSON_GetObjectItemCaseSensitive(old, "accountId"),
-			     f, &req),
-			    &req);
+	r = commit_plan_add(
+	    p, "account_patch", target,
+	    api_write_account_patch(
+		patch, cJSON_GetObjectItemCaseSensitive(old, "accountId"), f,
+		&req),
+	    &req);
 	patch = NULL;
 out:
 	cJSON_Delete(cur);

@@ -22,10 +22,12 @@ int commit_plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
 
 	if (nadd)
 		r = commit_plan_add(p, "tag_add", id,
-				    api_write_tags_add(id, add, nadd, &req), &req);
+				    api_write_tags_add(id, add, nadd, &req),
+				    &req);
 	for (size_t i = 0; i < ndel && !r; i++)
 		r = commit_plan_add(p, "tag_delete", id,
-				    api_write_tag_delete(id, del[i], &req), &req);
+				    api_write_tag_delete(id, del[i], &req),
+				    &req);
 	return r;
 }
 
@@ -161,8 +163,9 @@ int commit_plan_tags(const struct commit_input *in, struct commit_plan *p)
 	for (size_t i = 0; del && i < nwas; i++)
 		if (!in_list(now, nnow, was[i]))
 			del[ndel++] = strdup(was[i]);
-	r = add && del ? commit_plan_tag_changes(p, in->id, add, nadd, del, ndel)
-		       : -ENOMEM;
+	r = add && del
+		? commit_plan_tag_changes(p, in->id, add, nadd, del, ndel)
+		: -ENOMEM;
 	commit_free_list(add, nadd);
 	commit_free_list(del, ndel);
 	commit_free_list(now, nnow);
@@ -222,7 +225,8 @@ int commit_plan_timeline(const struct commit_input *in, struct commit_plan *p)
 	for (size_t i = 0; bodies && i < n; i++) {
 		if (!r)
 			r = commit_plan_add(p, "timeline", in->id,
-					    api_write_timeline(bodies[i], &req), &req);
+					    api_write_timeline(bodies[i], &req),
+					    &req);
 		else
 			cJSON_Delete(bodies[i]);
 	}
@@ -251,7 +255,8 @@ int commit_plan_unsubscribe(const struct commit_input *in,
 	/* Target 0: the org's one unsubscribe list. */
 	if (!r)
 		r = commit_plan_add(p, "unsubscribe", 0,
-				    api_write_unsubscribe(lines, n, &req), &req);
+				    api_write_unsubscribe(lines, n, &req),
+				    &req);
 	commit_free_list(lines, n);
 	return r;
 }

@@ -60,8 +60,8 @@ void commit_plan_release(struct commit_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int commit_plan_add(struct commit_plan *p, const char *kind, int64_t target, int r,
-		    struct api_write_req *req)
+int commit_plan_add(struct commit_plan *p, const char *kind, int64_t target,
+		    int r, struct api_write_req *req)
 {
 	struct commit_call *c;
 
@@ -181,8 +181,8 @@ int commit_plan_message(struct commit_plan *p, int64_t conv, cJSON *msg)
 {
 	struct api_write_req req;
 
-	return commit_plan_add(p, "message", conv, api_write_message(conv, msg, &req),
-			       &req);
+	return commit_plan_add(p, "message", conv,
+			       api_write_message(conv, msg, &req), &req);
 }
 
 /* reply and note: the text becomes a chat message or a private note. */
@@ -344,16 +344,14 @@ static int plan_new_conversation(const struct commit_input *in,
 		r = commit_invalid("field 'message.attributes' must be an object");
 		goto out;
 	}
-	r = commit_plan_add(p, "conversation_create",
-			    commit_string_target(json_get_str(v, "email"), 1),
-			    api_write_conversation_create(
-			     json_get_str(v, "email"), msg,
-			     cJSON_GetObjectItemCaseSensitive(v,
-							      "integrationSource"),
-			     cJSON_GetObjectItemCaseSensitive(v,
-							      "autoAssigneeId"),
-			     &req),
-			    &req);
+	r = commit_plan_add(
+	    p, "conversation_create",
+	    commit_string_target(json_get_str(v, "email"), 1),
+	    api_write_conversation_create(
+		json_get_str(v, "email"), msg,
+		cJSON_GetObjectItemCaseSensitive(v, "integrationSource"),
+		cJSON_GetObjectItemCaseSensitive(v, "autoAssigneeId"), &req),
+	    &req);
 out:
 	cJSON_Delete(v);
 	return r;
@@ -363,8 +361,8 @@ out:
  * A NUL byte ends a C string: the message body, note or JSON value would be
  * cut there, and less than the user wrote sent without a word. Refused, as
  * split_lines() refuses it in the one-a-line files (which it checks
- * itself; commit_plan_timeline() checks the escape in its JSON lines). In JSON, a
- * \u0000 escape is refused too: cJSON decodes it into the same cut.
+ * itself; commit_plan_timeline() checks the escape in its JSON lines). In JSON,
+ * a \u0000 escape is refused too: cJSON decodes it into the same cut.
  */
 static int refuse_nul(const struct commit_input *in)
 {

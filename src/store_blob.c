@@ -21,8 +21,7 @@
 
 #include "log.h"
 
-void store_blob_path(const struct store *st, int64_t id, char *out,
-		     size_t len)
+void store_blob_path(const struct store *st, int64_t id, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%lld", st->blob_dir, (long long)id);
 }

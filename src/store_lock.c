@@ -63,7 +63,8 @@ int store_cache_untouched(const struct store *st)
 	return !strcmp(have, want);
 }
 
-/* Records cache.db as this clean close leaves it (see store_cache_untouched). */
+/* Records cache.db as this clean close leaves it (see store_cache_untouched).
+ */
 static void cache_mark_clean(const struct store *st)
 {
 	char *clean = NULL, *tmp = NULL, stamp[128];
@@ -117,8 +118,8 @@ static int cache_dead_marks(const char *dir)
  * only it may trust cache.db.clean, check and rebuild cache.db, and sweep
  * blobs/, for what another process has in flight (a temp file, a file
  * renamed before its row commits) looks exactly like what a crash leaves.
- * It keeps LOCK_EX until its open is done (store_cache_share), so a process that
- * comes meanwhile waits for the sweep to end.
+ * It keeps LOCK_EX until its open is done (store_cache_share), so a process
+ * that comes meanwhile waits for the sweep to end.
  *
  * Each process also leaves a mark, DIR/cache.open-XXXXXX, that its clean
  * close removes. A mark without its process is the trace of a crash (a

@@ -281,14 +281,14 @@ struct store *store_open(const char *dir)
 		goto fail;
 	}
 	/* Files of another cache (rebuilt, or of an older schema) go; after
-	 * a crash, what it left half done is tidied (store_blobs_sweep). Only when
-	 * alone: another process's downloads in flight look the same. */
+	 * a crash, what it left half done is tidied (store_blobs_sweep). Only
+	 * when alone: another process's downloads in flight look the same. */
 	if (st->alone && st->rebuilt)
 		store_blobs_clear(st);
 	else if (st->alone && !st->untouched &&
-		 (sqlite3_create_function(d->sql, "blob_exists", 1,
-					  SQLITE_UTF8, st, store_sql_blob_exists,
-					  NULL, NULL) != SQLITE_OK ||
+		 (sqlite3_create_function(d->sql, "blob_exists", 1, SQLITE_UTF8,
+					  st, store_sql_blob_exists, NULL,
+					  NULL) != SQLITE_OK ||
 		  store_blobs_sweep(st, d)))
 		log_warn("cache %s: tidying %s failed: %s", st->path,
 			 st->blob_dir, sqlite3_errmsg(d->sql));

@@ -18,55 +18,55 @@
 #include "names.h"
 
 const char *const store_wsql[W__COUNT] = {
-	[W_BEGIN] = "BEGIN IMMEDIATE",
-	[W_COMMIT] = "COMMIT",
-	[W_ROLLBACK] = "ROLLBACK",
-	[W_USER] = "INSERT OR REPLACE INTO users(id, mtime, email, email_name,"
-		   " name, bot, json, gen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-	[W_USER_OLD] = "SELECT json FROM users WHERE id = ?1",
-	[W_CONTACT] = "INSERT OR REPLACE INTO contacts(id, created_at, email,"
-		      " email_name, external_id, ext_name, name, json, tags)"
-		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-	[W_CONTACT_OLD] = "SELECT json FROM contacts WHERE id = ?1",
-	[W_CONV] = "INSERT OR REPLACE INTO conversations(id, contact_id,"
-		   " status, created_at, updated_at, json, transcript)"
-		   " VALUES(?1,?2,?3,?4,?5,?6,?7)",
-	[W_CONV_OLD] = "SELECT json, transcript FROM conversations"
-		       " WHERE id = ?1",
-	[W_CONV_SYNCED] = "SELECT updated_at FROM conversations WHERE id = ?1",
-	[W_MSG_CLEAR] = "DELETE FROM messages WHERE conversation_id = ?1",
-	[W_ATT_DOOMED] = "SELECT id FROM attachments WHERE conversation_id = ?1"
-			 " AND message_id NOT IN (SELECT id FROM messages"
-			 " WHERE conversation_id = ?1)",
-	[W_ATT_CLEAR] = "DELETE FROM attachments WHERE conversation_id = ?1"
-			" AND message_id NOT IN (SELECT id FROM messages"
-			" WHERE conversation_id = ?1)",
-	[W_MSG] = "INSERT OR REPLACE INTO messages(id, conversation_id,"
-		  " created_at, json) VALUES(?1,?2,?3,?4)",
-	[W_ATT] = "INSERT OR REPLACE INTO attachments(id, conversation_id,"
-		  " message_id, name, file_name, mime, mtime, size)"
-		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-	[W_ATT_HAS] = "SELECT 1 FROM attachments WHERE id = ?1",
-	[W_PLAYBOOK] = "INSERT OR REPLACE INTO playbooks(id, mtime, json, gen)"
-		       " VALUES(?1,?2,?3,?4)",
-	[W_PLAYBOOK_OLD] = "SELECT json FROM playbooks WHERE id = ?1",
-	[W_ACCOUNT] = "INSERT OR REPLACE INTO accounts(key, ino_id, name,"
-		      " mtime, json, gen) VALUES(?1,?2,?3,?4,?5,?6)",
-	[W_ACCOUNT_OLD] = "SELECT json FROM accounts WHERE key = ?1",
-	[W_PRUNE_USERS] = "DELETE FROM users WHERE gen != ?1",
-	[W_PRUNE_PLAYBOOKS] = "DELETE FROM playbooks WHERE gen != ?1",
-	[W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
-	[W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
-	[W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
-	[W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-	[W_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1,?2)",
-	[W_COUNTS] = "SELECT (SELECT count(*) FROM contacts),"
-		     " (SELECT count(*) FROM users),"
-		     " (SELECT count(*) FROM conversations),"
-		     " (SELECT count(*) FROM messages),"
-		     " (SELECT count(*) FROM attachments),"
-		     " (SELECT count(*) FROM playbooks),"
-		     " (SELECT count(*) FROM accounts)",
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_USER] = "INSERT OR REPLACE INTO users(id, mtime, email, email_name,"
+	       " name, bot, json, gen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [W_USER_OLD] = "SELECT json FROM users WHERE id = ?1",
+    [W_CONTACT] = "INSERT OR REPLACE INTO contacts(id, created_at, email,"
+		  " email_name, external_id, ext_name, name, json, tags)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [W_CONTACT_OLD] = "SELECT json FROM contacts WHERE id = ?1",
+    [W_CONV] = "INSERT OR REPLACE INTO conversations(id, contact_id,"
+	       " status, created_at, updated_at, json, transcript)"
+	       " VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [W_CONV_OLD] = "SELECT json, transcript FROM conversations"
+		   " WHERE id = ?1",
+    [W_CONV_SYNCED] = "SELECT updated_at FROM conversations WHERE id = ?1",
+    [W_MSG_CLEAR] = "DELETE FROM messages WHERE conversation_id = ?1",
+    [W_ATT_DOOMED] = "SELECT id FROM attachments WHERE conversation_id = ?1"
+		     " AND message_id NOT IN (SELECT id FROM messages"
+		     " WHERE conversation_id = ?1)",
+    [W_ATT_CLEAR] = "DELETE FROM attachments WHERE conversation_id = ?1"
+		    " AND message_id NOT IN (SELECT id FROM messages"
+		    " WHERE conversation_id = ?1)",
+    [W_MSG] = "INSERT OR REPLACE INTO messages(id, conversation_id,"
+	      " created_at, json) VALUES(?1,?2,?3,?4)",
+    [W_ATT] = "INSERT OR REPLACE INTO attachments(id, conversation_id,"
+	      " message_id, name, file_name, mime, mtime, size)"
+	      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [W_ATT_HAS] = "SELECT 1 FROM attachments WHERE id = ?1",
+    [W_PLAYBOOK] = "INSERT OR REPLACE INTO playbooks(id, mtime, json, gen)"
+		   " VALUES(?1,?2,?3,?4)",
+    [W_PLAYBOOK_OLD] = "SELECT json FROM playbooks WHERE id = ?1",
+    [W_ACCOUNT] = "INSERT OR REPLACE INTO accounts(key, ino_id, name,"
+		  " mtime, json, gen) VALUES(?1,?2,?3,?4,?5,?6)",
+    [W_ACCOUNT_OLD] = "SELECT json FROM accounts WHERE key = ?1",
+    [W_PRUNE_USERS] = "DELETE FROM users WHERE gen != ?1",
+    [W_PRUNE_PLAYBOOKS] = "DELETE FROM playbooks WHERE gen != ?1",
+    [W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
+    [W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
+    [W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
+    [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [W_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1,?2)",
+    [W_COUNTS] = "SELECT (SELECT count(*) FROM contacts),"
+		 " (SELECT count(*) FROM users),"
+		 " (SELECT count(*) FROM conversations),"
+		 " (SELECT count(*) FROM messages),"
+		 " (SELECT count(*) FROM attachments),"
+		 " (SELECT count(*) FROM playbooks),"
+		 " (SELECT count(*) FROM accounts)",
 };
 
 /* Whether the single blob the old-row statement returns equals b. */

@@ -380,7 +380,7 @@ static int list_query(struct driftfs *d, enum store_query q, int64_t arg,
 		      const char *sarg, int kind, const char *suffix,
 		      tree_list_cb cb, void *ctx)
 {
-	struct list_ctx l = { d, cb, ctx, kind, suffix, tree_kind_mode(kind) };
+	struct list_ctx l = {d, cb, ctx, kind, suffix, tree_kind_mode(kind)};
 
 	return store_each(d->store, q, arg, sarg, list_row, &l);
 }

@@ -32,8 +32,8 @@ static int64_t fixed_mtime(struct driftfs *d)
  * The target of a link node, and the time it shows: that of the object it
  * points to, so listings and stat agree.
  */
-int tree_link_target(struct driftfs *d, const struct tnode *n,
-		       struct buf *out, int64_t *mtime)
+int tree_link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
+		     int64_t *mtime)
 {
 	struct store_row row;
 	int r;

@@ -77,7 +77,8 @@ int cli_open_store(struct cli *c)
 		return r;
 	c->d.store = store_open(c->dir);
 	if (!c->d.store) {
-		cli_say("cannot open the cache in %s: %s", c->dir, strerror(errno));
+		cli_say("cannot open the cache in %s: %s", c->dir,
+			strerror(errno));
 		return DX_LOCAL;
 	}
 	if (account_check_store(&c->acc, c->d.store))

@@ -69,9 +69,10 @@ static int api_opt(struct cli *c, void *cmd, const struct opt *o,
 			return DX_USAGE;
 		}
 		if (!strncasecmp(value, "authorization:", 14)) {
-			cli_say("api: an Authorization header is never taken from "
-				"the command line (others can read it); the "
-				"stored token is sent");
+			cli_say(
+			    "api: an Authorization header is never taken from "
+			    "the command line (others can read it); the "
+			    "stored token is sent");
 			return DX_USAGE;
 		}
 		p = realloc(aa->headers, (aa->nheaders + 2) * sizeof(char *));
@@ -128,9 +129,10 @@ static int api_path(struct cli *c, struct api_args *aa, struct buf *out)
 
 	if (!strncmp(p, "http://", 7) || !strncmp(p, "https://", 8)) {
 		if (strncmp(p, c->d.cfg.api_url, base) || p[base] != '/') {
-			cli_say("api: %s is not under the API URL %s (the token "
-				"is only sent there)",
-				p, c->d.cfg.api_url);
+			cli_say(
+			    "api: %s is not under the API URL %s (the token "
+			    "is only sent there)",
+			    p, c->d.cfg.api_url);
 			return DX_USAGE;
 		}
 		p += base;
@@ -257,8 +259,9 @@ int cmd_api(struct cli *c, int argc, char **argv, int from)
 		else
 			cli_say("api: %s %s: %s", method, path.data,
 				resp.message[0] ? resp.message : strerror(-e));
-		r = resp.status ? cli_exit_for_status(resp.status)
-				: (e == -EACCES ? DX_AUTH : cli_exit_for_errno(e));
+		r = resp.status
+			? cli_exit_for_status(resp.status)
+			: (e == -EACCES ? DX_AUTH : cli_exit_for_errno(e));
 		if (r == DX_REFUSED && !resp.status)
 			r = DX_API;
 	}

@@ -160,7 +160,8 @@ static int login_token(struct cli *c, struct login_args *la)
 	int r = DX_OK;
 
 	if (!tok || !token_ok(tok)) {
-		cli_say("login: no token on standard input (one line, no spaces)");
+		cli_say(
+		    "login: no token on standard input (one line, no spaces)");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -189,19 +190,22 @@ static int login_token(struct cli *c, struct login_args *la)
 		http_free(h);
 		if (st < 200 || st >= 300) {
 			if (st == 401 || st == 403 || st == 400)
-				cli_say("login: the API refused this token (HTTP "
-					"%ld%s%s); nothing was stored",
-					st, msg[0] ? ": " : "", msg);
+				cli_say(
+				    "login: the API refused this token (HTTP "
+				    "%ld%s%s); nothing was stored",
+				    st, msg[0] ? ": " : "", msg);
 			else if (st)
-				cli_say("login: could not check the token (HTTP "
-					"%ld%s%s); nothing was stored (--no-verify "
-					"stores it unchecked)",
-					st, msg[0] ? ": " : "", msg);
+				cli_say(
+				    "login: could not check the token (HTTP "
+				    "%ld%s%s); nothing was stored (--no-verify "
+				    "stores it unchecked)",
+				    st, msg[0] ? ": " : "", msg);
 			else
-				cli_say("login: could not check the token (%s); "
-					"nothing was stored (--no-verify stores it "
-					"unchecked)",
-					msg[0] ? msg : "no answer from the API");
+				cli_say(
+				    "login: could not check the token (%s); "
+				    "nothing was stored (--no-verify stores it "
+				    "unchecked)",
+				    msg[0] ? msg : "no answer from the API");
 			r = st == 400 ? DX_AUTH : cli_exit_for_status(st);
 			goto out;
 		}
@@ -213,8 +217,8 @@ static int login_token(struct cli *c, struct login_args *la)
 	cr.access_token = NULL;
 	if (!r) {
 		if (org)
-			cli_say("token for org %lld stored in %s", (long long)org,
-				c->d.cfg.credentials);
+			cli_say("token for org %lld stored in %s",
+				(long long)org, c->d.cfg.credentials);
 		else
 			cli_say("token stored in %s", c->d.cfg.credentials);
 	}
@@ -300,11 +304,12 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	else if (old.client_id)
 		id = strdup(old.client_id);
 	if (!id || !secret) {
-		cli_say("login: the OAuth app's %s is missing: give --client-id "
-			"and DRIFT_CLIENT_SECRET (or --client-secret-stdin, or "
-			"client_id/client_secret in the config file), or use "
-			"--token-stdin for an install token",
-			!id ? "client id" : "client secret");
+		cli_say(
+		    "login: the OAuth app's %s is missing: give --client-id "
+		    "and DRIFT_CLIENT_SECRET (or --client-secret-stdin, or "
+		    "client_id/client_secret in the config file), or use "
+		    "--token-stdin for an install token",
+		    !id ? "client id" : "client secret");
 		r = DX_USAGE;
 		goto out;
 	}
@@ -348,9 +353,11 @@ static int login_oauth(struct cli *c, struct login_args *la)
 			goto out;
 		}
 		if (got_state && strcmp(got_state, state)) {
-			cli_say("login: the state in the pasted address is not this "
-				"login's (an old or forged redirect); nothing was "
-				"stored, run driftctl login again");
+			cli_say(
+			    "login: the state in the pasted address is not "
+			    "this "
+			    "login's (an old or forged redirect); nothing was "
+			    "stored, run driftctl login again");
 			r = DX_AUTH;
 			goto out;
 		}
@@ -372,7 +379,8 @@ static int login_oauth(struct cli *c, struct login_args *la)
 	e = auth_exchange(c->d.http, &g, &cr, why, sizeof(why));
 	if (e) {
 		cli_say("login: %s (%s); nothing was stored",
-			e == -EACCES ? "Drift refused the code" : "the exchange failed",
+			e == -EACCES ? "Drift refused the code"
+				     : "the exchange failed",
 			why);
 		r = e == -EACCES ? DX_AUTH : cli_exit_for_errno(e);
 		goto out;
@@ -390,8 +398,8 @@ static int login_oauth(struct cli *c, struct login_args *la)
 		cli_say("logged in%s; tokens stored in %s%s", org,
 			c->d.cfg.credentials,
 			cr.refresh_token ? " (the access token is refreshed "
-				       "automatically)"
-				     : "");
+					   "automatically)"
+					 : "");
 	}
 out:
 	auth_creds_release(&old);
@@ -415,8 +423,9 @@ int cmd_login(struct cli *c, int argc, char **argv, int from)
 	/* driftctl says what failed; the library's lines would repeat it. */
 	cli_set_log_level(c, 1);
 	if (la.token_stdin && la.secret_stdin) {
-		cli_say("login: --token-stdin and --client-secret-stdin both read "
-			"standard input; give the secret in DRIFT_CLIENT_SECRET");
+		cli_say(
+		    "login: --token-stdin and --client-secret-stdin both read "
+		    "standard input; give the secret in DRIFT_CLIENT_SECRET");
 		return DX_USAGE;
 	}
 	return la.token_stdin ? login_token(c, &la) : login_oauth(c, &la);

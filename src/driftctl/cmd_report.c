@@ -159,7 +159,8 @@ static int parse_filter(const char *text, struct api_report *rp)
 	for (char *p = ws.v[1]; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
 	if (!strcmp(ws.v[1], "HAS_PROPERTY") && ws.n != 2) {
-		cli_say("report: filter '%s': HAS_PROPERTY takes no values", text);
+		cli_say("report: filter '%s': HAS_PROPERTY takes no values",
+			text);
 		goto out;
 	}
 	if (!strcmp(ws.v[1], "BETWEEN") && ws.n != 4) {
@@ -308,8 +309,9 @@ int cmd_report(struct cli *c, int argc, char **argv, int from)
 		cli_say("report: " API_REPORT_REQUEST ": %s%s%s",
 			resp.status ? "HTTP error " : "",
 			resp.message[0] ? resp.message : strerror(-e),
-			resp.status == 429 ? " (the limit is 60 reports a minute)"
-				       : "");
+			resp.status == 429
+			    ? " (the limit is 60 reports a minute)"
+			    : "");
 		r = resp.status ? cli_exit_for_status(resp.status)
 				: cli_exit_for_errno(e);
 		if (r == DX_REFUSED && !resp.status)

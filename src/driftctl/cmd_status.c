@@ -160,7 +160,7 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 				     ? "the token was refused: run driftctl "
 				       "login"
 				 : s ? "HTTP error"
-				 : "API unreachable",
+				     : "API unreachable",
 				 ti->message[0] && s ? ": " : "",
 				 s ? ti->message : "");
 			result = s == 400 ? DX_AUTH : cli_exit_for_status(s);

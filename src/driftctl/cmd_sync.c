@@ -143,9 +143,10 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 	int64_t start = clock_mono_ms();
 	int fd = -1, r = DX_OK, e = 0, started = 0, ro = 0;
 
-	cli_say("sync: the mount at %s (pid %ld) serves this cache; asking it to "
-		"sync",
-		mnt, pid);
+	cli_say(
+	    "sync: the mount at %s (pid %ld) serves this cache; asking it to "
+	    "sync",
+	    mnt, pid);
 	if (asprintf(&ctl_path, "%s/.driftfs/ctl", mnt) < 0 ||
 	    asprintf(&p.status_path, "%s/.driftfs/status", mnt) < 0) {
 		r = DX_LOCAL;
@@ -153,7 +154,8 @@ static int sync_via_mount(struct cli *c, const char *mnt, long pid,
 	}
 	fd = open(ctl_path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 && errno == EROFS) {
-		cli_say("sync: the mount is read-only; signalling it (SIGUSR1)");
+		cli_say(
+		    "sync: the mount is read-only; signalling it (SIGUSR1)");
 		ro = 1;
 	} else if (fd < 0) {
 		e = -errno;
@@ -175,10 +177,11 @@ out:
 	if (e) {
 		cli_say("sync: the mount at %s could not sync: %s%s", mnt,
 			strerror(-e),
-			e == -EAGAIN ? " (offline mode, the API rate limit, or a "
-				   "pass that took over 10 minutes; see "
-				   ".driftfs/errors)"
-				 : " (see .driftfs/errors there)");
+			e == -EAGAIN
+			    ? " (offline mode, the API rate limit, or a "
+			      "pass that took over 10 minutes; see "
+			      ".driftfs/errors)"
+			    : " (see .driftfs/errors there)");
 		r = e == -EAGAIN ? DX_API : cli_exit_for_errno(e);
 	} else if (!r) {
 		struct buf b = BUF_INIT;
@@ -191,8 +194,8 @@ out:
 			const char *conv = strstr(b.data, "\nconversations: ");
 			const char *msgs = strstr(b.data, "\nmessages: ");
 
-			cli_say("sync: done by the mount in %s:%s%.*s%s%.*s", el,
-				conv ? " " : "",
+			cli_say("sync: done by the mount in %s:%s%.*s%s%.*s",
+				el, conv ? " " : "",
 				conv ? (int)strcspn(conv + 1, "\n") : 0,
 				conv ? conv + 1 : "", msgs ? ", " : "",
 				msgs ? (int)strcspn(msgs + 1, "\n") : 0,
@@ -274,10 +277,11 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	if (started)
 		progress_stop(&p);
 	if (e) {
-		cli_say("sync: the pass failed: %s; what it stored stays, and the "
-			"next sync retries the rest%s",
-			strerror(-e),
-			e == -EACCES ? " (the token was refused: run driftctl "
+		cli_say(
+		    "sync: the pass failed: %s; what it stored stays, and the "
+		    "next sync retries the rest%s",
+		    strerror(-e),
+		    e == -EACCES ? " (the token was refused: run driftctl "
 				   "login)"
 				 : "");
 		r = cli_exit_for_errno(e);

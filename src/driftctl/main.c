@@ -99,16 +99,19 @@ int cli_parse_args(struct cli *c, int argc, char **argv, int from,
 				continue;
 			}
 			if (!strcmp(name, "client-secret")) {
-				cli_say("--client-secret is refused: other users can "
+				cli_say("--client-secret is refused: other "
+					"users can "
 					"read the command line. Use "
-					"--client-secret-stdin, DRIFT_CLIENT_SECRET, "
+					"--client-secret-stdin, "
+					"DRIFT_CLIENT_SECRET, "
 					"or client_secret in the config file");
 				return DX_USAGE;
 			}
 			if (!strcmp(name, "token")) {
-				cli_say("a token is never accepted on the command "
-					"line (others can read it); use `driftctl "
-					"login --token-stdin` or DRIFT_TOKEN");
+				cli_say(
+				    "a token is never accepted on the command "
+				    "line (others can read it); use `driftctl "
+				    "login --token-stdin` or DRIFT_TOKEN");
 				return DX_USAGE;
 			}
 			o = find_long(cmd_opts, name, n);
@@ -117,8 +120,10 @@ int cli_parse_args(struct cli *c, int argc, char **argv, int from,
 				global = o != NULL;
 			}
 			if (!o) {
-				cli_say("unknown option --%s (see driftctl %s%s--help)",
-					name, c->cmd ? c->cmd : "", c->cmd ? " " : "");
+				cli_say("unknown option --%s (see driftctl "
+					"%s%s--help)",
+					name, c->cmd ? c->cmd : "",
+					c->cmd ? " " : "");
 				return DX_USAGE;
 			}
 			if (eq && !o->has_arg) {
@@ -137,8 +142,10 @@ int cli_parse_args(struct cli *c, int argc, char **argv, int from,
 			}
 			o = find_short(cmd_opts, a[1]);
 			if (!o) {
-				cli_say("unknown option %s (see driftctl %s%s--help)",
-					a, c->cmd ? c->cmd : "", c->cmd ? " " : "");
+				cli_say("unknown option %s (see driftctl "
+					"%s%s--help)",
+					a, c->cmd ? c->cmd : "",
+					c->cmd ? " " : "");
 				return DX_USAGE;
 			}
 			if (a[2] && o->has_arg)
@@ -161,7 +168,7 @@ int cli_parse_args(struct cli *c, int argc, char **argv, int from,
 	}
 	return 0;
 }
-const struct opt cli_no_opts[] = { { NULL, 0, 0, 0 } };
+const struct opt cli_no_opts[] = {{NULL, 0, 0, 0}};
 
 static const char usage_main[] =
 	"usage: driftctl [OPTIONS] COMMAND [ARGS]\n"

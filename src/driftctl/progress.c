@@ -111,9 +111,10 @@ static void progress_tick(struct progress *p)
 	}
 	if (!p->tty) {
 		if (total > 0 && now - p->last_line >= 5000) {
-			cli_say("sync: %s %ld/%ld%s%s%s%s%s", phase, done, total,
-				rate_s[0] ? " (" : "", rate_s,
-				eta[0] ? ", ETA " : "", eta, rate_s[0] ? ")" : "");
+			cli_say("sync: %s %ld/%ld%s%s%s%s%s", phase, done,
+				total, rate_s[0] ? " (" : "", rate_s,
+				eta[0] ? ", ETA " : "", eta,
+				rate_s[0] ? ")" : "");
 			p->last_line = now;
 		}
 		return;

@@ -86,10 +86,11 @@ int report_limit_slot(const char *dir, int no_wait)
 		int64_t wait = t[n - REPORT_LIMIT] + REPORT_WINDOW_MS - now;
 
 		if (no_wait) {
-			cli_say("report: %d reports in the last minute, Drift's "
-				"limit; the next is allowed in %lld s (without "
-				"--no-wait, driftctl waits)",
-				REPORT_LIMIT, (long long)(wait + 999) / 1000);
+			cli_say(
+			    "report: %d reports in the last minute, Drift's "
+			    "limit; the next is allowed in %lld s (without "
+			    "--no-wait, driftctl waits)",
+			    REPORT_LIMIT, (long long)(wait + 999) / 1000);
 			r = DX_RATE;
 			goto out;
 		}

@@ -94,7 +94,7 @@ static void ctx_format(const void *arg, char *out, size_t size)
  * than answering them.
  */
 void fs_set_context(struct fs *f, const char *op, uint64_t ino,
-			const char *name)
+		    const char *name)
 {
 	req_ctx.f = f;
 	req_ctx.op = op;
@@ -106,7 +106,7 @@ void fs_set_context(struct fs *f, const char *op, uint64_t ino,
 }
 
 void fs_reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
-			const struct tattr *a)
+		    const struct tattr *a)
 {
 	struct fuse_entry_param e;
 

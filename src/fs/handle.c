@@ -224,8 +224,8 @@ fail:
  * a sanitizer's interceptor reads the buffer again). Reads that reach the
  * daemon are rare (keep_cache), so the copy costs little.
  */
-int fs_slice_copy(const struct buf *src, size_t size, off_t off,
-		      char **out, size_t *n)
+int fs_slice_copy(const struct buf *src, size_t size, off_t off, char **out,
+		  size_t *n)
 {
 	*out = NULL;
 	*n = 0;
@@ -276,7 +276,7 @@ int fs_pread_copy(int fd, size_t size, off_t off, char **out, size_t *n)
 }
 
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -327,20 +327,18 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		else
 			buf_reset(&h->data);
 		if (!r && tree_access(h->t.kind) == TA_RW)
-			fs_read_base_note(f, tree_ino(&h->t),
-					  fs_caller_proc(req), 0,
-					  h->data.data ? h->data.data : "",
-					  h->data.len);
+			fs_read_base_note(
+			    f, tree_ino(&h->t), fs_caller_proc(req), 0,
+			    h->data.data ? h->data.data : "", h->data.len);
 	} else if (h->writable) {
 		h->seed_unread = 0;
 		if (h->note_read && !h->dirty) {
 			/* A reader here may save through another descriptor
 			 * or a scratch file: it read this version. */
 			h->note_read = 0;
-			fs_read_base_note(f, tree_ino(&h->t),
-					  fs_caller_proc(req), 0,
-					  h->data.data ? h->data.data : "",
-					  h->data.len);
+			fs_read_base_note(
+			    f, tree_ino(&h->t), fs_caller_proc(req), 0,
+			    h->data.data ? h->data.data : "", h->data.len);
 		}
 	}
 	if (!r)
@@ -383,8 +381,7 @@ static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 }
 
 /* Writes data at off into b, zero-filling any gap. */
-int fs_buf_write_at(struct buf *b, const char *data, size_t size,
-			off_t off)
+int fs_buf_write_at(struct buf *b, const char *data, size_t size, off_t off)
 {
 	size_t end;
 	int r;
@@ -404,8 +401,8 @@ int fs_buf_write_at(struct buf *b, const char *data, size_t size,
 	return 0;
 }
 
-void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
-		     size_t size, off_t off, struct fuse_file_info *fi)
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+		 off_t off, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
@@ -447,7 +444,8 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	} else {
 		r = -EBADF;
 	}
-	/* Past WRITE_MAX: EFBIG itself, not the EIO fs_reply_err makes of it. */
+	/* Past WRITE_MAX: EFBIG itself, not the EIO fs_reply_err makes of it.
+	 */
 	if (r == -EFBIG)
 		fuse_reply_err(req, EFBIG);
 	else if (r)
@@ -485,7 +483,8 @@ static int handle_commit(struct fs *f, struct handle *h)
 		/* The writer's next save, through another descriptor,
 		 * starts from what it wrote (an undo of it is a change). */
 		fs_read_base_note(f, tree_ino(&h->t), h->proc, queued,
-				  h->data.data ? h->data.data : "", h->data.len);
+				  h->data.data ? h->data.data : "",
+				  h->data.len);
 	if (!r && h->based && !queued) {
 		/* The API took it: a later commit of this descriptor (an
 		 * fsync, then more) is the writer's change on top of that.
@@ -525,14 +524,13 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
+		 struct fuse_file_info *fi)
 {
 	(void)datasync;
 	fs_op_flush(req, ino, fi);
 }
 
-void fs_op_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 

@@ -146,7 +146,7 @@ static void node_grow_locked(struct fs *f)
  * (a hash collision: refused rather than confused).
  */
 int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
-		    uint64_t parent, const char *name)
+		uint64_t parent, const char *name)
 {
 	struct fnode *n;
 	int r = 0;
@@ -255,7 +255,7 @@ int fs_node_get(struct fs *f, uint64_t ino, struct tnode *out)
 uint32_t fs_dir_gen(struct fs *f, uint64_t ino)
 {
 	struct fnode *n;
-	int held = fs_nodes_locked;	/* a caller with the table locked */
+	int held = fs_nodes_locked; /* a caller with the table locked */
 	uint32_t g;
 
 	if (!held)
@@ -277,8 +277,8 @@ uint32_t fs_dir_gen(struct fs *f, uint64_t ino)
  * node. With try set, a node table this thread holds gives "inode N"
  * instead of a deadlock (see ctx_format).
  */
-void fs_node_path_of(struct fs *f, uint64_t ino, const char *name,
-			 char *out, size_t size, int try)
+void fs_node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
+		     size_t size, int try)
 {
 	char *parts[16];
 	size_t n = 0, len;
@@ -318,7 +318,7 @@ void fs_node_path_of(struct fs *f, uint64_t ino, const char *name,
 }
 
 void fs_node_path(struct fs *f, uint64_t ino, const char *name, char *out,
-		      size_t size)
+		  size_t size)
 {
 	fs_node_path_of(f, ino, name, out, size, 0);
 }

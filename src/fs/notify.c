@@ -138,9 +138,9 @@ static void hit_locked(struct fs *f, struct fnode *n, int gone,
 }
 
 /* Every node of group (cls, id), each once per batch. */
-#define FOR_GROUP(f, n, cls, id)                                            \
+#define FOR_GROUP(f, n, cls, id)                                               \
 	for (struct fnode *n = fs_group_first_locked(f, cls, id); n;           \
-	     n = n->gnext)                                                  \
+	     n = n->gnext)                                                     \
 		if (n->gcls == (cls) && n->gid == (id))
 
 /* What change c does to node n, found by a rule of group: its inode and
@@ -179,8 +179,8 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 			continue;
 		*once |= r->once;
 		if (r->group == TG_NONE) {
-			struct fnode *n = fs_node_find_locked(f,
-							      tree_ino(&r->node));
+			struct fnode *n =
+			    fs_node_find_locked(f, tree_ino(&r->node));
 
 			if (n && n->t.kind == r->node.kind &&
 			    n->t.id == r->node.id) {

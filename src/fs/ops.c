@@ -27,9 +27,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	f->no_opendir = !!(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	/*
 	 * On a read-only mount nothing is committed at close(), so files
-	 * need no OPEN, FLUSH or RELEASE either: fs_op_open and fs_op_flush answer
-	 * ENOSYS once, and a warm cat or grep then makes no request at all.
-	 * A read-write mount cannot: FLUSH is where close() commits.
+	 * need no OPEN, FLUSH or RELEASE either: fs_op_open and fs_op_flush
+	 * answer ENOSYS once, and a warm cat or grep then makes no request at
+	 * all. A read-write mount cannot: FLUSH is where close() commits.
 	 */
 	f->no_open = f->d->read_only &&
 		     (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
@@ -239,8 +239,9 @@ out:
 		fs_reply_err(req, r);
 	} else {
 		fs_to_stat(f, &a, &st);
-		fuse_reply_attr(req, &st, t.kind == T_SCRATCH
-						  ? 0 : fs_attr_timeout(t.kind));
+		fuse_reply_attr(req, &st,
+				t.kind == T_SCRATCH ? 0
+						    : fs_attr_timeout(t.kind));
 	}
 	tree_node_release(&t);
 }
@@ -356,29 +357,29 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.opendir = fs_op_opendir,
-	.readdir = fs_op_readdir,
-	.readdirplus = fs_op_readdirplus,
-	.releasedir = fs_op_releasedir,
-	.open = fs_op_open,
-	.read = fs_op_read,
-	.write = fs_op_write,
-	.flush = fs_op_flush,
-	.release = fs_op_release,
-	.fsync = fs_op_fsync,
-	.statfs = op_statfs,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.create = fs_op_create,
-	.mkdir = op_mkdir,
-	.rename = fs_op_rename,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .opendir = fs_op_opendir,
+    .readdir = fs_op_readdir,
+    .readdirplus = fs_op_readdirplus,
+    .releasedir = fs_op_releasedir,
+    .open = fs_op_open,
+    .read = fs_op_read,
+    .write = fs_op_write,
+    .flush = fs_op_flush,
+    .release = fs_op_release,
+    .fsync = fs_op_fsync,
+    .statfs = op_statfs,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .create = fs_op_create,
+    .mkdir = op_mkdir,
+    .rename = fs_op_rename,
 };
 
 const struct fuse_lowlevel_ops *fs_ops(void)

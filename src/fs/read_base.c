@@ -69,8 +69,8 @@ static void read_base_drop_locked(struct fs *f, struct read_base *b)
  * (see fs.bases). ino is the tree's inode of the file (tree_ino), not the
  * kernel's: a scratch file renamed over it stays an alias of it.
  */
-void fs_read_base_note(struct fs *f, uint64_t ino, uint64_t proc,
-			   int queued, const char *data, size_t len)
+void fs_read_base_note(struct fs *f, uint64_t ino, uint64_t proc, int queued,
+		       const char *data, size_t len)
 {
 	struct read_base *slot = NULL, *mine = NULL, *lru = NULL, *b;
 	size_t n = 0;
@@ -145,7 +145,7 @@ out:
  * is none.
  */
 int fs_read_base_pick(struct fs *f, uint64_t ino, uint64_t proc,
-			  const char *data, size_t len, struct buf *out)
+		      const char *data, size_t len, struct buf *out)
 {
 	struct read_base *best = NULL, *newest = NULL, *b;
 	uint64_t bestd = 0, d;

@@ -34,8 +34,8 @@ void fs_rendered_drop(struct fs *f, uint64_t ino)
  * piece renders the file; the pieces after it come from that rendering
  * while it is fresh. Dynamic files are rendered for every read.
  */
-void fs_read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino,
-			  size_t size, off_t off)
+void fs_read_unopened(struct fs *f, fuse_req_t req, fuse_ino_t ino, size_t size,
+		      off_t off)
 {
 	struct buf data = BUF_INIT;
 	struct tnode t = { 0 };

@@ -59,8 +59,7 @@ void fs_scratch_forget_locked(struct fs *f, uint64_t ino)
 	}
 }
 
-void fs_scratch_attr(struct fs *f, const struct scratch *s,
-			 struct tattr *a)
+void fs_scratch_attr(struct fs *f, const struct scratch *s, struct tattr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (s->alias.kind && !tree_getattr(f->d, &s->alias, a)) {
@@ -76,7 +75,7 @@ void fs_scratch_attr(struct fs *f, const struct scratch *s,
 
 /* Looks name up among the scratch files; replies and returns 1 if found. */
 int fs_lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
-			  const char *name)
+		      const char *name)
 {
 	struct tnode t = { T_SCRATCH, 0, NULL };
 	struct scratch *s;
@@ -99,7 +98,7 @@ int fs_lookup_scratch(fuse_req_t req, struct fs *f, uint64_t parent,
 }
 
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+		  mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *f = fs_of(req);
 	struct scratch *s = NULL;
@@ -195,8 +194,7 @@ int fs_scratch_unlink(struct fs *f, uint64_t parent, const char *name)
  * renamed (EPERM): their names come from the API.
  */
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
+		  fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct fs *f = fs_of(req);
 	struct tnode dir = { 0 }, target = { 0 };
@@ -265,15 +263,16 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * next version (marked while queued: see fs.bases).
 	 */
 	based = !fs_read_base_pick(f, a.ino, fs_caller_proc(req),
-				   content.data ? content.data : "", content.len,
-				   &base);
+				   content.data ? content.data : "",
+				   content.len, &base);
 	r = commit_write(f->d, &target, path, content.data ? content.data : "",
 			 content.len, based ? &base : NULL, &queued);
 	if (r)
 		goto out;
 	if (tree_access(target.kind) == TA_RW)
 		fs_read_base_note(f, a.ino, fs_caller_proc(req), queued,
-				  content.data ? content.data : "", content.len);
+				  content.data ? content.data : "",
+				  content.len);
 	/* The kernel now calls the scratch inode by the target's name. */
 	fs_nodes_lock(f);
 	s = fs_scratch_by_ino_locked(f, ino);

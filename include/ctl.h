@@ -4,13 +4,14 @@
  * files, and the commands written to .driftfs/ctl.
  *
  * Called on FUSE threads (a read of one of the files renders it whole into
- * the handle; a write to ctl runs its commands at close()), with no lock
- * of the FUSE side held. Every function returns 0 or -errno and appends to
- * out, which stays the caller's. The renderers take, one at a time and
- * each for a few statements, the sync's state lock, the store's pool and
+ * the handle; each complete line written to ctl runs as it is written, and
+ * an unterminated last line at flush), with no lock of the FUSE side held.
+ * Every function returns 0 or -errno and appends to out, which stays the
+ * caller's. The renderers take, each for a few statements, the sync's
+ * state lock (with the store's pool lock inside it), the store's pool and
  * outbox locks, the HTTP governor's lock, the log ring's and the stats
  * lock. ctl_command's "sync" blocks its thread until the pass ends (up to
- * SYNC_WAIT_MS in ctl.c), and "sync PATH" for one fetch.
+ * CTL_SYNC_WAIT_MS), and "sync PATH" for one fetch.
  */
 #ifndef DRIFTFS_CTL_H
 #define DRIFTFS_CTL_H

@@ -26,9 +26,10 @@
  *     (store_outbox.c); never held with the pool lock (12).
  *  9. The token source's lock (auth.c), held across a refresh's HTTP
  *     exchange, then the credentials file's flock.
- * 10. The fs node table lock (fs_int.h: struct fs.lock). Every error
- *     line on a FUSE thread takes it (its request's path), so it comes
- *     after each lock held where an error can be logged. Under it: the
+ * 10. The fs node table lock (fs_int.h: struct fs.lock). The first error
+ *     event a FUSE request logs (log_error_event(), naming the request's
+ *     path) takes it, unless the thread holds it already, so it comes
+ *     after each lock held where such an error can be logged. Under it: the
  *     store's pool lock (a scratch alias's attributes), log and stats.
  * 11. The fs versions lock (fs_int.h: bllock); never held with 10.
  * 12. The store's pool lock (store_int.h), held only to take or return a

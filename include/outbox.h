@@ -128,7 +128,7 @@ void outbox_stop(struct outbox *o);
  * the API accepted it (its answer in *response), -EINPROGRESS when it is
  * queued after a transient failure, or the -errno of a definite refusal
  * (the row is then gone). Called on a FUSE thread through commit_write()
- * (a handle's lock held); takes send_lock.
+ * (maybe with a handle's lock held: commit.h); takes send_lock.
  */
 int outbox_submit(struct outbox *o, struct outbox_row *row,
 		  struct buf *response);

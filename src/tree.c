@@ -23,7 +23,7 @@
 _Static_assert(STORE_ACCOUNT_HASH_BITS == PAYLOAD_BITS - 1,
 	       "an account hash must fit below the hashed bit");
 
-const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1] = {
+const char *const tree_status_names[T_STATUS_BULK - T_STATUS_OPEN + 1] = {
 	STATUS_NAME_OPEN, STATUS_NAME_CLOSED, STATUS_NAME_PENDING,
 	STATUS_NAME_BULK
 };

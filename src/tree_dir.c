@@ -217,8 +217,8 @@ int tree_lookup(struct driftfs *d, const struct tnode *dir, const char *name,
 			return -ENOENT;
 		r = store_one(d->store, Q_CONV, id, NULL, &row);
 		if (!r && (!row.text ||
-			   strcmp(row.text,
-				  status_names[dir->kind - T_STATUS_OPEN])))
+			   strcmp(row.text, tree_status_names[dir->kind -
+							      T_STATUS_OPEN])))
 			r = -ENOENT;
 		return r ? r : found(d, T_STATUS_LINK, id, NULL, child, attr);
 	case T_CONTACT_CONVS:
@@ -445,7 +445,7 @@ int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 	case T_STATUS_PENDING:
 	case T_STATUS_BULK:
 		return list_query(d, Q_CONVS_BY_STATUS, 0,
-				  status_names[dir->kind - T_STATUS_OPEN],
+				  tree_status_names[dir->kind - T_STATUS_OPEN],
 				  T_STATUS_LINK, NULL, cb, ctx);
 	case T_CONTACT_CONVS:
 		return list_query(d, Q_CONTACT_CONVS, dir->id, NULL,

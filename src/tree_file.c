@@ -329,7 +329,7 @@ int tree_content_fd(struct driftfs *d, const struct tnode *n)
 }
 
 struct status_counts {
-	int64_t n[N_ELEM(status_names)];
+	int64_t n[N_ELEM(tree_status_names)];
 	int64_t mtime;
 };
 
@@ -337,8 +337,8 @@ static int count_status(void *ctx, const struct store_row *row)
 {
 	struct status_counts *c = ctx;
 
-	for (size_t i = 0; i < N_ELEM(status_names); i++)
-		if (row->name && !strcmp(row->name, status_names[i]))
+	for (size_t i = 0; i < N_ELEM(tree_status_names); i++)
+		if (row->name && !strcmp(row->name, tree_status_names[i]))
 			c->n[i] = row->id;
 	if (row->mtime > c->mtime)
 		c->mtime = row->mtime;
@@ -360,8 +360,9 @@ static int stats_json(struct driftfs *d, struct buf *out, int64_t *mtime)
 	o = cJSON_CreateObject();
 	if (!o)
 		return -ENOMEM;
-	for (size_t i = 0; i < N_ELEM(status_names); i++) {
-		cJSON_AddNumberToObject(o, status_names[i], (double)c.n[i]);
+	for (size_t i = 0; i < N_ELEM(tree_status_names); i++) {
+		cJSON_AddNumberToObject(o, tree_status_names[i],
+					(double)c.n[i]);
 		total += c.n[i];
 	}
 	cJSON_AddNumberToObject(o, "total", (double)total);

@@ -24,7 +24,7 @@
 #define STATUS_NAME_CLOSED "closed"
 #define STATUS_NAME_PENDING "pending"
 #define STATUS_NAME_BULK "bulk_sent"
-extern const char *const status_names[T_STATUS_BULK - T_STATUS_OPEN + 1];
+extern const char *const tree_status_names[T_STATUS_BULK - T_STATUS_OPEN + 1];
 
 /* tree.c: a kind's mode bits and link count. */
 mode_t tree_kind_mode(int kind);

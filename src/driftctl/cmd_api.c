@@ -274,7 +274,7 @@ out:
 	return r;
 }
 
-const char usage_api[] =
+const char cli_usage_api[] =
 	"usage: driftctl api [-X METHOD] PATH [-H 'Name: value']...\n"
 	"                    [-q NAME=VALUE]... [-d BODY | -d @FILE | -d @-]\n"
 	"\n"

@@ -431,7 +431,7 @@ int cmd_login(struct cli *c, int argc, char **argv, int from)
 	return la.token_stdin ? login_token(c, &la) : login_oauth(c, &la);
 }
 
-const char usage_login[] =
+const char cli_usage_login[] =
 	"usage: driftctl login [--client-id ID] [--client-secret-stdin]\n"
 	"                      [--redirect-uri URI]\n"
 	"       driftctl login --token-stdin [--no-verify]\n"

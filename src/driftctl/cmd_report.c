@@ -350,7 +350,7 @@ out:
 	return r;
 }
 
-const char usage_report[] =
+const char cli_usage_report[] =
 	"usage: driftctl report --filter 'PROPERTY OP [VALUES...]'...\n"
 	"                       --metric NAME... [--format json|csv] "
 	"[--no-wait]\n"

@@ -228,7 +228,7 @@ out:
 	return result;
 }
 
-const char usage_status[] =
+const char cli_usage_status[] =
 	"usage: driftctl status\n"
 	"\n"
 	"Prints the account (POST /app/token_info), the credentials, the\n"

@@ -311,7 +311,7 @@ out:
 	return r;
 }
 
-const char usage_sync[] =
+const char cli_usage_sync[] =
 	"usage: driftctl sync [--progress | --no-progress]\n"
 	"\n"
 	"Runs one sync pass into the cache driftfs uses, without mounting.\n"

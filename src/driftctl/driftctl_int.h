@@ -171,10 +171,10 @@ int cmd_status(struct cli *c, int argc, char **argv, int from);
 int cmd_api(struct cli *c, int argc, char **argv, int from);
 int cmd_report(struct cli *c, int argc, char **argv, int from);
 
-extern const char usage_login[];
-extern const char usage_sync[];
-extern const char usage_status[];
-extern const char usage_api[];
-extern const char usage_report[];
+extern const char cli_usage_login[];
+extern const char cli_usage_sync[];
+extern const char cli_usage_status[];
+extern const char cli_usage_api[];
+extern const char cli_usage_report[];
 
 #endif

@@ -209,11 +209,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "login", cmd_login, usage_login },
-	{ "sync", cmd_sync, usage_sync },
-	{ "status", cmd_status, usage_status },
-	{ "api", cmd_api, usage_api },
-	{ "report", cmd_report, usage_report },
+	{ "login", cmd_login, cli_usage_login },
+	{ "sync", cmd_sync, cli_usage_sync },
+	{ "status", cmd_status, cli_usage_status },
+	{ "api", cmd_api, cli_usage_api },
+	{ "report", cmd_report, cli_usage_report },
 };
 
 /* Before the command there are only options: nothing else comes here. */

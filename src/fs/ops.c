@@ -17,6 +17,7 @@
 
 #include "commit.h"
 #include "log.h"
+#include "names.h"
 #include "outbox.h"
 #include "tree.h"
 
@@ -270,7 +271,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
-	sv.f_namemax = 255;
+	sv.f_namemax = NAMES_MAX;
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -357,29 +358,29 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 static const struct fuse_lowlevel_ops ops = {
-    .init = op_init,
-    .lookup = op_lookup,
-    .forget = op_forget,
-    .forget_multi = op_forget_multi,
-    .getattr = op_getattr,
-    .setattr = op_setattr,
-    .readlink = op_readlink,
-    .opendir = fs_op_opendir,
-    .readdir = fs_op_readdir,
-    .readdirplus = fs_op_readdirplus,
-    .releasedir = fs_op_releasedir,
-    .open = fs_op_open,
-    .read = fs_op_read,
-    .write = fs_op_write,
-    .flush = fs_op_flush,
-    .release = fs_op_release,
-    .fsync = fs_op_fsync,
-    .statfs = op_statfs,
-    .unlink = op_unlink,
-    .rmdir = op_rmdir,
-    .create = fs_op_create,
-    .mkdir = op_mkdir,
-    .rename = fs_op_rename,
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.opendir = fs_op_opendir,
+	.readdir = fs_op_readdir,
+	.readdirplus = fs_op_readdirplus,
+	.releasedir = fs_op_releasedir,
+	.open = fs_op_open,
+	.read = fs_op_read,
+	.write = fs_op_write,
+	.flush = fs_op_flush,
+	.release = fs_op_release,
+	.fsync = fs_op_fsync,
+	.statfs = op_statfs,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.create = fs_op_create,
+	.mkdir = op_mkdir,
+	.rename = fs_op_rename,
 };
 
 const struct fuse_lowlevel_ops *fs_ops(void)

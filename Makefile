@@ -107,7 +107,7 @@ check-layers:
 
 check: deps check-layers all unit fuzz-short
 	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
-		/usr/bin/python3 -m pytest -q \
+		/usr/bin/python3 -m pytest -q --durations=20 \
 		-p no:cacheprovider tests/emulator tests/mount tests/driftctl
 
 # Fuzzing (README.md, Fuzzing): the library built again with clang,
@@ -161,6 +161,7 @@ VALGRIND := valgrind --error-exitcode=99 --leak-check=full \
 check-valgrind: deps all
 	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
 		DRIFTFS_WRAPPER="$(VALGRIND)" /usr/bin/python3 -m pytest -q \
+		--durations=20 \
 		-p no:cacheprovider tests/mount
 
 demo: deps all

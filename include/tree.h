@@ -206,6 +206,9 @@ enum tree_group {
  */
 int tree_touch_group(const struct tnode *t, const struct tnode *parent,
 		     int64_t *id);
+/* Whether tree_touch_group() of a node of this kind reads parent: the
+ * holder looks its parent up only then (node creation is a hot path). */
+int tree_touch_group_needs_parent(int kind);
 
 /* What a change does to a node (tree_touch_node): a mask of these. */
 #define TOUCH_INODE 1	/* its attributes or bytes changed */

@@ -16,6 +16,11 @@
 #include "store.h"
 #include "sync.h"
 
+int tree_touch_group_needs_parent(int kind)
+{
+	return kind == T_MESSAGE_JSON || kind == T_ATTACHMENT;
+}
+
 int tree_touch_group(const struct tnode *t, const struct tnode *parent,
 		     int64_t *id)
 {

@@ -67,7 +67,10 @@ static size_t group_bucket(size_t nb, int cls, int64_t id)
 static int group_of(struct fs *f, const struct tnode *t, uint64_t parent,
 		    int64_t *id)
 {
-	const struct fnode *p = parent ? fs_node_find_locked(f, parent) : NULL;
+	const struct fnode *p = NULL;
+
+	if (parent && tree_touch_group_needs_parent(t->kind))
+		p = fs_node_find_locked(f, parent);
 
 	return tree_touch_group(t, p ? &p->t : NULL, id);
 }

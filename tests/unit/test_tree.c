@@ -324,6 +324,22 @@ static void test_touch(void)
 	CHECK_EQ_INT(tree_touch_group(&user, NULL, &id), TG_KIND);
 	CHECK_EQ_INT(id, T_USER_JSON);
 	CHECK_EQ_INT(tree_touch_group(&root, NULL, &id), TG_NONE);
+	/* The node table looks a parent up only for the kinds that say they
+	 * need one: any kind whose group a parent changes must say so. */
+	for (int k = T__FIXED_END + 1; k < T__END; k++) {
+		struct tnode t = { k, 7, "x" };
+		struct tnode parents[] = { { T_MESSAGES, 100, NULL },
+					   { T_ATTACHMENTS, 100, NULL } };
+		int64_t alone, with;
+		int g = tree_touch_group(&t, NULL, &alone);
+
+		for (size_t i = 0; i < 2; i++)
+			if (tree_touch_group(&t, &parents[i], &with) != g ||
+			    with != alone)
+				CHECK(tree_touch_group_needs_parent(k));
+	}
+	CHECK(tree_touch_group_needs_parent(T_MESSAGE_JSON));
+	CHECK(!tree_touch_group_needs_parent(T_CONV_JSON));
 
 	/* A contact: its group, and once a batch the links by email/id. */
 	n = tree_touch_rules(&contact, r);

@@ -408,4 +408,32 @@ int store_outbox_each(struct store *st,
 #define STORE_ACCOUNT_HASH_BITS 55
 int64_t store_account_hash(const char *key);
 
+/*
+ * Re-rendering transcripts after a rename (store_authors.c, for
+ * sync_rerender.c). Readers and a writer like the others: any thread, on
+ * the thread's transaction when one is open; each prepares its statement
+ * per call. Returns 0 or -errno.
+ *
+ * store_user_conversations: the conversations (ascending, distinct) that
+ * hold a message by one of the n users in ids, an author the transcript
+ * names from the users table (author.type anything but "contact"). A scan
+ * of every message's JSON (no column holds the author). *convs is
+ * malloc'd, the caller's to free (NULL when none).
+ * store_contact_conversations: the contact's conversations (by index), as
+ * above.
+ * store_conversation_messages: the cached messages of conv as one JSON
+ * array of the objects the API sent, oldest first (created_at, then id:
+ * the order sync_conversation() renders), appended to out (the caller's).
+ * store_set_transcript: replaces conv's transcript; *changed when its
+ * bytes differ (0 too when there is no such conversation).
+ */
+int store_user_conversations(struct store *st, const int64_t *ids, size_t n,
+			     int64_t **convs, size_t *nconvs);
+int store_contact_conversations(struct store *st, int64_t contact,
+				int64_t **convs, size_t *nconvs);
+int store_conversation_messages(struct store *st, int64_t conv,
+				struct buf *out);
+int store_set_transcript(struct store *st, int64_t conv,
+			 const struct buf *transcript, int *changed);
+
 #endif

@@ -123,7 +123,8 @@ static int wait_contact(struct sync *s, int64_t id)
 /*
  * Writes one contact fetched after g was taken in its own transaction and
  * reports it; a contact written since then is left alone (fresher data is
- * on its way from the writer).
+ * on its way from the writer). A changed name reaches its conversations'
+ * transcripts in the same transaction (sync_put_contact).
  */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g)
@@ -136,13 +137,14 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
-	r = store_put_contact(s->d->store, c, &changed);
+	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
 		store_rollback(s->d->store);
+		sync_changes_release(&ch);
 		return r;
 	}
 	r = store_commit(s->d->store);
-	if (!r && changed) {
+	if (!r && (changed || ch.n)) {
 		sync_changes_add(&ch, SO_CONTACT, c->id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
 		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
@@ -284,51 +286,6 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 	return 0;
 }
 
-/* What author_of() looks in: the cache, and the conversation's contact. */
-struct author_ctx {
-	struct sync *s;
-	const struct conv_fetch *f;
-};
-
-/* Who wrote a message, for the transcript: name and role (a
- * render_author_fn, render.h). */
-static void author_of(void *ctx, const struct api_message *m, char *name,
-		      size_t size, const char **role)
-{
-	const struct author_ctx *a = ctx;
-	struct sync *s = a->s;
-	const struct conv_fetch *f = a->f;
-	struct store_row row;
-
-	if (!strcmp(m->author_type, "contact")) {
-		const struct api_contact *c = &f->contact;
-
-		*role = "contact";
-		if (c->id && c->id == m->author_id && (c->name || c->email))
-			snprintf(name, size, "%s", c->name ? c->name : c->email);
-		else if (!store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
-				    NULL, &row) && row.name)
-			snprintf(name, size, "%s", row.name);
-		else if (wait_contact(s, m->author_id) &&
-			 !store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
-				    NULL, &row) && row.name)
-			snprintf(name, size, "%s", row.name);
-		else
-			snprintf(name, size, "Contact %lld",
-				 (long long)m->author_id);
-		return;
-	}
-	*role = m->bot ? "bot" : "agent";
-	if (!store_one(s->d->store, Q_USER_NAME, m->author_id, NULL, &row) &&
-	    row.name) {
-		snprintf(name, size, "%s", row.name);
-		if (row.id2)
-			*role = "bot";
-	} else {
-		snprintf(name, size, "User %lld", (long long)m->author_id);
-	}
-}
-
 static int cmp_message(const void *a, const void *b)
 {
 	const struct api_message *x = a, *y = b;
@@ -347,7 +304,7 @@ int sync_conversation(struct sync *s, int64_t id)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
-	struct author_ctx who = { s, &f };
+	struct sync_author who = { s, &f.contact, wait_contact };
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
@@ -382,7 +339,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
-	r = render_transcript(f.msgs, f.nmsgs, author_of, &who, &transcript);
+	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who, &transcript);
 	if (r)
 		goto out;
 

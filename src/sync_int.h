@@ -148,4 +148,49 @@ void sync_run_workers(struct sync *s, struct work *work,
 int sync_list(struct sync *s, enum sync_object what, int64_t gen);
 int sync_attributes(struct sync *s);
 
+/*
+ * sync_rerender.c: transcripts follow renames (DESIGN.md §3).
+ *
+ * How a transcript names a message's author (a render_author_fn, render.h,
+ * for render_transcript()), the one naming of a fresh fetch and of a
+ * re-render: a contact by name, else email (contact if it is the one just
+ * fetched, else the cache; wait (may be NULL) waits for one another
+ * thread of the pass is fetching, and says whether it waited), else
+ * "Contact <id>"; any other author from the users table (a bot user's
+ * role is bot), else "User <id>". Reads the store; calls wait only when
+ * not NULL, so a caller in a transaction passes NULL.
+ */
+struct sync_author {
+	struct sync *s;
+	const struct api_contact *contact;	/* just fetched, or NULL */
+	int (*wait)(struct sync *s, int64_t contact_id);
+};
+void sync_author_of(void *ctx, const struct api_message *m, char *name,
+		    size_t size, const char **role);
+/*
+ * Stores contact c (store_put_contact) in the caller's open transaction;
+ * when what transcripts show of it changed (or it is new), renders its
+ * conversations' transcripts again from the cache in that transaction and
+ * adds their changes to ch (reported by the caller after its commit). No
+ * request, no wait. Returns a store error or -ENOMEM (the caller rolls
+ * back); a conversation that cannot be rendered is logged and skipped.
+ */
+int sync_put_contact(struct sync *s, const struct api_contact *c,
+		     int *changed, struct changes *ch);
+/* Whether storing u changes what transcripts show of it (its name, its
+ * bot flag, or it is new); call before storing it. A reader. */
+int sync_user_naming_changed(struct sync *s, const struct api_user *u);
+/* Notes users whose naming changed, in the caller's transaction (the one
+ * that stores them) or alone, for sync_rerender_pending(). */
+int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n);
+/*
+ * Renders again, from the cache, the transcripts of every conversation
+ * with a message by a noted user, in transactions of its own, reporting
+ * the changes after each; then clears those notes (a failure leaves them
+ * for the next call). Any thread; the caller holds no store transaction
+ * and no lock of the sync's but pass_lock (the change callback runs).
+ * No request.
+ */
+int sync_rerender_pending(struct sync *s);
+
 #endif

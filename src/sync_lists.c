@@ -157,11 +157,23 @@ static int accounts_refreshed_since(struct sync *s, const struct gens *g)
 	return w;
 }
 
-/* Stores a fetched list; the caller holds the transaction. */
+/*
+ * Stores a fetched list; the caller holds the transaction. The users whose
+ * naming in transcripts changes are noted in it (sync_rerender_note_users)
+ * for sync_rerender_pending() after the commit.
+ */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		      const struct gens *g, struct changes *ch)
 {
+	int64_t *renamed = NULL;
+	size_t nrenamed = 0;
 	int r = 0;
+
+	if (l->what == SO_USER && l->n) {
+		renamed = calloc(l->n, sizeof(*renamed));
+		if (!renamed)
+			return -ENOMEM;
+	}
 
 	for (size_t i = 0; i < l->n && !r; i++) {
 		int changed = 0;
@@ -177,6 +189,8 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 				r = store_keep_user(s->d->store, u->id, gen);
 				continue;
 			}
+			if (sync_user_naming_changed(s, u))
+				renamed[nrenamed++] = u->id;
 			r = store_put_user(s->d->store, u, gen, &changed);
 			if (!r && changed)
 				r = sync_changes_add(ch, SO_USER, u->id, NULL);
@@ -194,6 +208,8 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 						     o->key);
 		}
 	}
+	r = r ? r : sync_rerender_note_users(s, renamed, nrenamed);
+	free(renamed);
 	return r;
 }
 
@@ -251,6 +267,10 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 out:
 	list_ctx_release(&l);
 	sync_changes_release(&ch);
+	/* Renamed users reach the transcripts, also those noted by an
+	 * earlier pass or a fetch that could not finish them. */
+	if (what == SO_USER && r != -ENOMEM)
+		sync_rerender_pending(s);
 	return r;
 }
 

@@ -421,6 +421,8 @@ int64_t store_account_hash(const char *key);
  * malloc'd, the caller's to free (NULL when none).
  * store_contact_conversations: the contact's conversations (by index), as
  * above.
+ * store_users_unseen: the users store_prune(ST_USERS, gen) would delete
+ * (ascending; *ids as *convs above), read before it in its transaction.
  * store_conversation_messages: the cached messages of conv as one JSON
  * array of the objects the API sent, oldest first (created_at, then id:
  * the order sync_conversation() renders), appended to out (the caller's).
@@ -431,6 +433,8 @@ int store_user_conversations(struct store *st, const int64_t *ids, size_t n,
 			     int64_t **convs, size_t *nconvs);
 int store_contact_conversations(struct store *st, int64_t contact,
 				int64_t **convs, size_t *nconvs);
+int store_users_unseen(struct store *st, int64_t gen, int64_t **ids,
+		       size_t *n);
 int store_conversation_messages(struct store *st, int64_t conv,
 				struct buf *out);
 int store_set_transcript(struct store *st, int64_t conv,

@@ -39,6 +39,10 @@ static const char user_convs_sql[] =
 static const char contact_convs_sql[] =
 	"SELECT id FROM conversations WHERE contact_id = ?1 ORDER BY id";
 
+/* The users store_prune(ST_USERS, gen) would delete. */
+static const char unseen_users_sql[] =
+	"SELECT id FROM users WHERE gen != ?1 ORDER BY id";
+
 static const char messages_sql[] =
 	"SELECT json FROM messages WHERE conversation_id = ?1"
 	" ORDER BY created_at, id";
@@ -152,6 +156,30 @@ int store_contact_conversations(struct store *st, int64_t contact,
 	}
 	sqlite3_bind_int64(s, 1, contact);
 	r = collect_ids(d, s, convs, nconvs);
+out:
+	sqlite3_finalize(s);
+	store_db_put(st, d);
+	return r;
+}
+
+int store_users_unseen(struct store *st, int64_t gen, int64_t **ids,
+		       size_t *n)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	s = prepare(d, unseen_users_sql);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, gen);
+	r = collect_ids(d, s, ids, n);
 out:
 	sqlite3_finalize(s);
 	store_db_put(st, d);

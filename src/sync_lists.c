@@ -160,7 +160,8 @@ static int accounts_refreshed_since(struct sync *s, const struct gens *g)
 /*
  * Stores a fetched list; the caller holds the transaction. The users whose
  * naming in transcripts changes are noted in it (sync_rerender_note_users)
- * for sync_rerender_pending() after the commit.
+ * for sync_rerender_pending() after the commit, as are those the prune
+ * deletes (note_pruned_users).
  */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		      const struct gens *g, struct changes *ch)
@@ -213,6 +214,22 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 	return r;
 }
 
+/*
+ * The users the prune is about to delete: their messages are shown as
+ * "User <id>" from now on, so their transcripts are rendered again too
+ * (sync_rerender_pending). In the list's transaction.
+ */
+static int note_pruned_users(struct sync *s, int64_t gen)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int r = store_users_unseen(s->d->store, gen, &ids, &n);
+
+	r = r ? r : sync_rerender_note_users(s, ids, n);
+	free(ids);
+	return r;
+}
+
 int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 {
 	static const enum store_table table[] = {
@@ -251,6 +268,8 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		goto out;
 	}
 	r = store_list(s, &l, gen, &g, &ch);
+	if (!r && what == SO_USER)
+		r = note_pruned_users(s, gen);
 	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
 	if (r) {
 		store_rollback(s->d->store);

@@ -4,7 +4,8 @@ becomes a bot) in Drift, one sync shows the new name (role) in every cached
 transcript with a message by them, leaves every other transcript byte for
 byte as it was, and fetches no conversation to do it; after a contact is
 renamed, the sync that refreshes the contact does the same for its
-conversations. A re-rendered transcript is byte-identical to what a fresh
+conversations; after a user is deleted, their messages are shown by id. A
+re-rendered transcript is byte-identical to what a fresh
 mount (an empty cache) renders for the same conversation."""
 import os
 import re
@@ -127,4 +128,26 @@ def test_contact_without_a_name_is_shown_by_its_new_email(emulator, mounts,
     now = transcripts(m)
     for c in touched:
         assert b"moved.away@new.example (contact" in now[c], c
+    assert_fresh_mount_agrees(emulator, mounts, tmp_path, now)
+
+
+def test_deleted_user_is_shown_by_id_as_a_fresh_mount_shows_them(emulator,
+                                                                 mounts,
+                                                                 tmp_path):
+    data = emulator.data()
+    gone = max((u for u in data["users"] if not u["bot"]),
+               key=lambda u: len(authored(data, "user", u["id"])))
+    touched = authored(data, "user", gone["id"])
+    assert touched
+    m = mounts(emulator.url, str(tmp_path / "a"))
+    before = transcripts(m)
+    emulator.mutate(op="delete_user", id=gone["id"])
+    assert_no_conversation_fetched(sync_requests(emulator, m))
+    assert "%d.json" % gone["id"] not in os.listdir(m.p("users"))
+    now = transcripts(m)
+    for c in touched:
+        assert ("User %d (agent" % gone["id"]).encode() in now[c], c
+        assert ("%s (agent" % gone["name"]).encode() not in now[c], c
+    for c in set(before) - touched:
+        assert now[c] == before[c], c
     assert_fresh_mount_agrees(emulator, mounts, tmp_path, now)

@@ -253,6 +253,10 @@ static void test_renames(void)
 	REQUIRE(!store_put_user(d.store, &renamed, 2, &changed));
 	REQUIRE(!sync_rerender_note_users(s, &ua, 1));
 	REQUIRE(!store_commit(d.store));
+	/* What a prune of the list of generation 2 would delete. */
+	REQUIRE(!store_users_unseen(d.store, 2, &convs, &n));
+	CHECK(n == 1 && convs[0] == USER_B);
+	free(convs);
 	CHECK(!sync_rerender_pending(s));
 	CHECK_EQ_INT(sn.n, 1);
 	CHECK(seen_has(&sn, CONV_A));

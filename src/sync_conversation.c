@@ -339,7 +339,8 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
-	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who, &transcript);
+	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
+			      &transcript);
 	if (r)
 		goto out;
 

@@ -43,8 +43,10 @@ void sync_author_of(void *ctx, const struct api_message *m, char *name,
 		*role = "contact";
 		/* What Q_CONTACT_NAME gives once c is stored: coalesce(name,
 		 * email). */
-		if (c && c->id && c->id == m->author_id && (c->name || c->email))
-			snprintf(name, size, "%s", c->name ? c->name : c->email);
+		if (c && c->id && c->id == m->author_id &&
+		    (c->name || c->email))
+			snprintf(name, size, "%s",
+				 c->name ? c->name : c->email);
 		else if (!store_one(s->d->store, Q_CONTACT_NAME, m->author_id,
 				    NULL, &row) && row.name)
 			snprintf(name, size, "%s", row.name);

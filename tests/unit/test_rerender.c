@@ -59,7 +59,8 @@ static const char *page(int64_t conv)
 	switch (conv) {
 	case CONV_A:
 		return "{\"data\":{\"messages\":["
-		       "{\"id\":2,\"conversationId\":9001,\"body\":\"<p>hi</p>\","
+		       "{\"id\":2,\"conversationId\":9001,"
+		       "\"body\":\"<p>hi</p>\","
 		       "\"author\":{\"type\":\"contact\",\"id\":501,"
 		       "\"bot\":false},\"type\":\"chat\","
 		       "\"createdAt\":1700000000000},"

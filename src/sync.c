@@ -268,7 +268,7 @@ static int sync_conversations(struct sync *s)
 
 	w.watermark = store_meta_i64(st, "conv_watermark");
 	conv_progress_start(s);
-	sync_set_phase(s, "syncing conversations", 0, 0);
+	sync_set_phase(s, "fetching conversations", 0, 0);
 	while (!cur.done && !r && !w.older_seen) {
 		struct work work = { 0 };
 

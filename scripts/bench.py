@@ -297,6 +297,7 @@ def bench_scale_size(a, name, convs, per):
         out["cold_ls"] = time.perf_counter() - t
         m.wait_synced(timeout=3600)
         out["cold_s"] = time.perf_counter() - t
+        out["rss_sync_kib"] = peak_rss_kib(m.proc.pid)
         minimum = minimum_requests(data, conv_page_size(emu, data))
         out["cold_ratio"] = emu.total() / minimum
         out["cold_requests"], out["minimum"] = emu.total(), minimum
@@ -309,7 +310,11 @@ def bench_scale_size(a, name, convs, per):
         emu.reset()
         m.ctl("sync")
         out["idle_pass"] = emu.stats()["by_endpoint"]
-        for cid in ids[len(ids) // 2:len(ids) // 2 + 10]:
+        # Ten of one page of messages (under 50, one added), so that the
+        # change is the same at every size: a changed conversation is
+        # fetched whole, one GET per 50 of its messages.
+        short = [i for i in ids if len(data["messages"][str(i)]) < 49]
+        for cid in short[len(short) // 2:len(short) // 2 + 10]:
             emu.mutate(op="add_message", conversationId=cid, body="bench change")
         emu.reset()
         m.ctl("sync")
@@ -399,7 +404,10 @@ def bench_scale(a):
          lambda r: "%d" % sum(r["pass10"].values()), lambda r: len(tens) == 1)
     line("cold sync requests / paging minimum", "<= 1.02",
          lambda r: "%.3f" % r["cold_ratio"], lambda r: r["cold_ratio"] <= 1.02)
-    line("daemon peak RSS (MiB)", "<= 64 MiB at 300k, sublinear",
+    line("daemon peak RSS after the cold sync (MiB)", "<= 64 MiB at 300k, sublinear",
+         lambda r: "%.1f" % (r["rss_sync_kib"] / 1024),
+         lambda r: r["rss_sync_kib"] <= 64 * 1024)
+    line("  ... after a stat of every file and two passes (MiB)", "<= 64 MiB at 300k",
          lambda r: "%.1f" % (r["rss_kib"] / 1024), lambda r: r["rss_kib"] <= 64 * 1024)
     line("cache on disk / rendered tree", "<= 1.5",
          lambda r: "%.2f" % (r["cache"] / r["tree"]), lambda r: r["cache"] / r["tree"] <= 1.5)

@@ -181,6 +181,15 @@ int api_conversations_page(struct http *h, struct api_cursor *cur,
 			   api_conversation_cb cb, void *ctx);
 int api_conversation_get(struct http *h, int64_t id,
 			 struct api_conversation *out);
+/*
+ * How many conversations the account has (GET /conversations/stats,
+ * drift-api.md V4): the sum of the counts by status in
+ * {"conversationCount": {"OPEN": n, ...}} (also under "data", or one
+ * number). The shape is unconfirmed: an answer of any other shape is
+ * -ENODATA, logged nowhere (the caller goes on without a total). One
+ * attempt, no retries: only progress depends on it. Any thread.
+ */
+int api_conversation_stats(struct http *h, int64_t *total);
 /* Every message of a conversation, oldest first, all pages. */
 int api_messages(struct http *h, int64_t conversation_id, api_message_cb cb,
 		 void *ctx);
@@ -203,6 +212,10 @@ int api_parse_conversations_page(const char *where, const char *body,
 				 api_conversation_cb cb, void *ctx);
 int api_parse_conversation(const char *where, const char *body, size_t len,
 			   struct api_conversation *out);
+/* The total of an answer of GET /conversations/stats; -ENODATA (or
+ * -ENOMEM) when it has none. Logs nothing. */
+int api_parse_conversation_stats(const char *body, size_t len,
+				 int64_t *total);
 /* *next: the cursor of the next page (caller frees), NULL after the last. */
 int api_parse_messages_page(const char *where, const char *body, size_t len,
 			    int64_t conversation_id, api_message_cb cb,

@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from helpers import Emulator, Mount, fuse_unavailable  # noqa: E402
+from helpers import Emulator, Mount, fuse_unavailable, wait_for  # noqa: E402
 
 PHRASE = "purple elephant quorum"
 
@@ -32,14 +33,26 @@ def run(cmd, cwd=None):
 
 
 def minimum_requests(data, conv_page):
-    """What a cold sync must ask for at least, given the page sizes."""
+    """What a cold sync must ask for at least, given the page sizes (the
+    paging minimum, BENCHMARKS.md): the pass's fixed lists (users, contact
+    attributes, playbooks, each accounts page, the conversation stats),
+    each page of the conversation list, and per conversation one GET and
+    one GET per 50 messages (at least one), one GET per distinct contact
+    and one per attachment."""
     convs = data["conversations"]
     contacts = {c["contactId"] for c in convs if c.get("contactId")}
     msgs = sum(max(1, math.ceil(len(data["messages"][str(c["id"])]) / 50)) for c in convs)
-    return (1 + 1 + 1                                  # users, attributes, playbooks
+    return (1 + 1 + 1 + 1                              # users, attributes, playbooks, stats
             + max(1, math.ceil(len(data["accounts"]) / 65))
             + max(1, math.ceil(len(convs) / conv_page))
             + len(convs) + msgs + len(contacts) + len(data["attachments"]))
+
+
+def conv_page_size(emu, data):
+    """The conversation list's page size the sync was served (100, or 50
+    for a legacy server), from the pages it asked for."""
+    pages = emu.stats()["by_endpoint"].get("GET /conversations/list", 0)
+    return 100 if pages <= math.ceil(len(data["conversations"]) / 100) + 1 else 50
 
 
 def peak_rss_kib(pid):
@@ -215,6 +228,204 @@ def bench_rss(a):
                   a.rss_conversations, nmsg, after_sync / 1024, rss / 1024))
 
 
+# The account sizes of the scale benchmark (BENCH_SIZES=10k,100k picks
+# some): about N messages, as conversations x mean messages each.
+SCALE_SIZES = {"10k": (1000, 10), "100k": (2000, 50), "300k": (3000, 100)}
+SCALE_CONTACTS = 2500   # more than one contact rotation (200) at every size
+
+
+def conv_entries(m):
+    """The conversation directories conversations/ lists, or none yet."""
+    try:
+        return [n for n in os.listdir(m.p("conversations")) if n.isdigit()]
+    except OSError:
+        return []
+
+
+def status_progress(m):
+    """(synced, total) from .driftfs/status while conversations sync."""
+    try:
+        v = m.status().get("conversations_synced", "")
+    except OSError:
+        return None
+    done, _, total = v.partition("/")
+    return (int(done), int(total)) if done.isdigit() and total.isdigit() else None
+
+
+def tree_bytes(root):
+    """The rendered tree's bytes (st_size of every file but .driftfs/)."""
+    n = 0
+    for d, dirs, files in os.walk(root):
+        if d == root and ".driftfs" in dirs:
+            dirs.remove(".driftfs")
+        for f in files:
+            try:
+                n += os.lstat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return n
+
+
+def dir_bytes(root):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root)
+               for f in fs)
+
+
+def mark(ok):
+    return "ok" if ok else "MISSED"
+
+
+def bench_scale_size(a, name, convs, per):
+    """One account size: every figure of the issue 12 table."""
+    out = {}
+    with Setup() as b:
+        emu = b.emulator("--conversations", convs, "--messages", per,
+                         "--contacts", SCALE_CONTACTS, "--attachments", 100)
+        data = emu.data()
+        nmsg = sum(len(v) for v in data["messages"].values())
+        ids = [c["id"] for c in data["conversations"]]
+        print("\n%s: %d conversations, %d messages, %d contacts, %d attachments" % (
+            name, len(ids), nmsg, len(data["contacts"]), len(data["attachments"])),
+            flush=True)
+
+        # Cold mount: until the first `ls conversations` that shows entries.
+        emu.reset()
+        t = time.perf_counter()
+        b.m = m = Mount(emu.url, b.work, opts=["conns=4"], wait_sync=False)
+        wait_for(lambda: conv_entries(m), 600, "a first conversation listed",
+                 interval=0.01)
+        out["cold_ls"] = time.perf_counter() - t
+        m.wait_synced(timeout=3600)
+        out["cold_s"] = time.perf_counter() - t
+        out["rss_sync_kib"] = peak_rss_kib(m.proc.pid)
+        minimum = minimum_requests(data, conv_page_size(emu, data))
+        out["cold_ratio"] = emu.total() / minimum
+        out["cold_requests"], out["minimum"] = emu.total(), minimum
+
+        # The tree it renders (the cache is measured at the unmount
+        # below, once its clean close has folded the WAL back in).
+        out["tree"] = tree_bytes(m.path)
+
+        # Incremental passes: nothing changed, then 10 conversations.
+        emu.reset()
+        m.ctl("sync")
+        out["idle_pass"] = emu.stats()["by_endpoint"]
+        # Ten of one page of messages (under 50, one added), so that the
+        # change is the same at every size: a changed conversation is
+        # fetched whole, one GET per 50 of its messages.
+        short = [i for i in ids if len(data["messages"][str(i)]) < 49]
+        for cid in short[len(short) // 2:len(short) // 2 + 10]:
+            emu.mutate(op="add_message", conversationId=cid, body="bench change")
+        emu.reset()
+        m.ctl("sync")
+        out["pass10"] = emu.stats()["by_endpoint"]
+        out["rss_kib"] = peak_rss_kib(m.proc.pid)
+
+        # Warm remount: until the first `ls conversations`.
+        times = []
+        for _ in range(3):
+            m.unmount()
+            out.setdefault("cache", dir_bytes(m.cache))
+            t = time.perf_counter()
+            m.start(wait_sync=False)
+            wait_for(lambda: conv_entries(m), 60, "the warm listing", interval=0.001)
+            times.append(time.perf_counter() - t)
+            m.wait_synced(timeout=3600)
+        out["warm_ls"] = statistics.median(times)
+        m.unmount()
+        b.m = None
+
+        # A cold sync killed (SIGKILL) half way, then resumed.
+        emu.reset()
+        work2 = os.path.join(b.work, "kill")
+        os.makedirs(work2)
+        b.m = m = Mount(emu.url, work2, opts=["conns=4"], wait_sync=False)
+        wait_for(lambda: (status_progress(m) or (0, 1))[0] * 2 >= len(ids), 3600,
+                 "half the conversations synced", interval=0.02)
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait(30)
+        out["killed_at"] = status_progress_db(m)
+        first = emu.total()
+        m.unmount()
+        m.start(wait_sync=True)
+        m.wait_synced(timeout=3600)
+        out["resume_requests"] = (first, emu.total() - first)
+        out["resume_ratio"] = emu.total() / minimum
+        m.unmount()
+        b.m = None
+    return out
+
+
+def status_progress_db(m):
+    """How many conversations a killed daemon's cache holds."""
+    import sqlite3
+    from helpers import cache_file
+    db = sqlite3.connect("file:%s?mode=ro" % cache_file(m), uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM conversations").fetchone()[0]
+    finally:
+        db.close()
+
+
+def bench_scale(a):
+    """Issue 12's table: a first sync of a large account, at each size of
+    BENCH_SIZES (default all three)."""
+    # Mount.start polls for the mount every 50 ms: poll every 1 ms here,
+    # or the warm figure would be rounded up to that.
+    import helpers
+    coarse = helpers.wait_for
+    helpers.wait_for = lambda pred, timeout, what, interval=0.001: coarse(
+        pred, timeout, what, min(interval, 0.001))
+    sizes = [x.strip() for x in os.environ.get("BENCH_SIZES", ",".join(SCALE_SIZES)).split(",")
+             if x.strip()]
+    rows = {}
+    for name in sizes:
+        if name not in SCALE_SIZES:
+            print("BENCH_SIZES: unknown size %r (known: %s)" % (name, ", ".join(SCALE_SIZES)))
+            continue
+        rows[name] = bench_scale_size(a, name, *SCALE_SIZES[name])
+    if not rows:
+        return
+    print("\n%-58s %s" % ("figure", "  ".join("%16s" % n for n in rows)))
+
+    def line(what, target, fmt, ok):
+        cells = []
+        for n, r in rows.items():
+            cells.append("%16s" % ("%s %s" % (fmt(r), mark(ok(r)))))
+        print("%-58s %s   target %s" % (what, "  ".join(cells), target))
+    line("cold mount -> first ls conversations with entries (s)", "<= 2 s",
+         lambda r: "%.3f" % r["cold_ls"], lambda r: r["cold_ls"] <= 2)
+    line("warm remount -> first ls conversations (ms)", "<= 100 ms",
+         lambda r: "%.1f" % (r["warm_ls"] * 1000), lambda r: r["warm_ls"] <= 0.1)
+    line("killed at 50%, resumed: requests / paging minimum", "<= 1.05",
+         lambda r: "%.3f" % r["resume_ratio"], lambda r: r["resume_ratio"] <= 1.05)
+    tens = {sum(r["pass10"].values()) for r in rows.values()}
+    line("incremental pass, 10 conversations changed: requests", "the same at every size",
+         lambda r: "%d" % sum(r["pass10"].values()), lambda r: len(tens) == 1)
+    line("cold sync requests / paging minimum", "<= 1.02",
+         lambda r: "%.3f" % r["cold_ratio"], lambda r: r["cold_ratio"] <= 1.02)
+    line("daemon peak RSS after the cold sync (MiB)", "<= 64 MiB at 300k, sublinear",
+         lambda r: "%.1f" % (r["rss_sync_kib"] / 1024),
+         lambda r: r["rss_sync_kib"] <= 64 * 1024)
+    line("  ... after a stat of every file and two passes (MiB)", "<= 64 MiB at 300k",
+         lambda r: "%.1f" % (r["rss_kib"] / 1024), lambda r: r["rss_kib"] <= 64 * 1024)
+    line("cache on disk / rendered tree", "<= 1.5",
+         lambda r: "%.2f" % (r["cache"] / r["tree"]), lambda r: r["cache"] / r["tree"] <= 1.5)
+    print()
+    for n, r in rows.items():
+        print("%s: cold sync %.1f s, %d requests, paging minimum %d; killed with %d "
+              "conversations stored, then %d + %d requests; cache %.1f MiB, tree %.1f MiB"
+              % (n, r["cold_s"], r["cold_requests"], r["minimum"], r["killed_at"],
+                 r["resume_requests"][0], r["resume_requests"][1], r["cache"] / 2**20,
+                 r["tree"] / 2**20))
+        for what in ("idle_pass", "pass10"):
+            ep = r[what]
+            print("  %s: %d requests: %s" % (
+                "pass, nothing changed" if what == "idle_pass" else
+                "pass, 10 conversations changed", sum(ep.values()),
+                ", ".join("%s %d" % (k, v) for k, v in sorted(ep.items()))))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--conversations", type=int, default=4000)
@@ -230,7 +441,7 @@ def main():
                     help="mean messages a conversation in the RSS benchmark")
     ap.add_argument("--floor-files", type=int, default=16000,
                     help="files of the FUSE floor benchmark")
-    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss", "floor"),
+    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss", "floor", "scale"),
                     action="append",
                     help="run only these benchmarks (default: all)")
     a = ap.parse_args()
@@ -241,7 +452,7 @@ def main():
     print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
                                          platform.platform()))
     print("medians of %d interleaved runs; copy = the same tree on tmpfs" % a.runs)
-    only = a.only or ["tree", "bigdir", "rate", "rss", "floor"]
+    only = a.only or ["tree", "bigdir", "rate", "rss", "floor", "scale"]
     if "tree" in only:
         bench_tree(a)
     if "bigdir" in only:
@@ -252,6 +463,8 @@ def main():
         bench_rss(a)
     if "floor" in only:
         bench_floor(a)
+    if "scale" in only:
+        bench_scale(a)
     return 0
 
 
@@ -268,9 +481,7 @@ def bench_tree(a):
         m = b.mount("conns=4")
         cold = time.perf_counter() - t
         requests = emu.total()
-        by_ep = emu.stats()["by_endpoint"]
-        pages = by_ep.get("GET /conversations/list", 0)
-        minimum = minimum_requests(data, 100 if pages <= math.ceil(len(data["conversations"]) / 100) + 1 else 50)
+        minimum = minimum_requests(data, conv_page_size(emu, data))
 
         copy = os.path.join(shm, "copy")
         subprocess.run(["rsync", "-a", m.path + "/", copy + "/"], check=True)

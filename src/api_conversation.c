@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * api_conversation.c: the conversation list (both paging styles), one
- * conversation, its messages (all pages) and the bytes of an attachment.
+ * api_conversation.c: the conversation list (both paging styles), the
+ * account's conversation count, one conversation, its messages (all
+ * pages) and the bytes of an attachment.
  * Not the shared paging helpers (api.c) nor any write.
  */
 #include "api.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +210,69 @@ int api_conversation_get(struct http *h, int64_t id,
 	if (!err)
 		err = api_parse_conversation(path, resp.body.data,
 					     resp.body.len, out);
+	http_response_release(&resp);
+	return err;
+}
+
+/* The counts by status of one conversationCount member: a number, or an
+ * object of numbers (members of other kinds skipped); -ENODATA for
+ * anything else, or when a count is negative or the sum overflows. */
+static int stats_sum(const cJSON *count, int64_t *total)
+{
+	int64_t n, sum = 0;
+	int seen = 0;
+
+	if (!json_i64(count, &n) && n >= 0) {
+		*total = n;
+		return 0;
+	}
+	if (!cJSON_IsObject(count))
+		return -ENODATA;
+	for (const cJSON *e = count->child; e; e = e->next) {
+		if (json_i64(e, &n))
+			continue;
+		if (n < 0 || sum > INT64_MAX - n)
+			return -ENODATA;
+		sum += n;
+		seen = 1;
+	}
+	if (!seen)
+		return -ENODATA;
+	*total = sum;
+	return 0;
+}
+
+int api_parse_conversation_stats(const char *body, size_t len,
+				 int64_t *total)
+{
+	cJSON *v = json_parse(body ? body : "", len);
+	const cJSON *count;
+	int err;
+
+	*total = 0;
+	if (!v)
+		return errno == ENOMEM ? -ENOMEM : -ENODATA;
+	count = cJSON_GetObjectItemCaseSensitive(v, "conversationCount");
+	if (!count)
+		count = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(v, "data"),
+			"conversationCount");
+	err = count ? stats_sum(count, total) : -ENODATA;
+	cJSON_Delete(v);
+	return err;
+}
+
+int api_conversation_stats(struct http *h, int64_t *total)
+{
+	struct http_response resp;
+	int err;
+
+	*total = 0;
+	err = http_call(h, "GET", "/conversations/stats", NULL, NULL, 0,
+			(size_t)64 << 10, HTTP_NO_RETRY, &resp);
+	if (!err)
+		err = api_parse_conversation_stats(resp.body.data,
+						   resp.body.len, total);
 	http_response_release(&resp);
 	return err;
 }

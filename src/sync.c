@@ -156,13 +156,13 @@ int sync_written_since(struct sync *s, const struct gens *g,
 	return w;
 }
 
-/* What the walk of the conversation list collects. */
+/* What the walk of the conversation list collects, a page at a time. */
 struct walk {
 	struct sync *s;
 	int64_t watermark;	/* stop at items older than this */
 	int64_t newest;		/* the newest updatedAt seen */
 	int older_seen;		/* an item older than the watermark came */
-	int64_t *ids;
+	int64_t *ids;		/* this page's changed conversations */
 	size_t n, alloc;
 };
 
@@ -176,6 +176,8 @@ static int walk_item(void *ctx, const struct api_conversation *c)
 		w->older_seen = 1;
 		return 0;
 	}
+	/* Stored at this updatedAt already: what makes a resumed first
+	 * sync (after a kill -9) cost only the list pages it walks again. */
 	if (store_conversation_synced(w->s->d->store, c->id) == c->updated &&
 	    c->updated)
 		return 0;
@@ -195,36 +197,108 @@ static int walk_item(void *ctx, const struct api_conversation *c)
 	return 0;
 }
 
+/*
+ * The account's total for the progress, once a pass (sync thread, or
+ * driftctl's; pass_lock held, no other lock). Any failure only leaves the
+ * total unknown; a refusal (403/404: a plan or an API without it) stops
+ * the asking for the rest of the mount.
+ */
+static void conv_progress_start(struct sync *s)
+{
+	int64_t counts[STORE_COUNTS], total = -1;
+	int r = -ENODATA;
+
+	if (!s->stats_refused) {
+		r = api_conversation_stats(s->d->http, &total);
+		if (r == -EACCES || r == -ENOENT || r == -EPERM)
+			s->stats_refused = 1;
+		if (r)
+			total = -1;
+	}
+	if (store_counts(s->d->store, counts))
+		counts[STORE_N_CONVERSATIONS] = 0;
+	pthread_mutex_lock(&s->lock);
+	s->conv_total = total;
+	s->conv_stored = counts[STORE_N_CONVERSATIONS];
+	s->conv_new = 0;
+	s->conv_since_ms = clock_mono_ms();
+	s->conv_walking = 1;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A worker's fetch of one listed conversation (any worker thread, no lock
+ * held): counts the ones the cache did not hold, for the progress. */
+static int fetch_listed(struct sync *s, int64_t id)
+{
+	int fresh = !store_conversation_synced(s->d->store, id);
+	int r = sync_conversation(s, id);
+
+	if (!r && fresh) {
+		pthread_mutex_lock(&s->lock);
+		s->conv_stored++;
+		s->conv_new++;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
+}
+
+/* More work found for the phase's done/total (takes s->lock). */
+static void add_work_total(struct sync *s, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	s->work_total += (long)n;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The walk of the conversation list, newest updatedAt first, stopping at
+ * the watermark. Each page's changed conversations are fetched (by the
+ * worker pool) before the next page is asked for, so a cold mount's
+ * listings fill newest first, a page's worth of work at a time, and a
+ * walk cut short (kill -9) has stored everything it fetched. The
+ * watermark moves only when the whole walk and every fetch succeeded.
+ */
 static int sync_conversations(struct sync *s)
 {
 	struct store *st = s->d->store;
 	struct api_cursor cur = { 0 };
 	struct walk w = { s, 0, 0, 0, NULL, 0, 0 };
-	struct work work = { 0 };
-	int r = 0;
+	size_t nfetch = 0, nfailed = 0;
+	int r = 0, failed = 0;
 
 	w.watermark = store_meta_i64(st, "conv_watermark");
-	sync_set_phase(s, "listing conversations", 0, 0);
+	conv_progress_start(s);
+	sync_set_phase(s, "fetching conversations", 0, 0);
 	while (!cur.done && !r && !w.older_seen) {
+		struct work work = { 0 };
+
+		w.n = 0;
 		r = api_conversations_page(s->d->http, &cur, walk_item, &w);
-		sync_set_phase(s, "listing conversations", (long)w.n, 0);
+		if (!w.n)
+			continue;
+		/* A page that failed half way: what it listed is still good. */
+		add_work_total(s, w.n);
+		sync_run_workers(s, &work, fetch_listed, w.ids, w.n);
+		nfetch += work.n;
+		nfailed += work.nfailed;
+		if (work.failed && !failed)
+			failed = work.failed;
+		if (work.failed && !http_reachable(s->d->http))
+			break;	/* the rest would only wait out retries */
 	}
 	api_cursor_release(&cur);
-	if (r)
-		goto out;
-
-	sync_set_phase(s, "fetching conversations", 0, (long)w.n);
-	sync_run_workers(s, &work, sync_conversation, w.ids, w.n);
-	r = work.failed;
-	if (r)
+	if (failed)
 		log_error_event("sync: %zu of %zu changed conversations could "
 				"not be fetched (first error: %s); they are "
 				"retried next pass",
-				work.nfailed, work.n, strerror(-r));
+				nfailed, nfetch, strerror(-failed));
+	r = r ? r : failed;
 	/* Move the watermark only when nothing newer is left behind. */
 	if (!r && w.newest > w.watermark)
 		r = store_meta_set_i64(st, "conv_watermark", w.newest);
-out:
+	pthread_mutex_lock(&s->lock);
+	s->conv_walking = 0;
+	pthread_mutex_unlock(&s->lock);
 	free(w.ids);
 	return r;
 }
@@ -495,6 +569,49 @@ static int add_time(struct buf *out, const char *key, int64_t ms)
 	return r ? r : buf_addc(out, '\n');
 }
 
+/* "1h 02m", "3m 05s" or "12s". */
+static int add_duration(struct buf *out, int64_t sec)
+{
+	if (sec >= 3600)
+		return buf_printf(out, "%lldh %02lldm", (long long)(sec / 3600),
+				  (long long)(sec / 60 % 60));
+	if (sec >= 60)
+		return buf_printf(out, "%lldm %02llds", (long long)(sec / 60),
+				  (long long)(sec % 60));
+	return buf_printf(out, "%llds", (long long)sec);
+}
+
+/*
+ * While the conversation step runs: how many conversations the cache holds
+ * against the account's total, and the time left at the rate this pass
+ * has stored new ones so far ("estimating" until a second has passed with
+ * one stored). The caller holds s->lock.
+ */
+static int add_conv_progress(struct sync *s, struct buf *out)
+{
+	int64_t stored = s->conv_stored, total = s->conv_total, left;
+	int64_t el = clock_mono_ms() - s->conv_since_ms;
+	double rate;
+	int r;
+
+	if (total < 0)
+		return buf_printf(out, "conversations_synced: %lld\n",
+				  (long long)stored);
+	if (stored > total)
+		stored = total;	/* new since the stats, or counted twice */
+	r = buf_printf(out, "conversations_synced: %lld/%lld\n", (long long)stored,
+		       (long long)total);
+	left = total - stored;
+	if (r || !left)
+		return r;
+	if (s->conv_new < 1 || el < 1000)
+		return buf_adds(out, "time_left: estimating\n");
+	rate = (double)s->conv_new * 1000.0 / (double)el;
+	r = buf_adds(out, "time_left: ");
+	r = r ? r : add_duration(out, (int64_t)((double)left / rate + 0.5));
+	return r ? r : buf_printf(out, " (at %.1f conversations/s)\n", rate);
+}
+
 int sync_status_render(struct sync *s, struct buf *out)
 {
 	int64_t last_ok;
@@ -516,6 +633,8 @@ int sync_status_render(struct sync *s, struct buf *out)
 			       s->work_done, s->work_total);
 	else if (!r)
 		r = buf_adds(out, "syncing: no\n");
+	if (!r && s->running && s->conv_walking)
+		r = add_conv_progress(s, out);
 	/* An absolute time: the file must not change while nothing happens
 	 * (a second rsync of the mount copies nothing). */
 	if (!r && s->next_ms && !s->running)

@@ -60,6 +60,16 @@ struct sync {
 	long work_done, work_total;
 	struct miss misses[MISS_SLOTS];
 
+	/* The conversation step's progress against the account (guarded by
+	 * lock): its total (GET /conversations/stats; -1 unknown), how many
+	 * the cache holds, and since when (monotonic ms) this pass fetched
+	 * how many new ones, for the estimate of the time left. */
+	int64_t conv_total, conv_stored, conv_new, conv_since_ms;
+	int conv_walking;	/* the conversation step runs */
+	/* The API refused the stats (403/404): not asked again. Only the
+	 * pass touches it, under pass_lock. */
+	int stats_refused;
+
 	/* Serialises whole passes (background and driftctl's). */
 	pthread_mutex_t pass_lock;
 

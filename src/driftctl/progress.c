@@ -67,6 +67,23 @@ static int parse_syncing(const char *text, char *phase, size_t n, long *done,
 	return 1;
 }
 
+/*
+ * While the conversations sync, the status has their progress against the
+ * account's total, "conversations_synced: DONE/TOTAL" (sync.c): the bar
+ * shows that, with its rate and ETA, instead of the pass's own work.
+ */
+static void parse_account(const char *text, long *done, long *total)
+{
+	const char *l = strstr(text, "\nconversations_synced: ");
+	long d, t;
+
+	if (l && sscanf(l, "\nconversations_synced: %ld/%ld", &d, &t) == 2 &&
+	    t > 0 && d >= 0) {
+		*done = d < t ? d : t;
+		*total = t;
+	}
+}
+
 static int term_width(void)
 {
 	struct winsize ws;
@@ -90,6 +107,7 @@ static void progress_tick(struct progress *p)
 		buf_release(&b);
 		return;
 	}
+	parse_account(b.data, &done, &total);
 	buf_release(&b);
 	if (strcmp(phase, p->phase)) {
 		snprintf(p->phase, sizeof(p->phase), "%s", phase);

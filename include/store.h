@@ -282,7 +282,9 @@ int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed);
 int store_put_account(struct store *st, const struct api_object *o,
 		      int64_t gen, int *changed);
-/* Alone or in a transaction; 0 when there was no such row. */
+/* Alone or in a transaction; 0 when there was no such row. The cached
+ * conversations of the contact keep their rows (conversation.json says
+ * what Drift says) but no longer link to it (contact column 0). */
 int store_delete_contact(struct store *st, int64_t id);
 /*
  * Forgets a conversation the API no longer has: its row, its messages,
@@ -296,12 +298,14 @@ int store_forget_conversation(struct store *st, int64_t id, int *found);
 /*
  * Ids, ascending, into a new array (*ids, the caller's to free; NULL and
  * *n 0 when there are none): the cached conversations above after (at
- * most max, 0 = all); a contact's cached conversations; a conversation's
- * cached messages. Readers, for the reconcile (sync_reconcile.c) and the
+ * most max, 0 = all); the cached contacts above after (as many); a
+ * contact's cached conversations; a conversation's cached messages. Readers, for the reconcile (sync_reconcile.c) and the
  * removal of a contact.
  */
 int store_conversation_ids(struct store *st, int64_t after, size_t max,
 			   int64_t **ids, size_t *n);
+int store_contact_ids(struct store *st, int64_t after, size_t max,
+		      int64_t **ids, size_t *n);
 int store_contact_conversation_ids(struct store *st, int64_t contact,
 				   int64_t **ids, size_t *n);
 int store_message_ids(struct store *st, int64_t conv, int64_t **ids,

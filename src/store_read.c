@@ -380,6 +380,13 @@ int store_conversation_ids(struct store *st, int64_t after, size_t max,
 		      max ? (int64_t)max : -1, 1, ids, n);
 }
 
+int store_contact_ids(struct store *st, int64_t after, size_t max,
+		      int64_t **ids, size_t *n)
+{
+	return ids_of(st, W_CONTACT_IDS_AFTER, after,
+		      max ? (int64_t)max : -1, 1, ids, n);
+}
+
 int store_contact_conversation_ids(struct store *st, int64_t contact,
 				   int64_t **ids, size_t *n)
 {

@@ -59,12 +59,16 @@ const char *const store_wsql[W__COUNT] = {
     [W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
     [W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
     [W_CONV_DEL] = "DELETE FROM conversations WHERE id = ?1",
+    [W_CONV_UNLINK] = "UPDATE conversations SET contact_id = 0"
+		      " WHERE contact_id = ?1",
     [W_ATT_OF_CONV] = "SELECT id FROM attachments WHERE conversation_id = ?1",
     [W_ATT_DEL_CONV] = "DELETE FROM attachments WHERE conversation_id = ?1",
     [W_CONV_IDS_AFTER] = "SELECT id FROM conversations WHERE id > ?1"
 			 " ORDER BY id LIMIT ?2",
     [W_CONV_IDS_OF] = "SELECT id FROM conversations WHERE contact_id = ?1"
 		      " ORDER BY id",
+    [W_CONTACT_IDS_AFTER] = "SELECT id FROM contacts WHERE id > ?1"
+			    " ORDER BY id LIMIT ?2",
     [W_MSG_IDS] = "SELECT id FROM messages WHERE conversation_id = ?1"
 		  " ORDER BY id",
     [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -359,22 +363,6 @@ int store_put_account(struct store *st, const struct api_object *o,
 	return r;
 }
 
-int store_delete_contact(struct store *st, int64_t id)
-{
-	struct db *d = store_db_get(st);
-	sqlite3_stmt *s;
-	int r;
-
-	if (!d)
-		return -errno;
-	s = store_wprep(d, W_CONTACT_DEL);
-	if (s)
-		sqlite3_bind_int64(s, 1, id);
-	r = store_step_done(d, s);
-	store_db_put(st, d);
-	return r;
-}
-
 /* Runs statement w bound to id to completion on d. */
 static int step_id(struct db *d, enum wstmt w, int64_t id)
 {
@@ -383,6 +371,20 @@ static int step_id(struct db *d, enum wstmt w, int64_t id)
 	if (s)
 		sqlite3_bind_int64(s, 1, id);
 	return store_step_done(d, s);
+}
+
+int store_delete_contact(struct store *st, int64_t id)
+{
+	struct db *d = store_db_get(st);
+	int r;
+
+	if (!d)
+		return -errno;
+	/* Its conversations (if Drift kept them) lose their contact link. */
+	r = step_id(d, W_CONV_UNLINK, id);
+	r = r ? r : step_id(d, W_CONTACT_DEL, id);
+	store_db_put(st, d);
+	return r;
 }
 
 int store_forget_conversation(struct store *st, int64_t id, int *found)

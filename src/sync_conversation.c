@@ -352,14 +352,16 @@ int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
-	int old_found, changed = 0, r;
+	int old_found, changed = 0, gone = 0, r;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
 	r = api_conversation_get(s->d->http, id, &f.conv);
-	if (r)
-		goto out;
-	r = api_messages(s->d->http, id, take_message, &f);
+	if (!r)
+		r = api_messages(s->d->http, id, take_message, &f);
+	/* Drift has no such conversation (deleted, or erased with its
+	 * contact): a cached copy goes at once. */
+	gone = r == -ENOENT;
 	if (r)
 		goto out;
 	if (f.nmsgs)
@@ -371,8 +373,12 @@ int sync_conversation(struct sync *s, int64_t id)
 	 */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
+		/* A deleted contact: the conversation is stored without a
+		 * link to it (conversation.json still names it). */
 		if (r == -ENOENT)
-			r = 0;	/* a deleted contact: the link dangles */
+			f.conv.contact_id = 0;
+		if (r == -ENOENT)
+			r = 0;
 		if (!r && f.contact.id)
 			r = sync_save_contact(s, &f.contact, &g);
 		contact_settled(s, f.conv.contact_id);
@@ -424,8 +430,11 @@ int sync_conversation(struct sync *s, int64_t id)
 		sync_changes_flush(s, &ch);
 	}
 out:
-	if (r == -ENOENT)
+	if (gone && store_one(st, Q_CONV, id, NULL, &old))
 		log_error_event("conversation %lld: not found", (long long)id);
+	else if (gone && sync_forget_conversation(s, id))
+		log_warn("conversation %lld: gone from Drift, but could not be"
+			 " removed from the cache yet", (long long)id);
 	buf_release(&transcript);
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);

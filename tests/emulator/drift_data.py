@@ -1003,13 +1003,81 @@ class Store:
         self._touch(conv)
         return msg
 
-    def delete_message(self, conv_id, msg_id):
-        """Admin: remove a message (bumps updatedAt); returns it."""
+    def delete_message(self, conv_id, msg_id, touch=True):
+        """Admin: remove a message; returns it. Drift does not always bump
+        the conversation's updatedAt for a deletion: touch=False leaves it,
+        so only a client that re-lists messages notices."""
         conv = self.conversation(conv_id)
         idx, msg = self.find_message(conv["id"], msg_id)
         del self.messages[conv["id"]][idx]
-        self._touch(conv)
+        self._drop_orphan_attachments()
+        if touch:
+            self._touch(conv)
         return msg
+
+    def _drop_orphan_attachments(self):
+        """Attachments no remaining message refers to are gone (404)."""
+        used = {a.get("id") for msgs in self.messages.values() for m in msgs
+                for a in m.get("attachments") or []}
+        for aid in [a for a in self.attachments if a not in used]:
+            del self.attachments[aid]
+
+    def delete_conversation(self, conv_id):
+        """Admin: the conversation, its messages and the attachments only
+        it held are gone; nothing else's updatedAt moves. Returns it."""
+        conv = self.conversation(conv_id)
+        del self.conversations[conv["id"]]
+        self.messages.pop(conv["id"], None)
+        self._order = None
+        self._drop_orphan_attachments()
+        return conv
+
+    def erase_contact(self, cid):
+        """G2 for one contact: the contact, its conversations (messages,
+        attachments), its timeline and its unsubscribe entry are gone.
+        Returns the ids erased."""
+        contact = self.contact(cid)
+        email = (contact.get("attributes") or {}).get("email")
+        convs = [c for c in self.conversations.values()
+                 if c.get("contactId") == contact["id"]]
+        for conv in convs:
+            del self.conversations[conv["id"]]
+            self.messages.pop(conv["id"], None)
+        self._order = None
+        self._drop_orphan_attachments()
+        del self.contacts[contact["id"]]
+        self.timeline.pop(str(contact["id"]), None)
+        if isinstance(email, str):
+            self.unsubscribed = [e for e in self.unsubscribed
+                                 if not (isinstance(e, str) and
+                                         e.lower() == email.lower())]
+        return {"contactId": contact["id"],
+                "conversationIds": [c["id"] for c in convs]}
+
+    def gdpr_delete(self, email):
+        """G2: erase every contact with that email (case-insensitive)."""
+        if not isinstance(email, str) or "@" not in email:
+            raise invalid("email is required")
+        for c in list(self.contacts.values()):
+            e = (c.get("attributes") or {}).get("email")
+            if isinstance(e, str) and e.lower() == email.lower():
+                self.erase_contact(c["id"])
+
+    def delete_user(self, uid):
+        """Admin: the user leaves /users/list; GET answers 404."""
+        user = self.user(uid)
+        del self.users[user["id"]]
+        return user
+
+    def delete_playbook(self, pid):
+        """Admin: the playbook leaves /playbooks/list (and its CLPs)."""
+        pid = parse_id(pid)
+        for k, pb in enumerate(self.playbooks):
+            if pb.get("id") == pid:
+                del self.playbooks[k]
+                self.clps = [c for c in self.clps if c.get("playbookId") != pid]
+                return pb
+        raise not_found(f"playbook {pid}")
 
     def transcript(self, conv_id):
         """M3: a plain-text transcript, one block per message."""

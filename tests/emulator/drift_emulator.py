@@ -53,7 +53,7 @@ ERROR_TYPES = {400: "validation_error", 401: "authentication_error",
 AUTH_MESSAGE = "The access token is invalid or has expired"
 SCOPES = ("contact_read contact_write all_contact_read conversation_read "
           "conversation_write user_read user_write account_read account_write "
-          "playbook_read")
+          "playbook_read gdpr_read gdpr_write")
 
 
 # ----------------------------------------------------------------------
@@ -684,6 +684,7 @@ class Api:
         r.add("DELETE", "/accounts/{key}", self.account_delete)
         r.add("GET", "/playbooks/list", self.playbooks)
         r.add("GET", "/playbooks/clp", self.clps)
+        r.add("POST", "/gdpr/delete", self.gdpr_delete)
 
     OK = {"result": "OK", "ok": True}
 
@@ -996,6 +997,16 @@ class Api:
             data["next"] = f"/accounts?index={index + size}&size={size}"
         return json_reply({"data": data})
 
+    def gdpr_delete(self, req):
+        """G2: erasure of every contact with the email and its
+        conversations. Drift processes it asynchronously; here it is done
+        before the answer, which a client must not rely on either way."""
+        body = req.json()
+        if not isinstance(body, dict):
+            raise invalid("body must be an object")
+        self.store.gdpr_delete(body.get("email"))
+        return json_reply({"data": {"message": "Your delete is processing"}})
+
     def playbooks(self, req):
         """P1: bare array."""
         return json_reply(self.store.playbooks)
@@ -1152,7 +1163,19 @@ class Admin:
             return store.edit_message(op.get("conversationId"), op.get("messageId"),
                                       op.get("body"))
         if kind == "delete_message":
-            return store.delete_message(op.get("conversationId"), op.get("messageId"))
+            touch = op.get("touch", True)
+            if not isinstance(touch, bool):
+                raise invalid("touch must be true or false")
+            return store.delete_message(op.get("conversationId"), op.get("messageId"),
+                                        touch=touch)
+        if kind == "delete_conversation":
+            return store.delete_conversation(op.get("conversationId"))
+        if kind == "erase_contact":
+            return store.erase_contact(op.get("id"))
+        if kind == "delete_user":
+            return store.delete_user(op.get("id"))
+        if kind == "delete_playbook":
+            return store.delete_playbook(op.get("id"))
         raise invalid(f"unknown op {kind!r}")
 
 

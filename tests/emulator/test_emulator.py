@@ -931,6 +931,73 @@ def test_admin_mutate(fresh):
     assert e.json("POST", "/_admin/mutate", {"op": "nope"}, token=None, expect=400)
 
 
+def list_ids(e):
+    """Every conversation id the list shows."""
+    return walk_legacy(e, "limit=50")[0]
+
+
+def test_admin_deletions(fresh):
+    """Server-side deletions and erasure leave no trace in any endpoint."""
+    e = fresh
+    data = e.admin("GET", "data")
+    convs = data["conversations"]
+    # A message deleted without touching the conversation: updatedAt stays,
+    # so the list order does not move; its attachments only it held go.
+    conv = next(c for c in convs if len(data["messages"][str(c["id"])]) > 1)
+    before = e.json("GET", f"/conversations/{conv['id']}")["data"]
+    msgs = data["messages"][str(conv["id"])]
+    e.admin("POST", "mutate", {"op": "delete_message", "conversationId": conv["id"],
+                               "messageId": msgs[-1]["id"], "touch": False})
+    assert e.json("GET", f"/conversations/{conv['id']}")["data"] == before
+    after = e.json("GET", f"/conversations/{conv['id']}/messages")["data"]["messages"]
+    assert [m["id"] for m in after] == [m["id"] for m in msgs[:-1]]
+    assert e.json("POST", "/_admin/mutate", {"op": "delete_message", "touch": 1,
+                                             "conversationId": conv["id"],
+                                             "messageId": msgs[0]["id"]},
+                  token=None, expect=400)
+    # A conversation deleted: gone from GET, messages, list and stats;
+    # nothing else's updatedAt moved.
+    gone = next(c for c in convs if c["id"] != conv["id"])
+    att = next((a for a in data["attachments"].values()
+                if a["conversationId"] == gone["id"]), None)
+    e.admin("POST", "mutate", {"op": "delete_conversation", "conversationId": gone["id"]})
+    e.json("GET", f"/conversations/{gone['id']}", expect=404)
+    e.json("GET", f"/conversations/{gone['id']}/messages", expect=404)
+    if att:
+        assert e.request("GET", f"/attachments/{att['id']}/data")[0] == 404
+    left = e.admin("GET", "data")["conversations"]
+    assert gone["id"] not in list_ids(e)
+    assert {c["id"]: c["updatedAt"] for c in left} == \
+        {c["id"]: c["updatedAt"] for c in convs if c["id"] != gone["id"]}
+    stats = e.json("GET", "/conversations/stats")["conversationCount"]
+    assert sum(stats.values()) == len(convs) - 1
+    # GDPR erasure through the API: the contact and all its conversations.
+    owner = next(c for c in e.admin("GET", "data")["contacts"]
+                 if sum(v["contactId"] == c["id"] for v in left) >= 1)
+    email = owner["attributes"]["email"]
+    theirs = [v["id"] for v in left if v["contactId"] == owner["id"]]
+    reply = e.json("POST", "/gdpr/delete", {"email": email.upper()})
+    assert reply == {"data": {"message": "Your delete is processing"}}
+    e.json("GET", f"/contacts/{owner['id']}", expect=404)
+    assert e.json("GET", "/contacts?email=" + urllib.parse.quote(email))["data"] == []
+    for cid in theirs:
+        e.json("GET", f"/conversations/{cid}", expect=404)
+    assert not set(theirs) & set(list_ids(e))
+    assert email.encode() not in json.dumps(e.admin("GET", "data")).encode()
+    e.json("POST", "/gdpr/delete", {"email": "not an email"}, expect=400)
+    # Users and playbooks.
+    user = data["users"][-1]
+    e.admin("POST", "mutate", {"op": "delete_user", "id": user["id"]})
+    e.json("GET", f"/users/{user['id']}", expect=404)
+    assert user["id"] not in [u["id"] for u in e.json("GET", "/users/list")["data"]]
+    pb = data["playbooks"][0]
+    e.admin("POST", "mutate", {"op": "delete_playbook", "id": pb["id"]})
+    assert pb["id"] not in [p["id"] for p in e.json("GET", "/playbooks/list")]
+    assert pb["id"] not in [p["playbookId"] for p in e.json("GET", "/playbooks/clp")]
+    e.json("POST", "/_admin/mutate", {"op": "delete_playbook", "id": pb["id"]},
+           token=None, expect=404)
+
+
 def test_large_dataset_starts():
     e = Emu("--conversations", "5000", "--messages", "10", "--contacts", "2000")
     try:

@@ -126,6 +126,7 @@ void sync_free(struct sync *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
 	free(s->fetched);
+	free(s->gone_contacts);
 	free(s);
 }
 
@@ -359,6 +360,7 @@ out:
 	sync_set_phase(s, "idle", 0, 0);
 	pthread_mutex_lock(&s->lock);
 	s->nfetched = 0;
+	s->ngone = 0;
 	pthread_mutex_unlock(&s->lock);
 	return first;
 }

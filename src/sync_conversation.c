@@ -78,6 +78,38 @@ static int claim_contact(struct sync *s, int64_t id)
 	return claimed;
 }
 
+/* Records that the API has no contact id (a claimer's 404). */
+static void note_contact_gone(struct sync *s, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->ngone == s->agone) {
+		size_t na = s->agone ? s->agone * 2 : 16;
+		int64_t *p = realloc(s->gone_contacts, na * sizeof(*p));
+
+		if (p) {
+			s->gone_contacts = p;
+			s->agone = na;
+		}
+	}
+	/* Without memory the link stays, until the contact's next check. */
+	if (s->ngone < s->agone)
+		s->gone_contacts[s->ngone++] = id;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether a claimer of this pass found contact id gone (after waiting
+ * for one in flight). */
+static int contact_gone(struct sync *s, int64_t id)
+{
+	int gone = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->ngone && !gone; i++)
+		gone = s->gone_contacts[i] == id;
+	pthread_mutex_unlock(&s->lock);
+	return gone;
+}
+
 /* A claimed contact is stored, or its fetch failed: waiters may look. */
 static void contact_settled(struct sync *s, int64_t id)
 {
@@ -373,10 +405,8 @@ int sync_conversation(struct sync *s, int64_t id)
 	 */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
-		/* A deleted contact: the conversation is stored without a
-		 * link to it (conversation.json still names it). */
 		if (r == -ENOENT)
-			f.conv.contact_id = 0;
+			note_contact_gone(s, f.conv.contact_id);
 		if (r == -ENOENT)
 			r = 0;
 		if (!r && f.contact.id)
@@ -384,6 +414,13 @@ int sync_conversation(struct sync *s, int64_t id)
 		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
+	}
+	/* A deleted contact: the conversation is stored without a link to
+	 * it (conversation.json still names it). */
+	if (f.conv.contact_id > 0) {
+		wait_contact(s, f.conv.contact_id);
+		if (contact_gone(s, f.conv.contact_id))
+			f.conv.contact_id = 0;
 	}
 	r = fetch_attachments(s, &f);
 	if (r)

@@ -73,6 +73,11 @@ struct sync {
 	int64_t inflight[INFLIGHT_MAX];
 	size_t ninflight;
 	pthread_cond_t contact_cond;
+	/* Of those, the ones the API answered 404 for (guarded by lock,
+	 * emptied with fetched): the other conversations of the pass that
+	 * name one store no link to it either. */
+	int64_t *gone_contacts;
+	size_t ngone, agone;
 
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */

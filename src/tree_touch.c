@@ -137,6 +137,9 @@ size_t tree_touch_rules(const struct sync_change *c,
 		if (c->id == SO_USER || c->id == SO_PLAYBOOK ||
 		    c->id == SO_ACCOUNT)
 			rule_group(out, &n, TG_KIND, pruned_kind[c->id], 0);
+		/* A removed user's link by email may be gone too. */
+		if (c->id == SO_USER)
+			rule_group(out, &n, TG_KIND, T_USER_EMAIL_LINK, 0);
 		break;
 	case SO_LISTS:
 		break;

@@ -36,8 +36,15 @@
  *
  * The times (wall ms) and the rotation cursor live in the meta table, so
  * the pacing survives a remount: a mount after a day away checks
- * everything in its first pass. A rotation that has never run starts its
- * clock there (its first pass checks nothing, or the floor).
+ * everything in its first pass. A check that has never run starts its
+ * clock there (its first pass checks nothing, or the floor): a cold sync
+ * has just fetched everything, and pays for no second walk.
+ *
+ * What this adds to an incremental pass grows with the account, as the
+ * bound requires, but is spread over the passes: ceil(Nconv * elapsed /
+ * R) message lists (one a pass while Nconv * refresh < R: below 1440
+ * conversations at refresh=60 and the default R), and a whole list walk
+ * twice per R.
  *
  * Threads: the pass's thread (with its workers, sync_run_workers), under
  * the pass lock, no store transaction held (sync.h).
@@ -186,7 +193,14 @@ static int reconcile_walk(struct sync *s)
 	size_t ncached = 0, j = 0, before = 0, after = 0;
 	int r = 0;
 
-	if (last && start - last >= 0 && start - last < period_ms(s) / 2)
+	/*
+	 * Never walked: this cache was just filled by a complete walk (or an
+	 * older version's): the clock starts now, and a cold sync does not
+	 * pay for the list twice.
+	 */
+	if (!last)
+		return store_meta_set_i64(st, KEY_WALK_AT, start);
+	if (start - last >= 0 && start - last < period_ms(s) / 2)
 		return 0;
 	sync_set_phase(s, "reconciling: listing conversations", 0, 0);
 	while (!cur.done && !r) {

@@ -404,16 +404,26 @@ int sync_conversation(struct sync *s, int64_t id)
 	 * name (wait_contact) rather than render its id.
 	 */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
+		struct store_row crow;
+		int contact_404;
+
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
-		if (r == -ENOENT)
+		contact_404 = r == -ENOENT;
+		if (contact_404) {
 			note_contact_gone(s, f.conv.contact_id);
-		if (r == -ENOENT)
 			r = 0;
+		}
 		if (!r && f.contact.id)
 			r = sync_save_contact(s, &f.contact, &g);
 		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
+		/* Cached, and gone from Drift: it goes at once, and its other
+		 * conversations are checked (this one again too: cheap, as
+		 * the contact is not fetched twice in a pass). */
+		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
+					      NULL, &crow))
+			sync_forget_contact(s, f.conv.contact_id);
 	}
 	/* A deleted contact: the conversation is stored without a link to
 	 * it (conversation.json still names it). */

@@ -266,8 +266,8 @@ static int sync_contacts(struct sync *s)
 {
 	struct store *st = s->d->store;
 	struct work work = { 0 };
-	int64_t cursor = store_meta_i64(st, "contact_cursor"), now = 0;
-	size_t want = sync_reconcile_contact_batch(s, CONTACT_ROTATION, &now);
+	int64_t cursor = store_meta_i64(st, "contact_cursor"), mark = 0;
+	size_t want = sync_reconcile_contact_batch(s, CONTACT_ROTATION, &mark);
 	int64_t *ids = NULL, *more = NULL;
 	size_t n = 0, nmore = 0;
 	int r;
@@ -294,7 +294,7 @@ static int sync_contacts(struct sync *s)
 	if (!r && n)
 		r = store_meta_set_i64(st, "contact_cursor", ids[n - 1]);
 	if (!r)
-		sync_reconcile_contacts_done(s, now);
+		sync_reconcile_contacts_done(s, mark);
 out:
 	free(ids);
 	free(more);

@@ -152,14 +152,15 @@ void sync_checkpoint_due(struct sync *s);
  * within cfg.reconcile seconds (see the file). sync_reconcile runs them in
  * a pass (after the contact rotation); sync_reconcile_contact_batch says
  * how many contacts this pass's rotation refetches (at least floor), and
- * sync_reconcile_contacts_done records that it ran at now. The pass's
+ * sync_reconcile_contacts_done records that it did (mark: the rotation's
+ * clock, as the batch set it). The pass's
  * thread. sync_reconcile_status appends one "reconcile: ..." line to out
  * (any thread; reads only the store's meta, so s->lock may be held).
  */
 int sync_reconcile(struct sync *s);
 size_t sync_reconcile_contact_batch(struct sync *s, size_t floor,
-				    int64_t *now);
-void sync_reconcile_contacts_done(struct sync *s, int64_t now);
+				    int64_t *mark);
+void sync_reconcile_contacts_done(struct sync *s, int64_t mark);
 int sync_reconcile_status(struct sync *s, struct buf *out);
 
 /* sync_workers.c: the worker pool. */

@@ -20,16 +20,17 @@
  *     server) every R/2, so twice that per R, plus a fetch (GET and its
  *     message pages) of each cached conversation missing from a walk.
  * (b) Messages: a rotation over the cached conversations in id order,
- *     paced by time: a pass checks ceil(Nconv * elapsed / R) of them
- *     (elapsed since the rotation last ran, capped at Nconv), so each is
- *     checked within R. A check fetches only the message list (one
+ *     paced by time: a pass checks floor(Nconv * elapsed / P) of them
+ *     (elapsed on the rotation's clock, the remainder carried to the
+ *     next pass; capped at Nconv), where P is R less one refresh
+ *     interval (at least R/2), so each is checked within R. A check fetches only the message list (one
  *     request per 50 messages) and compares its ids with the cache; a
  *     difference, or a 404, refetches the conversation
  *     (sync_conversation). Cost per R: one request per conversation plus
  *     one per further 50 messages, about Nconv + Nmessages / 50.
  * (c) Contacts: the rotation in sync.c refetches at least
  *     STORE_CONTACT_BATCH cached contacts a pass; sync_reconcile_contact_
- *     batch raises that to ceil(Ncontacts * elapsed / R) when larger, so
+ *     batch raises that to floor(Ncontacts * elapsed / P) when larger, so
  *     each is refetched within R (a 404 removes it with its erased
  *     conversations: sync_forget_contact). Cost: one GET per contact per
  *     R at least; with the floor, up to 200 per pass.
@@ -41,10 +42,10 @@
  * has just fetched everything, and pays for no second walk.
  *
  * What this adds to an incremental pass grows with the account, as the
- * bound requires, but is spread over the passes: ceil(Nconv * elapsed /
- * R) message lists (one a pass while Nconv * refresh < R: below 1440
- * conversations at refresh=60 and the default R), and a whole list walk
- * twice per R.
+ * bound requires, but is spread evenly over the passes: Nconv * elapsed /
+ * P message lists (none in a pass right after another, about one a pass
+ * at 1440 conversations with refresh=60 and the default R), and a whole
+ * list walk twice per R.
  *
  * Threads: the pass's thread (with its workers, sync_run_workers), under
  * the pass lock, no store transaction held (sync.h).
@@ -67,10 +68,9 @@
 /* Meta keys (wall ms, or an id). */
 #define KEY_WALK_AT "reconcile_walk_at"	/* last complete list walk began */
 #define KEY_WALK_GONE "reconcile_walk_gone"	/* it removed this many */
-#define KEY_MSGS_AT "reconcile_msgs_at"	/* the message rotation ran */
-#define KEY_MSGS_N "reconcile_msgs_n"	/* it checked this many */
+#define KEY_MSGS_AT "reconcile_msgs_at"	/* the message rotation's clock */
 #define KEY_MSGS_CURSOR "reconcile_msgs_cursor"	/* up to this id */
-#define KEY_CONTACTS_AT "reconcile_contacts_at"
+#define KEY_CONTACTS_AT "reconcile_contacts_at"	/* the contacts' clock */
 
 /* A growable array of ids. */
 struct ids {
@@ -122,24 +122,42 @@ static int64_t period_ms(const struct sync *s)
 }
 
 /*
- * How many of n objects a rotation last run at meta key should check now:
- * ceil(n * elapsed / R), at most n; 0 when it never ran (its clock starts)
- * or the wall clock went back. *now gets the time to record when done.
+ * The period a rotation paces itself by: the bound less one refresh
+ * interval (a check falls due between passes and waits for the next),
+ * but at least half the bound.
  */
-static size_t paced(struct sync *s, const char *key, size_t n, int64_t *now)
+static int64_t pace_ms(const struct sync *s)
 {
-	int64_t last = store_meta_i64(s->d->store, key), r = period_ms(s);
-	int64_t el;
+	int64_t r = period_ms(s), slack = (int64_t)s->d->cfg.refresh * 1000;
 
-	*now = clock_wall_ms();
-	el = *now - last;
+	return slack > 0 && r - slack > r / 2 ? r - slack : r / 2;
+}
+
+/*
+ * How many of n objects a rotation whose clock is at meta key checks now:
+ * floor(n * elapsed / P) (P = pace_ms), at most n. *mark gets the clock's
+ * new value, to record when they are done: it moves on by the time those
+ * checks pay for, so the fraction left over carries to the next pass (a
+ * pass soon after another checks nothing, and over any time t the
+ * rotation checks n * t / P objects: each one within P of its last
+ * check). A clock never started, gone back, or with nothing to check
+ * starts (again) now.
+ */
+static size_t paced(struct sync *s, const char *key, size_t n, int64_t *mark)
+{
+	int64_t last = store_meta_i64(s->d->store, key), p = pace_ms(s);
+	int64_t now = clock_wall_ms(), el = now - last;
+	uint64_t k;
+
+	*mark = now;
 	if (!last || el <= 0 || !n)
 		return 0;
-	if (el >= r)
+	if (el >= p)
 		return n;
 	/* n * el stays far below 2^63: n < 2^32 ids, el < a year in ms. */
-	return (size_t)(((uint64_t)n * (uint64_t)el + (uint64_t)r - 1) /
-			(uint64_t)r);
+	k = (uint64_t)n * (uint64_t)el / (uint64_t)p;
+	*mark = last + (int64_t)(k * (uint64_t)p / n);
+	return (size_t)k;
 }
 
 static int count_of(struct sync *s, int which, size_t *n)
@@ -152,19 +170,19 @@ static int count_of(struct sync *s, int which, size_t *n)
 }
 
 size_t sync_reconcile_contact_batch(struct sync *s, size_t floor,
-				    int64_t *now)
+				    int64_t *mark)
 {
 	size_t n = 0, k;
 
 	count_of(s, STORE_N_CONTACTS, &n);
-	k = paced(s, KEY_CONTACTS_AT, n, now);
+	k = paced(s, KEY_CONTACTS_AT, n, mark);
 	return k > floor ? k : floor;
 }
 
-void sync_reconcile_contacts_done(struct sync *s, int64_t now)
+void sync_reconcile_contacts_done(struct sync *s, int64_t mark)
 {
-	if (now)
-		store_meta_set_i64(s->d->store, KEY_CONTACTS_AT, now);
+	if (mark)
+		store_meta_set_i64(s->d->store, KEY_CONTACTS_AT, mark);
 }
 
 /* (a) The list walk's callback: every id listed. */
@@ -288,14 +306,14 @@ out:
 static int reconcile_messages(struct sync *s)
 {
 	struct store *st = s->d->store;
-	int64_t cursor = store_meta_i64(st, KEY_MSGS_CURSOR), now = 0;
+	int64_t cursor = store_meta_i64(st, KEY_MSGS_CURSOR), mark = 0;
 	int64_t *ids = NULL, *more = NULL;
 	struct work work = { 0 };
 	size_t total = 0, want, n = 0, nmore = 0;
 	int r;
 
 	r = count_of(s, STORE_N_CONVERSATIONS, &total);
-	want = paced(s, KEY_MSGS_AT, total, &now);
+	want = paced(s, KEY_MSGS_AT, total, &mark);
 	if (r || !want)
 		goto done;
 	r = store_conversation_ids(st, cursor, want, &ids, &n);
@@ -322,10 +340,8 @@ static int reconcile_messages(struct sync *s)
 done:
 	/* A failed round is not recorded: the next pass's share grows by
 	 * the time it lost. */
-	if (!r) {
-		store_meta_set_i64(st, KEY_MSGS_N, (int64_t)n);
-		r = store_meta_set_i64(st, KEY_MSGS_AT, now);
-	}
+	if (!r)
+		r = store_meta_set_i64(st, KEY_MSGS_AT, mark);
 out:
 	free(ids);
 	free(more);
@@ -367,10 +383,8 @@ int sync_reconcile_status(struct sync *s, struct buf *out)
 	r = r ? r : buf_printf(out, " (%lld gone)",
 			       (long long)store_meta_i64(s->d->store,
 							 KEY_WALK_GONE));
-	r = r ? r : add_meta_time(s, out, "messages checked", KEY_MSGS_AT);
-	r = r ? r : buf_printf(out, " (%lld conversations, up to id %lld)\n",
-			       (long long)store_meta_i64(s->d->store,
-							 KEY_MSGS_N),
+	r = r ? r : add_meta_time(s, out, "message rotation at", KEY_MSGS_AT);
+	r = r ? r : buf_printf(out, ", up to conversation %lld\n",
 			       (long long)store_meta_i64(s->d->store,
 							 KEY_MSGS_CURSOR));
 	return r;

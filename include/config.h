@@ -26,6 +26,9 @@ struct config {
 	char *cache_dir;	/* directory of the cache (created 0700) */
 	char *ca_file;		/* extra CA bundle, or NULL for the system's */
 	long refresh;		/* seconds between background syncs, 0 = never */
+	/* seconds within which a deletion in Drift reaches the cache
+	 * (sync_reconcile.c), 1 .. a year */
+	long reconcile;
 	int offline;		/* never touch the network */
 	double rate;		/* cap on requests per second, 0 = adaptive */
 	long timeout;		/* seconds: deadline of one HTTP request */

@@ -282,8 +282,45 @@ int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed);
 int store_put_account(struct store *st, const struct api_object *o,
 		      int64_t gen, int *changed);
-/* Alone or in a transaction; 0 when there was no such row. */
+/* Alone or in a transaction; 0 when there was no such row. The cached
+ * conversations of the contact keep their rows (conversation.json says
+ * what Drift says) but no longer link to it (contact column 0). */
 int store_delete_contact(struct store *st, int64_t id);
+/*
+ * Forgets a conversation the API no longer has: its row, its messages,
+ * its attachment rows, in this thread's transaction (which must be open:
+ * -EINVAL otherwise); the attachments' files are unlinked by its commit.
+ * *found: whether there was a row. The caller reads what it needs for
+ * the change (Q_CONV: contact, status) first.
+ */
+int store_forget_conversation(struct store *st, int64_t id, int *found);
+
+/*
+ * Ids, ascending, into a new array (*ids, the caller's to free; NULL and
+ * *n 0 when there are none): the cached conversations above after (at
+ * most max, 0 = all); the cached contacts above after (as many); a
+ * contact's cached conversations; a conversation's cached messages. Readers, for the reconcile (sync_reconcile.c) and the
+ * removal of a contact.
+ */
+int store_conversation_ids(struct store *st, int64_t after, size_t max,
+			   int64_t **ids, size_t *n);
+int store_contact_ids(struct store *st, int64_t after, size_t max,
+		      int64_t **ids, size_t *n);
+int store_contact_conversation_ids(struct store *st, int64_t contact,
+				   int64_t **ids, size_t *n);
+int store_message_ids(struct store *st, int64_t conv, int64_t **ids,
+		      size_t *n);
+
+/*
+ * Moves everything in cache.db's and outbox.db's WALs into the files and
+ * truncates the WALs (wal_checkpoint(TRUNCATE)), so the bytes of rows
+ * deleted with secure_delete (every connection sets it) are not left in
+ * a WAL frame. Called after a pass or a 404 that deleted rows; outside
+ * any transaction of this thread (-EBUSY). Takes the pool lock, then the
+ * outbox lock, one at a time. A reader of another thread or process may
+ * keep it from completing (-EBUSY, logged at info): the next one does.
+ */
+int store_checkpoint(struct store *st);
 
 enum store_table { ST_USERS, ST_PLAYBOOKS, ST_ACCOUNTS };
 /* Deletes rows of table not seen by generation gen; counts them. In the

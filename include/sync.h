@@ -62,6 +62,9 @@ struct sync_change {
 	int64_t contact;	/* conversations: its contact now, or 0 */
 	int64_t old_contact;	/* conversations: previous contact, or 0 */
 	char old_status[16];	/* conversations: previous status */
+	/* conversations, contacts: no longer in the store (the API answered
+	 * 404, or a reconcile confirmed it gone) */
+	int gone;
 	char *key;		/* accounts: encoded name; else NULL */
 };
 
@@ -123,7 +126,14 @@ void sync_note_write(struct sync *s, enum sync_object what, int64_t id);
  */
 int sync_refresh_accounts(struct sync *s);
 
-/* Removes a contact the API deleted from the cache, and reports it. */
+/*
+ * Removes a contact the API deleted (404) from the cache and reports it,
+ * then fetches each of its cached conversations again (sync_conversation):
+ * those the API no longer has either (an erasure takes them with the
+ * contact) are removed, the others refreshed. Costs one request per such
+ * conversation (more for the ones that still exist), made on the calling
+ * thread.
+ */
 int sync_forget_contact(struct sync *s, int64_t id);
 /* Looks contacts up by email or external id; stores all matches. */
 int sync_lookup_email(struct sync *s, const char *email);

@@ -46,6 +46,7 @@ int config_defaults(struct config *c)
 	c->credentials = xdg_path("XDG_CONFIG_HOME", ".config", "credentials");
 	c->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", NULL);
 	c->refresh = 60;
+	c->reconcile = 86400;
 	c->timeout = 30;
 	c->conns = 4;
 	if (!c->api_url || !c->credentials || !c->cache_dir) {
@@ -139,6 +140,10 @@ int config_set(struct config *c, const char *name, const char *value)
 		return set_str(&c->redirect_uri, value);
 	if (!strcmp(key, "refresh"))
 		return parse_long(value, 0, 86400 * 365, &c->refresh);
+	/* 0 would ask for every object on every pass: refused, like any
+	 * value that makes no bound. */
+	if (!strcmp(key, "reconcile"))
+		return parse_long(value, 1, 86400 * 365, &c->reconcile);
 	if (!strcmp(key, "timeout"))
 		return parse_long(value, 1, 3600, &c->timeout);
 	if (!strcmp(key, "conns"))

@@ -131,6 +131,11 @@ struct db *store_db_open_rc(const char *path, int *rcp)
 	}
 	sqlite3_busy_timeout(d->sql, busy_timeout_ms());
 	/*
+	 * secure_delete: a deleted row's bytes are overwritten with zeros,
+	 * not left in a free page (what Drift erased must leave the file;
+	 * store_checkpoint() then moves the zeroed pages out of the WAL).
+	 * It is per connection, so every connection sets it.
+	 *
 	 * No mmap: every page of the file a traversal touches would count in
 	 * the daemon's RSS (a 300k-message cache mapped 170 MiB). Reads copy
 	 * from the kernel's page cache into a small page cache per
@@ -138,6 +143,7 @@ struct db *store_db_open_rc(const char *path, int *rcp)
 	 */
 	rc = sqlite3_exec(d->sql,
 			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  "PRAGMA secure_delete=ON;"
 			  "PRAGMA trusted_schema=OFF; PRAGMA temp_store=MEMORY;"
 			  "PRAGMA mmap_size=0; PRAGMA cache_size=-512;",
 			  NULL, NULL, NULL);
@@ -303,6 +309,39 @@ int store_commit_staged(struct store *st, struct store_staged *sg)
 int store_commit(struct store *st)
 {
 	return store_commit_staged(st, NULL);
+}
+
+/* One TRUNCATE checkpoint of connection db; 0 when it completed. */
+static int checkpoint(sqlite3 *db, const char *what)
+{
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					   &log, &done);
+
+	if (rc == SQLITE_OK)
+		return 0;
+	/* A reader's snapshot (another process, a listing under way) stops
+	 * it short: the next checkpoint gets the rest. */
+	log_info("cache: checkpoint of %s: %s", what, sqlite3_errstr(rc));
+	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+}
+
+int store_checkpoint(struct store *st)
+{
+	struct db *d;
+	int r, r2;
+
+	if (store_pinned)
+		return -EBUSY;	/* a checkpoint inside a transaction waits */
+	d = store_db_get(st);
+	if (!d)
+		return -errno;
+	r = checkpoint(d->sql, "cache.db");
+	store_db_put(st, d);
+	pthread_mutex_lock(&st->outbox_lock);
+	r2 = st->outbox_db ? checkpoint(st->outbox_db, "outbox.db") : 0;
+	pthread_mutex_unlock(&st->outbox_lock);
+	return r ? r : r2;
 }
 
 void store_rollback(struct store *st)

@@ -92,7 +92,7 @@ int store_outbox_open(struct store *st)
 	    sqlite3_busy_timeout(st->outbox_db, STORE_BUSY_MS) != SQLITE_OK ||
 	    sqlite3_exec(st->outbox_db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "PRAGMA trusted_schema=OFF;",
+			 "PRAGMA secure_delete=ON; PRAGMA trusted_schema=OFF;",
 			 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(st->outbox_db, outbox_schema, NULL, NULL,
 			 NULL) != SQLITE_OK ||

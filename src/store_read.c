@@ -324,6 +324,81 @@ int64_t store_conversation_synced(struct store *st, int64_t id)
 	return v;
 }
 
+/* The ids statement w (bound to a, and b when b_set) returns, into a new
+ * array (*ids, the caller's to free; NULL when there are none). */
+static int ids_of(struct store *st, enum wstmt w, int64_t a, int64_t b,
+		  int b_set, int64_t **ids, size_t *n)
+{
+	struct db *d = store_db_get(st);
+	size_t alloc = 0;
+	sqlite3_stmt *s;
+	int rc, r = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	s = store_wprep(d, w);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, a);
+	if (b_set)
+		sqlite3_bind_int64(s, 2, b);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			int64_t *p = realloc(*ids, na * sizeof(*p));
+
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			*ids = p;
+			alloc = na;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+	sqlite3_reset(s);
+out:
+	store_db_put(st, d);
+	if (r) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int store_conversation_ids(struct store *st, int64_t after, size_t max,
+			   int64_t **ids, size_t *n)
+{
+	return ids_of(st, W_CONV_IDS_AFTER, after,
+		      max ? (int64_t)max : -1, 1, ids, n);
+}
+
+int store_contact_ids(struct store *st, int64_t after, size_t max,
+		      int64_t **ids, size_t *n)
+{
+	return ids_of(st, W_CONTACT_IDS_AFTER, after,
+		      max ? (int64_t)max : -1, 1, ids, n);
+}
+
+int store_contact_conversation_ids(struct store *st, int64_t contact,
+				   int64_t **ids, size_t *n)
+{
+	return ids_of(st, W_CONV_IDS_OF, contact, 0, 0, ids, n);
+}
+
+int store_message_ids(struct store *st, int64_t conv, int64_t **ids,
+		      size_t *n)
+{
+	return ids_of(st, W_MSG_IDS, conv, 0, 0, ids, n);
+}
+
 int store_meta_get(struct store *st, const char *key, struct buf *out)
 {
 	struct db *d = store_db_get(st);

@@ -58,6 +58,19 @@ const char *const store_wsql[W__COUNT] = {
     [W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
     [W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
     [W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
+    [W_CONV_DEL] = "DELETE FROM conversations WHERE id = ?1",
+    [W_CONV_UNLINK] = "UPDATE conversations SET contact_id = 0"
+		      " WHERE contact_id = ?1",
+    [W_ATT_OF_CONV] = "SELECT id FROM attachments WHERE conversation_id = ?1",
+    [W_ATT_DEL_CONV] = "DELETE FROM attachments WHERE conversation_id = ?1",
+    [W_CONV_IDS_AFTER] = "SELECT id FROM conversations WHERE id > ?1"
+			 " ORDER BY id LIMIT ?2",
+    [W_CONV_IDS_OF] = "SELECT id FROM conversations WHERE contact_id = ?1"
+		      " ORDER BY id",
+    [W_CONTACT_IDS_AFTER] = "SELECT id FROM contacts WHERE id > ?1"
+			    " ORDER BY id LIMIT ?2",
+    [W_MSG_IDS] = "SELECT id FROM messages WHERE conversation_id = ?1"
+		  " ORDER BY id",
     [W_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [W_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1,?2)",
     [W_COUNTS] = "SELECT (SELECT count(*) FROM contacts),"
@@ -350,19 +363,53 @@ int store_put_account(struct store *st, const struct api_object *o,
 	return r;
 }
 
+/* Runs statement w bound to id to completion on d. */
+static int step_id(struct db *d, enum wstmt w, int64_t id)
+{
+	sqlite3_stmt *s = store_wprep(d, w);
+
+	if (s)
+		sqlite3_bind_int64(s, 1, id);
+	return store_step_done(d, s);
+}
+
 int store_delete_contact(struct store *st, int64_t id)
 {
 	struct db *d = store_db_get(st);
-	sqlite3_stmt *s;
 	int r;
 
 	if (!d)
 		return -errno;
-	s = store_wprep(d, W_CONTACT_DEL);
-	if (s)
-		sqlite3_bind_int64(s, 1, id);
-	r = store_step_done(d, s);
+	/* Its conversations (if Drift kept them) lose their contact link. */
+	r = step_id(d, W_CONV_UNLINK, id);
+	r = r ? r : step_id(d, W_CONTACT_DEL, id);
 	store_db_put(st, d);
+	return r;
+}
+
+int store_forget_conversation(struct store *st, int64_t id, int *found)
+{
+	struct db *d = store_pinned;
+	sqlite3_stmt *s;
+	int r;
+
+	(void)st;
+	*found = 0;
+	if (!d)
+		return -EINVAL;	/* the commit unlinks the files */
+	/* The files of its attachments go once the transaction commits. */
+	s = store_wprep(d, W_ATT_OF_CONV);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		store_doomed_add(sqlite3_column_int64(s, 0));
+	sqlite3_reset(s);
+	r = step_id(d, W_ATT_DEL_CONV, id);
+	r = r ? r : step_id(d, W_MSG_CLEAR, id);
+	r = r ? r : step_id(d, W_CONV_DEL, id);
+	if (!r)
+		*found = sqlite3_changes(d->sql) > 0;
 	return r;
 }
 

@@ -58,6 +58,12 @@ int sync_changes_add(struct changes *c, enum sync_object what, int64_t id,
 
 void sync_changes_flush(struct sync *s, struct changes *c)
 {
+	size_t removed = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		removed += c->v[i].gone || c->v[i].what == SO_PRUNED;
+	if (removed)
+		sync_deleted_note(s, removed);	/* a checkpoint is due */
 	if (c->n && s->cb)
 		s->cb(s->cb_ctx, c->v, c->n);
 	for (size_t i = 0; i < c->n; i++)
@@ -120,6 +126,7 @@ void sync_free(struct sync *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
 	free(s->fetched);
+	free(s->gone_contacts);
 	free(s);
 }
 
@@ -324,52 +331,47 @@ static int refresh_contact(struct sync *s, int64_t id)
 	return sync_forget_contact(s, id);
 }
 
-static int collect_id(void *ctx, const struct store_row *row)
-{
-	struct walk *w = ctx;
-
-	if (w->n == w->alloc)
-		return 1;
-	w->ids[w->n++] = row->id;
-	return 0;
-}
-
-/* The rotating refresh of cached contacts (see CONTACT_ROTATION). */
+/*
+ * The rotating refresh of cached contacts (see CONTACT_ROTATION), in id
+ * order: at least CONTACT_ROTATION a pass, more when the reconcile bound
+ * asks for it (sync_reconcile_contact_batch).
+ */
 static int sync_contacts(struct sync *s)
 {
-	struct walk w = { s, 0, 0, 0, NULL, 0, CONTACT_ROTATION };
+	struct store *st = s->d->store;
 	struct work work = { 0 };
-	int64_t cursor = store_meta_i64(s->d->store, "contact_cursor");
+	int64_t cursor = store_meta_i64(st, "contact_cursor"), mark = 0;
+	size_t want = sync_reconcile_contact_batch(s, CONTACT_ROTATION, &mark);
+	int64_t *ids = NULL, *more = NULL;
+	size_t n = 0, nmore = 0;
 	int r;
 
-	w.ids = calloc(CONTACT_ROTATION, sizeof(*w.ids));
-	if (!w.ids)
-		return -ENOMEM;
-	r = store_each(s->d->store, Q_CONTACTS_AFTER, cursor, NULL, collect_id,
-		       &w);
-	if (r >= 0 && w.n < CONTACT_ROTATION && cursor) {
-		size_t before = w.n;
+	r = store_contact_ids(st, cursor, want, &ids, &n);
+	if (!r && n < want && cursor) {
+		int64_t *p;
 
 		/* Wrap around, up to where this round started. */
-		r = store_each(s->d->store, Q_CONTACTS_AFTER, 0, NULL,
-			       collect_id, &w);
-		for (size_t i = before; i < w.n; i++) {
-			if (w.ids[i] > cursor) {
-				w.n = i;
-				break;
-			}
-		}
+		r = store_contact_ids(st, 0, want - n, &more, &nmore);
+		p = r || !nmore ? NULL : realloc(ids, (n + nmore) * sizeof(*p));
+		if (!r && nmore && !p)
+			r = -ENOMEM;
+		if (p)
+			ids = p;
+		for (size_t i = 0; p && i < nmore && more[i] <= cursor; i++)
+			ids[n++] = more[i];
 	}
-	if (r < 0)
+	if (r)
 		goto out;
-	sync_set_phase(s, "refreshing contacts", 0, (long)w.n);
-	sync_run_workers(s, &work, refresh_contact, w.ids, w.n);
+	sync_set_phase(s, "refreshing contacts", 0, (long)n);
+	sync_run_workers(s, &work, refresh_contact, ids, n);
 	r = work.failed;
-	if (!r && w.n)
-		r = store_meta_set_i64(s->d->store, "contact_cursor",
-				       w.ids[w.n - 1]);
+	if (!r && n)
+		r = store_meta_set_i64(st, "contact_cursor", ids[n - 1]);
+	if (!r)
+		sync_reconcile_contacts_done(s, mark);
 out:
-	free(w.ids);
+	free(ids);
+	free(more);
 	return r < 0 ? r : 0;
 }
 
@@ -421,10 +423,18 @@ static int sync_pass(struct sync *s)
 		goto out;
 	r = sync_contacts(s);
 	first = first ? first : r;
+	if (api_gone(s, r))
+		goto out;
+	/* What Drift deleted without a trace in the walk (sync_reconcile.c). */
+	r = sync_reconcile(s);
+	first = first ? first : r;
 out:
+	/* Rows removed: their bytes leave the WAL (store_checkpoint). */
+	sync_checkpoint_due(s);
 	sync_set_phase(s, "idle", 0, 0);
 	pthread_mutex_lock(&s->lock);
 	s->nfetched = 0;
+	s->ngone = 0;
 	pthread_mutex_unlock(&s->lock);
 	return first;
 }

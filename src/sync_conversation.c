@@ -78,6 +78,38 @@ static int claim_contact(struct sync *s, int64_t id)
 	return claimed;
 }
 
+/* Records that the API has no contact id (a claimer's 404). */
+static void note_contact_gone(struct sync *s, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->ngone == s->agone) {
+		size_t na = s->agone ? s->agone * 2 : 16;
+		int64_t *p = realloc(s->gone_contacts, na * sizeof(*p));
+
+		if (p) {
+			s->gone_contacts = p;
+			s->agone = na;
+		}
+	}
+	/* Without memory the link stays, until the contact's next check. */
+	if (s->ngone < s->agone)
+		s->gone_contacts[s->ngone++] = id;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether a claimer of this pass found contact id gone (after waiting
+ * for one in flight). */
+static int contact_gone(struct sync *s, int64_t id)
+{
+	int gone = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->ngone && !gone; i++)
+		gone = s->gone_contacts[i] == id;
+	pthread_mutex_unlock(&s->lock);
+	return gone;
+}
+
 /* A claimed contact is stored, or its fetch failed: waiters may look. */
 static void contact_settled(struct sync *s, int64_t id)
 {
@@ -309,14 +341,16 @@ int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
-	int old_found, changed = 0, r;
+	int old_found, changed = 0, gone = 0, r;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
 	r = api_conversation_get(s->d->http, id, &f.conv);
-	if (r)
-		goto out;
-	r = api_messages(s->d->http, id, take_message, &f);
+	if (!r)
+		r = api_messages(s->d->http, id, take_message, &f);
+	/* Drift has no such conversation (deleted, or erased with its
+	 * contact): a cached copy goes at once. */
+	gone = r == -ENOENT;
 	if (r)
 		goto out;
 	if (f.nmsgs)
@@ -327,14 +361,33 @@ int sync_conversation(struct sync *s, int64_t id)
 	 * name (wait_contact) rather than render its id.
 	 */
 	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
+		struct store_row crow;
+		int contact_404;
+
 		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
-		if (r == -ENOENT)
-			r = 0;	/* a deleted contact: the link dangles */
+		contact_404 = r == -ENOENT;
+		if (contact_404) {
+			note_contact_gone(s, f.conv.contact_id);
+			r = 0;
+		}
 		if (!r && f.contact.id)
 			r = sync_save_contact(s, &f.contact, &g);
 		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
+		/* Cached, and gone from Drift: it goes at once, and its other
+		 * conversations are checked (this one again too: cheap, as
+		 * the contact is not fetched twice in a pass). */
+		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
+					      NULL, &crow))
+			sync_forget_contact(s, f.conv.contact_id);
+	}
+	/* A deleted contact: the conversation is stored without a link to
+	 * it (conversation.json still names it). */
+	if (f.conv.contact_id > 0) {
+		wait_contact(s, f.conv.contact_id);
+		if (contact_gone(s, f.conv.contact_id))
+			f.conv.contact_id = 0;
 	}
 	r = fetch_attachments(s, &f);
 	if (r)
@@ -382,8 +435,11 @@ int sync_conversation(struct sync *s, int64_t id)
 		sync_changes_flush(s, &ch);
 	}
 out:
-	if (r == -ENOENT)
+	if (gone && store_one(st, Q_CONV, id, NULL, &old))
 		log_error_event("conversation %lld: not found", (long long)id);
+	else if (gone && sync_forget_conversation(s, id))
+		log_warn("conversation %lld: gone from Drift, but could not be"
+			 " removed from the cache yet", (long long)id);
 	buf_release(&transcript);
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);

@@ -3,12 +3,14 @@
  * sync_fetch.c: the on-demand fetchers (contact, conversation, user, by
  * email, by external id) that a lookup of an uncached object (FUSE), a
  * write's refetch (commit) or ctl runs on its own thread, the removal of a
- * contact the API deleted, and the one-minute memory of misses. Not the
- * pass (sync.c).
+ * contact or a conversation the API answered 404 for (and the WAL
+ * checkpoint that follows a removal), and the one-minute memory of
+ * misses. Not the pass (sync.c).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 #include "api.h"
 #include "clock.h"
 #include "http.h"
+#include "log.h"
 #include "names.h"
 #include "store.h"
 #include "sync_int.h"
@@ -50,17 +53,127 @@ static void remember_miss(struct sync *s, uint64_t key)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void sync_deleted_note(struct sync *s, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	s->deleted += n;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sync_checkpoint_due(struct sync *s)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->deleted;
+	s->deleted = 0;
+	pthread_mutex_unlock(&s->lock);
+	/* Kept short by a reader: tried again after the next deletion or
+	 * pass. */
+	if (n && store_checkpoint(s->d->store))
+		sync_deleted_note(s, n);
+}
+
+/* Outside a pass, an on-demand removal checkpoints now; a pass under way
+ * does it at its end. */
+static void checkpoint_unless_pass(struct sync *s)
+{
+	int running;
+
+	pthread_mutex_lock(&s->lock);
+	running = s->running;
+	pthread_mutex_unlock(&s->lock);
+	if (!running)
+		sync_checkpoint_due(s);
+}
+
+int sync_forget_conversation(struct sync *s, int64_t id)
+{
+	struct store *st = s->d->store;
+	struct changes ch = { 0 };
+	struct store_row old;
+	char status[sizeof(ch.v[0].old_status)] = "";
+	int64_t contact = 0;
+	int found = 0, r;
+
+	r = store_begin(st);
+	if (r)
+		return r;
+	/* Read in the transaction: what the change reports is what went. */
+	if (!store_one(st, Q_CONV, id, NULL, &old)) {
+		contact = old.id2;
+		snprintf(status, sizeof(status), "%s", old.text ? old.text : "");
+		r = store_forget_conversation(st, id, &found);
+	}
+	if (r) {
+		store_rollback(st);
+		return r;
+	}
+	r = store_commit(st);	/* unlinks its attachments' files */
+	if (r || !found)
+		return r;
+	log_info("conversation %lld: gone from Drift; removed from the cache",
+		 (long long)id);
+	r = sync_changes_add(&ch, SO_CONVERSATION, id, NULL);
+	if (!r) {
+		ch.v[0].old_contact = contact;
+		ch.v[0].gone = 1;
+		snprintf(ch.v[0].old_status, sizeof(ch.v[0].old_status), "%s",
+			 status);
+	}
+	sync_changes_add(&ch, SO_LISTS, 0, NULL);
+	store_meta_set_i64(st, "changed_at", clock_wall_ms());
+	sync_changes_flush(s, &ch);
+	sync_changes_release(&ch);
+	return 0;
+}
+
 int sync_forget_contact(struct sync *s, int64_t id)
 {
+	struct store *st = s->d->store;
 	struct changes ch = { 0 };
-	int r = store_delete_contact(s->d->store, id);
+	struct store_row row;
+	int64_t *convs = NULL;
+	size_t n = 0;
+	int had, r;
 
-	if (!r) {
+	had = !store_one(st, Q_CONTACT, id, NULL, &row);
+	r = store_contact_conversation_ids(st, id, &convs, &n);
+	r = r ? r : store_delete_contact(st, id);
+	if (r)
+		goto out;
+	if (had) {
+		log_info("contact %lld: gone from Drift; removed from the "
+			 "cache", (long long)id);
 		sync_changes_add(&ch, SO_CONTACT, id, NULL);
+		if (ch.n)
+			ch.v[0].gone = 1;
+		/* Their links to it went (store_delete_contact). */
+		for (size_t i = 0; i < n; i++)
+			if (!sync_changes_add(&ch, SO_CONVERSATION, convs[i],
+					      NULL))
+				ch.v[ch.n - 1].old_contact = id;
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
+		store_meta_set_i64(st, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
+	/*
+	 * An erasure (GDPR) takes the contact's conversations too: each is
+	 * fetched again, and those that 404 go (sync_conversation). A
+	 * failure here is not the contact's: the reconcile finds them.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		int rc = sync_conversation(s, convs[i]);
+
+		if (rc && rc != -ENOENT)
+			log_warn("contact %lld removed: conversation %lld not "
+				 "checked (%s); the reconcile will",
+				 (long long)id, (long long)convs[i],
+				 strerror(-rc));
+	}
+	checkpoint_unless_pass(s);
+out:
+	free(convs);
 	sync_changes_release(&ch);
 	return r;
 }
@@ -78,8 +191,14 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 		return -EIO;	/* as offline: the org gate is shut */
 	sync_gens_take(s, &g);
 	r = api_contact_get(s->d->http, id, &c);
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
+		struct store_row row;
+
 		remember_miss(s, key);
+		/* Cached, and gone from Drift: it goes from the cache too. */
+		if (!store_one(s->d->store, Q_CONTACT, id, NULL, &row))
+			sync_forget_contact(s, id);
+	}
 	if (r)
 		return r;
 	r = sync_save_contact(s, &c, &g);
@@ -96,9 +215,12 @@ int sync_fetch_conversation(struct sync *s, int64_t id)
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
+	/* A 404 for a cached one removes it (sync_conversation). */
 	r = sync_conversation(s, id);
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
 		remember_miss(s, key);
+		checkpoint_unless_pass(s);
+	}
 	return r;
 }
 

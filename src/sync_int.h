@@ -83,6 +83,11 @@ struct sync {
 	int64_t inflight[INFLIGHT_MAX];
 	size_t ninflight;
 	pthread_cond_t contact_cond;
+	/* Of those, the ones the API answered 404 for (guarded by lock,
+	 * emptied with fetched): the other conversations of the pass that
+	 * name one store no link to it either. */
+	int64_t *gone_contacts;
+	size_t ngone, agone;
 
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
@@ -90,6 +95,9 @@ struct sync {
 	/* sync_refresh_accounts() calls begun (guarded by lock): each
 	 * follows an accepted account edit, and fetches the whole list. */
 	unsigned accounts_refreshes;
+	/* Changes that removed rows since the last checkpoint (guarded by
+	 * lock): a pass checkpoints at its end (sync_deleted_note). */
+	unsigned long deleted;
 };
 
 /* The write generations when a fetch started. */
@@ -132,6 +140,38 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 /* Fetches and stores conversation id (with its messages, contact and new
  * attachments); any thread, no lock held. */
 int sync_conversation(struct sync *s, int64_t id);
+
+/*
+ * sync_fetch.c: forgets a conversation the API answered 404 for, in one
+ * transaction, and reports it gone; 0 also when it was not cached. Any
+ * thread, no transaction or lock of the sync's held.
+ */
+int sync_forget_conversation(struct sync *s, int64_t id);
+/*
+ * Notes that n committed changes removed rows: outside a pass the WALs
+ * are checkpointed at once (store_checkpoint), during one at its end
+ * (sync_checkpoint_due). Any thread, no transaction held.
+ */
+void sync_deleted_note(struct sync *s, size_t n);
+/* At the end of a pass: checkpoints if rows were removed since the last
+ * one. The pass's thread, no transaction held. */
+void sync_checkpoint_due(struct sync *s);
+
+/*
+ * sync_reconcile.c: the checks that bring deletions in Drift to the cache
+ * within cfg.reconcile seconds (see the file). sync_reconcile runs them in
+ * a pass (after the contact rotation); sync_reconcile_contact_batch says
+ * how many contacts this pass's rotation refetches (at least floor), and
+ * sync_reconcile_contacts_done records that it did (mark: the rotation's
+ * clock, as the batch set it). The pass's
+ * thread. sync_reconcile_status appends one "reconcile: ..." line to out
+ * (any thread; reads only the store's meta, so s->lock may be held).
+ */
+int sync_reconcile(struct sync *s);
+size_t sync_reconcile_contact_batch(struct sync *s, size_t floor,
+				    int64_t *mark);
+void sync_reconcile_contacts_done(struct sync *s, int64_t mark);
+int sync_reconcile_status(struct sync *s, struct buf *out);
 
 /* sync_workers.c: the worker pool. */
 /* Objects to fetch, shared by the workers. */

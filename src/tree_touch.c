@@ -99,9 +99,16 @@ size_t tree_touch_rules(const struct sync_change *c,
 	switch (c->what) {
 	case SO_CONTACT:
 		rule_group(out, &n, TG_CONTACT, c->id, 0);
-		/* Which contact an email names may have changed. */
-		rule_group(out, &n, TG_KIND, T_EMAIL_LINK, TOUCH_ONCE_CONTACT);
-		rule_group(out, &n, TG_KIND, T_EXTID_LINK, TOUCH_ONCE_CONTACT);
+		/*
+		 * Which contact an email names may have changed. A removed
+		 * contact's links may be gone: those go by query, each link
+		 * once a batch (its cmark), but the rules run for every
+		 * removed contact, not once a batch.
+		 */
+		rule_group(out, &n, TG_KIND, T_EMAIL_LINK,
+			   c->gone ? 0 : TOUCH_ONCE_CONTACT);
+		rule_group(out, &n, TG_KIND, T_EXTID_LINK,
+			   c->gone ? 0 : TOUCH_ONCE_CONTACT);
 		break;
 	case SO_CONVERSATION:
 		/* Both the old and the new contact's conversations/ list. */
@@ -130,6 +137,9 @@ size_t tree_touch_rules(const struct sync_change *c,
 		if (c->id == SO_USER || c->id == SO_PLAYBOOK ||
 		    c->id == SO_ACCOUNT)
 			rule_group(out, &n, TG_KIND, pruned_kind[c->id], 0);
+		/* A removed user's link by email may be gone too. */
+		if (c->id == SO_USER)
+			rule_group(out, &n, TG_KIND, T_USER_EMAIL_LINK, 0);
 		break;
 	case SO_LISTS:
 		break;
@@ -142,8 +152,8 @@ unsigned tree_touch_node(const struct sync_change *c, int group,
 {
 	switch (c->what) {
 	case SO_CONTACT:
-		if (group != TG_CONTACT)
-			return TOUCH_INODE;	/* links by email or id */
+		if (group != TG_CONTACT)	/* links by email or id */
+			return c->gone ? TOUCH_INODE | TOUCH_QUERY : TOUCH_INODE;
 		if (t->id != c->id)
 			return 0;
 		/* A deleted contact's directory goes: by query. */
@@ -160,6 +170,16 @@ unsigned tree_touch_node(const struct sync_change *c, int group,
 			/* Moved to another status or contact: the old name
 			 * goes. */
 			return TOUCH_INODE | TOUCH_ENTRY;
+		case T_CONV:
+			/* Gone from Drift: its name in conversations/ goes
+			 * (and the kernel's entries below it). */
+			return c->gone ? TOUCH_INODE | TOUCH_ENTRY : TOUCH_INODE;
+		case T_CONV_CONTACT_LINK:
+			/* Its contact changed or was removed: the link may
+			 * be gone. */
+			return c->contact != c->old_contact
+				       ? TOUCH_INODE | TOUCH_ENTRY
+				       : TOUCH_INODE;
 		case T_MESSAGE_JSON:
 		case T_ATTACHMENT:
 			/* Changed, and perhaps gone: by query. */

@@ -23,7 +23,8 @@ static const struct opt global_opts[] = {
 	{ "rate", 0, 1, 0 },	      { "timeout", 0, 1, 0 },
 	{ "conns", 0, 1, 0 },	      { "refresh", 0, 1, 0 },
 	{ "offline", 0, 0, 0 },	      { "client-id", 0, 1, 0 },
-	{ "redirect-uri", 0, 1, 0 },  { NULL, 0, 0, 0 },
+	{ "redirect-uri", 0, 1, 0 },  { "reconcile", 0, 1, 0 },
+	{ NULL, 0, 0, 0 },
 };
 
 static const struct opt *find_long(const struct opt *t, const char *name,
@@ -191,6 +192,8 @@ static const char usage_main[] =
 	"    --rate N              cap on API requests per second\n"
 	"    --timeout SECONDS     deadline of one request (30)\n"
 	"    --conns N             concurrent requests when syncing (4)\n"
+	"    --reconcile SECONDS   deletions in Drift reach the cache within\n"
+	"                          this (86400)\n"
 	"    --offline             never touch the network\n"
 	"    --client-id ID        OAuth app id (login)\n"
 	"    --redirect-uri URI    OAuth redirect URI (login)\n"

@@ -65,6 +65,7 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("cache_dir=", KEY_OURS),
 	FUSE_OPT_KEY("cache-dir=", KEY_OURS),
 	FUSE_OPT_KEY("refresh=", KEY_OURS),
+	FUSE_OPT_KEY("reconcile=", KEY_OURS),
 	FUSE_OPT_KEY("offline", KEY_OURS),
 	FUSE_OPT_KEY("offline=", KEY_OURS),
 	FUSE_OPT_KEY("ca_file=", KEY_OURS),
@@ -154,6 +155,8 @@ static void usage(const char *prog)
 	       "    -o cache_dir=DIR       cache directory (0700)\n"
 	       "    -o refresh=SECONDS     seconds between syncs, 0 = never "
 	       "(60)\n"
+	       "    -o reconcile=SECONDS   deletions in Drift reach the cache "
+	       "within this (86400)\n"
 	       "    -o offline             never touch the network\n"
 	       "    -o ca_file=FILE        extra CA bundle\n"
 	       "    -o rate=N              cap on API requests per second\n"

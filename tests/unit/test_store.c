@@ -810,6 +810,145 @@ static void test_outbox_advance(void)
 	store_close(st);
 }
 
+/* Whether file dir/name holds the bytes of marker (0 for no file). */
+static int file_holds(const char *dir, const char *name, const char *marker)
+{
+	char p[256];
+	size_t n = 0, m = strlen(marker);
+	char *data = NULL;
+	FILE *f;
+	int found = 0;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "rb");
+	if (!f)
+		return 0;
+	for (;;) {
+		char *q = realloc(data, n + 65536);
+		size_t got;
+
+		if (!q)
+			break;
+		data = q;
+		got = fread(data + n, 1, 65536, f);
+		n += got;
+		if (!got)
+			break;
+	}
+	fclose(f);
+	for (size_t i = 0; data && i + m <= n && !found; i++)
+		found = !memcmp(data + i, marker, m);
+	free(data);
+	return found;
+}
+
+/* Stores contact id whose json and name hold marker. */
+static int put_marked_contact(struct store *st, int64_t id, const char *marker)
+{
+	struct api_contact c = { .id = id, .created = 1 };
+	int changed, r;
+
+	c.name = (char *)marker;
+	buf_init(&c.json, 0);
+	buf_init(&c.tags, 0);
+	r = buf_printf(&c.json, "{\"name\":\"%s\"}", marker);
+	r = r ? r : store_begin(st);
+	r = r ? r : store_put_contact(st, &c, &changed);
+	r = r ? r : store_commit(st);
+	buf_release(&c.json);
+	return r;
+}
+
+/*
+ * What is forgotten leaves the files: secure_delete zeroes the deleted
+ * rows (on every connection, the pool's new ones included), and
+ * store_checkpoint() moves the zeroed pages out of the WAL and truncates
+ * it. A conversation goes with its messages, attachment rows and files.
+ * The id lists walk in id order from a cursor.
+ */
+static void test_forget_leaves_no_bytes(void)
+{
+	static const char marker[] = "qXv-erase-me-7731";
+	struct store_staged sg = { 0 };
+	struct api_message msg = { .id = 11, .conversation_id = 300 };
+	struct api_conversation c = { .id = 300, .contact_id = 5, .updated = 2 };
+	struct buf transcript = BUF_INIT;
+	int64_t *ids = NULL, size;
+	size_t n = 0;
+	char dir[128];
+	struct store *st;
+	int changed, found;
+
+	snprintf(dir, sizeof(dir), "%s/erase", tmpdir);
+	REQUIRE(!mkdir(dir, 0700));
+	st = store_open(dir);
+	REQUIRE(st);
+	REQUIRE(!put_conv(st, 100, 1, 0, NULL));
+	REQUIRE(!put_conv(st, 200, 2, 0, NULL));
+	REQUIRE(!put_marked_contact(st, 5, marker));
+	REQUIRE(!store_attachment_blob(st, &sg, 9, fill_with, "secret", &size));
+	buf_init(&msg.json, 0);
+	REQUIRE(!buf_printf(&msg.json, "{\"body\":\"%s\"}", marker));
+	REQUIRE(!buf_printf(&transcript, "%s\n", marker));
+	REQUIRE(!store_begin(st));
+	REQUIRE(!store_put_message(st, &msg));
+	REQUIRE(!store_put_attachment(st, 300, 11, 1,
+				      &(struct api_attachment){ .id = 9,
+								.file_name = "f" },
+				      6));
+	REQUIRE(!store_put_conversation(st, &c, &transcript, &changed));
+	REQUIRE(!store_commit_staged(st, &sg));
+	buf_release(&msg.json);
+	buf_release(&transcript);
+
+	/* The lists, by id, from a cursor. */
+	CHECK_EQ_INT(store_conversation_ids(st, 100, 1, &ids, &n), 0);
+	CHECK(n == 1 && ids[0] == 200);
+	free(ids);
+	CHECK_EQ_INT(store_conversation_ids(st, 0, 0, &ids, &n), 0);
+	CHECK(n == 3 && ids[0] == 100 && ids[2] == 300);
+	free(ids);
+	CHECK_EQ_INT(store_contact_conversation_ids(st, 5, &ids, &n), 0);
+	CHECK(n == 1 && ids[0] == 300);
+	free(ids);
+	CHECK_EQ_INT(store_message_ids(st, 300, &ids, &n), 0);
+	CHECK(n == 1 && ids[0] == 11);
+	free(ids);
+	CHECK_EQ_INT(store_contact_ids(st, 0, 0, &ids, &n), 0);
+	CHECK(n == 1 && ids[0] == 5);
+	free(ids);
+
+	/* The test can fail: the bytes are in the files now. */
+	CHECK_EQ_INT(store_checkpoint(st), 0);
+	CHECK(file_holds(dir, "cache.db", marker));
+	CHECK_EQ_INT(blob_count(dir), 1);
+
+	/* Outside a transaction it refuses (its files go with the commit). */
+	CHECK_EQ_INT(store_forget_conversation(st, 300, &found), -EINVAL);
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(store_forget_conversation(st, 300, &found), 0);
+	CHECK_EQ_INT(found, 1);
+	CHECK_EQ_INT(store_checkpoint(st), -EBUSY);	/* in a transaction */
+	REQUIRE(!store_commit(st));
+	CHECK_EQ_INT(store_delete_contact(st, 5), 0);
+	CHECK_EQ_INT(blob_count(dir), 0);
+	CHECK_EQ_INT(store_message_ids(st, 300, &ids, &n), 0);
+	CHECK(n == 0 && !ids);
+	CHECK_EQ_INT(store_conversation_ids(st, 0, 0, &ids, &n), 0);
+	CHECK(n == 2);
+	free(ids);
+
+	CHECK_EQ_INT(store_checkpoint(st), 0);
+	CHECK(!file_holds(dir, "cache.db", marker));
+	CHECK(!file_holds(dir, "cache.db-wal", marker));
+	/* A forgotten id that was never there: no row, no error. */
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(store_forget_conversation(st, 999, &found), 0);
+	CHECK_EQ_INT(found, 0);
+	store_rollback(st);
+	store_close(st);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -833,6 +972,7 @@ int main(void)
 	UNIT_RUN(test_clean_close_record);
 	UNIT_RUN(test_blob_sweep);
 	UNIT_RUN(test_outbox_advance);
+	UNIT_RUN(test_forget_leaves_no_bytes);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

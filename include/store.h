@@ -333,6 +333,9 @@ int store_prune(struct store *st, enum store_table t, int64_t gen,
  * not store, since a writer is storing a fresher copy.
  */
 int store_keep_user(struct store *st, int64_t id, int64_t gen);
+/* Deletes the user (the API answered 404 for it); *found says whether a
+ * row went. In the caller's transaction. */
+int store_delete_user(struct store *st, int64_t id, int *found);
 
 /* The updatedAt at which a conversation was last fully synced (0 = never,
  * or it cannot tell). A reader. */

@@ -58,6 +58,7 @@ const char *const store_wsql[W__COUNT] = {
     [W_PRUNE_ACCOUNTS] = "DELETE FROM accounts WHERE gen != ?1",
     [W_KEEP_USER] = "UPDATE users SET gen = ?2 WHERE id = ?1",
     [W_CONTACT_DEL] = "DELETE FROM contacts WHERE id = ?1",
+    [W_USER_DEL] = "DELETE FROM users WHERE id = ?1",
     [W_CONV_DEL] = "DELETE FROM conversations WHERE id = ?1",
     [W_CONV_UNLINK] = "UPDATE conversations SET contact_id = 0"
 		      " WHERE contact_id = ?1",
@@ -383,6 +384,19 @@ int store_delete_contact(struct store *st, int64_t id)
 	/* Its conversations (if Drift kept them) lose their contact link. */
 	r = step_id(d, W_CONV_UNLINK, id);
 	r = r ? r : step_id(d, W_CONTACT_DEL, id);
+	store_db_put(st, d);
+	return r;
+}
+
+int store_delete_user(struct store *st, int64_t id, int *found)
+{
+	struct db *d = store_db_get(st);
+	int r;
+
+	if (!d)
+		return -errno;
+	r = step_id(d, W_USER_DEL, id);
+	*found = !r && sqlite3_changes(d->sql) > 0;
 	store_db_put(st, d);
 	return r;
 }

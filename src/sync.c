@@ -638,6 +638,7 @@ int sync_status_render(struct sync *s, struct buf *out)
 			       : s->last_result ? strerror(-s->last_result)
 						: "ok");
 	r = r ? r : buf_printf(out, "sync_passes: %lu\n", s->passes);
+	r = r ? r : sync_reconcile_status(s, out);
 	if (!r && s->running)
 		r = buf_printf(out, "syncing: yes (%s, %ld/%ld)\n", s->phase,
 			       s->work_done, s->work_total);

@@ -224,25 +224,75 @@ int sync_fetch_conversation(struct sync *s, int64_t id)
 	return r;
 }
 
+/*
+ * A user the API answered 404 for leaves the cache at once (the users
+ * list's prune would take it at the next pass): its row and by-email
+ * link, and its name in transcripts, which the next pass renders again
+ * as "User <id>" (noted in the same transaction).
+ */
+static void forget_user(struct sync *s, int64_t id)
+{
+	struct store *st = s->d->store;
+	struct changes ch = { 0 };
+	int found = 0, r;
+
+	r = store_begin(st);
+	r = r ? r : store_delete_user(st, id, &found);
+	if (!r && found)
+		r = sync_rerender_note_users(s, &id, 1);
+	if (r || !found) {
+		store_rollback(st);
+		return;
+	}
+	if (store_commit(st))
+		return;
+	log_info("user %lld: gone from Drift; removed from the cache",
+		 (long long)id);
+	sync_changes_add(&ch, SO_PRUNED, SO_USER, NULL);
+	sync_changes_add(&ch, SO_LISTS, 0, NULL);
+	store_meta_set_i64(st, "changed_at", clock_wall_ms());
+	sync_changes_flush(s, &ch);
+	sync_changes_release(&ch);
+	checkpoint_unless_pass(s);
+}
+
 int sync_fetch_user(struct sync *s, int64_t id)
 {
 	uint64_t key = miss_key(SO_USER, id, NULL);
+	struct store *st = s->d->store;
 	struct changes ch = { 0 };
 	struct api_user u;
-	int changed = 0, r;
+	int changed = 0, renamed, r;
 
 	if (missed_recently(s, key))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
 	r = api_user_get(s->d->http, id, &u);
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
 		remember_miss(s, key);
+		forget_user(s, id);
+	}
 	if (r)
 		return r;
-	r = store_put_user(s->d->store, &u, store_meta_i64(s->d->store,
-							    "last_sync"),
-			   &changed);
+	/*
+	 * A rename made through the mount is stored here, so the next users
+	 * list sees no change: note the user in the same transaction, and
+	 * the next pass renders its transcripts again (sync_list ends with
+	 * sync_rerender_pending). Not rendered here: the caller may be a
+	 * close() waiting on send_lock, and one user can be in most
+	 * conversations.
+	 */
+	renamed = sync_user_naming_changed(s, &u);
+	r = store_begin(st);
+	r = r ? r : store_put_user(st, &u, store_meta_i64(st, "last_sync"),
+				   &changed);
+	if (!r && renamed)
+		r = sync_rerender_note_users(s, &u.id, 1);
+	if (r)
+		store_rollback(st);
+	else
+		r = store_commit(st);
 	if (!r && changed) {
 		sync_changes_add(&ch, SO_USER, id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);

@@ -243,7 +243,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536)
 		return 0;
 	FUZZ_ASSERT(!store_begin(st), "begin");
-	switch (data[0] % 11) {
+	switch (data[0] % 12) {
 	case 0:
 		r = api_parse_contact("fuzz", body, len, &c);
 		if (!r)
@@ -292,6 +292,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 10:
 		r = oauth_token(body, len);
 		break;
+	case 11: {
+		int64_t total = -1;
+
+		r = api_parse_conversation_stats(body, len, &total);
+		FUZZ_ASSERT(r || total >= 0, "a negative total %lld",
+			    (long long)total);
+		if (r == -ENODATA)
+			r = 0;	/* no total: the shape is unconfirmed */
+		break;
+	}
 	}
 	FUZZ_ASSERT(!r || r == -EIO || r == -ENOMEM, "result %d", r);
 	store_rollback(st);

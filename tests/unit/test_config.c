@@ -104,6 +104,11 @@ static void test_set_numbers(void)
 	CHECK_EQ_INT(c.refresh, 0);
 	CHECK_EQ_INT(config_set(&c, "refresh", "120"), 0);
 	CHECK_EQ_INT(c.refresh, 120);
+	/* reconcile is a bound: 0 would be none, so it is refused. */
+	CHECK_EQ_INT(c.reconcile, 86400);
+	CHECK_EQ_INT(config_set(&c, "reconcile", "0"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "reconcile", "1"), 0);
+	CHECK_EQ_INT(c.reconcile, 1);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		unit_ctx = bad[i];
 		CHECK_EQ_INT(config_set(&c, "refresh", bad[i]), -EINVAL);

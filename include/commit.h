@@ -122,6 +122,13 @@ int commit_delete(struct driftfs *d, const struct tnode *n, const char *path);
 /* After the API accepted row: bring the cache up to date at once (store
  * writes, and refetches of the objects it changed over HTTP on this
  * thread, through the sync's on-demand fetchers). */
+/*
+ * The API answered 404 for row (outbox_hooks.gone): refetches the object
+ * it was about, whose own 404 removes it from the cache (sync_fetch_*).
+ * A 404 may be about a part (a tag, a message), so nothing is removed on
+ * the row's 404 alone. Same thread and locks as commit_applied().
+ */
+void commit_gone(struct driftfs *d, const struct outbox_row *row);
 void commit_applied(struct driftfs *d, const struct outbox_row *row,
 		    const struct buf *response);
 /*

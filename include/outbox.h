@@ -105,6 +105,13 @@ struct outbox_hooks {
 	 * (fs_outbox_lost()). May be NULL.
 	 */
 	void (*lost)(void *ctx);
+	/*
+	 * The API answered 404 for row: what it was about may be gone from
+	 * Drift. Refetches it (commit_gone()), so the cache drops it at
+	 * once if so. Runs like applied(): send_lock held, HTTP on the
+	 * calling thread. May be NULL.
+	 */
+	void (*gone)(void *ctx, const struct outbox_row *row);
 	void *ctx;		/* passed to the hooks that take one */
 };
 

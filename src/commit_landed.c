@@ -77,6 +77,24 @@ void commit_applied(struct driftfs *d, const struct outbox_row *row,
 	}
 }
 
+void commit_gone(struct driftfs *d, const struct outbox_row *row)
+{
+	if (row->target <= 0)
+		return;		/* a creation or unsubscribe: no object yet */
+	if (!strcmp(row->kind, "message"))
+		sync_fetch_conversation(d->sync, row->target);
+	else if (!strcmp(row->kind, "contact_patch") ||
+		 !strcmp(row->kind, "tag_add") ||
+		 !strcmp(row->kind, "tag_delete") ||
+		 !strcmp(row->kind, "timeline") ||
+		 !strcmp(row->kind, "contact_delete"))
+		sync_fetch_contact(d->sync, row->target);
+	else if (!strcmp(row->kind, "user_patch"))
+		sync_fetch_user(d->sync, row->target);
+	else if (!strcmp(row->kind, "account_patch"))
+		sync_refresh_accounts(d->sync);
+}
+
 int commit_message_text(const char *html, struct buf *out)
 {
 	struct buf t = BUF_INIT;

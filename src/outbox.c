@@ -182,6 +182,8 @@ static int drop_unchecked(struct outbox *o, const struct outbox_row *row,
 				row->method, row->api_path);
 	drop(o, row->seq);
 	lost(o);
+	if (err == -ENOENT && o->hooks.gone)
+		o->hooks.gone(o->hooks.ctx, row);
 	return err;
 }
 
@@ -314,6 +316,10 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 				resp.message[0] ? ": " : "", resp.message);
 		drop(o, row->seq);
 		lost(o);
+		/* A 404: the object may be gone from Drift, and then from
+		 * the cache at once (DESIGN.md §3). */
+		if (resp.status == 404 && o->hooks.gone)
+			o->hooks.gone(o->hooks.ctx, row);
 	}
 	http_response_release(&resp);
 	return r;

@@ -271,6 +271,11 @@ static void outbox_applied(void *ctx, const struct outbox_row *row,
 	commit_applied(ctx, row, response);
 }
 
+static void outbox_gone(void *ctx, const struct outbox_row *row)
+{
+	commit_gone(ctx, row);
+}
+
 static void outbox_changed(void *ctx)
 {
 	fs_outbox_changed(((struct driftfs *)ctx)->fs);
@@ -387,6 +392,7 @@ int main(int argc, char *argv[])
 		.changed = outbox_changed,
 		.delivered = outbox_delivered,
 		.lost = outbox_lost,
+		.gone = outbox_gone,
 		.ctx = &d,
 	});
 	if (!d.fs || !d.sync || !d.outbox) {

@@ -190,6 +190,36 @@ def test_contact_deleted_goes_with_links(mount, emulator):
     assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", contact["id"]) == []
 
 
+def test_write_answered_404_removes_at_once(mount, emulator):
+    """A write whose API call answers 404 fails its close() with ENOENT, and
+    what it was about, gone from Drift, leaves the tree at once: a reply to
+    a deleted conversation, an edit of a deleted contact."""
+    conv = a_conversation(emulator)
+    touch_paths(mount, conv)
+    emulator.mutate(op="delete_conversation", conversationId=conv["id"])
+    with pytest.raises(OSError) as e:
+        with open(mount.p("conversations", str(conv["id"]), "reply"), "w") as f:
+            f.write("are you still there?\n")
+    assert e.value.errno == errno.ENOENT
+    assert_conv_gone(mount, emulator, conv)
+
+    data = emulator.data()
+    owner = next(c for c in data["contacts"]
+                 if c["id"] != conv["contactId"] and
+                 os.path.isdir(mount.p("contacts", str(c["id"]))))
+    path = mount.p("contacts", str(owner["id"]), "contact.json")
+    doc = json.loads(open(path).read())
+    doc["attributes"]["name"] = "Renamed Before Gone"
+    emulator.mutate(op="delete_contact", id=owner["id"])
+    with pytest.raises(OSError) as e:
+        with open(path, "w") as f:
+            f.write(json.dumps(doc))
+    assert e.value.errno == errno.ENOENT
+    assert str(owner["id"]) not in os.listdir(mount.p("contacts"))
+    assert not os.path.lexists(mount.p("contacts", str(owner["id"])))
+    assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", owner["id"]) == []
+
+
 def files_holding(root, needles):
     """Every file under root whose bytes hold one of needles (bytes), as
     {path: [needle, ...]}."""

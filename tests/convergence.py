@@ -207,6 +207,7 @@ class Scenario:
         self.writes = []
         self.deleted = set()        # ("conversation"|"contact"|..., id)
         self.erased_emails = set()
+        self.gone_emails = set()    # of contacts deleted or erased (lower case)
         self.faulted = set()        # fault kinds injected this seed
         self.settings = {}          # fault settings now in force
         self.seq0 = self.emu.total()
@@ -299,7 +300,12 @@ class Scenario:
                         messageId=msg["id"], touch=(op == "delete_message"))
             self.deleted.add(("message", msg["id"]))
         elif op == "delete_conversation" and len(convs) > 4:
-            c = r.choice(convs)
+            # Not one a write created: its count in the API is checked.
+            c = r.choice([x for x in convs if not any(
+                OURS.search(m.get("body") or "")
+                for m in d["messages"].get(str(x["id"]), [])[:1])] or [None])
+            if c is None:
+                return
             args = dict(op=op, conversationId=c["id"])
             self.deleted.add(("conversation", c["id"]))
         elif op in ("delete_contact", "erase_contact", "gdpr_delete") \
@@ -319,6 +325,7 @@ class Scenario:
                 self._erased(d, c)
             else:
                 self.deleted.add(("contact", c["id"]))
+                self.gone_emails.add((email or "").lower())
         elif op == "delete_user" and len(users) > 2:
             u = r.choice(users)
             args = dict(op=op, id=u["id"])
@@ -337,6 +344,7 @@ class Scenario:
         email = c["attributes"].get("email")
         if email:
             self.erased_emails.add(email)
+            self.gone_emails.add(email.lower())
         for conv in d["conversations"]:
             if conv.get("contactId") == c["id"]:
                 self.deleted.add(("conversation", conv["id"]))
@@ -616,6 +624,7 @@ class Scenario:
         self._unlink(w)
         if w.rc == 0:
             self.deleted.add(("contact", c["id"]))
+            self.gone_emails.add((c["attributes"].get("email") or "").lower())
 
     def w_user_edit(self):
         d = self.emu.data()
@@ -810,12 +819,17 @@ class Scenario:
         if diffs:
             raise ConvergenceError(self.report(diffs))
 
-    def report(self, diffs, limit=25):
+    def report(self, diffs, limit=12):
         out = ["convergence failed: seed %d, %d steps, %d writes, %d kills; "
                "%d differences" % (self.seed, self.steps, len(self.writes),
                                   self.h.kills, len(diffs)),
-               "first differences:"]
-        out += ["  " + x for x in diffs[:limit]]
+               "first differences of each check:"]
+        for check in ("api: ", "writes: ", "oracle: ", ""):
+            mine = [x for x in diffs if x.startswith(check)] if check else \
+                [x for x in diffs if not x.startswith(("api: ", "writes: ", "oracle: "))]
+            out += ["  " + x for x in mine[:limit]]
+            if len(mine) > limit:
+                out.append("  ... %d more %sdifferences" % (len(mine) - limit, check))
         try:
             st = self.m.status()
             out.append("mount status: " + ", ".join(
@@ -1071,10 +1085,12 @@ class Scenario:
                 after = [q for q in qs if q["seq"] > clean[0]["seq"]]
                 if after:
                     out.append("%r sent again after its delivery: %s" % (
-                        w, [(q["seq"], q["status"], q["fault"]) for q in after]))
+                        w, [(q["seq"], q["time"], q["status"], q["fault"])
+                            for q in qs]))
             gone = w.target in self.deleted or (
                 w.target and w.target[0] == "conversation" and
-                str(w.target[1]) not in {str(c["id"]) for c in data["conversations"]})
+                str(w.target[1]) not in {str(c["id"]) for c in data["conversations"]}) or (
+                w.obj[0] == "new" and w.obj[1].lower() in self.gone_emails)
             if not processed and not maybe:
                 # Refused while queued: by an injected 4xx, or for real
                 # because its object is gone.

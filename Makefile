@@ -173,6 +173,13 @@ demo-stop:
 bench: deps all
 	@scripts/bench
 
+# The convergence scenario (tests/convergence.py) seed after seed on one
+# mount for SOAK_SECONDS (default 1800), reporting RSS, open fds and error
+# lines over time, with a verdict (scripts/soak says which knobs it takes).
+soak: deps all
+	DRIFTFS=$(CURDIR)/$(BUILD)/driftfs DRIFTCTL=$(CURDIR)/$(BUILD)/driftctl \
+		scripts/soak
+
 UNITDIR ?= $(PREFIX)/lib/systemd/user
 DOCDIR ?= $(PREFIX)/share/doc/driftfs
 
@@ -202,5 +209,5 @@ format:
 clean:
 	rm -rf build driftfs driftctl
 
-.PHONY: all deps unit check check-layers check-valgrind fuzz fuzz-build fuzz-short demo demo-stop bench install uninstall format \
+.PHONY: all deps unit check check-layers check-valgrind fuzz fuzz-build fuzz-short demo demo-stop bench soak install uninstall format \
 	clean

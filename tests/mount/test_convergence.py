@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: MIT
+"""The cache converges (DESIGN.md §3, issue 12 item 3): for each fixed seed,
+a random mix of server-side changes, local writes of every kind, faults of
+every kind and kill -9 with a remount, then one sync once the API is
+healthy, leaves a tree equal to the API (parsed), equal byte for byte to a
+fresh mount's, and every write whose close() returned 0 in the API once,
+in close() order per object (tests/convergence.py says how each is
+checked). A seed that ever failed stays in REGRESSION_SEEDS. The last test
+proves the checks can fail: each damaged comparison must be caught.
+
+The deletions and renames of the mix (issue 12 items 1 and 2) are drawn
+once driftfs has the `reconcile` option that comes with them, or with
+CONVERGENCE_MIX=full; CONVERGENCE_MIX=basic leaves them out."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import convergence as cv  # noqa: E402
+from helpers import DRIFTFS, fuse_unavailable  # noqa: E402
+
+# The short run: `make check` gives it at most 90 s in all (about 40 s on
+# a 2-core machine with a load of 2).
+SEEDS = list(range(2, 11))
+STEPS = 80
+
+# A driftfs bug that a fixed seed still finds: the regression seed runs
+# marked xfail until the fix lands (then drop the mark).
+CONTACT_AFTER_REFETCH = pytest.mark.xfail(
+    strict=False, reason="the contact a write's refetch fetched is skipped by "
+    "the next pass (test_a_contact_changed_after_a_write_shows_after_one_sync)")
+
+# Seeds that once failed, with what they found. Each runs like SEEDS.
+REGRESSION_SEEDS = [
+    # A contact that Drift changed after a write had refetched it kept the
+    # old copy after one sync (seed 1 of the short run, 80 steps: contact
+    # 17043574585 lacks city sv1x80).
+    pytest.param(1, 80, "contact stale after a write's refetch",
+                 marks=CONTACT_AFTER_REFETCH),
+]
+
+
+def lifecycle():
+    """Whether the deletions and renames belong in the mix."""
+    mix = os.environ.get("CONVERGENCE_MIX", "")
+    if mix in ("full", "basic"):
+        return mix == "full"
+    if fuse_unavailable():
+        return False
+    out = subprocess.run([DRIFTFS, "-h"], capture_output=True, text=True)
+    return "reconcile" in out.stdout + out.stderr
+
+
+FULL = lifecycle()
+
+
+@pytest.fixture
+def harness(tmp_path):
+    why = fuse_unavailable()
+    if why:
+        pytest.skip("SKIP: " + why)
+    # Every deletion is looked for at each pass (DESIGN.md §1 reconcile),
+    # so one sync is enough to converge.
+    h = cv.Harness(str(tmp_path), opts=["reconcile=1"] if FULL else [])
+    yield h
+    bad = h.close()
+    assert not bad, "driftfs reported: %s" % bad
+
+
+def run(h, seed, steps):
+    t = time.monotonic()
+    s = cv.run_seed(h, seed, steps=steps, deletions=FULL, renames=FULL)
+    print("seed %d: %d steps, %d writes, %.1f s" % (
+        seed, steps, len(s.writes), time.monotonic() - t))
+    return s
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_converges(harness, seed):
+    run(harness, seed, STEPS)
+
+
+@pytest.mark.parametrize("seed,steps,why", REGRESSION_SEEDS)
+def test_regression_seed(harness, seed, steps, why):
+    run(harness, seed, steps)
+
+
+@pytest.mark.xfail(strict=True, reason="the refetch after a write claims the "
+                   "contact in the pass's fetched list (src/sync_conversation.c "
+                   "claim_contact), which is cleared only at the end of the next "
+                   "pass: that pass refreshes the contact neither with its "
+                   "conversation nor in the rotation")
+def test_a_contact_changed_after_a_write_shows_after_one_sync(harness):
+    """Found by make soak (SOAK_SEED=1000, seeds 1011 and 1015; also seed
+    11 of a run of seeds 1..12 on one mount): a reply refetches its
+    conversation and contact; Drift then changes the contact; one sync
+    must show the change."""
+    e, m = harness.emu, harness.mount
+    conv = e.data()["conversations"][0]
+    k = conv["contactId"]
+    with open(m.p("conversations", str(conv["id"]), "reply"), "w") as f:
+        f.write("hello\n")
+    e.mutate(op="update_contact", id=k, attributes={"city": "After the reply"})
+    m.ctl("sync")
+    assert m.json("contacts", str(k), "contact.json")["attributes"]["city"] == \
+        "After the reply"
+
+
+@pytest.mark.xfail(strict=True, reason="a conversation stored by the refetch "
+                   "after conversations/new whose contact fetch failed keeps "
+                   "no contact: nothing fetches it again while the "
+                   "conversation is unchanged")
+def test_a_new_conversations_contact_arrives_after_a_failed_fetch(harness):
+    """Found by make soak (SOAK_SEED=1000, seed 1031): conversations/new for
+    a new email; the refetch of the contact Drift made meets a malformed
+    answer. Once the API is healthy, one sync must list the contact and
+    name it in the transcript, as a fresh mount does."""
+    e, m = harness.emu, harness.mount
+    e.add_fault(kind="malformed", method="GET", path=r"^/contacts/\d+$")
+    with open(m.p("conversations", "new"), "w") as f:
+        f.write('{"email": "late@conv.example", "message": "start"}')
+    e.clear_faults()
+    d = e.data()
+    k = next(c["id"] for c in d["contacts"]
+             if c["attributes"].get("email") == "late@conv.example")
+    m.ctl("sync")
+    assert str(k) in os.listdir(m.p("contacts"))
+
+
+def test_a_damaged_comparison_fails(harness):
+    """The harness itself: a clean seed passes, then each of the three
+    checks is handed a damaged input and must report it."""
+    s = run(harness, 101, 25)
+    data = harness.emu.data()
+    cid = str(data["conversations"][0]["id"])
+
+    def api(stage, v):
+        if stage == "data":
+            v["conversations"][0]["status"] = "bogus"
+        return v
+
+    def fresh(stage, v):
+        if stage == "fresh":
+            key = "conversations/%s/transcript.txt" % cid
+            v[key] = ("file", v[key][1] + b"x")
+        return v
+
+    def writes(stage, v):
+        if stage == "requests":
+            # Every write's requests lost: each accepted write "never
+            # reached the API".
+            v = [q for q in v if q["method"] == "GET"]
+        return v
+    assert s.writes, "seed 101 made no write"
+    for corrupt, want in ((api, "api: "), (fresh, "oracle: "), (writes, "writes: ")):
+        with pytest.raises(cv.ConvergenceError) as e:
+            s.check(corrupt=corrupt)
+        assert want in str(e.value), str(e.value)[:2000]
+        assert "seed 101" in str(e.value) and "op log" in str(e.value)
+    # An accepted write claimed where none was sent is caught too.
+    w = cv.Write(len(s.writes), "reply", ("conversation", int(cid)), "cvnever",
+                 "-", lambda q: "cvnever" in (q["body"] or ""), idempotent=False,
+                 effect=lambda d: 0, target=("conversation", int(cid)))
+    w.rc = 0
+    s.writes.append(w)
+    with pytest.raises(cv.ConvergenceError) as e:
+        s.check()
+    assert "cvnever" in str(e.value) and "never reached the API" in str(e.value)

@@ -217,12 +217,18 @@ int api_conversation_get(struct http *h, int64_t id,
 /* The counts by status of one conversationCount member: a number, or an
  * object of numbers (members of other kinds skipped); -ENODATA for
  * anything else, or when a count is negative or the sum overflows. */
+/* A total beyond any account (2^40 conversations) is not believed: the
+ * estimate of the time left divides by it, and it is only shown. */
+#define STATS_TOTAL_MAX ((int64_t)1 << 40)
+
 static int stats_sum(const cJSON *count, int64_t *total)
 {
 	int64_t n, sum = 0;
 	int seen = 0;
 
 	if (!json_i64(count, &n) && n >= 0) {
+		if (n > STATS_TOTAL_MAX)
+			return -ENODATA;
 		*total = n;
 		return 0;
 	}
@@ -236,7 +242,7 @@ static int stats_sum(const cJSON *count, int64_t *total)
 		sum += n;
 		seen = 1;
 	}
-	if (!seen)
+	if (!seen || sum > STATS_TOTAL_MAX)
 		return -ENODATA;
 	*total = sum;
 	return 0;

@@ -365,10 +365,21 @@ static int sync_contacts(struct sync *s)
 	sync_set_phase(s, "refreshing contacts", 0, (long)n);
 	sync_run_workers(s, &work, refresh_contact, ids, n);
 	r = work.failed;
-	if (!r && n)
-		r = store_meta_set_i64(st, "contact_cursor", ids[n - 1]);
-	if (!r)
-		sync_reconcile_contacts_done(s, mark);
+	/*
+	 * The rotation moves on unless every refresh failed (the API gone):
+	 * a contact that always fails must not hold it at the same batch
+	 * (every later contact would never be refreshed again). It is tried
+	 * again next round, within reconcile.
+	 */
+	if (!n || work.nfailed < n) {
+		int rr = n ? store_meta_set_i64(st, "contact_cursor",
+						ids[n - 1])
+			   : 0;
+
+		if (!rr)
+			sync_reconcile_contacts_done(s, mark);
+		r = r ? r : rr;
+	}
 out:
 	free(ids);
 	free(more);

@@ -346,11 +346,27 @@ int sync_conversation(struct sync *s, int64_t id)
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
 	r = api_conversation_get(s->d->http, id, &f.conv);
+	/* Drift has no such conversation (deleted, or erased with its
+	 * contact): a cached copy goes at once. Only the object's own GET
+	 * says so. */
+	gone = r == -ENOENT;
 	if (!r)
 		r = api_messages(s->d->http, id, take_message, &f);
-	/* Drift has no such conversation (deleted, or erased with its
-	 * contact): a cached copy goes at once. */
-	gone = r == -ENOENT;
+	if (!gone && r == -ENOENT) {
+		/*
+		 * Its messages answered 404 (a page that went under a stale
+		 * cursor, or the conversation deleted meanwhile): gone only
+		 * if its GET now says so too; else the fetch failed and is
+		 * tried again, and nothing is removed.
+		 */
+		struct api_conversation again;
+		int r2 = api_conversation_get(s->d->http, id, &again);
+
+		if (!r2)
+			api_conversation_release(&again);
+		gone = r2 == -ENOENT;
+		r = gone ? -ENOENT : r2 ? r2 : -EIO;
+	}
 	if (r)
 		goto out;
 	if (f.nmsgs)

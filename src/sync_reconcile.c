@@ -154,7 +154,8 @@ static size_t paced(struct sync *s, const char *key, size_t n, int64_t *mark)
 		return 0;
 	if (el >= p)
 		return n;
-	/* n * el stays far below 2^63: n < 2^32 ids, el < a year in ms. */
+	/* n * el and k * p stay below 2^64: el < p here, and p is at most
+	 * a year in ms (< 2^35), so up to 2^29 objects. */
 	k = (uint64_t)n * (uint64_t)el / (uint64_t)p;
 	*mark = last + (int64_t)(k * (uint64_t)p / n);
 	return (size_t)k;
@@ -250,12 +251,24 @@ static int reconcile_walk(struct sync *s)
 		log_info("reconcile: %zu cached conversations were not listed;"
 			 " %zu of them are gone from Drift", missing.n,
 			 before > after ? before - after : 0);
-	/* Recorded only when complete: a failure walks again next pass. */
-	if (!r) {
+	/*
+	 * Recorded once the list was walked whole, even when some checks
+	 * failed: one conversation that always fails (a 403 for an inbox
+	 * the token cannot read) must not make every pass walk the whole
+	 * list and fetch every unlisted one again. Those left unchecked are
+	 * checked by the next walk, R/2 later, still within R. A walk cut
+	 * short (r set before the checks) is not recorded: it goes again
+	 * next pass. Only all checks failing (the API gone meanwhile)
+	 * counts as no walk.
+	 */
+	if (!r || work.nfailed < missing.n) {
+		int rr;
+
 		store_meta_set_i64(st, KEY_WALK_GONE,
 				   (int64_t)(before > after ? before - after
 							    : 0));
-		r = store_meta_set_i64(st, KEY_WALK_AT, start);
+		rr = store_meta_set_i64(st, KEY_WALK_AT, start);
+		r = r ? r : rr;
 	}
 out:
 	free(listed.v);
@@ -335,11 +348,21 @@ static int reconcile_messages(struct sync *s)
 	sync_set_phase(s, "reconciling: checking messages", 0, (long)n);
 	sync_run_workers(s, &work, check_messages, ids, n);
 	r = work.failed;
-	if (!r && n)
-		r = store_meta_set_i64(st, KEY_MSGS_CURSOR, ids[n - 1]);
+	/*
+	 * A round where every check failed (the API gone) is not recorded:
+	 * the next pass's share grows by the time it lost. One where some
+	 * succeeded moves on, so a conversation that always fails cannot
+	 * hold the rotation (and make each pass check everything); it is
+	 * checked again on the next round, within R.
+	 */
+	if (n && work.nfailed < n) {
+		int rr = store_meta_set_i64(st, KEY_MSGS_CURSOR, ids[n - 1]);
+
+		rr = rr ? rr : store_meta_set_i64(st, KEY_MSGS_AT, mark);
+		r = r ? r : rr;
+		goto out;
+	}
 done:
-	/* A failed round is not recorded: the next pass's share grows by
-	 * the time it lost. */
 	if (!r)
 		r = store_meta_set_i64(st, KEY_MSGS_AT, mark);
 out:

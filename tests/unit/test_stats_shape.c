@@ -29,9 +29,13 @@ static const struct row rows[] = {
 	{ "{\"conversationCount\":{\"OPEN\":2,\"note\":\"x\",\"x\":null}}", 0,
 	  2 },
 	{ "{\"conversationCount\":{\"OPEN\":0}}", 0, 0 },
-	/* Big exact integers stay exact. */
-	{ "{\"conversationCount\":{\"A\":9007199254740993}}", 0,
-	  9007199254740993LL },
+	/* Big exact integers stay exact, up to 2^40 (no account is larger;
+	 * the time left divides by the total). */
+	{ "{\"conversationCount\":{\"A\":1099511627775,\"B\":1}}", 0,
+	  1099511627776LL },
+	{ "{\"conversationCount\":{\"A\":1099511627776,\"B\":1}}",
+	  -ENODATA, 0 },
+	{ "{\"conversationCount\":9007199254740993}", -ENODATA, 0 },
 	/* Nothing we know. */
 	{ "{\"conversationCount\":{}}", -ENODATA, 0 },
 	{ "{\"conversationCount\":{\"note\":\"x\"}}", -ENODATA, 0 },

@@ -433,6 +433,10 @@ def test_sync_then_status(ctl_token, emulator):
 
     # A second pass fetches nothing that did not change.
     seq = last_seq(emulator)
+    # On a pipe the phase is read once a second (the first time as the
+    # pass starts, maybe before it): the users list answers after 1.5 s so
+    # that a reading falls in its phase, however fast the rest is.
+    emulator.add_fault(kind="stall", seconds=1.5, path="^/users/list$")
     p = ctl.run("sync", "--progress")
     assert p.returncode == 0, p.stderr
     assert b"sync: users" in p.stderr      # plain progress lines on a pipe
@@ -444,6 +448,9 @@ def test_sync_then_status(ctl_token, emulator):
 @pytest.mark.emulator_args("--latency", "20")
 def test_sync_progress_bar_on_a_terminal(ctl_token):
     ctl = ctl_token
+    # The governor's adaptive pace, as for a user: the bar with its rate
+    # and ETA needs the phase to last (at 400 requests/s it can end first).
+    ctl.rate = None
     master, slave = pty.openpty()
     proc = ctl.popen("sync", stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
@@ -582,8 +589,11 @@ def test_sync_signals_a_read_only_mount(ctl_token, emulator, mounts, tmp_path):
                                    "synced by signal", opts=["ro"])
     assert b"read-only; signalling it" in p.stderr
     assert int(m.status()["sync_passes"]) == 2
-    # A failing pass fails the command.
-    emulator.add_fault(kind="status", status=500, count=1000)
+    # A failing pass fails the command. One failing list is enough: a 500
+    # on every path had every step of the pass (and each contact of its
+    # refresh) wait out its retries, 40 s.
+    emulator.add_fault(kind="status", status=500, count=1000,
+                       path="^/users/list$")
     p = ctl_token.run("sync")
     emulator.clear_faults()
     assert p.returncode != 0

@@ -43,7 +43,11 @@ def corrupt(path):
 
 
 def test_corrupt_cache_is_rebuilt_and_keeps_the_outbox(emulator, tmp_path):
-    m = Mount(emulator.url, str(tmp_path))
+    # The POST met a 503, so it may have landed: its check waits the grace
+    # first, 1 s here as in the mount fixture, not the 20 s default (what
+    # is tested is that the row survives the rebuild, not the grace).
+    m = Mount(emulator.url, str(tmp_path),
+              env={"DRIFTFS_TEST_LANDED_GRACE_MS": "1000"})
     try:
         cid = str(emulator.data()["conversations"][3]["id"])
         emulator.add_fault(kind="status", status=503, count=1000, method="POST")

@@ -1228,8 +1228,13 @@ def test_a_post_cut_short_by_a_crash_is_checked_after_the_grace(mounts, emulator
     once, before the backend was done, and the reply was sent again: two
     copies. The grace is counted from before the request left."""
     import signal
+    from helpers import SLOW
+    # The backend stores the resend `stall` s after it arrived; the check
+    # must wait the grace from before it left, so stall < grace, and the
+    # restart must come well within the stall (twice both under valgrind).
+    grace, stall = (6, 3) if SLOW == 1 else (12, 6)
     m = mounts(emulator.url, str(tmp_path / "m"),
-               env={"DRIFTFS_TEST_LANDED_GRACE_MS": "12000"})
+               env={"DRIFTFS_TEST_LANDED_GRACE_MS": str(grace * 1000)})
     cid = emulator.data()["conversations"][22]["id"]
     path = r"^/conversations/%d/messages$" % cid
     emulator.add_fault(kind="status", status=503, count=1000, method="POST",
@@ -1237,8 +1242,8 @@ def test_a_post_cut_short_by_a_crash_is_checked_after_the_grace(mounts, emulator
     write(m.p("conversations", str(cid), "reply"), "cut short by a crash\n")
     emulator.clear_faults()
     seq = last_seq(emulator)
-    # The worker's resend: stalled 6 s in the backend, then stored.
-    emulator.add_fault(kind="stall", seconds=6, method="POST", path=path)
+    # The worker's resend: stalled in the backend, then stored.
+    emulator.add_fault(kind="stall", seconds=stall, method="POST", path=path)
     from helpers import wait_for
     wait_for(lambda: api_calls(emulator, seq, "GET", path), 30, "the check")
     wait_for(lambda: [x for x in emulator.admin("GET", "faults")["pending"]

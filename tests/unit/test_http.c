@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: MIT
-/* test_http.c: unit tests of the status to errno mapping and the client's
- * options (http.h). */
+/* test_http.c: unit tests of the status to errno mapping, the client's
+ * options (http.h) and the governor's pause after a 429 (http_int.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "http.h"
+/* The governor is the client's own (no other module sees it): its pause is
+ * checked here, white box, rather than by waiting it out on a mount. */
+#include "../../src/http_int.h"
 #include "unit.h"
 
 static void test_errno(void)
@@ -82,11 +87,73 @@ static void test_opts_from_config(void)
 	config_release(&cfg);
 }
 
+/* How long from now no request may start, in ms. */
+static int64_t pause_left(const struct governor *g)
+{
+	return g->paused_until - clock_mono_ms();
+}
+
+/* One answer on a slot: the slot taken first, as acquire() would. */
+static void answer(struct governor *g, long status, long retry_after_s)
+{
+	g->inflight++;
+	http_governor_release(g, status, retry_after_s);
+}
+
+/*
+ * A 429 pauses every request: for its Retry-After (capped at 60 s), or
+ * without one for 500 ms doubling with each 429 in a row, capped at 8 s;
+ * any other answer ends the row. A shorter pause never cuts a longer one,
+ * and the adaptive rate halves down to its floor of 0.5 requests/s.
+ */
+static void test_pause_after_429(void)
+{
+	static const int64_t want[] = { 500, 1000, 2000, 4000, 8000, 8000, 8000 };
+	struct governor g;
+	int64_t left;
+
+	memset(&g, 0, sizeof(g));	/* as in the calloc'd struct http */
+	http_governor_init(&g, 0, 4);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		g.paused_until = 0;
+		answer(&g, 429, -1);
+		left = pause_left(&g);
+		CHECK(left <= want[i] && left > want[i] - 200);
+	}
+	CHECK_EQ_INT(g.total_429, 7);
+	CHECK(g.rate == 0.5);
+	CHECK_EQ_INT(g.inflight, 0);
+
+	answer(&g, 200, -1);		/* the row of 429s ends */
+	CHECK_EQ_INT(g.consecutive_429, 0);
+	CHECK(g.rate == 1.0);		/* additive increase */
+	g.paused_until = 0;
+	answer(&g, 429, -1);
+	left = pause_left(&g);
+	CHECK(left <= 500 && left > 300);
+
+	g.paused_until = 0;
+	answer(&g, 429, 1);
+	left = pause_left(&g);
+	CHECK(left <= 1000 && left > 800);
+	g.paused_until = 0;
+	answer(&g, 429, 3600);
+	left = pause_left(&g);
+	CHECK(left <= 60000 && left > 59800);
+	answer(&g, 429, -1);		/* a short pause keeps the long one */
+	CHECK(pause_left(&g) > 59000);
+	CHECK_EQ_INT(g.total_429, 11);
+
+	pthread_cond_destroy(&g.cond);
+	pthread_mutex_destroy(&g.lock);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_errno);
 	UNIT_RUN(test_errno_never_zero_on_failure);
 	UNIT_RUN(test_transient);
 	UNIT_RUN(test_opts_from_config);
+	UNIT_RUN(test_pause_after_429);
 	return unit_summary();
 }

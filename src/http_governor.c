@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
@@ -46,6 +47,8 @@ void http_governor_init(struct governor *g, double cap, int max_inflight)
 {
 	pthread_condattr_t ca;
 
+	/* Every field set here: a governor need not come from calloc. */
+	memset(g, 0, sizeof(*g));
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

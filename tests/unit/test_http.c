@@ -112,7 +112,7 @@ static void test_pause_after_429(void)
 	struct governor g;
 	int64_t left;
 
-	memset(&g, 0, sizeof(g));	/* as in the calloc'd struct http */
+	memset(&g, 0xa5, sizeof(g));	/* init must set every field */
 	http_governor_init(&g, 0, 4);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		g.paused_until = 0;

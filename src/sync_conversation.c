@@ -164,11 +164,17 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	struct changes ch = { 0 };
 	int changed = 0, r;
 
-	if (g && sync_written_since(s, g, SO_CONTACT, c->id))
-		return 0;
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
+	/* Checked in the transaction (then s->lock, the allowed order): a
+	 * write or a removal (sync_forget_contact notes one before its
+	 * transaction) either committed before ours, and is seen here, or
+	 * comes after ours. */
+	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
+		store_rollback(s->d->store);
+		return 0;
+	}
 	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
 		store_rollback(s->d->store);
@@ -397,13 +403,21 @@ int sync_conversation(struct sync *s, int64_t id)
 	if (r)
 		goto out;
 
-	/* Written while we fetched: the writer's own refetch is fresher. */
-	if (sync_written_since(s, &g, SO_CONVERSATION, id))
-		goto out;
-	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_begin(st);
 	if (r)
 		goto out;
+	/*
+	 * Written or removed while we fetched (a writer, or a 404 on another
+	 * thread: sync_forget_conversation notes it before its transaction):
+	 * the writer's own refetch is fresher, and a removed one stays
+	 * removed. Checked in the transaction, so such a change either
+	 * committed before ours and is seen here, or comes after ours.
+	 */
+	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
+		store_rollback(st);
+		goto out;
+	}
+	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
 		r = store_put_message(st, &f.msgs[i]);

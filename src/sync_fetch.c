@@ -96,6 +96,12 @@ int sync_forget_conversation(struct sync *s, int64_t id)
 	int64_t contact = 0;
 	int found = 0, r;
 
+	/*
+	 * Before the transaction: a fetch of it that got its answers before
+	 * Drift deleted it, and stores after this commit, finds the write
+	 * noted (sync_written_since in its transaction) and stores nothing.
+	 */
+	sync_note_write(s, SO_CONVERSATION, id);
 	r = store_begin(st);
 	if (r)
 		return r;
@@ -137,6 +143,8 @@ int sync_forget_contact(struct sync *s, int64_t id)
 	size_t n = 0;
 	int had, r;
 
+	/* A fetch of it in flight stores nothing (see above). */
+	sync_note_write(s, SO_CONTACT, id);
 	had = !store_one(st, Q_CONTACT, id, NULL, &row);
 	r = store_contact_conversation_ids(st, id, &convs, &n);
 	r = r ? r : store_delete_contact(st, id);

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, TOKEN, cache_file
+from helpers import ROOT, TOKEN, cache_file, wait_for
 
 DRIFTCTL = os.environ.get("DRIFTCTL", os.path.join(ROOT, "build", "default", "driftctl"))
 STATUSES = ("open", "closed", "pending", "bulk_sent")
@@ -290,3 +290,58 @@ def test_gdpr_erasure_leaves_no_bytes(mount, emulator):
     assert left == {}, "erased data left in %s" % left
     for top in ("conversations", "contacts"):
         assert files_holding(mount.p(top), needles) == {}, top
+
+
+def pending_faults(emulator):
+    return emulator.admin("GET", "faults")["pending"]
+
+
+def test_fetch_in_flight_does_not_bring_back_a_removed_conversation(mount,
+                                                                    emulator):
+    """A fetch of a conversation whose answers came before Drift deleted it
+    does not store it again after another thread's 404 removed it (the
+    interleaving held open by a stall on the first fetch's message list,
+    answered before the deletion)."""
+    conv = a_conversation(emulator)
+    cid = conv["id"]
+    touch_paths(mount, conv)
+    emulator.add_fault(kind="stall", seconds=2, process_first=True,
+                       method="GET", path="^/conversations/%d/messages$" % cid)
+    first, res = mount.ctl_in_background("sync conversations/%d" % cid)
+    wait_for(lambda: not pending_faults(emulator), 10, "the stalled fetch")
+    emulator.mutate(op="delete_conversation", conversationId=cid)
+    # Another thread's 404 (the kernel runs one write of the ctl file at a
+    # time: this one is a reply, whose 404 refetches the conversation).
+    with pytest.raises(OSError) as e:
+        with open(mount.p("conversations", str(cid), "reply"), "w") as f:
+            f.write("still there?\n")
+    assert e.value.errno == errno.ENOENT
+    assert db_rows(mount, "SELECT id FROM conversations WHERE id = ?", cid) == []
+    first.join(30)
+    assert not first.is_alive()
+    assert "ok" in res, res
+    assert_conv_gone(mount, emulator, conv)
+
+
+def test_fetch_in_flight_does_not_bring_back_a_removed_contact(mount,
+                                                               emulator):
+    """The same for a contact: a GET answered before Drift deleted it is
+    not stored after another thread's 404 removed it."""
+    conv = a_conversation(emulator)
+    kid = conv["contactId"]
+    assert os.path.isdir(mount.p("contacts", str(kid)))
+    emulator.add_fault(kind="stall", seconds=2, process_first=True,
+                       method="GET", path="^/contacts/%d$" % kid)
+    first, res = mount.ctl_in_background("sync contacts/%d" % kid)
+    wait_for(lambda: not pending_faults(emulator), 10, "the stalled fetch")
+    emulator.mutate(op="delete_contact", id=kid)
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("gone-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", kid) == []
+    first.join(30)
+    assert not first.is_alive()
+    assert "ok" in res, res
+    assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", kid) == []
+    assert str(kid) not in os.listdir(mount.p("contacts"))

@@ -381,9 +381,8 @@ int sync_conversation(struct sync *s, int64_t id)
 		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
-		/* Cached, and gone from Drift: it goes at once, and its other
-		 * conversations are checked (this one again too: cheap, as
-		 * the contact is not fetched twice in a pass). */
+		/* Cached, and gone from Drift: it goes at once, and a pass
+		 * checks its other conversations (sync_recheck_pending). */
 		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
 					      NULL, &crow))
 			sync_forget_contact(s, f.conv.contact_id);
@@ -417,6 +416,12 @@ int sync_conversation(struct sync *s, int64_t id)
 		store_rollback(st);
 		goto out;
 	}
+	/* Its contact removed while we fetched (sync_forget_contact notes a
+	 * write before its transaction): no link to it. */
+	if (f.conv.contact_id > 0 &&
+	    sync_written_since(s, &g, SO_CONTACT, f.conv.contact_id) &&
+	    store_one(st, Q_CONTACT, f.conv.contact_id, NULL, &old) == -ENOENT)
+		f.conv.contact_id = 0;
 	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
@@ -458,4 +463,9 @@ out:
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);
 	return r;
+}
+
+void sync_note_contact_gone(struct sync *s, int64_t id)
+{
+	note_contact_gone(s, id);
 }

@@ -244,4 +244,22 @@ int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n);
  */
 int sync_rerender_pending(struct sync *s);
 
+/*
+ * sync_conversation.c: records that the API has no contact id, as a
+ * claimer's 404 does (takes s->lock): a conversation fetched after this
+ * stores no link to it, also where a claim got it earlier (as long as the
+ * gone set lasts; sync_recheck_pending notes it again in its pass). Any
+ * thread, no lock of the sync's held.
+ */
+void sync_note_contact_gone(struct sync *s, int64_t id);
+/*
+ * sync_fetch.c: in a pass (sync_reconcile calls it last), fetches again
+ * the cached conversations of the contacts removed since (noted in the
+ * removal's transaction, see sync_forget_contact): a 404 removes them (an
+ * erasure takes them with the contact), an answer refreshes them without
+ * the link. The pass's thread and workers,
+ * pass_lock held, no transaction.
+ */
+int sync_recheck_pending(struct sync *s);
+
 #endif

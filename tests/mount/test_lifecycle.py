@@ -345,3 +345,57 @@ def test_fetch_in_flight_does_not_bring_back_a_removed_contact(mount,
     assert "ok" in res, res
     assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", kid) == []
     assert str(kid) not in os.listdir(mount.p("contacts"))
+
+
+def test_write_to_erased_contact_defers_its_conversations(mount, emulator):
+    """A write to a contact erased in Drift fails its close() with ENOENT
+    and removes the contact at once, but makes no request for its
+    conversations while it holds the outbox (a contact may have
+    hundreds): the next sync removes them."""
+    data = emulator.data()
+    by_contact = {}
+    for c in data["conversations"]:
+        by_contact.setdefault(c["contactId"], []).append(c)
+    kid, convs = max(by_contact.items(), key=lambda kv: len(kv[1]))
+    assert len(convs) > 1
+    for c in convs:
+        assert os.path.isdir(mount.p("conversations", str(c["id"])))
+    emulator.mutate(op="erase_contact", id=kid)
+    since = emulator.requests()[-1]["seq"]
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("erased-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    made = [r["path"] for r in emulator.requests() if r["seq"] > since]
+    assert not [p for p in made if p.startswith("/conversations")], made
+    assert str(kid) not in os.listdir(mount.p("contacts"))
+    # Unlinked at once, removed by the next sync.
+    for c in convs:
+        assert "contact" not in os.listdir(mount.p("conversations", str(c["id"])))
+    mount.ctl("sync")
+    for c in convs:
+        assert_conv_gone(mount, emulator, c)
+
+
+def test_removed_contact_leaves_no_link_after_an_earlier_claim(mount,
+                                                               emulator):
+    """A conversation fetched (its contact with it) before the contact was
+    deleted in Drift, then the contact removed on a 404: the conversation
+    keeps no link to it, at once and after the sync that checks it."""
+    conv = a_conversation(emulator)
+    cid, kid = conv["id"], conv["contactId"]
+    mount.ctl("sync conversations/%d" % cid)   # claims the contact
+    emulator.mutate(op="delete_contact", id=kid)
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("gone-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    assert "contact" not in os.listdir(mount.p("conversations", str(cid)))
+    assert db_rows(mount, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+    mount.ctl("sync")
+    assert os.path.isdir(mount.p("conversations", str(cid)))
+    assert "contact" not in os.listdir(mount.p("conversations", str(cid)))
+    assert db_rows(mount, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+

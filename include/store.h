@@ -483,10 +483,14 @@ int store_set_transcript(struct store *st, int64_t conv,
 
 /*
  * The removal of contacts (store_authors.c, for sync_fetch.c); like the
- * above. store_meta_ids: the ids that end the meta keys "<prefix><id>"
+ * above. store_dangling_contacts: the contacts (ascending, distinct) that
+ * a cached conversation links to and the cache has no row for (a cache
+ * of an older version stored such links for a contact the API answered
+ * 404 for). store_meta_ids: the ids that end the meta keys "<prefix><id>"
  * (ascending; junk after the prefix is skipped). store_meta_delete:
  * removes meta key (0 when there is none). *ids as *convs above.
  */
+int store_dangling_contacts(struct store *st, int64_t **ids, size_t *n);
 int store_meta_ids(struct store *st, const char *prefix, int64_t **ids,
 		   size_t *n);
 int store_meta_delete(struct store *st, const char *key);

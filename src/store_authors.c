@@ -3,8 +3,8 @@
  * store_authors.c: what re-rendering transcripts after a rename reads and
  * writes (sync_rerender.c): the conversations a user or a contact wrote
  * in, a conversation's cached messages, and its transcript column alone;
- * and what the removal of a contact reads (sync_fetch.c): the ids of
- * prefixed meta keys.
+ * and what the removal of a contact reads (sync_fetch.c): links to
+ * contacts without a row, the ids of prefixed meta keys.
  * Each statement is prepared per call on the thread's connection (its
  * transaction's, when one is open), so the shared statement tables of
  * store_int.h stay as they are.
@@ -44,6 +44,13 @@ static const char contact_convs_sql[] =
 /* The users store_prune(ST_USERS, gen) would delete. */
 static const char unseen_users_sql[] =
 	"SELECT id FROM users WHERE gen != ?1 ORDER BY id";
+
+/* Links to a contact without a row: a scan of conversations (run once). */
+static const char dangling_sql[] =
+	"SELECT DISTINCT contact_id FROM conversations c"
+	" WHERE contact_id > 0 AND NOT EXISTS"
+	"  (SELECT 1 FROM contacts WHERE contacts.id = c.contact_id)"
+	" ORDER BY contact_id";
 
 /* A scan of meta (a few dozen keys). */
 static const char meta_ids_sql[] =
@@ -282,6 +289,11 @@ out:
 	sqlite3_finalize(s);
 	store_db_put(st, d);
 	return r;
+}
+
+int store_dangling_contacts(struct store *st, int64_t **ids, size_t *n)
+{
+	return ids_by(st, dangling_sql, NULL, ids, n);
 }
 
 int store_meta_ids(struct store *st, const char *prefix, int64_t **ids,

@@ -144,6 +144,8 @@ int sync_forget_conversation(struct sync *s, int64_t id)
  * it for the next pass.
  */
 #define RECHECK_PREFIX "recheck_contact:"
+/* Set once every link to a contact without a row was checked. */
+#define DANGLING_KEY "dangling_links_checked"
 
 static void recheck_key(char *key, size_t size, int64_t contact)
 {
@@ -352,14 +354,60 @@ out:
 	return r;
 }
 
+/* A contact a cached conversation links to without a row: fetched; a
+ * 404 removes the links (sync_forget_contact), an answer stores it. */
+static int check_dangling(struct sync *s, int64_t id)
+{
+	struct api_contact c;
+	struct gens g;
+	int r;
+
+	sync_gens_take(s, &g);
+	r = api_contact_get(s->d->http, id, &c);
+	sync_add_work_done(s);
+	if (r == -ENOENT)
+		return sync_forget_contact(s, id);
+	if (r)
+		return r;
+	r = sync_save_contact(s, &c, &g);
+	api_contact_release(&c);
+	return r;
+}
+
+/* Once per cache: an older version kept the link to a contact the API
+ * answered 404 for, and nothing would fetch it again. */
+static int dangling_once(struct sync *s)
+{
+	struct store *st = s->d->store;
+	struct work work = { 0 };
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	if (store_meta_i64(st, DANGLING_KEY))
+		return 0;
+	r = store_dangling_contacts(st, &ids, &n);
+	if (r)
+		return r;
+	if (n) {
+		sync_set_phase(s, "checking links to uncached contacts", 0,
+			       (long)n);
+		sync_run_workers(s, &work, check_dangling, ids, n);
+		r = work.failed;
+	}
+	free(ids);
+	return r ? r : store_meta_set_i64(st, DANGLING_KEY, 1);
+}
+
 int sync_recheck_pending(struct sync *s)
 {
 	int64_t *contacts = NULL;
 	size_t n = 0;
-	int r, r2;
+	int r = dangling_once(s), r2;
 
+	/* After it: the links it removed noted their conversations. */
 	r2 = store_meta_ids(s->d->store, RECHECK_PREFIX, &contacts, &n);
-	r = r2;
+	r = r ? r : r2;
 	for (size_t i = 0; i < n; i++) {
 		r2 = recheck_contact(s, contacts[i]);
 		r = r ? r : r2;

@@ -257,7 +257,8 @@ void sync_note_contact_gone(struct sync *s, int64_t id);
  * the cached conversations of the contacts removed since (noted in the
  * removal's transaction, see sync_forget_contact): a 404 removes them (an
  * erasure takes them with the contact), an answer refreshes them without
- * the link. The pass's thread and workers,
+ * the link. The first pass of a cache also checks, once, every contact a
+ * conversation links to without a row. The pass's thread and workers,
  * pass_lock held, no transaction.
  */
 int sync_recheck_pending(struct sync *s);

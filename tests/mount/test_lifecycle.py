@@ -399,3 +399,33 @@ def test_removed_contact_leaves_no_link_after_an_earlier_claim(mount,
     assert db_rows(mount, "SELECT contact_id FROM conversations WHERE id = ?",
                    cid) == [(0,)]
 
+
+def test_older_cache_dangling_link_checked_once(mounts, emulator, tmp_path):
+    """A cache of an older version kept the link of a conversation to a
+    contact the API answered 404 for (no row, the link shown): the first
+    sync of this version asks for that contact once and drops the link;
+    a later sync does not ask again."""
+    m = mounts(emulator.url, str(tmp_path / "m"))
+    conv = a_conversation(emulator)
+    cid, kid = conv["id"], conv["contactId"]
+    m.unmount()
+    emulator.mutate(op="delete_contact", id=kid)
+    db = sqlite3.connect(cache_file(m))
+    try:
+        db.execute("DELETE FROM contacts WHERE id = ?", (kid,))
+        db.execute("DELETE FROM meta WHERE key = 'dangling_links_checked'")
+        db.commit()
+    finally:
+        db.close()
+    m.start()
+    m.ctl("sync")
+    asked = [r for r in emulator.requests() if r["path"] == "/contacts/%d" % kid]
+    assert asked and asked[-1]["status"] == 404
+    assert "contact" not in os.listdir(m.p("conversations", str(cid)))
+    assert db_rows(m, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+    since = emulator.requests()[-1]["seq"]
+    m.ctl("sync")
+    again = [r for r in emulator.requests()
+             if r["seq"] > since and r["path"] == "/contacts/%d" % kid]
+    assert not again, again

@@ -347,6 +347,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
+	unsigned long epoch;
 	int old_found, changed = 0, gone = 0, r;
 
 	memset(&f, 0, sizeof(f));
@@ -397,6 +398,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
+	epoch = sync_naming_epoch(s);
 	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
 			      &transcript);
 	if (r)
@@ -422,6 +424,19 @@ int sync_conversation(struct sync *s, int64_t id)
 	    sync_written_since(s, &g, SO_CONTACT, f.conv.contact_id) &&
 	    store_one(st, Q_CONTACT, f.conv.contact_id, NULL, &old) == -ENOENT)
 		f.conv.contact_id = 0;
+	/* A rename stored since we rendered, whose re-render read the cache
+	 * without this transcript: rendered again, from the store as it is
+	 * now (no wait in a transaction). */
+	if (sync_naming_epoch(s) != epoch) {
+		who.wait = NULL;
+		buf_reset(&transcript);
+		r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
+				      &transcript);
+		if (r) {
+			store_rollback(st);
+			goto out;
+		}
+	}
 	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)

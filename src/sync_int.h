@@ -99,6 +99,10 @@ struct sync {
 	/* Changes that removed rows since the last checkpoint (guarded by
 	 * lock): a pass checkpoints at its end (sync_deleted_note). */
 	unsigned long deleted;
+	/* Bumped (guarded by lock) inside each transaction that stores a
+	 * new naming of an author: a renamed user or contact (see
+	 * sync_naming_epoch). */
+	unsigned long naming_epoch;
 };
 
 /* The write generations when a fetch started. */
@@ -243,6 +247,14 @@ int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n);
  * No request.
  */
 int sync_rerender_pending(struct sync *s);
+/*
+ * The naming epoch now (takes s->lock). sync_conversation reads it before
+ * it renders, outside its transaction, and again inside: if it moved, a
+ * rename committed meantime (its re-render of the cache could not see
+ * this fetch's transcript), so the transcript is rendered again there,
+ * from the names in the store. Any thread.
+ */
+unsigned long sync_naming_epoch(struct sync *s);
 
 /*
  * sync_conversation.c: records that the API has no contact id, as a

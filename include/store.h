@@ -282,9 +282,10 @@ int store_put_playbook(struct store *st, const struct api_object *o,
 		       int64_t gen, int *changed);
 int store_put_account(struct store *st, const struct api_object *o,
 		      int64_t gen, int *changed);
-/* Alone or in a transaction; 0 when there was no such row. The cached
- * conversations of the contact keep their rows (conversation.json says
- * what Drift says) but no longer link to it (contact column 0). */
+/* In the caller's transaction, or alone in one of its own; 0 when there
+ * was no such row. The cached conversations of the contact keep their
+ * rows (conversation.json says what Drift says) but no longer link to it
+ * (contact column 0). */
 int store_delete_contact(struct store *st, int64_t id);
 /*
  * Forgets a conversation the API no longer has: its row, its messages,
@@ -479,5 +480,19 @@ int store_conversation_messages(struct store *st, int64_t conv,
 				struct buf *out);
 int store_set_transcript(struct store *st, int64_t conv,
 			 const struct buf *transcript, int *changed);
+
+/*
+ * The removal of contacts (store_authors.c, for sync_fetch.c); like the
+ * above. store_dangling_contacts: the contacts (ascending, distinct) that
+ * a cached conversation links to and the cache has no row for (a cache
+ * of an older version stored such links for a contact the API answered
+ * 404 for). store_meta_ids: the ids that end the meta keys "<prefix><id>"
+ * (ascending; junk after the prefix is skipped). store_meta_delete:
+ * removes meta key (0 when there is none). *ids as *convs above.
+ */
+int store_dangling_contacts(struct store *st, int64_t **ids, size_t *n);
+int store_meta_ids(struct store *st, const char *prefix, int64_t **ids,
+		   size_t *n);
+int store_meta_delete(struct store *st, const char *key);
 
 #endif

@@ -127,12 +127,12 @@ void sync_note_write(struct sync *s, enum sync_object what, int64_t id);
 int sync_refresh_accounts(struct sync *s);
 
 /*
- * Removes a contact the API deleted (404) from the cache and reports it,
- * then fetches each of its cached conversations again (sync_conversation):
- * those the API no longer has either (an erasure takes them with the
- * contact) are removed, the others refreshed. Costs one request per such
- * conversation (more for the ones that still exist), made on the calling
- * thread.
+ * Removes a contact the API deleted (404) from the cache, with its
+ * conversations' links to it, in one transaction, and reports it; no
+ * request. Its cached conversations are fetched again by the next pass's
+ * end (sync_recheck_pending, sync_int.h), not by the caller (a close()
+ * holding send_lock): those the API no longer has either (an erasure
+ * takes them with the contact) are removed then, the others refreshed.
  */
 int sync_forget_contact(struct sync *s, int64_t id);
 /* Looks contacts up by email or external id; stores all matches. */

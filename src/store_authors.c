@@ -2,7 +2,9 @@
 /*
  * store_authors.c: what re-rendering transcripts after a rename reads and
  * writes (sync_rerender.c): the conversations a user or a contact wrote
- * in, a conversation's cached messages, and its transcript column alone.
+ * in, a conversation's cached messages, and its transcript column alone;
+ * and what the removal of a contact reads (sync_fetch.c): links to
+ * contacts without a row, the ids of prefixed meta keys.
  * Each statement is prepared per call on the thread's connection (its
  * transaction's, when one is open), so the shared statement tables of
  * store_int.h stay as they are.
@@ -42,6 +44,20 @@ static const char contact_convs_sql[] =
 /* The users store_prune(ST_USERS, gen) would delete. */
 static const char unseen_users_sql[] =
 	"SELECT id FROM users WHERE gen != ?1 ORDER BY id";
+
+/* Links to a contact without a row: a scan of conversations (run once). */
+static const char dangling_sql[] =
+	"SELECT DISTINCT contact_id FROM conversations c"
+	" WHERE contact_id > 0 AND NOT EXISTS"
+	"  (SELECT 1 FROM contacts WHERE contacts.id = c.contact_id)"
+	" ORDER BY contact_id";
+
+/* A scan of meta (a few dozen keys). */
+static const char meta_ids_sql[] =
+	"SELECT CAST(substr(key, length(?1) + 1) AS INTEGER) AS id FROM meta"
+	" WHERE substr(key, 1, length(?1)) = ?1 AND id > 0 ORDER BY id";
+
+static const char meta_delete_sql[] = "DELETE FROM meta WHERE key = ?1";
 
 static const char messages_sql[] =
 	"SELECT json FROM messages WHERE conversation_id = ?1"
@@ -243,6 +259,64 @@ int store_set_transcript(struct store *st, int64_t conv,
 	r = store_step_done(d, s);
 	if (!r)
 		*changed = sqlite3_changes(d->sql) > 0;
+out:
+	sqlite3_finalize(s);
+	store_db_put(st, d);
+	return r;
+}
+
+/* Runs sql (bound to text arg when not NULL) and collects its ids. */
+static int ids_by(struct store *st, const char *sql, const char *arg,
+		  int64_t **ids, size_t *n)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	s = prepare(d, sql);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	if (arg)
+		sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+	r = collect_ids(d, s, ids, n);
+out:
+	sqlite3_finalize(s);
+	store_db_put(st, d);
+	return r;
+}
+
+int store_dangling_contacts(struct store *st, int64_t **ids, size_t *n)
+{
+	return ids_by(st, dangling_sql, NULL, ids, n);
+}
+
+int store_meta_ids(struct store *st, const char *prefix, int64_t **ids,
+		   size_t *n)
+{
+	return ids_by(st, meta_ids_sql, prefix, ids, n);
+}
+
+int store_meta_delete(struct store *st, const char *key)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if (!d)
+		return -errno;
+	s = prepare(d, meta_delete_sql);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	r = store_step_done(d, s);
 out:
 	sqlite3_finalize(s);
 	store_db_put(st, d);

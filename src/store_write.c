@@ -376,15 +376,23 @@ static int step_id(struct db *d, enum wstmt w, int64_t id)
 
 int store_delete_contact(struct store *st, int64_t id)
 {
-	struct db *d = store_db_get(st);
-	int r;
+	int own = !store_pinned, r;
 
-	if (!d)
-		return -errno;
+	/* Alone, in a transaction of its own: no conversation is stored
+	 * with a link to it between the unlink and the delete, and a crash
+	 * leaves both done or neither. */
+	if (own) {
+		r = store_begin(st);
+		if (r)
+			return r;
+	}
 	/* Its conversations (if Drift kept them) lose their contact link. */
-	r = step_id(d, W_CONV_UNLINK, id);
-	r = r ? r : step_id(d, W_CONTACT_DEL, id);
-	store_db_put(st, d);
+	r = step_id(store_pinned, W_CONV_UNLINK, id);
+	r = r ? r : step_id(store_pinned, W_CONTACT_DEL, id);
+	if (own && r)
+		store_rollback(st);
+	else if (own)
+		r = store_commit(st);
 	return r;
 }
 

@@ -164,11 +164,17 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	struct changes ch = { 0 };
 	int changed = 0, r;
 
-	if (g && sync_written_since(s, g, SO_CONTACT, c->id))
-		return 0;
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
+	/* Checked in the transaction (then s->lock, the allowed order): a
+	 * write or a removal (sync_forget_contact notes one before its
+	 * transaction) either committed before ours, and is seen here, or
+	 * comes after ours. */
+	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
+		store_rollback(s->d->store);
+		return 0;
+	}
 	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
 		store_rollback(s->d->store);
@@ -341,6 +347,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
+	unsigned long epoch;
 	int old_found, changed = 0, gone = 0, r;
 
 	memset(&f, 0, sizeof(f));
@@ -391,9 +398,8 @@ int sync_conversation(struct sync *s, int64_t id)
 		contact_settled(s, f.conv.contact_id);
 		if (r)
 			goto out;
-		/* Cached, and gone from Drift: it goes at once, and its other
-		 * conversations are checked (this one again too: cheap, as
-		 * the contact is not fetched twice in a pass). */
+		/* Cached, and gone from Drift: it goes at once, and a pass
+		 * checks its other conversations (sync_recheck_pending). */
 		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
 					      NULL, &crow))
 			sync_forget_contact(s, f.conv.contact_id);
@@ -408,18 +414,46 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
+	epoch = sync_naming_epoch(s);
 	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
 			      &transcript);
 	if (r)
 		goto out;
 
-	/* Written while we fetched: the writer's own refetch is fresher. */
-	if (sync_written_since(s, &g, SO_CONVERSATION, id))
-		goto out;
-	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_begin(st);
 	if (r)
 		goto out;
+	/*
+	 * Written or removed while we fetched (a writer, or a 404 on another
+	 * thread: sync_forget_conversation notes it before its transaction):
+	 * the writer's own refetch is fresher, and a removed one stays
+	 * removed. Checked in the transaction, so such a change either
+	 * committed before ours and is seen here, or comes after ours.
+	 */
+	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
+		store_rollback(st);
+		goto out;
+	}
+	/* Its contact removed while we fetched (sync_forget_contact notes a
+	 * write before its transaction): no link to it. */
+	if (f.conv.contact_id > 0 &&
+	    sync_written_since(s, &g, SO_CONTACT, f.conv.contact_id) &&
+	    store_one(st, Q_CONTACT, f.conv.contact_id, NULL, &old) == -ENOENT)
+		f.conv.contact_id = 0;
+	/* A rename stored since we rendered, whose re-render read the cache
+	 * without this transcript: rendered again, from the store as it is
+	 * now (no wait in a transaction). */
+	if (sync_naming_epoch(s) != epoch) {
+		who.wait = NULL;
+		buf_reset(&transcript);
+		r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
+				      &transcript);
+		if (r) {
+			store_rollback(st);
+			goto out;
+		}
+	}
+	old_found = !store_one(st, Q_CONV, id, NULL, &old);
 	r = store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
 		r = store_put_message(st, &f.msgs[i]);
@@ -460,4 +494,9 @@ out:
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);
 	return r;
+}
+
+void sync_note_contact_gone(struct sync *s, int64_t id)
+{
+	note_contact_gone(s, id);
 }

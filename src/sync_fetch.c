@@ -5,7 +5,8 @@
  * write's refetch (commit) or ctl runs on its own thread, the removal of a
  * contact or a conversation the API answered 404 for (and the WAL
  * checkpoint that follows a removal), and the one-minute memory of
- * misses. Not the pass (sync.c).
+ * misses; and the pass's check of a removed contact's conversations
+ * (sync_recheck_pending). Not the pass itself (sync.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -96,6 +97,12 @@ int sync_forget_conversation(struct sync *s, int64_t id)
 	int64_t contact = 0;
 	int found = 0, r;
 
+	/*
+	 * Before the transaction: a fetch of it that got its answers before
+	 * Drift deleted it, and stores after this commit, finds the write
+	 * noted (sync_written_since in its transaction) and stores nothing.
+	 */
+	sync_note_write(s, SO_CONVERSATION, id);
 	r = store_begin(st);
 	if (r)
 		return r;
@@ -128,6 +135,45 @@ int sync_forget_conversation(struct sync *s, int64_t id)
 	return 0;
 }
 
+/*
+ * The conversations of a removed contact are checked by a pass, not by
+ * the thread that removed it (a close() holding send_lock, a FUSE
+ * lookup): in the removal's transaction, their ids are added to the meta
+ * value RECHECK_PREFIX<contact> (decimal, comma-separated), which
+ * sync_recheck_pending() works off and deletes. A crash in between leaves
+ * it for the next pass.
+ */
+#define RECHECK_PREFIX "recheck_contact:"
+/* Set once every link to a contact without a row was checked. */
+#define DANGLING_KEY "dangling_links_checked"
+
+static void recheck_key(char *key, size_t size, int64_t contact)
+{
+	snprintf(key, size, RECHECK_PREFIX "%lld", (long long)contact);
+}
+
+/* Adds convs[0..n) to contact's note, in the caller's transaction. */
+static int recheck_note(struct store *st, int64_t contact,
+			const int64_t *convs, size_t n)
+{
+	struct buf val = BUF_INIT;
+	char key[64];
+	int r;
+
+	if (!n)
+		return 0;
+	recheck_key(key, sizeof(key), contact);
+	r = store_meta_get(st, key, &val);
+	if (r == -ENOENT)
+		r = 0;
+	for (size_t i = 0; i < n && !r; i++)
+		r = buf_printf(&val, "%s%lld", val.len ? "," : "",
+			       (long long)convs[i]);
+	r = r ? r : store_meta_set(st, key, val.data, val.len);
+	buf_release(&val);
+	return r;
+}
+
 int sync_forget_contact(struct sync *s, int64_t id)
 {
 	struct store *st = s->d->store;
@@ -137,10 +183,28 @@ int sync_forget_contact(struct sync *s, int64_t id)
 	size_t n = 0;
 	int had, r;
 
+	/* A fetch of it in flight stores nothing (see above); and the
+	 * checks of its conversations store no link to it, also where a
+	 * claim got it before it went (the gone set, sync_conversation.c). */
+	sync_note_write(s, SO_CONTACT, id);
+	sync_note_contact_gone(s, id);
+	/* One transaction: what is reported is what went, a second thread
+	 * removing it finds nothing, and a crash leaves all or nothing. */
+	r = store_begin(st);
+	if (r)
+		return r;
 	had = !store_one(st, Q_CONTACT, id, NULL, &row);
 	r = store_contact_conversation_ids(st, id, &convs, &n);
 	r = r ? r : store_delete_contact(st, id);
-	if (r)
+	/* An erasure (GDPR) takes the contact's conversations too: the
+	 * next pass fetches each again, and those that 404 go. */
+	r = r ? r : recheck_note(st, id, convs, n);
+	if (r) {
+		store_rollback(st);
+		goto out;
+	}
+	r = store_commit(st);
+	if (r || (!had && !n))
 		goto out;
 	if (had) {
 		log_info("contact %lld: gone from Drift; removed from the "
@@ -148,33 +212,209 @@ int sync_forget_contact(struct sync *s, int64_t id)
 		sync_changes_add(&ch, SO_CONTACT, id, NULL);
 		if (ch.n)
 			ch.v[0].gone = 1;
-		/* Their links to it went (store_delete_contact). */
-		for (size_t i = 0; i < n; i++)
-			if (!sync_changes_add(&ch, SO_CONVERSATION, convs[i],
-					      NULL))
-				ch.v[ch.n - 1].old_contact = id;
-		sync_changes_add(&ch, SO_LISTS, 0, NULL);
-		store_meta_set_i64(st, "changed_at", clock_wall_ms());
-		sync_changes_flush(s, &ch);
 	}
-	/*
-	 * An erasure (GDPR) takes the contact's conversations too: each is
-	 * fetched again, and those that 404 go (sync_conversation). A
-	 * failure here is not the contact's: the reconcile finds them.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		int rc = sync_conversation(s, convs[i]);
-
-		if (rc && rc != -ENOENT)
-			log_warn("contact %lld removed: conversation %lld not "
-				 "checked (%s); the reconcile will",
-				 (long long)id, (long long)convs[i],
-				 strerror(-rc));
-	}
-	checkpoint_unless_pass(s);
+	/* Their links to it went (store_delete_contact). */
+	for (size_t i = 0; i < n; i++)
+		if (!sync_changes_add(&ch, SO_CONVERSATION, convs[i], NULL))
+			ch.v[ch.n - 1].old_contact = id;
+	sync_changes_add(&ch, SO_LISTS, 0, NULL);
+	store_meta_set_i64(st, "changed_at", clock_wall_ms());
+	sync_changes_flush(s, &ch);
+	if (had)
+		checkpoint_unless_pass(s);
 out:
 	free(convs);
 	sync_changes_release(&ch);
+	return r;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The ids of a note (decimal, comma-separated; junk skipped), sorted
+ * and unique, into *v (malloc'd, the caller's). */
+static int ids_parse(const struct buf *val, int64_t **v, size_t *n)
+{
+	const char *p = val->data, *end = p ? p + val->len : NULL;
+	size_t alloc = 0, k = 0;
+
+	*v = NULL;
+	*n = 0;
+	while (p && p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t len = (size_t)((comma ? comma : end) - p);
+		char tok[24], *e;
+		long long id;
+
+		if (len && len < sizeof(tok)) {
+			memcpy(tok, p, len);
+			tok[len] = 0;
+			id = strtoll(tok, &e, 10);
+			if (!*e && id > 0) {
+				if (*n == alloc) {
+					size_t na = alloc ? alloc * 2 : 16;
+					int64_t *q = realloc(*v,
+							     na * sizeof(*q));
+
+					if (!q) {
+						free(*v);
+						*v = NULL;
+						*n = 0;
+						return -ENOMEM;
+					}
+					*v = q;
+					alloc = na;
+				}
+				(*v)[(*n)++] = id;
+			}
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	if (*n)
+		qsort(*v, *n, sizeof(**v), cmp_i64);
+	for (size_t i = 0; i < *n; i++)
+		if (!k || (*v)[k - 1] != (*v)[i])
+			(*v)[k++] = (*v)[i];
+	*n = k;
+	return 0;
+}
+
+/* One noted conversation, on a worker of the pass: a 404 removes it
+ * (sync_conversation), an answer refreshes it without the link. */
+static int recheck_one(struct sync *s, int64_t id)
+{
+	struct store_row row;
+	int r = 0;
+
+	/* Gone from the cache meanwhile: nothing to check. */
+	if (!store_one(s->d->store, Q_CONV, id, NULL, &row))
+		r = sync_conversation(s, id);
+	sync_add_work_done(s);
+	return r == -ENOENT ? 0 : r;
+}
+
+/*
+ * Works off contact's note: its conversations fetched again, then the
+ * note deleted, unless another removal added to it meanwhile (then it
+ * stays, and the next pass checks it again).
+ */
+static int recheck_contact(struct sync *s, int64_t contact)
+{
+	struct store *st = s->d->store;
+	struct buf val = BUF_INIT, now = BUF_INIT;
+	struct work work = { 0 };
+	struct store_row row;
+	int64_t *convs = NULL;
+	size_t n = 0;
+	char key[64];
+	int r;
+
+	recheck_key(key, sizeof(key), contact);
+	r = store_meta_get(st, key, &val);
+	if (r == -ENOENT)
+		return 0;
+	r = r ? r : ids_parse(&val, &convs, &n);
+	if (r)
+		goto out;
+	/* This pass's checks store no link to it, even where a claim of the
+	 * pass fetched it before it went. */
+	if (store_one(st, Q_CONTACT, contact, NULL, &row) == -ENOENT)
+		sync_note_contact_gone(s, contact);
+	sync_set_phase(s, "checking a removed contact's conversations", 0,
+		       (long)n);
+	sync_run_workers(s, &work, recheck_one, convs, n);
+	r = work.failed;
+	if (r) {
+		log_warn("contact %lld removed: %zu of its conversations not "
+			 "checked (%s); the next pass does", (long long)contact,
+			 work.nfailed, strerror(-r));
+		goto out;
+	}
+	r = store_begin(st);
+	if (r)
+		goto out;
+	r = store_meta_get(st, key, &now);
+	if (r == -ENOENT)
+		r = 0;
+	else if (!r && now.len == val.len &&
+		 !memcmp(now.data, val.data, val.len))
+		r = store_meta_delete(st, key);
+	if (r)
+		store_rollback(st);
+	else
+		r = store_commit(st);
+out:
+	free(convs);
+	buf_release(&val);
+	buf_release(&now);
+	return r;
+}
+
+/* A contact a cached conversation links to without a row: fetched; a
+ * 404 removes the links (sync_forget_contact), an answer stores it. */
+static int check_dangling(struct sync *s, int64_t id)
+{
+	struct api_contact c;
+	struct gens g;
+	int r;
+
+	sync_gens_take(s, &g);
+	r = api_contact_get(s->d->http, id, &c);
+	sync_add_work_done(s);
+	if (r == -ENOENT)
+		return sync_forget_contact(s, id);
+	if (r)
+		return r;
+	r = sync_save_contact(s, &c, &g);
+	api_contact_release(&c);
+	return r;
+}
+
+/* Once per cache: an older version kept the link to a contact the API
+ * answered 404 for, and nothing would fetch it again. */
+static int dangling_once(struct sync *s)
+{
+	struct store *st = s->d->store;
+	struct work work = { 0 };
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int r;
+
+	if (store_meta_i64(st, DANGLING_KEY))
+		return 0;
+	r = store_dangling_contacts(st, &ids, &n);
+	if (r)
+		return r;
+	if (n) {
+		sync_set_phase(s, "checking links to uncached contacts", 0,
+			       (long)n);
+		sync_run_workers(s, &work, check_dangling, ids, n);
+		r = work.failed;
+	}
+	free(ids);
+	return r ? r : store_meta_set_i64(st, DANGLING_KEY, 1);
+}
+
+int sync_recheck_pending(struct sync *s)
+{
+	int64_t *contacts = NULL;
+	size_t n = 0;
+	int r = dangling_once(s), r2;
+
+	/* After it: the links it removed noted their conversations. */
+	r2 = store_meta_ids(s->d->store, RECHECK_PREFIX, &contacts, &n);
+	r = r ? r : r2;
+	for (size_t i = 0; i < n; i++) {
+		r2 = recheck_contact(s, contacts[i]);
+		r = r ? r : r2;
+		if (r2 && !http_reachable(s->d->http))
+			break;	/* nothing more gets an answer */
+	}
+	free(contacts);
 	return r;
 }
 

@@ -8,7 +8,8 @@
  * Locks: s->lock guards the fields marked so below and is held for a few
  * statements, never across a request, a store write or the change
  * callback; it is taken inside store write transactions
- * (sync_written_since in sync_list), and the status reads the store's meta
+ * (sync_written_since in sync_list, sync_conversation, sync_save_contact;
+ * sync_rerender_note_users), and the status reads the store's meta
  * table under it (a read takes only the pool lock, never SQLite's write
  * lock). s->pass_lock serialises whole passes and is held across them
  * (requests, transactions and callbacks included). Order: pass_lock, then
@@ -98,6 +99,10 @@ struct sync {
 	/* Changes that removed rows since the last checkpoint (guarded by
 	 * lock): a pass checkpoints at its end (sync_deleted_note). */
 	unsigned long deleted;
+	/* Bumped (guarded by lock) inside each transaction that stores a
+	 * new naming of an author: a renamed user or contact (see
+	 * sync_naming_epoch). */
+	unsigned long naming_epoch;
 };
 
 /* The write generations when a fetch started. */
@@ -242,5 +247,32 @@ int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n);
  * No request.
  */
 int sync_rerender_pending(struct sync *s);
+/*
+ * The naming epoch now (takes s->lock). sync_conversation reads it before
+ * it renders, outside its transaction, and again inside: if it moved, a
+ * rename committed meantime (its re-render of the cache could not see
+ * this fetch's transcript), so the transcript is rendered again there,
+ * from the names in the store. Any thread.
+ */
+unsigned long sync_naming_epoch(struct sync *s);
+
+/*
+ * sync_conversation.c: records that the API has no contact id, as a
+ * claimer's 404 does (takes s->lock): a conversation fetched after this
+ * stores no link to it, also where a claim got it earlier (as long as the
+ * gone set lasts; sync_recheck_pending notes it again in its pass). Any
+ * thread, no lock of the sync's held.
+ */
+void sync_note_contact_gone(struct sync *s, int64_t id);
+/*
+ * sync_fetch.c: in a pass (sync_reconcile calls it last), fetches again
+ * the cached conversations of the contacts removed since (noted in the
+ * removal's transaction, see sync_forget_contact): a 404 removes them (an
+ * erasure takes them with the contact), an answer refreshes them without
+ * the link. The first pass of a cache also checks, once, every contact a
+ * conversation links to without a row. The pass's thread and workers,
+ * pass_lock held, no transaction.
+ */
+int sync_recheck_pending(struct sync *s);
 
 #endif

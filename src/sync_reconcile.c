@@ -378,6 +378,9 @@ int sync_reconcile(struct sync *s)
 	if (r && !http_reachable(s->d->http))
 		return r;	/* nothing more gets an answer */
 	r2 = reconcile_messages(s);
+	r = r ? r : r2;
+	/* Last: the contacts removed in this pass too (sync_fetch.c). */
+	r2 = sync_recheck_pending(s);
 	return r ? r : r2;
 }
 

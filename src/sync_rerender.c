@@ -16,6 +16,7 @@
  * held for long, and a crash in between leaves the note for the next pass.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,25 @@
 #define PENDING_KEY "rerender_users"
 /* Conversations re-rendered per transaction. */
 #define RERENDER_BATCH 256
+
+/* A naming stored: see sync_naming_epoch (the caller is in the
+ * transaction that stores it; s->lock comes after). */
+static void naming_moved(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->naming_epoch++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned long sync_naming_epoch(struct sync *s)
+{
+	unsigned long e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->naming_epoch;
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
 
 void sync_author_of(void *ctx, const struct api_message *m, char *name,
 		    size_t size, const char **role)
@@ -207,6 +227,11 @@ int sync_put_contact(struct sync *s, const struct api_contact *c,
 	renamed = !found || names_differ(old, shown);
 	if (!renamed)
 		goto out;
+	/* A conversation of it rendered with the old name and stored after
+	 * this renders again in its transaction (sync_conversation). Not
+	 * for a new contact: a fetch that names it waits for its claim. */
+	if (found)
+		naming_moved(s);
 	r = store_contact_conversations(st, c->id, &convs, &n);
 	for (size_t i = 0; i < n && !r; i++)
 		r = rerender_one(s, convs[i], ch);
@@ -225,10 +250,78 @@ int sync_user_naming_changed(struct sync *s, const struct api_user *u)
 	return names_differ(row.name, u->name) || !row.id2 != !u->bot;
 }
 
-/* The ids noted in PENDING_KEY (decimal, comma-separated), appended to
- * *v (malloc'd, the caller's); junk in the value is skipped. */
-static int pending_read(struct store *st, int64_t **v, size_t *n,
-			size_t *alloc)
+/*
+ * The note: "id:gen" entries, comma-separated (an older version's bare
+ * "id" reads as gen 0). Noting a user again gives it a gen above every
+ * other in the note, so sync_rerender_pending() clears only the entries
+ * it read, unchanged: a rename stored while its batches ran (with the
+ * name they did not render) stays noted.
+ */
+struct noted {
+	int64_t id, gen;
+};
+
+struct notes {
+	struct noted *v;
+	size_t n, alloc;
+};
+
+static int notes_add(struct notes *l, int64_t id, int64_t gen)
+{
+	if (l->n == l->alloc) {
+		size_t na = l->alloc ? l->alloc * 2 : 16;
+		struct noted *q = realloc(l->v, na * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		l->v = q;
+		l->alloc = na;
+	}
+	l->v[l->n].id = id;
+	l->v[l->n++].gen = gen;
+	return 0;
+}
+
+static int cmp_noted(const void *a, const void *b)
+{
+	const struct noted *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+/* Sorts by id, keeping each id's highest gen. */
+static void notes_unique(struct notes *l)
+{
+	size_t k = 0;
+
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_noted);
+	for (size_t i = 0; i < l->n; i++) {
+		if (k && l->v[k - 1].id == l->v[i].id)
+			l->v[k - 1] = l->v[i];	/* ascending gen: the last */
+		else
+			l->v[k++] = l->v[i];
+	}
+	l->n = k;
+}
+
+/* Whether l (sorted, unique) holds exactly this entry. */
+static int notes_has(const struct notes *l, const struct noted *e)
+{
+	return l && l->n &&
+	       bsearch(e, l->v, l->n, sizeof(*l->v), cmp_noted) != NULL;
+}
+
+static void notes_release(struct notes *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The note, into l (sorted, unique); junk in the value is skipped. */
+static int pending_read(struct store *st, struct notes *l)
 {
 	struct buf val = BUF_INIT;
 	const char *p, *end;
@@ -241,75 +334,40 @@ static int pending_read(struct store *st, int64_t **v, size_t *n,
 	p = val.data;
 	end = p + val.len;
 	while (p && p < end && !r) {
-		char tok[24];
+		char tok[48];
 		const char *comma = memchr(p, ',', (size_t)(end - p));
 		size_t len = (size_t)((comma ? comma : end) - p);
 		char *e;
-		long long id;
+		long long id, gen = 0;
 
 		if (len && len < sizeof(tok)) {
 			memcpy(tok, p, len);
 			tok[len] = 0;
 			id = strtoll(tok, &e, 10);
-			if (!*e && id > 0) {
-				if (*n == *alloc) {
-					size_t na = *alloc ? *alloc * 2 : 16;
-					int64_t *q = realloc(*v,
-							     na * sizeof(*q));
-
-					if (!q) {
-						r = -ENOMEM;
-						break;
-					}
-					*v = q;
-					*alloc = na;
-				}
-				(*v)[(*n)++] = id;
-			}
+			if (*e == ':')
+				gen = strtoll(e + 1, &e, 10);
+			if (!*e && id > 0 && gen >= 0)
+				r = notes_add(l, id, gen);
 		}
 		p = comma ? comma + 1 : NULL;
 	}
 	buf_release(&val);
+	notes_unique(l);
 	return r;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Sorts and dedups v. */
-static size_t ids_unique(int64_t *v, size_t n)
-{
-	size_t k = 0;
-
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_id);
-	for (size_t i = 0; i < n; i++)
-		if (!k || v[k - 1] != v[i])
-			v[k++] = v[i];
-	return k;
-}
-
-/* Whether id is in v (sorted). */
-static int ids_has(const int64_t *v, size_t n, int64_t id)
-{
-	return n && bsearch(&id, v, n, sizeof(*v), cmp_id) != NULL;
-}
-
-/* Writes PENDING_KEY: v's ids not in done (sorted; NULL: none). */
-static int pending_write(struct store *st, const int64_t *v, size_t n,
-			 const int64_t *done, size_t ndone)
+/* Writes the note: l's entries not in done (NULL: none). */
+static int pending_write(struct store *st, const struct notes *l,
+			 const struct notes *done)
 {
 	struct buf val = BUF_INIT;
 	int r = 0;
 
-	for (size_t i = 0; i < n && !r; i++)
-		if (!ids_has(done, ndone, v[i]))
-			r = buf_printf(&val, "%s%lld", val.len ? "," : "",
-				       (long long)v[i]);
+	for (size_t i = 0; i < l->n && !r; i++)
+		if (!notes_has(done, &l->v[i]))
+			r = buf_printf(&val, "%s%lld:%lld", val.len ? "," : "",
+				       (long long)l->v[i].id,
+				       (long long)l->v[i].gen);
 	r = r ? r : store_meta_set(st, PENDING_KEY, val.data ? val.data : "",
 				   val.len);
 	buf_release(&val);
@@ -318,27 +376,29 @@ static int pending_write(struct store *st, const int64_t *v, size_t n,
 
 int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n)
 {
-	int64_t *v = NULL;
-	size_t nv = 0, alloc = 0;
+	struct notes l = { 0 };
+	int64_t gen = 0;
 	int r;
 
 	if (!n)
 		return 0;
-	r = pending_read(s->d->store, &v, &nv, &alloc);
-	if (!r && nv + n > alloc) {
-		int64_t *q = realloc(v, (nv + n) * sizeof(*q));
-
-		if (q)
-			v = q;
-		else
-			r = -ENOMEM;
-	}
+	r = pending_read(s->d->store, &l);
+	for (size_t i = 0; i < l.n; i++)
+		if (l.v[i].gen > gen)
+			gen = l.v[i].gen;
+	/* Above every gen noted: also above what a re-render under way
+	 * read, so it does not clear these. */
+	for (size_t i = 0; i < n && !r; i++)
+		r = notes_add(&l, ids[i], gen + 1);
 	if (!r) {
-		memcpy(v + nv, ids, n * sizeof(*ids));
-		nv = ids_unique(v, nv + n);
-		r = pending_write(s->d->store, v, nv, NULL, 0);
+		notes_unique(&l);
+		r = pending_write(s->d->store, &l, NULL);
 	}
-	free(v);
+	/* A conversation rendered before this commits renders again in its
+	 * transaction (sync_conversation, sync_naming_epoch). */
+	if (!r)
+		naming_moved(s);
+	notes_release(&l);
 	return r;
 }
 
@@ -374,25 +434,32 @@ static int rerender_batches(struct sync *s, const int64_t *convs, size_t n)
 int sync_rerender_pending(struct sync *s)
 {
 	struct store *st = s->d->store;
-	int64_t *ids = NULL, *convs = NULL, *now = NULL;
-	size_t n = 0, alloc = 0, nconvs = 0, nnow = 0, anow = 0;
+	struct notes l = { 0 }, now = { 0 };
+	int64_t *ids = NULL, *convs = NULL;
+	size_t nconvs = 0;
 	int r;
 
-	r = pending_read(st, &ids, &n, &alloc);
-	if (r || !n)
+	r = pending_read(st, &l);
+	if (r || !l.n)
 		goto out;
-	n = ids_unique(ids, n);
-	r = store_user_conversations(st, ids, n, &convs, &nconvs);
+	ids = malloc(l.n * sizeof(*ids));
+	if (!ids) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		ids[i] = l.v[i].id;
+	r = store_user_conversations(st, ids, l.n, &convs, &nconvs);
 	r = r ? r : rerender_batches(s, convs, nconvs);
 	if (r)
 		goto out;	/* the note stays for the next pass */
-	/* Only the ids done: another thread may have noted more since. */
+	/* Only the entries done, unchanged: another thread may have noted
+	 * more since, or the same user again (a higher gen). */
 	r = store_begin(st);
 	if (r)
 		goto out;
-	r = pending_read(st, &now, &nnow, &anow);
-	nnow = ids_unique(now, nnow);
-	r = r ? r : pending_write(st, now, nnow, ids, n);
+	r = pending_read(st, &now);
+	r = r ? r : pending_write(st, &now, &l);
 	if (r)
 		store_rollback(st);
 	else
@@ -402,8 +469,9 @@ out:
 		log_error_event("sync: transcripts naming renamed users not "
 				"rendered again yet (%s); the next pass tries",
 				strerror(-r));
+	notes_release(&l);
+	notes_release(&now);
 	free(ids);
 	free(convs);
-	free(now);
 	return r;
 }

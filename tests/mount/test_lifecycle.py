@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, TOKEN, cache_file
+from helpers import ROOT, TOKEN, cache_file, wait_for
 
 DRIFTCTL = os.environ.get("DRIFTCTL", os.path.join(ROOT, "build", "default", "driftctl"))
 STATUSES = ("open", "closed", "pending", "bulk_sent")
@@ -290,3 +290,142 @@ def test_gdpr_erasure_leaves_no_bytes(mount, emulator):
     assert left == {}, "erased data left in %s" % left
     for top in ("conversations", "contacts"):
         assert files_holding(mount.p(top), needles) == {}, top
+
+
+def pending_faults(emulator):
+    return emulator.admin("GET", "faults")["pending"]
+
+
+def test_fetch_in_flight_does_not_bring_back_a_removed_conversation(mount,
+                                                                    emulator):
+    """A fetch of a conversation whose answers came before Drift deleted it
+    does not store it again after another thread's 404 removed it (the
+    interleaving held open by a stall on the first fetch's message list,
+    answered before the deletion)."""
+    conv = a_conversation(emulator)
+    cid = conv["id"]
+    touch_paths(mount, conv)
+    emulator.add_fault(kind="stall", seconds=2, process_first=True,
+                       method="GET", path="^/conversations/%d/messages$" % cid)
+    first, res = mount.ctl_in_background("sync conversations/%d" % cid)
+    wait_for(lambda: not pending_faults(emulator), 10, "the stalled fetch")
+    emulator.mutate(op="delete_conversation", conversationId=cid)
+    # Another thread's 404 (the kernel runs one write of the ctl file at a
+    # time: this one is a reply, whose 404 refetches the conversation).
+    with pytest.raises(OSError) as e:
+        with open(mount.p("conversations", str(cid), "reply"), "w") as f:
+            f.write("still there?\n")
+    assert e.value.errno == errno.ENOENT
+    assert db_rows(mount, "SELECT id FROM conversations WHERE id = ?", cid) == []
+    first.join(30)
+    assert not first.is_alive()
+    assert "ok" in res, res
+    assert_conv_gone(mount, emulator, conv)
+
+
+def test_fetch_in_flight_does_not_bring_back_a_removed_contact(mount,
+                                                               emulator):
+    """The same for a contact: a GET answered before Drift deleted it is
+    not stored after another thread's 404 removed it."""
+    conv = a_conversation(emulator)
+    kid = conv["contactId"]
+    assert os.path.isdir(mount.p("contacts", str(kid)))
+    emulator.add_fault(kind="stall", seconds=2, process_first=True,
+                       method="GET", path="^/contacts/%d$" % kid)
+    first, res = mount.ctl_in_background("sync contacts/%d" % kid)
+    wait_for(lambda: not pending_faults(emulator), 10, "the stalled fetch")
+    emulator.mutate(op="delete_contact", id=kid)
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("gone-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", kid) == []
+    first.join(30)
+    assert not first.is_alive()
+    assert "ok" in res, res
+    assert db_rows(mount, "SELECT id FROM contacts WHERE id = ?", kid) == []
+    assert str(kid) not in os.listdir(mount.p("contacts"))
+
+
+def test_write_to_erased_contact_defers_its_conversations(mount, emulator):
+    """A write to a contact erased in Drift fails its close() with ENOENT
+    and removes the contact at once, but makes no request for its
+    conversations while it holds the outbox (a contact may have
+    hundreds): the next sync removes them."""
+    data = emulator.data()
+    by_contact = {}
+    for c in data["conversations"]:
+        by_contact.setdefault(c["contactId"], []).append(c)
+    kid, convs = max(by_contact.items(), key=lambda kv: len(kv[1]))
+    assert len(convs) > 1
+    for c in convs:
+        assert os.path.isdir(mount.p("conversations", str(c["id"])))
+    emulator.mutate(op="erase_contact", id=kid)
+    since = emulator.requests()[-1]["seq"]
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("erased-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    made = [r["path"] for r in emulator.requests() if r["seq"] > since]
+    assert not [p for p in made if p.startswith("/conversations")], made
+    assert str(kid) not in os.listdir(mount.p("contacts"))
+    # Unlinked at once, removed by the next sync.
+    for c in convs:
+        assert "contact" not in os.listdir(mount.p("conversations", str(c["id"])))
+    mount.ctl("sync")
+    for c in convs:
+        assert_conv_gone(mount, emulator, c)
+
+
+def test_removed_contact_leaves_no_link_after_an_earlier_claim(mount,
+                                                               emulator):
+    """A conversation fetched (its contact with it) before the contact was
+    deleted in Drift, then the contact removed on a 404: the conversation
+    keeps no link to it, at once and after the sync that checks it."""
+    conv = a_conversation(emulator)
+    cid, kid = conv["id"], conv["contactId"]
+    mount.ctl("sync conversations/%d" % cid)   # claims the contact
+    emulator.mutate(op="delete_contact", id=kid)
+    with pytest.raises(OSError) as e:
+        with open(mount.p("contacts", str(kid), "tags"), "a") as f:
+            f.write("gone-meanwhile\n")
+    assert e.value.errno == errno.ENOENT
+    assert "contact" not in os.listdir(mount.p("conversations", str(cid)))
+    assert db_rows(mount, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+    mount.ctl("sync")
+    assert os.path.isdir(mount.p("conversations", str(cid)))
+    assert "contact" not in os.listdir(mount.p("conversations", str(cid)))
+    assert db_rows(mount, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+
+
+def test_older_cache_dangling_link_checked_once(mounts, emulator, tmp_path):
+    """A cache of an older version kept the link of a conversation to a
+    contact the API answered 404 for (no row, the link shown): the first
+    sync of this version asks for that contact once and drops the link;
+    a later sync does not ask again."""
+    m = mounts(emulator.url, str(tmp_path / "m"))
+    conv = a_conversation(emulator)
+    cid, kid = conv["id"], conv["contactId"]
+    m.unmount()
+    emulator.mutate(op="delete_contact", id=kid)
+    db = sqlite3.connect(cache_file(m))
+    try:
+        db.execute("DELETE FROM contacts WHERE id = ?", (kid,))
+        db.execute("DELETE FROM meta WHERE key = 'dangling_links_checked'")
+        db.commit()
+    finally:
+        db.close()
+    m.start()
+    m.ctl("sync")
+    asked = [r for r in emulator.requests() if r["path"] == "/contacts/%d" % kid]
+    assert asked and asked[-1]["status"] == 404
+    assert "contact" not in os.listdir(m.p("conversations", str(cid)))
+    assert db_rows(m, "SELECT contact_id FROM conversations WHERE id = ?",
+                   cid) == [(0,)]
+    since = emulator.requests()[-1]["seq"]
+    m.ctl("sync")
+    again = [r for r in emulator.requests()
+             if r["seq"] > since and r["path"] == "/contacts/%d" % kid]
+    assert not again, again

@@ -34,11 +34,28 @@ static char tmpdir[64];
 struct seen {
 	int64_t convs[16];
 	size_t n;
+	/* Set: the next call stores this name of USER_A and notes it, as
+	 * another thread would while the re-render's batches run. */
+	struct sync *s;
+	const char *rename_a;
 };
+
+static int put_user(struct sync *s, int64_t id, const char *name, int bot);
 
 static void on_change(void *ctx, const struct sync_change *c, size_t n)
 {
 	struct seen *sn = ctx;
+
+	if (sn->rename_a) {
+		int64_t ua = USER_A;
+		const char *name = sn->rename_a;
+
+		sn->rename_a = NULL;
+		REQUIRE(!store_begin(sn->s->d->store));
+		REQUIRE(!put_user(sn->s, USER_A, name, 0));
+		REQUIRE(!sync_rerender_note_users(sn->s, &ua, 1));
+		REQUIRE(!store_commit(sn->s->d->store));
+	}
 
 	for (size_t i = 0; i < n; i++)
 		if (c[i].what == SO_CONVERSATION && sn->n < 16)
@@ -214,6 +231,7 @@ static void test_renames(void)
 				    BUF_INIT };
 	struct sync *s;
 	int64_t *convs = NULL, ua = USER_A;
+	unsigned long epoch;
 	size_t n = 0;
 	int changed;
 
@@ -273,6 +291,33 @@ static void test_renames(void)
 	sn.n = 0;
 	CHECK(!sync_rerender_pending(s));
 	CHECK_EQ_INT(sn.n, 0);
+
+	/* Renamed again while the batches of the first re-render ran: the
+	 * note keeps it (the batch rendered the name before), and the next
+	 * call renders the new name. */
+	REQUIRE(!store_begin(d.store));
+	REQUIRE(!put_user(s, USER_A, "Alice Second", 0));
+	epoch = sync_naming_epoch(s);
+	REQUIRE(!sync_rerender_note_users(s, &ua, 1));
+	REQUIRE(!store_commit(d.store));
+	CHECK(sync_naming_epoch(s) != epoch);
+	sn.s = s;
+	sn.rename_a = "Alice Third";
+	CHECK(!sync_rerender_pending(s));
+	CHECK(!sn.rename_a);
+	REQUIRE(!stored(d.store, CONV_A, &t));
+	CHECK(contains(&t, "Alice Second (agent, chat)"));
+	val.len = 0;
+	REQUIRE(!store_meta_get(d.store, "rerender_users", &val));
+	CHECK(val.len > 0);
+	CHECK(!sync_rerender_pending(s));
+	REQUIRE(!stored(d.store, CONV_A, &t));
+	CHECK(contains(&t, "Alice Third (agent, chat)"));
+	check_fresh(s, CONV_A);
+	val.len = 0;
+	REQUIRE(!store_meta_get(d.store, "rerender_users", &val));
+	CHECK_EQ_INT(val.len, 0);
+	sn.n = 0;
 
 	/* User B turned bot: the role follows. */
 	REQUIRE(!store_begin(d.store));

@@ -126,12 +126,19 @@ void fs_nodes_unlock(struct fs *f)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* The home slot of ino in a table of nslots (a power of two): Fibonacci
- * hashing, so that the kind in the top bits and the id in the low ones
- * both spread. */
+/* The home slot of ino in a table of nslots (a power of two). Every bit
+ * must reach the slot: the nodes of one conversation (its directory,
+ * files, links) differ only in the kind, the top byte, and would share a
+ * home and make the probe runs long. A 64-bit finalizer (MurmurHash3's)
+ * mixes them all. */
 static size_t slot_of(size_t nslots, uint64_t ino)
 {
-	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (nslots - 1);
+	ino ^= ino >> 33;
+	ino *= 0xff51afd7ed558ccdULL;
+	ino ^= ino >> 33;
+	ino *= 0xc4ceb9fe1a85ec53ULL;
+	ino ^= ino >> 33;
+	return (size_t)ino & (nslots - 1);
 }
 
 static size_t ghead_of(size_t nheads, int cls, int64_t id)

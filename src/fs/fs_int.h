@@ -84,7 +84,9 @@
  * Nodes live in the table's blocks (struct fs.blocks, FNODE_BLOCK nodes a
  * block, never moved: a pointer to a node stays valid until the node is
  * forgotten), and link to each other by index: FNODE_NONE, or the node's
- * number in the blocks. The kind is a byte; the object's id is not stored
+ * number in the blocks. Blocks are not given back as nodes go: a freed
+ * slot is the next node's, so the memory one traversal took serves the
+ * next. The kind is a byte; the object's id is not stored
  * when the inode number carries it (tree.h: (kind << 56) | id, the case of
  * nearly every node); the name is stored inline when it is short. Anything
  * else (a longer name, an id the inode number hashed, the name of a

@@ -127,12 +127,8 @@ struct fs *fs_new(struct driftfs *d)
 	if (!f)
 		return NULL;
 	f->d = d;
-	f->nbuckets = 1024;
-	f->buckets = calloc(f->nbuckets, sizeof(*f->buckets));
-	f->groups = calloc(f->nbuckets, sizeof(*f->groups));
-	if (!f->buckets || !f->groups) {
-		free(f->buckets);
-		free(f->groups);
+	if (fs_nodes_init(f)) {
+		fs_nodes_release(f);
 		free(f);
 		return NULL;
 	}
@@ -151,14 +147,6 @@ void fs_free(struct fs *f)
 	if (!f)
 		return;
 	fs_stop(f);
-	for (size_t i = 0; i < f->nbuckets; i++) {
-		struct fnode *n = f->buckets[i], *next;
-
-		for (; n; n = next) {
-			next = n->next;
-			fs_fnode_free(n);
-		}
-	}
 	while (f->queue) {
 		struct pending *p = f->queue;
 
@@ -186,8 +174,7 @@ void fs_free(struct fs *f)
 		buf_release(&f->rendered[i].data);
 	for (size_t i = 0; i < READ_BASE_SLOTS; i++)
 		buf_release(&f->bases[i].data);
-	free(f->buckets);
-	free(f->groups);
+	fs_nodes_release(f);
 	pthread_mutex_destroy(&f->bllock);
 	pthread_mutex_destroy(&f->rlock);
 	pthread_mutex_destroy(&f->hlock);

@@ -75,27 +75,67 @@
 
 /*
  * A node the kernel knows: one per inode it holds, so a traversal of a big
- * account makes hundreds of thousands. One allocation each: the name it was
- * first found by is stored inline.
+ * account makes hundreds of thousands (350 000 for a stat of every file of
+ * 300 000 messages), and the bytes of one node are what the daemon's
+ * memory grows by: 72 here and about 8 of the tables' (161 in all when
+ * each node was a malloc of pointers and 64-bit fields, in two tables of
+ * pointers).
+ *
+ * Nodes live in the table's blocks (struct fs.blocks, FNODE_BLOCK nodes a
+ * block, never moved: a pointer to a node stays valid until the node is
+ * forgotten), and link to each other by index: FNODE_NONE, or the node's
+ * number in the blocks. Blocks are not given back as nodes go: a freed
+ * slot is the next node's, so the memory one traversal took serves the
+ * next. The kind is a byte; the object's id is not stored
+ * when the inode number carries it (tree.h: (kind << 56) | id, the case of
+ * nearly every node); the name is stored inline when it is short. Anything
+ * else (a longer name, an id the inode number hashed, the name of a
+ * name-keyed kind: tree_kind_named) lives in a struct fnode_ext the node
+ * points to (FN_EXT). Read them through fs_fnode_tnode(), fs_fnode_id()
+ * and fs_fnode_name(), with the node table lock held.
  */
+#define FNODE_INLINE 21		/* bytes of the inline name, NUL included */
+#define FNODE_BLOCK 4096
+#define FNODE_NONE UINT32_MAX
+/* nlookup saturated: the kernel's count is no longer known, so the node
+ * stays until unmount rather than go while the kernel may still use it. */
+#define FNODE_PINNED UINT32_MAX
+
+enum {
+	FN_EXT = 1,		/* area holds a struct fnode_ext pointer */
+};
+
 struct fnode {
-	uint64_t ino;
-	struct tnode t;
-	uint64_t nlookup;
+	uint64_t ino;		/* 0: a free slot of the blocks */
 	uint64_t parent;	/* where it was last looked up */
-	char *name;		/* its name there: first_name, or its own copy */
-	struct fnode *next;	/* hash chain */
 	/* Its group (tree_touch_group; enum tree_group in tree.h): the
 	 * notifier finds the nodes a change touches there, without a walk
 	 * of the whole table, so its cost follows what changed, not how
-	 * many nodes the kernel holds. */
-	struct fnode *gnext, **gpprev;	/* group chain; gpprev NULL: none */
+	 * many nodes the kernel holds. The chain is doubly linked, so a
+	 * FORGET unlinks a node of a big group at once. */
 	int64_t gid;
-	uint8_t gcls;
+	uint32_t gnext, gprev;	/* group chain (gprev FNODE_NONE: first);
+				 * gnext chains the free slots too */
+	/* Lookups the kernel holds; FNODE_PINNED: saturated (a FORGET's
+	 * count is 64 bits, but real counts are small) */
+	uint32_t nlookup;
 	/* directories: listing changes sent (fs_dir_gen) */
 	uint32_t gen;
 	uint32_t mark, cmark;	/* the notifier's batch that last saw it */
-	char first_name[];
+	uint8_t kind;		/* enum tree_kind */
+	uint8_t gcls;		/* enum tree_group; TG_NONE: in no chain */
+	uint8_t flags;		/* FN_* */
+	/* The name it was last looked up by, NUL-terminated, or (FN_EXT)
+	 * a struct fnode_ext *, unaligned: memcpy it. */
+	char area[FNODE_INLINE];
+};
+
+/* What does not fit a struct fnode (FN_EXT): one malloc, the node's. */
+struct fnode_ext {
+	int64_t id;		/* the object's id (struct tnode.id) */
+	uint32_t tname;		/* offset in names of struct tnode.name, or 0:
+				 * NULL (names[0] is the name's own byte) */
+	char names[];		/* the name, NUL, then tnode.name, NUL */
 };
 
 /*
@@ -131,10 +171,18 @@ struct fs {
 	struct fuse_session *se;
 
 	pthread_mutex_t lock;	/* guards the node table */
-	struct fnode **buckets;
-	size_t nbuckets, count;
-	/* The node table again, by group (see group_of); nbuckets long. */
-	struct fnode **groups;
+	/* The nodes (struct fnode): nblocks blocks of FNODE_BLOCK; nused
+	 * slots were ever taken, the free ones chained from free_head. */
+	struct fnode **blocks;
+	uint32_t nblocks, nused, free_head;
+	/* By inode number: open addressing, linear probing; a node's index
+	 * or FNODE_NONE; nslots a power of two, at most 3/4 full. */
+	uint32_t *slots;
+	size_t nslots, count;
+	/* By group (see group_of): the first node of each chain, or
+	 * FNODE_NONE; ngheads a power of two (nslots / 4). */
+	uint32_t *gheads;
+	size_t ngheads;
 	uint32_t batch;		/* notifier batches so far (fnode.mark) */
 
 	pthread_mutex_t qlock;	/* guards the queue */
@@ -338,9 +386,20 @@ void fs_set_context(struct fs *f, const char *op, uint64_t ino,
 extern __thread int fs_nodes_locked;
 void fs_nodes_lock(struct fs *f);
 void fs_nodes_unlock(struct fs *f);
-void fs_fnode_free(struct fnode *n);
+/* fs_new's and fs_free's part: the empty table, and freeing it. */
+int fs_nodes_init(struct fs *f);
+void fs_nodes_release(struct fs *f);
 struct fnode *fs_node_find_locked(struct fs *f, uint64_t ino);
+/* The first node of group (cls, id)'s chain, and the next one; check
+ * gcls and gid (a chain holds other groups too). */
 struct fnode *fs_group_first_locked(struct fs *f, int cls, int64_t id);
+struct fnode *fs_group_next_locked(struct fs *f, const struct fnode *n);
+/* The node's tree node, with t->name (name-keyed kinds) borrowed from the
+ * node: valid while the node table lock is held; copy it to keep it. */
+void fs_fnode_tnode(const struct fnode *n, struct tnode *t);
+int64_t fs_fnode_id(const struct fnode *n);
+/* The name it was last looked up by in n->parent (same lifetime). */
+const char *fs_fnode_name(const struct fnode *n);
 int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 		uint64_t parent, const char *name);
 void fs_node_forget(struct fs *f, uint64_t ino, uint64_t nlookup);

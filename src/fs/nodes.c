@@ -21,12 +21,93 @@
 #include "names.h"
 #include "tree.h"
 
-void fs_fnode_free(struct fnode *n)
+_Static_assert(sizeof(struct fnode) == 72,
+	       "struct fnode: its size is the daemon's memory a node");
+_Static_assert(T__END <= UINT8_MAX, "struct fnode.kind is a byte");
+
+/* The id bits of an inode number (tree.h: (kind << 56) | id). */
+#define INO_KIND_SHIFT 56
+#define INO_ID_MASK ((UINT64_C(1) << INO_KIND_SHIFT) - 1)
+
+static struct fnode_ext *fnode_ext(const struct fnode *n)
 {
-	tree_node_release(&n->t);
-	if (n->name != n->first_name)
-		free(n->name);
-	free(n);
+	struct fnode_ext *x;
+
+	memcpy(&x, n->area, sizeof(x));
+	return x;
+}
+
+int64_t fs_fnode_id(const struct fnode *n)
+{
+	if (n->flags & FN_EXT)
+		return fnode_ext(n)->id;
+	return (int64_t)(n->ino & INO_ID_MASK);
+}
+
+const char *fs_fnode_name(const struct fnode *n)
+{
+	if (n->flags & FN_EXT)
+		return fnode_ext(n)->names;
+	return n->area;
+}
+
+void fs_fnode_tnode(const struct fnode *n, struct tnode *t)
+{
+	struct fnode_ext *x = n->flags & FN_EXT ? fnode_ext(n) : NULL;
+
+	t->kind = n->kind;
+	t->id = fs_fnode_id(n);
+	t->name = x && x->tname ? x->names + x->tname : NULL;
+}
+
+/*
+ * Stores name and t's id and name in n (whose ino and kind are set), in
+ * its area when they fit: an ext only for a long name, an id the inode
+ * number does not carry, or a name-keyed node's name. The old ext, if any,
+ * is freed only on success. -ENOMEM leaves n as it was.
+ */
+static int fnode_set_names(struct fnode *n, const char *name, int64_t id,
+			   const char *tname)
+{
+	size_t len = strlen(name), tlen = tname ? strlen(tname) : 0;
+	int plain = (uint64_t)id <= INO_ID_MASK &&
+		    n->ino == ((uint64_t)n->kind << INO_KIND_SHIFT |
+			       (uint64_t)id);
+	struct fnode_ext *x = NULL;
+
+	if (plain && !tname && len < FNODE_INLINE) {
+		if (n->flags & FN_EXT)
+			free(fnode_ext(n));
+		n->flags &= (uint8_t)~FN_EXT;
+		memcpy(n->area, name, len + 1);
+		return 0;
+	}
+	x = malloc(sizeof(*x) + len + 1 + (tname ? tlen + 1 : 0));
+	if (!x)
+		return -ENOMEM;
+	x->id = id;
+	x->tname = tname ? (uint32_t)(len + 1) : 0;
+	memcpy(x->names, name, len + 1);
+	if (tname)
+		memcpy(x->names + len + 1, tname, tlen + 1);
+	if (n->flags & FN_EXT)
+		free(fnode_ext(n));
+	n->flags |= FN_EXT;
+	memcpy(n->area, &x, sizeof(x));
+	return 0;
+}
+
+static void fnode_clear(struct fnode *n)
+{
+	if (n->flags & FN_EXT)
+		free(fnode_ext(n));
+	n->flags = 0;
+	n->ino = 0;
+}
+
+static struct fnode *node_at(const struct fs *f, uint32_t i)
+{
+	return &f->blocks[i / FNODE_BLOCK][i % FNODE_BLOCK];
 }
 
 /* Whether this thread holds fs.lock (an error line then cannot name the
@@ -45,22 +126,66 @@ void fs_nodes_unlock(struct fs *f)
 	pthread_mutex_unlock(&f->lock);
 }
 
-static size_t bucket_of(const struct fs *f, uint64_t ino)
+/* The home slot of ino in a table of nslots (a power of two). Every bit
+ * must reach the slot: the nodes of one conversation (its directory,
+ * files, links) differ only in the kind, the top byte, and would share a
+ * home and make the probe runs long. A 64-bit finalizer (MurmurHash3's)
+ * mixes them all. */
+static size_t slot_of(size_t nslots, uint64_t ino)
 {
-	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) % f->nbuckets;
+	ino ^= ino >> 33;
+	ino *= 0xff51afd7ed558ccdULL;
+	ino ^= ino >> 33;
+	ino *= 0xc4ceb9fe1a85ec53ULL;
+	ino ^= ino >> 33;
+	return (size_t)ino & (nslots - 1);
+}
+
+static size_t ghead_of(size_t nheads, int cls, int64_t id)
+{
+	return (size_t)(names_hash64(&id, sizeof(id), (uint64_t)cls) &
+			(nheads - 1));
+}
+
+/* The slot holding ino, or the empty slot where it would go. */
+static size_t slot_find(const struct fs *f, uint64_t ino)
+{
+	size_t mask = f->nslots - 1, i = slot_of(f->nslots, ino);
+
+	while (f->slots[i] != FNODE_NONE &&
+	       node_at(f, f->slots[i])->ino != ino)
+		i = (i + 1) & mask;
+	return i;
 }
 
 struct fnode *fs_node_find_locked(struct fs *f, uint64_t ino)
 {
-	for (struct fnode *n = f->buckets[bucket_of(f, ino)]; n; n = n->next)
-		if (n->ino == ino)
-			return n;
-	return NULL;
+	size_t i = slot_find(f, ino);
+
+	return f->slots[i] == FNODE_NONE ? NULL : node_at(f, f->slots[i]);
 }
 
-static size_t group_bucket(size_t nb, int cls, int64_t id)
+/* Empties slot i, moving back the entries after it that their home slot
+ * lets move (linear probing's deletion: no tombstones). */
+static void slot_remove(struct fs *f, size_t i)
 {
-	return (size_t)(names_hash64(&id, sizeof(id), (uint64_t)cls) % nb);
+	size_t mask = f->nslots - 1, j = i;
+
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (f->slots[j] == FNODE_NONE)
+			break;
+		home = slot_of(f->nslots, node_at(f, f->slots[j])->ino);
+		/* The entry at j stays when its home lies cyclically in
+		 * (i, j]: moving it to i would put it before its home. */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		f->slots[i] = f->slots[j];
+		i = j;
+	}
+	f->slots[i] = FNODE_NONE;
 }
 
 /* The group of t (tree_touch_group), found as a child of parent. */
@@ -68,79 +193,141 @@ static int group_of(struct fs *f, const struct tnode *t, uint64_t parent,
 		    int64_t *id)
 {
 	const struct fnode *p = NULL;
+	struct tnode pt;
 
 	if (parent && tree_touch_group_needs_parent(t->kind))
 		p = fs_node_find_locked(f, parent);
-
-	return tree_touch_group(t, p ? &p->t : NULL, id);
+	if (p)
+		fs_fnode_tnode(p, &pt);
+	return tree_touch_group(t, p ? &pt : NULL, id);
 }
 
-static void group_link_locked(struct fs *f, struct fnode *n, size_t nb)
+static void group_link_locked(struct fs *f, struct fnode *n, uint32_t idx)
 {
-	struct fnode **head = &f->groups[group_bucket(nb, n->gcls, n->gid)];
+	uint32_t *head = &f->gheads[ghead_of(f->ngheads, n->gcls, n->gid)];
 
 	n->gnext = *head;
-	if (*head)
-		(*head)->gpprev = &n->gnext;
-	*head = n;
-	n->gpprev = head;
+	n->gprev = FNODE_NONE;
+	if (*head != FNODE_NONE)
+		node_at(f, *head)->gprev = idx;
+	*head = idx;
 }
 
-static void group_unlink_locked(struct fnode *n)
+static void group_unlink_locked(struct fs *f, struct fnode *n)
 {
-	if (!n->gpprev)
+	if (n->gcls == TG_NONE)
 		return;
-	*n->gpprev = n->gnext;
-	if (n->gnext)
-		n->gnext->gpprev = n->gpprev;
-	n->gnext = NULL;
-	n->gpprev = NULL;
+	if (n->gprev != FNODE_NONE)
+		node_at(f, n->gprev)->gnext = n->gnext;
+	else
+		f->gheads[ghead_of(f->ngheads, n->gcls, n->gid)] = n->gnext;
+	if (n->gnext != FNODE_NONE)
+		node_at(f, n->gnext)->gprev = n->gprev;
+	n->gnext = n->gprev = FNODE_NONE;
+	n->gcls = TG_NONE;
 }
 
-/* The first node of group (cls, id)'s bucket; follow gnext, and check
- * gcls and gid (a bucket holds other groups too). */
 struct fnode *fs_group_first_locked(struct fs *f, int cls, int64_t id)
 {
-	return f->groups[group_bucket(f->nbuckets, cls, id)];
+	uint32_t i = f->gheads[ghead_of(f->ngheads, cls, id)];
+
+	return i == FNODE_NONE ? NULL : node_at(f, i);
 }
 
-static void node_grow_locked(struct fs *f)
+struct fnode *fs_group_next_locked(struct fs *f, const struct fnode *n)
 {
-	size_t nb = f->nbuckets * 2;
-	struct fnode **b = calloc(nb, sizeof(*b));
-	struct fnode **g = calloc(nb, sizeof(*g));
-	struct fnode **old_groups = f->groups;
+	return n->gnext == FNODE_NONE ? NULL : node_at(f, n->gnext);
+}
 
-	if (!b || !g) {
-		free(b);
-		free(g);
-		return;
+/* Tables of nslots and nslots / 4 group chains, filled from the blocks;
+ * -ENOMEM keeps the old ones (which still work, only fuller). */
+static int tables_build(struct fs *f, size_t nslots)
+{
+	size_t ngheads = nslots / 4, mask = nslots - 1;
+	uint32_t *slots = malloc(nslots * sizeof(*slots));
+	uint32_t *gheads = malloc(ngheads * sizeof(*gheads));
+
+	if (!slots || !gheads) {
+		free(slots);
+		free(gheads);
+		return -ENOMEM;
 	}
-	f->groups = g;
-	for (size_t i = 0; i < f->nbuckets; i++) {
-		struct fnode *n = old_groups[i], *next;
+	memset(slots, 0xff, nslots * sizeof(*slots));
+	memset(gheads, 0xff, ngheads * sizeof(*gheads));
+	free(f->slots);
+	free(f->gheads);
+	f->slots = slots;
+	f->nslots = nslots;
+	f->gheads = gheads;
+	f->ngheads = ngheads;
+	for (uint32_t i = 0; i < f->nused; i++) {
+		struct fnode *n = node_at(f, i);
+		size_t k;
 
-		for (; n; n = next) {
-			next = n->gnext;
-			group_link_locked(f, n, nb);
-		}
+		if (!n->ino)
+			continue;
+		k = slot_of(nslots, n->ino);
+		while (slots[k] != FNODE_NONE)
+			k = (k + 1) & mask;
+		slots[k] = i;
+		if (n->gcls != TG_NONE)
+			group_link_locked(f, n, i);
 	}
-	free(old_groups);
-	for (size_t i = 0; i < f->nbuckets; i++) {
-		struct fnode *n = f->buckets[i], *next;
+	return 0;
+}
 
-		for (; n; n = next) {
-			size_t k;
+int fs_nodes_init(struct fs *f)
+{
+	f->free_head = FNODE_NONE;
+	return tables_build(f, 1024);
+}
 
-			next = n->next;
-			k = (size_t)((n->ino * 0x9e3779b97f4a7c15ULL) >> 20) % nb;
-			n->next = b[k];
-			b[k] = n;
-		}
+void fs_nodes_release(struct fs *f)
+{
+	for (uint32_t i = 0; i < f->nused; i++)
+		fnode_clear(node_at(f, i));
+	for (uint32_t b = 0; b < f->nblocks; b++)
+		free(f->blocks[b]);
+	free(f->blocks);
+	free(f->slots);
+	free(f->gheads);
+	f->blocks = NULL;
+	f->slots = f->gheads = NULL;
+	f->nblocks = f->nused = 0;
+	f->count = 0;
+}
+
+/* A free slot of the blocks (a new block when none is), or FNODE_NONE. */
+static uint32_t node_alloc_locked(struct fs *f)
+{
+	uint32_t i = f->free_head;
+
+	if (i != FNODE_NONE) {
+		f->free_head = node_at(f, i)->gnext;
+		return i;
 	}
-	free(f->buckets);
-	f->buckets = b;
-	f->nbuckets = nb;
+	if (f->nused == f->nblocks * FNODE_BLOCK) {
+		struct fnode **bl, *b;
+
+		if (f->nblocks >= (FNODE_NONE - 1) / FNODE_BLOCK)
+			return FNODE_NONE;
+		bl = realloc(f->blocks, (f->nblocks + 1) * sizeof(*bl));
+		if (!bl)
+			return FNODE_NONE;
+		f->blocks = bl;
+		b = calloc(FNODE_BLOCK, sizeof(*b));
+		if (!b)
+			return FNODE_NONE;
+		f->blocks[f->nblocks++] = b;
+	}
+	return f->nused++;
+}
+
+static void node_free_locked(struct fs *f, struct fnode *n, uint32_t i)
+{
+	fnode_clear(n);
+	n->gnext = f->free_head;
+	f->free_head = i;
 }
 
 /*
@@ -152,51 +339,66 @@ int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 		uint64_t parent, const char *name)
 {
 	struct fnode *n;
+	struct tnode nt;
+	uint32_t i;
+	size_t k;
 	int r = 0;
 
 	fs_nodes_lock(f);
 	n = fs_node_find_locked(f, ino);
 	if (n) {
-		if (n->t.kind != t->kind || n->t.id != t->id ||
-		    (t->name && (!n->t.name || strcmp(t->name, n->t.name)))) {
+		fs_fnode_tnode(n, &nt);
+		if (nt.kind != t->kind || nt.id != t->id ||
+		    (t->name && (!nt.name || strcmp(t->name, nt.name)))) {
 			log_error_event("inode %llu: two objects share it; "
 					"%s refused",
 					(unsigned long long)ino, name);
 			r = -EIO;
 			goto out;
 		}
-		n->nlookup++;
-		if (parent && strcmp(n->name, name)) {
-			char *nm = strdup(name);
-
-			if (nm) {
-				if (n->name != n->first_name)
-					free(n->name);
-				n->name = nm;
-				n->parent = parent;
-			}
-		}
+		if (n->nlookup != FNODE_PINNED)
+			n->nlookup++;
+		/* A new name that cannot be stored (no memory) leaves the
+		 * old one: an error line's path may then be stale. */
+		if (parent && strcmp(fs_fnode_name(n), name) &&
+		    !fnode_set_names(n, name, nt.id, nt.name))
+			n->parent = parent;
 		goto out;
 	}
-	n = calloc(1, sizeof(*n) + strlen(name) + 1);
-	if (!n || tree_node_copy(&n->t, t)) {
-		free(n);
+	if (ino == 0 || t->kind < 0 || t->kind >= T__END) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((f->count + 1) * 4 > f->nslots * 3)
+		tables_build(f, f->nslots * 2);
+	if ((f->count + 1) * 8 > f->nslots * 7) {
+		/* could not grow: refuse rather than fill the table */
 		r = -ENOMEM;
 		goto out;
 	}
-	strcpy(n->first_name, name);
-	n->name = n->first_name;
+	i = node_alloc_locked(f);
+	if (i == FNODE_NONE) {
+		r = -ENOMEM;
+		goto out;
+	}
+	n = node_at(f, i);
+	memset(n, 0, sizeof(*n));
 	n->ino = ino;
+	n->kind = (uint8_t)t->kind;
+	if (fnode_set_names(n, name, t->id, t->name)) {
+		node_free_locked(f, n, i);
+		r = -ENOMEM;
+		goto out;
+	}
 	n->nlookup = 1;
 	n->parent = parent;
-	if (f->count >= f->nbuckets)
-		node_grow_locked(f);
-	n->next = f->buckets[bucket_of(f, ino)];
-	f->buckets[bucket_of(f, ino)] = n;
+	n->gnext = n->gprev = FNODE_NONE;
+	k = slot_find(f, ino);
+	f->slots[k] = i;
 	f->count++;
 	n->gcls = (uint8_t)group_of(f, t, parent, &n->gid);
 	if (n->gcls != TG_NONE)
-		group_link_locked(f, n, f->nbuckets);
+		group_link_locked(f, n, i);
 out:
 	fs_nodes_unlock(f);
 	return r;
@@ -204,25 +406,30 @@ out:
 
 void fs_node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 {
-	struct fnode **p, *n;
+	struct fnode *n;
+	size_t k;
+	uint32_t i;
 
 	if (ino < T__FIXED_END)
 		return;
 	fs_nodes_lock(f);
-	for (p = &f->buckets[bucket_of(f, ino)]; (n = *p); p = &n->next) {
-		if (n->ino != ino)
-			continue;
-		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
-		if (!n->nlookup) {
-			*p = n->next;
-			group_unlink_locked(n);
-			if (n->t.kind == T_SCRATCH)
-				fs_scratch_forget_locked(f, ino);
-			fs_fnode_free(n);
-			f->count--;
-		}
-		break;
-	}
+	k = slot_find(f, ino);
+	i = f->slots[k];
+	if (i == FNODE_NONE)
+		goto out;
+	n = node_at(f, i);
+	if (n->nlookup == FNODE_PINNED)
+		goto out;
+	n->nlookup = n->nlookup > nlookup ? n->nlookup - (uint32_t)nlookup : 0;
+	if (n->nlookup)
+		goto out;
+	slot_remove(f, k);
+	group_unlink_locked(f, n);
+	if (n->kind == T_SCRATCH)
+		fs_scratch_forget_locked(f, ino);
+	node_free_locked(f, n, i);
+	f->count--;
+out:
 	fs_nodes_unlock(f);
 }
 
@@ -240,10 +447,14 @@ int fs_node_get(struct fs *f, uint64_t ino, struct tnode *out)
 	}
 	fs_nodes_lock(f);
 	n = fs_node_find_locked(f, ino);
-	if (n)
-		r = tree_node_copy(out, &n->t);
-	else
+	if (n) {
+		struct tnode t;
+
+		fs_fnode_tnode(n, &t);
+		r = tree_node_copy(out, &t);
+	} else {
 		r = -ESTALE;
+	}
 	fs_nodes_unlock(f);
 	return r;
 }
@@ -298,9 +509,9 @@ void fs_node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
 	while (ino >= T__FIXED_END && n < 16) {
 		struct fnode *node = fs_node_find_locked(f, ino);
 
-		if (!node || !node->name)
+		if (!node)
 			break;
-		parts[n] = strdup(node->name);
+		parts[n] = strdup(fs_fnode_name(node));
 		if (!parts[n])
 			break;
 		n++;

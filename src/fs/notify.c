@@ -101,6 +101,7 @@ static void cand_add_locked(struct cand_list *l, struct fnode *n,
 			    int orphan, int inode_sent)
 {
 	struct cand *c;
+	struct tnode t;
 
 	if (l->n == l->alloc) {
 		size_t na = l->alloc ? l->alloc * 2 : 16;
@@ -113,9 +114,10 @@ static void cand_add_locked(struct cand_list *l, struct fnode *n,
 	}
 	c = &l->v[l->n];
 	memset(c, 0, sizeof(*c));
-	if (tree_node_copy(&c->t, &n->t))
+	fs_fnode_tnode(n, &t);
+	if (tree_node_copy(&c->t, &t))
 		return;
-	c->name = n->parent && n->name ? strdup(n->name) : NULL;
+	c->name = n->parent ? strdup(fs_fnode_name(n)) : NULL;
 	c->ino = n->ino;
 	c->parent = c->name ? n->parent : 0;
 	c->orphan = orphan;
@@ -130,17 +132,17 @@ static void hit_locked(struct fs *f, struct fnode *n, int gone,
 	if (n->mark != f->batch) {
 		n->mark = f->batch;
 		inval_add(l, n->ino, NULL);
-		if (tree_access(n->t.kind) == TA_DIR)
+		if (tree_access(n->kind) == TA_DIR)
 			n->gen++;
 	}
-	if (gone && n->parent && n->name)
-		inval_add(l, n->parent, n->name);
+	if (gone && n->parent)
+		inval_add(l, n->parent, fs_fnode_name(n));
 }
 
 /* Every node of group (cls, id), each once per batch. */
 #define FOR_GROUP(f, n, cls, id)                                               \
 	for (struct fnode *n = fs_group_first_locked(f, cls, id); n;           \
-	     n = n->gnext)                                                     \
+	     n = fs_group_next_locked(f, n))                                   \
 		if (n->gcls == (cls) && n->gid == (id))
 
 /* What change c does to node n, found by a rule of group: its inode and
@@ -149,7 +151,11 @@ static void touch_locked(struct fs *f, const struct sync_change *c,
 			 int group, struct fnode *n, struct inval_list *l,
 			 struct cand_list *cl)
 {
-	unsigned act = tree_touch_node(c, group, &n->t);
+	struct tnode t;
+	unsigned act;
+
+	fs_fnode_tnode(n, &t);
+	act = tree_touch_node(c, group, &t);
 
 	if (act & (TOUCH_INODE | TOUCH_ENTRY))
 		hit_locked(f, n, (act & TOUCH_ENTRY) != 0, l);
@@ -182,8 +188,8 @@ static void change_locked(struct fs *f, const struct sync_change *c,
 			struct fnode *n =
 			    fs_node_find_locked(f, tree_ino(&r->node));
 
-			if (n && n->t.kind == r->node.kind &&
-			    n->t.id == r->node.id) {
+			if (n && n->kind == r->node.kind &&
+			    fs_fnode_id(n) == r->node.id) {
 				cost->visits++;
 				touch_locked(f, c, r->group, n, l, cl);
 			}

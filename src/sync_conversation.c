@@ -336,9 +336,10 @@ static int cmp_message(const void *a, const void *b)
 /*
  * Fetches a conversation with its messages, contact and new attachments,
  * and stores them in one transaction. The network work happens before the
- * transaction, so the write lock is held only for the writes.
+ * transaction, so the write lock is held only for the writes. *skipped:
+ * not stored, as a write or a removal was noted for its slot meanwhile.
  */
-int sync_conversation(struct sync *s, int64_t id)
+static int conversation_once(struct sync *s, int64_t id, int *skipped)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
@@ -432,6 +433,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	 */
 	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
 		store_rollback(st);
+		*skipped = 1;
 		goto out;
 	}
 	/* Its contact removed while we fetched (sync_forget_contact notes a
@@ -494,6 +496,31 @@ out:
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);
 	return r;
+}
+
+/* Fetches left unstored for a write noted meanwhile, before one gives up. */
+#define SKIPPED_TRIES 3
+
+/*
+ * The write generations are kept per hash slot (sync.c), so a write or a
+ * removal of another object in the same slot also makes a fetch skip its
+ * store. Silently, that would leave the conversation stale while the walk
+ * moved its watermark past it: a skipped fetch is made again (it then
+ * starts after the write, so a writer's change is in what it reads), and
+ * after SKIPPED_TRIES it fails with -EAGAIN, which keeps the watermark and
+ * tries again next pass.
+ */
+int sync_conversation(struct sync *s, int64_t id)
+{
+	for (int i = 0; i < SKIPPED_TRIES; i++) {
+		int skipped = 0, r = conversation_once(s, id, &skipped);
+
+		if (r || !skipped)
+			return r;
+	}
+	log_info("conversation %lld: written to while fetched, %d times;"
+		 " fetched again next pass", (long long)id, SKIPPED_TRIES);
+	return -EAGAIN;
 }
 
 void sync_note_contact_gone(struct sync *s, int64_t id)

@@ -125,8 +125,8 @@ void sync_free(struct sync *s)
 	pthread_cond_destroy(&s->contact_cond);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
-	free(s->fetched);
-	free(s->gone_contacts);
+	idset_release(&s->fetched);
+	idset_release(&s->gone_contacts);
 	free(s);
 }
 
@@ -387,12 +387,23 @@ static int api_gone(struct sync *s, int r)
 	return r && !http_reachable(s->d->http);
 }
 
+/* A new pass claims every contact afresh (see struct sync's fetched). */
+static void claims_clear(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	idset_clear(&s->fetched);
+	idset_clear(&s->gone_contacts);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int sync_pass(struct sync *s)
 {
 	int64_t gen = clock_wall_ms();
 	int r, first = 0;
 
 	log_context_set("sync");
+	claims_clear(s);
+	sync_in_pass = 1;
 	sync_set_phase(s, "users", 0, 0);
 	r = sync_list(s, SO_USER, gen);
 	first = first ? first : r;
@@ -432,10 +443,8 @@ out:
 	/* Rows removed: their bytes leave the WAL (store_checkpoint). */
 	sync_checkpoint_due(s);
 	sync_set_phase(s, "idle", 0, 0);
-	pthread_mutex_lock(&s->lock);
-	s->nfetched = 0;
-	s->ngone = 0;
-	pthread_mutex_unlock(&s->lock);
+	sync_in_pass = 0;
+	claims_clear(s);
 	return first;
 }
 

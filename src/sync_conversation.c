@@ -25,36 +25,12 @@
 #define CONTACT_WAIT_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
 
-/* Records id as fetched in this pass; the caller holds s->lock. */
-static void note_fetched_locked(struct sync *s, int64_t id)
-{
-	if (s->nfetched == s->afetched) {
-		size_t na = s->afetched ? s->afetched * 2 : 256;
-		int64_t *p = realloc(s->fetched, na * sizeof(*p));
-
-		if (p) {
-			s->fetched = p;
-			s->afetched = na;
-		}
-	}
-	if (s->nfetched < s->afetched)
-		s->fetched[s->nfetched++] = id;
-}
-
-static int fetched_locked(struct sync *s, int64_t id)
-{
-	for (size_t i = 0; i < s->nfetched; i++)
-		if (s->fetched[i] == id)
-			return 1;
-	return 0;
-}
-
 int sync_fetched_this_pass(struct sync *s, int64_t id)
 {
 	int found;
 
 	pthread_mutex_lock(&s->lock);
-	found = fetched_locked(s, id);
+	found = idset_has(&s->fetched, id);
 	pthread_mutex_unlock(&s->lock);
 	return found;
 }
@@ -62,38 +38,42 @@ int sync_fetched_this_pass(struct sync *s, int64_t id)
 /*
  * Claims a contact for fetching in this pass: 1 if the caller should fetch
  * it, 0 if another conversation of the pass already did (or is doing so).
+ * Outside a pass (sync_in_pass unset) always 1, and nothing is recorded:
+ * such a fetch may come before a change in Drift that the next pass must
+ * see. Without memory for the claim the caller fetches it unclaimed.
  */
 static int claim_contact(struct sync *s, int64_t id)
 {
-	int claimed = 0;
+	int claimed = 1;
 
+	if (!sync_in_pass)
+		return 1;
 	pthread_mutex_lock(&s->lock);
-	if (!fetched_locked(s, id)) {
-		note_fetched_locked(s, id);
-		claimed = 1;
-		if (s->ninflight < INFLIGHT_MAX)
-			s->inflight[s->ninflight++] = id;
-	}
+	if (idset_has(&s->fetched, id))
+		claimed = 0;
+	else if (idset_add(&s->fetched, id) == 1 &&
+		 s->ninflight < INFLIGHT_MAX)
+		s->inflight[s->ninflight++] = id;
 	pthread_mutex_unlock(&s->lock);
 	return claimed;
 }
 
-/* Records that the API has no contact id (a claimer's 404). */
+/* Whether a claim of this pass holds contact id: stored, found gone, or
+ * still in flight (a claimer whose fetch failed took its claim back). */
+static int contact_claimed(struct sync *s, int64_t id)
+{
+	return sync_fetched_this_pass(s, id);
+}
+
+/* Records that the API has no contact id (a claimer's 404), for the other
+ * conversations of the pass. Without memory the link stays, until the
+ * contact's next check. */
 static void note_contact_gone(struct sync *s, int64_t id)
 {
+	if (!sync_in_pass)
+		return;
 	pthread_mutex_lock(&s->lock);
-	if (s->ngone == s->agone) {
-		size_t na = s->agone ? s->agone * 2 : 16;
-		int64_t *p = realloc(s->gone_contacts, na * sizeof(*p));
-
-		if (p) {
-			s->gone_contacts = p;
-			s->agone = na;
-		}
-	}
-	/* Without memory the link stays, until the contact's next check. */
-	if (s->ngone < s->agone)
-		s->gone_contacts[s->ngone++] = id;
+	idset_add(&s->gone_contacts, id);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -101,19 +81,26 @@ static void note_contact_gone(struct sync *s, int64_t id)
  * for one in flight). */
 static int contact_gone(struct sync *s, int64_t id)
 {
-	int gone = 0;
+	int gone;
 
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->ngone && !gone; i++)
-		gone = s->gone_contacts[i] == id;
+	gone = idset_has(&s->gone_contacts, id);
 	pthread_mutex_unlock(&s->lock);
 	return gone;
 }
 
-/* A claimed contact is stored, or its fetch failed: waiters may look. */
-static void contact_settled(struct sync *s, int64_t id)
+/*
+ * A claimed contact is stored (or found gone), or its fetch failed (failed
+ * set: the claim is taken back, and the next conversation of the contact
+ * fetches it): waiters may look.
+ */
+static void contact_settled(struct sync *s, int64_t id, int failed)
 {
+	if (!sync_in_pass)
+		return;
 	pthread_mutex_lock(&s->lock);
+	if (failed)
+		idset_del(&s->fetched, id);
 	for (size_t i = 0; i < s->ninflight; i++)
 		if (s->inflight[i] == id) {
 			s->inflight[i] = s->inflight[--s->ninflight];
@@ -328,9 +315,58 @@ static int cmp_message(const void *a, const void *b)
 }
 
 /*
+ * The conversation's contact, once a pass (claim_contact): fetched and
+ * stored at once by its claimer, so the other conversations' transcripts
+ * name it rather than show its id; the others wait for it. A claimer
+ * whose fetch failed takes its claim back and fails its conversation;
+ * a waiter then claims and fetches it itself, so no conversation is
+ * stored without a contact the API has (it would stay so: an unchanged
+ * conversation is not fetched again). *gone: the API has no such contact.
+ * Any thread, no lock held.
+ */
+static int take_contact(struct sync *s, struct conv_fetch *f,
+			const struct gens *g, int *gone)
+{
+	int64_t k = f->conv.contact_id;
+
+	*gone = 0;
+	for (;;) {
+		struct store_row crow;
+		int r;
+
+		if (!claim_contact(s, k)) {
+			wait_contact(s, k);
+			if (contact_gone(s, k))
+				*gone = 1;
+			else if (!contact_claimed(s, k))
+				continue;	/* its claimer failed */
+			return 0;
+		}
+		r = api_contact_get(s->d->http, k, &f->contact);
+		if (r == -ENOENT) {
+			*gone = 1;
+			note_contact_gone(s, k);
+			r = 0;
+		}
+		if (!r && f->contact.id)
+			r = sync_save_contact(s, &f->contact, g);
+		contact_settled(s, k, r != 0);
+		if (r)
+			return r;
+		/* Cached, and gone from Drift: it goes at once, and its
+		 * other conversations are checked (this one again too:
+		 * cheap, as the contact is not fetched twice in a pass). */
+		if (*gone && !store_one(s->d->store, Q_CONTACT, k, NULL, &crow))
+			sync_forget_contact(s, k);
+		return 0;
+	}
+}
+
+/*
  * Fetches a conversation with its messages, contact and new attachments,
  * and stores them in one transaction. The network work happens before the
  * transaction, so the write lock is held only for the writes.
+
  */
 int sync_conversation(struct sync *s, int64_t id)
 {
@@ -341,7 +377,8 @@ int sync_conversation(struct sync *s, int64_t id)
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
-	int old_found, changed = 0, gone = 0, r;
+	char old_status[sizeof(ch.v[0].old_status)] = "";
+	int old_found = 0, changed = 0, gone = 0, no_contact = 0, r;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
@@ -355,38 +392,13 @@ int sync_conversation(struct sync *s, int64_t id)
 		goto out;
 	if (f.nmsgs)
 		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
-	/*
-	 * A contact with many conversations is fetched once a pass, and
-	 * stored at once: the other conversations' transcripts wait for its
-	 * name (wait_contact) rather than render its id.
-	 */
-	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
-		struct store_row crow;
-		int contact_404;
-
-		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
-		contact_404 = r == -ENOENT;
-		if (contact_404) {
-			note_contact_gone(s, f.conv.contact_id);
-			r = 0;
-		}
-		if (!r && f.contact.id)
-			r = sync_save_contact(s, &f.contact, &g);
-		contact_settled(s, f.conv.contact_id);
+	if (f.conv.contact_id > 0) {
+		r = take_contact(s, &f, &g, &no_contact);
 		if (r)
 			goto out;
-		/* Cached, and gone from Drift: it goes at once, and its other
-		 * conversations are checked (this one again too: cheap, as
-		 * the contact is not fetched twice in a pass). */
-		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
-					      NULL, &crow))
-			sync_forget_contact(s, f.conv.contact_id);
-	}
-	/* A deleted contact: the conversation is stored without a link to
-	 * it (conversation.json still names it). */
-	if (f.conv.contact_id > 0) {
-		wait_contact(s, f.conv.contact_id);
-		if (contact_gone(s, f.conv.contact_id))
+		/* A deleted contact: the conversation is stored without a
+		 * link to it (conversation.json still names it). */
+		if (no_contact)
 			f.conv.contact_id = 0;
 	}
 	r = fetch_attachments(s, &f);
@@ -401,6 +413,9 @@ int sync_conversation(struct sync *s, int64_t id)
 	if (sync_written_since(s, &g, SO_CONVERSATION, id))
 		goto out;
 	old_found = !store_one(st, Q_CONV, id, NULL, &old);
+	if (old_found)
+		snprintf(old_status, sizeof(old_status), "%s",
+			 old.text ? old.text : "");
 	r = store_begin(st);
 	if (r)
 		goto out;
@@ -425,8 +440,7 @@ int sync_conversation(struct sync *s, int64_t id)
 		if (!r && old_found) {
 			ch.v[ch.n - 1].old_contact = old.id2;
 			snprintf(ch.v[ch.n - 1].old_status,
-				 sizeof(ch.v[0].old_status), "%s",
-				 old.text ? old.text : "");
+				 sizeof(ch.v[0].old_status), "%s", old_status);
 		}
 	}
 	if (ch.n) {

@@ -34,6 +34,27 @@ struct miss {
 	int64_t until_ms;
 };
 
+/* A set of positive ids (sync_idset.c); zeroed is empty. The caller
+ * guards it. idset_add returns 1 if added, 0 if there already, or
+ * -ENOMEM / -EINVAL (id <= 0). */
+struct idset {
+	int64_t *v;		/* cap slots, 0 = free */
+	size_t n, cap;		/* cap: 0 or a power of two */
+};
+int idset_add(struct idset *set, int64_t id);
+int idset_has(const struct idset *set, int64_t id);
+void idset_del(struct idset *set, int64_t id);
+/* Empties the set (a large one gives its memory back). */
+void idset_clear(struct idset *set);
+void idset_release(struct idset *set);
+
+/*
+ * Set on the threads that run a pass: the pass's thread for the length of
+ * sync_pass, and the workers sync_run_workers starts for it. Only they
+ * claim contacts (struct sync's fetched).
+ */
+extern __thread int sync_in_pass;
+
 /* At most one claimed contact per sync worker is in flight. */
 #define INFLIGHT_MAX 64
 
@@ -73,10 +94,18 @@ struct sync {
 	/* Serialises whole passes (background and driftctl's). */
 	pthread_mutex_t pass_lock;
 
-	/* Contacts fetched during the current pass (guarded by lock), so
-	 * the rotating refresh does not fetch them twice. */
-	int64_t *fetched;
-	size_t nfetched, afetched;
+	/*
+	 * The contacts claimed by the current pass (guarded by lock; emptied
+	 * when a pass starts and when it ends): each is fetched once a pass,
+	 * by the first of its conversations (sync_conversation), and the
+	 * rotation does not fetch it again. Only the pass's own threads
+	 * claim (sync_in_pass): a fetch outside a pass (a write's refetch, a
+	 * lookup) fetches the contact itself and claims nothing, or a
+	 * contact it fetched before a change in Drift would be skipped by
+	 * the next pass. A claimer whose fetch failed takes its claim back,
+	 * so the next conversation of that contact tries again.
+	 */
+	struct idset fetched;
 	/* Of those, the ones claimed and not yet stored (guarded by lock;
 	 * contact_cond signals each one that settles): a transcript that
 	 * names such a contact waits for it rather than render its id. */
@@ -86,8 +115,7 @@ struct sync {
 	/* Of those, the ones the API answered 404 for (guarded by lock,
 	 * emptied with fetched): the other conversations of the pass that
 	 * name one store no link to it either. */
-	int64_t *gone_contacts;
-	size_t ngone, agone;
+	struct idset gone_contacts;
 
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
@@ -177,6 +205,7 @@ int sync_reconcile_status(struct sync *s, struct buf *out);
 /* Objects to fetch, shared by the workers. */
 struct work {
 	struct sync *s;
+	int in_pass;		/* the caller's sync_in_pass, for the workers */
 	int (*fetch)(struct sync *s, int64_t id);
 	int64_t *ids;
 	size_t n, next;

@@ -27,19 +27,12 @@ from helpers import DRIFTFS, fuse_unavailable  # noqa: E402
 SEEDS = list(range(2, 11))
 STEPS = 80
 
-# A driftfs bug that a fixed seed still finds: the regression seed runs
-# marked xfail until the fix lands (then drop the mark).
-CONTACT_AFTER_REFETCH = pytest.mark.xfail(
-    strict=False, reason="the contact a write's refetch fetched is skipped by "
-    "the next pass (test_a_contact_changed_after_a_write_shows_after_one_sync)")
-
 # Seeds that once failed, with what they found. Each runs like SEEDS.
 REGRESSION_SEEDS = [
     # A contact that Drift changed after a write had refetched it kept the
     # old copy after one sync (seed 1 of the short run, 80 steps: contact
     # 17043574585 lacks city sv1x80).
-    pytest.param(1, 80, "contact stale after a write's refetch",
-                 marks=CONTACT_AFTER_REFETCH),
+    (1, 80, "contact stale after a write's refetch"),
 ]
 
 
@@ -88,11 +81,6 @@ def test_regression_seed(harness, seed, steps, why):
     run(harness, seed, steps)
 
 
-@pytest.mark.xfail(strict=True, reason="the refetch after a write claims the "
-                   "contact in the pass's fetched list (src/sync_conversation.c "
-                   "claim_contact), which is cleared only at the end of the next "
-                   "pass: that pass refreshes the contact neither with its "
-                   "conversation nor in the rotation")
 def test_a_contact_changed_after_a_write_shows_after_one_sync(harness):
     """Found by make soak (SOAK_SEED=1000, seeds 1011 and 1015; also seed
     11 of a run of seeds 1..12 on one mount): a reply refetches its
@@ -109,10 +97,6 @@ def test_a_contact_changed_after_a_write_shows_after_one_sync(harness):
         "After the reply"
 
 
-@pytest.mark.xfail(strict=True, reason="a conversation stored by the refetch "
-                   "after conversations/new whose contact fetch failed keeps "
-                   "no contact: nothing fetches it again while the "
-                   "conversation is unchanged")
 def test_a_new_conversations_contact_arrives_after_a_failed_fetch(harness):
     """Found by make soak (SOAK_SEED=1000, seed 1031): conversations/new for
     a new email; the refetch of the contact Drift made meets a malformed
@@ -128,6 +112,28 @@ def test_a_new_conversations_contact_arrives_after_a_failed_fetch(harness):
              if c["attributes"].get("email") == "late@conv.example")
     m.ctl("sync")
     assert str(k) in os.listdir(m.p("contacts"))
+    cid = next(c["id"] for c in d["conversations"] if c["contactId"] == k)
+    with open(m.p("conversations", str(cid), "transcript.txt")) as f:
+        t = f.read()
+    assert "late@conv.example" in t and "Contact %d" % k not in t, t
+
+
+def test_a_contact_deleted_after_a_write_loses_its_link_in_one_sync(harness):
+    """Seen once on seed 6: a conversation kept its link to a contact Drift
+    had deleted. A reply refetches the conversation and its contact; Drift
+    then deletes the contact (the conversation's updatedAt stays); one sync
+    must drop the link, as a fresh mount shows none."""
+    e, m = harness.emu, harness.mount
+    conv = e.data()["conversations"][0]
+    k = conv["contactId"]
+    link = m.p("conversations", str(conv["id"]), "contact")
+    assert os.path.islink(link)
+    with open(m.p("conversations", str(conv["id"]), "reply"), "w") as f:
+        f.write("hello\n")
+    e.mutate(op="delete_contact", id=k)
+    m.ctl("sync")
+    assert not os.path.lexists(link)
+    assert str(k) not in os.listdir(m.p("contacts"))
 
 
 def test_a_damaged_comparison_fails(harness):

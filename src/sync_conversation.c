@@ -142,8 +142,10 @@ static int wait_contact(struct sync *s, int64_t id)
 /*
  * Writes one contact fetched after g was taken in its own transaction and
  * reports it; a contact written since then is left alone (fresher data is
- * on its way from the writer). A changed name reaches its conversations'
- * transcripts in the same transaction (sync_put_contact).
+ * on its way from the writer). The check is made inside the transaction:
+ * a write noted after it has its refetch commit after ours. A changed name
+ * reaches its conversations' transcripts in the same transaction
+ * (sync_put_contact).
  */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g)
@@ -151,11 +153,13 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	struct changes ch = { 0 };
 	int changed = 0, r;
 
-	if (g && sync_written_since(s, g, SO_CONTACT, c->id))
-		return 0;
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
+	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
+		store_rollback(s->d->store);
+		return 0;
+	}
 	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
 		store_rollback(s->d->store);
@@ -179,6 +183,10 @@ struct conv_fetch {
 	struct api_contact contact;
 	struct api_message *msgs;
 	size_t nmsgs, alloc;
+	/* The ids in msgs: a message listed twice (offset paging while
+	 * messages come and go, a rewound page) is kept once, as the
+	 * messages table keeps it, or the transcript shows it twice. */
+	struct idset ids;
 	/* New attachments, their files written (parallel arrays). */
 	struct api_attachment **atts;
 	int64_t *att_msg, *att_mtime, *att_size;
@@ -190,7 +198,20 @@ struct conv_fetch {
 static int take_message(void *ctx, struct api_message *m)
 {
 	struct conv_fetch *f = ctx;
+	int r = idset_add(&f->ids, m->id);
 
+	if (r < 0 && r != -EINVAL)
+		return r;
+	if (r == 0) {
+		/* Listed again: the later copy is the fresher one. */
+		for (size_t i = 0; i < f->nmsgs; i++)
+			if (f->msgs[i].id == m->id) {
+				api_message_release(&f->msgs[i]);
+				f->msgs[i] = *m;
+				memset(m, 0, sizeof(*m));
+				return 0;
+			}
+	}
 	if (f->nmsgs == f->alloc) {
 		size_t na = f->alloc ? f->alloc * 2 : 64;
 		struct api_message *p = realloc(f->msgs, na * sizeof(*p));
@@ -212,6 +233,7 @@ static void conv_fetch_release(struct conv_fetch *f)
 	for (size_t i = 0; i < f->nmsgs; i++)
 		api_message_release(&f->msgs[i]);
 	free(f->msgs);
+	idset_release(&f->ids);
 	free(f->att_size);
 	free(f->atts);
 	free(f->att_msg);
@@ -362,17 +384,37 @@ static int take_contact(struct sync *s, struct conv_fetch *f,
 	}
 }
 
+/* Waits for the contacts that wrote in the conversation and that another
+ * thread of the pass is fetching, so the transcript, rendered inside the
+ * transaction (where nothing waits), names them. */
+static void wait_authors(struct sync *s, const struct conv_fetch *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (!strcmp(f->msgs[i].author_type, "contact") &&
+		    f->msgs[i].author_id != f->conv.contact_id)
+			wait_contact(s, f->msgs[i].author_id);
+}
+
 /*
  * Fetches a conversation with its messages, contact and new attachments,
  * and stores them in one transaction. The network work happens before the
  * transaction, so the write lock is held only for the writes.
-
+ *
+ * The transcript is rendered inside that transaction, its authors named
+ * from the cache as it is then (the contact fetched above is stored by
+ * then, unless a writer's fresher copy is on its way): a rename committed
+ * while we fetched is in it, and one committed after us renders this
+ * conversation again from the messages we stored. Rendered before the
+ * transaction, a rename stored in between would be undone for good.
+ * Whether a write to the conversation was accepted since the fetch began
+ * is asked inside the transaction too: then the writer's own refetch,
+ * which commits after us, is fresher, and ours is dropped.
  */
 int sync_conversation(struct sync *s, int64_t id)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
-	struct sync_author who = { s, &f.contact, wait_contact };
+	struct sync_author who = { s, NULL, NULL };
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
@@ -404,22 +446,24 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
-	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
-			      &transcript);
-	if (r)
-		goto out;
+	wait_authors(s, &f);
 
-	/* Written while we fetched: the writer's own refetch is fresher. */
-	if (sync_written_since(s, &g, SO_CONVERSATION, id))
-		goto out;
-	old_found = !store_one(st, Q_CONV, id, NULL, &old);
-	if (old_found)
-		snprintf(old_status, sizeof(old_status), "%s",
-			 old.text ? old.text : "");
 	r = store_begin(st);
 	if (r)
 		goto out;
-	r = store_clear_messages(st, id);
+	/* Written while we fetched: the writer's own refetch is fresher. */
+	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
+		store_rollback(st);
+		goto out;
+	}
+	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
+			      &transcript);
+	/* After the render: its author lookups reuse store_one's strings. */
+	old_found = !r && !store_one(st, Q_CONV, id, NULL, &old);
+	if (old_found)
+		snprintf(old_status, sizeof(old_status), "%s",
+			 old.text ? old.text : "");
+	r = r ? r : store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
 		r = store_put_message(st, &f.msgs[i]);
 	for (size_t i = 0; i < f.natts && !r; i++)

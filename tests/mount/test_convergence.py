@@ -136,6 +136,37 @@ def test_a_contact_deleted_after_a_write_loses_its_link_in_one_sync(harness):
     assert str(k) not in os.listdir(m.p("contacts"))
 
 
+def test_a_message_listed_twice_is_shown_once(harness):
+    """Found by make soak (SOAK_SEED=1000, seeds 1014 and 1031): a
+    transcript showed a message twice while messages/ listed it once. The
+    message list is paged by offset, so a message added at the top during
+    a fetch (here: a rewound page) lists some messages twice; the
+    transcript must show each message once, as the listing does."""
+    e, m = harness.emu, harness.mount
+    cid = e.data()["conversations"][0]["id"]
+    for i in range(55):
+        e.mutate(op="add_message", conversationId=cid,
+                 body="<p>dup%02dx</p>" % i, authorType="user")
+    m.ctl("sync")
+    # The last page (50 a page) is asked from 5 messages back: those come
+    # twice, and they are among the 56 added here.
+    n = len(e.data()["messages"][str(cid)]) + 1
+    path = r"^/conversations/%d/messages$" % cid
+    e.add_fault(kind="rewind", method="GET", path=path, skip=(n - 1) // 50,
+                count=1, by=5)
+    e.mutate(op="add_message", conversationId=cid, body="<p>dup55x</p>",
+             authorType="user")
+    m.ctl("sync")
+    assert any(q["fault"] == "rewind" for q in e.requests()), "no page rewound"
+    with open(m.p("conversations", str(cid), "transcript.txt")) as f:
+        t = f.read()
+    listed = [x for x in os.listdir(m.p("conversations", str(cid), "messages"))
+              if x.endswith(".json")]
+    assert len(listed) == len(e.data()["messages"][str(cid)])
+    for i in range(56):
+        assert t.count("dup%02dx" % i) == 1, (i, t)
+
+
 def test_a_damaged_comparison_fails(harness):
     """The harness itself: a clean seed passes, then each of the three
     checks is handed a damaged input and must report it."""

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import convergence as cv  # noqa: E402
-from helpers import DRIFTFS, fuse_unavailable  # noqa: E402
+from helpers import DRIFTFS, fuse_unavailable, wait_for  # noqa: E402
 
 # The short run: `make check` gives it at most 90 s in all (about 40 s on
 # a 2-core machine with a load of 2).
@@ -165,6 +165,28 @@ def test_a_message_listed_twice_is_shown_once(harness):
     assert len(listed) == len(e.data()["messages"][str(cid)])
     for i in range(56):
         assert t.count("dup%02dx" % i) == 1, (i, t)
+
+
+def test_a_post_cut_off_after_the_backend_took_it_lands_once(harness):
+    """Found by make soak (SOAK_SEED=1000, seed 1007): a reply was posted
+    twice. The API took the POST and reset the connection before its
+    answer; on a kept-alive connection libcurl then sent the POST again by
+    itself, behind the outbox's back. Exactly once: the one POST, found by
+    the landed check, and one copy in the API."""
+    e, m = harness.emu, harness.mount
+    cid = e.data()["conversations"][0]["id"]
+    m.ctl("sync")           # connections kept alive in the pool
+    n0 = len(e.requests())
+    e.add_fault(kind="reset", method="POST", process_first=True, count=1,
+                path=r"^/conversations/\d+/messages$")
+    with open(m.p("conversations", str(cid), "reply"), "w") as f:
+        f.write("once cvonce\n")
+    wait_for(lambda: m.status().get("outbox") == "0", 30, "the outbox to drain")
+    posts = [q for q in e.requests()[n0:] if q["method"] == "POST"]
+    assert len(posts) == 1, posts
+    copies = [x for x in e.data()["messages"][str(cid)]
+              if "cvonce" in (x.get("body") or "")]
+    assert len(copies) == 1, copies
 
 
 def test_a_damaged_comparison_fails(harness):

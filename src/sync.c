@@ -314,19 +314,14 @@ static int sync_conversations(struct sync *s)
 static int refresh_contact(struct sync *s, int64_t id)
 {
 	struct api_contact c;
-	struct gens g;
-	int r;
+	int gone, r;
 
 	if (sync_fetched_this_pass(s, id))
 		return 0;
-	sync_gens_take(s, &g);
-	r = api_contact_get(s->d->http, id, &c);
-	if (!r) {
-		r = sync_save_contact(s, &c, &g);
-		api_contact_release(&c);
-		return r;
-	}
-	if (r != -ENOENT)
+	memset(&c, 0, sizeof(c));
+	r = sync_fetch_contact_fresh(s, id, &c, &gone);
+	api_contact_release(&c);
+	if (r || !gone)
 		return r;
 	return sync_forget_contact(s, id);
 }

@@ -24,6 +24,15 @@
  * is the real bound; this one only stops a lost wake-up from hanging). */
 #define CONTACT_WAIT_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
+/*
+ * How often a fetch that a write overtook (sync_written_since) is made
+ * again before it gives up with -EAGAIN. Dropped without a new fetch, it
+ * could lose a change made in Drift after the writer's refetch asked:
+ * the walk would still move its watermark past the conversation, and a
+ * claimed contact is not fetched again in the pass. The slots are
+ * hashed, so an unrelated write can overtake one too.
+ */
+#define WRITTEN_TRIES 3
 
 int sync_fetched_this_pass(struct sync *s, int64_t id)
 {
@@ -141,9 +150,11 @@ static int wait_contact(struct sync *s, int64_t id)
 
 /*
  * Writes one contact fetched after g was taken in its own transaction and
- * reports it; a contact written since then is left alone (fresher data is
- * on its way from the writer). The check is made inside the transaction:
- * a write noted after it has its refetch commit after ours. A changed name
+ * reports it; a contact written since then is left alone and -EAGAIN
+ * returned: the writer's refetch may be fresher, or not (it may have asked
+ * before we did), so a caller that must not miss a change fetches again
+ * (with new gens). The check is made inside the transaction: a write
+ * noted after it has its refetch commit after ours. A changed name
  * reaches its conversations' transcripts in the same transaction
  * (sync_put_contact).
  */
@@ -158,7 +169,7 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 		return r;
 	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
 		store_rollback(s->d->store);
-		return 0;
+		return -EAGAIN;
 	}
 	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
@@ -336,6 +347,28 @@ static int cmp_message(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+int sync_fetch_contact_fresh(struct sync *s, int64_t id,
+			     struct api_contact *c, int *gone)
+{
+	int r = -EAGAIN;
+
+	*gone = 0;
+	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
+		struct gens g;
+
+		api_contact_release(c);
+		sync_gens_take(s, &g);
+		r = api_contact_get(s->d->http, id, c);
+		if (r == -ENOENT) {
+			*gone = 1;
+			return 0;
+		}
+		if (!r)
+			r = sync_save_contact(s, c, &g);
+	}
+	return r;
+}
+
 /*
  * The conversation's contact, once a pass (claim_contact): fetched and
  * stored at once by its claimer, so the other conversations' transcripts
@@ -346,8 +379,7 @@ static int cmp_message(const void *a, const void *b)
  * conversation is not fetched again). *gone: the API has no such contact.
  * Any thread, no lock held.
  */
-static int take_contact(struct sync *s, struct conv_fetch *f,
-			const struct gens *g, int *gone)
+static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 {
 	int64_t k = f->conv.contact_id;
 
@@ -364,14 +396,9 @@ static int take_contact(struct sync *s, struct conv_fetch *f,
 				continue;	/* its claimer failed */
 			return 0;
 		}
-		r = api_contact_get(s->d->http, k, &f->contact);
-		if (r == -ENOENT) {
-			*gone = 1;
+		r = sync_fetch_contact_fresh(s, k, &f->contact, gone);
+		if (*gone)
 			note_contact_gone(s, k);
-			r = 0;
-		}
-		if (!r && f->contact.id)
-			r = sync_save_contact(s, &f->contact, g);
 		contact_settled(s, k, r != 0);
 		if (r)
 			return r;
@@ -410,7 +437,7 @@ static void wait_authors(struct sync *s, const struct conv_fetch *f)
  * is asked inside the transaction too: then the writer's own refetch,
  * which commits after us, is fresher, and ours is dropped.
  */
-int sync_conversation(struct sync *s, int64_t id)
+static int fetch_conversation(struct sync *s, int64_t id, int *again)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
@@ -435,7 +462,7 @@ int sync_conversation(struct sync *s, int64_t id)
 	if (f.nmsgs)
 		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
 	if (f.conv.contact_id > 0) {
-		r = take_contact(s, &f, &g, &no_contact);
+		r = take_contact(s, &f, &no_contact);
 		if (r)
 			goto out;
 		/* A deleted contact: the conversation is stored without a
@@ -451,9 +478,10 @@ int sync_conversation(struct sync *s, int64_t id)
 	r = store_begin(st);
 	if (r)
 		goto out;
-	/* Written while we fetched: the writer's own refetch is fresher. */
+	/* Written while we fetched: fetched again (WRITTEN_TRIES). */
 	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
 		store_rollback(st);
+		*again = 1;
 		goto out;
 	}
 	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
@@ -502,4 +530,17 @@ out:
 	conv_fetch_release(&f);
 	sync_changes_release(&ch);
 	return r;
+}
+
+int sync_conversation(struct sync *s, int64_t id)
+{
+	for (int i = 0; i < WRITTEN_TRIES; i++) {
+		int again = 0, r = fetch_conversation(s, id, &again);
+
+		if (r || !again)
+			return r;
+	}
+	log_warn("conversation %lld: written to during each of %d fetches; "
+		 "fetched again next pass", (long long)id, WRITTEN_TRIES);
+	return -EAGAIN;
 }

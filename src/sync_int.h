@@ -162,9 +162,15 @@ int sync_written_since(struct sync *s, const struct gens *g,
 /* sync_conversation.c: one conversation, the contact claims. */
 int sync_fetched_this_pass(struct sync *s, int64_t id);
 /* Stores one contact fetched after g was taken (g NULL: unconditionally)
- * in its own transaction and reports it. */
+ * in its own transaction and reports it; -EAGAIN when a write to it since
+ * g made it leave the contact alone. */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g);
+/* Fetches contact id (c, released first, the caller's to release) and
+ * stores it, again when a write overtook the fetch (sync_save_contact);
+ * *gone and 0 when the API has no such contact. Any thread, no lock. */
+int sync_fetch_contact_fresh(struct sync *s, int64_t id,
+			     struct api_contact *c, int *gone);
 /* Fetches and stores conversation id (with its messages, contact and new
  * attachments); any thread, no lock held. */
 int sync_conversation(struct sync *s, int64_t id);

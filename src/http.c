@@ -263,10 +263,14 @@ static CURLcode perform_once(struct http *h, CURL *c, const char *method,
 	 * again by itself on a new connection (its retry of a "dead" reused
 	 * connection), POSTs included, and the server may have carried out
 	 * the first: a message posted twice, behind the outbox's back. A
-	 * fresh connection is never retried so.
+	 * fresh connection is never retried so. It is closed after the
+	 * write, or each write would leave one more idle connection (and
+	 * descriptor) in the handle's cache.
 	 */
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	}
 	/* Redirects are never followed, so the Authorization header cannot
 	 * go to another host (and were they followed, curl would drop it on
 	 * a change of host, since UNRESTRICTED_AUTH stays off). */

@@ -240,6 +240,11 @@ static int fetch_listed(struct sync *s, int64_t id)
 	int fresh = !store_conversation_synced(s->d->store, id);
 	int r = sync_conversation(s, id);
 
+	/* Deleted since the list named it (and gone from the cache, if it
+	 * was there): the walk is not the worse for it. */
+	if (r == -ENOENT)
+		return 0;
+
 	if (!r && fresh) {
 		pthread_mutex_lock(&s->lock);
 		s->conv_stored++;

@@ -521,8 +521,13 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		sync_changes_flush(s, &ch);
 	}
 out:
-	if (gone && store_one(st, Q_CONV, id, NULL, &old))
-		log_error_event("conversation %lld: not found", (long long)id);
+	/* Not cached either: a lookup of a wrong id says so; a pass's
+	 * fetch of one deleted since it was listed is no error. */
+	if (gone && store_one(st, Q_CONV, id, NULL, &old)) {
+		if (!sync_in_pass)
+			log_error_event("conversation %lld: not found",
+					(long long)id);
+	}
 	else if (gone && sync_forget_conversation(s, id))
 		log_warn("conversation %lld: gone from Drift, but could not be"
 			 " removed from the cache yet", (long long)id);

@@ -246,6 +246,29 @@ def test_a_fetch_overtaken_by_a_write_is_made_again(harness):
         "bulk_sent"
 
 
+def test_a_conversation_deleted_after_the_list_named_it_fails_no_pass(harness):
+    """Seen in make soak (SOAK_SEED=1000, seed 1020): a conversation
+    deleted in Drift between the list that named it and its fetch (404)
+    failed the walk, so the pass failed and its watermark stayed, with an
+    error line no fault explained. It is gone: the pass succeeds."""
+    e, m = harness.emu, harness.mount
+    x = e.data()["conversations"][0]["id"]
+    e.mutate(op="add_message", conversationId=x, body="<p>changed</p>",
+             authorType="user")
+    e.add_fault(kind="stall", seconds=1.0, method="GET", count=1,
+                path=r"^/conversations/%d$" % x)
+    t = threading.Thread(target=m.ctl, args=("sync",))
+    t.start()
+    try:
+        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
+                 "the pass to ask for conversation %d" % x)
+        e.mutate(op="delete_conversation", conversationId=x)
+    finally:
+        t.join()
+    assert m.status().get("last_result") == "ok", m.status()
+    assert str(x) not in os.listdir(m.p("conversations"))
+
+
 def test_a_damaged_comparison_fails(harness):
     """The harness itself: a clean seed passes, then each of the three
     checks is handed a damaged input and must report it."""

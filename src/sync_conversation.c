@@ -434,8 +434,9 @@ static void wait_authors(struct sync *s, const struct conv_fetch *f)
  * conversation again from the messages we stored. Rendered before the
  * transaction, a rename stored in between would be undone for good.
  * Whether a write to the conversation was accepted since the fetch began
- * is asked inside the transaction too: then the writer's own refetch,
- * which commits after us, is fresher, and ours is dropped.
+ * is asked inside the transaction too (a write noted later has its
+ * refetch commit after ours): if so nothing is stored and *again is set,
+ * and sync_conversation fetches again.
  */
 static int fetch_conversation(struct sync *s, int64_t id, int *again)
 {

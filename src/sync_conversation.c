@@ -522,14 +522,11 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		sync_changes_flush(s, &ch);
 	}
 out:
-	/* Not cached either: a lookup of a wrong id says so; a pass's
-	 * fetch of one deleted since it was listed is no error. */
-	if (gone && store_one(st, Q_CONV, id, NULL, &old)) {
-		if (!sync_in_pass)
-			log_error_event("conversation %lld: not found",
-					(long long)id);
-	}
-	else if (gone && sync_forget_conversation(s, id))
+	/* A cached copy goes; one not cached needs nothing, not even a
+	 * line (the request's 404 is logged, and a conversation deleted
+	 * after a list or a contact named it is no error of ours). */
+	if (gone && !store_one(st, Q_CONV, id, NULL, &old) &&
+	    sync_forget_conversation(s, id))
 		log_warn("conversation %lld: gone from Drift, but could not be"
 			 " removed from the cache yet", (long long)id);
 	buf_release(&transcript);

@@ -257,6 +257,20 @@ static CURLcode perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	/*
+	 * A write goes on a connection of its own: on a kept-alive one that
+	 * the server closes without an answer, libcurl sends the request
+	 * again by itself on a new connection (its retry of a "dead" reused
+	 * connection), POSTs included, and the server may have carried out
+	 * the first: a message posted twice, behind the outbox's back. A
+	 * fresh connection is never retried so. It is closed after the
+	 * write, or each write would leave one more idle connection (and
+	 * descriptor) in the handle's cache.
+	 */
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	}
 	/* Redirects are never followed, so the Authorization header cannot
 	 * go to another host (and were they followed, curl would drop it on
 	 * a change of host, since UNRESTRICTED_AUTH stays off). */

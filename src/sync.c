@@ -125,8 +125,8 @@ void sync_free(struct sync *s)
 	pthread_cond_destroy(&s->contact_cond);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pass_lock);
-	free(s->fetched);
-	free(s->gone_contacts);
+	idset_release(&s->fetched);
+	idset_release(&s->gone_contacts);
 	free(s);
 }
 
@@ -240,6 +240,11 @@ static int fetch_listed(struct sync *s, int64_t id)
 	int fresh = !store_conversation_synced(s->d->store, id);
 	int r = sync_conversation(s, id);
 
+	/* Deleted since the list named it (and gone from the cache, if it
+	 * was there): the walk is not the worse for it. */
+	if (r == -ENOENT)
+		return 0;
+
 	if (!r && fresh) {
 		pthread_mutex_lock(&s->lock);
 		s->conv_stored++;
@@ -314,19 +319,14 @@ static int sync_conversations(struct sync *s)
 static int refresh_contact(struct sync *s, int64_t id)
 {
 	struct api_contact c;
-	struct gens g;
-	int r;
+	int gone, r;
 
 	if (sync_fetched_this_pass(s, id))
 		return 0;
-	sync_gens_take(s, &g);
-	r = api_contact_get(s->d->http, id, &c);
-	if (!r) {
-		r = sync_save_contact(s, &c, &g);
-		api_contact_release(&c);
-		return r;
-	}
-	if (r != -ENOENT)
+	memset(&c, 0, sizeof(c));
+	r = sync_fetch_contact_fresh(s, id, &c, &gone);
+	api_contact_release(&c);
+	if (r || !gone)
 		return r;
 	return sync_forget_contact(s, id);
 }
@@ -398,12 +398,23 @@ static int api_gone(struct sync *s, int r)
 	return r && !http_reachable(s->d->http);
 }
 
+/* A new pass claims every contact afresh (see struct sync's fetched). */
+static void claims_clear(struct sync *s)
+{
+	pthread_mutex_lock(&s->lock);
+	idset_clear(&s->fetched);
+	idset_clear(&s->gone_contacts);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static int sync_pass(struct sync *s)
 {
 	int64_t gen = clock_wall_ms();
 	int r, first = 0;
 
 	log_context_set("sync");
+	claims_clear(s);
+	sync_in_pass = 1;
 	sync_set_phase(s, "users", 0, 0);
 	r = sync_list(s, SO_USER, gen);
 	first = first ? first : r;
@@ -443,10 +454,8 @@ out:
 	/* Rows removed: their bytes leave the WAL (store_checkpoint). */
 	sync_checkpoint_due(s);
 	sync_set_phase(s, "idle", 0, 0);
-	pthread_mutex_lock(&s->lock);
-	s->nfetched = 0;
-	s->ngone = 0;
-	pthread_mutex_unlock(&s->lock);
+	sync_in_pass = 0;
+	claims_clear(s);
 	return first;
 }
 

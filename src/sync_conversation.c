@@ -24,37 +24,22 @@
  * is the real bound; this one only stops a lost wake-up from hanging). */
 #define CONTACT_WAIT_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
-
-/* Records id as fetched in this pass; the caller holds s->lock. */
-static void note_fetched_locked(struct sync *s, int64_t id)
-{
-	if (s->nfetched == s->afetched) {
-		size_t na = s->afetched ? s->afetched * 2 : 256;
-		int64_t *p = realloc(s->fetched, na * sizeof(*p));
-
-		if (p) {
-			s->fetched = p;
-			s->afetched = na;
-		}
-	}
-	if (s->nfetched < s->afetched)
-		s->fetched[s->nfetched++] = id;
-}
-
-static int fetched_locked(struct sync *s, int64_t id)
-{
-	for (size_t i = 0; i < s->nfetched; i++)
-		if (s->fetched[i] == id)
-			return 1;
-	return 0;
-}
+/*
+ * How often a fetch that a write overtook (sync_written_since) is made
+ * again before it gives up with -EAGAIN. Dropped without a new fetch, it
+ * could lose a change made in Drift after the writer's refetch asked:
+ * the walk would still move its watermark past the conversation, and a
+ * claimed contact is not fetched again in the pass. The slots are
+ * hashed, so an unrelated write can overtake one too.
+ */
+#define WRITTEN_TRIES 3
 
 int sync_fetched_this_pass(struct sync *s, int64_t id)
 {
 	int found;
 
 	pthread_mutex_lock(&s->lock);
-	found = fetched_locked(s, id);
+	found = idset_has(&s->fetched, id);
 	pthread_mutex_unlock(&s->lock);
 	return found;
 }
@@ -62,38 +47,42 @@ int sync_fetched_this_pass(struct sync *s, int64_t id)
 /*
  * Claims a contact for fetching in this pass: 1 if the caller should fetch
  * it, 0 if another conversation of the pass already did (or is doing so).
+ * Outside a pass (sync_in_pass unset) always 1, and nothing is recorded:
+ * such a fetch may come before a change in Drift that the next pass must
+ * see. Without memory for the claim the caller fetches it unclaimed.
  */
 static int claim_contact(struct sync *s, int64_t id)
 {
-	int claimed = 0;
+	int claimed = 1;
 
+	if (!sync_in_pass)
+		return 1;
 	pthread_mutex_lock(&s->lock);
-	if (!fetched_locked(s, id)) {
-		note_fetched_locked(s, id);
-		claimed = 1;
-		if (s->ninflight < INFLIGHT_MAX)
-			s->inflight[s->ninflight++] = id;
-	}
+	if (idset_has(&s->fetched, id))
+		claimed = 0;
+	else if (idset_add(&s->fetched, id) == 1 &&
+		 s->ninflight < INFLIGHT_MAX)
+		s->inflight[s->ninflight++] = id;
 	pthread_mutex_unlock(&s->lock);
 	return claimed;
 }
 
-/* Records that the API has no contact id (a claimer's 404). */
+/* Whether a claim of this pass holds contact id: stored, found gone, or
+ * still in flight (a claimer whose fetch failed took its claim back). */
+static int contact_claimed(struct sync *s, int64_t id)
+{
+	return sync_fetched_this_pass(s, id);
+}
+
+/* Records that the API has no contact id (a claimer's 404), for the other
+ * conversations of the pass. Without memory the link stays, until the
+ * contact's next check. */
 static void note_contact_gone(struct sync *s, int64_t id)
 {
+	if (!sync_in_pass)
+		return;
 	pthread_mutex_lock(&s->lock);
-	if (s->ngone == s->agone) {
-		size_t na = s->agone ? s->agone * 2 : 16;
-		int64_t *p = realloc(s->gone_contacts, na * sizeof(*p));
-
-		if (p) {
-			s->gone_contacts = p;
-			s->agone = na;
-		}
-	}
-	/* Without memory the link stays, until the contact's next check. */
-	if (s->ngone < s->agone)
-		s->gone_contacts[s->ngone++] = id;
+	idset_add(&s->gone_contacts, id);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -101,19 +90,26 @@ static void note_contact_gone(struct sync *s, int64_t id)
  * for one in flight). */
 static int contact_gone(struct sync *s, int64_t id)
 {
-	int gone = 0;
+	int gone;
 
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < s->ngone && !gone; i++)
-		gone = s->gone_contacts[i] == id;
+	gone = idset_has(&s->gone_contacts, id);
 	pthread_mutex_unlock(&s->lock);
 	return gone;
 }
 
-/* A claimed contact is stored, or its fetch failed: waiters may look. */
-static void contact_settled(struct sync *s, int64_t id)
+/*
+ * A claimed contact is stored (or found gone), or its fetch failed (failed
+ * set: the claim is taken back, and the next conversation of the contact
+ * fetches it): waiters may look.
+ */
+static void contact_settled(struct sync *s, int64_t id, int failed)
 {
+	if (!sync_in_pass)
+		return;
 	pthread_mutex_lock(&s->lock);
+	if (failed)
+		idset_del(&s->fetched, id);
 	for (size_t i = 0; i < s->ninflight; i++)
 		if (s->inflight[i] == id) {
 			s->inflight[i] = s->inflight[--s->ninflight];
@@ -154,9 +150,13 @@ static int wait_contact(struct sync *s, int64_t id)
 
 /*
  * Writes one contact fetched after g was taken in its own transaction and
- * reports it; a contact written since then is left alone (fresher data is
- * on its way from the writer). A changed name reaches its conversations'
- * transcripts in the same transaction (sync_put_contact).
+ * reports it; a contact written since then is left alone and -EAGAIN
+ * returned: the writer's refetch may be fresher, or not (it may have asked
+ * before we did), so a caller that must not miss a change fetches again
+ * (with new gens). The check is made inside the transaction: a write
+ * noted after it has its refetch commit after ours. A changed name
+ * reaches its conversations' transcripts in the same transaction
+ * (sync_put_contact).
  */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g)
@@ -173,7 +173,7 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	 * comes after ours. */
 	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
 		store_rollback(s->d->store);
-		return 0;
+		return -EAGAIN;
 	}
 	r = sync_put_contact(s, c, &changed, &ch);
 	if (r) {
@@ -198,6 +198,10 @@ struct conv_fetch {
 	struct api_contact contact;
 	struct api_message *msgs;
 	size_t nmsgs, alloc;
+	/* The ids in msgs: a message listed twice (offset paging while
+	 * messages come and go, a rewound page) is kept once, as the
+	 * messages table keeps it, or the transcript shows it twice. */
+	struct idset ids;
 	/* New attachments, their files written (parallel arrays). */
 	struct api_attachment **atts;
 	int64_t *att_msg, *att_mtime, *att_size;
@@ -209,7 +213,20 @@ struct conv_fetch {
 static int take_message(void *ctx, struct api_message *m)
 {
 	struct conv_fetch *f = ctx;
+	int r = idset_add(&f->ids, m->id);
 
+	if (r < 0 && r != -EINVAL)
+		return r;
+	if (r == 0) {
+		/* Listed again: the later copy is the fresher one. */
+		for (size_t i = 0; i < f->nmsgs; i++)
+			if (f->msgs[i].id == m->id) {
+				api_message_release(&f->msgs[i]);
+				f->msgs[i] = *m;
+				memset(m, 0, sizeof(*m));
+				return 0;
+			}
+	}
 	if (f->nmsgs == f->alloc) {
 		size_t na = f->alloc ? f->alloc * 2 : 64;
 		struct api_message *p = realloc(f->msgs, na * sizeof(*p));
@@ -231,6 +248,7 @@ static void conv_fetch_release(struct conv_fetch *f)
 	for (size_t i = 0; i < f->nmsgs; i++)
 		api_message_release(&f->msgs[i]);
 	free(f->msgs);
+	idset_release(&f->ids);
 	free(f->att_size);
 	free(f->atts);
 	free(f->att_msg);
@@ -333,23 +351,108 @@ static int cmp_message(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+int sync_fetch_contact_fresh(struct sync *s, int64_t id,
+			     struct api_contact *c, int *gone)
+{
+	int r = -EAGAIN;
+
+	*gone = 0;
+	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
+		struct gens g;
+
+		api_contact_release(c);
+		sync_gens_take(s, &g);
+		r = api_contact_get(s->d->http, id, c);
+		if (r == -ENOENT) {
+			*gone = 1;
+			return 0;
+		}
+		if (!r)
+			r = sync_save_contact(s, c, &g);
+	}
+	return r;
+}
+
+/*
+ * The conversation's contact, once a pass (claim_contact): fetched and
+ * stored at once by its claimer, so the other conversations' transcripts
+ * name it rather than show its id; the others wait for it. A claimer
+ * whose fetch failed takes its claim back and fails its conversation;
+ * a waiter then claims and fetches it itself, so no conversation is
+ * stored without a contact the API has (it would stay so: an unchanged
+ * conversation is not fetched again). *gone: the API has no such contact.
+ * Any thread, no lock held.
+ */
+static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
+{
+	int64_t k = f->conv.contact_id;
+
+	*gone = 0;
+	for (;;) {
+		struct store_row crow;
+		int r;
+
+		if (!claim_contact(s, k)) {
+			wait_contact(s, k);
+			if (contact_gone(s, k))
+				*gone = 1;
+			else if (!contact_claimed(s, k))
+				continue;	/* its claimer failed */
+			return 0;
+		}
+		r = sync_fetch_contact_fresh(s, k, &f->contact, gone);
+		if (*gone)
+			note_contact_gone(s, k);
+		contact_settled(s, k, r != 0);
+		if (r)
+			return r;
+		/* Cached, and gone from Drift: it goes at once, and its
+		 * other conversations are checked (this one again too:
+		 * cheap, as the contact is not fetched twice in a pass). */
+		if (*gone && !store_one(s->d->store, Q_CONTACT, k, NULL, &crow))
+			sync_forget_contact(s, k);
+		return 0;
+	}
+}
+
+/* Waits for the contacts that wrote in the conversation and that another
+ * thread of the pass is fetching, so the transcript, rendered inside the
+ * transaction (where nothing waits), names them. */
+static void wait_authors(struct sync *s, const struct conv_fetch *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (!strcmp(f->msgs[i].author_type, "contact") &&
+		    f->msgs[i].author_id != f->conv.contact_id)
+			wait_contact(s, f->msgs[i].author_id);
+}
+
 /*
  * Fetches a conversation with its messages, contact and new attachments,
  * and stores them in one transaction. The network work happens before the
- * transaction, so the write lock is held only for the writes. *skipped:
- * not stored, as a write or a removal was noted for its slot meanwhile.
+ * transaction, so the write lock is held only for the writes.
+ *
+ * The transcript is rendered inside that transaction, its authors named
+ * from the cache as it is then (the contact fetched above is stored by
+ * then, unless a writer's fresher copy is on its way): a rename committed
+ * while we fetched is in it, and one committed after us renders this
+ * conversation again from the messages we stored. Rendered before the
+ * transaction, a rename stored in between would be undone for good.
+ * Whether a write to the conversation was accepted since the fetch began
+ * is asked inside the transaction too (a write noted later has its
+ * refetch commit after ours): if so nothing is stored and *again is set,
+ * and sync_conversation fetches again.
  */
-static int conversation_once(struct sync *s, int64_t id, int *skipped)
+static int fetch_conversation(struct sync *s, int64_t id, int *again)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
-	struct sync_author who = { s, &f.contact, wait_contact };
+	struct sync_author who = { s, NULL, NULL };
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
 	struct store_row old;
 	struct gens g;
-	unsigned long epoch;
-	int old_found, changed = 0, gone = 0, r;
+	char old_status[sizeof(ch.v[0].old_status)] = "";
+	int old_found = 0, changed = 0, gone = 0, no_contact = 0, r;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
@@ -367,11 +470,11 @@ static int conversation_once(struct sync *s, int64_t id, int *skipped)
 		 * if its GET now says so too; else the fetch failed and is
 		 * tried again, and nothing is removed.
 		 */
-		struct api_conversation again;
-		int r2 = api_conversation_get(s->d->http, id, &again);
+		struct api_conversation recheck;
+		int r2 = api_conversation_get(s->d->http, id, &recheck);
 
 		if (!r2)
-			api_conversation_release(&again);
+			api_conversation_release(&recheck);
 		gone = r2 == -ENOENT;
 		r = gone ? -ENOENT : r2 ? r2 : -EIO;
 	}
@@ -379,61 +482,27 @@ static int conversation_once(struct sync *s, int64_t id, int *skipped)
 		goto out;
 	if (f.nmsgs)
 		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
-	/*
-	 * A contact with many conversations is fetched once a pass, and
-	 * stored at once: the other conversations' transcripts wait for its
-	 * name (wait_contact) rather than render its id.
-	 */
-	if (f.conv.contact_id > 0 && claim_contact(s, f.conv.contact_id)) {
-		struct store_row crow;
-		int contact_404;
-
-		r = api_contact_get(s->d->http, f.conv.contact_id, &f.contact);
-		contact_404 = r == -ENOENT;
-		if (contact_404) {
-			note_contact_gone(s, f.conv.contact_id);
-			r = 0;
-		}
-		if (!r && f.contact.id)
-			r = sync_save_contact(s, &f.contact, &g);
-		contact_settled(s, f.conv.contact_id);
+	if (f.conv.contact_id > 0) {
+		r = take_contact(s, &f, &no_contact);
 		if (r)
 			goto out;
-		/* Cached, and gone from Drift: it goes at once, and a pass
-		 * checks its other conversations (sync_recheck_pending). */
-		if (contact_404 && !store_one(st, Q_CONTACT, f.conv.contact_id,
-					      NULL, &crow))
-			sync_forget_contact(s, f.conv.contact_id);
-	}
-	/* A deleted contact: the conversation is stored without a link to
-	 * it (conversation.json still names it). */
-	if (f.conv.contact_id > 0) {
-		wait_contact(s, f.conv.contact_id);
-		if (contact_gone(s, f.conv.contact_id))
+		/* A deleted contact: the conversation is stored without a
+		 * link to it (conversation.json still names it). */
+		if (no_contact)
 			f.conv.contact_id = 0;
 	}
 	r = fetch_attachments(s, &f);
 	if (r)
 		goto out;
-	epoch = sync_naming_epoch(s);
-	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
-			      &transcript);
-	if (r)
-		goto out;
+	wait_authors(s, &f);
 
 	r = store_begin(st);
 	if (r)
 		goto out;
-	/*
-	 * Written or removed while we fetched (a writer, or a 404 on another
-	 * thread: sync_forget_conversation notes it before its transaction):
-	 * the writer's own refetch is fresher, and a removed one stays
-	 * removed. Checked in the transaction, so such a change either
-	 * committed before ours and is seen here, or comes after ours.
-	 */
+	/* Written while we fetched: fetched again (WRITTEN_TRIES). */
 	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
 		store_rollback(st);
-		*skipped = 1;
+		*again = 1;
 		goto out;
 	}
 	/* Its contact removed while we fetched (sync_forget_contact notes a
@@ -442,21 +511,14 @@ static int conversation_once(struct sync *s, int64_t id, int *skipped)
 	    sync_written_since(s, &g, SO_CONTACT, f.conv.contact_id) &&
 	    store_one(st, Q_CONTACT, f.conv.contact_id, NULL, &old) == -ENOENT)
 		f.conv.contact_id = 0;
-	/* A rename stored since we rendered, whose re-render read the cache
-	 * without this transcript: rendered again, from the store as it is
-	 * now (no wait in a transaction). */
-	if (sync_naming_epoch(s) != epoch) {
-		who.wait = NULL;
-		buf_reset(&transcript);
-		r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
-				      &transcript);
-		if (r) {
-			store_rollback(st);
-			goto out;
-		}
-	}
-	old_found = !store_one(st, Q_CONV, id, NULL, &old);
-	r = store_clear_messages(st, id);
+	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
+			      &transcript);
+	/* After the render: its author lookups reuse store_one's strings. */
+	old_found = !r && !store_one(st, Q_CONV, id, NULL, &old);
+	if (old_found)
+		snprintf(old_status, sizeof(old_status), "%s",
+			 old.text ? old.text : "");
+	r = r ? r : store_clear_messages(st, id);
 	for (size_t i = 0; i < f.nmsgs && !r; i++)
 		r = store_put_message(st, &f.msgs[i]);
 	for (size_t i = 0; i < f.natts && !r; i++)
@@ -477,8 +539,7 @@ static int conversation_once(struct sync *s, int64_t id, int *skipped)
 		if (!r && old_found) {
 			ch.v[ch.n - 1].old_contact = old.id2;
 			snprintf(ch.v[ch.n - 1].old_status,
-				 sizeof(ch.v[0].old_status), "%s",
-				 old.text ? old.text : "");
+				 sizeof(ch.v[0].old_status), "%s", old_status);
 		}
 	}
 	if (ch.n) {
@@ -487,9 +548,11 @@ static int conversation_once(struct sync *s, int64_t id, int *skipped)
 		sync_changes_flush(s, &ch);
 	}
 out:
-	if (gone && store_one(st, Q_CONV, id, NULL, &old))
-		log_error_event("conversation %lld: not found", (long long)id);
-	else if (gone && sync_forget_conversation(s, id))
+	/* A cached copy goes; one not cached needs nothing, not even a
+	 * line (the request's 404 is logged, and a conversation deleted
+	 * after a list or a contact named it is no error of ours). */
+	if (gone && !store_one(st, Q_CONV, id, NULL, &old) &&
+	    sync_forget_conversation(s, id))
 		log_warn("conversation %lld: gone from Drift, but could not be"
 			 " removed from the cache yet", (long long)id);
 	buf_release(&transcript);
@@ -498,28 +561,16 @@ out:
 	return r;
 }
 
-/* Fetches left unstored for a write noted meanwhile, before one gives up. */
-#define SKIPPED_TRIES 3
-
-/*
- * The write generations are kept per hash slot (sync.c), so a write or a
- * removal of another object in the same slot also makes a fetch skip its
- * store. Silently, that would leave the conversation stale while the walk
- * moved its watermark past it: a skipped fetch is made again (it then
- * starts after the write, so a writer's change is in what it reads), and
- * after SKIPPED_TRIES it fails with -EAGAIN, which keeps the watermark and
- * tries again next pass.
- */
 int sync_conversation(struct sync *s, int64_t id)
 {
-	for (int i = 0; i < SKIPPED_TRIES; i++) {
-		int skipped = 0, r = conversation_once(s, id, &skipped);
+	for (int i = 0; i < WRITTEN_TRIES; i++) {
+		int again = 0, r = fetch_conversation(s, id, &again);
 
-		if (r || !skipped)
+		if (r || !again)
 			return r;
 	}
-	log_info("conversation %lld: written to while fetched, %d times;"
-		 " fetched again next pass", (long long)id, SKIPPED_TRIES);
+	log_warn("conversation %lld: written to during each of %d fetches; "
+		 "fetched again next pass", (long long)id, WRITTEN_TRIES);
 	return -EAGAIN;
 }
 

@@ -422,27 +422,24 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 {
 	uint64_t key = miss_key(SO_CONTACT, id, NULL);
 	struct api_contact c;
-	struct gens g;
-	int r;
+	int gone, r;
 
 	if (missed_recently(s, key))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
-	sync_gens_take(s, &g);
-	r = api_contact_get(s->d->http, id, &c);
-	if (r == -ENOENT) {
+	memset(&c, 0, sizeof(c));
+	r = sync_fetch_contact_fresh(s, id, &c, &gone);
+	api_contact_release(&c);
+	if (!r && gone) {
 		struct store_row row;
 
 		remember_miss(s, key);
 		/* Cached, and gone from Drift: it goes from the cache too. */
 		if (!store_one(s->d->store, Q_CONTACT, id, NULL, &row))
 			sync_forget_contact(s, id);
+		r = -ENOENT;
 	}
-	if (r)
-		return r;
-	r = sync_save_contact(s, &c, &g);
-	api_contact_release(&c);
 	return r;
 }
 

@@ -35,6 +35,27 @@ struct miss {
 	int64_t until_ms;
 };
 
+/* A set of positive ids (sync_idset.c); zeroed is empty. The caller
+ * guards it. idset_add returns 1 if added, 0 if there already, or
+ * -ENOMEM / -EINVAL (id <= 0). */
+struct idset {
+	int64_t *v;		/* cap slots, 0 = free */
+	size_t n, cap;		/* cap: 0 or a power of two */
+};
+int idset_add(struct idset *set, int64_t id);
+int idset_has(const struct idset *set, int64_t id);
+void idset_del(struct idset *set, int64_t id);
+/* Empties the set (a large one gives its memory back). */
+void idset_clear(struct idset *set);
+void idset_release(struct idset *set);
+
+/*
+ * Set on the threads that run a pass: the pass's thread for the length of
+ * sync_pass, and the workers sync_run_workers starts for it. Only they
+ * claim contacts (struct sync's fetched).
+ */
+extern __thread int sync_in_pass;
+
 /* At most one claimed contact per sync worker is in flight. */
 #define INFLIGHT_MAX 64
 
@@ -74,10 +95,18 @@ struct sync {
 	/* Serialises whole passes (background and driftctl's). */
 	pthread_mutex_t pass_lock;
 
-	/* Contacts fetched during the current pass (guarded by lock), so
-	 * the rotating refresh does not fetch them twice. */
-	int64_t *fetched;
-	size_t nfetched, afetched;
+	/*
+	 * The contacts claimed by the current pass (guarded by lock; emptied
+	 * when a pass starts and when it ends): each is fetched once a pass,
+	 * by the first of its conversations (sync_conversation), and the
+	 * rotation does not fetch it again. Only the pass's own threads
+	 * claim (sync_in_pass): a fetch outside a pass (a write's refetch, a
+	 * lookup) fetches the contact itself and claims nothing, or a
+	 * contact it fetched before a change in Drift would be skipped by
+	 * the next pass. A claimer whose fetch failed takes its claim back,
+	 * so the next conversation of that contact tries again.
+	 */
+	struct idset fetched;
 	/* Of those, the ones claimed and not yet stored (guarded by lock;
 	 * contact_cond signals each one that settles): a transcript that
 	 * names such a contact waits for it rather than render its id. */
@@ -87,8 +116,7 @@ struct sync {
 	/* Of those, the ones the API answered 404 for (guarded by lock,
 	 * emptied with fetched): the other conversations of the pass that
 	 * name one store no link to it either. */
-	int64_t *gone_contacts;
-	size_t ngone, agone;
+	struct idset gone_contacts;
 
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
@@ -99,10 +127,6 @@ struct sync {
 	/* Changes that removed rows since the last checkpoint (guarded by
 	 * lock): a pass checkpoints at its end (sync_deleted_note). */
 	unsigned long deleted;
-	/* Bumped (guarded by lock) inside each transaction that stores a
-	 * new naming of an author: a renamed user or contact (see
-	 * sync_naming_epoch). */
-	unsigned long naming_epoch;
 };
 
 /* The write generations when a fetch started. */
@@ -139,9 +163,15 @@ int sync_written_since(struct sync *s, const struct gens *g,
 /* sync_conversation.c: one conversation, the contact claims. */
 int sync_fetched_this_pass(struct sync *s, int64_t id);
 /* Stores one contact fetched after g was taken (g NULL: unconditionally)
- * in its own transaction and reports it. */
+ * in its own transaction and reports it; -EAGAIN when a write to it since
+ * g made it leave the contact alone. */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g);
+/* Fetches contact id (c, released first, the caller's to release) and
+ * stores it, again when a write overtook the fetch (sync_save_contact);
+ * *gone and 0 when the API has no such contact. Any thread, no lock. */
+int sync_fetch_contact_fresh(struct sync *s, int64_t id,
+			     struct api_contact *c, int *gone);
 /* Fetches and stores conversation id (with its messages, contact and new
  * attachments); any thread, no lock held. */
 int sync_conversation(struct sync *s, int64_t id);
@@ -182,6 +212,7 @@ int sync_reconcile_status(struct sync *s, struct buf *out);
 /* Objects to fetch, shared by the workers. */
 struct work {
 	struct sync *s;
+	int in_pass;		/* the caller's sync_in_pass, for the workers */
 	int (*fetch)(struct sync *s, int64_t id);
 	int64_t *ids;
 	size_t n, next;
@@ -247,14 +278,6 @@ int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n);
  * No request.
  */
 int sync_rerender_pending(struct sync *s);
-/*
- * The naming epoch now (takes s->lock). sync_conversation reads it before
- * it renders, outside its transaction, and again inside: if it moved, a
- * rename committed meantime (its re-render of the cache could not see
- * this fetch's transcript), so the transcript is rendered again there,
- * from the names in the store. Any thread.
- */
-unsigned long sync_naming_epoch(struct sync *s);
 
 /*
  * sync_conversation.c: records that the API has no contact id, as a

@@ -32,25 +32,6 @@
 /* Conversations re-rendered per transaction. */
 #define RERENDER_BATCH 256
 
-/* A naming stored: see sync_naming_epoch (the caller is in the
- * transaction that stores it; s->lock comes after). */
-static void naming_moved(struct sync *s)
-{
-	pthread_mutex_lock(&s->lock);
-	s->naming_epoch++;
-	pthread_mutex_unlock(&s->lock);
-}
-
-unsigned long sync_naming_epoch(struct sync *s)
-{
-	unsigned long e;
-
-	pthread_mutex_lock(&s->lock);
-	e = s->naming_epoch;
-	pthread_mutex_unlock(&s->lock);
-	return e;
-}
-
 void sync_author_of(void *ctx, const struct api_message *m, char *name,
 		    size_t size, const char **role)
 {
@@ -227,11 +208,6 @@ int sync_put_contact(struct sync *s, const struct api_contact *c,
 	renamed = !found || names_differ(old, shown);
 	if (!renamed)
 		goto out;
-	/* A conversation of it rendered with the old name and stored after
-	 * this renders again in its transaction (sync_conversation). Not
-	 * for a new contact: a fetch that names it waits for its claim. */
-	if (found)
-		naming_moved(s);
 	r = store_contact_conversations(st, c->id, &convs, &n);
 	for (size_t i = 0; i < n && !r; i++)
 		r = rerender_one(s, convs[i], ch);
@@ -394,10 +370,6 @@ int sync_rerender_note_users(struct sync *s, const int64_t *ids, size_t n)
 		notes_unique(&l);
 		r = pending_write(s->d->store, &l, NULL);
 	}
-	/* A conversation rendered before this commits renders again in its
-	 * transaction (sync_conversation, sync_naming_epoch). */
-	if (!r)
-		naming_moved(s);
 	notes_release(&l);
 	return r;
 }

@@ -11,11 +11,14 @@
 #include "log.h"
 #include "sync_int.h"
 
+__thread int sync_in_pass;
+
 static void *worker(void *arg)
 {
 	struct work *w = arg;
 
 	log_context_set("sync");
+	sync_in_pass = w->in_pass;
 	for (;;) {
 		size_t i;
 		int r;
@@ -53,6 +56,7 @@ void sync_run_workers(struct sync *s, struct work *work,
 	long nth = s->d->cfg.conns, started = 0;
 
 	work->s = s;
+	work->in_pass = sync_in_pass;
 	work->fetch = fetch;
 	work->ids = ids;
 	work->n = n;

@@ -14,32 +14,26 @@ CONVERGENCE_MIX=full; CONVERGENCE_MIX=basic leaves them out."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import convergence as cv  # noqa: E402
-from helpers import DRIFTFS, fuse_unavailable  # noqa: E402
+from helpers import DRIFTFS, fuse_unavailable, wait_for  # noqa: E402
 
 # The short run: `make check` gives it at most 90 s in all (about 40 s on
 # a 2-core machine with a load of 2).
 SEEDS = list(range(2, 11))
 STEPS = 80
 
-# A driftfs bug that a fixed seed still finds: the regression seed runs
-# marked xfail until the fix lands (then drop the mark).
-CONTACT_AFTER_REFETCH = pytest.mark.xfail(
-    strict=False, reason="the contact a write's refetch fetched is skipped by "
-    "the next pass (test_a_contact_changed_after_a_write_shows_after_one_sync)")
-
 # Seeds that once failed, with what they found. Each runs like SEEDS.
 REGRESSION_SEEDS = [
     # A contact that Drift changed after a write had refetched it kept the
     # old copy after one sync (seed 1 of the short run, 80 steps: contact
     # 17043574585 lacks city sv1x80).
-    pytest.param(1, 80, "contact stale after a write's refetch",
-                 marks=CONTACT_AFTER_REFETCH),
+    (1, 80, "contact stale after a write's refetch"),
 ]
 
 
@@ -88,11 +82,6 @@ def test_regression_seed(harness, seed, steps, why):
     run(harness, seed, steps)
 
 
-@pytest.mark.xfail(strict=True, reason="the refetch after a write claims the "
-                   "contact in the pass's fetched list (src/sync_conversation.c "
-                   "claim_contact), which is cleared only at the end of the next "
-                   "pass: that pass refreshes the contact neither with its "
-                   "conversation nor in the rotation")
 def test_a_contact_changed_after_a_write_shows_after_one_sync(harness):
     """Found by make soak (SOAK_SEED=1000, seeds 1011 and 1015; also seed
     11 of a run of seeds 1..12 on one mount): a reply refetches its
@@ -109,10 +98,6 @@ def test_a_contact_changed_after_a_write_shows_after_one_sync(harness):
         "After the reply"
 
 
-@pytest.mark.xfail(strict=True, reason="a conversation stored by the refetch "
-                   "after conversations/new whose contact fetch failed keeps "
-                   "no contact: nothing fetches it again while the "
-                   "conversation is unchanged")
 def test_a_new_conversations_contact_arrives_after_a_failed_fetch(harness):
     """Found by make soak (SOAK_SEED=1000, seed 1031): conversations/new for
     a new email; the refetch of the contact Drift made meets a malformed
@@ -128,6 +113,160 @@ def test_a_new_conversations_contact_arrives_after_a_failed_fetch(harness):
              if c["attributes"].get("email") == "late@conv.example")
     m.ctl("sync")
     assert str(k) in os.listdir(m.p("contacts"))
+    cid = next(c["id"] for c in d["conversations"] if c["contactId"] == k)
+    with open(m.p("conversations", str(cid), "transcript.txt")) as f:
+        t = f.read()
+    assert "late@conv.example" in t and "Contact %d" % k not in t, t
+
+
+def test_a_contact_deleted_after_a_write_loses_its_link_in_one_sync(harness):
+    """Seen once on seed 6: a conversation kept its link to a contact Drift
+    had deleted. A reply refetches the conversation and its contact; Drift
+    then deletes the contact (the conversation's updatedAt stays); one sync
+    must drop the link, as a fresh mount shows none."""
+    e, m = harness.emu, harness.mount
+    conv = e.data()["conversations"][0]
+    k = conv["contactId"]
+    link = m.p("conversations", str(conv["id"]), "contact")
+    assert os.path.islink(link)
+    with open(m.p("conversations", str(conv["id"]), "reply"), "w") as f:
+        f.write("hello\n")
+    e.mutate(op="delete_contact", id=k)
+    m.ctl("sync")
+    assert not os.path.lexists(link)
+    assert str(k) not in os.listdir(m.p("contacts"))
+
+
+def test_a_message_listed_twice_is_shown_once(harness):
+    """Found by make soak (SOAK_SEED=1000, seeds 1014 and 1031): a
+    transcript showed a message twice while messages/ listed it once. The
+    message list is paged by offset, so a message added at the top during
+    a fetch (here: a rewound page) lists some messages twice; the
+    transcript must show each message once, as the listing does."""
+    e, m = harness.emu, harness.mount
+    cid = e.data()["conversations"][0]["id"]
+    for i in range(55):
+        e.mutate(op="add_message", conversationId=cid,
+                 body="<p>dup%02dx</p>" % i, authorType="user")
+    m.ctl("sync")
+    # The last page (50 a page) is asked from 5 messages back: those come
+    # twice, and they are among the 56 added here.
+    n = len(e.data()["messages"][str(cid)]) + 1
+    path = r"^/conversations/%d/messages$" % cid
+    e.add_fault(kind="rewind", method="GET", path=path, skip=(n - 1) // 50,
+                count=1, by=5)
+    e.mutate(op="add_message", conversationId=cid, body="<p>dup55x</p>",
+             authorType="user")
+    m.ctl("sync")
+    assert any(q["fault"] == "rewind" for q in e.requests()), "no page rewound"
+    with open(m.p("conversations", str(cid), "transcript.txt")) as f:
+        t = f.read()
+    listed = [x for x in os.listdir(m.p("conversations", str(cid), "messages"))
+              if x.endswith(".json")]
+    assert len(listed) == len(e.data()["messages"][str(cid)])
+    for i in range(56):
+        assert t.count("dup%02dx" % i) == 1, (i, t)
+
+
+def test_a_post_cut_off_after_the_backend_took_it_lands_once(harness):
+    """Found by make soak (SOAK_SEED=1000, seed 1007): a reply was posted
+    twice. The API took the POST and reset the connection before its
+    answer; on a kept-alive connection libcurl then sent the POST again by
+    itself, behind the outbox's back. Exactly once: the one POST, found by
+    the landed check, and one copy in the API."""
+    e, m = harness.emu, harness.mount
+    cid = e.data()["conversations"][0]["id"]
+    m.ctl("sync")           # connections kept alive in the pool
+    n0 = len(e.requests())
+    e.add_fault(kind="reset", method="POST", process_first=True, count=1,
+                path=r"^/conversations/\d+/messages$")
+    with open(m.p("conversations", str(cid), "reply"), "w") as f:
+        f.write("once cvonce\n")
+    wait_for(lambda: m.status().get("outbox") == "0", 30, "the outbox to drain")
+    posts = [q for q in e.requests()[n0:] if q["method"] == "POST"]
+    assert len(posts) == 1, posts
+    copies = [x for x in e.data()["messages"][str(cid)]
+              if "cvonce" in (x.get("body") or "")]
+    assert len(copies) == 1, copies
+
+
+def write_slot(what, oid):
+    """src/sync.c write_slot(): FNV-1a of the id's 8 bytes, seeded with the
+    enum sync_object value, modulo WRITE_SLOTS (256)."""
+    h = 0xcbf29ce484222325 ^ what
+    for b in int(oid).to_bytes(8, "little", signed=True):
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h % 256
+
+
+SO_CONVERSATION = 2
+
+
+def test_a_fetch_overtaken_by_a_write_is_made_again(harness):
+    """Seen in make soak (SOAK_SEED=1000, seeds 1008..1012): a conversation
+    kept a status Drift had changed. A pass drops a fetch that a write (to
+    that object, or to one sharing its hashed write slot) overtook, as the
+    writer's refetch is fresher; but the walk still moved its watermark past
+    the conversation, so no later pass fetched it. The fetch must be made
+    again instead."""
+    e, m = harness.emu, harness.mount
+    d = e.data()
+    k = d["conversations"][0]["contactId"]
+    slots = {}
+    pair = None
+    for c in d["conversations"]:
+        slots.setdefault(write_slot(SO_CONVERSATION, c["id"]), c["id"])
+    while pair is None:         # about 1 in 20 new ids shares a slot
+        c = e.mutate(op="new_conversation", contactId=k, body="<p>slot</p>")
+        cid = c["id"]
+        other = slots.setdefault(write_slot(SO_CONVERSATION, cid), cid)
+        if other != cid:
+            pair = (other, cid)
+    x, z = pair
+    m.ctl("sync")
+    e.mutate(op="set_status", conversationId=x, status="bulk_sent")
+    y = next(c["id"] for c in e.data()["conversations"] if c["id"] not in pair)
+    e.mutate(op="add_message", conversationId=y, body="<p>newer</p>",
+             authorType="user")
+    e.add_fault(kind="stall", seconds=1.5, method="GET", count=1,
+                path=r"^/conversations/%d$" % x)
+    t = threading.Thread(target=m.ctl, args=("sync",))
+    t.start()
+    try:
+        # The pass is fetching x (the stall taken): a write to z, whose
+        # slot x shares, is accepted meanwhile.
+        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
+                 "the pass to ask for conversation %d" % x)
+        with open(m.p("conversations", str(z), "reply"), "w") as f:
+            f.write("overtaking\n")
+    finally:
+        t.join()
+    m.ctl("sync")
+    assert m.json("conversations", str(x), "conversation.json")["status"] == \
+        "bulk_sent"
+
+
+def test_a_conversation_deleted_after_the_list_named_it_fails_no_pass(harness):
+    """Seen in make soak (SOAK_SEED=1000, seed 1020): a conversation
+    deleted in Drift between the list that named it and its fetch (404)
+    failed the walk, so the pass failed and its watermark stayed, with an
+    error line no fault explained. It is gone: the pass succeeds."""
+    e, m = harness.emu, harness.mount
+    x = e.data()["conversations"][0]["id"]
+    e.mutate(op="add_message", conversationId=x, body="<p>changed</p>",
+             authorType="user")
+    e.add_fault(kind="stall", seconds=1.0, method="GET", count=1,
+                path=r"^/conversations/%d$" % x)
+    t = threading.Thread(target=m.ctl, args=("sync",))
+    t.start()
+    try:
+        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
+                 "the pass to ask for conversation %d" % x)
+        e.mutate(op="delete_conversation", conversationId=x)
+    finally:
+        t.join()
+    assert m.status().get("last_result") == "ok", m.status()
+    assert str(x) not in os.listdir(m.p("conversations"))
 
 
 def test_a_damaged_comparison_fails(harness):

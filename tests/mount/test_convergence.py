@@ -12,7 +12,6 @@ The deletions and renames of the mix (issue 12 items 1 and 2) are drawn
 once driftfs has the `reconcile` option that comes with them, or with
 CONVERGENCE_MIX=full; CONVERGENCE_MIX=basic leaves them out."""
 import os
-import subprocess
 import sys
 import threading
 import time

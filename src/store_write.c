@@ -424,9 +424,13 @@ int store_forget_conversation(struct store *st, int64_t id, int *found)
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, id);
-	while (sqlite3_step(s) == SQLITE_ROW)
+	while ((r = sqlite3_step(s)) == SQLITE_ROW)
 		store_doomed_add(sqlite3_column_int64(s, 0));
 	sqlite3_reset(s);
+	/* A listing cut short would delete rows whose files then stay:
+	 * nothing is deleted (the caller rolls back). */
+	if (r != SQLITE_DONE)
+		return -EIO;
 	r = step_id(d, W_ATT_DEL_CONV, id);
 	r = r ? r : step_id(d, W_MSG_CLEAR, id);
 	r = r ? r : step_id(d, W_CONV_DEL, id);

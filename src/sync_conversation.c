@@ -74,13 +74,14 @@ static int contact_claimed(struct sync *s, int64_t id)
 	return sync_fetched_this_pass(s, id);
 }
 
-/* Records that the API has no contact id (a claimer's 404), for the other
- * conversations of the pass. Without memory the link stays, until the
- * contact's next check. */
+/* Records that the API has no contact id (a claimer's 404, or a removal on
+ * any thread), for the other conversations of the pass. Without memory
+ * the link stays, until the contact's next check. Also outside a pass: a
+ * removal by the outbox or a lookup while a pass runs must reach its
+ * workers, whose claim of the contact predates it; the set is emptied at
+ * each pass's start and end. */
 static void note_contact_gone(struct sync *s, int64_t id)
 {
-	if (!sync_in_pass)
-		return;
 	pthread_mutex_lock(&s->lock);
 	idset_add(&s->gone_contacts, id);
 	pthread_mutex_unlock(&s->lock);
@@ -389,7 +390,6 @@ static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 
 	*gone = 0;
 	for (;;) {
-		struct store_row crow;
 		int r;
 
 		if (!claim_contact(s, k)) {
@@ -406,10 +406,11 @@ static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 		contact_settled(s, k, r != 0);
 		if (r)
 			return r;
-		/* Cached, and gone from Drift: it goes at once, and its
-		 * other conversations are checked (this one again too:
-		 * cheap, as the contact is not fetched twice in a pass). */
-		if (*gone && !store_one(s->d->store, Q_CONTACT, k, NULL, &crow))
+		/* Gone from Drift: it goes at once, cached or not (a
+		 * conversation stored while its claimer waited out its
+		 * retries may link it), and its other conversations are
+		 * checked. */
+		if (*gone)
 			sync_forget_contact(s, k);
 		return 0;
 	}

@@ -432,12 +432,10 @@ int sync_fetch_contact(struct sync *s, int64_t id)
 	r = sync_fetch_contact_fresh(s, id, &c, &gone);
 	api_contact_release(&c);
 	if (!r && gone) {
-		struct store_row row;
-
 		remember_miss(s, key);
-		/* Cached, and gone from Drift: it goes from the cache too. */
-		if (!store_one(s->d->store, Q_CONTACT, id, NULL, &row))
-			sync_forget_contact(s, id);
+		/* Gone from Drift: it goes from the cache too, with the links
+		 * to it, cached or not. */
+		sync_forget_contact(s, id);
 		r = -ENOENT;
 	}
 	return r;
@@ -473,8 +471,12 @@ static void forget_user(struct sync *s, int64_t id)
 	struct changes ch = { 0 };
 	int found = 0, r;
 
-	r = store_begin(st);
-	r = r ? r : store_delete_user(st, id, &found);
+	/* A users list in flight does not store it again (sync_list keeps
+	 * a written user's row, and there is none now). */
+	sync_note_write(s, SO_USER, id);
+	if (store_begin(st))
+		return;
+	r = store_delete_user(st, id, &found);
 	if (!r && found)
 		r = sync_rerender_note_users(s, &id, 1);
 	if (r || !found) {
@@ -522,14 +524,16 @@ int sync_fetch_user(struct sync *s, int64_t id)
 	 */
 	renamed = sync_user_naming_changed(s, &u);
 	r = store_begin(st);
-	r = r ? r : store_put_user(st, &u, store_meta_i64(st, "last_sync"),
+	if (!r) {
+		r = store_put_user(st, &u, store_meta_i64(st, "last_sync"),
 				   &changed);
-	if (!r && renamed)
-		r = sync_rerender_note_users(s, &u.id, 1);
-	if (r)
-		store_rollback(st);
-	else
-		r = store_commit(st);
+		if (!r && renamed)
+			r = sync_rerender_note_users(s, &u.id, 1);
+		if (r)
+			store_rollback(st);
+		else
+			r = store_commit(st);
+	}
 	if (!r && changed) {
 		sync_changes_add(&ch, SO_USER, id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);

@@ -386,6 +386,8 @@ static int rerender_batches(struct sync *s, const int64_t *convs, size_t n)
 		size_t end = n - i > RERENDER_BATCH ? i + RERENDER_BATCH : n;
 
 		r = store_begin(st);
+		if (r)
+			break;	/* no transaction of ours to roll back */
 		for (size_t k = i; k < end && !r; k++)
 			r = rerender_one(s, convs[k], &ch);
 		if (r) {

@@ -53,8 +53,15 @@ typedef void (*render_author_fn)(void *ctx, const struct api_message *m,
 				 char *name, size_t size, const char **role);
 
 /*
+ * The transcript's order, for qsort over struct api_message: oldest
+ * createdAt first, then lower id. Pure.
+ */
+int render_message_order(const void *a, const void *b);
+
+/*
  * Appends the transcript of n messages, in the order given (the caller
- * sorts them): one render_transcript_block() each, named by author.
+ * sorts them with render_message_order): one render_transcript_block()
+ * each, named by author.
  */
 int render_transcript(const struct api_message *msgs, size_t n,
 		      render_author_fn author, void *ctx, struct buf *out);

@@ -232,3 +232,12 @@ int render_transcript(const struct api_message *msgs, size_t n,
 	}
 	return r;
 }
+
+int render_message_order(const void *a, const void *b)
+{
+	const struct api_message *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}

@@ -343,15 +343,6 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 	return 0;
 }
 
-static int cmp_message(const void *a, const void *b)
-{
-	const struct api_message *x = a, *y = b;
-
-	if (x->created != y->created)
-		return x->created < y->created ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 int sync_fetch_contact_fresh(struct sync *s, int64_t id,
 			     struct api_contact *c, int *gone)
 {
@@ -482,7 +473,8 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	if (r)
 		goto out;
 	if (f.nmsgs)
-		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs), cmp_message);
+		qsort(f.msgs, f.nmsgs, sizeof(*f.msgs),
+		      render_message_order);
 	if (f.conv.contact_id > 0) {
 		r = take_contact(s, &f, &no_contact);
 		if (r)

@@ -118,15 +118,6 @@ static int take(void *ctx, struct api_message *m)
 	return 0;
 }
 
-static int cmp_message(const void *a, const void *b)
-{
-	const struct api_message *x = a, *y = b;
-
-	if (x->created != y->created)
-		return x->created < y->created ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static void msgs_release(struct msgs *ms)
 {
 	for (size_t i = 0; i < ms->n; i++)
@@ -149,7 +140,7 @@ static int fresh(struct sync *s, int64_t conv, struct msgs *ms,
 	free(next);
 	if (r)
 		return r;
-	qsort(ms->v, ms->n, sizeof(ms->v[0]), cmp_message);
+	qsort(ms->v, ms->n, sizeof(ms->v[0]), render_message_order);
 	return render_transcript(ms->v, ms->n, sync_author_of, &who, out);
 }
 

@@ -11,6 +11,7 @@ proves the checks can fail: each damaged comparison must be caught.
 The deletions and renames of the mix (issue 12 items 1 and 2) are drawn
 once driftfs has the `reconcile` option that comes with them, or with
 CONVERGENCE_MIX=full; CONVERGENCE_MIX=basic leaves them out."""
+import contextlib
 import os
 import sys
 import threading
@@ -20,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import convergence as cv  # noqa: E402
-from helpers import DRIFTFS, fuse_unavailable, wait_for  # noqa: E402
+from helpers import fuse_unavailable, wait_for  # noqa: E402
 
 # The short run: `make check` gives it at most 90 s in all (about 40 s on
 # a 2-core machine with a load of 2).
@@ -197,6 +198,23 @@ def write_slot(what, oid):
 SO_CONVERSATION = 2
 
 
+@contextlib.contextmanager
+def sync_stalled_on(e, m, conv, seconds):
+    """A `ctl sync` on a thread of its own whose GET of conversation conv
+    stalls for seconds: the body runs once the pass has asked for it
+    (inside the fetch's window), and the sync is joined after."""
+    e.add_fault(kind="stall", seconds=seconds, method="GET", count=1,
+                path=r"^/conversations/%d$" % conv)
+    t = threading.Thread(target=m.ctl, args=("sync",))
+    t.start()
+    try:
+        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
+                 "the pass to ask for conversation %d" % conv)
+        yield
+    finally:
+        t.join()
+
+
 def test_a_fetch_overtaken_by_a_write_is_made_again(harness):
     """Seen in make soak (SOAK_SEED=1000, seeds 1008..1012): a conversation
     kept a status Drift had changed. A pass drops a fetch that a write (to
@@ -223,19 +241,11 @@ def test_a_fetch_overtaken_by_a_write_is_made_again(harness):
     y = next(c["id"] for c in e.data()["conversations"] if c["id"] not in pair)
     e.mutate(op="add_message", conversationId=y, body="<p>newer</p>",
              authorType="user")
-    e.add_fault(kind="stall", seconds=1.5, method="GET", count=1,
-                path=r"^/conversations/%d$" % x)
-    t = threading.Thread(target=m.ctl, args=("sync",))
-    t.start()
-    try:
+    with sync_stalled_on(e, m, x, 1.5):
         # The pass is fetching x (the stall taken): a write to z, whose
         # slot x shares, is accepted meanwhile.
-        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
-                 "the pass to ask for conversation %d" % x)
         with open(m.p("conversations", str(z), "reply"), "w") as f:
             f.write("overtaking\n")
-    finally:
-        t.join()
     m.ctl("sync")
     assert m.json("conversations", str(x), "conversation.json")["status"] == \
         "bulk_sent"
@@ -250,16 +260,8 @@ def test_a_conversation_deleted_after_the_list_named_it_fails_no_pass(harness):
     x = e.data()["conversations"][0]["id"]
     e.mutate(op="add_message", conversationId=x, body="<p>changed</p>",
              authorType="user")
-    e.add_fault(kind="stall", seconds=1.0, method="GET", count=1,
-                path=r"^/conversations/%d$" % x)
-    t = threading.Thread(target=m.ctl, args=("sync",))
-    t.start()
-    try:
-        wait_for(lambda: not e.admin("GET", "faults")["pending"], 10,
-                 "the pass to ask for conversation %d" % x)
+    with sync_stalled_on(e, m, x, 1.0):
         e.mutate(op="delete_conversation", conversationId=x)
-    finally:
-        t.join()
     assert m.status().get("last_result") == "ok", m.status()
     assert str(x) not in os.listdir(m.p("conversations"))
 

@@ -11,7 +11,8 @@
  * quick_check and starts it again empty) without losing them.
  *
  * Connections: a pool, one connection per concurrent user, each with its own
- * prepared statements (WAL lets readers run beside the one writer). A thread
+ * prepared statements (WAL lets readers run beside the one writer); see
+ * store_pool_reserve for how many stay open. A thread
  * that calls store_begin() keeps its connection until store_commit() or
  * store_rollback(), so the sync's writes form one transaction.
  *
@@ -136,6 +137,19 @@ enum store_query {
 	Q_COUNTS,		/* one row: contacts, users, conversations... */
 	Q__COUNT
 };
+
+/*
+ * The pool (store.c): store_pool_reserve opens connections until n are
+ * idle and keeps n from then on, however long idle (2 without it); the
+ * daemon reserves its usual concurrency at start so its descriptors do not
+ * grow later. A connection beyond those, idle for STORE_POOL_IDLE_MS (or
+ * what store_set_pool_idle says, for tests), is closed at the next
+ * give-back. Any thread; they take the pool lock. store_pool_reserve
+ * returns 0 or the -errno of an open that failed (those opened stay).
+ */
+#define STORE_POOL_IDLE_MS 30000
+int store_pool_reserve(struct store *st, int n);
+void store_set_pool_idle(struct store *st, int ms);
 
 /*
  * Readers: any thread (the pool lock is taken inside). Calls cb for each

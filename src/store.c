@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "log.h"
 
 /*
@@ -179,14 +180,92 @@ struct db *store_db_get(struct store *st)
 	return d ? d : store_db_open(st->path);
 }
 
+/*
+ * The pool grows to the peak number of threads that read at once (FUSE's
+ * workers, the sync's), each connection holding two descriptors (the file
+ * and its WAL) and a page cache of up to 512 KiB. The daemon opens the
+ * connections of its usual concurrency at once (store_pool_reserve), so a
+ * mount's descriptors start where they stay. A connection idle for
+ * pool_idle_ms beyond the first pool_keep is closed, so a burst of readers
+ * (grep -r, a first sync) leaves no lasting page caches. SQLite keeps
+ * the file's descriptor of a closed connection open while other
+ * connections hold the file (closing it would drop their fcntl locks) and
+ * reuses it for the next connection: descriptors never exceed the peak.
+ * The idle list is LIFO, so the connections past pool_keep are the ones
+ * idle longest, and hot ones keep their prepared statements.
+ */
+void store_set_pool_idle(struct store *st, int ms)
+{
+	pthread_mutex_lock(&st->lock);
+	st->pool_idle_ms = ms;
+	pthread_mutex_unlock(&st->lock);
+}
+
+int store_pool_reserve(struct store *st, int n)
+{
+	struct db *opened = NULL;
+	int idle = 0, r = 0;
+
+	pthread_mutex_lock(&st->lock);
+	st->pool_keep = n;
+	for (struct db *e = st->idle; e; e = e->next)
+		idle++;
+	pthread_mutex_unlock(&st->lock);
+	/* Opened outside the lock: each open reads the schema. */
+	for (; idle < n; idle++) {
+		struct db *d = store_db_open(st->path);
+
+		if (!d) {
+			r = -errno;
+			break;
+		}
+		d->next = opened;
+		opened = d;
+	}
+	while (opened) {
+		struct db *d = opened;
+
+		opened = d->next;
+		store_db_put(st, d);
+	}
+	return r;
+}
+
 void store_db_put(struct store *st, struct db *d)
 {
+	struct db *stale = NULL, **pp;
+	int64_t now;
+	int kept = 0;
+
 	if (!d || d == store_pinned)
 		return;
+	now = clock_mono_ms();
 	pthread_mutex_lock(&st->lock);
+	d->idle_since = now;
 	d->next = st->idle;
 	st->idle = d;
+	/* Unlinked under the lock, closed outside it: sqlite3_close
+	 * finalizes statements and may touch the file. */
+	for (pp = &st->idle; *pp;) {
+		struct db *e = *pp;
+
+		if (kept >= st->pool_keep &&
+		    now - e->idle_since >= st->pool_idle_ms) {
+			*pp = e->next;
+			e->next = stale;
+			stale = e;
+			continue;
+		}
+		kept++;
+		pp = &e->next;
+	}
 	pthread_mutex_unlock(&st->lock);
+	while (stale) {
+		struct db *e = stale;
+
+		stale = e->next;
+		store_db_close(e);
+	}
 }
 
 sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql)

@@ -75,6 +75,7 @@ struct db {
 	sqlite3_stmt *blob[Q__COUNT];
 	sqlite3_stmt *w[W__COUNT];
 	struct db *next;	/* in the idle list */
+	int64_t idle_since;	/* clock_mono_ms() when last given back */
 };
 
 struct store {
@@ -82,6 +83,8 @@ struct store {
 	char *outbox_path;	/* outbox.db */
 	pthread_mutex_t lock;	/* guards idle */
 	struct db *idle;	/* connections not in use */
+	int pool_idle_ms;	/* see store_db_put; under lock */
+	int pool_keep;		/* idle connections kept however long idle */
 	pthread_mutex_t outbox_lock;	/* guards outbox_db */
 	sqlite3 *outbox_db;	/* synchronous=FULL, for the outbox only */
 	/* store_open() succeeded (see store_cache_untouched) */

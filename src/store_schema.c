@@ -225,6 +225,8 @@ struct store *store_open(const char *dir)
 	}
 	st->lock_fd = -1;
 	pthread_mutex_init(&st->lock, NULL);
+	st->pool_idle_ms = STORE_POOL_IDLE_MS;
+	st->pool_keep = 2;
 	pthread_mutex_init(&st->outbox_lock, NULL);
 	pthread_mutex_init(&st->blob_lock, NULL);
 	r = store_cache_lock(st, dir);

@@ -559,6 +559,130 @@ static void test_transactions(void)
 	unsetenv("DRIFTFS_TEST_BUSY_MS");
 }
 
+/*
+ * The descriptors this process has open on dir/cache.db (and with wal, on
+ * its WAL only: one per open connection; SQLite may keep a closed
+ * connection's descriptor of the file itself for the next one).
+ */
+static int cache_fds(const char *dir, int wal)
+{
+	char want[192], link[64], target[256];
+	struct dirent *e;
+	DIR *fds = opendir("/proc/self/fd");
+	size_t n;
+	int count = 0;
+
+	if (!fds)
+		return -1;
+	snprintf(want, sizeof(want), "%s/cache.db%s", dir, wal ? "-wal" : "");
+	n = strlen(want);
+	while ((e = readdir(fds))) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = 0;
+		if (!strncmp(target, want, n) &&
+		    (!target[n] || (!wal && !strcmp(target + n, "-wal"))))
+			count++;
+	}
+	closedir(fds);
+	return count;
+}
+
+struct holder {
+	struct store *st;
+	pthread_barrier_t *all_in;
+	int r;
+};
+
+/* Keeps a pooled connection while every holder keeps one. */
+static int hold_row(void *ctx, const struct store_row *r)
+{
+	struct holder *h = ctx;
+
+	(void)r;
+	pthread_barrier_wait(h->all_in);
+	return 1;
+}
+
+static void *holder_thread(void *arg)
+{
+	struct holder *h = arg;
+
+	h->r = store_each(h->st, Q_USER, 1, NULL, hold_row, h);
+	return NULL;
+}
+
+/* n threads read at once, each on a connection of its own. */
+static void burst(struct store *st, int n)
+{
+	struct holder h[8];
+	pthread_t t[8];
+	pthread_barrier_t all_in;
+
+	REQUIRE(n <= 8);
+	pthread_barrier_init(&all_in, NULL, n);
+	for (int i = 0; i < n; i++) {
+		h[i] = (struct holder){ .st = st, .all_in = &all_in };
+		REQUIRE(!pthread_create(&t[i], NULL, holder_thread, &h[i]));
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(h[i].r, 1);
+	}
+	pthread_barrier_destroy(&all_in);
+}
+
+/*
+ * A burst of readers opens one connection each; once they have been idle
+ * for the pool's idle time, the next give-back closes all but two, so a
+ * burst (grep -r, a first sync) leaves no lasting connections. A pool
+ * reserved at the daemon's concurrency opens its connections at once and
+ * keeps them: a burst within it adds no descriptor (the soak's "fd growth
+ * 0" over a mount's life).
+ */
+static void test_pool_after_a_burst(void)
+{
+	struct store_row row;
+	char dir[128];
+	struct store *st;
+	int changed, all;
+
+	st = open_new("pool", dir, sizeof(dir));
+	REQUIRE(st);
+	CHECK_EQ_INT(put_user(st, 1, NULL, "{}", 1, &changed), 0);
+	burst(st, 6);
+	CHECK_EQ_INT(cache_fds(dir, 1), 6);
+	/* Not idle long enough: a give-back closes nothing. */
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
+	CHECK_EQ_INT(cache_fds(dir, 1), 6);
+	store_set_pool_idle(st, 0);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
+	CHECK_EQ_INT(cache_fds(dir, 1), 2);
+	/* A new burst may grow it again, reusing the descriptors SQLite
+	 * kept, and no further. */
+	all = cache_fds(dir, 0);
+	burst(st, 6);
+	CHECK_EQ_INT(cache_fds(dir, 0), all);
+	store_close(st);
+
+	st = open_new("reserved", dir, sizeof(dir));
+	REQUIRE(st);
+	CHECK_EQ_INT(put_user(st, 1, NULL, "{}", 1, &changed), 0);
+	CHECK_EQ_INT(store_pool_reserve(st, 6), 0);
+	CHECK_EQ_INT(cache_fds(dir, 1), 6);
+	all = cache_fds(dir, 0);
+	store_set_pool_idle(st, 0);
+	burst(st, 6);
+	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
+	CHECK_EQ_INT(cache_fds(dir, 0), all);
+	CHECK_EQ_INT(cache_fds(dir, 1), 6);
+	store_close(st);
+}
+
 /* Runs sql on dir/file with a connection of its own. */
 static int sql_on(const char *dir, const char *file, const char *sql)
 {
@@ -967,6 +1091,7 @@ int main(void)
 	UNIT_RUN(test_writers_then_readers);
 	UNIT_RUN(test_contact_batch);
 	UNIT_RUN(test_transactions);
+	UNIT_RUN(test_pool_after_a_burst);
 	UNIT_RUN(test_schema_check_and_rebuild);
 	UNIT_RUN(test_old_outbox_moves);
 	UNIT_RUN(test_clean_close_record);

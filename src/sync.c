@@ -502,6 +502,11 @@ static void *sync_thread(void *arg)
 {
 	struct sync *s = arg;
 
+	/* The connections of a mount's usual concurrency (the workers, a few
+	 * readers) open now, off the path of the mount's first answers, so
+	 * its descriptors start where they stay (store.h, the pool). */
+	if (store_pool_reserve(s->d->store, (int)s->d->cfg.conns + 4))
+		log_warn("cache: could not open its connections ahead");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		unsigned long serving = s->requested;

@@ -436,12 +436,6 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 	}
-	/* The connections of the daemon's usual concurrency (the sync's
-	 * workers, a few readers) open now, so its descriptors start where
-	 * they stay (store.h, the pool). */
-	if (store_pool_reserve(d.store, (int)d.cfg.conns + 4))
-		log_warn("cache %s: could not open its connections ahead",
-			 acc.dir);
 	/* Before the note: `driftctl sync` may signal from then on. */
 	if (kicker_block(&kick))
 		goto out_unmount;

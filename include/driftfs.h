@@ -61,6 +61,12 @@
 #include "config.h"
 
 #define DRIFTFS_NAME "driftfs"
+/* FUSE's worker threads at most (driftfs's main); with the sync's conns
+ * workers and its other threads, the readers of the cache at once. */
+#define DRIFTFS_FUSE_THREADS 16
+/* The threads beside those that may read the cache at once: the sync
+ * thread, the outbox worker, the kicker. */
+#define DRIFTFS_OTHER_THREADS 3
 
 struct store;
 struct http;

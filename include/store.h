@@ -145,7 +145,16 @@ enum store_query {
  * grow later. A connection beyond those, idle for STORE_POOL_IDLE_MS (or
  * what store_set_pool_idle says, for tests), is closed at the next
  * give-back. Any thread; they take the pool lock. store_pool_reserve
- * returns 0 or the -errno of an open that failed (those opened stay).
+ * counts the idle connections when called: call it before the readers
+ * start, or it may open a few more than n. It returns 0 or the -errno of
+ * an open that failed (those opened stay).
+ *
+ * A give-back (the end of any reader) may so close connections: on the
+ * caller's thread, outside the pool lock, whatever else it holds (a node
+ * table lock, blob_lock). Closing one that is not the last takes no lock
+ * of ours, checkpoints nothing and waits for nothing (its SQLite lock
+ * request answers busy at once); it frees the statements and the page
+ * cache and closes the WAL's descriptor.
  */
 #define STORE_POOL_IDLE_MS 30000
 int store_pool_reserve(struct store *st, int n);

@@ -183,9 +183,10 @@ struct db *store_db_get(struct store *st)
 /*
  * The pool grows to the peak number of threads that read at once (FUSE's
  * workers, the sync's), each connection holding two descriptors (the file
- * and its WAL) and a page cache of up to 512 KiB. The daemon opens the
- * connections of its usual concurrency at once (store_pool_reserve), so a
- * mount's descriptors start where they stay. A connection idle for
+ * and its WAL) and a page cache of up to 512 KiB. The daemon's sync
+ * thread opens one for each thread that may read at once
+ * (store_pool_reserve), so a mount's descriptors start where they stay;
+ * only a reader nested in another's callback goes past. A connection idle for
  * pool_idle_ms beyond the first pool_keep is closed, so a burst of readers
  * (grep -r, a first sync) leaves no lasting page caches. SQLite keeps
  * the file's descriptor of a closed connection open while other
@@ -206,6 +207,8 @@ int store_pool_reserve(struct store *st, int n)
 	struct db *opened = NULL;
 	int idle = 0, r = 0;
 
+	if (n < 1)
+		n = 1;	/* never the last connection: it would end the WAL */
 	pthread_mutex_lock(&st->lock);
 	st->pool_keep = n;
 	for (struct db *e = st->idle; e; e = e->next)

@@ -502,10 +502,13 @@ static void *sync_thread(void *arg)
 {
 	struct sync *s = arg;
 
-	/* The connections of a mount's usual concurrency (the workers, a few
-	 * readers) open now, off the path of the mount's first answers, so
-	 * its descriptors start where they stay (store.h, the pool). */
-	if (store_pool_reserve(s->d->store, (int)s->d->cfg.conns + 4))
+	/* A connection for each thread that may read the cache at once
+	 * (FUSE's, the workers, the others), opened now, off the path of
+	 * the mount's first answers: its descriptors start where they stay
+	 * (store.h, the pool). */
+	if (store_pool_reserve(s->d->store,
+			       DRIFTFS_FUSE_THREADS + (int)s->d->cfg.conns +
+				       DRIFTFS_OTHER_THREADS))
 		log_warn("cache: could not open its connections ahead");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {

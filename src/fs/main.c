@@ -457,7 +457,7 @@ int main(int argc, char *argv[])
 		loop = fuse_loop_cfg_create();
 		if (!loop)
 			goto out_unmount;
-		fuse_loop_cfg_set_max_threads(loop, 16);
+		fuse_loop_cfg_set_max_threads(loop, DRIFTFS_FUSE_THREADS);
 		fuse_loop_cfg_set_idle_threads(loop, 8);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);

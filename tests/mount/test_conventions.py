@@ -321,3 +321,42 @@ def test_two_accounts_side_by_side(tmp_path):
             assert d.stop() == 0
         work.stop()
         home.stop()
+
+
+@pytest.mark.parametrize("system", ["dir", "bundle"])
+def test_ca_file_adds_to_the_system_cas(mounts, pki, tmp_path, system):
+    """ca_file is trusted besides the system's CAs, not instead of them.
+    The test CA plays the system's here, in a hashed directory
+    ($SSL_CERT_DIR, as /etc/ssl/certs is) or, with no directory, a bundle
+    file ($SSL_CERT_FILE); ca_file names an unrelated certificate. The
+    server's certificate, signed by the "system" CA, is still trusted."""
+    emu = Emulator(workdir=str(tmp_path / "emu"), tls=pki["good"])
+    try:
+        if system == "dir":
+            sysdir = tmp_path / "certs"
+            sysdir.mkdir()
+            h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in",
+                                pki["ca"]], capture_output=True, text=True,
+                               check=True).stdout.strip()
+            with open(pki["ca"], "rb") as src:
+                (sysdir / (h + ".0")).write_bytes(src.read())
+            env = {"SSL_CERT_DIR": str(sysdir)}
+        else:
+            env = {"SSL_CERT_DIR": str(tmp_path / "no-such-dir"),
+                   "SSL_CERT_FILE": pki["ca"]}
+        m = mounts(emu.url, str(tmp_path / "m"), env=env,
+                   opts=["ca_file=" + pki["self_signed"][0]])
+        assert {int(n) for n in os.listdir(m.p("contacts")) if n.isdigit()} == \
+            {c["contactId"] for c in emu.data()["conversations"]} != set()
+        assert "TLS" not in m.read(".driftfs", "errors").decode()
+
+        # The same ca_file with the real system CAs, which do not know the
+        # test CA: refused, so verification did happen above.
+        bad = mounts(emu.url, str(tmp_path / "bad"), wait_sync=False,
+                     opts=["ca_file=" + pki["self_signed"][0]])
+        bad.wait_synced()
+        assert "TLS certificate verification failed" in \
+            bad.read(".driftfs", "errors").decode()
+        assert bad.status()["conversations"] == "0"
+    finally:
+        emu.stop()

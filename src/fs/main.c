@@ -580,8 +580,12 @@ int main(int argc, char *argv[])
 		goto out_curl;
 	se = fuse_session_new(&args, fs_ops(), sizeof(struct fuse_lowlevel_ops),
 			      d.fs);
-	if (!se)
+	if (!se) {
+		/* It has said why: nearly always an option FUSE does not
+		 * know. */
+		ret = DX_USAGE;
 		goto out_curl;
+	}
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
 	/* Before the mount: resolving the path afterwards would ask

@@ -37,8 +37,12 @@ static char *xdg_path(const char *var, const char *fallback,
 			     fallback);
 	if (n < 0)
 		return NULL;
-	n = asprintf(&p, "%s%s%s%s%s", root, account ? "/accounts/" : "",
-		     account ? account : "", leaf ? "/" : "", leaf ? leaf : "");
+	if (account)
+		n = asprintf(&p, "%s/accounts/%s%s%s", root, account,
+			     leaf ? "/" : "", leaf ? leaf : "");
+	else
+		n = asprintf(&p, "%s%s%s", root, leaf ? "/" : "",
+			     leaf ? leaf : "");
 	free(root);
 	return n < 0 ? NULL : p;
 }

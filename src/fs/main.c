@@ -503,12 +503,13 @@ int main(int argc, char *argv[])
 		goto out;
 	/* The token source refreshes OAuth tokens as they expire. */
 	auth = auth_new(&d.cfg);
+	/* Before anything can change errno: the same status as driftctl's
+	 * for no token (exit_status.h). */
+	ret = !auth && errno != ENOMEM ? DX_AUTH : DX_LOCAL;
 	/* The source holds its own copy; fusermount3 and ps need none. */
 	config_forget_env("DRIFT_TOKEN");
-	if (!auth && !d.cfg.offline) {
-		ret = errno == ENOMEM ? DX_LOCAL : DX_AUTH;
+	if (!auth && !d.cfg.offline)
 		goto out;
-	}
 	ret = DX_LOCAL;
 
 	/* Everything with threads or libraries starts before the fork only

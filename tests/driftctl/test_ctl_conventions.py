@@ -156,3 +156,20 @@ def test_make_install_writes_the_unit_and_completion(tmp_path):
              "PREFIX=/opt/drift"])
     assert p.returncode == 0, p.stderr
     assert [f for f in dest.rglob("*") if f.is_file()] == []
+
+
+def test_journal_stream_gets_priorities(tmp_path):
+    """On a stderr that is journald's stream ($JOURNAL_STREAM names it, as
+    systemd does for a unit), each line starts with its syslog priority."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    log = tmp_path / "stderr"
+    with open(log, "wb") as f:
+        st = os.fstat(f.fileno())
+        env = clean_env(tmp_path, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        p = subprocess.run([DRIFTFS, "-f", str(mnt)], env=env, stderr=f, timeout=60)
+    assert p.returncode == 2
+    assert log.read_text().startswith("<3>error: no token"), log.read_text()
+    # Any other stderr keeps the plain form.
+    p = run([DRIFTFS, "-f", str(mnt)], clean_env(tmp_path, JOURNAL_STREAM="1:2"))
+    assert p.stderr.startswith("driftfs: error: no token"), p.stderr

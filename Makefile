@@ -182,18 +182,27 @@ soak: deps all
 
 UNITDIR ?= $(PREFIX)/lib/systemd/user
 DOCDIR ?= $(PREFIX)/share/doc/driftfs
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
 # updatedb has no drop-in directory: the exclusion is a snippet to merge
 # into /etc/updatedb.conf by hand (see the file), installed with the docs.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 755 $(BUILD)/driftfs $(DESTDIR)$(BINDIR)/driftfs
 	install -m 755 $(BUILD)/driftctl $(DESTDIR)$(BINDIR)/driftctl
 	install -m 644 man/driftfs.1 $(DESTDIR)$(MANDIR)/man1/driftfs.1
 	install -m 644 man/driftctl.1 $(DESTDIR)$(MANDIR)/man1/driftctl.1
-	install -m 644 scripts/driftfs@.service \
-		$(DESTDIR)$(UNITDIR)/driftfs@.service
+	# The unit runs the driftfs installed here, wherever BINDIR is.
+	sed 's|@BINDIR@|$(BINDIR)|g' scripts/driftfs@.service.in \
+		>$(DESTDIR)$(UNITDIR)/driftfs@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/driftfs@.service
+	install -m 644 scripts/driftctl.bash-completion \
+		$(DESTDIR)$(BASHCOMPDIR)/driftctl
+	install -m 644 scripts/driftctl.zsh-completion \
+		$(DESTDIR)$(ZSHCOMPDIR)/_driftctl
 	install -m 644 scripts/updatedb-driftfs.conf \
 		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
 
@@ -201,7 +210,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/driftfs $(DESTDIR)$(MANDIR)/man1/driftfs.1 \
 		$(DESTDIR)$(BINDIR)/driftctl $(DESTDIR)$(MANDIR)/man1/driftctl.1 \
 		$(DESTDIR)$(UNITDIR)/driftfs@.service \
-		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf
+		$(DESTDIR)$(DOCDIR)/updatedb-driftfs.conf \
+		$(DESTDIR)$(BASHCOMPDIR)/driftctl $(DESTDIR)$(ZSHCOMPDIR)/_driftctl
 
 format:
 	clang-format -i src/*.c src/*.h src/*/*.c src/*/*.h include/*.h tests/unit/*.c tests/unit/*.h

@@ -6,6 +6,14 @@
  *
  * Precedence, lowest first: built-in defaults, the config file
  * ($XDG_CONFIG_HOME/driftfs/config, "name = value" lines), the command line.
+ *
+ * An ACCOUNT (a profile: "default" unless named) has its own config file,
+ * credentials and cache. "default" keeps the paths driftfs always had;
+ * another NAME lives under accounts/NAME/ of the same directories:
+ *   $XDG_CONFIG_HOME/driftfs/accounts/NAME/{config,credentials}
+ *   $XDG_CACHE_HOME/driftfs/accounts/NAME/   (its cache_dir)
+ * so that a name can never be taken for a file of the default account's
+ * (config, credentials) or for an API host's cache directory.
  * The token is not an option: auth.h reads it from DRIFT_TOKEN or the
  * credentials file, never from argv.
  *
@@ -21,18 +29,29 @@
 #include <stdint.h>
 
 struct config {
+	char *account;		/* the profile's name ("default") */
 	char *api_url;		/* base URL without trailing slash */
 	char *credentials;	/* path of the credentials file */
 	char *cache_dir;	/* directory of the cache (created 0700) */
-	char *ca_file;		/* extra CA bundle, or NULL for the system's */
-	long refresh;		/* seconds between background syncs, 0 = never */
+	/* CA bundle trusted besides the system's CAs (http.c), or NULL */
+	char *ca_file;
+	/* seconds between background syncs; 0: one pass at mount, then
+	 * only those asked for (.driftfs/ctl, SIGUSR1) */
+	long refresh;
 	/* seconds within which a deletion in Drift reaches the cache
 	 * (sync_reconcile.c), 1 .. a year */
 	long reconcile;
 	int offline;		/* never touch the network */
 	double rate;		/* cap on requests per second, 0 = adaptive */
 	long timeout;		/* seconds: deadline of one HTTP request */
-	long conns;		/* concurrent requests during sync */
+	/* most requests in flight at once for the whole process (the
+	 * governor's slots), and the sync's worker threads */
+	long conns;
+	int log_level;		/* enum log_level, or -1: the program's default */
+	/* driftfs only: every node's owner and group (-1: the mounting
+	 * user's) and the mode bits cleared from every node (0: none) */
+	long uid, gid;
+	long umask;
 	/* OAuth app settings, for driftctl login (NULL when unset). */
 	char *client_id;
 	char *client_secret;	/* config file only; never from argv */
@@ -41,6 +60,25 @@ struct config {
 
 /* Fills in the defaults (allocated strings). Returns 0 or -errno. */
 int config_defaults(struct config *c);
+/*
+ * The defaults of an account (NULL or "default": the same as
+ * config_defaults()). -EINVAL for a name config_account_valid() refuses.
+ */
+int config_defaults_for(struct config *c, const char *account);
+/*
+ * Whether name may name an account: 1 to 64 of [A-Za-z0-9._-], not
+ * starting with '.' or '-' (so never "..", never a path). 0 or -EINVAL.
+ */
+int config_account_valid(const char *name);
+/*
+ * The account a program serves when none is named: $DRIFTFS_ACCOUNT, else
+ * "default". Not copied; valid until the environment changes.
+ */
+const char *config_account_default(void);
+/* Path of an account's config file (caller frees; NULL on ENOMEM). */
+char *config_path_for(const char *account);
+/* "error", "warning" (or "warn"), "info", "debug": the log level, or -1. */
+int config_log_level(const char *name);
 void config_release(struct config *c);
 
 /*
@@ -57,7 +95,7 @@ int config_load_file(struct config *c, const char *path);
 /* Strips leading and trailing white space in place; returns the start. */
 char *config_trim(char *s);
 
-/* Default path of the config file (caller frees). */
+/* Default path of the default account's config file (caller frees). */
 char *config_default_path(void);
 
 /*

@@ -3,7 +3,10 @@
  * log: the daemon's log and the ring of recent errors behind .driftfs/errors.
  *
  * Messages go to stderr while the daemon runs in the foreground and to syslog
- * once it has daemonized. Errors are also kept in a bounded in-memory ring so
+ * (identifier "driftfs", facility daemon) once it has daemonized; on a
+ * stderr that is journald's stream ($JOURNAL_STREAM, a systemd unit) each
+ * line carries its priority as a "<N>" prefix. The level is the
+ * log_level option (config.h); -d means debug. Errors are also kept in a bounded in-memory ring so
  * that a user can read the last ones from the mount itself.
  *
  * Each thread has an "operation context": the tree path (or sync step) it is

@@ -19,45 +19,120 @@
 #include "names.h"
 #include "secret.h"
 
-static char *xdg_path(const char *var, const char *fallback, const char *leaf)
+/*
+ * $var/driftfs/[accounts/ACCOUNT/]leaf, or $HOME/fallback/... without $var.
+ * account NULL is the default account's place. Caller frees.
+ */
+static char *xdg_path(const char *var, const char *fallback,
+		      const char *account, const char *leaf)
 {
 	const char *base = getenv(var), *home = getenv("HOME");
-	char *p = NULL;
+	char *root = NULL, *p = NULL;
 	int n;
 
 	if (base && *base)
-		n = asprintf(&p, "%s/driftfs%s%s", base, leaf ? "/" : "",
-			     leaf ? leaf : "");
+		n = asprintf(&root, "%s/driftfs", base);
 	else
-		n = asprintf(&p, "%s/%s/driftfs%s%s", home ? home : "/tmp",
-			     fallback, leaf ? "/" : "", leaf ? leaf : "");
+		n = asprintf(&root, "%s/%s/driftfs", home ? home : "/tmp",
+			     fallback);
+	if (n < 0)
+		return NULL;
+	if (account)
+		n = asprintf(&p, "%s/accounts/%s%s%s", root, account,
+			     leaf ? "/" : "", leaf ? leaf : "");
+	else
+		n = asprintf(&p, "%s%s%s", root, leaf ? "/" : "",
+			     leaf ? leaf : "");
+	free(root);
 	return n < 0 ? NULL : p;
+}
+
+int config_account_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n < 1 || n > 64 || name[0] == '.' || name[0] == '-')
+		return -EINVAL;
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789._-") != n)
+		return -EINVAL;
+	return 0;
+}
+
+const char *config_account_default(void)
+{
+	const char *e = getenv("DRIFTFS_ACCOUNT");
+
+	return e && *e ? e : "default";
+}
+
+/* NULL for the default account, whose files keep their old places. */
+static const char *account_leaf(const char *account)
+{
+	return !account || !strcmp(account, "default") ? NULL : account;
+}
+
+char *config_path_for(const char *account)
+{
+	return xdg_path("XDG_CONFIG_HOME", ".config", account_leaf(account),
+			"config");
 }
 
 char *config_default_path(void)
 {
-	return xdg_path("XDG_CONFIG_HOME", ".config", "config");
+	return config_path_for(NULL);
 }
 
-int config_defaults(struct config *c)
+int config_log_level(const char *name)
 {
+	static const char *const names[] = { "error", "warning", "info",
+					     "debug" };
+
+	if (!name)
+		return -1;
+	if (!strcasecmp(name, "warn"))
+		return LOG_LVL_WARN;
+	for (int i = 0; i < 4; i++)
+		if (!strcasecmp(name, names[i]))
+			return i;
+	return -1;
+}
+
+int config_defaults_for(struct config *c, const char *account)
+{
+	const char *leaf;
+
 	memset(c, 0, sizeof(*c));
+	if (account && config_account_valid(account))
+		return -EINVAL;
+	leaf = account_leaf(account);
+	c->account = strdup(leaf ? leaf : "default");
 	c->api_url = strdup("https://driftapi.com");
-	c->credentials = xdg_path("XDG_CONFIG_HOME", ".config", "credentials");
-	c->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", NULL);
+	c->credentials = xdg_path("XDG_CONFIG_HOME", ".config", leaf,
+				  "credentials");
+	c->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", leaf, NULL);
 	c->refresh = 60;
 	c->reconcile = 86400;
 	c->timeout = 30;
 	c->conns = 4;
-	if (!c->api_url || !c->credentials || !c->cache_dir) {
+	c->log_level = -1;
+	c->uid = -1;
+	c->gid = -1;
+	if (!c->account || !c->api_url || !c->credentials || !c->cache_dir) {
 		config_release(c);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
+int config_defaults(struct config *c)
+{
+	return config_defaults_for(c, NULL);
+}
+
 void config_release(struct config *c)
 {
+	free(c->account);
 	free(c->api_url);
 	free(c->credentials);
 	free(c->cache_dir);
@@ -148,6 +223,31 @@ int config_set(struct config *c, const char *name, const char *value)
 		return parse_long(value, 1, 3600, &c->timeout);
 	if (!strcmp(key, "conns"))
 		return parse_long(value, 1, 32, &c->conns);
+	if (!strcmp(key, "log_level")) {
+		int l = config_log_level(value);
+
+		if (l < 0)
+			return -EINVAL;
+		c->log_level = l;
+		return 0;
+	}
+	/* Ids as numbers only: a name would need a lookup that a mount
+	 * from fstab (no NSS yet at boot) could not always make. */
+	if (!strcmp(key, "uid"))
+		return parse_long(value, 0, 0x7ffffffe, &c->uid);
+	if (!strcmp(key, "gid"))
+		return parse_long(value, 0, 0x7ffffffe, &c->gid);
+	if (!strcmp(key, "umask")) {
+		char *end;
+		long m;
+
+		errno = 0;
+		m = strtol(value, &end, 8);
+		if (errno || end == value || *end || m < 0 || m > 0777)
+			return -EINVAL;
+		c->umask = m;
+		return 0;
+	}
 	if (!strcmp(key, "rate")) {
 		char *end;
 		double d;

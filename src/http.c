@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -74,6 +75,77 @@ void http_opts_from_config(struct http_opts *o, const struct config *cfg,
 	o->offline = cfg->offline;
 }
 
+/* Appends the file at path to *blob (a PEM bundle). 0 or -errno. */
+static int blob_add_file(char **blob, size_t *len, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char chunk[16384];
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		/* A CA bundle is a few hundred KiB; 16 MiB is not one. */
+		char *p = *len + n + 2 <= ((size_t)16 << 20)
+				  ? realloc(*blob, *len + n + 2)
+				  : NULL;
+
+		if (!p) {
+			r = -ENOMEM;
+			break;
+		}
+		*blob = p;
+		memcpy(p + *len, chunk, n);
+		*len += n;
+	}
+	if (!r && ferror(f))
+		r = -EIO;
+	fclose(f);
+	/* PEM blocks need a line break between two files. */
+	if (!r && *len && (*blob)[*len - 1] != '\n')
+		(*blob)[(*len)++] = '\n';
+	return r;
+}
+
+/*
+ * Where the system's CAs are, so that ca_file adds to them instead of
+ * replacing them: CURLOPT_CAINFO alone would replace libcurl's bundle
+ * file. OpenSSL's variables win when set ($SSL_CERT_DIR, $SSL_CERT_FILE),
+ * else libcurl's built-in CA path and bundle (/etc/ssl/certs and its
+ * ca-certificates.crt on Debian). With a CA directory, it stays the
+ * handles' CAPATH (looked up by hash, loaded only when needed); without
+ * one, the bundle and ca_file are joined once into a blob. 0 or -errno.
+ */
+static int http_ca_setup(struct http *h)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	const char *dir = getenv("SSL_CERT_DIR");
+	const char *file = getenv("SSL_CERT_FILE");
+	struct stat st;
+	int r;
+
+	if (!h->ca_file)
+		return 0;
+	if (!dir || !*dir)
+		dir = v->age >= CURLVERSION_SEVENTH ? v->capath : NULL;
+	if (dir && !stat(dir, &st) && S_ISDIR(st.st_mode)) {
+		h->ca_path = strdup(dir);
+		return h->ca_path ? 0 : -ENOMEM;
+	}
+	if (!file || !*file)
+		file = v->age >= CURLVERSION_SEVENTH ? v->cainfo : NULL;
+	if (file && blob_add_file(&h->ca_blob, &h->ca_blob_len, file) == -ENOMEM)
+		return -ENOMEM;
+	if (!h->ca_blob_len)
+		log_warn("no system CA bundle found: only %s is trusted",
+			 h->ca_file);
+	r = blob_add_file(&h->ca_blob, &h->ca_blob_len, h->ca_file);
+	if (r)
+		log_err("ca_file %s: %s", h->ca_file, strerror(-r));
+	return r;
+}
+
 struct http *http_new(const struct http_opts *o)
 {
 	struct http *h = calloc(1, sizeof(*h));
@@ -88,6 +160,15 @@ struct http *http_new(const struct http_opts *o)
 	if (!h->base_url || !h->origin || !h->token ||
 	    (o->ca_file && !h->ca_file))
 		goto fail;
+	{
+		int r = http_ca_setup(h);
+
+		if (r) {
+			http_free(h);
+			errno = -r;
+			return NULL;
+		}
+	}
 	h->timeout_ms = (o->timeout > 0 ? o->timeout : 30) * 1000;
 	h->offline = o->offline;
 	h->reachable = 1;
@@ -112,6 +193,8 @@ void http_free(struct http *h)
 	free(h->base_url);
 	free(h->origin);
 	free(h->ca_file);
+	free(h->ca_path);
+	free(h->ca_blob);
 	free(h);
 }
 
@@ -298,13 +381,20 @@ static CURLcode perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-	/* Verification is never turned off; ca_file only says whom to
-	 * trust. */
+	/* Verification is never turned off; ca_file only adds whom to
+	 * trust (http_ca_setup()). */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (h->ca_file)
+	if (h->ca_blob) {
+		struct curl_blob b = { h->ca_blob, h->ca_blob_len,
+				       CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+	} else if (h->ca_file) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+		curl_easy_setopt(c, CURLOPT_CAPATH, h->ca_path);
+	}
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -475,6 +565,7 @@ int http_request(struct http *h, const struct http_request *rq,
 		struct curl_slist auth_node = { NULL, hdrs };
 		unsigned long gen = 0;
 		long status = 0;
+		int64_t started;
 		CURLcode rc;
 
 		buf_reset(&resp->body);
@@ -506,9 +597,23 @@ int http_request(struct http *h, const struct http_request *rq,
 			break;
 		}
 		resp->attempts++;
+		started = clock_mono_ms();
 		rc = perform_once(h, c, method, url,
 				  authl ? &auth_node : hdrs, rq->body,
 				  rq->body_len, &a, &status, curl_err);
+		/* The request line and its outcome, never a header: the
+		 * token is in Authorization only. */
+		if (rc == CURLE_OK)
+			log_debug("%s %s: HTTP %ld in %lld ms (attempt %d)",
+				  method, path, status,
+				  (long long)(clock_mono_ms() - started),
+				  attempt + 1);
+		else
+			log_debug("%s %s: no answer after %lld ms (attempt "
+				  "%d): %s",
+				  method, path,
+				  (long long)(clock_mono_ms() - started),
+				  attempt + 1, curl_err);
 		http_governor_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable,
 				 rc == CURLE_OK || a.too_big || a.sink_err,

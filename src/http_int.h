@@ -48,7 +48,16 @@ struct http {
 	char *origin;		/* scheme://host[:port] of base_url, for errors */
 	char *token;		/* the fixed bearer token, when auth is NULL */
 	const struct http_auth *auth; /* token source, or NULL */
+	/*
+	 * ca_file is trusted besides the system's CAs: with ca_path (the
+	 * system's hashed CA directory) each handle gets CAINFO=ca_file and
+	 * CAPATH=ca_path; without one, ca_blob holds the system bundle and
+	 * ca_file in one PEM (CAINFO_BLOB). See http_ca_setup() in http.c.
+	 */
 	char *ca_file;
+	char *ca_path;
+	char *ca_blob;
+	size_t ca_blob_len;
 	long timeout_ms;
 	int offline;
 	int reachable;

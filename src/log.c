@@ -6,15 +6,19 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ERR_RING 256
 #define ERR_LINE 1024
 
 static enum log_level threshold = LOG_LVL_INFO;
 static int to_syslog;
+static int to_journal;	/* stderr is journald's stream: "<N>" prefixes */
 
 /* The ring of recent errors: ring[(next - count + i) % ERR_RING], i < count. */
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -41,12 +45,33 @@ static void resolve(void)
 	}
 }
 
+/*
+ * Whether stderr is the stream systemd connected to the journal (a unit
+ * running driftfs -f): $JOURNAL_STREAM names its device and inode. Then a
+ * "<N>" prefix gives each line its priority, so that journalctl -p and
+ * its colours tell errors from information.
+ */
+static int stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st))
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
 void log_setup(enum log_level level, int use_syslog)
 {
 	threshold = level;
+	/* The identifier journalctl -t selects (driftfs(1), LOGGING). */
 	if (use_syslog && !to_syslog)
 		openlog("driftfs", LOG_PID, LOG_DAEMON);
 	to_syslog = use_syslog;
+	to_journal = !use_syslog && stderr_is_journal();
 }
 
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
@@ -63,6 +88,9 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	text_clean(line, sizeof(line), line, strlen(line), 0);
 	if (to_syslog)
 		syslog(prio[level], "%s", line);
+	else if (to_journal)
+		fprintf(stderr, "<%d>%s: %s\n", prio[level], name[level],
+			line);
 	else
 		fprintf(stderr, "driftfs: %s: %s\n", name[level], line);
 }

@@ -81,6 +81,7 @@ void sync_changes_release(struct changes *c)
 
 void sync_set_phase(struct sync *s, const char *phase, long done, long total)
 {
+	log_debug("sync: %s (%ld items)", phase, total);
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->phase, sizeof(s->phase), "%s", phase);
 	s->work_done = done;
@@ -492,6 +493,7 @@ int sync_run_once(struct sync *s)
 	if (!r)
 		store_meta_set_i64(s->d->store, "last_sync", s->last_end_ms);
 	pthread_mutex_unlock(&s->pass_lock);
+	log_debug("sync: pass ended: %s", r ? strerror(-r) : "ok");
 	/* The gate (account.h) logs for itself. */
 	if (r && r != -ENETDOWN && account_verified(s->d->account))
 		log_warn("sync pass failed: %s", strerror(-r));

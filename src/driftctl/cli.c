@@ -89,12 +89,15 @@ int cli_open_store(struct cli *c)
 
 /*
  * How much of the library's log to show: with quiet, only errors (the
- * command reports failures itself); -v adds information, -vv debugging.
+ * command reports failures itself); --log-level (or log_level in the
+ * config file) sets it; -v adds information, -vv debugging.
  */
 void cli_set_log_level(struct cli *c, int quiet)
 {
 	if (c->verbose)
 		log_setup(c->verbose > 1 ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	else if (c->d.cfg.log_level >= 0)
+		log_setup((enum log_level)c->d.cfg.log_level, 0);
 	else
 		log_setup(quiet ? LOG_LVL_ERROR : LOG_LVL_WARN, 0);
 }

@@ -113,7 +113,7 @@ static int default_credentials(const struct config *cfg)
 	struct config def;
 	int same;
 
-	if (config_defaults(&def))
+	if (config_defaults_for(&def, cfg->account))
 		return 0;
 	same = !strcmp(def.credentials, cfg->credentials);
 	config_release(&def);

@@ -22,17 +22,9 @@
 #include "api.h"
 #include "buf.h"
 #include "driftfs.h"
+#include "exit_status.h"
 
-/* Exit statuses (documented in driftctl(1) and README.md). */
-enum {
-	DX_OK = 0,
-	DX_USAGE = 1,	/* bad command line or config */
-	DX_AUTH = 2,	/* no token, token refused, login failed */
-	DX_API = 3,	/* API unreachable or failing: network, 5xx */
-	DX_REFUSED = 4,	/* the API refused the request: other 4xx */
-	DX_RATE = 5,	/* rate limited (429 after retries, report limit) */
-	DX_LOCAL = 6,	/* local failure: cache, files, memory */
-};
+/* Exit statuses: DX_* of exit_status.h, shared with driftfs. */
 
 /* Report calls a minute: Drift's limit (api.h). */
 #define REPORT_LIMIT API_REPORT_LIMIT

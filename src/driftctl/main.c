@@ -24,6 +24,7 @@ static const struct opt global_opts[] = {
 	{ "conns", 0, 1, 0 },	      { "refresh", 0, 1, 0 },
 	{ "offline", 0, 0, 0 },	      { "client-id", 0, 1, 0 },
 	{ "redirect-uri", 0, 1, 0 },  { "reconcile", 0, 1, 0 },
+	{ "account", 0, 1, 0 },	      { "log-level", 0, 1, 0 },
 	{ NULL, 0, 0, 0 },
 };
 
@@ -47,7 +48,12 @@ static const struct opt *find_short(const struct opt *t, char c)
 /* Applies a global option. */
 static int global_opt(struct cli *c, const struct opt *o, const char *value)
 {
-	int r = config_set(&c->d.cfg, o->name, value);
+	int r;
+
+	/* Applied before anything else (account_from_argv()). */
+	if (!strcmp(o->name, "account"))
+		return 0;
+	r = config_set(&c->d.cfg, o->name, value);
 
 	if (r)
 		cli_say("bad value for --%s%s%s", o->name, value ? ": " : "",
@@ -183,27 +189,35 @@ static const char usage_main[] =
 	"    status    account, cache, last sync, outbox, rate limits\n"
 	"    api       one authenticated API call; the body on stdout\n"
 	"    report    the conversation report (POST /reports/conversations)\n"
+	"    help      this help, or a command's: driftctl help COMMAND\n"
 	"\n"
-	"options (also 'name = value' in $XDG_CONFIG_HOME/driftfs/config):\n"
+	"options (also 'name = value' in the account's config file,\n"
+	"$XDG_CONFIG_HOME/driftfs/config for default):\n"
 	"    --api-url URL         API base URL (https://driftapi.com)\n"
 	"    --credentials FILE    token file (0600)\n"
 	"    --cache-dir DIR       cache directory (0700)\n"
-	"    --ca-file FILE        extra CA bundle\n"
+	"    --ca-file FILE        CA bundle trusted besides the system's\n"
 	"    --rate N              cap on API requests per second\n"
 	"    --timeout SECONDS     deadline of one request (30)\n"
-	"    --conns N             concurrent requests when syncing (4)\n"
+	"    --conns N             most requests in flight at once (4)\n"
 	"    --reconcile SECONDS   deletions in Drift reach the cache within\n"
 	"                          this (86400)\n"
+	"    --refresh SECONDS     a mount's sync interval (config file's;\n"
+	"                          unused here)\n"
 	"    --offline             never touch the network\n"
 	"    --client-id ID        OAuth app id (login)\n"
 	"    --redirect-uri URI    OAuth redirect URI (login)\n"
-	"    -v, --verbose         more log output\n"
-	"    -h, --help            this help; COMMAND --help for a command's\n"
+	"    --account NAME        the profile: its own config, credentials\n"
+	"                          and cache ($DRIFTFS_ACCOUNT, else default)\n"
+	"    --log-level LEVEL     error, warning (default), info or debug\n"
+	"    -v, --verbose         more log output (-v info, -vv debug)\n"
+	"    -h, --help            this help; driftctl help COMMAND for a\n"
+	"                          command's\n"
 	"    -V, --version         print the version\n"
 	"\n"
 	"exit status: 0 ok, 1 usage, 2 authentication, 3 API unreachable or\n"
 	"failing (5xx), 4 refused by the API (other 4xx), 5 rate limited,\n"
-	"6 local failure. See driftctl(1).\n";
+	"6 local failure; the same for driftfs. See driftctl(1).\n";
 
 struct command {
 	const char *name;
@@ -219,6 +233,76 @@ static const struct command commands[] = {
 	{ "report", cmd_report, cli_usage_report },
 };
 
+/* The command of that name, or NULL. */
+static const struct command *find_command(const char *name)
+{
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (!strcmp(name, commands[k].name))
+			return &commands[k];
+	return NULL;
+}
+
+/*
+ * "driftctl help [COMMAND]", as git help: the overview, or the command's
+ * own --help text; an unknown command is a usage error.
+ */
+static int help_command(int argc, char **argv, int from)
+{
+	const struct command *cmd;
+
+	if (from >= argc) {
+		fputs(usage_main, stdout);
+		return DX_OK;
+	}
+	if (from + 1 < argc) {
+		cli_say("help takes one command (see driftctl help)");
+		return DX_USAGE;
+	}
+	if (!strcmp(argv[from], "help")) {
+		fputs("usage: driftctl help [COMMAND]\n\nPrints the overview "
+		      "of driftctl, or COMMAND's help.\n",
+		      stdout);
+		return DX_OK;
+	}
+	cmd = find_command(argv[from]);
+	if (!cmd) {
+		cli_say("no such command '%s' (driftctl help lists them)",
+			argv[from]);
+		return DX_USAGE;
+	}
+	fputs(cmd->usage, stdout);
+	return DX_OK;
+}
+
+/*
+ * The account named by --account (anywhere before "--": the option may
+ * follow the command, as every global option may), else $DRIFTFS_ACCOUNT,
+ * else "default". It decides which config file the other options
+ * override, so it is read first. NULL after saying why when a value is
+ * missing.
+ */
+static const char *account_from_argv(int argc, char **argv)
+{
+	const char *name = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--"))
+			break;
+		if (!strcmp(a, "--account")) {
+			if (i + 1 >= argc) {
+				cli_say("option --account needs a value");
+				return NULL;
+			}
+			name = argv[++i];
+		} else if (!strncmp(a, "--account=", 10)) {
+			name = a + 10;
+		}
+	}
+	return name ? name : config_account_default();
+}
+
 /* Before the command there are only options: nothing else comes here. */
 static int main_opt(struct cli *c, void *cmd, const struct opt *o,
 		    const char *value)
@@ -233,6 +317,7 @@ static int main_opt(struct cli *c, void *cmd, const struct opt *o,
 int main(int argc, char **argv)
 {
 	const struct command *cmd = NULL;
+	const char *account;
 	struct cli c;
 	char *conf = NULL;
 	int r = DX_USAGE, i, curl_up = 0;
@@ -241,11 +326,20 @@ int main(int argc, char **argv)
 	config_harden_process();
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_LVL_WARN, 0);
-	if (config_defaults(&c.d.cfg)) {
+	account = account_from_argv(argc, argv);
+	if (!account)
+		return DX_USAGE;
+	if (config_account_valid(account)) {
+		cli_say("account '%s': 1 to 64 letters, digits, '.', '_' or "
+			"'-', not starting with '.' or '-'",
+			account);
+		return DX_USAGE;
+	}
+	if (config_defaults_for(&c.d.cfg, account)) {
 		cli_say("out of memory");
 		return DX_LOCAL;
 	}
-	conf = config_default_path();
+	conf = config_path_for(account);
 	if (conf && config_load_file(&c.d.cfg, conf))
 		goto out;
 	/* Global options up to the command word. */
@@ -282,9 +376,11 @@ int main(int argc, char **argv)
 		r = c.help ? DX_OK : DX_USAGE;
 		goto out;
 	}
-	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
-		if (!strcmp(argv[i], commands[k].name))
-			cmd = &commands[k];
+	if (!strcmp(argv[i], "help")) {
+		r = help_command(argc, argv, i + 1);
+		goto out;
+	}
+	cmd = find_command(argv[i]);
 	if (!cmd) {
 		cli_say("unknown command '%s' (see driftctl --help)", argv[i]);
 		r = DX_USAGE;

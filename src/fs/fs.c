@@ -32,7 +32,9 @@ void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = a->ino;
-	st->st_mode = a->mode;
+	/* -o umask= (config.h); a link's mode means nothing. */
+	st->st_mode = S_ISLNK(a->mode) ? a->mode
+				       : a->mode & ~(mode_t)f->d->cfg.umask;
 	st->st_nlink = a->nlink;
 	st->st_uid = f->d->uid;
 	st->st_gid = f->d->gid;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "account.h"
@@ -19,10 +20,12 @@
 #include "commit.h"
 #include "config.h"
 #include "driftfs.h"
+#include "exit_status.h"
 #include "fs.h"
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "sdnotify.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -37,15 +40,23 @@ enum {
 	KEY_RW,
 	KEY_OURS,
 	KEY_TOKEN,
+	KEY_FSNAME,
+	KEY_SUBTYPE,
 };
 
-/* What the command line said beyond struct config. */
+/*
+ * What the command line said. driftfs's own options are kept as given and
+ * applied once the ACCOUNT is known: the account decides which config file
+ * they override.
+ */
 struct cli {
-	struct config *cfg;
-	char *source;		/* fstab's "driftfs#NAME": a label, unused */
+	char *source;		/* ACCOUNT ("driftfs#NAME" in old fstabs) */
 	char *mountpoint;
+	char **ours;		/* "name[=value]" of our options, in order */
+	size_t n_ours;
 	int foreground, debug, single, help, version, bad;
 	int read_only;		/* -o ro (the last of ro and rw wins) */
+	int fsname, subtype;	/* given by the user: theirs win */
 };
 
 static const struct fuse_opt spec[] = {
@@ -73,7 +84,14 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("rate=", KEY_OURS),
 	FUSE_OPT_KEY("timeout=", KEY_OURS),
 	FUSE_OPT_KEY("conns=", KEY_OURS),
+	FUSE_OPT_KEY("log_level=", KEY_OURS),
+	FUSE_OPT_KEY("log-level=", KEY_OURS),
+	FUSE_OPT_KEY("uid=", KEY_OURS),
+	FUSE_OPT_KEY("gid=", KEY_OURS),
+	FUSE_OPT_KEY("umask=", KEY_OURS),
 	FUSE_OPT_KEY("token=", KEY_TOKEN),
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	FUSE_OPT_END,
 };
 
@@ -135,52 +153,173 @@ static void kicker_stop(struct kicker *k)
 	k->started = 0;
 }
 
+/*
+ * Readiness for systemd (Type=notify): READY=1 once the mount answers, not
+ * merely once it exists. A thread stats the mountpoint, which waits until
+ * the session loop has answered FUSE's INIT and a GETATTR of the root; an
+ * aborted session fails the stat instead, and nothing is sent. Only
+ * started when $NOTIFY_SOCKET is set; joined after the unmount (which
+ * ends a stat still waiting).
+ */
+struct ready {
+	pthread_t thread;
+	const char *path;	/* the mountpoint, owned by main() */
+	int started;
+};
+
+static void *ready_main(void *arg)
+{
+	struct ready *rd = arg;
+	struct stat st;
+	char msg[64];
+
+	if (stat(rd->path, &st))
+		return NULL;
+	snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%ld", (long)getpid());
+	if (sdnotify_send(msg))
+		log_warn("could not tell systemd the mount is ready");
+	else
+		log_debug("told systemd the mount is ready");
+	return NULL;
+}
+
+static void ready_start(struct ready *rd, const char *path)
+{
+	const char *ns = getenv("NOTIFY_SOCKET");
+
+	rd->path = path;
+	if (ns && *ns && path &&
+	    !pthread_create(&rd->thread, NULL, ready_main, rd))
+		rd->started = 1;
+}
+
+static void ready_join(struct ready *rd)
+{
+	if (rd->started)
+		pthread_join(rd->thread, NULL);
+	rd->started = 0;
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] [ACCOUNT] MOUNTPOINT\n"
 	       "\n"
-	       "Mounts a Drift account as a directory tree.\n"
+	       "Mounts a Drift account as a directory tree. ACCOUNT (default: "
+	       "$DRIFTFS_ACCOUNT,\n"
+	       "else 'default') picks a profile: its own config file, "
+	       "credentials and cache.\n"
 	       "\n"
 	       "general options:\n"
 	       "    -h, --help             print this help\n"
 	       "    -V, --version          print the version\n"
-	       "    -f                     stay in the foreground\n"
-	       "    -d, -o debug           debug output (implies -f)\n"
+	       "    -f                     stay in the foreground, log to "
+	       "stderr\n"
+	       "    -d, -o debug           FUSE's request trace and "
+	       "log_level=debug (implies -f)\n"
 	       "    -s                     single-threaded\n"
 	       "    -o opt[,opt...]        options, below, and FUSE's own\n"
 	       "\n"
-	       "driftfs options (also 'name = value' in %s):\n"
+	       "driftfs options (also 'name = value' in the account's config "
+	       "file,\n"
+	       "%s for 'default'):\n"
 	       "    -o api_url=URL         API base URL (https://driftapi.com)\n"
 	       "    -o credentials=FILE    token file (0600)\n"
 	       "    -o cache_dir=DIR       cache directory (0700)\n"
-	       "    -o refresh=SECONDS     seconds between syncs, 0 = never "
-	       "(60)\n"
+	       "    -o refresh=SECONDS     seconds between syncs (60); 0 = one "
+	       "at mount, then\n"
+	       "                           only when asked (.driftfs/ctl, "
+	       "SIGUSR1)\n"
 	       "    -o reconcile=SECONDS   deletions in Drift reach the cache "
 	       "within this (86400)\n"
 	       "    -o offline             never touch the network\n"
-	       "    -o ca_file=FILE        extra CA bundle\n"
-	       "    -o rate=N              cap on API requests per second\n"
+	       "    -o ca_file=FILE        CA bundle trusted besides the "
+	       "system's CAs;\n"
+	       "                           verification is never off\n"
+	       "    -o rate=N              cap on API requests per second "
+	       "(adaptive)\n"
 	       "    -o timeout=SECONDS     deadline of one request (30)\n"
-	       "    -o conns=N             concurrent requests when syncing "
-	       "(4)\n"
+	       "    -o conns=N             most requests in flight, whole "
+	       "daemon (4)\n"
+	       "    -o log_level=LEVEL     error, warning, info (default) or "
+	       "debug\n"
+	       "    -o uid=N, -o gid=N     owner and group of every file "
+	       "(the mounting user's)\n"
+	       "    -o umask=OOO           mode bits to clear on every file "
+	       "(none)\n"
+	       "    -o fsname=NAME         the source df and mount show "
+	       "(driftfs:ACCOUNT)\n"
 	       "    -o ro                  read-only mount: no writes, and "
 	       "files open with no\n"
 	       "                           round trip to driftfs (fastest "
 	       "cat and grep)\n"
 	       "\n"
-	       "The token comes from DRIFT_TOKEN or the credentials file, "
-	       "never from the command line.\n",
+	       "mount(8)'s own options (noauto, user, _netdev, nofail, "
+	       "x-systemd.*, ...) are\n"
+	       "ignored. The token comes from DRIFT_TOKEN or the credentials "
+	       "file, never from\n"
+	       "the command line. Exit status: 0 ok, 1 usage, 2 no or refused "
+	       "token, 6 local\n"
+	       "failure (see driftfs(1)).\n",
 	       prog, "$XDG_CONFIG_HOME/driftfs/config");
+}
+
+/*
+ * Options meant for mount(8) or systemd that reach us through mount.fuse3
+ * or an fstab line: they mean nothing to a mount and FUSE would refuse
+ * them as unknown.
+ */
+static int mount_only_opt(const char *arg)
+{
+	static const char *const names[] = {
+		"auto", "noauto", "user", "nouser", "users", "owner", "group",
+		"_netdev", "nofail", "defaults", "nodelalloc", NULL,
+	};
+
+	if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
+		return 1;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(arg, names[i]))
+			return 1;
+	return 0;
+}
+
+/* Keeps one of our options for later (see struct cli). */
+static int keep_ours(struct cli *c, const char *arg)
+{
+	char **n = realloc(c->ours, (c->n_ours + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	c->ours = n;
+	n[c->n_ours] = strdup(arg);
+	if (!n[c->n_ours])
+		return -ENOMEM;
+	c->n_ours++;
+	return 0;
+}
+
+/* Applies the kept options over the account's config. 0 or DX_USAGE. */
+static int apply_ours(struct cli *c, struct config *cfg)
+{
+	for (size_t i = 0; i < c->n_ours; i++) {
+		const char *arg = c->ours[i], *eq = strchr(arg, '=');
+		char name[64];
+		size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+
+		snprintf(name, sizeof(name), "%.*s", (int)n, arg);
+		if (config_set(cfg, name, eq ? eq + 1 : NULL)) {
+			fprintf(stderr, "driftfs: bad value for option %s\n",
+				name);
+			return DX_USAGE;
+		}
+	}
+	return 0;
 }
 
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
 	struct cli *c = data;
-	const char *eq;
-	char name[64];
-	size_t n;
-	int r;
 
 	(void)outargs;
 	switch (key) {
@@ -211,16 +350,19 @@ static int opt_proc(void *data, const char *arg, int key,
 		c->bad = 1;
 		return 0;
 	case KEY_OURS:
-		eq = strchr(arg, '=');
-		n = eq ? (size_t)(eq - arg) : strlen(arg);
-		snprintf(name, sizeof(name), "%.*s", (int)n, arg);
-		r = config_set(c->cfg, name, eq ? eq + 1 : NULL);
-		if (r) {
-			fprintf(stderr, "driftfs: bad value for option %s\n",
-				name);
+		if (keep_ours(c, arg)) {
+			fprintf(stderr, "driftfs: out of memory\n");
 			c->bad = 1;
 		}
 		return 0;
+	case KEY_FSNAME:
+		c->fsname = 1;
+		return 1;
+	case KEY_SUBTYPE:
+		c->subtype = 1;
+		return 1;
+	case FUSE_OPT_KEY_OPT:
+		return mount_only_opt(arg) ? 0 : 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!c->mountpoint) {
 			c->mountpoint = strdup(arg);
@@ -302,47 +444,73 @@ int main(int argc, char *argv[])
 	struct account acc = { 0 };
 	struct auth *auth = NULL;
 	struct kicker kick = { 0 };
-	int ret = 1, mounted = 0, note = -1;
+	struct ready ready = { 0 };
+	const char *account;
+	char *fsname = NULL;
+	enum log_level level;
+	int ret = DX_USAGE, mounted = 0, note = -1;
 
 	memset(&d, 0, sizeof(d));
 	memset(&cli, 0, sizeof(cli));
 	config_harden_process();
 	raise_fd_limit();
 	log_setup(LOG_LVL_INFO, 0);
-	if (config_defaults(&d.cfg)) {
-		fprintf(stderr, "driftfs: out of memory\n");
-		return 1;
-	}
-	cli.cfg = &d.cfg;
-	conf_path = config_default_path();
-	if (conf_path && config_load_file(&d.cfg, conf_path))
-		goto out;
 	if (fuse_opt_parse(&args, &cli, spec, opt_proc) || cli.bad)
 		goto out;
 	if (cli.help) {
 		usage(argv[0]);
-		ret = 0;
+		ret = DX_OK;
 		goto out;
 	}
 	if (cli.version) {
 		printf("driftfs %s (libfuse %s, %s)\n", DRIFTFS_VERSION,
 		       fuse_pkgversion(), curl_version());
-		ret = 0;
+		ret = DX_OK;
 		goto out;
 	}
 	if (!cli.mountpoint) {
 		fprintf(stderr, "driftfs: no mountpoint (see driftfs -h)\n");
 		goto out;
 	}
-	log_setup(cli.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	/* "driftfs#NAME" is how fstab named the program and the source in
+	 * one field before fuse.TYPE; mount.fuse3 may still hand it over. */
+	account = cli.source ? cli.source : config_account_default();
+	if (!strncmp(account, "driftfs#", 8))
+		account += 8;
+	if (config_account_valid(account)) {
+		fprintf(stderr, "driftfs: ACCOUNT '%s': 1 to 64 letters, "
+				"digits, '.', '_' or '-', not starting with "
+				"'.' or '-'\n",
+			account);
+		goto out;
+	}
+	if (config_defaults_for(&d.cfg, account)) {
+		fprintf(stderr, "driftfs: out of memory\n");
+		ret = DX_LOCAL;
+		goto out;
+	}
+	conf_path = config_path_for(account);
+	if (conf_path && config_load_file(&d.cfg, conf_path))
+		goto out;
+	if (apply_ours(&cli, &d.cfg))
+		goto out;
+	/* -d means everything: FUSE's trace and our own debug lines. */
+	level = cli.debug ? LOG_LVL_DEBUG
+	      : d.cfg.log_level >= 0 ? (enum log_level)d.cfg.log_level
+				     : LOG_LVL_INFO;
+	log_setup(level, 0);
 	if (config_validate(&d.cfg))
 		goto out;
 	/* The token source refreshes OAuth tokens as they expire. */
 	auth = auth_new(&d.cfg);
+	/* Before anything can change errno: the same status as driftctl's
+	 * for no token (exit_status.h). */
+	ret = !auth && errno != ENOMEM ? DX_AUTH : DX_LOCAL;
 	/* The source holds its own copy; fusermount3 and ps need none. */
 	config_forget_env("DRIFT_TOKEN");
 	if (!auth && !d.cfg.offline)
 		goto out;
+	ret = DX_LOCAL;
 
 	/* Everything with threads or libraries starts before the fork only
 	 * if it keeps no threads: curl's global state and SQLite files. */
@@ -350,8 +518,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "driftfs: libcurl failed to initialise\n");
 		goto out;
 	}
-	d.uid = getuid();
-	d.gid = getgid();
+	d.uid = d.cfg.uid >= 0 ? (uid_t)d.cfg.uid : getuid();
+	d.gid = d.cfg.gid >= 0 ? (gid_t)d.cfg.gid : getgid();
 	d.started_ms = clock_wall_ms();
 	d.read_only = cli.read_only;
 	{
@@ -400,13 +568,25 @@ int main(int argc, char *argv[])
 		goto out_curl;
 	}
 
-	if (fuse_opt_add_arg(&args, "-odefault_permissions,fsname=driftfs,"
-				    "subtype=driftfs"))
+	/* The user's fsname= and subtype= win; by default two mounts of
+	 * two accounts differ in df and mount. */
+	if (asprintf(&fsname, "-odefault_permissions%s%s%s",
+		     cli.fsname ? "" : ",fsname=driftfs:",
+		     cli.fsname ? "" : d.cfg.account,
+		     cli.subtype ? "" : ",subtype=driftfs") < 0) {
+		fsname = NULL;
+		goto out_curl;
+	}
+	if (fuse_opt_add_arg(&args, fsname))
 		goto out_curl;
 	se = fuse_session_new(&args, fs_ops(), sizeof(struct fuse_lowlevel_ops),
 			      d.fs);
-	if (!se)
+	if (!se) {
+		/* It has said why: nearly always an option FUSE does not
+		 * know. */
+		ret = DX_USAGE;
 		goto out_curl;
+	}
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
 	/* Before the mount: resolving the path afterwards would ask
@@ -418,7 +598,7 @@ int main(int argc, char *argv[])
 	if (fuse_daemonize(cli.foreground))
 		goto out_unmount;
 	if (!cli.foreground) {
-		log_setup(LOG_LVL_INFO, 1);
+		log_setup(level, 1);
 		/*
 		 * SQLite's locks are fcntl locks, which the fork did not give
 		 * the daemon: its connections would hold none, and another
@@ -451,6 +631,9 @@ int main(int argc, char *argv[])
 		log_err("cannot start worker threads");
 		goto out_unmount;
 	}
+	log_info("account %s mounted on %s (%s, cache %s)", d.cfg.account,
+		 mnt_abs ? mnt_abs : cli.mountpoint, d.cfg.api_url, acc.dir);
+	ready_start(&ready, mnt_abs ? mnt_abs : cli.mountpoint);
 	if (cli.single) {
 		ret = fuse_session_loop(se);
 	} else {
@@ -462,7 +645,8 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	ret = ret ? 1 : 0;
+	ret = ret ? DX_LOCAL : DX_OK;
+	sdnotify_send("STOPPING=1");
 out_unmount:
 	/* On every path, a start that failed half way too: no worker may
 	 * outlive the session the notifier and the outbox's hooks notify
@@ -473,6 +657,7 @@ out_unmount:
 	fs_stop(d.fs);
 	if (mounted)
 		fuse_session_unmount(se);
+	ready_join(&ready);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
@@ -494,6 +679,10 @@ out:
 	free(conf_path);
 	free(cli.mountpoint);
 	free(cli.source);
+	for (size_t i = 0; i < cli.n_ours; i++)
+		free(cli.ours[i]);
+	free(cli.ours);
+	free(fsname);
 	config_release(&d.cfg);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -182,7 +182,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	/* Mode and owner come from the tree; setting them to what they are
 	 * is fine (editors and cp do it), changing them is not. */
 	if (((to_set & FUSE_SET_ATTR_MODE) &&
-	     (attr->st_mode & 07777) != (a.mode & 07777)) ||
+	     (attr->st_mode & 07777) !=
+		 (a.mode & 07777 & ~(mode_t)f->d->cfg.umask)) ||
 	    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != f->d->uid) ||
 	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != f->d->gid)) {
 		r = -EPERM;

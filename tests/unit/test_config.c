@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "unit.h"
 
 static char tmpdir[64]; /* this run's scratch directory (mkdtemp) */
@@ -347,6 +348,105 @@ static void remove_tree(void)
 	rmdir(tmpdir);
 }
 
+/*
+ * ACCOUNT profiles: "default" keeps the paths driftfs always had, another
+ * name gets its own config, credentials and cache under accounts/NAME,
+ * and a name that could leave that directory is refused.
+ */
+static void test_accounts(void)
+{
+	static const char *const bad[] = { "", ".", "..", "../x", "a/b", "-o",
+					   ".hidden", "a b", "a\nb", "é",
+					   "x234567890123456789012345678901"
+					   "234567890123456789012345678901"
+					   "23456" };
+	static const char *const good[] = { "default", "work", "acme.eu",
+					    "Org_2", "a-b", "x" };
+	struct config c;
+	char *path;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_EQ_INT(config_account_valid(bad[i]), -EINVAL);
+		CHECK_EQ_INT(config_defaults_for(&c, bad[i]), -EINVAL);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK_EQ_INT(config_account_valid(good[i]), 0);
+	CHECK_EQ_INT(config_account_valid(NULL), -EINVAL);
+
+	setenv("XDG_CONFIG_HOME", "/cfg", 1);
+	setenv("XDG_CACHE_HOME", "/cache", 1);
+	REQUIRE(config_defaults_for(&c, "default") == 0);
+	CHECK_EQ_STR(c.account, "default");
+	CHECK_EQ_STR(c.credentials, "/cfg/driftfs/credentials");
+	CHECK_EQ_STR(c.cache_dir, "/cache/driftfs");
+	config_release(&c);
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_STR(c.account, "default");
+	config_release(&c);
+	REQUIRE(config_defaults_for(&c, "work") == 0);
+	CHECK_EQ_STR(c.account, "work");
+	CHECK_EQ_STR(c.credentials, "/cfg/driftfs/accounts/work/credentials");
+	CHECK_EQ_STR(c.cache_dir, "/cache/driftfs/accounts/work");
+	config_release(&c);
+	path = config_path_for("work");
+	CHECK_EQ_STR(path, "/cfg/driftfs/accounts/work/config");
+	free(path);
+	path = config_path_for("default");
+	CHECK_EQ_STR(path, "/cfg/driftfs/config");
+	free(path);
+
+	unsetenv("DRIFTFS_ACCOUNT");
+	CHECK_EQ_STR(config_account_default(), "default");
+	setenv("DRIFTFS_ACCOUNT", "work", 1);
+	CHECK_EQ_STR(config_account_default(), "work");
+	unsetenv("DRIFTFS_ACCOUNT");
+	setenv("XDG_CONFIG_HOME", tmpdir, 1);
+	setenv("XDG_CACHE_HOME", tmpdir, 1);
+}
+
+/* log_level, uid, gid and umask: their spellings, ranges and defaults. */
+static void test_log_level_and_owner(void)
+{
+	struct config c;
+
+	REQUIRE(config_defaults(&c) == 0);
+	CHECK_EQ_INT(c.log_level, -1);
+	CHECK_EQ_INT(c.uid, -1);
+	CHECK_EQ_INT(c.gid, -1);
+	CHECK_EQ_INT(c.umask, 0);
+	CHECK_EQ_INT(config_set(&c, "log_level", "debug"), 0);
+	CHECK_EQ_INT(c.log_level, LOG_LVL_DEBUG);
+	CHECK_EQ_INT(config_set(&c, "log-level", "ERROR"), 0);
+	CHECK_EQ_INT(c.log_level, LOG_LVL_ERROR);
+	CHECK_EQ_INT(config_set(&c, "log_level", "warn"), 0);
+	CHECK_EQ_INT(c.log_level, LOG_LVL_WARN);
+	CHECK_EQ_INT(config_set(&c, "log_level", "info"), 0);
+	CHECK_EQ_INT(c.log_level, LOG_LVL_INFO);
+	CHECK_EQ_INT(config_set(&c, "log_level", "loud"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "log_level", NULL), -EINVAL);
+	CHECK_EQ_INT(c.log_level, LOG_LVL_INFO);
+
+	CHECK_EQ_INT(config_set(&c, "uid", "1000"), 0);
+	CHECK_EQ_INT(c.uid, 1000);
+	CHECK_EQ_INT(config_set(&c, "gid", "0"), 0);
+	CHECK_EQ_INT(c.gid, 0);
+	CHECK_EQ_INT(config_set(&c, "uid", "root"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "uid", "-1"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "gid", "4294967295"), -EINVAL);
+	CHECK_EQ_INT(c.uid, 1000);
+
+	CHECK_EQ_INT(config_set(&c, "umask", "022"), 0);
+	CHECK_EQ_INT(c.umask, 022);
+	CHECK_EQ_INT(config_set(&c, "umask", "77"), 0);
+	CHECK_EQ_INT(c.umask, 077);
+	CHECK_EQ_INT(config_set(&c, "umask", "0"), 0);
+	CHECK_EQ_INT(c.umask, 0);
+	CHECK_EQ_INT(config_set(&c, "umask", "8"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "umask", "1000"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "umask", ""), -EINVAL);
+	config_release(&c);
+}
+
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
@@ -369,6 +469,8 @@ int main(void)
 	UNIT_RUN(test_load_file);
 	UNIT_RUN(test_bad_line_not_echoed);
 	UNIT_RUN(test_private_dir);
+	UNIT_RUN(test_accounts);
+	UNIT_RUN(test_log_level_and_owner);
 	remove_tree();
 	return unit_summary();
 }

@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: MIT
+"""The conventions sshfs and rclone users expect, on real mounts: fstab
+lines work through mount(8) and mount.fuse3 (their own options, noauto,
+user, _netdev, nofail, x-systemd.*, are ignored), fsname names the
+account unless the user names it, uid=/gid=/umask= decide every node's
+owner and mode, READY=1 reaches $NOTIFY_SOCKET only once the mount
+answers (STOPPING=1 at the end), log_level decides which lines are
+printed and debug lines are driftfs's own (requests with status and
+time, sync steps) without the token, and ACCOUNT profiles give two
+mounts side by side their own credentials, cache and fsname."""
+import glob
+import os
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from helpers import DRIFTFS, TOKEN, Emulator, wait_for
+
+
+def mountinfo(path):
+    """(fstype, source) of the mount on path, or None."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == target:
+                rest = fields[fields.index("-") + 1:]
+                return rest[0], rest[1]
+    return None
+
+
+def test_fsname_names_the_account_unless_given(emulator, mounts, tmp_path):
+    m = mounts(emulator.url, str(tmp_path / "a"))
+    assert mountinfo(m.path) == ("fuse.driftfs", "driftfs:default")
+    m2 = mounts(emulator.url, str(tmp_path / "b"),
+                opts=["fsname=crm-backup", "subtype=drift"])
+    assert mountinfo(m2.path) == ("fuse.drift", "crm-backup")
+
+
+def test_uid_gid_umask_own_every_node(emulator, mounts, tmp_path):
+    plain = mounts(emulator.url, str(tmp_path / "a"))
+    st = os.stat(plain.p("contacts"))
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    assert stat.S_IMODE(st.st_mode) == 0o755
+    cid = next(n for n in os.listdir(plain.p("contacts")) if n.isdigit())
+    assert stat.S_IMODE(os.stat(plain.p("contacts", cid, "contact.json")).st_mode) == 0o644
+
+    m = mounts(emulator.url, str(tmp_path / "b"),
+               opts=["uid=1234", "gid=5678", "umask=027"])
+    for rel, mode in [("", 0o750), ("contacts", 0o750),
+                      ("contacts/%s/contact.json" % cid, 0o640),
+                      ("contacts/%s/timeline" % cid, 0o640),
+                      (".driftfs/status", 0o440)]:
+        st = os.stat(m.p(rel))
+        assert (st.st_uid, st.st_gid) == (1234, 5678), rel
+        assert stat.S_IMODE(st.st_mode) == mode, (rel, oct(st.st_mode))
+    link = os.lstat(m.p("conversations", "by-status", "open",
+                        os.listdir(m.p("conversations", "by-status", "open"))[0]))
+    assert stat.S_ISLNK(link.st_mode) and link.st_uid == 1234
+    # Setting the mode a file shows is fine (cp -p, editors); another is not.
+    os.chmod(m.p("contacts", cid, "contact.json"), 0o640)
+    with pytest.raises(PermissionError):
+        os.chmod(m.p("contacts", cid, "contact.json"), 0o644)
+
+
+def test_bad_owner_options_stop_the_mount(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    for opt in ["uid=alice", "umask=999", "log_level=loud"]:
+        p = subprocess.run([DRIFTFS, "-f", "-o", opt, str(mnt)], capture_output=True,
+                           timeout=30, env=dict(os.environ, DRIFT_TOKEN=TOKEN))
+        assert p.returncode == 1, (opt, p.stderr)
+        assert b"bad value for option " + opt.split("=")[0].encode() in p.stderr
+        assert not os.path.ismount(mnt)
+
+
+def daemon_pids(cache):
+    """Pids of the mounts serving caches under cache (their mount notes)."""
+    pids = []
+    for note in glob.glob(os.path.join(cache, "**", "mount"), recursive=True):
+        with open(note) as f:
+            pids.append(int(f.readline()))
+    return pids
+
+
+def unmount_daemon(mnt, cache):
+    pids = daemon_pids(cache)
+    subprocess.run(["umount", mnt], capture_output=True)
+    for pid in pids:
+        wait_for(lambda: not os.path.exists("/proc/%d" % pid), 15,
+                 "the daemon %d to exit after umount" % pid)
+    if mountinfo(mnt):
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SKIP: mount(8) -T with an fstab "
+                    "of our own needs root")
+def test_fstab_lines_mount_with_mount_a(emulator, tmp_path):
+    """The two fstab lines of the README through mount(8) and mount.fuse3:
+    the boot-time one by `mount -a` and the noauto,user one by name.
+    mount(8) gives helpers a fixed PATH, so the fuse.driftfs type (which
+    needs driftfs in that PATH) is run through mount.fuse3 with ours, and
+    mount(8) itself reads the same options with the type#program form."""
+    binp = tmp_path / "bin"
+    binp.mkdir()
+    os.symlink(DRIFTFS, binp / "driftfs")
+    env = dict(os.environ, PATH="%s:%s" % (binp, os.environ["PATH"]),
+               DRIFT_TOKEN=TOKEN, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    ours = "api_url=%s,cache_dir=%s,refresh=3600,rate=400" % (emulator.url,
+                                                               tmp_path / "cache")
+    boot, user = tmp_path / "boot", tmp_path / "user"
+    boot.mkdir()
+    user.mkdir()
+    fstab = tmp_path / "fstab"
+    fstab.write_text(
+        "%s#default %s fuse _netdev,nofail,x-systemd.automount,%s 0 0\n"
+        "%s#default %s fuse noauto,user,%s 0 0\n"
+        % (binp / "driftfs", boot, ours, binp / "driftfs", user, ours))
+    try:
+        p = subprocess.run(["mount", "-a", "-T", str(fstab)], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert mountinfo(boot) == ("fuse.driftfs", "driftfs:default")
+        assert mountinfo(user) is None          # noauto
+        assert "conversations" in os.listdir(boot)
+        unmount_daemon(str(boot), str(tmp_path / "cache"))
+
+        p = subprocess.run(["mount", "-T", str(fstab), str(user)], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert mountinfo(user) == ("fuse.driftfs", "driftfs:default")
+        unmount_daemon(str(user), str(tmp_path / "cache"))
+
+        # The modern line's type: what mount(8) runs for
+        # "default MNT fuse.driftfs noauto,user,..." with driftfs in PATH.
+        p = subprocess.run(["mount.fuse3", "default", str(user), "-t", "driftfs",
+                            "-o", "rw,noauto,user,_netdev,nofail,"
+                            "x-systemd.automount,x-systemd.idle-timeout=60,"
+                            "auto,dev,suid," + ours],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert mountinfo(user) == ("fuse.driftfs", "driftfs:default")
+        assert "contacts" in os.listdir(user)
+    finally:
+        for mnt in (boot, user):
+            if mountinfo(mnt):
+                unmount_daemon(str(mnt), str(tmp_path / "cache"))
+
+
+def test_mount_only_options_reach_driftfs_harmlessly(emulator, mounts, tmp_path):
+    """What mount.fuse3 may pass on (or a hand-made command line) does not
+    make FUSE refuse the mount as an unknown option."""
+    m = mounts(emulator.url, str(tmp_path), opts=[
+        "noauto", "user", "users", "_netdev", "nofail", "auto", "defaults",
+        "x-systemd.automount", "x-systemd.mount-timeout=30", "comment=x"])
+    assert "conversations" in os.listdir(m.path)
+    assert "unknown option" not in m.logtext()
+
+
+class Daemon:
+    """driftfs -f started by hand (argv after the binary), for what the
+    Mount helper does not do: an ACCOUNT argument, no DRIFT_TOKEN, a
+    NOTIFY_SOCKET. stop() unmounts and waits for it."""
+
+    def __init__(self, argv, env, mnt, log):
+        self.mnt = mnt
+        self.log = open(log, "wb")
+        self.proc = subprocess.Popen([DRIFTFS, "-f"] + argv, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_mounted(self):
+        wait_for(lambda: mountinfo(self.mnt) or self.proc.poll() is not None,
+                 20, "the mount")
+        assert self.proc.poll() is None, open(self.log.name).read()
+
+    def stop(self):
+        if mountinfo(self.mnt):
+            subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_ready_is_sent_once_the_mount_answers(emulator, tmp_path, abstract):
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("SKIP: no /dev/fuse")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if abstract:
+        name = "driftfs-test-%d-%s" % (os.getpid(), tmp_path.name)
+        sock.bind("\0" + name)
+        address = "@" + name
+    else:
+        address = str(tmp_path / "notify")
+        sock.bind(address)
+    sock.settimeout(30)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, DRIFT_TOKEN=TOKEN, NOTIFY_SOCKET=address,
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    d = Daemon(["-o", "api_url=%s,cache_dir=%s,refresh=3600,rate=400"
+                % (emulator.url, tmp_path / "cache"), str(mnt)],
+               env, str(mnt), str(tmp_path / "driftfs.log"))
+    try:
+        msg = sock.recv(4096).decode()
+        # At the moment READY=1 arrives the mount exists and answers.
+        assert mountinfo(mnt) == ("fuse.driftfs", "driftfs:default")
+        assert os.stat(mnt).st_dev != os.stat(tmp_path).st_dev
+        assert ".driftfs" in os.listdir(mnt)
+        assert msg.split("\n") == ["READY=1", "MAINPID=%d" % d.proc.pid]
+    finally:
+        rc = d.stop()
+    assert rc == 0
+    sock.settimeout(5)
+    assert sock.recv(4096) == b"STOPPING=1"
+    sock.close()
+
+
+def test_no_ready_when_the_mount_fails(tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.pop("DRIFT_TOKEN", None)
+    p = subprocess.run([DRIFTFS, "-f", str(mnt)], env=env, capture_output=True,
+                       timeout=30)
+    assert p.returncode == 2, p.stderr
+    sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        sock.recv(4096)
+    sock.close()
+
+
+def test_log_levels(emulator, mounts, tmp_path):
+    debug = mounts(emulator.url, str(tmp_path / "d"), opts=["log_level=debug"])
+    text = debug.logtext()
+    # driftfs's own debug lines: each request with its status and time,
+    # and the sync's steps; never a header, never the token.
+    assert "driftfs: debug: GET /users/list" in text, text
+    assert "HTTP 200 in " in text
+    assert "driftfs: debug: sync: pass ended: ok" in text
+    assert "driftfs: info: account default mounted on %s" % debug.path in text
+    assert TOKEN not in text and "Authorization" not in text
+    assert "unique: " not in text       # FUSE's own trace needs -d
+
+    quiet = mounts(emulator.url, str(tmp_path / "q"), opts=["log_level=error"])
+    quiet.ctl("sync")
+    quiet.wait_synced(2)
+    assert quiet.logtext() == ""
+
+
+def write_credentials(cfg, account, token):
+    d = os.path.join(cfg, "driftfs", "accounts", account)
+    os.makedirs(d, mode=0o700)
+    path = os.path.join(d, "credentials")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (token + "\n").encode())
+    os.close(fd)
+
+
+def test_two_accounts_side_by_side(tmp_path):
+    """driftfs work ~/drift-work next to driftfs home ~/drift-home: each
+    with the token of its own credentials file, its own cache directory
+    and an fsname that tells them apart; driftctl --account reads the
+    same places."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("SKIP: no /dev/fuse")
+    work = Emulator("--token", "work-token", "--seed", "2", "--conversations", "7",
+                    workdir=str(tmp_path / "emu-work"))
+    home = Emulator("--token", "home-token", "--seed", "3", "--conversations", "4",
+                    workdir=str(tmp_path / "emu-home"))
+    cfg, cache = str(tmp_path / "config"), str(tmp_path / "cache")
+    env = dict(os.environ, XDG_CONFIG_HOME=cfg, XDG_CACHE_HOME=cache)
+    env.pop("DRIFT_TOKEN", None)
+    env.pop("DRIFTFS_ACCOUNT", None)
+    write_credentials(cfg, "work", "work-token")
+    write_credentials(cfg, "home", "home-token")
+    daemons = []
+    try:
+        for name, emu in [("work", work), ("home", home)]:
+            os.makedirs(os.path.join(cfg, "driftfs", "accounts", name), exist_ok=True)
+            with open(os.path.join(cfg, "driftfs", "accounts", name, "config"), "w") as f:
+                f.write("api_url = %s\nrefresh = 3600\nrate = 400\n" % emu.url)
+            mnt = str(tmp_path / ("drift-" + name))
+            os.mkdir(mnt)
+            d = Daemon([name, mnt], env, mnt, str(tmp_path / (name + ".log")))
+            daemons.append(d)
+            d.wait_mounted()
+        for d, name, emu in [(daemons[0], "work", work), (daemons[1], "home", home)]:
+            assert mountinfo(d.mnt) == ("fuse.driftfs", "driftfs:" + name)
+            wait_for(lambda: len(os.listdir(os.path.join(d.mnt, "conversations"))) >=
+                     len(emu.data()["conversations"]), 30, "the first sync")
+            ids = {n for n in os.listdir(os.path.join(d.mnt, "conversations"))
+                   if n.isdigit()}
+            assert ids == {str(c["id"]) for c in emu.data()["conversations"]}
+            # Its cache is its own, under accounts/NAME.
+            dbs = glob.glob(os.path.join(cache, "driftfs", "accounts", name, "*",
+                                         "*", "cache.db"))
+            assert len(dbs) == 1, dbs
+            # Each emulator accepts only its own token: the listing above
+            # came with the account's own credentials.
+        assert not os.path.exists(os.path.join(cache, "driftfs", "127.0.0.1_%d"
+                                               % work.port))
+        # driftctl finds the same account's mount and cache.
+        p = subprocess.run([os.environ.get("DRIFTCTL", os.path.join(
+            os.path.dirname(DRIFTFS), "driftctl")), "--account", "home", "status",
+            "--offline"], env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert "accounts/home/" in p.stdout and daemons[1].mnt in p.stdout, p.stdout
+    finally:
+        for d in daemons:
+            assert d.stop() == 0
+        work.stop()
+        home.stop()
+
+
+@pytest.mark.parametrize("system", ["dir", "bundle"])
+def test_ca_file_adds_to_the_system_cas(mounts, pki, tmp_path, system):
+    """ca_file is trusted besides the system's CAs, not instead of them.
+    The test CA plays the system's here, in a hashed directory
+    ($SSL_CERT_DIR, as /etc/ssl/certs is) or, with no directory, a bundle
+    file ($SSL_CERT_FILE); ca_file names an unrelated certificate. The
+    server's certificate, signed by the "system" CA, is still trusted."""
+    emu = Emulator(workdir=str(tmp_path / "emu"), tls=pki["good"])
+    try:
+        if system == "dir":
+            sysdir = tmp_path / "certs"
+            sysdir.mkdir()
+            h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in",
+                                pki["ca"]], capture_output=True, text=True,
+                               check=True).stdout.strip()
+            with open(pki["ca"], "rb") as src:
+                (sysdir / (h + ".0")).write_bytes(src.read())
+            env = {"SSL_CERT_DIR": str(sysdir)}
+        else:
+            env = {"SSL_CERT_DIR": str(tmp_path / "no-such-dir"),
+                   "SSL_CERT_FILE": pki["ca"]}
+        m = mounts(emu.url, str(tmp_path / "m"), env=env,
+                   opts=["ca_file=" + pki["self_signed"][0]])
+        assert {int(n) for n in os.listdir(m.p("contacts")) if n.isdigit()} == \
+            {c["contactId"] for c in emu.data()["conversations"]} != set()
+        assert "TLS" not in m.read(".driftfs", "errors").decode()
+
+        # The same ca_file with the real system CAs, which do not know the
+        # test CA: refused, so verification did happen above.
+        bad = mounts(emu.url, str(tmp_path / "bad"), wait_sync=False,
+                     opts=["ca_file=" + pki["self_signed"][0]])
+        bad.wait_synced()
+        assert "TLS certificate verification failed" in \
+            bad.read(".driftfs", "errors").decode()
+        assert bad.status()["conversations"] == "0"
+    finally:
+        emu.stop()

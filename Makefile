@@ -7,7 +7,7 @@ DESTDIR ?=
 
 CC ?= cc
 PKGS := fuse3 libcurl libcjson sqlite3
-# driftctl links everything but FUSE (README.md, Source code layout).
+# driftctl links everything but FUSE (HACKING.md, Source code layout).
 CTL_PKGS := libcurl libcjson sqlite3
 
 # The libraries' flags come from a generated makefile, not from pkg-config
@@ -55,7 +55,7 @@ else
 BUILD := build/default
 endif
 
-# Where code lives decides what links it (README.md, Source code layout):
+# Where code lives decides what links it (HACKING.md, Source code layout):
 # src/*.c is the library both programs share and knows nothing of FUSE;
 # src/fs/ is the FUSE side and driftfs's main; src/driftctl/ is driftctl.
 # A new file joins its layer by being in its directory.
@@ -100,7 +100,7 @@ deps:
 unit: $(UNIT_TESTS:%=$(BUILD)/%)
 	@fail=0; for t in $^; do $$t || fail=1; done; exit $$fail
 
-# The layout's rules (README.md, Source code layout): no include cycle,
+# The layout's rules (HACKING.md, Source code layout): no include cycle,
 # FUSE only in src/fs/, Drift endpoints only in src/api*.c.
 check-layers:
 	@scripts/check-layers
@@ -110,7 +110,7 @@ check: deps check-layers all unit fuzz-short
 		/usr/bin/python3 -m pytest -q --durations=20 \
 		-p no:cacheprovider tests/emulator tests/mount tests/driftctl
 
-# Fuzzing (README.md, Fuzzing): the library built again with clang,
+# Fuzzing (HACKING.md, Fuzzing): the library built again with clang,
 # libFuzzer, ASan and UBSan, one harness per parser.
 FUZZ_CC ?= clang
 FUZZ_BUILD := build/fuzz

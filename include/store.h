@@ -233,7 +233,7 @@ int store_commit(struct store *st);
  * mutex), so another thread cannot rename a new blobs/X between our
  * "no row" and our unlink of X. Processes do not share that mutex: two
  * processes syncing one cache at once could still lose such a file to
- * the other's unlink (a later fetch restores it; see README). Releases sg
+ * the other's unlink (a later fetch restores it; see HACKING.md). Releases sg
  * (store_staged_release) whatever it returns.
  */
 int store_commit_staged(struct store *st, struct store_staged *sg);

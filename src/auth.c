@@ -665,11 +665,17 @@ struct auth *auth_new(const struct config *cfg)
 		if (a->cur.expires_at > st.st_mtim.tv_sec)
 			a->cur.lifetime = a->cur.expires_at - st.st_mtim.tv_sec;
 	}
-	if (r == -ENOENT || r == -ENOKEY)
-		log_err("no token: run `driftctl login` (or set DRIFT_TOKEN); "
-			"the credentials file %s %s",
+	if (r == -ENOENT || r == -ENOKEY) {
+		/* The login that fills this account's file names it. */
+		int other = cfg->account && strcmp(cfg->account, "default");
+
+		log_err("no token: run `driftctl %s%s%slogin` (or set "
+			"DRIFT_TOKEN); the credentials file %s %s",
+			other ? "--account " : "", other ? cfg->account : "",
+			other ? " " : "",
 			cfg->credentials,
 			r == -ENOENT ? "does not exist" : "holds no token");
+	}
 	else if (r && r != -EACCES)
 		log_err("%s: %s", cfg->credentials, strerror(-r));
 	if (r)

@@ -121,6 +121,9 @@ def test_account_has_its_own_credentials_and_cache(emulator, tmp_path):
     p = run(base + ["--account", "work", "status"], env)
     assert p.returncode == 1 and "accounts/work/config:1" in p.stderr
     assert run(base + ["status"], env).returncode == 2
+    # An account without a token is told the login that fills its file.
+    p = run(base + ["--account", "home", "status"], env)
+    assert p.returncode == 2 and "driftctl --account home login" in p.stderr, p.stderr
 
 
 def test_log_level(emulator, tmp_path):

@@ -297,6 +297,20 @@ int search_status(struct store *st, struct buf *out)
 /* After a failed chunk (a busy lock, a full disk). */
 #define BUILD_RETRY_MS 5000
 
+/*
+ * Rows a chunk takes: BUILD_CHUNK, or DRIFTFS_TEST_SEARCH_CHUNK (the
+ * upgrade test makes the build slow enough to watch). Like
+ * DRIFTFS_TEST_BUSY_MS it is read in every build: it only makes the
+ * build take longer or shorter, never index anything else.
+ */
+static size_t build_chunk(void)
+{
+	const char *v = getenv("DRIFTFS_TEST_SEARCH_CHUNK");
+	long n = v && *v ? strtol(v, NULL, 10) : 0;
+
+	return n > 0 && n <= 100000 ? (size_t)n : BUILD_CHUNK;
+}
+
 struct search_build {
 	struct store *st;
 	pthread_t thread;
@@ -330,11 +344,12 @@ static void *build_main(void *arg)
 {
 	struct search_build *b = arg;
 	int64_t start = clock_mono_ms();
+	size_t chunk = build_chunk();
 	int r;
 
 	log_info("search: indexing the cache in the background");
 	for (;;) {
-		r = store_search_build_step(b->st, BUILD_CHUNK);
+		r = store_search_build_step(b->st, chunk);
 		if (r == 0) {
 			log_info("search: index complete (%lld ms)",
 				 (long long)(clock_mono_ms() - start));

@@ -34,6 +34,14 @@
 #include "render.h"
 #include "text.h"
 
+/*
+ * What a row's indexed text is made of: bumped when that changes (how
+ * render.c turns HTML into text, which fields are indexed), since a row's
+ * removal must give FTS5 the very text it indexed. A cache indexed by
+ * another format has its index rebuilt.
+ */
+#define SEARCH_FORMAT 1
+
 /* The indexed tables, in build order. */
 enum { SI_CONTACTS, SI_CONVS, SI_MSGS, SI__COUNT };
 
@@ -885,6 +893,7 @@ int store_search_setup(struct store *st, struct db *d)
 	static const char *const src[SI__COUNT] = { "contacts",
 						    "conversations",
 						    "messages" };
+	int64_t fmt;
 	int r = 0;
 
 	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
@@ -893,14 +902,21 @@ int store_search_setup(struct store *st, struct db *d)
 	if (sqlite3_exec(d->sql, store_search_schema, NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		goto fail;
-	/* Found inconsistent: emptied, and built again in the background. */
-	if (meta_get(d, "search_rebuild")) {
+	/*
+	 * Found inconsistent, or made by another format: emptied, and built
+	 * again in the background. Only by a process alone with the cache:
+	 * another one's writers would go on as if it were complete.
+	 */
+	fmt = meta_get(d, "search_format");
+	if (st->alone &&
+	    (meta_get(d, "search_rebuild") || (fmt && fmt != SEARCH_FORMAT))) {
 		static const char reset[] =
 			"INSERT INTO search_msg(search_msg) VALUES('delete-all');"
 			"INSERT INTO search_conv(search_conv) VALUES('delete-all');"
 			"INSERT INTO search_contact(search_contact)"
 			" VALUES('delete-all');"
 			"DELETE FROM meta WHERE key IN ('search_rebuild',"
+			" 'search_format',"
 			" 'search_text_bytes', 'search_dirty',"
 			" 'search_upto_contacts', 'search_upto_conversations',"
 			" 'search_upto_messages');";
@@ -925,6 +941,8 @@ int store_search_setup(struct store *st, struct db *d)
 		r = r ? r : meta_i64(d, SS_SET_META, upto_key[t],
 				     n ? 0 : INT64_MAX);
 	}
+	if (!r && !meta_get(d, "search_format"))
+		r = meta_i64(d, SS_SET_META, "search_format", SEARCH_FORMAT);
 	if (r || sqlite3_exec(d->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	__atomic_store_n(&st->search_ready, all_ready(d), __ATOMIC_RELEASE);

@@ -189,6 +189,7 @@ static const char usage_main[] =
 	"    status    account, cache, last sync, outbox, rate limits\n"
 	"    api       one authenticated API call; the body on stdout\n"
 	"    report    the conversation report (POST /reports/conversations)\n"
+	"    search    full-text search of the cache (no network)\n"
 	"    help      this help, or a command's: driftctl help COMMAND\n"
 	"\n"
 	"options (also 'name = value' in the account's config file,\n"
@@ -231,6 +232,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status, cli_usage_status },
 	{ "api", cmd_api, cli_usage_api },
 	{ "report", cmd_report, cli_usage_report },
+	{ "search", cmd_search, cli_usage_search },
 };
 
 /* The command of that name, or NULL. */

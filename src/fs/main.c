@@ -26,6 +26,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "sdnotify.h"
+#include "search.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -445,6 +446,7 @@ int main(int argc, char *argv[])
 	struct auth *auth = NULL;
 	struct kicker kick = { 0 };
 	struct ready ready = { 0 };
+	struct search_build *build = NULL;
 	const char *account;
 	char *fsname = NULL;
 	enum log_level level;
@@ -633,6 +635,8 @@ int main(int argc, char *argv[])
 	}
 	log_info("account %s mounted on %s (%s, cache %s)", d.cfg.account,
 		 mnt_abs ? mnt_abs : cli.mountpoint, d.cfg.api_url, acc.dir);
+	/* An index for a cache of an older version (search.h). */
+	build = search_build_start(d.store);
 	ready_start(&ready, mnt_abs ? mnt_abs : cli.mountpoint);
 	if (cli.single) {
 		ret = fuse_session_loop(se);
@@ -652,6 +656,7 @@ out_unmount:
 	 * outlive the session the notifier and the outbox's hooks notify
 	 * (each stop is a no-op for a thread that never started). */
 	kicker_stop(&kick);
+	search_build_stop(build);
 	sync_stop(d.sync);
 	outbox_stop(d.outbox);
 	fs_stop(d.fs);

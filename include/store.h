@@ -144,7 +144,8 @@ enum store_query {
  * daemon reserves its usual concurrency at start so its descriptors do not
  * grow later. A connection beyond those, idle for STORE_POOL_IDLE_MS (or
  * what store_set_pool_idle says, for tests), is closed at the next
- * give-back. Any thread; they take the pool lock. store_pool_reserve
+ * give-back; one of those kept, idle that long, frees its page cache
+ * (sqlite3_db_release_memory) instead. Any thread; they take the pool lock. store_pool_reserve
  * counts the idle connections when called: call it before the readers
  * start, or it may open a few more than n. It returns 0 or the -errno of
  * an open that failed (those opened stay).
@@ -154,11 +155,16 @@ enum store_query {
  * table lock, blob_lock). Closing one that is not the last takes no lock
  * of ours, checkpoints nothing and waits for nothing (its SQLite lock
  * request answers busy at once); it frees the statements and the page
- * cache and closes the WAL's descriptor.
+ * cache and closes the WAL's descriptor. Freeing a kept one's page cache
+ * is done the same way, off the list and outside the lock.
  */
 #define STORE_POOL_IDLE_MS 30000
 int store_pool_reserve(struct store *st, int n);
 void store_set_pool_idle(struct store *st, int ms);
+/* The page cache bytes the idle connections hold (a kept connection idle
+ * that long gives its pages back at the next give-back). Takes the pool
+ * lock. For tests and diagnostics. */
+int64_t store_pool_cache_bytes(struct store *st);
 
 /*
  * Readers: any thread (the pool lock is taken inside). Calls cb for each

@@ -179,8 +179,10 @@ struct db *store_db_get(struct store *st)
 		return store_pinned;
 	pthread_mutex_lock(&st->lock);
 	d = st->idle;
-	if (d)
+	if (d) {
 		st->idle = d->next;
+		d->lean = 0;
+	}
 	pthread_mutex_unlock(&st->lock);
 	return d ? d : store_db_open(st->path);
 }
@@ -192,7 +194,8 @@ struct db *store_db_get(struct store *st)
  * thread opens one for each thread that may read at once
  * (store_pool_reserve), so a mount's descriptors start where they stay;
  * only a reader nested in another's callback goes past. A connection idle for
- * pool_idle_ms beyond the first pool_keep is closed, so a burst of readers
+ * pool_idle_ms beyond the first pool_keep is closed (one of those kept gives
+ * its page cache back instead), so a burst of readers
  * (grep -r, a first sync) leaves no lasting page caches. SQLite keeps
  * the file's descriptor of a closed connection open while other
  * connections hold the file (closing it would drop their fcntl locks) and
@@ -241,7 +244,7 @@ int store_pool_reserve(struct store *st, int n)
 
 void store_db_put(struct store *st, struct db *d)
 {
-	struct db *stale = NULL, **pp;
+	struct db *stale = NULL, *drain = NULL, **pp;
 	int64_t now;
 	int kept = 0;
 
@@ -252,19 +255,26 @@ void store_db_put(struct store *st, struct db *d)
 	d->idle_since = now;
 	d->next = st->idle;
 	st->idle = d;
-	/* Unlinked under the lock, closed outside it: sqlite3_close
-	 * finalizes statements and may touch the file. */
+	/* Unlinked under the lock, closed or drained outside it: they are
+	 * nobody's meanwhile (sqlite3_close finalizes statements and may
+	 * touch the file; a drain frees pages). */
 	for (pp = &st->idle; *pp;) {
 		struct db *e = *pp;
+		int idle = now - e->idle_since >= st->pool_idle_ms;
 
-		if (kept >= st->pool_keep &&
-		    now - e->idle_since >= st->pool_idle_ms) {
+		if (idle && kept >= st->pool_keep) {
 			*pp = e->next;
 			e->next = stale;
 			stale = e;
 			continue;
 		}
 		kept++;
+		if (idle && !e->lean) {
+			*pp = e->next;
+			e->next = drain;
+			drain = e;
+			continue;
+		}
 		pp = &e->next;
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -274,6 +284,39 @@ void store_db_put(struct store *st, struct db *d)
 		stale = e->next;
 		store_db_close(e);
 	}
+	if (!drain)
+		return;
+	/* A kept connection idle that long gives its page cache back: the
+	 * pages it read stay in the kernel's page cache, and a mount that
+	 * reads in bursts (a reserved connection for each thread) would
+	 * otherwise hold up to cache_size of them per connection for good,
+	 * growing with the cache file. Put back at the tail, where the
+	 * longest idle are. */
+	for (struct db *e = drain; e; e = e->next) {
+		sqlite3_db_release_memory(e->sql);
+		e->lean = 1;
+	}
+	pthread_mutex_lock(&st->lock);
+	for (pp = &st->idle; *pp; pp = &(*pp)->next)
+		;
+	*pp = drain;
+	pthread_mutex_unlock(&st->lock);
+}
+
+int64_t store_pool_cache_bytes(struct store *st)
+{
+	int64_t sum = 0;
+
+	pthread_mutex_lock(&st->lock);
+	for (struct db *e = st->idle; e; e = e->next) {
+		int cur = 0, hi = 0;
+
+		if (sqlite3_db_status(e->sql, SQLITE_DBSTATUS_CACHE_USED, &cur,
+				      &hi, 0) == SQLITE_OK)
+			sum += cur;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return sum;
 }
 
 sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql)

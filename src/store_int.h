@@ -80,6 +80,7 @@ struct db {
 	sqlite3_stmt *search[STORE_SEARCH_STMTS];	/* store_search.c's */
 	struct db *next;	/* in the idle list */
 	int64_t idle_since;	/* clock_mono_ms() when last given back */
+	int lean;		/* idle, its page cache given back */
 };
 
 struct store {

@@ -100,7 +100,13 @@ static void check_encode(const char *s, size_t len, size_t budget)
 			struct buf pre = BUF_INIT;
 			char *head = fuzz_dup(out, n - 18);
 
-			FUZZ_ASSERT(!names_decode(head, &pre) || n == 18,
+			/* "." and ".." alone are no names (decode refuses
+			 * them), but they are a cut name's fine prefix:
+			 * "..%~<hash>" is neither. */
+			int dots = !strcmp(head, ".") || !strcmp(head, "..");
+
+			FUZZ_ASSERT(dots || !names_decode(head, &pre) ||
+					    n == 18,
 				    "the prefix '%s' does not decode", head);
 			FUZZ_ASSERT(pre.len <= len &&
 					    !memcmp(pre.data ? pre.data : "", s,

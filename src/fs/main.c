@@ -486,7 +486,19 @@ int main(int argc, char *argv[])
 			account);
 		goto out;
 	}
-	if (config_defaults_for(&d.cfg, account)) {
+	switch (config_defaults_for(&d.cfg, account)) {
+	case 0:
+		break;
+	case -ENOENT:
+		/* Status 1: the environment is to fix, and a unit does not
+		 * restart for it (RestartPreventExitStatus=). */
+		fprintf(stderr, "driftfs: no home directory: $HOME is unset "
+				"and the password database has none for uid "
+				"%ld; set HOME (or XDG_CONFIG_HOME and "
+				"XDG_CACHE_HOME)\n",
+			(long)geteuid());
+		goto out;
+	default:
 		fprintf(stderr, "driftfs: out of memory\n");
 		ret = DX_LOCAL;
 		goto out;

@@ -299,8 +299,8 @@ static void usage(const char *prog)
 	       "file, never from\n"
 	       "the command line. Exit status: 0 ok (also a foreground mount "
 	       "stopped by\n"
-	       "SIGTERM, SIGINT or SIGHUP), 1 usage, 2 no token or an "
-	       "unreadable credentials\n"
+	       "SIGTERM, SIGINT or SIGHUP), 1 usage, 2 no token or a refused "
+	       "credentials\n"
 	       "file, 6 local failure (see driftfs(1)).\n",
 	       prog, "$XDG_CONFIG_HOME/driftfs/config");
 }

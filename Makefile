@@ -187,7 +187,17 @@ ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 
 # updatedb has no drop-in directory: the exclusion is a snippet to merge
 # into /etc/updatedb.conf by hand (see the file), installed with the docs.
+# The unit's ExecStart names BINDIR, so it must be absolute (systemd
+# refuses a relative command) and plain: systemd reads % as a specifier
+# and splits at blanks, sed reads & and |. Checked before anything is
+# installed.
 install: all
+	@case '$(BINDIR)' in /*) ;; *) echo "make install:" \
+		"BINDIR '$(BINDIR)' (PREFIX '$(PREFIX)') must be absolute" >&2; \
+		exit 1;; esac
+	@case '$(BINDIR)' in *[!A-Za-z0-9/._+-]*) echo "make install:" \
+		"BINDIR '$(BINDIR)' may hold only letters, digits and" \
+		"/ . _ + - (it goes into the systemd unit)" >&2; exit 1;; esac
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)

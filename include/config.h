@@ -62,7 +62,9 @@ struct config {
 int config_defaults(struct config *c);
 /*
  * The defaults of an account (NULL or "default": the same as
- * config_defaults()). -EINVAL for a name config_account_valid() refuses.
+ * config_defaults()). -EINVAL for a name config_account_valid() refuses;
+ * -ENOENT when a path needs a home (no absolute $XDG_CONFIG_HOME or
+ * $XDG_CACHE_HOME) and config_home() finds none.
  */
 int config_defaults_for(struct config *c, const char *account);
 /*
@@ -75,7 +77,16 @@ int config_account_valid(const char *name);
  * "default". Not copied; valid until the environment changes.
  */
 const char *config_account_default(void);
-/* Path of an account's config file (caller frees; NULL on ENOMEM). */
+/*
+ * The effective user's home: $HOME when it is an absolute path, else the
+ * password database's entry for geteuid(); NULL when neither has one (never
+ * a shared directory such as /tmp). Not copied.
+ */
+const char *config_home(void);
+/*
+ * Path of an account's config file (caller frees; NULL with errno ENOMEM,
+ * or ENOENT when there is no home: see config_defaults_for()).
+ */
 char *config_path_for(const char *account);
 /* "error", "warning" (or "warn"), "info", "debug": the log level, or -1. */
 int config_log_level(const char *name);
@@ -89,9 +100,19 @@ int config_set(struct config *c, const char *name, const char *value);
 
 /*
  * Reads the config file if it exists. Errors name the file and line. A file
- * that sets client_secret is refused (-EACCES) if others may read it.
+ * that belongs to another user than the effective one or root, or that
+ * others may write, is refused (-EACCES, config_trusted()); so is one that
+ * sets client_secret if others may read it.
  */
 int config_load_file(struct config *c, const char *path);
+/*
+ * Whether a file or directory that st describes (path names it in the
+ * message) may be trusted: it belongs to the effective user or root, and
+ * neither its group nor others may write it. 0, or -EACCES after logging
+ * why.
+ */
+struct stat;
+int config_trusted(const char *path, const struct stat *st);
 /* Strips leading and trailing white space in place; returns the start. */
 char *config_trim(char *s);
 
@@ -100,7 +121,7 @@ char *config_default_path(void);
 
 /*
  * Checks the final option set: URL scheme (http:// only for loopback
- * hosts), a readable ca_file. Returns 0 or -EINVAL after logging why.
+ * hosts), a ca_file that is a readable regular file. Returns 0 or -EINVAL after logging why.
  */
 int config_validate(const struct config *c);
 
@@ -139,7 +160,8 @@ char *config_mount_find(const char *account_dir, long *pid);
 
 /*
  * Creates dir (and missing parents) as 0700, and refuses an existing one
- * that others can read or write.
+ * that belongs to another user than the effective one or root, or that
+ * others can read or write (one of ours is made 0700 instead).
  */
 int config_private_dir(const char *dir);
 

@@ -158,7 +158,9 @@ void http_opts_from_config(struct http_opts *o, const struct config *cfg,
 
 /*
  * A client for o: copies every string (base_url, token, ca_file) and keeps
- * o->auth, which must outlive the client. NULL with errno ENOMEM.
+ * o->auth, which must outlive the client. NULL with errno ENOMEM, or
+ * another errno after logging why ca_file cannot be used (EFBIG, EISDIR,
+ * ENOTSUP: this libcurl does not take it, ...).
  */
 struct http *http_new(const struct http_opts *o);
 /* Frees the client and scrubs its token; no request may be in flight. NULL

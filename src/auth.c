@@ -78,6 +78,12 @@ int auth_creds_read(const char *path, struct auth_creds *c)
 		r = -errno;
 		goto out;
 	}
+	/* Someone else's file could hold a token of theirs, so that our
+	 * writes (and what a mount of theirs reads) go to their account. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		r = config_trusted(path, &st);
+		goto out;
+	}
 	if (st.st_mode & 077) {
 		log_err("%s is readable by other users; refusing to use it "
 			"(chmod 600 %s)",
@@ -181,6 +187,12 @@ static int creds_dir(const char *dir, int tighten)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		log_err("%s belongs to another user (uid %ld), who could "
+			"replace the credentials file; choose another place",
+			dir, (long)st.st_uid);
+		return -EACCES;
+	}
 	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)) {
 		log_err("%s is writable by other users, who could replace the "
 			"credentials file; choose another place (or chmod "

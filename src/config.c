@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,24 +20,48 @@
 #include "names.h"
 #include "secret.h"
 
+const char *config_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home && home[0] == '/')
+		return home;
+	/* No $HOME (a mount from fstab, a system unit): the user's own home
+	 * from the password database, never a directory others can write. */
+	pw = getpwuid(geteuid());
+	if (pw && pw->pw_dir && pw->pw_dir[0] == '/')
+		return pw->pw_dir;
+	return NULL;
+}
+
 /*
- * $var/driftfs/[accounts/ACCOUNT/]leaf, or $HOME/fallback/... without $var.
- * account NULL is the default account's place. Caller frees.
+ * $var/driftfs/[accounts/ACCOUNT/]leaf, or HOME/fallback/... without an
+ * absolute $var (the XDG rule: a relative one is ignored). account NULL is
+ * the default account's place. Caller frees; NULL with errno ENOMEM, or
+ * ENOENT when there is no home to fall back on.
  */
 static char *xdg_path(const char *var, const char *fallback,
 		      const char *account, const char *leaf)
 {
-	const char *base = getenv(var), *home = getenv("HOME");
+	const char *base = getenv(var), *home;
 	char *root = NULL, *p = NULL;
 	int n;
 
-	if (base && *base)
+	if (base && base[0] == '/') {
 		n = asprintf(&root, "%s/driftfs", base);
-	else
-		n = asprintf(&root, "%s/%s/driftfs", home ? home : "/tmp",
-			     fallback);
-	if (n < 0)
+	} else {
+		home = config_home();
+		if (!home) {
+			errno = ENOENT;
+			return NULL;
+		}
+		n = asprintf(&root, "%s/%s/driftfs", home, fallback);
+	}
+	if (n < 0) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	if (account)
 		n = asprintf(&p, "%s/accounts/%s%s%s", root, account,
 			     leaf ? "/" : "", leaf ? leaf : "");
@@ -44,7 +69,11 @@ static char *xdg_path(const char *var, const char *fallback,
 		n = asprintf(&p, "%s%s%s", root, leaf ? "/" : "",
 			     leaf ? leaf : "");
 	free(root);
-	return n < 0 ? NULL : p;
+	if (n < 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
 }
 
 int config_account_valid(const char *name)
@@ -101,6 +130,7 @@ int config_log_level(const char *name)
 int config_defaults_for(struct config *c, const char *account)
 {
 	const char *leaf;
+	int no_home;
 
 	memset(c, 0, sizeof(*c));
 	if (account && config_account_valid(account))
@@ -110,7 +140,9 @@ int config_defaults_for(struct config *c, const char *account)
 	c->api_url = strdup("https://driftapi.com");
 	c->credentials = xdg_path("XDG_CONFIG_HOME", ".config", leaf,
 				  "credentials");
+	no_home = !c->credentials && errno == ENOENT;
 	c->cache_dir = xdg_path("XDG_CACHE_HOME", ".cache", leaf, NULL);
+	no_home |= !c->cache_dir && errno == ENOENT;
 	c->refresh = 60;
 	c->reconcile = 86400;
 	c->timeout = 30;
@@ -120,7 +152,7 @@ int config_defaults_for(struct config *c, const char *account)
 	c->gid = -1;
 	if (!c->account || !c->api_url || !c->credentials || !c->cache_dir) {
 		config_release(c);
-		return -ENOMEM;
+		return no_home ? -ENOENT : -ENOMEM;
 	}
 	return 0;
 }
@@ -159,6 +191,9 @@ static int parse_long(const char *v, long lo, long hi, long *out)
 	char *end;
 	long n;
 
+	/* strtol would skip leading blanks: "uid= 5" is no number. */
+	if (!isdigit((unsigned char)v[0]) && v[0] != '-')
+		return -EINVAL;
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno || end == v || *end || n < lo || n > hi)
@@ -241,6 +276,8 @@ int config_set(struct config *c, const char *name, const char *value)
 		char *end;
 		long m;
 
+		if (!isdigit((unsigned char)value[0]))
+			return -EINVAL;
 		errno = 0;
 		m = strtol(value, &end, 8);
 		if (errno || end == value || *end || m < 0 || m > 0777)
@@ -256,6 +293,8 @@ int config_set(struct config *c, const char *name, const char *value)
 			c->rate = 0;
 			return 0;
 		}
+		if (!isdigit((unsigned char)value[0]) && value[0] != '.')
+			return -EINVAL;
 		d = strtod(value, &end);
 		if (end == value || *end || !(d >= 0 && d <= 10000))
 			return -EINVAL;
@@ -285,17 +324,45 @@ static int key_like(const char *s)
 	return n > 0 && n <= 32 && !s[n];
 }
 
+int config_trusted(const char *path, const struct stat *st)
+{
+	if (st->st_uid != geteuid() && st->st_uid != 0) {
+		log_err("%s belongs to another user (uid %ld); refusing to "
+			"use it (only yours or root's are trusted)",
+			path, (long)st->st_uid);
+		return -EACCES;
+	}
+	/* A sticky directory (/tmp) still lets anyone add a name to it. */
+	if (st->st_mode & 022) {
+		log_err("%s is writable by other users; refusing to use it "
+			"(chmod go-w %s)",
+			path, path);
+		return -EACCES;
+	}
+	return 0;
+}
+
 int config_load_file(struct config *c, const char *path)
 {
 	char line[4096];
 	int lineno = 0, r = 0;
 	struct stat st;
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
+	/* What was opened is what is checked: a file of someone else's
+	 * could set api_url and receive the token. */
 	if (fstat(fileno(f), &st))
-		st.st_mode = 0600;
+		r = -errno;
+	else
+		r = config_trusted(path, &st);
+	if (r) {
+		if (r != -EACCES)
+			log_err("%s: %s", path, strerror(-r));
+		fclose(f);
+		return r;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		char *s = config_trim(line), *eq;
 
@@ -368,9 +435,21 @@ int config_validate(const struct config *c)
 {
 	/* Caught here, a missing CA file is one clear line at start, not
 	 * a TLS error on every request. */
-	if (c->ca_file && access(c->ca_file, R_OK)) {
-		log_err("ca_file %s: %s", c->ca_file, strerror(errno));
-		return -EINVAL;
+	if (c->ca_file) {
+		struct stat st;
+
+		if (stat(c->ca_file, &st) || access(c->ca_file, R_OK)) {
+			log_err("ca_file %s: %s", c->ca_file, strerror(errno));
+			return -EINVAL;
+		}
+		/* A directory would pass as readable, and then be no CA
+		 * bundle: every handshake would fail. */
+		if (!S_ISREG(st.st_mode)) {
+			log_err("ca_file %s: not a regular file (a PEM bundle "
+				"of CA certificates)",
+				c->ca_file);
+			return -EINVAL;
+		}
 	}
 	if (!strncmp(c->api_url, "https://", 8))
 		return 0;
@@ -414,6 +493,15 @@ int config_private_dir(const char *dir)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		r = -ENOTDIR;
+		goto out;
+	}
+	/* Someone else's directory, even a private one, could hold a cache
+	 * they swap under us. */
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		log_err("%s belongs to another user (uid %ld); refusing to "
+			"keep account data there",
+			tmp, (long)st.st_uid);
+		r = -EACCES;
 		goto out;
 	}
 	if (st.st_mode & 077) {

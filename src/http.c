@@ -75,7 +75,8 @@ void http_opts_from_config(struct http_opts *o, const struct config *cfg,
 	o->offline = cfg->offline;
 }
 
-/* Appends the file at path to *blob (a PEM bundle). 0 or -errno. */
+/* Appends the file at path to *blob (a PEM bundle). 0 or -errno (EFBIG
+ * past 16 MiB, EISDIR for a directory). */
 static int blob_add_file(char **blob, size_t *len, const char *path)
 {
 	FILE *f = fopen(path, "re");
@@ -86,11 +87,14 @@ static int blob_add_file(char **blob, size_t *len, const char *path)
 	if (!f)
 		return -errno;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		/* A CA bundle is a few hundred KiB; 16 MiB is not one. */
-		char *p = *len + n + 2 <= ((size_t)16 << 20)
-				  ? realloc(*blob, *len + n + 2)
-				  : NULL;
+		char *p;
 
+		/* A CA bundle is a few hundred KiB; 16 MiB is not one. */
+		if (*len + n + 2 > ((size_t)16 << 20)) {
+			r = -EFBIG;
+			break;
+		}
+		p = realloc(*blob, *len + n + 2);
 		if (!p) {
 			r = -ENOMEM;
 			break;
@@ -100,12 +104,60 @@ static int blob_add_file(char **blob, size_t *len, const char *path)
 		*len += n;
 	}
 	if (!r && ferror(f))
-		r = -EIO;
+		r = errno == EISDIR ? -EISDIR : -EIO;
 	fclose(f);
 	/* PEM blocks need a line break between two files. */
 	if (!r && *len && (*blob)[*len - 1] != '\n')
 		(*blob)[(*len)++] = '\n';
 	return r;
+}
+
+/*
+ * Sets the CAs http_ca_setup() chose on c (nothing without ca_file).
+ * Returns curl's result: a libcurl whose TLS backend does not take
+ * CAINFO_BLOB (GnuTLS builds before 8.x) says CURLE_NOT_BUILT_IN or
+ * CURLE_UNKNOWN_OPTION.
+ */
+static CURLcode ca_apply(const struct http *h, CURL *c)
+{
+	CURLcode rc = CURLE_OK;
+
+	if (h->ca_blob) {
+		/* curl copies the struct; NOCOPY: the bytes stay ours, and
+		 * outlive every handle (http_free()). */
+		struct curl_blob b = { h->ca_blob, h->ca_blob_len,
+				       CURL_BLOB_NOCOPY };
+
+		rc = curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+	} else if (h->ca_file) {
+		rc = curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(c, CURLOPT_CAPATH, h->ca_path);
+	}
+	return rc;
+}
+
+/*
+ * Whether this libcurl takes the CAs chosen: once, at start, so that a
+ * ca_file it cannot use is one clear refusal, not a mount that trusts
+ * only the default CAs. 0, -ENOMEM or -ENOTSUP after logging why.
+ */
+static int ca_probe(const struct http *h)
+{
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+
+	if (!c)
+		return -ENOMEM;
+	rc = ca_apply(h, c);
+	curl_easy_cleanup(c);
+	if (rc == CURLE_OK)
+		return 0;
+	if (rc == CURLE_OUT_OF_MEMORY)
+		return -ENOMEM;
+	log_err("ca_file %s: this libcurl (%s) cannot use it: %s",
+		h->ca_file, curl_version(), curl_easy_strerror(rc));
+	return -ENOTSUP;
 }
 
 /*
@@ -131,7 +183,7 @@ static int http_ca_setup(struct http *h)
 		dir = v->age >= CURLVERSION_SEVENTH ? v->capath : NULL;
 	if (dir && !stat(dir, &st) && S_ISDIR(st.st_mode)) {
 		h->ca_path = strdup(dir);
-		return h->ca_path ? 0 : -ENOMEM;
+		return h->ca_path ? ca_probe(h) : -ENOMEM;
 	}
 	if (!file || !*file)
 		file = v->age >= CURLVERSION_SEVENTH ? v->cainfo : NULL;
@@ -141,9 +193,12 @@ static int http_ca_setup(struct http *h)
 		log_warn("no system CA bundle found: only %s is trusted",
 			 h->ca_file);
 	r = blob_add_file(&h->ca_blob, &h->ca_blob_len, h->ca_file);
-	if (r)
+	if (r == -EFBIG)
+		log_err("ca_file %s: larger than 16 MiB, so no CA bundle",
+			h->ca_file);
+	else if (r && r != -ENOMEM)
 		log_err("ca_file %s: %s", h->ca_file, strerror(-r));
-	return r;
+	return r ? r : ca_probe(h);
 }
 
 struct http *http_new(const struct http_opts *o)
@@ -386,14 +441,13 @@ static CURLcode perform_once(struct http *h, CURL *c, const char *method,
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (h->ca_blob) {
-		struct curl_blob b = { h->ca_blob, h->ca_blob_len,
-				       CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
-	} else if (h->ca_file) {
-		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-		curl_easy_setopt(c, CURLOPT_CAPATH, h->ca_path);
+	/* ca_probe() took these at start; a refusal now is memory. Sent
+	 * without them, the request would trust other CAs than asked. */
+	rc = ca_apply(h, c);
+	if (rc != CURLE_OK) {
+		snprintf(curl_err, CURL_ERROR_SIZE, "CA setup: %s",
+			 curl_easy_strerror(rc));
+		return rc;
 	}
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -602,18 +656,41 @@ int http_request(struct http *h, const struct http_request *rq,
 				  authl ? &auth_node : hdrs, rq->body,
 				  rq->body_len, &a, &status, curl_err);
 		/* The request line and its outcome, never a header: the
-		 * token is in Authorization only. */
-		if (rc == CURLE_OK)
-			log_debug("%s %s: HTTP %ld in %lld ms (attempt %d)",
-				  method, path, status,
-				  (long long)(clock_mono_ms() - started),
-				  attempt + 1);
-		else
-			log_debug("%s %s: no answer after %lld ms (attempt "
-				  "%d): %s",
-				  method, path,
-				  (long long)(clock_mono_ms() - started),
-				  attempt + 1, curl_err);
+		 * token is in Authorization only. curl's text (and the path)
+		 * go through the redaction error messages get, as curl may
+		 * quote what it was given. */
+		{
+			char line[1024];
+			int n;
+
+			/* First alone: a cut of the whole line below must
+			 * not keep a secret's head. */
+			http_redact(curl_err, strlen(curl_err), &sec);
+			if (rc == CURLE_OK)
+				n = snprintf(line, sizeof(line),
+					     "%s %s: HTTP %ld in %lld ms "
+					     "(attempt %d)",
+					     method, path, status,
+					     (long long)(clock_mono_ms() -
+							 started),
+					     attempt + 1);
+			else
+				n = snprintf(line, sizeof(line),
+					     "%s %s: no answer after %lld ms "
+					     "(attempt %d): %s",
+					     method, path,
+					     (long long)(clock_mono_ms() -
+							 started),
+					     attempt + 1, curl_err);
+			if (n > 0) {
+				size_t len = (size_t)n < sizeof(line)
+						     ? (size_t)n
+						     : sizeof(line) - 1;
+
+				http_redact(line, len, &sec);
+				log_debug("%s", line);
+			}
+		}
 		http_governor_release(&h->gov, status, a.retry_after);
 		__atomic_store_n(&h->reachable,
 				 rc == CURLE_OK || a.too_big || a.sink_err,

@@ -159,6 +159,11 @@ static size_t redact_secrets(char *s, size_t len,
 	return len;
 }
 
+size_t http_redact(char *s, size_t len, const struct http_secrets *sec)
+{
+	return redact_secrets(s, len, sec);
+}
+
 /*
  * Sets resp->message from the whole text of why (consumed): the secrets
  * are redacted from all of it, the sanitiser (text.h) makes it one line

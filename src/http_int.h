@@ -98,6 +98,11 @@ struct http_secrets {
 int http_tls_refused(int rc);
 /* Appends the API's own message from an error body; 0 or -errno. */
 int http_error_message(const struct buf *body, struct buf *out);
+/*
+ * Replaces every secret of sec in the len bytes of s (NUL-terminated at
+ * len) with "***", in place; returns the new length (never longer).
+ */
+size_t http_redact(char *s, size_t len, const struct http_secrets *sec);
 /* Sets resp->message from why (released here), sec redacted. */
 void http_set_message(struct http_response *resp, struct buf *why,
 		      const struct http_secrets *sec);

@@ -33,7 +33,8 @@ int cli_open_http(struct cli *c, int need_token)
 	http_opts_from_config(&ho, &c->d.cfg,
 			      c->auth ? auth_http(c->auth) : NULL);
 	c->d.http = http_new(&ho);
-	return c->d.http ? 0 : DX_LOCAL;
+	/* Anything but memory is a ca_file it cannot use (said why). */
+	return c->d.http ? 0 : errno == ENOMEM ? DX_LOCAL : DX_USAGE;
 }
 
 /* The API host's directory (created 0700 when create is set). */

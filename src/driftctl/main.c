@@ -5,11 +5,13 @@
  * dispatch to a command (cmd_*.c). No command lives here.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "driftctl_int.h"
@@ -305,6 +307,28 @@ static const char *account_from_argv(int argc, char **argv)
 	return name ? name : config_account_default();
 }
 
+/*
+ * Whether the command line asks only for help (-h or --help anywhere
+ * before "--", or the help command): help needs no account, so a bad
+ * $DRIFTFS_ACCOUNT must not stand in its way.
+ */
+static int asks_help(int argc, char **argv)
+{
+	int word = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--"))
+			break;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return 1;
+		if (a[0] != '-' && !word++ && !strcmp(a, "help"))
+			return 1;
+	}
+	return 0;
+}
+
 /* Before the command there are only options: nothing else comes here. */
 static int main_opt(struct cli *c, void *cmd, const struct opt *o,
 		    const char *value)
@@ -331,13 +355,24 @@ int main(int argc, char **argv)
 	account = account_from_argv(argc, argv);
 	if (!account)
 		return DX_USAGE;
+	if (config_account_valid(account) && asks_help(argc, argv))
+		account = "default";
 	if (config_account_valid(account)) {
 		cli_say("account '%s': 1 to 64 letters, digits, '.', '_' or "
 			"'-', not starting with '.' or '-'",
 			account);
 		return DX_USAGE;
 	}
-	if (config_defaults_for(&c.d.cfg, account)) {
+	switch (config_defaults_for(&c.d.cfg, account)) {
+	case 0:
+		break;
+	case -ENOENT:
+		cli_say("no home directory: $HOME is unset and the password "
+			"database has none for uid %ld; set HOME (or "
+			"XDG_CONFIG_HOME and XDG_CACHE_HOME)",
+			(long)geteuid());
+		return DX_USAGE;
+	default:
 		cli_say("out of memory");
 		return DX_LOCAL;
 	}

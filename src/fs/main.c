@@ -156,15 +156,22 @@ static void kicker_stop(struct kicker *k)
 
 /*
  * Readiness for systemd (Type=notify): READY=1 once the mount answers, not
- * merely once it exists. A thread stats the mountpoint, which waits until
- * the session loop has answered FUSE's INIT and a GETATTR of the root; an
- * aborted session fails the stat instead, and nothing is sent. Only
- * started when $NOTIFY_SOCKET is set; joined after the unmount (which
- * ends a stat still waiting).
+ * merely once it exists. A thread stats .driftfs/status inside the mount,
+ * which waits until the session loop has answered FUSE's INIT and the
+ * lookups; an aborted session fails the stat instead, and so does the
+ * bare directory once the mount is gone (it has no .driftfs), and nothing
+ * is sent. Only started when $NOTIFY_SOCKET is set; joined after the
+ * unmount (which ends a stat still waiting).
+ *
+ * READY=1 never follows STOPPING=1: both are sent under lock, and the
+ * thread sends nothing once stopping is set (ready_stopping(), main
+ * thread). The lock is a leaf: nothing else is taken while it is held.
  */
 struct ready {
 	pthread_t thread;
-	const char *path;	/* the mountpoint, owned by main() */
+	pthread_mutex_t lock;
+	char *path;		/* <mountpoint>/.driftfs/status, ours */
+	int stopping;		/* under lock */
 	int started;
 };
 
@@ -173,32 +180,64 @@ static void *ready_main(void *arg)
 	struct ready *rd = arg;
 	struct stat st;
 	char msg[64];
+	int r = 1;
 
 	if (stat(rd->path, &st))
 		return NULL;
 	snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%ld", (long)getpid());
-	if (sdnotify_send(msg))
+	pthread_mutex_lock(&rd->lock);
+	if (!rd->stopping)
+		r = sdnotify_send(msg);
+	pthread_mutex_unlock(&rd->lock);
+	if (r < 0)
 		log_warn("could not tell systemd the mount is ready");
-	else
+	else if (!r)
 		log_debug("told systemd the mount is ready");
 	return NULL;
 }
 
-static void ready_start(struct ready *rd, const char *path)
+/* Main thread, once the session's threads can answer. */
+static void ready_start(struct ready *rd, const char *mnt)
 {
 	const char *ns = getenv("NOTIFY_SOCKET");
 
-	rd->path = path;
-	if (ns && *ns && path &&
-	    !pthread_create(&rd->thread, NULL, ready_main, rd))
+	if (!ns || !*ns)
+		return;
+	if (asprintf(&rd->path, "%s/.driftfs/status", mnt) < 0) {
+		rd->path = NULL;
+		return;
+	}
+	pthread_mutex_init(&rd->lock, NULL);
+	if (!pthread_create(&rd->thread, NULL, ready_main, rd))
 		rd->started = 1;
+	else
+		pthread_mutex_destroy(&rd->lock);
+}
+
+/*
+ * Main thread, when the loop has ended (send: STOPPING=1) or a start
+ * failed half way: no READY=1 from then on. Idempotent.
+ */
+static void ready_stopping(struct ready *rd, int send)
+{
+	if (rd->started)
+		pthread_mutex_lock(&rd->lock);
+	if (!rd->stopping && send)
+		sdnotify_send("STOPPING=1");
+	rd->stopping = 1;
+	if (rd->started)
+		pthread_mutex_unlock(&rd->lock);
 }
 
 static void ready_join(struct ready *rd)
 {
-	if (rd->started)
+	if (rd->started) {
 		pthread_join(rd->thread, NULL);
+		pthread_mutex_destroy(&rd->lock);
+	}
 	rd->started = 0;
+	free(rd->path);
+	rd->path = NULL;
 }
 
 static void usage(const char *prog)
@@ -258,9 +297,11 @@ static void usage(const char *prog)
 	       "x-systemd.*, ...) are\n"
 	       "ignored. The token comes from DRIFT_TOKEN or the credentials "
 	       "file, never from\n"
-	       "the command line. Exit status: 0 ok, 1 usage, 2 no or refused "
-	       "token, 6 local\n"
-	       "failure (see driftfs(1)).\n",
+	       "the command line. Exit status: 0 ok (also a foreground mount "
+	       "stopped by\n"
+	       "SIGTERM, SIGINT or SIGHUP), 1 usage, 2 no token or a refused "
+	       "credentials\n"
+	       "file, 6 local failure (see driftfs(1)).\n",
 	       prog, "$XDG_CONFIG_HOME/driftfs/config");
 }
 
@@ -276,7 +317,8 @@ static int mount_only_opt(const char *arg)
 		"_netdev", "nofail", "defaults", "nodelalloc", NULL,
 	};
 
-	if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
+	/* util-linux spells some of its own X-mount.mkdir, X-mount.owner=. */
+	if (!strncasecmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
 		return 1;
 	for (int i = 0; names[i]; i++)
 		if (!strcmp(arg, names[i]))
@@ -486,7 +528,19 @@ int main(int argc, char *argv[])
 			account);
 		goto out;
 	}
-	if (config_defaults_for(&d.cfg, account)) {
+	switch (config_defaults_for(&d.cfg, account)) {
+	case 0:
+		break;
+	case -ENOENT:
+		/* Status 1: the environment is to fix, and a unit does not
+		 * restart for it (RestartPreventExitStatus=). */
+		fprintf(stderr, "driftfs: no home directory: $HOME is unset "
+				"and the password database has none for uid "
+				"%ld; set HOME (or XDG_CONFIG_HOME and "
+				"XDG_CACHE_HOME)\n",
+			(long)geteuid());
+		goto out;
+	default:
 		fprintf(stderr, "driftfs: out of memory\n");
 		ret = DX_LOCAL;
 		goto out;
@@ -532,7 +586,11 @@ int main(int argc, char *argv[])
 		d.http = http_new(&ho);
 	}
 	if (!d.http) {
-		log_err("out of memory");
+		/* Anything but memory is ca_file's, said by http_new(). */
+		if (errno == ENOMEM)
+			log_err("out of memory");
+		else
+			ret = DX_USAGE;
 		goto out_curl;
 	}
 	/* One cache per Drift org (account.h): which org, which cache. */
@@ -592,14 +650,37 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(se))
 		goto out_session;
 	/* Before the mount: resolving the path afterwards would ask
-	 * ourselves, and nobody answers yet. */
+	 * ourselves, and nobody answers yet. The session mounts (and at exit
+	 * unmounts) this absolute path: fuse_daemonize() moves to / even with
+	 * -f, and a relative one would then name nothing at the unmount. */
 	mnt_abs = realpath(cli.mountpoint, NULL);
-	if (fuse_session_mount(se, cli.mountpoint))
+	if (!mnt_abs) {
+		int e = errno;
+
+		if (e == ENOMEM) {
+			log_err("out of memory");
+		} else if (e == ENOTCONN) {
+			log_err("mountpoint %s: %s (a mount left by a driftfs "
+				"that died: fusermount3 -uz %s)",
+				cli.mountpoint, strerror(e), cli.mountpoint);
+		} else {
+			log_err("mountpoint %s: %s", cli.mountpoint,
+				strerror(e));
+			ret = DX_USAGE;
+		}
+		goto out_signals;
+	}
+	if (fuse_session_mount(se, mnt_abs))
 		goto out_signals;
 	mounted = 1;
 	if (fuse_daemonize(cli.foreground))
 		goto out_unmount;
 	if (!cli.foreground) {
+		/* The parent has exited: systemd would refuse a MAINPID from
+		 * this child (NotifyAccess=main), so tell it nothing. Only
+		 * this thread runs yet, so the environment is ours to change.
+		 * Units run driftfs -f. */
+		unsetenv("NOTIFY_SOCKET");
 		log_setup(level, 1);
 		/*
 		 * SQLite's locks are fcntl locks, which the fork did not give
@@ -622,8 +703,7 @@ int main(int argc, char *argv[])
 	if (kicker_block(&kick))
 		goto out_unmount;
 	/* So that `driftctl sync` asks this mount instead of racing it. */
-	if (mnt_abs)
-		note = config_mount_note(acc.dir, mnt_abs);
+	note = config_mount_note(acc.dir, mnt_abs);
 
 	/* The outbox starts first: writes left by an earlier run go out
 	 * before the first sync pass can show stale data over them. */
@@ -634,10 +714,10 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	log_info("account %s mounted on %s (%s, cache %s)", d.cfg.account,
-		 mnt_abs ? mnt_abs : cli.mountpoint, d.cfg.api_url, acc.dir);
+		 mnt_abs, d.cfg.api_url, acc.dir);
 	/* An index for a cache of an older version (search.h). */
 	build = search_build_start(d.store);
-	ready_start(&ready, mnt_abs ? mnt_abs : cli.mountpoint);
+	ready_start(&ready, mnt_abs);
 	if (cli.single) {
 		ret = fuse_session_loop(se);
 	} else {
@@ -649,9 +729,13 @@ int main(int argc, char *argv[])
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	ret = ret ? DX_LOCAL : DX_OK;
-	sdnotify_send("STOPPING=1");
+	/* A positive value is the signal that ended the loop (libfuse
+	 * >= 3.10: SIGTERM, SIGINT, SIGHUP): a stop asked for, as an
+	 * unmount is. Only an error of the session is a failure. */
+	ret = ret < 0 ? DX_LOCAL : DX_OK;
+	ready_stopping(&ready, 1);
 out_unmount:
+	ready_stopping(&ready, 0);
 	/* On every path, a start that failed half way too: no worker may
 	 * outlive the session the notifier and the outbox's hooks notify
 	 * (each stop is a no-op for a thread that never started). */

@@ -4,8 +4,9 @@ git help does, the bash completion completes commands and options from
 driftctl's own help, a missing token exits with the same status from
 driftctl and driftfs, --account (or $DRIFTFS_ACCOUNT) reads and writes the
 account's own credentials and cache, --log-level is honoured, and
-`make install` writes the unit with the installed path and installs the
-completion."""
+`make install` writes the unit with the installed path (refusing one the
+unit could not hold) and installs the completion, help needs no valid
+account, and no home is refused rather than taken from /tmp."""
 import os
 import subprocess
 
@@ -85,6 +86,59 @@ def test_missing_token_same_status_in_both(tmp_path):
     assert not os.path.ismount(mnt)
 
 
+def test_help_needs_no_valid_account(tmp_path):
+    """A bad $DRIFTFS_ACCOUNT is an error for a command, not for help."""
+    env = clean_env(tmp_path, DRIFTFS_ACCOUNT="../x")
+    want = run([DRIFTCTL, "--help"], clean_env(tmp_path)).stdout
+    for argv in [["--help"], ["-h"], ["help"], ["help", "status"],
+                 ["status", "--help"]]:
+        p = run([DRIFTCTL] + argv, env)
+        assert p.returncode == 0, (argv, p.stderr)
+        assert p.stdout.startswith("usage: driftctl"), argv
+    assert run([DRIFTCTL, "--help"], env).stdout == want
+    assert run([DRIFTCTL, "status"], env).returncode == 1
+
+
+def no_home_env(**extra):
+    """An environment with no HOME and no XDG directories (env -i)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SKIP: running as a uid with "
+                    "no passwd entry needs root")
+def test_no_home_is_refused_never_tmp(tmp_path):
+    """Without $HOME, the password database's home; with none there
+    either, both programs refuse (status 1) instead of using /tmp, where
+    another user could plant a config file."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    os.chmod(tmp_path, 0o755)
+    uid = 54321
+    import pwd
+    try:
+        pwd.getpwuid(uid)
+        pytest.skip("SKIP: uid %d has a passwd entry here" % uid)
+    except KeyError:
+        pass
+    as_nobody = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid,
+                 "--clear-groups"]
+    for argv in [[DRIFTFS, "-f", str(mnt)], [DRIFTCTL, "status"]]:
+        p = subprocess.run(as_nobody + argv, env=no_home_env(), cwd=str(tmp_path),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1, (argv, p.stderr)
+        assert "no home directory" in p.stderr and "/tmp" not in p.stderr, p.stderr
+    assert not os.path.ismount(mnt)
+    # The XDG directories alone are enough.
+    p = subprocess.run(as_nobody + [DRIFTCTL, "status", "--offline"],
+                       env=no_home_env(XDG_CONFIG_HOME=str(tmp_path / "c"),
+                                       XDG_CACHE_HOME=str(tmp_path / "k")),
+                       cwd=str(tmp_path), capture_output=True, text=True,
+                       timeout=60)
+    assert "no home directory" not in p.stderr, p.stderr
+
+
 def test_bad_account_names_are_usage_errors(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
@@ -151,6 +205,18 @@ def test_make_install_writes_the_unit_and_completion(tmp_path):
     assert "ExecStart=/opt/drift/bin/driftfs -f %h/%i" in unit
     assert "Type=notify" in unit and "NotifyAccess=main" in unit
     assert "@BINDIR@" not in unit
+    lines = unit.split("\n")
+    # A stale mount (a driftfs that died) is detached before anything
+    # touches the mountpoint, and a failure of that is no failure.
+    pre = [l for l in lines if l.startswith("ExecStartPre=")]
+    assert pre == ["ExecStartPre=-fusermount3 -uz %h/%i",
+                   "ExecStartPre=mkdir -p %h/%i"], pre
+    assert "ExecStop=fusermount3 -u %h/%i" in lines
+    # systemd finds the helpers in its PATH: no /bin/ that a system
+    # without a merged /usr lacks.
+    assert not [l for l in lines if l.startswith("Exec") and "=/bin/" in l]
+    # A bad option or no token needs the user: no restart loop.
+    assert "RestartPreventExitStatus=1 2" in lines
     assert "network-online" not in unit.split("[Unit]")[1]
     comp = dest / "opt/drift/share/bash-completion/completions/driftctl"
     assert "complete -F _driftctl driftctl" in comp.read_text()
@@ -159,6 +225,16 @@ def test_make_install_writes_the_unit_and_completion(tmp_path):
              "PREFIX=/opt/drift"])
     assert p.returncode == 0, p.stderr
     assert [f for f in dest.rglob("*") if f.is_file()] == []
+    # The unit names BINDIR: one systemd or sed would read otherwise (a
+    # specifier, a split, sed's & and |) or a relative one is refused
+    # before anything is installed.
+    for prefix in ["opt/drift", "/opt/a&b", "/opt/a|b", "/opt/50%", "/opt/a b"]:
+        p = run(["make", "-s", "-C", ROOT, "-o", "all", "install",
+                 "BUILD=" + os.path.dirname(DRIFTFS), "DESTDIR=%s" % dest,
+                 "PREFIX=" + prefix])
+        assert p.returncode != 0, prefix
+        assert "make install: BINDIR" in p.stderr, p.stderr
+        assert [f for f in dest.rglob("*") if f.is_file()] == [], prefix
 
 
 def test_journal_stream_gets_priorities(tmp_path):

@@ -2,6 +2,7 @@
 /* test_config.c: unit tests of options, validation and the token (config.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,118 @@ static void test_log_level_and_owner(void)
 	CHECK_EQ_INT(config_set(&c, "umask", "8"), -EINVAL);
 	CHECK_EQ_INT(config_set(&c, "umask", "1000"), -EINVAL);
 	CHECK_EQ_INT(config_set(&c, "umask", ""), -EINVAL);
+	/* strtol skips leading blanks; a value does not start with one. */
+	CHECK_EQ_INT(config_set(&c, "uid", " 5"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "gid", "\t5"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "umask", " 22"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "timeout", " 5"), -EINVAL);
+	CHECK_EQ_INT(config_set(&c, "rate", " 5"), -EINVAL);
+	CHECK_EQ_INT(c.uid, 1000);
+	config_release(&c);
+}
+
+/*
+ * Without $HOME (a mount from fstab, a system unit), the paths are under
+ * the password database's home of the effective user, never /tmp; a
+ * relative $HOME or $XDG_* counts as unset.
+ */
+static void test_home_without_env(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	char *home = getenv("HOME"), *want = NULL;
+	struct config c;
+
+	home = home ? strdup(home) : NULL;
+	if (!pw || !pw->pw_dir || pw->pw_dir[0] != '/') {
+		printf("SKIP: uid %ld has no home in the password database\n",
+		       (long)geteuid());
+		free(home);
+		return;
+	}
+	unsetenv("XDG_CONFIG_HOME");
+	setenv("XDG_CACHE_HOME", "relative/cache", 1);
+	unsetenv("HOME");
+	CHECK_EQ_STR(config_home(), pw->pw_dir);
+	REQUIRE(config_defaults(&c) == 0);
+	REQUIRE(asprintf(&want, "%s/.config/driftfs/credentials",
+			 pw->pw_dir) > 0);
+	CHECK_EQ_STR(c.credentials, want);
+	free(want);
+	REQUIRE(asprintf(&want, "%s/.cache/driftfs", pw->pw_dir) > 0);
+	CHECK_EQ_STR(c.cache_dir, want);
+	free(want);
+	CHECK(strncmp(c.cache_dir, "/tmp/", 5) != 0);
+	config_release(&c);
+	setenv("HOME", "not/absolute", 1);
+	CHECK_EQ_STR(config_home(), pw->pw_dir);
+	setenv("HOME", "/home/u", 1);
+	CHECK_EQ_STR(config_home(), "/home/u");
+	if (home)
+		setenv("HOME", home, 1);
+	else
+		unsetenv("HOME");
+	free(home);
+	setenv("XDG_CONFIG_HOME", tmpdir, 1);
+	setenv("XDG_CACHE_HOME", tmpdir, 1);
+}
+
+/*
+ * Files and directories of another user, or writable by others, are
+ * refused: a planted config file could send the token elsewhere
+ * (api_url), a planted cache directory swap the cache.
+ */
+static void test_untrusted_files_refused(void)
+{
+	struct config c;
+	const char *path;
+	char dir[128];
+
+	REQUIRE(config_defaults(&c) == 0);
+	path = write_file("config", "api_url = https://evil.example\n",
+			  0600);
+	REQUIRE(path);
+	CHECK_EQ_INT(config_load_file(&c, path), 0);
+	CHECK_EQ_STR(c.api_url, "https://evil.example");
+	REQUIRE(config_set(&c, "api_url", "https://driftapi.com") == 0);
+	chmod(path, 0620);
+	CHECK_EQ_INT(config_load_file(&c, path), -EACCES);
+	chmod(path, 0602);
+	CHECK_EQ_INT(config_load_file(&c, path), -EACCES);
+	CHECK_EQ_STR(c.api_url, "https://driftapi.com");
+	chmod(path, 0644);	/* readable is fine without client_secret */
+	CHECK_EQ_INT(config_load_file(&c, path), 0);
+	config_release(&c);
+
+	snprintf(dir, sizeof(dir), "%s/a", tmpdir);
+	REQUIRE(config_private_dir(dir) == 0);
+	if (geteuid() != 0) {
+		printf("SKIP: files of another user need root to make\n");
+		return;
+	}
+	REQUIRE(config_defaults(&c) == 0);
+	chmod(path, 0600);
+	REQUIRE(chown(path, 65534, 65534) == 0);
+	CHECK_EQ_INT(config_load_file(&c, path), -EACCES);
+	CHECK_EQ_STR(c.api_url, "https://driftapi.com");
+	config_release(&c);
+	/* Someone else's private directory is no place for our cache. */
+	REQUIRE(chown(dir, 65534, 65534) == 0);
+	CHECK_EQ_INT(config_private_dir(dir), -EACCES);
+	REQUIRE(chown(dir, 0, 0) == 0);
+	CHECK_EQ_INT(config_private_dir(dir), 0);
+}
+
+/* ca_file must be a regular file: a directory passes access(R_OK). */
+static void test_ca_file_is_a_file(void)
+{
+	struct config c;
+	const char *path = write_file("plain", "x", 0600);
+
+	REQUIRE(config_defaults(&c) == 0);
+	REQUIRE(config_set(&c, "ca_file", tmpdir) == 0);
+	CHECK_EQ_INT(config_validate(&c), -EINVAL);
+	REQUIRE(config_set(&c, "ca_file", path) == 0);
+	CHECK_EQ_INT(config_validate(&c), 0);
 	config_release(&c);
 }
 
@@ -471,6 +584,9 @@ int main(void)
 	UNIT_RUN(test_private_dir);
 	UNIT_RUN(test_accounts);
 	UNIT_RUN(test_log_level_and_owner);
+	UNIT_RUN(test_home_without_env);
+	UNIT_RUN(test_untrusted_files_refused);
+	UNIT_RUN(test_ca_file_is_a_file);
 	remove_tree();
 	return unit_summary();
 }

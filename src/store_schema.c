@@ -212,6 +212,22 @@ static struct db *cache_open(struct store *st)
 	return store_db_open(st->path);
 }
 
+/*
+ * SQLite's heap as a whole (every connection's page cache, statements and
+ * schemas), soft-limited: past it SQLite frees unused cached pages of any
+ * connection before it grows. Each connection's cache_size (512 KiB) alone
+ * would let a connection for every reading thread (store.h, the pool) hold
+ * 23 x 512 KiB as the file grows; the pages stay in the kernel's page
+ * cache, so what a limit costs is a pread, not a disk read. Once per
+ * process: the limit is SQLite's, for all the process's databases.
+ */
+static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
+
+static void heap_limit(void)
+{
+	sqlite3_soft_heap_limit64(STORE_HEAP_SOFT_LIMIT);
+}
+
 struct store *store_open(const char *dir)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -224,6 +240,7 @@ struct store *store_open(const char *dir)
 		return NULL;
 	}
 	st->lock_fd = -1;
+	pthread_once(&heap_once, heap_limit);
 	pthread_mutex_init(&st->lock, NULL);
 	st->pool_idle_ms = STORE_POOL_IDLE_MS;
 	st->pool_keep = 2;

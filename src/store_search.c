@@ -1027,7 +1027,7 @@ static int index_in_step(struct db *d, int *ok)
 int store_search_setup(struct store *st, struct db *d)
 {
 	int64_t fmt;
-	int r = 0, bad;
+	int r = 0, bad, reset_done = 0;
 
 	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK)
@@ -1074,6 +1074,7 @@ int store_search_setup(struct store *st, struct db *d)
 		log_warn("cache %s: rebuilding the search index", st->path);
 		if (sqlite3_exec(d->sql, reset, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
+		reset_done = 1;
 	}
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		sqlite3_stmt *s = sprep(d, SS_UPTO);
@@ -1095,6 +1096,15 @@ int store_search_setup(struct store *st, struct db *d)
 		r = meta_i64(d, SS_SET_META, "search_format", SEARCH_FORMAT);
 	if (r || sqlite3_exec(d->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
+	/* The emptied index's pages (zeroed: secure_delete) replace the old
+	 * ones in the file now, not at some later checkpoint: the text of
+	 * rows deleted behind its back leaves the cache (nobody else has it
+	 * open: alone). */
+	if (reset_done &&
+	    sqlite3_wal_checkpoint_v2(d->sql, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				      NULL, NULL) != SQLITE_OK)
+		log_warn("cache %s: checkpoint: %s", st->path,
+			 sqlite3_errmsg(d->sql));
 	/* Pending a rebuild: not ready (driftctl search says so). */
 	__atomic_store_n(&st->search_ready, !bad && all_ready(d),
 			 __ATOMIC_RELEASE);

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "search_index.h"
 
 struct store;
 
@@ -105,7 +106,9 @@ int search_hits_text(const struct search_result *res, struct buf *out);
 
 /*
  * The index's state for .driftfs/status and driftctl status:
- *   search_index: ready | building N/M messages
+ *   search_index: ready | building N/M messages | failing: <reason>
+ *     (the background build's last chunk failed; it retries, backing
+ *     off to 5 minutes)
  *   search_index_bytes: the bytes of the index's pages
  *   search_text_bytes: the bytes of the text it covers
  * appended to out.

@@ -270,16 +270,27 @@ int search_hits_text(const struct search_result *res, struct buf *out)
 	return r;
 }
 
+/*
+ * The build's last error (an errno; 0: none), for the status. Written by
+ * the build thread, read by any: an atomic. One build a process.
+ */
+static int build_failing;
+
 int search_status(struct store *st, struct buf *out)
 {
 	int64_t done, total, ib, tb;
 	int ready, r;
+
+	int failing = __atomic_load_n(&build_failing, __ATOMIC_ACQUIRE);
 
 	r = store_search_progress(st, &done, &total, &ready, &ib, &tb);
 	if (r)
 		return buf_adds(out, "search_index: unknown\n");
 	if (ready)
 		r = buf_adds(out, "search_index: ready\n");
+	else if (failing)
+		r = buf_printf(out, "search_index: failing: %s\n",
+			       strerror(failing));
 	else
 		r = buf_printf(out, "search_index: building %lld/%lld messages\n",
 			       (long long)done, (long long)total);
@@ -294,8 +305,10 @@ int search_status(struct store *st, struct buf *out)
 #define BUILD_CHUNK 500
 /* The pause between chunks, so waiting writers get the lock. */
 #define BUILD_PAUSE_MS 20
-/* After a failed chunk (a busy lock, a full disk). */
+/* After a failed chunk (a busy lock, a full disk): doubled after each
+ * failure in a row, up to BUILD_RETRY_MAX_MS. */
 #define BUILD_RETRY_MS 5000
+#define BUILD_RETRY_MAX_MS 300000
 
 /*
  * Rows a chunk takes: BUILD_CHUNK, or DRIFTFS_TEST_SEARCH_CHUNK (the
@@ -345,11 +358,14 @@ static void *build_main(void *arg)
 	struct search_build *b = arg;
 	int64_t start = clock_mono_ms();
 	size_t chunk = build_chunk();
+	long retry = BUILD_RETRY_MS;
 	int r;
 
 	log_info("search: indexing the cache in the background");
 	for (;;) {
 		r = store_search_build_step(b->st, chunk);
+		__atomic_store_n(&build_failing, r < 0 ? -r : 0,
+				 __ATOMIC_RELEASE);
 		if (r == 0) {
 			log_info("search: index complete (%lld ms)",
 				 (long long)(clock_mono_ms() - start));
@@ -361,10 +377,16 @@ static void *build_main(void *arg)
 			break;
 		}
 		if (r < 0)
-			log_warn("search: indexing: %s; trying again",
-				 strerror(-r));
-		if (build_wait(b, r < 0 ? BUILD_RETRY_MS : BUILD_PAUSE_MS))
+			log_warn("search: indexing: %s; trying again in %ld s",
+				 strerror(-r), retry / 1000);
+		if (build_wait(b, r < 0 ? retry : BUILD_PAUSE_MS))
 			break;
+		if (r < 0)
+			retry = retry * 2 < BUILD_RETRY_MAX_MS
+					? retry * 2
+					: BUILD_RETRY_MAX_MS;
+		else
+			retry = BUILD_RETRY_MS;
 	}
 	return NULL;
 }

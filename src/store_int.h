@@ -113,6 +113,10 @@ struct store {
 	/* The search index is complete (store_search.c): its writers skip
 	 * the build's marks. Set once, atomically; never cleared. */
 	int search_ready;
+	/* The index's bytes and when they were read (clock_mono_ms, 0:
+	 * never), for the status (store_search_progress). Atomics. */
+	int64_t search_bytes;
+	int64_t search_bytes_ms;
 };
 
 /* store.c: connections, the pool, statements, transactions. */

@@ -10,7 +10,11 @@
  * very text it indexed ('delete'), so every writer here derives the text
  * from what the row stores (a message's JSON body, a conversation's JSON
  * tags, a contact's columns and JSON phone), before and after, the same
- * way. A row with no text is not indexed at all.
+ * way. Every row is indexed, one with no text too (it adds no words, only
+ * a row): so each table's index holds as many rows as the table, which
+ * store_search_setup checks at open against FTS5's own count and the
+ * writers' count in meta ("search_rows_<table>"); a cache written behind
+ * the index's back (an older version) has its index rebuilt.
  *
  * The build of an older cache's index goes by table (contacts, then
  * conversations, then messages) in ascending id order, with the highest
@@ -29,18 +33,12 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "render.h"
+#include "search_index.h"
 #include "text.h"
-
-/*
- * What a row's indexed text is made of: bumped when that changes (how
- * render.c turns HTML into text, which fields are indexed), since a row's
- * removal must give FTS5 the very text it indexed. A cache indexed by
- * another format has its index rebuilt.
- */
-#define SEARCH_FORMAT 1
 
 /* The indexed tables, in build order. */
 enum { SI_CONTACTS, SI_CONVS, SI_MSGS, SI__COUNT };
@@ -52,6 +50,21 @@ static const char *const upto_key[SI__COUNT] = {
 static const char *const fts_name[SI__COUNT] = {
 	"search_contact", "search_conv", "search_msg"
 };
+/* The rows each table's index holds, as its writers counted them. */
+static const char *const rows_key[SI__COUNT] = {
+	"search_rows_contacts", "search_rows_conversations",
+	"search_rows_messages"
+};
+static const char *const src_name[SI__COUNT] = { "contacts", "conversations",
+						 "messages" };
+
+/* Set by a command that only reads, before store_open (search.h). */
+static int read_only;
+
+void search_open_read_only(int on)
+{
+	read_only = on;
+}
 
 /*
  * unicode61 folds case and (remove_diacritics 2) accents, and splits on
@@ -248,11 +261,6 @@ static int contact_text_fill(struct contact_text *c, const char *name,
 	return r;
 }
 
-static int contact_text_empty(const struct contact_text *c)
-{
-	return !c->f[0] && !c->f[1] && !c->f[2] && !c->f[3];
-}
-
 static int contact_text_same(const struct contact_text *a,
 			     const struct contact_text *b)
 {
@@ -285,7 +293,7 @@ struct cleared {
 	int64_t id;
 	char *json;
 	size_t len;
-	int kept;
+	int used;	/* stored again: its removal is done (or not needed) */
 };
 
 static __thread struct {
@@ -293,6 +301,7 @@ static __thread struct {
 	struct cleared *v;
 	size_t n, alloc;
 	int64_t text_delta;
+	int64_t rows[SI__COUNT];	/* rows added less rows removed */
 	int dirty;
 	int broken;	/* FTS5 found the index inconsistent */
 } tx;
@@ -311,6 +320,7 @@ void store_search_discard(void)
 {
 	cleared_drop();
 	tx.text_delta = 0;
+	memset(tx.rows, 0, sizeof(tx.rows));
 	tx.dirty = 0;
 	tx.broken = 0;
 }
@@ -387,20 +397,30 @@ static int fts_row(struct db *d, enum sstmt w, int64_t id,
 	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 }
 
-static int msg_index(struct db *d, int del, int64_t id, const struct buf *t)
+/*
+ * What an index statement did: the text's bytes, the table's rows, and
+ * (del with words) that words left the table's segments, to be merged
+ * away (store_search_purge). keep: the words removed are all in the text
+ * that replaces them (an edit that only added words): none left.
+ */
+static void indexed(int t, int del, size_t len, int keep)
+{
+	tx.text_delta += del ? -(int64_t)len : (int64_t)len;
+	tx.rows[t] += del ? -1 : 1;
+	if (del && len && !keep)
+		tx.dirty |= 1 << t;
+}
+
+static int msg_index(struct db *d, int del, int64_t id, const struct buf *t,
+		     int keep)
 {
 	const char *text = t->data ? t->data : "";
 	size_t len = t->len;
 	int r;
 
-	if (!t->len)
-		return 0;	/* no text, no row */
 	r = fts_row(d, del ? SS_MSG_DEL : SS_MSG_INS, id, &text, &len, 1);
-	if (!r) {
-		tx.text_delta += del ? -(int64_t)len : (int64_t)len;
-		if (del)
-			tx.dirty |= 1 << SI_MSGS;
-	}
+	if (!r)
+		indexed(SI_MSGS, del, len, keep);
 	return r;
 }
 
@@ -410,7 +430,7 @@ static int msg_unindex_json(struct db *d, int64_t id, const void *json,
 	struct buf t = BUF_INIT;
 	int r = json_body_text(json, len, &t);
 
-	r = r ? r : msg_index(d, 1, id, &t);
+	r = r ? r : msg_index(d, 1, id, &t, 0);
 	buf_release(&t);
 	return r;
 }
@@ -422,21 +442,14 @@ static int contact_index(struct db *d, int del, int64_t id,
 	size_t len[4];
 	int r;
 
-	if (contact_text_empty(c))
-		return 0;
 	for (int i = 0; i < 4; i++) {
 		text[i] = c->f[i];
 		len[i] = c->f[i] ? strlen(c->f[i]) : 0;
 	}
 	r = fts_row(d, del ? SS_CONTACT_DEL : SS_CONTACT_INS, id, text, len,
 		    4);
-	if (!r) {
-		int64_t n = (int64_t)contact_text_len(c);
-
-		tx.text_delta += del ? -n : n;
-		if (del)
-			tx.dirty |= 1 << SI_CONTACTS;
-	}
+	if (!r)
+		indexed(SI_CONTACTS, del, contact_text_len(c), 0);
 	return r;
 }
 
@@ -446,14 +459,9 @@ static int tags_index(struct db *d, int del, int64_t id, const struct buf *t)
 	size_t len = t->len;
 	int r;
 
-	if (!t->len)
-		return 0;
 	r = fts_row(d, del ? SS_CONV_DEL : SS_CONV_INS, id, &text, &len, 1);
-	if (!r) {
-		tx.text_delta += del ? -(int64_t)len : (int64_t)len;
-		if (del)
-			tx.dirty |= 1 << SI_CONVS;
-	}
+	if (!r)
+		indexed(SI_CONVS, del, len, 0);
 	return r;
 }
 
@@ -462,18 +470,22 @@ int store_search_flush(struct db *d)
 	int r = 0;
 
 	for (size_t i = 0; i < tx.n && !r; i++)
-		if (!tx.v[i].kept)
+		if (!tx.v[i].used)
 			r = msg_unindex_json(d, tx.v[i].id, tx.v[i].json,
 					     tx.v[i].len);
 	cleared_drop();
 	if (!r && tx.text_delta)
 		r = meta_i64(d, SS_ADD_META, "search_text_bytes",
 			     tx.text_delta);
+	for (int t = 0; t < SI__COUNT && !r; t++)
+		if (tx.rows[t])
+			r = meta_i64(d, SS_ADD_META, rows_key[t], tx.rows[t]);
 	if (!r && tx.dirty)
 		r = meta_i64(d, SS_OR_META, "search_dirty", tx.dirty);
 	if (!r && tx.broken)
 		r = meta_i64(d, SS_SET_META, "search_rebuild", 1);
 	tx.text_delta = 0;
+	memset(tx.rows, 0, sizeof(tx.rows));
 	tx.dirty = 0;
 	tx.broken = 0;
 	return r;
@@ -492,6 +504,8 @@ static int done(struct db *d, int r)
 
 /* ---- Writers (store_write.c calls them on its connection) ------------ */
 
+/* The entry of message id cleared and not yet stored again (one stored
+ * again is used: a second put of it finds the row the first stored). */
 static struct cleared *cleared_find(int64_t conv, int64_t id)
 {
 	size_t lo = 0, hi = tx.n;
@@ -502,7 +516,7 @@ static struct cleared *cleared_find(int64_t conv, int64_t id)
 		size_t mid = lo + (hi - lo) / 2;
 
 		if (tx.v[mid].id == id)
-			return &tx.v[mid];
+			return tx.v[mid].used ? NULL : &tx.v[mid];
 		if (tx.v[mid].id < id)
 			lo = mid + 1;
 		else
@@ -553,7 +567,7 @@ int store_search_clear_messages(struct store *st, struct db *d, int64_t conv)
 		c = &tx.v[tx.n];
 		c->id = id;
 		c->len = len;
-		c->kept = 0;
+		c->used = 0;
 		c->json = malloc(len + 1);
 		if (!c->json) {
 			r = -ENOMEM;
@@ -569,50 +583,87 @@ int store_search_clear_messages(struct store *st, struct db *d, int64_t conv)
 	return done(d, r);
 }
 
+/* An ASCII character unicode61 splits on (not a letter or digit). */
+static int ascii_sep(unsigned char ch)
+{
+	return ch < 0x80 && !((ch >= '0' && ch <= '9') ||
+			      ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'));
+}
+
+/*
+ * Whether the words of old are all in now: now is old with words added
+ * after it (the usual edit: a line appended), cut where unicode61 splits
+ * (any ASCII character not a letter or digit). Otherwise words may have
+ * left: 0.
+ */
+static int words_kept(const struct buf *old, const struct buf *now)
+{
+	unsigned char last, next;
+
+	if (!old->len)
+		return 1;
+	if (now->len < old->len || memcmp(now->data, old->data, old->len))
+		return 0;
+	if (now->len == old->len)
+		return 1;
+	last = (unsigned char)old->data[old->len - 1];
+	next = (unsigned char)now->data[old->len];
+	return ascii_sep(last) || ascii_sep(next);
+}
+
 int store_search_put_message(struct store *st, struct db *d,
 			     const struct api_message *m)
 {
 	struct cleared *c;
-	struct buf t = BUF_INIT;
-	sqlite3_stmt *s;
-	int r = 0;
+	struct buf old = BUF_INIT, now = BUF_INIT;
+	const void *oj = NULL;
+	size_t olen = 0;
+	sqlite3_stmt *s = NULL;
+	int r = 0, have = 0;
 
 	if (m->id > upto(st, d, SI_MSGS))
 		return 0;	/* the build gets to it */
+	/* What it held: cleared by this transaction, or stored already. */
 	c = cleared_find(m->conversation_id, m->id);
 	if (c) {
-		c->kept = 1;
-		if (c->len == m->json.len &&
-		    !memcmp(c->json, m->json.data ? m->json.data : "", c->len))
-			return 0;	/* indexed as it is */
-		r = msg_unindex_json(d, m->id, c->json, c->len);
+		c->used = 1;
+		have = 1;
+		oj = c->json;
+		olen = c->len;
 	} else {
-		/* Stored already (not by a clear of this transaction): its
-		 * old text leaves the index first. */
 		s = sprep(d, SS_MSG_OLD);
 		if (!s)
 			return done(d, -EIO);
 		sqlite3_bind_int64(s, 1, m->id);
 		if (sqlite3_step(s) == SQLITE_ROW) {
-			size_t len = (size_t)sqlite3_column_bytes(s, 0);
-			const void *j = sqlite3_column_blob(s, 0);
-
-			if (len == m->json.len &&
-			    !memcmp(j ? j : "", m->json.data ? m->json.data : "",
-				    len)) {
-				sqlite3_reset(s);
-				return 0;
-			}
-			r = json_body_text(j, len, &t);
-			r = r ? r : msg_index(d, 1, m->id, &t);
-			buf_reset(&t);
+			have = 1;
+			oj = sqlite3_column_blob(s, 0);
+			olen = (size_t)sqlite3_column_bytes(s, 0);
 		}
-		sqlite3_reset(s);
 	}
+	/* The same JSON, or the same text from other JSON (a field that is
+	 * not text changed): indexed as it is. */
+	if (have && olen == m->json.len &&
+	    !memcmp(oj ? oj : "", m->json.data ? m->json.data : "", olen)) {
+		if (s)
+			sqlite3_reset(s);
+		return done(d, 0);
+	}
+	r = have ? json_body_text(oj, olen, &old) : 0;
+	if (s)
+		sqlite3_reset(s);
 	/* From the JSON stored, as its removal will be. */
-	r = r ? r : json_body_text(m->json.data, m->json.len, &t);
-	r = r ? r : msg_index(d, 0, m->id, &t);
-	buf_release(&t);
+	r = r ? r : json_body_text(m->json.data, m->json.len, &now);
+	if (!r && have &&
+	    (old.len != now.len || (old.len && memcmp(old.data, now.data,
+						      old.len))))
+		r = msg_index(d, 1, m->id, &old, words_kept(&old, &now));
+	else if (have)
+		goto out;	/* the same text */
+	r = r ? r : msg_index(d, 0, m->id, &now, 0);
+out:
+	buf_release(&old);
+	buf_release(&now);
 	return done(d, r);
 }
 
@@ -637,7 +688,8 @@ int store_search_forget_conversation(struct store *st, struct db *d,
 		r = json_tags_text(sqlite3_column_blob(s, 0),
 				   (size_t)sqlite3_column_bytes(s, 0), &t);
 	sqlite3_reset(s);
-	r = r ? r : tags_index(d, 1, conv, &t);
+	if (rc == SQLITE_ROW)
+		r = r ? r : tags_index(d, 1, conv, &t);
 	buf_release(&t);
 	return done(d, r);
 }
@@ -647,7 +699,7 @@ int store_search_put_conversation(struct store *st, struct db *d,
 {
 	struct buf old = BUF_INIT, now = BUF_INIT;
 	sqlite3_stmt *s;
-	int r = 0;
+	int r = 0, have;
 
 	if (c->id > upto(st, d, SI_CONVS))
 		return 0;
@@ -655,14 +707,15 @@ int store_search_put_conversation(struct store *st, struct db *d,
 	if (!s)
 		return done(d, -EIO);
 	sqlite3_bind_int64(s, 1, c->id);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	have = sqlite3_step(s) == SQLITE_ROW;
+	if (have)
 		r = json_tags_text(sqlite3_column_blob(s, 0),
 				   (size_t)sqlite3_column_bytes(s, 0), &old);
 	sqlite3_reset(s);
 	r = r ? r : json_tags_text(c->json.data, c->json.len, &now);
-	if (!r && (old.len != now.len ||
+	if (!r && (!have || old.len != now.len ||
 		   (old.len && memcmp(old.data, now.data, old.len)))) {
-		r = tags_index(d, 1, c->id, &old);
+		r = have ? tags_index(d, 1, c->id, &old) : 0;
 		r = r ? r : tags_index(d, 0, c->id, &now);
 	}
 	buf_release(&old);
@@ -670,17 +723,20 @@ int store_search_put_conversation(struct store *st, struct db *d,
 	return done(d, r);
 }
 
-/* The indexed fields of the stored contact id (all NULL: none). */
-static int contact_old(struct db *d, int64_t id, struct contact_text *c)
+/* The indexed fields of the stored contact id (all NULL: none), and
+ * whether it is stored (*have). */
+static int contact_old(struct db *d, int64_t id, struct contact_text *c,
+		       int *have)
 {
 	sqlite3_stmt *s = sprep(d, SS_CONTACT_OLD);
 	int r = 0;
 
 	memset(c, 0, sizeof(*c));
+	*have = 0;
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, id);
-	if (sqlite3_step(s) == SQLITE_ROW)
+	if ((*have = sqlite3_step(s) == SQLITE_ROW))
 		r = contact_text_fill(c,
 				      (const char *)sqlite3_column_text(s, 0),
 				      (const char *)sqlite3_column_text(s, 1),
@@ -695,17 +751,17 @@ int store_search_put_contact(struct store *st, struct db *d,
 			     const struct api_contact *c)
 {
 	struct contact_text old, now;
-	int r;
+	int r, have;
 
 	if (c->id > upto(st, d, SI_CONTACTS))
 		return 0;
-	r = contact_old(d, c->id, &old);
+	r = contact_old(d, c->id, &old, &have);
 	if (r)
 		return done(d, r);
 	r = contact_text_fill(&now, c->name, c->email, c->external_id,
 			      c->json.data, c->json.len);
-	if (!r && !contact_text_same(&old, &now)) {
-		r = contact_index(d, 1, c->id, &old);
+	if (!r && (!have || !contact_text_same(&old, &now))) {
+		r = have ? contact_index(d, 1, c->id, &old) : 0;
 		r = r ? r : contact_index(d, 0, c->id, &now);
 	}
 	contact_text_release(&old);
@@ -716,12 +772,12 @@ int store_search_put_contact(struct store *st, struct db *d,
 int store_search_delete_contact(struct store *st, struct db *d, int64_t id)
 {
 	struct contact_text old;
-	int r;
+	int r, have;
 
 	if (id > upto(st, d, SI_CONTACTS))
 		return 0;
-	r = contact_old(d, id, &old);
-	r = r ? r : contact_index(d, 1, id, &old);
+	r = contact_old(d, id, &old, &have);
+	r = r || !have ? r : contact_index(d, 1, id, &old);
 	contact_text_release(&old);
 	return done(d, r);
 }
@@ -882,6 +938,86 @@ static int all_ready(struct db *d)
 	return s && ready;
 }
 
+/* The rows FTS5 counts in table t (its averages record: a varint). */
+static int fts_rows(struct db *d, int t, int64_t *n)
+{
+	char sql[96];
+	sqlite3_stmt *s = NULL;
+	const unsigned char *p;
+	uint64_t v = 0;
+	int rc, len;
+
+	*n = 0;
+	snprintf(sql, sizeof(sql), "SELECT block FROM %s_data WHERE id = 1",
+		 fts_name[t]);
+	rc = sqlite3_prepare_v2(d->sql, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		p = sqlite3_column_blob(s, 0);
+		len = sqlite3_column_bytes(s, 0);
+		/* SQLite's varint: 7 bits a byte, big-endian; a 9th byte
+		 * gives 8. */
+		for (int i = 0; i < len && i < 9; i++) {
+			if (i == 8) {
+				v = (v << 8) | p[i];
+				break;
+			}
+			v = (v << 7) | (p[i] & 0x7f);
+			if (!(p[i] & 0x80))
+				break;
+		}
+		*n = (int64_t)v;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+						     : store_sql_errno(rc) ?: -EIO;
+}
+
+/*
+ * Whether each table's index holds what its rows say (*ok): FTS5's count
+ * of rows, the writers' count in meta and the table's rows up to the
+ * build's mark all agree. A cache written behind the index's back (an
+ * older version deleted or added rows) fails it. In d's transaction.
+ */
+static int index_in_step(struct db *d, int *ok)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[96];
+	int r = 0, rc;
+
+	*ok = 1;
+	for (int t = 0; t < SI__COUNT && *ok && !r; t++) {
+		int64_t fts, mine = meta_get(d, rows_key[t]), rows = 0;
+
+		r = fts_rows(d, t, &fts);
+		if (r)
+			break;
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM %s WHERE id <= ?1", src_name[t]);
+		rc = sqlite3_prepare_v2(d->sql, sql, -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, meta_get(d, upto_key[t]));
+			rc = sqlite3_step(s);
+		}
+		if (rc == SQLITE_ROW)
+			rows = sqlite3_column_int64(s, 0);
+		else
+			r = store_sql_errno(rc) ?: -EIO;
+		sqlite3_finalize(s);
+		s = NULL;
+		if (!r && (fts != mine || fts != rows)) {
+			log_warn("cache: the search index of %s is out of step"
+				 " with it (%lld rows indexed, %lld counted,"
+				 " %lld stored)",
+				 src_name[t], (long long)fts, (long long)mine,
+				 (long long)rows);
+			*ok = 0;
+		}
+	}
+	return r;
+}
+
 /*
  * At store_open(), on d outside any transaction: the tables, and for each
  * a mark when it has none (a new file: complete, for its rows are all to
@@ -890,11 +1026,8 @@ static int all_ready(struct db *d)
  */
 int store_search_setup(struct store *st, struct db *d)
 {
-	static const char *const src[SI__COUNT] = { "contacts",
-						    "conversations",
-						    "messages" };
 	int64_t fmt;
-	int r = 0;
+	int r = 0, bad, reset_done = 0;
 
 	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
 	    SQLITE_OK)
@@ -903,13 +1036,28 @@ int store_search_setup(struct store *st, struct db *d)
 	    SQLITE_OK)
 		goto fail;
 	/*
-	 * Found inconsistent, or made by another format: emptied, and built
-	 * again in the background. Only by a process alone with the cache:
-	 * another one's writers would go on as if it were complete.
+	 * Found inconsistent, out of step with the rows, or made by another
+	 * format: emptied, and built again in the background. Only by a
+	 * process alone with the cache (another one's writers would go on
+	 * as if it were complete) that may write (a command that only
+	 * reads leaves it to the next that writes: search_rebuild).
 	 */
 	fmt = meta_get(d, "search_format");
-	if (st->alone &&
-	    (meta_get(d, "search_rebuild") || (fmt && fmt != SEARCH_FORMAT))) {
+	bad = meta_get(d, "search_rebuild") || (fmt && fmt != SEARCH_FORMAT);
+	if (!bad && fmt) {
+		int ok;
+
+		r = index_in_step(d, &ok);
+		if (r)
+			goto fail;
+		if (!ok) {
+			bad = 1;
+			r = meta_i64(d, SS_SET_META, "search_rebuild", 1);
+			if (r)
+				goto fail;
+		}
+	}
+	if (bad && st->alone && !read_only) {
 		static const char reset[] =
 			"INSERT INTO search_msg(search_msg) VALUES('delete-all');"
 			"INSERT INTO search_conv(search_conv) VALUES('delete-all');"
@@ -918,12 +1066,15 @@ int store_search_setup(struct store *st, struct db *d)
 			"DELETE FROM meta WHERE key IN ('search_rebuild',"
 			" 'search_format',"
 			" 'search_text_bytes', 'search_dirty',"
+			" 'search_rows_contacts', 'search_rows_conversations',"
+			" 'search_rows_messages',"
 			" 'search_upto_contacts', 'search_upto_conversations',"
 			" 'search_upto_messages');";
 
 		log_warn("cache %s: rebuilding the search index", st->path);
 		if (sqlite3_exec(d->sql, reset, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
+		reset_done = 1;
 	}
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		sqlite3_stmt *s = sprep(d, SS_UPTO);
@@ -937,7 +1088,7 @@ int store_search_setup(struct store *st, struct db *d)
 		sqlite3_reset(s);
 		if (have)
 			continue;
-		r = count_rows(d, src[t], &n);
+		r = count_rows(d, src_name[t], &n);
 		r = r ? r : meta_i64(d, SS_SET_META, upto_key[t],
 				     n ? 0 : INT64_MAX);
 	}
@@ -945,7 +1096,18 @@ int store_search_setup(struct store *st, struct db *d)
 		r = meta_i64(d, SS_SET_META, "search_format", SEARCH_FORMAT);
 	if (r || sqlite3_exec(d->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	__atomic_store_n(&st->search_ready, all_ready(d), __ATOMIC_RELEASE);
+	/* The emptied index's pages (zeroed: secure_delete) replace the old
+	 * ones in the file now, not at some later checkpoint: the text of
+	 * rows deleted behind its back leaves the cache (nobody else has it
+	 * open: alone). */
+	if (reset_done &&
+	    sqlite3_wal_checkpoint_v2(d->sql, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+				      NULL, NULL) != SQLITE_OK)
+		log_warn("cache %s: checkpoint: %s", st->path,
+			 sqlite3_errmsg(d->sql));
+	/* Pending a rebuild: not ready (driftctl search says so). */
+	__atomic_store_n(&st->search_ready, !bad && all_ready(d),
+			 __ATOMIC_RELEASE);
 	return 0;
 fail:
 	log_err("cache %s: the search index: %s", st->path,
@@ -1000,7 +1162,7 @@ static int build_table(struct store *st, struct db *d, int t, size_t chunk,
 			r = json_body_text(sqlite3_column_blob(s, 1),
 					   (size_t)sqlite3_column_bytes(s, 1),
 					   &text);
-			r = r ? r : msg_index(d, 0, id, &text);
+			r = r ? r : msg_index(d, 0, id, &text, 0);
 		}
 	}
 	if (!r && rc != SQLITE_DONE)
@@ -1078,6 +1240,27 @@ static int64_t index_bytes(struct db *d)
 	return total;
 }
 
+/*
+ * index_bytes() reads every page of the index: done at most once a
+ * minute (a status file is read often: polled, and by every rsync), and
+ * after a purge. Racy by design: two threads may both compute it.
+ */
+#define INDEX_BYTES_TTL_MS 60000
+
+static int64_t index_bytes_cached(struct store *st, struct db *d)
+{
+	int64_t now = clock_mono_ms(), v,
+		at = __atomic_load_n(&st->search_bytes_ms, __ATOMIC_ACQUIRE);
+
+	if (at && now - at < INDEX_BYTES_TTL_MS)
+		return __atomic_load_n(&st->search_bytes, __ATOMIC_RELAXED);
+	v = index_bytes(d);
+	__atomic_store_n(&st->search_bytes, v, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->search_bytes_ms, now ? now : 1,
+			 __ATOMIC_RELEASE);
+	return v;
+}
+
 int store_search_progress(struct store *st, int64_t *done_msgs,
 			  int64_t *total, int *ready, int64_t *index_b,
 			  int64_t *text_bytes)
@@ -1092,7 +1275,11 @@ int store_search_progress(struct store *st, int64_t *done_msgs,
 	if (!d)
 		return -errno;
 	mark = upto(st, d, SI_MSGS);
-	*ready = all_ready(d);
+	/* Marked for a rebuild (by a process that could not do it): as
+	 * good as nothing indexed. */
+	*ready = all_ready(d) && !meta_get(d, "search_rebuild");
+	if (!*ready && mark == INT64_MAX)
+		mark = 0;
 	/* The messages counted only while the build runs (a status file
 	 * is read often: polled, and by every rsync). */
 	rc = sqlite3_prepare_v2(d->sql,
@@ -1113,7 +1300,7 @@ int store_search_progress(struct store *st, int64_t *done_msgs,
 		*total = sqlite3_column_int64(s, 0);
 		*done_msgs = sqlite3_column_int64(s, 1);
 		*text_bytes = sqlite3_column_int64(s, 2);
-		*index_b = index_bytes(d);
+		*index_b = index_bytes_cached(st, d);
 	} else {
 		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 	}
@@ -1130,13 +1317,16 @@ int store_search_purge(struct store *st)
 
 	if (store_pinned)
 		return -EBUSY;
-	dirty = store_meta_i64(st, "search_dirty");
-	if (!dirty)
+	/* A look without the write lock first: mostly there is nothing. */
+	if (!store_meta_i64(st, "search_dirty"))
 		return 0;
 	r = store_begin(st);
 	if (r)
 		return r;
 	d = store_pinned;
+	/* Read again under the lock: a bit set by a writer since stays
+	 * set until its table is merged. */
+	dirty = meta_get(d, "search_dirty");
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		char sql[128];
 
@@ -1147,9 +1337,10 @@ int store_search_purge(struct store *st)
 			 fts_name[t]);
 		if (sqlite3_exec(d->sql, sql, NULL, NULL, NULL) != SQLITE_OK)
 			r = store_sql_errno(sqlite3_errcode(d->sql)) ?: -EIO;
-		purged = 1;
+		purged |= 1 << t;
 	}
-	r = r ? r : meta_i64(d, SS_SET_META, "search_dirty", 0);
+	r = r || !purged ? r : meta_i64(d, SS_SET_META, "search_dirty",
+					dirty & ~(int64_t)purged);
 	if (r) {
 		log_warn("cache: merging the search index: %s",
 			 sqlite3_errmsg(d->sql));
@@ -1157,7 +1348,9 @@ int store_search_purge(struct store *st)
 		return r;
 	}
 	r = store_commit(st);
-	return r ? r : purged;
+	if (!r && purged)	/* the index's size changed */
+		__atomic_store_n(&st->search_bytes_ms, 0, __ATOMIC_RELAXED);
+	return r ? r : !!purged;
 }
 
 /* ---- Queries ---------------------------------------------------------- */

@@ -62,7 +62,13 @@ void sync_deleted_note(struct sync *s, size_t n)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void sync_checkpoint_due(struct sync *s)
+/*
+ * The checkpoint after removals; purge: first merge the search index's
+ * segments that text left (store_search_purge: the whole index of a
+ * table, under the write lock), which only the end of a pass does, once
+ * a pass, on the sync's thread.
+ */
+static void checkpoint(struct sync *s, int purge)
 {
 	unsigned long n;
 
@@ -71,7 +77,7 @@ void sync_checkpoint_due(struct sync *s)
 	s->deleted = 0;
 	pthread_mutex_unlock(&s->lock);
 	/* Text that left the search index leaves its pages (search.h). */
-	if (store_search_purge(s->d->store) > 0)
+	if (purge && store_search_purge(s->d->store) > 0)
 		n++;
 	/* Kept short by a reader: tried again after the next deletion or
 	 * pass. */
@@ -79,8 +85,14 @@ void sync_checkpoint_due(struct sync *s)
 		sync_deleted_note(s, n);
 }
 
-/* Outside a pass, an on-demand removal checkpoints now; a pass under way
- * does it at its end. */
+void sync_checkpoint_due(struct sync *s)
+{
+	checkpoint(s, 1);
+}
+
+/* Outside a pass, an on-demand removal checkpoints now (on the caller's
+ * thread, a FUSE one: the rows' bytes, not the index's merge, which
+ * waits for the next pass's end); a pass under way does it at its end. */
 static void checkpoint_unless_pass(struct sync *s)
 {
 	int running;
@@ -89,7 +101,7 @@ static void checkpoint_unless_pass(struct sync *s)
 	running = s->running;
 	pthread_mutex_unlock(&s->lock);
 	if (!running)
-		sync_checkpoint_due(s);
+		checkpoint(s, 0);
 }
 
 int sync_forget_conversation(struct sync *s, int64_t id)

@@ -188,8 +188,9 @@ int sync_forget_conversation(struct sync *s, int64_t id);
  * (sync_checkpoint_due). Any thread, no transaction held.
  */
 void sync_deleted_note(struct sync *s, size_t n);
-/* At the end of a pass: checkpoints if rows were removed since the last
- * one. The pass's thread, no transaction held. */
+/* At the end of a pass: merges the search index's segments that text
+ * left (store_search_purge), and checkpoints if rows were removed since
+ * the last one. The pass's thread, no transaction held. */
 void sync_checkpoint_due(struct sync *s);
 
 /*

@@ -151,9 +151,30 @@ int cmd_search(struct cli *c, int argc, char **argv, int from)
 		cli_say("search: no cache in %s (run driftctl sync)", c->dir);
 		return DX_LOCAL;
 	}
+	/* A reader: an index found out of step is left to a writer. */
+	search_open_read_only(1);
 	r = cli_open_store(c);
 	if (r)
 		return r;
+	/* An index still building would answer from part of the cache:
+	 * no answer, and why (driftctl sync or a mount finishes it). */
+	{
+		int64_t done, total, ib, tb;
+		int ready;
+
+		r = store_search_progress(c->d.store, &done, &total, &ready,
+					  &ib, &tb);
+		if (r) {
+			cli_say("search: %s", strerror(-r));
+			return cli_exit_for_errno(r);
+		}
+		if (!ready) {
+			cli_say("search index building %lld/%lld; run driftctl"
+				" sync (or mount) to finish it",
+				(long long)done, (long long)total);
+			return DX_LOCAL;
+		}
+	}
 	r = search_run(c->d.store, sa.query, SEARCH_HITS, (size_t)sa.limit,
 		       &res, why, sizeof(why));
 	if (r == -EINVAL) {
@@ -187,4 +208,6 @@ const char cli_usage_search[] =
 	"match), \"a phrase\", OR, NOT, prefix*, NEAR(a b, 10); case and\n"
 	"accents do not matter. --json prints an array of objects instead;\n"
 	"--limit N stops after N hits (at most and by default 1000).\n"
-	"An invalid query exits with status 1.\n";
+	"An invalid query exits with status 1; an index not complete yet\n"
+	"(a cache of an older version: driftctl sync or a mount builds it)\n"
+	"exits with status 6 and says how far it is.\n";

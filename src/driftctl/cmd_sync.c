@@ -21,6 +21,7 @@
 #include "ctl.h"
 #include "driftctl_int.h"
 #include "http.h"
+#include "search.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -209,6 +210,45 @@ out:
 	return r;
 }
 
+/*
+ * The search index of a cache made by an older version (or emptied for a
+ * rebuild) is built here to the end, as a mount builds it in the
+ * background: a cache only driftctl uses gets indexed too. Chunk by
+ * chunk, each its own transaction, so Ctrl-C loses nothing; with show,
+ * the progress on stderr (one line redrawn on a terminal, a line every
+ * few seconds otherwise). 0 or -errno.
+ */
+#define INDEX_CHUNK 2000
+
+static int build_index(struct store *st, int show)
+{
+	int tty = isatty(STDERR_FILENO), r, shown = 0;
+	int64_t last = 0;
+
+	while ((r = store_search_build_step(st, INDEX_CHUNK)) == 1) {
+		int64_t done, total, ib, tb, now = clock_mono_ms();
+		int ready;
+
+		if (!show || (!tty && now - last < 5000) ||
+		    store_search_progress(st, &done, &total, &ready, &ib, &tb))
+			continue;
+		last = now;
+		fprintf(stderr, tty ? "\r\033[Ksearch index: building %lld/%lld"
+				      " messages"
+				    : "search index: building %lld/%lld"
+				      " messages\n",
+			(long long)done, (long long)total);
+		fflush(stderr);
+		shown = 1;
+	}
+	if (shown && tty)
+		fputs("\r\033[K", stderr);
+	if (shown)
+		fprintf(stderr, "search index: %s\n",
+			r ? strerror(-r) : "ready");
+	return r;
+}
+
 int cmd_sync(struct cli *c, int argc, char **argv, int from)
 {
 	struct sync_args sa = { -1 };
@@ -276,6 +316,13 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from)
 	e = sync_run_once(c->d.sync);
 	if (started)
 		progress_stop(&p);
+	/* What is stored, pass or not, gets indexed (a failure here is
+	 * the index's alone: the next sync or mount carries on). */
+	r = build_index(c->d.store, show);
+	if (r)
+		cli_say("sync: building the search index: %s; the next sync "
+			"carries on", strerror(-r));
+	r = 0;
 	if (e) {
 		cli_say(
 		    "sync: the pass failed: %s; what it stored stays, and the "

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "render.h"
 #include "search.h"
 #include "store.h"
 #include "unit.h"
@@ -258,23 +259,19 @@ static void test_build_and_rebuild(void)
 	CHECK_EQ_INT(nconvs(st, "gamma"), 1);
 	store_close(st);
 
-	/* An index that lost rows (FTS5 says so when a removal finds
-	 * nothing to remove): the sync still stores, and the index is
-	 * rebuilt at the next open. */
+	/* An index that lost rows: found out of step at the next open,
+	 * and rebuilt; the sync meanwhile stores. */
 	exec_sql(dir, "INSERT INTO search_msg(search_msg)"
 		      " VALUES('delete-all')");
-	st = store_open(dir);
-	REQUIRE(st);
 	unit_quiet(1);
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_search_progress(st, &done, &total, &ready, &ib, &tb),
+		     0);
+	CHECK(!ready);
 	r = put_conv(st, 200, NULL, ids + 1, bodies + 1, 2);
-	unit_quiet(0);
 	CHECK_EQ_INT(r, 0);
-	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 1);
-	store_close(st);
-	unit_quiet(1);
-	st = store_open(dir);
-	unit_quiet(0);
-	REQUIRE(st);
 	while (store_search_build_step(st, 100) == 1)
 		;
 	CHECK_EQ_INT(nconvs(st, "alpha"), 0);
@@ -282,6 +279,232 @@ static void test_build_and_rebuild(void)
 	CHECK_EQ_INT(nconvs(st, "gamma"), 1);
 	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
 	store_close(st);
+}
+
+/* Whether the file DIR/NAME holds needle. */
+static int file_holds(const char *dir, const char *name, const char *needle)
+{
+	char path[256];
+	FILE *f;
+	char *data;
+	long n;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	data = n > 0 ? malloc((size_t)n) : NULL;
+	if (data && fread(data, 1, (size_t)n, f) == (size_t)n)
+		found = memmem(data, (size_t)n, needle, strlen(needle)) != NULL;
+	free(data);
+	fclose(f);
+	return found;
+}
+
+static int cache_holds(const char *dir, const char *needle)
+{
+	return file_holds(dir, "cache.db", needle) ||
+	       file_holds(dir, "cache.db-wal", needle);
+}
+
+/*
+ * M1: rows deleted behind the index's back by plain SQL (as a version
+ * without the index's upkeep would): the next open finds the index out
+ * of step (its rows against the table's), rebuilds it, and the text of
+ * the deleted row leaves the file. A command that only reads does not
+ * rebuild, but leaves the mark for the next open and says not ready.
+ */
+static void test_out_of_step_rebuild(void)
+{
+	static const int64_t ids[] = { 31, 32 };
+	static const char *const bodies[] = { "keep this one",
+					      "xylophonequagmire secret" };
+	char dir[128];
+	struct store *st = open_new("step", dir, sizeof(dir));
+	int64_t done, total, ib, tb;
+	int ready;
+
+	REQUIRE(st);
+	REQUIRE(!put_conv(st, 300, NULL, ids, bodies, 2));
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 2);
+	CHECK_EQ_INT(nconvs(st, "xylophonequagmire"), 1);
+	store_close(st);
+	/* Index terms are prefix-compressed: the word's tail. */
+	CHECK(cache_holds(dir, "phonequagmire"));
+	exec_sql(dir, "PRAGMA secure_delete=ON;"
+		      "DELETE FROM messages WHERE id = 32;");
+
+	/* A reader: no reset, not ready, the rebuild left to a writer. */
+	search_open_read_only(1);
+	unit_quiet(1);
+	st = store_open(dir);
+	unit_quiet(0);
+	search_open_read_only(0);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 1);
+	CHECK_EQ_INT(store_search_progress(st, &done, &total, &ready, &ib, &tb),
+		     0);
+	CHECK(!ready && done == 0 && total == 1);
+	store_close(st);
+	CHECK(cache_holds(dir, "phonequagmire"));
+
+	unit_quiet(1);
+	st = store_open(dir);
+	unit_quiet(0);
+	REQUIRE(st);
+	while (store_search_build_step(st, 100) == 1)
+		;
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 1);
+	CHECK_EQ_INT(nconvs(st, "xylophonequagmire"), 0);
+	CHECK_EQ_INT(nconvs(st, "keep"), 1);
+	store_close(st);
+	CHECK(!cache_holds(dir, "phonequagmire"));
+	/* In step now: the next open leaves it alone. */
+	st = store_open(dir);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_search_progress(st, &done, &total, &ready, &ib, &tb),
+		     0);
+	CHECK(ready);
+	store_close(st);
+}
+
+/*
+ * M3 and L5: a message stored again with other JSON but the same text
+ * leaves the index alone; an edit that only adds words leaves nothing to
+ * merge, one that removes words does; a message put twice after one
+ * clear keeps the index in step (its rows count).
+ */
+static void test_rewrite_same_text(void)
+{
+	static const int64_t ids[] = { 41, 42 };
+	static const char *const v1[] = { "hello there", "<b>bold</b> move" };
+	static const char *const v2[] = { "<p>hello there</p>",
+					  "bold move" };
+	static const char *const v3[] = { "hello there, friend", "bold move" };
+	static const char *const v4[] = { "hello", "bold move" };
+	char dir[128];
+	struct store *st = open_new("same", dir, sizeof(dir));
+	int64_t tb;
+
+	REQUIRE(st);
+	REQUIRE(!put_conv(st, 400, NULL, ids, v1, 2));
+	tb = store_meta_i64(st, "search_text_bytes");
+	/* Other HTML, the same text. */
+	REQUIRE(!put_conv(st, 400, NULL, ids, v2, 2));
+	CHECK_EQ_INT(store_meta_i64(st, "search_dirty"), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "search_text_bytes"), tb);
+	/* Words added. */
+	REQUIRE(!put_conv(st, 400, NULL, ids, v3, 2));
+	CHECK_EQ_INT(store_meta_i64(st, "search_dirty"), 0);
+	CHECK_EQ_INT(nconvs(st, "friend"), 1);
+	/* Words removed. */
+	REQUIRE(!put_conv(st, 400, NULL, ids, v4, 2));
+	CHECK(store_meta_i64(st, "search_dirty") != 0);
+	CHECK_EQ_INT(nconvs(st, "friend"), 0);
+	CHECK_EQ_INT(store_search_purge(st), 1);
+
+	/* Twice after one clear, with other text each time. */
+	{
+		struct api_message m = { .id = 41, .conversation_id = 400,
+					 .created = 41000 };
+		static const char *const j[] = {
+			"{\"author\":{\"id\":1,\"type\":\"user\"},"
+			"\"body\":\"first take\"}",
+			"{\"author\":{\"id\":1,\"type\":\"user\"},"
+			"\"body\":\"second take\"}"
+		};
+
+		REQUIRE(!store_begin(st));
+		CHECK_EQ_INT(store_clear_messages(st, 400), 0);
+		for (int i = 0; i < 2; i++) {
+			m.json = str_buf(j[i]);
+			CHECK_EQ_INT(store_put_message(st, &m), 0);
+			buf_release(&m.json);
+		}
+		REQUIRE(!store_commit(st));
+	}
+	CHECK_EQ_INT(nconvs(st, "first"), 0);
+	CHECK_EQ_INT(nconvs(st, "second"), 1);
+	CHECK_EQ_INT(nconvs(st, "hello"), 0);
+	/* 42 went with the clear (not stored again). */
+	CHECK_EQ_INT(nconvs(st, "bold"), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 1);
+	store_close(st);
+	/* In step: reopened without a rebuild. */
+	st = store_open(dir);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
+	CHECK_EQ_INT(nconvs(st, "second"), 1);
+	store_close(st);
+}
+
+/*
+ * A message's indexed text is render_html_text's output, and a removal
+ * must give FTS5 the very text it indexed: a change in the renderer's
+ * output needs a bump of SEARCH_FORMAT (include/search_index.h), which rebuilds
+ * every cache's index. This test hashes the renderer's output over a
+ * fixed fixture: when it fails, bump SEARCH_FORMAT and add the new
+ * {format, hash} line it prints to the table below.
+ */
+static void test_renderer_pins_search_format(void)
+{
+	static const char *const fixture[] = {
+		"plain words",
+		"<p>Le Caf\u00e9 &amp; refund</p><p>second</p>",
+		"line<br>break<br/>again<br />",
+		"<ul><li>one</li><li>two</li></ul>",
+		"<a href=\"https://example.org/x\">a link</a> and text",
+		"&lt;tag&gt; &quot;q&quot; &#39;a&#39; &#x263A; &nbsp;x&nbsp;",
+		"<div>block</div><div><b>bold</b> <i>it</i></div>",
+		"<blockquote>quoted</blockquote>after",
+		"<script>var x = 1;</script><style>p{}</style>shown",
+		"  spaced \t out \n lines  ",
+		"<p>\u00c5ngstr\u00f6m \u65e5\u672c\u8a9e</p>",
+		"<img src=\"x.png\" alt=\"pic\">#4711 ada@example.com",
+		"",
+	};
+	static const struct {
+		int format;
+		uint64_t hash;
+	} pinned[] = {
+		{ 2, 0xfd791e606341582fULL },
+	};
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a 64 */
+
+	for (size_t i = 0; i < sizeof(fixture) / sizeof(fixture[0]); i++) {
+		struct buf out = BUF_INIT;
+
+		REQUIRE(!render_html_text(fixture[i], &out));
+		for (size_t k = 0; k < out.len; k++) {
+			h ^= (unsigned char)out.data[k];
+			h *= 1099511628211ULL;
+		}
+		h ^= 0xff;	/* between outputs */
+		h *= 1099511628211ULL;
+		buf_release(&out);
+	}
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+		if (pinned[i].format == SEARCH_FORMAT) {
+			if (pinned[i].hash != h)
+				fprintf(stderr,
+					"render_html_text's output changed:"
+					" bump SEARCH_FORMAT in"
+					" include/search_index.h and pin"
+					" { %d, 0x%016llxULL }\n",
+					SEARCH_FORMAT + 1,
+					(unsigned long long)h);
+			CHECK_EQ_U64(pinned[i].hash, h);
+			return;
+		}
+	fprintf(stderr, "no hash pinned for SEARCH_FORMAT %d: add"
+			" { %d, 0x%016llxULL }\n",
+		SEARCH_FORMAT, SEARCH_FORMAT, (unsigned long long)h);
+	CHECK(0);
 }
 
 int main(void)
@@ -297,6 +520,9 @@ int main(void)
 	UNIT_RUN(test_query_prepare);
 	UNIT_RUN(test_writers_and_queries);
 	UNIT_RUN(test_build_and_rebuild);
+	UNIT_RUN(test_out_of_step_rebuild);
+	UNIT_RUN(test_rewrite_same_text);
+	UNIT_RUN(test_renderer_pins_search_format);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

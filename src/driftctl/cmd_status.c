@@ -18,6 +18,7 @@
 #include "config.h"
 #include "driftctl_int.h"
 #include "http.h"
+#include "search_index.h"
 #include "store.h"
 
 static int status_opt(struct cli *c, void *cmd, const struct opt *o,
@@ -180,6 +181,8 @@ int cmd_status(struct cli *c, int argc, char **argv, int from)
 	if (stat(db, &st)) {
 		printf("cache: %s (empty: run driftctl sync)\n", c->dir);
 	} else {
+		/* A status only reads: it never resets the search index. */
+		search_open_read_only(1);
 		r = cli_open_store(c);
 		if (r) {
 			result = r;

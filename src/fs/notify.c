@@ -19,6 +19,7 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
 {
 	struct fs *f = ctx;
 
+	tree_search_changed();	/* search results kept are stale */
 	pthread_mutex_lock(&f->qlock);
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = calloc(1, sizeof(*p));

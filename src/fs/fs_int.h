@@ -162,6 +162,15 @@ struct fnode_ext {
 #define READ_BASE_BUDGET ((size_t)8 << 20)
 #define READ_BASE_PER_FILE 16
 
+/* The most queries under search/ the kernel is left to hold (queries.c). */
+#define FS_QUERIES_MAX 256
+
+/* A query name for the notifier to invalidate in search/ (queries.c). */
+struct fs_evicted {
+	struct fs_evicted *next;
+	char name[];
+};
+
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
 	struct sync_change c;
@@ -187,9 +196,14 @@ struct fs {
 	size_t ngheads;
 	uint32_t batch;		/* notifier batches so far (fnode.mark) */
 
-	pthread_mutex_t qlock;	/* guards the queue */
+	pthread_mutex_t qlock;	/* guards the queue and evicted */
 	pthread_cond_t qcond;
 	struct pending *queue;
+	struct fs_evicted *evicted;	/* query names to invalidate */
+	/* The query names looked up last in search/, oldest first
+	 * (queries.c); guarded by lock, the node table's. */
+	char *qnames[FS_QUERIES_MAX];
+	size_t nqnames;
 	int stop;
 	pthread_t notifier;
 	int notifier_started;
@@ -371,8 +385,9 @@ void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st);
 /*
  * The one place a handler's result becomes an errno for the kernel: r is
  * 0 (success, for the requests whose reply is an error code) or -errno;
- * a positive r fails an assertion. Maps the network's ETIMEDOUT and
- * ENETDOWN to EAGAIN and EFBIG to EIO. No lock needed.
+ * a positive r fails an assertion. Maps the network's ETIMEDOUT (and a
+ * search's past its deadline) and ENETDOWN to EAGAIN and EFBIG to EIO.
+ * No lock needed.
  */
 void fs_reply_err(fuse_req_t req, int r);
 /* Replies to a lookup or create with t's entry; forgets it again when the
@@ -442,6 +457,17 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		  fuse_ino_t newparent, const char *newname,
 		  unsigned int flags);
+
+/*
+ * queries.c: the query names the kernel holds in search/, the last
+ * FS_QUERIES_MAX. fs_query_seen: a FUSE thread's lookup of name in
+ * search/ succeeded (no lock held; takes the node table lock, then the
+ * queue lock). fs_queries_send: the notifier's, with no lock held: the
+ * evicted names' invalidations, freeing ev. fs_queries_release: fs_free's.
+ */
+void fs_query_seen(struct fs *f, const char *name);
+void fs_queries_send(struct fs *f, struct fs_evicted *ev);
+void fs_queries_release(struct fs *f);
 
 /* listing.c: directory listings and the directory handlers. */
 void fs_listing_free(struct listing *l);

@@ -1174,7 +1174,8 @@ int store_search_purge(struct store *st)
  * every build, and only makes the wait shorter or longer.
  */
 #define QUERY_DEADLINE_MS 2000
-/* VM steps between checks of the clock (about a ms of work). */
+/* VM steps between checks of the clock (about a ms of work); a deadline
+ * of 0 stops a query at its first step. */
 #define QUERY_CHECK_STEPS 1000
 
 static int64_t query_deadline_ms(void)
@@ -1189,16 +1190,18 @@ static int query_progress(void *arg)
 {
 	const int64_t *until = arg;
 
-	return clock_mono_ms() > *until;
+	return clock_mono_ms() >= *until;
 }
 
 /* The deadline on d's connection while one query steps (until, the
  * caller's, lives until query_end). */
 static void query_begin(struct db *d, int64_t *until)
 {
-	*until = clock_mono_ms() + query_deadline_ms();
-	sqlite3_progress_handler(d->sql, QUERY_CHECK_STEPS, query_progress,
-				 until);
+	int64_t ms = query_deadline_ms();
+
+	*until = clock_mono_ms() + ms;
+	sqlite3_progress_handler(d->sql, ms ? QUERY_CHECK_STEPS : 1,
+				 query_progress, until);
 }
 
 static void query_end(struct db *d)

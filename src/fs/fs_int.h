@@ -29,7 +29,7 @@
  *      (node table lock) and fs_outbox_lost/delivered (bases lock).
  *   2. fs.lock, the node table lock (fs_nodes_lock): the node table and its
  *      groups, fixed_gen, the notifier's batch marks, scratch files,
- *      scratch_next and tombstones. Taken inside a handle's lock (an error
+ *      scratch_next, tombstones and the query names (queries.c). Taken inside a handle's lock (an error
  *      line names its path: fs_node_path_of) and inside the outbox's send
  *      lock. While it is held: tree_getattr of a scratch file's alias
  *      (the store's pool lock), and log and stats lines; never a handle's
@@ -41,7 +41,8 @@
  *      taken under it.
  *   Leaves, never held while taking another lock of the FUSE side (and
  *   held over no store query, HTTP request or FUSE reply):
- *   - fs.qlock: the notifier's queue and stop flag (with qcond);
+ *   - fs.qlock: the notifier's queue, evicted query names and stop flag
+ *     (with qcond);
  *   - fs.hlock: the list of open handles;
  *   - fs.llock: the directory listings being read;
  *   - fs.rlock: the read-only mount's rendered slots.

@@ -17,8 +17,9 @@
  * (tree_search_changed), so the lookup, getattr, open and fstat of one
  * `cat search/Q/hits.txt` share one run, and st_size is the size of the
  * bytes read. (Another process writing the cache, driftctl sync, sends no
- * change: a result is then at most RESULT_TTL_MS old.) A failure is kept too: a query that ran past its
- * deadline is not run again by the next request a moment later.
+ * change: a result is then at most RESULT_TTL_MS old.) A failure is kept
+ * too: a query that ran past its deadline is not run again by the next
+ * request a moment later.
  */
 #include "tree.h"
 

@@ -29,9 +29,9 @@
  *      (node table lock) and fs_outbox_lost/delivered (bases lock).
  *   2. fs.lock, the node table lock (fs_nodes_lock): the node table and its
  *      groups, fixed_gen, the notifier's batch marks, scratch files,
- *      scratch_next, tombstones and the query names (queries.c). Taken inside a handle's lock (an error
- *      line names its path: fs_node_path_of) and inside the outbox's send
- *      lock. While it is held: tree_getattr of a scratch file's alias
+ *      scratch_next, tombstones and the query names (queries.c). Taken
+ *      inside a handle's lock (an error line names its path:
+ *      fs_node_path_of) and inside the outbox's send lock. While it is held: tree_getattr of a scratch file's alias
  *      (the store's pool lock), and log and stats lines; never a handle's
  *      lock, never the queue lock, never a FUSE notification.
  *      fs_nodes_locked says whether this thread holds it (fs_dir_gen and

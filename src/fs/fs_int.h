@@ -31,8 +31,9 @@
  *      groups, fixed_gen, the notifier's batch marks, scratch files,
  *      scratch_next, tombstones and the query names (queries.c). Taken
  *      inside a handle's lock (an error line names its path:
- *      fs_node_path_of) and inside the outbox's send lock. While it is held: tree_getattr of a scratch file's alias
- *      (the store's pool lock), and log and stats lines; never a handle's
+ *      fs_node_path_of) and inside the outbox's send lock. While it is
+ *      held: tree_getattr of a scratch file's alias (the store's pool
+ *      lock), and log and stats lines; never a handle's
  *      lock, never the queue lock, never a FUSE notification.
  *      fs_nodes_locked says whether this thread holds it (fs_dir_gen and
  *      fs_node_path_of then do not take it again).

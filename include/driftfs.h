@@ -46,7 +46,8 @@
  * Leaves elsewhere: the outbox's own lock (stop, kick; never held with
  * send_lock), a worker pool's lock (sync_int.h), driftctl's progress lock,
  * the search index build's stop lock (search.c), the readiness lock of
- * driftfs's main (READY=1 against STOPPING=1).
+ * driftfs's main (READY=1 against STOPPING=1), the lock of the search
+ * results kept a moment (tree_search.c; never held over a query).
  *
  * Across processes (flock): the account move's .migrate lock, then
  * sync.lock (driftctl sync), then cache.lock (store_lock.c, shared by

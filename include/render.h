@@ -42,6 +42,10 @@ int render_transcript_block(int64_t created_ms, const char *name,
 			    const char *role, const char *type,
 			    const char *html, struct buf *out);
 
+/* The bytes of an author's name buffer, NUL included: a transcript (and
+ * a search hit, search.c) cuts a longer name there. */
+#define RENDER_NAME_MAX 256
+
 /*
  * Names the author of m for the transcript: writes a NUL-terminated name
  * into name (size bytes) and points *role at a static "agent", "contact"

@@ -31,7 +31,8 @@
  * open, with no lock of the caller's held but those before the store's in
  * driftfs.h's order; they take the store's pool lock for a connection and
  * return 0 or -errno. -EINVAL means the query is invalid; why (the
- * caller's buffer) then says why, as SQLite put it, cleaned to one line.
+ * caller's buffer) then says why, as SQLite put it, cleaned to one line;
+ * -ETIMEDOUT that it ran past its deadline (why says so too).
  */
 #ifndef DRIFTFS_SEARCH_H
 #define DRIFTFS_SEARCH_H
@@ -50,13 +51,24 @@ struct store;
 #define SEARCH_MAX_HITS 1000
 /* The most bytes of a query. */
 #define SEARCH_QUERY_MAX 1024
+/*
+ * What one query may cost (search_query_prepare refuses more): the terms
+ * (words, and the words of a phrase; not OR, AND, NOT, NEAR), the
+ * prefix* terms among them, and the characters of a prefix (a one-letter
+ * prefix matches a large part of the index). A query that passes and
+ * still runs longer than about 2 s fails with -ETIMEDOUT
+ * (store_search.c).
+ */
+#define SEARCH_MAX_TERMS 32
+#define SEARCH_MAX_PREFIXES 8
+#define SEARCH_PREFIX_MIN 3
 /* The size of a why buffer that holds any reason. */
 #define SEARCH_WHY_MAX 256
 
 /*
  * The FTS5 query for a user's query text (what was typed, or an entry
  * name decoded), appended to out (the caller's). -EINVAL (why says so)
- * for an empty or too long one.
+ * for an empty or too long one, or one over the limits above.
  */
 int search_query_prepare(const char *text, struct buf *out, char *why,
 			 size_t whylen);

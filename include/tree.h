@@ -141,6 +141,12 @@ int tree_kind_named(int kind);
  * results that change with every sync, so the kernel keeps them for a
  * moment only (src/fs/). */
 int tree_search_kind(int kind);
+/*
+ * The cache changed (fs_on_change, after the commit; any thread, no lock
+ * needed): the query results tree_search.c keeps for a moment are no
+ * longer answers.
+ */
+void tree_search_changed(void);
 
 /*
  * Finds name in directory dir. child->name is allocated when set (release

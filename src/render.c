@@ -223,7 +223,7 @@ int render_transcript(const struct api_message *msgs, size_t n,
 
 	for (size_t i = 0; i < n && !r; i++) {
 		const struct api_message *m = &msgs[i];
-		char name[256];
+		char name[RENDER_NAME_MAX];
 		const char *role;
 
 		author(ctx, m, name, sizeof(name), &role);

@@ -34,6 +34,35 @@ static int bareword_char(unsigned char c)
 	       (c >= 'A' && c <= 'Z') || c == '_' || c == 0x1a;
 }
 
+/*
+ * The characters of the token a prefix* stands for: the last run of
+ * letters and digits of w (len bytes; unicode61 splits on the rest, so
+ * "a/b*" is a prefix "b"), a UTF-8 sequence counting as one.
+ */
+static size_t prefix_chars(const char *w, size_t len)
+{
+	size_t n = 0;
+
+	while (len > 0) {
+		unsigned char c = (unsigned char)w[len - 1];
+
+		if (!bareword_char(c) || c == '_' || c == 0x1a)
+			break;
+		if (c < 0x80 || c >= 0xc0)
+			n++;	/* not a continuation byte */
+		len--;
+	}
+	return n;
+}
+
+/* Whether the bareword w (n bytes) is one of FTS5's operators. */
+static int operator_word(const char *w, size_t n)
+{
+	return (n == 2 && !memcmp(w, "OR", 2)) ||
+	       (n == 3 && (!memcmp(w, "AND", 3) || !memcmp(w, "NOT", 3))) ||
+	       (n == 4 && !memcmp(w, "NEAR", 4));
+}
+
 /* Ends a word of the query: what FTS5 reads as syntax between words. */
 static int word_end(unsigned char c)
 {
@@ -46,7 +75,7 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 {
 	const char *p = text;
 	size_t len = strlen(text);
-	int r = 0, words = 0;
+	int r = 0, words = 0, prefixes = 0;
 
 	if (len > SEARCH_QUERY_MAX) {
 		say(why, whylen, "the query is too long");
@@ -73,10 +102,15 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 
 			while (*q && !(q[0] == '"' && q[1] != '"'))
 				q += q[0] == '"' ? 2 : 1;
+			/* Each word of the phrase is a term. */
+			for (const char *x = p + 1; x < q; x++)
+				if (bareword_char((unsigned char)*x) &&
+				    (x == p + 1 ||
+				     !bareword_char((unsigned char)x[-1])))
+					words++;
 			if (*q)
 				q++;
 			r = buf_add(out, p, (size_t)(q - p));
-			words++;
 			p = q;
 			continue;
 		}
@@ -89,7 +123,27 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 		for (size_t i = w[0] == '^' && body > 1 ? 1 : 0; i < body; i++)
 			if (!bareword_char((unsigned char)w[i]))
 				bare = 0;
-		words++;
+		if (!(bare && body == n && operator_word(w, n)))
+			words++;
+		if (body < n &&
+		    (++prefixes > SEARCH_MAX_PREFIXES ||
+		     prefix_chars(w, body) < SEARCH_PREFIX_MIN)) {
+			if (prefixes > SEARCH_MAX_PREFIXES)
+				snprintf(why, why ? whylen : 0,
+					 "more than %d prefix* terms",
+					 SEARCH_MAX_PREFIXES);
+			else
+				snprintf(why, why ? whylen : 0,
+					 "a prefix needs %d characters or "
+					 "more: %.*s", SEARCH_PREFIX_MIN,
+					 (int)(n < 64 ? n : 64), w);
+			return -EINVAL;
+		}
+		if (words > SEARCH_MAX_TERMS) {
+			snprintf(why, why ? whylen : 0, "more than %d terms",
+				 SEARCH_MAX_TERMS);
+			return -EINVAL;
+		}
 		if (bare) {
 			r = buf_add(out, w, n);
 			continue;
@@ -102,6 +156,11 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 		r = r ? r : buf_addc(out, '"');
 		if (!r && body < n)
 			r = buf_addc(out, '*');
+	}
+	if (!r && words > SEARCH_MAX_TERMS) {
+		snprintf(why, why ? whylen : 0, "more than %d terms",
+			 SEARCH_MAX_TERMS);
+		return -EINVAL;
 	}
 	if (!r && !words) {
 		say(why, whylen, "the query is empty");
@@ -196,8 +255,9 @@ static char *author_name(struct store *st, const char *json)
 			   : NULL;
 	const char *type = json_get_str(a, "type");
 	struct store_row row;
+	struct buf clean = BUF_INIT;
 	int64_t id = 0;
-	char name[512];
+	char name[RENDER_NAME_MAX];	/* cut where a transcript cuts it */
 
 	if (json_get_i64(a, "id", &id))
 		id = 0;
@@ -213,8 +273,12 @@ static char *author_name(struct store *st, const char *json)
 		snprintf(name, sizeof(name), "User %lld", (long long)id);
 	}
 	cJSON_Delete(v);
-	text_clean(name, sizeof(name), name, strlen(name), 0);
-	return strdup(name);
+	/* Cleaned as render_transcript_block cleans it. */
+	if (text_clean_buf(&clean, name, strlen(name), 0)) {
+		buf_release(&clean);
+		return NULL;
+	}
+	return clean.data ? clean.data : strdup("");	/* the caller's */
 }
 
 int search_run(struct store *st, const char *text, unsigned what,

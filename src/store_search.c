@@ -146,16 +146,18 @@ static const char *const ssql[SS__COUNT] = {
 		       " ORDER BY id LIMIT ?2",
     [SS_BUILD_MSGS] = "SELECT id, json FROM messages WHERE id > ?1"
 		      " ORDER BY id LIMIT ?2",
-    /* The FTS table drives each query (a MATCH, then primary keys). */
+    /* The FTS table drives each query (a MATCH, then primary keys); the
+     * cap keeps the newest (highest ids). */
     [SS_Q_CONVS] = "SELECT m.conversation_id FROM search_msg"
 		   " CROSS JOIN messages AS m ON m.id = search_msg.rowid"
 		   " WHERE search_msg MATCH ?1"
 		   " UNION SELECT c.id FROM search_conv"
 		   " CROSS JOIN conversations AS c ON c.id = search_conv.rowid"
-		   " WHERE search_conv MATCH ?1 ORDER BY 1 LIMIT ?2",
+		   " WHERE search_conv MATCH ?1 ORDER BY 1 DESC LIMIT ?2",
     [SS_Q_CONTACTS] = "SELECT c.id FROM search_contact"
 		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
-		      " WHERE search_contact MATCH ?1 ORDER BY 1 LIMIT ?2",
+		      " WHERE search_contact MATCH ?1"
+		      " ORDER BY 1 DESC LIMIT ?2",
     /* One table and ORDER BY rank: FTS5 sorts by bm25 itself, and the
      * snippet and the lookups run for the rows returned only. */
     [SS_Q_HITS] = "SELECT rowid,"
@@ -1355,6 +1357,50 @@ int store_search_purge(struct store *st)
 
 /* ---- Queries ---------------------------------------------------------- */
 
+/*
+ * A query's deadline: a short query costs a few ms, but a few prefix
+ * terms over a big index cost seconds to minutes, on a FUSE thread. The
+ * progress handler interrupts the statement past it (SQLITE_INTERRUPT:
+ * -ETIMEDOUT). DRIFTFS_TEST_SEARCH_MS sets another (the tests make an
+ * ordinary query too slow); like DRIFTFS_TEST_BUSY_MS it is read in
+ * every build, and only makes the wait shorter or longer.
+ */
+#define QUERY_DEADLINE_MS 2000
+/* VM steps between checks of the clock (about a ms of work); a deadline
+ * of 0 stops a query at its first step. */
+#define QUERY_CHECK_STEPS 1000
+
+static int64_t query_deadline_ms(void)
+{
+	const char *v = getenv("DRIFTFS_TEST_SEARCH_MS");
+	long n = v && *v ? strtol(v, NULL, 10) : -1;
+
+	return n >= 0 && n <= 600000 ? n : QUERY_DEADLINE_MS;
+}
+
+static int query_progress(void *arg)
+{
+	const int64_t *until = arg;
+
+	return clock_mono_ms() >= *until;
+}
+
+/* The deadline on d's connection while one query steps (until, the
+ * caller's, lives until query_end). */
+static void query_begin(struct db *d, int64_t *until)
+{
+	int64_t ms = query_deadline_ms();
+
+	*until = clock_mono_ms() + ms;
+	sqlite3_progress_handler(d->sql, ms ? QUERY_CHECK_STEPS : 1,
+				 query_progress, until);
+}
+
+static void query_end(struct db *d)
+{
+	sqlite3_progress_handler(d->sql, 0, NULL, NULL);
+}
+
 /* SQLite's complaint about a query, one clean line. */
 static void query_error(struct db *d, char *why, size_t whylen)
 {
@@ -1364,12 +1410,18 @@ static void query_error(struct db *d, char *why, size_t whylen)
 		text_clean(why, whylen, m, strlen(m), 0);
 }
 
-/* The error of a query's step: a bad query is -EINVAL. */
+/* The error of a query's step: a bad query is -EINVAL, one past its
+ * deadline -ETIMEDOUT. */
 static int query_rc(struct db *d, int rc, char *why, size_t whylen)
 {
 	if ((rc & 0xff) == SQLITE_ERROR) {
 		query_error(d, why, whylen);
 		return -EINVAL;
+	}
+	if ((rc & 0xff) == SQLITE_INTERRUPT) {
+		if (why && whylen)
+			snprintf(why, whylen, "the query took too long");
+		return -ETIMEDOUT;
 	}
 	log_err("cache: search: %s", sqlite3_errmsg(d->sql));
 	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
@@ -1382,6 +1434,7 @@ static int query_ids(struct store *st, enum sstmt w, const char *fts,
 	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
 	size_t alloc = 0;
+	int64_t until;
 	int r = 0, rc;
 
 	*ids = NULL;
@@ -1396,6 +1449,7 @@ static int query_ids(struct store *st, enum sstmt w, const char *fts,
 	}
 	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
+	query_begin(d, &until);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == alloc) {
 			size_t na = alloc ? alloc * 2 : 64;
@@ -1413,11 +1467,19 @@ static int query_ids(struct store *st, enum sstmt w, const char *fts,
 	if (!r && rc != SQLITE_DONE)
 		r = query_rc(d, rc, why, whylen);
 	sqlite3_reset(s);
+	query_end(d);
 	store_db_put(st, d);
 	if (r) {
 		free(*ids);
 		*ids = NULL;
 		*n = 0;
+	}
+	/* Newest (highest id) first under the cap; ascending for callers. */
+	for (size_t i = 0; !r && i < *n / 2; i++) {
+		int64_t t = (*ids)[i];
+
+		(*ids)[i] = (*ids)[*n - 1 - i];
+		(*ids)[*n - 1 - i] = t;
 	}
 	return r;
 }
@@ -1440,6 +1502,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 {
 	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
+	int64_t until;
 	int r = 0, rc;
 
 	if (!d)
@@ -1452,6 +1515,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 	}
 	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
+	query_begin(d, &until);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
 			continue;	/* not stored: never, but no hit */
@@ -1466,6 +1530,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 	if (!r && rc != SQLITE_DONE)
 		r = query_rc(d, rc, why, whylen);
 	sqlite3_reset(s);
+	query_end(d);
 	store_db_put(st, d);
 	return r;
 }

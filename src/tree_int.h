@@ -44,7 +44,8 @@ int tree_render_outbox_row(const struct outbox_row *row, struct buf *out);
  * index alone (search.h), never the network. The query is the name of
  * the T_SEARCH_QUERY node (and of the nodes under it), decoded.
  * tree_search_lookup: a name in search/ or under a query (-EINVAL, with
- * a line in .driftfs/errors, for an invalid query); tree_search_list: a
+ * a line in .driftfs/errors, for an invalid query; -ETIMEDOUT for one
+ * that ran past its deadline); tree_search_list: a
  * query's directories; tree_search_link: a result's link target and its
  * object's time; tree_search_hits: hits.txt's bytes, appended to out.
  */

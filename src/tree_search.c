@@ -9,21 +9,32 @@
  * is: %2F is '/'). Each node under it carries the query's entry name
  * (tree_kind_named), so its inode number is a hash of kind and name,
  * stable across mounts; a result link is keyed by its object's id alone
- * (the same link under any query). Nothing is kept between calls: each
- * lookup, listing and hits.txt runs its query again (a few ms), and
- * src/fs/ gives these nodes short cache timeouts (tree_search_kind).
+ * (the same link under any query). src/fs/ gives these nodes short cache
+ * timeouts (tree_search_kind), and forgets old queries (fs_query_seen).
+ *
+ * A query's result is kept for RESULT_TTL_MS (as long as the kernel keeps
+ * the entries: SEARCH_TIMEOUT) and until the cache changes
+ * (tree_search_changed), so the lookup, getattr, open and fstat of one
+ * `cat search/Q/hits.txt` share one run, and st_size is the size of the
+ * bytes read. (Another process writing the cache, driftctl sync, sends no
+ * change: a result is then at most RESULT_TTL_MS old.) A failure is kept
+ * too: a query that ran past its deadline is not run again by the next
+ * request a moment later.
  */
 #include "tree.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "names.h"
 #include "search.h"
 #include "store.h"
+#include "text.h"
 #include "tree_int.h"
 
 /* The entries of a query's directory. */
@@ -36,27 +47,204 @@ static const struct {
 	{ "hits.txt", T_SEARCH_HITS },
 };
 
+/* ---- Results kept a moment -------------------------------------------- */
+
+#define RESULT_SLOTS 8
+#define RESULT_TTL_MS 1000
+
+/* One run's outcome, shared by the requests that use it (refs). */
+struct qres {
+	unsigned refs;
+	const struct store *st;	/* whose cache it read */
+	uint64_t gen;		/* changes before it ran (see gen) */
+	unsigned what;
+	int64_t at_ms;		/* clock_mono_ms() when it ran */
+	int r;			/* 0, -EINVAL or -ETIMEDOUT */
+	char *qname;
+	struct search_result res;
+};
+
 /*
- * Runs the query that the entry name qname holds. An invalid one is
- * -EINVAL, with SQLite's reason in .driftfs/errors (the request's
- * context names the path).
+ * The kept results (a slot NULL or one reference), and the error lines
+ * of failed queries lately (hash of the query name and error, time).
+ * lock is a leaf: held for a few statements, no other lock taken under
+ * it and no query run.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct qres *kept[RESULT_SLOTS];
+/* The cache's changes so far (tree_search_changed). */
+static uint64_t gen;
+#define ERR_SLOTS 32
+#define ERR_QUIET_MS 60000
+static struct {
+	uint64_t h;
+	int64_t at_ms;
+} said[ERR_SLOTS];
+
+static void qres_put(struct qres *q)
+{
+	unsigned left;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&lock);
+	left = --q->refs;
+	pthread_mutex_unlock(&lock);
+	if (left)
+		return;
+	search_result_release(&q->res);
+	free(q->qname);
+	free(q);
+}
+
+/* A kept result of (qname, what) younger than the TTL, with a reference
+ * for the caller, or NULL. */
+static struct qres *kept_find(const struct store *st, const char *qname,
+			      unsigned what)
+{
+	int64_t now = clock_mono_ms();
+	struct qres *q = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < RESULT_SLOTS && !q; i++)
+		if (kept[i] && kept[i]->what == what && kept[i]->st == st &&
+		    kept[i]->gen == gen &&
+		    now - kept[i]->at_ms < RESULT_TTL_MS &&
+		    !strcmp(kept[i]->qname, qname)) {
+			q = kept[i];
+			q->refs++;
+		}
+	pthread_mutex_unlock(&lock);
+	return q;
+}
+
+void tree_search_changed(void)
+{
+	pthread_mutex_lock(&lock);
+	gen++;
+	pthread_mutex_unlock(&lock);
+}
+
+static uint64_t gen_now(void)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&lock);
+	g = gen;
+	pthread_mutex_unlock(&lock);
+	return g;
+}
+
+/* Keeps q in place of the oldest (or an expired) slot. */
+static void kept_add(struct qres *q)
+{
+	struct qres *old;
+	size_t at = 0;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < RESULT_SLOTS; i++) {
+		if (!kept[i]) {
+			at = i;
+			break;
+		}
+		if (kept[i]->at_ms < kept[at]->at_ms)
+			at = i;
+	}
+	old = kept[at];
+	kept[at] = q;
+	q->refs++;
+	pthread_mutex_unlock(&lock);
+	qres_put(old);
+}
+
+/* Whether the error line of (qname, r) is due: not said in the last
+ * ERR_QUIET_MS (a typo retried, or a script's loop, makes one line). */
+static int error_due(const char *qname, int r)
+{
+	uint64_t h = names_hash64(qname, strlen(qname), (uint64_t)-r);
+	int64_t now = clock_mono_ms();
+	size_t at = 0;
+	int due = 1;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < ERR_SLOTS; i++) {
+		if (said[i].at_ms && said[i].h == h &&
+		    now - said[i].at_ms < ERR_QUIET_MS) {
+			due = 0;
+			break;
+		}
+		if (said[i].at_ms < said[at].at_ms)
+			at = i;
+	}
+	if (due) {
+		said[at].h = h;
+		said[at].at_ms = now;
+	}
+	pthread_mutex_unlock(&lock);
+	return due;
+}
+
+/*
+ * Runs the query that the entry name qname holds, or takes its result
+ * kept from a moment ago: *out (a reference, qres_put) on success. An
+ * invalid one is -EINVAL and one that runs too long -ETIMEDOUT (what the
+ * application sees: EAGAIN, fs_reply_err), each with its reason in
+ * .driftfs/errors (the request's context names the path), once a minute
+ * for the same query.
  */
 static int run(struct driftfs *d, const char *qname, unsigned what,
-	       struct search_result *res)
+	       struct qres **out)
 {
 	struct buf q = BUF_INIT;
 	char why[SEARCH_WHY_MAX] = "";
+	struct qres *x;
 	int r;
 
-	memset(res, 0, sizeof(*res));
+	*out = NULL;
+	x = kept_find(d->store, qname, what);
+	if (x) {
+		r = x->r;
+		if (r)
+			qres_put(x);
+		else
+			*out = x;
+		return r;
+	}
 	r = names_decode(qname, &q);
 	if (r)
 		return r == -ENOMEM ? r : -ENOENT;
-	r = search_run(d->store, q.data ? q.data : "", what, 0, res, why,
+	x = calloc(1, sizeof(*x));
+	if (!x || !(x->qname = strdup(qname))) {
+		free(x);
+		buf_release(&q);
+		return -ENOMEM;
+	}
+	x->refs = 1;
+	x->st = d->store;
+	x->what = what;
+	x->gen = gen_now();	/* before: a change meanwhile makes it stale */
+	r = search_run(d->store, q.data ? q.data : "", what, 0, &x->res, why,
 		       sizeof(why));
-	if (r == -EINVAL)
-		log_error_event("search: invalid query: %s", why);
+	x->r = r;
+	x->at_ms = clock_mono_ms();
+	if ((r == -EINVAL || r == -ETIMEDOUT) && error_due(qname, r)) {
+		char clean[256];
+
+		text_clean(clean, sizeof(clean), q.data ? q.data : "", q.len,
+			   0);
+		if (r == -EINVAL)
+			log_error_event("search: invalid query: %s", why);
+		else
+			log_error_event("search: query took too long: %s",
+					clean);
+	}
 	buf_release(&q);
+	if (!r || r == -EINVAL || r == -ETIMEDOUT)
+		kept_add(x);
+	if (r)
+		qres_put(x);
+	else
+		*out = x;
 	return r;
 }
 
@@ -98,7 +286,7 @@ int tree_search_lookup(struct driftfs *d, const struct tnode *dir,
 		       const char *name, struct tnode *child,
 		       struct tattr *attr)
 {
-	struct search_result res;
+	struct qres *res;
 	unsigned what;
 	int64_t id;
 	int kind, r;
@@ -108,7 +296,7 @@ int tree_search_lookup(struct driftfs *d, const struct tnode *dir,
 		/* Checked by running it (the contacts' table is the
 		 * smallest; the syntax is the same for all three). */
 		r = run(d, name, SEARCH_CONTACTS, &res);
-		search_result_release(&res);
+		qres_put(res);
 		return r ? r : child_named(d, T_SEARCH_QUERY, name, child,
 					   attr);
 	case T_SEARCH_QUERY:
@@ -127,11 +315,12 @@ int tree_search_lookup(struct driftfs *d, const struct tnode *dir,
 						   : T_SEARCH_CONTACT_LINK;
 		r = run(d, dir->name, what, &res);
 		if (!r && !(what == SEARCH_CONVS
-				    ? search_has(res.convs, res.nconvs, id)
-				    : search_has(res.contacts, res.ncontacts,
-						 id)))
+				    ? search_has(res->res.convs,
+						 res->res.nconvs, id)
+				    : search_has(res->res.contacts,
+						 res->res.ncontacts, id)))
 			r = -ENOENT;
-		search_result_release(&res);
+		qres_put(res);
 		if (r)
 			return r;
 		child->kind = kind;
@@ -171,7 +360,7 @@ static int list_link(struct driftfs *d, int kind, int64_t id, tree_list_cb cb,
 int tree_search_list(struct driftfs *d, const struct tnode *dir,
 		     tree_list_cb cb, void *ctx)
 {
-	struct search_result res;
+	struct qres *res;
 	int r = 0;
 
 	switch (dir->kind) {
@@ -187,17 +376,17 @@ int tree_search_list(struct driftfs *d, const struct tnode *dir,
 		return r;
 	case T_SEARCH_CONVS:
 		r = run(d, dir->name, SEARCH_CONVS, &res);
-		for (size_t i = 0; i < res.nconvs && !r; i++)
-			r = list_link(d, T_SEARCH_CONV_LINK, res.convs[i], cb,
-				      ctx);
-		search_result_release(&res);
+		for (size_t i = 0; !r && i < res->res.nconvs; i++)
+			r = list_link(d, T_SEARCH_CONV_LINK,
+				      res->res.convs[i], cb, ctx);
+		qres_put(res);
 		return r;
 	case T_SEARCH_CONTACTS:
 		r = run(d, dir->name, SEARCH_CONTACTS, &res);
-		for (size_t i = 0; i < res.ncontacts && !r; i++)
+		for (size_t i = 0; !r && i < res->res.ncontacts; i++)
 			r = list_link(d, T_SEARCH_CONTACT_LINK,
-				      res.contacts[i], cb, ctx);
-		search_result_release(&res);
+				      res->res.contacts[i], cb, ctx);
+		qres_put(res);
 		return r;
 	default:
 		return 0;
@@ -222,10 +411,10 @@ int tree_search_link(struct driftfs *d, const struct tnode *n,
 int tree_search_hits(struct driftfs *d, const struct tnode *n,
 		     struct buf *out)
 {
-	struct search_result res;
+	struct qres *res;
 	int r = run(d, n->name, SEARCH_HITS, &res);
 
-	r = r ? r : search_hits_text(&res, out);
-	search_result_release(&res);
+	r = r ? r : search_hits_text(&res->res, out);
+	qres_put(res);
 	return r;
 }

@@ -181,6 +181,12 @@ int cmd_search(struct cli *c, int argc, char **argv, int from)
 		cli_say("search: invalid query: %s", why);
 		return DX_USAGE;
 	}
+	if (r == -ETIMEDOUT) {
+		/* Stopped at its deadline (search.h): say so, as the mount's
+		 * errors line does, not "Connection timed out". */
+		cli_say("search: %s", why);
+		return cli_exit_for_errno(r);
+	}
 	if (r) {
 		cli_say("search: %s", strerror(-r));
 		return cli_exit_for_errno(r);

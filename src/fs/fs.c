@@ -169,6 +169,7 @@ void fs_free(struct fs *f)
 	}
 	while (f->handles)
 		fs_handle_free(f->handles);
+	fs_queries_release(f);
 	/* Scratch files still named at the end (the kernel never forgets
 	 * those: it sends no FORGET once the session ends). */
 	while (f->scratch) {

@@ -29,10 +29,11 @@
  *      (node table lock) and fs_outbox_lost/delivered (bases lock).
  *   2. fs.lock, the node table lock (fs_nodes_lock): the node table and its
  *      groups, fixed_gen, the notifier's batch marks, scratch files,
- *      scratch_next and tombstones. Taken inside a handle's lock (an error
- *      line names its path: fs_node_path_of) and inside the outbox's send
- *      lock. While it is held: tree_getattr of a scratch file's alias
- *      (the store's pool lock), and log and stats lines; never a handle's
+ *      scratch_next, tombstones and the query names (queries.c). Taken
+ *      inside a handle's lock (an error line names its path:
+ *      fs_node_path_of) and inside the outbox's send lock. While it is
+ *      held: tree_getattr of a scratch file's alias (the store's pool
+ *      lock), and log and stats lines; never a handle's
  *      lock, never the queue lock, never a FUSE notification.
  *      fs_nodes_locked says whether this thread holds it (fs_dir_gen and
  *      fs_node_path_of then do not take it again).
@@ -41,7 +42,8 @@
  *      taken under it.
  *   Leaves, never held while taking another lock of the FUSE side (and
  *   held over no store query, HTTP request or FUSE reply):
- *   - fs.qlock: the notifier's queue and stop flag (with qcond);
+ *   - fs.qlock: the notifier's queue, evicted query names and stop flag
+ *     (with qcond);
  *   - fs.hlock: the list of open handles;
  *   - fs.llock: the directory listings being read;
  *   - fs.rlock: the read-only mount's rendered slots.
@@ -162,6 +164,15 @@ struct fnode_ext {
 #define READ_BASE_BUDGET ((size_t)8 << 20)
 #define READ_BASE_PER_FILE 16
 
+/* The most queries under search/ the kernel is left to hold (queries.c). */
+#define FS_QUERIES_MAX 256
+
+/* A query name for the notifier to invalidate in search/ (queries.c). */
+struct fs_evicted {
+	struct fs_evicted *next;
+	char name[];
+};
+
 /* A queued invalidation request (a copy of a sync change). */
 struct pending {
 	struct sync_change c;
@@ -187,9 +198,14 @@ struct fs {
 	size_t ngheads;
 	uint32_t batch;		/* notifier batches so far (fnode.mark) */
 
-	pthread_mutex_t qlock;	/* guards the queue */
+	pthread_mutex_t qlock;	/* guards the queue and evicted */
 	pthread_cond_t qcond;
 	struct pending *queue;
+	struct fs_evicted *evicted;	/* query names to invalidate */
+	/* The query names looked up last in search/, oldest first
+	 * (queries.c); guarded by lock, the node table's. */
+	char *qnames[FS_QUERIES_MAX];
+	size_t nqnames;
 	int stop;
 	pthread_t notifier;
 	int notifier_started;
@@ -371,8 +387,9 @@ void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st);
 /*
  * The one place a handler's result becomes an errno for the kernel: r is
  * 0 (success, for the requests whose reply is an error code) or -errno;
- * a positive r fails an assertion. Maps the network's ETIMEDOUT and
- * ENETDOWN to EAGAIN and EFBIG to EIO. No lock needed.
+ * a positive r fails an assertion. Maps the network's ETIMEDOUT (and a
+ * search's past its deadline) and ENETDOWN to EAGAIN and EFBIG to EIO.
+ * No lock needed.
  */
 void fs_reply_err(fuse_req_t req, int r);
 /* Replies to a lookup or create with t's entry; forgets it again when the
@@ -442,6 +459,17 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		  fuse_ino_t newparent, const char *newname,
 		  unsigned int flags);
+
+/*
+ * queries.c: the query names the kernel holds in search/, the last
+ * FS_QUERIES_MAX. fs_query_seen: a FUSE thread's lookup of name in
+ * search/ succeeded (no lock held; takes the node table lock, then the
+ * queue lock). fs_queries_send: the notifier's, with no lock held: the
+ * evicted names' invalidations, freeing ev. fs_queries_release: fs_free's.
+ */
+void fs_query_seen(struct fs *f, const char *name);
+void fs_queries_send(struct fs *f, struct fs_evicted *ev);
+void fs_queries_release(struct fs *f);
 
 /* listing.c: directory listings and the directory handlers. */
 void fs_listing_free(struct listing *l);

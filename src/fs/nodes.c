@@ -19,6 +19,7 @@
 #include "http.h"
 #include "log.h"
 #include "names.h"
+#include "stats.h"
 #include "tree.h"
 
 _Static_assert(sizeof(struct fnode) == 72,
@@ -399,6 +400,8 @@ int fs_node_ref(struct fs *f, const struct tnode *t, uint64_t ino,
 	n->gcls = (uint8_t)group_of(f, t, parent, &n->gid);
 	if (n->gcls != TG_NONE)
 		group_link_locked(f, n, i);
+	if (tree_search_kind(t->kind))
+		stats_add("search nodes", 1);	/* held now (queries.c) */
 out:
 	fs_nodes_unlock(f);
 	return r;
@@ -427,6 +430,8 @@ void fs_node_forget(struct fs *f, uint64_t ino, uint64_t nlookup)
 	group_unlink_locked(f, n);
 	if (n->kind == T_SCRATCH)
 		fs_scratch_forget_locked(f, ino);
+	if (tree_search_kind(n->kind))
+		stats_add("search nodes", -1);
 	node_free_locked(f, n, i);
 	f->count--;
 out:

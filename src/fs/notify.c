@@ -19,6 +19,7 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
 {
 	struct fs *f = ctx;
 
+	tree_search_changed();	/* search results kept are stale */
 	pthread_mutex_lock(&f->qlock);
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = calloc(1, sizeof(*p));
@@ -282,15 +283,25 @@ static void *notifier(void *arg)
 	pthread_mutex_lock(&f->qlock);
 	while (!f->stop) {
 		struct pending *batch;
+		struct fs_evicted *ev;
 		struct inval_list l = { 0 };
 
-		if (!f->queue) {
+		if (!f->queue && !f->evicted) {
 			pthread_cond_wait(&f->qcond, &f->qlock);
 			continue;
 		}
 		batch = f->queue;
 		f->queue = NULL;
+		ev = f->evicted;
+		f->evicted = NULL;
 		pthread_mutex_unlock(&f->qlock);
+
+		/* Old queries first (queries.c): no lock held. */
+		fs_queries_send(f, ev);
+		if (!batch) {
+			pthread_mutex_lock(&f->qlock);
+			continue;
+		}
 
 		collect(f, batch, &l);
 		for (size_t i = 0; i < l.n; i++) {

@@ -69,6 +69,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	r = fs_node_ref(f, &child, a.ino, parent, name);
 	if (r)
 		goto fail;
+	if (child.kind == T_SEARCH_QUERY)
+		fs_query_seen(f, name);	/* the oldest ones go */
 	memset(&e, 0, sizeof(e));
 	e.ino = a.ino;
 	e.generation = 1;

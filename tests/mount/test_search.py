@@ -15,13 +15,18 @@ resumes after a kill -9; and `driftctl search` prints the same hits
 behind the index's back (as an older version would) get the index rebuilt
 at the next mount, and their text leaves the files; `driftctl search` on
 an index still to build exits 6 and says so, and `driftctl sync` builds
-it."""
+it; a costly query is refused (EINVAL: a short prefix, too many prefix
+terms or terms) or stopped at its deadline (EAGAIN) with one error line a
+minute, while the mount answers; hits.txt's st_size is the size read,
+before and after a change; and 2000 queries looked up leave the nodes of
+about the last 256 in the daemon."""
 import errno
 import json
 import os
 import re
 import sqlite3
 import subprocess
+import threading
 
 import pytest
 
@@ -309,6 +314,126 @@ def test_driftctl_search(mount, emulator):
     assert [o["path"] for o in arr] == [line.split("\t")[0] for line in want.splitlines()]
     p = run_ctl(mount, "--limit", "1", "gazpacho")
     assert p.returncode == 0 and p.stdout.count("\n") == 1
+
+
+# ---- What a query may cost (review of issue 13: M2, M6, L2, L3, L4) -------
+
+def stats(m):
+    return dict(l.rsplit(" ", 1) for l in
+                m.read(".driftfs", "stats", mode="r").splitlines() if " " in l)
+
+
+def lookup_errno(m, query, *rest):
+    with pytest.raises(OSError) as e:
+        os.listdir(m.p("search", query, *rest)) if rest else os.stat(m.p("search", query))
+    return e.value.errno
+
+
+def test_costly_queries_are_refused_or_stopped(mount, emulator, tmp_path):
+    """A short prefix, too many prefix terms or too many terms fail the
+    lookup with EINVAL before anything runs, and .driftfs/errors says why,
+    once for the same query however often it is retried; a query past its
+    deadline fails with EAGAIN (ETIMEDOUT inside) and a line naming it,
+    while the mount goes on answering."""
+    assert lookup_errno(mount, "ab*") == errno.EINVAL
+    assert lookup_errno(mount, " OR ".join("pre%d*" % i for i in range(9))) == errno.EINVAL
+    assert lookup_errno(mount, " ".join("word%d" % i for i in range(33))) == errno.EINVAL
+    # The limits leave ordinary queries alone.
+    os.stat(mount.p("search", "abc*"))
+    os.stat(mount.p("search", " OR ".join("pre%d*" % i for i in range(8))))
+    os.stat(mount.p("search", "NEAR(alpha beta, 3) OR gamma NOT delta"))
+    errors = mount.read(".driftfs", "errors", mode="r")
+    assert "a prefix needs 3 characters or more: ab*" in errors
+    assert "more than 8 prefix* terms" in errors
+    assert "more than 32 terms" in errors
+    # The same typo again: no second line.
+    n = errors.count("a prefix needs 3")
+    for _ in range(3):
+        assert lookup_errno(mount, "ab*") == errno.EINVAL
+    assert mount.read(".driftfs", "errors", mode="r").count("a prefix needs 3") == n == 1
+
+    # A deadline of 0 ms (a test setting): every query runs past it.
+    for i in range(3):
+        plant(emulator, "<p>heron%d costly common words for a long walk</p>" % i)
+    mount.ctl("sync")
+    mount.unmount()
+    m = Mount(emulator.url, str(tmp_path), env={"DRIFTFS_TEST_SEARCH_MS": "0"})
+    try:
+        assert lookup_errno(m, "common", "conversations") == errno.EAGAIN
+        with pytest.raises(OSError) as e:
+            m.read("search", "costly OR common OR walk", "hits.txt")
+        assert e.value.errno == errno.EAGAIN
+        errors = m.read(".driftfs", "errors", mode="r")
+        assert "search: query took too long: common" in errors
+        # Meanwhile the rest of the mount answers.
+        failed = []
+
+        def costly():
+            for i in range(50):
+                failed.append(lookup_errno(m, "common heron%d" % i))
+        t = threading.Thread(target=costly)
+        t.start()
+        ids = [c for c in os.listdir(m.p("conversations")) if c.isdigit()]
+        assert ids
+        for c in ids:
+            p = m.p("conversations", c, "transcript.txt")
+            assert len(m.read("conversations", c, "transcript.txt")) == os.stat(p).st_size
+        t.join(120)
+        assert not t.is_alive()
+        assert failed == [errno.EAGAIN] * 50
+        errors = m.read(".driftfs", "errors", mode="r")
+        assert "search: query took too long: common heron49" in errors
+    finally:
+        m.unmount()
+        bad = m.suspicious()
+    assert not bad, bad
+
+
+def test_hits_size_is_the_size_read(mount, emulator):
+    """lookup, stat, open, fstat and read of hits.txt agree (one run)."""
+    conv = plant(emulator, "<p>ibis ledger one</p>")
+    emulator.mutate(op="add_message", conversationId=conv["id"],
+                    body="<p>ibis ledger two</p>")
+    mount.ctl("sync")
+    p = mount.p("search", "ibis", "hits.txt")
+    size = os.stat(p).st_size
+    with open(p, "rb") as f:
+        assert os.fstat(f.fileno()).st_size == size
+        data = f.read()
+    assert len(data) == size and data.count(b"\n") == 2
+    # A change is seen at once: the result kept is dropped with it.
+    emulator.mutate(op="add_message", conversationId=conv["id"],
+                    body="<p>ibis ledger three</p>")
+    mount.ctl("sync")
+    assert len(hits(mount, "ibis")) == 3
+
+
+def test_conversations_keep_the_newest_under_the_cap(mount, emulator):
+    """The conversations a query lists are ids ascending, and under the cap
+    (1000) the newest are kept: here all, with the newest among them."""
+    made = [plant(emulator, "<p>pangolin cap check %d</p>" % i)["id"] for i in range(3)]
+    mount.ctl("sync")
+    assert convs(mount, "pangolin") == sorted(made)
+    assert os.listdir(mount.p("search", "pangolin", "conversations"))
+
+
+def test_query_nodes_stay_bounded(mount, emulator):
+    """2000 distinct queries looked up leave at most the last 256 queries'
+    nodes in the daemon: the older ones are invalidated, and the kernel
+    forgets them."""
+    for i in range(2000):
+        q = "boundq%d" % i
+        os.stat(mount.p("search", q))
+        if i % 10 == 0:
+            os.stat(mount.p("search", q, "hits.txt"))
+
+    def held():
+        n = int(stats(mount).get("search nodes", "0"))
+        return n if n <= 256 * 2 else None
+    n = wait_for(held, 30, "the old queries' nodes to be forgotten")
+    assert 0 < n <= 512, n
+    # The recent ones still answer.
+    assert os.path.isdir(mount.p("search", "boundq1999"))
     p = run_ctl(mount, '"unterminated')
     assert p.returncode == 1 and "invalid query" in p.stderr
     # The cache alone: not one request.

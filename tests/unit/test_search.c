@@ -507,6 +507,109 @@ static void test_renderer_pins_search_format(void)
 	CHECK(0);
 }
 
+/* What a query may cost: the rewrite's limits (review M2). */
+static void test_query_limits(void)
+{
+	static const struct {
+		const char *in;
+		int ok;
+	} cases[] = {
+		{ "abc*", 1 },
+		{ "ab*", 0 },
+		{ "a*", 0 },
+		{ "^ab*", 0 },
+		{ "^abc*", 1 },
+		{ "zone/b7*", 0 },	/* the prefix is "b7" */
+		{ "zone/b7x*", 1 },
+		{ "caf\xc3\xa9*", 1 },
+		{ "\xc3\xa7\xc3\xa9*", 0 },	/* two characters */
+		{ "one* two* three* four* five* sixx* seven* eight*", 1 },
+		{ "one* two* three* four* five* sixx* seven* eight* nine*",
+		  0 },
+		{ "NEAR(aaa bbb, 2) OR ccc AND ddd NOT eee", 1 },
+	};
+	char why[SEARCH_WHY_MAX];
+	struct buf q = BUF_INIT, out = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = search_query_prepare(cases[i].in, &out, why,
+					     sizeof(why));
+
+		CHECK_EQ_INT(r, cases[i].ok ? 0 : -EINVAL);
+		if (!cases[i].ok)
+			CHECK(strstr(why, "prefix") != NULL);
+		buf_release(&out);
+	}
+	/* 32 terms, operators not counted; 33 is one too many, phrase
+	 * words included. */
+	for (int i = 0; i < 32; i++)
+		buf_printf(&q, "%sw%d", i ? " OR " : "", i);
+	CHECK_EQ_INT(search_query_prepare(q.data, &out, why, sizeof(why)), 0);
+	buf_release(&out);
+	buf_adds(&q, " \"x y\"");
+	CHECK_EQ_INT(search_query_prepare(q.data, &out, why, sizeof(why)),
+		     -EINVAL);
+	CHECK(strstr(why, "more than 32 terms") != NULL);
+	buf_release(&out);
+	buf_release(&q);
+}
+
+/*
+ * The caps keep the newest ids (listed ascending), a query past its
+ * deadline is -ETIMEDOUT, and a hit names its author as a transcript does
+ * (cut at RENDER_NAME_MAX - 1 bytes).
+ */
+static void test_caps_deadline_and_names(void)
+{
+	char dir[128], why[SEARCH_WHY_MAX], name[400];
+	struct store *st = open_new("caps", dir, sizeof(dir));
+	struct api_user u = { .id = 1, .mtime = 1 };
+	struct search_result res;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int changed;
+
+	REQUIRE(st);
+	for (int64_t c = 41; c <= 45; c++) {
+		int64_t mid = c * 10;
+		const char *body = "<p>capybara</p>";
+
+		REQUIRE(!put_conv(st, c, NULL, &mid, &body, 1));
+	}
+	CHECK_EQ_INT(store_search_convs(st, "capybara", 2, &ids, &n, why,
+					sizeof(why)), 0);
+	REQUIRE(n == 2);
+	CHECK(ids[0] == 44 && ids[1] == 45);
+	free(ids);
+
+	/* A 399-byte name: hits cut it where the transcript does. */
+	memset(name, 'N', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	u.name = name;
+	u.json = str_buf("{\"id\":1}");
+	REQUIRE(!store_put_user(st, &u, 1, &changed));
+	buf_release(&u.json);
+	REQUIRE(!search_run(st, "capybara", SEARCH_HITS, 1, &res, why,
+			    sizeof(why)));
+	REQUIRE(res.nhits == 1);
+	CHECK_EQ_INT(strlen(res.hits[0].name), RENDER_NAME_MAX - 1);
+	search_result_release(&res);
+
+	setenv("DRIFTFS_TEST_SEARCH_MS", "0", 1);
+	CHECK_EQ_INT(search_run(st, "capybara", SEARCH_HITS, 0, &res, why,
+				sizeof(why)),
+		     -ETIMEDOUT);
+	CHECK(strstr(why, "too long") != NULL);
+	CHECK_EQ_INT(res.nhits, 0);
+	unsetenv("DRIFTFS_TEST_SEARCH_MS");
+	CHECK_EQ_INT(search_run(st, "capybara", SEARCH_CONVS, 0, &res, why,
+				sizeof(why)),
+		     0);
+	CHECK_EQ_INT(res.nconvs, 5);
+	search_result_release(&res);
+	store_close(st);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -523,6 +626,8 @@ int main(void)
 	UNIT_RUN(test_out_of_step_rebuild);
 	UNIT_RUN(test_rewrite_same_text);
 	UNIT_RUN(test_renderer_pins_search_format);
+	UNIT_RUN(test_query_limits);
+	UNIT_RUN(test_caps_deadline_and_names);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

@@ -314,6 +314,75 @@ def test_driftctl_search(mount, emulator):
     assert [o["path"] for o in arr] == [line.split("\t")[0] for line in want.splitlines()]
     p = run_ctl(mount, "--limit", "1", "gazpacho")
     assert p.returncode == 0 and p.stdout.count("\n") == 1
+    p = run_ctl(mount, '"unterminated')
+    assert p.returncode == 1 and "invalid query" in p.stderr
+    # The cache alone: not one request.
+    assert emulator.total() == before
+
+
+# Index out of step, driftctl and the index build (review M1, M5).
+
+def test_rows_deleted_behind_the_index_rebuild_it(mount, emulator):
+    """A cache written by a version that does not keep the index (rows
+    deleted by plain SQL): the next mount finds the index out of step
+    with its rows, rebuilds it, and the deleted text leaves every cache
+    file (FTS5 never complains: without the check the words stay)."""
+    conv = plant(emulator, "<p>quixoticpangolin bramblewhisker</p>")
+    mount.ctl("sync")
+    assert convs(mount, "quixoticpangolin") == [conv["id"]]
+    needles = [b"ticpangolin", b"blewhisker"]
+    mount.unmount()
+    # As an older version would, after Drift deleted it.
+    emulator.mutate(op="delete_conversation", conversationId=conv["id"])
+    db = sqlite3.connect(cache_file(mount))
+    db.executescript("PRAGMA secure_delete=ON;"
+                     "DELETE FROM messages WHERE conversation_id = %d;"
+                     "DELETE FROM conversations WHERE id = %d;"
+                     % (conv["id"], conv["id"]))
+    db.close()
+    # The test can fail: the index still holds the words.
+    assert files_holding(mount.cache, needles)
+    mount.start()
+    wait_for(lambda: mount.status().get("search_index") == "ready", 60,
+             "the rebuilt index")
+    assert "out of step" in mount.logtext()
+    assert convs(mount, "quixoticpangolin") == []
+    # Merged away and checkpointed by the end of a pass.
+    mount.ctl("sync")
+    assert files_holding(mount.cache, needles) == {}
+
+
+def ctl_cmd(mount, *args):
+    return subprocess.run([DRIFTCTL, "--api-url", mount.api_url, "--cache-dir",
+                           mount.cache] + list(args),
+                          env=dict(mount.env), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_driftctl_sync_builds_the_index_and_search_waits_for_it(mount, emulator):
+    """A cache of an older version used by driftctl alone: `driftctl
+    search` says the index is building and exits 6 (not an empty answer),
+    without touching the index; `driftctl sync` builds it to the end,
+    with progress under --progress; then search answers."""
+    planted = plant(emulator, "<p>marmoset ledger quince</p>")["id"]
+    mount.ctl("sync")
+    mount.unmount()
+    old_cache(cache_file(mount))
+    p = ctl_cmd(mount, "search", "marmoset")
+    assert p.returncode == 6, (p.returncode, p.stderr)
+    assert re.search(r"search index building 0/\d+", p.stderr), p.stderr
+    assert p.stdout == ""
+    p = ctl_cmd(mount, "sync", "--progress")
+    assert p.returncode == 0, p.stderr
+    assert "search index: building" in p.stderr, p.stderr
+    assert "search index: ready" in p.stderr, p.stderr
+    p = ctl_cmd(mount, "search", "marmoset")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("conversations/%d/messages/" % planted), p.stdout
+    assert p.stdout.count("\n") == 1
+    # Complete: a second sync has nothing to build.
+    p = ctl_cmd(mount, "sync", "--progress")
+    assert p.returncode == 0 and "search index" not in p.stderr, p.stderr
 
 
 # ---- What a query may cost (review of issue 13: M2, M6, L2, L3, L4) -------
@@ -434,72 +503,3 @@ def test_query_nodes_stay_bounded(mount, emulator):
     assert 0 < n <= 512, n
     # The recent ones still answer.
     assert os.path.isdir(mount.p("search", "boundq1999"))
-    p = run_ctl(mount, '"unterminated')
-    assert p.returncode == 1 and "invalid query" in p.stderr
-    # The cache alone: not one request.
-    assert emulator.total() == before
-
-
-# Index out of step, driftctl and the index build (review M1, M5).
-
-def test_rows_deleted_behind_the_index_rebuild_it(mount, emulator):
-    """A cache written by a version that does not keep the index (rows
-    deleted by plain SQL): the next mount finds the index out of step
-    with its rows, rebuilds it, and the deleted text leaves every cache
-    file (FTS5 never complains: without the check the words stay)."""
-    conv = plant(emulator, "<p>quixoticpangolin bramblewhisker</p>")
-    mount.ctl("sync")
-    assert convs(mount, "quixoticpangolin") == [conv["id"]]
-    needles = [b"ticpangolin", b"blewhisker"]
-    mount.unmount()
-    # As an older version would, after Drift deleted it.
-    emulator.mutate(op="delete_conversation", conversationId=conv["id"])
-    db = sqlite3.connect(cache_file(mount))
-    db.executescript("PRAGMA secure_delete=ON;"
-                     "DELETE FROM messages WHERE conversation_id = %d;"
-                     "DELETE FROM conversations WHERE id = %d;"
-                     % (conv["id"], conv["id"]))
-    db.close()
-    # The test can fail: the index still holds the words.
-    assert files_holding(mount.cache, needles)
-    mount.start()
-    wait_for(lambda: mount.status().get("search_index") == "ready", 60,
-             "the rebuilt index")
-    assert "out of step" in mount.logtext()
-    assert convs(mount, "quixoticpangolin") == []
-    # Merged away and checkpointed by the end of a pass.
-    mount.ctl("sync")
-    assert files_holding(mount.cache, needles) == {}
-
-
-def ctl_cmd(mount, *args):
-    return subprocess.run([DRIFTCTL, "--api-url", mount.api_url, "--cache-dir",
-                           mount.cache] + list(args),
-                          env=dict(mount.env), capture_output=True, text=True,
-                          timeout=120)
-
-
-def test_driftctl_sync_builds_the_index_and_search_waits_for_it(mount, emulator):
-    """A cache of an older version used by driftctl alone: `driftctl
-    search` says the index is building and exits 6 (not an empty answer),
-    without touching the index; `driftctl sync` builds it to the end,
-    with progress under --progress; then search answers."""
-    planted = plant(emulator, "<p>marmoset ledger quince</p>")["id"]
-    mount.ctl("sync")
-    mount.unmount()
-    old_cache(cache_file(mount))
-    p = ctl_cmd(mount, "search", "marmoset")
-    assert p.returncode == 6, (p.returncode, p.stderr)
-    assert re.search(r"search index building 0/\d+", p.stderr), p.stderr
-    assert p.stdout == ""
-    p = ctl_cmd(mount, "sync", "--progress")
-    assert p.returncode == 0, p.stderr
-    assert "search index: building" in p.stderr, p.stderr
-    assert "search index: ready" in p.stderr, p.stderr
-    p = ctl_cmd(mount, "search", "marmoset")
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("conversations/%d/messages/" % planted), p.stdout
-    assert p.stdout.count("\n") == 1
-    # Complete: a second sync has nothing to build.
-    p = ctl_cmd(mount, "sync", "--progress")
-    assert p.returncode == 0 and "search index" not in p.stderr, p.stderr

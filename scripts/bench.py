@@ -530,7 +530,7 @@ def bench_tree(a):
         rss = peak_rss_kib(m.proc.pid)
         first_ls = first_ls_ms(m, a.runs)
         # The same cache mounted read-only (-o ro): files open with no
-        # round trip to the daemon (see HACKING.md, "Read-only mounts").
+        # round trip to the daemon (see driftfs(1), ro under OPTIONS).
         m.unmount()
         m.opts.append("ro")
         m.start()

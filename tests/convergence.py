@@ -79,7 +79,7 @@ class ConvergenceError(AssertionError):
 
 
 def encode_name(s):
-    """A tree entry name for an API string (HACKING.md "Names"); None for one
+    """A tree entry name for an API string (driftfs(1) THE TREE, "Names"); None for one
     cut and hashed (it cannot be predicted here)."""
     if s == "":
         return "%"
@@ -137,7 +137,7 @@ class Write:
         self.effect = effect        # fn(data) -> count of effects in the API
         self.target = target        # (class, id) whose deletion excuses a refusal
         self.rc = None              # 0, or the errno name close() failed with
-        self.at_least_once = False  # HACKING.md: timeline, conversations/new
+        self.at_least_once = False  # driftfs(1) WRITING, The outbox: timeline, conversations/new
 
     def __repr__(self):
         return "w%d %s %s rc=%s" % (self.n, self.kind, self.marker, self.rc)
@@ -404,8 +404,9 @@ class Scenario:
 
     def _edit(self, w, change):
         """An edit through one O_RDWR descriptor: read, cut, write, close.
-        The version the writer read is then the file at open() (HACKING.md
-        "Which version the writer read"), not a guess among versions.
+        The version the writer read is then the file at open() (driftfs(1)
+        WRITING, "Which version the writer read"), not a guess among
+        versions.
         change(bytes) -> new content, or None to leave the file alone."""
         fd = os.open(w.path, os.O_RDWR)
         try:

@@ -495,4 +495,51 @@ int store_meta_ids(struct store *st, const char *prefix, int64_t **ids,
 		   size_t *n);
 int store_meta_delete(struct store *st, const char *key);
 
+/* The most bytes of a search hit's snippet (then "..."). */
+#define STORE_SNIPPET_MAX 160
+
+/*
+ * The search index (store_search.c; search.h says what it holds and how
+ * it is kept), for search.c and the tests. Any thread, no transaction of
+ * the thread's open (but store_search_build_step opens its own).
+ *
+ * store_search_convs / _contacts: the ids (ascending, at most max) of the
+ * conversations with a matching message or tag, of the matching contacts;
+ * *ids malloc'd, the caller's (NULL when none). store_search_hits: the
+ * best max matching messages, bm25 first, each given to cb with its
+ * author's JSON fields (author_type, author_id, bot) left to the caller:
+ * cb gets the message's JSON and a snippet (valid for the call). The query
+ * is FTS5 syntax as search_query_prepare gives it.
+ */
+int store_search_convs(struct store *st, const char *fts, size_t max,
+		       int64_t **ids, size_t *n, char *why, size_t whylen);
+int store_search_contacts(struct store *st, const char *fts, size_t max,
+			  int64_t **ids, size_t *n, char *why, size_t whylen);
+typedef int (*store_search_hit_cb)(void *ctx, int64_t msg, int64_t conv,
+				   int64_t created, const char *json,
+				   size_t json_len, const char *snippet);
+int store_search_hits(struct store *st, const char *fts, size_t max,
+		      store_search_hit_cb cb, void *ctx, char *why,
+		      size_t whylen);
+/*
+ * One chunk of the background build (at most chunk rows, one transaction):
+ * 1 when there is more to do, 0 when the index is complete, -errno.
+ */
+int store_search_build_step(struct store *st, size_t chunk);
+/*
+ * The progress: *done and *total messages (done == total when ready),
+ * *ready, the index's and its text's bytes.
+ */
+int store_search_progress(struct store *st, int64_t *done, int64_t *total,
+			  int *ready, int64_t *index_bytes,
+			  int64_t *text_bytes);
+/*
+ * Merges the index's segments when text left it since the last merge
+ * (FTS5 'optimize'), so the pages that held it are freed (and zeroed:
+ * secure_delete). 1 when it merged (a checkpoint should follow), 0 when
+ * there was nothing to do, -errno. Outside any transaction of the thread;
+ * called by the sync at the end of a pass (sync_checkpoint_due).
+ */
+int store_search_purge(struct store *st);
+
 #endif

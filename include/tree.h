@@ -59,6 +59,7 @@ enum tree_kind {
 	T_CTL_ERRORS,
 	T_OUTBOX,
 	T_CTL_CTL,
+	T_SEARCH,		/* search/: lists as empty */
 	T__FIXED_END,
 	/* per-object nodes */
 	T_CONTACT = 32,
@@ -87,6 +88,13 @@ enum tree_kind {
 	T_ACCOUNT_JSON,		/* name: encoded account id + ".json" */
 	T_OUTBOX_ITEM,		/* id: outbox sequence number */
 	T_SCRATCH,		/* id: src/fs/scratch.c's file number */
+	/* search/<query>/ (tree_search.c); name: the query's entry name */
+	T_SEARCH_QUERY,
+	T_SEARCH_CONVS,
+	T_SEARCH_CONTACTS,
+	T_SEARCH_HITS,
+	T_SEARCH_CONV_LINK,	/* id: conversation */
+	T_SEARCH_CONTACT_LINK,	/* id: contact */
 	T__END
 };
 
@@ -129,6 +137,10 @@ const char *tree_fixed_path(int kind);
 enum tree_access tree_access(int kind);
 /* Whether a node of this kind names its object by name (not id). */
 int tree_kind_named(int kind);
+/* Whether a node of this kind is under search/ (not search/ itself):
+ * results that change with every sync, so the kernel keeps them for a
+ * moment only (src/fs/). */
+int tree_search_kind(int kind);
 
 /*
  * Finds name in directory dir. child->name is allocated when set (release

@@ -10,6 +10,7 @@
 #include "account.h"
 #include "http.h"
 #include "log.h"
+#include "search.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -46,6 +47,7 @@ int ctl_status(struct driftfs *d, struct buf *out)
 		for (size_t i = 0; i < STORE_COUNTS && !r; i++)
 			r = buf_printf(out, "%s: %lld\n", store_count_names[i],
 				       (long long)counts[i]);
+	r = r ? r : search_status(d->store, out);
 	r = r ? r : http_governor_render(d->http, out);
 	r = r ? r : buf_printf(out, "errors: %lu\n", log_errors_total());
 	return r;

@@ -61,6 +61,8 @@ void store_db_close(struct db *d)
 	}
 	for (int i = 0; i < W__COUNT; i++)
 		sqlite3_finalize(d->w[i]);
+	for (int i = 0; i < STORE_SEARCH_STMTS; i++)
+		sqlite3_finalize(d->search[i]);
 	sqlite3_close(d->sql);
 	free(d);
 }
@@ -154,6 +156,9 @@ struct db *store_db_open_rc(const char *path, int *rcp)
 		store_db_close(d);
 		return NULL;
 	}
+	/* The snippets of search hits (store_search.c). */
+	if (store_search_register(d))
+		log_warn("cache %s: no FTS5: search has no snippets", path);
 	*rcp = SQLITE_OK;
 	return d;
 }
@@ -268,16 +273,19 @@ int store_commit_staged(struct store *st, struct store_staged *sg)
 
 	if (!d)
 		return -EINVAL;
+	/* The search index's part of the transaction commits with it. */
+	r = store_search_flush(d);
 	/* See struct store: nobody else places or unlinks a blob file
 	 * between our rename and the COMMIT of its row, or between our
 	 * "no row" and the unlink. */
 	if (locked)
 		pthread_mutex_lock(&st->blob_lock);
-	r = store_staged_place(st, sg);
+	r = r ? r : store_staged_place(st, sg);
 	if (!r)
 		r = store_step_done(d, store_wprep(d, W_COMMIT));
 	if (r) {
 		store_step_done(d, store_wprep(d, W_ROLLBACK));
+		store_search_discard();
 		log_err("cache: commit failed, changes rolled back");
 	}
 	store_pinned = NULL;
@@ -349,6 +357,7 @@ void store_rollback(struct store *st)
 	struct db *d = store_pinned;
 
 	doomed_drop();
+	store_search_discard();
 	if (!d)
 		return;
 	store_step_done(d, store_wprep(d, W_ROLLBACK));

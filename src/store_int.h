@@ -68,12 +68,16 @@ enum wstmt {
 /* The SQL of each wstmt (store_write.c), prepared by store_wprep(). */
 extern const char *const store_wsql[W__COUNT];
 
+/* Statements of the search index (store_search.c), per connection. */
+#define STORE_SEARCH_STMTS 24
+
 /* One connection and its statements; owned by the pool or by one thread. */
 struct db {
 	sqlite3 *sql;
 	sqlite3_stmt *q[Q__COUNT];
 	sqlite3_stmt *blob[Q__COUNT];
 	sqlite3_stmt *w[W__COUNT];
+	sqlite3_stmt *search[STORE_SEARCH_STMTS];	/* store_search.c's */
 	struct db *next;	/* in the idle list */
 };
 
@@ -102,6 +106,9 @@ struct store {
 	 * nobody waits for the write lock while holding blob_lock.
 	 */
 	pthread_mutex_t blob_lock;
+	/* The search index is complete (store_search.c): its writers skip
+	 * the build's marks. Set once, atomically; never cleared. */
+	int search_ready;
 };
 
 /* store.c: connections, the pool, statements, transactions. */
@@ -173,5 +180,30 @@ int store_blobs_sweep(struct store *st, struct db *d);
 void store_sql_blob_exists(sqlite3_context *cx, int argc, sqlite3_value **v);
 /* An attachment's bytes, from its file, appended to out (store_blob). */
 int store_attachment_read(struct store *st, int64_t id, struct buf *out);
+
+/*
+ * store_search.c: the search index (include/search.h). The writers run on
+ * d, the connection of store_write.c's writer, before its statement
+ * changes the row (they read the old text), in this thread's transaction;
+ * what they change commits with it: store_search_flush() (store_commit,
+ * before the COMMIT) finishes their work, store_search_discard()
+ * (rollback) forgets it. Outside a transaction each one flushes at once.
+ */
+extern const char store_search_schema[];
+extern const char store_search_drop[];
+int store_search_register(struct db *d);
+int store_search_setup(struct store *st, struct db *d);
+int store_search_clear_messages(struct store *st, struct db *d, int64_t conv);
+int store_search_put_message(struct store *st, struct db *d,
+			     const struct api_message *m);
+int store_search_forget_conversation(struct store *st, struct db *d,
+				     int64_t conv);
+int store_search_put_conversation(struct store *st, struct db *d,
+				  const struct api_conversation *c);
+int store_search_put_contact(struct store *st, struct db *d,
+			     const struct api_contact *c);
+int store_search_delete_contact(struct store *st, struct db *d, int64_t id);
+int store_search_flush(struct db *d);
+void store_search_discard(void);
 
 #endif

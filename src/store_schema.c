@@ -267,7 +267,9 @@ struct store *store_open(const char *dir)
 	}
 	if (schema_outdated(d)) {
 		if (sqlite3_exec(d->sql, drop_all, NULL, NULL, NULL) !=
-		    SQLITE_OK) {
+			    SQLITE_OK ||
+		    sqlite3_exec(d->sql, store_search_drop, NULL, NULL,
+				 NULL) != SQLITE_OK) {
 			log_err("cache %s: %s", st->path,
 				sqlite3_errmsg(d->sql));
 			errno = EIO;
@@ -278,6 +280,13 @@ struct store *store_open(const char *dir)
 	if (sqlite3_exec(d->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		log_err("cache %s: %s", st->path, sqlite3_errmsg(d->sql));
 		errno = -store_sql_errno(sqlite3_errcode(d->sql)) ?: EIO;
+		goto fail;
+	}
+	/* The search index: created, or built in the background for a
+	 * cache of an older version (store_search.c). */
+	r = store_search_setup(st, d);
+	if (r) {
+		errno = -r;
 		goto fail;
 	}
 	/* Files of another cache (rebuilt, or of an older schema) go; after

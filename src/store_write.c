@@ -165,7 +165,8 @@ int store_put_contact(struct store *st, const struct api_contact *c,
 		goto out;
 	}
 	*changed = differs(d, W_CONTACT_OLD, c->id, NULL, &c->json);
-	s = store_wprep(d, W_CONTACT);
+	r = store_search_put_contact(st, d, c);
+	s = r ? NULL : store_wprep(d, W_CONTACT);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		sqlite3_bind_int64(s, 2, c->created);
@@ -177,7 +178,7 @@ int store_put_contact(struct store *st, const struct api_contact *c,
 		store_bind_buf(s, 8, &c->json);
 		store_bind_buf(s, 9, &c->tags);
 	}
-	r = store_step_done(d, s);
+	r = r ? r : store_step_done(d, s);
 	store_db_put(st, d);
 out:
 	free(en);
@@ -211,7 +212,8 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 				       transcript->len);
 		sqlite3_reset(s);
 	}
-	s = store_wprep(d, W_CONV);
+	r = store_search_put_conversation(st, d, c);
+	s = r ? NULL : store_wprep(d, W_CONV);
 	if (s) {
 		sqlite3_bind_int64(s, 1, c->id);
 		sqlite3_bind_int64(s, 2, c->contact_id);
@@ -221,7 +223,7 @@ int store_put_conversation(struct store *st, const struct api_conversation *c,
 		store_bind_buf(s, 6, &c->json);
 		store_bind_buf(s, 7, transcript);
 	}
-	r = store_step_done(d, s);
+	r = r ? r : store_step_done(d, s);
 	/* Attachments of messages that no longer exist go too, and their
 	 * files after the commit. */
 	s = r ? NULL : store_wprep(d, W_ATT_DOOMED);
@@ -249,10 +251,11 @@ int store_clear_messages(struct store *st, int64_t conv)
 
 	if (!d)
 		return -errno;
-	s = store_wprep(d, W_MSG_CLEAR);
+	r = store_search_clear_messages(st, d, conv);
+	s = r ? NULL : store_wprep(d, W_MSG_CLEAR);
 	if (s)
 		sqlite3_bind_int64(s, 1, conv);
-	r = store_step_done(d, s);
+	r = r ? r : store_step_done(d, s);
 	store_db_put(st, d);
 	return r;
 }
@@ -265,14 +268,15 @@ int store_put_message(struct store *st, const struct api_message *m)
 
 	if (!d)
 		return -errno;
-	s = store_wprep(d, W_MSG);
+	r = store_search_put_message(st, d, m);
+	s = r ? NULL : store_wprep(d, W_MSG);
 	if (s) {
 		sqlite3_bind_int64(s, 1, m->id);
 		sqlite3_bind_int64(s, 2, m->conversation_id);
 		sqlite3_bind_int64(s, 3, m->created);
 		store_bind_buf(s, 4, &m->json);
 	}
-	r = store_step_done(d, s);
+	r = r ? r : store_step_done(d, s);
 	store_db_put(st, d);
 	return r;
 }
@@ -388,6 +392,7 @@ int store_delete_contact(struct store *st, int64_t id)
 	}
 	/* Its conversations (if Drift kept them) lose their contact link. */
 	r = step_id(store_pinned, W_CONV_UNLINK, id);
+	r = r ? r : store_search_delete_contact(st, store_pinned, id);
 	r = r ? r : step_id(store_pinned, W_CONTACT_DEL, id);
 	if (own && r)
 		store_rollback(st);
@@ -415,7 +420,6 @@ int store_forget_conversation(struct store *st, int64_t id, int *found)
 	sqlite3_stmt *s;
 	int r;
 
-	(void)st;
 	*found = 0;
 	if (!d)
 		return -EINVAL;	/* the commit unlinks the files */
@@ -432,6 +436,7 @@ int store_forget_conversation(struct store *st, int64_t id, int *found)
 	if (r != SQLITE_DONE)
 		return -EIO;
 	r = step_id(d, W_ATT_DEL_CONV, id);
+	r = r ? r : store_search_forget_conversation(st, d, id);
 	r = r ? r : step_id(d, W_MSG_CLEAR, id);
 	r = r ? r : step_id(d, W_CONV_DEL, id);
 	if (!r)

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "names.h"
+#include "search.h"
 #include "store.h"
 #include "sync_int.h"
 
@@ -69,6 +70,9 @@ void sync_checkpoint_due(struct sync *s)
 	n = s->deleted;
 	s->deleted = 0;
 	pthread_mutex_unlock(&s->lock);
+	/* Text that left the search index leaves its pages (search.h). */
+	if (store_search_purge(s->d->store) > 0)
+		n++;
 	/* Kept short by a reader: tried again after the next deletion or
 	 * pass. */
 	if (n && store_checkpoint(s->d->store))

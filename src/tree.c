@@ -58,6 +58,7 @@ const char *tree_fixed_path(int kind)
 		[T_CTL_ERRORS] = ".driftfs/errors",
 		[T_OUTBOX] = ".driftfs/outbox",
 		[T_CTL_CTL] = ".driftfs/ctl",
+		[T_SEARCH] = "search",
 	};
 
 	return kind > 0 && kind < T__FIXED_END && paths[kind] ? paths[kind]
@@ -67,7 +68,14 @@ const char *tree_fixed_path(int kind)
 int tree_kind_named(int kind)
 {
 	return kind == T_EMAIL_LINK || kind == T_EXTID_LINK ||
-	       kind == T_USER_EMAIL_LINK || kind == T_ACCOUNT_JSON;
+	       kind == T_USER_EMAIL_LINK || kind == T_ACCOUNT_JSON ||
+	       kind == T_SEARCH_QUERY || kind == T_SEARCH_CONVS ||
+	       kind == T_SEARCH_CONTACTS || kind == T_SEARCH_HITS;
+}
+
+int tree_search_kind(int kind)
+{
+	return kind >= T_SEARCH_QUERY && kind <= T_SEARCH_CONTACT_LINK;
 }
 
 uint64_t tree_ino(const struct tnode *n)
@@ -117,7 +125,13 @@ enum tree_access tree_access(int kind)
 	case T_CONV:
 	case T_MESSAGES:
 	case T_ATTACHMENTS:
+	case T_SEARCH:
+	case T_SEARCH_QUERY:
+	case T_SEARCH_CONVS:
+	case T_SEARCH_CONTACTS:
 		return TA_DIR;
+	case T_SEARCH_CONV_LINK:
+	case T_SEARCH_CONTACT_LINK:
 	case T_CONTACT_CONV_LINK:
 	case T_EMAIL_LINK:
 	case T_EXTID_LINK:
@@ -144,6 +158,7 @@ enum tree_access tree_access(int kind)
 	case T_CTL_ERRORS:
 	case T_STATS_JSON:
 	case T_OUTBOX_ITEM:
+	case T_SEARCH_HITS:
 		return TA_DYNAMIC;
 	case T_CTL_CTL:
 		return TA_CTL;
@@ -154,6 +169,10 @@ enum tree_access tree_access(int kind)
 
 mode_t tree_kind_mode(int kind)
 {
+	if (kind == T_SEARCH || tree_search_kind(kind))
+		return tree_access(kind) == TA_DIR ? S_IFDIR | 0555
+		       : tree_access(kind) == TA_LINK ? S_IFLNK | 0777
+						     : S_IFREG | 0444;
 	switch (tree_access(kind)) {
 	case TA_DIR:
 		return S_IFDIR | 0755;

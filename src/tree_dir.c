@@ -33,6 +33,7 @@ static const struct fixed_entry fixed[] = {
 	{ T_ROOT, "conversations", T_CONVS },
 	{ T_ROOT, "playbooks", T_PLAYBOOKS },
 	{ T_ROOT, "accounts", T_ACCOUNTS },
+	{ T_ROOT, "search", T_SEARCH },
 	{ T_ROOT, ".driftfs", T_CTLDIR },
 	{ T_CONTACTS, "by-email", T_BY_EMAIL },
 	{ T_CONTACTS, "by-external-id", T_BY_EXTID },
@@ -263,6 +264,11 @@ int tree_lookup(struct driftfs *d, const struct tnode *dir, const char *name,
 		if (parse_json_id(name, &id))
 			return -ENOENT;
 		return found(d, T_OUTBOX_ITEM, id, NULL, child, attr);
+	case T_SEARCH:
+	case T_SEARCH_QUERY:
+	case T_SEARCH_CONVS:
+	case T_SEARCH_CONTACTS:
+		return tree_search_lookup(d, dir, name, child, attr);
 	default:
 		return -ENOENT;
 	}
@@ -473,7 +479,11 @@ int tree_list(struct driftfs *d, const struct tnode *dir, tree_list_cb cb,
 
 		return store_outbox_each(d->store, list_outbox_row, &ol);
 	}
+	case T_SEARCH_QUERY:
+	case T_SEARCH_CONVS:
+	case T_SEARCH_CONTACTS:
+		return tree_search_list(d, dir, cb, ctx);
 	default:
-		return 0;
+		return 0;	/* search/ too: it lists as empty */
 	}
 }

@@ -74,6 +74,9 @@ int tree_link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
 		*mtime = row.mtime;
 		return buf_printf(out, "../../contacts/%lld",
 				  (long long)row.id2);
+	case T_SEARCH_CONV_LINK:
+	case T_SEARCH_CONTACT_LINK:
+		return tree_search_link(d, n, out, mtime);
 	default:
 		return -EINVAL;
 	}
@@ -261,6 +264,16 @@ int tree_getattr(struct driftfs *d, const struct tnode *n, struct tattr *a)
 		r = store_one(d->store, Q_CONV, n->id, NULL, &row);
 		a->mtime_ms = row.mtime;
 		break;
+	case T_SEARCH_QUERY:
+	case T_SEARCH_CONVS:
+	case T_SEARCH_CONTACTS:
+	case T_SEARCH_HITS:
+		a->mtime_ms = fixed_mtime(d);
+		if (n->kind == T_SEARCH_HITS) {
+			r = tree_search_hits(d, n, &tmp);
+			a->size = (int64_t)tmp.len;
+		}
+		break;
 	default:
 		if (tree_access(n->kind) == TA_LINK) {
 			r = tree_link_target(d, n, &tmp, &a->mtime_ms);
@@ -314,6 +327,8 @@ int tree_content(struct driftfs *d, const struct tnode *n, struct buf *out)
 	case T_ATTRIBUTES:
 		r = store_meta_get(d->store, "attributes", out);
 		return r == -ENOENT ? buf_adds(out, "{}\n") : r;
+	case T_SEARCH_HITS:
+		return tree_search_hits(d, n, out);
 	default:
 		if (tree_access(n->kind) == TA_DYNAMIC)
 			return generated(d, n->kind, out);

@@ -39,4 +39,23 @@ int tree_link_target(struct driftfs *d, const struct tnode *n, struct buf *out,
 /* .driftfs/outbox/<seq>.json's bytes for row, appended to out. */
 int tree_render_outbox_row(const struct outbox_row *row, struct buf *out);
 
+/*
+ * tree_search.c: search/<query>/ (DESIGN.md §3.1), answered from the
+ * index alone (search.h), never the network. The query is the name of
+ * the T_SEARCH_QUERY node (and of the nodes under it), decoded.
+ * tree_search_lookup: a name in search/ or under a query (-EINVAL, with
+ * a line in .driftfs/errors, for an invalid query); tree_search_list: a
+ * query's directories; tree_search_link: a result's link target and its
+ * object's time; tree_search_hits: hits.txt's bytes, appended to out.
+ */
+int tree_search_lookup(struct driftfs *d, const struct tnode *dir,
+		       const char *name, struct tnode *child,
+		       struct tattr *attr);
+int tree_search_list(struct driftfs *d, const struct tnode *dir,
+		     tree_list_cb cb, void *ctx);
+int tree_search_link(struct driftfs *d, const struct tnode *n,
+		     struct buf *out, int64_t *mtime);
+int tree_search_hits(struct driftfs *d, const struct tnode *n,
+		     struct buf *out);
+
 #endif

@@ -170,11 +170,13 @@ int cmd_sync(struct cli *c, int argc, char **argv, int from);
 int cmd_status(struct cli *c, int argc, char **argv, int from);
 int cmd_api(struct cli *c, int argc, char **argv, int from);
 int cmd_report(struct cli *c, int argc, char **argv, int from);
+int cmd_search(struct cli *c, int argc, char **argv, int from);
 
 extern const char cli_usage_login[];
 extern const char cli_usage_sync[];
 extern const char cli_usage_status[];
 extern const char cli_usage_api[];
 extern const char cli_usage_report[];
+extern const char cli_usage_search[];
 
 #endif

@@ -183,6 +183,7 @@ static const char usage_main[] =
 	"    status    account, cache, last sync, outbox, rate limits\n"
 	"    api       one authenticated API call; the body on stdout\n"
 	"    report    the conversation report (POST /reports/conversations)\n"
+	"    search    full-text search of the cache (no network)\n"
 	"\n"
 	"options (also 'name = value' in $XDG_CONFIG_HOME/driftfs/config):\n"
 	"    --api-url URL         API base URL (https://driftapi.com)\n"
@@ -217,6 +218,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status, cli_usage_status },
 	{ "api", cmd_api, cli_usage_api },
 	{ "report", cmd_report, cli_usage_report },
+	{ "search", cmd_search, cli_usage_search },
 };
 
 /* Before the command there are only options: nothing else comes here. */

@@ -24,8 +24,13 @@ double fs_attr_timeout(int kind)
 	case TA_CTL:
 		return 0;
 	default:
-		return LONG_TIMEOUT;
+		return tree_search_kind(kind) ? SEARCH_TIMEOUT : LONG_TIMEOUT;
 	}
+}
+
+double fs_entry_timeout(int kind)
+{
+	return tree_search_kind(kind) ? SEARCH_TIMEOUT : LONG_TIMEOUT;
 }
 
 void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st)
@@ -114,7 +119,7 @@ void fs_reply_entry(fuse_req_t req, struct fs *f, const struct tnode *t,
 	e.ino = a->ino;
 	e.generation = 1;
 	e.attr_timeout = t->kind == T_SCRATCH ? 0 : fs_attr_timeout(t->kind);
-	e.entry_timeout = t->kind == T_SCRATCH ? 0 : LONG_TIMEOUT;
+	e.entry_timeout = t->kind == T_SCRATCH ? 0 : fs_entry_timeout(t->kind);
 	fs_to_stat(f, a, &e.attr);
 	if (fuse_reply_entry(req, &e))
 		fs_node_forget(f, a->ino, 1);

@@ -71,6 +71,8 @@
 
 /* Cached objects are invalidated on change, so the kernel may keep them. */
 #define LONG_TIMEOUT 3600.0
+/* Search results are not invalidated: they are kept for a moment only. */
+#define SEARCH_TIMEOUT 1.0
 #define CTL_MAX ((size_t)64 << 10)
 
 /*
@@ -360,6 +362,9 @@ static inline struct fs *fs_of(fuse_req_t req)
  * fs.c: replies and error context shared by every handler (FUSE threads).
  */
 double fs_attr_timeout(int kind);
+/* How long the kernel keeps a name of this kind: LONG_TIMEOUT, or
+ * SEARCH_TIMEOUT under search/ (results change with every sync). */
+double fs_entry_timeout(int kind);
 /* Fills st from a; takes the node table lock unless this thread holds it
  * (a directory's mtime carries its listing generation, fs_dir_gen). */
 void fs_to_stat(struct fs *f, const struct tattr *a, struct stat *st);

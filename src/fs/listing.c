@@ -156,10 +156,11 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_reply_err(req, r);
 		return;
 	}
-	/* The outbox changes without sync changes: never cached. */
+	/* The outbox and search results change without sync changes:
+	 * never cached. */
 	fi->fh = 0;
-	fi->cache_readdir = t.kind != T_OUTBOX;
-	fi->keep_cache = t.kind != T_OUTBOX;
+	fi->cache_readdir = t.kind != T_OUTBOX && !tree_search_kind(t.kind);
+	fi->keep_cache = fi->cache_readdir;
 	fuse_reply_open(req, fi);
 	tree_node_release(&t);
 }
@@ -209,7 +210,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			ep.generation = 1;
 			ep.attr = st;
 			ep.attr_timeout = fs_attr_timeout(e->t.kind);
-			ep.entry_timeout = LONG_TIMEOUT;
+			ep.entry_timeout = fs_entry_timeout(e->t.kind);
 			need = fuse_add_direntry_plus(req, buf + used,
 						      size - used, e->name,
 						      &ep, (off_t)i + 1);

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "search.h"
 #include "stats.h"
 #include "store.h"
 #include "sync.h"
@@ -302,6 +303,7 @@ int main(int argc, char *argv[])
 	struct account acc = { 0 };
 	struct auth *auth = NULL;
 	struct kicker kick = { 0 };
+	struct search_build *build = NULL;
 	int ret = 1, mounted = 0, note = -1;
 
 	memset(&d, 0, sizeof(d));
@@ -451,6 +453,8 @@ int main(int argc, char *argv[])
 		log_err("cannot start worker threads");
 		goto out_unmount;
 	}
+	/* An index for a cache of an older version (search.h). */
+	build = search_build_start(d.store);
 	if (cli.single) {
 		ret = fuse_session_loop(se);
 	} else {
@@ -468,6 +472,7 @@ out_unmount:
 	 * outlive the session the notifier and the outbox's hooks notify
 	 * (each stop is a no-op for a thread that never started). */
 	kicker_stop(&kick);
+	search_build_stop(build);
 	sync_stop(d.sync);
 	outbox_stop(d.outbox);
 	fs_stop(d.fs);

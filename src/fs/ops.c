@@ -73,7 +73,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e.ino = a.ino;
 	e.generation = 1;
 	e.attr_timeout = fs_attr_timeout(child.kind);
-	e.entry_timeout = LONG_TIMEOUT;
+	e.entry_timeout = fs_entry_timeout(child.kind);
 	fs_to_stat(f, &a, &e.attr);
 	if (fuse_reply_entry(req, &e))
 		fs_node_forget(f, a.ino, 1);

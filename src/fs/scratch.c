@@ -111,6 +111,9 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = fs_node_get(f, parent, &dir);
 	if (!r && tree_access(dir.kind) != TA_DIR)
 		r = -ENOTDIR;
+	/* search/ and its queries are read-only (0555). */
+	if (!r && (dir.kind == T_SEARCH || tree_search_kind(dir.kind)))
+		r = -EACCES;
 	tree_node_release(&dir);
 	if (!r && strlen(name) > NAMES_MAX)
 		r = -ENAMETOOLONG;

@@ -1,0 +1,1180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_search.c: the full-text index in cache.db (what it holds: include/search.h): its
+ * three contentless FTS5 tables, the writers that keep them in the
+ * transaction of the rows they cover, the background build's steps, the
+ * queries, the snippet function, and the purge of erased text.
+ *
+ * Contentless tables hold no copy of the text (the index alone is about a
+ * third of the text's size). The price: a row is removed by giving FTS5 the
+ * very text it indexed ('delete'), so every writer here derives the text
+ * from what the row stores (a message's JSON body, a conversation's JSON
+ * tags, a contact's columns and JSON phone), before and after, the same
+ * way. A row with no text is not indexed at all.
+ *
+ * The build of an older cache's index goes by table (contacts, then
+ * conversations, then messages) in ascending id order, with the highest
+ * id done in meta ("search_upto_<table>"). The invariant, kept under
+ * SQLite's write lock: the index holds exactly the rows with an id up to
+ * that mark. The writers index and unindex a row only below it; the build
+ * indexes the rows above it that exist when it gets there. INT64_MAX:
+ * complete.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "json.h"
+#include "log.h"
+#include "render.h"
+#include "text.h"
+
+/* The indexed tables, in build order. */
+enum { SI_CONTACTS, SI_CONVS, SI_MSGS, SI__COUNT };
+
+static const char *const upto_key[SI__COUNT] = {
+	"search_upto_contacts", "search_upto_conversations",
+	"search_upto_messages"
+};
+static const char *const fts_name[SI__COUNT] = {
+	"search_contact", "search_conv", "search_msg"
+};
+
+/*
+ * unicode61 folds case and (remove_diacritics 2) accents, and splits on
+ * anything not a letter or digit; detail=full keeps positions for phrases
+ * and NEAR. columnsize=0: no row of sizes per document (a fifth of the
+ * index on short chat messages); bm25 then ranks without length
+ * normalisation.
+ */
+const char store_search_schema[] =
+	"CREATE VIRTUAL TABLE IF NOT EXISTS search_msg USING fts5(body,"
+	" content='', columnsize=0,"
+	" tokenize='unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS search_conv USING fts5(tags,"
+	" content='', columnsize=0,"
+	" tokenize='unicode61 remove_diacritics 2');"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS search_contact USING fts5(name,"
+	" email, external_id, phone, content='', columnsize=0,"
+	" tokenize='unicode61 remove_diacritics 2');";
+
+const char store_search_drop[] =
+	"DROP TABLE IF EXISTS search_msg; DROP TABLE IF EXISTS search_conv;"
+	"DROP TABLE IF EXISTS search_contact;";
+
+enum sstmt {
+	SS_UPTO,
+	SS_SET_META,
+	SS_ADD_META,
+	SS_OR_META,
+	SS_MSG_INS,
+	SS_MSG_DEL,
+	SS_MSG_OLD,
+	SS_MSGS_OF_CONV,
+	SS_CONV_INS,
+	SS_CONV_DEL,
+	SS_CONV_OLD,
+	SS_CONTACT_INS,
+	SS_CONTACT_DEL,
+	SS_CONTACT_OLD,
+	SS_BUILD_CONTACTS,
+	SS_BUILD_CONVS,
+	SS_BUILD_MSGS,
+	SS_Q_CONVS,
+	SS_Q_CONTACTS,
+	SS_Q_HITS,
+	SS__COUNT
+};
+_Static_assert(SS__COUNT <= STORE_SEARCH_STMTS, "struct db's search slots");
+
+static const char *const ssql[SS__COUNT] = {
+    [SS_UPTO] = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+    [SS_SET_META] = "INSERT OR REPLACE INTO meta(key, value)"
+		    " VALUES(?1, CAST(?2 AS TEXT))",
+    [SS_ADD_META] = "INSERT INTO meta(key, value) VALUES(?1, CAST(?2 AS TEXT))"
+		    " ON CONFLICT(key) DO UPDATE SET value ="
+		    " CAST(CAST(value AS INTEGER) + ?2 AS TEXT)",
+    [SS_OR_META] = "INSERT INTO meta(key, value) VALUES(?1, CAST(?2 AS TEXT))"
+		   " ON CONFLICT(key) DO UPDATE SET value ="
+		   " CAST(CAST(value AS INTEGER) | ?2 AS TEXT)",
+    [SS_MSG_INS] = "INSERT INTO search_msg(rowid, body) VALUES(?1, ?2)",
+    [SS_MSG_DEL] = "INSERT INTO search_msg(search_msg, rowid, body)"
+		   " VALUES('delete', ?1, ?2)",
+    [SS_MSG_OLD] = "SELECT json FROM messages WHERE id = ?1",
+    [SS_MSGS_OF_CONV] = "SELECT id, json FROM messages"
+			" WHERE conversation_id = ?1 ORDER BY id",
+    [SS_CONV_INS] = "INSERT INTO search_conv(rowid, tags) VALUES(?1, ?2)",
+    [SS_CONV_DEL] = "INSERT INTO search_conv(search_conv, rowid, tags)"
+		    " VALUES('delete', ?1, ?2)",
+    [SS_CONV_OLD] = "SELECT json FROM conversations WHERE id = ?1",
+    [SS_CONTACT_INS] = "INSERT INTO search_contact(rowid, name, email,"
+		       " external_id, phone) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [SS_CONTACT_DEL] = "INSERT INTO search_contact(search_contact, rowid,"
+		       " name, email, external_id, phone)"
+		       " VALUES('delete', ?1, ?2, ?3, ?4, ?5)",
+    [SS_CONTACT_OLD] = "SELECT name, email, external_id, json FROM contacts"
+		       " WHERE id = ?1",
+    [SS_BUILD_CONTACTS] = "SELECT id, name, email, external_id, json"
+			  " FROM contacts WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [SS_BUILD_CONVS] = "SELECT id, json FROM conversations WHERE id > ?1"
+		       " ORDER BY id LIMIT ?2",
+    [SS_BUILD_MSGS] = "SELECT id, json FROM messages WHERE id > ?1"
+		      " ORDER BY id LIMIT ?2",
+    /* The FTS table drives each query (a MATCH, then primary keys). */
+    [SS_Q_CONVS] = "SELECT m.conversation_id FROM search_msg"
+		   " CROSS JOIN messages AS m ON m.id = search_msg.rowid"
+		   " WHERE search_msg MATCH ?1"
+		   " UNION SELECT c.id FROM search_conv"
+		   " CROSS JOIN conversations AS c ON c.id = search_conv.rowid"
+		   " WHERE search_conv MATCH ?1 ORDER BY 1 LIMIT ?2",
+    [SS_Q_CONTACTS] = "SELECT c.id FROM search_contact"
+		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
+		      " WHERE search_contact MATCH ?1 ORDER BY 1 LIMIT ?2",
+    /* One table and ORDER BY rank: FTS5 sorts by bm25 itself, and the
+     * snippet and the lookups run for the rows returned only. */
+    [SS_Q_HITS] = "SELECT rowid,"
+		  " (SELECT conversation_id FROM messages WHERE id = f.rowid),"
+		  " (SELECT created_at FROM messages WHERE id = f.rowid),"
+		  " (SELECT json FROM messages WHERE id = f.rowid),"
+		  " driftfs_snippet(search_msg,"
+		  "  (SELECT json FROM messages WHERE id = f.rowid))"
+		  " FROM search_msg AS f WHERE search_msg MATCH ?1"
+		  " ORDER BY rank LIMIT ?2",
+};
+
+static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
+{
+	return store_prep(d, &d->search[w], ssql[w]);
+}
+
+/* ---- The text of each indexed row ------------------------------------ */
+
+/* A message's indexed text: its body as transcript.txt shows it. */
+static int body_text(const char *html, struct buf *out)
+{
+	return render_html_text(html ? html : "", out);
+}
+
+/* From a stored message's JSON. */
+static int json_body_text(const void *json, size_t len, struct buf *out)
+{
+	cJSON *v = json_parse(json ? json : "", len);
+	int r;
+
+	if (!v)
+		return errno == ENOMEM ? -ENOMEM : -EIO;
+	r = body_text(json_get_str(v, "body"), out);
+	cJSON_Delete(v);
+	return r;
+}
+
+/* A conversation's tags (conversationTags), one a line. */
+static int json_tags_text(const void *json, size_t len, struct buf *out)
+{
+	cJSON *v, *t;
+	int r = 0;
+
+	if (!len)
+		return 0;
+	v = json_parse(json, len);
+	if (!v)
+		return errno == ENOMEM ? -ENOMEM : -EIO;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(
+				      v, "conversationTags")) {
+		const char *name = json_tag_name(t);
+
+		if (!name || !*name)
+			continue;
+		r = out->len ? buf_addc(out, '\n') : 0;
+		r = r ? r : buf_adds(out, name);
+		if (r)
+			break;
+	}
+	cJSON_Delete(v);
+	return r;
+}
+
+/* A contact's indexed fields; phone from its JSON (attributes.phone). */
+struct contact_text {
+	char *f[4];		/* name, email, external_id, phone */
+};
+
+static void contact_text_release(struct contact_text *c)
+{
+	for (int i = 0; i < 4; i++)
+		free(c->f[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+static int contact_text_fill(struct contact_text *c, const char *name,
+			     const char *email, const char *ext,
+			     const void *json, size_t len)
+{
+	const char *src[3] = { name, email, ext };
+	cJSON *v = len ? json_parse(json, len) : NULL;
+	const char *phone = NULL;
+	int r = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (v) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(v,
+								  "attributes");
+
+		phone = json_get_str(a ? a : v, "phone");
+	}
+	for (int i = 0; i < 4 && !r; i++) {
+		const char *s = i < 3 ? src[i] : phone;
+
+		if (s && *s && !(c->f[i] = strdup(s)))
+			r = -ENOMEM;
+	}
+	cJSON_Delete(v);
+	if (r)
+		contact_text_release(c);
+	return r;
+}
+
+static int contact_text_empty(const struct contact_text *c)
+{
+	return !c->f[0] && !c->f[1] && !c->f[2] && !c->f[3];
+}
+
+static int contact_text_same(const struct contact_text *a,
+			     const struct contact_text *b)
+{
+	for (int i = 0; i < 4; i++)
+		if ((!a->f[i]) != (!b->f[i]) ||
+		    (a->f[i] && strcmp(a->f[i], b->f[i])))
+			return 0;
+	return 1;
+}
+
+static size_t contact_text_len(const struct contact_text *c)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++)
+		n += c->f[i] ? strlen(c->f[i]) : 0;
+	return n;
+}
+
+/* ---- This thread's transaction: what commits with it ----------------- */
+
+/*
+ * The messages store_clear_messages() removed, still indexed: those the
+ * transaction stores again with the same JSON stay indexed as they are
+ * (a refetch of a conversation changes nothing in the index), the others
+ * leave it at store_search_flush(), before the COMMIT. Also the change of
+ * the text's bytes and the tables from which text left (dirty bits).
+ */
+struct cleared {
+	int64_t id;
+	char *json;
+	size_t len;
+	int kept;
+};
+
+static __thread struct {
+	int64_t conv;
+	struct cleared *v;
+	size_t n, alloc;
+	int64_t text_delta;
+	int dirty;
+} tx;
+
+static void cleared_drop(void)
+{
+	for (size_t i = 0; i < tx.n; i++)
+		free(tx.v[i].json);
+	free(tx.v);
+	tx.v = NULL;
+	tx.n = tx.alloc = 0;
+	tx.conv = 0;
+}
+
+void store_search_discard(void)
+{
+	cleared_drop();
+	tx.text_delta = 0;
+	tx.dirty = 0;
+}
+
+/* The build's mark for table t (INT64_MAX: complete). */
+static int64_t upto(struct store *st, struct db *d, int t)
+{
+	sqlite3_stmt *s;
+	int64_t v = 0;
+
+	if (__atomic_load_n(&st->search_ready, __ATOMIC_ACQUIRE))
+		return INT64_MAX;
+	s = sprep(d, SS_UPTO);
+	if (!s)
+		return 0;
+	sqlite3_bind_text(s, 1, upto_key[t], -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+static int meta_i64(struct db *d, enum sstmt w, const char *key, int64_t v)
+{
+	sqlite3_stmt *s = sprep(d, w);
+
+	if (s) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, v);
+	}
+	return store_step_done(d, s);
+}
+
+/* Runs an index statement: the id and up to four texts. */
+static int fts_row(struct db *d, enum sstmt w, int64_t id,
+		   const char *const *text, const size_t *len, int n)
+{
+	sqlite3_stmt *s = sprep(d, w);
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	for (int i = 0; i < n; i++)
+		if (text[i])
+			sqlite3_bind_text(s, i + 2, text[i], (int)len[i],
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, i + 2);
+	return store_step_done(d, s);
+}
+
+static int msg_index(struct db *d, int del, int64_t id, const struct buf *t)
+{
+	const char *text = t->data ? t->data : "";
+	size_t len = t->len;
+	int r;
+
+	if (!t->len)
+		return 0;	/* no text, no row */
+	r = fts_row(d, del ? SS_MSG_DEL : SS_MSG_INS, id, &text, &len, 1);
+	if (!r) {
+		tx.text_delta += del ? -(int64_t)len : (int64_t)len;
+		if (del)
+			tx.dirty |= 1 << SI_MSGS;
+	}
+	return r;
+}
+
+static int msg_unindex_json(struct db *d, int64_t id, const void *json,
+			    size_t len)
+{
+	struct buf t = BUF_INIT;
+	int r = json_body_text(json, len, &t);
+
+	r = r ? r : msg_index(d, 1, id, &t);
+	buf_release(&t);
+	return r;
+}
+
+static int contact_index(struct db *d, int del, int64_t id,
+			 const struct contact_text *c)
+{
+	const char *text[4];
+	size_t len[4];
+	int r;
+
+	if (contact_text_empty(c))
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		text[i] = c->f[i];
+		len[i] = c->f[i] ? strlen(c->f[i]) : 0;
+	}
+	r = fts_row(d, del ? SS_CONTACT_DEL : SS_CONTACT_INS, id, text, len,
+		    4);
+	if (!r) {
+		int64_t n = (int64_t)contact_text_len(c);
+
+		tx.text_delta += del ? -n : n;
+		if (del)
+			tx.dirty |= 1 << SI_CONTACTS;
+	}
+	return r;
+}
+
+static int tags_index(struct db *d, int del, int64_t id, const struct buf *t)
+{
+	const char *text = t->data ? t->data : "";
+	size_t len = t->len;
+	int r;
+
+	if (!t->len)
+		return 0;
+	r = fts_row(d, del ? SS_CONV_DEL : SS_CONV_INS, id, &text, &len, 1);
+	if (!r) {
+		tx.text_delta += del ? -(int64_t)len : (int64_t)len;
+		if (del)
+			tx.dirty |= 1 << SI_CONVS;
+	}
+	return r;
+}
+
+int store_search_flush(struct db *d)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < tx.n && !r; i++)
+		if (!tx.v[i].kept)
+			r = msg_unindex_json(d, tx.v[i].id, tx.v[i].json,
+					     tx.v[i].len);
+	cleared_drop();
+	if (!r && tx.text_delta)
+		r = meta_i64(d, SS_ADD_META, "search_text_bytes",
+			     tx.text_delta);
+	if (!r && tx.dirty)
+		r = meta_i64(d, SS_OR_META, "search_dirty", tx.dirty);
+	tx.text_delta = 0;
+	tx.dirty = 0;
+	return r;
+}
+
+/* A writer outside a transaction commits its index change at once. */
+static int done(struct db *d, int r)
+{
+	if (store_pinned)
+		return r;
+	if (!r)
+		return store_search_flush(d);
+	store_search_discard();
+	return r;
+}
+
+/* ---- Writers (store_write.c calls them on its connection) ------------ */
+
+static struct cleared *cleared_find(int64_t conv, int64_t id)
+{
+	size_t lo = 0, hi = tx.n;
+
+	if (tx.conv != conv)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (tx.v[mid].id == id)
+			return &tx.v[mid];
+		if (tx.v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int store_search_clear_messages(struct store *st, struct db *d, int64_t conv)
+{
+	int64_t mark = upto(st, d, SI_MSGS);
+	sqlite3_stmt *s;
+	int r = 0, rc;
+
+	/* Another conversation's leftovers go first. */
+	if (tx.n && tx.conv != conv) {
+		r = store_search_flush(d);
+		if (r)
+			return r;
+	}
+	cleared_drop();
+	tx.conv = conv;
+	if (mark <= 0)
+		return 0;
+	s = sprep(d, SS_MSGS_OF_CONV);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, conv);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		const void *j = sqlite3_column_blob(s, 1);
+		size_t len = (size_t)sqlite3_column_bytes(s, 1);
+		struct cleared *c;
+
+		if (id > mark)
+			continue;
+		if (tx.n == tx.alloc) {
+			size_t na = tx.alloc ? tx.alloc * 2 : 32;
+			struct cleared *p = realloc(tx.v, na * sizeof(*p));
+
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			tx.v = p;
+			tx.alloc = na;
+		}
+		c = &tx.v[tx.n];
+		c->id = id;
+		c->len = len;
+		c->kept = 0;
+		c->json = malloc(len + 1);
+		if (!c->json) {
+			r = -ENOMEM;
+			break;
+		}
+		memcpy(c->json, j ? j : "", len);
+		c->json[len] = 0;
+		tx.n++;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+	sqlite3_reset(s);
+	return done(d, r);
+}
+
+int store_search_put_message(struct store *st, struct db *d,
+			     const struct api_message *m)
+{
+	struct cleared *c;
+	struct buf t = BUF_INIT;
+	sqlite3_stmt *s;
+	int r = 0;
+
+	if (m->id > upto(st, d, SI_MSGS))
+		return 0;	/* the build gets to it */
+	c = cleared_find(m->conversation_id, m->id);
+	if (c) {
+		c->kept = 1;
+		if (c->len == m->json.len &&
+		    !memcmp(c->json, m->json.data ? m->json.data : "", c->len))
+			return 0;	/* indexed as it is */
+		r = msg_unindex_json(d, m->id, c->json, c->len);
+	} else {
+		/* Stored already (not by a clear of this transaction): its
+		 * old text leaves the index first. */
+		s = sprep(d, SS_MSG_OLD);
+		if (!s)
+			return done(d, -EIO);
+		sqlite3_bind_int64(s, 1, m->id);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			size_t len = (size_t)sqlite3_column_bytes(s, 0);
+			const void *j = sqlite3_column_blob(s, 0);
+
+			if (len == m->json.len &&
+			    !memcmp(j ? j : "", m->json.data ? m->json.data : "",
+				    len)) {
+				sqlite3_reset(s);
+				return 0;
+			}
+			r = json_body_text(j, len, &t);
+			r = r ? r : msg_index(d, 1, m->id, &t);
+			buf_reset(&t);
+		}
+		sqlite3_reset(s);
+	}
+	r = r ? r : body_text(m->body, &t);
+	r = r ? r : msg_index(d, 0, m->id, &t);
+	buf_release(&t);
+	return done(d, r);
+}
+
+int store_search_forget_conversation(struct store *st, struct db *d,
+				     int64_t conv)
+{
+	struct buf t = BUF_INIT;
+	sqlite3_stmt *s;
+	int r, rc;
+
+	/* Its messages: read and unindexed by the clear's flush. */
+	r = store_search_clear_messages(st, d, conv);
+	r = r ? r : store_search_flush(d);
+	if (r || conv > upto(st, d, SI_CONVS))
+		return done(d, r);
+	s = sprep(d, SS_CONV_OLD);
+	if (!s)
+		return done(d, -EIO);
+	sqlite3_bind_int64(s, 1, conv);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r = json_tags_text(sqlite3_column_blob(s, 0),
+				   (size_t)sqlite3_column_bytes(s, 0), &t);
+	sqlite3_reset(s);
+	r = r ? r : tags_index(d, 1, conv, &t);
+	buf_release(&t);
+	return done(d, r);
+}
+
+int store_search_put_conversation(struct store *st, struct db *d,
+				  const struct api_conversation *c)
+{
+	struct buf old = BUF_INIT, now = BUF_INIT;
+	sqlite3_stmt *s;
+	int r = 0;
+
+	if (c->id > upto(st, d, SI_CONVS))
+		return 0;
+	s = sprep(d, SS_CONV_OLD);
+	if (!s)
+		return done(d, -EIO);
+	sqlite3_bind_int64(s, 1, c->id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		r = json_tags_text(sqlite3_column_blob(s, 0),
+				   (size_t)sqlite3_column_bytes(s, 0), &old);
+	sqlite3_reset(s);
+	r = r ? r : json_tags_text(c->json.data, c->json.len, &now);
+	if (!r && (old.len != now.len ||
+		   (old.len && memcmp(old.data, now.data, old.len)))) {
+		r = tags_index(d, 1, c->id, &old);
+		r = r ? r : tags_index(d, 0, c->id, &now);
+	}
+	buf_release(&old);
+	buf_release(&now);
+	return done(d, r);
+}
+
+/* The indexed fields of the stored contact id (all NULL: none). */
+static int contact_old(struct db *d, int64_t id, struct contact_text *c)
+{
+	sqlite3_stmt *s = sprep(d, SS_CONTACT_OLD);
+	int r = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		r = contact_text_fill(c,
+				      (const char *)sqlite3_column_text(s, 0),
+				      (const char *)sqlite3_column_text(s, 1),
+				      (const char *)sqlite3_column_text(s, 2),
+				      sqlite3_column_blob(s, 3),
+				      (size_t)sqlite3_column_bytes(s, 3));
+	sqlite3_reset(s);
+	return r;
+}
+
+int store_search_put_contact(struct store *st, struct db *d,
+			     const struct api_contact *c)
+{
+	struct contact_text old, now;
+	int r;
+
+	if (c->id > upto(st, d, SI_CONTACTS))
+		return 0;
+	r = contact_old(d, c->id, &old);
+	if (r)
+		return done(d, r);
+	r = contact_text_fill(&now, c->name, c->email, c->external_id,
+			      c->json.data, c->json.len);
+	if (!r && !contact_text_same(&old, &now)) {
+		r = contact_index(d, 1, c->id, &old);
+		r = r ? r : contact_index(d, 0, c->id, &now);
+	}
+	contact_text_release(&old);
+	contact_text_release(&now);
+	return done(d, r);
+}
+
+int store_search_delete_contact(struct store *st, struct db *d, int64_t id)
+{
+	struct contact_text old;
+	int r;
+
+	if (id > upto(st, d, SI_CONTACTS))
+		return 0;
+	r = contact_old(d, id, &old);
+	r = r ? r : contact_index(d, 1, id, &old);
+	contact_text_release(&old);
+	return done(d, r);
+}
+
+/* ---- Setup, per connection and per file ------------------------------ */
+
+/*
+ * driftfs_snippet(search_msg, json): the part of the message's text around
+ * its first match, one line (an FTS5 auxiliary function: a contentless
+ * table has no text for FTS5's own snippet(), so the text comes from the
+ * stored message and FTS5 gives the match's token position).
+ */
+struct tok_find {
+	int want, at;
+	int start;		/* byte offset of token want, -1 until found */
+};
+
+static int tok_cb(void *ctx, int flags, const char *tok, int ntok, int start,
+		  int end)
+{
+	struct tok_find *f = ctx;
+
+	(void)tok;
+	(void)ntok;
+	(void)end;
+	if (flags & FTS5_TOKEN_COLOCATED)
+		return SQLITE_OK;
+	if (f->at++ == f->want) {
+		f->start = start;
+		return SQLITE_DONE;	/* found: stop */
+	}
+	return SQLITE_OK;
+}
+
+static void snippet_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
+		       sqlite3_context *cx, int nval, sqlite3_value **val)
+{
+	struct buf text = BUF_INIT, out = BUF_INIT;
+	struct tok_find f = { -1, 0, -1 };
+	size_t from = 0, n, i;
+	int ninst = 0, r;
+	char *line;
+
+	if (nval < 1 || sqlite3_value_type(val[0]) == SQLITE_NULL) {
+		sqlite3_result_null(cx);
+		return;
+	}
+	r = json_body_text(sqlite3_value_blob(val[0]),
+			   (size_t)sqlite3_value_bytes(val[0]), &text);
+	if (r) {
+		buf_release(&text);
+		sqlite3_result_error_code(cx, r == -ENOMEM ? SQLITE_NOMEM
+							   : SQLITE_ERROR);
+		return;
+	}
+	if (api->xInstCount(fts, &ninst) == SQLITE_OK)
+		for (int k = 0; k < ninst; k++) {
+			int ph, col, off;
+
+			if (api->xInst(fts, k, &ph, &col, &off) == SQLITE_OK &&
+			    (f.want < 0 || off < f.want))
+				f.want = off;
+		}
+	if (f.want >= 0 && text.len)
+		api->xTokenize(fts, text.data, (int)text.len, &f, tok_cb);
+	/* A little context before the match, from a word's start. */
+	if (f.start > 0) {
+		from = (size_t)f.start > 40 ? (size_t)f.start - 40 : 0;
+		while (from > 0 && from < (size_t)f.start &&
+		       text.data[from - 1] != ' ' &&
+		       text.data[from - 1] != '\n')
+			from++;
+		while (from > 0 && ((unsigned char)text.data[from] & 0xC0) ==
+					   0x80)
+			from++;
+	}
+	n = text.len - from;
+	if (n > STORE_SNIPPET_MAX)
+		n = STORE_SNIPPET_MAX;
+	/* Not cut inside a character. */
+	while (from + n < text.len && n > 0 &&
+	       ((unsigned char)text.data[from + n] & 0xC0) == 0x80)
+		n--;
+	r = from ? buf_adds(&out, "...") : 0;
+	r = r ? r : text_clean_buf(&out, text.data ? text.data + from : "",
+				   n, 0);
+	r = r ? r : (from + n < text.len ? buf_adds(&out, "...") : 0);
+	if (r) {
+		buf_release(&text);
+		buf_release(&out);
+		sqlite3_result_error_nomem(cx);
+		return;
+	}
+	/* One line, blank runs as one space. */
+	line = out.data ? out.data : "";
+	for (i = 0, n = 0; i < out.len; i++) {
+		char ch = line[i] == '\t' ? ' ' : line[i];
+
+		if (ch == ' ' && (n == 0 || line[n - 1] == ' '))
+			continue;
+		line[n++] = ch;
+	}
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	sqlite3_result_text(cx, line, (int)n, SQLITE_TRANSIENT);
+	buf_release(&text);
+	buf_release(&out);
+}
+
+int store_search_register(struct db *d)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(d->sql, "SELECT fts5(?1)", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+		sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	if (!api || api->iVersion < 2)
+		return -ENOTSUP;
+	rc = api->xCreateFunction(api, "driftfs_snippet", NULL, snippet_fn,
+				  NULL);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static int count_rows(struct db *d, const char *table, int64_t *n)
+{
+	char sql[96];
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	rc = sqlite3_prepare_v2(d->sql, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : store_sql_errno(rc) ?: -EIO;
+}
+
+/* Whether every table's mark says complete. */
+static int all_ready(struct db *d)
+{
+	sqlite3_stmt *s = sprep(d, SS_UPTO);
+	int ready = 1;
+
+	for (int t = 0; t < SI__COUNT && s && ready; t++) {
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, upto_key[t], -1, SQLITE_STATIC);
+		ready = sqlite3_step(s) == SQLITE_ROW &&
+			sqlite3_column_int64(s, 0) == INT64_MAX;
+	}
+	if (s)
+		sqlite3_reset(s);
+	return s && ready;
+}
+
+/*
+ * At store_open(), on d outside any transaction: the tables, and for each
+ * a mark when it has none (a new file: complete, for its rows are all to
+ * come through the writers; a cache of an older version: 0, the build
+ * indexes what it holds).
+ */
+int store_search_setup(struct store *st, struct db *d)
+{
+	static const char *const src[SI__COUNT] = { "contacts",
+						    "conversations",
+						    "messages" };
+	int r = 0;
+
+	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	if (sqlite3_exec(d->sql, store_search_schema, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	for (int t = 0; t < SI__COUNT && !r; t++) {
+		sqlite3_stmt *s = sprep(d, SS_UPTO);
+		int have;
+		int64_t n = 0;
+
+		if (!s)
+			goto fail;
+		sqlite3_bind_text(s, 1, upto_key[t], -1, SQLITE_STATIC);
+		have = sqlite3_step(s) == SQLITE_ROW;
+		sqlite3_reset(s);
+		if (have)
+			continue;
+		r = count_rows(d, src[t], &n);
+		r = r ? r : meta_i64(d, SS_SET_META, upto_key[t],
+				     n ? 0 : INT64_MAX);
+	}
+	if (r || sqlite3_exec(d->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	__atomic_store_n(&st->search_ready, all_ready(d), __ATOMIC_RELEASE);
+	return 0;
+fail:
+	log_err("cache %s: the search index: %s", st->path,
+		sqlite3_errmsg(d->sql));
+	r = store_sql_errno(sqlite3_errcode(d->sql)) ?: -EIO;
+	sqlite3_exec(d->sql, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/* ---- The background build -------------------------------------------- */
+
+static int build_table(struct store *st, struct db *d, int t, size_t chunk,
+		       int64_t mark)
+{
+	static const enum sstmt sel[SI__COUNT] = {
+		SS_BUILD_CONTACTS, SS_BUILD_CONVS, SS_BUILD_MSGS
+	};
+	sqlite3_stmt *s = sprep(d, sel[t]);
+	struct buf text = BUF_INIT;
+	size_t n = 0;
+	int64_t last = mark;
+	int r = 0, rc;
+
+	(void)st;
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, mark);
+	sqlite3_bind_int64(s, 2, (int64_t)chunk);
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+
+		n++;
+		last = id;
+		buf_reset(&text);
+		if (t == SI_CONTACTS) {
+			struct contact_text c;
+
+			r = contact_text_fill(
+				&c, (const char *)sqlite3_column_text(s, 1),
+				(const char *)sqlite3_column_text(s, 2),
+				(const char *)sqlite3_column_text(s, 3),
+				sqlite3_column_blob(s, 4),
+				(size_t)sqlite3_column_bytes(s, 4));
+			r = r ? r : contact_index(d, 0, id, &c);
+			contact_text_release(&c);
+		} else if (t == SI_CONVS) {
+			r = json_tags_text(sqlite3_column_blob(s, 1),
+					   (size_t)sqlite3_column_bytes(s, 1),
+					   &text);
+			r = r ? r : tags_index(d, 0, id, &text);
+		} else {
+			r = json_body_text(sqlite3_column_blob(s, 1),
+					   (size_t)sqlite3_column_bytes(s, 1),
+					   &text);
+			r = r ? r : msg_index(d, 0, id, &text);
+		}
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+	sqlite3_reset(s);
+	buf_release(&text);
+	/* Fewer than asked for: the table is done. */
+	return r ? r : meta_i64(d, SS_SET_META, upto_key[t],
+				n < chunk ? INT64_MAX : last);
+}
+
+int store_search_build_step(struct store *st, size_t chunk)
+{
+	struct db *d;
+	int r, t;
+
+	if (__atomic_load_n(&st->search_ready, __ATOMIC_ACQUIRE))
+		return 0;
+	r = store_begin(st);
+	if (r)
+		return r;
+	d = store_pinned;
+	for (t = 0; t < SI__COUNT; t++) {
+		int64_t mark = upto(st, d, t);
+
+		if (mark == INT64_MAX)
+			continue;
+		r = build_table(st, d, t, chunk, mark);
+		break;
+	}
+	if (r) {
+		store_rollback(st);
+		return r;
+	}
+	r = store_commit(st);	/* flushes the text's bytes */
+	if (r)
+		return r;
+	if (t < SI__COUNT)
+		return 1;
+	d = store_db_get(st);
+	if (!d)
+		return -errno;
+	if (all_ready(d))
+		__atomic_store_n(&st->search_ready, 1, __ATOMIC_RELEASE);
+	store_db_put(st, d);
+	return 0;
+}
+
+int store_search_progress(struct store *st, int64_t *done_msgs,
+			  int64_t *total, int *ready, int64_t *index_bytes,
+			  int64_t *text_bytes)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s = NULL;
+	int64_t mark;
+	int r = 0, rc;
+
+	*done_msgs = *total = *index_bytes = *text_bytes = 0;
+	*ready = 0;
+	if (!d)
+		return -errno;
+	mark = upto(st, d, SI_MSGS);
+	*ready = all_ready(d);
+	/* The index's pages (dbstat) and the text it covers. */
+	rc = sqlite3_prepare_v2(d->sql,
+				"SELECT (SELECT count(*) FROM messages),"
+				" (SELECT count(*) FROM messages WHERE id <= ?1),"
+				" (SELECT coalesce(sum(pgsize), 0) FROM dbstat"
+				"  WHERE name LIKE 'search\\_%' ESCAPE '\\'),"
+				" (SELECT CAST(value AS INTEGER) FROM meta"
+				"  WHERE key = 'search_text_bytes')",
+				-1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, mark);
+		rc = sqlite3_step(s);
+	}
+	if (rc == SQLITE_ROW) {
+		*total = sqlite3_column_int64(s, 0);
+		*done_msgs = *ready ? *total : sqlite3_column_int64(s, 1);
+		*index_bytes = sqlite3_column_int64(s, 2);
+		*text_bytes = sqlite3_column_int64(s, 3);
+	} else {
+		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+	}
+	sqlite3_finalize(s);
+	store_db_put(st, d);
+	return r;
+}
+
+int store_search_purge(struct store *st)
+{
+	struct db *d;
+	int64_t dirty;
+	int r, purged = 0;
+
+	if (store_pinned)
+		return -EBUSY;
+	dirty = store_meta_i64(st, "search_dirty");
+	if (!dirty)
+		return 0;
+	r = store_begin(st);
+	if (r)
+		return r;
+	d = store_pinned;
+	for (int t = 0; t < SI__COUNT && !r; t++) {
+		char sql[128];
+
+		if (!(dirty & (1 << t)))
+			continue;
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO %s(%s) VALUES('optimize')", fts_name[t],
+			 fts_name[t]);
+		if (sqlite3_exec(d->sql, sql, NULL, NULL, NULL) != SQLITE_OK)
+			r = store_sql_errno(sqlite3_errcode(d->sql)) ?: -EIO;
+		purged = 1;
+	}
+	r = r ? r : meta_i64(d, SS_SET_META, "search_dirty", 0);
+	if (r) {
+		log_warn("cache: merging the search index: %s",
+			 sqlite3_errmsg(d->sql));
+		store_rollback(st);
+		return r;
+	}
+	r = store_commit(st);
+	return r ? r : purged;
+}
+
+/* ---- Queries ---------------------------------------------------------- */
+
+/* SQLite's complaint about a query, one clean line. */
+static void query_error(struct db *d, char *why, size_t whylen)
+{
+	const char *m = sqlite3_errmsg(d->sql);
+
+	if (why && whylen)
+		text_clean(why, whylen, m, strlen(m), 0);
+}
+
+/* The error of a query's step: a bad query is -EINVAL. */
+static int query_rc(struct db *d, int rc, char *why, size_t whylen)
+{
+	if ((rc & 0xff) == SQLITE_ERROR) {
+		query_error(d, why, whylen);
+		return -EINVAL;
+	}
+	log_err("cache: search: %s", sqlite3_errmsg(d->sql));
+	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
+}
+
+static int query_ids(struct store *st, enum sstmt w, const char *fts,
+		     size_t max, int64_t **ids, size_t *n, char *why,
+		     size_t whylen)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s;
+	size_t alloc = 0;
+	int r = 0, rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	s = sprep(d, w);
+	if (!s) {
+		query_error(d, why, whylen);
+		store_db_put(st, d);
+		return -EIO;
+	}
+	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			int64_t *p = realloc(*ids, na * sizeof(*p));
+
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			*ids = p;
+			alloc = na;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = query_rc(d, rc, why, whylen);
+	sqlite3_reset(s);
+	store_db_put(st, d);
+	if (r) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int store_search_convs(struct store *st, const char *fts, size_t max,
+		       int64_t **ids, size_t *n, char *why, size_t whylen)
+{
+	return query_ids(st, SS_Q_CONVS, fts, max, ids, n, why, whylen);
+}
+
+int store_search_contacts(struct store *st, const char *fts, size_t max,
+			  int64_t **ids, size_t *n, char *why, size_t whylen)
+{
+	return query_ids(st, SS_Q_CONTACTS, fts, max, ids, n, why, whylen);
+}
+
+int store_search_hits(struct store *st, const char *fts, size_t max,
+		      store_search_hit_cb cb, void *ctx, char *why,
+		      size_t whylen)
+{
+	struct db *d = store_db_get(st);
+	sqlite3_stmt *s;
+	int r = 0, rc;
+
+	if (!d)
+		return -errno;
+	s = sprep(d, SS_Q_HITS);
+	if (!s) {
+		query_error(d, why, whylen);
+		store_db_put(st, d);
+		return -EIO;
+	}
+	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			continue;	/* not stored: never, but no hit */
+		r = cb(ctx, sqlite3_column_int64(s, 0),
+		       sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+		       (const char *)sqlite3_column_blob(s, 3),
+		       (size_t)sqlite3_column_bytes(s, 3),
+		       (const char *)sqlite3_column_text(s, 4));
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = query_rc(d, rc, why, whylen);
+	sqlite3_reset(s);
+	store_db_put(st, d);
+	return r;
+}

@@ -439,11 +439,13 @@ BASE_REF = "f2ab0f1"
 # Planted before the first sync: a phrase in SEARCH_PHRASE_CONVS
 # conversations, a word in one conversation of SEARCH_WORD_EVERY. Neither
 # occurs in the emulator's generated text (tests/emulator/drift_data.py),
-# so the conversations that hold them are known exactly.
+# so the conversations that hold them are known exactly. The word's
+# conversations stay under the 1000 a query lists at most
+# (SEARCH_MAX_CONVS, include/search.h) at every size.
 SEARCH_PHRASE = "crimson walrus ledger"
 SEARCH_PHRASE_CONVS = 3
 SEARCH_WORD = "zeppelin"
-SEARCH_WORD_EVERY = 4
+SEARCH_WORD_EVERY = 5
 
 # Sizes of the search section: "bench" is the account of the tree section
 # (--conversations x --messages), the others are the scale sizes.
@@ -668,9 +670,20 @@ def bench_query(a, m, copy, needle, query, want):
     """ls of a fresh query's conversations/ (each run a name not looked
     up before: the query ORed with a word that is nowhere) against rg over
     the copy, interleaved; both must name the conversations in want."""
-    tl, tr, bad = [], [], []
+    tl, tr, td, bad = [], [], [], []
     for i in range(a.runs + 1):
         q = '%s OR absentword%dx%d' % (query, os.getpid(), i)
+        # The filesystem's part alone: a listdir in this process, of a
+        # query of its own (no ls to start).
+        qd = m.p("search", '%s OR absentword%dy%d' % (query, os.getpid(), i),
+                 "conversations")
+        t = time.perf_counter()
+        try:
+            os.listdir(qd)
+        except OSError as e:
+            bad.append("listdir %s: %s" % (qd, e))
+            break
+        dtook = time.perf_counter() - t
         took, got = ls_search(m, q)
         if isinstance(got, OSError):
             bad.append("ls search/%s: %s" % (q, got))
@@ -685,12 +698,15 @@ def bench_query(a, m, copy, needle, query, want):
         if i:       # the first of each is a warm-up
             tl.append(took)
             tr.append(rtook)
+            td.append(dtook)
     r = {"n": len(want), "load": load(), "bad": bad, "floor": ls_floor(copy, a.runs)}
     if tl:
         r["ls"], r["rg"] = statistics.median(tl), statistics.median(tr)
-        print("  %-40s ls %8.2f ms   rg %8.1f ms   ratio %7.0fx   (%d conversations; %s)" % (
-            "'%s'" % query, r["ls"] * 1000, r["rg"] * 1000, r["rg"] / r["ls"], len(want),
-            r["load"]), flush=True)
+        r["listdir"] = statistics.median(td)
+        print("  %-28s ls %6.2f ms (listdir %5.2f)  rg %7.1f ms  ratio %5.0fx  "
+              "(%d conversations; %s)" % (
+                  "'%s'" % query, r["ls"] * 1000, r["listdir"] * 1000, r["rg"] * 1000,
+                  r["rg"] / r["ls"], len(want), r["load"]), flush=True)
     for line in bad[:5]:
         print("  FAIL: " + line)
     return r
@@ -751,13 +767,19 @@ def bench_search(a):
     line("  ls search/<phrase>/conversations, cold query (ms)", "<= 20 ms at 300k",
          lambda r: "%.2f" % (r["phrase"]["ls"] * 1000) if "ls" in r.get("phrase", {})
          else "-")
+    line("  the same, os.listdir in the bench's process: no ls (ms)", "",
+         lambda r: "%.2f" % (r["phrase"]["listdir"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("  rg time / that listdir time", "",
+         lambda r: "%.0fx" % (r["phrase"]["rg"] / r["phrase"]["listdir"])
+         if "ls" in r.get("phrase", {}) else "-")
     line("  ls of an empty directory on tmpfs, the floor (ms)", "",
          lambda r: "%.2f" % (r["phrase"]["floor"] * 1000) if "ls" in r.get("phrase", {})
          else "-")
     line("  rg -l -F -uu '<phrase>' conversations/ on tmpfs, warm (ms)", "",
          lambda r: "%.1f" % (r["phrase"]["rg"] * 1000) if "ls" in r.get("phrase", {})
          else "-")
-    line("the same for a word in 1 conversation of %d" % SEARCH_WORD_EVERY, "(no target)",
+    line("the same for a word in 1 conversation of %d" % SEARCH_WORD_EVERY, "",
          lambda r: "%.0fx" % (r["word"]["rg"] / r["word"]["ls"])
          if "ls" in r.get("word", {}) else "-")
     line("  ls search/<word>/conversations (ms) / rg (ms)", "",

@@ -527,8 +527,8 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
  */
 int store_search_build_step(struct store *st, size_t chunk);
 /*
- * The progress: *done and *total messages (done == total when ready),
- * *ready, the index's and its text's bytes.
+ * The progress: *done of *total messages while the build runs (0 and 0
+ * once *ready), the index's and its text's bytes.
  */
 int store_search_progress(struct store *st, int64_t *done, int64_t *total,
 			  int *ready, int64_t *index_bytes,

@@ -355,6 +355,11 @@ static void *build_main(void *arg)
 				 (long long)(clock_mono_ms() - start));
 			break;
 		}
+		if (r == -EACCES || r == -EROFS) {
+			log_warn("search: cannot index the cache: %s",
+				 strerror(-r));
+			break;
+		}
 		if (r < 0)
 			log_warn("search: indexing: %s; trying again",
 				 strerror(-r));

@@ -34,6 +34,14 @@
 #include "render.h"
 #include "text.h"
 
+/*
+ * What a row's indexed text is made of: bumped when that changes (how
+ * render.c turns HTML into text, which fields are indexed), since a row's
+ * removal must give FTS5 the very text it indexed. A cache indexed by
+ * another format has its index rebuilt.
+ */
+#define SEARCH_FORMAT 1
+
 /* The indexed tables, in build order. */
 enum { SI_CONTACTS, SI_CONVS, SI_MSGS, SI__COUNT };
 
@@ -160,14 +168,15 @@ static int body_text(const char *html, struct buf *out)
 	return render_html_text(html ? html : "", out);
 }
 
-/* From a stored message's JSON. */
+/* From a stored message's JSON (always the canonical rendering of what
+ * the API sent; JSON it cannot be has no text, as its body would have). */
 static int json_body_text(const void *json, size_t len, struct buf *out)
 {
 	cJSON *v = json_parse(json ? json : "", len);
 	int r;
 
 	if (!v)
-		return errno == ENOMEM ? -ENOMEM : -EIO;
+		return errno == ENOMEM ? -ENOMEM : 0;
 	r = body_text(json_get_str(v, "body"), out);
 	cJSON_Delete(v);
 	return r;
@@ -183,7 +192,7 @@ static int json_tags_text(const void *json, size_t len, struct buf *out)
 		return 0;
 	v = json_parse(json, len);
 	if (!v)
-		return errno == ENOMEM ? -ENOMEM : -EIO;
+		return errno == ENOMEM ? -ENOMEM : 0;
 	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(
 				      v, "conversationTags")) {
 		const char *name = json_tag_name(t);
@@ -285,6 +294,7 @@ static __thread struct {
 	size_t n, alloc;
 	int64_t text_delta;
 	int dirty;
+	int broken;	/* FTS5 found the index inconsistent */
 } tx;
 
 static void cleared_drop(void)
@@ -302,24 +312,30 @@ void store_search_discard(void)
 	cleared_drop();
 	tx.text_delta = 0;
 	tx.dirty = 0;
+	tx.broken = 0;
+}
+
+/* A meta value as an integer, on d (0 when there is none). */
+static int64_t meta_get(struct db *d, const char *key)
+{
+	sqlite3_stmt *s = sprep(d, SS_UPTO);
+	int64_t v = 0;
+
+	if (!s)
+		return 0;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return v;
 }
 
 /* The build's mark for table t (INT64_MAX: complete). */
 static int64_t upto(struct store *st, struct db *d, int t)
 {
-	sqlite3_stmt *s;
-	int64_t v = 0;
-
 	if (__atomic_load_n(&st->search_ready, __ATOMIC_ACQUIRE))
 		return INT64_MAX;
-	s = sprep(d, SS_UPTO);
-	if (!s)
-		return 0;
-	sqlite3_bind_text(s, 1, upto_key[t], -1, SQLITE_STATIC);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return v;
+	return meta_get(d, upto_key[t]);
 }
 
 static int meta_i64(struct db *d, enum sstmt w, const char *key, int64_t v)
@@ -338,6 +354,7 @@ static int fts_row(struct db *d, enum sstmt w, int64_t id,
 		   const char *const *text, const size_t *len, int n)
 {
 	sqlite3_stmt *s = sprep(d, w);
+	int rc;
 
 	if (!s)
 		return -EIO;
@@ -348,7 +365,26 @@ static int fts_row(struct db *d, enum sstmt w, int64_t id,
 					  SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, i + 2);
-	return store_step_done(d, s);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	/*
+	 * A row to remove that the index does not hold (its text was not
+	 * what was indexed: a cache written by another version): the rows
+	 * must still be stored, so the index is rebuilt from them at the
+	 * next open instead (store_search_setup).
+	 */
+	if ((rc & 0xff) == SQLITE_CORRUPT) {
+		if (!tx.broken)
+			log_err("cache: the search index is inconsistent (%s);"
+				" it is rebuilt at the next start",
+				sqlite3_errmsg(d->sql));
+		tx.broken = 1;
+		return 0;
+	}
+	log_error_event("cache: %s", sqlite3_errmsg(d->sql));
+	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 }
 
 static int msg_index(struct db *d, int del, int64_t id, const struct buf *t)
@@ -435,8 +471,11 @@ int store_search_flush(struct db *d)
 			     tx.text_delta);
 	if (!r && tx.dirty)
 		r = meta_i64(d, SS_OR_META, "search_dirty", tx.dirty);
+	if (!r && tx.broken)
+		r = meta_i64(d, SS_SET_META, "search_rebuild", 1);
 	tx.text_delta = 0;
 	tx.dirty = 0;
+	tx.broken = 0;
 	return r;
 }
 
@@ -570,7 +609,8 @@ int store_search_put_message(struct store *st, struct db *d,
 		}
 		sqlite3_reset(s);
 	}
-	r = r ? r : body_text(m->body, &t);
+	/* From the JSON stored, as its removal will be. */
+	r = r ? r : json_body_text(m->json.data, m->json.len, &t);
 	r = r ? r : msg_index(d, 0, m->id, &t);
 	buf_release(&t);
 	return done(d, r);
@@ -853,6 +893,7 @@ int store_search_setup(struct store *st, struct db *d)
 	static const char *const src[SI__COUNT] = { "contacts",
 						    "conversations",
 						    "messages" };
+	int64_t fmt;
 	int r = 0;
 
 	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
@@ -861,6 +902,29 @@ int store_search_setup(struct store *st, struct db *d)
 	if (sqlite3_exec(d->sql, store_search_schema, NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		goto fail;
+	/*
+	 * Found inconsistent, or made by another format: emptied, and built
+	 * again in the background. Only by a process alone with the cache:
+	 * another one's writers would go on as if it were complete.
+	 */
+	fmt = meta_get(d, "search_format");
+	if (st->alone &&
+	    (meta_get(d, "search_rebuild") || (fmt && fmt != SEARCH_FORMAT))) {
+		static const char reset[] =
+			"INSERT INTO search_msg(search_msg) VALUES('delete-all');"
+			"INSERT INTO search_conv(search_conv) VALUES('delete-all');"
+			"INSERT INTO search_contact(search_contact)"
+			" VALUES('delete-all');"
+			"DELETE FROM meta WHERE key IN ('search_rebuild',"
+			" 'search_format',"
+			" 'search_text_bytes', 'search_dirty',"
+			" 'search_upto_contacts', 'search_upto_conversations',"
+			" 'search_upto_messages');";
+
+		log_warn("cache %s: rebuilding the search index", st->path);
+		if (sqlite3_exec(d->sql, reset, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+	}
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		sqlite3_stmt *s = sprep(d, SS_UPTO);
 		int have;
@@ -877,6 +941,8 @@ int store_search_setup(struct store *st, struct db *d)
 		r = r ? r : meta_i64(d, SS_SET_META, upto_key[t],
 				     n ? 0 : INT64_MAX);
 	}
+	if (!r && !meta_get(d, "search_format"))
+		r = meta_i64(d, SS_SET_META, "search_format", SEARCH_FORMAT);
 	if (r || sqlite3_exec(d->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	__atomic_store_n(&st->search_ready, all_ready(d), __ATOMIC_RELEASE);
@@ -983,8 +1049,37 @@ int store_search_build_step(struct store *st, size_t chunk)
 	return 0;
 }
 
+/* The bytes of the index's pages: each shadow table's b-tree, by name
+ * (an equality dbstat reads that tree alone, not the whole file). */
+static int64_t index_bytes(struct db *d)
+{
+	static const char *const sfx[] = { "_data", "_idx", "_config" };
+	sqlite3_stmt *s = NULL;
+	int64_t total = 0;
+	char name[64];
+
+	if (sqlite3_prepare_v2(d->sql,
+			       "SELECT pgsize FROM dbstat WHERE name = ?1"
+			       " AND aggregate = 1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return 0;
+	}
+	for (int t = 0; t < SI__COUNT; t++)
+		for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+			snprintf(name, sizeof(name), "%s%s", fts_name[t],
+				 sfx[i]);
+			sqlite3_reset(s);
+			sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				total += sqlite3_column_int64(s, 0);
+		}
+	sqlite3_finalize(s);
+	return total;
+}
+
 int store_search_progress(struct store *st, int64_t *done_msgs,
-			  int64_t *total, int *ready, int64_t *index_bytes,
+			  int64_t *total, int *ready, int64_t *index_b,
 			  int64_t *text_bytes)
 {
 	struct db *d = store_db_get(st);
@@ -992,30 +1087,33 @@ int store_search_progress(struct store *st, int64_t *done_msgs,
 	int64_t mark;
 	int r = 0, rc;
 
-	*done_msgs = *total = *index_bytes = *text_bytes = 0;
+	*done_msgs = *total = *index_b = *text_bytes = 0;
 	*ready = 0;
 	if (!d)
 		return -errno;
 	mark = upto(st, d, SI_MSGS);
 	*ready = all_ready(d);
-	/* The index's pages (dbstat) and the text it covers. */
+	/* The messages counted only while the build runs (a status file
+	 * is read often: polled, and by every rsync). */
 	rc = sqlite3_prepare_v2(d->sql,
-				"SELECT (SELECT count(*) FROM messages),"
-				" (SELECT count(*) FROM messages WHERE id <= ?1),"
-				" (SELECT coalesce(sum(pgsize), 0) FROM dbstat"
-				"  WHERE name LIKE 'search\\_%' ESCAPE '\\'),"
+				"SELECT CASE WHEN ?2 THEN 0 ELSE"
+				"  (SELECT count(*) FROM messages) END,"
+				" CASE WHEN ?2 THEN 0 ELSE"
+				"  (SELECT count(*) FROM messages"
+				"   WHERE id <= ?1) END,"
 				" (SELECT CAST(value AS INTEGER) FROM meta"
 				"  WHERE key = 'search_text_bytes')",
 				-1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(s, 1, mark);
+		sqlite3_bind_int(s, 2, *ready);
 		rc = sqlite3_step(s);
 	}
 	if (rc == SQLITE_ROW) {
 		*total = sqlite3_column_int64(s, 0);
-		*done_msgs = *ready ? *total : sqlite3_column_int64(s, 1);
-		*index_bytes = sqlite3_column_int64(s, 2);
-		*text_bytes = sqlite3_column_int64(s, 3);
+		*done_msgs = sqlite3_column_int64(s, 1);
+		*text_bytes = sqlite3_column_int64(s, 2);
+		*index_b = index_bytes(d);
 	} else {
 		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 	}

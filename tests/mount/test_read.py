@@ -33,7 +33,8 @@ def check_json_file(m, parts, expected, mtime_ms=None):
 
 def test_top_level(mount):
     assert sorted(os.listdir(mount.path)) == sorted(
-        ["contacts", "users", "conversations", "playbooks", "accounts", ".driftfs"])
+        ["contacts", "users", "conversations", "playbooks", "accounts", "search",
+         ".driftfs"])
     assert sorted(os.listdir(mount.p(".driftfs"))) == sorted(
         ["status", "stats", "errors", "outbox", "ctl"])
 

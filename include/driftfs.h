@@ -44,7 +44,8 @@
  * it and the node table lock one at a time, never together), the handle
  * list's (hlock), the listings' (llock), the rendered slots' (rlock).
  * Leaves elsewhere: the outbox's own lock (stop, kick; never held with
- * send_lock), a worker pool's lock (sync_int.h), driftctl's progress lock.
+ * send_lock), a worker pool's lock (sync_int.h), driftctl's progress lock,
+ * the search index build's stop lock (search.c).
  *
  * Across processes (flock): the account move's .migrate lock, then
  * sync.lock (driftctl sync), then cache.lock (store_lock.c, shared by

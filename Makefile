@@ -171,6 +171,7 @@ demo-stop:
 	@scripts/demo stop $(MNT)
 
 bench: deps all
+	@scripts/install-deps bench
 	@scripts/bench
 
 # The convergence scenario (tests/convergence.py) seed after seed on one

@@ -20,7 +20,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from helpers import Emulator, Mount, fuse_unavailable, wait_for  # noqa: E402
+from helpers import (DRIFTFS as DRIFTFS_EXE, Emulator, Mount, cache_file,  # noqa: E402
+                     fuse_unavailable, wait_for)
 
 PHRASE = "purple elephant quorum"
 
@@ -359,7 +360,6 @@ def bench_scale_size(a, name, convs, per):
 def status_progress_db(m):
     """How many conversations a killed daemon's cache holds."""
     import sqlite3
-    from helpers import cache_file
     db = sqlite3.connect("file:%s?mode=ro" % cache_file(m), uri=True)
     try:
         return db.execute("SELECT count(*) FROM conversations").fetchone()[0]
@@ -380,6 +380,8 @@ def bench_scale(a):
              if x.strip()]
     rows = {}
     for name in sizes:
+        if name == "bench":     # the search section's size, not this one's
+            continue
         if name not in SCALE_SIZES:
             print("BENCH_SIZES: unknown size %r (known: %s)" % (name, ", ".join(SCALE_SIZES)))
             continue
@@ -441,6 +443,417 @@ def bench_scale(a):
                 ", ".join("%s %d" % (k, v) for k, v in sorted(ep.items()))))
 
 
+# --- Issue 13: search against ripgrep over the tmpfs copy -----------------
+
+# The last commit of main without the search index: the honest "without"
+# of the cold-sync figure. BENCH_BASE_DRIFTFS names a driftfs built from
+# it; without it the bench builds one from this commit (git archive, so no
+# worktree is added) under build/bench/.
+BASE_REF = "f2ab0f1"
+
+# Planted before the first sync: a phrase in SEARCH_PHRASE_CONVS
+# conversations, a word in one conversation of SEARCH_WORD_EVERY. Neither
+# occurs in the emulator's generated text (tests/emulator/drift_data.py),
+# so the conversations that hold them are known exactly. The word's
+# conversations stay under the 1000 a query lists at most
+# (SEARCH_MAX_CONVS, include/search.h) at every size.
+SEARCH_PHRASE = "crimson walrus ledger"
+SEARCH_PHRASE_CONVS = 3
+SEARCH_WORD = "zeppelin"
+SEARCH_WORD_EVERY = 5
+
+# Sizes of the search section: "bench" is the account of the tree section
+# (--conversations x --messages), the others are the scale sizes.
+SEARCH_DEFAULT_SIZES = "bench,300k"
+
+
+def load():
+    return "load %.2f" % os.getloadavg()[0]
+
+
+def base_driftfs(root):
+    """A driftfs without the search index: BENCH_BASE_DRIFTFS, else one
+    built once from BASE_REF (git archive | tar, then make) under
+    build/bench/base-<ref>/. Returns (path, None) or (None, why)."""
+    exe = os.environ.get("BENCH_BASE_DRIFTFS")
+    if exe:
+        return (exe, None) if os.access(exe, os.X_OK) else \
+            (None, "BENCH_BASE_DRIFTFS=%s is not an executable" % exe)
+    src = os.path.join(root, "build", "bench", "base-" + BASE_REF)
+    exe = os.path.join(src, "build", "default", "driftfs")
+    if os.access(exe, os.X_OK):
+        return exe, None
+    print("building the driftfs without the index (%s) in %s ..." % (BASE_REF, src),
+          flush=True)
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    p = subprocess.run("git -C %s archive %s | tar -x -C %s && make -C %s -j2 all" % (
+        root, BASE_REF, src, src), shell=True, capture_output=True, text=True)
+    if p.returncode != 0 or not os.access(exe, os.X_OK):
+        return None, "cannot build %s: %s" % (BASE_REF, (p.stderr or p.stdout)[-400:])
+    return exe, None
+
+
+def plant_search(emu, data):
+    """Adds the planted messages; returns (phrase conversation ids, word
+    conversation ids), as the strings the tree names them by."""
+    ids = [str(c["id"]) for c in data["conversations"]]
+    n = len(ids)
+    phrase = [ids[n // 7], ids[n // 2], ids[n - 1 - n // 9]][:SEARCH_PHRASE_CONVS]
+    for cid in phrase:
+        emu.mutate(op="add_message", conversationId=cid, authorType="user",
+                   body="<p>Please check the %s before Friday.</p>" % SEARCH_PHRASE)
+    word = ids[::SEARCH_WORD_EVERY]
+    for cid in word:
+        emu.mutate(op="add_message", conversationId=cid, authorType="user",
+                   body="Your order ships by %s next week." % SEARCH_WORD)
+    return set(phrase), set(word)
+
+
+def rg_conversations(copy_convs, needle):
+    """rg -l -F -uu over the copy's conversations/: (seconds, the ids of
+    the conversations with a file that holds needle)."""
+    t = time.perf_counter()
+    p = subprocess.run(["rg", "-l", "-F", "-uu", needle, copy_convs],
+                       capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        raise RuntimeError("rg failed (%d): %s" % (p.returncode, p.stderr[-300:]))
+    ids = set()
+    for line in p.stdout.splitlines():
+        rel = os.path.relpath(line, copy_convs)
+        ids.add(rel.split(os.sep, 1)[0])
+    return took, ids
+
+
+def ls_search(m, query):
+    """ls search/<query>/conversations on the mount: (seconds, names), or
+    (seconds, OSError) when the lookup fails."""
+    path = m.p("search", query.replace("/", "%2F"), "conversations")
+    t = time.perf_counter()
+    p = subprocess.run(["ls", "-1", path], capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if p.returncode != 0:
+        return took, OSError(p.stderr.strip())
+    return took, set(p.stdout.split())
+
+
+def ls_floor(copy):
+    """The same ls of an empty directory on tmpfs: what starting ls costs,
+    whatever it lists (a floor under the search figure)."""
+    empty = os.path.join(os.path.dirname(copy), "empty")
+    os.makedirs(empty, exist_ok=True)
+    t = time.perf_counter()
+    subprocess.run(["ls", "-1", empty], capture_output=True)
+    return time.perf_counter() - t
+
+
+def index_sizes(m):
+    """(index bytes, indexed text bytes) from .driftfs/status, or None
+    where a key is missing."""
+    st = m.status()
+
+    def num(*keys):
+        for k in keys:
+            v = st.get(k, "").split()
+            if v and v[0].isdigit():
+                return int(v[0])
+        return None
+    return (num("search_index_bytes"), num("search_text_bytes"))
+
+
+def fts_bytes_in_db(path):
+    """The bytes of the FTS5 tables in a cache file (their shadow tables
+    included), from dbstat; None when the file has none."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' "
+            "AND sql LIKE '%USING fts5%' COLLATE NOCASE")]
+        if not names:
+            return None
+        total = 0
+        for n in names:
+            total += db.execute("SELECT coalesce(sum(pgsize), 0) FROM dbstat "
+                                "WHERE name = ? OR name LIKE ? ESCAPE '\\'",
+                                (n, n.replace("_", "\\_") + "\\_%")).fetchone()[0]
+        return total
+    except sqlite3.Error as e:
+        print("  (dbstat of %s: %s)" % (path, e))
+        return None
+    finally:
+        db.close()
+
+
+def index_building(m):
+    """Whether the status says the index is still being built (an upgrade
+    builds it in the background); status keys are the search branch's."""
+    st = m.status()
+    v = st.get("search_index", "")
+    return v.startswith("building") or v.startswith("indexing")
+
+
+def cold_sync(b, emu, exe, name, opts=(), floor=0):
+    """One cold sync of emu's account by the driftfs at exe, into a fresh
+    cache: (seconds, mount). floor: requests the sync asks for at least.
+    The caller unmounts."""
+    import helpers
+    work = os.path.join(b.work, name)
+    os.makedirs(work)
+    emu.reset()
+    saved = helpers.DRIFTFS
+    helpers.DRIFTFS = exe
+    try:
+        t = time.perf_counter()
+        m = Mount(emu.url, work, opts=["conns=4"] + list(opts), wait_sync=False)
+    finally:
+        helpers.DRIFTFS = saved
+    b.m = m
+    # The status is read only once the emulator has answered floor
+    # requests: a read of it with the index runs a dbstat of the index
+    # (src/store_search.c, 130 ms at 300k messages), and polling it all
+    # along charged the sync with the index for the poll.
+    wait_for(lambda: emu.total() >= floor, 3600, "the sync's requests", interval=0.2)
+    wait_for(lambda: int(m.status().get("sync_passes", "0")) >= 1 and not index_building(m),
+             3600, "a sync pass and the search index built", interval=0.02)
+    return time.perf_counter() - t, m
+
+
+def bench_search_size(a, name, convs, per, contacts, attachments, base):
+    """One account: every figure of the issue 13 table, on one account in
+    one run."""
+    out = {"name": name}
+    with Setup() as b:
+        emu = b.emulator("--conversations", convs, "--messages", per,
+                         "--contacts", contacts, "--attachments", attachments)
+        data = emu.data()
+        phrase_ids, word_ids = plant_search(emu, data)
+        floor = minimum_requests(emu.data(), 100) - 10
+        nmsg = sum(len(v) for v in data["messages"].values()) + len(phrase_ids) + len(word_ids)
+        out["desc"] = "%d conversations, %d messages, %d contacts, %d attachments" % (
+            len(data["conversations"]), nmsg, len(data["contacts"]), len(data["attachments"]))
+        del data
+        print("\n%s: %s; '%s' planted in %d conversations, '%s' in %d" % (
+            name, out["desc"], SEARCH_PHRASE, len(phrase_ids), SEARCH_WORD, len(word_ids)),
+            flush=True)
+
+        # Cold syncs, interleaved: without the index (base), with it. At
+        # the mounts' usual rate=400 (tests/helpers.py) the API's pace
+        # bounds both; at rate=10000 (the most driftfs takes) the CPU
+        # does, which shows what indexing costs. The last one (with, at
+        # 400) stays mounted for the queries.
+        for rate in ("", "_fast"):
+            out["sync_without" + rate], out["sync_with" + rate] = [], []
+        for rate, opts in (("_fast", ("rate=10000",)), ("", ())):
+            for r in range(a.search_sync_runs):
+                for label, exe in (("without", base), ("with", DRIFTFS_EXE)):
+                    if exe is None:
+                        continue
+                    took, m = cold_sync(b, emu, exe, "%s%s-%d" % (label, rate, r), opts,
+                                        floor)
+                    out["sync_" + label + rate].append(took)
+                    print("  cold sync %s the index%s: %.1f s (%s)" % (
+                        label, ", rate=10000" if rate else "", took, load()), flush=True)
+                    if not (label == "with" and not rate and r == a.search_sync_runs - 1):
+                        m.unmount()
+                        b.m = None
+        m = b.m
+
+        # The tmpfs copy of conversations/ (what rg searches).
+        copy = os.path.join(b.shm, "conversations")
+        subprocess.run(["rsync", "-a", m.p("conversations") + "/", copy + "/"], check=True)
+        out["files"] = sum(len(f) for _, _, f in os.walk(copy))
+        out["transcripts"] = sum(os.path.getsize(os.path.join(copy, c, "transcript.txt"))
+                                 for c in os.listdir(copy)
+                                 if os.path.exists(os.path.join(copy, c, "transcript.txt")))
+
+        # The index: its size against the text it covers; and what a read
+        # of the status that reports it costs.
+        out["index"], out["text"] = index_sizes(m)
+        times = []
+        for _ in range(a.runs):
+            t = time.perf_counter()
+            m.status()
+            times.append(time.perf_counter() - t)
+        out["status_read"] = statistics.median(times)
+
+        if not os.path.isdir(m.p("search")):
+            out["missing"] = "search/ is not in this mount's root: this driftfs has no search"
+            print("  FAIL: " + out["missing"])
+            # rg alone, so that the planting is still checked.
+            for needle, want in ((SEARCH_PHRASE, phrase_ids), (SEARCH_WORD, word_ids)):
+                took, got = rg_conversations(copy, needle)
+                print("  rg -l -F -uu '%s': %.1f ms, %d conversations%s" % (
+                    needle, took * 1000, len(got),
+                    "" if got == want else " (WRONG: %d planted)" % len(want)))
+        else:
+            for what, needle, query, want in (
+                    ("phrase", SEARCH_PHRASE, '"%s"' % SEARCH_PHRASE, phrase_ids),
+                    ("word", SEARCH_WORD, SEARCH_WORD, word_ids)):
+                out[what] = bench_query(a, m, copy, needle, query, want)
+        m.unmount()
+        b.m = None
+        out["fts_db"] = fts_bytes_in_db(cache_file(m))
+    return out
+
+
+def bench_query(a, m, copy, needle, query, want):
+    """ls of a fresh query's conversations/ (each run a name not looked
+    up before: the query ORed with a word that is nowhere) against rg over
+    the copy, interleaved; both must name the conversations in want."""
+    tl, tr, td, tf, bad = [], [], [], [], []
+    for i in range(a.runs + 1):
+        q = '%s OR absentword%dx%d' % (query, os.getpid(), i)
+        # The filesystem's part alone: a listdir in this process, of a
+        # query of its own (no ls to start).
+        qd = m.p("search", '%s OR absentword%dy%d' % (query, os.getpid(), i),
+                 "conversations")
+        t = time.perf_counter()
+        try:
+            os.listdir(qd)
+        except OSError as e:
+            bad.append("listdir %s: %s" % (qd, e))
+            break
+        dtook = time.perf_counter() - t
+        took, got = ls_search(m, q)
+        ftook = ls_floor(copy)
+        if isinstance(got, OSError):
+            bad.append("ls search/%s: %s" % (q, got))
+            break
+        if got != want:
+            bad.append("search/%s/conversations: %d names, %d missing, %d extra" % (
+                q, len(got), len(want - got), len(got - want)))
+        rtook, rgot = rg_conversations(copy, needle)
+        if rgot != want:
+            bad.append("rg -l -F -uu '%s': %d conversations, %d missing, %d extra" % (
+                needle, len(rgot), len(want - rgot), len(rgot - want)))
+        if i:       # the first of each is a warm-up
+            tl.append(took)
+            tr.append(rtook)
+            td.append(dtook)
+            tf.append(ftook)
+    r = {"n": len(want), "load": load(), "bad": bad}
+    if tl:
+        r["ls"], r["rg"] = statistics.median(tl), statistics.median(tr)
+        r["listdir"], r["floor"] = statistics.median(td), statistics.median(tf)
+        print("  %-28s ls %6.2f ms (listdir %5.2f)  rg %7.1f ms  ratio %5.0fx  "
+              "(%d conversations; %s)" % (
+                  "'%s'" % query, r["ls"] * 1000, r["listdir"] * 1000, r["rg"] * 1000,
+                  r["rg"] / r["ls"], len(want), r["load"]), flush=True)
+    for line in bad[:5]:
+        print("  FAIL: " + line)
+    return r
+
+
+def bench_search(a):
+    """Issue 13's table: search/ against rg over the tmpfs copy, the
+    index's size, the cold sync with and without it; at each size of
+    BENCH_SIZES ("bench" = the tree section's account; default bench,300k)."""
+    if shutil.which("rg") is None:
+        print("\nsearch: SKIP: rg is not installed (Debian's ripgrep: "
+              "apt-get install -y ripgrep, or scripts/install-deps bench)")
+        return
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base, why = base_driftfs(root)
+    if why:
+        print("search: no driftfs without the index, so no sync ratio: " + why)
+    sizes = [x.strip() for x in os.environ.get("BENCH_SIZES", SEARCH_DEFAULT_SIZES).split(",")
+             if x.strip()]
+    rows = []
+    for name in sizes:
+        if name == "bench":
+            dims = (a.conversations, a.messages, a.contacts, a.attachments)
+        elif name in SCALE_SIZES:
+            dims = SCALE_SIZES[name] + (SCALE_CONTACTS, 100)
+        else:
+            print("BENCH_SIZES: unknown size %r (known: bench, %s)" % (
+                name, ", ".join(SCALE_SIZES)))
+            continue
+        rows.append(bench_search_size(a, name, *dims, base))
+    if not rows:
+        return
+    print()
+    for r in rows:
+        print("%s: %s; conversations/ holds %d files" % (r["name"], r["desc"], r["files"]))
+    print("%-62s %s" % ("figure", "  ".join("%18s" % r["name"] for r in rows)))
+
+    def line(what, target, cell):
+        print("%-62s %s%s" % (what, "  ".join("%18s" % cell(r) for r in rows),
+                              "   target " + target if target else ""))
+
+    def ratio_cell(what, limit_ms=None, at=None):
+        def cell(r):
+            q = r.get(what)
+            if r.get("missing") or not q or "ls" not in q:
+                return "FAIL (no search)"
+            x = q["rg"] / q["ls"]
+            need = 1000 if r["name"] == "300k" else 100
+            ok = x >= need and not q["bad"] and (r["name"] != "300k" or q["ls"] <= 0.02)
+            return "%.0fx %s" % (x, mark(ok) if not q["bad"] else "WRONG")
+        return cell
+    line("rg -l -F -uu time / ls search/<phrase>/conversations time",
+         ">= 100x (bench), >= 1000x and ls <= 20 ms (300k)", ratio_cell("phrase"))
+    line("  ls search/<phrase>/conversations, cold query (ms)", "<= 20 ms at 300k",
+         lambda r: "%.2f" % (r["phrase"]["ls"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("  the same, os.listdir in the bench's process: no ls (ms)", "",
+         lambda r: "%.2f" % (r["phrase"]["listdir"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("  rg time / that listdir time", "",
+         lambda r: "%.0fx" % (r["phrase"]["rg"] / r["phrase"]["listdir"])
+         if "ls" in r.get("phrase", {}) else "-")
+    line("  ls of an empty directory on tmpfs, the floor (ms)", "",
+         lambda r: "%.2f" % (r["phrase"]["floor"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("  rg -l -F -uu '<phrase>' conversations/ on tmpfs, warm (ms)", "",
+         lambda r: "%.1f" % (r["phrase"]["rg"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("the same for a word in 1 conversation of %d" % SEARCH_WORD_EVERY, "",
+         lambda r: "%.0fx" % (r["word"]["rg"] / r["word"]["ls"])
+         if "ls" in r.get("word", {}) else "-")
+    line("  ls search/<word>/conversations (ms) / rg (ms)", "",
+         lambda r: "%.1f / %.0f" % (r["word"]["ls"] * 1000, r["word"]["rg"] * 1000)
+         if "ls" in r.get("word", {}) else "-")
+
+    def index_cell(r):
+        if r["index"] is None or not r["text"]:
+            return "FAIL (no status)"
+        x = r["index"] / r["text"]
+        return "%.2f %s" % (x, mark(x <= 0.5))
+    line("index bytes / indexed text bytes (.driftfs/status)", "<= 0.5", index_cell)
+    line("  a read of .driftfs/status (ms)", "",
+         lambda r: "%.1f" % (r["status_read"] * 1000))
+    line("  index bytes (status; dbstat of the FTS5 tables) (MiB)", "",
+         lambda r: "%s; %s" % ("%.1f" % (r["index"] / 2**20) if r["index"] is not None
+                               else "-", "%.1f" % (r["fts_db"] / 2**20)
+                               if r["fts_db"] is not None else "-"))
+    line("  indexed text (status); transcript.txt bytes (MiB)", "",
+         lambda r: "%s; %.1f" % ("%.1f" % (r["text"] / 2**20) if r["text"] else "-",
+                                 r["transcripts"] / 2**20))
+
+    def sync_cell(rate):
+        def cell(r):
+            if not r["sync_without" + rate]:
+                return "- (no base)"
+            if r.get("missing"):
+                return "n/a (no index)"
+            x = (statistics.median(r["sync_with" + rate]) /
+                 statistics.median(r["sync_without" + rate]))
+            return "%.3f %s" % (x, mark(x <= 1.1))
+        return cell
+
+    def sync_runs(rate):
+        return lambda r: "%s; %s" % ("/".join("%.1f" % t for t in r["sync_with" + rate]),
+                                     "/".join("%.1f" % t for t in r["sync_without" + rate]))
+    line("cold sync with the index / without, rate=400 (medians)", "<= 1.1", sync_cell(""))
+    line("  with; without (s, each run)", "", sync_runs(""))
+    line("the same at rate=10000: CPU-bound", "<= 1.1", sync_cell("_fast"))
+    line("  with; without (s, each run)", "", sync_runs("_fast"))
+    print("\nrg runs warm (the copy is on tmpfs, whose pages cannot be dropped); each "
+          "ls is a query not looked up before; %s; base driftfs %s" % (load(), base))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--conversations", type=int, default=4000)
@@ -456,7 +869,10 @@ def main():
                     help="mean messages a conversation in the RSS benchmark")
     ap.add_argument("--floor-files", type=int, default=16000,
                     help="files of the FUSE floor benchmark")
-    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss", "floor", "scale"),
+    ap.add_argument("--search-sync-runs", type=int, default=2,
+                    help="cold syncs with and without the index, each, per size")
+    ap.add_argument("--only", choices=("tree", "bigdir", "rate", "rss", "floor", "scale",
+                                       "search"),
                     action="append",
                     help="run only these benchmarks (default: all)")
     a = ap.parse_args()
@@ -467,7 +883,7 @@ def main():
     print("machine: %s, %d cores, %s" % (platform.machine(), os.cpu_count(),
                                          platform.platform()))
     print("medians of %d interleaved runs; copy = the same tree on tmpfs" % a.runs)
-    only = a.only or ["tree", "bigdir", "rate", "rss", "floor", "scale"]
+    only = a.only or ["tree", "bigdir", "rate", "rss", "floor", "scale", "search"]
     if "tree" in only:
         bench_tree(a)
     if "bigdir" in only:
@@ -480,6 +896,8 @@ def main():
         bench_floor(a)
     if "scale" in only:
         bench_scale(a)
+    if "search" in only:
+        bench_search(a)
     return 0
 
 

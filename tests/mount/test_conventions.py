@@ -166,6 +166,15 @@ def test_mount_only_options_reach_driftfs_harmlessly(emulator, mounts, tmp_path)
     assert "unknown option" not in m.logtext()
 
 
+def default_signals():
+    """In the child: SIGINT and SIGHUP as a terminal gives them. A suite
+    run in the background (sh's `&` ignores SIGINT, nohup SIGHUP) would
+    hand its ignored signals down, and libfuse leaves an ignored signal
+    ignored: the signal test would wait for a stop that never comes."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Daemon:
     """driftfs -f started by hand (argv after the binary), for what the
     Mount helper does not do: an ACCOUNT argument, no DRIFT_TOKEN, a
@@ -175,7 +184,8 @@ class Daemon:
         self.mnt = mnt
         self.log = open(log, "wb")
         self.proc = subprocess.Popen([DRIFTFS, "-f"] + argv, env=env, cwd=cwd,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=default_signals)
 
     def wait_mounted(self):
         wait_for(lambda: mountinfo(self.mnt) or self.proc.poll() is not None,

@@ -166,6 +166,16 @@ def test_mount_only_options_reach_driftfs_harmlessly(emulator, mounts, tmp_path)
     assert "unknown option" not in m.logtext()
 
 
+def exit_status(d, seconds=60):
+    """The daemon's exit status; None (and its log in the failure) if
+    it is still running after seconds: a stop finishes the sync's pass
+    in flight first, which a loaded machine makes slow, not wrong."""
+    try:
+        return d.proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def default_signals():
     """In the child: SIGINT and SIGHUP as a terminal gives them. A suite
     run in the background (sh's `&` ignores SIGINT, nohup SIGHUP) would
@@ -401,7 +411,7 @@ def test_a_signal_ends_the_mount_with_0(emulator, tmp_path, sig):
         d.wait_mounted()
         assert ".driftfs" in os.listdir(mnt)
         d.proc.send_signal(sig)
-        assert d.proc.wait(15) == 0, open(d.log.name).read()
+        assert exit_status(d) == 0, open(d.log.name).read()
         assert mountinfo(mnt) is None
     finally:
         d.stop()

@@ -352,6 +352,13 @@ int search_status(struct store *st, struct buf *out)
 		return buf_adds(out, "search_index: unknown\n");
 	if (ready)
 		r = buf_adds(out, "search_index: ready\n");
+	else if (store_meta_i64(st, "search_rebuild") > 0)
+		/* Found out of step by a process not alone with the cache;
+		 * the index is emptied and built again by the next process
+		 * that opens the cache alone (a mount, driftctl sync). */
+		r = buf_adds(out, "search_index: rebuild pending (at the next "
+				  "mount or driftctl sync alone with the "
+				  "cache)\n");
 	else if (failing)
 		r = buf_printf(out, "search_index: failing: %s\n",
 			       strerror(failing));

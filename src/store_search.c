@@ -1031,8 +1031,12 @@ int store_search_setup(struct store *st, struct db *d)
 	int64_t fmt;
 	int r = 0, bad, reset_done = 0;
 
-	if (sqlite3_exec(d->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK)
+	/* A reader (driftctl status, search) takes no write lock unless
+	 * the tables are missing, and checks nothing: counting every row
+	 * under a mount's long transaction would wait out the busy timeout,
+	 * and what it found it could not repair anyway. */
+	if (sqlite3_exec(d->sql, read_only ? "BEGIN" : "BEGIN IMMEDIATE",
+			 NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	if (sqlite3_exec(d->sql, store_search_schema, NULL, NULL, NULL) !=
 	    SQLITE_OK)
@@ -1046,7 +1050,7 @@ int store_search_setup(struct store *st, struct db *d)
 	 */
 	fmt = meta_get(d, "search_format");
 	bad = meta_get(d, "search_rebuild") || (fmt && fmt != SEARCH_FORMAT);
-	if (!bad && fmt) {
+	if (!bad && fmt && !read_only) {
 		int ok;
 
 		r = index_in_step(d, &ok);

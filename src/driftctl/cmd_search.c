@@ -168,6 +168,12 @@ int cmd_search(struct cli *c, int argc, char **argv, int from)
 			cli_say("search: %s", strerror(-r));
 			return cli_exit_for_errno(r);
 		}
+		if (!ready && store_meta_i64(c->d.store, "search_rebuild") > 0) {
+			cli_say("search index out of step with the cache: it is"
+				" built again by the next mount, or driftctl"
+				" sync, alone with the cache");
+			return DX_LOCAL;
+		}
 		if (!ready) {
 			cli_say("search index building %lld/%lld; run driftctl"
 				" sync (or mount) to finish it",

@@ -338,17 +338,18 @@ static void test_out_of_step_rebuild(void)
 	exec_sql(dir, "PRAGMA secure_delete=ON;"
 		      "DELETE FROM messages WHERE id = 32;");
 
-	/* A reader: no reset, not ready, the rebuild left to a writer. */
+	/* A reader checks nothing (it could not repair it, and counting
+	 * every row would hold a mount's writers back): no reset, no mark;
+	 * the check is a writer's. */
 	search_open_read_only(1);
 	unit_quiet(1);
 	st = store_open(dir);
 	unit_quiet(0);
 	search_open_read_only(0);
 	REQUIRE(st);
-	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 1);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
 	CHECK_EQ_INT(store_search_progress(st, &done, &total, &ready, &ib, &tb),
 		     0);
-	CHECK(!ready && done == 0 && total == 1);
 	store_close(st);
 	CHECK(cache_holds(dir, "phonequagmire"));
 

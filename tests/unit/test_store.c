@@ -673,13 +673,14 @@ static void test_pool_after_a_burst(void)
 	char dir[128];
 	struct store *st;
 	int64_t before;
-	int changed, all;
+	int changed, all, peak;
 
 	st = open_new("pool", dir, sizeof(dir));
 	REQUIRE(st);
 	REQUIRE(!put_user(st, 1, NULL, "{}", 1, &changed));
 	burst(st, 6);
 	CHECK_EQ_INT(cache_fds(dir, 1), 6);
+	peak = cache_fds(dir, 0);
 	/* Not idle long enough: a give-back closes nothing. */
 	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
 	CHECK_EQ_INT(cache_fds(dir, 1), 6);
@@ -687,10 +688,12 @@ static void test_pool_after_a_burst(void)
 	CHECK_EQ_INT(store_one(st, Q_USER, 1, NULL, &row), 0);
 	CHECK_EQ_INT(cache_fds(dir, 1), 2);
 	/* A new burst may grow it again, reusing the descriptors SQLite
-	 * kept, and no further. */
-	all = cache_fds(dir, 0);
+	 * kept, and not past the first burst's peak. (Not to the count
+	 * before it: whether a closing connection's file descriptor is
+	 * kept for reuse or closed depends on which others hold locks at
+	 * that moment, so the count in between varies by one.) */
 	burst(st, 6);
-	CHECK_EQ_INT(cache_fds(dir, 0), all);
+	CHECK(cache_fds(dir, 0) <= peak);
 	store_close(st);
 
 	st = open_new("reserved", dir, sizeof(dir));

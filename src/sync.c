@@ -285,6 +285,11 @@ static int sync_conversations(struct sync *s)
 	while (!cur.done && !r && !w.older_seen) {
 		struct work work = { 0 };
 
+		if (sync_stopping(s)) {
+			r = -ECANCELED;	/* the watermark stays */
+			break;
+		}
+
 		w.n = 0;
 		r = api_conversations_page(s->d->http, &cur, walk_item, &w);
 		if (!w.n)
@@ -300,7 +305,7 @@ static int sync_conversations(struct sync *s)
 			break;	/* the rest would only wait out retries */
 	}
 	api_cursor_release(&cur);
-	if (failed)
+	if (failed && failed != -ECANCELED)
 		log_error_event("sync: %zu of %zu changed conversations could "
 				"not be fetched (first error: %s); they are "
 				"retried next pass",
@@ -559,12 +564,17 @@ int sync_start(struct sync *s)
 	return 0;
 }
 
+int sync_stopping(struct sync *s)
+{
+	return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+}
+
 void sync_stop(struct sync *s)
 {
 	if (!s->thread_started)
 		return;
 	pthread_mutex_lock(&s->lock);
-	s->stop = 1;
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->thread, NULL);

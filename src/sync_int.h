@@ -55,6 +55,11 @@ void idset_release(struct idset *set);
  * claim contacts (struct sync's fetched).
  */
 extern __thread int sync_in_pass;
+/* Whether sync_stop() was called: a pass's loops (the walk, the
+ * reconcile's listing, the workers) end early with -ECANCELED, so an
+ * unmount or a signal does not wait for the rest of a long first sync.
+ * Any thread, no lock. */
+int sync_stopping(struct sync *s);
 
 /* At most one claimed contact per sync worker is in flight. */
 #define INFLIGHT_MAX 64
@@ -67,7 +72,8 @@ struct sync {
 	pthread_t thread;
 	int thread_started;
 
-	/* Guarded by lock. */
+	/* Guarded by lock. stop is also read without it, atomically, by a
+	 * pass's loops (sync_stopping): set once, under lock, atomically. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int stop;

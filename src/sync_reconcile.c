@@ -223,6 +223,10 @@ static int reconcile_walk(struct sync *s)
 		return 0;
 	sync_set_phase(s, "reconciling: listing conversations", 0, 0);
 	while (!cur.done && !r) {
+		if (sync_stopping(s)) {
+			r = -ECANCELED;
+			break;
+		}
 		r = api_conversations_page(s->d->http, &cur, walk_collect,
 					   &listed);
 		sync_set_phase(s, "reconciling: listing conversations",

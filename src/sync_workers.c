@@ -4,6 +4,7 @@
  * cfg.conns threads (the caller's included) take ids from one shared list
  * until it is empty. What a fetch does is the caller's.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 
@@ -24,6 +25,13 @@ static void *worker(void *arg)
 		int r;
 
 		pthread_mutex_lock(&w->lock);
+		if (sync_stopping(w->s) && w->next < w->n) {
+			/* Stopping: what is left counts as not fetched. */
+			if (!w->failed)
+				w->failed = -ECANCELED;
+			w->nfailed += w->n - w->next;
+			w->next = w->n;
+		}
 		i = w->next++;
 		pthread_mutex_unlock(&w->lock);
 		if (i >= w->n)

@@ -13,6 +13,8 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
+import time
 
 import pytest
 
@@ -153,3 +155,26 @@ def test_cold_sync_killed_resumes_where_it_stopped(emulator, mounts, tmp_path):
         want = {str(x["id"]) + ".json" for x in data["messages"][str(cid)]}
         got = set(os.listdir(m.p("conversations", str(cid), "messages")))
         assert want <= got, (cid, want - got)
+
+
+@pytest.mark.emulator_args("--conversations", CONVS, "--contacts", 60,
+                           "--messages", 3)
+def test_an_unmount_does_not_wait_for_the_first_sync(emulator, mounts, tmp_path):
+    """An unmount (or SIGTERM) in the middle of a long first sync ends the
+    daemon at the next fetch, not when the whole pass is done: the walk
+    and the workers stop taking work, and the watermark stays, so the
+    next mount carries on. Here the pass would take about 240 × 3
+    requests at 150 ms each."""
+    emulator.faults(latency_ms=150 * SLOW)
+    m = mounts(emulator.url, str(tmp_path), opts=["conns=4"], wait_sync=False)
+    wait_for(lambda: conv_entries(m), 60 * SLOW, "a first entry in conversations/")
+    started = time.monotonic()
+    subprocess.run(["fusermount3", "-u", m.path], check=True)
+    m.proc.wait(30 * SLOW)
+    took = time.monotonic() - started
+    emulator.faults(latency_ms=0)
+    fetched = len({r["path"] for r in emulator.requests()
+                   if re.fullmatch(r"/conversations/\d+", r["path"])})
+    # Stopped part way: far from every conversation fetched.
+    assert fetched < CONVS // 2, (fetched, took)
+    assert m.proc.returncode == 0

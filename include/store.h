@@ -161,7 +161,7 @@ enum store_query {
 #define STORE_POOL_IDLE_MS 30000
 /* The soft limit store_open() puts on SQLite's heap in this process
  * (sqlite3_soft_heap_limit64): cached pages go before it grows past. */
-#define STORE_HEAP_SOFT_LIMIT (8 << 20)
+#define STORE_HEAP_SOFT_LIMIT (5 << 20)
 int store_pool_reserve(struct store *st, int n);
 void store_set_pool_idle(struct store *st, int ms);
 /* The page cache bytes the idle connections hold (a kept connection idle

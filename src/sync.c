@@ -133,7 +133,11 @@ void sync_free(struct sync *s)
 
 static size_t write_slot(enum sync_object what, int64_t id)
 {
-	return names_hash64(&id, sizeof(id), (uint64_t)what) % WRITE_SLOTS;
+	size_t kind = what == SO_CONTACT ? 0 : what == SO_USER ? 1 :
+		      what == SO_CONVERSATION ? 2 : 3;
+
+	return kind * WRITE_KIND_SLOTS +
+	       names_hash64(&id, sizeof(id), (uint64_t)what) % WRITE_KIND_SLOTS;
 }
 
 void sync_note_write(struct sync *s, enum sync_object what, int64_t id)

@@ -26,7 +26,12 @@
 #include "sync.h"
 
 #define MISS_SLOTS 256
-#define WRITE_SLOTS 256
+/* Write generations: WRITE_KIND_SLOTS for each kind of object noted
+ * (contacts, users, conversations, the rest), so that a write of one kind
+ * never looks like a write of another (a conversation's fetch that
+ * removes its own contact must not take itself for overtaken). */
+#define WRITE_KIND_SLOTS 256
+#define WRITE_SLOTS (4 * WRITE_KIND_SLOTS)
 
 /* A remembered "the API has no such object", so lookups of a missing name
  * (shells probing, tab completion) do not cost a request every time. */

@@ -381,7 +381,10 @@ static int sync_contacts(struct sync *s)
 	 * (every later contact would never be refreshed again). It is tried
 	 * again next round, within reconcile.
 	 */
-	if (!n || work.nfailed < n) {
+	/* Stopped part way: the rest was not checked, so nothing moves. */
+	if (work.cancelled) {
+		r = -ECANCELED;
+	} else if (!n || work.nfailed < n) {
 		int rr = n ? store_meta_set_i64(st, "contact_cursor",
 						ids[n - 1])
 			   : 0;
@@ -451,16 +454,20 @@ static int sync_pass(struct sync *s)
 		goto out;
 	r = sync_conversations(s);
 	first = first ? first : r;
-	if (api_gone(s, r))
+	if (api_gone(s, r) || sync_stopping(s))
 		goto out;
 	r = sync_contacts(s);
 	first = first ? first : r;
-	if (api_gone(s, r))
+	if (api_gone(s, r) || sync_stopping(s))
 		goto out;
 	/* What Drift deleted without a trace in the walk (sync_reconcile.c). */
 	r = sync_reconcile(s);
 	first = first ? first : r;
 out:
+	/* Stopped (an unmount, a signal): what was cut short is redone by
+	 * the next mount's pass; nothing above recorded it as done. */
+	if (sync_stopping(s))
+		first = -ECANCELED;
 	/* Rows removed: their bytes leave the WAL (store_checkpoint). */
 	sync_checkpoint_due(s);
 	sync_set_phase(s, "idle", 0, 0);
@@ -504,7 +511,8 @@ int sync_run_once(struct sync *s)
 	pthread_mutex_unlock(&s->pass_lock);
 	log_debug("sync: pass ended: %s", r ? strerror(-r) : "ok");
 	/* The gate (account.h) logs for itself. */
-	if (r && r != -ENETDOWN && account_verified(s->d->account))
+	if (r && r != -ENETDOWN && r != -ECANCELED &&
+	    account_verified(s->d->account))
 		log_warn("sync pass failed: %s", strerror(-r));
 	return r;
 }

@@ -230,6 +230,7 @@ struct work {
 	size_t n, next;
 	int failed;		/* first error */
 	size_t nfailed;
+	int cancelled;		/* sync_stopping() left ids undone */
 	pthread_mutex_t lock;
 };
 

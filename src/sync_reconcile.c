@@ -218,7 +218,10 @@ static int reconcile_walk(struct sync *s)
 	 * pay for the list twice.
 	 */
 	if (!last)
-		return store_meta_set_i64(st, KEY_WALK_AT, start);
+		/* Unless the walk was cut short by a stop: not filled. */
+		return sync_stopping(s) ? -ECANCELED
+					: store_meta_set_i64(st, KEY_WALK_AT,
+							     start);
 	if (start - last >= 0 && start - last < period_ms(s) / 2)
 		return 0;
 	sync_set_phase(s, "reconciling: listing conversations", 0, 0);
@@ -265,7 +268,9 @@ static int reconcile_walk(struct sync *s)
 	 * next pass. Only all checks failing (the API gone meanwhile)
 	 * counts as no walk.
 	 */
-	if (!r || work.nfailed < missing.n) {
+	if (work.cancelled) {
+		r = -ECANCELED;	/* stopped: the rest was not confirmed */
+	} else if (!r || work.nfailed < missing.n) {
 		int rr;
 
 		store_meta_set_i64(st, KEY_WALK_GONE,
@@ -359,6 +364,10 @@ static int reconcile_messages(struct sync *s)
 	 * hold the rotation (and make each pass check everything); it is
 	 * checked again on the next round, within R.
 	 */
+	if (work.cancelled) {
+		r = -ECANCELED;	/* stopped: the rest was not checked */
+		goto out;
+	}
 	if (n && work.nfailed < n) {
 		int rr = store_meta_set_i64(st, KEY_MSGS_CURSOR, ids[n - 1]);
 

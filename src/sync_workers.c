@@ -29,6 +29,7 @@ static void *worker(void *arg)
 			/* Stopping: what is left counts as not fetched. */
 			if (!w->failed)
 				w->failed = -ECANCELED;
+			w->cancelled = 1;
 			w->nfailed += w->n - w->next;
 			w->next = w->n;
 		}

@@ -319,6 +319,36 @@ int64_t store_pool_cache_bytes(struct store *st)
 	return sum;
 }
 
+int store_step_ids(sqlite3_stmt *s, int64_t **v, size_t *n, int *rc)
+{
+	size_t alloc = 0;
+
+	*v = NULL;
+	*n = 0;
+	while ((*rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			int64_t *p = realloc(*v, na * sizeof(*p));
+
+			if (!p) {
+				free(*v);
+				*v = NULL;
+				*n = 0;
+				return -ENOMEM;
+			}
+			*v = p;
+			alloc = na;
+		}
+		(*v)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	if (*rc != SQLITE_DONE) {
+		free(*v);
+		*v = NULL;
+		*n = 0;
+	}
+	return 0;
+}
+
 sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql)
 {
 	if (*slot) {

@@ -86,32 +86,12 @@ static sqlite3_stmt *prepare(struct db *d, const char *sql)
  * caller's). */
 static int collect_ids(struct db *d, sqlite3_stmt *s, int64_t **v, size_t *n)
 {
-	size_t alloc = 0;
-	int rc;
+	int rc, r = store_step_ids(s, v, n, &rc);
 
-	*v = NULL;
-	*n = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			int64_t *p = realloc(*v, na * sizeof(*p));
-
-			if (!p) {
-				free(*v);
-				*v = NULL;
-				*n = 0;
-				return -ENOMEM;
-			}
-			*v = p;
-			alloc = na;
-		}
-		(*v)[(*n)++] = sqlite3_column_int64(s, 0);
-	}
+	if (r)
+		return r;
 	if (rc != SQLITE_DONE) {
 		log_error_event("cache: %s", sqlite3_errmsg(d->sql));
-		free(*v);
-		*v = NULL;
-		*n = 0;
 		return store_sql_errno(rc);
 	}
 	return 0;

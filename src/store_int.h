@@ -141,6 +141,10 @@ struct db *store_db_get(struct store *st);
 void store_db_put(struct store *st, struct db *d);
 /* The statement in *slot, reset, prepared on first use; NULL (logged) when
  * it cannot be. store_wprep is store_prep for a wstmt. */
+/* Steps s to its end, its rows' first column into *v (malloc'd, the
+ * caller's; NULL and 0 after a failure). -ENOMEM, or 0 with SQLite's
+ * last code in *rc (SQLITE_DONE when every row was read). */
+int store_step_ids(sqlite3_stmt *s, int64_t **v, size_t *n, int *rc);
 sqlite3_stmt *store_prep(struct db *d, sqlite3_stmt **slot, const char *sql);
 sqlite3_stmt *store_wprep(struct db *d, enum wstmt w);
 /* Steps a writer statement to completion (s may be NULL: -EIO). */

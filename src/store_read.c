@@ -330,7 +330,6 @@ static int ids_of(struct store *st, enum wstmt w, int64_t a, int64_t b,
 		  int b_set, int64_t **ids, size_t *n)
 {
 	struct db *d = store_db_get(st);
-	size_t alloc = 0;
 	sqlite3_stmt *s;
 	int rc, r = 0;
 
@@ -346,20 +345,7 @@ static int ids_of(struct store *st, enum wstmt w, int64_t a, int64_t b,
 	sqlite3_bind_int64(s, 1, a);
 	if (b_set)
 		sqlite3_bind_int64(s, 2, b);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			int64_t *p = realloc(*ids, na * sizeof(*p));
-
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			*ids = p;
-			alloc = na;
-		}
-		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
-	}
+	r = store_step_ids(s, ids, n, &rc);
 	if (!r && rc != SQLITE_DONE)
 		r = store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 	sqlite3_reset(s);

@@ -1437,7 +1437,6 @@ static int query_ids(struct store *st, enum sstmt w, const char *fts,
 {
 	struct db *d = store_db_get(st);
 	sqlite3_stmt *s;
-	size_t alloc = 0;
 	int64_t until;
 	int r = 0, rc;
 
@@ -1454,20 +1453,7 @@ static int query_ids(struct store *st, enum sstmt w, const char *fts,
 	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
 	query_begin(d, &until);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			int64_t *p = realloc(*ids, na * sizeof(*p));
-
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			*ids = p;
-			alloc = na;
-		}
-		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
-	}
+	r = store_step_ids(s, ids, n, &rc);
 	if (!r && rc != SQLITE_DONE)
 		r = query_rc(d, rc, why, whylen);
 	sqlite3_reset(s);

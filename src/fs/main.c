@@ -101,10 +101,22 @@ static const struct fuse_opt spec[] = {
  * SIGUSR1 asks for a sync pass now. It is how `driftctl sync` asks a
  * read-only mount, whose .driftfs/ctl cannot be written. Every thread but
  * this one blocks the signal (the mask is set before any starts).
+ *
+ * The stop signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT) must reach the main
+ * thread. libfuse's handler only sets the session's exit flag; the main
+ * thread notices because its sem_wait (or, with -s, its read of
+ * /dev/fuse) is interrupted, and libfuse's own workers block these
+ * signals for that reason. A stop signal taken by one of our threads
+ * (sync, outbox, notifier, ...) interrupted nothing, and the mount stayed
+ * up until the next FUSE request. So they are blocked, like SIGUSR1,
+ * before any of our threads starts, and unblocked again in the main
+ * thread alone once all have started (kicker_unblock_stops); one sent in
+ * between waits, pending, until then.
  */
 struct kicker {
 	pthread_t thread;
 	sigset_t set;
+	sigset_t stops;
 	struct sync *sync;
 	volatile sig_atomic_t stop;
 	int started;
@@ -126,9 +138,25 @@ static void *kicker_main(void *arg)
 /* Before any thread starts: they all inherit the mask. 0 or -errno. */
 static int kicker_block(struct kicker *k)
 {
+	sigset_t all;
+
 	sigemptyset(&k->set);
 	sigaddset(&k->set, SIGUSR1);
-	return -pthread_sigmask(SIG_BLOCK, &k->set, NULL);
+	sigemptyset(&k->stops);
+	sigaddset(&k->stops, SIGTERM);
+	sigaddset(&k->stops, SIGINT);
+	sigaddset(&k->stops, SIGHUP);
+	sigaddset(&k->stops, SIGQUIT);
+	all = k->stops;
+	sigaddset(&all, SIGUSR1);
+	return -pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* Main thread, once every thread of ours has started: it alone takes the
+ * stop signals (the threads libfuse starts block them themselves). */
+static void kicker_unblock_stops(struct kicker *k)
+{
+	pthread_sigmask(SIG_UNBLOCK, &k->stops, NULL);
 }
 
 /* Once the sync thread runs (sync_request would run a pass here before).
@@ -727,6 +755,7 @@ int main(int argc, char *argv[])
 	/* An index for a cache of an older version (search.h). */
 	build = search_build_start(d.store);
 	ready_start(&ready, mnt_abs);
+	kicker_unblock_stops(&kick);
 	if (cli.single) {
 		ret = fuse_session_loop(se);
 	} else {

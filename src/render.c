@@ -49,20 +49,79 @@ static int add_utf8(struct buf *out, unsigned long cp)
 	return buf_add(out, u, 4);
 }
 
-/* Decodes the entity at s (which starts with '&'); returns bytes used. */
-static size_t decode_entity(const char *s, struct buf *tmp)
+/*
+ * HTML's named entities for U+00A0 .. U+00FF, in code point order (HTML 4's
+ * Latin-1 set, which HTML 5 keeps): latin1[i] is U+00A0 + i.
+ */
+static const char *const latin1[96] = {
+	"nbsp",	  "iexcl",  "cent",   "pound",	"curren", "yen",    "brvbar",
+	"sect",	  "uml",    "copy",   "ordf",	"laquo",  "not",    "shy",
+	"reg",	  "macr",   "deg",    "plusmn", "sup2",	  "sup3",   "acute",
+	"micro",  "para",   "middot", "cedil",	"sup1",	  "ordm",   "raquo",
+	"frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",
+	"Atilde", "Auml",   "Aring",  "AElig",	"Ccedil", "Egrave", "Eacute",
+	"Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",   "ETH",
+	"Ntilde", "Ograve", "Oacute", "Ocirc",	"Otilde", "Ouml",   "times",
+	"Oslash", "Ugrave", "Uacute", "Ucirc",	"Uuml",	  "Yacute", "THORN",
+	"szlig",  "agrave", "aacute", "acirc",	"atilde", "auml",   "aring",
+	"aelig",  "ccedil", "egrave", "eacute", "ecirc",  "euml",   "igrave",
+	"iacute", "icirc",  "iuml",   "eth",	"ntilde", "ograve", "oacute",
+	"ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave", "uacute",
+	"ucirc",  "uuml",   "yacute", "thorn",	"yuml",
+};
+
+/*
+ * The others a mail or chat editor writes: HTML's markup ones and the
+ * typographic ones of its "special" and "symbol" sets. None is a control
+ * or a blank that hides (no zwj, lrm, rlm: those stay as written).
+ */
+static const struct {
+	const char *name;
+	unsigned long cp;
+} named[] = {
+	{ "amp", '&' },	      { "lt", '<' },	     { "gt", '>' },
+	{ "quot", '"' },      { "apos", '\'' },     { "ndash", 0x2013 },
+	{ "mdash", 0x2014 },  { "lsquo", 0x2018 },   { "rsquo", 0x2019 },
+	{ "sbquo", 0x201a },  { "ldquo", 0x201c },   { "rdquo", 0x201d },
+	{ "bdquo", 0x201e },  { "dagger", 0x2020 },  { "Dagger", 0x2021 },
+	{ "bull", 0x2022 },   { "hellip", 0x2026 },  { "permil", 0x2030 },
+	{ "lsaquo", 0x2039 }, { "rsaquo", 0x203a },  { "euro", 0x20ac },
+	{ "trade", 0x2122 },  { "ensp", 0x2002 },    { "emsp", 0x2003 },
+	{ "thinsp", 0x2009 }, { "OElig", 0x152 },    { "oelig", 0x153 },
+	{ "Scaron", 0x160 },  { "scaron", 0x161 },   { "Yuml", 0x178 },
+	{ "fnof", 0x192 },    { "circ", 0x2c6 },     { "tilde", 0x2dc },
+	{ "larr", 0x2190 },   { "rarr", 0x2192 },    { "uarr", 0x2191 },
+	{ "darr", 0x2193 },   { "harr", 0x2194 },    { "minus", 0x2212 },
+	{ "le", 0x2264 },     { "ge", 0x2265 },	     { "ne", 0x2260 },
+	{ "infin", 0x221e },  { "prime", 0x2032 },   { "Prime", 0x2033 },
+};
+
+/*
+ * The code point of the named entity of n bytes at name (exact case, as
+ * HTML has it: &Eacute; is not &eacute;), or 0 for a name it does not
+ * know.
+ */
+static unsigned long entity_named(const char *name, size_t n)
 {
-	static const struct {
-		const char *name;
-		unsigned long cp;
-	} named[] = {
-		{ "amp", '&' },	   { "lt", '<' },     { "gt", '>' },
-		{ "quot", '"' },   { "apos", '\'' },  { "nbsp", 0xa0 },
-		{ "mdash", 0x2014 }, { "ndash", 0x2013 }, { "hellip", 0x2026 },
-		{ "rsquo", 0x2019 }, { "lsquo", 0x2018 }, { "rdquo", 0x201d },
-		{ "ldquo", 0x201c }, { "copy", 0xa9 },  { "reg", 0xae },
-		{ "trade", 0x2122 }, { "euro", 0x20ac },
-	};
+	for (size_t i = 0; i < sizeof(latin1) / sizeof(latin1[0]); i++)
+		if (strlen(latin1[i]) == n && !memcmp(name, latin1[i], n))
+			return 0xa0 + i;
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+		if (strlen(named[i].name) == n && !memcmp(name, named[i].name, n))
+			return named[i].cp;
+	return 0;
+}
+
+/*
+ * Decodes the entity at s (which starts with '&'); returns bytes used. An
+ * entity it does not know stays as written. What it decodes is the API's
+ * as much as the rest of the body: a numeric one may name a control
+ * (&#27;, &#x9b;, &#x202e;), which render_html_text()'s sanitiser removes
+ * like a raw one. *r gets buf.h's error, if any.
+ */
+static size_t decode_entity(const char *s, struct buf *tmp, int *r)
+{
+	unsigned long cp;
 	const char *semi = memchr(s, ';', strnlen(s, 13));
 	size_t len;
 
@@ -70,10 +129,10 @@ static size_t decode_entity(const char *s, struct buf *tmp)
 		goto literal;
 	len = (size_t)(semi - s) + 1;
 	if (s[1] == '#') {
-		unsigned long cp = 0;
 		const char *p = s + 2;
 		int base = 10, digits = 0;
 
+		cp = 0;
 		if (*p == 'x' || *p == 'X') {
 			base = 16;
 			p++;
@@ -95,19 +154,16 @@ static size_t decode_entity(const char *s, struct buf *tmp)
 		}
 		if (!digits)
 			goto literal;
-		add_utf8(tmp, cp);
+		*r = add_utf8(tmp, cp);
 		return len;
 	}
-	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-		size_t n = strlen(named[i].name);
-
-		if (n == len - 2 && !strncmp(s + 1, named[i].name, n)) {
-			add_utf8(tmp, named[i].cp);
-			return len;
-		}
+	cp = entity_named(s + 1, len - 2);
+	if (cp) {
+		*r = add_utf8(tmp, cp);
+		return len;
 	}
 literal:
-	buf_addc(tmp, '&');
+	*r = buf_addc(tmp, '&');
 	return 1;
 }
 
@@ -165,7 +221,7 @@ int render_html_text(const char *html, struct buf *out)
 				r = buf_addc(&tmp, '\n');
 			p = end + 1;
 		} else if (*p == '&') {
-			p += decode_entity(p, &tmp);
+			p += decode_entity(p, &tmp, &r);
 		} else {
 			size_t n = strcspn(p, "<&");
 

@@ -57,6 +57,35 @@ static void test_entities(void)
 	check_text("&#x110000;", "\xef\xbf\xbd");
 }
 
+/* HTML's Latin-1 names, end to end, and the typographic ones. */
+static void test_named_entities(void)
+{
+	check_text("caf&eacute; cr&egrave;me br&ucirc;l&eacute;e",
+		   "caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e");
+	/* The first and the last of the range, and case is the name's. */
+	check_text("&nbsp;&iexcl;&yuml;", "\xc2\xa0\xc2\xa1\xc3\xbf");
+	check_text("&Eacute;&eacute;&ETH;&eth;&THORN;&thorn;",
+		   "\xc3\x89\xc3\xa9\xc3\x90\xc3\xb0\xc3\x9e\xc3\xbe");
+	check_text("&frac12;&times;&divide;&szlig;&AElig;",
+		   "\xc2\xbd\xc3\x97\xc3\xb7\xc3\x9f\xc3\x86");
+	check_text("&laquo;x&raquo; &copy; &reg; &deg;&plusmn;&micro;",
+		   "\xc2\xabx\xc2\xbb \xc2\xa9 \xc2\xae \xc2\xb0\xc2\xb1"
+		   "\xc2\xb5");
+	check_text("&ndash;&mdash;&lsquo;&rsquo;&ldquo;&rdquo;&hellip;",
+		   "\xe2\x80\x93\xe2\x80\x94\xe2\x80\x98\xe2\x80\x99"
+		   "\xe2\x80\x9c\xe2\x80\x9d\xe2\x80\xa6");
+	check_text("&euro;5&trade;&bull;", "\xe2\x82\xac" "5\xe2\x84\xa2"
+					   "\xe2\x80\xa2");
+	/* Not a name: another case, no ';', a longer or shorter word. */
+	check_text("&EACUTE; &eacute &eacutes; &eacut;",
+		   "&EACUTE; &eacute &eacutes; &eacut;");
+	check_text("&;", "&;");
+	/* Decoded text is the API's: a numeric control still goes. */
+	check_text("a&#x202e;b&#x2066;c", "abc");
+	check_text("a&#x9d;0;title&#x9c;b", "ab");
+	check_text("&#8232;x", "x");
+}
+
 static void test_unknown_entities_literal(void)
 {
 	check_text("&bogus;", "&bogus;");
@@ -281,6 +310,7 @@ int main(void)
 	UNIT_RUN(test_tags_stripped);
 	UNIT_RUN(test_line_breaks);
 	UNIT_RUN(test_entities);
+	UNIT_RUN(test_named_entities);
 	UNIT_RUN(test_unknown_entities_literal);
 	UNIT_RUN(test_unterminated_tag);
 	UNIT_RUN(test_controls_stripped);

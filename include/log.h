@@ -31,6 +31,13 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
+/*
+ * Names the program its lines come from ("driftfs" unless set: driftctl
+ * sets "driftctl"): the prefix on a plain stderr, and the syslog
+ * identifier. name is kept, not copied: a string literal. Main thread,
+ * before log_setup() and before any other thread runs.
+ */
+void log_set_program(const char *name);
 /* Sets the threshold and where messages go; safe to call again later. */
 void log_setup(enum log_level level, int use_syslog);
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -17,6 +17,8 @@
 #define ERR_LINE 1024
 
 static enum log_level threshold = LOG_LVL_INFO;
+/* Each line's prefix on a plain stderr, and the syslog identifier. */
+static const char *program = "driftfs";
 static int to_syslog;
 static int to_journal;	/* stderr is journald's stream: "<N>" prefixes */
 
@@ -64,12 +66,17 @@ static int stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+void log_set_program(const char *name)
+{
+	program = name;
+}
+
 void log_setup(enum log_level level, int use_syslog)
 {
 	threshold = level;
 	/* The identifier journalctl -t selects (driftfs(1), LOGGING). */
 	if (use_syslog && !to_syslog)
-		openlog("driftfs", LOG_PID, LOG_DAEMON);
+		openlog(program, LOG_PID, LOG_DAEMON);
 	to_syslog = use_syslog;
 	to_journal = !use_syslog && stderr_is_journal();
 }
@@ -92,7 +99,7 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		fprintf(stderr, "<%d>%s: %s\n", prio[level], name[level],
 			line);
 	else
-		fprintf(stderr, "driftfs: %s: %s\n", name[level], line);
+		fprintf(stderr, "%s: %s: %s\n", program, name[level], line);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

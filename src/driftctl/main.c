@@ -64,6 +64,23 @@ static int global_opt(struct cli *c, const struct opt *o, const char *value)
 }
 
 /*
+ * Whether next, the word after option a, cannot be a's value: a word that
+ * starts with "--" is an option (or the end of them), never a value, so
+ * that "--limit --account x" does not take "--account" for the limit
+ * while account_from_argv() takes x for the account. Says so. A value that
+ * starts with "--" is written --name=VALUE (or -XVALUE).
+ */
+static int takes_no_value(const char *a, const char *next)
+{
+	if (strncmp(next, "--", 2))
+		return 0;
+	cli_say("option %s needs a value, and '%s' is an option (a value "
+		"starting with \"--\" is written %s%sVALUE)",
+		a, next, a, a[1] == '-' ? "=" : "");
+	return 1;
+}
+
+/*
  * Parses argv[from..]: global options, the command's own (table cmd_opts,
  * handled by fn) and positional arguments (fn with o == NULL). "--name=v",
  * "--name v", "-Xv", "-X v"; '_' and '-' are the same in long names.
@@ -169,6 +186,8 @@ int cli_parse_args(struct cli *c, int argc, char **argv, int from,
 				cli_say("option %s needs a value", a);
 				return DX_USAGE;
 			}
+			if (takes_no_value(a, argv[i + 1]))
+				return DX_USAGE;
 			value = argv[++i];
 		}
 		r = global ? global_opt(c, o, value) : fn(c, cmd, o, value);
@@ -299,6 +318,8 @@ static const char *account_from_argv(int argc, char **argv)
 				cli_say("option --account needs a value");
 				return NULL;
 			}
+			if (takes_no_value(a, argv[i + 1]))
+				return NULL;
 			name = argv[++i];
 		} else if (!strncmp(a, "--account=", 10)) {
 			name = a + 10;
@@ -351,6 +372,7 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	config_harden_process();
 	signal(SIGPIPE, SIG_IGN);
+	log_set_program("driftctl");
 	log_setup(LOG_LVL_WARN, 0);
 	account = account_from_argv(argc, argv);
 	if (!account)

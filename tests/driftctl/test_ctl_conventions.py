@@ -252,3 +252,42 @@ def test_journal_stream_gets_priorities(tmp_path):
     # Any other stderr keeps the plain form.
     p = run([DRIFTFS, "-f", str(mnt)], clean_env(tmp_path, JOURNAL_STREAM="1:2"))
     assert p.stderr.startswith("driftfs: error: no token"), p.stderr
+
+
+def test_account_never_a_value_nor_takes_one(tmp_path):
+    """--account is read before the other options (it picks the config
+    file they override), so it must parse the same way then and later: a
+    word starting with "--" is never an option's value. "--limit --account
+    x" is a usage error naming --limit, not a limit of "--account" read
+    with account x, and "--account --offline" names --account."""
+    env = clean_env(tmp_path, DRIFT_TOKEN=TOKEN)
+    cases = [
+        (["--api-url", "--account", "x", "status"], "--api-url"),
+        (["search", "--limit", "--account", "x", "foo"], "--limit"),
+        (["search", "-n", "--account=x", "foo"], "-n"),
+        (["--offline", "status", "--credentials", "--account", "x"],
+         "--credentials"),
+        (["--account", "--offline", "status"], "--account"),
+        (["--account", "--", "status"], "--account"),
+    ]
+    for argv, opt in cases:
+        p = run([DRIFTCTL] + argv, env)
+        assert p.returncode == 1, (argv, p.stdout, p.stderr)
+        assert "option %s needs a value" % opt in p.stderr, (argv, p.stderr)
+    assert not os.path.exists(tmp_path / "cache")
+    # A value that starts with "--" is still possible, with "=".
+    p = run([DRIFTCTL, "--offline", "--credentials=--x", "status"], env)
+    assert "needs a value" not in p.stderr, p.stderr
+
+
+def test_log_lines_name_their_program(tmp_path):
+    """driftctl's own log lines say "driftctl:", driftfs's "driftfs:"."""
+    env = clean_env(tmp_path)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    ctl = run([DRIFTCTL, "api", "/users/list"], env)
+    assert ctl.returncode == 2
+    assert ctl.stderr.startswith("driftctl: error: no token"), ctl.stderr
+    assert "driftfs:" not in ctl.stderr, ctl.stderr
+    fs = run([DRIFTFS, "-f", str(mnt)], env)
+    assert fs.stderr.startswith("driftfs: error: no token"), fs.stderr

@@ -656,11 +656,12 @@ int http_request(struct http *h, const struct http_request *rq,
 				  authl ? &auth_node : hdrs, rq->body,
 				  rq->body_len, &a, &status, curl_err);
 		/* The request line and its outcome, never a header: the
-		 * token is in Authorization only. curl's text (and the path)
-		 * go through the redaction error messages get, as curl may
-		 * quote what it was given. */
+		 * token is in Authorization only. The query's values are the
+		 * user's data (contacts?email=...): shown as "***", keys
+		 * kept. curl's text goes through the redaction error
+		 * messages get, as curl may quote what it was given. */
 		{
-			char line[1024];
+			char line[1024], shown[512];
 			int n;
 
 			/* First alone: a cut of the whole line below must
@@ -670,7 +671,10 @@ int http_request(struct http *h, const struct http_request *rq,
 				n = snprintf(line, sizeof(line),
 					     "%s %s: HTTP %ld in %lld ms "
 					     "(attempt %d)",
-					     method, path, status,
+					     method,
+					     http_path_for_log(path, shown,
+							       sizeof(shown)),
+					     status,
 					     (long long)(clock_mono_ms() -
 							 started),
 					     attempt + 1);
@@ -678,7 +682,9 @@ int http_request(struct http *h, const struct http_request *rq,
 				n = snprintf(line, sizeof(line),
 					     "%s %s: no answer after %lld ms "
 					     "(attempt %d): %s",
-					     method, path,
+					     method,
+					     http_path_for_log(path, shown,
+							       sizeof(shown)),
 					     (long long)(clock_mono_ms() -
 							 started),
 					     attempt + 1, curl_err);

@@ -164,6 +164,44 @@ size_t http_redact(char *s, size_t len, const struct http_secrets *sec)
 	return redact_secrets(s, len, sec);
 }
 
+char *http_path_for_log(const char *path, char *out, size_t size)
+{
+	const char *q = strchr(path, '?');
+	size_t o = 0, n = q ? (size_t)(q - path) + 1 : strlen(path);
+
+	/* The path up to its query, '?' included; the query a key at a time. */
+	while (path[o] && o < n && o + 1 < size) {
+		out[o] = path[o];
+		o++;
+	}
+	for (const char *p = q ? q + 1 : ""; *p && o + 1 < size;) {
+		size_t key = strcspn(p, "=&#"), val;
+
+		if (key > size - 1 - o)
+			key = size - 1 - o;
+		memcpy(out + o, p, key);
+		o += key;
+		p += key;
+		if (*p == '=' && o + 1 < size) {
+			out[o++] = '=';
+			p++;
+			val = strcspn(p, "&#");
+			p += val;
+			for (const char *m = val ? "***" : ""; *m && o + 1 < size;)
+				out[o++] = *m++;
+		}
+		/* A fragment is nobody's key: it goes whole. */
+		if (*p == '#')
+			p += strlen(p);
+		if (*p == '&' && o + 1 < size) {
+			out[o++] = '&';
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /*
  * Sets resp->message from the whole text of why (consumed): the secrets
  * are redacted from all of it, the sanitiser (text.h) makes it one line

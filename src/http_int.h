@@ -103,6 +103,14 @@ int http_error_message(const struct buf *body, struct buf *out);
  * len) with "***", in place; returns the new length (never longer).
  */
 size_t http_redact(char *s, size_t len, const struct http_secrets *sec);
+/*
+ * Copies path into out (size >= 1 bytes, always NUL-terminated, cut if it
+ * does not fit) for a log line, with the value of every query parameter
+ * replaced by "***": "/contacts?email=a@b.c&limit=5" becomes
+ * "/contacts?email=***&limit=***". The keys are the api's own words; the
+ * values are the user's data (an email, a search term). Returns out.
+ */
+char *http_path_for_log(const char *path, char *out, size_t size);
 /* Sets resp->message from why (released here), sec redacted. */
 void http_set_message(struct http_response *resp, struct buf *why,
 		      const struct http_secrets *sec);

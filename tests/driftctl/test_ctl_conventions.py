@@ -291,3 +291,17 @@ def test_log_lines_name_their_program(tmp_path):
     assert "driftfs:" not in ctl.stderr, ctl.stderr
     fs = run([DRIFTFS, "-f", str(mnt)], env)
     assert fs.stderr.startswith("driftfs: error: no token"), fs.stderr
+
+
+def test_debug_request_line_hides_query_values(emulator, tmp_path):
+    """The debug line of a request shows its query's keys, not their
+    values: a lookup by email must not put the address in the journal."""
+    env = clean_env(tmp_path, DRIFT_TOKEN=TOKEN)
+    base = [DRIFTCTL, "--api-url", emulator.url, "--rate", "400",
+            "--log-level", "debug", "api"]
+    p = run(base + ["/contacts?email=ann.secret%40example.com&limit=5"], env)
+    assert "debug: GET /contacts?email=***&limit=***: HTTP " in p.stderr, p.stderr
+    assert "ann.secret" not in p.stderr and "example.com" not in p.stderr
+    p = run(base + ["-q", "email=bob.hidden@example.org", "/contacts"], env)
+    assert "debug: GET /contacts?email=***: HTTP " in p.stderr, p.stderr
+    assert "bob.hidden" not in p.stderr, p.stderr

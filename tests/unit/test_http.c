@@ -148,9 +148,40 @@ static void test_pause_after_429(void)
 	pthread_mutex_destroy(&g.lock);
 }
 
+/* The debug request line shows a query's keys, never its values. */
+static void test_path_for_log(void)
+{
+	static const char *const cases[][2] = {
+		{ "/users/list", "/users/list" },
+		{ "/contacts?email=ann%40example.com",
+		  "/contacts?email=***" },
+		{ "/contacts?email=a@b.c&limit=5", "/contacts?email=***&limit=***" },
+		{ "/x?a=&b=1&flag&c=2", "/x?a=&b=***&flag&c=***" },
+		{ "/x?q=a=b#frag&z=9", "/x?q=***" },
+		{ "/x?k#frag=1", "/x?k" },
+		{ "/x?", "/x?" },
+		{ "/x?=secret", "/x?=***" },
+	};
+	char out[64], tiny[12];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unit_ctx = cases[i][0];
+		CHECK_EQ_STR(http_path_for_log(cases[i][0], out, sizeof(out)),
+			     cases[i][1]);
+	}
+	/* Cut to fit, and never a value's head. */
+	unit_ctx = "cut";
+	CHECK_EQ_STR(http_path_for_log("/c?email=a@b.c", tiny, sizeof(tiny)),
+		     "/c?email=**");
+	CHECK_EQ_STR(http_path_for_log("/contacts?e=x", tiny, sizeof(tiny)),
+		     "/contacts?e");
+	CHECK_EQ_STR(http_path_for_log("/x", tiny, 1), "");
+}
+
 int main(void)
 {
 	UNIT_RUN(test_errno);
+	UNIT_RUN(test_path_for_log);
 	UNIT_RUN(test_errno_never_zero_on_failure);
 	UNIT_RUN(test_transient);
 	UNIT_RUN(test_opts_from_config);

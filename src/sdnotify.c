@@ -10,6 +10,34 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
+
+/* Bytes of an address's sun_path: 108 on Linux. */
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)NULL)->sun_path)
+
+/* Set once the address has been said to be unusable: READY=1 and
+ * STOPPING=1 would say it twice. __atomic access. */
+static int told;
+
+/* Says once why $NOTIFY_SOCKET names no address we can send to. */
+static int refuse(const char *path, int err)
+{
+	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+		return err;
+	if (err == -ENAMETOOLONG)
+		log_err("NOTIFY_SOCKET %s: %zu bytes, longer than a unix "
+			"socket address holds (%zu for a path, %zu for an "
+			"@abstract name, '@' included): systemd is not told "
+			"the mount is ready",
+			path, strlen(path), SUN_PATH_MAX - 1, SUN_PATH_MAX);
+	else
+		log_err("NOTIFY_SOCKET %s: neither a socket path (/...) nor "
+			"an abstract name (@...): systemd is not told the "
+			"mount is ready",
+			path);
+	return err;
+}
+
 int sdnotify_send(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
@@ -22,9 +50,11 @@ int sdnotify_send(const char *state)
 		return 0;
 	n = strlen(path);
 	if (path[0] != '/' && path[0] != '@')
-		return -EAFNOSUPPORT;
-	if (n >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
+		return refuse(path, -EAFNOSUPPORT);
+	/* A path needs its NUL in sun_path; an abstract name has none, and
+	 * its '@' stands for the leading NUL: it may fill all of it. */
+	if (n > SUN_PATH_MAX - (path[0] == '/'))
+		return refuse(path, -ENAMETOOLONG);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, n);

@@ -4,7 +4,8 @@ lines work through mount(8) and mount.fuse3 (their own options, noauto,
 user, _netdev, nofail, x-systemd.*, are ignored), fsname names the
 account unless the user names it, uid=/gid=/umask= decide every node's
 owner and mode, READY=1 reaches $NOTIFY_SOCKET only once the mount
-answers (STOPPING=1 at the end), log_level decides which lines are
+answers (STOPPING=1 at the end; an address too long for a unix socket
+is said in the log, never cut short), log_level decides which lines are
 printed and debug lines are driftfs's own (requests with status and
 time, sync steps) without the token, and ACCOUNT profiles give two
 mounts side by side their own credentials, cache and fsname. A signal
@@ -248,6 +249,71 @@ def test_ready_is_sent_once_the_mount_answers(emulator, tmp_path, abstract):
     sock.settimeout(5)
     assert sock.recv(4096) == b"STOPPING=1"
     sock.close()
+
+
+def notify_mount(emulator, tmp_path, address, sub):
+    """A mount told NOTIFY_SOCKET=address: its Daemon, started."""
+    work = tmp_path / sub
+    (work / "mnt").mkdir(parents=True)
+    env = dict(os.environ, DRIFT_TOKEN=TOKEN, NOTIFY_SOCKET=address,
+               XDG_CONFIG_HOME=str(work / "config"))
+    return Daemon(["-o", "api_url=%s,cache_dir=%s,refresh=3600,rate=400"
+                   % (emulator.url, work / "cache"), str(work / "mnt")],
+                  env, str(work / "mnt"), str(work / "driftfs.log"))
+
+
+def test_notify_socket_at_the_limit_and_past_it(emulator, tmp_path):
+    """A unix socket address holds a path of 107 bytes (and its NUL), or
+    an abstract "@name" of 108 ('@' stands for the leading NUL). At the
+    limit READY=1 arrives, for an abstract name too; one byte more is never
+    cut short to another address but said once in the log, naming
+    NOTIFY_SOCKET and the limit, and the mount still serves."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("SKIP: no /dev/fuse")
+    base = str(tmp_path / "s")
+    if len(base) > 90:
+        pytest.skip("SKIP: the temporary directory's path is too long")
+    socks = []
+    try:
+        fit = {}
+        for kind in ["path", "abstract"]:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            socks.append(sock)
+            if kind == "path":
+                os.makedirs(base)
+                address = base + "/" + "n" * (106 - len(base))
+                sock.bind(address)
+            else:
+                address = ("@driftfs-test-%d-" % os.getpid()).ljust(108, "x")
+                sock.bind("\0" + address[1:])
+            assert len(address) == (107 if kind == "path" else 108)
+            sock.settimeout(30)
+            d = notify_mount(emulator, tmp_path, address, kind)
+            try:
+                fit[kind] = sock.recv(4096).decode().split("\n")[0]
+            finally:
+                assert d.stop() == 0
+        assert fit == {"path": "READY=1", "abstract": "READY=1"}
+
+        for address in [base + "/" + "n" * (107 - len(base)),
+                        "@" + "y" * 108]:
+            d = notify_mount(emulator, tmp_path, address,
+                             "long%d" % len(address))
+            try:
+                d.wait_mounted()
+                log = lambda: open(d.log.name).read()
+                wait_for(lambda: "could not tell systemd" in log(), 30,
+                         "the readiness attempt")
+                assert os.listdir(os.path.join(d.mnt, ".driftfs"))
+            finally:
+                assert d.stop() == 0
+            text = log()
+            assert text.count("NOTIFY_SOCKET %s: %d bytes, longer than a "
+                              "unix socket address holds (107 for a path, "
+                              "108 for an @abstract name" % (address, len(address))) == 1, text
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_no_ready_when_the_mount_fails(tmp_path):

@@ -59,6 +59,7 @@ struct cli {
 	int foreground, debug, single, help, version, bad;
 	int read_only;		/* -o ro (the last of ro and rw wins) */
 	int fsname, subtype;	/* given by the user: theirs win */
+	int shared;		/* allow_other or allow_root: FUSE's own */
 };
 
 static const struct fuse_opt spec[] = {
@@ -434,6 +435,8 @@ static int opt_proc(void *data, const char *arg, int key,
 		c->subtype = 1;
 		return 1;
 	case FUSE_OPT_KEY_OPT:
+		if (!strcmp(arg, "allow_other") || !strcmp(arg, "allow_root"))
+			c->shared = 1;
 		return mount_only_opt(arg) ? 0 : 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!c->mountpoint) {
@@ -613,6 +616,14 @@ int main(int argc, char *argv[])
 	}
 	d.uid = d.cfg.uid >= 0 ? (uid_t)d.cfg.uid : getuid();
 	d.gid = d.cfg.gid >= 0 ? (gid_t)d.cfg.gid : getgid();
+	/* As sshfs users expect to be told: without allow_other the kernel
+	 * lets nobody but the mounting user in, whatever owner it shows. */
+	if (!cli.shared && (d.uid != getuid() || d.gid != getgid()))
+		log_warn("uid=%ld, gid=%ld without allow_other: only uid %ld "
+			 "can use this mount, whichever owner its files show "
+			 "(the kernel refuses every other user); add -o "
+			 "allow_other (user_allow_other in /etc/fuse.conf)",
+			 (long)d.uid, (long)d.gid, (long)getuid());
 	d.started_ms = clock_wall_ms();
 	d.read_only = cli.read_only;
 	{

@@ -3,9 +3,10 @@
 lines work through mount(8) and mount.fuse3 (their own options, noauto,
 user, _netdev, nofail, x-systemd.*, are ignored), fsname names the
 account unless the user names it, uid=/gid=/umask= decide every node's
-owner and mode, READY=1 reaches $NOTIFY_SOCKET only once the mount
-answers (STOPPING=1 at the end; an address too long for a unix socket
-is said in the log, never cut short), log_level decides which lines are
+owner and mode (uid=/gid= without allow_other is warned of), READY=1
+reaches $NOTIFY_SOCKET only once the mount answers (STOPPING=1 at the
+end; an address too long for a unix socket is said in the log, never
+cut short), log_level decides which lines are
 printed and debug lines are driftfs's own (requests with status and
 time, sync steps) without the token, and ACCOUNT profiles give two
 mounts side by side their own credentials, cache and fsname. A signal
@@ -70,6 +71,23 @@ def test_uid_gid_umask_own_every_node(emulator, mounts, tmp_path):
     os.chmod(m.p("contacts", cid, "contact.json"), 0o640)
     with pytest.raises(PermissionError):
         os.chmod(m.p("contacts", cid, "contact.json"), 0o644)
+
+
+def test_owner_without_allow_other_is_warned_once(emulator, mounts, tmp_path):
+    """uid=/gid= naming someone else without allow_other (or allow_root)
+    shows an owner nobody else may use: the mount says so, once; with
+    allow_other, or with the mounting user's own ids, it says nothing."""
+    warning = "without allow_other: only uid %d can use this mount" % os.getuid()
+    for sub, opts, warned in [
+            ("u", ["uid=1234"], True),
+            ("g", ["gid=5678"], True),
+            ("own", ["uid=%d" % os.getuid(), "gid=%d" % os.getgid()], False),
+            ("plain", [], False)] + ([
+            ("other", ["uid=1234", "gid=5678", "allow_other"], False),
+            ("root", ["uid=1234", "allow_root"], False)]
+            if os.geteuid() == 0 else []):
+        m = mounts(emulator.url, str(tmp_path / sub), opts=opts)
+        assert m.logtext().count(warning) == (1 if warned else 0), (opts, m.logtext())
 
 
 def test_bad_owner_options_stop_the_mount(tmp_path):

@@ -140,8 +140,12 @@ void config_harden_process(void);
 
 /*
  * The account's own directory under cache_dir, named after the API host
- * and port ("driftapi.com", "127.0.0.1_8080"), where cache.db lives. Both
- * programs use it, so they share one cache. Caller frees; NULL on ENOMEM.
+ * and port ("driftapi.com", "127.0.0.1_8080"), where the orgs' caches
+ * live (account.h). A host named accounts, config or credentials (any
+ * case) has its first letter written %XX ("%61ccounts"), a name no host
+ * otherwise gets, so that it never shares a directory with the profiles
+ * (accounts/NAME) or their files. Both programs use it, so they share
+ * one cache. Caller frees; NULL on ENOMEM.
  */
 char *config_account_dir(const struct config *c);
 

@@ -538,6 +538,16 @@ void config_harden_process(void)
 	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
 }
 
+/*
+ * The names a host's directory must not take: the default account's
+ * cache_dir holds the profiles' caches in accounts/ (a host "accounts"
+ * would make a profile's cache its org directory), and where
+ * $XDG_CACHE_HOME is $XDG_CONFIG_HOME, config and credentials too.
+ * Compared without case, for a file system that folds it.
+ */
+static const char *const host_reserved[] = { "accounts", "config",
+					     "credentials" };
+
 char *config_account_dir(const struct config *c)
 {
 	const char *h = strstr(c->api_url, "://");
@@ -546,10 +556,26 @@ char *config_account_dir(const struct config *c)
 
 	h = h ? h + 3 : c->api_url;
 	n = strcspn(h, "/?#");
-	names_encode(h, n, 200, name);
+	n = names_encode(h, n, 200, name);
 	for (char *p = name; *p; p++)
 		if (*p == ':')
 			*p = '_';
+	/* Such a host's first letter goes as %XX: a name the encoding of a
+	 * host never makes (it writes letters as they are), so no host, and
+	 * no profile, can share the directory. */
+	for (size_t i = 0; i < sizeof(host_reserved) / sizeof(*host_reserved);
+	     i++) {
+		static const char hex[] = "0123456789ABCDEF";
+		unsigned char first = (unsigned char)name[0];
+
+		if (strcasecmp(name, host_reserved[i]))
+			continue;
+		memmove(name + 3, name + 1, n);	/* the rest and its NUL */
+		name[0] = '%';
+		name[1] = hex[first >> 4];
+		name[2] = hex[first & 15];
+		break;
+	}
 	if (asprintf(&out, "%s/%s", c->cache_dir, name) < 0)
 		return NULL;
 	return out;

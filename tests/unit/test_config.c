@@ -405,6 +405,54 @@ static void test_accounts(void)
 	setenv("XDG_CACHE_HOME", tmpdir, 1);
 }
 
+/*
+ * An API host's cache directory never shares a name with the profiles'
+ * accounts/ (nor with config or credentials, where the cache and config
+ * homes are one directory): a host "accounts" made a profile's cache the
+ * default account's org directory (default's <cache>/accounts/<org>/ is
+ * profile <org>'s cache_dir).
+ */
+static void test_host_dirs_apart(void)
+{
+	static const char *const cases[][2] = {
+		{ "https://driftapi.com", "/cache/driftfs/driftapi.com" },
+		{ "http://127.0.0.1:8080/", "/cache/driftfs/127.0.0.1_8080" },
+		{ "https://accounts", "/cache/driftfs/%61ccounts" },
+		{ "https://accounts/v1?x", "/cache/driftfs/%61ccounts" },
+		{ "https://Accounts", "/cache/driftfs/%41ccounts" },
+		{ "https://accounts:443", "/cache/driftfs/accounts_443" },
+		{ "https://accounts.example", "/cache/driftfs/accounts.example" },
+		{ "https://config", "/cache/driftfs/%63onfig" },
+		{ "https://CREDENTIALS", "/cache/driftfs/%43REDENTIALS" },
+	};
+	struct config c, w;
+	char *dir, *prof;
+
+	setenv("XDG_CONFIG_HOME", "/cfg", 1);
+	setenv("XDG_CACHE_HOME", "/cache", 1);
+	REQUIRE(config_defaults(&c) == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unit_ctx = cases[i][0];
+		CHECK_EQ_INT(config_set(&c, "api_url", cases[i][0]), 0);
+		dir = config_account_dir(&c);
+		CHECK_EQ_STR(dir, cases[i][1]);
+		free(dir);
+	}
+	/* Profile 42's cache is no org directory of the default account's. */
+	REQUIRE(config_defaults_for(&w, "42") == 0);
+	CHECK_EQ_INT(config_set(&c, "api_url", "https://accounts"), 0);
+	dir = config_account_dir(&c);
+	prof = NULL;
+	REQUIRE(asprintf(&prof, "%s/42", dir) > 0);
+	CHECK(strcmp(prof, w.cache_dir) != 0);
+	free(prof);
+	free(dir);
+	config_release(&w);
+	config_release(&c);
+	setenv("XDG_CONFIG_HOME", tmpdir, 1);
+	setenv("XDG_CACHE_HOME", tmpdir, 1);
+}
+
 /* log_level, uid, gid and umask: their spellings, ranges and defaults. */
 static void test_log_level_and_owner(void)
 {
@@ -583,6 +631,7 @@ int main(void)
 	UNIT_RUN(test_bad_line_not_echoed);
 	UNIT_RUN(test_private_dir);
 	UNIT_RUN(test_accounts);
+	UNIT_RUN(test_host_dirs_apart);
 	UNIT_RUN(test_log_level_and_owner);
 	UNIT_RUN(test_home_without_env);
 	UNIT_RUN(test_untrusted_files_refused);

@@ -570,7 +570,8 @@ char *config_account_dir(const struct config *c)
 
 		if (strcasecmp(name, host_reserved[i]))
 			continue;
-		memmove(name + 3, name + 1, n);	/* the rest and its NUL */
+		/* The rest of the name, and its NUL. */
+		memmove(name + 3, name + 1, n);
 		name[0] = '%';
 		name[1] = hex[first >> 4];
 		name[2] = hex[first & 15];

@@ -187,7 +187,8 @@ char *http_path_for_log(const char *path, char *out, size_t size)
 			p++;
 			val = strcspn(p, "&#");
 			p += val;
-			for (const char *m = val ? "***" : ""; *m && o + 1 < size;)
+			for (const char *m = val ? "***" : "";
+			     *m && o + 1 < size;)
 				out[o++] = *m++;
 		}
 		/* A fragment is nobody's key: it goes whole. */

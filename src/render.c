@@ -54,20 +54,19 @@ static int add_utf8(struct buf *out, unsigned long cp)
  * Latin-1 set, which HTML 5 keeps): latin1[i] is U+00A0 + i.
  */
 static const char *const latin1[96] = {
-	"nbsp",	  "iexcl",  "cent",   "pound",	"curren", "yen",    "brvbar",
-	"sect",	  "uml",    "copy",   "ordf",	"laquo",  "not",    "shy",
-	"reg",	  "macr",   "deg",    "plusmn", "sup2",	  "sup3",   "acute",
-	"micro",  "para",   "middot", "cedil",	"sup1",	  "ordm",   "raquo",
-	"frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",
-	"Atilde", "Auml",   "Aring",  "AElig",	"Ccedil", "Egrave", "Eacute",
-	"Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",   "ETH",
-	"Ntilde", "Ograve", "Oacute", "Ocirc",	"Otilde", "Ouml",   "times",
-	"Oslash", "Ugrave", "Uacute", "Ucirc",	"Uuml",	  "Yacute", "THORN",
-	"szlig",  "agrave", "aacute", "acirc",	"atilde", "auml",   "aring",
-	"aelig",  "ccedil", "egrave", "eacute", "ecirc",  "euml",   "igrave",
-	"iacute", "icirc",  "iuml",   "eth",	"ntilde", "ograve", "oacute",
-	"ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave", "uacute",
-	"ucirc",  "uuml",   "yacute", "thorn",	"yuml",
+	"nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect",
+	"uml", "copy", "ordf", "laquo", "not", "shy", "reg", "macr", "deg",
+	"plusmn", "sup2", "sup3", "acute", "micro", "para", "middot", "cedil",
+	"sup1", "ordm", "raquo", "frac14", "frac12", "frac34", "iquest",
+	"Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig",
+	"Ccedil", "Egrave", "Eacute", "Ecirc", "Euml", "Igrave", "Iacute",
+	"Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute", "Ocirc", "Otilde",
+	"Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml",
+	"Yacute", "THORN", "szlig", "agrave", "aacute", "acirc", "atilde",
+	"auml", "aring", "aelig", "ccedil", "egrave", "eacute", "ecirc", "euml",
+	"igrave", "iacute", "icirc", "iuml", "eth", "ntilde", "ograve",
+	"oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave",
+	"uacute", "ucirc", "uuml", "yacute", "thorn", "yuml",
 };
 
 /*
@@ -107,7 +106,8 @@ static unsigned long entity_named(const char *name, size_t n)
 		if (strlen(latin1[i]) == n && !memcmp(name, latin1[i], n))
 			return 0xa0 + i;
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
-		if (strlen(named[i].name) == n && !memcmp(name, named[i].name, n))
+		if (strlen(named[i].name) == n &&
+		    !memcmp(name, named[i].name, n))
 			return named[i].cp;
 	return 0;
 }

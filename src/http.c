@@ -593,7 +593,11 @@ int http_request(struct http *h, const struct http_request *rq,
 	http_stats_endpoint(endpoint, sizeof(endpoint));
 
 	if (http_offline(h)) {
-		log_error_event("%s %s: offline mode: not sent", method, path);
+		char shown[512];
+
+		/* Query values (an email) stay out of the journal. */
+		log_error_event("%s %s: offline mode: not sent", method,
+				http_path_for_log(path, shown, sizeof(shown)));
 		return -EIO;
 	}
 	if (asprintf(&url, "%s%s", h->base_url, path) < 0) {
@@ -792,14 +796,22 @@ int http_request(struct http *h, const struct http_request *rq,
 			http_sleep_ms(wait);
 		}
 	}
-	if (r && resp->status)
-		log_error_event("%s %s: HTTP %ld%s%s", method, path,
-				resp->status, resp->message[0] ? ": " : "",
-				resp->message);
-	else if (r)
-		log_error_event("%s %s: %s", method, path,
-				resp->message[0] ? resp->message
-						 : "no response");
+	if (r) {
+		char shown[512];
+
+		/* Query values (an email) stay out of the journal and
+		 * .driftfs/errors, as in the debug line. */
+		http_path_for_log(path, shown, sizeof(shown));
+		if (resp->status)
+			log_error_event("%s %s: HTTP %ld%s%s", method, shown,
+					resp->status,
+					resp->message[0] ? ": " : "",
+					resp->message);
+		else
+			log_error_event("%s %s: %s", method, shown,
+					resp->message[0] ? resp->message
+							 : "no response");
+	}
 out:
 	if (c)
 		pool_put(h, c);

@@ -685,3 +685,22 @@ def test_files_of_others_are_refused(tmp_path):
     assert "%s belongs to another user" % cache in p.stderr
     assert os.listdir(cache) == []
     assert mountinfo(mnt) is None
+
+
+def test_a_failed_lookup_by_email_keeps_the_address_out_of_the_errors(
+        emulator, mount):
+    """The error line of a failed request names its query's keys, not
+    their values, as the debug line does: the journal would otherwise keep
+    the email address of every contact the daemon looked up on its own (a
+    created contact's landing check) while the API failed. The path the
+    user asked for is still named, as any file system's errors do."""
+    emulator.add_fault(kind="status", status=500, count=1000, method="GET",
+                       path=r"^/contacts$")
+    try:
+        with pytest.raises(OSError):
+            os.stat(mount.p("contacts", "by-email", "dana.private@example.net"))
+    finally:
+        emulator.clear_faults()
+    errors = mount.read(".driftfs", "errors").decode()
+    assert "GET /contacts?email=***: HTTP 500" in errors, errors
+    assert "email=dana" not in errors, errors

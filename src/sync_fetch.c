@@ -9,6 +9,7 @@
  * (sync_recheck_pending). Not the pass itself (sync.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,11 +169,103 @@ static void recheck_key(char *key, size_t size, int64_t contact)
 	snprintf(key, size, RECHECK_PREFIX "%lld", (long long)contact);
 }
 
-/* Adds convs[0..n) to contact's note, in the caller's transaction. */
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The ids of a note (decimal, comma-separated; junk skipped), sorted
+ * and unique, into *v (malloc'd, the caller's). */
+static int ids_parse(const struct buf *val, int64_t **v, size_t *n)
+{
+	const char *p = val->data, *end = p ? p + val->len : NULL;
+	size_t alloc = 0, k = 0;
+
+	*v = NULL;
+	*n = 0;
+	while (p && p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t len = (size_t)((comma ? comma : end) - p);
+		char tok[24], *e;
+		long long id;
+
+		if (len && len < sizeof(tok)) {
+			memcpy(tok, p, len);
+			tok[len] = 0;
+			id = strtoll(tok, &e, 10);
+			if (!*e && id > 0) {
+				if (*n == alloc) {
+					size_t na = alloc ? alloc * 2 : 16;
+					int64_t *q = realloc(*v,
+							     na * sizeof(*q));
+
+					if (!q) {
+						free(*v);
+						*v = NULL;
+						*n = 0;
+						return -ENOMEM;
+					}
+					*v = q;
+					alloc = na;
+				}
+				(*v)[(*n)++] = id;
+			}
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	if (*n)
+		qsort(*v, *n, sizeof(**v), cmp_i64);
+	for (size_t i = 0; i < *n; i++)
+		if (!k || (*v)[k - 1] != (*v)[i])
+			(*v)[k++] = (*v)[i];
+	*n = k;
+	return 0;
+}
+
+/*
+ * A note's change marker: a token "r<N>" first, which ids_parse skips as
+ * junk, moved on by each removal that writes the note. recheck_contact
+ * deletes the note only if it is byte for byte what it checked; with
+ * its ids unique, a second removal that brings only ids already noted
+ * (the contact came back, its conversations were linked again, and it
+ * went again while they were being checked) would leave the bytes alone
+ * without it, and its checks would be lost.
+ */
+#define RECHECK_MARK 'r'
+
+/* The marker of a note (0 without one: none yet, or an older version's). */
+static long long recheck_mark(const struct buf *val)
+{
+	char tok[24];
+	size_t len = 0;
+
+	while (len < val->len && len < sizeof(tok) - 1 &&
+	       val->data[len] != ',') {
+		tok[len] = val->data[len];
+		len++;
+	}
+	tok[len] = 0;
+	if (len < 2 || tok[0] != RECHECK_MARK)
+		return 0;
+	return strtoll(tok + 1, NULL, 10);
+}
+
+/*
+ * Adds convs[0..n) to contact's note, in the caller's transaction: the
+ * note holds each id once (sorted), however often the contact is removed
+ * with the same conversations linked again in between (a 404 fault, a
+ * contact that came back), so it does not grow without bound, and its
+ * marker moves on (see RECHECK_MARK).
+ */
 static int recheck_note(struct store *st, int64_t contact,
 			const int64_t *convs, size_t n)
 {
-	struct buf val = BUF_INIT;
+	struct buf val = BUF_INIT, out = BUF_INIT;
+	int64_t *ids = NULL, *all = NULL;
+	size_t nids = 0, k = 0;
+	long long mark;
 	char key[64];
 	int r;
 
@@ -182,11 +275,37 @@ static int recheck_note(struct store *st, int64_t contact,
 	r = store_meta_get(st, key, &val);
 	if (r == -ENOENT)
 		r = 0;
-	for (size_t i = 0; i < n && !r; i++)
-		r = buf_printf(&val, "%s%lld", val.len ? "," : "",
-			       (long long)convs[i]);
-	r = r ? r : store_meta_set(st, key, val.data, val.len);
+	r = r ? r : ids_parse(&val, &ids, &nids);
+	if (r)
+		goto out;
+	mark = recheck_mark(&val);
+	all = n < SIZE_MAX / sizeof(*all) &&
+		      nids < SIZE_MAX / sizeof(*all) - n
+		      ? malloc((nids + n) * sizeof(*all))
+		      : NULL;
+	if (!all) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (nids)
+		memcpy(all, ids, nids * sizeof(*all));
+	for (size_t i = 0; i < n; i++)
+		if (convs[i] > 0)
+			all[nids + k++] = convs[i];
+	k += nids;
+	if (k)
+		qsort(all, k, sizeof(*all), cmp_i64);
+	r = buf_printf(&out, "%c%lld", RECHECK_MARK,
+		       mark < 0 || mark == LLONG_MAX ? 1 : mark + 1);
+	for (size_t i = 0; i < k && !r; i++)
+		if (!i || all[i] != all[i - 1])
+			r = buf_printf(&out, ",%lld", (long long)all[i]);
+	r = r ? r : store_meta_set(st, key, out.data, out.len);
+out:
+	free(ids);
+	free(all);
 	buf_release(&val);
+	buf_release(&out);
 	return r;
 }
 
@@ -242,61 +361,6 @@ out:
 	free(convs);
 	sync_changes_release(&ch);
 	return r;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The ids of a note (decimal, comma-separated; junk skipped), sorted
- * and unique, into *v (malloc'd, the caller's). */
-static int ids_parse(const struct buf *val, int64_t **v, size_t *n)
-{
-	const char *p = val->data, *end = p ? p + val->len : NULL;
-	size_t alloc = 0, k = 0;
-
-	*v = NULL;
-	*n = 0;
-	while (p && p < end) {
-		const char *comma = memchr(p, ',', (size_t)(end - p));
-		size_t len = (size_t)((comma ? comma : end) - p);
-		char tok[24], *e;
-		long long id;
-
-		if (len && len < sizeof(tok)) {
-			memcpy(tok, p, len);
-			tok[len] = 0;
-			id = strtoll(tok, &e, 10);
-			if (!*e && id > 0) {
-				if (*n == alloc) {
-					size_t na = alloc ? alloc * 2 : 16;
-					int64_t *q = realloc(*v,
-							     na * sizeof(*q));
-
-					if (!q) {
-						free(*v);
-						*v = NULL;
-						*n = 0;
-						return -ENOMEM;
-					}
-					*v = q;
-					alloc = na;
-				}
-				(*v)[(*n)++] = id;
-			}
-		}
-		p = comma ? comma + 1 : NULL;
-	}
-	if (*n)
-		qsort(*v, *n, sizeof(**v), cmp_i64);
-	for (size_t i = 0; i < *n; i++)
-		if (!k || (*v)[k - 1] != (*v)[i])
-			(*v)[k++] = (*v)[i];
-	*n = k;
-	return 0;
 }
 
 /* One noted conversation, on a worker of the pass: a 404 removes it

@@ -24,15 +24,6 @@
  * is the real bound; this one only stops a lost wake-up from hanging). */
 #define CONTACT_WAIT_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
-/*
- * How often a fetch that a write overtook (sync_written_since) is made
- * again before it gives up with -EAGAIN. Dropped without a new fetch, it
- * could lose a change made in Drift after the writer's refetch asked:
- * the walk would still move its watermark past the conversation, and a
- * claimed contact is not fetched again in the pass. The slots are
- * hashed, so an unrelated write can overtake one too.
- */
-#define WRITTEN_TRIES 3
 
 int sync_fetched_this_pass(struct sync *s, int64_t id)
 {

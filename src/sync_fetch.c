@@ -575,53 +575,87 @@ static void forget_user(struct sync *s, int64_t id)
 	checkpoint_unless_pass(s);
 }
 
-int sync_fetch_user(struct sync *s, int64_t id)
+/*
+ * Stores user u, fetched after g was taken, in a transaction of its own
+ * with generation gen, and reports it; -EAGAIN (nothing stored) when a
+ * write to it was accepted since g (checked in the transaction: a write
+ * noted later has its refetch commit after ours).
+ *
+ * A rename is noted in the same transaction (a rename made through the
+ * mount is stored here, so the next users list sees no change), and the
+ * next pass renders its transcripts again (sync_list ends with
+ * sync_rerender_pending). Not rendered here: the caller may be a close()
+ * waiting on send_lock, and one user can be in most conversations.
+ */
+static int save_user(struct sync *s, const struct api_user *u, int64_t gen,
+		     const struct gens *g)
 {
-	uint64_t key = miss_key(SO_USER, id, NULL);
 	struct store *st = s->d->store;
 	struct changes ch = { 0 };
-	struct api_user u;
 	int changed = 0, renamed, r;
 
-	if (missed_recently(s, key))
-		return -ENOENT;
-	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut */
-	r = api_user_get(s->d->http, id, &u);
-	if (r == -ENOENT) {
-		remember_miss(s, key);
-		forget_user(s, id);
-	}
+	renamed = sync_user_naming_changed(s, u);
+	r = store_begin(st);
 	if (r)
 		return r;
-	/*
-	 * A rename made through the mount is stored here, so the next users
-	 * list sees no change: note the user in the same transaction, and
-	 * the next pass renders its transcripts again (sync_list ends with
-	 * sync_rerender_pending). Not rendered here: the caller may be a
-	 * close() waiting on send_lock, and one user can be in most
-	 * conversations.
-	 */
-	renamed = sync_user_naming_changed(s, &u);
-	r = store_begin(st);
-	if (!r) {
-		r = store_put_user(st, &u, store_meta_i64(st, "last_sync"),
-				   &changed);
-		if (!r && renamed)
-			r = sync_rerender_note_users(s, &u.id, 1);
-		if (r)
-			store_rollback(st);
-		else
-			r = store_commit(st);
+	if (sync_written_since(s, g, SO_USER, u->id)) {
+		store_rollback(st);
+		return -EAGAIN;
 	}
+	r = store_put_user(st, u, gen, &changed);
+	if (!r && renamed)
+		r = sync_rerender_note_users(s, &u->id, 1);
+	if (r) {
+		store_rollback(st);
+		return r;
+	}
+	r = store_commit(st);
 	if (!r && changed) {
-		sync_changes_add(&ch, SO_USER, id, NULL);
+		sync_changes_add(&ch, SO_USER, u->id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
 		sync_changes_flush(s, &ch);
 	}
 	sync_changes_release(&ch);
-	api_user_release(&u);
 	return r;
+}
+
+int sync_user_fresh(struct sync *s, int64_t id, int64_t gen)
+{
+	uint64_t key = miss_key(SO_USER, id, NULL);
+	int r = -EAGAIN;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
+		struct api_user u;
+		struct gens g;
+
+		sync_gens_take(s, &g);
+		r = api_user_get(s->d->http, id, &u);
+		if (r == -ENOENT) {
+			remember_miss(s, key);
+			forget_user(s, id);
+		}
+		if (r)
+			return r;
+		r = save_user(s, &u, gen, &g);
+		api_user_release(&u);
+	}
+	if (r == -EAGAIN)
+		log_warn("user %lld: written to during each of %d fetches; "
+			 "fetched again next pass", (long long)id,
+			 WRITTEN_TRIES);
+	return r;
+}
+
+int sync_fetch_user(struct sync *s, int64_t id)
+{
+	if (missed_recently(s, miss_key(SO_USER, id, NULL)))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	return sync_user_fresh(s, id,
+			       store_meta_i64(s->d->store, "last_sync"));
 }
 
 /* Context of a lookup by email or external id. */

@@ -33,6 +33,17 @@
 #define WRITE_KIND_SLOTS 256
 #define WRITE_SLOTS (4 * WRITE_KIND_SLOTS)
 
+/*
+ * How often a fetch that a write overtook (sync_written_since) is made
+ * again before it gives up with -EAGAIN (conversations, contacts, a users
+ * list's entries). Dropped without a new fetch, it could lose a change
+ * made in Drift after the writer's refetch asked: the walk would still
+ * move its watermark past the conversation, a claimed contact is not
+ * fetched again in the pass, and a user would wait for the next pass's
+ * list. The slots are hashed, so an unrelated write can overtake one too.
+ */
+#define WRITTEN_TRIES 3
+
 /* A remembered "the API has no such object", so lookups of a missing name
  * (shells probing, tab completion) do not cost a request every time. */
 struct miss {
@@ -193,6 +204,16 @@ int sync_conversation(struct sync *s, int64_t id);
  * thread, no transaction or lock of the sync's held.
  */
 int sync_forget_conversation(struct sync *s, int64_t id);
+/*
+ * sync_fetch.c: fetches user id and stores it with generation gen (the
+ * users list's, for its prune), again when a write to it overtook the
+ * fetch (WRITTEN_TRIES, then -EAGAIN); a 404 removes it (-ENOENT, also
+ * for one missed within the minute). The users list calls it for each
+ * entry it dropped because a write overtook it (sync_list), and
+ * sync_fetch_user for a writer. Any thread, no transaction or lock of
+ * the sync's held.
+ */
+int sync_user_fresh(struct sync *s, int64_t id, int64_t gen);
 /*
  * Notes that n committed changes removed rows: outside a pass the WALs
  * are checkpointed at once (store_checkpoint), during one at its end

@@ -78,8 +78,9 @@ static void note_contact_gone(struct sync *s, int64_t id)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Whether a claimer of this pass found contact id gone (after waiting
- * for one in flight). */
+/* Whether contact id is in the gone set: in a pass, whether a claimer of
+ * the pass found it gone (after waiting for one in flight); outside one,
+ * whether it was removed since the last pass ended (take_contact). */
 static int contact_gone(struct sync *s, int64_t id)
 {
 	int gone;
@@ -154,17 +155,31 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g)
 {
 	struct changes ch = { 0 };
-	int changed = 0, r;
+	int changed = 0, was_gone, r;
 
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
+	/*
+	 * The API has it: out of the gone set (else the conversations
+	 * fetched until the next pass would store no link to it), before
+	 * the check below. A removal (sync_forget_contact: a write noted,
+	 * then the gone set) noted before the check is seen by it, and the
+	 * contact put back in the set; one noted after it adds it after us.
+	 */
+	pthread_mutex_lock(&s->lock);
+	was_gone = idset_has(&s->gone_contacts, c->id);
+	if (was_gone)
+		idset_del(&s->gone_contacts, c->id);
+	pthread_mutex_unlock(&s->lock);
 	/* Checked in the transaction (then s->lock, the allowed order): a
 	 * write or a removal (sync_forget_contact notes one before its
 	 * transaction) either committed before ours, and is seen here, or
 	 * comes after ours. */
 	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
 		store_rollback(s->d->store);
+		if (was_gone)
+			note_contact_gone(s, c->id);
 		return -EAGAIN;
 	}
 	r = sync_put_contact(s, c, &changed, &ch);
@@ -371,6 +386,20 @@ static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 	int64_t k = f->conv.contact_id;
 
 	*gone = 0;
+	/*
+	 * Outside a pass (a lookup, a write's refetch, driftctl), a contact
+	 * removed on a 404 since the last pass ended is not asked for again
+	 * by each refetch of its conversations: they are stored without the
+	 * link. The next pass asks again (the gone set is emptied when it
+	 * starts, and its check of the removed contact's conversations
+	 * refetches them), so one the API has again comes back then; a
+	 * fetch that finds it meanwhile takes it out of the set
+	 * (sync_save_contact).
+	 */
+	if (!sync_in_pass && contact_gone(s, k)) {
+		*gone = 1;
+		return 0;
+	}
 	for (;;) {
 		int r;
 

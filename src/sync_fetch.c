@@ -661,16 +661,24 @@ int sync_fetch_user(struct sync *s, int64_t id)
 /* Context of a lookup by email or external id. */
 struct lookup {
 	struct sync *s;
+	struct gens g;		/* taken before the request */
 	int found;
 	int err;
 };
 
+/*
+ * A match, stored unless a write to it or its removal (a 404 on another
+ * thread) came after the lookup's request began (sync_save_contact's
+ * -EAGAIN): stored anyway, the lookup's copy would undo the removal, or
+ * the writer's fresher copy. The writer's refetch stores it; it still
+ * counts as found.
+ */
 static int lookup_found(void *ctx, const struct api_contact *c)
 {
 	struct lookup *l = ctx;
-	int r = sync_save_contact(l->s, c, NULL);
+	int r = sync_save_contact(l->s, c, &l->g);
 
-	if (r)
+	if (r && r != -EAGAIN)
 		l->err = r;
 	else
 		l->found++;
@@ -680,13 +688,14 @@ static int lookup_found(void *ctx, const struct api_contact *c)
 static int lookup_by(struct sync *s, int what, const char *key)
 {
 	uint64_t mk = miss_key(what, 0, key);
-	struct lookup l = { s, 0, 0 };
+	struct lookup l = { .s = s };
 	int r;
 
 	if (missed_recently(s, mk))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
+	sync_gens_take(s, &l.g);
 	if (what == 1)
 		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
 	else

@@ -135,9 +135,15 @@ struct sync {
 	int64_t inflight[INFLIGHT_MAX];
 	size_t ninflight;
 	pthread_cond_t contact_cond;
-	/* Of those, the ones the API answered 404 for (guarded by lock,
-	 * emptied with fetched): the other conversations of the pass that
-	 * name one store no link to it either. */
+	/*
+	 * Of those, the ones the API answered 404 for (guarded by lock,
+	 * emptied with fetched, when a pass starts and ends): the other
+	 * conversations of the pass that name one store no link to it
+	 * either. Removals on other threads add theirs too, also between
+	 * passes: a refetch outside a pass does not ask the API again for
+	 * a contact in the set (take_contact, sync_conversation.c). A fetch
+	 * that finds the contact takes it out (sync_save_contact).
+	 */
 	struct idset gone_contacts;
 
 	/* Write generations by object slot (guarded by lock), see

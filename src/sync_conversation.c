@@ -378,7 +378,8 @@ int sync_fetch_contact_fresh(struct sync *s, int64_t id,
  * whose fetch failed takes its claim back and fails its conversation;
  * a waiter then claims and fetches it itself, so no conversation is
  * stored without a contact the API has (it would stay so: an unchanged
- * conversation is not fetched again). *gone: the API has no such contact.
+ * conversation is not fetched again). *gone: the API has no such contact
+ * (2: as the gone set remembers, not asked).
  * Any thread, no lock held.
  */
 static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
@@ -397,7 +398,7 @@ static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 	 * (sync_save_contact).
 	 */
 	if (!sync_in_pass && contact_gone(s, k)) {
-		*gone = 1;
+		*gone = 2;
 		return 0;
 	}
 	for (;;) {
@@ -465,6 +466,7 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	struct gens g;
 	char old_status[sizeof(ch.v[0].old_status)] = "";
 	int old_found = 0, changed = 0, gone = 0, no_contact = 0, r;
+	int64_t gone_contact = 0;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
@@ -500,7 +502,13 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		if (r)
 			goto out;
 		/* A deleted contact: the conversation is stored without a
-		 * link to it (conversation.json still names it). */
+		 * link to it (conversation.json still names it). One the
+		 * gone set answered for is not asked for: the conversation
+		 * joins the contact's recheck note, so the next pass asks
+		 * (sync_recheck_pending) and links it if the API has the
+		 * contact again. */
+		if (no_contact == 2)
+			gone_contact = f.conv.contact_id;
 		if (no_contact)
 			f.conv.contact_id = 0;
 	}
@@ -538,6 +546,8 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
 					 f.atts[i], f.att_size[i]);
 	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
+	if (!r && gone_contact)
+		r = sync_recheck_note(st, gone_contact, &id, 1, 0);
 	if (r) {
 		store_rollback(st);
 		goto out;

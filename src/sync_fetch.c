@@ -224,6 +224,16 @@ static int ids_parse(const struct buf *val, int64_t **v, size_t *n)
 	return 0;
 }
 
+/* How many distinct ids sorted v[0..n) holds. */
+static size_t unique_count(const int64_t *v, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !i || v[i] != v[i - 1];
+	return k;
+}
+
 /*
  * A note's change marker: a token "r<N>" first, which ids_parse skips as
  * junk, moved on by each removal that writes the note. recheck_contact
@@ -253,14 +263,13 @@ static long long recheck_mark(const struct buf *val)
 }
 
 /*
- * Adds convs[0..n) to contact's note, in the caller's transaction: the
- * note holds each id once (sorted), however often the contact is removed
- * with the same conversations linked again in between (a 404 fault, a
- * contact that came back), so it does not grow without bound, and its
- * marker moves on (see RECHECK_MARK).
+ * The note holds each id once (sorted), however often the contact is
+ * removed with the same conversations linked again in between (a 404
+ * fault, a contact that came back), or a conversation is refetched while
+ * the contact is known gone, so it does not grow without bound.
  */
-static int recheck_note(struct store *st, int64_t contact,
-			const int64_t *convs, size_t n)
+int sync_recheck_note(struct store *st, int64_t contact, const int64_t *convs,
+		      size_t n, int removal)
 {
 	struct buf val = BUF_INIT, out = BUF_INIT;
 	int64_t *ids = NULL, *all = NULL;
@@ -295,6 +304,8 @@ static int recheck_note(struct store *st, int64_t contact,
 	k += nids;
 	if (k)
 		qsort(all, k, sizeof(*all), cmp_i64);
+	if (!removal && unique_count(all, k) == nids)
+		goto out;	/* nothing new: the note stays as it is */
 	r = buf_printf(&out, "%c%lld", RECHECK_MARK,
 		       mark < 0 || mark == LLONG_MAX ? 1 : mark + 1);
 	for (size_t i = 0; i < k && !r; i++)
@@ -333,7 +344,7 @@ int sync_forget_contact(struct sync *s, int64_t id)
 	r = r ? r : store_delete_contact(st, id);
 	/* An erasure (GDPR) takes the contact's conversations too: the
 	 * next pass fetches each again, and those that 404 go. */
-	r = r ? r : recheck_note(st, id, convs, n);
+	r = r ? r : sync_recheck_note(st, id, convs, n, 1);
 	if (r) {
 		store_rollback(st);
 		goto out;

@@ -221,6 +221,17 @@ int sync_forget_conversation(struct sync *s, int64_t id);
  */
 int sync_user_fresh(struct sync *s, int64_t id, int64_t gen);
 /*
+ * sync_fetch.c: adds convs[0..n) to contact's recheck note (the
+ * conversations sync_recheck_pending fetches again in the next pass), in
+ * the caller's open transaction; each id is held once. removal: a
+ * removal of the contact (sync_forget_contact) writes the note even with
+ * nothing new in it, so that a pass checking the note meanwhile keeps it;
+ * otherwise an id already noted changes nothing. Any thread; returns a
+ * store error or -ENOMEM (the caller rolls back).
+ */
+int sync_recheck_note(struct store *st, int64_t contact, const int64_t *convs,
+		      size_t n, int removal);
+/*
  * Notes that n committed changes removed rows: outside a pass the WALs
  * are checkpointed at once (store_checkpoint), during one at its end
  * (sync_checkpoint_due). Any thread, no transaction held.

@@ -110,6 +110,18 @@ def test_gone_contact_not_asked_again_outside_a_pass(mount, emulator, how):
     assert [r["status"] for r in asked] == [404], asked
     assert str(kid) not in os.listdir(mount.p("contacts"))
     assert "contact" not in os.listdir(mount.p("conversations", str(cid)))
+    fresh = None
+    if how == "a 404 fault":
+        # A conversation of it the cache never held, looked up now: not
+        # asked for either, and linked by the next sync all the same.
+        fresh = emulator.mutate(op="new_conversation", contactId=kid)["id"]
+        since = last_seq(emulator)
+        assert os.path.isdir(mount.p("conversations", str(fresh)))
+        made = requests_since(emulator, since)
+        assert [r for r in made if r["path"] == "/conversations/%d" % fresh]
+        assert not [r for r in made if r["path"] == "/contacts/%d" % kid]
+        assert "contact" not in os.listdir(mount.p("conversations",
+                                                   str(fresh)))
 
     # The next sync asks again (its check of the removed contact's
     # conversations): what the API says then is what the tree shows.
@@ -127,3 +139,7 @@ def test_gone_contact_not_asked_again_outside_a_pass(mount, emulator, how):
         assert os.readlink(link).rstrip("/").endswith("contacts/%d" % kid)
         assert str(cid) in os.listdir(mount.p("contacts", str(kid),
                                               "conversations"))
+        link = mount.p("conversations", str(fresh), "contact")
+        assert os.readlink(link).rstrip("/").endswith("contacts/%d" % kid)
+        assert str(fresh) in os.listdir(mount.p("contacts", str(kid),
+                                                "conversations"))

@@ -8,8 +8,9 @@
  * contact back, then gone again) leaves each conversation once in the
  * note, not once per removal; the note still changes at each removal (so
  * a pass that was checking the first removal keeps the note for the
- * second); and the ids a note holds are exactly the conversations that
- * were linked.
+ * second); the ids a note holds are exactly the conversations that
+ * were linked; and a conversation refetched while its contact is known
+ * gone joins the note once, without changing a note that holds it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -157,6 +158,28 @@ static void test_note_holds_each_conversation_once(void)
 	second.len = 0;
 	REQUIRE(!store_meta_get(d.store, key, &second));
 	CHECK_EQ_MEM(second.data, second.len, third.data, third.len);
+
+	/* A refetch while the contact is known gone (removal 0): an id
+	 * noted already changes nothing, a new one is added once. */
+	{
+		int64_t c1 = CONV_1, c4 = 8004;
+
+		REQUIRE(!store_begin(d.store));
+		CHECK(!sync_recheck_note(d.store, CONTACT, &c1, 1, 0));
+		REQUIRE(!store_commit(d.store));
+		second.len = 0;
+		REQUIRE(!store_meta_get(d.store, key, &second));
+		CHECK_EQ_MEM(second.data, second.len, third.data, third.len);
+		REQUIRE(!store_begin(d.store));
+		CHECK(!sync_recheck_note(d.store, CONTACT, &c4, 1, 0));
+		CHECK(!sync_recheck_note(d.store, CONTACT, &c4, 1, 0));
+		REQUIRE(!store_commit(d.store));
+		second.len = 0;
+		REQUIRE(!store_meta_get(d.store, key, &second));
+		n = note_ids(&second, ids, 8);
+		CHECK_EQ_INT(n, 4);
+		CHECK(n == 4 && ids[3] == c4);
+	}
 
 	buf_release(&first);
 	buf_release(&second);

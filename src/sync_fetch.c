@@ -446,22 +446,20 @@ out:
 }
 
 /* A contact a cached conversation links to without a row: fetched; a
- * 404 removes the links (sync_forget_contact), an answer stores it. */
+ * 404 removes the links (sync_forget_contact), an answer stores it, a
+ * fetch a write overtook is made again (sync_fetch_contact_fresh), not
+ * left to make the whole check run again next pass. */
 static int check_dangling(struct sync *s, int64_t id)
 {
 	struct api_contact c;
-	struct gens g;
-	int r;
+	int gone, r;
 
-	sync_gens_take(s, &g);
-	r = api_contact_get(s->d->http, id, &c);
-	sync_add_work_done(s);
-	if (r == -ENOENT)
-		return sync_forget_contact(s, id);
-	if (r)
-		return r;
-	r = sync_save_contact(s, &c, &g);
+	memset(&c, 0, sizeof(c));
+	r = sync_fetch_contact_fresh(s, id, &c, &gone);
 	api_contact_release(&c);
+	sync_add_work_done(s);
+	if (!r && gone)
+		return sync_forget_contact(s, id);
 	return r;
 }
 

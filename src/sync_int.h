@@ -8,7 +8,8 @@
  * Locks: s->lock guards the fields marked so below and is held for a few
  * statements, never across a request, a store write or the change
  * callback; it is taken inside store write transactions
- * (sync_written_since in sync_list, sync_conversation, sync_save_contact;
+ * (sync_written_since in sync_list, sync_conversation, sync_save_contact
+ * (with the gone set) and a user's save in sync_user_fresh;
  * sync_rerender_note_users), and the status reads the store's meta
  * table under it (a read takes only the pool lock, never SQLite's write
  * lock). s->pass_lock serialises whole passes and is held across them

@@ -24,15 +24,6 @@
  * is the real bound; this one only stops a lost wake-up from hanging). */
 #define CONTACT_WAIT_MS 60000
 #define ATTACHMENT_MAX ((size_t)64 << 20)
-/*
- * How often a fetch that a write overtook (sync_written_since) is made
- * again before it gives up with -EAGAIN. Dropped without a new fetch, it
- * could lose a change made in Drift after the writer's refetch asked:
- * the walk would still move its watermark past the conversation, and a
- * claimed contact is not fetched again in the pass. The slots are
- * hashed, so an unrelated write can overtake one too.
- */
-#define WRITTEN_TRIES 3
 
 int sync_fetched_this_pass(struct sync *s, int64_t id)
 {
@@ -87,8 +78,9 @@ static void note_contact_gone(struct sync *s, int64_t id)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Whether a claimer of this pass found contact id gone (after waiting
- * for one in flight). */
+/* Whether contact id is in the gone set: in a pass, whether a claimer of
+ * the pass found it gone (after waiting for one in flight); outside one,
+ * whether it was removed since the last pass ended (take_contact). */
 static int contact_gone(struct sync *s, int64_t id)
 {
 	int gone;
@@ -163,17 +155,31 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 		      const struct gens *g)
 {
 	struct changes ch = { 0 };
-	int changed = 0, r;
+	int changed = 0, was_gone, r;
 
 	r = store_begin(s->d->store);
 	if (r)
 		return r;
+	/*
+	 * The API has it: out of the gone set (else the conversations
+	 * fetched until the next pass would store no link to it), before
+	 * the check below. A removal (sync_forget_contact: a write noted,
+	 * then the gone set) noted before the check is seen by it, and the
+	 * contact put back in the set; one noted after it adds it after us.
+	 */
+	pthread_mutex_lock(&s->lock);
+	was_gone = idset_has(&s->gone_contacts, c->id);
+	if (was_gone)
+		idset_del(&s->gone_contacts, c->id);
+	pthread_mutex_unlock(&s->lock);
 	/* Checked in the transaction (then s->lock, the allowed order): a
 	 * write or a removal (sync_forget_contact notes one before its
 	 * transaction) either committed before ours, and is seen here, or
 	 * comes after ours. */
 	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
 		store_rollback(s->d->store);
+		if (was_gone)
+			note_contact_gone(s, c->id);
 		return -EAGAIN;
 	}
 	r = sync_put_contact(s, c, &changed, &ch);
@@ -372,7 +378,8 @@ int sync_fetch_contact_fresh(struct sync *s, int64_t id,
  * whose fetch failed takes its claim back and fails its conversation;
  * a waiter then claims and fetches it itself, so no conversation is
  * stored without a contact the API has (it would stay so: an unchanged
- * conversation is not fetched again). *gone: the API has no such contact.
+ * conversation is not fetched again). *gone: the API has no such contact
+ * (2: as the gone set remembers, not asked).
  * Any thread, no lock held.
  */
 static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
@@ -380,6 +387,20 @@ static int take_contact(struct sync *s, struct conv_fetch *f, int *gone)
 	int64_t k = f->conv.contact_id;
 
 	*gone = 0;
+	/*
+	 * Outside a pass (a lookup, a write's refetch, driftctl), a contact
+	 * removed on a 404 since the last pass ended is not asked for again
+	 * by each refetch of its conversations: they are stored without the
+	 * link. The next pass asks again (the gone set is emptied when it
+	 * starts, and its check of the removed contact's conversations
+	 * refetches them), so one the API has again comes back then; a
+	 * fetch that finds it meanwhile takes it out of the set
+	 * (sync_save_contact).
+	 */
+	if (!sync_in_pass && contact_gone(s, k)) {
+		*gone = 2;
+		return 0;
+	}
 	for (;;) {
 		int r;
 
@@ -445,6 +466,7 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	struct gens g;
 	char old_status[sizeof(ch.v[0].old_status)] = "";
 	int old_found = 0, changed = 0, gone = 0, no_contact = 0, r;
+	int64_t gone_contact = 0;
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
@@ -480,7 +502,13 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		if (r)
 			goto out;
 		/* A deleted contact: the conversation is stored without a
-		 * link to it (conversation.json still names it). */
+		 * link to it (conversation.json still names it). One the
+		 * gone set answered for is not asked for: the conversation
+		 * joins the contact's recheck note, so the next pass asks
+		 * (sync_recheck_pending) and links it if the API has the
+		 * contact again. */
+		if (no_contact == 2)
+			gone_contact = f.conv.contact_id;
 		if (no_contact)
 			f.conv.contact_id = 0;
 	}
@@ -518,6 +546,8 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 		r = store_put_attachment(st, id, f.att_msg[i], f.att_mtime[i],
 					 f.atts[i], f.att_size[i]);
 	r = r ? r : store_put_conversation(st, &f.conv, &transcript, &changed);
+	if (!r && gone_contact)
+		r = sync_recheck_note(st, gone_contact, &id, 1, 0);
 	if (r) {
 		store_rollback(st);
 		goto out;

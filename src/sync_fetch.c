@@ -9,6 +9,7 @@
  * (sync_recheck_pending). Not the pass itself (sync.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,82 +169,6 @@ static void recheck_key(char *key, size_t size, int64_t contact)
 	snprintf(key, size, RECHECK_PREFIX "%lld", (long long)contact);
 }
 
-/* Adds convs[0..n) to contact's note, in the caller's transaction. */
-static int recheck_note(struct store *st, int64_t contact,
-			const int64_t *convs, size_t n)
-{
-	struct buf val = BUF_INIT;
-	char key[64];
-	int r;
-
-	if (!n)
-		return 0;
-	recheck_key(key, sizeof(key), contact);
-	r = store_meta_get(st, key, &val);
-	if (r == -ENOENT)
-		r = 0;
-	for (size_t i = 0; i < n && !r; i++)
-		r = buf_printf(&val, "%s%lld", val.len ? "," : "",
-			       (long long)convs[i]);
-	r = r ? r : store_meta_set(st, key, val.data, val.len);
-	buf_release(&val);
-	return r;
-}
-
-int sync_forget_contact(struct sync *s, int64_t id)
-{
-	struct store *st = s->d->store;
-	struct changes ch = { 0 };
-	struct store_row row;
-	int64_t *convs = NULL;
-	size_t n = 0;
-	int had, r;
-
-	/* A fetch of it in flight stores nothing (see above); and the
-	 * checks of its conversations store no link to it, also where a
-	 * claim got it before it went (the gone set, sync_conversation.c). */
-	sync_note_write(s, SO_CONTACT, id);
-	sync_note_contact_gone(s, id);
-	/* One transaction: what is reported is what went, a second thread
-	 * removing it finds nothing, and a crash leaves all or nothing. */
-	r = store_begin(st);
-	if (r)
-		return r;
-	had = !store_one(st, Q_CONTACT, id, NULL, &row);
-	r = store_contact_conversation_ids(st, id, &convs, &n);
-	r = r ? r : store_delete_contact(st, id);
-	/* An erasure (GDPR) takes the contact's conversations too: the
-	 * next pass fetches each again, and those that 404 go. */
-	r = r ? r : recheck_note(st, id, convs, n);
-	if (r) {
-		store_rollback(st);
-		goto out;
-	}
-	r = store_commit(st);
-	if (r || (!had && !n))
-		goto out;
-	if (had) {
-		log_info("contact %lld: gone from Drift; removed from the "
-			 "cache", (long long)id);
-		sync_changes_add(&ch, SO_CONTACT, id, NULL);
-		if (ch.n)
-			ch.v[0].gone = 1;
-	}
-	/* Their links to it went (store_delete_contact). */
-	for (size_t i = 0; i < n; i++)
-		if (!sync_changes_add(&ch, SO_CONVERSATION, convs[i], NULL))
-			ch.v[ch.n - 1].old_contact = id;
-	sync_changes_add(&ch, SO_LISTS, 0, NULL);
-	store_meta_set_i64(st, "changed_at", clock_wall_ms());
-	sync_changes_flush(s, &ch);
-	if (had)
-		checkpoint_unless_pass(s);
-out:
-	free(convs);
-	sync_changes_release(&ch);
-	return r;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -297,6 +222,156 @@ static int ids_parse(const struct buf *val, int64_t **v, size_t *n)
 			(*v)[k++] = (*v)[i];
 	*n = k;
 	return 0;
+}
+
+/* How many distinct ids sorted v[0..n) holds. */
+static size_t unique_count(const int64_t *v, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !i || v[i] != v[i - 1];
+	return k;
+}
+
+/*
+ * A note's change marker: a token "r<N>" first, which ids_parse skips as
+ * junk, moved on by each removal that writes the note. recheck_contact
+ * deletes the note only if it is byte for byte what it checked; with
+ * its ids unique, a second removal that brings only ids already noted
+ * (the contact came back, its conversations were linked again, and it
+ * went again while they were being checked) would leave the bytes alone
+ * without it, and its checks would be lost.
+ */
+#define RECHECK_MARK 'r'
+
+/* The marker of a note (0 without one: none yet, or an older version's). */
+static long long recheck_mark(const struct buf *val)
+{
+	char tok[24];
+	size_t len = 0;
+
+	while (len < val->len && len < sizeof(tok) - 1 &&
+	       val->data[len] != ',') {
+		tok[len] = val->data[len];
+		len++;
+	}
+	tok[len] = 0;
+	if (len < 2 || tok[0] != RECHECK_MARK)
+		return 0;
+	return strtoll(tok + 1, NULL, 10);
+}
+
+/*
+ * The note holds each id once (sorted), however often the contact is
+ * removed with the same conversations linked again in between (a 404
+ * fault, a contact that came back), or a conversation is refetched while
+ * the contact is known gone, so it does not grow without bound.
+ */
+int sync_recheck_note(struct store *st, int64_t contact, const int64_t *convs,
+		      size_t n, int removal)
+{
+	struct buf val = BUF_INIT, out = BUF_INIT;
+	int64_t *ids = NULL, *all = NULL;
+	size_t nids = 0, k = 0;
+	long long mark;
+	char key[64];
+	int r;
+
+	if (!n)
+		return 0;
+	recheck_key(key, sizeof(key), contact);
+	r = store_meta_get(st, key, &val);
+	if (r == -ENOENT)
+		r = 0;
+	r = r ? r : ids_parse(&val, &ids, &nids);
+	if (r)
+		goto out;
+	mark = recheck_mark(&val);
+	all = n < SIZE_MAX / sizeof(*all) &&
+		      nids < SIZE_MAX / sizeof(*all) - n
+		      ? malloc((nids + n) * sizeof(*all))
+		      : NULL;
+	if (!all) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (nids)
+		memcpy(all, ids, nids * sizeof(*all));
+	for (size_t i = 0; i < n; i++)
+		if (convs[i] > 0)
+			all[nids + k++] = convs[i];
+	k += nids;
+	if (k)
+		qsort(all, k, sizeof(*all), cmp_i64);
+	if (!removal && unique_count(all, k) == nids)
+		goto out;	/* nothing new: the note stays as it is */
+	r = buf_printf(&out, "%c%lld", RECHECK_MARK,
+		       mark < 0 || mark == LLONG_MAX ? 1 : mark + 1);
+	for (size_t i = 0; i < k && !r; i++)
+		if (!i || all[i] != all[i - 1])
+			r = buf_printf(&out, ",%lld", (long long)all[i]);
+	r = r ? r : store_meta_set(st, key, out.data, out.len);
+out:
+	free(ids);
+	free(all);
+	buf_release(&val);
+	buf_release(&out);
+	return r;
+}
+
+int sync_forget_contact(struct sync *s, int64_t id)
+{
+	struct store *st = s->d->store;
+	struct changes ch = { 0 };
+	struct store_row row;
+	int64_t *convs = NULL;
+	size_t n = 0;
+	int had, r;
+
+	/* A fetch of it in flight stores nothing (see above); and the
+	 * checks of its conversations store no link to it, also where a
+	 * claim got it before it went (the gone set, sync_conversation.c). */
+	sync_note_write(s, SO_CONTACT, id);
+	sync_note_contact_gone(s, id);
+	/* One transaction: what is reported is what went, a second thread
+	 * removing it finds nothing, and a crash leaves all or nothing. */
+	r = store_begin(st);
+	if (r)
+		return r;
+	had = !store_one(st, Q_CONTACT, id, NULL, &row);
+	r = store_contact_conversation_ids(st, id, &convs, &n);
+	r = r ? r : store_delete_contact(st, id);
+	/* An erasure (GDPR) takes the contact's conversations too: the
+	 * next pass fetches each again, and those that 404 go. */
+	r = r ? r : sync_recheck_note(st, id, convs, n, 1);
+	if (r) {
+		store_rollback(st);
+		goto out;
+	}
+	r = store_commit(st);
+	if (r || (!had && !n))
+		goto out;
+	if (had) {
+		log_info("contact %lld: gone from Drift; removed from the "
+			 "cache", (long long)id);
+		sync_changes_add(&ch, SO_CONTACT, id, NULL);
+		if (ch.n)
+			ch.v[0].gone = 1;
+	}
+	/* Their links to it went (store_delete_contact). */
+	for (size_t i = 0; i < n; i++)
+		if (!sync_changes_add(&ch, SO_CONVERSATION, convs[i], NULL))
+			ch.v[ch.n - 1].old_contact = id;
+	sync_changes_add(&ch, SO_LISTS, 0, NULL);
+	store_meta_set_i64(st, "changed_at", clock_wall_ms());
+	sync_changes_flush(s, &ch);
+	if (had)
+		checkpoint_unless_pass(s);
+out:
+	free(convs);
+	sync_changes_release(&ch);
+	return r;
 }
 
 /* One noted conversation, on a worker of the pass: a 404 removes it
@@ -371,22 +446,20 @@ out:
 }
 
 /* A contact a cached conversation links to without a row: fetched; a
- * 404 removes the links (sync_forget_contact), an answer stores it. */
+ * 404 removes the links (sync_forget_contact), an answer stores it, a
+ * fetch a write overtook is made again (sync_fetch_contact_fresh), not
+ * left to make the whole check run again next pass. */
 static int check_dangling(struct sync *s, int64_t id)
 {
 	struct api_contact c;
-	struct gens g;
-	int r;
+	int gone, r;
 
-	sync_gens_take(s, &g);
-	r = api_contact_get(s->d->http, id, &c);
-	sync_add_work_done(s);
-	if (r == -ENOENT)
-		return sync_forget_contact(s, id);
-	if (r)
-		return r;
-	r = sync_save_contact(s, &c, &g);
+	memset(&c, 0, sizeof(c));
+	r = sync_fetch_contact_fresh(s, id, &c, &gone);
 	api_contact_release(&c);
+	sync_add_work_done(s);
+	if (!r && gone)
+		return sync_forget_contact(s, id);
 	return r;
 }
 
@@ -511,68 +584,110 @@ static void forget_user(struct sync *s, int64_t id)
 	checkpoint_unless_pass(s);
 }
 
-int sync_fetch_user(struct sync *s, int64_t id)
+/*
+ * Stores user u, fetched after g was taken, in a transaction of its own
+ * with generation gen, and reports it; -EAGAIN (nothing stored) when a
+ * write to it was accepted since g (checked in the transaction: a write
+ * noted later has its refetch commit after ours).
+ *
+ * A rename is noted in the same transaction (a rename made through the
+ * mount is stored here, so the next users list sees no change), and the
+ * next pass renders its transcripts again (sync_list ends with
+ * sync_rerender_pending). Not rendered here: the caller may be a close()
+ * waiting on send_lock, and one user can be in most conversations.
+ */
+static int save_user(struct sync *s, const struct api_user *u, int64_t gen,
+		     const struct gens *g)
 {
-	uint64_t key = miss_key(SO_USER, id, NULL);
 	struct store *st = s->d->store;
 	struct changes ch = { 0 };
-	struct api_user u;
 	int changed = 0, renamed, r;
 
-	if (missed_recently(s, key))
-		return -ENOENT;
-	if (!account_verified(s->d->account))
-		return -EIO;	/* as offline: the org gate is shut */
-	r = api_user_get(s->d->http, id, &u);
-	if (r == -ENOENT) {
-		remember_miss(s, key);
-		forget_user(s, id);
-	}
+	renamed = sync_user_naming_changed(s, u);
+	r = store_begin(st);
 	if (r)
 		return r;
-	/*
-	 * A rename made through the mount is stored here, so the next users
-	 * list sees no change: note the user in the same transaction, and
-	 * the next pass renders its transcripts again (sync_list ends with
-	 * sync_rerender_pending). Not rendered here: the caller may be a
-	 * close() waiting on send_lock, and one user can be in most
-	 * conversations.
-	 */
-	renamed = sync_user_naming_changed(s, &u);
-	r = store_begin(st);
-	if (!r) {
-		r = store_put_user(st, &u, store_meta_i64(st, "last_sync"),
-				   &changed);
-		if (!r && renamed)
-			r = sync_rerender_note_users(s, &u.id, 1);
-		if (r)
-			store_rollback(st);
-		else
-			r = store_commit(st);
+	if (sync_written_since(s, g, SO_USER, u->id)) {
+		store_rollback(st);
+		return -EAGAIN;
 	}
+	r = store_put_user(st, u, gen, &changed);
+	if (!r && renamed)
+		r = sync_rerender_note_users(s, &u->id, 1);
+	if (r) {
+		store_rollback(st);
+		return r;
+	}
+	r = store_commit(st);
 	if (!r && changed) {
-		sync_changes_add(&ch, SO_USER, id, NULL);
+		sync_changes_add(&ch, SO_USER, u->id, NULL);
 		sync_changes_add(&ch, SO_LISTS, 0, NULL);
 		sync_changes_flush(s, &ch);
 	}
 	sync_changes_release(&ch);
-	api_user_release(&u);
 	return r;
+}
+
+int sync_user_fresh(struct sync *s, int64_t id, int64_t gen)
+{
+	uint64_t key = miss_key(SO_USER, id, NULL);
+	int r = -EAGAIN;
+
+	if (missed_recently(s, key))
+		return -ENOENT;
+	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
+		struct api_user u;
+		struct gens g;
+
+		sync_gens_take(s, &g);
+		r = api_user_get(s->d->http, id, &u);
+		if (r == -ENOENT) {
+			remember_miss(s, key);
+			forget_user(s, id);
+		}
+		if (r)
+			return r;
+		r = save_user(s, &u, gen, &g);
+		api_user_release(&u);
+	}
+	if (r == -EAGAIN)
+		log_warn("user %lld: written to during each of %d fetches; "
+			 "fetched again next pass", (long long)id,
+			 WRITTEN_TRIES);
+	return r;
+}
+
+int sync_fetch_user(struct sync *s, int64_t id)
+{
+	if (missed_recently(s, miss_key(SO_USER, id, NULL)))
+		return -ENOENT;
+	if (!account_verified(s->d->account))
+		return -EIO;	/* as offline: the org gate is shut */
+	return sync_user_fresh(s, id,
+			       store_meta_i64(s->d->store, "last_sync"));
 }
 
 /* Context of a lookup by email or external id. */
 struct lookup {
 	struct sync *s;
+	struct gens g;		/* taken before the request */
 	int found;
 	int err;
 };
 
+/*
+ * A match, stored unless a write to it or its removal (a 404 on another
+ * thread) came after the lookup's request began (sync_save_contact's
+ * -EAGAIN): stored anyway, the lookup's copy would undo the removal, or
+ * the writer's fresher copy. The writer's refetch stores it; it still
+ * counts as found.
+ */
 static int lookup_found(void *ctx, const struct api_contact *c)
 {
 	struct lookup *l = ctx;
-	int r = sync_save_contact(l->s, c, NULL);
+	int r = sync_save_contact(l->s, c, &l->g);
 
-	if (r)
+	if (r && r != -EAGAIN)
 		l->err = r;
 	else
 		l->found++;
@@ -582,13 +697,14 @@ static int lookup_found(void *ctx, const struct api_contact *c)
 static int lookup_by(struct sync *s, int what, const char *key)
 {
 	uint64_t mk = miss_key(what, 0, key);
-	struct lookup l = { s, 0, 0 };
+	struct lookup l = { .s = s };
 	int r;
 
 	if (missed_recently(s, mk))
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
+	sync_gens_take(s, &l.g);
 	if (what == 1)
 		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
 	else

@@ -8,7 +8,8 @@
  * Locks: s->lock guards the fields marked so below and is held for a few
  * statements, never across a request, a store write or the change
  * callback; it is taken inside store write transactions
- * (sync_written_since in sync_list, sync_conversation, sync_save_contact;
+ * (sync_written_since in sync_list, sync_conversation, sync_save_contact
+ * (with the gone set) and a user's save in sync_user_fresh;
  * sync_rerender_note_users), and the status reads the store's meta
  * table under it (a read takes only the pool lock, never SQLite's write
  * lock). s->pass_lock serialises whole passes and is held across them
@@ -32,6 +33,17 @@
  * removes its own contact must not take itself for overtaken). */
 #define WRITE_KIND_SLOTS 256
 #define WRITE_SLOTS (4 * WRITE_KIND_SLOTS)
+
+/*
+ * How often a fetch that a write overtook (sync_written_since) is made
+ * again before it gives up with -EAGAIN (conversations, contacts, a users
+ * list's entries). Dropped without a new fetch, it could lose a change
+ * made in Drift after the writer's refetch asked: the walk would still
+ * move its watermark past the conversation, a claimed contact is not
+ * fetched again in the pass, and a user would wait for the next pass's
+ * list. The slots are hashed, so an unrelated write can overtake one too.
+ */
+#define WRITTEN_TRIES 3
 
 /* A remembered "the API has no such object", so lookups of a missing name
  * (shells probing, tab completion) do not cost a request every time. */
@@ -124,9 +136,15 @@ struct sync {
 	int64_t inflight[INFLIGHT_MAX];
 	size_t ninflight;
 	pthread_cond_t contact_cond;
-	/* Of those, the ones the API answered 404 for (guarded by lock,
-	 * emptied with fetched): the other conversations of the pass that
-	 * name one store no link to it either. */
+	/*
+	 * Of those, the ones the API answered 404 for (guarded by lock,
+	 * emptied with fetched, when a pass starts and ends): the other
+	 * conversations of the pass that name one store no link to it
+	 * either. Removals on other threads add theirs too, also between
+	 * passes: a refetch outside a pass does not ask the API again for
+	 * a contact in the set (take_contact, sync_conversation.c). A fetch
+	 * that finds the contact takes it out (sync_save_contact).
+	 */
 	struct idset gone_contacts;
 
 	/* Write generations by object slot (guarded by lock), see
@@ -193,6 +211,27 @@ int sync_conversation(struct sync *s, int64_t id);
  * thread, no transaction or lock of the sync's held.
  */
 int sync_forget_conversation(struct sync *s, int64_t id);
+/*
+ * sync_fetch.c: fetches user id and stores it with generation gen (the
+ * users list's, for its prune), again when a write to it overtook the
+ * fetch (WRITTEN_TRIES, then -EAGAIN); a 404 removes it (-ENOENT, also
+ * for one missed within the minute). The users list calls it for each
+ * entry it dropped because a write overtook it (sync_list), and
+ * sync_fetch_user for a writer. Any thread, no transaction or lock of
+ * the sync's held.
+ */
+int sync_user_fresh(struct sync *s, int64_t id, int64_t gen);
+/*
+ * sync_fetch.c: adds convs[0..n) to contact's recheck note (the
+ * conversations sync_recheck_pending fetches again in the next pass), in
+ * the caller's open transaction; each id is held once. removal: a
+ * removal of the contact (sync_forget_contact) writes the note even with
+ * nothing new in it, so that a pass checking the note meanwhile keeps it;
+ * otherwise an id already noted changes nothing. Any thread; returns a
+ * store error or -ENOMEM (the caller rolls back).
+ */
+int sync_recheck_note(struct store *st, int64_t contact, const int64_t *convs,
+		      size_t n, int removal);
 /*
  * Notes that n committed changes removed rows: outside a pass the WALs
  * are checkpointed at once (store_checkpoint), during one at its end

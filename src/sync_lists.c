@@ -161,15 +161,19 @@ static int accounts_refreshed_since(struct sync *s, const struct gens *g)
  * Stores a fetched list; the caller holds the transaction. The users whose
  * naming in transcripts changes are noted in it (sync_rerender_note_users)
  * for sync_rerender_pending() after the commit, as are those the prune
- * deletes (note_pruned_users).
+ * deletes (note_pruned_users). The users left alone because a write
+ * overtook the list go to again[0..*nagain) (l->n slots, the caller's),
+ * for sync_list to fetch again after the commit.
  */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
-		      const struct gens *g, struct changes *ch)
+		      const struct gens *g, struct changes *ch,
+		      int64_t *again, size_t *nagain)
 {
 	int64_t *renamed = NULL;
 	size_t nrenamed = 0;
 	int r = 0;
 
+	*nagain = 0;
 	if (l->what == SO_USER && l->n) {
 		renamed = calloc(l->n, sizeof(*renamed));
 		if (!renamed)
@@ -182,12 +186,16 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 		if (l->what == SO_USER) {
 			const struct api_user *u = &l->users[i];
 
-			/* Written while we fetched: the writer refetches it
-			 * (sync_fetch_user), so our copy may be older. It is
-			 * still listed: tagged as seen, or the prune would
-			 * delete what the writer stored. */
+			/* Written while we fetched (or a user of the same
+			 * write slot was): our copy may be older than the
+			 * writer's, or newer (Drift changed it after the
+			 * writer's refetch asked), so it is fetched again
+			 * after the commit (sync_user_fresh). It is still
+			 * listed: tagged as seen, or the prune would delete
+			 * what the writer stored. */
 			if (sync_written_since(s, g, SO_USER, u->id)) {
 				r = store_keep_user(s->d->store, u->id, gen);
+				again[(*nagain)++] = u->id;
 				continue;
 			}
 			if (sync_user_naming_changed(s, u))
@@ -212,6 +220,30 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 	r = r ? r : sync_rerender_note_users(s, renamed, nrenamed);
 	free(renamed);
 	return r;
+}
+
+/*
+ * Fetches again, one by one, the users a write overtook in the list
+ * (store_list), each stored unless a write overtakes it too (then again,
+ * up to WRITTEN_TRIES); one the API no longer has is removed. The pass's
+ * thread, after the list's commit, no transaction held. Returns the
+ * first failure; the others are still tried (the next pass's list
+ * brings what they missed).
+ */
+static int refetch_users(struct sync *s, const int64_t *ids, size_t n,
+			 int64_t gen)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int r = sync_user_fresh(s, ids[i], gen);
+
+		if (r && r != -ENOENT && !first)
+			first = r;
+		if (r && !http_reachable(s->d->http))
+			break;	/* nothing more gets an answer */
+	}
+	return first;
 }
 
 /*
@@ -240,6 +272,8 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 	struct changes ch = { 0 };
 	struct list_ctx l = { .what = what };
 	struct gens g;
+	int64_t *again = NULL;
+	size_t nagain = 0;
 	int deleted = 0, r;
 
 	sync_gens_take(s, &g);
@@ -253,6 +287,13 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		r = foreign_users(s, &l);
 	if (r)
 		goto out;
+	if (what == SO_USER && l.n) {
+		again = calloc(l.n, sizeof(*again));
+		if (!again) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
 	r = store_begin(s->d->store);
 	if (r)
 		goto out;
@@ -267,7 +308,7 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		store_rollback(s->d->store);
 		goto out;
 	}
-	r = store_list(s, &l, gen, &g, &ch);
+	r = store_list(s, &l, gen, &g, &ch, again, &nagain);
 	if (!r && what == SO_USER)
 		r = note_pruned_users(s, gen);
 	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
@@ -283,7 +324,11 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		store_meta_set_i64(s->d->store, "changed_at", clock_wall_ms());
 		sync_changes_flush(s, &ch);
 	}
+	/* Before the renames' render below, which then has theirs too. */
+	if (!r && nagain)
+		r = refetch_users(s, again, nagain, gen);
 out:
+	free(again);
 	list_ctx_release(&l);
 	sync_changes_release(&ch);
 	/* Renamed users reach the transcripts, also those noted by an

@@ -1323,10 +1323,13 @@ int store_search_build_step(struct store *st, size_t chunk)
 }
 
 /* The bytes of the index's pages: each shadow table's b-tree, by name
- * (an equality dbstat reads that tree alone, not the whole file). */
+ * (an equality dbstat reads that tree alone, not the whole file). The
+ * tables hold no _docsize nor _content (columnsize=0, content=''): named
+ * all the same, should a cache ever have them. */
 static int64_t index_bytes(struct db *d)
 {
-	static const char *const sfx[] = { "_data", "_idx", "_config" };
+	static const char *const sfx[] = { "_data", "_idx", "_config",
+					   "_docsize", "_content" };
 	sqlite3_stmt *s = NULL;
 	int64_t total = 0;
 	char name[64];

@@ -298,10 +298,34 @@ struct cleared {
 	int used;	/* stored again: its removal is done (or not needed) */
 };
 
+/*
+ * An index statement of this transaction not yet run: the row's texts
+ * (up to four, at off[] in tx.text) wait for store_search_flush(), where
+ * they run after every other statement of the transaction. FTS5 writes
+ * its pending rows out as a new segment at each statement journal
+ * ("savepoint") a later statement opens, and every INSERT OR REPLACE of
+ * store_write.c opens one: run at once, each message became a segment of
+ * its own (half the index's cost in a cold sync), run last, a
+ * conversation's rows are one segment written at the COMMIT.
+ */
+struct pend {
+	int64_t id;
+	size_t off[4], len[4];
+	unsigned char null[4];	/* a field with no text: bound as NULL */
+	unsigned char t, del, n;
+};
+
+/* Pending texts past which they run mid-transaction (a conversation of
+ * 100k messages): about what FTS5 holds in memory before it writes. */
+#define PEND_TEXT_MAX ((size_t)1 << 20)
+
 static __thread struct {
 	int64_t conv;
 	struct cleared *v;
 	size_t n, alloc;
+	struct pend *pv;
+	size_t pn, palloc;
+	struct buf text;	/* the pending rows' texts */
 	int64_t text_delta;
 	int64_t rows[SI__COUNT];	/* rows added less rows removed */
 	int dirty;
@@ -318,9 +342,18 @@ static void cleared_drop(void)
 	tx.conv = 0;
 }
 
+static void pend_drop(void)
+{
+	free(tx.pv);
+	tx.pv = NULL;
+	tx.pn = tx.palloc = 0;
+	buf_release(&tx.text);
+}
+
 void store_search_discard(void)
 {
 	cleared_drop();
+	pend_drop();
 	tx.text_delta = 0;
 	memset(tx.rows, 0, sizeof(tx.rows));
 	tx.dirty = 0;
@@ -399,6 +432,68 @@ static int fts_row(struct db *d, enum sstmt w, int64_t id,
 	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 }
 
+/* Each table's statements: [table][del]. */
+static const enum sstmt fts_stmt[SI__COUNT][2] = {
+	[SI_CONTACTS] = { SS_CONTACT_INS, SS_CONTACT_DEL },
+	[SI_CONVS] = { SS_CONV_INS, SS_CONV_DEL },
+	[SI_MSGS] = { SS_MSG_INS, SS_MSG_DEL },
+};
+
+/* Runs the pending index statements, in the order they came, and drops
+ * them. */
+static int pend_apply(struct db *d)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < tx.pn && !r; i++) {
+		const struct pend *p = &tx.pv[i];
+		const char *text[4];
+
+		for (int k = 0; k < p->n; k++)
+			text[k] = p->null[k] ? NULL
+				  : tx.text.data ? tx.text.data + p->off[k]
+						 : "";
+		r = fts_row(d, fts_stmt[p->t][p->del], p->id, text, p->len,
+			    p->n);
+	}
+	pend_drop();
+	return r;
+}
+
+/* Queues an index statement of table t: the id and n texts (NULL: none),
+ * copied. */
+static int pend_add(struct db *d, int t, int del, int64_t id,
+		    const char *const *text, const size_t *len, int n)
+{
+	struct pend *p;
+	int r = 0;
+
+	if (tx.pn == tx.palloc) {
+		size_t na = tx.palloc ? tx.palloc * 2 : 32;
+		struct pend *v = realloc(tx.pv, na * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		tx.pv = v;
+		tx.palloc = na;
+	}
+	p = &tx.pv[tx.pn];
+	p->id = id;
+	p->t = (unsigned char)t;
+	p->del = (unsigned char)del;
+	p->n = (unsigned char)n;
+	for (int k = 0; k < n && !r; k++) {
+		p->null[k] = !text[k];
+		p->off[k] = tx.text.len;
+		p->len[k] = text[k] ? len[k] : 0;
+		r = text[k] ? buf_add(&tx.text, text[k], len[k]) : 0;
+	}
+	if (r)
+		return r;
+	tx.pn++;
+	return tx.text.len > PEND_TEXT_MAX ? pend_apply(d) : 0;
+}
+
 /*
  * What an index statement did: the text's bytes, the table's rows, and
  * (del with words) that words left the table's segments, to be merged
@@ -420,7 +515,7 @@ static int msg_index(struct db *d, int del, int64_t id, const struct buf *t,
 	size_t len = t->len;
 	int r;
 
-	r = fts_row(d, del ? SS_MSG_DEL : SS_MSG_INS, id, &text, &len, 1);
+	r = pend_add(d, SI_MSGS, del, id, &text, &len, 1);
 	if (!r)
 		indexed(SI_MSGS, del, len, keep);
 	return r;
@@ -448,8 +543,7 @@ static int contact_index(struct db *d, int del, int64_t id,
 		text[i] = c->f[i];
 		len[i] = c->f[i] ? strlen(c->f[i]) : 0;
 	}
-	r = fts_row(d, del ? SS_CONTACT_DEL : SS_CONTACT_INS, id, text, len,
-		    4);
+	r = pend_add(d, SI_CONTACTS, del, id, text, len, 4);
 	if (!r)
 		indexed(SI_CONTACTS, del, contact_text_len(c), 0);
 	return r;
@@ -461,13 +555,14 @@ static int tags_index(struct db *d, int del, int64_t id, const struct buf *t)
 	size_t len = t->len;
 	int r;
 
-	r = fts_row(d, del ? SS_CONV_DEL : SS_CONV_INS, id, &text, &len, 1);
+	r = pend_add(d, SI_CONVS, del, id, &text, &len, 1);
 	if (!r)
 		indexed(SI_CONVS, del, len, 0);
 	return r;
 }
 
-int store_search_flush(struct db *d)
+/* The cleared messages not stored again leave the index: queued. */
+static int cleared_resolve(struct db *d)
 {
 	int r = 0;
 
@@ -476,6 +571,14 @@ int store_search_flush(struct db *d)
 			r = msg_unindex_json(d, tx.v[i].id, tx.v[i].json,
 					     tx.v[i].len);
 	cleared_drop();
+	return r;
+}
+
+int store_search_flush(struct db *d)
+{
+	int r = cleared_resolve(d);
+
+	/* The counts first, the index's statements last (struct pend). */
 	if (!r && tx.text_delta)
 		r = meta_i64(d, SS_ADD_META, "search_text_bytes",
 			     tx.text_delta);
@@ -484,8 +587,10 @@ int store_search_flush(struct db *d)
 			r = meta_i64(d, SS_ADD_META, rows_key[t], tx.rows[t]);
 	if (!r && tx.dirty)
 		r = meta_i64(d, SS_OR_META, "search_dirty", tx.dirty);
+	r = r ? r : pend_apply(d);
 	if (!r && tx.broken)
 		r = meta_i64(d, SS_SET_META, "search_rebuild", 1);
+	pend_drop();
 	tx.text_delta = 0;
 	memset(tx.rows, 0, sizeof(tx.rows));
 	tx.dirty = 0;
@@ -535,9 +640,9 @@ int store_search_clear_messages(struct store *st, struct db *d, int64_t conv)
 
 	/* Another conversation's leftovers go first. */
 	if (tx.n && tx.conv != conv) {
-		r = store_search_flush(d);
+		r = cleared_resolve(d);
 		if (r)
-			return r;
+			return done(d, r);
 	}
 	cleared_drop();
 	tx.conv = conv;
@@ -678,7 +783,7 @@ int store_search_forget_conversation(struct store *st, struct db *d,
 
 	/* Its messages: read and unindexed by the clear's flush. */
 	r = store_search_clear_messages(st, d, conv);
-	r = r ? r : store_search_flush(d);
+	r = r ? r : cleared_resolve(d);
 	if (r || conv > upto(st, d, SI_CONVS))
 		return done(d, r);
 	s = sprep(d, SS_CONV_OLD);
@@ -1218,10 +1323,13 @@ int store_search_build_step(struct store *st, size_t chunk)
 }
 
 /* The bytes of the index's pages: each shadow table's b-tree, by name
- * (an equality dbstat reads that tree alone, not the whole file). */
+ * (an equality dbstat reads that tree alone, not the whole file). The
+ * tables hold no _docsize nor _content (columnsize=0, content=''): named
+ * all the same, should a cache ever have them. */
 static int64_t index_bytes(struct db *d)
 {
-	static const char *const sfx[] = { "_data", "_idx", "_config" };
+	static const char *const sfx[] = { "_data", "_idx", "_config",
+					   "_docsize", "_content" };
 	sqlite3_stmt *s = NULL;
 	int64_t total = 0;
 	char name[64];

@@ -226,6 +226,98 @@ static void exec_sql(const char *dir, const char *sql)
 	sqlite3_close(db);
 }
 
+/* The segments of search_msg's index (FTS5's structure record: a 4-byte
+ * cookie, then varints: levels, segments). */
+static int msg_segments(const char *dir)
+{
+	char path[256];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "%s/cache.db", dir);
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT block FROM search_msg_data"
+				   " WHERE id = 10", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) >= 6) {
+		const unsigned char *p = sqlite3_column_blob(s, 0);
+
+		/* Both counts are small here: one byte each. */
+		if (!(p[4] & 0x80) && !(p[5] & 0x80))
+			n = p[5];
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A transaction's index statements run at its end: every INSERT OR
+ * REPLACE of a message would otherwise make FTS5 write what it holds as
+ * a segment of its own (a statement journal), and a conversation of 30
+ * messages stored in one transaction made several segments. Also: the
+ * leftovers of a conversation cleared and not stored again leave the
+ * index when the next one is cleared, and a transaction whose pending
+ * text passes what is held (a huge conversation) stays in step.
+ */
+static void test_index_writes_at_commit(void)
+{
+	int64_t ids[30];
+	const char *bodies[30];
+	char dir[128], json[4200], body[4000];
+	struct store *st = open_new("seg", dir, sizeof(dir));
+	int r;
+
+	REQUIRE(st);
+	for (int i = 0; i < 30; i++) {
+		ids[i] = 1000 + 131 * i;
+		bodies[i] = i % 2 ? "walrus ledger" : "crimson walrus";
+	}
+	REQUIRE(!put_conv(st, 7, NULL, ids, bodies, 30));
+	CHECK_EQ_INT(msg_segments(dir), 1);
+	CHECK_EQ_INT(nconvs(st, "\"crimson walrus\""), 1);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 30);
+
+	/* Cleared, not stored again, then another conversation cleared. */
+	REQUIRE(!store_begin(st));
+	CHECK_EQ_INT(store_clear_messages(st, 7), 0);
+	CHECK_EQ_INT(store_clear_messages(st, 8), 0);
+	REQUIRE(!store_commit(st));
+	CHECK_EQ_INT(nconvs(st, "walrus"), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 0);
+
+	/* 300 messages of 4000 bytes: the pending text runs mid-way. */
+	memset(body, 'a', sizeof(body) - 1);
+	body[sizeof(body) - 1] = 0;
+	memcpy(body, "zeppelin ", 9);
+	r = store_begin(st);
+	r = r ? r : store_clear_messages(st, 9);
+	for (int i = 0; i < 300 && !r; i++) {
+		struct api_message m = { .id = 50000 + i, .conversation_id = 9,
+					 .created = 1000 };
+
+		snprintf(json, sizeof(json),
+			 "{\"author\":{\"id\":1,\"type\":\"user\"},"
+			 "\"body\":\"%s\"}", body);
+		m.json = str_buf(json);
+		r = store_put_message(st, &m);
+		buf_release(&m.json);
+	}
+	CHECK_EQ_INT(r, 0);
+	REQUIRE(!store_commit(st));
+	CHECK_EQ_INT(nconvs(st, "zeppelin"), 1);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 300);
+	CHECK_EQ_INT(store_meta_i64(st, "search_text_bytes"),
+		     300 * (int64_t)(sizeof(body) - 1));
+	store_close(st);
+	/* In step at the next open: nothing to rebuild. */
+	st = store_open(dir);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
+	CHECK_EQ_INT(nconvs(st, "zeppelin"), 1);
+	store_close(st);
+}
+
 static void test_build_and_rebuild(void)
 {
 	static const int64_t ids[] = { 21, 22, 23 };
@@ -623,6 +715,7 @@ int main(void)
 	}
 	UNIT_RUN(test_query_prepare);
 	UNIT_RUN(test_writers_and_queries);
+	UNIT_RUN(test_index_writes_at_commit);
 	UNIT_RUN(test_build_and_rebuild);
 	UNIT_RUN(test_out_of_step_rebuild);
 	UNIT_RUN(test_rewrite_same_text);

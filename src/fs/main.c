@@ -534,6 +534,15 @@ int main(int argc, char *argv[])
 	 * arenas. Four serve two cores as well (make soak measures it).
 	 */
 	mallopt(M_ARENA_MAX, 4);
+	/*
+	 * Each FUSE worker has a buffer of 1 MiB and more, freed when an idle
+	 * worker above the eight kept ends. glibc's mmap threshold rises to
+	 * the size of the first mmapped block freed, after which these
+	 * buffers come from the arenas, and what a worker's exit frees stays
+	 * there, in pieces. A fixed threshold (it stops the rise) keeps them
+	 * mmapped: an ended worker's buffer goes back to the system.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 << 10);
 	memset(&d, 0, sizeof(d));
 	memset(&cli, 0, sizeof(cli));
 	config_harden_process();

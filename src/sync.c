@@ -9,6 +9,7 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -537,6 +538,15 @@ static void *sync_thread(void *arg)
 
 		pthread_mutex_unlock(&s->lock);
 		r = sync_run_once(s);
+		/*
+		 * A pass frees most of what it allocated (pages of JSON, the
+		 * rendered texts, the workers' buffers), in pieces among
+		 * what stays, where glibc keeps them: the pages wholly free
+		 * go back to the system here, or a mount's RSS creeps up
+		 * pass after pass by memory it does not use (make soak).
+		 * No lock is held; it takes only glibc's own.
+		 */
+		malloc_trim(0);
 		pthread_mutex_lock(&s->lock);
 		(void)r;
 		s->done_upto = serving;

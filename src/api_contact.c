@@ -154,15 +154,17 @@ int api_parse_contact_list(const char *where, const char *body, size_t len,
 	return err;
 }
 
-/* Walks a {"data": [contact...]} lookup answer. */
-static int contact_list(struct http *h, const char *path, api_contact_cb cb,
-			void *ctx)
+/* Walks a {"data": [contact...]} lookup answer. where names the request
+ * in error lines without its query's value (an email is the user's
+ * data, and those lines reach the journal). */
+static int contact_list(struct http *h, const char *path, const char *where,
+			api_contact_cb cb, void *ctx)
 {
 	struct http_response resp;
 	int err = api_get_body(h, path, &resp);
 
 	if (!err)
-		err = api_parse_contact_list(path, resp.body.data,
+		err = api_parse_contact_list(where, resp.body.data,
 					     resp.body.len, cb, ctx);
 	http_response_release(&resp);
 	return err;
@@ -175,7 +177,7 @@ int api_contacts_by_email(struct http *h, const char *email, api_contact_cb cb,
 	int r = -ENOMEM;
 
 	if (q && asprintf(&path, "/contacts?email=%s", q) >= 0)
-		r = contact_list(h, path, cb, ctx);
+		r = contact_list(h, path, "/contacts?email=***", cb, ctx);
 	else
 		path = NULL;
 	free(q);
@@ -190,7 +192,8 @@ int api_contacts_by_external_id(struct http *h, const char *ext,
 	int r = -ENOMEM;
 
 	if (q && asprintf(&path, "/contacts?idType=external&id=%s", q) >= 0)
-		r = contact_list(h, path, cb, ctx);
+		r = contact_list(h, path, "/contacts?idType=external&id=***",
+				 cb, ctx);
 	else
 		path = NULL;
 	free(q);

@@ -158,6 +158,9 @@ static size_t decode_entity(const char *s, struct buf *tmp, int *r)
 		return len;
 	}
 	cp = entity_named(s + 1, len - 2);
+	if (cp == 0xad)
+		return len;	/* &shy;: a hint where to break, no text (it
+				 * would hide inside a word from grep) */
 	if (cp) {
 		*r = add_utf8(tmp, cp);
 		return len;

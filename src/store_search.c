@@ -318,6 +318,7 @@ struct pend {
 /* Pending texts past which they run mid-transaction (a conversation of
  * 100k messages): about what FTS5 holds in memory before it writes. */
 #define PEND_TEXT_MAX ((size_t)1 << 20)
+#define PEND_ROWS_MAX ((size_t)16384)
 
 static __thread struct {
 	int64_t conv;
@@ -491,7 +492,11 @@ static int pend_add(struct db *d, int t, int del, int64_t id,
 	if (r)
 		return r;
 	tx.pn++;
-	return tx.text.len > PEND_TEXT_MAX ? pend_apply(d) : 0;
+	/* Bounded in rows too: rows without text (an attachment alone)
+	 * cost their entry and add no bytes. */
+	return tx.text.len > PEND_TEXT_MAX || tx.pn >= PEND_ROWS_MAX
+		       ? pend_apply(d)
+		       : 0;
 }
 
 /*

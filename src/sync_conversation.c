@@ -186,6 +186,8 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	if (r) {
 		store_rollback(s->d->store);
 		sync_changes_release(&ch);
+		if (was_gone)
+			note_contact_gone(s, c->id);
 		return r;
 	}
 	r = store_commit(s->d->store);
@@ -462,7 +464,7 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	struct sync_author who = { s, NULL, NULL };
 	struct changes ch = { 0 };
 	struct buf transcript = BUF_INIT;
-	struct store_row old;
+	struct store_row old, back;
 	struct gens g;
 	char old_status[sizeof(ch.v[0].old_status)] = "";
 	int old_found = 0, changed = 0, gone = 0, no_contact = 0, r;
@@ -532,6 +534,15 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	    sync_written_since(s, &g, SO_CONTACT, f.conv.contact_id) &&
 	    store_one(st, Q_CONTACT, f.conv.contact_id, NULL, &old) == -ENOENT)
 		f.conv.contact_id = 0;
+	/* The gone contact saved again since the gone set answered (a
+	 * pass's recheck found it: it may already have worked off the note
+	 * this would join): linked after all. Transactions serialise, so a
+	 * save that committed first is seen here. */
+	if (gone_contact &&
+	    !store_one(st, Q_CONTACT, gone_contact, NULL, &back)) {
+		f.conv.contact_id = gone_contact;
+		gone_contact = 0;
+	}
 	r = render_transcript(f.msgs, f.nmsgs, sync_author_of, &who,
 			      &transcript);
 	/* After the render: its author lookups reuse store_one's strings. */

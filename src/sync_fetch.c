@@ -687,7 +687,23 @@ static int lookup_found(void *ctx, const struct api_contact *c)
 	struct lookup *l = ctx;
 	int r = sync_save_contact(l->s, c, &l->g);
 
-	if (r && r != -EAGAIN)
+	if (r == -EAGAIN) {
+		/* The write may have been to another contact of the same
+		 * write slot, which refetches only its own: this one is
+		 * fetched again, or a lookup of a contact the API has would
+		 * answer ENOENT. A 404 now is a removal that won the race. */
+		struct api_contact again;
+		int gone;
+
+		memset(&again, 0, sizeof(again));
+		r = sync_fetch_contact_fresh(l->s, c->id, &again, &gone);
+		api_contact_release(&again);
+		if (!r && gone)
+			return 0;
+		if (r == -EAGAIN)
+			r = 0;	/* overtaken each time: its writer's refetch */
+	}
+	if (r)
 		l->err = r;
 	else
 		l->found++;

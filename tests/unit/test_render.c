@@ -74,6 +74,9 @@ static void test_named_entities(void)
 	check_text("&ndash;&mdash;&lsquo;&rsquo;&ldquo;&rdquo;&hellip;",
 		   "\xe2\x80\x93\xe2\x80\x94\xe2\x80\x98\xe2\x80\x99"
 		   "\xe2\x80\x9c\xe2\x80\x9d\xe2\x80\xa6");
+	/* A soft hyphen is where a line may break, not text: grep finds
+	 * the word whole. */
+	check_text("extra&shy;ordinary", "extraordinary");
 	check_text("&euro;5&trade;&bull;", "\xe2\x82\xac" "5\xe2\x84\xa2"
 					   "\xe2\x80\xa2");
 	/* Not a name: another case, no ';', a longer or shorter word. */

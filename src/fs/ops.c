@@ -2,9 +2,9 @@
 /*
  * ops.c: the table of low-level operations given to libfuse (fs_ops), the
  * connection's setup (op_init), and the handlers of names and attributes:
- * lookup, forget, getattr, setattr, readlink, statfs, mkdir, unlink and
- * rmdir. Open files are handle.c's, directories listing.c's, scratch files
- * (create, rename) scratch.c's.
+ * lookup, forget, getattr, setattr, readlink, statfs, mkdir, symlink,
+ * link, unlink and rmdir. Open files are handle.c's, directories
+ * listing.c's, scratch files (create, rename) scratch.c's.
  */
 #include "fs_int.h"
 
@@ -374,6 +374,26 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_reply_err(req, -EPERM);
 }
 
+/* Names are the API's: no symlink or hard link can be made, EPERM as for
+ * mkdir and rename (ENOSYS said the filesystem lacked the call). */
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fs_reply_err(req, -EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fs_reply_err(req, -EPERM);
+}
+
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -397,6 +417,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.rmdir = op_rmdir,
 	.create = fs_op_create,
 	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
 	.rename = fs_op_rename,
 };
 

@@ -38,12 +38,19 @@ static int attribute_read_only(const char *name)
 	return 0;
 }
 
+/* A number: json_parse() keeps an integer of more than 15 digits as a Raw
+ * node of its digits (json.h). */
+static int is_number(const cJSON *v)
+{
+	return cJSON_IsNumber(v) || cJSON_IsRaw(v);
+}
+
 /* The JSON type of v in words, for error lines (true and false: one). */
 static const char *json_type_word(const cJSON *v)
 {
 	if (cJSON_IsString(v))
 		return "a string";
-	if (cJSON_IsNumber(v))
+	if (is_number(v))
 		return "a number";
 	if (cJSON_IsBool(v))
 		return "true or false";
@@ -58,7 +65,8 @@ static const char *json_type_word(const cJSON *v)
 static int same_json_type(const cJSON *a, const cJSON *b)
 {
 	return (a->type & 0xff) == (b->type & 0xff) ||
-	       (cJSON_IsBool(a) && cJSON_IsBool(b));
+	       (cJSON_IsBool(a) && cJSON_IsBool(b)) ||
+	       (is_number(a) && is_number(b));
 }
 
 static int has_tag(const cJSON *list, const char *name)
@@ -352,11 +360,11 @@ static int fits_attribute_type(const char *type, const cJSON *v)
 	if (!strcmp(type, "STRING"))
 		return cJSON_IsString(v);
 	if (!strcmp(type, "NUMERIC"))
-		return cJSON_IsNumber(v);
+		return is_number(v);
 	if (!strcmp(type, "BOOLEAN"))
 		return cJSON_IsBool(v);
 	if (!strcmp(type, "DATE") || !strcmp(type, "DATETIME"))
-		return cJSON_IsNumber(v) || cJSON_IsString(v);
+		return is_number(v) || cJSON_IsString(v);
 	return 1;
 }
 

@@ -94,3 +94,23 @@ def test_new_custom_attribute_by_definition(mount, emulator):
     write(p, obj)
     assert patches(emulator, seq) == [{"attributes": {
         "lead_score": 42, "city": "Oslo", "last_demo_at": 1700000000000}}]
+
+
+def test_long_integer_is_a_number(mount, emulator):
+    # More than 15 digits: json_parse keeps such a number as its digits.
+    p = a_contact(mount, emulator)
+    cid = int(p.split(os.sep)[-2])
+    emulator.mutate(op="update_contact", id=cid,
+                    attributes={"ext_num": 12345678901234567})
+    mount.ctl("sync contacts/%d" % cid)
+    obj = json.loads(open(p).read())
+    assert obj["attributes"]["ext_num"] == 12345678901234567
+    obj["attributes"]["ext_num"] = 5
+    seq = last_seq(emulator)
+    write(p, obj)
+    assert patches(emulator, seq) == [{"attributes": {"ext_num": 5}}]
+    obj = json.loads(open(p).read())
+    obj["attributes"]["ext_num"] = 98765432109876543
+    seq = last_seq(emulator)
+    write(p, obj)
+    assert patches(emulator, seq) == [{"attributes": {"ext_num": 98765432109876543}}]

@@ -218,6 +218,13 @@ int64_t http_last_activity(const struct http *h);
 /* Whether the last request got an HTTP answer at all. */
 int http_reachable(const struct http *h);
 /*
+ * The status (5xx or 429) that the last request the API answered ended
+ * with after its retries, or 0 when that one succeeded or failed for
+ * another reason (the API works). Not a predicate: the status, for
+ * .driftfs/status. Atomic: no lock.
+ */
+long http_failing(const struct http *h);
+/*
  * Appends one line describing the governor (rate, pause, 429s seen) to out,
  * under the governor's lock (.driftfs/status, driftctl status). 0 or -errno.
  */

@@ -140,6 +140,26 @@ static int load_stored(struct driftfs *d, const struct tnode *n,
 	}
 }
 
+/*
+ * DESIGN §4: a new custom attribute of the wrong type for its definition
+ * fails the close(), when the definitions are cached (sync_attributes()).
+ * The caller's thread; the store takes its own locks.
+ */
+static int check_attribute_defs(struct driftfs *d,
+				const struct commit_input *in)
+{
+	struct buf defs = BUF_INIT;
+	int r = store_meta_get(d->store, "attributes", &defs);
+
+	if (!r)
+		r = commit_check_attribute_defs(in, defs.data ? defs.data : "",
+						defs.len);
+	else if (r == -ENOENT)
+		r = 0;
+	buf_release(&defs);
+	return r;
+}
+
 int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		 const char *data, size_t len, const struct buf *base,
 		 int *queued)
@@ -165,6 +185,8 @@ int commit_write(struct driftfs *d, const struct tnode *n, const char *path,
 		in.base_len = base->len;
 	}
 	r = commit_plan(&in, &plan);
+	if (!r && n->kind == T_CONTACT_JSON && plan.n > 0)
+		r = check_attribute_defs(d, &in);
 	buf_release(&stored);
 	/* In order; a call refused stops the ones after it. */
 	for (size_t i = 0; !r && i < plan.n; i++) {

@@ -38,6 +38,37 @@ static int attribute_read_only(const char *name)
 	return 0;
 }
 
+/* A number: json_parse() keeps an integer of more than 15 digits as a Raw
+ * node of its digits (json.h). */
+static int is_number(const cJSON *v)
+{
+	return cJSON_IsNumber(v) || cJSON_IsRaw(v);
+}
+
+/* The JSON type of v in words, for error lines (true and false: one). */
+static const char *json_type_word(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		return "a string";
+	if (is_number(v))
+		return "a number";
+	if (cJSON_IsBool(v))
+		return "true or false";
+	if (cJSON_IsObject(v))
+		return "an object";
+	if (cJSON_IsArray(v))
+		return "a list";
+	return "null";
+}
+
+/* Whether a and b have one JSON type (true and false: one). */
+static int same_json_type(const cJSON *a, const cJSON *b)
+{
+	return (a->type & 0xff) == (b->type & 0xff) ||
+	       (cJSON_IsBool(a) && cJSON_IsBool(b)) ||
+	       (is_number(a) && is_number(b));
+}
+
 static int has_tag(const cJSON *list, const char *name)
 {
 	for (const cJSON *t = cJSON_IsArray(list) ? list->child : NULL; t;
@@ -245,6 +276,15 @@ int commit_plan_contact_json(const struct commit_input *in,
 				    f->string);
 			goto out;
 		}
+		/* DESIGN §4: a value of the wrong type fails the close(). A
+		 * scalar stays the scalar it was; null clears any. */
+		if (o && !cJSON_IsNull(o) && !cJSON_IsNull(f) &&
+		    !same_json_type(o, f)) {
+			r = commit_invalid("attribute '%s' must be %s, not %s",
+					   f->string, json_type_word(o),
+					   json_type_word(f));
+			goto out;
+		}
 		if (cJSON_IsObject(f) || cJSON_IsArray(f)) {
 			if (!o || (cJSON_IsObject(o) != cJSON_IsObject(f))) {
 				r = commit_invalid("attribute '%s' has the "
@@ -307,6 +347,73 @@ out:
 	commit_free_list(add, nadd);
 	commit_free_list(del, ndel);
 	cJSON_Delete(patch);
+	cJSON_Delete(old);
+	cJSON_Delete(v);
+	return r;
+}
+
+/* Whether v fits an attribute of the given type (see commit_int.h). */
+static int fits_attribute_type(const char *type, const cJSON *v)
+{
+	if (cJSON_IsNull(v))
+		return 1;
+	if (!strcmp(type, "STRING"))
+		return cJSON_IsString(v);
+	if (!strcmp(type, "NUMERIC"))
+		return is_number(v);
+	if (!strcmp(type, "BOOLEAN"))
+		return cJSON_IsBool(v);
+	if (!strcmp(type, "DATE") || !strcmp(type, "DATETIME"))
+		return is_number(v) || cJSON_IsString(v);
+	return 1;
+}
+
+int commit_check_attribute_defs(const struct commit_input *in,
+				const char *defs, size_t defs_len)
+{
+	cJSON *v = NULL, *old = NULL, *d;
+	const cJSON *na, *oa, *props, *f;
+	int r;
+
+	d = json_parse(defs, defs_len);
+	props = cJSON_GetObjectItemCaseSensitive(d, "properties");
+	if (!cJSON_IsArray(props)) {
+		cJSON_Delete(d);
+		return 0;	/* none cached, or not understood */
+	}
+	r = commit_parse_edit(in, &v, &old);
+	if (r) {
+		cJSON_Delete(d);
+		return r;
+	}
+	na = cJSON_GetObjectItemCaseSensitive(v, "attributes");
+	oa = cJSON_GetObjectItemCaseSensitive(old, "attributes");
+	for (f = cJSON_IsObject(na) ? na->child : NULL; f && !r; f = f->next) {
+		const cJSON *o = cJSON_GetObjectItemCaseSensitive(oa, f->string);
+
+		if (o && !cJSON_IsNull(o))
+			continue;	/* typed by its old value instead */
+		for (const cJSON *pr = props->child; pr; pr = pr->next) {
+			const char *name = cJSON_GetStringValue(
+			    cJSON_GetObjectItemCaseSensitive(pr, "name"));
+			const char *type = cJSON_GetStringValue(
+			    cJSON_GetObjectItemCaseSensitive(pr, "type"));
+
+			if (!name || !type || strcmp(name, f->string))
+				continue;
+			if (!fits_attribute_type(type, f))
+				r = commit_invalid(
+				    "attribute '%s' is %s, not %s", f->string,
+				    !strcmp(type, "STRING")    ? "a string"
+				    : !strcmp(type, "NUMERIC") ? "a number"
+				    : !strcmp(type, "BOOLEAN")
+					? "true or false"
+					: "a date (a number or a string)",
+				    json_type_word(f));
+			break;
+		}
+	}
+	cJSON_Delete(d);
 	cJSON_Delete(old);
 	cJSON_Delete(v);
 	return r;

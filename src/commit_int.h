@@ -57,6 +57,18 @@ int commit_attribute_counter(const char *name);
 int commit_plan_tag_changes(struct commit_plan *p, int64_t id, char **add,
 			    size_t nadd, char **del, size_t ndel);
 
+/*
+ * contact.json: each attribute new in data (absent or null in the version
+ * read) against its definition in defs, the cached contacts/attributes.json
+ * ({"properties": [{"name", "type"}, ...]}, untrusted): STRING a string,
+ * NUMERIC a number, BOOLEAN true or false, DATE and DATETIME a number or a
+ * string; null always. An attribute defs does not name, or of another
+ * type, is not checked. 0, -EINVAL after an error line, -ENOMEM. Pure, as
+ * the planners (commit_write() reads defs from the store).
+ */
+int commit_check_attribute_defs(const struct commit_input *in,
+				const char *defs, size_t defs_len);
+
 /* The planner of each writable file kind (commit_plan() dispatches). */
 int commit_plan_contact_json(const struct commit_input *in,
 			     struct commit_plan *p);

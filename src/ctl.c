@@ -30,15 +30,24 @@ int64_t ctl_mtime(struct driftfs *d)
 int ctl_status(struct driftfs *d, struct buf *out)
 {
 	int64_t counts[STORE_COUNTS];
-	const char *state;
+	char state[64];
+	long failing = http_failing(d->http);
 	int r;
 
+	/* The first word is "online" or "offline": scripts (and driftctl
+	 * users) read just that. */
 	if (http_offline(d->http))
-		state = "offline (offline mode: serving the cache)";
+		snprintf(state, sizeof(state),
+			 "offline (offline mode: serving the cache)");
 	else if (!http_reachable(d->http))
-		state = "offline (API unreachable: serving the cache)";
+		snprintf(state, sizeof(state),
+			 "offline (API unreachable: serving the cache)");
+	else if (failing)
+		snprintf(state, sizeof(state),
+			 "offline (API failing: HTTP %ld; serving the cache)",
+			 failing);
 	else
-		state = "online";
+		snprintf(state, sizeof(state), "online");
 	r = buf_printf(out, "state: %s\napi_url: %s\n", state,
 		       d->cfg.api_url);
 	r = r ? r : account_status_render(d->account, out);

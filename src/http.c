@@ -273,6 +273,11 @@ int http_reachable(const struct http *h)
 	return __atomic_load_n(&h->reachable, __ATOMIC_RELAXED);
 }
 
+long http_failing(const struct http *h)
+{
+	return __atomic_load_n(&h->failing, __ATOMIC_RELAXED);
+}
+
 static CURL *pool_get(struct http *h)
 {
 	CURL *c = NULL;
@@ -796,6 +801,12 @@ int http_request(struct http *h, const struct http_request *rq,
 			http_sleep_ms(wait);
 		}
 	}
+	/* The API failing (5xx, 429 after the retries) or answering again:
+	 * .driftfs/status says which. No answer at all is reachable's. */
+	if (resp->status >= 500 || resp->status == 429)
+		__atomic_store_n(&h->failing, resp->status, __ATOMIC_RELAXED);
+	else if (resp->status)
+		__atomic_store_n(&h->failing, 0L, __ATOMIC_RELAXED);
 	if (r) {
 		char shown[512];
 

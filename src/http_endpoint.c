@@ -51,11 +51,22 @@ void http_endpoint_name(const char *method, const char *path, char *out,
 {
 	size_t o = (size_t)snprintf(out, size, "%s ", method);
 	const char *p = path;
+	const char *prev = NULL;	/* the segment before, and its length */
+	size_t prev_len = 0;
 
 	while (*p && *p != '?' && o + 8 < size) {
 		const char *seg = p + 1, *end = seg + strcspn(seg, "/?");
 		const char *cls = end > seg ? segment_class(seg, end - seg)
 					    : NULL;
+
+		/* DELETE /contacts/{id}/tags/<tag>: a tag is the user's word
+		 * even when it looks like the API's ("new", "vip"). Not
+		 * /tags/delete/_bulk, which goes on. */
+		if (prev && prev_len == 4 && !memcmp(prev, "tags", 4) &&
+		    end > seg && (*end == '\0' || *end == '?'))
+			cls = "{name}";
+		prev = seg;
+		prev_len = (size_t)(end - seg);
 
 		if (cls) {
 			o += (size_t)snprintf(out + o, size - o, "/%s", cls);

@@ -61,6 +61,8 @@ struct http {
 	long timeout_ms;
 	int offline;
 	int reachable;
+	long failing;		/* 5xx/429 that ended the last answered
+				 * request, 0 = none; atomically updated */
 	int64_t last_activity;	/* wall ms, atomically updated */
 	struct governor gov;
 	pthread_mutex_t pool_lock;

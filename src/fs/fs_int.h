@@ -215,9 +215,10 @@ struct fs {
 	struct handle *handles;	/* open files and directories */
 	uint64_t scratch_next;
 
-	/* Contacts this mount deleted in the last minute (guarded by
-	 * lock): "rm -r" goes on removing their parts after the contact
-	 * itself has gone, and those removals succeed. */
+	/* Contacts this mount deleted in the last FS_TOMB_MS by unlinking
+	 * contact.json (guarded by lock): "rm -r" goes on removing their
+	 * parts after the contact itself has gone, and those removals
+	 * succeed; its rmdir of the directory ends the tombstone. */
 	struct tombstone {
 		int64_t id;
 		int64_t until_ms;
@@ -435,9 +436,13 @@ void fs_node_path_of(struct fs *f, uint64_t ino, const char *name, char *out,
 		     size_t size, int try);
 void fs_node_path(struct fs *f, uint64_t ino, const char *name, char *out,
 		  size_t size);
-/* Tombstones: contacts this mount deleted, hidden while the API may
- * still list them. fs_tomb_has and fs_in_tomb answer 1 (hidden) or 0. */
+/* Tombstones: contacts this mount deleted by unlinking their contact.json,
+ * whose directory stays (as placeholders) until rm -r's rmdir of it ends
+ * the tombstone, or for at most FS_TOMB_MS. fs_tomb_has and fs_in_tomb
+ * answer 1 (a placeholder) or 0. Any thread; take the node table lock. */
+#define FS_TOMB_MS 60000
 void fs_tomb_add(struct fs *f, int64_t id);
+void fs_tomb_end(struct fs *f, int64_t id);
 int fs_tomb_has(struct fs *f, int64_t id);
 int fs_in_tomb(struct fs *f, const struct tnode *dir, const char *name);
 

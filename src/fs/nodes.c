@@ -551,7 +551,20 @@ void fs_tomb_add(struct fs *f, int64_t id)
 		if (f->tombs[i].until_ms < f->tombs[oldest].until_ms)
 			oldest = i;
 	f->tombs[oldest].id = id;
-	f->tombs[oldest].until_ms = clock_mono_ms() + 60000;
+	f->tombs[oldest].until_ms = clock_mono_ms() + FS_TOMB_MS;
+	fs_nodes_unlock(f);
+}
+
+/* rmdir of the contact's directory: rm -r is done with it, and the path
+ * answers ENOENT from now on. */
+void fs_tomb_end(struct fs *f, int64_t id)
+{
+	fs_nodes_lock(f);
+	for (size_t i = 0; i < sizeof(f->tombs) / sizeof(f->tombs[0]); i++)
+		if (f->tombs[i].id == id) {
+			f->tombs[i].id = 0;
+			f->tombs[i].until_ms = 0;
+		}
 	fs_nodes_unlock(f);
 }
 
@@ -568,11 +581,15 @@ int fs_tomb_has(struct fs *f, int64_t id)
 	return found;
 }
 
-/* Whether name in dir is (part of) a contact this mount just deleted. */
+/* Whether name in dir is (part of) a contact this mount just deleted.
+ * Not its contact.json: that is the contact, gone at once (rm -r does not
+ * look it up again after unlinking it). */
 int fs_in_tomb(struct fs *f, const struct tnode *dir, const char *name)
 {
 	int64_t id = 0;
 
+	if (dir->kind == T_CONTACT && !strcmp(name, "contact.json"))
+		return 0;
 	if (dir->kind == T_CONTACT || dir->kind == T_CONTACT_CONVS)
 		return fs_tomb_has(f, dir->id);
 	if (dir->kind == T_CONTACTS &&

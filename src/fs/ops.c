@@ -2,13 +2,14 @@
 /*
  * ops.c: the table of low-level operations given to libfuse (fs_ops), the
  * connection's setup (op_init), and the handlers of names and attributes:
- * lookup, forget, getattr, setattr, readlink, statfs, mkdir, unlink and
- * rmdir. Open files are handle.c's, directories listing.c's, scratch files
- * (create, rename) scratch.c's.
+ * lookup, forget, getattr, setattr, readlink, statfs, mkdir, symlink,
+ * link, unlink and rmdir. Open files are handle.c's, directories
+ * listing.c's, scratch files (create, rename) scratch.c's.
  */
 #include "fs_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +128,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		/* Parts of a contact deleted a moment ago (rm -r is not done
 		 * with them): placeholders, so the kernel lets it finish. */
 		if (r == -ENOENT && t.kind >= T_CONTACT &&
-		    t.kind <= T_CONTACT_CONVS && fs_tomb_has(f, t.id)) {
+		    t.kind <= T_CONTACT_CONVS && t.kind != T_CONTACT_JSON &&
+		    fs_tomb_has(f, t.id)) {
 			tree_attr_deleted(&t, &a);
 			r = 0;
 		}
@@ -282,9 +284,12 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
  * unlink and rmdir: scratch files go; a contact or a message is deleted
  * through the API; .driftfs/outbox/<n>.json cancels a pending write; what
  * the API cannot delete is EPERM. Inside a contact that is already gone,
- * removing is a no-op, so "rm -r contacts/<id>" finishes cleanly.
+ * removing is a no-op, so "rm -r contacts/<id>" finishes cleanly; its last
+ * step, the rmdir of contacts/<id>, ends the tombstone. rmdir is 1 for
+ * rmdir(2), 0 for unlink(2). FUSE threads; no lock held.
  */
-static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      int rmdir)
 {
 	struct fs *f = fs_of(req);
 	struct tnode dir = { 0 }, child = { 0 };
@@ -299,10 +304,15 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
 	r = fs_node_get(f, parent, &dir);
 	if (r)
 		goto out;
-	fs_set_context(f, "unlink", parent, name);
+	fs_set_context(f, rmdir ? "rmdir" : "unlink", parent, name);
 	/* The contact went first (rm -r removed contact.json): its parts,
 	 * and then its directory, go quietly. */
 	if (fs_in_tomb(f, &dir, name)) {
+		int64_t id = 0;
+
+		if (rmdir && dir.kind == T_CONTACTS &&
+		    sscanf(name, "%" SCNd64, &id) == 1)
+			fs_tomb_end(f, id);
 		r = 0;
 		goto out;
 	}
@@ -312,7 +322,11 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_node_path(f, parent, name, path, sizeof(path));
 	switch (child.kind) {
 	case T_CONTACT:
+		/* rmdir of the directory: gone with its parts at once. */
+		r = commit_delete(f->d, &child, path);
+		break;
 	case T_CONTACT_JSON:
+		/* The directory stays, emptied, for rm -r to finish. */
 		r = commit_delete(f->d, &child, path);
 		if (!r)
 			fs_tomb_add(f, child.id);
@@ -343,12 +357,12 @@ out:
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	do_remove(req, parent, name);
+	do_remove(req, parent, name, 0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	do_remove(req, parent, name);
+	do_remove(req, parent, name, 1);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -357,6 +371,26 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)parent;
 	(void)name;
 	(void)mode;
+	fs_reply_err(req, -EPERM);
+}
+
+/* Names are the API's: no symlink or hard link can be made, EPERM as for
+ * mkdir and rename (ENOSYS said the filesystem lacked the call). */
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fs_reply_err(req, -EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
 	fs_reply_err(req, -EPERM);
 }
 
@@ -383,6 +417,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.rmdir = op_rmdir,
 	.create = fs_op_create,
 	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
 	.rename = fs_op_rename,
 };
 

@@ -146,6 +146,7 @@ struct fs *fs_new(struct driftfs *d)
 	pthread_mutex_init(&f->rlock, NULL);
 	pthread_mutex_init(&f->bllock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
+	pthread_cond_init(&f->qdone, NULL);
 	return f;
 }
 
@@ -190,5 +191,6 @@ void fs_free(struct fs *f)
 	pthread_mutex_destroy(&f->llock);
 	pthread_mutex_destroy(&f->qlock);
 	pthread_cond_destroy(&f->qcond);
+	pthread_cond_destroy(&f->qdone);
 	free(f);
 }

@@ -200,6 +200,11 @@ struct fs {
 
 	pthread_mutex_t qlock;	/* guards the queue and evicted */
 	pthread_cond_t qcond;
+	/* Batches of changes queued and those whose invalidations the kernel
+	 * has been sent (qlock; qdone signalled at each): what a ctl sync
+	 * waits for before it returns (fs_notifier_drain). */
+	pthread_cond_t qdone;
+	uint64_t queued, invalidated;
 	struct pending *queue;
 	struct fs_evicted *evicted;	/* query names to invalidate */
 	/* The query names looked up last in search/, oldest first
@@ -500,6 +505,16 @@ int fs_slice_copy(const struct buf *src, size_t size, off_t off, char **out,
 void fs_reply_copy(fuse_req_t req, int r, char *copy, size_t n);
 int fs_pread_copy(int fd, size_t size, off_t off, char **out, size_t *n);
 int fs_buf_write_at(struct buf *b, const char *data, size_t size, off_t off);
+
+/*
+ * notify.c: waits, at most ms, until the changes queued before the call
+ * have had their invalidations sent to the kernel. A FUSE thread, no lock
+ * held (the notifier takes the node table lock and writes to /dev/fuse;
+ * the bound keeps a kernel that holds a directory's lock while it waits
+ * on this request from stalling it for long).
+ */
+#define CTL_DRAIN_MS 2000
+void fs_notifier_drain(struct fs *f, int ms);
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);

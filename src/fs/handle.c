@@ -377,6 +377,11 @@ static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 	if (lines)
 		r = ctl_command(f->d, lines, n);
 	free(lines);
+	/* What the sync changed reaches the kernel's caches before the
+	 * write returns: a read right after `echo sync > ctl` would
+	 * otherwise get the old size's bytes of a file that grew. */
+	if (lines && !r)
+		fs_notifier_drain(f, CTL_DRAIN_MS);
 	return r;
 }
 

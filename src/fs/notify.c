@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "stats.h"
@@ -31,6 +32,7 @@ void fs_on_change(void *ctx, const struct sync_change *c, size_t n)
 		p->next = f->queue;
 		f->queue = p;
 	}
+	f->queued++;
 	pthread_cond_signal(&f->qcond);
 	pthread_mutex_unlock(&f->qlock);
 }
@@ -285,8 +287,11 @@ static void *notifier(void *arg)
 		struct pending *batch;
 		struct fs_evicted *ev;
 		struct inval_list l = { 0 };
+		uint64_t taken = f->queued;
 
 		if (!f->queue && !f->evicted) {
+			f->invalidated = taken;
+			pthread_cond_broadcast(&f->qdone);
 			pthread_cond_wait(&f->qcond, &f->qlock);
 			continue;
 		}
@@ -330,6 +335,28 @@ static void *notifier(void *arg)
 	}
 	pthread_mutex_unlock(&f->qlock);
 	return NULL;
+}
+
+void fs_notifier_drain(struct fs *f, int ms)
+{
+	struct timespec ts;
+	uint64_t target;
+
+	if (!f->notifier_started)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->qlock);
+	target = f->queued;
+	while (!f->stop && f->invalidated < target)
+		if (pthread_cond_timedwait(&f->qdone, &f->qlock, &ts))
+			break;
+	pthread_mutex_unlock(&f->qlock);
 }
 
 int fs_start(struct fs *f, struct fuse_session *se)

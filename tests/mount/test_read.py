@@ -447,3 +447,41 @@ def test_listing_passes_are_whole_and_independent(mount, emulator):
     finally:
         os.close(fd)
     assert first == second == want
+
+
+
+def test_a_read_right_after_ctl_sync_sees_the_whole_new_file(mount, emulator):
+    """`echo sync > ctl` returns once the kernel has been told what the
+    sync changed (the notifier's invalidations used to come after): a read
+    right after it got the old size's bytes of a transcript that grew, cut
+    short, now and then. Every conversation changes at once, so that the
+    notifier has a large batch to work through, and a few rounds."""
+    convs = emulator.data()["conversations"]
+    for i in range(4):
+        old = {c["id"]: mount.read("conversations", str(c["id"]),
+                                   "transcript.txt") for c in convs}
+        for c in convs:
+            emulator.mutate(op="add_message", conversationId=c["id"],
+                            body="<p>round %d of the notifier race</p>" % i,
+                            authorType="contact", authorId=c["contactId"])
+        mount.ctl("sync")
+        for c in reversed(convs):
+            new = mount.read("conversations", str(c["id"]), "transcript.txt")
+            assert new.startswith(old[c["id"]]), (i, c["id"])
+            assert new.decode().rstrip().endswith(
+                "round %d of the notifier race" % i), (i, c["id"], new[-120:])
+
+
+def test_a_contact_read_right_after_ctl_sync_path_is_whole(mount, emulator):
+    """The same for `sync contacts/<id>`, the case first seen: contact.json
+    read right after it was cut at its old size (invalid JSON)."""
+    cid = emulator.data()["conversations"][0]["contactId"]
+    parts = ("contacts", str(cid), "contact.json")
+    for i in range(12):
+        json.loads(mount.read(*parts))
+        emulator.mutate(op="update_contact", id=cid,
+                        attributes={"note_%d" % i: "grown by round %d" % i})
+        mount.ctl("sync contacts/%d" % cid)
+        raw = mount.read(*parts)
+        assert json.loads(raw)["attributes"]["note_%d" % i] == \
+            "grown by round %d" % i, (i, raw[-120:])

@@ -273,4 +273,8 @@ int tree_touch_query(struct driftfs *d, const struct tnode *t, int orphan,
  * *kinds (static), and how many (0: none). */
 size_t tree_touch_lists(const struct sync_change *c, const int **kinds);
 
+/* A whole decimal id as the tree names objects (no sign, no leading zero,
+ * > 0, nothing after it): 0, or -ENOENT for any other name. */
+int tree_parse_id(const char *name, int64_t *out);
+
 #endif

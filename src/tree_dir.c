@@ -88,6 +88,11 @@ static int parse_id(const char *s, size_t len, int64_t *out)
 	return 0;
 }
 
+int tree_parse_id(const char *name, int64_t *out)
+{
+	return parse_id(name, strlen(name), out);
+}
+
 /* Parses "<id>.json". */
 static int parse_json_id(const char *name, int64_t *out)
 {

@@ -146,7 +146,16 @@ struct fs *fs_new(struct driftfs *d)
 	pthread_mutex_init(&f->rlock, NULL);
 	pthread_mutex_init(&f->bllock, NULL);
 	pthread_cond_init(&f->qcond, NULL);
-	pthread_cond_init(&f->qdone, NULL);
+	{
+		/* Drains wait on the monotonic clock (a step of the wall
+		 * clock does not stretch them). */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&f->qdone, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	return f;
 }
 

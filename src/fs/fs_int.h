@@ -205,6 +205,7 @@ struct fs {
 	 * waits for before it returns (fs_notifier_drain). */
 	pthread_cond_t qdone;
 	uint64_t queued, invalidated;
+	int single_thread;	/* -s: no drain (set before any thread) */
 	struct pending *queue;
 	struct fs_evicted *evicted;	/* query names to invalidate */
 	/* The query names looked up last in search/, oldest first

@@ -380,7 +380,7 @@ static int ctl_run_lines(struct fs *f, struct handle *h, int all)
 	/* What the sync changed reaches the kernel's caches before the
 	 * write returns: a read right after `echo sync > ctl` would
 	 * otherwise get the old size's bytes of a file that grew. */
-	if (lines && !r)
+	if (lines && !f->single_thread)
 		fs_notifier_drain(f, CTL_DRAIN_MS);
 	return r;
 }

@@ -764,6 +764,7 @@ int main(int argc, char *argv[])
 
 	/* The outbox starts first: writes left by an earlier run go out
 	 * before the first sync pass can show stale data over them. */
+	fs_set_single_thread(d.fs, cli.single);
 	if (fs_start(d.fs, se) ||
 	    outbox_start(d.outbox) || sync_start(d.sync) ||
 	    kicker_start(&kick, d.sync)) {

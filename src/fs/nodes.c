@@ -592,8 +592,7 @@ int fs_in_tomb(struct fs *f, const struct tnode *dir, const char *name)
 		return 0;
 	if (dir->kind == T_CONTACT || dir->kind == T_CONTACT_CONVS)
 		return fs_tomb_has(f, dir->id);
-	if (dir->kind == T_CONTACTS &&
-	    sscanf(name, "%" SCNd64, &id) == 1 && id > 0)
+	if (dir->kind == T_CONTACTS && !tree_parse_id(name, &id))
 		return fs_tomb_has(f, id);
 	return 0;
 }

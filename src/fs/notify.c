@@ -332,9 +332,18 @@ static void *notifier(void *arg)
 			free(p);
 		}
 		pthread_mutex_lock(&f->qlock);
+		/* Every batch counted when this one was taken is sent: a
+		 * drain need not wait for the notifier to go idle. */
+		f->invalidated = taken;
+		pthread_cond_broadcast(&f->qdone);
 	}
 	pthread_mutex_unlock(&f->qlock);
 	return NULL;
+}
+
+void fs_set_single_thread(struct fs *f, int single)
+{
+	f->single_thread = single;
 }
 
 void fs_notifier_drain(struct fs *f, int ms)
@@ -344,7 +353,7 @@ void fs_notifier_drain(struct fs *f, int ms)
 
 	if (!f->notifier_started)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += ms / 1000;
 	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
@@ -354,8 +363,12 @@ void fs_notifier_drain(struct fs *f, int ms)
 	pthread_mutex_lock(&f->qlock);
 	target = f->queued;
 	while (!f->stop && f->invalidated < target)
-		if (pthread_cond_timedwait(&f->qdone, &f->qlock, &ts))
+		if (pthread_cond_timedwait(&f->qdone, &f->qlock, &ts)) {
+			/* The notifier is held up (a kernel lock a waiting
+			 * request holds): the write returns anyway. */
+			stats_add("ctl drain timeouts", 1);
 			break;
+		}
 	pthread_mutex_unlock(&f->qlock);
 }
 
@@ -382,6 +395,7 @@ void fs_stop(struct fs *f)
 	pthread_mutex_lock(&f->qlock);
 	f->stop = 1;
 	pthread_cond_signal(&f->qcond);
+	pthread_cond_broadcast(&f->qdone);
 	pthread_mutex_unlock(&f->qlock);
 	pthread_join(f->notifier, NULL);
 	f->notifier_started = 0;

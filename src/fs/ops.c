@@ -311,7 +311,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name,
 		int64_t id = 0;
 
 		if (rmdir && dir.kind == T_CONTACTS &&
-		    sscanf(name, "%" SCNd64, &id) == 1)
+		    !tree_parse_id(name, &id))
 			fs_tomb_end(f, id);
 		r = 0;
 		goto out;

@@ -27,6 +27,17 @@ def test_read_only_mount_reads_as_read_write(emulator, mounts, tmp_path):
     # must read as the same bytes both ways.
     cache = str(tmp_path / "cache")
     rw = mounts(emulator.url, str(tmp_path / "rw"), cache_dir=cache)
+    # A pass that timed out on some conversations (valgrind on a loaded
+    # machine) leaves them to the next one, which the read-only mount's
+    # first pass then is: the walks would differ by what it fetched.
+    for _ in range(5):
+        if rw.status().get("last_result") == "ok":
+            break
+        try:
+            rw.ctl("sync")
+        except OSError:
+            pass
+    assert rw.status().get("last_result") == "ok", rw.status()
     a = tree(rw.path)
     rw.unmount()
     nfiles = sum(isinstance(v, bytes) for v in a.values())

@@ -21,11 +21,16 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import convergence as cv  # noqa: E402
-from helpers import fuse_unavailable, wait_for  # noqa: E402
+from helpers import VALGRIND, fuse_unavailable, wait_for  # noqa: E402
 
 # The short run: `make check` gives it at most 90 s in all (about 40 s on
 # a 2-core machine with a load of 2).
 SEEDS = list(range(2, 11))
+# Under valgrind (CI's third run, ten times slower) three of them: the
+# plain and sanitizer runs take all nine, and valgrind's own finds (leaks,
+# uninitialised reads) come from the same paths in any seed.
+if VALGRIND:
+    SEEDS = SEEDS[:3]
 STEPS = 80
 
 # Seeds that once failed, with what they found. Each runs like SEEDS.
@@ -269,6 +274,9 @@ def test_a_conversation_deleted_after_the_list_named_it_fails_no_pass(harness):
 def test_a_damaged_comparison_fails(harness):
     """The harness itself: a clean seed passes, then each of the three
     checks is handed a damaged input and must report it."""
+    if VALGRIND:
+        pytest.skip("SKIP: checks the Python checker, not the daemon; the "
+                    "plain and sanitizer runs cover it")
     s = run(harness, 101, 25)
     data = harness.emu.data()
     cid = str(data["conversations"][0]["id"])

@@ -481,16 +481,22 @@ def emu_opts(emulator, tmp_path):
                                                                tmp_path / "cache")
 
 
+def emu_daemon(emulator, tmp_path, mnt):
+    """driftfs -f of the emulator's account on mnt (made here), with a
+    token in its environment and a config directory of its own."""
+    mnt.mkdir()
+    env = dict(os.environ, DRIFT_TOKEN=TOKEN,
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    return Daemon(["-o", emu_opts(emulator, tmp_path), str(mnt)], env,
+                  str(mnt), str(tmp_path / "driftfs.log"))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_ends_the_mount_with_0(emulator, tmp_path, sig):
     """Ctrl-C, or systemd's SIGTERM when the unmount could not: a stop
     asked for, as an unmount is; the mount goes with the daemon."""
     mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    env = dict(os.environ, DRIFT_TOKEN=TOKEN,
-               XDG_CONFIG_HOME=str(tmp_path / "config"))
-    d = Daemon(["-o", emu_opts(emulator, tmp_path), str(mnt)], env, str(mnt),
-               str(tmp_path / "driftfs.log"))
+    d = emu_daemon(emulator, tmp_path, mnt)
     try:
         d.wait_mounted()
         assert ".driftfs" in os.listdir(mnt)
@@ -523,11 +529,7 @@ def test_only_the_main_thread_takes_a_stop_signal(emulator, tmp_path):
     but the main one must block SIGTERM, SIGINT, SIGHUP and SIGQUIT, and
     the main thread must not."""
     mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    env = dict(os.environ, DRIFT_TOKEN=TOKEN,
-               XDG_CONFIG_HOME=str(tmp_path / "config"))
-    d = Daemon(["-o", emu_opts(emulator, tmp_path), str(mnt)], env, str(mnt),
-               str(tmp_path / "driftfs.log"))
+    d = emu_daemon(emulator, tmp_path, mnt)
     try:
         d.wait_mounted()
         # Work for every kind of thread: lookups, a sync pass.

@@ -98,6 +98,11 @@ enum http_flags {
 	HTTP_NO_RETRY = 1 << 1,
 	/* Send no Authorization header (the OAuth token endpoint). */
 	HTTP_NO_AUTH = 1 << 2,
+	/* The caller says what a definite refusal (a 4xx but 408 and 429)
+	 * means in a line of its own (the outbox: "refused", "gone
+	 * already"), so no line of the HTTP layer repeats or contradicts it.
+	 * Failures that may pass are still logged here. */
+	HTTP_REFUSAL_LOGGED = 1 << 3,
 };
 
 /* The most bytes an answer's body may hold unless a request says otherwise

@@ -807,7 +807,8 @@ int http_request(struct http *h, const struct http_request *rq,
 		__atomic_store_n(&h->failing, resp->status, __ATOMIC_RELAXED);
 	else if (resp->status)
 		__atomic_store_n(&h->failing, 0L, __ATOMIC_RELAXED);
-	if (r) {
+	if (r && !((rq->flags & HTTP_REFUSAL_LOGGED) && r != -EAGAIN &&
+		   resp->status >= 400 && !http_transient(resp->status))) {
 		char shown[512];
 
 		/* Query values (an email) stay out of the journal and

@@ -260,7 +260,8 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 	 */
 	r = http_call(o->d->http, row->method, row->api_path,
 		      "application/json", row->body.data ? row->body.data : "",
-		      row->body.len, 0, HTTP_NO_RETRY, &resp);
+		      row->body.len, 0, HTTP_NO_RETRY | HTTP_REFUSAL_LOGGED,
+		      &resp);
 	if (r && resp.status == 401 && r != -EAGAIN && queued) {
 		http_response_release(&resp);
 		return key_refused(o, row);

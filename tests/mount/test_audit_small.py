@@ -63,3 +63,20 @@ def test_errors_say_rmdir_and_one_line_a_ctl_write(mount, emulator):
     finally:
         os.close(fd)
     assert sum("unknown command 'frobnicate'" in l for l in errors(mount)) == 1
+
+
+def test_a_refused_write_is_one_line(mount, emulator):
+    """A write the API refuses (409 on contacts/new) fails its close()
+    with the mapped errno and leaves one line in .driftfs/errors that
+    names the call and the API's message, not one from the HTTP layer and
+    another from the outbox."""
+    before = len(errors(mount))
+    emulator.add_fault(kind="status", status=409, count=1, method="POST",
+                       path="^/contacts$")
+    with pytest.raises(OSError) as e:
+        write(mount.p("contacts", "new"),
+              '{"attributes": {"email": "dup@example.com"}}\n')
+    assert e.value.errno == errno.EEXIST
+    new = errors(mount)[before:]
+    assert len(new) == 1, new
+    assert "POST /contacts" in new[0] and "409" in new[0], new

@@ -138,6 +138,7 @@ class Write:
         self.target = target        # (class, id) whose deletion excuses a refusal
         self.rc = None              # 0, or the errno name close() failed with
         self.at_least_once = False  # driftfs(1) WRITING, The outbox: timeline, conversations/new
+        self.t0 = time.time()       # no request of it can come earlier
 
     def __repr__(self):
         return "w%d %s %s rc=%s" % (self.n, self.kind, self.marker, self.rc)
@@ -1090,8 +1091,16 @@ class Scenario:
         for q in reqs:
             if q["method"] == "GET":
                 continue
-            ws = [w for w in self.writes if w.match(q)]
-            for w in ws[:1]:
+            # Two writes can send the same request (a tag removed, added
+            # back by another writer, removed again; seed 1042 of a soak):
+            # a request goes to the first of them, in close() order, not
+            # yet delivered and already begun when it came; a repeat to
+            # the latest begun.
+            ws = [w for w in self.writes if w.match(q) and w.t0 <= q["time"]]
+            todo = [w for w in ws if not any(
+                x["fault"] is None and 200 <= x["status"] < 300
+                for x in by_write[w.n])]
+            for w in (todo or ws[-1:])[:1]:
                 by_write[w.n].append(q)
                 order.setdefault(w.obj, []).append((q["seq"], w.n))
         for w in self.writes:

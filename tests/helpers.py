@@ -136,6 +136,10 @@ class Emulator:
     def mutate(self, **op):
         return self.admin("POST", "mutate", op)
 
+    def mutate_many(self, ops):
+        """Several ops in one request, applied under one lock."""
+        return self.admin("POST", "mutate", list(ops))
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

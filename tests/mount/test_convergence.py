@@ -313,3 +313,33 @@ def test_a_damaged_comparison_fails(harness):
     with pytest.raises(cv.ConvergenceError) as e:
         s.check()
     assert "cvnever" in str(e.value) and "never reached the API" in str(e.value)
+
+
+def test_identical_requests_of_two_writes_go_one_to_each():
+    """Soak seed 1042: a tag removed (w11), then removed again by a later
+    write (w15) once a delayed add had brought it back, sends the same
+    DELETE twice. The checker gave both to w11 ("delivered 2 times") and
+    none to w15 ("never reached the API"). Each goes to one write now, and
+    one DELETE for the two is still a write that never reached the API."""
+    def write(n, t0):
+        w = cv.Write(n, "tags_remove", ("contact", 7), "rm-t-x", "p",
+                     lambda q: q["method"] == "DELETE" and
+                     q["path"] == "/contacts/7/tags/x")
+        w.rc, w.t0 = 0, t0
+        return w
+
+    def req(seq, t):
+        return {"seq": seq, "method": "DELETE", "path": "/contacts/7/tags/x",
+                "time": t, "fault": None, "status": 200}
+
+    s = object.__new__(cv.Scenario)
+    s.writes = [write(11, 100.0), write(15, 101.0)]
+    s.deleted, s.gone_emails = set(), set()
+    s.h = type("H", (), {"kill_times": []})()
+    data = {"conversations": [], "contacts": [], "users": []}
+    assert s.check_writes(data, [req(1, 100.1), req(2, 101.1)]) == []
+    # A DELETE before the second write began is not the second's.
+    out = s.check_writes(data, [req(1, 100.1), req(2, 100.2)])
+    assert any("w15" in x and "never reached" in x for x in out), out
+    out = s.check_writes(data, [req(1, 100.1)])
+    assert any("w15" in x and "never reached" in x for x in out), out

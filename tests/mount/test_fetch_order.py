@@ -3,17 +3,21 @@
 their answers, not of their commits (DESIGN.md §3, "The cache
 converges"):
 
-For a conversation, a contact and a user, fetch A is asked first and its
-answer (the object as it was) is held back by the emulator (a stall that
-answers with the data as it was when the request came); Drift changes the
-object; fetch B (a sync pass for the conversation, a second `ctl sync
-PATH` for the others) gets the new answer and stores it while A is still
-held. When A's old answer finally comes, it must not be stored over B's:
-after both, the file shows what the API says. Each test checks that the
-interleaving happened (A still held when B returned, and B's request
-answered before A's).
+For a conversation, a contact and a user, fetch A (the refetch after a
+write through the mount) is asked first and its answer (the object as it
+was) is held back by the emulator (a stall that answers with the data as
+it was when the request came); Drift changes the object; fetch B (a sync
+pass for the conversation, `ctl sync PATH` for the others) gets the new
+answer and stores it while A is still held. When A's old answer finally
+comes, it must not be stored over B's: after both, the file shows what
+the API says. The same for a lookup by email of an uncached contact as
+A, which does not know the contact's id when it asks. Each test checks
+that the interleaving happened (A still held when B returned, and B's
+request answered before A's). All four failed before the fetches in
+flight were ordered (sync_fetch_overtaken, sync.c).
 """
 import json
+import os
 import threading
 
 import pytest
@@ -72,14 +76,16 @@ def write_file(path, data):
         f.write(data)
 
 
-def overlap(mount, emulator, path, write_a, change, command_b):
-    """Fetch A, the refetch that follows write_a() (a write through the
-    mount, on a thread), is answered with the object before change() and
-    held for HOLD_S; meanwhile change() runs and command_b (a ctl command:
-    its own fetch) fetches and stores the new object. Returns when both
-    are done. (Two ctl commands would not overlap: the kernel serialises
-    writes to one file.)"""
+def overlap(mount, emulator, path, write_a, change, command_b, path_b=None):
+    """Fetch A, the GET of path that follows write_a() (a write through
+    the mount, or a lookup, on a thread), is answered with the object
+    before change() and held for HOLD_S; meanwhile change() runs and
+    command_b (a ctl command: its own fetch, a GET of path_b, by default
+    path) fetches and stores the new object. Returns when both are done.
+    (Two ctl commands would not overlap: the kernel serialises writes to
+    one file.)"""
     since = last_seq(emulator)
+    path_b = path_b or path
     emulator.add_fault(kind="stall", seconds=HOLD_S, process_first=True,
                        method="GET", path="^%s$" % path)
     a, res = in_background(write_a)
@@ -97,11 +103,14 @@ def overlap(mount, emulator, path, write_a, change, command_b):
     assert res.get("ok"), res
     assert held, "fetch A ended before fetch B: the overlap was not tested"
     # close() returns once the write is sent and its refetch stored (the
-    # outbox's hooks run inside it): A has committed by now.
-    gets = gets_since(emulator, since, path)
-    kinds = [g["fault"] for g in gets]
+    # outbox's hooks run inside it), a lookup once it stored what it
+    # found: A has committed (or not) by now.
     # The log records a request once answered: B's first, then A's.
-    assert None in kinds and kinds.index(None) < kinds.index("stall"), gets
+    held_seq = [g["seq"] for g in gets_since(emulator, since, path)
+                if g["fault"] == "stall"]
+    b_seq = [g["seq"] for g in gets_since(emulator, since, path_b)
+             if g["fault"] is None]
+    assert held_seq and b_seq and b_seq[0] < held_seq[0], (held_seq, b_seq)
 
 
 def an_open_conversation(emulator):
@@ -162,3 +171,24 @@ def test_user_fetches_store_in_answer_order(mount, emulator):
     after = mount.json("users", "%d.json" % uid)
     assert after.get("phone") == "555-LATER", after
     assert after["alias"] == "Held Alias", after
+
+
+def test_lookup_by_email_overtaken_by_a_fetch(mount, emulator):
+    """A lookup of an uncached contact by email, asked first and answered
+    last, does not store its copy over the newer one a `ctl sync` of the
+    contact stored meanwhile (the lookup did not know the contact's id
+    when it asked)."""
+    data = emulator.data()
+    linked = {c["contactId"] for c in data["conversations"]}
+    contact = [c for c in data["contacts"] if c["id"] not in linked][0]
+    kid, email = contact["id"], contact["attributes"]["email"]
+    assert str(kid) not in os.listdir(mount.p("contacts"))
+    overlap(mount, emulator, "/contacts",
+            lambda: os.lstat(mount.p("contacts", "by-email", email)),
+            lambda: emulator.mutate(op="update_contact", id=kid,
+                                    attributes={"name": "Renamed Later"}),
+            "sync contacts/%d" % kid, path_b="/contacts/%d" % kid)
+    assert os.readlink(mount.p("contacts", "by-email", email)) == \
+        "../%d" % kid
+    after = mount.json("contacts", str(kid), "contact.json")
+    assert after["attributes"]["name"] == "Renamed Later", json.dumps(after)

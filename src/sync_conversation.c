@@ -145,9 +145,9 @@ static int wait_contact(struct sync *s, int64_t id)
  * Writes one contact fetched after g was taken in its own transaction and
  * reports it; a contact written since then, or stored by another fetch
  * within t's window (its answer may be the newer one), is left alone and
- * -EAGAIN returned: the writer's refetch may be fresher, or not (it may have asked
- * before we did), so a caller that must not miss a change fetches again
- * (with new gens). The check is made inside the transaction: a write
+ * -EAGAIN returned: the writer's refetch may be fresher, or not (it may
+ * have asked before we did), so a caller that must not miss a change
+ * fetches again (with new gens and a new window). The check is made inside the transaction: a write
  * noted after it has its refetch commit after ours. A changed name
  * reaches its conversations' transcripts in the same transaction
  * (sync_put_contact).
@@ -176,9 +176,8 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	/* Checked in the transaction (then s->lock, the allowed order): a
 	 * write or a removal (sync_forget_contact notes one before its
 	 * transaction) either committed before ours, and is seen here, or
-	 * comes after ours. */
-	/* Then whether another fetch of it stored it within our window
-	 * (last: when not, it records our store for the others). */
+	 * comes after ours; then, the same way, another fetch's store of it
+	 * (last: when there is none, it records ours for the others). */
 	if ((g && sync_written_since(s, g, SO_CONTACT, c->id)) ||
 	    (t && sync_fetch_overtaken(s, t, c->id))) {
 		store_rollback(s->d->store);

@@ -106,8 +106,9 @@ static void test_lookup(void)
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &m, 11), 0);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &k, 9), 0);
 	sync_fetch_window(s, &k);
-	sync_fetch_note_commit(s, SO_USER, 9);	/* another kind: no store */
-	CHECK_EQ_INT(sync_fetch_overtaken(s, &m, 9), 1);	/* k stored it */
+	/* A user 9 is no contact 9; m saw k's store of contact 9. */
+	sync_fetch_note_commit(s, SO_USER, 9);
+	CHECK_EQ_INT(sync_fetch_overtaken(s, &m, 9), 1);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &k, 9), 0);
 	sync_fetch_end(s, &l);
 	sync_fetch_end(s, &m);

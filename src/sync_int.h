@@ -226,9 +226,10 @@ void sync_fetch_window(struct sync *s, struct fetch_ticket *t);
  */
 int sync_fetch_overtaken(struct sync *s, struct fetch_ticket *t, int64_t id);
 /*
- * For a writer that stores an object it fetched without a ticket (the
- * users list, sync_lists.c): records the store for the fetches in
- * flight, in the caller's transaction. Takes s->lock.
+ * For a writer that stores an object it fetched without a ticket:
+ * records the store for the fetches in flight, in the caller's
+ * transaction. Takes s->lock. (The users list holds a lookup's ticket
+ * instead, sync_lists.c: it must also see the stores of others.)
  */
 void sync_fetch_note_commit(struct sync *s, enum sync_object what,
 			    int64_t id);

@@ -194,9 +194,6 @@ def test_lookup_by_email_overtaken_by_a_fetch(mount, emulator):
     assert after["attributes"]["name"] == "Renamed Later", json.dumps(after)
 
 
-@pytest.mark.xfail(strict=True, reason="the users list does not record "
-                   "its stores for the fetches in flight yet: needs "
-                   "sync_fetch_note_commit() in sync_lists.c's store_list")
 def test_user_refetch_overtaken_by_the_users_list(mount, emulator):
     """A write's refetch of a user, asked first and answered last, does
     not overwrite the newer copy the sync pass's users list stored: after

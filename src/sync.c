@@ -129,6 +129,14 @@ void sync_free(struct sync *s)
 	pthread_mutex_destroy(&s->pass_lock);
 	idset_release(&s->fetched);
 	idset_release(&s->gone_contacts);
+	/* Every fetch ended its ticket: nothing in flight is left. */
+	while (s->fetches) {
+		struct fetch_entry *e = s->fetches;
+
+		s->fetches = e->next;
+		idset_release(&e->stored);
+		free(e);
+	}
 	free(s);
 }
 
@@ -167,6 +175,124 @@ int sync_written_since(struct sync *s, const struct gens *g,
 	w = s->write_gen[k] != g->g[k];
 	pthread_mutex_unlock(&s->lock);
 	return w;
+}
+
+/* The entry of (what, id) in flight; s->lock held. */
+static struct fetch_entry *fetch_find(struct sync *s, enum sync_object what,
+				      int64_t id)
+{
+	struct fetch_entry *e = s->fetches;
+
+	while (e && (e->what != what || e->id != id))
+		e = e->next;
+	return e;
+}
+
+int sync_fetch_begin(struct sync *s, enum sync_object what, int64_t id,
+		     struct fetch_ticket *t)
+{
+	struct fetch_entry *e, *fresh;
+
+	memset(t, 0, sizeof(*t));
+	if (id < 0)
+		return -EINVAL;
+	/* Allocated outside the lock; freed if the object has one. */
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	/* A lookup's entry is its own: its window is not another's. */
+	e = id ? fetch_find(s, what, id) : NULL;
+	if (!e) {
+		e = fresh;
+		fresh = NULL;
+		e->what = what;
+		e->id = id;
+		e->next = s->fetches;
+		s->fetches = e;
+	}
+	e->refs++;
+	t->e = e;
+	t->seen = e->commits;
+	pthread_mutex_unlock(&s->lock);
+	free(fresh);
+	return 0;
+}
+
+void sync_fetch_window(struct sync *s, struct fetch_ticket *t)
+{
+	if (!t->e)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t->seen = t->e->commits;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Records a store of (what, id) for every fetch in flight but mine's own
+ * lookup entry (NULL: none); s->lock held. */
+static void fetch_record(struct sync *s, enum sync_object what, int64_t id,
+			 const struct fetch_entry *mine)
+{
+	for (struct fetch_entry *e = s->fetches; e; e = e->next) {
+		if (e->what != what || e == mine)
+			continue;
+		if (e->id == id)
+			e->commits++;
+		else if (!e->id && idset_add(&e->stored, id) < 0)
+			e->overflow = 1;	/* no memory: all count */
+	}
+}
+
+int sync_fetch_overtaken(struct sync *s, struct fetch_ticket *t, int64_t id)
+{
+	struct fetch_entry *e = t->e;
+	int over;
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (e->id)
+		over = e->commits != t->seen;
+	else
+		over = e->overflow || idset_has(&e->stored, id);
+	if (!over) {
+		/* A keyed entry is shared: its other tickets see our store. */
+		fetch_record(s, e->what, id, e->id ? NULL : e);
+		/* Our own store is no other fetch's, for our next try. */
+		if (e->id)
+			t->seen = e->commits;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return over;
+}
+
+void sync_fetch_note_commit(struct sync *s, enum sync_object what, int64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	fetch_record(s, what, id, NULL);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sync_fetch_end(struct sync *s, struct fetch_ticket *t)
+{
+	struct fetch_entry *e = t->e, **pp;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (--e->refs) {
+		e = NULL;
+	} else {
+		for (pp = &s->fetches; *pp != e; pp = &(*pp)->next)
+			;
+		*pp = e->next;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (e) {
+		idset_release(&e->stored);
+		free(e);
+	}
+	memset(t, 0, sizeof(*t));
 }
 
 /* What the walk of the conversation list collects, a page at a time. */

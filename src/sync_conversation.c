@@ -143,16 +143,17 @@ static int wait_contact(struct sync *s, int64_t id)
 
 /*
  * Writes one contact fetched after g was taken in its own transaction and
- * reports it; a contact written since then is left alone and -EAGAIN
- * returned: the writer's refetch may be fresher, or not (it may have asked
- * before we did), so a caller that must not miss a change fetches again
- * (with new gens). The check is made inside the transaction: a write
+ * reports it; a contact written since then, or stored by another fetch
+ * within t's window (its answer may be the newer one), is left alone and
+ * -EAGAIN returned: the writer's refetch may be fresher, or not (it may
+ * have asked before we did), so a caller that must not miss a change
+ * fetches again (with new gens and a new window). The check is made inside the transaction: a write
  * noted after it has its refetch commit after ours. A changed name
  * reaches its conversations' transcripts in the same transaction
  * (sync_put_contact).
  */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
-		      const struct gens *g)
+		      const struct gens *g, struct fetch_ticket *t)
 {
 	struct changes ch = { 0 };
 	int changed = 0, was_gone, r;
@@ -175,8 +176,10 @@ int sync_save_contact(struct sync *s, const struct api_contact *c,
 	/* Checked in the transaction (then s->lock, the allowed order): a
 	 * write or a removal (sync_forget_contact notes one before its
 	 * transaction) either committed before ours, and is seen here, or
-	 * comes after ours. */
-	if (g && sync_written_since(s, g, SO_CONTACT, c->id)) {
+	 * comes after ours; then, the same way, another fetch's store of it
+	 * (last: when there is none, it records ours for the others). */
+	if ((g && sync_written_since(s, g, SO_CONTACT, c->id)) ||
+	    (t && sync_fetch_overtaken(s, t, c->id))) {
 		store_rollback(s->d->store);
 		if (was_gone)
 			note_contact_gone(s, c->id);
@@ -354,22 +357,27 @@ static int fetch_attachments(struct sync *s, struct conv_fetch *f)
 int sync_fetch_contact_fresh(struct sync *s, int64_t id,
 			     struct api_contact *c, int *gone)
 {
-	int r = -EAGAIN;
+	struct fetch_ticket t;
+	int r = sync_fetch_begin(s, SO_CONTACT, id, &t);
 
 	*gone = 0;
+	r = r ? r : -EAGAIN;
 	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
 		struct gens g;
 
 		api_contact_release(c);
 		sync_gens_take(s, &g);
+		sync_fetch_window(s, &t);
 		r = api_contact_get(s->d->http, id, c);
 		if (r == -ENOENT) {
 			*gone = 1;
-			return 0;
+			r = 0;
+			break;
 		}
 		if (!r)
-			r = sync_save_contact(s, c, &g);
+			r = sync_save_contact(s, c, &g, &t);
 	}
+	sync_fetch_end(s, &t);
 	return r;
 }
 
@@ -454,10 +462,13 @@ static void wait_authors(struct sync *s, const struct conv_fetch *f)
  * transaction, a rename stored in between would be undone for good.
  * Whether a write to the conversation was accepted since the fetch began
  * is asked inside the transaction too (a write noted later has its
- * refetch commit after ours): if so nothing is stored and *again is set,
- * and sync_conversation fetches again.
+ * refetch commit after ours), and whether another fetch of it (t: the
+ * caller's ticket, sync_fetch_begin) stored it since our window began
+ * (one that stores after us finds ours the same way): if so nothing is
+ * stored and *again is set, and sync_conversation fetches again.
  */
-static int fetch_conversation(struct sync *s, int64_t id, int *again)
+static int fetch_conversation(struct sync *s, int64_t id,
+			      struct fetch_ticket *t, int *again)
 {
 	struct store *st = s->d->store;
 	struct conv_fetch f;
@@ -472,6 +483,7 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 
 	memset(&f, 0, sizeof(f));
 	sync_gens_take(s, &g);
+	sync_fetch_window(s, t);
 	r = api_conversation_get(s->d->http, id, &f.conv);
 	/* Drift has no such conversation (deleted, or erased with its
 	 * contact): a cached copy goes at once. Only the object's own GET
@@ -522,8 +534,12 @@ static int fetch_conversation(struct sync *s, int64_t id, int *again)
 	r = store_begin(st);
 	if (r)
 		goto out;
-	/* Written while we fetched: fetched again (WRITTEN_TRIES). */
-	if (sync_written_since(s, &g, SO_CONVERSATION, id)) {
+	/* Written while we fetched, or stored by another fetch that
+	 * committed within our window (our answer may be the older one):
+	 * fetched again (WRITTEN_TRIES). The fetch check comes last: when
+	 * it passes, it records our store for the other fetches. */
+	if (sync_written_since(s, &g, SO_CONVERSATION, id) ||
+	    sync_fetch_overtaken(s, t, id)) {
 		store_rollback(st);
 		*again = 1;
 		goto out;
@@ -597,14 +613,24 @@ out:
 
 int sync_conversation(struct sync *s, int64_t id)
 {
-	for (int i = 0; i < WRITTEN_TRIES; i++) {
-		int again = 0, r = fetch_conversation(s, id, &again);
+	struct fetch_ticket t;
+	int r = sync_fetch_begin(s, SO_CONVERSATION, id, &t);
 
-		if (r || !again)
+	for (int i = 0; i < WRITTEN_TRIES && !r; i++) {
+		int again = 0;
+
+		r = fetch_conversation(s, id, &t, &again);
+		if (r || !again) {
+			sync_fetch_end(s, &t);
 			return r;
+		}
 	}
-	log_warn("conversation %lld: written to during each of %d fetches; "
-		 "fetched again next pass", (long long)id, WRITTEN_TRIES);
+	sync_fetch_end(s, &t);
+	if (r)
+		return r;
+	log_warn("conversation %lld: written to or stored by another fetch "
+		 "during each of %d fetches; fetched again next pass",
+		 (long long)id, WRITTEN_TRIES);
 	return -EAGAIN;
 }
 

@@ -585,10 +585,12 @@ static void forget_user(struct sync *s, int64_t id)
 }
 
 /*
- * Stores user u, fetched after g was taken, in a transaction of its own
- * with generation gen, and reports it; -EAGAIN (nothing stored) when a
- * write to it was accepted since g (checked in the transaction: a write
- * noted later has its refetch commit after ours).
+ * Stores user u, fetched after g was taken and within t's window, in a
+ * transaction of its own with generation gen, and reports it; -EAGAIN
+ * (nothing stored) when a write to it was accepted since g, or another
+ * fetch of it stored it within t's window (sync_fetch_overtaken; checked
+ * in the transaction: a write noted later has its refetch commit after
+ * ours, a fetch that stores later finds ours).
  *
  * A rename is noted in the same transaction (a rename made through the
  * mount is stored here, so the next users list sees no change), and the
@@ -597,7 +599,7 @@ static void forget_user(struct sync *s, int64_t id)
  * waiting on send_lock, and one user can be in most conversations.
  */
 static int save_user(struct sync *s, const struct api_user *u, int64_t gen,
-		     const struct gens *g)
+		     const struct gens *g, struct fetch_ticket *t)
 {
 	struct store *st = s->d->store;
 	struct changes ch = { 0 };
@@ -607,7 +609,9 @@ static int save_user(struct sync *s, const struct api_user *u, int64_t gen,
 	r = store_begin(st);
 	if (r)
 		return r;
-	if (sync_written_since(s, g, SO_USER, u->id)) {
+	/* The fetch check last: when it passes, it records our store. */
+	if (sync_written_since(s, g, SO_USER, u->id) ||
+	    sync_fetch_overtaken(s, t, u->id)) {
 		store_rollback(st);
 		return -EAGAIN;
 	}
@@ -631,29 +635,34 @@ static int save_user(struct sync *s, const struct api_user *u, int64_t gen,
 int sync_user_fresh(struct sync *s, int64_t id, int64_t gen)
 {
 	uint64_t key = miss_key(SO_USER, id, NULL);
-	int r = -EAGAIN;
+	struct fetch_ticket t;
+	int r;
 
 	if (missed_recently(s, key))
 		return -ENOENT;
+	r = sync_fetch_begin(s, SO_USER, id, &t);
+	r = r ? r : -EAGAIN;
 	for (int i = 0; i < WRITTEN_TRIES && r == -EAGAIN; i++) {
 		struct api_user u;
 		struct gens g;
 
 		sync_gens_take(s, &g);
+		sync_fetch_window(s, &t);
 		r = api_user_get(s->d->http, id, &u);
 		if (r == -ENOENT) {
 			remember_miss(s, key);
 			forget_user(s, id);
 		}
 		if (r)
-			return r;
-		r = save_user(s, &u, gen, &g);
+			break;
+		r = save_user(s, &u, gen, &g, &t);
 		api_user_release(&u);
 	}
+	sync_fetch_end(s, &t);
 	if (r == -EAGAIN)
-		log_warn("user %lld: written to during each of %d fetches; "
-			 "fetched again next pass", (long long)id,
-			 WRITTEN_TRIES);
+		log_warn("user %lld: written to or stored by another fetch "
+			 "during each of %d fetches; fetched again next pass",
+			 (long long)id, WRITTEN_TRIES);
 	return r;
 }
 
@@ -671,21 +680,23 @@ int sync_fetch_user(struct sync *s, int64_t id)
 struct lookup {
 	struct sync *s;
 	struct gens g;		/* taken before the request */
+	struct fetch_ticket t;	/* begun before it: any contact (id 0) */
 	int found;
 	int err;
 };
 
 /*
  * A match, stored unless a write to it or its removal (a 404 on another
- * thread) came after the lookup's request began (sync_save_contact's
- * -EAGAIN): stored anyway, the lookup's copy would undo the removal, or
- * the writer's fresher copy. The writer's refetch stores it; it still
- * counts as found.
+ * thread), or another fetch's store of it, came after the lookup's
+ * request began (sync_save_contact's -EAGAIN): stored anyway, the
+ * lookup's copy would undo the removal, or the writer's (or the other
+ * fetch's) fresher copy. The writer's refetch stores it; it still counts
+ * as found.
  */
 static int lookup_found(void *ctx, const struct api_contact *c)
 {
 	struct lookup *l = ctx;
-	int r = sync_save_contact(l->s, c, &l->g);
+	int r = sync_save_contact(l->s, c, &l->g, &l->t);
 
 	if (r == -EAGAIN) {
 		/* The write may have been to another contact of the same
@@ -720,12 +731,16 @@ static int lookup_by(struct sync *s, int what, const char *key)
 		return -ENOENT;
 	if (!account_verified(s->d->account))
 		return -EIO;	/* as offline: the org gate is shut */
+	r = sync_fetch_begin(s, SO_CONTACT, 0, &l.t);
+	if (r)
+		return r;
 	sync_gens_take(s, &l.g);
 	if (what == 1)
 		r = api_contacts_by_email(s->d->http, key, lookup_found, &l);
 	else
 		r = api_contacts_by_external_id(s->d->http, key, lookup_found,
 						&l);
+	sync_fetch_end(s, &l.t);
 	r = r ? r : l.err;
 	if (!r && !l.found) {
 		remember_miss(s, mk);

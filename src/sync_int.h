@@ -10,7 +10,8 @@
  * callback; it is taken inside store write transactions
  * (sync_written_since in sync_list, sync_conversation, sync_save_contact
  * (with the gone set) and a user's save in sync_user_fresh;
- * sync_rerender_note_users), and the status reads the store's meta
+ * sync_fetch_overtaken in the same three; sync_rerender_note_users), and
+ * the status reads the store's meta
  * table under it (a read takes only the pool lock, never SQLite's write
  * lock). s->pass_lock serialises whole passes and is held across them
  * (requests, transactions and callbacks included). Order: pass_lock, then
@@ -35,9 +36,10 @@
 #define WRITE_SLOTS (4 * WRITE_KIND_SLOTS)
 
 /*
- * How often a fetch that a write overtook (sync_written_since) is made
- * again before it gives up with -EAGAIN (conversations, contacts, a users
- * list's entries). Dropped without a new fetch, it could lose a change
+ * How often a fetch that a write overtook (sync_written_since), or
+ * another fetch of its object (sync_fetch_overtaken), is made again
+ * before it gives up with -EAGAIN (conversations, contacts, users, a
+ * users list's entries). Dropped without a new fetch, it could lose a change
  * made in Drift after the writer's refetch asked: the walk would still
  * move its watermark past the conversation, a claimed contact is not
  * fetched again in the pass, and a user would wait for the next pass's
@@ -147,6 +149,8 @@ struct sync {
 	 */
 	struct idset gone_contacts;
 
+	/* The fetches in flight (guarded by lock), see struct fetch_entry. */
+	struct fetch_entry *fetches;
 	/* Write generations by object slot (guarded by lock), see
 	 * sync_note_write(). */
 	unsigned write_gen[WRITE_SLOTS];
@@ -157,6 +161,81 @@ struct sync {
 	 * lock): a pass checkpoints at its end (sync_deleted_note). */
 	unsigned long deleted;
 };
+
+/*
+ * The fetches in flight, by object (sync_fetch_begin() and the functions
+ * after it, sync.c): what orders two fetches of one object. A fetch's
+ * window runs from just before its first request to the check in its
+ * store transaction; one whose window holds the commit of another fetch
+ * of the same object stores nothing and fetches again (WRITTEN_TRIES), so
+ * an answer asked for first and answered last never lands over a newer
+ * one. A generation taken at the start could not order them: the request
+ * that left later can be answered first. Exact, unlike the write slots:
+ * keyed by (kind, id), and an entry lives only while a fetch of its
+ * object is in flight, so the list holds at most one entry per fetching
+ * thread (FUSE's, the pass's workers, the outbox's, ctl's).
+ *
+ * A lookup by email or external id does not know its contacts' ids when
+ * it asks: it holds an entry of its own (id 0) that records the id of
+ * each contact any fetch stores while it is in flight.
+ *
+ * Guarded by s->lock (struct sync's fetches and every field here), taken
+ * by each function for a few statements; sync_fetch_overtaken() and
+ * sync_fetch_note_commit() are called inside the caller's store write
+ * transaction (the allowed order: SQLite's write lock, then s->lock),
+ * which is what makes "committed before my check" and "commits after my
+ * commit" the only two cases.
+ */
+struct fetch_entry {
+	struct fetch_entry *next;
+	enum sync_object what;
+	int64_t id;		/* > 0; 0: a lookup's (see above) */
+	unsigned refs;		/* tickets that hold it (id > 0) */
+	unsigned long commits;	/* id > 0: stores of the object so far */
+	struct idset stored;	/* id 0: the ids stored while it lives */
+	int overflow;		/* id 0: an id could not be recorded: any
+				 * id counts as stored */
+};
+
+/* One fetch's hold on its entry and the start of its window. The
+ * caller's (on its stack); zeroed is "none". */
+struct fetch_ticket {
+	struct fetch_entry *e;
+	unsigned long seen;	/* e->commits when the window began */
+};
+
+/*
+ * Registers a fetch of (what, id) (id 0: a lookup of contacts, see
+ * above) and starts its window; 0 or -ENOMEM (nothing registered: the
+ * caller fails its fetch, it cannot tell whether it is overtaken). Every
+ * ticket begun is ended (sync_fetch_end). Any thread, no lock of the
+ * sync's held (takes s->lock).
+ */
+int sync_fetch_begin(struct sync *s, enum sync_object what, int64_t id,
+		     struct fetch_ticket *t);
+/* Starts the window again, before a fetch's next try (id > 0 only).
+ * Any thread, no lock of the sync's held. */
+void sync_fetch_window(struct sync *s, struct fetch_ticket *t);
+/*
+ * Inside the caller's store write transaction, after its other checks and
+ * just before it stores object id (t's id, or any for a lookup's): 1 if
+ * another fetch of the object stored it since t's window began (the
+ * caller rolls back and fetches again); else 0, and this store is
+ * recorded for the other fetches in flight (a transaction that then
+ * fails only costs them a fetch). Takes s->lock.
+ */
+int sync_fetch_overtaken(struct sync *s, struct fetch_ticket *t, int64_t id);
+/*
+ * For a writer that stores an object it fetched without a ticket:
+ * records the store for the fetches in flight, in the caller's
+ * transaction. Takes s->lock. (The users list holds a lookup's ticket
+ * instead, sync_lists.c: it must also see the stores of others.)
+ */
+void sync_fetch_note_commit(struct sync *s, enum sync_object what,
+			    int64_t id);
+/* Lets go of t's entry (freed with its last ticket); t zeroed. A zeroed
+ * t is a no-op. Any thread, no lock of the sync's held. */
+void sync_fetch_end(struct sync *s, struct fetch_ticket *t);
 
 /* The write generations when a fetch started. */
 struct gens {
@@ -191,13 +270,16 @@ int sync_written_since(struct sync *s, const struct gens *g,
 
 /* sync_conversation.c: one conversation, the contact claims. */
 int sync_fetched_this_pass(struct sync *s, int64_t id);
-/* Stores one contact fetched after g was taken (g NULL: unconditionally)
- * in its own transaction and reports it; -EAGAIN when a write to it since
- * g made it leave the contact alone. */
+/* Stores one contact fetched after g was taken and within t's window
+ * (g, t NULL: unconditionally) in its own transaction and reports it;
+ * -EAGAIN when a write to it since g, or another fetch's store of it
+ * within t's window (sync_fetch_overtaken), made it leave the contact
+ * alone. */
 int sync_save_contact(struct sync *s, const struct api_contact *c,
-		      const struct gens *g);
+		      const struct gens *g, struct fetch_ticket *t);
 /* Fetches contact id (c, released first, the caller's to release) and
- * stores it, again when a write overtook the fetch (sync_save_contact);
+ * stores it, again when a write or another fetch of it overtook the
+ * fetch (sync_save_contact, WRITTEN_TRIES in all);
  * *gone and 0 when the API has no such contact. Any thread, no lock. */
 int sync_fetch_contact_fresh(struct sync *s, int64_t id,
 			     struct api_contact *c, int *gone);

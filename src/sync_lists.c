@@ -166,8 +166,8 @@ static int accounts_refreshed_since(struct sync *s, const struct gens *g)
  * for sync_list to fetch again after the commit.
  */
 static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
-		      const struct gens *g, struct changes *ch,
-		      int64_t *again, size_t *nagain)
+		      const struct gens *g, struct fetch_ticket *t,
+		      struct changes *ch, int64_t *again, size_t *nagain)
 {
 	int64_t *renamed = NULL;
 	size_t nrenamed = 0;
@@ -192,8 +192,14 @@ static int store_list(struct sync *s, const struct list_ctx *l, int64_t gen,
 			 * writer's refetch asked), so it is fetched again
 			 * after the commit (sync_user_fresh). It is still
 			 * listed: tagged as seen, or the prune would delete
-			 * what the writer stored. */
-			if (sync_written_since(s, g, SO_USER, u->id)) {
+			 * what the writer stored. The same when another
+			 * fetch of the user (a write's refetch) stored it
+			 * while the list was asked for: which answer is the
+			 * newer cannot be told, so it is asked again. Else
+			 * our store is recorded for the fetches in flight
+			 * (sync_fetch_overtaken). */
+			if (sync_written_since(s, g, SO_USER, u->id) ||
+			    sync_fetch_overtaken(s, t, u->id)) {
 				r = store_keep_user(s->d->store, u->id, gen);
 				again[(*nagain)++] = u->id;
 				continue;
@@ -272,11 +278,19 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 	struct changes ch = { 0 };
 	struct list_ctx l = { .what = what };
 	struct gens g;
+	struct fetch_ticket t = { 0 };
 	int64_t *again = NULL;
 	size_t nagain = 0;
 	int deleted = 0, r;
 
 	sync_gens_take(s, &g);
+	/* The users a fetch of one user stores while the list is asked
+	 * for (a lookup's ticket: the ids are not known yet). */
+	if (what == SO_USER) {
+		r = sync_fetch_begin(s, SO_USER, 0, &t);
+		if (r)
+			goto out;
+	}
 	if (what == SO_USER)
 		r = api_users_list(s->d->http, take_user, &l);
 	else if (what == SO_PLAYBOOK)
@@ -308,7 +322,7 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 		store_rollback(s->d->store);
 		goto out;
 	}
-	r = store_list(s, &l, gen, &g, &ch, again, &nagain);
+	r = store_list(s, &l, gen, &g, &t, &ch, again, &nagain);
 	if (!r && what == SO_USER)
 		r = note_pruned_users(s, gen);
 	r = r ? r : store_prune(s->d->store, table[what], gen, &deleted);
@@ -328,6 +342,7 @@ int sync_list(struct sync *s, enum sync_object what, int64_t gen)
 	if (!r && nagain)
 		r = refetch_users(s, again, nagain, gen);
 out:
+	sync_fetch_end(s, &t);
 	free(again);
 	list_ctx_release(&l);
 	sync_changes_release(&ch);

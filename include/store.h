@@ -168,6 +168,11 @@ void store_set_pool_idle(struct store *st, int ms);
  * that long gives its pages back at the next give-back). Takes the pool
  * lock. For tests and diagnostics. */
 int64_t store_pool_cache_bytes(struct store *st);
+/* The bytes of the prepared statements the idle connections hold (a kept
+ * connection idle that long finalizes them at the next give-back; they
+ * are prepared again on first use). Takes the pool lock. For tests and
+ * diagnostics. */
+int64_t store_pool_stmt_bytes(struct store *st);
 
 /*
  * Readers: any thread (the pool lock is taken inside). Calls cb for each

@@ -52,18 +52,31 @@ static void doomed_drop(void)
 /* The connection pinned by store_begin() on this thread, if any. */
 __thread struct db *store_pinned;
 
+/* Finalizes every statement the connection prepared; store_prep makes
+ * them again on first use. Only by the thread that has d off the idle
+ * list (or is closing it). */
+static void db_drop_statements(struct db *d)
+{
+	for (int i = 0; i < Q__COUNT; i++) {
+		sqlite3_finalize(d->q[i]);
+		sqlite3_finalize(d->blob[i]);
+		d->q[i] = d->blob[i] = NULL;
+	}
+	for (int i = 0; i < W__COUNT; i++) {
+		sqlite3_finalize(d->w[i]);
+		d->w[i] = NULL;
+	}
+	for (int i = 0; i < STORE_SEARCH_STMTS; i++) {
+		sqlite3_finalize(d->search[i]);
+		d->search[i] = NULL;
+	}
+}
+
 void store_db_close(struct db *d)
 {
 	if (!d)
 		return;
-	for (int i = 0; i < Q__COUNT; i++) {
-		sqlite3_finalize(d->q[i]);
-		sqlite3_finalize(d->blob[i]);
-	}
-	for (int i = 0; i < W__COUNT; i++)
-		sqlite3_finalize(d->w[i]);
-	for (int i = 0; i < STORE_SEARCH_STMTS; i++)
-		sqlite3_finalize(d->search[i]);
+	db_drop_statements(d);
 	sqlite3_close(d->sql);
 	free(d);
 }
@@ -290,9 +303,16 @@ void store_db_put(struct store *st, struct db *d)
 	 * pages it read stay in the kernel's page cache, and a mount that
 	 * reads in bursts (a reserved connection for each thread) would
 	 * otherwise hold up to cache_size of them per connection for good,
-	 * growing with the cache file. Put back at the tail, where the
-	 * longest idle are. */
+	 * growing with the cache file. Its prepared statements go too: each
+	 * connection prepares a statement the first time it runs one, so
+	 * over hours every kept connection (23 in the daemon) came to hold
+	 * every statement any thread ever ran on it, some 10 KiB each for
+	 * the FTS5 ones, beyond SQLite's soft heap limit (which frees only
+	 * cached pages) and growing for as long as a soak ran (BENCHMARKS,
+	 * the soak's RSS). Preparing one again costs microseconds. Put
+	 * back at the tail, where the longest idle are. */
 	for (struct db *e = drain; e; e = e->next) {
+		db_drop_statements(e);
 		sqlite3_db_release_memory(e->sql);
 		e->lean = 1;
 	}
@@ -303,7 +323,7 @@ void store_db_put(struct store *st, struct db *d)
 	pthread_mutex_unlock(&st->lock);
 }
 
-int64_t store_pool_cache_bytes(struct store *st)
+static int64_t pool_status_sum(struct store *st, int op)
 {
 	int64_t sum = 0;
 
@@ -311,12 +331,21 @@ int64_t store_pool_cache_bytes(struct store *st)
 	for (struct db *e = st->idle; e; e = e->next) {
 		int cur = 0, hi = 0;
 
-		if (sqlite3_db_status(e->sql, SQLITE_DBSTATUS_CACHE_USED, &cur,
-				      &hi, 0) == SQLITE_OK)
+		if (sqlite3_db_status(e->sql, op, &cur, &hi, 0) == SQLITE_OK)
 			sum += cur;
 	}
 	pthread_mutex_unlock(&st->lock);
 	return sum;
+}
+
+int64_t store_pool_cache_bytes(struct store *st)
+{
+	return pool_status_sum(st, SQLITE_DBSTATUS_CACHE_USED);
+}
+
+int64_t store_pool_stmt_bytes(struct store *st)
+{
+	return pool_status_sum(st, SQLITE_DBSTATUS_STMT_USED);
 }
 
 int store_step_ids(sqlite3_stmt *s, int64_t **v, size_t *n, int *rc)

@@ -1144,8 +1144,13 @@ class Scenario:
                 # because its object is gone.
                 injected = [q for q in qs if q["fault"] == "status"
                             and 400 <= q["status"] < 500]
-                refused = [q for q in qs if 400 <= q["status"] < 500]
-                if not (injected or (refused and gone)):
+                # Or its object was erased in Drift before any try was
+                # carried out: the API refuses the next try (404), or the
+                # outbox's check of a try that failed finds the
+                # conversation gone and drops the row (soak seed 1213: a
+                # note failed by fail_rate, its contact erased with the
+                # conversation before the check).
+                if not (injected or gone):
                     out.append("%r: close() returned 0, but it never reached the "
                                "API (requests: %s)" % (
                                    w, [(q["seq"], q["status"], q["fault"]) for q in qs]))

@@ -21,7 +21,7 @@
  *  6. The sync's state lock s->lock (sync_int.h), taken inside a store
  *     write (sync_written_since in sync_list, sync_conversation and
  *     sync_save_contact; the fetches in flight, sync_fetch_overtaken, in
- *     the last two and a user's save) and never held across one.
+ *     all three and a user's save) and never held across one.
  *  7. The store's blob lock (store_int.h), taken by a transaction that
  *     holds the write lock, while it places its files.
  *  8. The store's outbox lock, then outbox.db's SQLite write lock

@@ -271,9 +271,11 @@ static int send_row(struct outbox *o, struct outbox_row *row,
 		o->key_refusals = 0;
 		o->key_wait_until = 0;
 	}
-	/* A delete sent again found its object gone: the first one did it. */
+	/* A delete sent again found its object gone: the first one did it.
+	 * Again means by an earlier call: within this one (HTTP_NO_RETRY)
+	 * only a 401 is tried again, and a refused token deleted nothing. */
 	if (r == -ENOENT && resp.status == 404 && o->hooks.is_delete(row) &&
-	    (row->attempts > 1 || resp.attempts > 1)) {
+	    row->attempts > 1) {
 		log_info("%s: gone already (an earlier try deleted it)", ctx);
 		buf_reset(&resp.body);
 		r = 0;

@@ -1093,13 +1093,16 @@ class Scenario:
                 continue
             # Two writes can send the same request (a tag removed, added
             # back by another writer, removed again; seed 1042 of a soak):
-            # a request goes to the first of them, in close() order, not
-            # yet delivered and already begun when it came; a repeat to
-            # the latest begun.
+            # a request goes to the first of them, in close() order,
+            # already begun when it came and not yet answered for good (a
+            # 2xx, carried out or not cut short, or a 4xx); a repeat to the
+            # latest begun. What this cannot tell: a write delivered twice
+            # without a kill while a later identical one is never sent
+            # looks like each sent once (the request log names no writer).
             ws = [w for w in self.writes if w.match(q) and w.t0 <= q["time"]]
             todo = [w for w in ws if not any(
-                x["fault"] is None and 200 <= x["status"] < 300
-                for x in by_write[w.n])]
+                200 <= x["status"] < 500 and x["status"] != 408 and
+                x["status"] != 429 for x in by_write[w.n])]
             for w in (todo or ws[-1:])[:1]:
                 by_write[w.n].append(q)
                 order.setdefault(w.obj, []).append((q["seq"], w.n))

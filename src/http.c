@@ -426,12 +426,17 @@ static CURLcode perform_once(struct http *h, CURL *c, const char *method,
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, STREAM_LOW_SPEED);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
 				 t >= 2000 ? t / 1000 : 1L);
-		/* Refused from its Content-Length, before a byte is sunk. */
-		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-				 (curl_off_t)a->body->limit);
 	} else {
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t);
 	}
+	/* Refused from its Content-Length, before a byte is stored or sunk:
+	 * an answer past the cap was read up to the cap first, 32 MiB in
+	 * the time of one call (and past the deadline on a slow link, which
+	 * then said "timed out" instead of "too large"). Without a
+	 * Content-Length the write callback still stops it at the cap. */
+	if (a->body->limit)
+		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+				 (curl_off_t)a->body->limit);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, t < 10000 ? t : 10000L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");

@@ -1105,7 +1105,11 @@ class Scenario:
                 x["status"] != 429 for x in by_write[w.n])]
             for w in (todo or ws[-1:])[:1]:
                 by_write[w.n].append(q)
-                order.setdefault(w.obj, []).append((q["seq"], w.n))
+                # In the order the requests came, not the order the log
+                # took them: a throttled answer is logged once it is all
+                # out, after the next write's request (soak seed 1581).
+                order.setdefault(w.obj, []).append(
+                    (q.get("arrived") or q["seq"], w.n))
         for w in self.writes:
             qs = by_write[w.n]
             clean = [q for q in qs if q["fault"] is None and 200 <= q["status"] < 300]

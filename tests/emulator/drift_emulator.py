@@ -483,6 +483,7 @@ class RequestLog:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.arrivals = 0           # never reset: see arrive()
         self.reset()
 
     def reset(self):
@@ -494,7 +495,17 @@ class RequestLog:
             self.by_endpoint = collections.Counter()
             self.by_status = collections.Counter()
 
-    def record(self, req, endpoint, status, fault):
+    def arrive(self):
+        """A number for a request as it arrives, in arrival order (the
+        "arrived" of its entry): a faulted reply (throttled, stalled) is
+        logged when its thread is done, after a request that came later,
+        and the order in which they came is what a check of write order
+        needs."""
+        with self.lock:
+            self.arrivals += 1
+            return self.arrivals
+
+    def record(self, req, endpoint, status, fault, arrived=None):
         """Append one finished request."""
         body = None
         if req.body:
@@ -508,6 +519,7 @@ class RequestLog:
                                  "path": req.raw_path, "query": req.query_string,
                                  "endpoint": endpoint, "status": status,
                                  "fault": fault, "body": body,
+                                 "arrived": arrived,
                                  "time": round(time.time(), 3)})
 
     def requests(self, since=0):
@@ -1238,6 +1250,7 @@ class Emulator:
         route = self.api.router.match(req.method, req.path)
         endpoint = Router.endpoint_key(req.method, route[0], req.path)
         status, fault_kind, recorded = 0, None, False
+        arrived = self.log.arrive()
         try:
             delay = self.faults.latency()
             if delay > 0:
@@ -1261,12 +1274,12 @@ class Emulator:
             # Logged before the reply leaves: a client that sends its next
             # request as soon as this answer arrives must find this one in
             # the log already, in order.
-            self.log.record(req, endpoint, status, fault_kind)
+            self.log.record(req, endpoint, status, fault_kind, arrived)
             recorded = True
             handler.send_reply(reply)
         finally:
             if not recorded:
-                self.log.record(req, endpoint, status, fault_kind)
+                self.log.record(req, endpoint, status, fault_kind, arrived)
             if not self.quiet:
                 sys.stderr.write(f"{req.method} {req.raw_path}"
                                  f"{'?' + req.query_string if req.query_string else ''}"

@@ -1015,3 +1015,28 @@ def test_large_dataset_starts():
         assert len(ids) == len(set(ids)) == 5000 and pages == 100
     finally:
         e.stop()
+
+
+def test_log_keeps_the_order_requests_came_in(fresh):
+    """A throttled answer is logged when it is all out, after a request
+    that came while it trickled; "arrived" keeps the order they came in
+    (the convergence check orders writes by it)."""
+    import threading
+    e = fresh
+    _, _, whole = e.request("GET", "/users/list")
+    e.admin("POST", "faults/add", {"kind": "throttle", "path": "^/users/list$",
+                                   "bytes_per_second": len(whole) / 1.0})
+    since = e.admin("GET", "requests")["requests"][-1]["seq"]
+    slow = threading.Thread(target=e.request, args=("GET", "/users/list"))
+    slow.start()
+    time.sleep(0.3)
+    assert e.request("GET", "/playbooks/list")[0] == 200
+    slow.join()
+    deadline = time.monotonic() + 10        # logged once its thread is done
+    while True:
+        log = e.admin("GET", "requests?since=%d" % since)["requests"]
+        if len(log) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [r["path"] for r in log] == ["/playbooks/list", "/users/list"]
+    assert log[0]["arrived"] > log[1]["arrived"], log

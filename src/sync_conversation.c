@@ -147,8 +147,9 @@ static int wait_contact(struct sync *s, int64_t id)
  * within t's window (its answer may be the newer one), is left alone and
  * -EAGAIN returned: the writer's refetch may be fresher, or not (it may
  * have asked before we did), so a caller that must not miss a change
- * fetches again (with new gens and a new window). The check is made inside the transaction: a write
- * noted after it has its refetch commit after ours. A changed name
+ * fetches again (with new gens and a new window). The check is made
+ * inside the transaction: a write noted after it has its refetch commit
+ * after ours. A changed name
  * reaches its conversations' transcripts in the same transaction
  * (sync_put_contact).
  */

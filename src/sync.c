@@ -266,13 +266,6 @@ int sync_fetch_overtaken(struct sync *s, struct fetch_ticket *t, int64_t id)
 	return over;
 }
 
-void sync_fetch_note_commit(struct sync *s, enum sync_object what, int64_t id)
-{
-	pthread_mutex_lock(&s->lock);
-	fetch_record(s, what, id, NULL);
-	pthread_mutex_unlock(&s->lock);
-}
-
 void sync_fetch_end(struct sync *s, struct fetch_ticket *t)
 {
 	struct fetch_entry *e = t->e, **pp;

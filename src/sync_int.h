@@ -180,9 +180,9 @@ struct sync {
  * each contact any fetch stores while it is in flight.
  *
  * Guarded by s->lock (struct sync's fetches and every field here), taken
- * by each function for a few statements; sync_fetch_overtaken() and
- * sync_fetch_note_commit() are called inside the caller's store write
- * transaction (the allowed order: SQLite's write lock, then s->lock),
+ * by each function for a few statements; sync_fetch_overtaken() is
+ * called inside the caller's store write transaction (the allowed
+ * order: SQLite's write lock, then s->lock),
  * which is what makes "committed before my check" and "commits after my
  * commit" the only two cases.
  */
@@ -225,14 +225,6 @@ void sync_fetch_window(struct sync *s, struct fetch_ticket *t);
  * fails only costs them a fetch). Takes s->lock.
  */
 int sync_fetch_overtaken(struct sync *s, struct fetch_ticket *t, int64_t id);
-/*
- * For a writer that stores an object it fetched without a ticket:
- * records the store for the fetches in flight, in the caller's
- * transaction. Takes s->lock. (The users list holds a lookup's ticket
- * instead, sync_lists.c: it must also see the stores of others.)
- */
-void sync_fetch_note_commit(struct sync *s, enum sync_object what,
-			    int64_t id);
 /* Lets go of t's entry (freed with its last ticket); t zeroed. A zeroed
  * t is a no-op. Any thread, no lock of the sync's held. */
 void sync_fetch_end(struct sync *s, struct fetch_ticket *t);

@@ -156,19 +156,27 @@ def test_contact_fetches_store_in_answer_order(mount, emulator):
     assert after["attributes"]["name"] == "Renamed Later", json.dumps(after)
 
 
-def test_user_fetches_store_in_answer_order(mount, emulator):
-    """A write's refetch of a user, asked first and answered last, does
-    not overwrite the newer copy of a `ctl sync` of it."""
-    uid = [u for u in emulator.data()["users"] if not u.get("bot")][1]["id"]
+def user_refetch_held(mount, emulator, nth, phone, ctl, path_b=None):
+    """The nth user (not a bot): its refetch after an alias written
+    through the mount is held while Drift changes its phone and `ctl`
+    fetches it again (its request path_b); the user's file after."""
+    uid = [u for u in emulator.data()["users"] if not u.get("bot")][nth]["id"]
     obj = mount.json("users", "%d.json" % uid)
     obj["alias"] = "Held Alias"
     overlap(mount, emulator, "/users/%d" % uid,
             lambda: write_file(mount.p("users", "%d.json" % uid),
                                json.dumps(obj)),
             lambda: emulator.mutate(op="update_user", id=uid,
-                                    fields={"phone": "555-LATER"}),
-            "sync users/%d" % uid)
-    after = mount.json("users", "%d.json" % uid)
+                                    fields={"phone": phone}),
+            ctl % uid if "%d" in ctl else ctl, path_b=path_b)
+    return mount.json("users", "%d.json" % uid)
+
+
+def test_user_fetches_store_in_answer_order(mount, emulator):
+    """A write's refetch of a user, asked first and answered last, does
+    not overwrite the newer copy of a `ctl sync` of it."""
+    after = user_refetch_held(mount, emulator, 1, "555-LATER",
+                              "sync users/%d")
     assert after.get("phone") == "555-LATER", after
     assert after["alias"] == "Held Alias", after
 
@@ -198,14 +206,6 @@ def test_user_refetch_overtaken_by_the_users_list(mount, emulator):
     """A write's refetch of a user, asked first and answered last, does
     not overwrite the newer copy the sync pass's users list stored: after
     the pass, the user's file is the API's."""
-    uid = [u for u in emulator.data()["users"] if not u.get("bot")][2]["id"]
-    obj = mount.json("users", "%d.json" % uid)
-    obj["alias"] = "Held Alias"
-    overlap(mount, emulator, "/users/%d" % uid,
-            lambda: write_file(mount.p("users", "%d.json" % uid),
-                               json.dumps(obj)),
-            lambda: emulator.mutate(op="update_user", id=uid,
-                                    fields={"phone": "555-LIST"}),
-            "sync", path_b="/users/list")
-    after = mount.json("users", "%d.json" % uid)
+    after = user_refetch_held(mount, emulator, 2, "555-LIST", "sync",
+                              path_b="/users/list")
     assert after.get("phone") == "555-LIST", after

@@ -53,7 +53,7 @@ static void test_overlap(void)
 static void test_no_overlap(void)
 {
 	struct sync *s = sync_new(NULL, NULL, NULL);
-	struct fetch_ticket a, b, c, d;
+	struct fetch_ticket a, b, c, d, e, f;
 
 	REQUIRE(s);
 	/* A stores and ends before B begins. */
@@ -67,11 +67,16 @@ static void test_no_overlap(void)
 	CHECK_EQ_INT((int)entries(s), 3);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &c, 5), 0);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &d, 6), 0);
-	sync_fetch_note_commit(s, SO_CONVERSATION, 5);
+	/* A conversation 5 stored is no contact 5. */
+	CHECK_EQ_INT(sync_fetch_begin(s, SO_CONVERSATION, 5, &e), 0);
+	CHECK_EQ_INT(sync_fetch_overtaken(s, &e, 5), 0);
+	sync_fetch_end(s, &e);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &b, 5), 0);
-	/* A store by a list (sync_fetch_note_commit) overtakes it. */
+	/* A store by a lookup's entry (the users list) overtakes it. */
 	sync_fetch_window(s, &c);
-	sync_fetch_note_commit(s, SO_USER, 5);
+	CHECK_EQ_INT(sync_fetch_begin(s, SO_USER, 0, &f), 0);
+	CHECK_EQ_INT(sync_fetch_overtaken(s, &f, 5), 0);
+	sync_fetch_end(s, &f);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &c, 5), 1);
 	sync_fetch_end(s, &b);
 	sync_fetch_end(s, &c);
@@ -86,7 +91,7 @@ static void test_no_overlap(void)
 static void test_lookup(void)
 {
 	struct sync *s = sync_new(NULL, NULL, NULL);
-	struct fetch_ticket l, m, k;
+	struct fetch_ticket l, m, k, u;
 
 	REQUIRE(s);
 	CHECK_EQ_INT(sync_fetch_begin(s, SO_CONTACT, 0, &l), 0);
@@ -107,7 +112,9 @@ static void test_lookup(void)
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &k, 9), 0);
 	sync_fetch_window(s, &k);
 	/* A user 9 is no contact 9; m saw k's store of contact 9. */
-	sync_fetch_note_commit(s, SO_USER, 9);
+	CHECK_EQ_INT(sync_fetch_begin(s, SO_USER, 9, &u), 0);
+	CHECK_EQ_INT(sync_fetch_overtaken(s, &u, 9), 0);
+	sync_fetch_end(s, &u);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &m, 9), 1);
 	CHECK_EQ_INT(sync_fetch_overtaken(s, &k, 9), 0);
 	sync_fetch_end(s, &l);

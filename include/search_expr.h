@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * search_expr: what an FTS5 query asks of the message index, which keeps
+ * no positions.
+ *
+ * The message index is FTS5 with detail=none (store_search.c): it records
+ * which messages hold a token, not where, at about half the size of one
+ * with positions. It cannot run a phrase of two tokens or more, NEAR(),
+ * or ^. So a query (as search_query_prepare gives it) becomes a plan:
+ *
+ *   relaxed  an FTS5 query the message index can run that finds every
+ *            message the query finds, and maybe more: a phrase becomes
+ *            its tokens ANDed, NEAR() its phrases ANDed, and the right of
+ *            a NOT keeps only what it excludes for sure;
+ *   exact    1 when relaxed finds exactly what the query does (no phrase
+ *            of two tokens or more, no NEAR() of two phrases, no ^):
+ *            the index's answer is the answer. 0: each message relaxed
+ *            finds is checked by FTS5 itself, against the original query,
+ *            on a table with positions holding the candidates alone;
+ *   terms    the tokens a matching message may show (those outside the
+ *            right of a NOT), to cut a snippet around the first.
+ *
+ * Tokens are counted by the caller's tokenizer: the index's own
+ * (search_tokenizer_open, unicode61 remove_diacritics 2), since whether
+ * "foo—bar" is one token or two is its decision.
+ *
+ * The grammar is FTS5's (SQLite 3.40, fts5parse.y), as far as
+ * search_query_prepare lets it through: phrases (barewords, "quoted",
+ * a + b), prefix*, ^, NEAR(p p, n), AND, OR, NOT and parentheses, with
+ * FTS5's precedence: a sequence of phrases binds tighter than NOT, NOT
+ * than AND, AND than OR ("a NOT b c" is "a NOT (b AND c)"). A phrase that
+ * holds no token is dropped, as FTS5 drops it. Column filters are not
+ * parsed (search_query_prepare quotes ':', '{' and '-'): -EINVAL, and the
+ * caller asks FTS5 why.
+ *
+ * Threads: none of its own. A plan belongs to its caller; a tokenizer to
+ * the thread that opened it, on a connection that outlives it.
+ */
+#ifndef DRIFTFS_SEARCH_EXPR_H
+#define DRIFTFS_SEARCH_EXPR_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+struct sqlite3;
+
+/* One token of a query: folded as the index folds it (NUL-terminated). */
+struct search_term {
+	char *tok;
+	int prefix;		/* tok* */
+};
+
+struct search_plan {
+	struct buf relaxed;	/* empty when none or all */
+	int exact;
+	int none;		/* finds nothing (every phrase was empty) */
+	int all;		/* no relaxed query: every message is a candidate */
+	struct search_term *terms;
+	size_t nterms;
+};
+
+/*
+ * A token of text: its bytes (not NUL-terminated) and where it lies in
+ * the text. Returns 0 to go on, 1 to stop, -errno to fail.
+ */
+typedef int (*search_tok_cb)(void *ctx, const char *tok, size_t n,
+			     size_t start, size_t end);
+
+/* FTS5's unicode61 remove_diacritics 2, on one connection. */
+struct search_tokenizer;
+
+/*
+ * The tokenizer of db (which must outlive it): NULL with errno set
+ * (ENOTSUP: no FTS5). Released by search_tokenizer_close (NULL is fine).
+ */
+struct search_tokenizer *search_tokenizer_open(struct sqlite3 *db);
+void search_tokenizer_close(struct search_tokenizer *t);
+/* Calls cb for each token of text (n bytes): 0, or cb's -errno, or -EIO
+ * (FTS5 failed). */
+int search_tokenize(struct search_tokenizer *t, const char *text, size_t n,
+		    search_tok_cb cb, void *ctx);
+
+/*
+ * The plan of the FTS5 query fts, into *p (zeroed first; released by
+ * search_plan_release, also after a failure). -EINVAL: fts is not a query
+ * this parser knows (FTS5 says why: the caller asks it); -ENOMEM.
+ */
+int search_plan_make(const char *fts, struct search_tokenizer *t,
+		     struct search_plan *p);
+void search_plan_release(struct search_plan *p);
+
+/*
+ * Whether token tok (n bytes, folded) is one of the plan's terms (equal,
+ * or starting with a prefix term): 1 or 0.
+ */
+int search_plan_term(const struct search_plan *p, const char *tok, size_t n);
+
+#endif

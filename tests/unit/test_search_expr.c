@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_search_expr: the plan of a query for the message index without
+ * positions (src/search_expr.c). Fixed queries check the relaxed query,
+ * exactness and the terms; a differential test runs thousands of random
+ * queries of FTS5's grammar on random messages and proves, against FTS5
+ * with positions as the truth, that the relaxed query runs on a
+ * detail=none table, finds every message the query finds, and finds no
+ * other when the plan says it is exact.
+ */
+#include "unit.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "search_expr.h"
+
+static sqlite3 *db;
+static struct search_tokenizer *tk;
+
+static void open_db(void)
+{
+	if (db)
+		return;
+	CHECK(sqlite3_open(":memory:", &db) == SQLITE_OK);
+	tk = search_tokenizer_open(db);
+	CHECK(tk != NULL);
+}
+
+struct plan_want {
+	const char *q;
+	const char *relaxed;	/* NULL: none */
+	int exact;
+	const char *terms;	/* space-separated, * for a prefix */
+};
+
+static void test_fixed(void)
+{
+	static const struct plan_want w[] = {
+		{ "a b", "(\"a\" AND \"b\")", 1, "a b" },
+		{ "a OR b c", "(\"a\" OR (\"b\" AND \"c\"))", 1, "a b c" },
+		{ "a NOT b c", "(\"a\" NOT (\"b\" AND \"c\"))", 1, "a" },
+		{ "\"a b\"", "(\"a\" AND \"b\")", 0, "a b" },
+		{ "x NOT \"a b\"", "\"x\"", 0, "x" },
+		{ "x NOT (a OR \"b c\")", "(\"x\" NOT \"a\")", 0, "x" },
+		{ "x NOT (a AND \"b c\")", "\"x\"", 0, "x" },
+		{ "\"a b\" OR c", "((\"a\" AND \"b\") OR \"c\")", 0, "a b c" },
+		{ "NEAR(a b, 3)", "(\"a\" AND \"b\")", 0, "a b" },
+		{ "NEAR(a)", "\"a\"", 1, "a" },
+		{ "^a", "(\"a\")", 0, "a" },
+		{ "foo*", "\"foo\"*", 1, "foo*" },
+		{ "\"foo bar\"*", "(\"foo\" AND \"bar\"*)", 0, "foo bar*" },
+		{ "\xc3\x9c" "N\xc3\xaf" "code", "\"unicode\"", 1, "unicode" },
+		{ "a \"\"", "\"a\"", 1, "a" },
+		{ "\"\" OR a", "\"a\"", 1, "a" },
+		{ "a NOT \"--\"", "\"a\"", 1, "a" },
+		{ "\"alice@example.com\"",
+		  "(\"alice\" AND \"example\" AND \"com\")", 0,
+		  "alice example com" },
+		{ "a + b", "(\"a\" AND \"b\")", 0, "a b" },
+		{ "\"\"", NULL, 1, "" },
+		{ "\"\" AND a", NULL, 1, "a" },
+		{ "a NOT (\"\" AND b)", "\"a\"", 1, "a" },
+		{ "NEAR(\"\" a, 2)", "\"a\"", 1, "a" },
+	};
+	static const char *const bad[] = {
+		"a (b)", "(a) b", "a OR", "NOT a", "near(a b)", "NEAR(a b, x)",
+		"\"open", "a:b", "{a}", "-a", "*", "()", "NEAR()", "a )",
+	};
+
+	open_db();
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		struct search_plan p;
+		struct buf terms = BUF_INIT;
+
+		unit_ctx = w[i].q;
+		CHECK_EQ_INT(search_plan_make(w[i].q, tk, &p), 0);
+		if (w[i].relaxed) {
+			CHECK(!p.none && !p.all);
+			CHECK_EQ_STR(p.relaxed.data ? p.relaxed.data : "",
+				     w[i].relaxed);
+		} else {
+			CHECK(p.none);
+		}
+		CHECK_EQ_INT(p.exact, w[i].exact);
+		for (size_t k = 0; k < p.nterms; k++)
+			buf_printf(&terms, "%s%s%s", k ? " " : "",
+				   p.terms[k].tok, p.terms[k].prefix ? "*" : "");
+		CHECK_EQ_STR(terms.data ? terms.data : "", w[i].terms);
+		buf_release(&terms);
+		search_plan_release(&p);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct search_plan p;
+
+		unit_ctx = bad[i];
+		CHECK_EQ_INT(search_plan_make(bad[i], tk, &p), -EINVAL);
+		search_plan_release(&p);
+	}
+	unit_ctx = NULL;
+}
+
+static void test_terms(void)
+{
+	struct search_plan p;
+
+	open_db();
+	CHECK_EQ_INT(search_plan_make("refund pay* NOT invoice", tk, &p), 0);
+	CHECK(search_plan_term(&p, "refund", 6));
+	CHECK(!search_plan_term(&p, "refunds", 7));
+	CHECK(!search_plan_term(&p, "invoice", 7));
+	CHECK(search_plan_term(&p, "payment", 7));
+	CHECK(search_plan_term(&p, "pay", 3));
+	CHECK(!search_plan_term(&p, "pa", 2));
+	search_plan_release(&p);
+}
+
+/* ---- Differential: random queries against FTS5 with positions ---------- */
+
+static const char *const vocab[] = { "a", "b", "c", "d", "ab", "abc",
+				     "\xc3\xa1" "b" };
+#define NVOCAB (sizeof(vocab) / sizeof(vocab[0]))
+
+static unsigned rnd_state = 12345;
+
+static unsigned rnd(unsigned n)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return (rnd_state >> 16) % n;
+}
+
+static void gen_word(struct buf *q)
+{
+	buf_adds(q, vocab[rnd(NVOCAB)]);
+	if (!rnd(8))
+		buf_addc(q, '*');
+}
+
+static void gen_phrase(struct buf *q)
+{
+	switch (rnd(6)) {
+	case 0: {
+		unsigned n = rnd(4);
+
+		buf_addc(q, '"');
+		for (unsigned i = 0; i < n; i++)
+			buf_printf(q, "%s%s", i ? (rnd(2) ? " " : "-") : "",
+				   vocab[rnd(NVOCAB)]);
+		buf_addc(q, '"');
+		if (n && !rnd(6))
+			buf_addc(q, '*');
+		break;
+	}
+	case 1:
+		buf_adds(q, vocab[rnd(NVOCAB)]);
+		buf_adds(q, " + ");
+		gen_word(q);
+		break;
+	default:
+		gen_word(q);
+	}
+}
+
+static void gen_cnear(struct buf *q)
+{
+	unsigned k = rnd(8);
+
+	if (k == 0) {
+		unsigned n = 1 + rnd(3);
+
+		buf_adds(q, "NEAR(");
+		for (unsigned i = 0; i < n; i++) {
+			if (i)
+				buf_addc(q, ' ');
+			gen_phrase(q);
+		}
+		if (rnd(2))
+			buf_printf(q, ", %u", rnd(4));
+		buf_addc(q, ')');
+	} else if (k == 1) {
+		buf_addc(q, '^');
+		gen_phrase(q);
+	} else {
+		gen_phrase(q);
+	}
+}
+
+static void gen_expr(struct buf *q, int depth);
+
+static void gen_prim(struct buf *q, int depth)
+{
+	if (depth < 3 && !rnd(4)) {
+		buf_addc(q, '(');
+		gen_expr(q, depth + 1);
+		buf_addc(q, ')');
+		return;
+	}
+	for (unsigned i = 0, n = 1 + rnd(2); i < n; i++) {
+		if (i)
+			buf_addc(q, ' ');
+		gen_cnear(q);
+	}
+}
+
+static void gen_expr(struct buf *q, int depth)
+{
+	static const char *const ops[] = { " OR ", " AND ", " NOT " };
+
+	gen_prim(q, depth);
+	for (unsigned i = 0, n = rnd(3); i < n; i++) {
+		buf_adds(q, ops[rnd(3)]);
+		gen_prim(q, depth);
+	}
+}
+
+/* The rowids table t finds for q, ascending, as a string: -1 on error. */
+static int run(const char *t, const char *q, struct buf *out)
+{
+	char sql[128];
+	sqlite3_stmt *s;
+	int rc;
+
+	buf_reset(out);
+	snprintf(sql, sizeof(sql),
+		 "SELECT rowid FROM %s WHERE %s MATCH ?1 ORDER BY rowid", t, t);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		buf_printf(out, "%lld ", (long long)sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Whether every id of a (a string of ascending ids) is in b. */
+static int subset(const char *a, const char *b)
+{
+	char *x = strdup(a), *save = NULL;
+	int ok = 1;
+
+	for (char *w = strtok_r(x, " ", &save); w && ok;
+	     w = strtok_r(NULL, " ", &save)) {
+		char pat[32];
+		size_t n = (size_t)snprintf(pat, sizeof(pat), "%s ", w);
+		const char *at = b;
+
+		ok = 0;
+		while ((at = strstr(at, pat))) {
+			if (at == b || at[-1] == ' ') {
+				ok = 1;
+				break;
+			}
+			at += n;
+		}
+	}
+	free(x);
+	return ok;
+}
+
+static void test_differential(void)
+{
+	struct buf truth = BUF_INIT, cand = BUF_INIT, q = BUF_INIT;
+	int queries = 0, inexact = 0;
+
+	open_db();
+	CHECK(sqlite3_exec(db,
+			   "CREATE VIRTUAL TABLE full USING fts5(body,"
+			   " tokenize='unicode61 remove_diacritics 2');"
+			   "CREATE VIRTUAL TABLE none USING fts5(body,"
+			   " content='', columnsize=0, detail=none,"
+			   " tokenize='unicode61 remove_diacritics 2');",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	for (int id = 1; id <= 300; id++) {
+		struct buf doc = BUF_INIT;
+		sqlite3_stmt *s;
+
+		for (unsigned i = 0, n = rnd(9); i < n; i++)
+			buf_printf(&doc, "%s%s", i ? (rnd(5) ? " " : ", ") : "",
+				   vocab[rnd(NVOCAB)]);
+		for (int t = 0; t < 2; t++) {
+			sqlite3_prepare_v2(db,
+					   t ? "INSERT INTO none(rowid, body)"
+					       " VALUES(?1, ?2)"
+					     : "INSERT INTO full(rowid, body)"
+					       " VALUES(?1, ?2)",
+					   -1, &s, NULL);
+			sqlite3_bind_int(s, 1, id);
+			sqlite3_bind_text(s, 2, doc.data ? doc.data : "", -1,
+					  SQLITE_STATIC);
+			CHECK(sqlite3_step(s) == SQLITE_DONE);
+			sqlite3_finalize(s);
+		}
+		buf_release(&doc);
+	}
+	for (int i = 0; i < 4000; i++) {
+		struct search_plan p;
+		int r;
+
+		buf_reset(&q);
+		gen_expr(&q, 0);
+		unit_ctx = q.data;
+		if (run("full", q.data, &truth)) {
+			/* Not a query FTS5 takes: nor may the plan be
+			 * anything but a refusal (or FTS5's to make). */
+			continue;
+		}
+		queries++;
+		r = search_plan_make(q.data, tk, &p);
+		CHECK_EQ_INT(r, 0);
+		if (r) {
+			search_plan_release(&p);
+			continue;
+		}
+		if (p.none) {
+			CHECK_EQ_STR(truth.data ? truth.data : "", "");
+		} else if (!p.all) {
+			CHECK_EQ_INT(run("none", p.relaxed.data, &cand), 0);
+			CHECK(subset(truth.data ? truth.data : "",
+				     cand.data ? cand.data : ""));
+			if (p.exact)
+				CHECK_EQ_STR(cand.data ? cand.data : "",
+					     truth.data ? truth.data : "");
+			else
+				inexact++;
+		}
+		search_plan_release(&p);
+	}
+	unit_ctx = NULL;
+	/* The generator must exercise both kinds. */
+	CHECK(queries > 3000);
+	CHECK(inexact > 500);
+	CHECK(queries - inexact > 500);
+	buf_release(&truth);
+	buf_release(&cand);
+	buf_release(&q);
+}
+
+int main(void)
+{
+	UNIT_RUN(test_fixed);
+	UNIT_RUN(test_terms);
+	UNIT_RUN(test_differential);
+	search_tokenizer_close(tk);
+	sqlite3_close(db);
+	return unit_summary();
+}

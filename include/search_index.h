@@ -9,14 +9,16 @@
 #define DRIFTFS_SEARCH_INDEX_H
 
 /*
- * What a row's indexed text is made of (store_search.c): bumped when that
- * changes (how render.c turns HTML into text, which fields are indexed),
- * since a row's removal must give FTS5 the very text it indexed. A cache
- * indexed by another format has its index rebuilt. tests/unit/
+ * What a row's indexed text is made of, and how the index holds it
+ * (store_search.c): bumped when that changes (how render.c turns HTML
+ * into text, which fields are indexed, the tables' options), since a
+ * row's removal must give FTS5 the very text it indexed. A cache indexed
+ * by another format has its index dropped and built again. Format 3: the
+ * messages' index keeps no positions (detail=none). tests/unit/
  * test_search.c holds a hash of render_html_text's output per format and
  * fails when the renderer changes without a bump.
  */
-#define SEARCH_FORMAT 2
+#define SEARCH_FORMAT 3
 
 /*
  * Called by the main thread before store_open() by a command that only

@@ -69,7 +69,7 @@ enum wstmt {
 extern const char *const store_wsql[W__COUNT];
 
 /* Statements of the search index (store_search.c), per connection. */
-#define STORE_SEARCH_STMTS 24
+#define STORE_SEARCH_STMTS 28
 
 /* One connection and its statements; owned by the pool or by one thread. */
 struct db {

@@ -37,6 +37,7 @@
 #include "json.h"
 #include "log.h"
 #include "render.h"
+#include "search_expr.h"
 #include "search_index.h"
 #include "text.h"
 
@@ -68,14 +69,17 @@ void search_open_read_only(int on)
 
 /*
  * unicode61 folds case and (remove_diacritics 2) accents, and splits on
- * anything not a letter or digit; detail=full keeps positions for phrases
- * and NEAR. columnsize=0: no row of sizes per document (a fifth of the
- * index on short chat messages); bm25 then ranks without length
- * normalisation.
+ * anything not a letter or digit. columnsize=0: no row of sizes per
+ * document (a fifth of the index on short chat messages); bm25 then ranks
+ * without length normalisation. The messages' index keeps no positions
+ * (detail=none): it says which messages hold a token, at about half the
+ * size (0.41 of the text against 0.79, BENCHMARKS.md); a phrase, NEAR()
+ * or ^ is checked on the candidates it finds (query_plan). Tags and
+ * contacts are small and keep theirs (detail=full).
  */
 const char store_search_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_msg USING fts5(body,"
-	" content='', columnsize=0,"
+	" content='', columnsize=0, detail=none,"
 	" tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_conv USING fts5(tags,"
 	" content='', columnsize=0,"
@@ -106,9 +110,13 @@ enum sstmt {
 	SS_BUILD_CONTACTS,
 	SS_BUILD_CONVS,
 	SS_BUILD_MSGS,
-	SS_Q_CONVS,
+	SS_Q_VALID,
+	SS_Q_MSG_CONVS,
+	SS_Q_TAG_CONVS,
 	SS_Q_CONTACTS,
 	SS_Q_HITS,
+	SS_Q_CAND,
+	SS_Q_CAND_ALL,
 	SS__COUNT
 };
 _Static_assert(SS__COUNT <= STORE_SEARCH_STMTS, "struct db's search slots");
@@ -148,26 +156,37 @@ static const char *const ssql[SS__COUNT] = {
 		      " ORDER BY id LIMIT ?2",
     /* The FTS table drives each query (a MATCH, then primary keys); the
      * cap keeps the newest (highest ids). */
-    [SS_Q_CONVS] = "SELECT m.conversation_id FROM search_msg"
-		   " CROSS JOIN messages AS m ON m.id = search_msg.rowid"
-		   " WHERE search_msg MATCH ?1"
-		   " UNION SELECT c.id FROM search_conv"
-		   " CROSS JOIN conversations AS c ON c.id = search_conv.rowid"
-		   " WHERE search_conv MATCH ?1 ORDER BY 1 DESC LIMIT ?2",
+    /* Whether FTS5 takes the query (on the small table with positions:
+     * the message index cannot run every query). */
+    [SS_Q_VALID] = "SELECT rowid FROM search_conv WHERE search_conv MATCH ?1"
+		   " LIMIT 1",
+    /* The FTS table drives each query (a MATCH, then primary keys); the
+     * cap keeps the newest (highest ids). */
+    [SS_Q_MSG_CONVS] = "SELECT DISTINCT m.conversation_id FROM search_msg"
+		       " CROSS JOIN messages AS m ON m.id = search_msg.rowid"
+		       " WHERE search_msg MATCH ?1 ORDER BY 1 DESC LIMIT ?2",
+    [SS_Q_TAG_CONVS] = "SELECT c.id FROM search_conv"
+		       " CROSS JOIN conversations AS c"
+		       " ON c.id = search_conv.rowid"
+		       " WHERE search_conv MATCH ?1 ORDER BY 1 DESC LIMIT ?2",
     [SS_Q_CONTACTS] = "SELECT c.id FROM search_contact"
 		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
 		      " WHERE search_contact MATCH ?1"
 		      " ORDER BY 1 DESC LIMIT ?2",
     /* One table and ORDER BY rank: FTS5 sorts by bm25 itself, and the
-     * snippet and the lookups run for the rows returned only. */
+     * lookups run for the rows returned only. */
     [SS_Q_HITS] = "SELECT rowid,"
 		  " (SELECT conversation_id FROM messages WHERE id = f.rowid),"
 		  " (SELECT created_at FROM messages WHERE id = f.rowid),"
-		  " (SELECT json FROM messages WHERE id = f.rowid),"
-		  " driftfs_snippet(search_msg,"
-		  "  (SELECT json FROM messages WHERE id = f.rowid))"
+		  " (SELECT json FROM messages WHERE id = f.rowid)"
 		  " FROM search_msg AS f WHERE search_msg MATCH ?1"
 		  " ORDER BY rank LIMIT ?2",
+    /* The messages a relaxed query finds, to be checked (query_check). */
+    [SS_Q_CAND] = "SELECT m.id, m.conversation_id, m.created_at, m.json"
+		  " FROM search_msg CROSS JOIN messages AS m"
+		  " ON m.id = search_msg.rowid WHERE search_msg MATCH ?1",
+    [SS_Q_CAND_ALL] = "SELECT id, conversation_id, created_at, json"
+		      " FROM messages",
 };
 
 static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
@@ -897,64 +916,47 @@ int store_search_delete_contact(struct store *st, struct db *d, int64_t id)
 /* ---- Setup, per connection and per file ------------------------------ */
 
 /*
- * driftfs_snippet(search_msg, json): the part of the message's text around
- * its first match, one line (an FTS5 auxiliary function: a contentless
- * table has no text for FTS5's own snippet(), so the text comes from the
- * stored message and FTS5 gives the match's token position).
+ * A hit's snippet: the part of the message's text around the first token
+ * that is one of the query's terms (search_plan_term), one line. The
+ * index keeps no positions, so the text is tokenized again here, by the
+ * index's own tokenizer.
  */
-struct tok_find {
-	int want, at;
-	int start;		/* byte offset of token want, -1 until found */
+struct first_term {
+	const struct search_plan *p;
+	long start;		/* byte offset of the first term, -1: none */
 };
 
-static int tok_cb(void *ctx, int flags, const char *tok, int ntok, int start,
-		  int end)
+static int first_term_cb(void *ctx, const char *tok, size_t n, size_t start,
+			 size_t end)
 {
-	struct tok_find *f = ctx;
+	struct first_term *f = ctx;
 
-	(void)tok;
-	(void)ntok;
 	(void)end;
-	if (flags & FTS5_TOKEN_COLOCATED)
-		return SQLITE_OK;
-	if (f->at++ == f->want) {
-		f->start = start;
-		return SQLITE_DONE;	/* found: stop */
-	}
-	return SQLITE_OK;
+	if (!search_plan_term(f->p, tok, n))
+		return 0;
+	f->start = (long)start;
+	return 1;	/* found: stop */
 }
 
-static void snippet_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
-		       sqlite3_context *cx, int nval, sqlite3_value **val)
+/* Into out (reset first, NUL-terminated); 0 or -errno. */
+static int snippet_of(struct search_tokenizer *tk,
+		      const struct search_plan *p, const void *json,
+		      size_t json_len, struct buf *out)
 {
-	struct buf text = BUF_INIT, out = BUF_INIT;
-	struct tok_find f = { -1, 0, -1 };
+	struct buf text = BUF_INIT;
+	struct first_term f = { p, -1 };
 	size_t from = 0, n, i;
-	int ninst = 0, r;
 	char *line;
+	int r;
 
-	if (nval < 1 || sqlite3_value_type(val[0]) == SQLITE_NULL) {
-		sqlite3_result_null(cx);
-		return;
-	}
-	r = json_body_text(sqlite3_value_blob(val[0]),
-			   (size_t)sqlite3_value_bytes(val[0]), &text);
+	buf_reset(out);
+	r = json ? json_body_text(json, json_len, &text) : 0;
+	if (!r && text.len)
+		r = search_tokenize(tk, text.data, text.len, first_term_cb, &f);
 	if (r) {
 		buf_release(&text);
-		sqlite3_result_error_code(cx, r == -ENOMEM ? SQLITE_NOMEM
-							   : SQLITE_ERROR);
-		return;
+		return r;
 	}
-	if (api->xInstCount(fts, &ninst) == SQLITE_OK)
-		for (int k = 0; k < ninst; k++) {
-			int ph, col, off;
-
-			if (api->xInst(fts, k, &ph, &col, &off) == SQLITE_OK &&
-			    (f.want < 0 || off < f.want))
-				f.want = off;
-		}
-	if (f.want >= 0 && text.len)
-		api->xTokenize(fts, text.data, (int)text.len, &f, tok_cb);
 	/* A little context before the match, from a word's start. */
 	if (f.start > 0) {
 		from = (size_t)f.start > 40 ? (size_t)f.start - 40 : 0;
@@ -973,19 +975,17 @@ static void snippet_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	while (from + n < text.len && n > 0 &&
 	       ((unsigned char)text.data[from + n] & 0xC0) == 0x80)
 		n--;
-	r = from ? buf_adds(&out, "...") : 0;
-	r = r ? r : text_clean_buf(&out, text.data ? text.data + from : "",
+	r = from ? buf_adds(out, "...") : 0;
+	r = r ? r : text_clean_buf(out, text.data ? text.data + from : "",
 				   n, 0);
-	r = r ? r : (from + n < text.len ? buf_adds(&out, "...") : 0);
-	if (r) {
-		buf_release(&text);
-		buf_release(&out);
-		sqlite3_result_error_nomem(cx);
-		return;
-	}
+	r = r ? r : (from + n < text.len ? buf_adds(out, "...") : 0);
+	r = r ? r : buf_addc(out, 0);
+	buf_release(&text);
+	if (r)
+		return r;
 	/* One line, blank runs as one space. */
-	line = out.data ? out.data : "";
-	for (i = 0, n = 0; i < out.len; i++) {
+	line = out->data;
+	for (i = 0, n = 0; line[i]; i++) {
 		char ch = line[i] == '\t' ? ' ' : line[i];
 
 		if (ch == ' ' && (n == 0 || line[n - 1] == ' '))
@@ -994,28 +994,20 @@ static void snippet_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	}
 	while (n > 0 && line[n - 1] == ' ')
 		n--;
-	sqlite3_result_text(cx, line, (int)n, SQLITE_TRANSIENT);
-	buf_release(&text);
-	buf_release(&out);
+	line[n] = 0;
+	out->len = n;
+	return 0;
 }
 
+/* Whether d has FTS5 and its tokenizer: 0 or -errno. */
 int store_search_register(struct db *d)
 {
-	fts5_api *api = NULL;
-	sqlite3_stmt *s = NULL;
-	int rc;
+	struct search_tokenizer *t = search_tokenizer_open(d->sql);
 
-	rc = sqlite3_prepare_v2(d->sql, "SELECT fts5(?1)", -1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
-		sqlite3_step(s);
-	}
-	sqlite3_finalize(s);
-	if (!api || api->iVersion < 2)
-		return -ENOTSUP;
-	rc = api->xCreateFunction(api, "driftfs_snippet", NULL, snippet_fn,
-				  NULL);
-	return rc == SQLITE_OK ? 0 : -EIO;
+	if (!t)
+		return -errno;
+	search_tokenizer_close(t);
+	return 0;
 }
 
 static int count_rows(struct db *d, const char *table, int64_t *n)
@@ -1188,7 +1180,13 @@ int store_search_setup(struct store *st, struct db *d)
 			" 'search_upto_messages');";
 
 		log_warn("cache %s: rebuilding the search index", st->path);
-		if (sqlite3_exec(d->sql, reset, NULL, NULL, NULL) != SQLITE_OK)
+		/* Dropped and made again: another format may have made the
+		 * tables with other options (format 2: positions). */
+		if (sqlite3_exec(d->sql, store_search_drop, NULL, NULL,
+				 NULL) != SQLITE_OK ||
+		    sqlite3_exec(d->sql, store_search_schema, NULL, NULL,
+				 NULL) != SQLITE_OK ||
+		    sqlite3_exec(d->sql, reset, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
 		reset_done = 1;
 	}
@@ -1544,96 +1542,440 @@ static int query_rc(struct db *d, int rc, char *why, size_t whylen)
 	return store_sql_errno(rc) ? store_sql_errno(rc) : -EIO;
 }
 
-static int query_ids(struct store *st, enum sstmt w, const char *fts,
-		     size_t max, int64_t **ids, size_t *n, char *why,
-		     size_t whylen)
-{
-	struct db *d = store_db_get(st);
-	sqlite3_stmt *s;
-	int64_t until;
-	int r = 0, rc;
+/* ---- The plan of a query, and the check of its candidates ------------- */
 
-	*ids = NULL;
-	*n = 0;
-	if (!d)
+/*
+ * What one query holds while it runs: its connection (store_db_get's),
+ * the tokenizer on it, the plan, and the deadline. A query runs on the
+ * calling thread; nothing of it outlives query_close.
+ */
+struct query {
+	struct store *st;
+	struct db *d;
+	struct search_tokenizer *tk;
+	struct search_plan plan;
+	int64_t until;		/* the deadline, clock_mono_ms */
+	char *why;
+	size_t whylen;
+};
+
+static void query_close(struct query *q)
+{
+	search_plan_release(&q->plan);
+	search_tokenizer_close(q->tk);
+	q->tk = NULL;
+	if (q->d) {
+		query_end(q->d);
+		store_db_put(q->st, q->d);
+		q->d = NULL;
+	}
+}
+
+/*
+ * Statement w of q's connection, prepared with the deadline's handler off
+ * (a prepare that reads the schema runs statements it would stop).
+ */
+static sqlite3_stmt *qprep(struct query *q, enum sstmt w)
+{
+	sqlite3_stmt *s;
+
+	sqlite3_progress_handler(q->d->sql, 0, NULL, NULL);
+	s = sprep(q->d, w);
+	sqlite3_progress_handler(q->d->sql,
+				 q->until > clock_mono_ms() ? QUERY_CHECK_STEPS
+							    : 1,
+				 query_progress, &q->until);
+	return s;
+}
+
+/*
+ * Opens q for the FTS5 query fts: FTS5 must take it (SS_Q_VALID: -EINVAL
+ * with its reason), then its plan. A query FTS5 takes that the plan's
+ * parser does not know (search_expr.h: none is known) checks every
+ * message. On failure q holds nothing.
+ */
+static int query_open(struct query *q, struct store *st, const char *fts,
+		      char *why, size_t whylen)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	memset(q, 0, sizeof(*q));
+	q->st = st;
+	q->why = why;
+	q->whylen = whylen;
+	q->d = store_db_get(st);
+	if (!q->d)
 		return -errno;
-	s = sprep(d, w);
+	/* Before the deadline's handler, which would stop its statement. */
+	q->tk = search_tokenizer_open(q->d->sql);
+	if (!q->tk) {
+		r = -errno;
+		query_close(q);
+		return r;
+	}
+	query_begin(q->d, &q->until);
+	s = qprep(q, SS_Q_VALID);
 	if (!s) {
-		query_error(d, why, whylen);
-		store_db_put(st, d);
+		query_error(q->d, why, whylen);
+		query_close(q);
 		return -EIO;
 	}
 	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
-	query_begin(d, &until);
-	r = store_step_ids(s, ids, n, &rc);
-	if (!r && rc != SQLITE_DONE)
-		r = query_rc(d, rc, why, whylen);
+	rc = sqlite3_step(s);
+	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+						  : query_rc(q->d, rc, why, whylen);
 	sqlite3_reset(s);
-	query_end(d);
-	store_db_put(st, d);
 	if (r) {
-		free(*ids);
-		*ids = NULL;
-		*n = 0;
+		query_close(q);
+		return r;
 	}
-	/* Newest (highest id) first under the cap; ascending for callers. */
-	for (size_t i = 0; !r && i < *n / 2; i++) {
-		int64_t t = (*ids)[i];
+	r = search_plan_make(fts, q->tk, &q->plan);
+	if (r == -EINVAL) {
+		log_warn("cache: search: a query FTS5 takes is not one "
+			 "the plan knows: every message is checked");
+		search_plan_release(&q->plan);
+		memset(&q->plan, 0, sizeof(q->plan));
+		q->plan.all = 1;
+		r = 0;
+	}
+	if (r)
+		query_close(q);
+	return r;
+}
 
-		(*ids)[i] = (*ids)[*n - 1 - i];
-		(*ids)[*n - 1 - i] = t;
+/*
+ * The candidates of an inexact plan, checked by FTS5 itself: a private
+ * in-memory database, its table with positions (body) holding each
+ * candidate's text as the index would have it, the message's conversation
+ * and time beside it; the caller runs the original query on it. *vp is
+ * the caller's to sqlite3_close (NULL on failure).
+ */
+static int query_check(struct query *q, sqlite3 **vp)
+{
+	static const char schema[] =
+		"CREATE VIRTUAL TABLE v USING fts5(body, conv UNINDEXED,"
+		" created UNINDEXED,"
+		" tokenize='unicode61 remove_diacritics 2');"
+		"BEGIN;";
+	sqlite3 *v = NULL;
+	sqlite3_stmt *s = NULL, *ins = NULL;
+	struct buf text = BUF_INIT;
+	int r = 0, rc;
+
+	*vp = NULL;
+	if (sqlite3_open_v2(":memory:", &v, SQLITE_OPEN_READWRITE |
+						SQLITE_OPEN_CREATE,
+			    NULL) != SQLITE_OK) {
+		sqlite3_close(v);
+		return -ENOMEM;
 	}
+	if (sqlite3_exec(v, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v, "INSERT INTO v(rowid, body, conv, created)"
+				  " VALUES(?1, ?2, ?3, ?4)",
+			       -1, &ins, NULL) != SQLITE_OK) {
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_progress_handler(v, QUERY_CHECK_STEPS, query_progress,
+				 &q->until);
+	s = qprep(q, q->plan.all ? SS_Q_CAND_ALL : SS_Q_CAND);
+	if (!s) {
+		r = -EIO;
+		goto out;
+	}
+	if (!q->plan.all)
+		sqlite3_bind_text(s, 1, q->plan.relaxed.data, -1,
+				  SQLITE_STATIC);
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		buf_reset(&text);
+		r = json_body_text(sqlite3_column_blob(s, 3),
+				   (size_t)sqlite3_column_bytes(s, 3), &text);
+		if (r)
+			break;
+		sqlite3_bind_int64(ins, 1, sqlite3_column_int64(s, 0));
+		sqlite3_bind_text(ins, 2, text.data ? text.data : "",
+				  (int)text.len, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, sqlite3_column_int64(s, 1));
+		sqlite3_bind_int64(ins, 4, sqlite3_column_int64(s, 2));
+		rc = sqlite3_step(ins);
+		sqlite3_reset(ins);
+		if (rc != SQLITE_DONE) {
+			r = (rc & 0xff) == SQLITE_INTERRUPT ? -ETIMEDOUT
+			    : (rc & 0xff) == SQLITE_NOMEM   ? -ENOMEM
+							    : -EIO;
+			break;
+		}
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = query_rc(q->d, rc, q->why, q->whylen);
+	sqlite3_reset(s);
+	if (!r && sqlite3_exec(v, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = -EIO;
+	if (r == -ETIMEDOUT && q->why && q->whylen)
+		snprintf(q->why, q->whylen, "the query took too long");
+out:
+	buf_release(&text);
+	sqlite3_finalize(ins);
+	if (r) {
+		if (r == -EIO)
+			log_err("cache: search: checking candidates: %s",
+				sqlite3_errmsg(v));
+		sqlite3_close(v);
+		return r;
+	}
+	*vp = v;
+	return 0;
+}
+
+/* The error of a step on the checking database. */
+static int check_rc(struct query *q, sqlite3 *v, int rc)
+{
+	if ((rc & 0xff) == SQLITE_INTERRUPT) {
+		if (q->why && q->whylen)
+			snprintf(q->why, q->whylen, "the query took too long");
+		return -ETIMEDOUT;
+	}
+	log_err("cache: search: checking candidates: %s", sqlite3_errmsg(v));
+	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+/* Steps s for ids (column 0) into ids/n/alloc. */
+static int step_ids(sqlite3_stmt *s, int64_t **ids, size_t *n,
+		    size_t *alloc, int *rcp)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == *alloc) {
+			size_t na = *alloc ? *alloc * 2 : 64;
+			int64_t *p = realloc(*ids, na * sizeof(*p));
+
+			if (!p)
+				return -ENOMEM;
+			*ids = p;
+			*alloc = na;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	*rcp = rc;
+	return 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+/* Sorted newest first, duplicates out, cut at max, then ascending. */
+static void ids_finish(int64_t *ids, size_t *n, size_t max)
+{
+	size_t k = 0;
+
+	if (*n)
+		qsort(ids, *n, sizeof(*ids), cmp_desc);
+	for (size_t i = 0; i < *n; i++)
+		if (!k || ids[k - 1] != ids[i])
+			ids[k++] = ids[i];
+	if (k > max)
+		k = max;
+	*n = k;
+	for (size_t i = 0; i < k / 2; i++) {
+		int64_t t = ids[i];
+
+		ids[i] = ids[k - 1 - i];
+		ids[k - 1 - i] = t;
+	}
+}
+
+/* Runs statement w of q's connection with (text, max) for ids. */
+static int run_ids(struct query *q, enum sstmt w, const char *text,
+		   size_t max, int64_t **ids, size_t *n, size_t *alloc)
+{
+	sqlite3_stmt *s = qprep(q, w);
+	int r, rc;
+
+	if (!s) {
+		query_error(q->d, q->why, q->whylen);
+		return -EIO;
+	}
+	sqlite3_bind_text(s, 1, text, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	r = step_ids(s, ids, n, alloc, &rc);
+	if (!r && rc != SQLITE_DONE)
+		r = query_rc(q->d, rc, q->why, q->whylen);
+	sqlite3_reset(s);
 	return r;
 }
 
 int store_search_convs(struct store *st, const char *fts, size_t max,
 		       int64_t **ids, size_t *n, char *why, size_t whylen)
 {
-	return query_ids(st, SS_Q_CONVS, fts, max, ids, n, why, whylen);
+	struct query q;
+	size_t alloc = 0;
+	sqlite3 *v = NULL;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	r = query_open(&q, st, fts, why, whylen);
+	if (r)
+		return r;
+	/* The conversations of matching messages, then of matching tags. */
+	if (q.plan.exact && !q.plan.none && !q.plan.all) {
+		r = run_ids(&q, SS_Q_MSG_CONVS, q.plan.relaxed.data, max, ids,
+			    n, &alloc);
+	} else if (!q.plan.none) {
+		r = query_check(&q, &v);
+		if (!r) {
+			sqlite3_stmt *s = NULL;
+			int rc = sqlite3_prepare_v2(
+				v, "SELECT DISTINCT conv FROM v WHERE v MATCH ?1"
+				   " ORDER BY 1 DESC LIMIT ?2", -1, &s, NULL);
+
+			if (rc == SQLITE_OK) {
+				sqlite3_bind_text(s, 1, fts, -1,
+						  SQLITE_STATIC);
+				sqlite3_bind_int64(s, 2, (int64_t)max);
+				r = step_ids(s, ids, n, &alloc, &rc);
+			}
+			if (!r && rc != SQLITE_DONE)
+				r = check_rc(&q, v, rc);
+			sqlite3_finalize(s);
+			sqlite3_close(v);
+		}
+	}
+	r = r ? r : run_ids(&q, SS_Q_TAG_CONVS, fts, max, ids, n, &alloc);
+	query_close(&q);
+	if (r) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return r;
+	}
+	ids_finish(*ids, n, max);
+	return 0;
 }
 
 int store_search_contacts(struct store *st, const char *fts, size_t max,
 			  int64_t **ids, size_t *n, char *why, size_t whylen)
 {
-	return query_ids(st, SS_Q_CONTACTS, fts, max, ids, n, why, whylen);
+	struct query q;
+	size_t alloc = 0;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	r = query_open(&q, st, fts, why, whylen);
+	r = r ? r : run_ids(&q, SS_Q_CONTACTS, fts, max, ids, n, &alloc);
+	query_close(&q);
+	if (r) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return r;
+	}
+	ids_finish(*ids, n, max);
+	return 0;
+}
+
+/* One hit to cb, its snippet made here. */
+static int give_hit(struct query *q, struct buf *snip, store_search_hit_cb cb,
+		    void *ctx, int64_t msg, int64_t conv, int64_t created,
+		    const void *json, size_t json_len)
+{
+	int r = snippet_of(q->tk, &q->plan, json, json_len, snip);
+
+	return r ? r : cb(ctx, msg, conv, created, json, json_len, snip->data);
+}
+
+/* The hits of an inexact plan: ranked on the checking table. */
+static int hits_checked(struct query *q, const char *fts, size_t max,
+			store_search_hit_cb cb, void *ctx, struct buf *snip)
+{
+	sqlite3 *v = NULL;
+	sqlite3_stmt *s = NULL, *js = NULL;
+	int r, rc;
+
+	r = query_check(q, &v);
+	if (r)
+		return r;
+	rc = sqlite3_prepare_v2(v, "SELECT rowid, conv, created FROM v"
+				   " WHERE v MATCH ?1 ORDER BY rank LIMIT ?2",
+				-1, &s, NULL);
+	js = qprep(q, SS_MSG_OLD);
+	if (rc != SQLITE_OK || !js) {
+		r = rc != SQLITE_OK ? check_rc(q, v, rc) : -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)max);
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		int jrc;
+
+		sqlite3_bind_int64(js, 1, id);
+		jrc = sqlite3_step(js);
+		if (jrc == SQLITE_ROW)
+			r = give_hit(q, snip, cb, ctx, id,
+				     sqlite3_column_int64(s, 1),
+				     sqlite3_column_int64(s, 2),
+				     sqlite3_column_blob(js, 0),
+				     (size_t)sqlite3_column_bytes(js, 0));
+		else if (jrc != SQLITE_DONE)
+			r = query_rc(q->d, jrc, q->why, q->whylen);
+		sqlite3_reset(js);
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = check_rc(q, v, rc);
+out:
+	sqlite3_finalize(s);
+	sqlite3_close(v);
+	return r;
 }
 
 int store_search_hits(struct store *st, const char *fts, size_t max,
 		      store_search_hit_cb cb, void *ctx, char *why,
 		      size_t whylen)
 {
-	struct db *d = store_db_get(st);
+	struct buf snip = BUF_INIT;
+	struct query q;
 	sqlite3_stmt *s;
-	int64_t until;
-	int r = 0, rc;
+	int r, rc;
 
-	if (!d)
-		return -errno;
-	s = sprep(d, SS_Q_HITS);
-	if (!s) {
-		query_error(d, why, whylen);
-		store_db_put(st, d);
-		return -EIO;
+	r = query_open(&q, st, fts, why, whylen);
+	if (r)
+		return r;
+	if (q.plan.none)
+		goto out;
+	if (!q.plan.exact || q.plan.all) {
+		r = hits_checked(&q, fts, max, cb, ctx, &snip);
+		goto out;
 	}
-	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
+	s = qprep(&q, SS_Q_HITS);
+	if (!s) {
+		query_error(q.d, why, whylen);
+		r = -EIO;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, q.plan.relaxed.data, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)max);
-	query_begin(d, &until);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
 			continue;	/* not stored: never, but no hit */
-		r = cb(ctx, sqlite3_column_int64(s, 0),
-		       sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
-		       (const char *)sqlite3_column_blob(s, 3),
-		       (size_t)sqlite3_column_bytes(s, 3),
-		       (const char *)sqlite3_column_text(s, 4));
-		if (r)
-			break;
+		r = give_hit(&q, &snip, cb, ctx, sqlite3_column_int64(s, 0),
+			     sqlite3_column_int64(s, 1),
+			     sqlite3_column_int64(s, 2),
+			     sqlite3_column_blob(s, 3),
+			     (size_t)sqlite3_column_bytes(s, 3));
 	}
 	if (!r && rc != SQLITE_DONE)
-		r = query_rc(d, rc, why, whylen);
+		r = query_rc(q.d, rc, why, whylen);
 	sqlite3_reset(s);
-	query_end(d);
-	store_db_put(st, d);
+out:
+	query_close(&q);
+	buf_release(&snip);
 	return r;
 }

@@ -566,6 +566,7 @@ static void test_renderer_pins_search_format(void)
 		uint64_t hash;
 	} pinned[] = {
 		{ 2, 0xfd791e606341582fULL },
+		{ 3, 0xfd791e606341582fULL },	/* detail=none: same text */
 	};
 	uint64_t h = 1469598103934665603ULL;	/* FNV-1a 64 */
 

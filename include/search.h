@@ -4,9 +4,12 @@
  * queries that read it, for search/<query>/ and `driftctl search`.
  *
  * The index lives in cache.db as three contentless FTS5 tables
- * (store_search.c): message text as transcript.txt shows it (the body with
- * HTML removed and entities decoded: render_html_text), conversation tags,
- * and a contact's name, email, externalId and phone. The tokenizer is
+ * (store_search.c): message text as transcript.txt shows it (the body
+ * with HTML removed and entities decoded: render_html_text), conversation
+ * tags, and a contact's name, email, externalId and phone. The messages'
+ * table keeps no positions (detail=none), so each query is planned first
+ * (search_expr.h): a phrase, NEAR() or ^ is checked by FTS5 on the
+ * messages its words find. The tokenizer is
  * unicode61 with remove_diacritics 2: words match in any case and without
  * their accents. The store's writers keep it in the same transaction as
  * the rows it covers (store_put_message, store_clear_messages,

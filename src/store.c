@@ -170,9 +170,9 @@ struct db *store_db_open_rc(const char *path, int *rcp)
 		store_db_close(d);
 		return NULL;
 	}
-	/* The snippets of search hits (store_search.c). */
+	/* Search needs FTS5's tokenizer (store_search.c). */
 	if (store_search_register(d))
-		log_warn("cache %s: no FTS5: search has no snippets", path);
+		log_warn("cache %s: no FTS5 tokenizer: search fails", path);
 	*rcp = SQLITE_OK;
 	return d;
 }

@@ -3,10 +3,12 @@
  * store_search.c: the full-text index in cache.db (what it holds: include/search.h): its
  * three contentless FTS5 tables, the writers that keep them in the
  * transaction of the rows they cover, the background build's steps, the
- * queries, the snippet function, and the purge of erased text.
+ * queries (planned by search_expr.c, their candidates checked when the
+ * plan is not exact), the snippets, and the purge of erased text.
  *
- * Contentless tables hold no copy of the text (the index alone is about a
- * third of the text's size). The price: a row is removed by giving FTS5 the
+ * Contentless tables hold no copy of the text (the messages' index, which
+ * keeps no positions, measures about 0.4 of the text it covers:
+ * BENCHMARKS.md). The price: a row is removed by giving FTS5 the
  * very text it indexed ('delete'), so every writer here derives the text
  * from what the row stores (a message's JSON body, a conversation's JSON
  * tags, a contact's columns and JSON phone), before and after, the same

@@ -43,8 +43,8 @@ endif
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) \
 	-DDRIFTFS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -pthread
-LDLIBS := $(PKG_LIBS) -pthread
-CTL_LDLIBS := $(CTL_PKG_LIBS) -pthread
+LDLIBS := $(PKG_LIBS) -lm -pthread
+CTL_LDLIBS := $(CTL_PKG_LIBS) -lm -pthread
 
 ifdef SANITIZE
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \

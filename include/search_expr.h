@@ -52,10 +52,9 @@ struct search_term {
 };
 
 struct search_plan {
-	struct buf relaxed;	/* empty when none or all */
+	struct buf relaxed;	/* empty when none */
 	int exact;
 	int none;		/* finds nothing (every phrase was empty) */
-	int all;		/* no relaxed query: every message is a candidate */
 	struct search_term *terms;
 	size_t nterms;
 };
@@ -84,7 +83,8 @@ int search_tokenize(struct search_tokenizer *t, const char *text, size_t n,
 /*
  * The plan of the FTS5 query fts, into *p (zeroed first; released by
  * search_plan_release, also after a failure). -EINVAL: fts is not a query
- * this parser knows (FTS5 says why: the caller asks it); -ENOMEM.
+ * this parser knows (FTS5 says why, when it refuses it too: the caller
+ * asks it first), or one nested too deep; -ENOMEM.
  */
 int search_plan_make(const char *fts, struct search_tokenizer *t,
 		     struct search_plan *p);

@@ -367,8 +367,9 @@ static int rx_seq(struct rx *a, struct rx *b, int *have)
 
 /* ---- The parser --------------------------------------------------------- */
 
-/* Parentheses nested deeper than this: refused. */
-#define DEPTH_MAX 64
+/* Parentheses nested deeper than this: refused (FTS5's parser stops at
+ * about 98). */
+#define DEPTH_MAX 128
 
 struct parser {
 	struct lexer l;
@@ -483,7 +484,7 @@ static int parse_phrase(struct parser *ps, int neg, int loose, struct rx *x)
 	int r = 0;
 
 	for (;;) {
-		size_t before = ph.n;
+		int star;
 
 		if (ps->l.kind != T_STRING) {
 			r = -EINVAL;
@@ -493,11 +494,14 @@ static int parse_phrase(struct parser *ps, int neg, int loose, struct rx *x)
 		if (r)
 			break;
 		lex_next(&ps->l);
-		if (ps->l.kind == T_STAR) {
-			if (ph.n > before)
-				ph.v[ph.n - 1].prefix = 1;
+		star = ps->l.kind == T_STAR;
+		if (star)
 			lex_next(&ps->l);
-		}
+		/* As FTS5 does (sqlite3Fts5ParseTerm): after each string,
+		 * the phrase's last token so far is a prefix or not by this
+		 * string's star, even when the string added no token. */
+		if (ph.n)
+			ph.v[ph.n - 1].prefix = star;
 		if (ps->l.kind != T_PLUS)
 			break;
 		lex_next(&ps->l);
@@ -680,10 +684,13 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 	r = parse_or(&ps, 0, &x);
 	if (!r && ps.l.kind != T_END)
 		r = -EINVAL;
+	/* No bound at all: no part of the query finds anything for sure
+	 * (never so far: every phrase bounds it). */
+	if (!r && !x.never && x.sup_true)
+		r = -EINVAL;
 	if (!r) {
 		p->none = x.never;
-		p->all = !x.never && x.sup_true;
-		if (!p->none && !p->all)
+		if (!p->none)
 			take(&p->relaxed, &x.sup);
 	}
 	rx_release(&x);

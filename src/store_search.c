@@ -29,6 +29,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,9 +117,7 @@ enum sstmt {
 	SS_Q_MSG_CONVS,
 	SS_Q_TAG_CONVS,
 	SS_Q_CONTACTS,
-	SS_Q_HITS,
 	SS_Q_CAND,
-	SS_Q_CAND_ALL,
 	SS__COUNT
 };
 _Static_assert(SS__COUNT <= STORE_SEARCH_STMTS, "struct db's search slots");
@@ -175,20 +174,13 @@ static const char *const ssql[SS__COUNT] = {
 		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
 		      " WHERE search_contact MATCH ?1"
 		      " ORDER BY 1 DESC LIMIT ?2",
-    /* One table and ORDER BY rank: FTS5 sorts by bm25 itself, and the
-     * lookups run for the rows returned only. */
-    [SS_Q_HITS] = "SELECT rowid,"
-		  " (SELECT conversation_id FROM messages WHERE id = f.rowid),"
-		  " (SELECT created_at FROM messages WHERE id = f.rowid),"
-		  " (SELECT json FROM messages WHERE id = f.rowid)"
-		  " FROM search_msg AS f WHERE search_msg MATCH ?1"
-		  " ORDER BY rank LIMIT ?2",
-    /* The messages a relaxed query finds, to be checked (query_check). */
+    /* The messages a relaxed query finds below an id, newest first: a
+     * batch of candidates (batch_fill). */
     [SS_Q_CAND] = "SELECT m.id, m.conversation_id, m.created_at, m.json"
 		  " FROM search_msg CROSS JOIN messages AS m"
-		  " ON m.id = search_msg.rowid WHERE search_msg MATCH ?1",
-    [SS_Q_CAND_ALL] = "SELECT id, conversation_id, created_at, json"
-		      " FROM messages",
+		  " ON m.id = search_msg.rowid WHERE search_msg MATCH ?1"
+		  " AND search_msg.rowid < ?2"
+		  " ORDER BY search_msg.rowid DESC LIMIT ?3",
 };
 
 static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
@@ -1547,6 +1539,22 @@ static int query_rc(struct db *d, int rc, char *why, size_t whylen)
 /* ---- The plan of a query, and the check of its candidates ------------- */
 
 /*
+ * Candidates checked at a time: their text goes into the checking table
+ * (struct checker), which then runs the query. Bounds its memory.
+ */
+#define CHECK_BATCH 2000
+/*
+ * Hits are ranked among the newest this many messages the query's words
+ * find (the relaxed query's candidates): the index keeps no positions
+ * and so no term frequencies, so each is counted from the text here.
+ */
+#define RANK_WINDOW 10000
+/* Terms counted for the rank, at most. */
+#define RANK_TERMS 64
+/* bm25's k1 (FTS5's too): how fast a term's repeats stop counting. */
+#define RANK_K1 1.2
+
+/*
  * What one query holds while it runs: its connection (store_db_get's),
  * the tokenizer on it, the plan, and the deadline. A query runs on the
  * calling thread; nothing of it outlives query_close.
@@ -1573,6 +1581,14 @@ static void query_close(struct query *q)
 	}
 }
 
+/* The deadline's handler on connection c (off: none). */
+static void deadline_on(struct query *q, sqlite3 *c)
+{
+	sqlite3_progress_handler(c, q->until > clock_mono_ms()
+					    ? QUERY_CHECK_STEPS : 1,
+				 query_progress, &q->until);
+}
+
 /*
  * Statement w of q's connection, prepared with the deadline's handler off
  * (a prepare that reads the schema runs statements it would stop).
@@ -1583,18 +1599,20 @@ static sqlite3_stmt *qprep(struct query *q, enum sstmt w)
 
 	sqlite3_progress_handler(q->d->sql, 0, NULL, NULL);
 	s = sprep(q->d, w);
-	sqlite3_progress_handler(q->d->sql,
-				 q->until > clock_mono_ms() ? QUERY_CHECK_STEPS
-							    : 1,
-				 query_progress, &q->until);
+	deadline_on(q, q->d->sql);
 	return s;
+}
+
+static void say_slow(struct query *q)
+{
+	if (q->why && q->whylen)
+		snprintf(q->why, q->whylen, "the query took too long");
 }
 
 /*
  * Opens q for the FTS5 query fts: FTS5 must take it (SS_Q_VALID: -EINVAL
- * with its reason), then its plan. A query FTS5 takes that the plan's
- * parser does not know (search_expr.h: none is known) checks every
- * message. On failure q holds nothing.
+ * with its reason), then its plan (-EINVAL: nested too deep for it). On
+ * failure q holds nothing.
  */
 static int query_open(struct query *q, struct store *st, const char *fts,
 		      char *why, size_t whylen)
@@ -1628,18 +1646,10 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
 						  : query_rc(q->d, rc, why, whylen);
 	sqlite3_reset(s);
-	if (r) {
-		query_close(q);
-		return r;
-	}
-	r = search_plan_make(fts, q->tk, &q->plan);
-	if (r == -EINVAL) {
-		log_warn("cache: search: a query FTS5 takes is not one "
-			 "the plan knows: every message is checked");
-		search_plan_release(&q->plan);
-		memset(&q->plan, 0, sizeof(q->plan));
-		q->plan.all = 1;
-		r = 0;
+	if (!r) {
+		r = search_plan_make(fts, q->tk, &q->plan);
+		if (r == -EINVAL && why && whylen)
+			snprintf(why, whylen, "the query is nested too deep");
 	}
 	if (r)
 		query_close(q);
@@ -1647,99 +1657,217 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 }
 
 /*
- * The candidates of an inexact plan, checked by FTS5 itself: a private
- * in-memory database, its table with positions (body) holding each
- * candidate's text as the index would have it, the message's conversation
- * and time beside it; the caller runs the original query on it. *vp is
- * the caller's to sqlite3_close (NULL on failure).
+ * The checking table: a private in-memory database whose FTS5 table keeps
+ * positions, filled with a batch of candidates' text as the index would
+ * have it, on which the original query runs. Opened and closed by one
+ * query on its thread.
  */
-static int query_check(struct query *q, sqlite3 **vp)
-{
-	static const char schema[] =
-		"CREATE VIRTUAL TABLE v USING fts5(body, conv UNINDEXED,"
-		" created UNINDEXED,"
-		" tokenize='unicode61 remove_diacritics 2');"
-		"BEGIN;";
-	sqlite3 *v = NULL;
-	sqlite3_stmt *s = NULL, *ins = NULL;
-	struct buf text = BUF_INIT;
-	int r = 0, rc;
+struct checker {
+	sqlite3 *v;
+	sqlite3_stmt *ins, *sel, *clear;
+	int in_tx;		/* a batch's transaction is open */
+};
 
-	*vp = NULL;
-	if (sqlite3_open_v2(":memory:", &v, SQLITE_OPEN_READWRITE |
-						SQLITE_OPEN_CREATE,
-			    NULL) != SQLITE_OK) {
-		sqlite3_close(v);
+static void checker_close(struct checker *c)
+{
+	sqlite3_finalize(c->ins);
+	sqlite3_finalize(c->sel);
+	sqlite3_finalize(c->clear);
+	sqlite3_close(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+static int checker_open(struct query *q, struct checker *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (sqlite3_open_v2(":memory:", &c->v,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_exec(c->v,
+			 "CREATE VIRTUAL TABLE v USING fts5(body, content='',"
+			 " columnsize=0,"
+			 " tokenize='unicode61 remove_diacritics 2')",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->v, "INSERT INTO v(rowid, body)"
+				     " VALUES(?1, ?2)", -1, &c->ins,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->v, "SELECT rowid FROM v WHERE v MATCH ?1",
+			       -1, &c->sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->v, "INSERT INTO v(v) VALUES('delete-all')",
+			       -1, &c->clear, NULL) != SQLITE_OK) {
+		log_err("cache: search: the checking table: %s",
+			c->v ? sqlite3_errmsg(c->v) : "out of memory");
+		checker_close(c);
 		return -ENOMEM;
 	}
-	if (sqlite3_exec(v, schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v, "INSERT INTO v(rowid, body, conv, created)"
-				  " VALUES(?1, ?2, ?3, ?4)",
-			       -1, &ins, NULL) != SQLITE_OK) {
-		r = -EIO;
-		goto out;
-	}
-	sqlite3_progress_handler(v, QUERY_CHECK_STEPS, query_progress,
-				 &q->until);
-	s = qprep(q, q->plan.all ? SS_Q_CAND_ALL : SS_Q_CAND);
-	if (!s) {
-		r = -EIO;
-		goto out;
-	}
-	if (!q->plan.all)
-		sqlite3_bind_text(s, 1, q->plan.relaxed.data, -1,
-				  SQLITE_STATIC);
-	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		buf_reset(&text);
-		r = json_body_text(sqlite3_column_blob(s, 3),
-				   (size_t)sqlite3_column_bytes(s, 3), &text);
-		if (r)
-			break;
-		sqlite3_bind_int64(ins, 1, sqlite3_column_int64(s, 0));
-		sqlite3_bind_text(ins, 2, text.data ? text.data : "",
-				  (int)text.len, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 3, sqlite3_column_int64(s, 1));
-		sqlite3_bind_int64(ins, 4, sqlite3_column_int64(s, 2));
-		rc = sqlite3_step(ins);
-		sqlite3_reset(ins);
-		if (rc != SQLITE_DONE) {
-			r = (rc & 0xff) == SQLITE_INTERRUPT ? -ETIMEDOUT
-			    : (rc & 0xff) == SQLITE_NOMEM   ? -ENOMEM
-							    : -EIO;
-			break;
-		}
-	}
-	if (!r && rc != SQLITE_DONE)
-		r = query_rc(q->d, rc, q->why, q->whylen);
-	sqlite3_reset(s);
-	if (!r && sqlite3_exec(v, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		r = -EIO;
-	if (r == -ETIMEDOUT && q->why && q->whylen)
-		snprintf(q->why, q->whylen, "the query took too long");
-out:
-	buf_release(&text);
-	sqlite3_finalize(ins);
-	if (r) {
-		if (r == -EIO)
-			log_err("cache: search: checking candidates: %s",
-				sqlite3_errmsg(v));
-		sqlite3_close(v);
-		return r;
-	}
-	*vp = v;
+	deadline_on(q, c->v);
 	return 0;
 }
 
 /* The error of a step on the checking database. */
-static int check_rc(struct query *q, sqlite3 *v, int rc)
+static int check_rc(struct query *q, struct checker *c, int rc)
 {
 	if ((rc & 0xff) == SQLITE_INTERRUPT) {
-		if (q->why && q->whylen)
-			snprintf(q->why, q->whylen, "the query took too long");
+		say_slow(q);
 		return -ETIMEDOUT;
 	}
-	log_err("cache: search: checking candidates: %s", sqlite3_errmsg(v));
+	log_err("cache: search: checking candidates: %s",
+		sqlite3_errmsg(c->v));
 	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static int checker_add(struct query *q, struct checker *c, int64_t id,
+		       const struct buf *text)
+{
+	int rc;
+
+	if (!c->in_tx) {
+		rc = sqlite3_exec(c->v, "BEGIN", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return check_rc(q, c, rc);
+		c->in_tx = 1;
+	}
+	sqlite3_bind_int64(c->ins, 1, id);
+	sqlite3_bind_text(c->ins, 2, text->data ? text->data : "",
+			  (int)text->len, SQLITE_STATIC);
+	rc = sqlite3_step(c->ins);
+	sqlite3_reset(c->ins);
+	return rc == SQLITE_DONE ? 0 : check_rc(q, c, rc);
+}
+
+/*
+ * Runs the query on the batch added, marks the ids it finds in ids[0..n)
+ * (descending: each found id's keep[] set to 1), and empties the table.
+ */
+static int checker_run(struct query *q, struct checker *c, const char *fts,
+		       const int64_t *ids, size_t n, unsigned char *keep)
+{
+	int r = 0, rc;
+
+	if (c->in_tx) {
+		c->in_tx = 0;
+		rc = sqlite3_exec(c->v, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			r = check_rc(q, c, rc);
+			sqlite3_exec(c->v, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+	}
+	sqlite3_bind_text(c->sel, 1, fts, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(c->sel)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(c->sel, 0);
+		size_t lo = 0, hi = n;
+
+		while (lo < hi) {	/* ids descending */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (ids[mid] == id) {
+				keep[mid] = 1;
+				break;
+			}
+			if (ids[mid] > id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = check_rc(q, c, rc);
+	sqlite3_reset(c->sel);
+	rc = sqlite3_step(c->clear);
+	sqlite3_reset(c->clear);
+	if (!r && rc != SQLITE_DONE)
+		r = check_rc(q, c, rc);
+	return r;
+}
+
+/*
+ * A batch of candidates: the newest (at most CHECK_BATCH, or limit) the
+ * relaxed query finds below id before, each row's text made as the index
+ * made it.
+ */
+struct batch {
+	int64_t *id, *conv, *created;	/* descending ids */
+	struct buf *text;
+	unsigned char *keep;		/* found by the query */
+	size_t n, alloc;
+};
+
+static void batch_release(struct batch *b)
+{
+	for (size_t i = 0; i < b->alloc; i++)
+		buf_release(&b->text[i]);
+	free(b->id);
+	free(b->conv);
+	free(b->created);
+	free(b->text);
+	free(b->keep);
+	memset(b, 0, sizeof(*b));
+}
+
+static int batch_fill(struct query *q, struct batch *b, int64_t before,
+		      size_t limit)
+{
+	sqlite3_stmt *s;
+	int r = 0, rc;
+
+	if (!b->alloc) {
+		b->id = calloc(CHECK_BATCH, sizeof(*b->id));
+		b->conv = calloc(CHECK_BATCH, sizeof(*b->conv));
+		b->created = calloc(CHECK_BATCH, sizeof(*b->created));
+		b->text = calloc(CHECK_BATCH, sizeof(*b->text));
+		b->keep = calloc(CHECK_BATCH, 1);
+		if (!b->id || !b->conv || !b->created || !b->text || !b->keep)
+			return -ENOMEM;
+		b->alloc = CHECK_BATCH;
+	}
+	b->n = 0;
+	if (limit > CHECK_BATCH)
+		limit = CHECK_BATCH;
+	s = qprep(q, SS_Q_CAND);
+	if (!s) {
+		query_error(q->d, q->why, q->whylen);
+		return -EIO;
+	}
+	sqlite3_bind_text(s, 1, q->plan.relaxed.data, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, before);
+	sqlite3_bind_int64(s, 3, (int64_t)limit);
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		size_t k = b->n;
+
+		b->id[k] = sqlite3_column_int64(s, 0);
+		b->conv[k] = sqlite3_column_int64(s, 1);
+		b->created[k] = sqlite3_column_int64(s, 2);
+		b->keep[k] = 0;
+		buf_reset(&b->text[k]);
+		r = json_body_text(sqlite3_column_blob(s, 3),
+				   (size_t)sqlite3_column_bytes(s, 3),
+				   &b->text[k]);
+		if (!r)
+			b->n++;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = query_rc(q->d, rc, q->why, q->whylen);
+	sqlite3_reset(s);
+	return r;
+}
+
+/*
+ * Which of the batch the query finds (keep[]): all of them when the plan
+ * is exact, else those the checking table finds.
+ */
+static int batch_check(struct query *q, struct checker *c, const char *fts,
+		       struct batch *b)
+{
+	int r = 0;
+
+	if (q->plan.exact) {
+		memset(b->keep, 1, b->n);
+		return 0;
+	}
+	for (size_t i = 0; i < b->n && !r; i++)
+		r = checker_add(q, c, b->id[i], &b->text[i]);
+	return r ? r : checker_run(q, c, fts, b->id, b->n, b->keep);
 }
 
 /* Steps s for ids (column 0) into ids/n/alloc. */
@@ -1764,6 +1892,21 @@ static int step_ids(sqlite3_stmt *s, int64_t **ids, size_t *n,
 	return 0;
 }
 
+static int add_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)
+{
+	if (*n == *alloc) {
+		size_t na = *alloc ? *alloc * 2 : 64;
+		int64_t *p = realloc(*ids, na * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		*ids = p;
+		*alloc = na;
+	}
+	(*ids)[(*n)++] = id;
+	return 0;
+}
+
 static int cmp_desc(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -1771,8 +1914,8 @@ static int cmp_desc(const void *a, const void *b)
 	return x > y ? -1 : x < y;
 }
 
-/* Sorted newest first, duplicates out, cut at max, then ascending. */
-static void ids_finish(int64_t *ids, size_t *n, size_t max)
+/* Sorted newest first, duplicates out. */
+static void ids_unique(int64_t *ids, size_t *n)
 {
 	size_t k = 0;
 
@@ -1781,14 +1924,20 @@ static void ids_finish(int64_t *ids, size_t *n, size_t max)
 	for (size_t i = 0; i < *n; i++)
 		if (!k || ids[k - 1] != ids[i])
 			ids[k++] = ids[i];
-	if (k > max)
-		k = max;
 	*n = k;
-	for (size_t i = 0; i < k / 2; i++) {
+}
+
+/* Newest first, unique, cut at max, then ascending. */
+static void ids_finish(int64_t *ids, size_t *n, size_t max)
+{
+	ids_unique(ids, n);
+	if (*n > max)
+		*n = max;
+	for (size_t i = 0; i < *n / 2; i++) {
 		int64_t t = ids[i];
 
-		ids[i] = ids[k - 1 - i];
-		ids[k - 1 - i] = t;
+		ids[i] = ids[*n - 1 - i];
+		ids[*n - 1 - i] = t;
 	}
 }
 
@@ -1812,12 +1961,46 @@ static int run_ids(struct query *q, enum sstmt w, const char *text,
 	return r;
 }
 
+/*
+ * The conversations of the messages an inexact plan finds: candidates
+ * checked a batch at a time, newest first, until max conversations are
+ * found or the candidates end.
+ */
+static int convs_checked(struct query *q, const char *fts, size_t max,
+			 int64_t **ids, size_t *n, size_t *alloc)
+{
+	struct checker c;
+	struct batch b = { 0 };
+	int64_t before = INT64_MAX;
+	int r;
+
+	r = checker_open(q, &c);
+	while (!r) {
+		size_t got;
+
+		r = batch_fill(q, &b, before, CHECK_BATCH);
+		r = r ? r : batch_check(q, &c, fts, &b);
+		for (size_t i = 0; i < b.n && !r; i++)
+			if (b.keep[i])
+				r = add_id(ids, n, alloc, b.conv[i]);
+		if (r || b.n < CHECK_BATCH)
+			break;
+		ids_unique(*ids, n);
+		got = *n;
+		if (got >= max)
+			break;
+		before = b.id[b.n - 1];
+	}
+	batch_release(&b);
+	checker_close(&c);
+	return r;
+}
+
 int store_search_convs(struct store *st, const char *fts, size_t max,
 		       int64_t **ids, size_t *n, char *why, size_t whylen)
 {
 	struct query q;
 	size_t alloc = 0;
-	sqlite3 *v = NULL;
 	int r;
 
 	*ids = NULL;
@@ -1826,29 +2009,13 @@ int store_search_convs(struct store *st, const char *fts, size_t max,
 	if (r)
 		return r;
 	/* The conversations of matching messages, then of matching tags. */
-	if (q.plan.exact && !q.plan.none && !q.plan.all) {
+	if (q.plan.none)
+		r = 0;
+	else if (q.plan.exact)
 		r = run_ids(&q, SS_Q_MSG_CONVS, q.plan.relaxed.data, max, ids,
 			    n, &alloc);
-	} else if (!q.plan.none) {
-		r = query_check(&q, &v);
-		if (!r) {
-			sqlite3_stmt *s = NULL;
-			int rc = sqlite3_prepare_v2(
-				v, "SELECT DISTINCT conv FROM v WHERE v MATCH ?1"
-				   " ORDER BY 1 DESC LIMIT ?2", -1, &s, NULL);
-
-			if (rc == SQLITE_OK) {
-				sqlite3_bind_text(s, 1, fts, -1,
-						  SQLITE_STATIC);
-				sqlite3_bind_int64(s, 2, (int64_t)max);
-				r = step_ids(s, ids, n, &alloc, &rc);
-			}
-			if (!r && rc != SQLITE_DONE)
-				r = check_rc(&q, v, rc);
-			sqlite3_finalize(s);
-			sqlite3_close(v);
-		}
-	}
+	else
+		r = convs_checked(&q, fts, max, ids, n, &alloc);
 	r = r ? r : run_ids(&q, SS_Q_TAG_CONVS, fts, max, ids, n, &alloc);
 	query_close(&q);
 	if (r) {
@@ -1883,59 +2050,70 @@ int store_search_contacts(struct store *st, const char *fts, size_t max,
 	return 0;
 }
 
-/* One hit to cb, its snippet made here. */
-static int give_hit(struct query *q, struct buf *snip, store_search_hit_cb cb,
-		    void *ctx, int64_t msg, int64_t conv, int64_t created,
-		    const void *json, size_t json_len)
-{
-	int r = snippet_of(q->tk, &q->plan, json, json_len, snip);
+/* ---- Hits, ranked -------------------------------------------------------- */
 
-	return r ? r : cb(ctx, msg, conv, created, json, json_len, snip->data);
+/* A matching message, while the hits are ranked. */
+struct ranked {
+	int64_t id, conv, created;
+	double score;
+	uint16_t *tf;		/* each term's count in it: nterms */
+};
+
+struct tf_count {
+	const struct search_plan *p;
+	size_t nterms;
+	uint16_t *tf;
+};
+
+static int tf_cb(void *ctx, const char *tok, size_t n, size_t start,
+		 size_t end)
+{
+	struct tf_count *c = ctx;
+
+	(void)start;
+	(void)end;
+	for (size_t t = 0; t < c->nterms; t++) {
+		const struct search_term *x = &c->p->terms[t];
+		size_t len = strlen(x->tok);
+
+		if ((len == n || (x->prefix && len < n)) &&
+		    !memcmp(x->tok, tok, len) && c->tf[t] < UINT16_MAX)
+			c->tf[t]++;
+	}
+	return 0;
 }
 
-/* The hits of an inexact plan: ranked on the checking table. */
-static int hits_checked(struct query *q, const char *fts, size_t max,
-			store_search_hit_cb cb, void *ctx, struct buf *snip)
+static int cmp_rank(const void *a, const void *b)
 {
-	sqlite3 *v = NULL;
-	sqlite3_stmt *s = NULL, *js = NULL;
-	int r, rc;
+	const struct ranked *x = a, *y = b;
 
-	r = query_check(q, &v);
-	if (r)
-		return r;
-	rc = sqlite3_prepare_v2(v, "SELECT rowid, conv, created FROM v"
-				   " WHERE v MATCH ?1 ORDER BY rank LIMIT ?2",
-				-1, &s, NULL);
-	js = qprep(q, SS_MSG_OLD);
-	if (rc != SQLITE_OK || !js) {
-		r = rc != SQLITE_OK ? check_rc(q, v, rc) : -EIO;
-		goto out;
-	}
-	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
-	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-		int jrc;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id > y->id ? -1 : x->id < y->id;
+}
 
-		sqlite3_bind_int64(js, 1, id);
-		jrc = sqlite3_step(js);
-		if (jrc == SQLITE_ROW)
-			r = give_hit(q, snip, cb, ctx, id,
-				     sqlite3_column_int64(s, 1),
-				     sqlite3_column_int64(s, 2),
-				     sqlite3_column_blob(js, 0),
-				     (size_t)sqlite3_column_bytes(js, 0));
-		else if (jrc != SQLITE_DONE)
-			r = query_rc(q->d, jrc, q->why, q->whylen);
-		sqlite3_reset(js);
+/*
+ * Scores the matches as bm25 does without lengths (FTS5's, columnsize=0):
+ * for each term, its rarity among the matches times its count, a count
+ * adding less with each repeat.
+ */
+static void rank_score(struct ranked *v, size_t n, size_t nterms)
+{
+	for (size_t t = 0; t < nterms; t++) {
+		size_t with = 0;
+		double idf;
+
+		for (size_t i = 0; i < n; i++)
+			with += v[i].tf[t] > 0;
+		idf = log(1.0 + ((double)n - (double)with + 0.5) /
+				    ((double)with + 0.5));
+		for (size_t i = 0; i < n; i++) {
+			double f = v[i].tf[t];
+
+			v[i].score += idf * f * (RANK_K1 + 1.0) / (f + RANK_K1);
+		}
 	}
-	if (!r && rc != SQLITE_DONE)
-		r = check_rc(q, v, rc);
-out:
-	sqlite3_finalize(s);
-	sqlite3_close(v);
-	return r;
+	qsort(v, n, sizeof(*v), cmp_rank);
 }
 
 int store_search_hits(struct store *st, const char *fts, size_t max,
@@ -1943,41 +2121,83 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 		      size_t whylen)
 {
 	struct buf snip = BUF_INIT;
+	struct checker c = { 0 };
+	struct batch b = { 0 };
+	struct ranked *v = NULL;
+	uint16_t *tf = NULL;
 	struct query q;
-	sqlite3_stmt *s;
-	int r, rc;
+	size_t nv = 0, seen = 0, nterms;
+	int64_t before = INT64_MAX;
+	sqlite3_stmt *js;
+	int r;
 
 	r = query_open(&q, st, fts, why, whylen);
 	if (r)
 		return r;
 	if (q.plan.none)
 		goto out;
-	if (!q.plan.exact || q.plan.all) {
-		r = hits_checked(&q, fts, max, cb, ctx, &snip);
+	nterms = q.plan.nterms < RANK_TERMS ? q.plan.nterms : RANK_TERMS;
+	v = calloc(RANK_WINDOW, sizeof(*v));
+	tf = calloc((size_t)RANK_WINDOW * (nterms ? nterms : 1), sizeof(*tf));
+	if (!v || !tf) {
+		r = -ENOMEM;
 		goto out;
 	}
-	s = qprep(&q, SS_Q_HITS);
-	if (!s) {
-		query_error(q.d, why, whylen);
+	r = q.plan.exact ? 0 : checker_open(&q, &c);
+	/* The newest RANK_WINDOW candidates, a batch at a time. */
+	while (!r && seen < RANK_WINDOW) {
+		r = batch_fill(&q, &b, before, RANK_WINDOW - seen);
+		r = r ? r : batch_check(&q, &c, fts, &b);
+		for (size_t i = 0; i < b.n && !r; i++) {
+			struct tf_count cnt = { &q.plan, nterms,
+						tf + nv * nterms };
+
+			if (!b.keep[i])
+				continue;
+			r = search_tokenize(q.tk, b.text[i].data, b.text[i].len,
+					    tf_cb, &cnt);
+			v[nv].id = b.id[i];
+			v[nv].conv = b.conv[i];
+			v[nv].created = b.created[i];
+			v[nv].tf = cnt.tf;
+			nv++;
+		}
+		seen += b.n;
+		if (r || b.n < CHECK_BATCH || !b.n)
+			break;
+		before = b.id[b.n - 1];
+	}
+	batch_release(&b);
+	checker_close(&c);
+	if (r)
+		goto out;
+	rank_score(v, nv, nterms);
+	js = qprep(&q, SS_MSG_OLD);
+	if (!js) {
 		r = -EIO;
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, q.plan.relaxed.data, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, (int64_t)max);
-	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
-			continue;	/* not stored: never, but no hit */
-		r = give_hit(&q, &snip, cb, ctx, sqlite3_column_int64(s, 0),
-			     sqlite3_column_int64(s, 1),
-			     sqlite3_column_int64(s, 2),
-			     sqlite3_column_blob(s, 3),
-			     (size_t)sqlite3_column_bytes(s, 3));
+	for (size_t i = 0; i < nv && i < max && !r; i++) {
+		int rc;
+
+		sqlite3_bind_int64(js, 1, v[i].id);
+		rc = sqlite3_step(js);
+		if (rc == SQLITE_ROW) {
+			const void *json = sqlite3_column_blob(js, 0);
+			size_t len = (size_t)sqlite3_column_bytes(js, 0);
+
+			r = snippet_of(q.tk, &q.plan, json, len, &snip);
+			r = r ? r : cb(ctx, v[i].id, v[i].conv, v[i].created,
+				       json, len, snip.data);
+		} else if (rc != SQLITE_DONE) {
+			r = query_rc(q.d, rc, why, whylen);
+		}
+		sqlite3_reset(js);
 	}
-	if (!r && rc != SQLITE_DONE)
-		r = query_rc(q.d, rc, why, whylen);
-	sqlite3_reset(s);
 out:
 	query_close(&q);
+	free(v);
+	free(tf);
 	buf_release(&snip);
 	return r;
 }

@@ -4,7 +4,8 @@ keeps no positions (detail=none, SEARCH_FORMAT 3). Proves, on a real mount:
 a phrase finds the message that holds it and not one with its words apart
 or in two messages; NEAR(), ^ and NOT of a phrase are exact; hits.txt of a
 phrase has one line with the phrase in its snippet, and `driftctl search`
-agrees; and a cache indexed by format 2 (with positions) has its message
+agrees; hits come best match first (more of the query's words first); and a
+cache indexed by format 2 (with positions) has its message
 index dropped and built again without them at the next mount, after which
 the same queries find the same messages."""
 import os
@@ -101,3 +102,20 @@ def test_a_format_2_index_is_built_again_without_positions(mount, emulator, tmp_
     db.close()
     assert "detail=none" in sql
     assert int(fmt) == 3
+
+
+def test_hits_best_match_first(mount, emulator):
+    """hits.txt ranks by the query's words in each message (bm25 without
+    lengths, counted from the text): three ocelots before one, although
+    the one is newer."""
+    many = plant(emulator, "<p>ocelot, ocelot and one more ocelot</p>")
+    one = plant(emulator, "<p>an ocelot</p>")
+    mount.ctl("sync")
+    for q in ("ocelot", "ocelot OR lynx"):
+        lines = hit_lines(mount, q)
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("conversations/%d/" % many), (q, lines)
+        assert lines[1].startswith("conversations/%d/" % one), (q, lines)
+    # A rarer word weighs more: the message with the phrase comes first.
+    lines = hit_lines(mount, '"an ocelot" OR ocelot')
+    assert lines[0].startswith("conversations/%d/" % one), lines

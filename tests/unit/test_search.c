@@ -704,6 +704,64 @@ static void test_caps_deadline_and_names(void)
 	store_close(st);
 }
 
+/*
+ * The message index keeps no positions: a phrase's candidates are checked
+ * a batch at a time (store_search.c CHECK_BATCH, 2000), newest first, and
+ * hits are ranked by the terms' counts in the text. 5000 candidates cross
+ * the batches; a message holding "alpha" three times ranks first.
+ */
+static void test_checked_batches_and_rank(void)
+{
+	char dir[128], why[SEARCH_WHY_MAX];
+	struct store *st = open_new("batches", dir, sizeof(dir));
+	struct search_result res;
+	int64_t *ids = NULL, top = 7 * 1000 + 100;
+	size_t n = 0;
+
+	REQUIRE(st);
+	for (int64_t c = 1; c <= 50; c++) {
+		int64_t mids[101];
+		const char *bodies[101];
+		size_t k;
+
+		for (k = 0; k < 100; k++) {
+			mids[k] = c * 1000 + (int64_t)k;
+			bodies[k] = k % 2 ? "beta alpha" : "alpha beta";
+		}
+		if (c == 7) {
+			mids[k] = top;
+			bodies[k++] = "alpha alpha alpha beta";
+		}
+		REQUIRE(!put_conv(st, c, NULL, mids, bodies, k));
+	}
+	CHECK_EQ_INT(nconvs(st, "\"alpha beta\""), 50);
+	CHECK_EQ_INT(nconvs(st, "\"beta alpha\""), 50);
+	CHECK_EQ_INT(nconvs(st, "alpha NOT \"beta alpha\""), 50);
+	CHECK_EQ_INT(nconvs(st, "\"alpha alpha alpha\""), 1);
+	CHECK_EQ_INT(nconvs(st, "\"gamma alpha\""), 0);
+	/* Under a cap: the newest conversations. */
+	CHECK_EQ_INT(store_search_convs(st, "\"beta alpha\"", 3, &ids, &n,
+					why, sizeof(why)), 0);
+	REQUIRE(n == 3);
+	CHECK(ids[0] == 48 && ids[1] == 49 && ids[2] == 50);
+	free(ids);
+	/* Hits: at most SEARCH_MAX_HITS, the most alphas first. */
+	REQUIRE(!search_run(st, "\"alpha beta\"", SEARCH_HITS, 0, &res, why,
+			    sizeof(why)));
+	CHECK_EQ_INT(res.nhits, SEARCH_MAX_HITS);
+	CHECK(res.nhits && res.hits[0].msg == top);
+	for (size_t i = 0; i < res.nhits; i++)
+		CHECK(res.hits[i].msg % 2 == 0);	/* "alpha beta" only */
+	search_result_release(&res);
+	REQUIRE(!search_run(st, "alpha", SEARCH_HITS, 5, &res, why,
+			    sizeof(why)));
+	CHECK_EQ_INT(res.nhits, 5);
+	CHECK(res.nhits && res.hits[0].msg == top);
+	CHECK(res.nhits > 1 && strstr(res.hits[1].snippet, "alpha"));
+	search_result_release(&res);
+	store_close(st);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -723,6 +781,7 @@ int main(void)
 	UNIT_RUN(test_renderer_pins_search_format);
 	UNIT_RUN(test_query_limits);
 	UNIT_RUN(test_caps_deadline_and_names);
+	UNIT_RUN(test_checked_batches_and_rank);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

@@ -91,7 +91,7 @@ struct search_result {
 	size_t nconvs;
 	int64_t *contacts;	/* ascending */
 	size_t ncontacts;
-	struct search_hit *hits;	/* best match (bm25) first */
+	struct search_hit *hits;	/* best match first (store.h) */
 	size_t nhits;
 };
 

@@ -543,7 +543,9 @@ int store_meta_delete(struct store *st, const char *key);
  * store_search_convs / _contacts: the ids (ascending, at most max) of the
  * conversations with a matching message or tag, of the matching contacts;
  * *ids malloc'd, the caller's (NULL when none). store_search_hits: the
- * best max matching messages, bm25 first, each given to cb with its
+ * best max matching messages (bm25 without lengths, its counts taken from
+ * the text, over the newest 10000 messages the query's words find: the
+ * index keeps no positions), best first, each given to cb with its
  * author's JSON fields (author_type, author_id, bot) left to the caller:
  * cb gets the message's JSON and a snippet (valid for the call). The query
  * is FTS5 syntax as search_query_prepare gives it.

@@ -110,8 +110,35 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 					words++;
 			if (*q)
 				q++;
+			/* "a phrase"*: its last word a prefix, under the
+			 * limits of a bare prefix*. */
+			if (*q == '*' && q - p >= 2 && q[-1] == '"') {
+				size_t inside = (size_t)(q - p) - 2;
+
+				if (++prefixes > SEARCH_MAX_PREFIXES) {
+					snprintf(why, why ? whylen : 0,
+						 "more than %d prefix* terms",
+						 SEARCH_MAX_PREFIXES);
+					return -EINVAL;
+				}
+				if (prefix_chars(p + 1, inside) <
+				    SEARCH_PREFIX_MIN) {
+					snprintf(why, why ? whylen : 0,
+						 "a prefix needs %d characters"
+						 " or more: %.*s",
+						 SEARCH_PREFIX_MIN,
+						 (int)(inside < 64 ? inside : 64),
+						 p + 1);
+					return -EINVAL;
+				}
+				q++;
+			}
 			r = buf_add(out, p, (size_t)(q - p));
 			p = q;
+			continue;
+		}
+		if (*p == '^' && p[1] == '"') {
+			r = buf_addc(out, *p++);	/* ^"a phrase" */
 			continue;
 		}
 		while (!word_end((unsigned char)*p))

@@ -45,6 +45,8 @@ static void test_query_prepare(void)
 		{ "say\"x", "say\"x" },
 		{ "(a OR b) c", "(a OR b) c" },
 		{ "tab\there", "tab here" },
+		{ "\"abc\"*", "\"abc\"*" },
+		{ "^\"a b\" c", "^\"a b\" c" },
 	};
 	char why[SEARCH_WHY_MAX];
 
@@ -621,6 +623,9 @@ static void test_query_limits(void)
 		{ "one* two* three* four* five* sixx* seven* eight* nine*",
 		  0 },
 		{ "NEAR(aaa bbb, 2) OR ccc AND ddd NOT eee", 1 },
+		{ "\"x abc\"*", 1 },
+		{ "\"abc ab\"*", 0 },	/* a quoted phrase's prefix too */
+		{ "\"a\"*", 0 },
 	};
 	char why[SEARCH_WHY_MAX];
 	struct buf q = BUF_INIT, out = BUF_INIT;

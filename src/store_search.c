@@ -77,8 +77,10 @@ void search_open_read_only(int on)
  * without length normalisation. The messages' index keeps no positions
  * (detail=none): it says which messages hold a token, at about half the
  * size (0.41 of the text against 0.79, BENCHMARKS.md); a phrase, NEAR()
- * or ^ is checked on the candidates it finds (query_plan). Tags and
- * contacts are small and keep theirs (detail=full).
+ * or ^ is checked on the candidates it finds (struct checker). So do the
+ * contacts' (their tokens are mostly their own: emails, phones, ids, so
+ * positions cost about as much again). Tags are few and keep theirs
+ * (detail=full): the query's check of FTS5's syntax runs on them.
  */
 const char store_search_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_msg USING fts5(body,"
@@ -88,7 +90,7 @@ const char store_search_schema[] =
 	" content='', columnsize=0,"
 	" tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_contact USING fts5(name,"
-	" email, external_id, phone, content='', columnsize=0,"
+	" email, external_id, phone, content='', columnsize=0, detail=none,"
 	" tokenize='unicode61 remove_diacritics 2');";
 
 const char store_search_drop[] =
@@ -118,6 +120,7 @@ enum sstmt {
 	SS_Q_TAG_CONVS,
 	SS_Q_CONTACTS,
 	SS_Q_CAND,
+	SS_Q_CONTACT_CAND,
 	SS__COUNT
 };
 _Static_assert(SS__COUNT <= STORE_SEARCH_STMTS, "struct db's search slots");
@@ -174,13 +177,19 @@ static const char *const ssql[SS__COUNT] = {
 		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
 		      " WHERE search_contact MATCH ?1"
 		      " ORDER BY 1 DESC LIMIT ?2",
-    /* The messages a relaxed query finds below an id, newest first: a
-     * batch of candidates (batch_fill). */
+    /* The messages (contacts) a relaxed query finds below an id, newest
+     * first: a batch of candidates (batch_fill). */
     [SS_Q_CAND] = "SELECT m.id, m.conversation_id, m.created_at, m.json"
 		  " FROM search_msg CROSS JOIN messages AS m"
 		  " ON m.id = search_msg.rowid WHERE search_msg MATCH ?1"
 		  " AND search_msg.rowid < ?2"
 		  " ORDER BY search_msg.rowid DESC LIMIT ?3",
+    [SS_Q_CONTACT_CAND] = "SELECT c.id, c.name, c.email, c.external_id,"
+			  " c.json FROM search_contact CROSS JOIN contacts"
+			  " AS c ON c.id = search_contact.rowid"
+			  " WHERE search_contact MATCH ?1"
+			  " AND search_contact.rowid < ?2"
+			  " ORDER BY search_contact.rowid DESC LIMIT ?3",
 };
 
 static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
@@ -1665,8 +1674,12 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 struct checker {
 	sqlite3 *v;
 	sqlite3_stmt *ins, *sel, *clear;
+	int ncols;		/* 1: a message's text; 4: a contact's */
 	int in_tx;		/* a batch's transaction is open */
 };
+
+/* What is checked: messages (one column) or contacts (four). */
+enum cand_kind { CK_MSG, CK_CONTACT };
 
 static void checker_close(struct checker *c)
 {
@@ -1677,20 +1690,32 @@ static void checker_close(struct checker *c)
 	memset(c, 0, sizeof(*c));
 }
 
-static int checker_open(struct query *q, struct checker *c)
+static int checker_open(struct query *q, struct checker *c,
+			enum cand_kind kind)
 {
+	/* The index's own columns, positions kept. */
+	static const char *const schema[] = {
+		[CK_MSG] = "CREATE VIRTUAL TABLE v USING fts5(body,"
+			   " content='', columnsize=0,"
+			   " tokenize='unicode61 remove_diacritics 2')",
+		[CK_CONTACT] = "CREATE VIRTUAL TABLE v USING fts5(name, email,"
+			       " external_id, phone, content='', columnsize=0,"
+			       " tokenize='unicode61 remove_diacritics 2')",
+	};
+	static const char *const ins[] = {
+		[CK_MSG] = "INSERT INTO v(rowid, body) VALUES(?1, ?2)",
+		[CK_CONTACT] = "INSERT INTO v(rowid, name, email, external_id,"
+			       " phone) VALUES(?1, ?2, ?3, ?4, ?5)",
+	};
+
 	memset(c, 0, sizeof(*c));
+	c->ncols = kind == CK_CONTACT ? 4 : 1;
 	if (sqlite3_open_v2(":memory:", &c->v,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    NULL) != SQLITE_OK ||
-	    sqlite3_exec(c->v,
-			 "CREATE VIRTUAL TABLE v USING fts5(body, content='',"
-			 " columnsize=0,"
-			 " tokenize='unicode61 remove_diacritics 2')",
-			 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(c->v, "INSERT INTO v(rowid, body)"
-				     " VALUES(?1, ?2)", -1, &c->ins,
-			       NULL) != SQLITE_OK ||
+	    sqlite3_exec(c->v, schema[kind], NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(c->v, ins[kind], -1, &c->ins, NULL) !=
+		    SQLITE_OK ||
 	    sqlite3_prepare_v2(c->v, "SELECT rowid FROM v WHERE v MATCH ?1",
 			       -1, &c->sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(c->v, "INSERT INTO v(v) VALUES('delete-all')",
@@ -1716,6 +1741,7 @@ static int check_rc(struct query *q, struct checker *c, int rc)
 	return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 }
 
+/* A candidate's text: c->ncols columns. */
 static int checker_add(struct query *q, struct checker *c, int64_t id,
 		       const struct buf *text)
 {
@@ -1728,8 +1754,10 @@ static int checker_add(struct query *q, struct checker *c, int64_t id,
 		c->in_tx = 1;
 	}
 	sqlite3_bind_int64(c->ins, 1, id);
-	sqlite3_bind_text(c->ins, 2, text->data ? text->data : "",
-			  (int)text->len, SQLITE_STATIC);
+	for (int i = 0; i < c->ncols; i++)
+		sqlite3_bind_text(c->ins, 2 + i,
+				  text[i].data ? text[i].data : "",
+				  (int)text[i].len, SQLITE_STATIC);
 	rc = sqlite3_step(c->ins);
 	sqlite3_reset(c->ins);
 	return rc == SQLITE_DONE ? 0 : check_rc(q, c, rc);
@@ -1787,15 +1815,17 @@ static int checker_run(struct query *q, struct checker *c, const char *fts,
  * made it.
  */
 struct batch {
-	int64_t *id, *conv, *created;	/* descending ids */
-	struct buf *text;
+	enum cand_kind kind;
+	int ncols;			/* texts a candidate */
+	int64_t *id, *conv, *created;	/* descending ids (contacts: id) */
+	struct buf *text;		/* ncols a candidate */
 	unsigned char *keep;		/* found by the query */
 	size_t n, alloc;
 };
 
 static void batch_release(struct batch *b)
 {
-	for (size_t i = 0; i < b->alloc; i++)
+	for (size_t i = 0; i < b->alloc * (size_t)b->ncols; i++)
 		buf_release(&b->text[i]);
 	free(b->id);
 	free(b->conv);
@@ -1812,19 +1842,24 @@ static int batch_fill(struct query *q, struct batch *b, int64_t before,
 	int r = 0, rc;
 
 	if (!b->alloc) {
+		b->ncols = b->kind == CK_CONTACT ? 4 : 1;
 		b->id = calloc(CHECK_BATCH, sizeof(*b->id));
 		b->conv = calloc(CHECK_BATCH, sizeof(*b->conv));
 		b->created = calloc(CHECK_BATCH, sizeof(*b->created));
-		b->text = calloc(CHECK_BATCH, sizeof(*b->text));
+		b->text = calloc(CHECK_BATCH * (size_t)b->ncols,
+				 sizeof(*b->text));
 		b->keep = calloc(CHECK_BATCH, 1);
-		if (!b->id || !b->conv || !b->created || !b->text || !b->keep)
+		if (!b->id || !b->conv || !b->created || !b->text ||
+		    !b->keep) {
+			b->ncols = 0;	/* no text to release */
 			return -ENOMEM;
+		}
 		b->alloc = CHECK_BATCH;
 	}
 	b->n = 0;
 	if (limit > CHECK_BATCH)
 		limit = CHECK_BATCH;
-	s = qprep(q, SS_Q_CAND);
+	s = qprep(q, b->kind == CK_CONTACT ? SS_Q_CONTACT_CAND : SS_Q_CAND);
 	if (!s) {
 		query_error(q->d, q->why, q->whylen);
 		return -EIO;
@@ -1834,15 +1869,35 @@ static int batch_fill(struct query *q, struct batch *b, int64_t before,
 	sqlite3_bind_int64(s, 3, (int64_t)limit);
 	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		size_t k = b->n;
+		struct buf *t = &b->text[k * (size_t)b->ncols];
 
 		b->id[k] = sqlite3_column_int64(s, 0);
-		b->conv[k] = sqlite3_column_int64(s, 1);
-		b->created[k] = sqlite3_column_int64(s, 2);
 		b->keep[k] = 0;
-		buf_reset(&b->text[k]);
-		r = json_body_text(sqlite3_column_blob(s, 3),
-				   (size_t)sqlite3_column_bytes(s, 3),
-				   &b->text[k]);
+		for (int i = 0; i < b->ncols; i++)
+			buf_reset(&t[i]);
+		if (b->kind == CK_CONTACT) {
+			struct contact_text ct;
+
+			b->conv[k] = b->created[k] = 0;
+			r = contact_text_fill(
+				&ct, (const char *)sqlite3_column_text(s, 1),
+				(const char *)sqlite3_column_text(s, 2),
+				(const char *)sqlite3_column_text(s, 3),
+				sqlite3_column_blob(s, 4),
+				(size_t)sqlite3_column_bytes(s, 4));
+			if (!r) {
+				for (int i = 0; i < 4 && !r; i++)
+					r = ct.f[i] ? buf_adds(&t[i], ct.f[i])
+						    : 0;
+				contact_text_release(&ct);
+			}
+		} else {
+			b->conv[k] = sqlite3_column_int64(s, 1);
+			b->created[k] = sqlite3_column_int64(s, 2);
+			r = json_body_text(sqlite3_column_blob(s, 3),
+					   (size_t)sqlite3_column_bytes(s, 3),
+					   &t[0]);
+		}
 		if (!r)
 			b->n++;
 	}
@@ -1866,7 +1921,7 @@ static int batch_check(struct query *q, struct checker *c, const char *fts,
 		return 0;
 	}
 	for (size_t i = 0; i < b->n && !r; i++)
-		r = checker_add(q, c, b->id[i], &b->text[i]);
+		r = checker_add(q, c, b->id[i], &b->text[i * (size_t)b->ncols]);
 	return r ? r : checker_run(q, c, fts, b->id, b->n, b->keep);
 }
 
@@ -1970,11 +2025,11 @@ static int convs_checked(struct query *q, const char *fts, size_t max,
 			 int64_t **ids, size_t *n, size_t *alloc)
 {
 	struct checker c;
-	struct batch b = { 0 };
+	struct batch b = { .kind = CK_MSG };
 	int64_t before = INT64_MAX;
 	int r;
 
-	r = checker_open(q, &c);
+	r = checker_open(q, &c, CK_MSG);
 	while (!r) {
 		size_t got;
 
@@ -2028,6 +2083,31 @@ int store_search_convs(struct store *st, const char *fts, size_t max,
 	return 0;
 }
 
+/* The contacts an inexact plan finds, newest first, up to max. */
+static int contacts_checked(struct query *q, const char *fts, size_t max,
+			    int64_t **ids, size_t *n, size_t *alloc)
+{
+	struct checker c;
+	struct batch b = { .kind = CK_CONTACT };
+	int64_t before = INT64_MAX;
+	int r;
+
+	r = checker_open(q, &c, CK_CONTACT);
+	while (!r) {
+		r = batch_fill(q, &b, before, CHECK_BATCH);
+		r = r ? r : batch_check(q, &c, fts, &b);
+		for (size_t i = 0; i < b.n && !r; i++)
+			if (b.keep[i])
+				r = add_id(ids, n, alloc, b.id[i]);
+		if (r || b.n < CHECK_BATCH || *n >= max)
+			break;
+		before = b.id[b.n - 1];
+	}
+	batch_release(&b);
+	checker_close(&c);
+	return r;
+}
+
 int store_search_contacts(struct store *st, const char *fts, size_t max,
 			  int64_t **ids, size_t *n, char *why, size_t whylen)
 {
@@ -2038,7 +2118,15 @@ int store_search_contacts(struct store *st, const char *fts, size_t max,
 	*ids = NULL;
 	*n = 0;
 	r = query_open(&q, st, fts, why, whylen);
-	r = r ? r : run_ids(&q, SS_Q_CONTACTS, fts, max, ids, n, &alloc);
+	if (r)
+		return r;
+	if (q.plan.none)
+		r = 0;
+	else if (q.plan.exact)
+		r = run_ids(&q, SS_Q_CONTACTS, q.plan.relaxed.data, max, ids, n,
+			    &alloc);
+	else
+		r = contacts_checked(&q, fts, max, ids, n, &alloc);
 	query_close(&q);
 	if (r) {
 		free(*ids);
@@ -2122,7 +2210,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 {
 	struct buf snip = BUF_INIT;
 	struct checker c = { 0 };
-	struct batch b = { 0 };
+	struct batch b = { .kind = CK_MSG };
 	struct ranked *v = NULL;
 	uint16_t *tf = NULL;
 	struct query q;
@@ -2143,7 +2231,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = q.plan.exact ? 0 : checker_open(&q, &c);
+	r = q.plan.exact ? 0 : checker_open(&q, &c, CK_MSG);
 	/* The newest RANK_WINDOW candidates, a batch at a time. */
 	while (!r && seen < RANK_WINDOW) {
 		r = batch_fill(&q, &b, before, RANK_WINDOW - seen);

@@ -4,8 +4,9 @@ keeps no positions (detail=none, SEARCH_FORMAT 3). Proves, on a real mount:
 a phrase finds the message that holds it and not one with its words apart
 or in two messages; NEAR(), ^ and NOT of a phrase are exact; hits.txt of a
 phrase has one line with the phrase in its snippet, and `driftctl search`
-agrees; hits come best match first (more of the query's words first); and a
-cache indexed by format 2 (with positions) has its message
+agrees; hits come best match first (more of the query's words first); a
+contact's email or name as a phrase finds that contact, not one with the
+same words in another order; and a cache indexed by format 2 (with positions) has its message
 index dropped and built again without them at the next mount, after which
 the same queries find the same messages."""
 import os
@@ -119,3 +120,28 @@ def test_hits_best_match_first(mount, emulator):
     # A rarer word weighs more: the message with the phrase comes first.
     lines = hit_lines(mount, '"an ocelot" OR ocelot')
     assert lines[0].startswith("conversations/%d/" % one), lines
+
+
+def test_contact_phrases_are_exact(mount, emulator):
+    """The contacts' index keeps no positions either: an email is the
+    phrase of its words, and a contact holding the same words in another
+    order or field is not found by it."""
+    data = emulator.data()
+    one, two = data["contacts"][1], data["contacts"][2]
+    emulator.mutate(op="update_contact", id=one["id"],
+                    attributes={"email": "zed.quokka@example.org",
+                                "name": "Wilhelmina Tarragon"})
+    emulator.mutate(op="update_contact", id=two["id"],
+                    attributes={"email": "quokka.zed@example.org",
+                                "name": "Tarragon Wilhelmina"})
+    mount.ctl("sync")
+    for c in (one, two):
+        mount.ctl("sync contacts/%d" % c["id"])
+
+    def found(q):
+        return sorted(int(x) for x in os.listdir(mount.p("search", q, "contacts")))
+    assert found("zed.quokka@example.org") == [one["id"]]
+    assert found("quokka.zed@example.org") == [two["id"]]
+    assert found("zed quokka") == sorted([one["id"], two["id"]])
+    assert found('"wilhelmina tarragon"') == [one["id"]]
+    assert found('tarragon NOT "wilhelmina tarragon"') == [two["id"]]

@@ -58,13 +58,14 @@ struct store;
  * What one query may cost (search_query_prepare refuses more): the terms
  * (words, and the words of a phrase; not OR, AND, NOT, NEAR), the
  * prefix* terms among them, and the characters of a prefix (a one-letter
- * prefix matches a large part of the index). A query that passes and
+ * prefix matches a large part of the index: SEARCH_PREFIX_MIN, in
+ * search_index.h, where the index's keeper checks it too, on the prefix
+ * as its tokenizer folds it). A query that passes and
  * still runs longer than about 2 s fails with -ETIMEDOUT
  * (store_search.c).
  */
 #define SEARCH_MAX_TERMS 32
 #define SEARCH_MAX_PREFIXES 8
-#define SEARCH_PREFIX_MIN 3
 /* The size of a why buffer that holds any reason. */
 #define SEARCH_WHY_MAX 256
 
@@ -98,6 +99,8 @@ struct search_result {
 #define SEARCH_CONVS 1u
 #define SEARCH_CONTACTS 2u
 #define SEARCH_HITS 4u
+/* Only whether the query runs (store_search_check): no results. */
+#define SEARCH_CHECK 8u
 
 /*
  * Runs the user's query text (search_query_prepare) for what (a mask of

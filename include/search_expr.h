@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * search_expr: what an FTS5 query asks of the message index, which keeps
- * no positions.
+ * search_expr: what an FTS5 query asks of the message and contact
+ * indexes, which keep no positions.
  *
- * The message index is FTS5 with detail=none (store_search.c): it records
- * which messages hold a token, not where, at about half the size of one
- * with positions. It cannot run a phrase of two tokens or more, NEAR(),
+ * Those indexes are FTS5 with detail=none (store_search.c): they record
+ * which rows hold a token, not where, at about half the size of one with
+ * positions. It cannot run a phrase of two tokens or more, NEAR(),
  * or ^. So a query (as search_query_prepare gives it) becomes a plan:
  *
  *   relaxed  an FTS5 query the message index can run that finds every
@@ -57,6 +57,14 @@ struct search_plan {
 	int none;		/* finds nothing (every phrase was empty) */
 	struct search_term *terms;
 	size_t nterms;
+	/*
+	 * The shortest prefix* token in characters, wherever it stands (a
+	 * NOT's right too), as the tokenizer folds it: a short prefix
+	 * matches much of the index, so the caller may refuse it. SIZE_MAX:
+	 * no prefix. shortest holds it (cut to fit).
+	 */
+	size_t prefix_chars;
+	char shortest[64];
 };
 
 /*
@@ -82,12 +90,13 @@ int search_tokenize(struct search_tokenizer *t, const char *text, size_t n,
 
 /*
  * The plan of the FTS5 query fts, into *p (zeroed first; released by
- * search_plan_release, also after a failure). -EINVAL: fts is not a query
- * this parser knows (FTS5 says why, when it refuses it too: the caller
- * asks it first), or one nested too deep; -ENOMEM.
+ * search_plan_release, also after a failure). -EINVAL, why (the caller's,
+ * may be NULL) saying why: fts is nested too deep, or is not a query this
+ * parser knows (the caller asks FTS5 first, which says why when it
+ * refuses it too); -ENOMEM.
  */
 int search_plan_make(const char *fts, struct search_tokenizer *t,
-		     struct search_plan *p);
+		     struct search_plan *p, char *why, size_t whylen);
 void search_plan_release(struct search_plan *p);
 
 /*

@@ -21,6 +21,12 @@
 #define SEARCH_FORMAT 3
 
 /*
+ * The fewest characters of a prefix* token, as the index's tokenizer
+ * folds it (search.h's limits; a shorter one matches much of the index).
+ */
+#define SEARCH_PREFIX_MIN 3
+
+/*
  * Called by the main thread before store_open() by a command that only
  * reads the cache (driftctl search, status): its open never empties an
  * index found out of step for a rebuild, but marks it for the next

@@ -552,6 +552,10 @@ int store_meta_delete(struct store *st, const char *key);
  */
 int store_search_convs(struct store *st, const char *fts, size_t max,
 		       int64_t **ids, size_t *n, char *why, size_t whylen);
+/* Whether the query would run (FTS5 takes it, the plan knows it, its
+ * prefixes are long enough): 0 or what a run would refuse it with. */
+int store_search_check(struct store *st, const char *fts, char *why,
+		       size_t whylen);
 int store_search_contacts(struct store *st, const char *fts, size_t max,
 			  int64_t **ids, size_t *n, char *why, size_t whylen);
 typedef int (*store_search_hit_cb)(void *ctx, int64_t msg, int64_t conv,

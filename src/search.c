@@ -110,25 +110,15 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 					words++;
 			if (*q)
 				q++;
-			/* "a phrase"*: its last word a prefix, under the
-			 * limits of a bare prefix*. */
+			/* "a phrase"*: its last word a prefix, counted
+			 * with the bare ones; its length is checked on the
+			 * token the index's tokenizer makes of it
+			 * (store_search.c query_open). */
 			if (*q == '*' && q - p >= 2 && q[-1] == '"') {
-				size_t inside = (size_t)(q - p) - 2;
-
 				if (++prefixes > SEARCH_MAX_PREFIXES) {
 					snprintf(why, why ? whylen : 0,
 						 "more than %d prefix* terms",
 						 SEARCH_MAX_PREFIXES);
-					return -EINVAL;
-				}
-				if (prefix_chars(p + 1, inside) <
-				    SEARCH_PREFIX_MIN) {
-					snprintf(why, why ? whylen : 0,
-						 "a prefix needs %d characters"
-						 " or more: %.*s",
-						 SEARCH_PREFIX_MIN,
-						 (int)(inside < 64 ? inside : 64),
-						 p + 1);
 					return -EINVAL;
 				}
 				q++;
@@ -183,6 +173,10 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 		r = r ? r : buf_addc(out, '"');
 		if (!r && body < n)
 			r = buf_addc(out, '*');
+		/* Not run into a phrase typed right after it: "a.b""c d"
+		 * would be one phrase to FTS5. */
+		if (!r && *p == '"')
+			r = buf_addc(out, ' ');
 	}
 	if (!r && words > SEARCH_MAX_TERMS) {
 		snprintf(why, why ? whylen : 0, "more than %d terms",
@@ -320,6 +314,8 @@ int search_run(struct store *st, const char *text, unsigned what,
 	if (!limit || limit > SEARCH_MAX_HITS)
 		limit = SEARCH_MAX_HITS;
 	r = search_query_prepare(text, &q, why, whylen);
+	if (!r && (what & SEARCH_CHECK))
+		r = store_search_check(st, q.data, why, whylen);
 	if (!r && (what & SEARCH_CONVS))
 		r = store_search_convs(st, q.data, SEARCH_MAX_CONVS,
 				       &res->convs, &res->nconvs, why,

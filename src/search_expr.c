@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -376,6 +377,7 @@ struct parser {
 	struct search_tokenizer *t;
 	struct search_plan *p;
 	int depth;
+	int too_deep;		/* why the parse failed */
 };
 
 /* The tokens of one phrase, as the tokenizer folds them. */
@@ -506,6 +508,20 @@ static int parse_phrase(struct parser *ps, int neg, int loose, struct rx *x)
 			break;
 		lex_next(&ps->l);
 	}
+	/* The shortest prefix, in characters (UTF-8 lead bytes). */
+	for (size_t i = 0; i < ph.n && !r; i++) {
+		size_t chars = 0;
+
+		if (!ph.v[i].prefix)
+			continue;
+		for (const char *c = ph.v[i].tok; *c; c++)
+			chars += ((unsigned char)*c & 0xC0) != 0x80;
+		if (chars < ps->p->prefix_chars) {
+			ps->p->prefix_chars = chars;
+			snprintf(ps->p->shortest, sizeof(ps->p->shortest),
+				 "%s", ph.v[i].tok);
+		}
+	}
 	if (!r && !ph.n) {
 		x->never = 1;
 	} else if (!r && ph.n == 1 && !loose) {
@@ -609,8 +625,10 @@ static int parse_prim(struct parser *ps, int neg, struct rx *x)
 	int r;
 
 	if (ps->l.kind == T_LP) {
-		if (++ps->depth > DEPTH_MAX)
+		if (++ps->depth > DEPTH_MAX) {
+			ps->too_deep = 1;
 			return -EINVAL;
+		}
 		lex_next(&ps->l);
 		r = parse_or(ps, neg, x);
 		if (!r && ps->l.kind != T_RP)
@@ -671,7 +689,7 @@ static int parse_or(struct parser *ps, int neg, struct rx *x)
 }
 
 int search_plan_make(const char *fts, struct search_tokenizer *t,
-		     struct search_plan *p)
+		     struct search_plan *p, char *why, size_t whylen)
 {
 	struct parser ps = { .t = t, .p = p };
 	struct rx x = RX_INIT;
@@ -679,6 +697,7 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 
 	memset(p, 0, sizeof(*p));
 	p->exact = 1;
+	p->prefix_chars = SIZE_MAX;
 	ps.l.at = fts;
 	lex_next(&ps.l);
 	r = parse_or(&ps, 0, &x);
@@ -694,6 +713,10 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 			take(&p->relaxed, &x.sup);
 	}
 	rx_release(&x);
+	if (r == -EINVAL && why && whylen)
+		snprintf(why, whylen, "%s",
+			 ps.too_deep ? "the query is nested too deep"
+				     : "the query is not one driftfs can run");
 	return r;
 }
 

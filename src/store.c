@@ -70,6 +70,7 @@ static void db_drop_statements(struct db *d)
 		sqlite3_finalize(d->search[i]);
 		d->search[i] = NULL;
 	}
+	store_search_db_release(d);
 }
 
 void store_db_close(struct db *d)

@@ -71,6 +71,9 @@ extern const char *const store_wsql[W__COUNT];
 /* Statements of the search index (store_search.c), per connection. */
 #define STORE_SEARCH_STMTS 28
 
+struct checker;
+struct search_tokenizer;
+
 /* One connection and its statements; owned by the pool or by one thread. */
 struct db {
 	sqlite3 *sql;
@@ -78,6 +81,12 @@ struct db {
 	sqlite3_stmt *blob[Q__COUNT];
 	sqlite3_stmt *w[W__COUNT];
 	sqlite3_stmt *search[STORE_SEARCH_STMTS];	/* store_search.c's */
+	/* store_search.c's too, made on first use, released with the
+	 * statements (store_search_db_release): the tokenizer on sql, and
+	 * the in-memory checking tables a query leaves (messages,
+	 * contacts), small and empty. */
+	struct search_tokenizer *search_tk;
+	struct checker *search_chk[2];
 	struct db *next;	/* in the idle list */
 	int64_t idle_since;	/* clock_mono_ms() when last given back */
 	int lean;		/* idle, its page cache given back */
@@ -204,6 +213,7 @@ int store_attachment_read(struct store *st, int64_t id, struct buf *out);
 extern const char store_search_schema[];
 extern const char store_search_drop[];
 int store_search_register(struct db *d);
+void store_search_db_release(struct db *d);
 int store_search_setup(struct store *st, struct db *d);
 int store_search_clear_messages(struct store *st, struct db *d, int64_t conv);
 int store_search_put_message(struct store *st, struct db *d,

@@ -158,8 +158,6 @@ static const char *const ssql[SS__COUNT] = {
 		       " ORDER BY id LIMIT ?2",
     [SS_BUILD_MSGS] = "SELECT id, json FROM messages WHERE id > ?1"
 		      " ORDER BY id LIMIT ?2",
-    /* The FTS table drives each query (a MATCH, then primary keys); the
-     * cap keeps the newest (highest ids). */
     /* Whether FTS5 takes the query (on the small table with positions:
      * the message index cannot run every query). */
     [SS_Q_VALID] = "SELECT rowid FROM search_conv WHERE search_conv MATCH ?1"
@@ -177,19 +175,17 @@ static const char *const ssql[SS__COUNT] = {
 		      " CROSS JOIN contacts AS c ON c.id = search_contact.rowid"
 		      " WHERE search_contact MATCH ?1"
 		      " ORDER BY 1 DESC LIMIT ?2",
-    /* The messages (contacts) a relaxed query finds below an id, newest
-     * first: a batch of candidates (batch_fill). */
+    /* The messages (contacts) a relaxed query finds, newest first: the
+     * candidates, a batch at a time (batch_fill). */
     [SS_Q_CAND] = "SELECT m.id, m.conversation_id, m.created_at, m.json"
 		  " FROM search_msg CROSS JOIN messages AS m"
 		  " ON m.id = search_msg.rowid WHERE search_msg MATCH ?1"
-		  " AND search_msg.rowid < ?2"
-		  " ORDER BY search_msg.rowid DESC LIMIT ?3",
+		  " ORDER BY search_msg.rowid DESC",
     [SS_Q_CONTACT_CAND] = "SELECT c.id, c.name, c.email, c.external_id,"
 			  " c.json FROM search_contact CROSS JOIN contacts"
 			  " AS c ON c.id = search_contact.rowid"
 			  " WHERE search_contact MATCH ?1"
-			  " AND search_contact.rowid < ?2"
-			  " ORDER BY search_contact.rowid DESC LIMIT ?3",
+			  " ORDER BY search_contact.rowid DESC",
 };
 
 static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
@@ -1002,15 +998,13 @@ static int snippet_of(struct search_tokenizer *tk,
 	return 0;
 }
 
-/* Whether d has FTS5 and its tokenizer: 0 or -errno. */
+/* Whether d has FTS5 and its tokenizer (kept for d's queries): 0 or
+ * -errno. */
 int store_search_register(struct db *d)
 {
-	struct search_tokenizer *t = search_tokenizer_open(d->sql);
-
-	if (!t)
-		return -errno;
-	search_tokenizer_close(t);
-	return 0;
+	if (!d->search_tk)
+		d->search_tk = search_tokenizer_open(d->sql);
+	return d->search_tk ? 0 : -errno;
 }
 
 static int count_rows(struct db *d, const char *table, int64_t *n)
@@ -1553,9 +1547,9 @@ static int query_rc(struct db *d, int rc, char *why, size_t whylen)
  */
 #define CHECK_BATCH 2000
 /*
- * Hits are ranked among the newest this many messages the query's words
- * find (the relaxed query's candidates): the index keeps no positions
- * and so no term frequencies, so each is counted from the text here.
+ * Hits are ranked among the newest this many matching messages: the
+ * index keeps no positions and so no term counts, so each is counted
+ * from the text here.
  */
 #define RANK_WINDOW 10000
 /* Terms counted for the rank, at most. */
@@ -1581,8 +1575,7 @@ struct query {
 static void query_close(struct query *q)
 {
 	search_plan_release(&q->plan);
-	search_tokenizer_close(q->tk);
-	q->tk = NULL;
+	q->tk = NULL;		/* the connection's */
 	if (q->d) {
 		query_end(q->d);
 		store_db_put(q->st, q->d);
@@ -1620,8 +1613,8 @@ static void say_slow(struct query *q)
 
 /*
  * Opens q for the FTS5 query fts: FTS5 must take it (SS_Q_VALID: -EINVAL
- * with its reason), then its plan (-EINVAL: nested too deep for it). On
- * failure q holds nothing.
+ * with its reason), then its plan (-EINVAL: nested too deep for it, or a
+ * prefix too short). On failure q holds nothing.
  */
 static int query_open(struct query *q, struct store *st, const char *fts,
 		      char *why, size_t whylen)
@@ -1637,12 +1630,12 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 	if (!q->d)
 		return -errno;
 	/* Before the deadline's handler, which would stop its statement. */
-	q->tk = search_tokenizer_open(q->d->sql);
-	if (!q->tk) {
-		r = -errno;
+	r = store_search_register(q->d);
+	if (r) {
 		query_close(q);
 		return r;
 	}
+	q->tk = q->d->search_tk;
 	query_begin(q->d, &q->until);
 	s = qprep(q, SS_Q_VALID);
 	if (!s) {
@@ -1655,10 +1648,15 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
 						  : query_rc(q->d, rc, why, whylen);
 	sqlite3_reset(s);
-	if (!r) {
-		r = search_plan_make(fts, q->tk, &q->plan);
-		if (r == -EINVAL && why && whylen)
-			snprintf(why, whylen, "the query is nested too deep");
+	r = r ? r : search_plan_make(fts, q->tk, &q->plan, why, whylen);
+	/* A short prefix as the tokenizer reads it (search_query_prepare
+	 * counts the bytes it sees: "ab\u2019*" is the prefix "ab"). */
+	if (!r && q->plan.prefix_chars < SEARCH_PREFIX_MIN) {
+		if (why && whylen)
+			snprintf(why, whylen, "a prefix needs %d characters or"
+				 " more: %s*", SEARCH_PREFIX_MIN,
+				 q->plan.shortest);
+		r = -EINVAL;
 	}
 	if (r)
 		query_close(q);
@@ -1668,30 +1666,47 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 /*
  * The checking table: a private in-memory database whose FTS5 table keeps
  * positions, filled with a batch of candidates' text as the index would
- * have it, on which the original query runs. Opened and closed by one
- * query on its thread.
+ * have it, on which the original query runs. Used by one query at a time
+ * on its thread; kept between queries by the connection (struct db),
+ * empty and without a deadline, and closed with its statements.
  */
+/* What is checked: messages (one column) or contacts (four). */
+enum cand_kind { CK_MSG, CK_CONTACT };
+
 struct checker {
 	sqlite3 *v;
 	sqlite3_stmt *ins, *sel, *clear;
+	enum cand_kind kind;
 	int ncols;		/* 1: a message's text; 4: a contact's */
 	int in_tx;		/* a batch's transaction is open */
 };
 
-/* What is checked: messages (one column) or contacts (four). */
-enum cand_kind { CK_MSG, CK_CONTACT };
+/* A checking table kept this big or smaller is kept for the next query
+ * on its connection (its in-memory pages stay allocated until then). */
+#define CHECKER_KEEP_BYTES (256 * 1024)
 
 static void checker_close(struct checker *c)
 {
+	if (!c)
+		return;
 	sqlite3_finalize(c->ins);
 	sqlite3_finalize(c->sel);
 	sqlite3_finalize(c->clear);
 	sqlite3_close(c->v);
-	memset(c, 0, sizeof(*c));
+	free(c);
 }
 
-static int checker_open(struct query *q, struct checker *c,
-			enum cand_kind kind)
+void store_search_db_release(struct db *d)
+{
+	for (int k = 0; k < 2; k++) {
+		checker_close(d->search_chk[k]);
+		d->search_chk[k] = NULL;
+	}
+	search_tokenizer_close(d->search_tk);
+	d->search_tk = NULL;
+}
+
+static int checker_make(struct checker *c, enum cand_kind kind)
 {
 	/* The index's own columns, positions kept. */
 	static const char *const schema[] = {
@@ -1708,7 +1723,6 @@ static int checker_open(struct query *q, struct checker *c,
 			       " phone) VALUES(?1, ?2, ?3, ?4, ?5)",
 	};
 
-	memset(c, 0, sizeof(*c));
 	c->ncols = kind == CK_CONTACT ? 4 : 1;
 	if (sqlite3_open_v2(":memory:", &c->v,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
@@ -1722,11 +1736,66 @@ static int checker_open(struct query *q, struct checker *c,
 			       -1, &c->clear, NULL) != SQLITE_OK) {
 		log_err("cache: search: the checking table: %s",
 			c->v ? sqlite3_errmsg(c->v) : "out of memory");
-		checker_close(c);
 		return -ENOMEM;
 	}
-	deadline_on(q, c->v);
 	return 0;
+}
+
+/*
+ * The checking table of kind for q: the one q's connection kept, or a new
+ * one; empty, under q's deadline. Given back with checker_put.
+ */
+static int checker_get(struct query *q, enum cand_kind kind,
+		       struct checker **out)
+{
+	struct checker *c = q->d->search_chk[kind];
+	int r;
+
+	*out = NULL;
+	if (c) {
+		q->d->search_chk[kind] = NULL;
+	} else {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		r = checker_make(c, kind);
+		if (r) {
+			checker_close(c);
+			return r;
+		}
+	}
+	c->kind = kind;
+	deadline_on(q, c->v);
+	*out = c;
+	return 0;
+}
+
+/*
+ * Gives c back to q's connection, emptied, if it is small (a query that
+ * checked many candidates leaves its pages behind), else closes it.
+ * NULL is fine.
+ */
+static void checker_put(struct query *q, struct checker *c)
+{
+	int cur = 0, hi = 0, rc;
+
+	if (!c)
+		return;
+	sqlite3_progress_handler(c->v, 0, NULL, NULL);
+	if (c->in_tx) {
+		sqlite3_exec(c->v, "ROLLBACK", NULL, NULL, NULL);
+		c->in_tx = 0;
+	}
+	sqlite3_reset(c->sel);
+	rc = sqlite3_step(c->clear);
+	sqlite3_reset(c->clear);
+	sqlite3_db_status(c->v, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
+	if (rc != SQLITE_DONE || cur > CHECKER_KEEP_BYTES ||
+	    q->d->search_chk[c->kind]) {
+		checker_close(c);
+		return;
+	}
+	q->d->search_chk[c->kind] = c;
 }
 
 /* The error of a step on the checking database. */
@@ -1810,12 +1879,15 @@ static int checker_run(struct query *q, struct checker *c, const char *fts,
 }
 
 /*
- * A batch of candidates: the newest (at most CHECK_BATCH, or limit) the
- * relaxed query finds below id before, each row's text made as the index
- * made it.
+ * A batch of candidates: the next (at most CHECK_BATCH) the relaxed query
+ * finds, newest first, each row's text made as the index made it. One
+ * cursor runs across the batches: FTS5 reads a prefix's rows once.
  */
 struct batch {
 	enum cand_kind kind;
+	sqlite3_stmt *s;		/* the candidates' cursor, open across
+					 * batches (reset by batch_release) */
+	int ended;			/* the cursor has no more rows */
 	int ncols;			/* texts a candidate */
 	int64_t *id, *conv, *created;	/* descending ids (contacts: id) */
 	struct buf *text;		/* ncols a candidate */
@@ -1825,6 +1897,8 @@ struct batch {
 
 static void batch_release(struct batch *b)
 {
+	if (b->s)
+		sqlite3_reset(b->s);	/* a pooled statement */
 	for (size_t i = 0; i < b->alloc * (size_t)b->ncols; i++)
 		buf_release(&b->text[i]);
 	free(b->id);
@@ -1835,11 +1909,9 @@ static void batch_release(struct batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static int batch_fill(struct query *q, struct batch *b, int64_t before,
-		      size_t limit)
+static int batch_fill(struct query *q, struct batch *b)
 {
-	sqlite3_stmt *s;
-	int r = 0, rc;
+	int r = 0, rc = SQLITE_DONE;
 
 	if (!b->alloc) {
 		b->ncols = b->kind == CK_CONTACT ? 4 : 1;
@@ -1857,17 +1929,21 @@ static int batch_fill(struct query *q, struct batch *b, int64_t before,
 		b->alloc = CHECK_BATCH;
 	}
 	b->n = 0;
-	if (limit > CHECK_BATCH)
-		limit = CHECK_BATCH;
-	s = qprep(q, b->kind == CK_CONTACT ? SS_Q_CONTACT_CAND : SS_Q_CAND);
-	if (!s) {
-		query_error(q->d, q->why, q->whylen);
-		return -EIO;
+	if (b->ended)
+		return 0;
+	if (!b->s) {
+		b->s = qprep(q, b->kind == CK_CONTACT ? SS_Q_CONTACT_CAND
+						      : SS_Q_CAND);
+		if (!b->s) {
+			query_error(q->d, q->why, q->whylen);
+			return -EIO;
+		}
+		sqlite3_bind_text(b->s, 1, q->plan.relaxed.data, -1,
+				  SQLITE_STATIC);
 	}
-	sqlite3_bind_text(s, 1, q->plan.relaxed.data, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, before);
-	sqlite3_bind_int64(s, 3, (int64_t)limit);
-	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (!r && b->n < CHECK_BATCH &&
+	       (rc = sqlite3_step(b->s)) == SQLITE_ROW) {
+		sqlite3_stmt *s = b->s;
 		size_t k = b->n;
 		struct buf *t = &b->text[k * (size_t)b->ncols];
 
@@ -1901,9 +1977,10 @@ static int batch_fill(struct query *q, struct batch *b, int64_t before,
 		if (!r)
 			b->n++;
 	}
-	if (!r && rc != SQLITE_DONE)
+	if (!r && rc == SQLITE_DONE)
+		b->ended = 1;
+	else if (!r && rc != SQLITE_ROW)
 		r = query_rc(q->d, rc, q->why, q->whylen);
-	sqlite3_reset(s);
 	return r;
 }
 
@@ -2024,30 +2101,36 @@ static int run_ids(struct query *q, enum sstmt w, const char *text,
 static int convs_checked(struct query *q, const char *fts, size_t max,
 			 int64_t **ids, size_t *n, size_t *alloc)
 {
-	struct checker c;
+	struct checker *c;
 	struct batch b = { .kind = CK_MSG };
-	int64_t before = INT64_MAX;
 	int r;
 
-	r = checker_open(q, &c, CK_MSG);
+	r = checker_get(q, CK_MSG, &c);
 	while (!r) {
-		size_t got;
-
-		r = batch_fill(q, &b, before, CHECK_BATCH);
-		r = r ? r : batch_check(q, &c, fts, &b);
+		r = batch_fill(q, &b);
+		r = r ? r : batch_check(q, c, fts, &b);
 		for (size_t i = 0; i < b.n && !r; i++)
 			if (b.keep[i])
 				r = add_id(ids, n, alloc, b.conv[i]);
-		if (r || b.n < CHECK_BATCH)
+		if (r || b.ended)
 			break;
 		ids_unique(*ids, n);
-		got = *n;
-		if (got >= max)
+		if (*n >= max)
 			break;
-		before = b.id[b.n - 1];
 	}
 	batch_release(&b);
-	checker_close(&c);
+	checker_put(q, c);
+	return r;
+}
+
+int store_search_check(struct store *st, const char *fts, char *why,
+		       size_t whylen)
+{
+	struct query q;
+	int r = query_open(&q, st, fts, why, whylen);
+
+	if (!r)
+		query_close(&q);
 	return r;
 }
 
@@ -2087,24 +2170,22 @@ int store_search_convs(struct store *st, const char *fts, size_t max,
 static int contacts_checked(struct query *q, const char *fts, size_t max,
 			    int64_t **ids, size_t *n, size_t *alloc)
 {
-	struct checker c;
+	struct checker *c;
 	struct batch b = { .kind = CK_CONTACT };
-	int64_t before = INT64_MAX;
 	int r;
 
-	r = checker_open(q, &c, CK_CONTACT);
+	r = checker_get(q, CK_CONTACT, &c);
 	while (!r) {
-		r = batch_fill(q, &b, before, CHECK_BATCH);
-		r = r ? r : batch_check(q, &c, fts, &b);
+		r = batch_fill(q, &b);
+		r = r ? r : batch_check(q, c, fts, &b);
 		for (size_t i = 0; i < b.n && !r; i++)
 			if (b.keep[i])
 				r = add_id(ids, n, alloc, b.id[i]);
-		if (r || b.n < CHECK_BATCH || *n >= max)
+		if (r || b.ended || *n >= max)
 			break;
-		before = b.id[b.n - 1];
 	}
 	batch_release(&b);
-	checker_close(&c);
+	checker_put(q, c);
 	return r;
 }
 
@@ -2181,9 +2262,11 @@ static int cmp_rank(const void *a, const void *b)
 }
 
 /*
- * Scores the matches as bm25 does without lengths (FTS5's, columnsize=0):
- * for each term, its rarity among the matches times its count, a count
- * adding less with each repeat.
+ * Scores the matches in the manner of bm25 without lengths (what FTS5's
+ * bm25 gave with columnsize=0): for each term, its rarity among the
+ * matches ranked (Lucene's idf, log(1 + (n - with + 0.5) / (with + 0.5)),
+ * always above 0) times its count, a count adding less with each repeat
+ * (k1). Ties: the newest first.
  */
 static void rank_score(struct ranked *v, size_t n, size_t nterms)
 {
@@ -2209,13 +2292,12 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 		      size_t whylen)
 {
 	struct buf snip = BUF_INIT;
-	struct checker c = { 0 };
+	struct checker *c = NULL;
 	struct batch b = { .kind = CK_MSG };
 	struct ranked *v = NULL;
 	uint16_t *tf = NULL;
 	struct query q;
-	size_t nv = 0, seen = 0, nterms;
-	int64_t before = INT64_MAX;
+	size_t nv = 0, nterms;
 	sqlite3_stmt *js;
 	int r;
 
@@ -2231,12 +2313,12 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = q.plan.exact ? 0 : checker_open(&q, &c, CK_MSG);
-	/* The newest RANK_WINDOW candidates, a batch at a time. */
-	while (!r && seen < RANK_WINDOW) {
-		r = batch_fill(&q, &b, before, RANK_WINDOW - seen);
-		r = r ? r : batch_check(&q, &c, fts, &b);
-		for (size_t i = 0; i < b.n && !r; i++) {
+	r = q.plan.exact ? 0 : checker_get(&q, CK_MSG, &c);
+	/* The newest RANK_WINDOW matches, a batch at a time. */
+	while (!r && nv < RANK_WINDOW) {
+		r = batch_fill(&q, &b);
+		r = r ? r : batch_check(&q, c, fts, &b);
+		for (size_t i = 0; i < b.n && !r && nv < RANK_WINDOW; i++) {
 			struct tf_count cnt = { &q.plan, nterms,
 						tf + nv * nterms };
 
@@ -2250,18 +2332,17 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 			v[nv].tf = cnt.tf;
 			nv++;
 		}
-		seen += b.n;
-		if (r || b.n < CHECK_BATCH || !b.n)
+		if (b.ended)
 			break;
-		before = b.id[b.n - 1];
 	}
 	batch_release(&b);
-	checker_close(&c);
+	checker_put(&q, c);
 	if (r)
 		goto out;
 	rank_score(v, nv, nterms);
 	js = qprep(&q, SS_MSG_OLD);
 	if (!js) {
+		query_error(q.d, why, whylen);
 		r = -EIO;
 		goto out;
 	}

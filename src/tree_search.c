@@ -293,9 +293,9 @@ int tree_search_lookup(struct driftfs *d, const struct tnode *dir,
 
 	switch (dir->kind) {
 	case T_SEARCH:
-		/* Checked by running it (the contacts' table is the
-		 * smallest; the syntax is the same for all three). */
-		r = run(d, name, SEARCH_CONTACTS, &res);
+		/* Checked, not run (store_search_check): what runs later
+		 * fails its own entry. */
+		r = run(d, name, SEARCH_CHECK, &res);
 		qres_put(res);
 		return r ? r : child_named(d, T_SEARCH_QUERY, name, child,
 					   attr);

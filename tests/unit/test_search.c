@@ -47,6 +47,7 @@ static void test_query_prepare(void)
 		{ "tab\there", "tab here" },
 		{ "\"abc\"*", "\"abc\"*" },
 		{ "^\"a b\" c", "^\"a b\" c" },
+		{ "a.b\"c d\"", "\"a.b\" \"c d\"" },
 	};
 	char why[SEARCH_WHY_MAX];
 
@@ -624,8 +625,6 @@ static void test_query_limits(void)
 		  0 },
 		{ "NEAR(aaa bbb, 2) OR ccc AND ddd NOT eee", 1 },
 		{ "\"x abc\"*", 1 },
-		{ "\"abc ab\"*", 0 },	/* a quoted phrase's prefix too */
-		{ "\"a\"*", 0 },
 	};
 	char why[SEARCH_WHY_MAX];
 	struct buf q = BUF_INIT, out = BUF_INIT;
@@ -764,6 +763,27 @@ static void test_checked_batches_and_rank(void)
 	CHECK(res.nhits && res.hits[0].msg == top);
 	CHECK(res.nhits > 1 && strstr(res.hits[1].snippet, "alpha"));
 	search_result_release(&res);
+	/* A prefix is as long as the tokenizer reads it: quoted, or with
+	 * characters it splits on, too short is refused. */
+	{
+		static const char *const shorts[] = {
+			"\"abc ab\"*", "\"a\"*", "ab\xe2\x80\x99*",
+			"alpha NOT \"x\"*",
+		};
+
+		for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]);
+		     i++) {
+			unit_ctx = shorts[i];
+			CHECK_EQ_INT(search_run(st, shorts[i], SEARCH_CHECK, 0,
+						&res, why, sizeof(why)),
+				     -EINVAL);
+			CHECK(strstr(why, "prefix needs 3") != NULL);
+		}
+		unit_ctx = NULL;
+		CHECK_EQ_INT(search_run(st, "\"x alp\"*", SEARCH_CHECK, 0,
+					&res, why, sizeof(why)), 0);
+		search_result_release(&res);
+	}
 	store_close(st);
 }
 

@@ -11,6 +11,7 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,7 @@ static void test_fixed(void)
 		struct buf terms = BUF_INIT;
 
 		unit_ctx = w[i].q;
-		CHECK_EQ_INT(search_plan_make(w[i].q, tk, &p), 0);
+		CHECK_EQ_INT(search_plan_make(w[i].q, tk, &p, NULL, 0), 0);
 		if (w[i].relaxed) {
 			CHECK(!p.none);
 			CHECK_EQ_STR(p.relaxed.data ? p.relaxed.data : "",
@@ -103,10 +104,29 @@ static void test_fixed(void)
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct search_plan p;
+		char why[80] = "";
 
 		unit_ctx = bad[i];
-		CHECK_EQ_INT(search_plan_make(bad[i], tk, &p), -EINVAL);
+		CHECK_EQ_INT(search_plan_make(bad[i], tk, &p, why, sizeof(why)),
+			     -EINVAL);
+		CHECK(strstr(why, "not one driftfs can run") != NULL);
 		search_plan_release(&p);
+	}
+	{
+		struct search_plan p;
+		struct buf deep = BUF_INIT;
+		char why[80] = "";
+
+		for (int i = 0; i < 129; i++)
+			buf_addc(&deep, '(');
+		buf_adds(&deep, "a");
+		for (int i = 0; i < 129; i++)
+			buf_addc(&deep, ')');
+		CHECK_EQ_INT(search_plan_make(deep.data, tk, &p, why,
+					      sizeof(why)), -EINVAL);
+		CHECK(strstr(why, "nested too deep") != NULL);
+		search_plan_release(&p);
+		buf_release(&deep);
 	}
 	unit_ctx = NULL;
 }
@@ -116,13 +136,29 @@ static void test_terms(void)
 	struct search_plan p;
 
 	open_db();
-	CHECK_EQ_INT(search_plan_make("refund pay* NOT invoice", tk, &p), 0);
+	CHECK_EQ_INT(search_plan_make("refund pay* NOT invoice", tk, &p, NULL, 0), 0);
 	CHECK(search_plan_term(&p, "refund", 6));
 	CHECK(!search_plan_term(&p, "refunds", 7));
 	CHECK(!search_plan_term(&p, "invoice", 7));
 	CHECK(search_plan_term(&p, "payment", 7));
 	CHECK(search_plan_term(&p, "pay", 3));
 	CHECK(!search_plan_term(&p, "pa", 2));
+	CHECK_EQ_INT(p.prefix_chars, 3);
+	CHECK_EQ_STR(p.shortest, "pay");
+	search_plan_release(&p);
+	/* The shortest prefix as the tokenizer folds it, wherever it is:
+	 * "ab" and an emoji is the prefix "ab"; one under a NOT counts. */
+	CHECK_EQ_INT(search_plan_make("\"ab\xf0\x9f\x98\x80\"* OR abcd*", tk, &p,
+				      NULL, 0), 0);
+	CHECK_EQ_INT(p.prefix_chars, 2);
+	CHECK_EQ_STR(p.shortest, "ab");
+	search_plan_release(&p);
+	CHECK_EQ_INT(search_plan_make("refund NOT \xc3\xa1\xcc\x81*", tk, &p,
+				      NULL, 0), 0);
+	CHECK_EQ_INT(p.prefix_chars, 1);
+	search_plan_release(&p);
+	CHECK_EQ_INT(search_plan_make("refund", tk, &p, NULL, 0), 0);
+	CHECK(p.prefix_chars == SIZE_MAX);
 	search_plan_release(&p);
 }
 
@@ -321,7 +357,7 @@ static void test_differential(void)
 			continue;
 		}
 		queries++;
-		r = search_plan_make(q.data, tk, &p);
+		r = search_plan_make(q.data, tk, &p, NULL, 0);
 		CHECK_EQ_INT(r, 0);
 		if (r) {
 			search_plan_release(&p);

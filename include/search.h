@@ -6,10 +6,10 @@
  * The index lives in cache.db as three contentless FTS5 tables
  * (store_search.c): message text as transcript.txt shows it (the body
  * with HTML removed and entities decoded: render_html_text), conversation
- * tags, and a contact's name, email, externalId and phone. The messages'
- * and the contacts' tables keep no positions (detail=none), so each query
- * is planned first (search_expr.h): a phrase, NEAR() or ^ is checked by
- * FTS5 on the messages (contacts) its words find. The tokenizer is
+ * tags, and a contact's name, email, externalId and phone. The tables
+ * keep no positions (detail=none), so each query is planned first
+ * (search_expr.h): a phrase, NEAR() or ^ is checked by FTS5 on the
+ * messages (contacts, tags) its words find. The tokenizer is
  * unicode61 with remove_diacritics 2: words match in any case and without
  * their accents. The store's writers keep it in the same transaction as
  * the rows it covers (store_put_message, store_clear_messages,

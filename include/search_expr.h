@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * search_expr: what an FTS5 query asks of the message and contact
- * indexes, which keep no positions.
+ * search_expr: what an FTS5 query asks of the search indexes, which keep
+ * no positions.
  *
  * Those indexes are FTS5 with detail=none (store_search.c): they record
  * which rows hold a token, not where, at about half the size of one with

@@ -14,7 +14,7 @@
  * into text, which fields are indexed, the tables' options), since a
  * row's removal must give FTS5 the very text it indexed. A cache indexed
  * by another format has its index dropped and built again. Format 3: the
- * messages' and contacts' indexes keep no positions (detail=none). tests/unit/
+ * indexes keep no positions (detail=none). tests/unit/
  * test_search.c holds a hash of render_html_text's output per format and
  * fails when the renderer changes without a bump.
  */

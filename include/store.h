@@ -579,7 +579,8 @@ int store_search_progress(struct store *st, int64_t *done, int64_t *total,
 /*
  * Merges the index's segments when text left it since the last merge
  * (FTS5 'optimize'), so the pages that held it are freed (and zeroed:
- * secure_delete). 1 when it merged (a checkpoint should follow), 0 when
+ * secure_delete); and all three tables' when their rows have doubled
+ * since the last such merge (a first sync ends with one). 1 when it merged (a checkpoint should follow), 0 when
  * there was nothing to do, -errno. Outside any transaction of the thread;
  * called by the sync at the end of a pass (sync_checkpoint_due).
  */

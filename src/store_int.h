@@ -84,9 +84,9 @@ struct db {
 	/* store_search.c's too, made on first use, released with the
 	 * statements (store_search_db_release): the tokenizer on sql, and
 	 * the in-memory checking tables a query leaves (messages,
-	 * contacts), small and empty. */
+	 * contacts, tags), small and empty. */
 	struct search_tokenizer *search_tk;
-	struct checker *search_chk[2];
+	struct checker *search_chk[3];
 	struct db *next;	/* in the idle list */
 	int64_t idle_since;	/* clock_mono_ms() when last given back */
 	int lean;		/* idle, its page cache given back */

@@ -79,15 +79,15 @@ void search_open_read_only(int on)
  * size (0.41 of the text against 0.79, BENCHMARKS.md); a phrase, NEAR()
  * or ^ is checked on the candidates it finds (struct checker). So do the
  * contacts' (their tokens are mostly their own: emails, phones, ids, so
- * positions cost about as much again). Tags are few and keep theirs
- * (detail=full): the query's check of FTS5's syntax runs on them.
+ * positions cost about as much again) and the tags'. FTS5's check of a
+ * query's syntax runs on the (empty) checking table, which keeps them.
  */
 const char store_search_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_msg USING fts5(body,"
 	" content='', columnsize=0, detail=none,"
 	" tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_conv USING fts5(tags,"
-	" content='', columnsize=0,"
+	" content='', columnsize=0, detail=none,"
 	" tokenize='unicode61 remove_diacritics 2');"
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_contact USING fts5(name,"
 	" email, external_id, phone, content='', columnsize=0, detail=none,"
@@ -115,12 +115,12 @@ enum sstmt {
 	SS_BUILD_CONTACTS,
 	SS_BUILD_CONVS,
 	SS_BUILD_MSGS,
-	SS_Q_VALID,
 	SS_Q_MSG_CONVS,
 	SS_Q_TAG_CONVS,
 	SS_Q_CONTACTS,
 	SS_Q_CAND,
 	SS_Q_CONTACT_CAND,
+	SS_Q_TAG_CAND,
 	SS__COUNT
 };
 _Static_assert(SS__COUNT <= STORE_SEARCH_STMTS, "struct db's search slots");
@@ -158,10 +158,6 @@ static const char *const ssql[SS__COUNT] = {
 		       " ORDER BY id LIMIT ?2",
     [SS_BUILD_MSGS] = "SELECT id, json FROM messages WHERE id > ?1"
 		      " ORDER BY id LIMIT ?2",
-    /* Whether FTS5 takes the query (on the small table with positions:
-     * the message index cannot run every query). */
-    [SS_Q_VALID] = "SELECT rowid FROM search_conv WHERE search_conv MATCH ?1"
-		   " LIMIT 1",
     /* The FTS table drives each query (a MATCH, then primary keys); the
      * cap keeps the newest (highest ids). */
     [SS_Q_MSG_CONVS] = "SELECT DISTINCT m.conversation_id FROM search_msg"
@@ -186,6 +182,10 @@ static const char *const ssql[SS__COUNT] = {
 			  " AS c ON c.id = search_contact.rowid"
 			  " WHERE search_contact MATCH ?1"
 			  " ORDER BY search_contact.rowid DESC",
+    [SS_Q_TAG_CAND] = "SELECT c.id, c.json FROM search_conv"
+		      " CROSS JOIN conversations AS c"
+		      " ON c.id = search_conv.rowid WHERE search_conv MATCH ?1"
+		      " ORDER BY search_conv.rowid DESC",
 };
 
 static sqlite3_stmt *sprep(struct db *d, enum sstmt w)
@@ -1172,7 +1172,7 @@ int store_search_setup(struct store *st, struct db *d)
 			" 'search_format',"
 			" 'search_text_bytes', 'search_dirty',"
 			" 'search_rows_contacts', 'search_rows_conversations',"
-			" 'search_rows_messages',"
+			" 'search_rows_messages', 'search_rows_merged',"
 			" 'search_upto_contacts', 'search_upto_conversations',"
 			" 'search_upto_messages');";
 
@@ -1423,16 +1423,44 @@ int store_search_progress(struct store *st, int64_t *done_msgs,
 	return r;
 }
 
+/*
+ * The rows of all three indexes, as their writers counted them, and
+ * whether they have doubled since the last merge of all of them (at
+ * least GROWN_MIN): then each table's segments are merged into one, as
+ * after an erasure. A first sync (0 to N rows) ends with one merge, and
+ * the merges' cost stays proportional to what was indexed: each rewrites
+ * at most twice what the one before did. Between them FTS5's own
+ * automerge keeps the segments few, not one.
+ */
+#define GROWN_MIN 1000
+
+static int64_t rows_now(struct store *st, struct db *d)
+{
+	int64_t n = 0;
+
+	for (int t = 0; t < SI__COUNT; t++)
+		n += d ? meta_get(d, rows_key[t])
+		       : store_meta_i64(st, rows_key[t]);
+	return n;
+}
+
+static int grown(int64_t rows, int64_t merged)
+{
+	return rows >= GROWN_MIN && rows >= 2 * merged;
+}
+
 int store_search_purge(struct store *st)
 {
 	struct db *d;
-	int64_t dirty;
-	int r, purged = 0;
+	int64_t dirty, rows;
+	int r, purged = 0, all;
 
 	if (store_pinned)
 		return -EBUSY;
 	/* A look without the write lock first: mostly there is nothing. */
-	if (!store_meta_i64(st, "search_dirty"))
+	if (!store_meta_i64(st, "search_dirty") &&
+	    !grown(rows_now(st, NULL),
+		   store_meta_i64(st, "search_rows_merged")))
 		return 0;
 	r = store_begin(st);
 	if (r)
@@ -1441,6 +1469,10 @@ int store_search_purge(struct store *st)
 	/* Read again under the lock: a bit set by a writer since stays
 	 * set until its table is merged. */
 	dirty = meta_get(d, "search_dirty");
+	rows = rows_now(st, d);
+	all = grown(rows, meta_get(d, "search_rows_merged"));
+	if (all)
+		dirty |= (1 << SI__COUNT) - 1;
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		char sql[128];
 
@@ -1455,6 +1487,8 @@ int store_search_purge(struct store *st)
 	}
 	r = r || !purged ? r : meta_i64(d, SS_SET_META, "search_dirty",
 					dirty & ~(int64_t)purged);
+	r = r || !all ? r : meta_i64(d, SS_SET_META, "search_rows_merged",
+				     rows);
 	if (r) {
 		log_warn("cache: merging the search index: %s",
 			 sqlite3_errmsg(d->sql));
@@ -1612,15 +1646,16 @@ static void say_slow(struct query *q)
 }
 
 /*
- * Opens q for the FTS5 query fts: FTS5 must take it (SS_Q_VALID: -EINVAL
+ * Opens q for the FTS5 query fts: FTS5 must take it (query_valid: -EINVAL
  * with its reason), then its plan (-EINVAL: nested too deep for it, or a
  * prefix too short). On failure q holds nothing.
  */
+static int query_valid(struct query *q, const char *fts);
+
 static int query_open(struct query *q, struct store *st, const char *fts,
 		      char *why, size_t whylen)
 {
-	sqlite3_stmt *s;
-	int r, rc;
+	int r;
 
 	memset(q, 0, sizeof(*q));
 	q->st = st;
@@ -1637,17 +1672,7 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 	}
 	q->tk = q->d->search_tk;
 	query_begin(q->d, &q->until);
-	s = qprep(q, SS_Q_VALID);
-	if (!s) {
-		query_error(q->d, why, whylen);
-		query_close(q);
-		return -EIO;
-	}
-	sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-						  : query_rc(q->d, rc, why, whylen);
-	sqlite3_reset(s);
+	r = query_valid(q, fts);
 	r = r ? r : search_plan_make(fts, q->tk, &q->plan, why, whylen);
 	/* A short prefix as the tokenizer reads it (search_query_prepare
 	 * counts the bytes it sees: "ab\u2019*" is the prefix "ab"). */
@@ -1670,14 +1695,18 @@ static int query_open(struct query *q, struct store *st, const char *fts,
  * on its thread; kept between queries by the connection (struct db),
  * empty and without a deadline, and closed with its statements.
  */
-/* What is checked: messages (one column) or contacts (four). */
-enum cand_kind { CK_MSG, CK_CONTACT };
+/* What is checked: messages, contacts (four columns), tags. */
+enum cand_kind { CK_MSG, CK_CONTACT, CK_TAGS, CK__COUNT };
+
+_Static_assert(CK__COUNT == sizeof(((struct db *)0)->search_chk) /
+				   sizeof(struct checker *),
+	       "struct db's checking tables");
 
 struct checker {
 	sqlite3 *v;
 	sqlite3_stmt *ins, *sel, *clear;
 	enum cand_kind kind;
-	int ncols;		/* 1: a message's text; 4: a contact's */
+	int ncols;		/* 4: a contact's texts; else 1 */
 	int in_tx;		/* a batch's transaction is open */
 };
 
@@ -1698,7 +1727,7 @@ static void checker_close(struct checker *c)
 
 void store_search_db_release(struct db *d)
 {
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < CK__COUNT; k++) {
 		checker_close(d->search_chk[k]);
 		d->search_chk[k] = NULL;
 	}
@@ -1716,11 +1745,15 @@ static int checker_make(struct checker *c, enum cand_kind kind)
 		[CK_CONTACT] = "CREATE VIRTUAL TABLE v USING fts5(name, email,"
 			       " external_id, phone, content='', columnsize=0,"
 			       " tokenize='unicode61 remove_diacritics 2')",
+		[CK_TAGS] = "CREATE VIRTUAL TABLE v USING fts5(tags,"
+			    " content='', columnsize=0,"
+			    " tokenize='unicode61 remove_diacritics 2')",
 	};
 	static const char *const ins[] = {
 		[CK_MSG] = "INSERT INTO v(rowid, body) VALUES(?1, ?2)",
 		[CK_CONTACT] = "INSERT INTO v(rowid, name, email, external_id,"
 			       " phone) VALUES(?1, ?2, ?3, ?4, ?5)",
+		[CK_TAGS] = "INSERT INTO v(rowid, tags) VALUES(?1, ?2)",
 	};
 
 	c->ncols = kind == CK_CONTACT ? 4 : 1;
@@ -1799,6 +1832,39 @@ static void checker_put(struct query *q, struct checker *c)
 }
 
 /* The error of a step on the checking database. */
+static int check_rc(struct query *q, struct checker *c, int rc);
+
+/*
+ * Whether FTS5 takes fts: run on the empty checking table, which keeps
+ * positions as the indexes do not (they refuse a phrase that FTS5
+ * takes). 0, -EINVAL with FTS5's reason, -ETIMEDOUT.
+ */
+static int query_valid(struct query *q, const char *fts)
+{
+	struct checker *c;
+	int r, rc;
+
+	r = checker_get(q, CK_MSG, &c);
+	if (r)
+		return r;
+	sqlite3_bind_text(c->sel, 1, fts, -1, SQLITE_STATIC);
+	rc = sqlite3_step(c->sel);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		r = 0;
+	} else if ((rc & 0xff) == SQLITE_ERROR) {
+		const char *m = sqlite3_errmsg(c->v);
+
+		if (q->why && q->whylen)
+			text_clean(q->why, q->whylen, m, strlen(m), 0);
+		r = -EINVAL;
+	} else {
+		r = check_rc(q, c, rc);
+	}
+	sqlite3_reset(c->sel);
+	checker_put(q, c);
+	return r;
+}
+
 static int check_rc(struct query *q, struct checker *c, int rc)
 {
 	if ((rc & 0xff) == SQLITE_INTERRUPT) {
@@ -1932,8 +1998,13 @@ static int batch_fill(struct query *q, struct batch *b)
 	if (b->ended)
 		return 0;
 	if (!b->s) {
-		b->s = qprep(q, b->kind == CK_CONTACT ? SS_Q_CONTACT_CAND
-						      : SS_Q_CAND);
+		static const enum sstmt cand[CK__COUNT] = {
+			[CK_MSG] = SS_Q_CAND,
+			[CK_CONTACT] = SS_Q_CONTACT_CAND,
+			[CK_TAGS] = SS_Q_TAG_CAND,
+		};
+
+		b->s = qprep(q, cand[b->kind]);
 		if (!b->s) {
 			query_error(q->d, q->why, q->whylen);
 			return -EIO;
@@ -1967,6 +2038,12 @@ static int batch_fill(struct query *q, struct batch *b)
 						    : 0;
 				contact_text_release(&ct);
 			}
+		} else if (b->kind == CK_TAGS) {
+			b->conv[k] = b->id[k];
+			b->created[k] = 0;
+			r = json_tags_text(sqlite3_column_blob(s, 1),
+					   (size_t)sqlite3_column_bytes(s, 1),
+					   &t[0]);
 		} else {
 			b->conv[k] = sqlite3_column_int64(s, 1);
 			b->created[k] = sqlite3_column_int64(s, 2);
@@ -2123,6 +2200,9 @@ static int convs_checked(struct query *q, const char *fts, size_t max,
 	return r;
 }
 
+static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
+		       size_t max, int64_t **ids, size_t *n, size_t *alloc);
+
 int store_search_check(struct store *st, const char *fts, char *why,
 		       size_t whylen)
 {
@@ -2154,7 +2234,12 @@ int store_search_convs(struct store *st, const char *fts, size_t max,
 			    n, &alloc);
 	else
 		r = convs_checked(&q, fts, max, ids, n, &alloc);
-	r = r ? r : run_ids(&q, SS_Q_TAG_CONVS, fts, max, ids, n, &alloc);
+	if (!r && !q.plan.none)
+		r = q.plan.exact ? run_ids(&q, SS_Q_TAG_CONVS,
+					   q.plan.relaxed.data, max, ids, n,
+					   &alloc)
+				 : ids_checked(&q, CK_TAGS, fts, max, ids, n,
+					       &alloc);
 	query_close(&q);
 	if (r) {
 		free(*ids);
@@ -2166,22 +2251,26 @@ int store_search_convs(struct store *st, const char *fts, size_t max,
 	return 0;
 }
 
-/* The contacts an inexact plan finds, newest first, up to max. */
-static int contacts_checked(struct query *q, const char *fts, size_t max,
-			    int64_t **ids, size_t *n, size_t *alloc)
+/* The contacts (tagged conversations) an inexact plan finds, newest
+ * first, up to max more in ids. */
+static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
+		       size_t max, int64_t **ids, size_t *n, size_t *alloc)
 {
 	struct checker *c;
-	struct batch b = { .kind = CK_CONTACT };
+	struct batch b = { .kind = kind };
+	size_t added = 0;
 	int r;
 
-	r = checker_get(q, CK_CONTACT, &c);
+	r = checker_get(q, kind, &c);
 	while (!r) {
 		r = batch_fill(q, &b);
 		r = r ? r : batch_check(q, c, fts, &b);
 		for (size_t i = 0; i < b.n && !r; i++)
-			if (b.keep[i])
+			if (b.keep[i]) {
 				r = add_id(ids, n, alloc, b.id[i]);
-		if (r || b.ended || *n >= max)
+				added++;
+			}
+		if (r || b.ended || added >= max)
 			break;
 	}
 	batch_release(&b);
@@ -2207,7 +2296,7 @@ int store_search_contacts(struct store *st, const char *fts, size_t max,
 		r = run_ids(&q, SS_Q_CONTACTS, q.plan.relaxed.data, max, ids, n,
 			    &alloc);
 	else
-		r = contacts_checked(&q, fts, max, ids, n, &alloc);
+		r = ids_checked(&q, CK_CONTACT, fts, max, ids, n, &alloc);
 	query_close(&q);
 	if (r) {
 		free(*ids);

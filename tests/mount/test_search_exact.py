@@ -6,7 +6,7 @@ or in two messages; NEAR(), ^ and NOT of a phrase are exact; hits.txt of a
 phrase has one line with the phrase in its snippet, and `driftctl search`
 agrees; hits come best match first (more of the query's words first); a
 contact's email or name as a phrase finds that contact, not one with the
-same words in another order; and a cache indexed by format 2 (with positions) has its message
+same words in another order, and a tag's words likewise; and a cache indexed by format 2 (with positions) has its message
 index dropped and built again without them at the next mount, after which
 the same queries find the same messages."""
 import os
@@ -145,3 +145,17 @@ def test_contact_phrases_are_exact(mount, emulator):
     assert found("zed quokka") == sorted([one["id"], two["id"]])
     assert found('"wilhelmina tarragon"') == [one["id"]]
     assert found('tarragon NOT "wilhelmina tarragon"') == [two["id"]]
+
+
+def test_tag_phrases_are_exact(mount, emulator):
+    """Tags are indexed without positions too: a tag of several words
+    (escalations/tier-2) is found as the phrase of its words, and not by
+    the same words in another order."""
+    tagged = {c["id"] for c in emulator.data()["conversations"]
+              if any(t.get("name") == "escalations/tier-2"
+                     for t in c.get("conversationTags") or [])}
+    assert tagged
+    assert tagged <= set(convs(mount, "escalations%2Ftier-2"))
+    assert tagged <= set(convs(mount, '"tier 2"'))
+    assert not tagged & set(convs(mount, '"tier escalations"'))
+    assert not tagged & set(convs(mount, '"2 tier"'))

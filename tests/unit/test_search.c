@@ -784,6 +784,12 @@ static void test_checked_batches_and_rank(void)
 					&res, why, sizeof(why)), 0);
 		search_result_release(&res);
 	}
+	/* 5051 rows, none merged yet: the end of a pass merges them all,
+	 * once; the queries find the same after. */
+	CHECK_EQ_INT(store_search_purge(st), 1);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_merged"), 5051);
+	CHECK_EQ_INT(store_search_purge(st), 0);
+	CHECK_EQ_INT(nconvs(st, "\"alpha beta\""), 50);
 	store_close(st);
 }
 

@@ -5,16 +5,16 @@
  *
  * Those indexes are FTS5 with detail=none (store_search.c): they record
  * which rows hold a token, not where, at about half the size of one with
- * positions. It cannot run a phrase of two tokens or more, NEAR(),
+ * positions. They cannot run a phrase of two tokens or more, NEAR(),
  * or ^. So a query (as search_query_prepare gives it) becomes a plan:
  *
- *   relaxed  an FTS5 query the message index can run that finds every
- *            message the query finds, and maybe more: a phrase becomes
+ *   relaxed  an FTS5 query such an index can run that finds every row
+ *            the query finds, and maybe more: a phrase becomes
  *            its tokens ANDed, NEAR() its phrases ANDed, and the right of
  *            a NOT keeps only what it excludes for sure;
  *   exact    1 when relaxed finds exactly what the query does (no phrase
  *            of two tokens or more, no NEAR() of two phrases, no ^):
- *            the index's answer is the answer. 0: each message relaxed
+ *            the index's answer is the answer. 0: each row relaxed
  *            finds is checked by FTS5 itself, against the original query,
  *            on a table with positions holding the candidates alone;
  *   terms    the tokens a matching message may show (those outside the

@@ -17,7 +17,8 @@
  * store_delete_contact), so what a transcript shows is what a search
  * finds, and text that leaves the cache leaves the index: the segments
  * that held it are merged away (store_search_purge) before the sync's
- * checkpoint, so that secure_delete zeroes their pages.
+ * checkpoint, so that secure_delete zeroes their pages. The same merge
+ * compacts the index each time its rows have doubled.
  *
  * A cache of an older version gets its index built in the background
  * (search_build_start): chunks of rows in ascending id order, each its own
@@ -34,8 +35,9 @@
  * open, with no lock of the caller's held but those before the store's in
  * driftfs.h's order; they take the store's pool lock for a connection and
  * return 0 or -errno. -EINVAL means the query is invalid; why (the
- * caller's buffer) then says why, as SQLite put it, cleaned to one line;
- * -ETIMEDOUT that it ran past its deadline (why says so too).
+ * caller's buffer) then says why, in FTS5's words or driftfs's (a limit,
+ * a short prefix, nesting), cleaned to one line; -ETIMEDOUT that it ran
+ * past its deadline (why says so too).
  */
 #ifndef DRIFTFS_SEARCH_H
 #define DRIFTFS_SEARCH_H

@@ -544,7 +544,7 @@ int store_meta_delete(struct store *st, const char *key);
  * conversations with a matching message or tag, of the matching contacts;
  * *ids malloc'd, the caller's (NULL when none). store_search_hits: the
  * best max matching messages (bm25 without lengths, its counts taken from
- * the text, over the newest 10000 messages the query's words find: the
+ * the text, over the newest 10000 matching messages: the
  * index keeps no positions), best first, each given to cb with its
  * author's JSON fields (author_type, author_id, bot) left to the caller:
  * cb gets the message's JSON and a snippet (valid for the call). The query
@@ -579,9 +579,10 @@ int store_search_progress(struct store *st, int64_t *done, int64_t *total,
 /*
  * Merges the index's segments when text left it since the last merge
  * (FTS5 'optimize'), so the pages that held it are freed (and zeroed:
- * secure_delete); and all three tables' when their rows have doubled
- * since the last such merge (a first sync ends with one). 1 when it merged (a checkpoint should follow), 0 when
- * there was nothing to do, -errno. Outside any transaction of the thread;
+ * secure_delete); and all three tables' towards one segment each when
+ * their rows have doubled since the last such merge (a first sync ends
+ * with one), a short transaction a step. 1 when it merged (a checkpoint
+ * should follow), 0 when there was nothing to do, -errno. Outside any transaction of the thread;
  * called by the sync at the end of a pass (sync_checkpoint_due).
  */
 int store_search_purge(struct store *st);

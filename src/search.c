@@ -165,8 +165,12 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 			r = buf_add(out, w, n);
 			continue;
 		}
-		/* An email, #1234, a/b: the phrase of its words. */
-		r = buf_addc(out, '"');
+		/* An email, #1234, a/b: the phrase of its words; not run
+		 * into a phrase typed right before it ("a b""x.y" would be
+		 * one phrase to FTS5). */
+		if (out->len && out->data[out->len - 1] == '"')
+			r = buf_addc(out, ' ');
+		r = r ? r : buf_addc(out, '"');
 		for (size_t i = 0; i < body && !r; i++)
 			r = w[i] == '"' ? buf_adds(out, "\"\"")
 					: buf_addc(out, w[i]);

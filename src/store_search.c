@@ -1426,21 +1426,27 @@ int store_search_progress(struct store *st, int64_t *done_msgs,
 /*
  * The rows of all three indexes, as their writers counted them, and
  * whether they have doubled since the last merge of all of them (at
- * least GROWN_MIN): then each table's segments are merged into one, as
- * after an erasure. A first sync (0 to N rows) ends with one merge, and
+ * least GROWN_MIN): then each table's segments are merged towards one
+ * (merge_grown). A first sync (0 to N rows) ends with one such merge, and
  * the merges' cost stays proportional to what was indexed: each rewrites
  * at most twice what the one before did. Between them FTS5's own
  * automerge keeps the segments few, not one.
  */
 #define GROWN_MIN 1000
+/* Pages one step of that merge writes (FTS5 'merge', -N), each step its
+ * own transaction: the write lock is held for about a MB of index at a
+ * time, not the whole index. */
+#define GROWN_MERGE_PAGES 256
+/* Steps per table at most (a writer adding segments meanwhile could
+ * otherwise keep it going). */
+#define GROWN_MERGE_STEPS 4096
 
-static int64_t rows_now(struct store *st, struct db *d)
+static int64_t rows_now(struct store *st)
 {
 	int64_t n = 0;
 
 	for (int t = 0; t < SI__COUNT; t++)
-		n += d ? meta_get(d, rows_key[t])
-		       : store_meta_i64(st, rows_key[t]);
+		n += store_meta_i64(st, rows_key[t]);
 	return n;
 }
 
@@ -1449,19 +1455,74 @@ static int grown(int64_t rows, int64_t merged)
 	return rows >= GROWN_MIN && rows >= 2 * merged;
 }
 
+/* Merges each table's segments, a step a transaction, until FTS5 finds
+ * nothing left to merge; then notes rows as merged. */
+static int merge_grown(struct store *st, int64_t rows)
+{
+	char sql[128];
+	int r = 0;
+
+	for (int t = 0; t < SI__COUNT && !r; t++) {
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO %s(%s, rank) VALUES('merge', -%d)",
+			 fts_name[t], fts_name[t], GROWN_MERGE_PAGES);
+		for (int step = 0; step < GROWN_MERGE_STEPS && !r; step++) {
+			struct db *d;
+			int64_t before;
+			int done;
+
+			r = store_begin(st);
+			if (r)
+				break;
+			d = store_pinned;
+			before = sqlite3_total_changes64(d->sql);
+			if (sqlite3_exec(d->sql, sql, NULL, NULL, NULL) !=
+			    SQLITE_OK) {
+				r = store_sql_errno(sqlite3_errcode(d->sql))
+					?: -EIO;
+				log_warn("cache: merging the search index: %s",
+					 sqlite3_errmsg(d->sql));
+				store_rollback(st);
+				break;
+			}
+			/* FTS5: fewer than 2 changes, nothing was merged. */
+			done = sqlite3_total_changes64(d->sql) - before < 2;
+			r = store_commit(st);
+			if (done)
+				break;
+		}
+	}
+	if (r)
+		return r;
+	r = store_begin(st);
+	if (r)
+		return r;
+	r = meta_i64(store_pinned, SS_SET_META, "search_rows_merged", rows);
+	if (r) {
+		store_rollback(st);
+		return r;
+	}
+	return store_commit(st);
+}
+
 int store_search_purge(struct store *st)
 {
 	struct db *d;
 	int64_t dirty, rows;
-	int r, purged = 0, all;
+	int r, purged = 0;
 
 	if (store_pinned)
 		return -EBUSY;
+	rows = rows_now(st);
+	if (grown(rows, store_meta_i64(st, "search_rows_merged"))) {
+		r = merge_grown(st, rows);
+		if (r)
+			return r;
+		purged = 1;
+	}
 	/* A look without the write lock first: mostly there is nothing. */
-	if (!store_meta_i64(st, "search_dirty") &&
-	    !grown(rows_now(st, NULL),
-		   store_meta_i64(st, "search_rows_merged")))
-		return 0;
+	if (!store_meta_i64(st, "search_dirty"))
+		goto out;
 	r = store_begin(st);
 	if (r)
 		return r;
@@ -1469,10 +1530,6 @@ int store_search_purge(struct store *st)
 	/* Read again under the lock: a bit set by a writer since stays
 	 * set until its table is merged. */
 	dirty = meta_get(d, "search_dirty");
-	rows = rows_now(st, d);
-	all = grown(rows, meta_get(d, "search_rows_merged"));
-	if (all)
-		dirty |= (1 << SI__COUNT) - 1;
 	for (int t = 0; t < SI__COUNT && !r; t++) {
 		char sql[128];
 
@@ -1483,12 +1540,10 @@ int store_search_purge(struct store *st)
 			 fts_name[t]);
 		if (sqlite3_exec(d->sql, sql, NULL, NULL, NULL) != SQLITE_OK)
 			r = store_sql_errno(sqlite3_errcode(d->sql)) ?: -EIO;
-		purged |= 1 << t;
+		purged |= 2;
 	}
-	r = r || !purged ? r : meta_i64(d, SS_SET_META, "search_dirty",
-					dirty & ~(int64_t)purged);
-	r = r || !all ? r : meta_i64(d, SS_SET_META, "search_rows_merged",
-				     rows);
+	r = r || !(purged & 2) ? r
+			       : meta_i64(d, SS_SET_META, "search_dirty", 0);
 	if (r) {
 		log_warn("cache: merging the search index: %s",
 			 sqlite3_errmsg(d->sql));
@@ -1496,9 +1551,12 @@ int store_search_purge(struct store *st)
 		return r;
 	}
 	r = store_commit(st);
-	if (!r && purged)	/* the index's size changed */
+	if (r)
+		return r;
+out:
+	if (purged)	/* the index's size changed */
 		__atomic_store_n(&st->search_bytes_ms, 0, __ATOMIC_RELAXED);
-	return r ? r : !!purged;
+	return !!purged;
 }
 
 /* ---- Queries ---------------------------------------------------------- */
@@ -1710,9 +1768,10 @@ struct checker {
 	int in_tx;		/* a batch's transaction is open */
 };
 
-/* A checking table kept this big or smaller is kept for the next query
- * on its connection (its in-memory pages stay allocated until then). */
-#define CHECKER_KEEP_BYTES (256 * 1024)
+/* A checking table this big or smaller (an empty one: about 47 KB) is
+ * kept for the next query on its connection: its in-memory pages stay
+ * allocated until then, and a connection keeps three at most. */
+#define CHECKER_KEEP_BYTES (96 * 1024)
 
 static void checker_close(struct checker *c)
 {
@@ -1814,16 +1873,19 @@ static void checker_put(struct query *q, struct checker *c)
 
 	if (!c)
 		return;
+	/* No deadline from here: the rollback must not be stopped. */
 	sqlite3_progress_handler(c->v, 0, NULL, NULL);
-	if (c->in_tx) {
-		sqlite3_exec(c->v, "ROLLBACK", NULL, NULL, NULL);
-		c->in_tx = 0;
-	}
 	sqlite3_reset(c->sel);
+	if (!sqlite3_get_autocommit(c->v))
+		sqlite3_exec(c->v, "ROLLBACK", NULL, NULL, NULL);
+	c->in_tx = 0;
 	rc = sqlite3_step(c->clear);
 	sqlite3_reset(c->clear);
 	sqlite3_db_status(c->v, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
-	if (rc != SQLITE_DONE || cur > CHECKER_KEEP_BYTES ||
+	/* Kept only as the next query needs it: out of any transaction,
+	 * empty, small. */
+	if (rc != SQLITE_DONE || !sqlite3_get_autocommit(c->v) ||
+	    cur > CHECKER_KEEP_BYTES ||
 	    q->d->search_chk[c->kind]) {
 		checker_close(c);
 		return;
@@ -1857,8 +1919,12 @@ static int query_valid(struct query *q, const char *fts)
 		if (q->why && q->whylen)
 			text_clean(q->why, q->whylen, m, strlen(m), 0);
 		r = -EINVAL;
-	} else {
+	} else if ((rc & 0xff) == SQLITE_INTERRUPT) {
 		r = check_rc(q, c, rc);
+	} else {
+		log_err("cache: search: checking a query: %s",
+			sqlite3_errmsg(c->v));
+		r = (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : -EIO;
 	}
 	sqlite3_reset(c->sel);
 	checker_put(q, c);
@@ -1908,13 +1974,10 @@ static int checker_run(struct query *q, struct checker *c, const char *fts,
 	int r = 0, rc;
 
 	if (c->in_tx) {
-		c->in_tx = 0;
 		rc = sqlite3_exec(c->v, "COMMIT", NULL, NULL, NULL);
-		if (rc != SQLITE_OK) {
-			r = check_rc(q, c, rc);
-			sqlite3_exec(c->v, "ROLLBACK", NULL, NULL, NULL);
-			return r;
-		}
+		if (rc != SQLITE_OK)	/* checker_put rolls back */
+			return check_rc(q, c, rc);
+		c->in_tx = 0;
 	}
 	sqlite3_bind_text(c->sel, 1, fts, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(c->sel)) == SQLITE_ROW) {

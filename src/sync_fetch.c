@@ -66,8 +66,9 @@ void sync_deleted_note(struct sync *s, size_t n)
 /*
  * The checkpoint after removals; purge: first merge the search index's
  * segments that text left (store_search_purge: the whole index of a
- * table, under the write lock), which only the end of a pass does, once
- * a pass, on the sync's thread.
+ * table, under the write lock), or all of them, a step at a time, once
+ * the index has doubled; which only the end of a pass does, once a pass,
+ * on the sync's thread.
  */
 static void checkpoint(struct sync *s, int purge)
 {

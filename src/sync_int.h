@@ -313,8 +313,8 @@ int sync_recheck_note(struct store *st, int64_t contact, const int64_t *convs,
  */
 void sync_deleted_note(struct sync *s, size_t n);
 /* At the end of a pass: merges the search index's segments that text
- * left (store_search_purge), and checkpoints if rows were removed since
- * the last one. The pass's thread, no transaction held. */
+ * left, or all of them once the index has doubled (store_search_purge),
+ * and checkpoints if rows were removed since the last one. The pass's thread, no transaction held. */
 void sync_checkpoint_due(struct sync *s);
 
 /*

@@ -14,8 +14,9 @@
  *
  * A query's result is kept for RESULT_TTL_MS (as long as the kernel keeps
  * the entries: SEARCH_TIMEOUT) and until the cache changes
- * (tree_search_changed), so the lookup, getattr, open and fstat of one
- * `cat search/Q/hits.txt` share one run, and st_size is the size of the
+ * (tree_search_changed), so the getattr, open and fstat of one
+ * `cat search/Q/hits.txt` share one run (the lookup of search/Q only
+ * checks the query: SEARCH_CHECK), and st_size is the size of the
  * bytes read. (Another process writing the cache, driftctl sync, sends no
  * change: a result is then at most RESULT_TTL_MS old.) A failure is kept
  * too: a query that ran past its deadline is not run again by the next

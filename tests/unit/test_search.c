@@ -48,6 +48,7 @@ static void test_query_prepare(void)
 		{ "\"abc\"*", "\"abc\"*" },
 		{ "^\"a b\" c", "^\"a b\" c" },
 		{ "a.b\"c d\"", "\"a.b\" \"c d\"" },
+		{ "\"a b\"x.y", "\"a b\" \"x.y\"" },
 	};
 	char why[SEARCH_WHY_MAX];
 

@@ -2137,6 +2137,8 @@ static int batch_check(struct query *q, struct checker *c, const char *fts,
 		memset(b->keep, 1, b->n);
 		return 0;
 	}
+	if (!b->n)
+		return 0;	/* nothing to check */
 	for (size_t i = 0; i < b->n && !r; i++)
 		r = checker_add(q, c, b->id[i], &b->text[i * (size_t)b->ncols]);
 	return r ? r : checker_run(q, c, fts, b->id, b->n, b->keep);

@@ -496,17 +496,21 @@ class RequestLog:
             self.by_status = collections.Counter()
 
     def arrive(self):
-        """A number for a request as it arrives, in arrival order (the
-        "arrived" of its entry): a faulted reply (throttled, stalled) is
-        logged when its thread is done, after a request that came later,
-        and the order in which they came is what a check of write order
-        needs."""
+        """A number for a request as it arrives, in arrival order, and the
+        time it came (the "arrived" and "arrived_time" of its entry): a
+        faulted reply (throttled, stalled) is logged when its thread is
+        done, after a request that came later, and a reply can be logged
+        after a kill -9 of the client that sent the request; the order and
+        time they came is what a check of writes needs."""
         with self.lock:
             self.arrivals += 1
-            return self.arrivals
+            return (self.arrivals, round(time.time(), 3))
 
     def record(self, req, endpoint, status, fault, arrived=None):
-        """Append one finished request."""
+        """Append one finished request (arrived: what arrive() gave)."""
+        arrived_time = None
+        if isinstance(arrived, tuple):
+            arrived, arrived_time = arrived
         body = None
         if req.body:
             body = req.body[:LOG_BODY_MAX].decode("utf-8", "replace")
@@ -520,6 +524,7 @@ class RequestLog:
                                  "endpoint": endpoint, "status": status,
                                  "fault": fault, "body": body,
                                  "arrived": arrived,
+                                 "arrived_time": arrived_time,
                                  "time": round(time.time(), 3)})
 
     def requests(self, since=0):

@@ -1040,3 +1040,6 @@ def test_log_keeps_the_order_requests_came_in(fresh):
         time.sleep(0.05)
     assert [r["path"] for r in log] == ["/playbooks/list", "/users/list"]
     assert log[0]["arrived"] > log[1]["arrived"], log
+    # And when: the slow one came before the other, was logged after it.
+    assert log[1]["arrived_time"] < log[0]["arrived_time"], log
+    assert log[1]["arrived_time"] <= log[1]["time"] - 0.5, log

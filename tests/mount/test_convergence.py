@@ -343,3 +343,31 @@ def test_identical_requests_of_two_writes_go_one_to_each():
     assert any("w15" in x and "never reached" in x for x in out), out
     out = s.check_writes(data, [req(1, 100.1)])
     assert any("w15" in x and "never reached" in x for x in out), out
+
+
+def test_checker_resend_after_kill_goes_by_arrival():
+    """An idempotent write's request that came before a kill -9 and whose
+    200 the emulator logged after it (under load: test_converges[6] in a
+    check run), resent after the restart, is the documented resend; a
+    resend with no kill between the two requests' arrivals is not."""
+    def w():
+        x = cv.Write(1, "tags_add", ("contact", 7), "tag-x", "p",
+                     lambda q: q["method"] == "POST" and
+                     q["path"] == "/contacts/7/tags")
+        x.rc, x.t0 = 0, 100.0
+        return x
+
+    def req(seq, arrived, logged):
+        return {"seq": seq, "method": "POST", "path": "/contacts/7/tags",
+                "arrived": seq, "arrived_time": arrived, "time": logged,
+                "fault": None, "status": 200}
+
+    s = object.__new__(cv.Scenario)
+    s.writes = [w()]
+    s.deleted, s.gone_emails = set(), set()
+    data = {"conversations": [], "contacts": [], "users": []}
+    s.h = type("H", (), {"kill_times": [101.35]})()
+    assert s.check_writes(data, [req(1, 101.30, 101.38), req(2, 101.50, 101.51)]) == []
+    s.h = type("H", (), {"kill_times": [101.40]})()
+    out = s.check_writes(data, [req(1, 101.30, 101.38), req(2, 101.35, 101.51)])
+    assert any("delivered 2 times" in x for x in out), out

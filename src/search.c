@@ -81,6 +81,18 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 		say(why, whylen, "the query is too long");
 		return -EINVAL;
 	}
+	/* Text only: the index's tokenizer gives bytes that are not UTF-8
+	 * back as tokens it then reads otherwise (search_expr.h's relaxed
+	 * query quotes the tokens; fuzz_search found it). */
+	for (size_t i = 0; i < len;) {
+		long cp;
+
+		i += text_utf8_decode(text + i, len - i, &cp);
+		if (cp < 0) {
+			say(why, whylen, "the query is not valid UTF-8 text");
+			return -EINVAL;
+		}
+	}
 	while (*p && !r) {
 		const char *w = p;
 		size_t n, body;

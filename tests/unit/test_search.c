@@ -70,6 +70,12 @@ static void test_query_prepare(void)
 			     -EINVAL);
 		CHECK(strstr(why, "empty") != NULL);
 		buf_release(&out);
+		/* Bytes that are not UTF-8 (fuzz_search's first find). */
+		CHECK_EQ_INT(search_query_prepare("\xd8\x8d\x81\xa0", &out, why,
+						  sizeof(why)),
+			     -EINVAL);
+		CHECK(strstr(why, "UTF-8") != NULL);
+		buf_release(&out);
 	}
 }
 

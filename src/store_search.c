@@ -2265,9 +2265,6 @@ static int convs_checked(struct query *q, const char *fts, size_t max,
 	return r;
 }
 
-static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
-		       size_t max, int64_t **ids, size_t *n, size_t *alloc);
-
 int store_search_check(struct store *st, const char *fts, char *why,
 		       size_t whylen)
 {
@@ -2277,43 +2274,6 @@ int store_search_check(struct store *st, const char *fts, char *why,
 	if (!r)
 		query_close(&q);
 	return r;
-}
-
-int store_search_convs(struct store *st, const char *fts, size_t max,
-		       int64_t **ids, size_t *n, char *why, size_t whylen)
-{
-	struct query q;
-	size_t alloc = 0;
-	int r;
-
-	*ids = NULL;
-	*n = 0;
-	r = query_open(&q, st, fts, why, whylen);
-	if (r)
-		return r;
-	/* The conversations of matching messages, then of matching tags. */
-	if (q.plan.none)
-		r = 0;
-	else if (q.plan.exact)
-		r = run_ids(&q, SS_Q_MSG_CONVS, q.plan.relaxed.data, max, ids,
-			    n, &alloc);
-	else
-		r = convs_checked(&q, fts, max, ids, n, &alloc);
-	if (!r && !q.plan.none)
-		r = q.plan.exact ? run_ids(&q, SS_Q_TAG_CONVS,
-					   q.plan.relaxed.data, max, ids, n,
-					   &alloc)
-				 : ids_checked(&q, CK_TAGS, fts, max, ids, n,
-					       &alloc);
-	query_close(&q);
-	if (r) {
-		free(*ids);
-		*ids = NULL;
-		*n = 0;
-		return r;
-	}
-	ids_finish(*ids, n, max);
-	return 0;
 }
 
 /* The contacts (tagged conversations) an inexact plan finds, newest
@@ -2343,8 +2303,30 @@ static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
 	return r;
 }
 
-int store_search_contacts(struct store *st, const char *fts, size_t max,
-			  int64_t **ids, size_t *n, char *why, size_t whylen)
+/*
+ * One part of a query for ids: the statement an exact plan runs on the
+ * index, the candidates an inexact one checks (messages give their
+ * conversations).
+ */
+static int part_ids(struct query *q, const char *fts, enum sstmt exact,
+		    enum cand_kind kind, size_t max, int64_t **ids, size_t *n,
+		    size_t *alloc)
+{
+	if (q->plan.none)
+		return 0;
+	if (q->plan.exact)
+		return run_ids(q, exact, q->plan.relaxed.data, max, ids, n,
+			       alloc);
+	if (kind == CK_MSG)
+		return convs_checked(q, fts, max, ids, n, alloc);
+	return ids_checked(q, kind, fts, max, ids, n, alloc);
+}
+
+/* The ids (ascending, the newest max) the parts find between them. */
+static int union_ids(struct store *st, const char *fts, size_t max,
+		     const enum sstmt *exact, const enum cand_kind *kind,
+		     size_t nparts, int64_t **ids, size_t *n, char *why,
+		     size_t whylen)
 {
 	struct query q;
 	size_t alloc = 0;
@@ -2355,13 +2337,8 @@ int store_search_contacts(struct store *st, const char *fts, size_t max,
 	r = query_open(&q, st, fts, why, whylen);
 	if (r)
 		return r;
-	if (q.plan.none)
-		r = 0;
-	else if (q.plan.exact)
-		r = run_ids(&q, SS_Q_CONTACTS, q.plan.relaxed.data, max, ids, n,
-			    &alloc);
-	else
-		r = ids_checked(&q, CK_CONTACT, fts, max, ids, n, &alloc);
+	for (size_t i = 0; i < nparts && !r; i++)
+		r = part_ids(&q, fts, exact[i], kind[i], max, ids, n, &alloc);
 	query_close(&q);
 	if (r) {
 		free(*ids);
@@ -2371,6 +2348,25 @@ int store_search_contacts(struct store *st, const char *fts, size_t max,
 	}
 	ids_finish(*ids, n, max);
 	return 0;
+}
+
+int store_search_convs(struct store *st, const char *fts, size_t max,
+		       int64_t **ids, size_t *n, char *why, size_t whylen)
+{
+	/* The conversations of matching messages, and of matching tags. */
+	static const enum sstmt exact[] = { SS_Q_MSG_CONVS, SS_Q_TAG_CONVS };
+	static const enum cand_kind kind[] = { CK_MSG, CK_TAGS };
+
+	return union_ids(st, fts, max, exact, kind, 2, ids, n, why, whylen);
+}
+
+int store_search_contacts(struct store *st, const char *fts, size_t max,
+			  int64_t **ids, size_t *n, char *why, size_t whylen)
+{
+	static const enum sstmt exact[] = { SS_Q_CONTACTS };
+	static const enum cand_kind kind[] = { CK_CONTACT };
+
+	return union_ids(st, fts, max, exact, kind, 1, ids, n, why, whylen);
 }
 
 /* ---- Hits, ranked -------------------------------------------------------- */

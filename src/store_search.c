@@ -1703,13 +1703,13 @@ static void say_slow(struct query *q)
 		snprintf(q->why, q->whylen, "the query took too long");
 }
 
+static int query_valid(struct query *q, const char *fts);
+
 /*
  * Opens q for the FTS5 query fts: FTS5 must take it (query_valid: -EINVAL
  * with its reason), then its plan (-EINVAL: nested too deep for it, or a
  * prefix too short). On failure q holds nothing.
  */
-static int query_valid(struct query *q, const char *fts);
-
 static int query_open(struct query *q, struct store *st, const char *fts,
 		      char *why, size_t whylen)
 {
@@ -1746,13 +1746,6 @@ static int query_open(struct query *q, struct store *st, const char *fts,
 	return r;
 }
 
-/*
- * The checking table: a private in-memory database whose FTS5 table keeps
- * positions, filled with a batch of candidates' text as the index would
- * have it, on which the original query runs. Used by one query at a time
- * on its thread; kept between queries by the connection (struct db),
- * empty and without a deadline, and closed with its statements.
- */
 /* What is checked: messages, contacts (four columns), tags. */
 enum cand_kind { CK_MSG, CK_CONTACT, CK_TAGS, CK__COUNT };
 
@@ -1760,6 +1753,13 @@ _Static_assert(CK__COUNT == sizeof(((struct db *)0)->search_chk) /
 				   sizeof(struct checker *),
 	       "struct db's checking tables");
 
+/*
+ * The checking table: a private in-memory database whose FTS5 table keeps
+ * positions, filled with a batch of candidates' text as the index would
+ * have it, on which the original query runs. Used by one query at a time
+ * on its thread; kept between queries by the connection (struct db),
+ * empty and without a deadline, and closed with its statements.
+ */
 struct checker {
 	sqlite3 *v;
 	sqlite3_stmt *ins, *sel, *clear;

@@ -64,7 +64,7 @@ struct store;
  * search_index.h, where the index's keeper checks it too, on the prefix
  * as its tokenizer folds it). A query that passes and
  * still runs longer than about 2 s fails with -ETIMEDOUT
- * (store_search.c).
+ * (store_search_query.c).
  */
 #define SEARCH_MAX_TERMS 32
 #define SEARCH_MAX_PREFIXES 8

@@ -83,8 +83,8 @@ struct search_tokenizer;
  */
 struct search_tokenizer *search_tokenizer_open(struct sqlite3 *db);
 void search_tokenizer_close(struct search_tokenizer *t);
-/* Calls cb for each token of text (n bytes): 0, or cb's -errno, or -EIO
- * (FTS5 failed). */
+/* Calls cb for each token of text (n bytes): 0, or cb's -errno, -EIO
+ * (FTS5 failed), -EINVAL (n past INT32_MAX). */
 int search_tokenize(struct search_tokenizer *t, const char *text, size_t n,
 		    search_tok_cb cb, void *ctx);
 

@@ -536,7 +536,7 @@ int store_meta_delete(struct store *st, const char *key);
 #define STORE_SNIPPET_MAX 160
 
 /*
- * The search index (store_search.c; search.h says what it holds and how
+ * The search index (store_search*.c; search.h says what it holds and how
  * it is kept), for search.c and the tests. Any thread, no transaction of
  * the thread's open (but store_search_build_step opens its own).
  *
@@ -582,8 +582,9 @@ int store_search_progress(struct store *st, int64_t *done, int64_t *total,
  * secure_delete); and all three tables' towards one segment each when
  * their rows have doubled since the last such merge (a first sync ends
  * with one), a short transaction a step. 1 when it merged (a checkpoint
- * should follow), 0 when there was nothing to do, -errno. Outside any transaction of the thread;
- * called by the sync at the end of a pass (sync_checkpoint_due).
+ * should follow), 0 when there was nothing to do, -errno. Outside any
+ * transaction of the thread; called by the sync at the end of a pass
+ * (sync_checkpoint_due).
  */
 int store_search_purge(struct store *st);
 

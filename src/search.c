@@ -125,7 +125,7 @@ int search_query_prepare(const char *text, struct buf *out, char *why,
 			/* "a phrase"*: its last word a prefix, counted
 			 * with the bare ones; its length is checked on the
 			 * token the index's tokenizer makes of it
-			 * (store_search.c query_open). */
+			 * (store_search_query.c query_open). */
 			if (*q == '*' && q - p >= 2 && q[-1] == '"') {
 				if (++prefixes > SEARCH_MAX_PREFIXES) {
 					snprintf(why, why ? whylen : 0,

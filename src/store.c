@@ -171,7 +171,7 @@ struct db *store_db_open_rc(const char *path, int *rcp)
 		store_db_close(d);
 		return NULL;
 	}
-	/* Search needs FTS5's tokenizer (store_search.c). */
+	/* Search needs FTS5's tokenizer (store_search_query.c). */
 	if (store_search_register(d))
 		log_warn("cache %s: no FTS5 tokenizer: search fails", path);
 	*rcp = SQLITE_OK;

@@ -81,7 +81,7 @@ struct db {
 	sqlite3_stmt *blob[Q__COUNT];
 	sqlite3_stmt *w[W__COUNT];
 	sqlite3_stmt *search[STORE_SEARCH_STMTS];	/* store_search.c's */
-	/* store_search.c's too, made on first use, released with the
+	/* store_search_query.c's, made on first use, released with the
 	 * statements (store_search_db_release): the tokenizer on sql, and
 	 * the in-memory checking tables a query leaves (messages,
 	 * contacts, tags), small and empty. */
@@ -212,6 +212,9 @@ int store_attachment_read(struct store *st, int64_t id, struct buf *out);
  */
 extern const char store_search_schema[];
 extern const char store_search_drop[];
+/* store_search_query.c: what each connection keeps for queries (its
+ * tokenizer: made at its open; its checking tables), and their release
+ * with its statements. */
 int store_search_register(struct db *d);
 void store_search_db_release(struct db *d);
 int store_search_setup(struct store *st, struct db *d);

@@ -72,14 +72,15 @@ void search_open_read_only(int on)
 /*
  * unicode61 folds case and (remove_diacritics 2) accents, and splits on
  * anything not a letter or digit. columnsize=0: no row of sizes per
- * document (a fifth of the index on short chat messages); bm25 then ranks
- * without length normalisation. The messages' index keeps no positions
- * (detail=none): it says which messages hold a token, at about half the
- * size (0.41 of the text against 0.79, BENCHMARKS.md); a phrase, NEAR()
- * or ^ is checked on the candidates it finds (struct checker). So do the
- * contacts' (their tokens are mostly their own: emails, phones, ids, so
- * positions cost about as much again) and the tags'. FTS5's check of a
- * query's syntax runs on the (empty) checking table, which keeps them.
+ * document (a fifth of the index on short chat messages); hits are ranked
+ * in C, without lengths (store_search_query.c). The messages' index keeps
+ * no positions (detail=none): it says which messages hold a token, at
+ * about half the size (0.41 of the text against 0.79, BENCHMARKS.md); a
+ * phrase, NEAR() or ^ is checked on the candidates it finds
+ * (store_search_query.c). So do the contacts' (their tokens are mostly
+ * their own: emails, phones, ids, so positions cost about as much again)
+ * and the tags'. FTS5's check of a query's syntax runs on the (empty)
+ * checking table, which keeps them.
  */
 const char store_search_schema[] =
 	"CREATE VIRTUAL TABLE IF NOT EXISTS search_msg USING fts5(body,"
@@ -95,7 +96,6 @@ const char store_search_schema[] =
 const char store_search_drop[] =
 	"DROP TABLE IF EXISTS search_msg; DROP TABLE IF EXISTS search_conv;"
 	"DROP TABLE IF EXISTS search_contact;";
-
 
 static const char *const ssql[SS__COUNT] = {
     [SS_UPTO] = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
@@ -213,7 +213,6 @@ int store_search_tags_text(const void *json, size_t len, struct buf *out)
 	return r;
 }
 
-
 void store_search_contact_release(struct store_search_contact *c)
 {
 	for (int i = 0; i < 4; i++)
@@ -221,9 +220,9 @@ void store_search_contact_release(struct store_search_contact *c)
 	memset(c, 0, sizeof(*c));
 }
 
-int store_search_contact_fill(struct store_search_contact *c, const char *name,
-			     const char *email, const char *ext,
-			     const void *json, size_t len)
+int store_search_contact_fill(struct store_search_contact *c,
+			      const char *name, const char *email,
+			      const char *ext, const void *json, size_t len)
 {
 	const char *src[3] = { name, email, ext };
 	cJSON *v = len ? json_parse(json, len) : NULL;
@@ -783,8 +782,9 @@ int store_search_forget_conversation(struct store *st, struct db *d,
 	sqlite3_bind_int64(s, 1, conv);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		r = store_search_tags_text(sqlite3_column_blob(s, 0),
-				   (size_t)sqlite3_column_bytes(s, 0), &t);
+		r = store_search_tags_text(
+			sqlite3_column_blob(s, 0),
+			(size_t)sqlite3_column_bytes(s, 0), &t);
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		r = r ? r : tags_index(d, 1, conv, &t);
@@ -807,8 +807,9 @@ int store_search_put_conversation(struct store *st, struct db *d,
 	sqlite3_bind_int64(s, 1, c->id);
 	have = sqlite3_step(s) == SQLITE_ROW;
 	if (have)
-		r = store_search_tags_text(sqlite3_column_blob(s, 0),
-				   (size_t)sqlite3_column_bytes(s, 0), &old);
+		r = store_search_tags_text(
+			sqlite3_column_blob(s, 0),
+			(size_t)sqlite3_column_bytes(s, 0), &old);
 	sqlite3_reset(s);
 	r = r ? r : store_search_tags_text(c->json.data, c->json.len, &now);
 	if (!r && (!have || old.len != now.len ||
@@ -1140,14 +1141,14 @@ static int build_table(struct store *st, struct db *d, int t, size_t chunk,
 			r = r ? r : contact_index(d, 0, id, &c);
 			store_search_contact_release(&c);
 		} else if (t == SI_CONVS) {
-			r = store_search_tags_text(sqlite3_column_blob(s, 1),
-					   (size_t)sqlite3_column_bytes(s, 1),
-					   &text);
+			r = store_search_tags_text(
+				sqlite3_column_blob(s, 1),
+				(size_t)sqlite3_column_bytes(s, 1), &text);
 			r = r ? r : tags_index(d, 0, id, &text);
 		} else {
-			r = store_search_body_text(sqlite3_column_blob(s, 1),
-					   (size_t)sqlite3_column_bytes(s, 1),
-					   &text);
+			r = store_search_body_text(
+				sqlite3_column_blob(s, 1),
+				(size_t)sqlite3_column_bytes(s, 1), &text);
 			r = r ? r : msg_index(d, 0, id, &text, 0);
 		}
 	}

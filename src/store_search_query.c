@@ -663,15 +663,15 @@ static int batch_fill(struct query *q, struct batch *b)
 		} else if (b->kind == CK_TAGS) {
 			b->conv[k] = b->id[k];
 			b->created[k] = 0;
-			r = store_search_tags_text(sqlite3_column_blob(s, 1),
-					   (size_t)sqlite3_column_bytes(s, 1),
-					   &t[0]);
+			r = store_search_tags_text(
+				sqlite3_column_blob(s, 1),
+				(size_t)sqlite3_column_bytes(s, 1), &t[0]);
 		} else {
 			b->conv[k] = sqlite3_column_int64(s, 1);
 			b->created[k] = sqlite3_column_int64(s, 2);
-			r = store_search_body_text(sqlite3_column_blob(s, 3),
-					   (size_t)sqlite3_column_bytes(s, 3),
-					   &t[0]);
+			r = store_search_body_text(
+				sqlite3_column_blob(s, 3),
+				(size_t)sqlite3_column_bytes(s, 3), &t[0]);
 		}
 		if (!r)
 			b->n++;

@@ -100,9 +100,12 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 void search_plan_release(struct search_plan *p);
 
 /*
- * Whether token tok (n bytes, folded) is one of the plan's terms (equal,
- * or starting with a prefix term): 1 or 0.
+ * Whether token tok (n bytes, folded) is term x (equal, or starting with
+ * it when x is a prefix): 1 or 0.
  */
+int search_term_match(const struct search_term *x, const char *tok,
+		      size_t n);
+/* Whether tok is one of the plan's terms: 1 or 0. */
 int search_plan_term(const struct search_plan *p, const char *tok, size_t n);
 
 #endif

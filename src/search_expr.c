@@ -731,14 +731,18 @@ void search_plan_release(struct search_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
+int search_term_match(const struct search_term *x, const char *tok,
+		      size_t n)
+{
+	size_t len = strlen(x->tok);
+
+	return (len == n || (x->prefix && len < n)) && !memcmp(x->tok, tok, len);
+}
+
 int search_plan_term(const struct search_plan *p, const char *tok, size_t n)
 {
-	for (size_t i = 0; i < p->nterms; i++) {
-		size_t len = strlen(p->terms[i].tok);
-
-		if ((len == n || (p->terms[i].prefix && len < n)) &&
-		    !memcmp(p->terms[i].tok, tok, len))
+	for (size_t i = 0; i < p->nterms; i++)
+		if (search_term_match(&p->terms[i], tok, n))
 			return 1;
-	}
 	return 0;
 }

@@ -703,28 +703,6 @@ static int batch_check(struct query *q, struct checker *c, const char *fts,
 	return r ? r : checker_run(q, c, fts, b->id, b->n, b->keep);
 }
 
-/* Steps s for ids (column 0) into ids/n/alloc. */
-static int step_ids(sqlite3_stmt *s, int64_t **ids, size_t *n,
-		    size_t *alloc, int *rcp)
-{
-	int rc;
-
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (*n == *alloc) {
-			size_t na = *alloc ? *alloc * 2 : 64;
-			int64_t *p = realloc(*ids, na * sizeof(*p));
-
-			if (!p)
-				return -ENOMEM;
-			*ids = p;
-			*alloc = na;
-		}
-		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
-	}
-	*rcp = rc;
-	return 0;
-}
-
 static int add_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)
 {
 	if (*n == *alloc) {
@@ -738,6 +716,18 @@ static int add_id(int64_t **ids, size_t *n, size_t *alloc, int64_t id)
 	}
 	(*ids)[(*n)++] = id;
 	return 0;
+}
+
+/* Steps s for ids (column 0) into ids/n/alloc. */
+static int step_ids(sqlite3_stmt *s, int64_t **ids, size_t *n,
+		    size_t *alloc, int *rcp)
+{
+	int r = 0, rc;
+
+	while (!r && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		r = add_id(ids, n, alloc, sqlite3_column_int64(s, 0));
+	*rcp = rc;
+	return r;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -950,14 +940,10 @@ static int tf_cb(void *ctx, const char *tok, size_t n, size_t start,
 
 	(void)start;
 	(void)end;
-	for (size_t t = 0; t < c->nterms; t++) {
-		const struct search_term *x = &c->p->terms[t];
-		size_t len = strlen(x->tok);
-
-		if ((len == n || (x->prefix && len < n)) &&
-		    !memcmp(x->tok, tok, len) && c->tf[t] < UINT16_MAX)
+	for (size_t t = 0; t < c->nterms; t++)
+		if (c->tf[t] < UINT16_MAX &&
+		    search_term_match(&c->p->terms[t], tok, n))
 			c->tf[t]++;
-	}
 	return 0;
 }
 

@@ -52,6 +52,8 @@ def check_queries(m, a, b, d):
     assert convs(m, 'zorbit NOT "zorbit quaffle"') == sorted([b, d])
     assert convs(m, 'zorbit NOT (plinth OR "zorbit quaffle")') == [d]
     assert convs(m, '"quaffle zorbit" OR "zorbit quaffle"') == sorted([a, b])
+    # README's grouping example: a group, then AND.
+    assert convs(m, "(zorbit OR plinth) AND quaffle") == sorted([a, b])
     lines = hit_lines(m, '"zorbit quaffle"')
     assert len(lines) == 1
     assert lines[0].startswith("conversations/%d/messages/" % a)

@@ -173,12 +173,74 @@ static int body_text(const char *html, struct buf *out)
 	return render_html_text(html ? html : "", out);
 }
 
+/*
+ * The body of a stored message's JSON without parsing all of it, which
+ * was most of what checking a candidate cost. The JSON stored is
+ * json_render()'s: each key of the message's object on a line of its own
+ * indented two spaces, deeper ones more, and every newline in a string
+ * escaped, so "\n  \"body\": " can only be the message's own key (the
+ * renderer sorts keys, and json_parse() refuses a key given twice). A
+ * string value with only the escapes for quote, backslash, slash, b, f,
+ * n, r and t decodes here as cJSON decodes it; anything else (a \u
+ * escape, a NUL, JSON not made that way) is left to the parse: 0. 1 with
+ * the body in *html, or -ENOMEM.
+ */
+static int canonical_body(const char *json, size_t len, struct buf *html)
+{
+	static const char key[] = "\n  \"body\": \"";
+	const char *p = json ? memmem(json, len, key, sizeof(key) - 1) : NULL;
+	const char *end = json + len;
+	int r = 0;
+
+	if (!p)
+		return 0;
+	for (p += sizeof(key) - 1; p < end && !r; p++) {
+		const char *q = p;
+		char c;
+
+		/* The bytes up to the next quote or backslash, at once. */
+		while (q < end && *q != '"' && *q != '\\' && *q)
+			q++;
+		r = buf_add(html, p, (size_t)(q - p));
+		if (r || q == end || !*q)
+			return r ? r : 0;
+		if (*q == '"')
+			return 1;
+		if (q + 1 == end)
+			return 0;
+		switch (q[1]) {
+		case '"': c = '"'; break;
+		case '\\': c = '\\'; break;
+		case '/': c = '/'; break;
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		default: return 0;	/* \u, or not JSON */
+		}
+		r = buf_addc(html, c);
+		p = q + 1;	/* the loop steps past the escape's letter */
+	}
+	return r;
+}
+
 /* From a stored message's JSON (always the canonical rendering of what
  * the API sent; JSON it cannot be has no text, as its body would have). */
 int store_search_body_text(const void *json, size_t len, struct buf *out)
 {
-	cJSON *v = json_parse(json ? json : "", len);
-	int r;
+	struct buf html = BUF_INIT;
+	cJSON *v;
+	int r = canonical_body(json, len, &html);
+
+	if (r) {
+		if (r > 0)
+			r = body_text(html.data, out);
+		buf_release(&html);
+		return r;
+	}
+	buf_release(&html);
+	v = json_parse(json ? json : "", len);
 
 	if (!v)
 		return errno == ENOMEM ? -ENOMEM : 0;

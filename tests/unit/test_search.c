@@ -15,6 +15,7 @@
 
 #include "../../src/store_search_int.h"
 #include "api.h"
+#include "json.h"
 #include "render.h"
 #include "search.h"
 #include "store.h"
@@ -810,7 +811,7 @@ static void test_checked_batches_and_rank(void)
 }
 
 struct parsed {
-	struct api_message m[16];
+	struct api_message m[32];
 	size_t n;
 };
 
@@ -849,6 +850,9 @@ static void test_body_from_the_api_is_the_stored_body(void)
 		"\"bad utf-8 \xff\xfe \xc0\xaf\"",
 		"\"del \\u007f and nul \\u0000 after\"",
 		"\"&lt;b&gt; &amp; &#x27;\"",
+		"\"esc \\b\\f\\/ and \\\"quoted\\\" \\\\n not a newline\"",
+		"\"\\n  \\\"body\\\": \\\"a key in the text\"",
+		"{\"nested\":\"object\"}",
 		"null",
 		"42",
 		"\"\"",
@@ -877,6 +881,26 @@ static void test_body_from_the_api_is_the_stored_body(void)
 		CHECK(api.len == stored.len &&
 		      !memcmp(api.data ? api.data : "",
 			      stored.data ? stored.data : "", api.len));
+		/* And store_search_body_text's scan of the stored JSON
+		 * reads what cJSON reads. */
+		{
+			cJSON *v = json_parse(p.m[i].json.data,
+					      p.m[i].json.len);
+			struct buf parsed = BUF_INIT;
+
+			CHECK(v != NULL);
+			CHECK_EQ_INT(render_html_text(json_get_str(v, "body")
+							      ? json_get_str(v, "body")
+							      : "",
+						      &parsed),
+				     0);
+			CHECK(parsed.len == stored.len &&
+			      !memcmp(parsed.data ? parsed.data : "",
+				      stored.data ? stored.data : "",
+				      parsed.len));
+			buf_release(&parsed);
+			cJSON_Delete(v);
+		}
 		buf_release(&api);
 		buf_release(&stored);
 		api_message_release(&p.m[i]);

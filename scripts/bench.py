@@ -165,10 +165,8 @@ def bench_rate(a):
                                            total / took / a.rate))
 
 
-def bench_floor(a):
-    """`cat` of many small files on a do-nothing FUSE filesystem
-    (scripts/fuse_floor.c) in each open mode, against tmpfs: the least a
-    round trip per open costs on this machine, whatever the daemon does."""
+def fuse_floor_exe():
+    """scripts/fuse_floor.c built under build/bench/: its path."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     exe = os.path.join(root, "build", "bench", "fuse_floor")
     os.makedirs(os.path.dirname(exe), exist_ok=True)
@@ -176,6 +174,44 @@ def bench_floor(a):
                            capture_output=True, text=True).stdout.split()
     subprocess.run(["cc", "-O2", "-Wall", "-o", exe,
                     os.path.join(root, "scripts", "fuse_floor.c")] + flags, check=True)
+    return exe
+
+
+class FloorMount:
+    """scripts/fuse_floor.c mounted at mnt (made here) in mode, with n
+    entries of size bytes; unmounted and stopped on the way out."""
+
+    def __init__(self, exe, mode, n, size, mnt):
+        self.mnt = mnt
+        os.makedirs(mnt)
+        self.proc = subprocess.Popen([exe, mode, str(n), str(size), mnt])
+        deadline = time.time() + 20
+        while not os.path.ismount(mnt) and time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.ismount(mnt):
+            self.__exit__()
+            raise RuntimeError("fuse_floor %s did not mount at %s" % (mode, mnt))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def bench_floor(a):
+    """`cat` of many small files on a do-nothing FUSE filesystem
+    (scripts/fuse_floor.c) in each open mode, against tmpfs: the least a
+    round trip per open costs on this machine, whatever the daemon does."""
+    exe = fuse_floor_exe()
     n, size = a.floor_files, 300
     with Setup() as b:
         copy = os.path.join(b.shm, "copy")
@@ -189,25 +225,12 @@ def bench_floor(a):
                            ("noopen", "FLUSH per file (no-open, commit at close)"),
                            ("none", "no request per file (driftfs -o ro)")):
             mnt = os.path.join(b.work, "floor-" + mode)
-            os.makedirs(mnt)
-            proc = subprocess.Popen([exe, mode, str(n), str(size), mnt])
-            try:
-                deadline = time.time() + 20
-                while not os.path.ismount(mnt) and time.time() < deadline:
-                    time.sleep(0.05)
+            with FloorMount(exe, mode, n, size, mnt):
                 tm, tc = side_by_side(a.runs,
                                       lambda: run("find %s -type f -exec cat {} +" % mnt),
                                       lambda: run("find %s -type f -exec cat {} +" % copy))
                 ratio_line("cat, " + mode, tm, tc)
                 print("    %s: %.1f us a file over tmpfs" % (what, (tm - tc) / n * 1e6))
-            finally:
-                subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    subprocess.run(["fusermount3", "-uz", mnt], capture_output=True)
-                    proc.kill()
-                    proc.wait()
 
 
 def bench_rss(a):
@@ -701,18 +724,28 @@ def bench_search_size(a, name, convs, per, contacts, attachments, base):
             for what, needle, query, want in (
                     ("phrase", SEARCH_PHRASE, '"%s"' % SEARCH_PHRASE, phrase_ids),
                     ("word", SEARCH_WORD, SEARCH_WORD, word_ids)):
-                out[what] = bench_query(a, m, copy, needle, query, want)
+                out[what] = bench_query(a, b, m, copy, needle, query, want)
         m.unmount()
         b.m = None
         out["fts_db"] = fts_bytes_in_db(cache_file(m))
     return out
 
 
-def bench_query(a, m, copy, needle, query, want):
+def bench_query(a, b, m, copy, needle, query, want):
     """ls of a fresh query's conversations/ (each run a name not looked
     up before: the query ORed with a word that is nowhere) against rg over
-    the copy, interleaved; both must name the conversations in want."""
-    tl, tr, td, tf, bad = [], [], [], [], []
+    the copy, interleaved; both must name the conversations in want. Also
+    the same ls on scripts/fuse_floor.c's search mode, which answers the
+    same requests from nothing (as many names): what any FUSE filesystem
+    pays for that ls here."""
+    tl, tr, td, tf, tz, bad = [], [], [], [], [], []
+    with FloorMount(fuse_floor_exe(), "search", max(len(want), 1), 1,
+                    os.path.join(b.work, "floor-search-%d" % len(want))) as fm:
+        return query_runs(a, m, fm.mnt, copy, needle, query, want,
+                          tl, tr, td, tf, tz, bad)
+
+
+def query_runs(a, m, floor_mnt, copy, needle, query, want, tl, tr, td, tf, tz, bad):
     for i in range(a.runs + 1):
         q = '%s OR absentword%dx%d' % (query, os.getpid(), i)
         # The filesystem's part alone: a listdir in this process, of a
@@ -727,6 +760,10 @@ def bench_query(a, m, copy, needle, query, want):
             break
         dtook = time.perf_counter() - t
         took, got = ls_search(m, q)
+        t = time.perf_counter()
+        subprocess.run(["ls", "-1", os.path.join(floor_mnt, q.replace("/", "%2F"),
+                                                 "conversations")], capture_output=True)
+        ztook = time.perf_counter() - t
         ftook = ls_floor(copy)
         if isinstance(got, OSError):
             bad.append("ls search/%s: %s" % (q, got))
@@ -743,14 +780,16 @@ def bench_query(a, m, copy, needle, query, want):
             tr.append(rtook)
             td.append(dtook)
             tf.append(ftook)
+            tz.append(ztook)
     r = {"n": len(want), "load": load(), "bad": bad}
     if tl:
         r["ls"], r["rg"] = statistics.median(tl), statistics.median(tr)
         r["listdir"], r["floor"] = statistics.median(td), statistics.median(tf)
-        print("  %-28s ls %6.2f ms (listdir %5.2f)  rg %7.1f ms  ratio %5.0fx  "
-              "(%d conversations; %s)" % (
-                  "'%s'" % query, r["ls"] * 1000, r["listdir"] * 1000, r["rg"] * 1000,
-                  r["rg"] / r["ls"], len(want), r["load"]), flush=True)
+        r["floor_fs"] = statistics.median(tz)
+        print("  %-28s ls %6.2f ms (listdir %5.2f, do-nothing FUSE %5.2f)  rg %7.1f ms  "
+              "ratio %5.0fx  (%d conversations; %s)" % (
+                  "'%s'" % query, r["ls"] * 1000, r["listdir"] * 1000, r["floor_fs"] * 1000,
+                  r["rg"] * 1000, r["rg"] / r["ls"], len(want), r["load"]), flush=True)
     for line in bad[:5]:
         print("  FAIL: " + line)
     return r
@@ -816,6 +855,12 @@ def bench_search(a):
     line("  ls of an empty directory on tmpfs, the floor (ms)", "",
          lambda r: "%.2f" % (r["phrase"]["floor"] * 1000) if "ls" in r.get("phrase", {})
          else "-")
+    line("  the same ls on a do-nothing FUSE filesystem (fuse_floor search) (ms)", "",
+         lambda r: "%.2f" % (r["phrase"]["floor_fs"] * 1000) if "ls" in r.get("phrase", {})
+         else "-")
+    line("  rg time / that ls time: the most any FUSE filesystem shows here", "",
+         lambda r: "%.0fx" % (r["phrase"]["rg"] / r["phrase"]["floor_fs"])
+         if "ls" in r.get("phrase", {}) else "-")
     line("  rg -l -F -uu '<phrase>' conversations/ on tmpfs, warm (ms)", "",
          lambda r: "%.1f" % (r["phrase"]["rg"] * 1000) if "ls" in r.get("phrase", {})
          else "-")

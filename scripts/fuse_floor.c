@@ -50,7 +50,7 @@ static char *content;
  * k * SEARCH_SPAN; its conversations/ is the next; the entries it lists
  * the ones after (at most SEARCH_SPAN - 2 of them).
  */
-#define SEARCH_SPAN 64
+#define SEARCH_SPAN 4096
 static atomic_ulong queries;
 
 static void fill_stat(fuse_ino_t ino, struct stat *st)
@@ -111,7 +111,7 @@ static void search_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 		char name[32];
 		size_t len;
 
-		snprintf(name, sizeof(name), "%ld", 4000000 + i);
+		snprintf(name, sizeof(name), "%ld", 1000000000 + i);
 		memset(&e, 0, sizeof(e));
 		e.ino = ino + 1 + (fuse_ino_t)i;
 		e.attr_timeout = e.entry_timeout = SEARCH_TIMEOUT;

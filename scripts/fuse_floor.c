@@ -106,7 +106,8 @@ static void search_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (long i = off; ino % SEARCH_SPAN == 1 && i < nfiles; i++) {
+	for (long i = off; ino != FUSE_ROOT_ID && ino % SEARCH_SPAN == 1 &&
+			   i < nfiles; i++) {
 		struct fuse_entry_param e;
 		char name[32];
 		size_t len;

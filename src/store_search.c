@@ -176,24 +176,33 @@ static int body_text(const char *html, struct buf *out)
 /*
  * The body of a stored message's JSON without parsing all of it, which
  * was most of what checking a candidate cost. The JSON stored is
- * json_render()'s: each key of the message's object on a line of its own
+ * json_render()'s: an object, each of its keys on a line of its own
  * indented two spaces, deeper ones more, and every newline in a string
  * escaped, so "\n  \"body\": " can only be the message's own key (the
  * renderer sorts keys, and json_parse() refuses a key given twice). A
  * string value with only the escapes for quote, backslash, slash, b, f,
  * n, r and t decodes here as cJSON decodes it; anything else (a \u
- * escape, a NUL, JSON not made that way) is left to the parse: 0. 1 with
+ * escape, a NUL, JSON not shaped so) is left to the parse: 0. 1 with
  * the body in *html, or -ENOMEM.
+ *
+ * JSON that json_render() did not make (a damaged cache) can still be
+ * shaped so and give another body here than the parse: so only readers
+ * use this (store_search_body_text_read), never what the index's rows
+ * are written or removed by.
  */
 static int canonical_body(const char *json, size_t len, struct buf *html)
 {
 	static const char key[] = "\n  \"body\": \"";
-	const char *p = json ? memmem(json, len, key, sizeof(key) - 1) : NULL;
-	const char *end = json + len;
+	const char *p, *end;
 	int r = 0;
 
+	if (!json || len < 7 || memcmp(json, "{\n  \"", 4) ||
+	    memcmp(json + len - 3, "\n}\n", 3))
+		return 0;
+	p = memmem(json, len, key, sizeof(key) - 1);
 	if (!p)
 		return 0;
+	end = json + len;
 	for (p += sizeof(key) - 1; p < end && !r; p++) {
 		const char *q = p;
 		char c;
@@ -229,18 +238,8 @@ static int canonical_body(const char *json, size_t len, struct buf *html)
  * the API sent; JSON it cannot be has no text, as its body would have). */
 int store_search_body_text(const void *json, size_t len, struct buf *out)
 {
-	struct buf html = BUF_INIT;
-	cJSON *v;
-	int r = canonical_body(json, len, &html);
-
-	if (r) {
-		if (r > 0)
-			r = body_text(html.data, out);
-		buf_release(&html);
-		return r;
-	}
-	buf_release(&html);
-	v = json_parse(json ? json : "", len);
+	cJSON *v = json_parse(json ? json : "", len);
+	int r;
 
 	if (!v)
 		return errno == ENOMEM ? -ENOMEM : 0;
@@ -269,6 +268,21 @@ static int body_round_trips(const char *s)
 		    *p == 0x7f)
 			return 0;
 	return 1;
+}
+
+int store_search_body_text_read(const void *json, size_t len, struct buf *out)
+{
+	struct buf html = BUF_INIT;
+	int r = canonical_body(json, len, &html);
+
+	if (!r) {
+		buf_release(&html);
+		return store_search_body_text(json, len, out);
+	}
+	if (r > 0)
+		r = body_text(html.data, out);
+	buf_release(&html);
+	return r;
 }
 
 /* A conversation's tags (conversationTags), one a line. */

@@ -56,6 +56,14 @@ sqlite3_stmt *store_search_prep(struct db *d, enum sstmt w);
  * out; 0 or -ENOMEM.
  */
 int store_search_body_text(const void *json, size_t len, struct buf *out);
+/*
+ * The same for readers (a query's candidates, snippets), faster: the body
+ * is read out of json_render()'s layout where that is exact, parsed
+ * otherwise. JSON json_render() did not make may give other text than
+ * store_search_body_text(), so the index's writers never use it.
+ */
+int store_search_body_text_read(const void *json, size_t len,
+				struct buf *out);
 /* A conversation's tags (conversationTags of its JSON), one a line. */
 int store_search_tags_text(const void *json, size_t len, struct buf *out);
 

@@ -60,7 +60,7 @@ static int snippet_of(struct search_tokenizer *tk,
 	int r;
 
 	buf_reset(out);
-	r = json ? store_search_body_text(json, json_len, &text) : 0;
+	r = json ? store_search_body_text_read(json, json_len, &text) : 0;
 	if (!r && text.len)
 		r = search_tokenize(tk, text.data, text.len, first_term_cb, &f);
 	if (r) {
@@ -430,16 +430,27 @@ static int checker_get(struct query *q, enum cand_kind kind,
 	return 0;
 }
 
-/* Ends c's batch: its rows go with the transaction. */
-static int checker_rollback(struct checker *c)
+/*
+ * Ends c's batch: its rows go with the transaction. Not under q's
+ * deadline (NULL: none to put back), which would turn an answer complete
+ * by now into a timeout.
+ */
+static int checker_rollback(struct query *q, struct checker *c)
 {
 	int rc;
 
 	sqlite3_reset(c->sel);
-	if (!c->in_tx && sqlite3_get_autocommit(c->v))
+	/* An error may have ended the transaction already: SQLite rolls
+	 * back itself on an interrupt or when memory runs out. */
+	if (sqlite3_get_autocommit(c->v)) {
+		c->in_tx = 0;
 		return SQLITE_DONE;
+	}
+	sqlite3_progress_handler(c->v, 0, NULL, NULL);
 	rc = sqlite3_step(c->rollback);
 	sqlite3_reset(c->rollback);
+	if (q)
+		deadline_on(q, c->v);
 	if (rc == SQLITE_DONE)
 		c->in_tx = 0;
 	return rc;
@@ -458,7 +469,7 @@ static void checker_put(struct query *q, struct checker *c)
 		return;
 	/* No deadline from here: the rollback must not be stopped. */
 	sqlite3_progress_handler(c->v, 0, NULL, NULL);
-	rc = checker_rollback(c);
+	rc = checker_rollback(NULL, c);
 	sqlite3_db_status(c->v, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
 	/* Kept only as the next query needs it: out of any transaction,
 	 * so empty, and small. */
@@ -573,7 +584,7 @@ static int checker_run(struct query *q, struct checker *c, const char *fts,
 	}
 	if (rc != SQLITE_DONE)
 		r = check_rc(q, c, rc);
-	rc = checker_rollback(c);
+	rc = checker_rollback(q, c);
 	if (!r && rc != SQLITE_DONE)	/* checker_put tries again */
 		r = check_rc(q, c, rc);
 	return r;
@@ -712,7 +723,7 @@ static int batch_fill(struct query *q, struct batch *b)
 		} else {
 			b->conv[k] = sqlite3_column_int64(s, 1);
 			b->created[k] = sqlite3_column_int64(s, 2);
-			r = store_search_body_text(
+			r = store_search_body_text_read(
 				sqlite3_column_blob(s, 3),
 				(size_t)sqlite3_column_bytes(s, 3), &t[0]);
 		}
@@ -735,12 +746,12 @@ static int batch_check(struct query *q, struct checker *c, const char *fts,
 {
 	int r = 0;
 
+	if (!b->n)
+		return 0;	/* nothing to check (and no arrays yet) */
 	if (q->plan.exact) {
 		memset(b->keep, 1, b->n);
 		return 0;
 	}
-	if (!b->n)
-		return 0;	/* nothing to check */
 	for (size_t i = 0; i < b->n && !r; i++)
 		r = checker_add(q, c, b->id[i], &b->text[i * (size_t)b->ncols]);
 	return r ? r : checker_run(q, c, fts, b->id, b->n, b->keep);

@@ -901,6 +901,20 @@ static void test_body_from_the_api_is_the_stored_body(void)
 			buf_release(&parsed);
 			cJSON_Delete(v);
 		}
+		/* The readers' scan of the same JSON: the same text. */
+		{
+			struct buf read = BUF_INIT;
+
+			CHECK_EQ_INT(store_search_body_text_read(
+					     p.m[i].json.data, p.m[i].json.len,
+					     &read),
+				     0);
+			CHECK(read.len == stored.len &&
+			      !memcmp(read.data ? read.data : "",
+				      stored.data ? stored.data : "",
+				      read.len));
+			buf_release(&read);
+		}
 		buf_release(&api);
 		buf_release(&stored);
 		api_message_release(&p.m[i]);
@@ -908,6 +922,101 @@ static void test_body_from_the_api_is_the_stored_body(void)
 	unit_ctx = NULL;
 	free(next);
 	buf_release(&page);
+}
+
+/*
+ * store_search_body_text_read's scan, on JSON made by hand: where it is
+ * shaped as json_render() shapes it, every escape the scan decodes; and
+ * where it is not (cut short, an escape at the end, a NUL, a body that is
+ * not a string, a "body" key deeper down, another layout), the parse's
+ * answer.
+ */
+static void test_body_scan_layouts(void)
+{
+	static const struct {
+		const char *json;
+		size_t len;	/* 0: strlen */
+	} cases[] = {
+		{ "{\n  \"body\": \"a\\b\\f\\/ \\\"q\\\" \\\\ "
+		  "x\\ny\\r\\tz\"\n}\n", 0 },
+		{ "{\n  \"author\": {\n    \"body\": \"deep\"\n  },\n"
+		  "  \"body\": \"<p>top</p>\"\n}\n", 0 },
+		{ "{\n  \"author\": {\n    \"body\": \"deep\"\n  }\n}\n", 0 },
+		{ "{\n  \"body\": null\n}\n", 0 },
+		{ "{\n  \"body\": 42\n}\n", 0 },
+		{ "{\n  \"body\": \"cut short", 0 },
+		{ "{\n  \"body\": \"cut short\\", 0 },
+		{ "{\n  \"body\": \"ends in an escape\\\n}\n", 0 },
+		{ "{\n  \"body\": \"a\0b\"\n}\n", 20 },
+		{ "{\n  \"body\": \"caf\\u00e9 \\u0001\"\n}\n", 0 },
+		{ "{\"x\": {\n  \"body\": \"not the top\"}, \"body\": \"top\"}", 0 },
+		{ "", 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *j = cases[i].json;
+		size_t len = cases[i].len ? cases[i].len : strlen(j);
+		struct buf exact = BUF_INIT, read = BUF_INIT;
+
+		unit_ctx = j;
+		CHECK_EQ_INT(store_search_body_text(j, len, &exact), 0);
+		CHECK_EQ_INT(store_search_body_text_read(j, len, &read), 0);
+		CHECK(read.len == exact.len &&
+		      !memcmp(read.data ? read.data : "",
+			      exact.data ? exact.data : "", read.len));
+		buf_release(&exact);
+		buf_release(&read);
+	}
+	unit_ctx = NULL;
+}
+
+/*
+ * End to end: a message the sync stores is indexed from the body the
+ * API's object gave (store_search_put_message), and removed by the text
+ * its stored JSON gives. Stored again with other words, none of the old
+ * ones may still find it.
+ */
+static void test_synced_body_replaced(void)
+{
+	static const char *const page[] = {
+		"{\"data\":{\"messages\":[{\"id\":61,\"type\":\"chat\","
+		"\"body\":\"<p>qwertz \\\"quoted\\\" caf\\u00e9 \\u202e "
+		"tab\\there</p>\"}]}}",
+		"{\"data\":{\"messages\":[{\"id\":61,\"type\":\"chat\","
+		"\"body\":\"<p>asdfgh</p>\"}]}}",
+	};
+	char dir[128];
+	struct store *st = open_new("synced", dir, sizeof(dir));
+
+	REQUIRE(st);
+	for (int k = 0; k < 2; k++) {
+		struct parsed p = { 0 };
+		char *next = NULL;
+
+		CHECK_EQ_INT(api_parse_messages_page("t", page[k],
+						     strlen(page[k]), 600,
+						     keep_message, &p, &next),
+			     0);
+		REQUIRE(p.n == 1 && p.m[0].body);
+		REQUIRE(!store_begin(st));
+		CHECK_EQ_INT(store_clear_messages(st, 600), 0);
+		CHECK_EQ_INT(store_put_message(st, &p.m[0]), 0);
+		REQUIRE(!store_commit(st));
+		api_message_release(&p.m[0]);
+		free(next);
+	}
+	CHECK_EQ_INT(nconvs(st, "asdfgh"), 1);
+	CHECK_EQ_INT(nconvs(st, "qwertz"), 0);
+	CHECK_EQ_INT(nconvs(st, "quoted"), 0);
+	CHECK_EQ_INT(nconvs(st, "cafe"), 0);
+	CHECK_EQ_INT(nconvs(st, "there"), 0);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rows_messages"), 1);
+	store_close(st);
+	/* In step: reopened without a rebuild. */
+	st = store_open(dir);
+	REQUIRE(st);
+	CHECK_EQ_INT(store_meta_i64(st, "search_rebuild"), 0);
+	store_close(st);
 }
 
 int main(void)
@@ -931,6 +1040,8 @@ int main(void)
 	UNIT_RUN(test_caps_deadline_and_names);
 	UNIT_RUN(test_checked_batches_and_rank);
 	UNIT_RUN(test_body_from_the_api_is_the_stored_body);
+	UNIT_RUN(test_body_scan_layouts);
+	UNIT_RUN(test_synced_body_replaced);
 	r = unit_summary();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))

@@ -761,6 +761,7 @@ def bench_query(a, b, m, copy, needle, query, want):
 
 
 def query_runs(a, m, floor_mnt, copy, needle, query, want, tl, tr, td, tf, tz, bad):
+    floor_bad = []      # the do-nothing filesystem's own failures: its figure only
     for i in range(a.runs + 1):
         q = '%s OR absentword%dx%d' % (query, os.getpid(), i)
         # The filesystem's part alone: a listdir in this process, of a
@@ -778,13 +779,16 @@ def query_runs(a, m, floor_mnt, copy, needle, query, want, tl, tr, td, tf, tz, b
         ztook = None
         if floor_mnt:
             t = time.perf_counter()
-            p = subprocess.run(["ls", "-1", os.path.join(floor_mnt, q.replace("/", "%2F"),
-                                                         "conversations")],
-                               capture_output=True, text=True)
-            ztook = time.perf_counter() - t
-            if p.returncode != 0 or len(p.stdout.split()) != min(max(len(want), 1), 1000):
-                bad.append("ls on the do-nothing FUSE filesystem: %s" % (
-                    p.stderr.strip() or "%d names" % len(p.stdout.split())))
+            try:
+                p = subprocess.run(["ls", "-1", os.path.join(
+                    floor_mnt, q.replace("/", "%2F"), "conversations")],
+                    capture_output=True, text=True, timeout=60)
+                ztook = time.perf_counter() - t
+                if p.returncode != 0 or len(p.stdout.split()) != min(max(len(want), 1), 1000):
+                    floor_bad.append(p.stderr.strip() or "%d names" % len(p.stdout.split()))
+                    ztook = None
+            except subprocess.TimeoutExpired:
+                floor_bad.append("ls hung")
                 ztook = None
         ftook = ls_floor(copy)
         if isinstance(got, OSError):
@@ -816,6 +820,9 @@ def query_runs(a, m, floor_mnt, copy, needle, query, want, tl, tr, td, tf, tz, b
                   r["rg"] * 1000, r["rg"] / r["ls"], len(want), r["load"]), flush=True)
     for line in bad[:5]:
         print("  FAIL: " + line)
+    if floor_bad:
+        print("  (the do-nothing FUSE filesystem's ls failed %d times: %s)" % (
+            len(floor_bad), floor_bad[0]))
     return r
 
 

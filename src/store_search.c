@@ -196,7 +196,7 @@ static int canonical_body(const char *json, size_t len, struct buf *html)
 	const char *p, *end;
 	int r = 0;
 
-	if (!json || len < 7 || memcmp(json, "{\n  \"", 4) ||
+	if (!json || len < 8 || memcmp(json, "{\n  \"", 5) ||
 	    memcmp(json + len - 3, "\n}\n", 3))
 		return 0;
 	p = memmem(json, len, key, sizeof(key) - 1);
@@ -211,11 +211,12 @@ static int canonical_body(const char *json, size_t len, struct buf *html)
 		while (q < end && *q != '"' && *q != '\\' && *q)
 			q++;
 		r = buf_add(html, p, (size_t)(q - p));
+		/* No closing quote, or a NUL: the parse's to judge. */
 		if (r || q == end || !*q)
 			return r ? r : 0;
 		if (*q == '"')
 			return 1;
-		if (q + 1 == end)
+		if (q + 1 == end)	/* defensive: the layout ends "\n}\n" */
 			return 0;
 		switch (q[1]) {
 		case '"': c = '"'; break;

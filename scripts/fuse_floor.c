@@ -15,11 +15,11 @@
  *   search  the requests of `ls search/<query>/conversations` on driftfs,
  *           answered from nothing: any name in the root is a directory
  *           (a query, cached 1 s as driftfs's are) that holds
- *           conversations/, which lists N directories; OPENDIR answered
- *           with a handle and READDIRPLUS, as driftfs does. So a fresh
- *           name costs LOOKUP, LOOKUP, OPENDIR, READDIRPLUS, READDIRPLUS
- *           and RELEASEDIR, and nothing else: the least any FUSE
- *           filesystem with driftfs's tree pays for that `ls`.
+ *           conversations/, which lists N directories; READDIRPLUS, and
+ *           OPENDIR answered ENOSYS (the kernel then sends none), as
+ *           driftfs does. So a fresh name costs LOOKUP, LOOKUP,
+ *           READDIRPLUS and READDIRPLUS, and nothing else: the least any
+ *           FUSE filesystem with driftfs's tree pays for that `ls`.
  *
  * usage: fuse_floor open|noopen|none|search N SIZE MOUNTPOINT   (stays in
  * the foreground; fusermount3 -u MOUNTPOINT ends it)
@@ -70,8 +70,7 @@ static void fill_stat(fuse_ino_t ino, struct stat *st)
 static void floor_init(void *data, struct fuse_conn_info *conn)
 {
 	(void)data;
-	if (mode != FLOOR_SEARCH)
-		conn->want |= conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+	conn->want |= conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 }
 
 /* search mode: a query for any name in the root, conversations/ in a
@@ -163,20 +162,8 @@ static void floor_opendir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	(void)ino;
-	if (mode == FLOOR_SEARCH) {
-		fi->fh = 1;
-		fuse_reply_open(req, fi);
-		return;
-	}
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void floor_releasedir(fuse_req_t req, fuse_ino_t ino,
-			     struct fuse_file_info *fi)
-{
-	(void)ino;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void floor_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -270,7 +257,6 @@ static const struct fuse_lowlevel_ops search_ops = {
 	.getattr = floor_getattr,
 	.opendir = floor_opendir,
 	.readdirplus = search_readdirplus,
-	.releasedir = floor_releasedir,
 };
 
 int main(int argc, char *argv[])

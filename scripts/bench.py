@@ -746,7 +746,6 @@ def bench_query(a, b, m, copy, needle, query, want):
     the same ls on scripts/fuse_floor.c's search mode, which answers the
     same requests from nothing (as many names): what any FUSE filesystem
     pays for that ls here."""
-    tl, tr, td, tf, tz, bad = [], [], [], [], [], []
     # As many names as the query lists (1000 at most: SEARCH_MAX_CONVS).
     n = min(max(len(want), 1), 1000)
     try:
@@ -754,13 +753,14 @@ def bench_query(a, b, m, copy, needle, query, want):
                         tempfile.mkdtemp(prefix="floor-search-", dir=b.work))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
         print("  (no do-nothing FUSE filesystem to time: %s)" % e)
-        return query_runs(a, m, None, copy, needle, query, want, tl, tr, td, tf, tz, bad)
+        return query_runs(a, m, None, copy, needle, query, want)
     with fm:
-        return query_runs(a, m, fm.mnt, copy, needle, query, want,
-                          tl, tr, td, tf, tz, bad)
+        return query_runs(a, m, fm.mnt, copy, needle, query, want)
 
 
-def query_runs(a, m, floor_mnt, copy, needle, query, want, tl, tr, td, tf, tz, bad):
+def query_runs(a, m, floor_mnt, copy, needle, query, want):
+    """bench_query's runs; floor_mnt: the do-nothing filesystem, or None."""
+    tl, tr, td, tf, tz, bad = [], [], [], [], [], []
     floor_bad = []      # the do-nothing filesystem's own failures: its figure only
     for i in range(a.runs + 1):
         q = '%s OR absentword%dx%d' % (query, os.getpid(), i)

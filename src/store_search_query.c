@@ -838,36 +838,6 @@ static int run_ids(struct query *q, enum sstmt w, const char *text,
 	return r;
 }
 
-/*
- * The conversations of the messages an inexact plan finds: candidates
- * checked a batch at a time, newest first, until max conversations are
- * found or the candidates end.
- */
-static int convs_checked(struct query *q, const char *fts, size_t max,
-			 int64_t **ids, size_t *n, size_t *alloc)
-{
-	struct checker *c;
-	struct batch b = { .kind = CK_MSG };
-	int r;
-
-	r = checker_get(q, CK_MSG, &c);
-	while (!r) {
-		r = batch_fill(q, &b);
-		r = r ? r : batch_check(q, c, fts, &b);
-		for (size_t i = 0; i < b.n && !r; i++)
-			if (b.keep[i])
-				r = add_id(ids, n, alloc, b.conv[i]);
-		if (r || b.ended)
-			break;
-		ids_unique(*ids, n);
-		if (*n >= max)
-			break;
-	}
-	batch_release(&b);
-	checker_put(q, c);
-	return r;
-}
-
 int store_search_check(struct store *st, const char *fts, char *why,
 		       size_t whylen)
 {
@@ -879,9 +849,13 @@ int store_search_check(struct store *st, const char *fts, char *why,
 	return r;
 }
 
-/* The contacts (tagged conversations) an inexact plan finds, newest
- * first, up to max more in ids. */
-static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
+/*
+ * What an inexact plan finds of kind, checked a batch of candidates at a
+ * time, newest first, until max more ids are in ids or the candidates
+ * end: contacts and tagged conversations by their ids, messages by their
+ * conversations (counted once however many of their messages match).
+ */
+static int checked_ids(struct query *q, enum cand_kind kind, const char *fts,
 		       size_t max, int64_t **ids, size_t *n, size_t *alloc)
 {
 	struct checker *c;
@@ -895,11 +869,19 @@ static int ids_checked(struct query *q, enum cand_kind kind, const char *fts,
 		r = r ? r : batch_check(q, c, fts, &b);
 		for (size_t i = 0; i < b.n && !r; i++)
 			if (b.keep[i]) {
-				r = add_id(ids, n, alloc, b.id[i]);
+				r = add_id(ids, n, alloc,
+					   kind == CK_MSG ? b.conv[i] : b.id[i]);
 				added++;
 			}
-		if (r || b.ended || added >= max)
+		if (r || b.ended)
 			break;
+		if (kind == CK_MSG) {
+			ids_unique(*ids, n);
+			if (*n >= max)
+				break;
+		} else if (added >= max) {
+			break;
+		}
 	}
 	batch_release(&b);
 	checker_put(q, c);
@@ -920,9 +902,7 @@ static int part_ids(struct query *q, const char *fts, enum sstmt exact,
 	if (q->plan.exact)
 		return run_ids(q, exact, q->plan.relaxed.data, max, ids, n,
 			       alloc);
-	if (kind == CK_MSG)
-		return convs_checked(q, fts, max, ids, n, alloc);
-	return ids_checked(q, kind, fts, max, ids, n, alloc);
+	return checked_ids(q, kind, fts, max, ids, n, alloc);
 }
 
 /* The ids (ascending, the newest max) the parts find between them. */

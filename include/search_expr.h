@@ -15,10 +15,15 @@
  *   exact    1 when relaxed finds exactly what the query does (no phrase
  *            of two tokens or more, no NEAR() of two phrases, no ^):
  *            the index's answer is the answer. 0: each row relaxed
- *            finds is checked by FTS5 itself, against the original query,
- *            on a table with positions holding the candidates alone;
+ *            finds is checked against the original query, by the
+ *            program below or (not checkable) by FTS5 itself on a table
+ *            with positions holding the candidates alone;
  *   terms    the tokens a matching message may show (those outside the
- *            right of a NOT), to cut a snippet around the first.
+ *            right of a NOT), to cut a snippet around the first;
+ *   program  the query itself, as nodes over phrases, that
+ *            search_plan_match runs on one candidate's tokens: what FTS5
+ *            with positions would answer for it, without a table
+ *            (checkable; else the caller checks with FTS5 itself).
  *
  * Tokens are counted by the caller's tokenizer: the index's own
  * (search_tokenizer_open, unicode61 remove_diacritics 2), since whether
@@ -40,6 +45,7 @@
 #define DRIFTFS_SEARCH_EXPR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -48,8 +54,37 @@ struct sqlite3;
 /* One token of a query: folded as the index folds it (NUL-terminated). */
 struct search_term {
 	char *tok;
+	size_t len;		/* strlen(tok) */
 	int prefix;		/* tok* */
 };
+
+/*
+ * The program: nodes in the order they were made, so each node's
+ * operands come before it and the last one made for the whole query is
+ * the root. AND, OR, NOT: a and b are the operands' nodes (a NOT b);
+ * PHRASE: phrase a; NEAR: phrases a .. a + b - 1, each instance of one
+ * near enough to one of each other (FTS5's NEAR: no more than near
+ * tokens between the end of any and the start of the last).
+ */
+enum search_op { SO_PHRASE, SO_NEAR, SO_AND, SO_OR, SO_NOT };
+
+struct search_node {
+	enum search_op op;
+	size_t a, b;
+	int64_t near;
+};
+
+/* A phrase: n tokens, each an index into the plan's cterms, in order;
+ * caret: it must start a column (^). */
+struct search_phrase {
+	size_t first, n;	/* in the plan's ptok */
+	int caret;
+};
+
+/* Distinct tokens a program may hold: a token's matches are a bit. */
+#define SEARCH_CTERMS_MAX 64
+/* Columns a candidate may have (a contact has four). */
+#define SEARCH_COLS_MAX 4
 
 struct search_plan {
 	struct buf relaxed;	/* empty when none */
@@ -65,6 +100,20 @@ struct search_plan {
 	 */
 	size_t prefix_chars;
 	char shortest[64];
+	/*
+	 * The program (see above). checkable: 0 when the query has more
+	 * than SEARCH_CTERMS_MAX distinct tokens or a NEAR distance FTS5
+	 * would overflow; then only FTS5 can check it.
+	 */
+	int checkable;
+	struct search_term *cterms;	/* every distinct token, NOT's too */
+	size_t ncterms;
+	unsigned char *ptok;		/* the phrases' tokens: cterms indexes */
+	size_t nptok, ptok_alloc;
+	struct search_phrase *phrases;
+	size_t nphrases, phrases_alloc;
+	struct search_node *nodes;
+	size_t nnodes, nodes_alloc, root;
 };
 
 /*
@@ -107,5 +156,35 @@ int search_term_match(const struct search_term *x, const char *tok,
 		      size_t n);
 /* Whether tok is one of the plan's terms: 1 or 0. */
 int search_plan_term(const struct search_plan *p, const char *tok, size_t n);
+
+/*
+ * What search_plan_match works in, kept by its caller between candidates
+ * so that it allocates only as a candidate is bigger than the ones before.
+ * Zeroed to start; search_match_release frees it.
+ */
+struct search_match {
+	uint64_t *mask;		/* per token: the cterms it is */
+	size_t ntok, tok_alloc;
+	size_t colend[SEARCH_COLS_MAX];	/* tokens up to each column's end */
+	int64_t *inst;		/* the phrases' instances: (column << 32) |
+				 * token, ascending, phrase by phrase */
+	size_t ninst, inst_alloc;
+	size_t *iat;		/* per phrase: its first instance, then the
+				 * end (nphrases + 1) */
+	unsigned char *val;	/* per node: whether it matched */
+	size_t aux_alloc;	/* phrases + 1 and nodes held by iat, val */
+};
+
+void search_match_release(struct search_match *m);
+
+/*
+ * Whether a candidate whose ncols texts (1 to SEARCH_COLS_MAX; an empty
+ * buf is an empty column) are cols matches p's query, as FTS5 with
+ * positions and tokenizer t would find it: 1, 0, or -errno (-EINVAL: p
+ * is not checkable or ncols is out of range; -ENOMEM; the tokenizer's).
+ */
+int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
+		      const struct buf *cols, int ncols,
+		      struct search_match *m);
 
 #endif

@@ -206,6 +206,130 @@ static enum tk lex_peek(const struct lexer *l)
 	return x.kind;
 }
 
+/* ---- The program ------------------------------------------------------- */
+
+/* FTS5 cuts a token, the query's or a text's, to this many bytes (its
+ * FTS5_MAX_TOKEN_SIZE). */
+#define TOKEN_MAX 32768
+/* FTS5's NEAR distance when the query gives none (FTS5_DEFAULT_NEARDIST). */
+#define NEAR_DEFAULT 10
+/* A NEAR distance past this FTS5 would overflow, adding digits in an int:
+ * such a query is left to FTS5 to check. */
+#define NEAR_MAX 999999999
+
+/* Parentheses nested deeper than this: refused (FTS5's parser stops at
+ * about 98). */
+#define DEPTH_MAX 128
+
+struct parser {
+	struct lexer l;
+	struct search_tokenizer *t;
+	struct search_plan *p;
+	int depth;
+	int too_deep;		/* why the parse failed */
+};
+
+/* A node into the program; *out its index. Nothing once the program is
+ * given up (not checkable). 0 or -ENOMEM. */
+static int node_add(struct parser *ps, enum search_op op, size_t a, size_t b,
+		    int64_t near, size_t *out)
+{
+	struct search_plan *p = ps->p;
+
+	*out = 0;
+	if (!p->checkable)
+		return 0;
+	if (p->nnodes == p->nodes_alloc) {
+		size_t na = p->nodes_alloc ? 2 * p->nodes_alloc : 16;
+		struct search_node *v = realloc(p->nodes, na * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->nodes = v;
+		p->nodes_alloc = na;
+	}
+	p->nodes[p->nnodes] = (struct search_node){ op, a, b, near };
+	*out = p->nnodes++;
+	return 0;
+}
+
+/* x's index in the plan's cterms into *out, added if new. Past
+ * SEARCH_CTERMS_MAX the program is given up. 0 or -ENOMEM. */
+static int cterm_of(struct search_plan *p, const struct search_term *x,
+		    size_t *out)
+{
+	struct search_term *v;
+	char *tok;
+
+	for (size_t i = 0; i < p->ncterms; i++)
+		if (p->cterms[i].prefix == x->prefix &&
+		    !strcmp(p->cterms[i].tok, x->tok)) {
+			*out = i;
+			return 0;
+		}
+	if (p->ncterms == SEARCH_CTERMS_MAX) {
+		p->checkable = 0;
+		return 0;
+	}
+	v = realloc(p->cterms, (p->ncterms + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	p->cterms = v;
+	tok = strdup(x->tok);
+	if (!tok)
+		return -ENOMEM;
+	v[p->ncterms] = (struct search_term){ tok, x->len, x->prefix };
+	*out = p->ncterms++;
+	return 0;
+}
+
+/* Grows *v (of size each, *alloc of them) to hold need. */
+static int grow(void **v, size_t *alloc, size_t need, size_t size)
+{
+	size_t na = *alloc ? *alloc : 16;
+	void *nv;
+
+	if (need <= *alloc)
+		return 0;
+	while (na < need)
+		na *= 2;
+	nv = realloc(*v, na * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*alloc = na;
+	return 0;
+}
+
+/* The phrase of tokens v[0..n) (n > 0) into the program, and a node that
+ * finds it into *node. */
+static int phrase_prog(struct parser *ps, const struct search_term *v,
+		       size_t n, int caret, size_t *node)
+{
+	struct search_plan *p = ps->p;
+	size_t first = p->nptok;
+	int r;
+
+	*node = 0;
+	if (!p->checkable)
+		return 0;
+	r = grow((void **)&p->ptok, &p->ptok_alloc, p->nptok + n, 1);
+	r = r ? r : grow((void **)&p->phrases, &p->phrases_alloc,
+			 p->nphrases + 1, sizeof(*p->phrases));
+	for (size_t i = 0; i < n && !r; i++) {
+		size_t k;
+
+		r = cterm_of(p, &v[i], &k);
+		if (r || !p->checkable)
+			return r;
+		p->ptok[p->nptok++] = (unsigned char)k;
+	}
+	if (r)
+		return r;
+	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret };
+	return node_add(ps, SO_PHRASE, p->nphrases++, 1, 0, node);
+}
+
 /* ---- Relaxations ------------------------------------------------------- */
 
 /*
@@ -217,9 +341,10 @@ static enum tk lex_peek(const struct lexer *l)
 struct rx {
 	struct buf sup, sub;
 	int sup_true, sub_false, never;
+	size_t node;		/* its program's root (not never) */
 };
 
-#define RX_INIT { BUF_INIT, BUF_INIT, 0, 0, 0 }
+#define RX_INIT { BUF_INIT, BUF_INIT, 0, 0, 0, 0 }
 
 static void rx_release(struct rx *x)
 {
@@ -271,7 +396,7 @@ static void rx_never(struct rx *a)
 }
 
 /* a = a AND b; b is left released. */
-static int rx_and(struct rx *a, struct rx *b)
+static int rx_and(struct parser *ps, struct rx *a, struct rx *b)
 {
 	int r = 0;
 
@@ -291,13 +416,14 @@ static int rx_and(struct rx *a, struct rx *b)
 	} else if (!r) {
 		r = join(&a->sub, " AND ", &b->sub);
 	}
+	r = r ? r : node_add(ps, SO_AND, a->node, b->node, 0, &a->node);
 out:
 	rx_release(b);
 	return r;
 }
 
 /* a = a OR b; b is left released. */
-static int rx_or(struct rx *a, struct rx *b)
+static int rx_or(struct parser *ps, struct rx *a, struct rx *b)
 {
 	int r = 0;
 
@@ -319,6 +445,7 @@ static int rx_or(struct rx *a, struct rx *b)
 	} else if (!r && !b->sub_false) {
 		r = join(&a->sub, " OR ", &b->sub);
 	}
+	r = r ? r : node_add(ps, SO_OR, a->node, b->node, 0, &a->node);
 out:
 	rx_release(b);
 	return r;
@@ -328,7 +455,7 @@ out:
  * a = a NOT b; b is left released. What a NOT excludes for sure is what
  * b's sub finds; what it may exclude, what b's sup finds.
  */
-static int rx_not(struct rx *a, struct rx *b)
+static int rx_not(struct parser *ps, struct rx *a, struct rx *b)
 {
 	int r = 0;
 
@@ -342,6 +469,7 @@ static int rx_not(struct rx *a, struct rx *b)
 	} else if (!r) {
 		r = join(&a->sub, " NOT ", &b->sup);
 	}
+	r = r ? r : node_add(ps, SO_NOT, a->node, b->node, 0, &a->node);
 out:
 	rx_release(b);
 	return r;
@@ -352,7 +480,7 @@ out:
  * (b never) rather than finding nothing. *have: whether a holds a part
  * yet (a starts never).
  */
-static int rx_seq(struct rx *a, struct rx *b, int *have)
+static int rx_seq(struct parser *ps, struct rx *a, struct rx *b, int *have)
 {
 	if (b->never) {
 		rx_release(b);
@@ -363,22 +491,10 @@ static int rx_seq(struct rx *a, struct rx *b, int *have)
 		rx_move(a, b);
 		return 0;
 	}
-	return rx_and(a, b);
+	return rx_and(ps, a, b);
 }
 
 /* ---- The parser --------------------------------------------------------- */
-
-/* Parentheses nested deeper than this: refused (FTS5's parser stops at
- * about 98). */
-#define DEPTH_MAX 128
-
-struct parser {
-	struct lexer l;
-	struct search_tokenizer *t;
-	struct search_plan *p;
-	int depth;
-	int too_deep;		/* why the parse failed */
-};
 
 /* The tokens of one phrase, as the tokenizer folds them. */
 struct phrase {
@@ -417,6 +533,7 @@ static int phrase_add(void *ctx, const char *tok, size_t n, size_t start,
 	memcpy(s, tok, n);
 	s[n] = 0;
 	ph->v[ph->n].tok = s;
+	ph->v[ph->n].len = n;
 	ph->v[ph->n].prefix = 0;
 	ph->n++;
 	return 0;
@@ -522,12 +639,16 @@ static int parse_phrase(struct parser *ps, int neg, int loose, struct rx *x)
 				 "%s", ph.v[i].tok);
 		}
 	}
-	if (!r && !ph.n) {
+	if (!r && !ph.n)
 		x->never = 1;
-	} else if (!r && ph.n == 1 && !loose) {
+	else if (!r)
+		r = phrase_prog(ps, ph.v, ph.n, loose, &x->node);
+	if (r || x->never) {
+		/* failed, or no token: nothing to find it by */
+	} else if (ph.n == 1 && !loose) {
 		r = add_term(&x->sup, &ph.v[0]);
 		r = r ? r : add_term(&x->sub, &ph.v[0]);
-	} else if (!r) {
+	} else {
 		/* Its tokens, in any order and place: found with it. */
 		r = buf_addc(&x->sup, '(');
 		for (size_t i = 0; i < ph.n && !r; i++) {
@@ -547,7 +668,8 @@ static int parse_phrase(struct parser *ps, int neg, int loose, struct rx *x)
 static int parse_near(struct parser *ps, int neg, struct rx *x)
 {
 	struct lexer *l = &ps->l;
-	size_t nphrases = 0, parts = 0;
+	size_t nphrases = 0, parts = 0, first = ps->p->nphrases;
+	int64_t near = NEAR_DEFAULT;
 	int r = 0, have = 0;
 
 	if (l->n != 4 || memcmp(l->s, "NEAR", 4))
@@ -565,15 +687,22 @@ static int parse_near(struct parser *ps, int neg, struct rx *x)
 		}
 		nphrases++;
 		parts += !y.never;
-		r = rx_seq(x, &y, &have);
+		r = rx_seq(ps, x, &y, &have);
 	}
 	if (!r && l->kind == T_COMMA) {
 		lex_next(l);
 		if (l->kind != T_STRING || l->s[0] == '"')
 			return -EINVAL;
-		for (size_t i = 0; i < l->n; i++)
+		near = 0;
+		for (size_t i = 0; i < l->n; i++) {
 			if (l->s[i] < '0' || l->s[i] > '9')
 				return -EINVAL;
+			near = near * 10 + (l->s[i] - '0');
+			if (near > NEAR_MAX) {
+				ps->p->checkable = 0;
+				near = NEAR_MAX;
+			}
+		}
 		lex_next(l);
 	}
 	if (!r && (l->kind != T_RP || !nphrases))
@@ -587,6 +716,9 @@ static int parse_near(struct parser *ps, int neg, struct rx *x)
 		buf_release(&x->sub);
 		x->sub_false = 1;
 		ps->p->exact = 0;
+		/* Its phrases are the last parts made: empty ones made none. */
+		return node_add(ps, SO_NEAR, first, ps->p->nphrases - first,
+				near, &x->node);
 	}
 	return 0;
 }
@@ -614,7 +746,7 @@ static int parse_seq(struct parser *ps, int neg, struct rx *x)
 			rx_release(&y);
 			break;
 		}
-		r = rx_seq(x, &y, &have);
+		r = rx_seq(ps, x, &y, &have);
 	}
 	return r;
 }
@@ -652,7 +784,7 @@ static int parse_not(struct parser *ps, int neg, struct rx *x)
 
 		lex_next(&ps->l);
 		r = parse_prim(ps, !neg, &y);
-		r = r ? r : rx_not(x, &y);
+		r = r ? r : rx_not(ps, x, &y);
 		rx_release(&y);
 	}
 	return r;
@@ -667,7 +799,7 @@ static int parse_and(struct parser *ps, int neg, struct rx *x)
 
 		lex_next(&ps->l);
 		r = parse_not(ps, neg, &y);
-		r = r ? r : rx_and(x, &y);
+		r = r ? r : rx_and(ps, x, &y);
 		rx_release(&y);
 	}
 	return r;
@@ -682,7 +814,7 @@ static int parse_or(struct parser *ps, int neg, struct rx *x)
 
 		lex_next(&ps->l);
 		r = parse_and(ps, neg, &y);
-		r = r ? r : rx_or(x, &y);
+		r = r ? r : rx_or(ps, x, &y);
 		rx_release(&y);
 	}
 	return r;
@@ -697,6 +829,7 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 
 	memset(p, 0, sizeof(*p));
 	p->exact = 1;
+	p->checkable = 1;
 	p->prefix_chars = SIZE_MAX;
 	ps.l.at = fts;
 	lex_next(&ps.l);
@@ -709,6 +842,7 @@ int search_plan_make(const char *fts, struct search_tokenizer *t,
 		r = -EINVAL;
 	if (!r) {
 		p->none = x.never;
+		p->root = x.node;
 		if (!p->none)
 			take(&p->relaxed, &x.sup);
 	}
@@ -728,13 +862,19 @@ void search_plan_release(struct search_plan *p)
 	for (size_t i = 0; i < p->nterms; i++)
 		free(p->terms[i].tok);
 	free(p->terms);
+	for (size_t i = 0; i < p->ncterms; i++)
+		free(p->cterms[i].tok);
+	free(p->cterms);
+	free(p->ptok);
+	free(p->phrases);
+	free(p->nodes);
 	memset(p, 0, sizeof(*p));
 }
 
 int search_term_match(const struct search_term *x, const char *tok,
 		      size_t n)
 {
-	size_t len = strlen(x->tok);
+	size_t len = x->len;
 
 	return (len == n || (x->prefix && len < n)) && !memcmp(x->tok, tok, len);
 }
@@ -745,4 +885,196 @@ int search_plan_term(const struct search_plan *p, const char *tok, size_t n)
 		if (search_term_match(&p->terms[i], tok, n))
 			return 1;
 	return 0;
+}
+
+/* ---- Running the program on one candidate ------------------------------ */
+
+void search_match_release(struct search_match *m)
+{
+	if (!m)
+		return;
+	free(m->mask);
+	free(m->inst);
+	free(m->iat);
+	free(m->val);
+	memset(m, 0, sizeof(*m));
+}
+
+struct match_tok {
+	const struct search_plan *p;
+	struct search_match *m;
+};
+
+/* Whether token tok (n bytes) is cterm x, both cut as FTS5 cuts them. */
+static int cterm_is(const struct search_term *x, const char *tok, size_t n)
+{
+	size_t len = x->len < TOKEN_MAX ? x->len : TOKEN_MAX;
+
+	if (n > TOKEN_MAX)
+		n = TOKEN_MAX;
+	return (len == n || (x->prefix && len < n)) && !memcmp(x->tok, tok, len);
+}
+
+/* Each token of a text: which cterms it is. */
+static int match_each(void *ctx, const char *tok, size_t n, size_t start,
+		      size_t end)
+{
+	struct match_tok *c = ctx;
+	struct search_match *m = c->m;
+	uint64_t bits = 0;
+	int r;
+
+	(void)start;
+	(void)end;
+	r = grow((void **)&m->mask, &m->tok_alloc, m->ntok + 1,
+		 sizeof(*m->mask));
+	if (r)
+		return r;
+	for (size_t i = 0; i < c->p->ncterms; i++)
+		if (cterm_is(&c->p->cterms[i], tok, n))
+			bits |= (uint64_t)1 << i;
+	m->mask[m->ntok++] = bits;
+	return 0;
+}
+
+/* Phrase ph's instances into m->inst, as FTS5 gives positions: (column
+ * << 32) | the token's place in its column, ascending. */
+static int phrase_instances(const struct search_plan *p,
+			    const struct search_phrase *ph, int ncols,
+			    struct search_match *m)
+{
+	const unsigned char *tok = p->ptok + ph->first;
+
+	for (int c = 0; c < ncols; c++) {
+		size_t cs = c ? m->colend[c - 1] : 0, ce = m->colend[c];
+
+		for (size_t off = 0; ph->n <= ce - cs && off <= ce - cs - ph->n;
+		     off++) {
+			size_t k = 0;
+			int r;
+
+			if (ph->caret && off)
+				break;
+			while (k < ph->n &&
+			       (m->mask[cs + off + k] >> tok[k] & 1))
+				k++;
+			if (k < ph->n)
+				continue;
+			r = grow((void **)&m->inst, &m->inst_alloc,
+				 m->ninst + 1, sizeof(*m->inst));
+			if (r)
+				return r;
+			m->inst[m->ninst++] = (int64_t)c << 32 | (int64_t)off;
+		}
+	}
+	return 0;
+}
+
+/*
+ * NEAR of phrases a .. a + n - 1: FTS5 finds it where each phrase i has
+ * an instance s_i with L - s_i - len_i <= near for the last of them, L.
+ * So it is found iff some instance L of one of them has, for each phrase,
+ * an instance at or before L that ends near enough before it (the latest
+ * such is the one to try). Positions carry their column, so no instance
+ * counts with one in another column, as in FTS5.
+ */
+static int near_found(const struct search_plan *p, const struct search_match *m,
+		      size_t a, size_t n, int64_t near)
+{
+	for (size_t k = a; k < a + n; k++) {
+		for (size_t j = m->iat[k]; j < m->iat[k + 1]; j++) {
+			int64_t last = m->inst[j];
+			size_t i;
+
+			for (i = a; i < a + n; i++) {
+				size_t lo = m->iat[i], hi = m->iat[i + 1];
+
+				/* The first instance of i past last. */
+				while (lo < hi) {
+					size_t mid = lo + (hi - lo) / 2;
+
+					if (m->inst[mid] <= last)
+						lo = mid + 1;
+					else
+						hi = mid;
+				}
+				if (lo == m->iat[i] ||
+				    last - m->inst[lo - 1] -
+						    (int64_t)p->phrases[i].n >
+					    near)
+					break;
+			}
+			if (i == a + n)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
+		      const struct buf *cols, int ncols,
+		      struct search_match *m)
+{
+	struct match_tok c = { p, m };
+	size_t aux = p->nphrases + 1 > p->nnodes ? p->nphrases + 1 : p->nnodes;
+	int r;
+
+	if (!p->checkable || p->none || !p->nnodes || ncols < 1 ||
+	    ncols > SEARCH_COLS_MAX)
+		return -EINVAL;
+	if (aux > m->aux_alloc) {
+		size_t *iat = realloc(m->iat, aux * sizeof(*iat));
+		unsigned char *val;
+
+		if (!iat)
+			return -ENOMEM;
+		m->iat = iat;
+		val = realloc(m->val, aux);
+		if (!val)
+			return -ENOMEM;
+		m->val = val;
+		m->aux_alloc = aux;
+	}
+	m->ntok = 0;
+	for (int i = 0; i < ncols; i++) {
+		r = search_tokenize(t, cols[i].data, cols[i].len, match_each,
+				    &c);
+		if (r)
+			return r;
+		m->colend[i] = m->ntok;
+	}
+	m->ninst = 0;
+	for (size_t i = 0; i < p->nphrases; i++) {
+		m->iat[i] = m->ninst;
+		r = phrase_instances(p, &p->phrases[i], ncols, m);
+		if (r)
+			return r;
+	}
+	m->iat[p->nphrases] = m->ninst;
+	/* Operands come before their nodes. */
+	for (size_t i = 0; i < p->nnodes; i++) {
+		const struct search_node *x = &p->nodes[i];
+		unsigned char v = 0;
+
+		switch (x->op) {
+		case SO_PHRASE:
+			v = m->iat[x->a + 1] > m->iat[x->a];
+			break;
+		case SO_NEAR:
+			v = (unsigned char)near_found(p, m, x->a, x->b,
+						      x->near);
+			break;
+		case SO_AND:
+			v = m->val[x->a] && m->val[x->b];
+			break;
+		case SO_OR:
+			v = m->val[x->a] || m->val[x->b];
+			break;
+		case SO_NOT:
+			v = m->val[x->a] && !m->val[x->b];
+			break;
+		}
+		m->val[i] = v;
+	}
+	return m->val[p->root];
 }

@@ -11,6 +11,8 @@
  *   query runs on the same rows without positions, finds every row FTS5
  *   found, and exactly those when the plan says exact; a plan that finds
  *   nothing means FTS5 found nothing;
+ * - when the plan is checkable, its program matches exactly the rows FTS5
+ *   found, each row given to it alone;
  * - every term of the plan is a token the tokenizer gives back unchanged.
  */
 #include <errno.h>
@@ -23,6 +25,7 @@
 
 static sqlite3 *db;
 static struct search_tokenizer *tk;
+static struct search_match match;
 
 /* The rows: short texts over a few words, accents and punctuation. */
 static const char *const rows[] = {
@@ -144,6 +147,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(!p.exact || truth == cand,
 			    "'%s' exact '%s' finds %llx, FTS5 %llx", q.data,
 			    p.relaxed.data, cand, truth);
+	}
+	if (!r && !p.none && p.checkable) {
+		long long got = 0;
+
+		for (size_t i = 0; i < NROWS; i++) {
+			struct buf row = { .data = (char *)rows[i],
+					   .len = strlen(rows[i]) };
+			int m = search_plan_match(&p, tk, &row, 1, &match);
+
+			FUZZ_ASSERT(m == 0 || m == 1, "'%s': match %d", q.data,
+				    m);
+			got |= (long long)m << i;
+		}
+		FUZZ_ASSERT(got == truth, "'%s': the program finds %llx, FTS5"
+			    " %llx", q.data, got, truth);
 	}
 	for (size_t i = 0; !r && i < p.nterms; i++) {
 		struct same x = { p.terms[i].tok, strlen(p.terms[i].tok), -1 };

@@ -770,6 +770,30 @@ static void test_checked_batches_and_rank(void)
 	CHECK_EQ_INT(nconvs(st, "alpha NOT \"beta alpha\""), 50);
 	CHECK_EQ_INT(nconvs(st, "\"alpha alpha alpha\""), 1);
 	CHECK_EQ_INT(nconvs(st, "\"gamma alpha\""), 0);
+	/* More distinct tokens than the plan's program holds (a query has
+	 * 32 words at most, but a word may be many tokens: "zz0\u2014zz1"
+	 * is a phrase of two): FTS5 itself checks the candidates, on its
+	 * checking table, and finds the same. */
+	{
+		static const char *const ph[] = {
+			"\"alpha beta\"", "\"beta alpha\"",
+			"\"alpha alpha alpha\"", "\"gamma alpha\"",
+		};
+		static const int want[] = { 50, 50, 1, 0 };
+		struct buf q = BUF_INIT;
+
+		for (size_t i = 0; i < ARRAY_SIZE(ph); i++) {
+			buf_reset(&q);
+			buf_printf(&q, "%s OR ", ph[i]);
+			for (int w = 0; w < 64; w++)
+				buf_printf(&q, "%szz%d", w ? "\xe2\x80\x94" : "",
+					   w);
+			unit_ctx = q.data;
+			CHECK_EQ_INT(nconvs(st, q.data), want[i]);
+		}
+		unit_ctx = NULL;
+		buf_release(&q);
+	}
 	/* Under a cap: the newest conversations. */
 	CHECK_EQ_INT(store_search_convs(st, "\"beta alpha\"", 3, &ids, &n,
 					why, sizeof(why)), 0);

@@ -387,11 +387,230 @@ static void test_differential(void)
 	buf_release(&q);
 }
 
+/* ---- Differential: the program against FTS5 with positions ------------- */
+
+#define MATCH_DOCS 200
+
+/* A random text of up to max tokens of the vocabulary. */
+static void gen_text(struct buf *doc, unsigned max)
+{
+	buf_reset(doc);
+	for (unsigned i = 0, n = rnd(max + 1); i < n; i++)
+		buf_printf(doc, "%s%s", i ? (rnd(5) ? " " : ", ") : "",
+			   vocab[rnd(NVOCAB)]);
+}
+
+/* The ids of docs[0..n) (ncols texts each; id = index + 1) the program
+ * matches, as run() gives them: -1 on error. */
+static int run_program(const struct search_plan *p, const struct buf *docs,
+		       int ncols, struct search_match *m, struct buf *out)
+{
+	buf_reset(out);
+	for (int i = 0; i < MATCH_DOCS; i++) {
+		int r = search_plan_match(p, tk, &docs[i * ncols], ncols, m);
+
+		if (r < 0)
+			return -1;
+		if (r)
+			buf_printf(out, "%d ", i + 1);
+	}
+	return 0;
+}
+
+/*
+ * Thousands of random queries on random texts of one column (messages,
+ * tags) and of four (contacts, some columns empty): what the program
+ * matches is exactly what FTS5 with positions finds, NEAR's default
+ * distance and ^ across columns included.
+ */
+static void test_match_differential(void)
+{
+	static const char *const table[] = { "m1", "m4" };
+	struct buf docs[MATCH_DOCS * 4], truth = BUF_INIT, got = BUF_INIT,
+						q = BUF_INIT;
+	struct search_match m = { 0 };
+	int checked = 0, inexact = 0, found = 0;
+
+	open_db();
+	CHECK(sqlite3_exec(db,
+			   "CREATE VIRTUAL TABLE m1 USING fts5(body,"
+			   " content='', columnsize=0,"
+			   " tokenize='unicode61 remove_diacritics 2');"
+			   "CREATE VIRTUAL TABLE m4 USING fts5(name, email,"
+			   " external_id, phone, content='', columnsize=0,"
+			   " tokenize='unicode61 remove_diacritics 2');",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	for (int t = 0; t < 2; t++) {
+		int ncols = t ? 4 : 1;
+
+		for (int id = 1; id <= MATCH_DOCS; id++) {
+			struct buf *d = &docs[(id - 1) * ncols];
+			sqlite3_stmt *s;
+
+			for (int c = 0; c < ncols; c++) {
+				d[c] = (struct buf)BUF_INIT;
+				/* Long enough for NEAR's default of 10. */
+				if (!t || rnd(4))
+					gen_text(&d[c], t ? 8 : 24);
+			}
+			CHECK(sqlite3_prepare_v2(
+				      db,
+				      t ? "INSERT INTO m4(rowid, name, email,"
+					  " external_id, phone)"
+					  " VALUES(?1, ?2, ?3, ?4, ?5)"
+					: "INSERT INTO m1(rowid, body)"
+					  " VALUES(?1, ?2)",
+				      -1, &s, NULL) == SQLITE_OK);
+			sqlite3_bind_int(s, 1, id);
+			for (int c = 0; c < ncols; c++)
+				sqlite3_bind_text(s, 2 + c,
+						  d[c].data ? d[c].data : "",
+						  (int)d[c].len, SQLITE_STATIC);
+			CHECK(sqlite3_step(s) == SQLITE_DONE);
+			sqlite3_finalize(s);
+		}
+		for (int i = 0; i < 3000; i++) {
+			struct search_plan p;
+
+			buf_reset(&q);
+			gen_expr(&q, 0);
+			unit_ctx = q.data;
+			if (run(table[t], q.data, &truth))
+				continue;
+			CHECK_EQ_INT(search_plan_make(q.data, tk, &p, NULL, 0),
+				     0);
+			if (p.none || !p.checkable) {
+				search_plan_release(&p);
+				continue;
+			}
+			checked++;
+			inexact += !p.exact;
+			found += truth.len > 0;
+			CHECK_EQ_INT(run_program(&p, docs, ncols, &m, &got),
+				     0);
+			CHECK_EQ_STR(got.data ? got.data : "",
+				     truth.data ? truth.data : "");
+			search_plan_release(&p);
+		}
+		for (int i = 0; i < MATCH_DOCS * ncols; i++)
+			buf_release(&docs[i]);
+	}
+	unit_ctx = NULL;
+	/* The generator must exercise what the program decides. */
+	CHECK(checked > 4000);
+	CHECK(inexact > 1000);
+	CHECK(found > 2000);
+	search_match_release(&m);
+	buf_release(&truth);
+	buf_release(&got);
+	buf_release(&q);
+}
+
+/* What the program is given up for, and a bad call. */
+static void test_match_limits(void)
+{
+	struct search_plan p;
+	struct search_match m = { 0 };
+	struct buf q = BUF_INIT, doc = BUF_INIT;
+
+	open_db();
+	/* 65 distinct tokens: more than a mask holds. */
+	buf_adds(&q, "\"");
+	for (int i = 0; i < 65; i++)
+		buf_printf(&q, "%sw%d", i ? " " : "", i);
+	buf_adds(&q, "\"");
+	CHECK_EQ_INT(search_plan_make(q.data, tk, &p, NULL, 0), 0);
+	CHECK_EQ_INT(p.checkable, 0);
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 1, &m), -EINVAL);
+	search_plan_release(&p);
+	/* 64 are fine, and the same token twice is one. */
+	buf_reset(&q);
+	buf_adds(&q, "\"");
+	for (int i = 0; i < 64; i++)
+		buf_printf(&q, "w%d ", i);
+	buf_adds(&q, "w0\"");
+	CHECK_EQ_INT(search_plan_make(q.data, tk, &p, NULL, 0), 0);
+	CHECK_EQ_INT(p.checkable, 1);
+	CHECK_EQ_INT((int)p.ncterms, 64);
+	buf_reset(&doc);
+	for (int i = 0; i < 64; i++)
+		buf_printf(&doc, "W%d ", i);
+	buf_adds(&doc, "w0");
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 1, &m), 1);
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 0, &m), -EINVAL);
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, SEARCH_COLS_MAX + 1, &m),
+		     -EINVAL);
+	search_plan_release(&p);
+	/* A NEAR distance FTS5 would add past an int: left to FTS5. */
+	CHECK_EQ_INT(search_plan_make("NEAR(a b, 9999999999)", tk, &p, NULL,
+				      0), 0);
+	CHECK_EQ_INT(p.checkable, 0);
+	search_plan_release(&p);
+	CHECK_EQ_INT(search_plan_make("NEAR(a b, 000000000000000001)", tk, &p,
+				      NULL, 0), 0);
+	CHECK_EQ_INT(p.checkable, 1);
+	buf_reset(&doc);
+	buf_adds(&doc, "a x b");
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 1, &m), 1);
+	buf_reset(&doc);
+	buf_adds(&doc, "a x y b");
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 1, &m), 0);
+	search_plan_release(&p);
+	search_match_release(&m);
+	buf_release(&q);
+	buf_release(&doc);
+}
+
+/*
+ * FTS5 cuts tokens at 32768 bytes, in texts and in queries alike: a token
+ * longer than that is found by its first 32768 bytes. The program cuts
+ * them the same, as FTS5 with positions shows.
+ */
+static void test_match_long_token(void)
+{
+	struct buf q = BUF_INIT, doc = BUF_INIT, truth = BUF_INIT;
+	struct search_match m = { 0 };
+	struct search_plan p;
+	sqlite3_stmt *s;
+
+	open_db();
+	CHECK(sqlite3_exec(db,
+			   "CREATE VIRTUAL TABLE lt USING fts5(body,"
+			   " content='', columnsize=0,"
+			   " tokenize='unicode61 remove_diacritics 2');",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	for (int i = 0; i < 32768; i++)
+		buf_addc(&doc, 'a');
+	buf_adds(&doc, "bbb zzz");	/* one token of 32771 bytes, then zzz */
+	CHECK(sqlite3_prepare_v2(db, "INSERT INTO lt(rowid, body)"
+				 " VALUES(1, ?1)", -1, &s, NULL) == SQLITE_OK);
+	sqlite3_bind_text(s, 1, doc.data, (int)doc.len, SQLITE_STATIC);
+	CHECK(sqlite3_step(s) == SQLITE_DONE);
+	sqlite3_finalize(s);
+	/* The token with another tail, then zzz: the same to FTS5. */
+	buf_addc(&q, '"');
+	for (int i = 0; i < 32768; i++)
+		buf_addc(&q, 'a');
+	buf_adds(&q, "ccc zzz\"");
+	CHECK_EQ_INT(run("lt", q.data, &truth), 0);
+	CHECK_EQ_STR(truth.data ? truth.data : "", "1 ");
+	CHECK_EQ_INT(search_plan_make(q.data, tk, &p, NULL, 0), 0);
+	CHECK_EQ_INT(search_plan_match(&p, tk, &doc, 1, &m), 1);
+	search_plan_release(&p);
+	search_match_release(&m);
+	buf_release(&q);
+	buf_release(&doc);
+	buf_release(&truth);
+}
+
 int main(void)
 {
 	UNIT_RUN(test_fixed);
 	UNIT_RUN(test_terms);
 	UNIT_RUN(test_differential);
+	UNIT_RUN(test_match_differential);
+	UNIT_RUN(test_match_limits);
+	UNIT_RUN(test_match_long_token);
 	search_tokenizer_close(tk);
 	sqlite3_close(db);
 	return unit_summary();

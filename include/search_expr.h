@@ -60,8 +60,9 @@ struct search_term {
 
 /*
  * The program: nodes in the order they were made, so each node's
- * operands come before it and the last one made for the whole query is
- * the root. AND, OR, NOT: a and b are the operands' nodes (a NOT b);
+ * operands come before it; the plan's root is the query's (not always
+ * the last made: an empty phrase drops what it was ANDed with). AND, OR,
+ * NOT: a and b are the operands' nodes (a NOT b);
  * PHRASE: phrase a; NEAR: phrases a .. a + b - 1, each instance of one
  * near enough to one of each other (FTS5's NEAR: no more than near
  * tokens between the end of any and the start of the last).
@@ -75,10 +76,11 @@ struct search_node {
 };
 
 /* A phrase: n tokens, each an index into the plan's cterms, in order;
- * caret: it must start a column (^). */
+ * caret: it must start a column (^); in_near: a NEAR's (where each of its
+ * instances counts, not only whether it has one). */
 struct search_phrase {
 	size_t first, n;	/* in the plan's ptok */
-	int caret;
+	int caret, in_near;
 };
 
 /* Distinct tokens a program may hold: a token's matches are a bit. */
@@ -167,12 +169,15 @@ struct search_match {
 	size_t ntok, tok_alloc;
 	size_t colend[SEARCH_COLS_MAX];	/* tokens up to each column's end */
 	int64_t *inst;		/* the phrases' instances: (column << 32) |
-				 * token, ascending, phrase by phrase */
+				 * token, ascending, phrase by phrase (the
+				 * first only, of a phrase not in a NEAR) */
 	size_t ninst, inst_alloc;
 	size_t *iat;		/* per phrase: its first instance, then the
 				 * end (nphrases + 1) */
+	size_t *cur;		/* per phrase: a NEAR's place in them */
 	unsigned char *val;	/* per node: whether it matched */
-	size_t aux_alloc;	/* phrases + 1 and nodes held by iat, val */
+	size_t aux_alloc;	/* phrases + 1 and nodes held by iat, cur,
+				 * val */
 };
 
 void search_match_release(struct search_match *m);

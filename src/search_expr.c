@@ -326,7 +326,7 @@ static int phrase_prog(struct parser *ps, const struct search_term *v,
 	}
 	if (r)
 		return r;
-	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret };
+	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret, 0 };
 	return node_add(ps, SO_PHRASE, p->nphrases++, 1, 0, node);
 }
 
@@ -717,6 +717,9 @@ static int parse_near(struct parser *ps, int neg, struct rx *x)
 		x->sub_false = 1;
 		ps->p->exact = 0;
 		/* Its phrases are the last parts made: empty ones made none. */
+		for (size_t i = first; ps->p->checkable && i < ps->p->nphrases;
+		     i++)
+			ps->p->phrases[i].in_near = 1;
 		return node_add(ps, SO_NEAR, first, ps->p->nphrases - first,
 				near, &x->node);
 	}
@@ -896,6 +899,7 @@ void search_match_release(struct search_match *m)
 	free(m->mask);
 	free(m->inst);
 	free(m->iat);
+	free(m->cur);
 	free(m->val);
 	memset(m, 0, sizeof(*m));
 }
@@ -938,7 +942,8 @@ static int match_each(void *ctx, const char *tok, size_t n, size_t start,
 }
 
 /* Phrase ph's instances into m->inst, as FTS5 gives positions: (column
- * << 32) | the token's place in its column, ascending. */
+ * << 32) | the token's place in its column, ascending; only the first
+ * unless it is a NEAR's. */
 static int phrase_instances(const struct search_plan *p,
 			    const struct search_phrase *ph, int ncols,
 			    struct search_match *m)
@@ -965,6 +970,8 @@ static int phrase_instances(const struct search_plan *p,
 			if (r)
 				return r;
 			m->inst[m->ninst++] = (int64_t)c << 32 | (int64_t)off;
+			if (!ph->in_near)
+				return 0;
 		}
 	}
 	return 0;
@@ -975,40 +982,44 @@ static int phrase_instances(const struct search_plan *p,
  * an instance s_i with L - s_i - len_i <= near for the last of them, L.
  * So it is found iff some instance L of one of them has, for each phrase,
  * an instance at or before L that ends near enough before it (the latest
- * such is the one to try). Positions carry their column, so no instance
- * counts with one in another column, as in FTS5.
+ * such is the one to try). Each instance is tried as L in turn, ascending,
+ * each phrase's place moving only forward: O(n) a try, as FTS5's sweep.
+ * Positions carry their column, so no instance counts with one in another
+ * column, as in FTS5.
  */
-static int near_found(const struct search_plan *p, const struct search_match *m,
+static int near_found(const struct search_plan *p, struct search_match *m,
 		      size_t a, size_t n, int64_t near)
 {
-	for (size_t k = a; k < a + n; k++) {
-		for (size_t j = m->iat[k]; j < m->iat[k + 1]; j++) {
-			int64_t last = m->inst[j];
-			size_t i;
+	size_t *cur = m->cur;
 
-			for (i = a; i < a + n; i++) {
-				size_t lo = m->iat[i], hi = m->iat[i + 1];
-
-				/* The first instance of i past last. */
-				while (lo < hi) {
-					size_t mid = lo + (hi - lo) / 2;
-
-					if (m->inst[mid] <= last)
-						lo = mid + 1;
-					else
-						hi = mid;
-				}
-				if (lo == m->iat[i] ||
-				    last - m->inst[lo - 1] -
-						    (int64_t)p->phrases[i].n >
-					    near)
-					break;
-			}
-			if (i == a + n)
-				return 1;
-		}
+	for (size_t i = a; i < a + n; i++) {
+		if (m->iat[i] == m->iat[i + 1])
+			return 0;
+		cur[i] = m->iat[i];
 	}
-	return 0;
+	for (;;) {
+		int64_t last = INT64_MAX;
+		size_t i;
+
+		/* The next instance of any of them: the L to try. */
+		for (i = a; i < a + n; i++)
+			if (cur[i] < m->iat[i + 1] && m->inst[cur[i]] < last)
+				last = m->inst[cur[i]];
+		if (last == INT64_MAX)
+			return 0;
+		/* Past each phrase's latest instance at or before it. */
+		for (i = a; i < a + n; i++)
+			while (cur[i] < m->iat[i + 1] && m->inst[cur[i]] <= last)
+				cur[i]++;
+		for (i = a; i < a + n; i++)
+			if (cur[i] == m->iat[i] ||
+			    last - m->inst[cur[i] - 1] -
+					    (int64_t)p->phrases[i].n >
+				    near)
+				break;
+		if (i == a + n)
+			return 1;
+	}
 }
 
 int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
@@ -1023,12 +1034,16 @@ int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
 	    ncols > SEARCH_COLS_MAX)
 		return -EINVAL;
 	if (aux > m->aux_alloc) {
-		size_t *iat = realloc(m->iat, aux * sizeof(*iat));
+		size_t *iat = realloc(m->iat, aux * sizeof(*iat)), *cur;
 		unsigned char *val;
 
 		if (!iat)
 			return -ENOMEM;
 		m->iat = iat;
+		cur = realloc(m->cur, aux * sizeof(*cur));
+		if (!cur)
+			return -ENOMEM;
+		m->cur = cur;
 		val = realloc(m->val, aux);
 		if (!val)
 			return -ENOMEM;

@@ -15,6 +15,7 @@
 
 #include "../../src/store_search_int.h"
 #include "api.h"
+#include "clock.h"
 #include "render.h"
 #include "search.h"
 #include "store.h"
@@ -790,6 +791,18 @@ static void test_checked_batches_and_rank(void)
 					   w);
 			unit_ctx = q.data;
 			CHECK_EQ_INT(nconvs(st, q.data), want[i]);
+			/* Hits too: each a message holding the phrase. */
+			REQUIRE(!search_run(st, q.data, SEARCH_HITS, 0, &res,
+					    why, sizeof(why)));
+			CHECK_EQ_INT(res.nhits, want[i] > 1 ? SEARCH_MAX_HITS
+							   : want[i]);
+			if (i == 0)
+				for (size_t h = 0; h < res.nhits; h++)
+					CHECK(res.hits[h].msg % 2 == 0 ||
+					      res.hits[h].msg == top);
+			if (i == 2)
+				CHECK(res.nhits && res.hits[0].msg == top);
+			search_result_release(&res);
 		}
 		unit_ctx = NULL;
 		buf_release(&q);
@@ -842,6 +855,75 @@ static void test_checked_batches_and_rank(void)
 	CHECK_EQ_INT(store_search_purge(st), 0);
 	CHECK_EQ_INT(nconvs(st, "\"alpha beta\""), 50);
 	unsetenv("DRIFTFS_TEST_SEARCH_MS");
+	store_close(st);
+}
+
+/*
+ * The check of a query's candidates runs under its deadline: a query
+ * whose checking alone takes long is stopped partway (-ETIMEDOUT, "too
+ * long"), well before it would have ended. 200 messages of 3000 a's and
+ * a b, and a NEAR of 80 a's and the b (a query of the store's, past what
+ * search_query_prepare lets through; FTS5's parser takes about 90): each
+ * candidate costs some ms to check, several times what its fetch costs,
+ * so a quarter of the whole query's time falls within the check.
+ */
+static void test_check_deadline(void)
+{
+	char dir[128], why[SEARCH_WHY_MAX], dl[32];
+	struct store *st = open_new("deadline", dir, sizeof(dir));
+	struct buf body = BUF_INIT, q = BUF_INIT;
+	int64_t *ids = NULL, t0, full, took;
+	size_t n = 0;
+	int r;
+
+	REQUIRE(st);
+	buf_adds(&q, "NEAR(");
+	for (int i = 0; i < 80; i++)
+		buf_adds(&q, "a ");
+	buf_adds(&q, "b, 0)");
+	buf_adds(&body, "{\"author\":{\"id\":1,\"type\":\"user\"},"
+			"\"body\":\"");
+	for (int i = 0; i < 3000; i++)
+		buf_adds(&body, "a ");
+	buf_adds(&body, "b\"}");
+	for (int64_t c = 1; c <= 20; c++) {
+		REQUIRE(!store_begin(st));
+		for (int64_t k = 0; k < 10; k++) {
+			struct api_message m = { .id = c * 100 + k,
+						 .conversation_id = c,
+						 .created = 1 };
+
+			m.json = body;	/* borrowed */
+			REQUIRE(!store_put_message(st, &m));
+		}
+		REQUIRE(!store_commit(st));
+	}
+	setenv("DRIFTFS_TEST_SEARCH_MS", "600000", 1);
+	t0 = clock_mono_ms();
+	CHECK_EQ_INT(store_search_convs(st, q.data, 1000, &ids, &n, why,
+					sizeof(why)), 0);
+	full = clock_mono_ms() - t0;
+	CHECK_EQ_INT(n, 20);
+	free(ids);
+	ids = NULL;
+	/* A quarter of that: past the candidates' fetch (a few ms), within
+	 * their check. */
+	snprintf(dl, sizeof(dl), "%lld", (long long)(full / 4 + 1));
+	setenv("DRIFTFS_TEST_SEARCH_MS", dl, 1);
+	why[0] = 0;
+	t0 = clock_mono_ms();
+	r = store_search_convs(st, q.data, 1000, &ids, &n, why, sizeof(why));
+	took = clock_mono_ms() - t0;
+	unsetenv("DRIFTFS_TEST_SEARCH_MS");
+	CHECK_EQ_INT(r, -ETIMEDOUT);
+	CHECK(strstr(why, "too long") != NULL);
+	CHECK(ids == NULL && n == 0);
+	unit_ctx = dl;
+	CHECK(took < full * 3 / 4);
+	unit_ctx = NULL;
+	free(ids);
+	buf_release(&body);
+	buf_release(&q);
 	store_close(st);
 }
 
@@ -1061,6 +1143,7 @@ int main(void)
 	UNIT_RUN(test_query_limits);
 	UNIT_RUN(test_caps_deadline_and_names);
 	UNIT_RUN(test_checked_batches_and_rank);
+	UNIT_RUN(test_check_deadline);
 	UNIT_RUN(test_body_from_the_api_is_the_stored_body);
 	UNIT_RUN(test_body_scan_layouts);
 	UNIT_RUN(test_synced_body_replaced);

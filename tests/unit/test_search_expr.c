@@ -218,7 +218,7 @@ static void gen_cnear(struct buf *q)
 	unsigned k = rnd(8);
 
 	if (k == 0) {
-		unsigned n = 1 + rnd(3);
+		unsigned n = 1 + rnd(5);
 
 		buf_adds(q, "NEAR(");
 		for (unsigned i = 0; i < n; i++) {
@@ -227,7 +227,7 @@ static void gen_cnear(struct buf *q)
 			gen_phrase(q);
 		}
 		if (rnd(2))
-			buf_printf(q, ", %u", rnd(4));
+			buf_printf(q, ", %u", rnd(2) ? rnd(4) : rnd(13));
 		buf_addc(q, ')');
 	} else if (k == 1) {
 		buf_addc(q, '^');
@@ -471,15 +471,16 @@ static void test_match_differential(void)
 		}
 		for (int i = 0; i < 3000; i++) {
 			struct search_plan p;
+			int r;
 
 			buf_reset(&q);
 			gen_expr(&q, 0);
 			unit_ctx = q.data;
 			if (run(table[t], q.data, &truth))
 				continue;
-			CHECK_EQ_INT(search_plan_make(q.data, tk, &p, NULL, 0),
-				     0);
-			if (p.none || !p.checkable) {
+			r = search_plan_make(q.data, tk, &p, NULL, 0);
+			CHECK_EQ_INT(r, 0);
+			if (r || p.none || !p.checkable) {
 				search_plan_release(&p);
 				continue;
 			}

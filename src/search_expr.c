@@ -283,22 +283,22 @@ static int cterm_of(struct search_plan *p, const struct search_term *x,
 	return 0;
 }
 
-/* Grows *v (of size each, *alloc of them) to hold need. */
-static int grow(void **v, size_t *alloc, size_t need, size_t size)
+/* Block v (*alloc elements of size bytes) grown, doubling, to hold
+ * need: v itself, or where it moved, *alloc updated; NULL when memory ran
+ * out (v is kept as it was). */
+static void *grown(void *v, size_t *alloc, size_t need, size_t size)
 {
 	size_t na = *alloc ? *alloc : 16;
 	void *nv;
 
 	if (need <= *alloc)
-		return 0;
+		return v;
 	while (na < need)
 		na *= 2;
-	nv = realloc(*v, na * size);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*alloc = na;
-	return 0;
+	nv = realloc(v, na * size);
+	if (nv)
+		*alloc = na;
+	return nv;
 }
 
 /* The phrase of tokens v[0..n) (n > 0) into the program, and a node that
@@ -308,24 +308,29 @@ static int phrase_prog(struct parser *ps, const struct search_term *v,
 {
 	struct search_plan *p = ps->p;
 	size_t first = p->nptok;
-	int r;
+	unsigned char *ptok;
+	struct search_phrase *phrases;
 
 	*node = 0;
 	if (!p->checkable)
 		return 0;
-	r = grow((void **)&p->ptok, &p->ptok_alloc, p->nptok + n, 1);
-	r = r ? r : grow((void **)&p->phrases, &p->phrases_alloc,
-			 p->nphrases + 1, sizeof(*p->phrases));
-	for (size_t i = 0; i < n && !r; i++) {
+	ptok = grown(p->ptok, &p->ptok_alloc, p->nptok + n, 1);
+	if (!ptok)
+		return -ENOMEM;
+	p->ptok = ptok;
+	phrases = grown(p->phrases, &p->phrases_alloc, p->nphrases + 1,
+			sizeof(*phrases));
+	if (!phrases)
+		return -ENOMEM;
+	p->phrases = phrases;
+	for (size_t i = 0; i < n; i++) {
 		size_t k;
+		int r = cterm_of(p, &v[i], &k);
 
-		r = cterm_of(p, &v[i], &k);
 		if (r || !p->checkable)
 			return r;
 		p->ptok[p->nptok++] = (unsigned char)k;
 	}
-	if (r)
-		return r;
 	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret, 0 };
 	return node_add(ps, SO_PHRASE, p->nphrases++, 1, 0, node);
 }
@@ -925,15 +930,14 @@ static int match_each(void *ctx, const char *tok, size_t n, size_t start,
 {
 	struct match_tok *c = ctx;
 	struct search_match *m = c->m;
-	uint64_t bits = 0;
-	int r;
+	uint64_t bits = 0, *mask;
 
 	(void)start;
 	(void)end;
-	r = grow((void **)&m->mask, &m->tok_alloc, m->ntok + 1,
-		 sizeof(*m->mask));
-	if (r)
-		return r;
+	mask = grown(m->mask, &m->tok_alloc, m->ntok + 1, sizeof(*mask));
+	if (!mask)
+		return -ENOMEM;
+	m->mask = mask;
 	for (size_t i = 0; i < c->p->ncterms; i++)
 		if (cterm_is(&c->p->cterms[i], tok, n))
 			bits |= (uint64_t)1 << i;
@@ -956,7 +960,7 @@ static int phrase_instances(const struct search_plan *p,
 		for (size_t off = 0; ph->n <= ce - cs && off <= ce - cs - ph->n;
 		     off++) {
 			size_t k = 0;
-			int r;
+			int64_t *inst;
 
 			if (ph->caret && off)
 				break;
@@ -965,10 +969,11 @@ static int phrase_instances(const struct search_plan *p,
 				k++;
 			if (k < ph->n)
 				continue;
-			r = grow((void **)&m->inst, &m->inst_alloc,
-				 m->ninst + 1, sizeof(*m->inst));
-			if (r)
-				return r;
+			inst = grown(m->inst, &m->inst_alloc, m->ninst + 1,
+				     sizeof(*inst));
+			if (!inst)
+				return -ENOMEM;
+			m->inst = inst;
 			m->inst[m->ninst++] = (int64_t)c << 32 | (int64_t)off;
 			if (!ph->in_near)
 				return 0;

@@ -76,11 +76,10 @@ struct search_node {
 };
 
 /* A phrase: n tokens, each an index into the plan's cterms, in order;
- * caret: it must start a column (^); in_near: a NEAR's (where each of its
- * instances counts, not only whether it has one). */
+ * caret: it must start a column (^). */
 struct search_phrase {
 	size_t first, n;	/* in the plan's ptok */
-	int caret, in_near;
+	int caret;
 };
 
 /* Distinct tokens a program may hold: a token's matches are a bit. */
@@ -161,23 +160,19 @@ int search_plan_term(const struct search_plan *p, const char *tok, size_t n);
 
 /*
  * What search_plan_match works in, kept by its caller between candidates
- * so that it allocates only as a candidate is bigger than the ones before.
+ * so that it allocates only as a candidate is bigger than the ones before:
+ * 8 bytes a token of the candidate, 16 a phrase and 1 a node of the plan.
  * Zeroed to start; search_match_release frees it.
  */
 struct search_match {
 	uint64_t *mask;		/* per token: the cterms it is */
 	size_t ntok, tok_alloc;
 	size_t colend[SEARCH_COLS_MAX];	/* tokens up to each column's end */
-	int64_t *inst;		/* the phrases' instances: (column << 32) |
-				 * token, ascending, phrase by phrase (the
-				 * first only, of a phrase not in a NEAR) */
-	size_t ninst, inst_alloc;
-	size_t *iat;		/* per phrase: its first instance, then the
-				 * end (nphrases + 1) */
-	size_t *cur;		/* per phrase: a NEAR's place in them */
+	int64_t *pos;		/* per phrase, a NEAR's: its latest instance
+				 * so far, then (pos + nphrases) its next */
+	size_t pos_alloc;	/* phrases pos holds */
 	unsigned char *val;	/* per node: whether it matched */
-	size_t aux_alloc;	/* phrases + 1 and nodes held by iat, cur,
-				 * val */
+	size_t val_alloc;
 };
 
 void search_match_release(struct search_match *m);

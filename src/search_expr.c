@@ -331,7 +331,7 @@ static int phrase_prog(struct parser *ps, const struct search_term *v,
 			return r;
 		p->ptok[p->nptok++] = (unsigned char)k;
 	}
-	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret, 0 };
+	p->phrases[p->nphrases] = (struct search_phrase){ first, n, caret };
 	return node_add(ps, SO_PHRASE, p->nphrases++, 1, 0, node);
 }
 
@@ -722,9 +722,6 @@ static int parse_near(struct parser *ps, int neg, struct rx *x)
 		x->sub_false = 1;
 		ps->p->exact = 0;
 		/* Its phrases are the last parts made: empty ones made none. */
-		for (size_t i = first; ps->p->checkable && i < ps->p->nphrases;
-		     i++)
-			ps->p->phrases[i].in_near = 1;
 		return node_add(ps, SO_NEAR, first, ps->p->nphrases - first,
 				near, &x->node);
 	}
@@ -902,9 +899,7 @@ void search_match_release(struct search_match *m)
 	if (!m)
 		return;
 	free(m->mask);
-	free(m->inst);
-	free(m->iat);
-	free(m->cur);
+	free(m->pos);
 	free(m->val);
 	memset(m, 0, sizeof(*m));
 }
@@ -945,41 +940,40 @@ static int match_each(void *ctx, const char *tok, size_t n, size_t start,
 	return 0;
 }
 
-/* Phrase ph's instances into m->inst, as FTS5 gives positions: (column
- * << 32) | the token's place in its column, ascending; only the first
- * unless it is a NEAR's. */
-static int phrase_instances(const struct search_plan *p,
-			    const struct search_phrase *ph, int ncols,
-			    struct search_match *m)
+/* No instance: past every position. */
+#define NO_POS INT64_MAX
+
+/*
+ * The first instance of phrase ph at or after position from, as FTS5
+ * gives positions, (column << 32) | the token's place in its column; or
+ * NO_POS. Instances are found from the tokens' masks as they are needed,
+ * never stored: a long text and a NEAR of many phrases cost time, not
+ * memory.
+ */
+static int64_t phrase_next(const struct search_plan *p,
+			   const struct search_phrase *ph,
+			   const struct search_match *m, int ncols, int64_t from)
 {
 	const unsigned char *tok = p->ptok + ph->first;
+	int c0 = (int)(from >> 32);
 
-	for (int c = 0; c < ncols; c++) {
+	for (int c = c0; c < ncols; c++) {
 		size_t cs = c ? m->colend[c - 1] : 0, ce = m->colend[c];
+		size_t off = c == c0 ? (size_t)(from & 0xffffffff) : 0;
 
-		for (size_t off = 0; ph->n <= ce - cs && off <= ce - cs - ph->n;
-		     off++) {
+		for (; ph->n <= ce - cs && off <= ce - cs - ph->n; off++) {
 			size_t k = 0;
-			int64_t *inst;
 
 			if (ph->caret && off)
 				break;
 			while (k < ph->n &&
 			       (m->mask[cs + off + k] >> tok[k] & 1))
 				k++;
-			if (k < ph->n)
-				continue;
-			inst = grown(m->inst, &m->inst_alloc, m->ninst + 1,
-				     sizeof(*inst));
-			if (!inst)
-				return -ENOMEM;
-			m->inst = inst;
-			m->inst[m->ninst++] = (int64_t)c << 32 | (int64_t)off;
-			if (!ph->in_near)
-				return 0;
+			if (k == ph->n)
+				return (int64_t)c << 32 | (int64_t)off;
 		}
 	}
-	return 0;
+	return NO_POS;
 }
 
 /*
@@ -993,34 +987,36 @@ static int phrase_instances(const struct search_plan *p,
  * column, as in FTS5.
  */
 static int near_found(const struct search_plan *p, struct search_match *m,
-		      size_t a, size_t n, int64_t near)
+		      int ncols, size_t a, size_t n, int64_t near)
 {
-	size_t *cur = m->cur;
+	int64_t *last = m->pos, *next = m->pos + p->nphrases;
 
 	for (size_t i = a; i < a + n; i++) {
-		if (m->iat[i] == m->iat[i + 1])
+		next[i] = phrase_next(p, &p->phrases[i], m, ncols, 0);
+		if (next[i] == NO_POS)
 			return 0;
-		cur[i] = m->iat[i];
+		last[i] = NO_POS;
 	}
 	for (;;) {
-		int64_t last = INT64_MAX;
+		int64_t l = NO_POS;
 		size_t i;
 
 		/* The next instance of any of them: the L to try. */
 		for (i = a; i < a + n; i++)
-			if (cur[i] < m->iat[i + 1] && m->inst[cur[i]] < last)
-				last = m->inst[cur[i]];
-		if (last == INT64_MAX)
+			if (next[i] < l)
+				l = next[i];
+		if (l == NO_POS)
 			return 0;
-		/* Past each phrase's latest instance at or before it. */
+		/* Each phrase's latest instance at or before it. */
 		for (i = a; i < a + n; i++)
-			while (cur[i] < m->iat[i + 1] && m->inst[cur[i]] <= last)
-				cur[i]++;
+			while (next[i] <= l) {
+				last[i] = next[i];
+				next[i] = phrase_next(p, &p->phrases[i], m,
+						      ncols, next[i] + 1);
+			}
 		for (i = a; i < a + n; i++)
-			if (cur[i] == m->iat[i] ||
-			    last - m->inst[cur[i] - 1] -
-					    (int64_t)p->phrases[i].n >
-				    near)
+			if (last[i] == NO_POS ||
+			    l - last[i] - (int64_t)p->phrases[i].n > near)
 				break;
 		if (i == a + n)
 			return 1;
@@ -1032,28 +1028,26 @@ int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
 		      struct search_match *m)
 {
 	struct match_tok c = { p, m };
-	size_t aux = p->nphrases + 1 > p->nnodes ? p->nphrases + 1 : p->nnodes;
 	int r;
 
 	if (!p->checkable || p->none || !p->nnodes || ncols < 1 ||
 	    ncols > SEARCH_COLS_MAX)
 		return -EINVAL;
-	if (aux > m->aux_alloc) {
-		size_t *iat = realloc(m->iat, aux * sizeof(*iat)), *cur;
-		unsigned char *val;
+	if (p->nphrases > m->pos_alloc) {
+		int64_t *pos = realloc(m->pos, 2 * p->nphrases * sizeof(*pos));
 
-		if (!iat)
+		if (!pos)
 			return -ENOMEM;
-		m->iat = iat;
-		cur = realloc(m->cur, aux * sizeof(*cur));
-		if (!cur)
-			return -ENOMEM;
-		m->cur = cur;
-		val = realloc(m->val, aux);
+		m->pos = pos;
+		m->pos_alloc = p->nphrases;
+	}
+	if (p->nnodes > m->val_alloc) {
+		unsigned char *val = realloc(m->val, p->nnodes);
+
 		if (!val)
 			return -ENOMEM;
 		m->val = val;
-		m->aux_alloc = aux;
+		m->val_alloc = p->nnodes;
 	}
 	m->ntok = 0;
 	for (int i = 0; i < ncols; i++) {
@@ -1063,14 +1057,6 @@ int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
 			return r;
 		m->colend[i] = m->ntok;
 	}
-	m->ninst = 0;
-	for (size_t i = 0; i < p->nphrases; i++) {
-		m->iat[i] = m->ninst;
-		r = phrase_instances(p, &p->phrases[i], ncols, m);
-		if (r)
-			return r;
-	}
-	m->iat[p->nphrases] = m->ninst;
 	/* Operands come before their nodes. */
 	for (size_t i = 0; i < p->nnodes; i++) {
 		const struct search_node *x = &p->nodes[i];
@@ -1078,10 +1064,11 @@ int search_plan_match(const struct search_plan *p, struct search_tokenizer *t,
 
 		switch (x->op) {
 		case SO_PHRASE:
-			v = m->iat[x->a + 1] > m->iat[x->a];
+			v = phrase_next(p, &p->phrases[x->a], m, ncols, 0) !=
+			    NO_POS;
 			break;
 		case SO_NEAR:
-			v = (unsigned char)near_found(p, m, x->a, x->b,
+			v = (unsigned char)near_found(p, m, ncols, x->a, x->b,
 						      x->near);
 			break;
 		case SO_AND:

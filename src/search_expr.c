@@ -982,7 +982,8 @@ static int64_t phrase_next(const struct search_plan *p,
  * So it is found iff some instance L of one of them has, for each phrase,
  * an instance at or before L that ends near enough before it (the latest
  * such is the one to try). Each instance is tried as L in turn, ascending,
- * each phrase's place moving only forward: O(n) a try, as FTS5's sweep.
+ * each phrase's place moving only forward, as in FTS5's sweep: O(n) a try
+ * plus one forward scan of the tokens a phrase over the whole sweep.
  * Positions carry their column, so no instance counts with one in another
  * column, as in FTS5.
  */

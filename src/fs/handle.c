@@ -459,8 +459,9 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
 		fuse_reply_write(req, size);
 }
 
-/* Commits a written tree file once: close() and fsync() both come here. */
-static int handle_commit(struct fs *f, struct handle *h)
+/* Commits a written tree file once: close() and fsync() both come here.
+ * *ran (may be NULL): set when a commit ran. */
+static int handle_commit(struct fs *f, struct handle *h, int *ran)
 {
 	struct buf picked = BUF_INIT;
 	const struct buf *base;
@@ -475,6 +476,8 @@ static int handle_commit(struct fs *f, struct handle *h)
 		return 0;
 	}
 	h->dirty = 0;
+	if (ran)
+		*ran = 1;
 	base = h->based ? &h->base : NULL;
 	buf_init(&picked, WRITE_MAX);
 	if (h->based && !h->base_known &&
@@ -521,10 +524,21 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_reply_err(req, -ENOSYS);
 		return;
 	}
-	if (h->kind == T_CTL_CTL)
+	if (h->kind == T_CTL_CTL) {
 		r = ctl_run_lines(f, h, 1);
-	else
-		r = handle_commit(f, h);
+	} else {
+		int ran = 0;
+
+		r = handle_commit(f, h, &ran);
+		/* What the commit changed in the tree (a reply's refetched
+		 * conversation, or, answered 404, its object removed) reaches
+		 * the kernel's caches before close() returns, as a ctl
+		 * write's sync does: otherwise a lookup right after it could
+		 * still find the removed conversation's cached entry. Waited
+		 * for with h->lock released (handle_commit). */
+		if (ran && !f->single_thread)
+			fs_notifier_drain(f, CTL_DRAIN_MS);
+	}
 	fs_reply_err(req, r);
 }
 
@@ -545,7 +559,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* Normally flush() has committed already; this is the last chance. */
-	handle_commit(fs_of(req), h);
+	handle_commit(fs_of(req), h, NULL);
 	fs_handle_free(h);
 	fuse_reply_err(req, 0);
 }

@@ -278,9 +278,24 @@ static void collect(struct fs *f, struct pending *batch,
 	stats_add("notifier queries", cost.queries);
 }
 
+/*
+ * DRIFTFS_TEST_NOTIFY_DELAY_MS: the notifier waits this long before each
+ * batch's invalidations (0 to 10000; default none), so that a test can
+ * tell an answer that waited for them from one that raced them. Like
+ * DRIFTFS_TEST_BUSY_MS it is read in every build, and only delays.
+ */
+static long notify_delay_ms(void)
+{
+	const char *v = getenv("DRIFTFS_TEST_NOTIFY_DELAY_MS");
+	long n = v && *v ? strtol(v, NULL, 10) : 0;
+
+	return n > 0 && n <= 10000 ? n : 0;
+}
+
 static void *notifier(void *arg)
 {
 	struct fs *f = arg;
+	long delay = notify_delay_ms();
 
 	pthread_mutex_lock(&f->qlock);
 	while (!f->stop) {
@@ -308,6 +323,12 @@ static void *notifier(void *arg)
 			continue;
 		}
 
+		if (delay) {
+			struct timespec ts = { delay / 1000,
+					       (delay % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 		collect(f, batch, &l);
 		for (size_t i = 0; i < l.n; i++) {
 			if (l.v[i].name)

@@ -47,9 +47,10 @@ const struct fuse_lowlevel_ops *fs_ops(void);
  * -errno. fs_stop joins it (after the loop; a no-op if not started). */
 int fs_start(struct fs *f, struct fuse_session *se);
 void fs_stop(struct fs *f);
-/* The session runs one thread (-s), set before fs_start: a ctl command
- * does not wait for the notifier then, whose invalidations may wait on a
- * kernel lock held by a request queued behind it (fs_notifier_drain). */
+/* The session runs one thread (-s), set before fs_start: neither a ctl
+ * command nor a close() waits for the notifier then, whose invalidations
+ * may wait on a kernel lock held by a request queued behind it
+ * (fs_notifier_drain). */
 void fs_set_single_thread(struct fs *f, int single);
 /*
  * The sync change callback (ctx is the struct fs), on whichever thread

@@ -201,8 +201,9 @@ struct fs {
 	pthread_mutex_t qlock;	/* guards the queue and evicted */
 	pthread_cond_t qcond;
 	/* Batches of changes queued and those whose invalidations the kernel
-	 * has been sent (qlock; qdone signalled at each): what a ctl sync
-	 * waits for before it returns (fs_notifier_drain). */
+	 * has been sent (qlock; qdone signalled at each): what a ctl sync and
+	 * the close() of a committed file wait for before they return
+	 * (fs_notifier_drain). */
 	pthread_cond_t qdone;
 	uint64_t queued, invalidated;
 	int single_thread;	/* -s: no drain (set before any thread) */
@@ -303,6 +304,8 @@ struct handle {
 	int fd;			/* read-only attachment: its file, read with
 				 * pread, never loaded whole (or -1) */
 	int dirty;		/* written (or truncated) since the commit */
+	int undrained;		/* an fsync committed and could not wait for
+				 * the notifier: the next flush does (atomic) */
 	/*
 	 * Writable edits: the version the writer read, which the commit
 	 * compares the new content with (see handle_take_base); then the
@@ -516,6 +519,8 @@ int fs_buf_write_at(struct buf *b, const char *data, size_t size, off_t off);
  */
 #define CTL_DRAIN_MS 2000
 void fs_notifier_drain(struct fs *f, int ms);
+/* Batches of changes queued so far (takes qlock). */
+uint64_t fs_notifier_queued(struct fs *f);
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);

@@ -512,13 +512,23 @@ static int handle_commit(struct fs *f, struct handle *h, int *ran)
 	return r;
 }
 
-void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * close() (flush) and fsync() commit a written file. What the commit
+ * changed in the tree (a reply's refetched conversation, or, answered
+ * 404, its object removed) reaches the kernel's caches before close()
+ * returns, as a ctl write's sync does: otherwise a lookup right after it
+ * could still find the removed conversation's cached entry. Waited for
+ * with h->lock released (handle_commit), only when the commit queued
+ * changes. Not in fsync: the kernel holds the file's inode lock across
+ * it, and an invalidation may wait on a directory lock whose holder waits
+ * for that one; the close() after it waits instead (undrained).
+ */
+static void flush_commit(fuse_req_t req, struct fuse_file_info *fi, int sync)
 {
 	struct fs *f = fs_of(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	int r = 0;
 
-	(void)ino;
 	if (!h) {
 		/* Unopened (op_init): once ENOSYS, the kernel stops asking. */
 		fs_reply_err(req, -ENOSYS);
@@ -527,26 +537,34 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (h->kind == T_CTL_CTL) {
 		r = ctl_run_lines(f, h, 1);
 	} else {
-		int ran = 0;
+		uint64_t before = fs_notifier_queued(f);
+		int ran = 0, wait;
 
 		r = handle_commit(f, h, &ran);
-		/* What the commit changed in the tree (a reply's refetched
-		 * conversation, or, answered 404, its object removed) reaches
-		 * the kernel's caches before close() returns, as a ctl
-		 * write's sync does: otherwise a lookup right after it could
-		 * still find the removed conversation's cached entry. Waited
-		 * for with h->lock released (handle_commit). */
-		if (ran && !f->single_thread)
+		wait = ran && fs_notifier_queued(f) != before;
+		if (sync && wait)
+			__atomic_store_n(&h->undrained, 1, __ATOMIC_RELAXED);
+		else if (!sync && !f->single_thread &&
+			 (__atomic_exchange_n(&h->undrained, 0,
+					      __ATOMIC_RELAXED) ||
+			  wait))
 			fs_notifier_drain(f, CTL_DRAIN_MS);
 	}
 	fs_reply_err(req, r);
 }
 
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	flush_commit(req, fi, 0);
+}
+
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
+	(void)ino;
 	(void)datasync;
-	fs_op_flush(req, ino, fi);
+	flush_commit(req, fi, 1);
 }
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -386,11 +386,22 @@ void fs_notifier_drain(struct fs *f, int ms)
 	while (!f->stop && f->invalidated < target)
 		if (pthread_cond_timedwait(&f->qdone, &f->qlock, &ts)) {
 			/* The notifier is held up (a kernel lock a waiting
-			 * request holds): the write returns anyway. */
-			stats_add("ctl drain timeouts", 1);
+			 * request holds): the write or close returns
+			 * anyway. */
+			stats_add("notifier drain timeouts", 1);
 			break;
 		}
 	pthread_mutex_unlock(&f->qlock);
+}
+
+uint64_t fs_notifier_queued(struct fs *f)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&f->qlock);
+	n = f->queued;
+	pthread_mutex_unlock(&f->qlock);
+	return n;
 }
 
 int fs_start(struct fs *f, struct fuse_session *se)

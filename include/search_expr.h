@@ -151,7 +151,8 @@ void search_plan_release(struct search_plan *p);
 
 /*
  * Whether token tok (n bytes, folded) is term x (equal, or starting with
- * it when x is a prefix): 1 or 0.
+ * it when x is a prefix), both cut at 32768 bytes as FTS5 cuts tokens: 1
+ * or 0.
  */
 int search_term_match(const struct search_term *x, const char *tok,
 		      size_t n);

@@ -879,8 +879,10 @@ void search_plan_release(struct search_plan *p)
 int search_term_match(const struct search_term *x, const char *tok,
 		      size_t n)
 {
-	size_t len = x->len;
+	size_t len = x->len < TOKEN_MAX ? x->len : TOKEN_MAX;
 
+	if (n > TOKEN_MAX)
+		n = TOKEN_MAX;
 	return (len == n || (x->prefix && len < n)) && !memcmp(x->tok, tok, len);
 }
 
@@ -909,16 +911,6 @@ struct match_tok {
 	struct search_match *m;
 };
 
-/* Whether token tok (n bytes) is cterm x, both cut as FTS5 cuts them. */
-static int cterm_is(const struct search_term *x, const char *tok, size_t n)
-{
-	size_t len = x->len < TOKEN_MAX ? x->len : TOKEN_MAX;
-
-	if (n > TOKEN_MAX)
-		n = TOKEN_MAX;
-	return (len == n || (x->prefix && len < n)) && !memcmp(x->tok, tok, len);
-}
-
 /* Each token of a text: which cterms it is. */
 static int match_each(void *ctx, const char *tok, size_t n, size_t start,
 		      size_t end)
@@ -934,7 +926,7 @@ static int match_each(void *ctx, const char *tok, size_t n, size_t start,
 		return -ENOMEM;
 	m->mask = mask;
 	for (size_t i = 0; i < c->p->ncterms; i++)
-		if (cterm_is(&c->p->cterms[i], tok, n))
+		if (search_term_match(&c->p->cterms[i], tok, n))
 			bits |= (uint64_t)1 << i;
 	m->mask[m->ntok++] = bits;
 	return 0;

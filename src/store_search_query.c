@@ -320,9 +320,10 @@ _Static_assert(CK__COUNT == sizeof(((struct db *)0)->search_chk) /
  * positions, filled with a batch of candidates' text as the index would
  * have it, on which the original query runs. It checks candidates only
  * for a plan its program cannot (search_expr.h: not checkable), and takes
- * every query first, to say whether FTS5 does (query_valid). Used by one query at a time
- * on its thread; kept between queries by the connection (struct db),
- * empty and without a deadline, and closed with its statements.
+ * every query first, to say whether FTS5 does (query_valid). Used by one
+ * query at a time on its thread; kept between queries by the connection
+ * (struct db), empty and without a deadline, and closed with its
+ * statements.
  *
  * A batch's rows are never committed: they are added in a transaction,
  * the query runs inside it (FTS5 reads its own pending rows), and the
@@ -433,6 +434,17 @@ static int checker_get(struct query *q, enum cand_kind kind,
 	deadline_on(q, c->v);
 	*out = c;
 	return 0;
+}
+
+/* The checking table q's candidates of kind need (NULL when the plan is
+ * exact, or its program checks them): checker_get's. */
+static int checker_for(struct query *q, enum cand_kind kind,
+		       struct checker **out)
+{
+	*out = NULL;
+	if (q->plan.exact || q->plan.checkable)
+		return 0;
+	return checker_get(q, kind, out);
 }
 
 /*
@@ -897,7 +909,7 @@ static int checked_ids(struct query *q, enum cand_kind kind, const char *fts,
 	size_t added = 0;
 	int r;
 
-	r = q->plan.checkable ? 0 : checker_get(q, kind, &c);
+	r = checker_for(q, kind, &c);
 	while (!r) {
 		r = batch_fill(q, &b);
 		r = r ? r : batch_check(q, c, fts, &b);
@@ -1076,8 +1088,7 @@ int store_search_hits(struct store *st, const char *fts, size_t max,
 		r = -ENOMEM;
 		goto out;
 	}
-	r = q.plan.exact || q.plan.checkable ? 0
-					     : checker_get(&q, CK_MSG, &c);
+	r = checker_for(&q, CK_MSG, &c);
 	/* The newest RANK_WINDOW matches, a batch at a time. */
 	while (!r && nv < RANK_WINDOW) {
 		r = batch_fill(&q, &b);
